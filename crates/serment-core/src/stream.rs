@@ -1,0 +1,188 @@
+//! STREAM chunked AEAD (PROTOCOL.md §5), after Hoang, Reyhanitabar, Rogaway and Vizár (2015) §7,
+//! laid out as in `age`: 64 KiB chunks, nonce = `prefix[7] || u32 counter || last flag`.
+//!
+//! The cipher is AES-256-GCM from `ring`. Each chunk is sealed on its own with the header hash as
+//! associated data, so chunks can be sealed and opened on several cores. The key is zeroized on
+//! drop. A counter overflow is an error, never a panic.
+
+use core::fmt;
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::ids::labeled_hash;
+
+/// Plaintext bytes in every chunk but the last.
+pub const CHUNK_SIZE: usize = 1 << 16;
+/// `log2(CHUNK_SIZE)`, as carried in the header.
+pub const CHUNK_SIZE_LOG2: u8 = 16;
+/// AEAD tag length in bytes.
+pub const TAG_LEN: usize = 16;
+/// Length of the random nonce prefix in bytes.
+pub const NONCE_PREFIX_LEN: usize = 7;
+/// Length of a data-encryption key in bytes.
+pub const DEK_LEN: usize = 32;
+
+/// Number of chunks for `padded_len` plaintext bytes: `max(1, ceil(padded_len / CHUNK_SIZE))`.
+pub fn chunk_count(padded_len: u64) -> u64 {
+    padded_len.div_ceil(CHUNK_SIZE as u64).max(1)
+}
+
+/// Plaintext length of chunk `index` (0-based) of a payload of `padded_len` bytes.
+pub fn chunk_plain_len(padded_len: u64, index: u64) -> usize {
+    let start = index.saturating_mul(CHUNK_SIZE as u64);
+    let left = padded_len.saturating_sub(start);
+    // Bounded by CHUNK_SIZE, so the cast cannot truncate.
+    left.min(CHUNK_SIZE as u64) as usize
+}
+
+/// The hash of one ciphertext chunk: `H("serment/v1/chunk" 0x00 || u32(i) || chunk)` (§6.1).
+pub fn chunk_hash(index: u32, chunk: &[u8]) -> [u8; 32] {
+    labeled_hash("chunk", &[&index.to_be_bytes(), chunk])
+}
+
+/// A STREAM key: a DEK, a nonce prefix and the associated data. `Sync`, so threads can share it.
+pub struct StreamKey {
+    key: LessSafeKey,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    aad: [u8; 32],
+    chunks: u64,
+}
+
+impl fmt::Debug for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StreamKey(***)")
+    }
+}
+
+impl StreamKey {
+    /// Builds a key for a stream of `chunks` chunks. `ring` keeps the expanded key; the caller's
+    /// DEK buffer is zeroized by its owner.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when `chunks` exceeds 2^32 (the counter would wrap).
+    pub fn new(
+        dek: &Zeroizing<[u8; DEK_LEN]>,
+        nonce_prefix: [u8; NONCE_PREFIX_LEN],
+        aad: [u8; 32],
+        chunks: u64,
+    ) -> Result<StreamKey> {
+        if chunks > u64::from(u32::MAX) + 1 {
+            return Err(Error::TooLarge {
+                what: "stream",
+                limit: (u64::from(u32::MAX) + 1) * CHUNK_SIZE as u64,
+            });
+        }
+        let unbound = UnboundKey::new(&AES_256_GCM, dek.as_ref()).map_err(|_| Error::Decrypt)?;
+        Ok(StreamKey {
+            key: LessSafeKey::new(unbound),
+            nonce_prefix,
+            aad,
+            chunks,
+        })
+    }
+
+    /// How many chunks this stream has.
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    fn nonce(&self, index: u64) -> Result<Nonce> {
+        if index >= self.chunks {
+            return Err(Error::ExtendedStream);
+        }
+        let counter = u32::try_from(index).map_err(|_| Error::ExtendedStream)?;
+        let mut n = [0u8; 12];
+        let (prefix, rest) = n.split_at_mut(NONCE_PREFIX_LEN);
+        prefix.copy_from_slice(&self.nonce_prefix);
+        let (ctr, flag) = rest.split_at_mut(4);
+        ctr.copy_from_slice(&counter.to_be_bytes());
+        if let Some(f) = flag.first_mut() {
+            *f = u8::from(index + 1 == self.chunks);
+        }
+        Ok(Nonce::assume_unique_for_key(n))
+    }
+
+    /// Seals chunk `index` in place: `buf` holds the plaintext and becomes ciphertext || tag.
+    /// Returns the chunk hash of the ciphertext.
+    ///
+    /// # Errors
+    /// [`Error::ExtendedStream`] if `index` is past the last chunk; [`Error::InvalidField`] if the
+    /// plaintext length is not the one the header announced.
+    pub fn seal_chunk(&self, index: u64, padded_len: u64, buf: &mut Vec<u8>) -> Result<[u8; 32]> {
+        if buf.len() != chunk_plain_len(padded_len, index) {
+            return Err(Error::InvalidField {
+                field: "chunk",
+                reason: "plaintext length does not match the header",
+            });
+        }
+        let nonce = self.nonce(index)?;
+        self.key
+            .seal_in_place_append_tag(nonce, Aad::from(self.aad), buf)
+            .map_err(|_| Error::Decrypt)?;
+        // index < chunks <= 2^32 was checked by nonce().
+        Ok(chunk_hash(index as u32, buf))
+    }
+
+    /// Opens chunk `index` in place: `buf` holds ciphertext || tag and becomes the plaintext.
+    /// Returns the chunk hash of the ciphertext (computed before decryption).
+    ///
+    /// # Errors
+    /// [`Error::Decrypt`] on any authentication failure (wrong key, header, position or last flag).
+    pub fn open_chunk(&self, index: u64, buf: &mut Vec<u8>) -> Result<[u8; 32]> {
+        let nonce = self.nonce(index)?;
+        let hash = chunk_hash(index as u32, buf);
+        let plain_len = self
+            .key
+            .open_in_place(nonce, Aad::from(self.aad), buf)
+            .map_err(|_| Error::Decrypt)?
+            .len();
+        buf.truncate(plain_len);
+        Ok(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key(chunks: u64) -> StreamKey {
+        StreamKey::new(&Zeroizing::new([7u8; 32]), [1; 7], [2; 32], chunks).unwrap()
+    }
+
+    #[test]
+    fn chunk_maths() {
+        assert_eq!(chunk_count(0), 1);
+        assert_eq!(chunk_count(1), 1);
+        assert_eq!(chunk_count(65536), 1);
+        assert_eq!(chunk_count(65537), 2);
+        assert_eq!(chunk_plain_len(65537, 1), 1);
+        assert_eq!(chunk_plain_len(0, 0), 0);
+    }
+
+    #[test]
+    fn swapped_or_flagged_chunks_fail() {
+        let padded = CHUNK_SIZE as u64 * 2;
+        let k = key(2);
+        let mut c0 = vec![1u8; CHUNK_SIZE];
+        let mut c1 = vec![2u8; CHUNK_SIZE];
+        k.seal_chunk(0, padded, &mut c0).unwrap();
+        k.seal_chunk(1, padded, &mut c1).unwrap();
+        let mut swapped = c1.clone();
+        assert_eq!(k.open_chunk(0, &mut swapped), Err(Error::Decrypt));
+        // Same chunk 0 under a 1-chunk stream: last flag differs.
+        let mut early_last = c0.clone();
+        assert_eq!(key(1).open_chunk(0, &mut early_last), Err(Error::Decrypt));
+        let mut ok = c0.clone();
+        k.open_chunk(0, &mut ok).unwrap();
+        assert_eq!(ok, vec![1u8; CHUNK_SIZE]);
+        assert_eq!(k.open_chunk(2, &mut c1), Err(Error::ExtendedStream));
+    }
+
+    #[test]
+    fn too_many_chunks_is_an_error() {
+        assert!(StreamKey::new(&Zeroizing::new([0; 32]), [0; 7], [0; 32], 1 << 33).is_err());
+    }
+}
