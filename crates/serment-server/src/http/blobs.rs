@@ -1,0 +1,141 @@
+//! Blob upload and download (PROTOCOL.md §8.3). Both stream: the server never holds a whole blob
+//! in memory.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio_util::io::ReaderStream;
+
+use super::AppState;
+use super::documents::{authorize_read, version_path};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, AuthDevice, parse_blob_id};
+use super::types::BlobResponse;
+use crate::store::{AccessKind, now};
+
+/// The content type of sealed blobs.
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// True if the `Content-Type` is `application/octet-stream` (parameters allowed).
+fn is_octet_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(OCTET_STREAM))
+}
+
+/// Uploads a sealed blob (§8.3): streamed to `tmp/`, hashed, size-limited, fsynced, renamed to
+/// `blobs/<aa>/<sha256 hex>`. Uploading bytes already stored is accepted and stores nothing new.
+#[utoipa::path(
+    post, path = "/v1/blobs", tag = "documents",
+    security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, body = BlobResponse),
+        (status = 400, description = "The body ended abnormally", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 413, description = "Over max_blob_bytes", body = ErrorBody),
+        (status = 415, description = "Not application/octet-stream", body = ErrorBody),
+    )
+)]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<BlobResponse>), ApiError> {
+    if !is_octet_stream(&headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type: application/octet-stream",
+        ));
+    }
+    let limit = state.config.max_blob_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "blob exceeds the limit of {limit} bytes"
+        )));
+    }
+    let (blob_id, size) = state
+        .store
+        .blobs()
+        .put(body.into_data_stream(), limit)
+        .await?;
+    state.store.db().record_blob(&blob_id, size, now()).await?;
+    tracing::info!(device = %caller.device_key.short(), blob = %blob_id, size, "blob stored");
+    Ok((
+        StatusCode::CREATED,
+        Json(BlobResponse {
+            blob_id: blob_id.to_string(),
+            size,
+        }),
+    ))
+}
+
+/// Streams the sealed blob of a version (recorded as an access before the response) (§8.3).
+#[utoipa::path(
+    get, path = "/v1/documents/{doc_id}/versions/{v}/blob", tag = "documents",
+    security(("bearer" = [])),
+    params(
+        ("doc_id" = String, Path, description = "Document id, 32 hex"),
+        ("v" = u32, Path, description = "Version, from 1"),
+    ),
+    responses(
+        (status = 200, description = "The sealed document", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    )
+)]
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiPath(path): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (doc_id, version) = version_path(&path)?;
+    let (row, _wrap) = authorize_read(&state, &caller, &doc_id, version).await?;
+    let blob_id = parse_blob_id(&row.blob_id)
+        .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
+    let (file, len) = state.store.blobs().open_blob(&blob_id).await?;
+    state
+        .store
+        .db()
+        .record_access(&doc_id, version, &caller.device_id, AccessKind::Blob, now())
+        .await?;
+    let mut response = Body::from_stream(ReaderStream::new(file)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn octet_stream_detection() {
+        let mut h = HeaderMap::new();
+        assert!(!is_octet_stream(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert!(!is_octet_stream(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Application/Octet-Stream; foo=bar"),
+        );
+        assert!(is_octet_stream(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-streamx"),
+        );
+        assert!(!is_octet_stream(&h));
+    }
+}

@@ -1,0 +1,358 @@
+//! Document handlers (PROTOCOL.md §7, §8.3): commit, list, fetch a version, add wraps, accesses.
+//!
+//! Authorisation: a version's metadata and blob are readable by a device holding a wrap for it and
+//! by every device of the author identity. Each wrap or blob handed out is recorded as an access
+//! row before the response is sent.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serment_core::document::Header;
+use serment_core::wrap::WrappedKey;
+use serment_core::{DocId, KeyId};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{
+    ApiJson, ApiPath, AuthDevice, b64_decode, b64_encode, parse_blob_id, parse_doc_id,
+    parse_version,
+};
+use super::types::{
+    AccessesResponse, AddWrapsRequest, AddWrapsResponse, CommitRequest, DocumentsResponse,
+    VersionResponse, VersionSummary,
+};
+use crate::store::{AccessKind, BlobId, MAX_WRAPS, NewVersion, NewWrap, VersionRow, now};
+
+/// Reads and decodes the sealed header at the start of a stored blob.
+pub(crate) async fn load_header(state: &AppState, blob_id: &BlobId) -> Result<Header, ApiError> {
+    let bytes = state
+        .store
+        .blobs()
+        .read_prefix::<{ Header::LEN }>(blob_id)
+        .await?;
+    Header::decode(&bytes).map_err(|e| ApiError::InvalidRecord(format!("blob header: {e}")))
+}
+
+/// What every wrap in a request must bind to.
+struct WrapContext {
+    doc_id: DocId,
+    doc_version: u32,
+    header_hash: [u8; 32],
+    sharer: KeyId,
+    sharer_signing_key: [u8; 32],
+}
+
+/// Decodes and checks wraps (§7): 1..=[`MAX_WRAPS`], each for this document, version and header,
+/// made and signed by the calling device, recipients distinct. Runs the signature checks on the
+/// blocking pool (up to 1024 Ed25519 verifications).
+async fn check_wraps(raw: Vec<String>, ctx: WrapContext) -> Result<Vec<NewWrap>, ApiError> {
+    if raw.is_empty() || raw.len() > MAX_WRAPS {
+        return Err(ApiError::BadRequest(format!(
+            "wraps: expected 1 to {MAX_WRAPS} wraps"
+        )));
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut seen = HashSet::with_capacity(raw.len());
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, s) in raw.iter().enumerate() {
+            let bytes = b64_decode(&format!("wraps[{i}]"), s)?;
+            let bad = |why: &str| ApiError::InvalidRecord(format!("wraps[{i}]: {why}"));
+            let wrap = WrappedKey::decode(&bytes).map_err(|e| bad(&e.to_string()))?;
+            if wrap.doc_id != ctx.doc_id || wrap.doc_version != ctx.doc_version {
+                return Err(bad("names another document or version"));
+            }
+            if wrap.header_hash != ctx.header_hash {
+                return Err(bad("is bound to another sealed header"));
+            }
+            if wrap.sharer != ctx.sharer {
+                return Err(bad("sharer is not the calling device"));
+            }
+            wrap.verify_signature(&ctx.sharer_signing_key)
+                .map_err(|e| bad(&e.to_string()))?;
+            if !seen.insert(wrap.recipient) {
+                return Err(ApiError::BadRequest(format!(
+                    "wraps[{i}]: duplicate recipient device"
+                )));
+            }
+            out.push(NewWrap {
+                recipient: wrap.recipient,
+                sharer: wrap.sharer,
+                bytes,
+            });
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::internal("wrap verification task failed", &e))?
+}
+
+/// Commits a new document version (§8.3).
+#[utoipa::path(
+    post, path = "/v1/documents", tag = "documents",
+    request_body = CommitRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Committed", body = VersionSummary),
+        (status = 400, description = "Malformed request, header or wrap; unknown blob or recipient", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The document id belongs to another identity", body = ErrorBody),
+        (status = 409, description = "The version exists", body = ErrorBody),
+    )
+)]
+pub(crate) async fn commit(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiJson(req): ApiJson<CommitRequest>,
+) -> Result<(StatusCode, Json<VersionSummary>), ApiError> {
+    let doc_id = parse_doc_id(&req.doc_id)?;
+    if req.doc_version == 0 {
+        return Err(ApiError::BadRequest(
+            "doc_version: versions start at 1".into(),
+        ));
+    }
+    let blob_id = parse_blob_id(&req.blob_id)?;
+    if req.wraps.is_empty() || req.wraps.len() > MAX_WRAPS {
+        return Err(ApiError::BadRequest(format!(
+            "wraps: expected 1 to {MAX_WRAPS} wraps"
+        )));
+    }
+    let db = state.store.db();
+    if db.blob_size(&blob_id).await?.is_none() {
+        return Err(ApiError::BadRequest(
+            "blob_id: no such blob was uploaded".into(),
+        ));
+    }
+    let header = load_header(&state, &blob_id).await?;
+    if header.doc_id != doc_id || header.doc_version != req.doc_version {
+        return Err(ApiError::InvalidRecord(
+            "blob header names another document or version".into(),
+        ));
+    }
+    if header.author_device != caller.device_key {
+        return Err(ApiError::InvalidRecord(
+            "blob header names another author device than the caller".into(),
+        ));
+    }
+    let wraps = check_wraps(
+        req.wraps,
+        WrapContext {
+            doc_id,
+            doc_version: req.doc_version,
+            header_hash: header.hash(),
+            sharer: caller.device_key,
+            sharer_signing_key: caller.signing_key,
+        },
+    )
+    .await?;
+    let author_identity = parse_identity(&caller)?;
+    let created_at = now();
+    db.commit_version(
+        &NewVersion {
+            doc_id,
+            doc_version: req.doc_version,
+            author_device: caller.device_key,
+            author_identity,
+            blob_id: &blob_id,
+            created_at,
+        },
+        &wraps,
+    )
+    .await?;
+    tracing::info!(doc = %doc_id, version = req.doc_version, recipients = wraps.len(), "version committed");
+    let row = db
+        .version(&doc_id, req.doc_version)
+        .await?
+        .ok_or_else(|| ApiError::internal("committed version not found", &doc_id))?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+fn parse_identity(caller: &AuthDevice) -> Result<KeyId, ApiError> {
+    KeyId::from_hex(&caller.identity_id)
+        .map_err(|e| ApiError::internal("stored identity id is not hex", &e))
+}
+
+/// Lists the versions the caller authored or may read (§8.3).
+#[utoipa::path(
+    get, path = "/v1/documents", tag = "documents",
+    security(("bearer" = [])),
+    responses((status = 200, body = DocumentsResponse), (status = 401, body = ErrorBody))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+) -> Result<Json<DocumentsResponse>, ApiError> {
+    let rows = state
+        .store
+        .db()
+        .readable_versions(&caller.device_id, &caller.identity_id)
+        .await?;
+    Ok(Json(DocumentsResponse {
+        documents: rows.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Parses `{doc_id}/versions/{v}` path parameters.
+pub(crate) fn version_path((doc_id, v): &(String, String)) -> Result<(DocId, u32), ApiError> {
+    Ok((parse_doc_id(doc_id)?, parse_version(v)?))
+}
+
+/// Loads a version and the caller's wrap; 404 if the version does not exist, 403 if the caller
+/// neither holds a wrap nor belongs to the author identity.
+pub(crate) async fn authorize_read(
+    state: &AppState,
+    caller: &AuthDevice,
+    doc_id: &DocId,
+    version: u32,
+) -> Result<(VersionRow, Option<Vec<u8>>), ApiError> {
+    let db = state.store.db();
+    let row = db
+        .version(doc_id, version)
+        .await?
+        .ok_or(ApiError::NotFound("no such document version"))?;
+    let wrap = db.wrap_for(doc_id, version, &caller.device_id).await?;
+    if wrap.is_none() && row.author_identity != caller.identity_id {
+        return Err(ApiError::Forbidden(
+            "this device holds no wrap for this document version",
+        ));
+    }
+    Ok((row, wrap))
+}
+
+/// Fetches a version's metadata and the caller's own wrap (recorded as an access) (§8.3).
+#[utoipa::path(
+    get, path = "/v1/documents/{doc_id}/versions/{v}", tag = "documents",
+    security(("bearer" = [])),
+    params(
+        ("doc_id" = String, Path, description = "Document id, 32 hex"),
+        ("v" = u32, Path, description = "Version, from 1"),
+    ),
+    responses(
+        (status = 200, body = VersionResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_version(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiPath(path): ApiPath<(String, String)>,
+) -> Result<Json<VersionResponse>, ApiError> {
+    let (doc_id, version) = version_path(&path)?;
+    let (row, wrap) = authorize_read(&state, &caller, &doc_id, version).await?;
+    if wrap.is_some() {
+        state
+            .store
+            .db()
+            .record_access(&doc_id, version, &caller.device_id, AccessKind::Wrap, now())
+            .await?;
+    }
+    Ok(Json(VersionResponse {
+        doc_id: row.doc_id,
+        doc_version: row.doc_version,
+        author_device: row.author_device,
+        author_identity: row.author_identity,
+        blob_id: row.blob_id,
+        size: row.size,
+        created_at: row.created_at,
+        wrap: wrap.as_deref().map(b64_encode),
+    }))
+}
+
+/// Adds recipients to a version (§8.3): only from a device of the author identity, each wrap made
+/// and signed by the calling device.
+#[utoipa::path(
+    post, path = "/v1/documents/{doc_id}/versions/{v}/wraps", tag = "documents",
+    security(("bearer" = [])),
+    params(
+        ("doc_id" = String, Path, description = "Document id, 32 hex"),
+        ("v" = u32, Path, description = "Version, from 1"),
+    ),
+    request_body = AddWrapsRequest,
+    responses(
+        (status = 201, body = AddWrapsResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "Not the author", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "A recipient already holds a wrap", body = ErrorBody),
+    )
+)]
+pub(crate) async fn add_wraps(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiPath(path): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<AddWrapsRequest>,
+) -> Result<(StatusCode, Json<AddWrapsResponse>), ApiError> {
+    let (doc_id, version) = version_path(&path)?;
+    let db = state.store.db();
+    let row = db
+        .version(&doc_id, version)
+        .await?
+        .ok_or(ApiError::NotFound("no such document version"))?;
+    if row.author_identity != caller.identity_id {
+        return Err(ApiError::Forbidden("only the author may add recipients"));
+    }
+    let blob_id = parse_blob_id(&row.blob_id)
+        .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
+    let header = load_header(&state, &blob_id).await?;
+    let wraps = check_wraps(
+        req.wraps,
+        WrapContext {
+            doc_id,
+            doc_version: version,
+            header_hash: header.hash(),
+            sharer: caller.device_key,
+            sharer_signing_key: caller.signing_key,
+        },
+    )
+    .await?;
+    db.add_wraps(&doc_id, version, &wraps).await?;
+    tracing::info!(doc = %doc_id, version, added = wraps.len(), "recipients added");
+    Ok((
+        StatusCode::CREATED,
+        Json(AddWrapsResponse {
+            doc_id: doc_id.to_string(),
+            doc_version: version,
+            added: wraps.len(),
+        }),
+    ))
+}
+
+/// Lists the recorded reads of every version of a document (§8.3), for the author identity's
+/// devices and for any recipient.
+#[utoipa::path(
+    get, path = "/v1/documents/{doc_id}/accesses", tag = "documents",
+    security(("bearer" = [])),
+    params(("doc_id" = String, Path, description = "Document id, 32 hex")),
+    responses(
+        (status = 200, body = AccessesResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    )
+)]
+pub(crate) async fn accesses(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiPath(doc_id): ApiPath<String>,
+) -> Result<Json<AccessesResponse>, ApiError> {
+    let doc_id = parse_doc_id(&doc_id)?;
+    let db = state.store.db();
+    match db
+        .is_participant(&doc_id, &caller.device_id, &caller.identity_id)
+        .await?
+    {
+        None => return Err(ApiError::NotFound("no such document")),
+        Some(false) => {
+            return Err(ApiError::Forbidden(
+                "only the author and recipients may list accesses",
+            ));
+        }
+        Some(true) => {}
+    }
+    let rows = db.accesses(&doc_id).await?;
+    Ok(Json(AccessesResponse {
+        doc_id: doc_id.to_string(),
+        accesses: rows.into_iter().map(Into::into).collect(),
+    }))
+}

@@ -1,0 +1,184 @@
+//! The one error type of the HTTP API (PROTOCOL.md §8).
+//!
+//! Every failure a handler or an extractor can produce is an [`ApiError`], rendered as
+//! `{"error": {"code": "<stable_code>", "message": "<human text>"}}`. A client's mistake is always a
+//! 4xx; only [`ApiError::Internal`] is a 5xx, and its details go to the log, never to the client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::{BlobError, StoreError};
+
+/// An API failure. The `code` of each variant is stable; the message is for humans.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// 400 `bad_request`: malformed JSON, a missing or mistyped field, an id that is not canonical hex.
+    BadRequest(String),
+    /// 400 `invalid_base64`: a binary field is not canonical unpadded base64url (RFC 4648 §5).
+    InvalidBase64(String),
+    /// 400 `invalid_record`: a device record, sealed header or key wrap does not decode or verify.
+    InvalidRecord(String),
+    /// 401 `unauthorized`: missing, malformed, unknown or expired bearer token; failed login.
+    Unauthorized(&'static str),
+    /// 403 `forbidden`: authenticated, but not allowed to do this.
+    Forbidden(&'static str),
+    /// 404 `not_found`: no such route, handle, device, document or version.
+    NotFound(&'static str),
+    /// 409 `conflict`: the request contradicts existing state (duplicate version, taken handle).
+    Conflict(String),
+    /// 413 `payload_too_large`: the body is over the configured limit.
+    PayloadTooLarge(String),
+    /// 415 `unsupported_media_type`: wrong `Content-Type`.
+    UnsupportedMediaType(&'static str),
+    /// 500 `internal`: a server fault, logged; the client gets a generic message.
+    Internal,
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// The error.
+    pub(crate) error: ErrorDetail,
+}
+
+/// A stable code and a human-readable message.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// One of `bad_request`, `invalid_base64`, `invalid_record`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`, `internal`.
+    pub(crate) code: &'static str,
+    /// Human-readable explanation; never contains secrets, paths or SQL.
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    /// Logs a server-side failure with its details and returns the generic [`ApiError::Internal`].
+    pub(crate) fn internal(context: &'static str, err: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "{context}");
+        ApiError::Internal
+    }
+
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::InvalidBase64(_) | ApiError::InvalidRecord(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable snake_case code.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::InvalidBase64(_) => "invalid_base64",
+            ApiError::InvalidRecord(_) => "invalid_record",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::InvalidBase64(m)
+            | ApiError::InvalidRecord(m)
+            | ApiError::Conflict(m)
+            | ApiError::PayloadTooLarge(m) => m.clone(),
+            ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::UnsupportedMediaType(m) => (*m).to_owned(),
+            ApiError::Internal => "internal server error".to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.message(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Conflict(m) => ApiError::Conflict(m.to_owned()),
+            StoreError::Forbidden(m) => ApiError::Forbidden(m),
+            StoreError::UnknownDevice(d) => {
+                ApiError::BadRequest(format!("recipient device {d} is not registered"))
+            }
+            StoreError::TooManyWraps => ApiError::BadRequest(format!(
+                "a version holds at most {} wraps",
+                crate::store::MAX_WRAPS
+            )),
+            StoreError::Backend(e) => ApiError::internal("storage failure", &e),
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> ApiError {
+        match e {
+            BlobError::TooLarge { limit } => {
+                ApiError::PayloadTooLarge(format!("blob exceeds the limit of {limit} bytes"))
+            }
+            BlobError::Body(_) => ApiError::BadRequest("the request body ended abnormally".into()),
+            BlobError::NotFound => ApiError::internal("blob recorded but missing on disk", &e),
+            BlobError::TooShort => ApiError::InvalidRecord("blob is shorter than a header".into()),
+            BlobError::Io(_) | BlobError::Rng => ApiError::internal("blob store failure", &e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak() {
+        let e: ApiError =
+            StoreError::Backend(Box::new(std::io::Error::other("/secret/path SELECT"))).into();
+        assert_eq!(e.code(), "internal");
+        assert_eq!(e.message(), "internal server error");
+        let e: ApiError = BlobError::Io(std::io::Error::other("/data/blobs/aa")).into();
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.message().contains("/data"));
+    }
+
+    #[test]
+    fn unauthorized_has_challenge_header() {
+        let r = ApiError::Unauthorized("no token").into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers().get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+    }
+}

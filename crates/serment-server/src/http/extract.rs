@@ -1,0 +1,242 @@
+//! Extractors and decoders that turn every malformed input into an [`ApiError`].
+//!
+//! - [`ApiJson`]: axum's `Json` with its rejections mapped (syntax or type error → 400
+//!   `bad_request`, wrong content type → 415, too large → 413).
+//! - [`ApiPath`]: axum's `Path` with its rejection mapped to 400.
+//! - [`AuthDevice`]: the bearer-token session of PROTOCOL.md §8.2.
+//! - [`b64_decode`] and the id parsers: canonical forms only (PROTOCOL.md §1).
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use serment_core::identity::DeviceRecord;
+use serment_core::{DocId, KeyId};
+use sha2::{Digest as _, Sha256};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::store::{BlobId, now};
+
+/// The longest rejection text echoed back to a client.
+const MAX_REJECTION_TEXT: usize = 300;
+
+fn truncated(mut s: String) -> String {
+    if s.len() > MAX_REJECTION_TEXT {
+        let mut end = MAX_REJECTION_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// A JSON request body whose rejections are [`ApiError`]s.
+#[derive(Debug)]
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("expected Content-Type: application/json")
+        }
+        JsonRejection::JsonDataError(e) => ApiError::BadRequest(truncated(e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(truncated(e.body_text())),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("the JSON body is over the limit".into())
+        }
+        other => ApiError::BadRequest(truncated(other.body_text())),
+    }
+}
+
+/// Path parameters whose rejection is an [`ApiError`].
+#[derive(Debug)]
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::BadRequest(truncated(e.body_text())))
+            }
+            Err(e) => Err(ApiError::internal("path extraction", &e)),
+        }
+    }
+}
+
+/// Decodes canonical unpadded base64url (RFC 4648 §5): padding, whitespace, characters outside the
+/// URL-safe alphabet and non-zero trailing bits are refused with 400 `invalid_base64`.
+pub(crate) fn b64_decode(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| ApiError::InvalidBase64(format!("{field}: expected unpadded base64url")))
+}
+
+/// Encodes bytes as unpadded base64url.
+pub(crate) fn b64_encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes a base64url field that must hold exactly `N` bytes.
+pub(crate) fn b64_array<const N: usize>(field: &str, s: &str) -> Result<[u8; N], ApiError> {
+    let v = b64_decode(field, s)?;
+    <[u8; N]>::try_from(v.as_slice())
+        .map_err(|_| ApiError::BadRequest(format!("{field}: expected {N} bytes")))
+}
+
+/// Parses a device id (64 lowercase hex).
+pub(crate) fn parse_key_id(field: &str, s: &str) -> Result<KeyId, ApiError> {
+    KeyId::from_hex(s)
+        .map_err(|_| ApiError::BadRequest(format!("{field}: expected 64 lowercase hex characters")))
+}
+
+/// Parses a document id (32 lowercase hex).
+pub(crate) fn parse_doc_id(s: &str) -> Result<DocId, ApiError> {
+    DocId::from_hex(s)
+        .map_err(|_| ApiError::BadRequest("doc_id: expected 32 lowercase hex characters".into()))
+}
+
+/// Parses a blob id (64 lowercase hex).
+pub(crate) fn parse_blob_id(s: &str) -> Result<BlobId, ApiError> {
+    BlobId::parse(s)
+        .ok_or_else(|| ApiError::BadRequest("blob_id: expected 64 lowercase hex characters".into()))
+}
+
+/// Parses a version number from a path: decimal, no sign, no leading zero, at least 1.
+pub(crate) fn parse_version(s: &str) -> Result<u32, ApiError> {
+    let canonical = !s.is_empty() && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit());
+    canonical
+        .then(|| s.parse::<u32>().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::BadRequest("doc_version: expected an integer from 1".into()))
+}
+
+/// SHA-256 of a secret, hex: how tokens and challenges are stored (never the secret itself).
+pub(crate) fn secret_hash(secret: &[u8]) -> String {
+    hex::encode(Sha256::digest(secret))
+}
+
+/// The authenticated device of a request (`Authorization: Bearer <token>`, PROTOCOL.md §8.2).
+#[derive(Debug, Clone)]
+pub(crate) struct AuthDevice {
+    /// The device id, hex.
+    pub(crate) device_id: String,
+    /// The device id.
+    pub(crate) device_key: KeyId,
+    /// The identity id, hex.
+    pub(crate) identity_id: String,
+    /// The device's Ed25519 public key, from its verified record.
+    pub(crate) signing_key: [u8; 32],
+}
+
+impl FromRequestParts<AppState> for AuthDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        const MISSING: &str = "a valid bearer token is required";
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized(MISSING))?;
+        let (scheme, token) = value
+            .split_once(' ')
+            .ok_or(ApiError::Unauthorized(MISSING))?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthorized(MISSING));
+        }
+        let token: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .ok()
+            .and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
+            .ok_or(ApiError::Unauthorized(MISSING))?;
+        let row = state
+            .store
+            .db()
+            .session_device(&secret_hash(&token), now())
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "the bearer token is unknown or expired",
+            ))?;
+        let record = DeviceRecord::decode_verified(&row.record)
+            .map_err(|e| ApiError::internal("stored device record does not verify", &e))?;
+        Ok(AuthDevice {
+            device_key: record.device_id(),
+            device_id: row.device_id,
+            identity_id: row.identity_id,
+            signing_key: record.signing_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn base64_is_canonical_only() {
+        assert_eq!(b64_decode("f", "AQID").unwrap(), vec![1, 2, 3]);
+        assert_eq!(b64_decode("f", "-_8").unwrap(), vec![0xfb, 0xff]);
+        // Non-zero trailing bits: "AR" would decode to 0x01 with 4 stray bits set.
+        assert!(b64_decode("f", "AR").is_err());
+        assert_eq!(b64_decode("f", "AQ").unwrap(), vec![1]);
+        for bad in [
+            "AQ==", "AQ=", " AQID", "AQID ", "AQ\nID", "AQ+/", "A", "AQI*",
+        ] {
+            let e = b64_decode("f", bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_base64", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn versions_are_canonical() {
+        assert_eq!(parse_version("1").unwrap(), 1);
+        assert_eq!(parse_version("4294967295").unwrap(), u32::MAX);
+        for bad in ["0", "01", "+1", "-1", "", "4294967296", "1a", "../x"] {
+            assert!(parse_version(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_are_strict() {
+        assert!(parse_doc_id(&"ab".repeat(16)).is_ok());
+        assert!(parse_doc_id(&"AB".repeat(16)).is_err());
+        assert!(parse_doc_id("../x").is_err());
+        assert!(parse_blob_id("../x").is_err());
+        assert!(parse_key_id("device_id", &"0".repeat(63)).is_err());
+    }
+
+    #[test]
+    fn long_rejections_are_cut() {
+        let s = truncated("é".repeat(400));
+        assert!(s.len() <= MAX_REJECTION_TEXT + '…'.len_utf8());
+    }
+}

@@ -1,0 +1,201 @@
+//! The HTTP API (PROTOCOL.md §8): routes, shared state, error mapping and the OpenAPI document.
+//!
+//! | route | handler |
+//! |---|---|
+//! | `GET /healthz` | [`healthz`] |
+//! | `GET /openapi.json` | [`openapi_json`] |
+//! | `POST /v1/devices` | [`directory::register_device`] |
+//! | `GET /v1/directory/{handle}` | [`directory::directory`] |
+//! | `POST /v1/auth/challenge` | [`directory::challenge`] |
+//! | `POST /v1/auth/token` | [`directory::token`] |
+//! | `POST /v1/blobs` | [`blobs::upload`] |
+//! | `POST /v1/documents` | [`documents::commit`] |
+//! | `GET /v1/documents` | [`documents::list`] |
+//! | `GET /v1/documents/{doc_id}/versions/{v}` | [`documents::get_version`] |
+//! | `GET /v1/documents/{doc_id}/versions/{v}/blob` | [`blobs::download`] |
+//! | `POST /v1/documents/{doc_id}/versions/{v}/wraps` | [`documents::add_wraps`] |
+//! | `GET /v1/documents/{doc_id}/accesses` | [`documents::accesses`] |
+//!
+//! JSON routes sit behind `tower_http`'s `RequestBodyLimitLayer` (`max_json_bytes`); the blob
+//! upload enforces `max_blob_bytes` itself while streaming.
+
+mod blobs;
+mod directory;
+mod documents;
+pub(crate) mod error;
+mod extract;
+mod types;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::config::Config;
+use crate::store::Store;
+use error::{ApiError, ErrorBody, ErrorDetail};
+use types::HealthResponse;
+
+/// Shared state of every handler (cheap to clone; no global statics).
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    /// The database and blob directory.
+    pub(crate) store: Store,
+    /// The validated settings.
+    pub(crate) config: Arc<Config>,
+    /// The OpenAPI document, rendered once.
+    pub(crate) openapi: Bytes,
+}
+
+/// The OpenAPI 3.1 description of the API.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Serment API", description = "End-to-end encrypted health-document vault (PROTOCOL.md §8). The server sees only sealed blobs, key wraps and signed device records."),
+    paths(
+        healthz,
+        directory::register_device, directory::directory, directory::challenge, directory::token,
+        blobs::upload, blobs::download,
+        documents::commit, documents::list, documents::get_version, documents::add_wraps,
+        documents::accesses,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "directory", description = "Device records and handles (§8.1)"),
+        (name = "auth", description = "Challenge-response login (§8.2)"),
+        (name = "documents", description = "Sealed blobs, versions, wraps and accesses (§8.3)"),
+    )
+)]
+pub(crate) struct ApiDoc;
+
+/// Adds the `bearer` security scheme (§8.2).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Liveness probe.
+#[utoipa::path(get, path = "/healthz", tag = "directory", responses((status = 200, body = HealthResponse)))]
+pub(crate) async fn healthz() -> axum::Json<HealthResponse> {
+    axum::Json(HealthResponse { status: "ok" })
+}
+
+/// The OpenAPI 3.1 document.
+pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi.clone(),
+    )
+        .into_response()
+}
+
+/// Unknown routes.
+async fn fallback() -> ApiError {
+    ApiError::NotFound("no such route")
+}
+
+/// Rewrites the plain-text 413 of `RequestBodyLimitLayer` (sent when `Content-Length` is over the
+/// limit, before any extractor runs) into the API's JSON error.
+async fn json_413(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return ApiError::PayloadTooLarge("the JSON body is over the limit".into()).into_response();
+    }
+    response
+}
+
+/// Renders the OpenAPI document.
+pub(crate) fn openapi_document() -> Result<Bytes, serde_json::Error> {
+    ApiDoc::openapi().to_json().map(Bytes::from)
+}
+
+/// Builds the router over `state`.
+pub(crate) fn router(state: AppState) -> Router {
+    let max_json = state.config.max_json_bytes;
+    let json_routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/devices", post(directory::register_device))
+        .route("/v1/directory/{handle}", get(directory::directory))
+        .route("/v1/auth/challenge", post(directory::challenge))
+        .route("/v1/auth/token", post(directory::token))
+        .route(
+            "/v1/documents",
+            post(documents::commit).get(documents::list),
+        )
+        .route(
+            "/v1/documents/{doc_id}/versions/{v}",
+            get(documents::get_version),
+        )
+        .route(
+            "/v1/documents/{doc_id}/versions/{v}/blob",
+            get(blobs::download),
+        )
+        .route(
+            "/v1/documents/{doc_id}/versions/{v}/wraps",
+            post(documents::add_wraps),
+        )
+        .route("/v1/documents/{doc_id}/accesses", get(documents::accesses))
+        // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a
+        // larger configured `max_json_bytes`.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(max_json))
+        .layer(axum::middleware::map_response(json_413));
+    let blob_routes = Router::new().route("/v1/blobs", post(blobs::upload));
+    json_routes
+        .merge(blob_routes)
+        .fallback(fallback)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = openapi_document().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
+        let paths = v["paths"].as_object().unwrap();
+        for p in [
+            "/healthz",
+            "/v1/devices",
+            "/v1/directory/{handle}",
+            "/v1/auth/challenge",
+            "/v1/auth/token",
+            "/v1/blobs",
+            "/v1/documents",
+            "/v1/documents/{doc_id}/versions/{v}",
+            "/v1/documents/{doc_id}/versions/{v}/blob",
+            "/v1/documents/{doc_id}/versions/{v}/wraps",
+            "/v1/documents/{doc_id}/accesses",
+        ] {
+            assert!(paths.contains_key(p), "{p}");
+        }
+        assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+    }
+}

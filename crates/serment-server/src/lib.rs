@@ -1,0 +1,255 @@
+//! The Serment server: a directory of signed device records, challenge-response login, and a
+//! store of sealed documents and key wraps (PROTOCOL.md §8). It never sees a plaintext or a key:
+//! it checks what it can check (signatures on records and wraps, sealed headers) and records every
+//! read.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), serment_server::ServerError> {
+//! let config = serment_server::Config::load(None)?;
+//! let server = serment_server::Server::open(config).await?;
+//! let running = server.bind().await?;
+//! println!("listening on {}", running.local_addr());
+//! running.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! Layout of the data directory (created with mode 0700):
+//!
+//! ```text
+//! serment.db            SQLite (WAL, synchronous=FULL, foreign keys)
+//! blobs/<aa>/<64 hex>   sealed documents, named by SHA-256
+//! tmp/<random>.part     uploads in progress (emptied at startup)
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod http;
+mod store;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use config::{Config, ConfigError};
+
+use store::{DB_FILE, Store};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory exists, is not empty and holds no `serment.db`: refusing to create a
+    /// fresh database there (it is probably the wrong directory).
+    #[error(
+        "data directory {path} is not empty and holds no {DB_FILE}: refusing to create a new database there"
+    )]
+    DataDirNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The data directory path names something other than a directory.
+    #[error("data directory {path} is not a directory")]
+    DataDirNotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The data directory could not be created or inspected.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The database or blob directory could not be opened or migrated.
+    #[error("storage: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(#[source] io::Error),
+}
+
+/// An opened server: configuration validated, data directory and database ready.
+#[derive(Debug)]
+pub struct Server {
+    config: Arc<Config>,
+    store: Store,
+    openapi: axum::body::Bytes,
+}
+
+impl Server {
+    /// Validates `config`, prepares the data directory (created with mode 0700 if missing; an
+    /// existing non-empty directory without `serment.db` is refused), opens or creates the SQLite
+    /// database, runs the embedded migrations, and creates `blobs/` and `tmp/`.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`], [`ServerError::DataDirNotEmpty`],
+    /// [`ServerError::DataDirNotADirectory`], [`ServerError::DataDir`] or [`ServerError::Storage`].
+    pub async fn open(config: Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || prepare_data_dir(&dir))
+            .await
+            .map_err(|e| ServerError::Storage(Box::new(e)))??;
+        let store = Store::open(&config.data_dir)
+            .await
+            .map_err(|e| ServerError::Storage(Box::new(e)))?;
+        let openapi = http::openapi_document().map_err(|e| ServerError::Storage(Box::new(e)))?;
+        tracing::info!(data_dir = %config.data_dir.display(), "data directory opened");
+        Ok(Server {
+            config: Arc::new(config),
+            store,
+            openapi,
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The axum router of the API (PROTOCOL.md §8), for tests (`tower::ServiceExt::oneshot`) or to
+    /// nest in another server.
+    pub fn router(&self) -> axum::Router {
+        http::router(http::AppState {
+            store: self.store.clone(),
+            config: Arc::clone(&self.config),
+            openapi: self.openapi.clone(),
+        })
+    }
+
+    /// Binds `config.listen` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`].
+    pub async fn bind(self) -> Result<RunningServer, ServerError> {
+        let addr = self.config.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(RunningServer {
+            router: self.router(),
+            listener,
+            local_addr,
+            store: self.store,
+        })
+    }
+}
+
+/// A server bound to its socket, ready to [`serve`](RunningServer::serve).
+#[derive(Debug)]
+pub struct RunningServer {
+    router: axum::Router,
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    store: Store,
+}
+
+impl RunningServer {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves HTTP/1.1 until `shutdown` completes, then lets in-flight requests finish and closes
+    /// the database.
+    ///
+    /// # Errors
+    /// [`ServerError::Serve`] if the accept loop fails.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        tracing::info!(addr = %self.local_addr, "serving");
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve);
+        self.store.close().await;
+        tracing::info!("server stopped");
+        result
+    }
+}
+
+/// Creates the data directory (0700) or checks that an existing one is safe to use.
+fn prepare_data_dir(path: &Path) -> Result<(), ServerError> {
+    let io_err = |source| ServerError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create_private_dir(path).map_err(io_err),
+        Err(e) => Err(io_err(e)),
+        Ok(meta) if !meta.is_dir() => Err(ServerError::DataDirNotADirectory {
+            path: path.to_owned(),
+        }),
+        Ok(meta) => {
+            if path.join(DB_FILE).exists() {
+                warn_if_shared(path, &meta);
+                return Ok(());
+            }
+            let mut entries = std::fs::read_dir(path).map_err(io_err)?;
+            if entries.next().is_some() {
+                return Err(ServerError::DataDirNotEmpty {
+                    path: path.to_owned(),
+                });
+            }
+            restrict_permissions(path).map_err(io_err)
+        }
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(path)
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn warn_if_shared(path: &Path, meta: &std::fs::Metadata) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(data_dir = %path.display(), "data directory is accessible to other users; chmod 700 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_path: &Path, _meta: &std::fs::Metadata) {}

@@ -1,0 +1,175 @@
+//! Storage: the metadata database and the blob directory.
+//!
+//! Everything that names a database crate lives under this module (the vaultwarden habit): the HTTP
+//! handlers speak only in the types below. Today the one backend is SQLite ([`sqlite`]); PostgreSQL
+//! will come as a sibling module with its own `migrations/postgresql/`, behind the same [`Store`]
+//! methods. The SQL is kept portable (`ON CONFLICT`, `RETURNING`, no SQLite-only functions).
+//!
+//! Ids are stored as lowercase hex text built from typed ids ([`KeyId`], [`DocId`], [`BlobId`]);
+//! times are seconds since the Unix epoch.
+
+pub(crate) mod blobs;
+mod sqlite;
+
+use std::path::Path;
+
+use serment_core::{DocId, KeyId};
+
+pub(crate) use blobs::{BlobError, BlobId, BlobStore};
+
+/// The name of the database file inside the data directory.
+pub(crate) const DB_FILE: &str = "serment.db";
+/// The most outstanding login challenges kept per device (older ones are dropped).
+pub(crate) const MAX_CHALLENGES_PER_DEVICE: i64 = 16;
+/// The most wraps one document version may hold (PROTOCOL.md §6.1: 1..=1024 recipients).
+pub(crate) const MAX_WRAPS: usize = 1024;
+/// The most access rows returned by one listing (the most recent ones).
+pub(crate) const MAX_ACCESS_ROWS: i64 = 10_000;
+
+/// A storage failure, in terms the HTTP layer can map to a status without knowing the backend.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The write would contradict existing state (duplicate version, handle bound elsewhere, ...).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The caller may not perform this write (e.g. the document belongs to another identity).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// A referenced device is not registered.
+    #[error("unknown device {0}")]
+    UnknownDevice(String),
+    /// A version would hold more than [`MAX_WRAPS`] wraps.
+    #[error("too many wraps")]
+    TooManyWraps,
+    /// The backend failed (details are logged, never sent to clients).
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What kind of read an access row records (PROTOCOL.md §8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccessKind {
+    /// The caller fetched its key wrap.
+    Wrap,
+    /// The caller fetched the sealed blob.
+    Blob,
+}
+
+impl AccessKind {
+    /// The stored and serialised form: `wrap` or `blob`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AccessKind::Wrap => "wrap",
+            AccessKind::Blob => "blob",
+        }
+    }
+}
+
+/// A device to register: the verified record and the ids derived from it.
+#[derive(Debug)]
+pub(crate) struct NewDevice<'a> {
+    pub(crate) device_id: KeyId,
+    pub(crate) identity_id: KeyId,
+    pub(crate) handle: &'a str,
+    pub(crate) record: &'a [u8],
+    pub(crate) created_at: u64,
+}
+
+/// The result of a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registered {
+    /// A new device row was written.
+    Created,
+    /// The very same record was already registered (idempotent retry).
+    Unchanged,
+}
+
+/// A registered device, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceRow {
+    pub(crate) device_id: String,
+    pub(crate) identity_id: String,
+    pub(crate) record: Vec<u8>,
+}
+
+/// One committed document version, with the size of its blob.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionRow {
+    pub(crate) doc_id: String,
+    pub(crate) doc_version: u32,
+    pub(crate) author_device: String,
+    pub(crate) author_identity: String,
+    pub(crate) blob_id: String,
+    pub(crate) size: u64,
+    pub(crate) created_at: u64,
+}
+
+/// A version to commit.
+#[derive(Debug)]
+pub(crate) struct NewVersion<'a> {
+    pub(crate) doc_id: DocId,
+    pub(crate) doc_version: u32,
+    pub(crate) author_device: KeyId,
+    pub(crate) author_identity: KeyId,
+    pub(crate) blob_id: &'a BlobId,
+    pub(crate) created_at: u64,
+}
+
+/// A key wrap to store, already decoded and checked by the caller.
+#[derive(Debug)]
+pub(crate) struct NewWrap {
+    pub(crate) recipient: KeyId,
+    pub(crate) sharer: KeyId,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// One access row, joined with the reader's handle.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessRow {
+    pub(crate) device_id: String,
+    pub(crate) handle: String,
+    pub(crate) what: String,
+    pub(crate) at: u64,
+    pub(crate) doc_version: u32,
+}
+
+/// The metadata database and the blob directory of one data directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    db: sqlite::Db,
+    blobs: BlobStore,
+}
+
+impl Store {
+    /// Opens (creating if missing) `serment.db` in `data_dir`, runs the embedded migrations, and
+    /// prepares `blobs/` and `tmp/` (emptying `tmp/` of uploads interrupted by a crash).
+    pub(crate) async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let blobs = BlobStore::open(data_dir)
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let db = sqlite::Db::open(&data_dir.join(DB_FILE)).await?;
+        Ok(Store { db, blobs })
+    }
+
+    /// The blob directory.
+    pub(crate) fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The database.
+    pub(crate) fn db(&self) -> &sqlite::Db {
+        &self.db
+    }
+
+    /// Closes the database connections (after the server stopped).
+    pub(crate) async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970).
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
