@@ -1,0 +1,420 @@
+//! The HTTP client for the server API (PROTOCOL.md §8), over `ureq`.
+//!
+//! Every response is size-capped and parsed strictly; every id and base64 value the server sends is
+//! validated before use. Nothing the server says is trusted for security: the callers in
+//! [`crate::vault`] verify signatures and AEAD tags themselves.
+
+use std::io::Read;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serment_core::{DocId, KeyId};
+
+use crate::error::{ClientError, Result};
+
+/// The largest JSON response accepted, in bytes.
+pub const MAX_JSON_RESPONSE: u64 = 8 * 1024 * 1024;
+
+/// Decodes strict base64url without padding (RFC 4648 §5); non-canonical input is refused.
+///
+/// # Errors
+/// [`ClientError::BadResponse`].
+pub fn b64d(s: &str, field: &str) -> Result<Vec<u8>> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| ClientError::BadResponse(format!("{field}: invalid base64url")))
+}
+
+/// Encodes base64url without padding.
+pub fn b64e(b: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// One entry of `GET /v1/documents`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DocumentEntry {
+    /// Document id, hex.
+    pub doc_id: String,
+    /// Version.
+    pub doc_version: u32,
+    /// Author device id, hex.
+    pub author_device: String,
+    /// Sealed size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Commit time, seconds since the Unix epoch.
+    #[serde(default)]
+    pub created_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct DocumentList {
+    documents: Vec<DocumentEntry>,
+}
+
+/// `GET /v1/documents/{id}/versions/{v}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VersionInfo {
+    /// Document id, hex.
+    pub doc_id: String,
+    /// Version.
+    pub doc_version: u32,
+    /// Author device id, hex.
+    pub author_device: String,
+    /// Blob id (SHA-256 hex).
+    pub blob_id: String,
+    /// Sealed size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// The caller's own wrap, base64url.
+    pub wrap: String,
+}
+
+/// One access record.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AccessEntry {
+    /// Device that accessed, hex.
+    pub device_id: String,
+    /// Its handle, as the server says.
+    #[serde(default)]
+    pub handle: Option<String>,
+    /// `wrap` or `blob`.
+    pub what: String,
+    /// Seconds since the Unix epoch.
+    pub at: i64,
+    /// Version accessed.
+    pub doc_version: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessList {
+    accesses: Vec<AccessEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorInner,
+}
+#[derive(Debug, Deserialize)]
+struct ErrorInner {
+    code: String,
+    message: String,
+}
+
+/// A connection to one server, with the session token once logged in.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl Api {
+    /// A client for `base` (e.g. `http://127.0.0.1:7878`).
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] if the URL is not `http://` or `https://`.
+    pub fn new(base: &str) -> Result<Api> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Input(format!(
+                "server URL must start with http:// or https://, got {base:?}"
+            )));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Ok(Api {
+            base,
+            agent,
+            token: None,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn auth_header(&self) -> Result<String> {
+        self.token
+            .as_ref()
+            .map(|t| format!("Bearer {t}"))
+            .ok_or(ClientError::NotRegistered)
+    }
+
+    fn check(resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let mut resp = resp;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => (e.error.code, e.error.message),
+            Err(_) => (
+                "unknown".into(),
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            ),
+        };
+        Err(ClientError::Server {
+            status,
+            code,
+            message,
+        })
+    }
+
+    fn read_json<T: DeserializeOwned>(resp: ureq::http::Response<ureq::Body>) -> Result<T> {
+        let mut resp = Self::check(resp)?;
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_JSON_RESPONSE)
+            .read_to_vec()
+            .map_err(transport)?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, path: &str, auth: bool) -> Result<T> {
+        let mut req = self.agent.get(self.url(path));
+        if auth {
+            req = req.header("authorization", self.auth_header()?);
+        }
+        Self::read_json(req.call().map_err(transport)?)
+    }
+
+    fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        auth: bool,
+    ) -> Result<T> {
+        let mut req = self.agent.post(self.url(path));
+        if auth {
+            req = req.header("authorization", self.auth_header()?);
+        }
+        Self::read_json(req.send_json(body).map_err(transport)?)
+    }
+
+    /// `GET /healthz`.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] or [`ClientError::Server`].
+    pub fn health(&self) -> Result<()> {
+        let _: serde_json::Value = self.get_json("/healthz", false)?;
+        Ok(())
+    }
+
+    /// `POST /v1/devices`: registers a signed device record.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (e.g. 409 when the handle belongs to another identity).
+    pub fn register_device(&self, record: &[u8]) -> Result<()> {
+        let _: serde_json::Value = self.post_json(
+            "/v1/devices",
+            &serde_json::json!({ "record": b64e(record) }),
+            false,
+        )?;
+        Ok(())
+    }
+
+    /// `GET /v1/directory/{handle}`: the raw device records, unverified.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] for an invalid handle, [`ClientError::Server`], [`ClientError::BadResponse`].
+    pub fn directory(&self, handle: &str) -> Result<Vec<Vec<u8>>> {
+        serment_core::identity::validate_handle(handle)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        #[derive(Deserialize)]
+        struct Dir {
+            records: Vec<String>,
+        }
+        let d: Dir = self.get_json(&format!("/v1/directory/{handle}"), false)?;
+        if d.records.len() > 1024 {
+            return Err(ClientError::BadResponse("too many device records".into()));
+        }
+        d.records.iter().map(|r| b64d(r, "record")).collect()
+    }
+
+    /// Logs in with the device key: challenge, signature, token (PROTOCOL.md §8.2).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (401 when the device is unknown), [`ClientError::BadResponse`].
+    pub fn login(&mut self, device: &serment_core::identity::DeviceSecret) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Challenge {
+            challenge: String,
+        }
+        #[derive(Deserialize)]
+        struct Token {
+            token: String,
+        }
+        let id = device.id().to_string();
+        let c: Challenge = self.post_json(
+            "/v1/auth/challenge",
+            &serde_json::json!({ "device_id": id }),
+            false,
+        )?;
+        let challenge: [u8; 32] = b64d(&c.challenge, "challenge")?
+            .try_into()
+            .map_err(|_| ClientError::BadResponse("challenge must be 32 bytes".into()))?;
+        let sig = serment_core::auth::sign_challenge(device, &challenge);
+        let t: Token = self.post_json(
+            "/v1/auth/token",
+            &serde_json::json!({ "device_id": id, "challenge": c.challenge, "signature": b64e(&sig) }),
+            false,
+        )?;
+        if t.token.is_empty() || t.token.len() > 256 {
+            return Err(ClientError::BadResponse("invalid token".into()));
+        }
+        self.token = Some(t.token);
+        Ok(())
+    }
+
+    /// `POST /v1/blobs`: streams a sealed blob (chunked transfer encoding). Returns the blob id.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (413 over the limit), [`ClientError::Transport`].
+    pub fn upload_blob(&self, body: &mut dyn Read) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Up {
+            blob_id: String,
+        }
+        let resp = self
+            .agent
+            .post(self.url("/v1/blobs"))
+            .header("authorization", self.auth_header()?)
+            .header("content-type", "application/octet-stream")
+            .send(ureq::SendBody::from_reader(body))
+            .map_err(transport)?;
+        let up: Up = Self::read_json(resp)?;
+        check_hex(&up.blob_id, 64, "blob_id")?;
+        Ok(up.blob_id)
+    }
+
+    /// `POST /v1/documents`: commits a version with its wraps.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`].
+    pub fn commit_document(
+        &self,
+        doc_id: &DocId,
+        version: u32,
+        blob_id: &str,
+        wraps: &[Vec<u8>],
+    ) -> Result<()> {
+        let wraps: Vec<String> = wraps.iter().map(|w| b64e(w)).collect();
+        let _: serde_json::Value = self.post_json(
+            "/v1/documents",
+            &serde_json::json!({ "doc_id": doc_id.to_string(), "doc_version": version, "blob_id": blob_id, "wraps": wraps }),
+            true,
+        )?;
+        Ok(())
+    }
+
+    /// `GET /v1/documents`.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`], [`ClientError::BadResponse`].
+    pub fn list_documents(&self) -> Result<Vec<DocumentEntry>> {
+        let l: DocumentList = self.get_json("/v1/documents", true)?;
+        for d in &l.documents {
+            check_hex(&d.doc_id, 32, "doc_id")?;
+            check_hex(&d.author_device, 64, "author_device")?;
+        }
+        Ok(l.documents)
+    }
+
+    /// `GET /v1/documents/{id}/versions/{v}`: metadata and the caller's own wrap.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (403, 404), [`ClientError::BadResponse`].
+    pub fn version(&self, doc_id: &DocId, version: u32) -> Result<(VersionInfo, Vec<u8>)> {
+        let v: VersionInfo =
+            self.get_json(&format!("/v1/documents/{doc_id}/versions/{version}"), true)?;
+        check_hex(&v.author_device, 64, "author_device")?;
+        check_hex(&v.blob_id, 64, "blob_id")?;
+        let wrap = b64d(&v.wrap, "wrap")?;
+        Ok((v, wrap))
+    }
+
+    /// `GET /v1/documents/{id}/versions/{v}/blob`: a reader over the sealed blob.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`], [`ClientError::Transport`].
+    pub fn download_blob(&self, doc_id: &DocId, version: u32) -> Result<impl Read + use<>> {
+        let resp = self
+            .agent
+            .get(self.url(&format!("/v1/documents/{doc_id}/versions/{version}/blob")))
+            .header("authorization", self.auth_header()?)
+            .call()
+            .map_err(transport)?;
+        let resp = Self::check(resp)?;
+        Ok(resp
+            .into_body()
+            .into_with_config()
+            .limit(serment_core::document::MAX_PADDED_LEN * 2)
+            .reader())
+    }
+
+    /// `POST /v1/documents/{id}/versions/{v}/wraps`: adds recipients (author only).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`].
+    pub fn add_wraps(&self, doc_id: &DocId, version: u32, wraps: &[Vec<u8>]) -> Result<()> {
+        let wraps: Vec<String> = wraps.iter().map(|w| b64e(w)).collect();
+        let _: serde_json::Value = self.post_json(
+            &format!("/v1/documents/{doc_id}/versions/{version}/wraps"),
+            &serde_json::json!({ "wraps": wraps }),
+            true,
+        )?;
+        Ok(())
+    }
+
+    /// `GET /v1/documents/{id}/accesses`.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`], [`ClientError::BadResponse`].
+    pub fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessEntry>> {
+        let l: AccessList = self.get_json(&format!("/v1/documents/{doc_id}/accesses"), true)?;
+        for a in &l.accesses {
+            check_hex(&a.device_id, 64, "device_id")?;
+        }
+        Ok(l.accesses)
+    }
+}
+
+fn transport(e: ureq::Error) -> ClientError {
+    ClientError::Transport(e.to_string())
+}
+
+fn check_hex(s: &str, len: usize, field: &str) -> Result<()> {
+    if s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(ClientError::BadResponse(format!(
+            "{field}: expected {len} lowercase hex digits"
+        )))
+    }
+}
+
+/// Parses a key id the server sent.
+///
+/// # Errors
+/// [`ClientError::BadResponse`].
+pub fn key_id(s: &str, field: &str) -> Result<KeyId> {
+    KeyId::from_hex(s).map_err(|_| ClientError::BadResponse(format!("{field}: invalid key id")))
+}

@@ -1,0 +1,147 @@
+//! Contacts: pinning a contact's identity key on first use (TOFU) and checking every later
+//! directory answer against the pin. A directory answer with another identity key for a pinned
+//! handle is a hard [`ClientError::KeySubstitution`] error, never a warning.
+
+use serment_core::KeyId;
+use serment_core::identity::DeviceRecord;
+
+use crate::api::{Api, b64e};
+use crate::error::{ClientError, Result};
+use crate::keystore::{Keystore, PinnedContact};
+
+/// A contact's verified device records.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    /// The handle.
+    pub handle: String,
+    /// The identity id.
+    pub identity_id: KeyId,
+    /// Verified device records, all signed by the pinned identity key.
+    pub devices: Vec<DeviceRecord>,
+}
+
+impl Contact {
+    /// The fingerprint to compare out of band: the identity id in groups of four hex digits.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.identity_id)
+    }
+}
+
+/// Formats an identity id as a fingerprint: 16 groups of 4 hex digits.
+pub fn fingerprint(id: &KeyId) -> String {
+    let hex = id.to_string();
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Fetches `handle`'s records from the directory, verifies each, and checks them against the pin
+/// (or returns them for pinning when there is none).
+///
+/// # Errors
+/// [`ClientError::Integrity`] for a record whose signature fails or that names another handle;
+/// [`ClientError::KeySubstitution`]; [`ClientError::BadResponse`] for an empty or mixed answer.
+pub fn fetch(api: &Api, handle: &str, pinned: Option<&PinnedContact>) -> Result<Contact> {
+    let raw = api.directory(handle)?;
+    if raw.is_empty() {
+        return Err(ClientError::BadResponse(format!(
+            "no device records for {handle:?}"
+        )));
+    }
+    let mut devices = Vec::with_capacity(raw.len());
+    for bytes in &raw {
+        let rec = DeviceRecord::decode_verified(bytes).map_err(ClientError::Integrity)?;
+        if rec.handle != handle {
+            return Err(ClientError::Integrity(
+                serment_core::Error::ContextMismatch(
+                    "the directory served a record signed for another handle",
+                ),
+            ));
+        }
+        devices.push(rec);
+    }
+    let first = devices
+        .first()
+        .map(|d| d.identity_key)
+        .ok_or_else(|| ClientError::BadResponse("empty directory answer".into()))?;
+    let expected = match pinned {
+        Some(p) => hex_key(&p.identity_key)?,
+        None => first,
+    };
+    for d in &devices {
+        if d.identity_key != expected {
+            return Err(ClientError::KeySubstitution {
+                handle: handle.to_owned(),
+                pinned: KeyId::of(serment_core::ids::KeyKind::Identity, &expected).to_string(),
+                served: d.identity_id().to_string(),
+            });
+        }
+    }
+    Ok(Contact {
+        handle: handle.to_owned(),
+        identity_id: KeyId::of(serment_core::ids::KeyKind::Identity, &expected),
+        devices,
+    })
+}
+
+/// Pins (or refreshes) a contact in the keystore. Returns the contact and whether it is new.
+///
+/// # Errors
+/// As [`fetch`].
+pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)> {
+    let existing = ks.contacts().get(handle).cloned();
+    let contact = fetch(api, handle, existing.as_ref())?;
+    let new = existing.is_none();
+    ks.pin(
+        handle,
+        PinnedContact {
+            identity_key: hex::encode(
+                contact
+                    .devices
+                    .first()
+                    .map(|d| d.identity_key)
+                    .unwrap_or_default(),
+            ),
+            records: contact.devices.iter().map(|d| b64e(&d.bytes)).collect(),
+            pinned_at: existing
+                .as_ref()
+                .map_or_else(crate::now_secs, |e| e.pinned_at),
+            verified: existing.is_some_and(|e| e.verified),
+        },
+    );
+    Ok((contact, new))
+}
+
+/// The pinned records of a contact, re-verified from the keystore.
+///
+/// # Errors
+/// [`ClientError::UnknownContact`], [`ClientError::Keystore`] if the stored records are invalid.
+pub fn pinned(ks: &Keystore, handle: &str) -> Result<Contact> {
+    let p = ks
+        .contacts()
+        .get(handle)
+        .ok_or_else(|| ClientError::UnknownContact(handle.to_owned()))?;
+    let key = hex_key(&p.identity_key)?;
+    let mut devices = Vec::new();
+    for r in &p.records {
+        let bytes = crate::api::b64d(r, "pinned record")?;
+        let rec = DeviceRecord::decode_verified(&bytes).map_err(ClientError::Integrity)?;
+        if rec.identity_key == key {
+            devices.push(rec);
+        }
+    }
+    Ok(Contact {
+        handle: handle.to_owned(),
+        identity_id: KeyId::of(serment_core::ids::KeyKind::Identity, &key),
+        devices,
+    })
+}
+
+fn hex_key(s: &str) -> Result<[u8; 32]> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(s, &mut k)
+        .map_err(|_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt))?;
+    Ok(k)
+}

@@ -1,0 +1,125 @@
+//! Client errors. The server is treated as an adversary: anything it sends that does not check out
+//! is a typed error here, never a panic.
+
+use thiserror::Error;
+
+/// Errors from the Serment client library.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A cryptographic or format check failed: tampering, a wrong key, a forged or truncated blob.
+    #[error("integrity check failed: {0}")]
+    Integrity(#[source] serment_core::Error),
+    /// The keystore could not be opened (wrong passphrase or corrupted file) or has weak parameters.
+    #[error("keystore: {0}")]
+    Keystore(#[source] serment_core::Error),
+    /// The keystore file does not exist.
+    #[error("no keystore at {0}: run `serment id new` first")]
+    NoKeystore(String),
+    /// A keystore already exists where a new one would be created.
+    #[error("a keystore already exists at {0}")]
+    KeystoreExists(String),
+    /// The server answered with an error.
+    #[error("server refused the request ({status} {code}): {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code from the server.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    /// The server sent something malformed (bad JSON, bad base64, a wrong-length field).
+    #[error("malformed response from the server: {0}")]
+    BadResponse(String),
+    /// The contact is not pinned in the keystore.
+    #[error("unknown contact {0:?}: add it with `serment contact add {0}` first")]
+    UnknownContact(String),
+    /// The directory served an identity key other than the one pinned for this contact.
+    #[error(
+        "KEY SUBSTITUTION: the server presents another identity key for {handle:?} than the one pinned \
+         (pinned {pinned}, served {served}); refusing to continue"
+    )]
+    KeySubstitution {
+        /// The contact.
+        handle: String,
+        /// Pinned identity id (hex).
+        pinned: String,
+        /// Served identity id (hex).
+        served: String,
+    },
+    /// A document was authored by a device that belongs to no pinned contact.
+    #[error(
+        "the author device {0} belongs to no pinned contact: add the author as a contact first"
+    )]
+    UnknownAuthor(String),
+    /// No device of this keystore is registered with the server.
+    #[error("not registered with a server: run `serment register --server URL`")]
+    NotRegistered,
+    /// Invalid input from the caller (command line, file).
+    #[error("invalid input: {0}")]
+    Input(String),
+    /// Local I/O failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    /// A process exit code for the CLI: 2 input, 3 keystore/passphrase, 4 integrity or key
+    /// substitution, 5 server or network, 6 not found, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ClientError::Input(_) | ClientError::UnknownContact(_) => 2,
+            ClientError::Keystore(_)
+            | ClientError::NoKeystore(_)
+            | ClientError::KeystoreExists(_) => 3,
+            ClientError::Integrity(_)
+            | ClientError::KeySubstitution { .. }
+            | ClientError::UnknownAuthor(_) => 4,
+            ClientError::Server { status: 404, .. } => 6,
+            ClientError::Server { .. }
+            | ClientError::Transport(_)
+            | ClientError::BadResponse(_)
+            | ClientError::NotRegistered => 5,
+            ClientError::Io { .. } => 1,
+        }
+    }
+
+    /// A stable machine-readable code for `--json` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Integrity(_) => "integrity",
+            ClientError::Keystore(_) => "keystore",
+            ClientError::NoKeystore(_) => "no_keystore",
+            ClientError::KeystoreExists(_) => "keystore_exists",
+            ClientError::Server { .. } => "server",
+            ClientError::Transport(_) => "transport",
+            ClientError::BadResponse(_) => "bad_response",
+            ClientError::UnknownContact(_) => "unknown_contact",
+            ClientError::KeySubstitution { .. } => "key_substitution",
+            ClientError::UnknownAuthor(_) => "unknown_author",
+            ClientError::NotRegistered => "not_registered",
+            ClientError::Input(_) => "input",
+            ClientError::Io { .. } => "io",
+        }
+    }
+
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        ClientError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Shorthand result type.
+pub type Result<T> = std::result::Result<T, ClientError>;

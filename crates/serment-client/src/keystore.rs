@@ -1,0 +1,238 @@
+//! The keystore file: a user's identity key, device keys, server and pinned contacts, sealed with
+//! a passphrase (format: PROTOCOL.md §9, `serment_core::keystore`).
+//!
+//! The payload is `u16 version || identity seed [32] || device signing seed [32] || device X25519
+//! secret [32] || u32 len || JSON` where the JSON holds the non-secret state (handle, server,
+//! contacts). Contacts live inside the encrypted file so that nobody who can write the file can
+//! swap a pinned key without the passphrase. The decrypted payload is zeroized after parsing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serment_core::codec::{Reader, Writer};
+use serment_core::identity::{DeviceRecord, DeviceSecret, IdentitySecret};
+use serment_core::keystore::{self, KdfParams};
+use zeroize::Zeroizing;
+
+use crate::error::{ClientError, Result};
+use crate::fsutil::write_atomic;
+
+const PAYLOAD_VERSION: u16 = 1;
+/// The largest keystore file read, in bytes.
+pub const MAX_KEYSTORE_LEN: u64 = 16 * 1024 * 1024;
+
+/// A pinned contact (trust on first use, until the transparency log lands).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PinnedContact {
+    /// The identity's Ed25519 public key, hex.
+    pub identity_key: String,
+    /// The contact's device records as last verified, base64url.
+    pub records: Vec<String>,
+    /// When the contact was pinned, seconds since the Unix epoch.
+    pub pinned_at: u64,
+    /// Whether the user confirmed the fingerprint out of band.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct PublicState {
+    handle: String,
+    display_name: String,
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(default)]
+    registered: bool,
+    #[serde(default)]
+    created_at: u64,
+    #[serde(default)]
+    contacts: BTreeMap<String, PinnedContact>,
+}
+
+/// An open keystore. `Debug` never shows secrets.
+#[derive(Debug)]
+pub struct Keystore {
+    path: PathBuf,
+    passphrase: Zeroizing<String>,
+    params: KdfParams,
+    /// The user's identity key.
+    pub identity: IdentitySecret,
+    /// This device's keys.
+    pub device: DeviceSecret,
+    state: PublicState,
+}
+
+impl Keystore {
+    /// Creates a new identity and device, and writes the keystore to `path` (refuses to overwrite).
+    ///
+    /// # Errors
+    /// [`ClientError::KeystoreExists`], [`ClientError::Input`] for a bad handle, [`ClientError::Io`].
+    pub fn create(
+        path: &Path,
+        passphrase: Zeroizing<String>,
+        handle: &str,
+        display_name: &str,
+        params: KdfParams,
+    ) -> Result<Keystore> {
+        serment_core::identity::validate_handle(handle)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        if path.exists() {
+            return Err(ClientError::KeystoreExists(path.display().to_string()));
+        }
+        params.check().map_err(ClientError::Keystore)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
+        }
+        let ks = Keystore {
+            path: path.to_path_buf(),
+            passphrase,
+            params,
+            identity: IdentitySecret::generate(),
+            device: DeviceSecret::generate(),
+            state: PublicState {
+                handle: handle.to_owned(),
+                display_name: display_name.to_owned(),
+                created_at: crate::now_secs(),
+                ..PublicState::default()
+            },
+        };
+        ks.save()?;
+        Ok(ks)
+    }
+
+    /// Opens the keystore at `path`.
+    ///
+    /// # Errors
+    /// [`ClientError::NoKeystore`]; [`ClientError::Keystore`] for a wrong passphrase, tampering or
+    /// weak KDF parameters (one uniform decryption error); [`ClientError::Io`].
+    pub fn open(path: &Path, passphrase: Zeroizing<String>) -> Result<Keystore> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ClientError::NoKeystore(path.display().to_string()));
+            }
+            Err(e) => return Err(ClientError::io(path, e)),
+        };
+        if meta.len() > MAX_KEYSTORE_LEN {
+            return Err(ClientError::Keystore(serment_core::Error::TooLarge {
+                what: "keystore",
+                limit: MAX_KEYSTORE_LEN,
+            }));
+        }
+        let file = std::fs::read(path).map_err(|e| ClientError::io(path, e))?;
+        let params = keystore::params_of(&file).map_err(ClientError::Keystore)?;
+        let payload =
+            keystore::open(passphrase.as_bytes(), &file).map_err(ClientError::Keystore)?;
+        let corrupt = |_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt);
+        let mut r = Reader::new(&payload, "keystore payload");
+        if r.u16().map_err(corrupt)? != PAYLOAD_VERSION {
+            return Err(ClientError::Keystore(
+                serment_core::Error::UnsupportedVersion {
+                    what: "keystore payload",
+                    version: 0,
+                },
+            ));
+        }
+        let id_seed = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
+        let dev_sign = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
+        let dev_enc = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
+        let json_len = r.u32().map_err(corrupt)? as usize;
+        let json = r.take(json_len).map_err(corrupt)?;
+        r.finish().map_err(corrupt)?;
+        let state: PublicState = serde_json::from_slice(json)
+            .map_err(|_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt))?;
+        Ok(Keystore {
+            path: path.to_path_buf(),
+            passphrase,
+            params,
+            identity: IdentitySecret::from_seed(&id_seed),
+            device: DeviceSecret::from_secrets(&dev_sign, &dev_enc)
+                .map_err(ClientError::Keystore)?,
+            state,
+        })
+    }
+
+    /// Re-encrypts and writes the keystore atomically (fresh salt and nonce every time).
+    ///
+    /// # Errors
+    /// [`ClientError::Io`], [`ClientError::Keystore`].
+    pub fn save(&self) -> Result<()> {
+        let json = Zeroizing::new(
+            serde_json::to_vec(&self.state).map_err(|e| ClientError::Input(e.to_string()))?,
+        );
+        let mut w = Writer::with_capacity(2 + 96 + 4 + json.len());
+        w.u16(PAYLOAD_VERSION)
+            .bytes(self.identity.to_seed().as_ref())
+            .bytes(self.device.signing_seed().as_ref())
+            .bytes(self.device.encryption_secret().as_ref())
+            .u32(json.len() as u32)
+            .bytes(&json);
+        let payload = Zeroizing::new(w.into_vec());
+        let file = keystore::seal(self.passphrase.as_bytes(), &payload, self.params)
+            .map_err(ClientError::Keystore)?;
+        write_atomic(&self.path, &file)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(())
+    }
+
+    /// The user's handle.
+    pub fn handle(&self) -> &str {
+        &self.state.handle
+    }
+    /// The user's display name (never sent to the server in clear).
+    pub fn display_name(&self) -> &str {
+        &self.state.display_name
+    }
+    /// The server URL, once registered.
+    pub fn server(&self) -> Option<&str> {
+        self.state.server.as_deref()
+    }
+    /// Whether this device was registered with [`Keystore::server`].
+    pub fn registered(&self) -> bool {
+        self.state.registered
+    }
+    /// Records the server this device registered with.
+    pub fn set_server(&mut self, url: &str, registered: bool) {
+        self.state.server = Some(url.to_owned());
+        self.state.registered = registered;
+    }
+    /// Pinned contacts by handle.
+    pub fn contacts(&self) -> &BTreeMap<String, PinnedContact> {
+        &self.state.contacts
+    }
+    /// Pins or updates a contact.
+    pub fn pin(&mut self, handle: &str, contact: PinnedContact) {
+        self.state.contacts.insert(handle.to_owned(), contact);
+    }
+    /// Marks a contact verified out of band. Returns false if unknown.
+    pub fn mark_verified(&mut self, handle: &str) -> bool {
+        match self.state.contacts.get_mut(handle) {
+            Some(c) => {
+                c.verified = true;
+                true
+            }
+            None => false,
+        }
+    }
+    /// This device's own signed record.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] if the handle became invalid.
+    pub fn own_record(&self) -> Result<Vec<u8>> {
+        self.identity
+            .sign_device_record(self.handle(), &self.device, self.state.created_at)
+            .map_err(|e| ClientError::Input(e.to_string()))
+    }
+    /// This device's verified own record.
+    ///
+    /// # Errors
+    /// As [`Keystore::own_record`].
+    pub fn own_device_record(&self) -> Result<DeviceRecord> {
+        DeviceRecord::decode_verified(&self.own_record()?).map_err(ClientError::Integrity)
+    }
+}

@@ -1,0 +1,337 @@
+//! The client flows: register, put, get, share, list, access history. Every check a client makes
+//! on what the server returns lives here or in `serment_core`.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use serment_core::document::{self, Metadata, OpenInput, Opened, SealInput};
+use serment_core::identity::DeviceRecord;
+use serment_core::wrap::{self, Recipient, WrappedKey};
+use serment_core::{DocId, KeyId};
+
+use crate::api::{AccessEntry, Api, DocumentEntry, key_id};
+use crate::contacts;
+use crate::error::{ClientError, Result};
+use crate::fsutil::AtomicFile;
+use crate::keystore::Keystore;
+
+/// A keystore connected to its server.
+#[derive(Debug)]
+pub struct Session {
+    /// The open keystore.
+    pub ks: Keystore,
+    /// The API client, logged in.
+    pub api: Api,
+}
+
+/// The result of [`Session::put`].
+#[derive(Debug, Clone)]
+pub struct PutResult {
+    /// The new document id.
+    pub doc_id: DocId,
+    /// Its version.
+    pub doc_version: u32,
+    /// The blob id (SHA-256 of the sealed bytes, as the server computed it).
+    pub blob_id: String,
+    /// Sealed size in bytes.
+    pub sealed_len: u64,
+    /// Recipient devices (author included).
+    pub recipients: Vec<KeyId>,
+}
+
+/// The result of [`Session::get`].
+#[derive(Debug, Clone)]
+pub struct GetResult {
+    /// The verified header and metadata.
+    pub opened: Opened,
+    /// The author's handle (a pinned contact, or this user).
+    pub author: String,
+}
+
+impl Session {
+    /// Registers this device with `server`, saves the server in the keystore and logs in.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (409 if the handle belongs to another identity), transport errors.
+    pub fn register(mut ks: Keystore, server: &str) -> Result<Session> {
+        let mut api = Api::new(server)?;
+        api.register_device(&ks.own_record()?)?;
+        ks.set_server(api.base(), true);
+        ks.save()?;
+        api.login(&ks.device)?;
+        Ok(Session { ks, api })
+    }
+
+    /// Connects to the keystore's server (or `server`, if given) and logs in.
+    ///
+    /// # Errors
+    /// [`ClientError::NotRegistered`], transport and server errors.
+    pub fn connect(ks: Keystore, server: Option<&str>) -> Result<Session> {
+        let url = server
+            .or(ks.server())
+            .ok_or(ClientError::NotRegistered)?
+            .to_owned();
+        let mut api = Api::new(&url)?;
+        api.login(&ks.device)?;
+        Ok(Session { ks, api })
+    }
+
+    /// Resolves recipient handles to device keys, checking each directory answer against the
+    /// pinned identity key.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownContact`], [`ClientError::KeySubstitution`], [`ClientError::Integrity`].
+    pub fn recipients(&mut self, handles: &[String]) -> Result<Vec<Recipient>> {
+        let mut out = Vec::new();
+        for h in handles {
+            if !self.ks.contacts().contains_key(h) {
+                return Err(ClientError::UnknownContact(h.clone()));
+            }
+            let (c, _) = contacts::add(&self.api, &mut self.ks, h)?;
+            out.extend(c.devices.iter().map(Recipient::from));
+        }
+        self.ks.save()?;
+        Ok(out)
+    }
+
+    /// Seals `content` (exactly `metadata.content_length` bytes) for the recipients and uploads it
+    /// as version 1 of a new document. Sealing and uploading run concurrently over a pipe, so
+    /// memory stays bounded whatever the size.
+    ///
+    /// # Errors
+    /// Contact errors, [`ClientError::Input`] for a content length mismatch, server and transport
+    /// errors. Nothing is committed unless the whole blob was sealed and stored.
+    pub fn put<R: Read + Send>(
+        &mut self,
+        content: R,
+        metadata: Metadata,
+        to: &[String],
+    ) -> Result<PutResult> {
+        let recipients = self.recipients(to)?;
+        let doc_id = DocId::random().map_err(ClientError::Integrity)?;
+        self.put_version(content, metadata, doc_id, 1, &recipients)
+    }
+
+    /// Seals and uploads one version for already-resolved recipients.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn put_version<R: Read + Send>(
+        &self,
+        content: R,
+        metadata: Metadata,
+        doc_id: DocId,
+        doc_version: u32,
+        recipients: &[Recipient],
+    ) -> Result<PutResult> {
+        let (reader, writer) = std::io::pipe().map_err(|e| ClientError::io("pipe", e))?;
+        let device = &self.ks.device;
+        let (sealed, blob_id) = std::thread::scope(|s| {
+            let sealer = s.spawn(move || {
+                let mut w = BufWriter::with_capacity(256 * 1024, writer);
+                let r = document::seal(
+                    SealInput {
+                        doc_id,
+                        doc_version,
+                        author: device,
+                        recipients,
+                        metadata,
+                    },
+                    content,
+                    &mut w,
+                );
+                // Dropping the writer ends the upload body.
+                drop(w);
+                r
+            });
+            let mut reader = BufReader::with_capacity(256 * 1024, reader);
+            let up = self.api.upload_blob(&mut reader);
+            drop(reader);
+            let sealed = sealer
+                .join()
+                .map_err(|_| ClientError::Input("the sealing thread panicked".into()))?;
+            // A sealing error explains an upload error, so report it first.
+            let sealed = sealed.map_err(|e| match e {
+                serment_core::Error::Io(m) => ClientError::Input(m),
+                other => ClientError::Integrity(other),
+            })?;
+            Ok::<_, ClientError>((sealed, up?))
+        })?;
+        let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
+        self.api
+            .commit_document(&doc_id, doc_version, &blob_id, &wraps)?;
+        Ok(PutResult {
+            doc_id,
+            doc_version,
+            blob_id,
+            sealed_len: sealed.sealed_len,
+            recipients: sealed.wraps.iter().map(|(k, _)| *k).collect(),
+        })
+    }
+
+    /// Finds the author device's verified record among this user and the pinned contacts,
+    /// refreshing contacts from the directory (pin-checked) if needed.
+    fn author_record(&mut self, device: &KeyId) -> Result<(String, DeviceRecord)> {
+        if *device == self.ks.device.id() {
+            return Ok((self.ks.handle().to_owned(), self.ks.own_device_record()?));
+        }
+        let handles: Vec<String> = self.ks.contacts().keys().cloned().collect();
+        for h in &handles {
+            if let Some(r) = contacts::pinned(&self.ks, h)?
+                .devices
+                .into_iter()
+                .find(|d| d.device_id() == *device)
+            {
+                return Ok((h.clone(), r));
+            }
+        }
+        for h in &handles {
+            let (c, _) = contacts::add(&self.api, &mut self.ks, h)?;
+            if let Some(r) = c.devices.into_iter().find(|d| d.device_id() == *device) {
+                self.ks.save()?;
+                return Ok((h.clone(), r));
+            }
+        }
+        Err(ClientError::UnknownAuthor(device.to_string()))
+    }
+
+    /// The newest version of a document visible to this device.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with status 404 semantics if none.
+    pub fn latest_version(&self, doc_id: &DocId) -> Result<u32> {
+        let id = doc_id.to_string();
+        self.api
+            .list_documents()?
+            .into_iter()
+            .filter(|d| d.doc_id == id)
+            .map(|d| d.doc_version)
+            .max()
+            .ok_or(ClientError::Server {
+                status: 404,
+                code: "not_found".into(),
+                message: format!("no document {id} visible to this device"),
+            })
+    }
+
+    /// Downloads, verifies and decrypts a document into `out`. Bytes written to `out` must be
+    /// discarded unless this returns `Ok` (see [`Session::get_to_file`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Integrity`] for any tampering; [`ClientError::UnknownAuthor`]; server errors.
+    pub fn get(
+        &mut self,
+        doc_id: &DocId,
+        version: Option<u32>,
+        out: &mut dyn Write,
+    ) -> Result<GetResult> {
+        let version = match version {
+            Some(v) => v,
+            None => self.latest_version(doc_id)?,
+        };
+        let (info, wrap) = self.api.version(doc_id, version)?;
+        let author_device = key_id(&info.author_device, "author_device")?;
+        let (author, record) = self.author_record(&author_device)?;
+        let blob = self.api.download_blob(doc_id, version)?;
+        let opened = document::open(
+            OpenInput {
+                device: &self.ks.device,
+                wrap: &wrap,
+                author_signing_key: &record.signing_key,
+                expected: Some((*doc_id, version)),
+            },
+            BufReader::with_capacity(256 * 1024, blob),
+            out,
+        )
+        .map_err(ClientError::Integrity)?;
+        Ok(GetResult { opened, author })
+    }
+
+    /// [`Session::get`] into a file: written to a temporary file beside `path` and renamed only
+    /// once every chunk and the signature verified. On any error no output file is left.
+    ///
+    /// # Errors
+    /// As [`Session::get`], plus [`ClientError::Io`].
+    pub fn get_to_file(
+        &mut self,
+        doc_id: &DocId,
+        version: Option<u32>,
+        path: &Path,
+    ) -> Result<GetResult> {
+        let mut tmp = AtomicFile::new(path)?;
+        let res = {
+            let mut w = BufWriter::with_capacity(256 * 1024, tmp.file());
+            let r = self.get(doc_id, version, &mut w)?;
+            w.flush().map_err(|e| ClientError::io(path, e))?;
+            r
+        };
+        tmp.commit()?;
+        Ok(res)
+    }
+
+    /// Shares a version this device authored with more contacts: unwraps its own wrap, checks the
+    /// wrap is its own, and wraps the DEK for each new recipient device.
+    ///
+    /// # Errors
+    /// [`ClientError::Integrity`] if the own wrap fails; contact and server errors.
+    pub fn share(
+        &mut self,
+        doc_id: &DocId,
+        version: Option<u32>,
+        to: &[String],
+    ) -> Result<Vec<KeyId>> {
+        let version = match version {
+            Some(v) => v,
+            None => self.latest_version(doc_id)?,
+        };
+        let recipients = self.recipients(to)?;
+        let (_, wrap_bytes) = self.api.version(doc_id, version)?;
+        let own = WrappedKey::decode(&wrap_bytes).map_err(ClientError::Integrity)?;
+        if own.doc_id != *doc_id || own.doc_version != version {
+            return Err(ClientError::Integrity(
+                serment_core::Error::ContextMismatch(
+                    "the server returned a wrap for another document",
+                ),
+            ));
+        }
+        own.verify_signature(&self.ks.device.signing_public_key())
+            .map_err(ClientError::Integrity)?;
+        let dek = wrap::unwrap_dek(&own, &self.ks.device).map_err(ClientError::Integrity)?;
+        let mut rng = serment_core::rng::os_rng();
+        let mut wraps = Vec::new();
+        let mut ids = Vec::new();
+        for r in &recipients {
+            wraps.push(
+                wrap::wrap_dek(
+                    &dek,
+                    doc_id,
+                    version,
+                    &own.header_hash,
+                    r,
+                    &self.ks.device,
+                    &mut rng,
+                )
+                .map_err(ClientError::Integrity)?,
+            );
+            ids.push(r.device_id);
+        }
+        self.api.add_wraps(doc_id, version, &wraps)?;
+        Ok(ids)
+    }
+
+    /// Documents this device authored or may read.
+    ///
+    /// # Errors
+    /// Server errors.
+    pub fn list(&self) -> Result<Vec<DocumentEntry>> {
+        self.api.list_documents()
+    }
+
+    /// Who fetched a document, as the server recorded it (issue 6 adds proofs).
+    ///
+    /// # Errors
+    /// Server errors.
+    pub fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessEntry>> {
+        self.api.accesses(doc_id)
+    }
+}
