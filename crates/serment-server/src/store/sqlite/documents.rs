@@ -1,0 +1,275 @@
+//! Blobs, document versions, wraps and accesses (PROTOCOL.md §7, §8.3) in SQLite.
+
+use serment_core::DocId;
+use sqlx::{Row as _, Sqlite, Transaction};
+
+use super::{
+    Db, VERSION_COLUMNS, backend, conflict_on_unique, to_i64, to_u32, to_u64, version_row,
+};
+use crate::store::{
+    AccessKind, AccessRow, BlobId, MAX_ACCESS_ROWS, MAX_WRAPS, NewVersion, NewWrap, StoreError,
+    VersionRow,
+};
+
+impl Db {
+    // ---- §8.3 blobs and documents ------------------------------------------------------------
+
+    /// Records an uploaded blob (a no-op if it is already recorded).
+    pub(crate) async fn record_blob(
+        &self,
+        blob_id: &BlobId,
+        size: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO blobs (blob_id, size, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT (blob_id) DO NOTHING",
+        )
+        .bind(blob_id.as_str())
+        .bind(to_i64(size)?)
+        .bind(to_i64(now)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The recorded size of a blob.
+    pub(crate) async fn blob_size(&self, blob_id: &BlobId) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE blob_id = ?")
+            .bind(blob_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        size.map(to_u64).transpose()
+    }
+
+    /// Checks that every recipient is registered and inserts the wraps.
+    async fn insert_wraps(
+        tx: &mut Transaction<'static, Sqlite>,
+        doc_id: &str,
+        doc_version: i64,
+        wraps: &[NewWrap],
+    ) -> Result<(), StoreError> {
+        for w in wraps {
+            let recipient = w.recipient.to_string();
+            let known: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM devices WHERE device_id = ?")
+                    .bind(&recipient)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if known.is_none() {
+                return Err(StoreError::UnknownDevice(recipient));
+            }
+            sqlx::query(
+                "INSERT INTO wraps (doc_id, doc_version, recipient_device, sharer_device, wrap) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(doc_id)
+            .bind(doc_version)
+            .bind(&recipient)
+            .bind(w.sharer.to_string())
+            .bind(&w.bytes)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| conflict_on_unique(e, "this recipient already has a wrap"))?;
+        }
+        Ok(())
+    }
+
+    /// Commits a version and its wraps in one transaction. [`StoreError::Forbidden`] if earlier
+    /// versions of `doc_id` belong to another identity, [`StoreError::Conflict`] if the version
+    /// exists, [`StoreError::UnknownDevice`] if a recipient is not registered.
+    pub(crate) async fn commit_version(
+        &self,
+        v: &NewVersion<'_>,
+        wraps: &[NewWrap],
+    ) -> Result<(), StoreError> {
+        let doc_id = v.doc_id.to_string();
+        let author_identity = v.author_identity.to_string();
+        let version = i64::from(v.doc_version);
+        let mut tx = self.begin().await?;
+        let owners: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT author_identity FROM documents WHERE doc_id = ?")
+                .bind(&doc_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        if owners.iter().any(|o| *o != author_identity) {
+            return Err(StoreError::Forbidden(
+                "this document id belongs to another identity",
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO documents \
+             (doc_id, doc_version, author_device, author_identity, blob_id, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&doc_id)
+        .bind(version)
+        .bind(v.author_device.to_string())
+        .bind(&author_identity)
+        .bind(v.blob_id.as_str())
+        .bind(to_i64(v.created_at)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_unique(e, "this document version already exists"))?;
+        Self::insert_wraps(&mut tx, &doc_id, version, wraps).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds wraps to an existing version, keeping at most [`MAX_WRAPS`] per version.
+    pub(crate) async fn add_wraps(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        wraps: &[NewWrap],
+    ) -> Result<(), StoreError> {
+        let doc_id = doc_id.to_string();
+        let version = i64::from(doc_version);
+        let mut tx = self.begin().await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM wraps WHERE doc_id = ? AND doc_version = ?")
+                .bind(&doc_id)
+                .bind(version)
+                .fetch_one(&mut *tx)
+                .await?;
+        let total = usize::try_from(count).map_err(backend)? + wraps.len();
+        if total > MAX_WRAPS {
+            return Err(StoreError::TooManyWraps);
+        }
+        Self::insert_wraps(&mut tx, &doc_id, version, wraps).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One version.
+    pub(crate) async fn version(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM documents d JOIN blobs b ON b.blob_id = d.blob_id \
+             WHERE d.doc_id = ? AND d.doc_version = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(doc_id.to_string())
+            .bind(i64::from(doc_version))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(version_row).transpose()
+    }
+
+    /// The versions a device may read: authored by its identity, or holding a wrap for it.
+    pub(crate) async fn readable_versions(
+        &self,
+        device_id: &str,
+        identity_id: &str,
+    ) -> Result<Vec<VersionRow>, StoreError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM documents d JOIN blobs b ON b.blob_id = d.blob_id \
+             WHERE d.author_identity = ? OR EXISTS (SELECT 1 FROM wraps w \
+               WHERE w.doc_id = d.doc_id AND w.doc_version = d.doc_version \
+               AND w.recipient_device = ?) \
+             ORDER BY d.created_at, d.doc_id, d.doc_version"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(identity_id)
+            .bind(device_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(version_row).collect()
+    }
+
+    /// The wrap held by `device_id` for a version.
+    pub(crate) async fn wrap_for(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT wrap FROM wraps WHERE doc_id = ? AND doc_version = ? AND recipient_device = ?",
+        )
+        .bind(doc_id.to_string())
+        .bind(i64::from(doc_version))
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Whether the device (or its identity, as author) takes part in any version of `doc_id`;
+    /// `None` if the document does not exist.
+    pub(crate) async fn is_participant(
+        &self,
+        doc_id: &DocId,
+        device_id: &str,
+        identity_id: &str,
+    ) -> Result<Option<bool>, StoreError> {
+        let doc_id = doc_id.to_string();
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT author_identity FROM documents WHERE doc_id = ? LIMIT 1")
+                .bind(&doc_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        if owner == identity_id {
+            return Ok(Some(true));
+        }
+        let wrap: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM wraps WHERE doc_id = ? AND recipient_device = ? LIMIT 1",
+        )
+        .bind(&doc_id)
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(Some(wrap.is_some()))
+    }
+
+    /// Records one read (PROTOCOL.md §8.3).
+    pub(crate) async fn record_access(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &str,
+        what: AccessKind,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO accesses (doc_id, doc_version, device_id, what, at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(doc_id.to_string())
+        .bind(i64::from(doc_version))
+        .bind(device_id)
+        .bind(what.as_str())
+        .bind(to_i64(at)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The access rows of a document, oldest first (at most [`MAX_ACCESS_ROWS`], the most recent).
+    pub(crate) async fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT a.id, a.device_id, d.handle, a.what, a.at, a.doc_version \
+             FROM accesses a JOIN devices d ON d.device_id = a.device_id \
+             WHERE a.doc_id = ? ORDER BY a.id DESC LIMIT ?) recent ORDER BY id",
+        )
+        .bind(doc_id.to_string())
+        .bind(MAX_ACCESS_ROWS)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccessRow {
+                    device_id: r.try_get("device_id")?,
+                    handle: r.try_get("handle")?,
+                    what: r.try_get("what")?,
+                    at: to_u64(r.try_get("at")?)?,
+                    doc_version: to_u32(r.try_get("doc_version")?)?,
+                })
+            })
+            .collect()
+    }
+}
