@@ -368,6 +368,15 @@ async fn versions_authorship_and_added_wraps() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["wrap"].is_null());
+    // ...but only the author device may share (§7).
+    let (s, v) = srv
+        .post(
+            &format!("/v1/documents/{doc_id}/versions/2/wraps"),
+            Some(&ta2),
+            json!({ "wraps": [wrap_of(&sealed2, &carol)] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let (s, _) = srv
         .get(&format!("/v1/documents/{doc_id}/accesses"), Some(&ta2))
         .await;

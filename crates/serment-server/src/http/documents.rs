@@ -260,8 +260,8 @@ pub(crate) async fn get_version(
     }))
 }
 
-/// Adds recipients to a version (§8.3): only from a device of the author identity, each wrap made
-/// and signed by the calling device.
+/// Adds recipients to a version (§8.3): only the author may, and since the only valid sharer is
+/// the author device (§7), only from that device; each wrap made and signed by it.
 #[utoipa::path(
     post, path = "/v1/documents/{doc_id}/versions/{v}/wraps", tag = "documents",
     security(("bearer" = [])),
@@ -273,7 +273,7 @@ pub(crate) async fn get_version(
     responses(
         (status = 201, body = AddWrapsResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "Not the author", body = ErrorBody),
+        (status = 403, description = "Not the author device", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "A recipient already holds a wrap", body = ErrorBody),
     )
@@ -292,6 +292,13 @@ pub(crate) async fn add_wraps(
         .ok_or(ApiError::NotFound("no such document version"))?;
     if row.author_identity != caller.identity_id {
         return Err(ApiError::Forbidden("only the author may add recipients"));
+    }
+    if row.author_device != caller.device_id {
+        // §7: in version 1 the only valid sharer is the author device; a wrap made by another
+        // device of the same identity would be refused by every reader.
+        return Err(ApiError::Forbidden(
+            "only the author device may share a version (PROTOCOL.md §7)",
+        ));
     }
     let blob_id = parse_blob_id(&row.blob_id)
         .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
