@@ -68,8 +68,9 @@ pub struct VersionInfo {
     /// Sealed size in bytes.
     #[serde(default)]
     pub size: u64,
-    /// The caller's own wrap, base64url.
-    pub wrap: String,
+    /// The caller's own wrap, base64url (absent if this device holds none).
+    #[serde(default)]
+    pub wrap: Option<String>,
 }
 
 /// One access record.
@@ -347,7 +348,12 @@ impl Api {
             self.get_json(&format!("/v1/documents/{doc_id}/versions/{version}"), true)?;
         check_hex(&v.author_device, 64, "author_device")?;
         check_hex(&v.blob_id, 64, "blob_id")?;
-        let wrap = b64d(&v.wrap, "wrap")?;
+        let wrap = b64d(
+            v.wrap.as_deref().ok_or_else(|| {
+                ClientError::BadResponse("this device holds no key wrap for the document".into())
+            })?,
+            "wrap",
+        )?;
         Ok((v, wrap))
     }
 

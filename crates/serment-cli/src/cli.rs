@@ -1,0 +1,153 @@
+//! Command-line definitions (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Serment: end-to-end encrypted health documents. The server stores only ciphertext.
+#[derive(Debug, Parser)]
+#[command(name = "serment", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Directory of the keystore (`keystore.srmk`). Default: `$HOME/.serment`.
+    #[arg(long, global = true, env = "SERMENT_HOME")]
+    pub(crate) home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server (SQLite and a blob directory under --data-dir).
+    Serve(ServeArgs),
+    /// Manage this user's identity.
+    #[command(subcommand)]
+    Id(IdCommand),
+    /// Register this device with a server.
+    Register {
+        /// Server base URL, e.g. http://127.0.0.1:7878
+        #[arg(long, env = "SERMENT_SERVER")]
+        server: String,
+    },
+    /// Manage pinned contacts (trust on first use).
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Seal a file for contacts and upload it.
+    Put {
+        /// The file to seal.
+        file: PathBuf,
+        /// Recipient contact handles (repeatable). You can always read your own documents.
+        #[arg(long = "to", num_args = 1..)]
+        to: Vec<String>,
+        /// Title (sealed; the server never sees it).
+        #[arg(long)]
+        title: Option<String>,
+        /// MIME type (default: guessed from the extension).
+        #[arg(long)]
+        mime: Option<String>,
+    },
+    /// Download, verify and decrypt a document.
+    Get {
+        /// Document id (32 hex digits).
+        doc: String,
+        /// Output file; written only if every check passes.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Version (default: the newest).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// List documents this device authored or may read.
+    Ls,
+    /// Share a document you authored with more contacts.
+    Share {
+        /// Document id.
+        doc: String,
+        /// Contact handles (repeatable).
+        #[arg(long = "to", num_args = 1.., required = true)]
+        to: Vec<String>,
+        /// Version (default: the newest).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Show who fetched a document, as the server recorded it.
+    Accesses {
+        /// Document id.
+        doc: String,
+    },
+    /// Split a FHIR R4 Bundle into documents, seal each for the recipients, and upload them.
+    ImportFhir {
+        /// The Bundle (JSON).
+        bundle: PathBuf,
+        /// Recipient contact handles (repeatable).
+        #[arg(long = "to", num_args = 1.., required = true)]
+        to: Vec<String>,
+    },
+    /// Run the end-to-end demo: lab, GP and patient on an embedded server.
+    Demo(DemoArgs),
+    /// Print version, git commit, protocol and suite.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Data directory (SQLite database and blobs).
+    #[arg(long, env = "SERMENT_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Listen address.
+    #[arg(long, env = "SERMENT_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Largest sealed blob accepted, in bytes.
+    #[arg(long, env = "SERMENT_MAX_BLOB_BYTES")]
+    pub(crate) max_blob_bytes: Option<u64>,
+    /// Optional TOML configuration file (flags and SERMENT_* variables override it).
+    #[arg(long, env = "SERMENT_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IdCommand {
+    /// Create an identity and its first device, in a new passphrase-protected keystore.
+    New {
+        /// Your public handle in the directory: 1-64 of [a-z0-9._-]. Patients should use a pseudonym.
+        #[arg(long)]
+        name: String,
+        /// Display name, kept in the keystore and sealed into documents you author.
+        #[arg(long)]
+        display: Option<String>,
+    },
+    /// Show this identity.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContactCommand {
+    /// Fetch a contact's keys and pin its identity key (trust on first use).
+    Add {
+        /// The contact's handle.
+        name: String,
+    },
+    /// Show a contact's fingerprint to compare out of band; --confirm marks it verified.
+    Verify {
+        /// The contact's handle.
+        name: String,
+        /// Mark the contact as verified after comparing fingerprints.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// List pinned contacts.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// FHIR R4 Bundle files (repeatable). Default: the bundles under examples/fhir/.
+    #[arg(long = "input")]
+    pub(crate) input: Vec<PathBuf>,
+    /// Server data directory (default: a fresh temporary directory).
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+}

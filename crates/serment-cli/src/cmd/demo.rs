@@ -1,0 +1,286 @@
+//! `serment demo`: the whole flow on an embedded server, then a scan of everything the server
+//! wrote for plaintext taken from the input.
+//!
+//! 1. start the server on a free loopback port (SQLite and blobs in a data directory);
+//! 2. create a medical laboratory, a general practitioner and a patient;
+//! 3. split each FHIR bundle, seal every document for the patient and the GP, upload it;
+//! 4. the patient and the GP download every document, verify the lab's signature and compare it
+//!    byte for byte with the input;
+//! 5. scan every file under the data directory for the patient's names, birth date, INS/NIR,
+//!    the LOINC display strings and the input file name.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+use serment_client::contacts;
+use serment_client::keystore::Keystore;
+use serment_client::vault::Session;
+use serment_core::keystore::KdfParams;
+use serment_server::{Config, Server};
+use zeroize::Zeroizing;
+
+use super::Ctx;
+use super::fhir::{Imported, ins_report, upload};
+use super::serve::{init_tracing, runtime};
+use crate::cli::DemoArgs;
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+/// The default input: synthetic French lab reports shipped in `examples/fhir/`.
+const EXAMPLES: &[(&str, &[u8])] = &[
+    (
+        "bilan-hemogramme-glycemie.json",
+        include_bytes!("../../../../examples/fhir/bilan-hemogramme-glycemie.json"),
+    ),
+    (
+        "bilan-lipidique.json",
+        include_bytes!("../../../../examples/fhir/bilan-lipidique.json"),
+    ),
+    (
+        "bilan-thyroidien-compte-rendu.json",
+        include_bytes!("../../../../examples/fhir/bilan-thyroidien-compte-rendu.json"),
+    ),
+];
+
+/// A party of the demo.
+fn party(home: &Path, handle: &str, display: &str, server: &str) -> CliResult<Session> {
+    let mut pass = [0u8; 24];
+    serment_core::rng::fill(&mut pass).map_err(|e| CliError::Input(e.to_string()))?;
+    let pass = Zeroizing::new(hex::encode(pass));
+    // The demo uses the OWASP floor to stay quick; `serment id new` uses KdfParams::DEFAULT.
+    let ks = Keystore::create(
+        &home.join(handle).join("keystore.srmk"),
+        pass,
+        handle,
+        display,
+        KdfParams::FLOOR,
+    )?;
+    Ok(Session::register(ks, server)?)
+}
+
+/// Every regular file below `dir`.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> CliResult<()> {
+    for e in std::fs::read_dir(dir).map_err(|e| CliError::io(dir, e))? {
+        let e = e.map_err(|e| CliError::io(dir, e))?;
+        let ft = e.file_type().map_err(|err| CliError::io(e.path(), err))?;
+        if ft.is_dir() {
+            files_under(&e.path(), out)?;
+        } else if ft.is_file() {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// Searches every file under `dir` for each needle; returns (file, needle) hits and total bytes.
+pub(crate) fn scan(dir: &Path, needles: &[String]) -> CliResult<(Vec<(String, String)>, u64)> {
+    let mut files = Vec::new();
+    files_under(dir, &mut files)?;
+    let mut hits = Vec::new();
+    let mut total = 0u64;
+    for f in files {
+        let bytes = std::fs::read(&f).map_err(|e| CliError::io(&f, e))?;
+        total += bytes.len() as u64;
+        for n in needles {
+            if memchr::memmem::find(&bytes, n.as_bytes()).is_some() {
+                hits.push((f.display().to_string(), n.clone()));
+            }
+        }
+    }
+    Ok((hits, total))
+}
+
+pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
+    init_tracing("warn");
+    let start = Instant::now();
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    if a.input.is_empty() {
+        inputs.extend(EXAMPLES.iter().map(|(n, b)| ((*n).to_owned(), b.to_vec())));
+    } else {
+        for p in &a.input {
+            let b = std::fs::read(p).map_err(|e| CliError::io(p, e))?;
+            inputs.push((p.display().to_string(), b));
+        }
+    }
+    let tmp = tempfile::tempdir().map_err(|e| CliError::io("temporary directory", e))?;
+    let data_dir = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().join("server-data"));
+    let homes = tmp.path().join("homes");
+
+    let rt = runtime()?;
+    let config = Config {
+        data_dir: data_dir.clone(),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    };
+    let running = rt.block_on(async {
+        let server = Server::open(config)
+            .await
+            .map_err(|e| CliError::Server(e.to_string()))?;
+        server
+            .bind()
+            .await
+            .map_err(|e| CliError::Server(e.to_string()))
+    })?;
+    let url = format!("http://{}", running.local_addr());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_task = rt.spawn(running.serve(async {
+        let _ = stop_rx.await;
+    }));
+
+    let result = (|| -> CliResult<serde_json::Value> {
+        let mut lab = party(&homes, "labo-biomed", "Laboratoire BioMed Centre", &url)?;
+        let mut gp = party(
+            &homes,
+            "dr-generaliste",
+            "Cabinet de médecine générale",
+            &url,
+        )?;
+        let mut patient = party(&homes, "patient-7f3a", "Patient", &url)?;
+        for h in ["dr-generaliste", "patient-7f3a"] {
+            contacts::add(&lab.api, &mut lab.ks, h)?;
+        }
+        for p in [&mut gp, &mut patient] {
+            contacts::add(&p.api, &mut p.ks, "labo-biomed")?;
+        }
+        let to = ["patient-7f3a".to_owned(), "dr-generaliste".to_owned()];
+        let mut all: Vec<Imported> = Vec::new();
+        let mut per_input = Vec::new();
+        let mut warnings = Vec::new();
+        let mut needles: Vec<String> = Vec::new();
+        for (name, bytes) in &inputs {
+            let split = serment_fhir::split_bundle(bytes).map_err(|source| CliError::Fhir {
+                path: name.clone(),
+                source,
+            })?;
+            needles.extend(serment_fhir::sensitive_strings(bytes).map_err(|source| {
+                CliError::Fhir {
+                    path: name.clone(),
+                    source,
+                }
+            })?);
+            if let Some(stem) = Path::new(name).file_stem().and_then(|s| s.to_str())
+                && stem.len() >= 4
+            {
+                needles.push(stem.to_owned());
+            }
+            let docs = upload(&mut lab, &split, Path::new(name), &to)?;
+            warnings.extend(split.warnings.iter().cloned());
+            per_input.push(
+                json!({ "input": name, "documents": docs.len(), "warnings": split.warnings,
+                                   "ins": ins_report(&split) }),
+            );
+            all.extend(docs);
+        }
+        needles.sort();
+        needles.dedup();
+
+        let mut verified = 0usize;
+        let mut failures = Vec::new();
+        for d in &all {
+            let id = serment_core::DocId::from_hex(&d.doc_id)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            let mut ok = true;
+            for reader in [&mut patient, &mut gp] {
+                let mut out = Vec::new();
+                match reader.get(&id, Some(1), &mut out) {
+                    Ok(r) if out == d.content && r.author == "labo-biomed" => {}
+                    Ok(_) => {
+                        ok = false;
+                        failures.push(format!(
+                            "{}: {} read different bytes",
+                            d.doc_id,
+                            reader.ks.handle()
+                        ));
+                    }
+                    Err(e) => {
+                        ok = false;
+                        failures.push(format!("{}: {}: {e}", d.doc_id, reader.ks.handle()));
+                    }
+                }
+            }
+            verified += usize::from(ok);
+        }
+        let mut access_events = 0usize;
+        for d in &all {
+            let id = serment_core::DocId::from_hex(&d.doc_id)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            access_events += patient.accesses(&id)?.len();
+        }
+        Ok(json!({
+            "documents": all.len(),
+            "verified": verified,
+            "plaintext_bytes": all.iter().map(|d| d.plaintext_bytes).sum::<u64>(),
+            "stored_bytes": all.iter().map(|d| d.sealed_bytes).sum::<u64>(),
+            "access_events": access_events,
+            "inputs": per_input,
+            "warnings": warnings,
+            "failures": failures,
+            "needles": needles,
+        }))
+    })();
+
+    let _ = stop_tx.send(());
+    let _ = rt.block_on(server_task);
+    let mut summary = result?;
+    let needles: Vec<String> = summary
+        .get("needles")
+        .and_then(|n| serde_json::from_value(n.clone()).ok())
+        .unwrap_or_default();
+    let (hits, data_bytes) = scan(&data_dir, &needles)?;
+    if let Some(o) = summary.as_object_mut() {
+        o.remove("needles");
+        o.insert("sensitive_strings_checked".into(), json!(needles.len()));
+        o.insert("plaintext_hits".into(), json!(hits.len()));
+        o.insert(
+            "hits".into(),
+            json!(
+                hits.iter()
+                    .map(|(f, n)| json!({"file": f, "string": n}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        o.insert("data_dir_bytes".into(), json!(data_bytes));
+        o.insert(
+            "data_dir".into(),
+            json!(a.data_dir.as_ref().map(|d| d.display().to_string())),
+        );
+        o.insert("seconds".into(), json!(start.elapsed().as_secs_f64()));
+    }
+    let documents = field(&summary, "documents").as_u64().unwrap_or(0);
+    let verified = field(&summary, "verified").as_u64().unwrap_or(0);
+    let mut text = format!(
+        "Serment demo: {} input bundle(s)\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
+        inputs.len(),
+        field(&summary, "plaintext_bytes"),
+        field(&summary, "stored_bytes"),
+        field(&summary, "access_events"),
+        needles.len(),
+        hits.len(),
+        field(&summary, "seconds").as_f64().unwrap_or(0.0),
+    );
+    if let Some(ws) = field(&summary, "warnings").as_array() {
+        for w in ws {
+            text.push_str(&format!("\n  WARNING: {}", w.as_str().unwrap_or_default()));
+        }
+    }
+    for (f, n) in &hits {
+        text.push_str(&format!("\n  PLAINTEXT FOUND: {n:?} in {f}"));
+    }
+    emit(ctx.json, &summary, &text);
+    if verified != documents || !hits.is_empty() || documents == 0 {
+        return Err(CliError::DemoFailed(format!(
+            "{verified}/{documents} verified, {} plaintext hit(s)",
+            hits.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A field of the summary object (`Null` when absent).
+fn field<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    v.get(key).unwrap_or(&serde_json::Value::Null)
+}

@@ -1,0 +1,160 @@
+//! `serment put`, `get`, `ls`, `share`, `accesses`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use serde_json::json;
+use serment_core::document::Metadata;
+
+use super::{Ctx, doc_id, now_rfc3339};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+/// Files above this size get a progress bar on a terminal.
+const PROGRESS_MIN_BYTES: u64 = 8 * 1024 * 1024;
+
+fn guess_mime(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("json") => "application/fhir+json",
+        Some("pdf") => "application/pdf",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("xml") => "application/xml",
+        Some("txt") => "text/plain",
+        Some("dcm") => "application/dicom",
+        _ => "application/octet-stream",
+    }
+}
+
+pub(crate) fn put(
+    ctx: &Ctx,
+    file: &Path,
+    to: &[String],
+    title: Option<String>,
+    mime: Option<String>,
+) -> CliResult<()> {
+    let f = std::fs::File::open(file).map_err(|e| CliError::io(file, e))?;
+    let len = f.metadata().map_err(|e| CliError::io(file, e))?.len();
+    let mut s = ctx.session()?;
+    let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let meta = Metadata {
+        content_length: len,
+        mime_type: Some(mime.unwrap_or_else(|| guess_mime(file).to_owned())),
+        title: title.or_else(|| file_name.clone()),
+        file_name,
+        created: now_rfc3339(),
+        author_display: Some(s.ks.display_name().to_owned()),
+        ..Metadata::default()
+    };
+    let show_bar = !ctx.json && len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal();
+    let r = if show_bar {
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} sealing and uploading [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        let r = s.put(bar.wrap_read(f), meta, to);
+        bar.finish_and_clear();
+        r?
+    } else {
+        s.put(f, meta, to)?
+    };
+    emit(
+        ctx.json,
+        &json!({ "doc_id": r.doc_id.to_string(), "doc_version": r.doc_version, "blob_id": r.blob_id,
+                 "sealed_bytes": r.sealed_len, "plaintext_bytes": len,
+                 "recipients": r.recipients.iter().map(|k| k.to_string()).collect::<Vec<_>>() }),
+        &format!(
+            "Sealed {} ({len} bytes -> {} stored) for {} device(s)\n  document: {}",
+            file.display(),
+            r.sealed_len,
+            r.recipients.len(),
+            r.doc_id
+        ),
+    );
+    Ok(())
+}
+
+pub(crate) fn get(ctx: &Ctx, doc: &str, version: Option<u32>, output: &Path) -> CliResult<()> {
+    let id = doc_id(doc)?;
+    let mut s = ctx.session()?;
+    let r = s.get_to_file(&id, version, output)?;
+    let m = &r.opened.metadata;
+    emit(
+        ctx.json,
+        &json!({ "doc_id": id.to_string(), "doc_version": r.opened.header.doc_version, "author": r.author,
+                 "verified": true, "output": output.display().to_string(), "bytes": m.content_length,
+                 "metadata": m }),
+        &format!(
+            "Verified document {id} v{} signed by {}\n  title: {}\n  wrote {} bytes to {}",
+            r.opened.header.doc_version,
+            r.author,
+            m.title.as_deref().unwrap_or("-"),
+            m.content_length,
+            output.display()
+        ),
+    );
+    Ok(())
+}
+
+pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
+    let s = ctx.session()?;
+    let docs = s.list()?;
+    let mut text = String::new();
+    for d in &docs {
+        text.push_str(&format!(
+            "{}  v{}  {:>10} bytes  author {}\n",
+            d.doc_id,
+            d.doc_version,
+            d.size,
+            &d.author_device.get(..16).unwrap_or(&d.author_device)
+        ));
+    }
+    emit(ctx.json, &json!({ "documents": docs }), text.trim_end());
+    Ok(())
+}
+
+pub(crate) fn share(ctx: &Ctx, doc: &str, version: Option<u32>, to: &[String]) -> CliResult<()> {
+    let id = doc_id(doc)?;
+    let mut s = ctx.session()?;
+    let devices = s.share(&id, version, to)?;
+    emit(
+        ctx.json,
+        &json!({ "doc_id": id.to_string(), "shared_with": to, "devices": devices.len() }),
+        &format!(
+            "Shared {id} with {} ({} device(s))",
+            to.join(", "),
+            devices.len()
+        ),
+    );
+    Ok(())
+}
+
+pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
+    let id = doc_id(doc)?;
+    let s = ctx.session()?;
+    let list = s.accesses(&id)?;
+    let mut text = String::new();
+    for a in &list {
+        text.push_str(&format!(
+            "{}  v{}  {:<4}  {} ({})\n",
+            a.at,
+            a.doc_version,
+            a.what,
+            a.handle.as_deref().unwrap_or("?"),
+            a.device_id.get(..16).unwrap_or(&a.device_id)
+        ));
+    }
+    emit(
+        ctx.json,
+        &json!({ "doc_id": id.to_string(), "accesses": list }),
+        text.trim_end(),
+    );
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `serment import-fhir`: split a FHIR R4 Bundle, seal each document, upload.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::json;
+use serment_client::vault::Session;
+use serment_core::document::{Metadata, PatientIdentifier};
+use serment_fhir::{NirCheck, SplitBundle};
+
+use super::{Ctx, now_rfc3339};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+/// The largest bundle file read, in bytes.
+const MAX_BUNDLE_FILE: u64 = serment_fhir::MAX_BUNDLE_BYTES as u64;
+
+/// One uploaded document.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Imported {
+    pub(crate) doc_id: String,
+    pub(crate) kind: String,
+    pub(crate) resource_type: String,
+    pub(crate) plaintext_bytes: u64,
+    pub(crate) sealed_bytes: u64,
+    #[serde(skip)]
+    pub(crate) content: Vec<u8>,
+}
+
+/// Reads and splits a bundle file.
+pub(crate) fn read_bundle(path: &Path) -> CliResult<(Vec<u8>, SplitBundle)> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| CliError::io(path, e))?
+        .len();
+    if len > MAX_BUNDLE_FILE {
+        return Err(CliError::Input(format!(
+            "{} is {len} bytes; the limit is {MAX_BUNDLE_FILE}",
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
+    let split = serment_fhir::split_bundle(&bytes).map_err(|source| CliError::Fhir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok((bytes, split))
+}
+
+/// The INS checks of a split bundle, for output: one entry per INS-NIR value.
+pub(crate) fn ins_report(split: &SplitBundle) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    for p in &split.patients {
+        for (value, check) in &p.ins_checks {
+            let (status, detail) = match check {
+                NirCheck::Valid => ("valid", String::new()),
+                NirCheck::WrongKey { expected, found } => (
+                    "wrong_key",
+                    format!("control key {found:02}, expected {expected:02}"),
+                ),
+                NirCheck::Malformed(why) => ("malformed", why.clone()),
+            };
+            v.push(json!({ "patient": p.id, "ins": value, "status": status, "detail": detail }));
+        }
+    }
+    v
+}
+
+/// Seals and uploads every document of a split bundle for `to`.
+pub(crate) fn upload(
+    s: &mut Session,
+    split: &SplitBundle,
+    source: &Path,
+    to: &[String],
+) -> CliResult<Vec<Imported>> {
+    let recipients = s.recipients(to)?;
+    let mut out = Vec::with_capacity(split.documents.len());
+    for d in &split.documents {
+        let meta = Metadata {
+            content_length: d.content.len() as u64,
+            mime_type: Some(d.mime_type.clone()),
+            resource_type: Some(d.resource_type.clone()),
+            title: Some(d.title.clone()),
+            file_name: source.file_name().map(|n| n.to_string_lossy().into_owned()),
+            created: d.date.clone().or_else(now_rfc3339),
+            author_display: Some(s.ks.display_name().to_owned()),
+            patient_identifiers: d
+                .patient_identifiers
+                .iter()
+                .map(|i| PatientIdentifier {
+                    system: i.system.clone().unwrap_or_default(),
+                    value: i.value.clone(),
+                })
+                .collect(),
+        };
+        let doc_id = serment_core::DocId::random().map_err(|e| CliError::Input(e.to_string()))?;
+        let r = s.put_version(d.content.as_slice(), meta, doc_id, 1, &recipients)?;
+        out.push(Imported {
+            doc_id: r.doc_id.to_string(),
+            kind: d.kind.to_string(),
+            resource_type: d.resource_type.clone(),
+            plaintext_bytes: d.content.len() as u64,
+            sealed_bytes: r.sealed_len,
+            content: d.content.clone(),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn import(ctx: &Ctx, bundle: &Path, to: &[String]) -> CliResult<()> {
+    let (_, split) = read_bundle(bundle)?;
+    let mut s = ctx.session()?;
+    let docs = upload(&mut s, &split, bundle, to)?;
+    for w in &split.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut text = format!(
+        "Imported {} document(s) from {}\n",
+        docs.len(),
+        bundle.display()
+    );
+    for d in &docs {
+        text.push_str(&format!(
+            "  {}  {:<18} {} bytes\n",
+            d.doc_id, d.resource_type, d.plaintext_bytes
+        ));
+    }
+    for w in &split.warnings {
+        text.push_str(&format!("  WARNING: {w}\n"));
+    }
+    emit(
+        ctx.json,
+        &json!({ "bundle": bundle.display().to_string(), "documents": docs, "warnings": split.warnings,
+                 "ins": ins_report(&split) }),
+        text.trim_end(),
+    );
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! `serment id`, `register`, `contact`.
+
+use serde_json::json;
+use serment_client::contacts;
+use serment_client::keystore::Keystore;
+use serment_client::vault::Session;
+use serment_core::keystore::KdfParams;
+
+use super::{Ctx, passphrase};
+use crate::cli::{ContactCommand, IdCommand};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
+    match cmd {
+        IdCommand::New { name, display } => {
+            let path = ctx.keystore_path()?;
+            let ks = Keystore::create(
+                &path,
+                passphrase(true)?,
+                &name,
+                display.as_deref().unwrap_or(&name),
+                KdfParams::DEFAULT,
+            )?;
+            let fp = contacts::fingerprint(&ks.identity.id());
+            emit(
+                ctx.json,
+                &json!({ "handle": ks.handle(), "identity_id": ks.identity.id().to_string(),
+                         "device_id": ks.device.id().to_string(), "fingerprint": fp,
+                         "keystore": path.display().to_string() }),
+                &format!(
+                    "Created identity {:?}\n  keystore:    {}\n  fingerprint: {fp}",
+                    ks.handle(),
+                    path.display()
+                ),
+            );
+            Ok(())
+        }
+        IdCommand::Show => {
+            let ks = ctx.keystore()?;
+            let fp = contacts::fingerprint(&ks.identity.id());
+            emit(
+                ctx.json,
+                &json!({ "handle": ks.handle(), "display_name": ks.display_name(),
+                         "identity_id": ks.identity.id().to_string(), "device_id": ks.device.id().to_string(),
+                         "fingerprint": fp, "server": ks.server(), "registered": ks.registered() }),
+                &format!(
+                    "{} ({})\n  fingerprint: {fp}\n  device:      {}\n  server:      {}",
+                    ks.handle(),
+                    ks.display_name(),
+                    ks.device.id(),
+                    ks.server().unwrap_or("(not registered)")
+                ),
+            );
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
+    let ks = ctx.keystore()?;
+    let s = Session::register(ks, server)?;
+    emit(
+        ctx.json,
+        &json!({ "registered": true, "server": s.api.base(), "handle": s.ks.handle(),
+                 "device_id": s.ks.device.id().to_string() }),
+        &format!("Registered {} with {}", s.ks.handle(), s.api.base()),
+    );
+    Ok(())
+}
+
+pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
+    match cmd {
+        ContactCommand::Add { name } => {
+            let mut s = ctx.session()?;
+            let (c, new) = contacts::add(&s.api, &mut s.ks, &name)?;
+            s.ks.save()?;
+            let fp = c.fingerprint();
+            emit(
+                ctx.json,
+                &json!({ "handle": name, "identity_id": c.identity_id.to_string(), "fingerprint": fp,
+                         "devices": c.devices.len(), "newly_pinned": new }),
+                &format!(
+                    "{} {name}: {} device(s)\n  fingerprint: {fp}\n  Compare it with {name} out of band, then run `serment contact verify {name} --confirm`.",
+                    if new { "Pinned" } else { "Refreshed" },
+                    c.devices.len()
+                ),
+            );
+            Ok(())
+        }
+        ContactCommand::Verify { name, confirm } => {
+            let mut ks = ctx.keystore()?;
+            let c = contacts::pinned(&ks, &name)?;
+            if confirm {
+                if !ks.mark_verified(&name) {
+                    return Err(CliError::Input(format!("unknown contact {name}")));
+                }
+                ks.save()?;
+            }
+            let verified = ks.contacts().get(&name).is_some_and(|p| p.verified);
+            emit(
+                ctx.json,
+                &json!({ "handle": name, "fingerprint": c.fingerprint(), "verified": verified }),
+                &format!(
+                    "{name}\n  fingerprint: {}\n  verified:    {}",
+                    c.fingerprint(),
+                    if verified {
+                        "yes"
+                    } else {
+                        "no (compare out of band, then --confirm)"
+                    }
+                ),
+            );
+            Ok(())
+        }
+        ContactCommand::List => {
+            let ks = ctx.keystore()?;
+            let mut rows = Vec::new();
+            let mut text = String::new();
+            for (h, p) in ks.contacts() {
+                let c = contacts::pinned(&ks, h)?;
+                rows.push(
+                    json!({ "handle": h, "fingerprint": c.fingerprint(), "verified": p.verified,
+                                  "devices": c.devices.len() }),
+                );
+                text.push_str(&format!(
+                    "{h}\t{}\t{}\n",
+                    c.fingerprint(),
+                    if p.verified { "verified" } else { "pinned" }
+                ));
+            }
+            emit(ctx.json, &json!({ "contacts": rows }), text.trim_end());
+            Ok(())
+        }
+    }
+}

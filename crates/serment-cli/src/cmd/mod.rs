@@ -1,0 +1,125 @@
+//! Command implementations.
+
+mod demo;
+mod docs;
+mod fhir;
+mod id;
+mod serve;
+mod version;
+
+use std::path::PathBuf;
+
+use serment_client::keystore::Keystore;
+use serment_client::vault::Session;
+use zeroize::Zeroizing;
+
+use crate::cli::{Cli, Command};
+use crate::error::{CliError, CliResult};
+
+/// Runs one command.
+pub(crate) fn run(cli: Cli) -> CliResult<()> {
+    let ctx = Ctx {
+        json: cli.json,
+        home: cli.home,
+    };
+    match cli.command {
+        Command::Serve(a) => serve::run(&ctx, a),
+        Command::Id(c) => id::run(&ctx, c),
+        Command::Register { server } => id::register(&ctx, &server),
+        Command::Contact(c) => id::contact(&ctx, c),
+        Command::Put {
+            file,
+            to,
+            title,
+            mime,
+        } => docs::put(&ctx, &file, &to, title, mime),
+        Command::Get {
+            doc,
+            output,
+            version,
+        } => docs::get(&ctx, &doc, version, &output),
+        Command::Ls => docs::ls(&ctx),
+        Command::Share { doc, to, version } => docs::share(&ctx, &doc, version, &to),
+        Command::Accesses { doc } => docs::accesses(&ctx, &doc),
+        Command::ImportFhir { bundle, to } => fhir::import(&ctx, &bundle, &to),
+        Command::Demo(a) => demo::run(&ctx, a),
+        Command::Version => version::run(&ctx),
+    }
+}
+
+/// Global options.
+pub(crate) struct Ctx {
+    pub(crate) json: bool,
+    pub(crate) home: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// The keystore path: `<home>/keystore.srmk`.
+    pub(crate) fn keystore_path(&self) -> CliResult<PathBuf> {
+        let home = match &self.home {
+            Some(h) => h.clone(),
+            None => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".serment"))
+                .ok_or_else(|| CliError::Input("set --home or SERMENT_HOME (no $HOME)".into()))?,
+        };
+        Ok(home.join("keystore.srmk"))
+    }
+
+    /// Opens the keystore with the passphrase from SERMENT_PASSPHRASE or a prompt.
+    pub(crate) fn keystore(&self) -> CliResult<Keystore> {
+        Ok(Keystore::open(&self.keystore_path()?, passphrase(false)?)?)
+    }
+
+    /// Opens the keystore and logs in to its server.
+    pub(crate) fn session(&self) -> CliResult<Session> {
+        Ok(Session::connect(self.keystore()?, None)?)
+    }
+}
+
+/// The passphrase: `SERMENT_PASSPHRASE`, or a prompt on the terminal (twice when `confirm`).
+pub(crate) fn passphrase(confirm: bool) -> CliResult<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("SERMENT_PASSPHRASE") {
+        if p.is_empty() {
+            return Err(CliError::Input("SERMENT_PASSPHRASE is empty".into()));
+        }
+        return Ok(Zeroizing::new(p));
+    }
+    let p = Zeroizing::new(
+        rpassword::prompt_password("Keystore passphrase: ").map_err(|e| {
+            CliError::Input(format!(
+                "cannot read a passphrase (set SERMENT_PASSPHRASE): {e}"
+            ))
+        })?,
+    );
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat passphrase: ")
+                .map_err(|e| CliError::io("terminal", e))?,
+        );
+        if *again != *p {
+            return Err(CliError::Input("the passphrases differ".into()));
+        }
+    }
+    if p.len() < 8 {
+        return Err(CliError::Input(
+            "use a passphrase of at least 8 characters".into(),
+        ));
+    }
+    Ok(p)
+}
+
+/// Parses a document id given on the command line.
+pub(crate) fn doc_id(s: &str) -> CliResult<serment_core::DocId> {
+    serment_core::DocId::from_hex(s).map_err(|_| {
+        CliError::Input(format!(
+            "{s:?} is not a document id (32 lowercase hex digits)"
+        ))
+    })
+}
+
+/// RFC 3339 time now (UTC).
+pub(crate) fn now_rfc3339() -> Option<String> {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
