@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Serment: end-to-end encrypted health documents. The server stores only ciphertext.
 #[derive(Debug, Parser)]
-#[command(name = "serment", version, about, propagate_version = true)]
+#[command(name = "serment", version, about)]
 pub(crate) struct Cli {
     /// Print one JSON object on stdout instead of text.
     #[arg(long, global = true)]

@@ -210,13 +210,14 @@ impl Api {
         Self::read_json(req.send_json(body).map_err(transport)?)
     }
 
-    /// `GET /healthz`.
+    /// `GET /healthz`: returns the server's largest accepted blob, in bytes (`None` if the server
+    /// does not say).
     ///
     /// # Errors
     /// [`ClientError::Transport`] or [`ClientError::Server`].
-    pub fn health(&self) -> Result<()> {
-        let _: serde_json::Value = self.get_json("/healthz", false)?;
-        Ok(())
+    pub fn health(&self) -> Result<Option<u64>> {
+        let v: serde_json::Value = self.get_json("/healthz", false)?;
+        Ok(v.get("max_blob_bytes").and_then(serde_json::Value::as_u64))
     }
 
     /// `POST /v1/devices`: registers a signed device record.

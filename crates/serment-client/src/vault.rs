@@ -124,6 +124,7 @@ impl Session {
         doc_version: u32,
         recipients: &[Recipient],
     ) -> Result<PutResult> {
+        self.check_size(&metadata, doc_id, doc_version, recipients)?;
         let (reader, writer) = std::io::pipe().map_err(|e| ClientError::io("pipe", e))?;
         let device = &self.ks.device;
         let (sealed, blob_id) = std::thread::scope(|s| {
@@ -167,6 +168,40 @@ impl Session {
             sealed_len: sealed.sealed_len,
             recipients: sealed.wraps.iter().map(|(k, _)| *k).collect(),
         })
+    }
+
+    /// Refuses, before any upload, a document whose sealed size exceeds the server's limit (the
+    /// server would otherwise cut the connection mid-upload).
+    fn check_size(
+        &self,
+        metadata: &Metadata,
+        doc_id: DocId,
+        doc_version: u32,
+        recipients: &[Recipient],
+    ) -> Result<()> {
+        let meta_len = metadata.to_json().map_err(ClientError::Integrity)?.len();
+        let padded = document::padded_len(meta_len, metadata.content_length)
+            .map_err(ClientError::Integrity)?;
+        let mut ids: Vec<KeyId> = recipients.iter().map(|r| r.device_id).collect();
+        ids.push(self.ks.device.id());
+        ids.sort();
+        ids.dedup();
+        let sealed = document::Header {
+            doc_id,
+            doc_version,
+            author_device: self.ks.device.id(),
+            nonce_prefix: [0; 7],
+            padded_len: padded,
+        }
+        .sealed_len(ids.len());
+        if let Some(limit) = self.api.health()?
+            && sealed > limit
+        {
+            return Err(ClientError::Input(format!(
+                "the sealed document would be {sealed} bytes; the server accepts at most {limit} (413)"
+            )));
+        }
+        Ok(())
     }
 
     /// Finds the author device's verified record among this user and the pinned contacts,

@@ -120,7 +120,8 @@ async fn end_to_end_over_tcp() {
     }));
 
     let (s, v) = http_json(addr, "GET", "/healthz", None, None).await;
-    assert_eq!((s, v), (200, json!({"status": "ok"})));
+    assert_eq!((s, &v["status"]), (200, &json!("ok")));
+    assert!(v["max_blob_bytes"].as_u64().is_some());
 
     let alice = User::new("alice");
     let bob = User::new("bob");

@@ -103,6 +103,12 @@ impl Header {
         chunk_count(self.padded_len)
     }
 
+    /// Total bytes of the sealed document: header, chunks and a trailer listing `recipients`
+    /// devices (PROTOCOL.md §6.1).
+    pub fn sealed_len(&self, recipients: usize) -> u64 {
+        Self::LEN as u64 + self.ciphertext_len() + 2 + 32 * recipients as u64 + 64
+    }
+
     /// Total ciphertext bytes of the chunks (payload plus one tag per chunk).
     pub fn ciphertext_len(&self) -> u64 {
         self.padded_len + self.chunks() * TAG_LEN as u64

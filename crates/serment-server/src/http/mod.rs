@@ -91,8 +91,12 @@ impl utoipa::Modify for BearerAuth {
 
 /// Liveness probe.
 #[utoipa::path(get, path = "/healthz", tag = "directory", responses((status = 200, body = HealthResponse)))]
-pub(crate) async fn healthz() -> axum::Json<HealthResponse> {
-    axum::Json(HealthResponse { status: "ok" })
+pub(crate) async fn healthz(State(state): State<AppState>) -> axum::Json<HealthResponse> {
+    axum::Json(HealthResponse {
+        status: "ok",
+        max_blob_bytes: state.config.max_blob_bytes,
+        max_json_bytes: state.config.max_json_bytes as u64,
+    })
 }
 
 /// The OpenAPI 3.1 document.

@@ -11,6 +11,10 @@ use crate::store::{AccessRow, VersionRow};
 pub(crate) struct HealthResponse {
     /// Always `ok`.
     pub(crate) status: &'static str,
+    /// Largest sealed blob accepted by `POST /v1/blobs`, in bytes (clients check before uploading).
+    pub(crate) max_blob_bytes: u64,
+    /// Largest JSON request body, in bytes.
+    pub(crate) max_json_bytes: u64,
 }
 
 /// `POST /v1/devices` (§8.1).

@@ -1,0 +1,135 @@
+//! Helpers for driving the `serment` binary in tests.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const PASS: &str = "test passphrase 0123";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_serment")
+}
+
+/// The shared FHIR data directory, or None (skip) outside CI. Panics in CI when missing.
+pub fn shared_fhir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fhir");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "CI=true but the shared FHIR data is missing at {}",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIP: {} not found (it is required when CI=true)",
+        dir.display()
+    );
+    None
+}
+
+/// Runs `serment --json ARGS` with SERMENT_HOME=home; returns (exit code, parsed JSON stdout).
+pub fn run(home: &Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(bin())
+        .arg("--json")
+        .args(args)
+        .env("SERMENT_HOME", home)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .env_remove("SERMENT_SERVER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "not JSON: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// Runs and asserts success.
+pub fn ok(home: &Path, args: &[&str]) -> serde_json::Value {
+    let (code, v) = run(home, args);
+    assert_eq!(code, 0, "serment {args:?} failed: {v}");
+    v
+}
+
+/// A `serment serve` child process on a free loopback port.
+pub struct ServerProc {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+impl ServerProc {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProc {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(u) = line.strip_prefix("serment: listening on ") {
+                break u.trim().to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServerProc {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Stops the server gracefully (SIGINT) so SQLite checkpoints its WAL.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every regular file below `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

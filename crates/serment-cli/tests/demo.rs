@@ -1,0 +1,81 @@
+//! The main job: `serment demo` on the shipped examples and on every real bundle in
+//! ../shared/data/fhir (required when CI=true).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::*;
+
+fn demo(args: &[&str]) -> serde_json::Value {
+    let home = tempfile::tempdir().unwrap();
+    let mut a = vec!["demo"];
+    a.extend_from_slice(args);
+    ok(home.path(), &a)
+}
+
+fn assert_clean(v: &serde_json::Value) {
+    let docs = v["documents"].as_u64().unwrap();
+    assert!(docs > 0, "{v}");
+    assert_eq!(v["verified"].as_u64().unwrap(), docs, "{v}");
+    assert_eq!(v["plaintext_hits"].as_u64().unwrap(), 0, "{v}");
+    assert!(v["sensitive_strings_checked"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["stored_bytes"].as_u64().unwrap() >= v["plaintext_bytes"].as_u64().unwrap());
+    for k in ["plaintext_bytes", "stored_bytes", "seconds"] {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+}
+
+#[test]
+fn demo_on_shipped_examples() {
+    let v = demo(&[]);
+    assert_clean(&v);
+    assert_eq!(v["inputs"].as_array().unwrap().len(), 3);
+    assert!(v["warnings"].as_array().unwrap().is_empty(), "{v}");
+    // Every read was recorded: patient and GP fetched wrap and blob of every document.
+    assert_eq!(
+        v["access_events"].as_u64().unwrap(),
+        4 * v["documents"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn demo_on_every_shared_bundle() {
+    let Some(dir) = shared_fhir() else { return };
+    let mut bundles: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    bundles.sort();
+    assert!(bundles.len() >= 5, "expected the 5 shared bundles");
+    for b in &bundles {
+        let v = demo(&["--input", b.to_str().unwrap()]);
+        assert_clean(&v);
+        let name = b.file_name().unwrap().to_string_lossy();
+        let warned = v["warnings"].as_array().unwrap().iter().any(|w| {
+            w.as_str()
+                .unwrap()
+                .contains("189079912345678 has control key 78")
+        });
+        if name.starts_with("Bundle-Bundle-CRBio-Replace-ANS") {
+            assert!(warned, "the ANS INS control key must be reported: {v}");
+            let ins = &v["inputs"][0]["ins"][0];
+            assert_eq!(ins["status"], "wrong_key", "{v}");
+        }
+    }
+}
+
+#[test]
+fn demo_rejects_malformed_bundle_with_typed_error() {
+    let home = tempfile::tempdir().unwrap();
+    let bad = home.path().join("bad.json");
+    std::fs::write(&bad, b"{\"resourceType\": \"Bundle\", \"entry\": 5}").unwrap();
+    let (code, v) = run(home.path(), &["demo", "--input", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["error"]["code"], "fhir");
+}
