@@ -108,6 +108,56 @@ pub enum Error {
     /// The operating system's random generator failed.
     #[error("the system random number generator failed")]
     Rng,
+    /// A transparency-log operation could not be carried out (PROTOCOL.md §11).
+    #[error("transparency log: {reason}")]
+    Log {
+        /// Why.
+        reason: &'static str,
+    },
+    /// An inclusion proof did not verify (RFC 9162 §2.1.3.2).
+    #[error("inclusion proof does not verify against the checkpoint")]
+    BadInclusionProof,
+    /// A consistency proof did not verify (RFC 9162 §2.1.4.2).
+    #[error("consistency proof does not verify between the two checkpoints")]
+    BadConsistencyProof,
+    /// A checkpoint, note or verifier key is malformed or belongs to another log (PROTOCOL.md §11.4).
+    #[error("invalid checkpoint: {reason}")]
+    BadCheckpoint {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A checkpoint smaller than the one pinned: the log was rolled back (PROTOCOL.md §11.7).
+    #[error(
+        "LOG ROLLBACK: the server presents a tree of {served} entries, but {pinned} were already verified"
+    )]
+    Rollback {
+        /// The pinned size.
+        pinned: u64,
+        /// The size served.
+        served: u64,
+    },
+    /// Two checkpoints that cannot both be views of one append-only log (PROTOCOL.md §11.7).
+    #[error(
+        "LOG FORK: the checkpoint of size {size} is inconsistent with one already verified (split view)"
+    )]
+    Fork {
+        /// The size of the offending checkpoint.
+        size: u64,
+    },
+    /// A checkpoint without enough witness cosignatures (PROTOCOL.md §11.7).
+    #[error("checkpoint cosigned by {have} trusted witness(es), {need} required")]
+    NoQuorum {
+        /// Valid cosignatures by trusted witnesses.
+        have: usize,
+        /// The quorum.
+        need: usize,
+    },
+    /// A chain of log entries or a key history does not hold together (PROTOCOL.md §11.6).
+    #[error("log history: {reason}")]
+    History {
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl From<std::io::Error> for Error {

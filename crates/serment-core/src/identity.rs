@@ -67,6 +67,9 @@ impl IdentitySecret {
     pub fn id(&self) -> KeyId {
         KeyId::of(KeyKind::Identity, &self.public_key())
     }
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
     /// Signs a device record for `device` under `handle` (PROTOCOL.md §4).
     ///
     /// # Errors

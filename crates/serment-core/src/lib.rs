@@ -9,7 +9,8 @@
 //! - [`document`]: sealing and opening documents (§6);
 //! - [`wrap`]: HPKE key wraps (§7);
 //! - [`auth`]: login challenges (§8.2);
-//! - [`keystore`]: the passphrase-encrypted keystore (§9).
+//! - [`keystore`]: the passphrase-encrypted keystore (§9);
+//! - [`log`]: the transparency log: entries, proofs, checkpoints, witnesses (§11).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ mod error;
 pub mod identity;
 pub mod ids;
 pub mod keystore;
+pub mod log;
 pub mod rng;
 pub mod sign;
 pub mod stream;

@@ -18,6 +18,16 @@ pub enum Context {
     Document,
     /// A key wrap signed by the sharing device.
     Wrap,
+    /// An identity key rotation, signed by the old and the new identity key (PROTOCOL.md §11.3).
+    LogRotation,
+    /// A device revocation, signed by the identity key (PROTOCOL.md §11.3).
+    LogRevocation,
+    /// A recipient removal, signed by the author device (PROTOCOL.md §11.3).
+    LogRemoval,
+    /// An access receipt, signed by the fetching device (PROTOCOL.md §11.5).
+    AccessReceipt,
+    /// An access entry, signed by the log key (PROTOCOL.md §11.3).
+    LogAccess,
 }
 
 impl Context {
@@ -28,6 +38,11 @@ impl Context {
             Context::Auth => "auth",
             Context::Document => "document",
             Context::Wrap => "wrap",
+            Context::LogRotation => "log-rotation",
+            Context::LogRevocation => "log-revocation",
+            Context::LogRemoval => "log-removal",
+            Context::AccessReceipt => "access-receipt",
+            Context::LogAccess => "log-access",
         }
     }
 }
