@@ -86,6 +86,35 @@ pub(crate) enum Command {
         #[arg(long = "to", num_args = 1.., required = true)]
         to: Vec<String>,
     },
+    /// Seal a file offline into a container for recipients' device records (no server).
+    Seal {
+        /// The file to seal.
+        input: PathBuf,
+        /// The container to write; it appears only once sealing succeeded.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A recipient's device record file, from `serment id export-record` (repeatable).
+        /// You can always open what you seal.
+        #[arg(long = "to-record", num_args = 1..)]
+        to_record: Vec<PathBuf>,
+        /// Title (sealed).
+        #[arg(long)]
+        title: Option<String>,
+        /// MIME type (sealed; default application/octet-stream).
+        #[arg(long)]
+        mime: Option<String>,
+    },
+    /// Verify and decrypt an offline container written by `serment seal`.
+    Open {
+        /// The container.
+        input: PathBuf,
+        /// Output file; written only if every check passes.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The author's device record file (default: this device must be the author).
+        #[arg(long)]
+        author_record: Option<PathBuf>,
+    },
     /// Run the end-to-end demo: lab, GP and patient on an embedded server.
     Demo(DemoArgs),
     /// Print version, git commit, protocol and suite.
@@ -118,9 +147,28 @@ pub(crate) enum IdCommand {
         /// Display name, kept in the keystore and sealed into documents you author.
         #[arg(long)]
         display: Option<String>,
+        /// Keystore KDF cost: `default` (Argon2id 64 MiB, t=3) or `floor` (OWASP's minimum,
+        /// 19 MiB, t=2: for constrained devices; faster to unlock, weaker against guessing).
+        #[arg(long, value_enum, default_value_t = KdfCost::Default)]
+        kdf: KdfCost,
     },
     /// Show this identity.
     Show,
+    /// Write this device's record (signed by the identity key) to a file, for `seal --to-record`.
+    ExportRecord {
+        /// The file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+/// Argon2id cost of a new keystore (PROTOCOL.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum KdfCost {
+    /// 64 MiB, t=3.
+    Default,
+    /// 19 MiB, t=2 (OWASP's minimum, the format's floor).
+    Floor,
 }
 
 #[derive(Debug, Subcommand)]

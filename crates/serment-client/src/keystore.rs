@@ -50,6 +50,41 @@ struct PublicState {
     contacts: BTreeMap<String, PinnedContact>,
 }
 
+/// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
+/// is the one uniform [`serment_core::Error::KeystoreDecrypt`].
+fn parse_payload(payload: &[u8]) -> Result<(IdentitySecret, DeviceSecret, PublicState)> {
+    let corrupt = |_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt);
+    let mut r = Reader::new(payload, "keystore payload");
+    if r.u16().map_err(corrupt)? != PAYLOAD_VERSION {
+        return Err(ClientError::Keystore(
+            serment_core::Error::UnsupportedVersion {
+                what: "keystore payload",
+                version: 0,
+            },
+        ));
+    }
+    let id_seed = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
+    let dev_sign = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
+    let dev_enc = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
+    let json_len = r.u32().map_err(corrupt)? as usize;
+    let json = r.take(json_len).map_err(corrupt)?;
+    r.finish().map_err(corrupt)?;
+    let state: PublicState = serde_json::from_slice(json)
+        .map_err(|_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt))?;
+    let device = DeviceSecret::from_secrets(&dev_sign, &dev_enc).map_err(ClientError::Keystore)?;
+    Ok((IdentitySecret::from_seed(&id_seed), device, state))
+}
+
+/// Runs the decrypted-payload decoder on arbitrary bytes and discards the result: the entry
+/// point of the `keystore` fuzz target (`serment-hostile`), not an API.
+///
+/// # Errors
+/// As the keystore payload decoder: [`ClientError::Keystore`].
+#[doc(hidden)]
+pub fn decode_payload(payload: &[u8]) -> Result<()> {
+    parse_payload(payload).map(|_| ())
+}
+
 /// An open keystore. `Debug` never shows secrets.
 #[derive(Debug)]
 pub struct Keystore {
@@ -124,31 +159,13 @@ impl Keystore {
         let params = keystore::params_of(&file).map_err(ClientError::Keystore)?;
         let payload =
             keystore::open(passphrase.as_bytes(), &file).map_err(ClientError::Keystore)?;
-        let corrupt = |_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt);
-        let mut r = Reader::new(&payload, "keystore payload");
-        if r.u16().map_err(corrupt)? != PAYLOAD_VERSION {
-            return Err(ClientError::Keystore(
-                serment_core::Error::UnsupportedVersion {
-                    what: "keystore payload",
-                    version: 0,
-                },
-            ));
-        }
-        let id_seed = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
-        let dev_sign = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
-        let dev_enc = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
-        let json_len = r.u32().map_err(corrupt)? as usize;
-        let json = r.take(json_len).map_err(corrupt)?;
-        r.finish().map_err(corrupt)?;
-        let state: PublicState = serde_json::from_slice(json)
-            .map_err(|_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt))?;
+        let (identity, device, state) = parse_payload(&payload)?;
         Ok(Keystore {
             path: path.to_path_buf(),
             passphrase,
             params,
-            identity: IdentitySecret::from_seed(&id_seed),
-            device: DeviceSecret::from_secrets(&dev_sign, &dev_enc)
-                .map_err(ClientError::Keystore)?,
+            identity,
+            device,
             state,
         })
     }

@@ -111,18 +111,41 @@ impl StreamKey {
     /// [`Error::ExtendedStream`] if `index` is past the last chunk; [`Error::InvalidField`] if the
     /// plaintext length is not the one the header announced.
     pub fn seal_chunk(&self, index: u64, padded_len: u64, buf: &mut Vec<u8>) -> Result<[u8; 32]> {
-        if buf.len() != chunk_plain_len(padded_len, index) {
+        let plain = buf.len();
+        buf.resize(plain + TAG_LEN, 0);
+        let r = self.seal_slot(index, padded_len, buf);
+        if r.is_err() {
+            buf.truncate(plain);
+        }
+        r
+    }
+
+    /// Seals chunk `index` in place in a slot of `plaintext length + TAG_LEN` bytes: the plaintext
+    /// fills the slot but its last [`TAG_LEN`] bytes, and the slot becomes ciphertext || tag. No
+    /// allocation and no copy. Returns the chunk hash of the ciphertext.
+    ///
+    /// # Errors
+    /// As [`StreamKey::seal_chunk`].
+    pub fn seal_slot(&self, index: u64, padded_len: u64, slot: &mut [u8]) -> Result<[u8; 32]> {
+        let plain = slot.len().checked_sub(TAG_LEN).ok_or(Error::InvalidField {
+            field: "chunk",
+            reason: "slot shorter than a tag",
+        })?;
+        if plain != chunk_plain_len(padded_len, index) {
             return Err(Error::InvalidField {
                 field: "chunk",
                 reason: "plaintext length does not match the header",
             });
         }
         let nonce = self.nonce(index)?;
-        self.key
-            .seal_in_place_append_tag(nonce, Aad::from(self.aad), buf)
+        let (data, tag_out) = slot.split_at_mut(plain);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::from(self.aad), data)
             .map_err(|_| Error::Decrypt)?;
+        tag_out.copy_from_slice(tag.as_ref());
         // index < chunks <= 2^32 was checked by nonce().
-        Ok(chunk_hash(index as u32, buf))
+        Ok(chunk_hash(index as u32, slot))
     }
 
     /// Opens chunk `index` in place: `buf` holds ciphertext || tag and becomes the plaintext.
@@ -131,14 +154,23 @@ impl StreamKey {
     /// # Errors
     /// [`Error::Decrypt`] on any authentication failure (wrong key, header, position or last flag).
     pub fn open_chunk(&self, index: u64, buf: &mut Vec<u8>) -> Result<[u8; 32]> {
+        let hash = self.open_slot(index, buf)?;
+        buf.truncate(buf.len().saturating_sub(TAG_LEN));
+        Ok(hash)
+    }
+
+    /// Opens chunk `index` in place: `slot` holds ciphertext || tag; on success its first
+    /// `slot.len() - TAG_LEN` bytes are the plaintext. Returns the chunk hash of the ciphertext
+    /// (computed before decryption). On failure the slot's content is unspecified.
+    ///
+    /// # Errors
+    /// As [`StreamKey::open_chunk`].
+    pub fn open_slot(&self, index: u64, slot: &mut [u8]) -> Result<[u8; 32]> {
         let nonce = self.nonce(index)?;
-        let hash = chunk_hash(index as u32, buf);
-        let plain_len = self
-            .key
-            .open_in_place(nonce, Aad::from(self.aad), buf)
-            .map_err(|_| Error::Decrypt)?
-            .len();
-        buf.truncate(plain_len);
+        let hash = chunk_hash(index as u32, slot);
+        self.key
+            .open_in_place(nonce, Aad::from(self.aad), slot)
+            .map_err(|_| Error::Decrypt)?;
         Ok(hash)
     }
 }

@@ -7,20 +7,24 @@ use serment_client::vault::Session;
 use serment_core::keystore::KdfParams;
 
 use super::{Ctx, passphrase};
-use crate::cli::{ContactCommand, IdCommand};
+use crate::cli::{ContactCommand, IdCommand, KdfCost};
 use crate::error::{CliError, CliResult};
 use crate::output::emit;
 
 pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
     match cmd {
-        IdCommand::New { name, display } => {
+        IdCommand::ExportRecord { output } => super::offline::export_record(ctx, &output),
+        IdCommand::New { name, display, kdf } => {
             let path = ctx.keystore_path()?;
             let ks = Keystore::create(
                 &path,
                 passphrase(true)?,
                 &name,
                 display.as_deref().unwrap_or(&name),
-                KdfParams::DEFAULT,
+                match kdf {
+                    KdfCost::Default => KdfParams::DEFAULT,
+                    KdfCost::Floor => KdfParams::FLOOR,
+                },
             )?;
             let fp = contacts::fingerprint(&ks.identity.id());
             emit(

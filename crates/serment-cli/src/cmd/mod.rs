@@ -4,6 +4,7 @@ mod demo;
 mod docs;
 mod fhir;
 mod id;
+mod offline;
 mod serve;
 mod version;
 
@@ -42,6 +43,27 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Share { doc, to, version } => docs::share(&ctx, &doc, version, &to),
         Command::Accesses { doc } => docs::accesses(&ctx, &doc),
         Command::ImportFhir { bundle, to } => fhir::import(&ctx, &bundle, &to),
+        Command::Seal {
+            input,
+            output,
+            to_record,
+            title,
+            mime,
+        } => offline::seal(
+            &ctx,
+            offline::SealArgs {
+                input: &input,
+                output: &output,
+                to_records: &to_record,
+                title,
+                mime,
+            },
+        ),
+        Command::Open {
+            input,
+            output,
+            author_record,
+        } => offline::open(&ctx, &input, &output, author_record.as_deref()),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::Version => version::run(&ctx),
     }

@@ -1,17 +1,23 @@
 //! Sealed documents (PROTOCOL.md §6): sealing for recipients and opening with full verification.
 //!
-//! [`seal`] and [`open`] stream: memory stays bounded by a batch of chunks (about 2 MiB) whatever
-//! the document size. Chunks of a batch are sealed or opened on all available cores; the chunk
-//! hashes are combined in order, so the result does not depend on the thread count.
+//! [`seal`] and [`open`] stream: memory stays bounded by the jobs in flight (a few MiB) whatever
+//! the document size. The calling thread reads and writes while worker threads, one per core,
+//! seal or open and hash runs of chunks in place ([`pipeline`]); the chunk hashes are combined in
+//! order, so the result does not depend on the thread count.
 
+mod container;
 mod framing;
 mod header;
+mod pipeline;
 
 use std::io::{ErrorKind, Read, Write};
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+pub use container::{
+    CONTAINER_MAGIC, CONTAINER_PREFIX_LEN, open_container, seal_container, seal_container_with,
+};
 pub use framing::{MAX_METADATA_LEN, Metadata, PatientIdentifier, padded_len, padme};
 pub use header::{Header, MAX_PADDED_LEN, MAX_RECIPIENTS, Trailer};
 
@@ -19,12 +25,9 @@ use crate::error::{Error, Result};
 use crate::identity::DeviceSecret;
 use crate::ids::{DocId, KeyId, KeyKind};
 use crate::sign::{self, Context};
-use crate::stream::{CHUNK_SIZE, DEK_LEN, NONCE_PREFIX_LEN, StreamKey, TAG_LEN, chunk_plain_len};
+use crate::stream::{DEK_LEN, NONCE_PREFIX_LEN, StreamKey, TAG_LEN};
 use crate::wrap::{self, Recipient, WrappedKey};
 use framing::Deframer;
-
-/// Chunks handled per batch (2 MiB of plaintext).
-const BATCH: usize = 32;
 
 /// What to seal.
 #[derive(Debug)]
@@ -74,11 +77,25 @@ pub fn seal<R: Read, W: Write>(input: SealInput<'_>, content: R, out: W) -> Resu
 #[doc(hidden)]
 pub fn seal_with<R: Read, W: Write>(
     input: SealInput<'_>,
+    content: R,
+    out: W,
+    dek: Zeroizing<[u8; DEK_LEN]>,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Sealed> {
+    seal_inner(input, content, out, dek, nonce_prefix, rng, |_, _| Ok(()))
+}
+
+/// Seals, calling `before(wraps, out)` once the wraps are made and before the sealed document is
+/// written (the offline container writes the wraps first).
+fn seal_inner<R: Read, W: Write>(
+    input: SealInput<'_>,
     mut content: R,
     mut out: W,
     dek: Zeroizing<[u8; DEK_LEN]>,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     rng: &mut impl rand_core::CryptoRng,
+    before: impl FnOnce(&[(KeyId, Vec<u8>)], &mut W) -> Result<()>,
 ) -> Result<Sealed> {
     if input.doc_version == 0 {
         return Err(Error::InvalidField {
@@ -112,6 +129,24 @@ pub fn seal_with<R: Read, W: Write>(
     let header_bytes = header.encode();
     let header_hash = header.hash();
     let key = StreamKey::new(&dek, nonce_prefix, header_hash, header.chunks())?;
+
+    // The wraps depend only on the DEK and the header, so they are made first (the HPKE
+    // randomness is drawn in recipient order, as before).
+    let mut wraps = Vec::with_capacity(recipients.len());
+    for r in &recipients {
+        let w = wrap::wrap_dek(
+            &dek,
+            &header.doc_id,
+            header.doc_version,
+            &header_hash,
+            r,
+            input.author,
+            rng,
+        )?;
+        wraps.push((r.device_id, w));
+    }
+    before(&wraps, &mut out)?;
+
     out.write_all(&header_bytes)?;
     let mut sealed_len = Header::LEN as u64;
 
@@ -125,24 +160,26 @@ pub fn seal_with<R: Read, W: Write>(
         content_left: content_len,
     };
     let mut ct_hasher = ciphertext_hasher();
-    let mut bufs: Vec<Vec<u8>> = Vec::new();
-    let mut index = 0u64;
-    while index < header.chunks() {
-        let batch = (header.chunks() - index).min(BATCH as u64) as usize;
-        bufs.resize_with(batch, || Vec::with_capacity(CHUNK_SIZE + TAG_LEN));
-        for (i, buf) in bufs.iter_mut().enumerate() {
-            buf.clear();
-            buf.resize(chunk_plain_len(padded, index + i as u64), 0);
-            plain.fill(buf)?;
-        }
-        let hashes = par_chunks(&mut bufs, index, |i, b| key.seal_chunk(i, padded, b))?;
-        for (buf, h) in bufs.iter().zip(&hashes) {
-            out.write_all(buf)?;
-            ct_hasher.update(h);
-            sealed_len += buf.len() as u64;
-        }
-        index += batch as u64;
-    }
+    pipeline::run(
+        header.chunks(),
+        padded,
+        |job| {
+            for (_, slot) in job.slots_mut() {
+                let plain_len = slot.len().saturating_sub(TAG_LEN);
+                plain.fill(slot.get_mut(..plain_len).unwrap_or_default())?;
+            }
+            Ok(())
+        },
+        |index, slot| key.seal_slot(index, padded, slot),
+        |job| {
+            out.write_all(&job.buf)?;
+            for h in &job.hashes {
+                ct_hasher.update(h);
+            }
+            sealed_len += job.buf.len() as u64;
+            Ok(())
+        },
+    )?;
     // The content must end exactly where the metadata said.
     let mut probe = [0u8; 1];
     if plain.content_left != 0 || read_some(&mut content, &mut probe)? != 0 {
@@ -166,19 +203,6 @@ pub fn seal_with<R: Read, W: Write>(
     out.flush()?;
     sealed_len += trailer.len() as u64;
 
-    let mut wraps = Vec::with_capacity(recipients.len());
-    for r in &recipients {
-        let w = wrap::wrap_dek(
-            &dek,
-            &header.doc_id,
-            header.doc_version,
-            &header_hash,
-            r,
-            input.author,
-            rng,
-        )?;
-        wraps.push((r.device_id, w));
-    }
     Ok(Sealed {
         header,
         wraps,
@@ -258,26 +282,22 @@ pub fn open<R: Read, W: Write>(input: OpenInput<'_>, mut sealed: R, mut out: W) 
 
     let mut deframer = Deframer::new(header.padded_len);
     let mut ct_hasher = ciphertext_hasher();
-    let mut bufs: Vec<Vec<u8>> = Vec::new();
-    let mut index = 0u64;
-    while index < header.chunks() {
-        let batch = (header.chunks() - index).min(BATCH as u64) as usize;
-        bufs.resize_with(batch, || Vec::with_capacity(CHUNK_SIZE + TAG_LEN));
-        for (i, buf) in bufs.iter_mut().enumerate() {
-            buf.clear();
-            buf.resize(
-                chunk_plain_len(header.padded_len, index + i as u64) + TAG_LEN,
-                0,
-            );
-            read_exact_or_truncated(&mut sealed, buf)?;
-        }
-        let hashes = par_chunks(&mut bufs, index, |i, b| key.open_chunk(i, b))?;
-        for (buf, h) in bufs.iter().zip(&hashes) {
-            ct_hasher.update(h);
-            deframer.feed(buf, &mut |c| out.write_all(c).map_err(Error::from))?;
-        }
-        index += batch as u64;
-    }
+    pipeline::run(
+        header.chunks(),
+        header.padded_len,
+        |job| read_exact_or_truncated(&mut sealed, &mut job.buf),
+        |index, slot| key.open_slot(index, slot),
+        |job| {
+            for (slot, h) in job.slots().zip(&job.hashes) {
+                ct_hasher.update(h);
+                let plain = slot
+                    .get(..slot.len().saturating_sub(TAG_LEN))
+                    .unwrap_or_default();
+                deframer.feed(plain, &mut |c| out.write_all(c).map_err(Error::from))?;
+            }
+            Ok(())
+        },
+    )?;
     let mut trailer_bytes = Vec::new();
     (&mut sealed)
         .take(Trailer::MAX_LEN as u64 + 1)
@@ -325,51 +345,6 @@ fn ciphertext_hasher() -> Sha256 {
     h
 }
 
-/// Runs `f(index, buf)` over a batch on all available cores; returns the results in order.
-fn par_chunks<F>(bufs: &mut [Vec<u8>], first: u64, f: F) -> Result<Vec<[u8; 32]>>
-where
-    F: Fn(u64, &mut Vec<u8>) -> Result<[u8; 32]> + Sync,
-{
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads <= 1 || bufs.len() <= 1 {
-        return bufs
-            .iter_mut()
-            .enumerate()
-            .map(|(i, b)| f(first + i as u64, b))
-            .collect();
-    }
-    let per = bufs.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = bufs
-            .chunks_mut(per)
-            .enumerate()
-            .map(|(part, slice)| {
-                s.spawn(move || {
-                    let base = first + (part * per) as u64;
-                    slice
-                        .iter_mut()
-                        .enumerate()
-                        .map(|(i, b)| f(base + i as u64, b))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(bufs_len_hint(per, threads));
-        for h in handles {
-            let part = h
-                .join()
-                .map_err(|_| Error::Io("a worker thread panicked".into()))??;
-            all.extend(part);
-        }
-        Ok(all)
-    })
-}
-
-fn bufs_len_hint(per: usize, threads: usize) -> usize {
-    per.saturating_mul(threads)
-}
-
 /// Reads exactly `buf.len()` bytes, mapping a short read to [`Error::TruncatedStream`].
 fn read_exact_or_truncated<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<()> {
     r.read_exact(buf).map_err(|e| match e.kind() {
@@ -397,7 +372,7 @@ struct Framer<'r, R: Read> {
 }
 
 impl<R: Read> Framer<'_, R> {
-    /// Fills `buf` completely.
+    /// Fills `buf` completely: prefix, then content, then zero padding.
     fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
         let mut pos = 0;
         if let Some(rest) = self.prefix.get(self.prefix_pos..) {
@@ -423,7 +398,10 @@ impl<R: Read> Framer<'_, R> {
             pos += n;
             self.content_left -= n as u64;
         }
-        // The rest of buf is padding; it was zero-filled by the caller.
+        // The rest of buf is padding (buffers are reused, so zero it here).
+        if let Some(pad) = buf.get_mut(pos..) {
+            pad.fill(0);
+        }
         Ok(())
     }
 }

@@ -1,0 +1,342 @@
+//! Core benchmarks (issue 4, PROTOCOL.md §2). Run with the machine otherwise quiet:
+//!
+//! ```text
+//! cargo bench -p serment-core --bench crypto
+//! cargo bench -p serment-core --bench crypto -- aead   # one group
+//! ```
+//!
+//! - `seal` / `open`: whole documents through [`document::seal`] and [`document::open`], from
+//!   memory to a sink, on all cores (the pipeline's worker threads), at 4 KiB, 1 MiB, 256 MiB;
+//! - `aead`: the raw AEAD on 64 KiB chunks, one core: ring AES-256-GCM (the suite's backend),
+//!   ring ChaCha20-Poly1305, RustCrypto `aes-gcm` and `chacha20poly1305`;
+//! - `chunk`: what the format costs per 64 KiB chunk on one core: SHA-256 alone (`sha2`, which we
+//!   use, and ring's), and seal + chunk hash as [`StreamKey::seal_slot`] does it;
+//! - `ops`: HPKE wrap and unwrap of a DEK, Ed25519 sign and verify of a document signature.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::hint::black_box;
+use std::io;
+
+use divan::Bencher;
+use divan::counter::BytesCount;
+use serment_core::DocId;
+use serment_core::document::{self, Metadata, OpenInput, SealInput};
+use serment_core::identity::DeviceSecret;
+use serment_core::sign::{self, Context};
+use serment_core::stream::{CHUNK_SIZE, StreamKey, TAG_LEN};
+use serment_core::wrap::{self, Recipient, WrappedKey};
+use zeroize::Zeroizing;
+
+fn main() {
+    divan::main();
+}
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+fn device(seed: u8) -> DeviceSecret {
+    DeviceSecret::from_test_seed(&[seed; 32])
+}
+
+fn recipient(d: &DeviceSecret) -> Recipient {
+    Recipient {
+        device_id: d.id(),
+        encryption_key: d.encryption_public_key(),
+    }
+}
+
+fn content(len: usize) -> Vec<u8> {
+    // Incompressible enough, and cheap to make.
+    let mut v = vec![0u8; len];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in &mut v {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    v
+}
+
+fn meta(len: usize) -> Metadata {
+    Metadata {
+        content_length: len as u64,
+        mime_type: Some("application/octet-stream".into()),
+        ..Metadata::default()
+    }
+}
+
+fn seal_to_vec(author: &DeviceSecret, to: &[Recipient], data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 4096);
+    let sealed = document::seal(
+        SealInput {
+            doc_id: DocId::from_bytes([1; 16]),
+            doc_version: 1,
+            author,
+            recipients: to,
+            metadata: meta(data.len()),
+        },
+        data,
+        &mut out,
+    )
+    .unwrap();
+    let wrap = sealed
+        .wraps
+        .iter()
+        .find(|(k, _)| *k == to[0].device_id)
+        .unwrap()
+        .1
+        .clone();
+    (out, wrap)
+}
+
+fn bench_seal(b: Bencher, size: usize) {
+    let author = device(1);
+    let to = [recipient(&device(2)), recipient(&device(3))];
+    let data = content(size);
+    b.counter(BytesCount::new(size)).bench_local(|| {
+        document::seal(
+            SealInput {
+                doc_id: DocId::from_bytes([1; 16]),
+                doc_version: 1,
+                author: &author,
+                recipients: &to,
+                metadata: meta(data.len()),
+            },
+            black_box(data.as_slice()),
+            io::sink(),
+        )
+        .unwrap()
+    });
+}
+
+fn bench_open(b: Bencher, size: usize) {
+    let author = device(1);
+    let reader = device(2);
+    let to = [recipient(&reader), recipient(&device(3))];
+    let (blob, wrap) = seal_to_vec(&author, &to, &content(size));
+    let author_key = author.signing_public_key();
+    b.counter(BytesCount::new(size)).bench_local(|| {
+        document::open(
+            OpenInput {
+                device: &reader,
+                wrap: &wrap,
+                author_signing_key: &author_key,
+                expected: None,
+            },
+            black_box(blob.as_slice()),
+            io::sink(),
+        )
+        .unwrap()
+    });
+}
+
+/// Sealing and opening whole documents (two recipients plus the author), memory to sink.
+mod document_ops {
+    use super::*;
+
+    #[divan::bench(args = [4 * KIB, MIB])]
+    fn seal(b: Bencher, size: usize) {
+        bench_seal(b, size);
+    }
+
+    #[divan::bench(args = [4 * KIB, MIB])]
+    fn open(b: Bencher, size: usize) {
+        bench_open(b, size);
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn seal_256mib(b: Bencher) {
+        bench_seal(b, 256 * MIB);
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn open_256mib(b: Bencher) {
+        bench_open(b, 256 * MIB);
+    }
+}
+
+/// The raw AEAD on one 64 KiB chunk, one core, in place, tag detached.
+mod aead {
+    use super::*;
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+
+    const KEY: [u8; 32] = [7; 32];
+    const NONCE: [u8; 12] = [1; 12];
+    const AAD: [u8; 32] = [2; 32];
+
+    #[divan::bench]
+    fn ring_aes256gcm(b: Bencher) {
+        use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &KEY).unwrap());
+        let mut buf = content(CHUNK_SIZE);
+        b.counter(BytesCount::new(CHUNK_SIZE)).bench_local(|| {
+            key.seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(NONCE),
+                Aad::from(AAD),
+                black_box(&mut buf),
+            )
+            .unwrap()
+        });
+    }
+
+    #[divan::bench]
+    fn ring_aes256gcm_open(b: Bencher) {
+        use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &KEY).unwrap());
+        let mut sealed = content(CHUNK_SIZE);
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(NONCE),
+            Aad::from(AAD),
+            &mut sealed,
+        )
+        .unwrap();
+        let mut buf = sealed.clone();
+        b.counter(BytesCount::new(CHUNK_SIZE)).bench_local(|| {
+            buf.copy_from_slice(&sealed);
+            key.open_in_place(
+                Nonce::assume_unique_for_key(NONCE),
+                Aad::from(AAD),
+                black_box(&mut buf),
+            )
+            .map(|p| p.len())
+            .unwrap()
+        });
+    }
+
+    #[divan::bench]
+    fn ring_chacha20poly1305(b: Bencher) {
+        use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &KEY).unwrap());
+        let mut buf = content(CHUNK_SIZE);
+        b.counter(BytesCount::new(CHUNK_SIZE)).bench_local(|| {
+            key.seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(NONCE),
+                Aad::from(AAD),
+                black_box(&mut buf),
+            )
+            .unwrap()
+        });
+    }
+
+    #[divan::bench]
+    fn rustcrypto_aes256gcm(b: Bencher) {
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(&KEY).unwrap();
+        let nonce = aes_gcm::aead::Nonce::<aes_gcm::Aes256Gcm>::from(NONCE);
+        let mut buf = content(CHUNK_SIZE);
+        b.counter(BytesCount::new(CHUNK_SIZE)).bench_local(|| {
+            cipher
+                .encrypt_inout_detached(&nonce, &AAD, black_box(buf.as_mut_slice()).into())
+                .unwrap()
+        });
+    }
+
+    #[divan::bench]
+    fn rustcrypto_chacha20poly1305(b: Bencher) {
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new_from_slice(&KEY).unwrap();
+        let nonce = chacha20poly1305::Nonce::from(NONCE);
+        let mut buf = content(CHUNK_SIZE);
+        b.counter(BytesCount::new(CHUNK_SIZE)).bench_local(|| {
+            cipher
+                .encrypt_inout_detached(&nonce, &AAD, black_box(buf.as_mut_slice()).into())
+                .unwrap()
+        });
+    }
+}
+
+/// What the format adds per 64 KiB chunk, one core.
+mod chunk {
+    use super::*;
+
+    #[divan::bench]
+    fn sha256_sha2(b: Bencher) {
+        use sha2::{Digest, Sha256};
+        let buf = content(CHUNK_SIZE + TAG_LEN);
+        b.counter(BytesCount::new(buf.len()))
+            .bench_local(|| Sha256::digest(black_box(&buf)));
+    }
+
+    #[divan::bench]
+    fn sha256_ring(b: Bencher) {
+        let buf = content(CHUNK_SIZE + TAG_LEN);
+        b.counter(BytesCount::new(buf.len()))
+            .bench_local(|| ring::digest::digest(&ring::digest::SHA256, black_box(&buf)));
+    }
+
+    #[divan::bench]
+    fn chunk_hash(b: Bencher) {
+        let buf = content(CHUNK_SIZE + TAG_LEN);
+        b.counter(BytesCount::new(buf.len()))
+            .bench_local(|| serment_core::stream::chunk_hash(3, black_box(&buf)));
+    }
+
+    /// Seal one chunk in place and hash it: the per-chunk work of sealing, one core.
+    #[divan::bench]
+    fn seal_slot(b: Bencher) {
+        let key = StreamKey::new(&Zeroizing::new([7; 32]), [1; 7], [2; 32], 1 << 20).unwrap();
+        let mut slot = content(CHUNK_SIZE + TAG_LEN);
+        let padded = (1u64 << 20) * CHUNK_SIZE as u64;
+        b.counter(BytesCount::new(CHUNK_SIZE))
+            .bench_local(|| key.seal_slot(5, padded, black_box(&mut slot)).unwrap());
+    }
+}
+
+/// Key wraps and signatures, operations per second.
+mod ops {
+    use super::*;
+
+    #[divan::bench]
+    fn hpke_wrap(b: Bencher) {
+        let author = device(1);
+        let to = recipient(&device(2));
+        let dek = Zeroizing::new([9u8; 32]);
+        let doc = DocId::from_bytes([1; 16]);
+        let mut rng = serment_core::rng::os_rng();
+        b.bench_local(|| wrap::wrap_dek(&dek, &doc, 1, &[3; 32], &to, &author, &mut rng).unwrap());
+    }
+
+    #[divan::bench]
+    fn hpke_unwrap(b: Bencher) {
+        let author = device(1);
+        let reader = device(2);
+        let dek = Zeroizing::new([9u8; 32]);
+        let doc = DocId::from_bytes([1; 16]);
+        let bytes = wrap::wrap_dek(
+            &dek,
+            &doc,
+            1,
+            &[3; 32],
+            &recipient(&reader),
+            &author,
+            &mut serment_core::rng::os_rng(),
+        )
+        .unwrap();
+        let w = WrappedKey::decode(&bytes).unwrap();
+        b.bench_local(|| wrap::unwrap_dek(black_box(&w), &reader).unwrap());
+    }
+
+    /// Signing a document's signed bytes (header hash, ciphertext hash, three recipients).
+    #[divan::bench]
+    fn ed25519_sign(b: Bencher) {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&device(1).signing_seed());
+        let body = [5u8; 64 + 2 + 3 * 32];
+        b.bench_local(|| sign::sign(&sk, Context::Document, black_box(&body)));
+    }
+
+    #[divan::bench]
+    fn ed25519_verify(b: Bencher) {
+        let author = device(1);
+        let sk = ed25519_dalek::SigningKey::from_bytes(&author.signing_seed());
+        let body = [5u8; 64 + 2 + 3 * 32];
+        let sig = sign::sign(&sk, Context::Document, &body);
+        let pk = author.signing_public_key();
+        b.bench_local(|| {
+            sign::verify(&pk, Context::Document, black_box(&body), &sig, "document").unwrap()
+        });
+    }
+}

@@ -1,0 +1,210 @@
+//! The seal/open pipeline over many jobs (PROTOCOL.md §5, §6) and the offline container (§6.4).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use common::*;
+use serment_core::document::{self, CONTAINER_PREFIX_LEN, Header};
+use serment_core::stream::{CHUNK_SIZE, TAG_LEN};
+use serment_core::wrap::WrappedKey;
+use serment_core::{DocId, Error};
+
+fn content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 131 + i / 7) as u8).collect()
+}
+
+/// A reader that hands out at most `step` bytes per read, to exercise short reads.
+struct Dribble<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Dribble<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn many_jobs_round_trip_and_match_a_one_job_reference() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    // 8 chunks per job: cover 1 job, 2 jobs exactly, and many jobs with a short tail.
+    for chunks in [7usize, 16, 17, 41] {
+        let data = content(chunks * CHUNK_SIZE - 100);
+        let (blob, sealed) = seal(&lab, &[&p], &data);
+        assert_eq!(blob.len() as u64, sealed.sealed_len);
+        let w = wrap_for(&sealed, &p.dev.id());
+        assert_eq!(open(&p, &lab, &blob, w).unwrap(), data, "{chunks} chunks");
+        // Short reads on both sides give the same result.
+        let mut out = Vec::new();
+        document::open(
+            document::OpenInput {
+                device: &p.dev,
+                wrap: w,
+                author_signing_key: &lab.dev.signing_public_key(),
+                expected: None,
+            },
+            Dribble {
+                data: &blob,
+                step: 1000,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, data);
+    }
+}
+
+#[test]
+fn seal_from_a_short_reading_source() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let data = content(20 * CHUNK_SIZE + 3);
+    let mut blob = Vec::new();
+    let sealed = document::seal(
+        document::SealInput {
+            doc_id: DocId::from_bytes([4; 16]),
+            doc_version: 1,
+            author: &lab.dev,
+            recipients: &[p.recipient()],
+            metadata: meta(data.len()),
+        },
+        Dribble {
+            data: &data,
+            step: 777,
+        },
+        &mut blob,
+    )
+    .unwrap();
+    assert_eq!(
+        open(&p, &lab, &blob, wrap_for(&sealed, &p.dev.id())).unwrap(),
+        data
+    );
+}
+
+#[test]
+fn tamper_in_a_late_job_fails_without_hanging() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let data = content(40 * CHUNK_SIZE);
+    let (blob, sealed) = seal(&lab, &[&p], &data);
+    let w = wrap_for(&sealed, &p.dev.id());
+    let c = CHUNK_SIZE + TAG_LEN;
+    for chunk in [0usize, 9, 23, 40] {
+        let mut t = blob.clone();
+        t[Header::LEN + chunk * c + 11] ^= 1;
+        assert_eq!(open(&p, &lab, &t, w), Err(Error::Decrypt), "chunk {chunk}");
+    }
+    // Cut inside job 3.
+    assert_eq!(
+        open(&p, &lab, &blob[..Header::LEN + 27 * c + 5], w),
+        Err(Error::TruncatedStream)
+    );
+}
+
+#[test]
+fn content_shorter_or_longer_than_announced_fails() {
+    let lab = Party::new(1);
+    let data = content(30 * CHUNK_SIZE);
+    for announced in [data.len() - 1, data.len() + 1] {
+        let r = document::seal(
+            document::SealInput {
+                doc_id: DocId::from_bytes([4; 16]),
+                doc_version: 1,
+                author: &lab.dev,
+                recipients: &[],
+                metadata: meta(announced),
+            },
+            data.as_slice(),
+            std::io::sink(),
+        );
+        assert!(matches!(r, Err(Error::Io(_))), "{announced}: {r:?}");
+    }
+}
+
+fn seal_container(author: &Party, to: &[&Party], data: &[u8]) -> Vec<u8> {
+    let recipients: Vec<_> = to.iter().map(|p| p.recipient()).collect();
+    let mut out = Vec::new();
+    let sealed = document::seal_container(
+        document::SealInput {
+            doc_id: DocId::from_bytes([7; 16]),
+            doc_version: 1,
+            author: &author.dev,
+            recipients: &recipients,
+            metadata: meta(data.len()),
+        },
+        data,
+        &mut out,
+    )
+    .unwrap();
+    let wraps_len = sealed.wraps.len() * WrappedKey::LEN;
+    assert_eq!(
+        out.len() as u64,
+        (CONTAINER_PREFIX_LEN + wraps_len) as u64 + sealed.sealed_len
+    );
+    assert_eq!(&out[..4], b"SRMC");
+    out
+}
+
+fn open_container(reader: &Party, author: &Party, c: &[u8]) -> serment_core::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    document::open_container(&reader.dev, &author.dev.signing_public_key(), c, &mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn container_round_trip_for_each_recipient() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let gp = Party::new(3);
+    let stranger = Party::new(9);
+    for len in [0, 1, 3 * CHUNK_SIZE + 5] {
+        let data = content(len);
+        let c = seal_container(&lab, &[&p, &gp], &data);
+        for reader in [&p, &gp, &lab] {
+            assert_eq!(open_container(reader, &lab, &c).unwrap(), data);
+        }
+        assert!(matches!(
+            open_container(&stranger, &lab, &c),
+            Err(Error::ContextMismatch(_))
+        ));
+        assert!(matches!(
+            open_container(&p, &gp, &c),
+            Err(Error::WrongSigner { .. })
+        ));
+    }
+}
+
+#[test]
+fn container_tampering_is_rejected() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let c = seal_container(&lab, &[&p], &content(2 * CHUNK_SIZE));
+    // Magic, version, suite, count, every byte of the wraps, a chunk byte, the last byte.
+    let wraps_end = CONTAINER_PREFIX_LEN + 2 * WrappedKey::LEN;
+    let mut positions: Vec<usize> = (0..wraps_end).collect();
+    positions.extend([wraps_end + Header::LEN + 3, c.len() - 1]);
+    for i in positions {
+        let mut t = c.clone();
+        t[i] ^= 0x40;
+        let r = open_container(&p, &lab, &t);
+        // A flip in the other recipient's wrap may leave this reader's wrap intact, but it
+        // must then still fail its syntax check or be ignored: never a wrong plaintext.
+        if let Ok(out) = r {
+            assert_eq!(out, content(2 * CHUNK_SIZE), "flip at {i}");
+        }
+    }
+    // Truncation anywhere fails.
+    for cut in [0, 5, CONTAINER_PREFIX_LEN + 3, wraps_end + 10, c.len() - 1] {
+        assert!(open_container(&p, &lab, &c[..cut]).is_err(), "cut {cut}");
+    }
+    // A zero wrap count is refused.
+    let mut zero = c.clone();
+    zero[8] = 0;
+    zero[9] = 0;
+    assert!(open_container(&p, &lab, &zero).is_err());
+}
