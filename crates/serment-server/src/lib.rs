@@ -17,6 +17,7 @@
 //!
 //! ```text
 //! serment.db            SQLite (WAL, synchronous=FULL, foreign keys)
+//! log.key               the transparency log's Ed25519 checkpoint key (hex seed, mode 0600)
 //! blobs/<aa>/<64 hex>   sealed documents, named by SHA-256
 //! tmp/<random>.part     uploads in progress (emptied at startup)
 //! ```
@@ -124,6 +125,12 @@ impl Server {
         &self.config
     }
 
+    /// The transparency log's C2SP verifier key, `<origin>+<key id>+<base64 key>`
+    /// (PROTOCOL.md §11.4): give it to clients and witnesses out of band.
+    pub fn log_verifier_key(&self) -> String {
+        self.store.log_signer().verifier().encode()
+    }
+
     /// The axum router of the API (PROTOCOL.md §8), for tests (`tower::ServiceExt::oneshot`) or to
     /// nest in another server.
     pub fn router(&self) -> axum::Router {
@@ -168,6 +175,11 @@ impl RunningServer {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The transparency log's verifier key (see [`Server::log_verifier_key`]).
+    pub fn log_verifier_key(&self) -> String {
+        self.store.log_signer().verifier().encode()
     }
 
     /// Serves HTTP/1.1 until `shutdown` completes, then lets in-flight requests finish and closes

@@ -95,20 +95,21 @@ pub(crate) async fn upload(
 pub(crate) async fn download(
     State(state): State<AppState>,
     caller: AuthDevice,
+    req_headers: HeaderMap,
     ApiPath(path): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (doc_id, version) = version_path(&path)?;
     let (row, _wrap) = authorize_read(&state, &caller, &doc_id, version).await?;
     let blob_id = parse_blob_id(&row.blob_id)
         .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
+    let receipt = super::log::receipt_header(&req_headers)?;
     let (file, len) = state.store.blobs().open_blob(&blob_id).await?;
-    state
-        .store
-        .db()
-        .record_access(&doc_id, version, &caller.device_id, AccessKind::Blob, now())
-        .await?;
+    let idx =
+        super::log::record_access(&state, &caller, &doc_id, version, AccessKind::Blob, receipt)
+            .await?;
     let mut response = Body::from_stream(ReaderStream::new(file)).into_response();
     let headers = response.headers_mut();
+    headers.insert("serment-log-index", HeaderValue::from(idx));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     Ok(response)

@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use serment_core::document::Header;
 use serment_core::wrap::WrappedKey;
 use serment_core::{DocId, KeyId};
@@ -148,24 +148,27 @@ pub(crate) async fn commit(
     .await?;
     let author_identity = parse_identity(&caller)?;
     let created_at = now();
-    db.commit_version(
-        &NewVersion {
-            doc_id,
-            doc_version: req.doc_version,
-            author_device: caller.device_key,
-            author_identity,
-            blob_id: &blob_id,
-            created_at,
-        },
-        &wraps,
-    )
-    .await?;
+    let indices = db
+        .commit_version(
+            &NewVersion {
+                doc_id,
+                doc_version: req.doc_version,
+                author_device: caller.device_key,
+                author_identity,
+                blob_id: &blob_id,
+                created_at,
+            },
+            &wraps,
+        )
+        .await?;
     tracing::info!(doc = %doc_id, version = req.doc_version, recipients = wraps.len(), "version committed");
     let row = db
         .version(&doc_id, req.doc_version)
         .await?
         .ok_or_else(|| ApiError::internal("committed version not found", &doc_id))?;
-    Ok((StatusCode::CREATED, Json(row.into())))
+    let mut summary: VersionSummary = row.into();
+    summary.log_indices = Some(indices);
+    Ok((StatusCode::CREATED, Json(summary)))
 }
 
 fn parse_identity(caller: &AuthDevice) -> Result<KeyId, ApiError> {
@@ -220,13 +223,15 @@ pub(crate) async fn authorize_read(
     Ok((row, wrap))
 }
 
-/// Fetches a version's metadata and the caller's own wrap (recorded as an access) (§8.3).
+/// Fetches a version's metadata and the caller's own wrap (recorded as an access, with the
+/// caller's `Serment-Receipt` if sent) (§8.3, §11.5), with the wrap's log entry and proof.
 #[utoipa::path(
     get, path = "/v1/documents/{doc_id}/versions/{v}", tag = "documents",
     security(("bearer" = [])),
     params(
         ("doc_id" = String, Path, description = "Document id, 32 hex"),
         ("v" = u32, Path, description = "Version, from 1"),
+        ("size" = Option<u64>, Query, description = "Tree size to prove the wrap against"),
     ),
     responses(
         (status = 200, body = VersionResponse),
@@ -237,17 +242,51 @@ pub(crate) async fn authorize_read(
 pub(crate) async fn get_version(
     State(state): State<AppState>,
     caller: AuthDevice,
+    headers: HeaderMap,
     ApiPath(path): ApiPath<(String, String)>,
+    Query(q): Query<super::log::SizeQuery>,
 ) -> Result<Json<VersionResponse>, ApiError> {
     let (doc_id, version) = version_path(&path)?;
-    let (row, wrap) = authorize_read(&state, &caller, &doc_id, version).await?;
-    if wrap.is_some() {
-        state
-            .store
-            .db()
-            .record_access(&doc_id, version, &caller.device_id, AccessKind::Wrap, now())
-            .await?;
-    }
+    let receipt = super::log::receipt_header(&headers)?;
+    let (row, _) = authorize_read(&state, &caller, &doc_id, version).await?;
+    let found = state
+        .store
+        .db()
+        .wrap_with_index(&doc_id, version, &caller.device_id)
+        .await?;
+    let mut access_index = None;
+    let mut wrap_entry = None;
+    let mut log_size = 0;
+    let wrap = match found {
+        Some((wrap, idx)) => {
+            access_index = Some(
+                super::log::record_access(
+                    &state,
+                    &caller,
+                    &doc_id,
+                    version,
+                    AccessKind::Wrap,
+                    receipt,
+                )
+                .await?,
+            );
+            let size = match q.size {
+                Some(s) => s,
+                None => state.store.db().log_size().await?,
+            };
+            log_size = size;
+            if let Some(idx) = idx.filter(|i| *i < size)
+                && let Some(entry) = state.store.db().log_entry(idx).await?
+            {
+                wrap_entry = Some(
+                    super::log::prove(&state, crate::store::LogRead { index: idx, entry }, size)
+                        .await?,
+                );
+            }
+            Some(wrap)
+        }
+        None => None,
+    };
     Ok(Json(VersionResponse {
         doc_id: row.doc_id,
         doc_version: row.doc_version,
@@ -257,6 +296,9 @@ pub(crate) async fn get_version(
         size: row.size,
         created_at: row.created_at,
         wrap: wrap.as_deref().map(b64_encode),
+        wrap_entry,
+        log_size,
+        access_index,
     }))
 }
 
@@ -314,7 +356,7 @@ pub(crate) async fn add_wraps(
         },
     )
     .await?;
-    db.add_wraps(&doc_id, version, &wraps).await?;
+    let log_indices = db.add_wraps(&doc_id, version, &wraps, now()).await?;
     tracing::info!(doc = %doc_id, version, added = wraps.len(), "recipients added");
     Ok((
         StatusCode::CREATED,
@@ -322,6 +364,7 @@ pub(crate) async fn add_wraps(
             doc_id: doc_id.to_string(),
             doc_version: version,
             added: wraps.len(),
+            log_indices,
         }),
     ))
 }

@@ -24,6 +24,7 @@ mod directory;
 mod documents;
 pub(crate) mod error;
 mod extract;
+mod log;
 mod types;
 
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub(crate) struct AppState {
         blobs::upload, blobs::download,
         documents::commit, documents::list, documents::get_version, documents::add_wraps,
         documents::accesses,
+        log::key, log::checkpoint, log::consistency, log::proof, log::entries, log::identity,
+        log::document, log::cosign, log::revoke, log::rotate, log::remove,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -72,6 +75,7 @@ pub(crate) struct AppState {
         (name = "directory", description = "Device records and handles (§8.1)"),
         (name = "auth", description = "Challenge-response login (§8.2)"),
         (name = "documents", description = "Sealed blobs, versions, wraps and accesses (§8.3)"),
+        (name = "log", description = "Transparency log: checkpoints, proofs, histories, witnesses (§11)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -161,6 +165,20 @@ pub(crate) fn router(state: AppState) -> Router {
             post(documents::add_wraps),
         )
         .route("/v1/documents/{doc_id}/accesses", get(documents::accesses))
+        .route("/v1/documents/{doc_id}/log", get(log::document))
+        .route(
+            "/v1/documents/{doc_id}/versions/{v}/removals",
+            post(log::remove),
+        )
+        .route("/v1/log/key", get(log::key))
+        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/consistency", get(log::consistency))
+        .route("/v1/log/proof", get(log::proof))
+        .route("/v1/log/entries", get(log::entries))
+        .route("/v1/log/identity/{handle}", get(log::identity))
+        .route("/v1/log/cosignatures", post(log::cosign))
+        .route("/v1/log/revocations", post(log::revoke))
+        .route("/v1/log/rotations", post(log::rotate))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a
         // larger configured `max_json_bytes`.
         .layer(DefaultBodyLimit::disable())

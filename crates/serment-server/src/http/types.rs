@@ -123,6 +123,8 @@ pub(crate) struct AddWrapsResponse {
     pub(crate) doc_version: u32,
     /// How many wraps were stored.
     pub(crate) added: usize,
+    /// The log indices of the wrap entries appended (PROTOCOL.md §11.3).
+    pub(crate) log_indices: Vec<u64>,
 }
 
 /// One document version.
@@ -142,6 +144,9 @@ pub(crate) struct VersionSummary {
     pub(crate) size: u64,
     /// Commit time, seconds since the Unix epoch.
     pub(crate) created_at: u64,
+    /// On commit: the log indices of the wrap entries appended (PROTOCOL.md §11.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log_indices: Option<Vec<u64>>,
 }
 
 impl From<VersionRow> for VersionSummary {
@@ -154,6 +159,7 @@ impl From<VersionRow> for VersionSummary {
             blob_id: r.blob_id,
             size: r.size,
             created_at: r.created_at,
+            log_indices: None,
         }
     }
 }
@@ -184,6 +190,13 @@ pub(crate) struct VersionResponse {
     pub(crate) created_at: u64,
     /// The caller's own key wrap, base64url; `null` for an author device that holds none.
     pub(crate) wrap: Option<String>,
+    /// The wrap's log entry with its inclusion proof against the checkpoint of `log_size`
+    /// (PROTOCOL.md §11.6).
+    pub(crate) wrap_entry: Option<super::log::ProvenEntry>,
+    /// The tree size `wrap_entry`'s proof is against.
+    pub(crate) log_size: u64,
+    /// The log index of the access entry this fetch appended.
+    pub(crate) access_index: Option<u64>,
 }
 
 /// One recorded read.

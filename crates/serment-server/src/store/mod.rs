@@ -9,6 +9,7 @@
 //! times are seconds since the Unix epoch.
 
 pub(crate) mod blobs;
+pub(crate) mod log_key;
 mod sqlite;
 
 use std::path::Path;
@@ -56,6 +57,13 @@ pub(crate) enum AccessKind {
 }
 
 impl AccessKind {
+    /// The log's name for it (PROTOCOL.md §11.3).
+    pub(crate) fn log_kind(self) -> serment_core::log::entry::AccessWhat {
+        match self {
+            AccessKind::Wrap => serment_core::log::entry::AccessWhat::Wrap,
+            AccessKind::Blob => serment_core::log::entry::AccessWhat::Blob,
+        }
+    }
     /// The stored and serialised form: `wrap` or `blob`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -133,6 +141,33 @@ pub(crate) struct AccessRow {
     pub(crate) doc_version: u32,
 }
 
+/// One read to record (PROTOCOL.md §8.3, §11.5).
+#[derive(Debug)]
+pub(crate) struct NewAccess {
+    pub(crate) doc_id: DocId,
+    pub(crate) doc_version: u32,
+    pub(crate) device_id: KeyId,
+    pub(crate) what: AccessKind,
+    /// Server time.
+    pub(crate) now: u64,
+    /// The reader's verified receipt, if it sent one.
+    pub(crate) receipt: Option<serment_core::log::entry::Receipt>,
+}
+
+/// One log entry as stored: its index and bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct LogRead {
+    pub(crate) index: u64,
+    pub(crate) entry: Vec<u8>,
+}
+
+/// A new device record certified by a rotated identity key (PROTOCOL.md §11.3).
+#[derive(Debug)]
+pub(crate) struct RotatedDevice {
+    pub(crate) device_id: KeyId,
+    pub(crate) record: Vec<u8>,
+}
+
 /// The metadata database and the blob directory of one data directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -159,6 +194,11 @@ impl Store {
     /// The database.
     pub(crate) fn db(&self) -> &sqlite::Db {
         &self.db
+    }
+
+    /// The log's checkpoint key (PROTOCOL.md §11.4).
+    pub(crate) fn log_signer(&self) -> &serment_core::log::note::NoteSigner {
+        self.db.log_signer()
     }
 
     /// Closes the database connections (after the server stopped).

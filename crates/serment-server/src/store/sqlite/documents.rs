@@ -1,13 +1,14 @@
 //! Blobs, document versions, wraps and accesses (PROTOCOL.md §7, §8.3) in SQLite.
 
 use serment_core::DocId;
+use serment_core::log::entry::{Access, EntryKind, Subject};
 use sqlx::{Row as _, Sqlite, Transaction};
 
 use super::{
     Db, VERSION_COLUMNS, backend, conflict_on_unique, to_i64, to_u32, to_u64, version_row,
 };
 use crate::store::{
-    AccessKind, AccessRow, BlobId, MAX_ACCESS_ROWS, MAX_WRAPS, NewVersion, NewWrap, StoreError,
+    AccessRow, BlobId, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess, NewVersion, NewWrap, StoreError,
     VersionRow,
 };
 
@@ -42,13 +43,17 @@ impl Db {
         size.map(to_u64).transpose()
     }
 
-    /// Checks that every recipient is registered and inserts the wraps.
+    /// Checks that every recipient is registered, inserts the wraps and appends one log entry
+    /// per wrap (PROTOCOL.md §11.3); returns their log indices.
     async fn insert_wraps(
         tx: &mut Transaction<'static, Sqlite>,
-        doc_id: &str,
+        doc: &DocId,
         doc_version: i64,
         wraps: &[NewWrap],
-    ) -> Result<(), StoreError> {
+        now: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let doc_id = &doc.to_string();
+        let mut indices = Vec::with_capacity(wraps.len());
         for w in wraps {
             let recipient = w.recipient.to_string();
             let known: Option<i64> =
@@ -71,8 +76,28 @@ impl Db {
             .execute(&mut **tx)
             .await
             .map_err(|e| conflict_on_unique(e, "this recipient already has a wrap"))?;
+            let idx = Self::log_append(
+                tx,
+                EntryKind::Wrap,
+                &Subject::Document(*doc),
+                Some(&recipient),
+                &w.bytes,
+                now,
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE wraps SET log_idx = ? WHERE doc_id = ? AND doc_version = ? \
+                 AND recipient_device = ?",
+            )
+            .bind(to_i64(idx)?)
+            .bind(doc_id)
+            .bind(doc_version)
+            .bind(&recipient)
+            .execute(&mut **tx)
+            .await?;
+            indices.push(idx);
         }
-        Ok(())
+        Ok(indices)
     }
 
     /// Commits a version and its wraps in one transaction. [`StoreError::Forbidden`] if earlier
@@ -82,7 +107,7 @@ impl Db {
         &self,
         v: &NewVersion<'_>,
         wraps: &[NewWrap],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<u64>, StoreError> {
         let doc_id = v.doc_id.to_string();
         let author_identity = v.author_identity.to_string();
         let version = i64::from(v.doc_version);
@@ -111,19 +136,21 @@ impl Db {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_unique(e, "this document version already exists"))?;
-        Self::insert_wraps(&mut tx, &doc_id, version, wraps).await?;
+        let indices = Self::insert_wraps(&mut tx, &v.doc_id, version, wraps, v.created_at).await?;
+        Self::log_checkpoint(&mut tx, &self.log).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(indices)
     }
 
     /// Adds wraps to an existing version, keeping at most [`MAX_WRAPS`] per version.
     pub(crate) async fn add_wraps(
         &self,
-        doc_id: &DocId,
+        doc: &DocId,
         doc_version: u32,
         wraps: &[NewWrap],
-    ) -> Result<(), StoreError> {
-        let doc_id = doc_id.to_string();
+        now: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let doc_id = doc.to_string();
         let version = i64::from(doc_version);
         let mut tx = self.begin().await?;
         let count: i64 =
@@ -136,9 +163,10 @@ impl Db {
         if total > MAX_WRAPS {
             return Err(StoreError::TooManyWraps);
         }
-        Self::insert_wraps(&mut tx, &doc_id, version, wraps).await?;
+        let indices = Self::insert_wraps(&mut tx, doc, version, wraps, now).await?;
+        Self::log_checkpoint(&mut tx, &self.log).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(indices)
     }
 
     /// One version.
@@ -187,14 +215,33 @@ impl Db {
         doc_version: u32,
         device_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT wrap FROM wraps WHERE doc_id = ? AND doc_version = ? AND recipient_device = ?",
+        Ok(self
+            .wrap_with_index(doc_id, doc_version, device_id)
+            .await?
+            .map(|(w, _)| w))
+    }
+
+    /// The wrap held by `device_id` for a version, with the log index of its entry.
+    pub(crate) async fn wrap_with_index(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &str,
+    ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT wrap, log_idx FROM wraps \
+             WHERE doc_id = ? AND doc_version = ? AND recipient_device = ?",
         )
         .bind(doc_id.to_string())
         .bind(i64::from(doc_version))
         .bind(device_id)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        row.map(|r| {
+            let idx: Option<i64> = r.try_get("log_idx")?;
+            Ok((r.try_get("wrap")?, idx.map(to_u64).transpose()?))
+        })
+        .transpose()
     }
 
     /// Whether the device (or its identity, as author) takes part in any version of `doc_id`;
@@ -227,26 +274,55 @@ impl Db {
         Ok(Some(wrap.is_some()))
     }
 
-    /// Records one read (PROTOCOL.md §8.3).
-    pub(crate) async fn record_access(
-        &self,
-        doc_id: &DocId,
-        doc_version: u32,
-        device_id: &str,
-        what: AccessKind,
-        at: u64,
-    ) -> Result<(), StoreError> {
+    /// Records one read (PROTOCOL.md §8.3) and appends its access entry, signed by the log key
+    /// and carrying the reader's receipt if it sent one (§11.5), with a checkpoint, in one
+    /// transaction. Returns the entry's log index. A receipt nonce used before is a
+    /// [`StoreError::Conflict`].
+    pub(crate) async fn record_access(&self, a: &NewAccess) -> Result<u64, StoreError> {
+        let device_id = a.device_id.to_string();
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO accesses (doc_id, doc_version, device_id, what, at) VALUES (?, ?, ?, ?, ?)",
         )
-        .bind(doc_id.to_string())
-        .bind(i64::from(doc_version))
-        .bind(device_id)
-        .bind(what.as_str())
-        .bind(to_i64(at)?)
-        .execute(&self.pool)
+        .bind(a.doc_id.to_string())
+        .bind(i64::from(a.doc_version))
+        .bind(&device_id)
+        .bind(a.what.as_str())
+        .bind(to_i64(a.now)?)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let (at, nonce, sig) = match &a.receipt {
+            Some(r) => (r.at, r.nonce, Some(r.signature)),
+            None => {
+                let mut nonce = [0u8; 16];
+                getrandom::fill(&mut nonce)
+                    .map_err(|e| StoreError::Backend(e.to_string().into()))?;
+                (a.now, nonce, None)
+            }
+        };
+        Self::use_nonce(&mut tx, &device_id, &nonce).await?;
+        let payload = Access::sign(
+            self.log.signing_key(),
+            &a.doc_id,
+            a.doc_version,
+            a.what.log_kind(),
+            &a.device_id,
+            at,
+            &nonce,
+            sig.as_ref(),
+        );
+        let idx = Self::log_append(
+            &mut tx,
+            EntryKind::Access,
+            &Subject::Document(a.doc_id),
+            Some(&device_id),
+            &payload,
+            a.now,
+        )
+        .await?;
+        Self::log_checkpoint(&mut tx, &self.log).await?;
+        tx.commit().await?;
+        Ok(idx)
     }
 
     /// The access rows of a document, oldest first (at most [`MAX_ACCESS_ROWS`], the most recent).

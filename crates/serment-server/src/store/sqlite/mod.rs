@@ -14,11 +14,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row as _, Sqlite, Transaction};
 
+use serment_core::log::entry::{EntryKind, Subject};
+use serment_core::log::note::NoteSigner;
+use std::sync::Arc;
+
 use crate::store::{
     DeviceRow, MAX_CHALLENGES_PER_DEVICE, NewDevice, Registered, StoreError, VersionRow,
 };
 
 mod documents;
+mod log;
+mod log_writes;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -26,6 +32,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
     pool: SqlitePool,
+    /// The log's checkpoint key (PROTOCOL.md §11.4), kept beside the database file.
+    log: Arc<NoteSigner>,
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -74,7 +82,8 @@ fn version_row(row: &sqlx::sqlite::SqliteRow) -> Result<VersionRow, StoreError> 
 }
 
 impl Db {
-    /// Opens or creates the database file and runs the migrations.
+    /// Opens or creates the database file, runs the migrations, loads (or creates) the log key
+    /// beside it and publishes the checkpoint of the current log size.
     pub(crate) async fn open(path: &Path) -> Result<Db, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
@@ -88,7 +97,16 @@ impl Db {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(backend)?;
-        Ok(Db { pool })
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let log = Arc::new(crate::store::log_key::load_or_create(dir)?);
+        let db = Db { pool, log };
+        db.log_init(&db.log).await?;
+        Ok(db)
+    }
+
+    /// The log's checkpoint key.
+    pub(crate) fn log_signer(&self) -> &NoteSigner {
+        &self.log
     }
 
     /// Closes every connection.
@@ -156,6 +174,16 @@ impl Db {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_unique(e, "device is already registered"))?;
+        Self::log_append(
+            &mut tx,
+            EntryKind::Device,
+            &Subject::Handle(d.handle.to_owned()),
+            Some(&device_id),
+            d.record,
+            d.created_at,
+        )
+        .await?;
+        Self::log_checkpoint(&mut tx, &self.log).await?;
         tx.commit().await?;
         Ok(Registered::Created)
     }
@@ -172,7 +200,7 @@ impl Db {
             return Ok(None);
         };
         let records = sqlx::query_scalar(
-            "SELECT record FROM devices WHERE handle = ? AND identity_id = ? \
+            "SELECT record FROM devices WHERE handle = ? AND identity_id = ? AND revoked = 0 \
              ORDER BY created_at, device_id",
         )
         .bind(handle)
@@ -185,7 +213,9 @@ impl Db {
     /// A registered device.
     pub(crate) async fn device(&self, device_id: &KeyId) -> Result<Option<DeviceRow>, StoreError> {
         let row =
-            sqlx::query("SELECT device_id, identity_id, record FROM devices WHERE device_id = ?")
+            sqlx::query(
+                "SELECT device_id, identity_id, record FROM devices WHERE device_id = ? AND revoked = 0",
+            )
                 .bind(device_id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -287,7 +317,7 @@ impl Db {
         let row = sqlx::query(
             "SELECT d.device_id, d.identity_id, d.record FROM sessions s \
              JOIN devices d ON d.device_id = s.device_id \
-             WHERE s.token_hash = ? AND s.expires_at > ?",
+             WHERE s.token_hash = ? AND s.expires_at > ? AND d.revoked = 0",
         )
         .bind(token_hash)
         .bind(to_i64(now)?)

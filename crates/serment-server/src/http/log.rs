@@ -1,0 +1,638 @@
+//! Transparency-log handlers (PROTOCOL.md §11.9): the log key, checkpoints, proofs, entries, the
+//! proof-carrying histories of a handle and of a document, witness cosignatures, and the writes
+//! that exist only for the log (revocations, rotations, removals).
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serment_core::identity::{DeviceRecord, validate_handle};
+use serment_core::log::entry::{
+    RECEIPT_WINDOW_SECS, Receipt, Removal, Revocation, Rotation, Subject,
+};
+use serment_core::log::note::{
+    KEY_TYPE_COSIGNATURE_V1, NoteSignature, SignedCheckpoint, VerifierKey,
+};
+use serment_core::log::tree::Hash;
+use serment_core::{DocId, KeyId};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::documents::version_path;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, AuthDevice, b64_decode, b64_encode, parse_doc_id};
+use crate::store::{AccessKind, LogRead, NewAccess, RotatedDevice, now};
+
+/// The most entries one `GET /v1/log/entries` returns.
+pub(crate) const MAX_ENTRIES_PAGE: u64 = 1000;
+/// The most witnesses whose cosignatures are kept per checkpoint.
+pub(crate) const MAX_WITNESSES: usize = 32;
+/// The request header carrying an access receipt (§11.5).
+pub(crate) const RECEIPT_HEADER: &str = "serment-receipt";
+
+/// `GET /v1/log/key`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogKeyResponse {
+    /// The log's origin (first checkpoint line and key name).
+    pub(crate) origin: String,
+    /// The C2SP verifier key, `<origin>+<key id>+<base64(0x01 || Ed25519 key)>`.
+    pub(crate) vkey: String,
+}
+
+/// `GET /v1/log/checkpoint`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CheckpointResponse {
+    /// The signed note: checkpoint text, blank line, log signature, then cosignatures.
+    pub(crate) checkpoint: String,
+}
+
+/// One entry with its inclusion proof.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProvenEntry {
+    /// Index in the log.
+    pub(crate) index: u64,
+    /// The entry (§11.3), base64url.
+    pub(crate) entry: String,
+    /// Inclusion proof against the checkpoint of `size`, leaf to root, base64url hashes.
+    pub(crate) proof: Vec<String>,
+}
+
+/// A subject's chain with proofs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HistoryResponse {
+    /// Tree size the proofs are against.
+    pub(crate) size: u64,
+    /// The checkpoint note of that size.
+    pub(crate) checkpoint: String,
+    /// The chain, oldest first.
+    pub(crate) entries: Vec<ProvenEntry>,
+    /// For a document: the device-record entry of every device its entries name.
+    pub(crate) devices: Vec<ProvenEntry>,
+}
+
+/// Query of the proof-carrying routes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SizeQuery {
+    /// The tree size to prove against (a published checkpoint); default the latest.
+    pub(crate) size: Option<u64>,
+}
+
+/// `GET /v1/log/proof`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProofQuery {
+    /// Leaf index.
+    pub(crate) index: u64,
+    /// Tree size.
+    pub(crate) size: u64,
+}
+
+/// `GET /v1/log/consistency`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsistencyQuery {
+    /// Old tree size.
+    pub(crate) from: u64,
+    /// New tree size.
+    pub(crate) to: u64,
+}
+
+/// A consistency proof.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConsistencyResponse {
+    /// Old size.
+    pub(crate) from: u64,
+    /// New size.
+    pub(crate) to: u64,
+    /// RFC 9162 §2.1.4 proof, base64url hashes.
+    pub(crate) proof: Vec<String>,
+}
+
+/// `GET /v1/log/entries`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EntriesQuery {
+    /// First index.
+    pub(crate) start: u64,
+    /// One past the last index (at most 1000 entries).
+    pub(crate) end: u64,
+}
+
+/// Entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EntriesResponse {
+    /// First index.
+    pub(crate) start: u64,
+    /// The entries, base64url.
+    pub(crate) entries: Vec<String>,
+}
+
+/// `POST /v1/log/cosignatures`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CosignatureRequest {
+    /// The witness's verifier key (type 0x04).
+    pub(crate) vkey: String,
+    /// The cosigned checkpoint's size.
+    pub(crate) size: u64,
+    /// The cosignature line, `— <name> <base64>`.
+    pub(crate) cosignature: String,
+}
+
+/// `POST /v1/log/revocations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevocationRequest {
+    /// The signed revocation (§11.3), base64url.
+    pub(crate) revocation: String,
+}
+
+/// `POST /v1/log/rotations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotationRequest {
+    /// The signed rotation (§11.3), base64url.
+    pub(crate) rotation: String,
+    /// Device records certified by the new identity key, base64url (devices to keep).
+    pub(crate) records: Vec<String>,
+}
+
+/// `POST /v1/documents/{doc_id}/versions/{v}/removals`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemovalRequest {
+    /// The author's signed removal (§11.3), base64url.
+    pub(crate) removal: String,
+}
+
+/// Indices of appended entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AppendedResponse {
+    /// Log indices of the entries appended, in order.
+    pub(crate) log_indices: Vec<u64>,
+}
+
+fn b64_hashes(p: &[Hash]) -> Vec<String> {
+    p.iter().map(|h| b64_encode(h)).collect()
+}
+
+/// The size to prove against: `requested` if published, else the latest; and its note.
+async fn proof_size(state: &AppState, requested: Option<u64>) -> Result<(u64, String), ApiError> {
+    let db = state.store.db();
+    let note = db
+        .log_note(requested)
+        .await?
+        .ok_or(ApiError::NotFound("no checkpoint of that size"))?;
+    let size = SignedCheckpoint::parse(&note)
+        .map_err(|e| ApiError::internal("stored checkpoint does not parse", &e))?
+        .checkpoint
+        .size;
+    Ok((size, note))
+}
+
+pub(crate) async fn prove(
+    state: &AppState,
+    r: LogRead,
+    size: u64,
+) -> Result<ProvenEntry, ApiError> {
+    let proof = state.store.db().log_inclusion(r.index, size).await?;
+    Ok(ProvenEntry {
+        index: r.index,
+        entry: b64_encode(&r.entry),
+        proof: b64_hashes(&proof),
+    })
+}
+
+/// The log's verifier key (§11.4).
+#[utoipa::path(get, path = "/v1/log/key", tag = "log", responses((status = 200, body = LogKeyResponse)))]
+pub(crate) async fn key(State(state): State<AppState>) -> Json<LogKeyResponse> {
+    let s = state.store.log_signer();
+    Json(LogKeyResponse {
+        origin: s.name().to_owned(),
+        vkey: s.verifier().encode(),
+    })
+}
+
+/// The latest checkpoint, or the one of `?size=` (§11.4), with its cosignatures.
+#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "log",
+    params(("size" = Option<u64>, Query, description = "A published tree size")),
+    responses((status = 200, body = CheckpointResponse), (status = 404, body = ErrorBody)))]
+pub(crate) async fn checkpoint(
+    State(state): State<AppState>,
+    Query(q): Query<SizeQuery>,
+) -> Result<Json<CheckpointResponse>, ApiError> {
+    let (_, note) = proof_size(&state, q.size).await?;
+    Ok(Json(CheckpointResponse { checkpoint: note }))
+}
+
+/// A consistency proof (RFC 9162 §2.1.4).
+#[utoipa::path(get, path = "/v1/log/consistency", tag = "log",
+    params(("from" = u64, Query, description = "Old size"), ("to" = u64, Query, description = "New size")),
+    responses((status = 200, body = ConsistencyResponse), (status = 400, body = ErrorBody)))]
+pub(crate) async fn consistency(
+    State(state): State<AppState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<ConsistencyResponse>, ApiError> {
+    let size = state.store.db().log_size().await?;
+    if q.from > q.to || q.to > size {
+        return Err(ApiError::BadRequest(
+            "expected from <= to <= log size".into(),
+        ));
+    }
+    let proof = state.store.db().log_consistency(q.from, q.to).await?;
+    Ok(Json(ConsistencyResponse {
+        from: q.from,
+        to: q.to,
+        proof: b64_hashes(&proof),
+    }))
+}
+
+/// One entry with its inclusion proof (RFC 9162 §2.1.3).
+#[utoipa::path(get, path = "/v1/log/proof", tag = "log",
+    params(("index" = u64, Query, description = "Leaf index"), ("size" = u64, Query, description = "Tree size")),
+    responses((status = 200, body = ProvenEntry), (status = 400, body = ErrorBody)))]
+pub(crate) async fn proof(
+    State(state): State<AppState>,
+    Query(q): Query<ProofQuery>,
+) -> Result<Json<ProvenEntry>, ApiError> {
+    let size = state.store.db().log_size().await?;
+    if q.index >= q.size || q.size > size {
+        return Err(ApiError::BadRequest(
+            "expected index < size <= log size".into(),
+        ));
+    }
+    let entry = state
+        .store
+        .db()
+        .log_entry(q.index)
+        .await?
+        .ok_or(ApiError::NotFound("no such entry"))?;
+    Ok(Json(
+        prove(
+            &state,
+            LogRead {
+                index: q.index,
+                entry,
+            },
+            q.size,
+        )
+        .await?,
+    ))
+}
+
+/// Entries `[start, end)`, at most 1000 (for auditors: `serment verify-log`).
+#[utoipa::path(get, path = "/v1/log/entries", tag = "log",
+    params(("start" = u64, Query, description = "First index"), ("end" = u64, Query, description = "End, exclusive")),
+    responses((status = 200, body = EntriesResponse), (status = 400, body = ErrorBody)))]
+pub(crate) async fn entries(
+    State(state): State<AppState>,
+    Query(q): Query<EntriesQuery>,
+) -> Result<Json<EntriesResponse>, ApiError> {
+    if q.end < q.start || q.end - q.start > MAX_ENTRIES_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "expected start <= end <= start + {MAX_ENTRIES_PAGE}"
+        )));
+    }
+    let e = state.store.db().log_entries(q.start, q.end).await?;
+    Ok(Json(EntriesResponse {
+        start: q.start,
+        entries: e.iter().map(|b| b64_encode(b)).collect(),
+    }))
+}
+
+/// A handle's whole key history (device records, rotations, revocations) with proofs (§11.6).
+#[utoipa::path(get, path = "/v1/log/identity/{handle}", tag = "log",
+    params(("handle" = String, Path, description = "Handle"), ("size" = Option<u64>, Query, description = "A published tree size")),
+    responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn identity(
+    State(state): State<AppState>,
+    ApiPath(handle): ApiPath<String>,
+    Query(q): Query<SizeQuery>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    validate_handle(&handle).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (size, note) = proof_size(&state, q.size).await?;
+    let rows = state
+        .store
+        .db()
+        .log_subject(&Subject::Handle(handle), size)
+        .await?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound("unknown handle"));
+    }
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in rows {
+        entries.push(prove(&state, r, size).await?);
+    }
+    Ok(Json(HistoryResponse {
+        size,
+        checkpoint: note,
+        entries,
+        devices: Vec::new(),
+    }))
+}
+
+/// A document's chain (wraps, removals, accesses) with proofs, and the device-record entry of
+/// every device it names (§11.6): the access history a patient audits. Author and recipients only.
+#[utoipa::path(get, path = "/v1/documents/{doc_id}/log", tag = "log",
+    security(("bearer" = [])),
+    params(("doc_id" = String, Path, description = "Document id, 32 hex"), ("size" = Option<u64>, Query, description = "A published tree size")),
+    responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn document(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiPath(doc_id): ApiPath<String>,
+    Query(q): Query<SizeQuery>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    let doc_id = parse_doc_id(&doc_id)?;
+    let db = state.store.db();
+    match db
+        .is_participant(&doc_id, &caller.device_id, &caller.identity_id)
+        .await?
+    {
+        None => return Err(ApiError::NotFound("no such document")),
+        Some(false) => {
+            return Err(ApiError::Forbidden(
+                "only the author and recipients may read a document's log",
+            ));
+        }
+        Some(true) => {}
+    }
+    let (size, note) = proof_size(&state, q.size).await?;
+    let rows = db.log_subject(&Subject::Document(doc_id), size).await?;
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Ok(e) = serment_core::log::entry::LogEntry::decode(&r.entry) {
+            use serment_core::log::entry::Payload;
+            match &e.payload {
+                Payload::Wrap(w) => {
+                    names.insert(w.recipient.to_string());
+                    names.insert(w.sharer.to_string());
+                }
+                Payload::Removal(x) => {
+                    names.insert(x.author_device.to_string());
+                }
+                Payload::Access(a) => {
+                    names.insert(a.device_id.to_string());
+                }
+                _ => {}
+            }
+        }
+        entries.push(prove(&state, r, size).await?);
+    }
+    let mut devices = Vec::new();
+    for d in names {
+        if let Some(r) = db.log_device_record(&d, size).await? {
+            devices.push(prove(&state, r, size).await?);
+        }
+    }
+    Ok(Json(HistoryResponse {
+        size,
+        checkpoint: note,
+        entries,
+        devices,
+    }))
+}
+
+/// Stores a witness's cosignature of a published checkpoint (§11.8), after verifying it.
+#[utoipa::path(post, path = "/v1/log/cosignatures", tag = "log", request_body = CosignatureRequest,
+    responses((status = 201, description = "Stored"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn cosign(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CosignatureRequest>,
+) -> Result<StatusCode, ApiError> {
+    let wk =
+        VerifierKey::parse(&req.vkey).map_err(|e| ApiError::BadRequest(format!("vkey: {e}")))?;
+    if wk.key_type != KEY_TYPE_COSIGNATURE_V1 {
+        return Err(ApiError::BadRequest(
+            "vkey: expected a cosignature/v1 (0x04) key".into(),
+        ));
+    }
+    let sig = NoteSignature::parse_line(&req.cosignature)
+        .map_err(|e| ApiError::BadRequest(format!("cosignature: {e}")))?;
+    let (_, note) = proof_size(&state, Some(req.size)).await?;
+    let signed = SignedCheckpoint::parse(&note)
+        .map_err(|e| ApiError::internal("stored checkpoint does not parse", &e))?;
+    signed
+        .verify_cosignature(&sig, &wk)
+        .map_err(|e| ApiError::InvalidRecord(format!("cosignature: {e}")))?;
+    if signed.signatures.len() > MAX_WITNESSES {
+        return Err(ApiError::Conflict("too many witnesses".into()));
+    }
+    state
+        .store
+        .db()
+        .log_add_cosignature(req.size, &wk.name, &sig.line())
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Revokes a device of the caller's identity (§11.3): the identity key's signed revocation is
+/// appended, the device leaves the directory and can no longer log in.
+#[utoipa::path(post, path = "/v1/log/revocations", tag = "log", security(("bearer" = [])),
+    request_body = RevocationRequest,
+    responses((status = 201, body = AppendedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiJson(req): ApiJson<RevocationRequest>,
+) -> Result<(StatusCode, Json<AppendedResponse>), ApiError> {
+    let bytes = b64_decode("revocation", &req.revocation)?;
+    let rev = Revocation::decode_verified(&bytes)
+        .map_err(|e| ApiError::InvalidRecord(format!("revocation: {e}")))?;
+    if rev.identity_id().to_string() != caller.identity_id {
+        return Err(ApiError::Forbidden(
+            "a device may only revoke devices of its own identity",
+        ));
+    }
+    let idx = state
+        .store
+        .db()
+        .revoke_device(
+            &rev.handle,
+            &caller.identity_id,
+            &rev.device_id.to_string(),
+            &bytes,
+            now(),
+        )
+        .await?;
+    tracing::info!(device = %rev.device_id.short(), "device revoked");
+    Ok((
+        StatusCode::CREATED,
+        Json(AppendedResponse {
+            log_indices: vec![idx],
+        }),
+    ))
+}
+
+/// Rotates the caller's identity key (§11.3): the rotation signed by the old and new keys, and
+/// the records (signed by the new key) of the devices to keep.
+#[utoipa::path(post, path = "/v1/log/rotations", tag = "log", security(("bearer" = [])),
+    request_body = RotationRequest,
+    responses((status = 201, body = AppendedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn rotate(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiJson(req): ApiJson<RotationRequest>,
+) -> Result<(StatusCode, Json<AppendedResponse>), ApiError> {
+    let bytes = b64_decode("rotation", &req.rotation)?;
+    let rot = Rotation::decode_verified(&bytes)
+        .map_err(|e| ApiError::InvalidRecord(format!("rotation: {e}")))?;
+    let old = KeyId::of(serment_core::ids::KeyKind::Identity, &rot.old_identity_key);
+    let new = KeyId::of(serment_core::ids::KeyKind::Identity, &rot.new_identity_key);
+    if old.to_string() != caller.identity_id {
+        return Err(ApiError::Forbidden(
+            "a device may only rotate its own identity",
+        ));
+    }
+    if req.records.is_empty() || req.records.len() > 64 {
+        return Err(ApiError::BadRequest(
+            "records: expected 1 to 64 device records".into(),
+        ));
+    }
+    let mut keep = Vec::with_capacity(req.records.len());
+    for (i, r) in req.records.iter().enumerate() {
+        let b = b64_decode(&format!("records[{i}]"), r)?;
+        let rec = DeviceRecord::decode_verified(&b)
+            .map_err(|e| ApiError::InvalidRecord(format!("records[{i}]: {e}")))?;
+        if rec.identity_key != rot.new_identity_key || rec.handle != rot.handle {
+            return Err(ApiError::InvalidRecord(format!(
+                "records[{i}]: not certified by the new identity key for this handle"
+            )));
+        }
+        keep.push(RotatedDevice {
+            device_id: rec.device_id(),
+            record: b,
+        });
+    }
+    let indices = state
+        .store
+        .db()
+        .rotate_identity(
+            &rot.handle,
+            &old.to_string(),
+            &new.to_string(),
+            &bytes,
+            &keep,
+            now(),
+        )
+        .await?;
+    tracing::info!(handle = %rot.handle, "identity rotated");
+    Ok((
+        StatusCode::CREATED,
+        Json(AppendedResponse {
+            log_indices: indices,
+        }),
+    ))
+}
+
+/// Removes a recipient from a version (§11.3): the author device's signed removal.
+#[utoipa::path(post, path = "/v1/documents/{doc_id}/versions/{v}/removals", tag = "log",
+    security(("bearer" = [])),
+    params(("doc_id" = String, Path, description = "Document id, 32 hex"), ("v" = u32, Path, description = "Version")),
+    request_body = RemovalRequest,
+    responses((status = 201, body = AppendedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiPath(path): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<RemovalRequest>,
+) -> Result<(StatusCode, Json<AppendedResponse>), ApiError> {
+    let (doc_id, version) = version_path(&path)?;
+    let bytes = b64_decode("removal", &req.removal)?;
+    let rm =
+        Removal::decode(&bytes).map_err(|e| ApiError::InvalidRecord(format!("removal: {e}")))?;
+    rm.verify(&caller.signing_key)
+        .map_err(|e| ApiError::InvalidRecord(format!("removal: {e}")))?;
+    if rm.doc_id != doc_id || rm.doc_version != version {
+        return Err(ApiError::InvalidRecord(
+            "removal: names another document or version".into(),
+        ));
+    }
+    let row = state
+        .store
+        .db()
+        .version(&doc_id, version)
+        .await?
+        .ok_or(ApiError::NotFound("no such document version"))?;
+    if row.author_device != caller.device_id {
+        return Err(ApiError::Forbidden(
+            "only the author device may remove a recipient",
+        ));
+    }
+    let idx = state
+        .store
+        .db()
+        .remove_recipient(&doc_id, version, &rm.recipient.to_string(), &bytes, now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AppendedResponse {
+            log_indices: vec![idx],
+        }),
+    ))
+}
+
+/// Reads the optional `Serment-Receipt` header: `base64url(at u64 || nonce [16] || sig [64])`.
+pub(crate) fn receipt_header(headers: &HeaderMap) -> Result<Option<Receipt>, ApiError> {
+    let Some(v) = headers.get(RECEIPT_HEADER) else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("serment-receipt: not ASCII".into()))?;
+    let b = b64_decode("serment-receipt", s)?;
+    Receipt::decode(&b)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("serment-receipt: {e}")))
+}
+
+/// Verifies the caller's receipt (if any) and records the access with its log entry (§11.5).
+/// Returns the entry's index.
+pub(crate) async fn record_access(
+    state: &AppState,
+    caller: &AuthDevice,
+    doc_id: &DocId,
+    version: u32,
+    what: AccessKind,
+    receipt: Option<Receipt>,
+) -> Result<u64, ApiError> {
+    let t = now();
+    if let Some(r) = &receipt {
+        r.verify(
+            &caller.signing_key,
+            state.store.log_signer().name(),
+            doc_id,
+            version,
+            what.log_kind(),
+            &caller.device_key,
+        )
+        .map_err(|_| {
+            ApiError::InvalidRecord("serment-receipt: signature does not verify".into())
+        })?;
+        if r.at.abs_diff(t) > RECEIPT_WINDOW_SECS {
+            return Err(ApiError::InvalidRecord(
+                "serment-receipt: time is more than 300 s from the server's clock".into(),
+            ));
+        }
+    }
+    Ok(state
+        .store
+        .db()
+        .record_access(&NewAccess {
+            doc_id: *doc_id,
+            doc_version: version,
+            device_id: caller.device_key,
+            what,
+            now: t,
+            receipt,
+        })
+        .await?)
+}

@@ -1,0 +1,66 @@
+//! The log's checkpoint key (PROTOCOL.md §11.4): an Ed25519 seed in `<data dir>/log.key`, created
+//! with mode 0600 at first start. Its origin (the checkpoint's first line and the key name) is
+//! derived from the public key, so two data directories never share a log name.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serment_core::log::note::{KEY_TYPE_ED25519, NoteSigner};
+use sha2::{Digest as _, Sha256};
+
+use super::StoreError;
+
+/// The key file's name inside the data directory.
+pub(crate) const LOG_KEY_FILE: &str = "log.key";
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// The origin of the log whose Ed25519 public key is `pk`: `serment.log/<16 hex of SHA-256(pk)>`.
+pub(crate) fn origin_for(pk: &[u8; 32]) -> String {
+    let d = Sha256::digest(pk);
+    format!(
+        "serment.log/{}",
+        hex::encode(d.get(..8).unwrap_or_default())
+    )
+}
+
+/// Loads the key, or creates it (0600) if the file does not exist.
+pub(crate) fn load_or_create(data_dir: &Path) -> Result<NoteSigner, StoreError> {
+    let path = data_dir.join(LOG_KEY_FILE);
+    let seed: [u8; 32] = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut seed = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut seed)
+                .map_err(|_| StoreError::Backend("log.key does not hold 64 hex digits".into()))?;
+            seed
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| StoreError::Backend(e.to_string().into()))?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&path).map_err(backend)?;
+            f.write_all(hex::encode(seed).as_bytes()).map_err(backend)?;
+            f.sync_all().map_err(backend)?;
+            seed
+        }
+        Err(e) => return Err(backend(e)),
+    };
+    let pk = ed25519_dalek_public(&seed);
+    NoteSigner::new(&origin_for(&pk), KEY_TYPE_ED25519, &seed)
+        .map_err(|e| StoreError::Backend(e.to_string().into()))
+}
+
+fn ed25519_dalek_public(seed: &[u8; 32]) -> [u8; 32] {
+    // The name is needed before the signer exists: derive the public key with a throwaway signer.
+    NoteSigner::new("tmp", KEY_TYPE_ED25519, seed)
+        .map(|s| s.verifier().public_key)
+        .unwrap_or_default()
+}
