@@ -117,6 +117,18 @@ pub(crate) enum Command {
     },
     /// Run the end-to-end demo: lab, GP and patient on an embedded server.
     Demo(DemoArgs),
+    /// Run a witness: poll a server's log, check consistency, cosign checkpoints (PROTOCOL.md §11.8).
+    Witness(crate::cmd::log::WitnessArgs),
+    /// Audit a server's whole transparency log: recompute the tree, check every signature.
+    VerifyLog(crate::cmd::log::VerifyLogArgs),
+    /// Show who opened your documents, each line proven in the log (--fhir: FHIR R4 AuditEvents).
+    Audit(crate::cmd::log::AuditArgs),
+    /// Revoke one of your devices (a signed log entry); it can no longer log in or receive keys.
+    RevokeDevice(crate::cmd::log::RevokeArgs),
+    /// Replace your identity key (signed by the old and new keys, in the log).
+    RotateIdentity,
+    /// Require witness cosignatures on this server's checkpoints.
+    Witnesses(crate::cmd::log::WitnessesArgs),
     /// Print version, git commit, protocol and suite.
     Version,
 }

@@ -71,6 +71,15 @@ pub struct VersionInfo {
     /// The caller's own wrap, base64url (absent if this device holds none).
     #[serde(default)]
     pub wrap: Option<String>,
+    /// The wrap's log entry and inclusion proof (PROTOCOL.md §11.6).
+    #[serde(default)]
+    pub wrap_entry: Option<crate::log_api::ProvenEntry>,
+    /// The tree size `wrap_entry` is proven against.
+    #[serde(default)]
+    pub log_size: u64,
+    /// The log index of the access entry this fetch appended.
+    #[serde(default)]
+    pub access_index: Option<u64>,
 }
 
 /// One access record.
@@ -108,7 +117,7 @@ struct ErrorInner {
 #[derive(Debug, Clone)]
 pub struct Api {
     base: String,
-    agent: ureq::Agent,
+    pub(crate) agent: ureq::Agent,
     token: Option<String>,
 }
 
@@ -141,18 +150,20 @@ impl Api {
         &self.base
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    fn auth_header(&self) -> Result<String> {
+    pub(crate) fn auth_header(&self) -> Result<String> {
         self.token
             .as_ref()
             .map(|t| format!("Bearer {t}"))
             .ok_or(ClientError::NotRegistered)
     }
 
-    fn check(resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
+    pub(crate) fn check(
+        resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(resp);
@@ -178,7 +189,9 @@ impl Api {
         })
     }
 
-    fn read_json<T: DeserializeOwned>(resp: ureq::http::Response<ureq::Body>) -> Result<T> {
+    pub(crate) fn read_json<T: DeserializeOwned>(
+        resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<T> {
         let mut resp = Self::check(resp)?;
         let bytes = resp
             .body_mut()
@@ -189,7 +202,7 @@ impl Api {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse(e.to_string()))
     }
 
-    fn get_json<T: DeserializeOwned>(&self, path: &str, auth: bool) -> Result<T> {
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, path: &str, auth: bool) -> Result<T> {
         let mut req = self.agent.get(self.url(path));
         if auth {
             req = req.header("authorization", self.auth_header()?);
@@ -197,7 +210,7 @@ impl Api {
         Self::read_json(req.call().map_err(transport)?)
     }
 
-    fn post_json<T: DeserializeOwned>(
+    pub(crate) fn post_json<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &serde_json::Value,
@@ -317,14 +330,14 @@ impl Api {
         version: u32,
         blob_id: &str,
         wraps: &[Vec<u8>],
-    ) -> Result<()> {
+    ) -> Result<Vec<u64>> {
         let wraps: Vec<String> = wraps.iter().map(|w| b64e(w)).collect();
-        let _: serde_json::Value = self.post_json(
+        let v: serde_json::Value = self.post_json(
             "/v1/documents",
             &serde_json::json!({ "doc_id": doc_id.to_string(), "doc_version": version, "blob_id": blob_id, "wraps": wraps }),
             true,
         )?;
-        Ok(())
+        Ok(log_indices(&v))
     }
 
     /// `GET /v1/documents`.
@@ -345,8 +358,33 @@ impl Api {
     /// # Errors
     /// [`ClientError::Server`] (403, 404), [`ClientError::BadResponse`].
     pub fn version(&self, doc_id: &DocId, version: u32) -> Result<(VersionInfo, Vec<u8>)> {
-        let v: VersionInfo =
-            self.get_json(&format!("/v1/documents/{doc_id}/versions/{version}"), true)?;
+        self.version_with(doc_id, version, None, None)
+    }
+
+    /// [`Api::version`] with an access receipt header (PROTOCOL.md §11.5) and the tree size to
+    /// prove the wrap against.
+    ///
+    /// # Errors
+    /// As [`Api::version`].
+    pub fn version_with(
+        &self,
+        doc_id: &DocId,
+        version: u32,
+        receipt: Option<&serment_core::log::entry::Receipt>,
+        size: Option<u64>,
+    ) -> Result<(VersionInfo, Vec<u8>)> {
+        let mut path = format!("/v1/documents/{doc_id}/versions/{version}");
+        if let Some(n) = size {
+            path.push_str(&format!("?size={n}"));
+        }
+        let mut req = self
+            .agent
+            .get(self.url(&path))
+            .header("authorization", self.auth_header()?);
+        if let Some(r) = receipt {
+            req = req.header("serment-receipt", b64e(&r.encode()));
+        }
+        let v: VersionInfo = Self::read_json(req.call().map_err(transport)?)?;
         check_hex(&v.author_device, 64, "author_device")?;
         check_hex(&v.blob_id, 64, "blob_id")?;
         let wrap = b64d(
@@ -363,12 +401,27 @@ impl Api {
     /// # Errors
     /// [`ClientError::Server`], [`ClientError::Transport`].
     pub fn download_blob(&self, doc_id: &DocId, version: u32) -> Result<impl Read + use<>> {
-        let resp = self
+        self.download_blob_with(doc_id, version, None)
+    }
+
+    /// [`Api::download_blob`] with an access receipt header (PROTOCOL.md §11.5).
+    ///
+    /// # Errors
+    /// As [`Api::download_blob`].
+    pub fn download_blob_with(
+        &self,
+        doc_id: &DocId,
+        version: u32,
+        receipt: Option<&serment_core::log::entry::Receipt>,
+    ) -> Result<impl Read + use<>> {
+        let mut req = self
             .agent
             .get(self.url(&format!("/v1/documents/{doc_id}/versions/{version}/blob")))
-            .header("authorization", self.auth_header()?)
-            .call()
-            .map_err(transport)?;
+            .header("authorization", self.auth_header()?);
+        if let Some(r) = receipt {
+            req = req.header("serment-receipt", b64e(&r.encode()));
+        }
+        let resp = req.call().map_err(transport)?;
         let resp = Self::check(resp)?;
         Ok(resp
             .into_body()
@@ -381,14 +434,14 @@ impl Api {
     ///
     /// # Errors
     /// [`ClientError::Server`].
-    pub fn add_wraps(&self, doc_id: &DocId, version: u32, wraps: &[Vec<u8>]) -> Result<()> {
+    pub fn add_wraps(&self, doc_id: &DocId, version: u32, wraps: &[Vec<u8>]) -> Result<Vec<u64>> {
         let wraps: Vec<String> = wraps.iter().map(|w| b64e(w)).collect();
-        let _: serde_json::Value = self.post_json(
+        let v: serde_json::Value = self.post_json(
             &format!("/v1/documents/{doc_id}/versions/{version}/wraps"),
             &serde_json::json!({ "wraps": wraps }),
             true,
         )?;
-        Ok(())
+        Ok(log_indices(&v))
     }
 
     /// `GET /v1/documents/{id}/accesses`.
@@ -404,11 +457,20 @@ impl Api {
     }
 }
 
-fn transport(e: ureq::Error) -> ClientError {
+/// The `log_indices` array of a write's answer (empty if absent or malformed: the caller's
+/// own-write check then fails loudly).
+fn log_indices(v: &serde_json::Value) -> Vec<u64> {
+    v.get("log_indices")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+pub(crate) fn transport(e: ureq::Error) -> ClientError {
     ClientError::Transport(e.to_string())
 }
 
-fn check_hex(s: &str, len: usize, field: &str) -> Result<()> {
+pub(crate) fn check_hex(s: &str, len: usize, field: &str) -> Result<()> {
     if s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(())
     } else {

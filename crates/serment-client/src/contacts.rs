@@ -88,27 +88,74 @@ pub fn fetch(api: &Api, handle: &str, pinned: Option<&PinnedContact>) -> Result<
 
 /// Pins (or refreshes) a contact in the keystore. Returns the contact and whether it is new.
 ///
+/// The contact's keys come from its key history in the transparency log (PROTOCOL.md §11.6),
+/// every entry proven against a checkpoint consistent with the pinned one: the current identity
+/// key (reached from the pinned one only through rotations it signed) and its current, unrevoked
+/// devices. The directory's answer must name exactly those devices.
+///
 /// # Errors
-/// As [`fetch`].
+/// As [`fetch`]; [`ClientError::Log`] for a history that does not check out;
+/// [`ClientError::KeySubstitution`] when the pinned key is not in the history, or the directory
+/// serves other keys than the log.
 pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)> {
     let existing = ks.contacts().get(handle).cloned();
-    let contact = fetch(api, handle, existing.as_ref())?;
+    crate::log::pin_log_key(api, ks)?;
+    let hist = crate::log::key_history(
+        api,
+        ks,
+        handle,
+        existing.as_ref().and_then(|e| e.log_head.as_deref()),
+    )?;
+    let current = KeyId::of(serment_core::ids::KeyKind::Identity, &hist.identity_key);
+    if let Some(p) = &existing {
+        let pinned_key = hex_key(&p.identity_key)?;
+        if !hist.identity_keys.contains(&pinned_key) {
+            return Err(ClientError::KeySubstitution {
+                handle: handle.to_owned(),
+                pinned: KeyId::of(serment_core::ids::KeyKind::Identity, &pinned_key).to_string(),
+                served: current.to_string(),
+            });
+        }
+    }
+    // The directory must agree with the log: same identity, same devices.
+    let log_pin = PinnedContact {
+        identity_key: hex::encode(hist.identity_key),
+        records: Vec::new(),
+        pinned_at: 0,
+        verified: false,
+        log_head: None,
+    };
+    let served = fetch(api, handle, Some(&log_pin))?;
+    let mut a: Vec<&[u8]> = served.devices.iter().map(|d| d.bytes.as_slice()).collect();
+    let mut b: Vec<&[u8]> = hist.devices.iter().map(|d| d.bytes.as_slice()).collect();
+    a.sort();
+    b.sort();
+    if a != b {
+        return Err(ClientError::KeySubstitution {
+            handle: handle.to_owned(),
+            pinned: current.to_string(),
+            served: served.identity_id.to_string(),
+        });
+    }
+    let contact = Contact {
+        handle: handle.to_owned(),
+        identity_id: current,
+        devices: hist.devices.clone(),
+    };
     let new = existing.is_none();
     ks.pin(
         handle,
         PinnedContact {
-            identity_key: hex::encode(
-                contact
-                    .devices
-                    .first()
-                    .map(|d| d.identity_key)
-                    .unwrap_or_default(),
-            ),
+            identity_key: hex::encode(hist.identity_key),
             records: contact.devices.iter().map(|d| b64e(&d.bytes)).collect(),
             pinned_at: existing
                 .as_ref()
                 .map_or_else(crate::now_secs, |e| e.pinned_at),
-            verified: existing.is_some_and(|e| e.verified),
+            verified: existing.as_ref().is_some_and(|e| e.verified)
+                && existing
+                    .as_ref()
+                    .is_some_and(|e| e.identity_key == hex::encode(hist.identity_key)),
+            log_head: Some(crate::log::format_head(&hist.head)),
         },
     );
     Ok((contact, new))

@@ -56,6 +56,25 @@ pub enum ClientError {
         "the author device {0} belongs to no pinned contact: add the author as a contact first"
     )]
     UnknownAuthor(String),
+    /// The transparency log's answer does not check out: a bad checkpoint signature, a missing or
+    /// invalid inclusion or consistency proof, a rollback, a fork, a missing witness quorum, a
+    /// broken history chain (PROTOCOL.md §11.7). Always a hard error.
+    #[error("TRANSPARENCY LOG CHECK FAILED: {0}")]
+    Log(#[source] serment_core::Error),
+    /// The server presents another log key than the one pinned for it.
+    #[error("LOG KEY CHANGED: the server presents log key {served}, but {pinned} is pinned")]
+    LogKeyChanged {
+        /// The pinned verifier key.
+        pinned: String,
+        /// The served verifier key.
+        served: String,
+    },
+    /// A write this client made (a share, a revocation, ...) is not in the log as it should be.
+    #[error("OWN WRITE MISSING FROM THE LOG: {0}")]
+    OwnWriteMissing(String),
+    /// Two views of the log that cannot both be true (a split view caught by gossip).
+    #[error("SPLIT VIEW: {0}")]
+    SplitView(String),
     /// No device of this keystore is registered with the server.
     #[error("not registered with a server: run `serment register --server URL`")]
     NotRegistered,
@@ -84,7 +103,11 @@ impl ClientError {
             | ClientError::KeystoreExists(_) => 3,
             ClientError::Integrity(_)
             | ClientError::KeySubstitution { .. }
-            | ClientError::UnknownAuthor(_) => 4,
+            | ClientError::UnknownAuthor(_)
+            | ClientError::Log(_)
+            | ClientError::LogKeyChanged { .. }
+            | ClientError::OwnWriteMissing(_)
+            | ClientError::SplitView(_) => 4,
             ClientError::Server { status: 404, .. } => 6,
             ClientError::Server { .. }
             | ClientError::Transport(_)
@@ -107,6 +130,18 @@ impl ClientError {
             ClientError::UnknownContact(_) => "unknown_contact",
             ClientError::KeySubstitution { .. } => "key_substitution",
             ClientError::UnknownAuthor(_) => "unknown_author",
+            ClientError::Log(e) => match e {
+                serment_core::Error::Rollback { .. } => "log_rollback",
+                serment_core::Error::Fork { .. } => "log_fork",
+                serment_core::Error::NoQuorum { .. } => "log_no_quorum",
+                serment_core::Error::BadInclusionProof => "log_bad_inclusion_proof",
+                serment_core::Error::BadConsistencyProof => "log_bad_consistency_proof",
+                serment_core::Error::History { .. } => "log_history",
+                _ => "log",
+            },
+            ClientError::LogKeyChanged { .. } => "log_key_changed",
+            ClientError::OwnWriteMissing(_) => "own_write_missing",
+            ClientError::SplitView(_) => "split_view",
             ClientError::NotRegistered => "not_registered",
             ClientError::Input(_) => "input",
             ClientError::Io { .. } => "io",

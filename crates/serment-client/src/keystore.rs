@@ -34,6 +34,27 @@ pub struct PinnedContact {
     /// Whether the user confirmed the fingerprint out of band.
     #[serde(default)]
     pub verified: bool,
+    /// The last entry of the contact's key history verified in the transparency log,
+    /// `<index>:<leaf hash hex>` (PROTOCOL.md §11.6): a later history must still contain it.
+    #[serde(default)]
+    pub log_head: Option<String>,
+}
+
+/// What this keystore trusts about one server's transparency log (PROTOCOL.md §11.7). Kept inside
+/// the encrypted keystore, so nobody without the passphrase can roll it back or swap the key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct LogState {
+    /// The log's verifier key, pinned on first contact (or configured).
+    pub vkey: String,
+    /// The latest checkpoint verified (the signed note), if any.
+    #[serde(default)]
+    pub checkpoint: Option<String>,
+    /// Trusted witness verifier keys (type 0x04).
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// How many of `witnesses` must cosign a checkpoint.
+    #[serde(default)]
+    pub quorum: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -48,6 +69,8 @@ struct PublicState {
     created_at: u64,
     #[serde(default)]
     contacts: BTreeMap<String, PinnedContact>,
+    #[serde(default)]
+    logs: BTreeMap<String, LogState>,
 }
 
 /// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
@@ -225,6 +248,14 @@ impl Keystore {
     /// Pins or updates a contact.
     pub fn pin(&mut self, handle: &str, contact: PinnedContact) {
         self.state.contacts.insert(handle.to_owned(), contact);
+    }
+    /// The log state pinned for `server` (a base URL).
+    pub fn log_state(&self, server: &str) -> Option<&LogState> {
+        self.state.logs.get(server)
+    }
+    /// Pins or updates the log state of `server`.
+    pub fn set_log_state(&mut self, server: &str, state: LogState) {
+        self.state.logs.insert(server.to_owned(), state);
     }
     /// Marks a contact verified out of band. Returns false if unknown.
     pub fn mark_verified(&mut self, handle: &str) -> bool {

@@ -5,7 +5,9 @@
 //! - [`keystore`]: the passphrase-encrypted keystore file (PROTOCOL.md §9);
 //! - [`api`]: the HTTP API (PROTOCOL.md §8);
 //! - [`contacts`]: trust-on-first-use pinning and key-substitution detection;
-//! - [`vault`]: put, get, share, list and the access history.
+//! - [`vault`]: put, get, share, list and the access history;
+//! - [`log`], [`log_api`]: the transparency log's checks and routes (PROTOCOL.md §11);
+//! - [`witness`]: a witness that cosigns checkpoints (PROTOCOL.md §11.8).
 
 #![forbid(unsafe_code)]
 
@@ -14,7 +16,10 @@ pub mod contacts;
 mod error;
 pub mod fsutil;
 pub mod keystore;
+pub mod log;
+pub mod log_api;
 pub mod vault;
+pub mod witness;
 
 pub use error::{ClientError, Result};
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serment_core::document::{self, Metadata, OpenInput, Opened, SealInput};
 use serment_core::identity::DeviceRecord;
+use serment_core::log::entry::{AccessWhat, EntryKind};
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
 
@@ -55,8 +56,20 @@ impl Session {
     /// [`ClientError::Server`] (409 if the handle belongs to another identity), transport errors.
     pub fn register(mut ks: Keystore, server: &str) -> Result<Session> {
         let mut api = Api::new(server)?;
-        api.register_device(&ks.own_record()?)?;
+        let record = ks.own_record()?;
+        api.register_device(&record)?;
         ks.set_server(api.base(), true);
+        crate::log::pin_log_key(&api, &mut ks)?;
+        // Own write: this device's record must be in the log, current under this identity.
+        let handle = ks.handle().to_owned();
+        let hist = crate::log::key_history(&api, &mut ks, &handle, None)?;
+        if hist.identity_key != ks.identity.public_key()
+            || !hist.devices.iter().any(|d| d.bytes == record)
+        {
+            return Err(ClientError::OwnWriteMissing(
+                "this device's record is not current in the log's history of its handle".into(),
+            ));
+        }
         ks.save()?;
         api.login(&ks.device)?;
         Ok(Session { ks, api })
@@ -73,6 +86,11 @@ impl Session {
             .to_owned();
         let mut api = Api::new(&url)?;
         api.login(&ks.device)?;
+        let mut ks = ks;
+        if ks.log_state(api.base()).is_none() {
+            crate::log::pin_log_key(&api, &mut ks)?;
+            ks.save()?;
+        }
         Ok(Session { ks, api })
     }
 
@@ -117,7 +135,7 @@ impl Session {
     /// # Errors
     /// As [`Session::put`].
     pub fn put_version<R: Read + Send>(
-        &self,
+        &mut self,
         content: R,
         metadata: Metadata,
         doc_id: DocId,
@@ -159,8 +177,15 @@ impl Session {
             Ok::<_, ClientError>((sealed, up?))
         })?;
         let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
-        self.api
+        let indices = self
+            .api
             .commit_document(&doc_id, doc_version, &blob_id, &wraps)?;
+        let expected: Vec<(EntryKind, &[u8])> = wraps
+            .iter()
+            .map(|w| (EntryKind::Wrap, w.as_slice()))
+            .collect();
+        crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
+        self.ks.save()?;
         Ok(PutResult {
             doc_id,
             doc_version,
@@ -264,10 +289,31 @@ impl Session {
             Some(v) => v,
             None => self.latest_version(doc_id)?,
         };
-        let (info, wrap) = self.api.version(doc_id, version)?;
+        // The wrap is relied on only with its log entry proven against a verified checkpoint,
+        // and every fetch carries this device's signed access receipt (PROTOCOL.md §11.5-6).
+        let cp = crate::log::sync(&self.api, &mut self.ks, 0)?;
+        let origin = crate::log::trust(&self.api, &self.ks)?.log_key.name;
+        let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Wrap)?;
+        let (info, wrap) = self
+            .api
+            .version_with(doc_id, version, Some(&rc), Some(cp.size))?;
+        let pe = info
+            .wrap_entry
+            .as_ref()
+            .ok_or(ClientError::Log(serment_core::Error::BadInclusionProof))?;
+        if info.log_size != cp.size {
+            return Err(ClientError::Log(serment_core::Error::BadInclusionProof));
+        }
+        let e = crate::log::verify_proven(&cp, pe)?;
+        if e.entry.kind != EntryKind::Wrap || e.entry.payload_bytes != wrap {
+            return Err(ClientError::Log(serment_core::Error::History {
+                reason: "the wrap served is not the one in its proven log entry",
+            }));
+        }
         let author_device = key_id(&info.author_device, "author_device")?;
         let (author, record) = self.author_record(&author_device)?;
-        let blob = self.api.download_blob(doc_id, version)?;
+        let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Blob)?;
+        let blob = self.api.download_blob_with(doc_id, version, Some(&rc))?;
         let opened = document::open(
             OpenInput {
                 device: &self.ks.device,
@@ -350,8 +396,127 @@ impl Session {
             );
             ids.push(r.device_id);
         }
-        self.api.add_wraps(doc_id, version, &wraps)?;
+        let indices = self.api.add_wraps(doc_id, version, &wraps)?;
+        let expected: Vec<(EntryKind, &[u8])> = wraps
+            .iter()
+            .map(|w| (EntryKind::Wrap, w.as_slice()))
+            .collect();
+        crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
+        self.ks.save()?;
         Ok(ids)
+    }
+
+    /// Revokes one of this identity's devices (PROTOCOL.md §11.3) and checks the revocation is
+    /// in the log.
+    ///
+    /// # Errors
+    /// Server errors; [`ClientError::OwnWriteMissing`] if the log does not show it.
+    pub fn revoke_device(&mut self, device: &KeyId) -> Result<u64> {
+        let rev = serment_core::log::entry::Revocation::sign(
+            self.ks.handle(),
+            &self.ks.identity,
+            device,
+            crate::now_secs(),
+        )
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+        let idx = self.api.revoke(&rev)?;
+        crate::log::check_own_writes(
+            &self.api,
+            &mut self.ks,
+            &idx,
+            &[(EntryKind::Revocation, &rev)],
+        )?;
+        self.ks.save()?;
+        Ok(idx.first().copied().unwrap_or_default())
+    }
+
+    /// Rotates this identity's key (PROTOCOL.md §11.3): a new identity key signs a new record for
+    /// this device; the rotation is signed by both keys; other devices must be re-enrolled. The
+    /// keystore holds the new key once the log shows the rotation.
+    ///
+    /// # Errors
+    /// Server errors; [`ClientError::OwnWriteMissing`].
+    pub fn rotate_identity(&mut self) -> Result<Vec<u64>> {
+        let new = serment_core::identity::IdentitySecret::generate();
+        let rot = serment_core::log::entry::Rotation::sign(
+            self.ks.handle(),
+            &self.ks.identity,
+            &new,
+            crate::now_secs(),
+        )
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+        let old = std::mem::replace(&mut self.ks.identity, new);
+        let record = self.ks.own_record()?;
+        let idx = match self.api.rotate(&rot, std::slice::from_ref(&record)) {
+            Ok(i) => i,
+            Err(e) => {
+                self.ks.identity = old;
+                return Err(e);
+            }
+        };
+        crate::log::check_own_writes(
+            &self.api,
+            &mut self.ks,
+            &idx,
+            &[(EntryKind::Rotation, &rot), (EntryKind::Device, &record)],
+        )?;
+        self.ks.save()?;
+        Ok(idx)
+    }
+
+    /// Removes a recipient device from a version this device authored (PROTOCOL.md §11.3).
+    ///
+    /// # Errors
+    /// Server errors; [`ClientError::OwnWriteMissing`].
+    pub fn remove_recipient(
+        &mut self,
+        doc_id: &DocId,
+        version: u32,
+        device: &KeyId,
+    ) -> Result<u64> {
+        let rm = serment_core::log::entry::Removal::sign(
+            doc_id,
+            version,
+            device,
+            &self.ks.device,
+            crate::now_secs(),
+        );
+        let idx = self.api.remove_recipient(doc_id, version, &rm)?;
+        crate::log::check_own_writes(&self.api, &mut self.ks, &idx, &[(EntryKind::Removal, &rm)])?;
+        self.ks.save()?;
+        Ok(idx.first().copied().unwrap_or_default())
+    }
+
+    /// Who opened a document, each line proven by inclusion (PROTOCOL.md §11.6).
+    ///
+    /// # Errors
+    /// [`ClientError::Log`] for anything that does not check out.
+    pub fn audit(&mut self, doc_id: &DocId) -> Result<Vec<crate::log::AuditLine>> {
+        let r = crate::log::audit_document(&self.api, &mut self.ks, doc_id);
+        self.ks.save()?;
+        r
+    }
+
+    /// Brings the pinned checkpoint up to date (consistency-checked) and returns its note, for
+    /// gossip with other clients ([`Session::compare_checkpoint`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Log`].
+    pub fn checkpoint_note(&mut self) -> Result<String> {
+        crate::log::sync(&self.api, &mut self.ks, 0)?;
+        self.ks.save()?;
+        self.ks
+            .log_state(self.api.base())
+            .and_then(|s| s.checkpoint.clone())
+            .ok_or(ClientError::NotRegistered)
+    }
+
+    /// Compares another client's checkpoint with this one's (gossip, PROTOCOL.md §11.8).
+    ///
+    /// # Errors
+    /// [`ClientError::SplitView`].
+    pub fn compare_checkpoint(&mut self, other_note: &str) -> Result<()> {
+        crate::log::compare_checkpoints(&self.api, &mut self.ks, other_note)
     }
 
     /// Documents this device authored or may read.

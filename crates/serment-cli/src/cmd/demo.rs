@@ -131,6 +131,28 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         let _ = stop_rx.await;
     }));
 
+    // An independent witness (PROTOCOL.md §11.8), in a thread: it polls the log, checks
+    // consistency and cosigns; every party below requires its cosignature (quorum 1).
+    let witness_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut witness = serment_client::witness::Witness::open(
+        &tmp.path().join("witness"),
+        "witness.serment.demo/w1",
+    )?;
+    let witness_key = witness.vkey();
+    let witness_api = serment_client::api::Api::new(&url)?;
+    let stop = std::sync::Arc::clone(&witness_stop);
+    let witness_thread = std::thread::spawn(move || {
+        let mut failure = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = witness.step(&witness_api) {
+                failure = Some(e.to_string());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        (witness.state.cosigned, failure)
+    });
+
     let result = (|| -> CliResult<serde_json::Value> {
         let mut lab = party(&homes, "labo-biomed", "Laboratoire BioMed Centre", &url)?;
         let mut gp = party(
@@ -140,6 +162,16 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             &url,
         )?;
         let mut patient = party(&homes, "patient-7f3a", "Patient", &url)?;
+        for p in [&mut lab, &mut gp, &mut patient] {
+            let base = p.api.base().to_owned();
+            serment_client::log::set_witnesses(
+                &mut p.ks,
+                &base,
+                std::slice::from_ref(&witness_key),
+                1,
+            )?;
+            p.ks.save()?;
+        }
         for h in ["dr-generaliste", "patient-7f3a"] {
             contacts::add(&lab.api, &mut lab.ks, h)?;
         }
@@ -210,12 +242,47 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
                 .map_err(|e| CliError::Input(e.to_string()))?;
             access_events += patient.accesses(&id)?.len();
         }
+        // The patient's audit: every access, each proven in the log (PROTOCOL.md §11.6).
+        let mut audit_events = 0usize;
+        let mut fhir_events = 0usize;
+        let origin = serment_client::log::trust(&patient.api, &patient.ks)?
+            .log_key
+            .name;
+        for d in &all {
+            let id = serment_core::DocId::from_hex(&d.doc_id)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            let lines = patient.audit(&id)?;
+            audit_events += lines.len();
+            fhir_events += lines
+                .iter()
+                .filter(|l| super::log::audit_event(l, &origin)["resourceType"] == "AuditEvent")
+                .count();
+        }
+        // Gossip: the GP and the patient compare checkpoints (no split view).
+        let gp_note = gp.checkpoint_note()?;
+        patient.compare_checkpoint(&gp_note)?;
+        let patient_note = patient.checkpoint_note()?;
+        let cosigned = serment_core::log::note::SignedCheckpoint::parse(&patient_note)
+            .map(|s| {
+                serment_core::log::note::VerifierKey::parse(&witness_key)
+                    .map(|k| s.cosigned_by(&[k]) == 1)
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
+        let report = super::log::run_verify_log(&url, None)?;
         Ok(json!({
             "documents": all.len(),
             "verified": verified,
             "plaintext_bytes": all.iter().map(|d| d.plaintext_bytes).sum::<u64>(),
             "stored_bytes": all.iter().map(|d| d.sealed_bytes).sum::<u64>(),
             "access_events": access_events,
+            "audit_events": audit_events,
+            "audit_fhir_events": fhir_events,
+            "log_size": report.size,
+            "log_verified": report.verified(),
+            "log_errors": report.errors,
+            "witness_cosigned": cosigned,
+            "witness_key": witness_key,
             "inputs": per_input,
             "warnings": warnings,
             "failures": failures,
@@ -223,6 +290,10 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         }))
     })();
 
+    witness_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (witness_cosignatures, witness_failure) = witness_thread
+        .join()
+        .unwrap_or((0, Some("the witness thread panicked".into())));
     let _ = stop_tx.send(());
     let _ = rt.block_on(server_task);
     let mut summary = result?;
@@ -249,15 +320,21 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             json!(a.data_dir.as_ref().map(|d| d.display().to_string())),
         );
         o.insert("seconds".into(), json!(start.elapsed().as_secs_f64()));
+        o.insert("witness_cosignatures".into(), json!(witness_cosignatures));
+        o.insert("witness_failure".into(), json!(witness_failure));
     }
     let documents = field(&summary, "documents").as_u64().unwrap_or(0);
     let verified = field(&summary, "verified").as_u64().unwrap_or(0);
     let mut text = format!(
-        "Serment demo: {} input bundle(s)\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
+        "Serment demo: {} input bundle(s)\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
         inputs.len(),
         field(&summary, "plaintext_bytes"),
         field(&summary, "stored_bytes"),
         field(&summary, "access_events"),
+        field(&summary, "audit_events"),
+        field(&summary, "log_size"),
+        field(&summary, "log_verified"),
+        field(&summary, "witness_cosigned"),
         needles.len(),
         hits.len(),
         field(&summary, "seconds").as_f64().unwrap_or(0.0),
@@ -271,7 +348,9 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         text.push_str(&format!("\n  PLAINTEXT FOUND: {n:?} in {f}"));
     }
     emit(ctx.json, &summary, &text);
-    if verified != documents || !hits.is_empty() || documents == 0 {
+    let log_ok = field(&summary, "log_verified").as_bool() == Some(true)
+        && field(&summary, "witness_cosigned").as_bool() == Some(true);
+    if verified != documents || !hits.is_empty() || documents == 0 || !log_ok {
         return Err(CliError::DemoFailed(format!(
             "{verified}/{documents} verified, {} plaintext hit(s)",
             hits.len()

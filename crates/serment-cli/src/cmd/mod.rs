@@ -4,6 +4,7 @@ mod demo;
 mod docs;
 mod fhir;
 mod id;
+pub(crate) mod log;
 mod offline;
 mod serve;
 mod version;
@@ -65,6 +66,12 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             author_record,
         } => offline::open(&ctx, &input, &output, author_record.as_deref()),
         Command::Demo(a) => demo::run(&ctx, a),
+        Command::Witness(a) => log::witness(&ctx, a),
+        Command::VerifyLog(a) => log::verify_log(&ctx, a),
+        Command::Audit(a) => log::audit(&ctx, a),
+        Command::RevokeDevice(a) => log::revoke(&ctx, a),
+        Command::RotateIdentity => log::rotate(&ctx),
+        Command::Witnesses(a) => log::witnesses(&ctx, a),
         Command::Version => version::run(&ctx),
     }
 }

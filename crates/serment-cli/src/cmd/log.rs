@@ -1,0 +1,295 @@
+//! `serment witness`, `verify-log`, `audit`, `revoke-device`, `rotate-identity`, `witnesses`
+//! (PROTOCOL.md §11).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Value, json};
+use serment_client::api::Api;
+use serment_client::log::{AuditLine, LogReport};
+use serment_client::witness::Witness;
+use serment_core::log::note::VerifierKey;
+use serment_core::log::pin::LogTrust;
+
+use super::{Ctx, doc_id};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+/// `serment witness`.
+#[derive(Debug, Args)]
+pub(crate) struct WitnessArgs {
+    /// Server base URL.
+    #[arg(long, env = "SERMENT_SERVER")]
+    pub(crate) server: String,
+    /// Witness data directory (key and state).
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// Witness name (key name in cosignature lines).
+    #[arg(long, default_value = "witness.serment.local/w1")]
+    pub(crate) name: String,
+    /// Poll interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) interval_ms: u64,
+    /// Cosign once and exit.
+    #[arg(long)]
+    pub(crate) once: bool,
+}
+
+/// `serment verify-log`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyLogArgs {
+    /// Server base URL.
+    #[arg(long, env = "SERMENT_SERVER")]
+    pub(crate) server: String,
+    /// The log's verifier key, as `serment serve` prints it (default: the server's, trusted).
+    #[arg(long)]
+    pub(crate) log_key: Option<String>,
+}
+
+/// `serment audit`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// One document (default: every document this device authored or may read).
+    #[arg(long)]
+    pub(crate) doc: Option<String>,
+    /// Print FHIR R4 AuditEvent resources (a Bundle) instead of lines.
+    #[arg(long)]
+    pub(crate) fhir: bool,
+}
+
+/// `serment revoke-device`.
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// The device id to revoke (64 hex).
+    pub(crate) device: String,
+}
+
+/// `serment witnesses`.
+#[derive(Debug, Args)]
+pub(crate) struct WitnessesArgs {
+    /// Witness verifier keys (repeatable), as `serment witness` prints them.
+    #[arg(long = "key")]
+    pub(crate) keys: Vec<String>,
+    /// How many must cosign each checkpoint.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) quorum: usize,
+}
+
+pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
+    let api = Api::new(&a.server)?;
+    let mut w = Witness::open(&a.data_dir, &a.name)?;
+    eprintln!("serment witness: key {}", w.vkey());
+    loop {
+        match w.step(&api) {
+            Ok(Some(size)) => {
+                if !ctx.json {
+                    eprintln!("serment witness: cosigned checkpoint of {size} entries");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if a.once {
+            emit(
+                ctx.json,
+                &json!({ "vkey": w.vkey(), "cosigned": w.state.cosigned }),
+                &format!(
+                    "witness {}: {} checkpoint(s) cosigned",
+                    w.vkey(),
+                    w.state.cosigned
+                ),
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(a.interval_ms.max(10)));
+    }
+}
+
+/// Runs a full audit of `server`'s log.
+pub(crate) fn run_verify_log(server: &str, log_key: Option<&str>) -> CliResult<LogReport> {
+    let api = Api::new(server)?;
+    let vkey = match log_key {
+        Some(k) => k.to_owned(),
+        None => api.log_key()?,
+    };
+    let t = LogTrust {
+        log_key: VerifierKey::parse(&vkey).map_err(|e| CliError::Input(format!("log key: {e}")))?,
+        witnesses: Vec::new(),
+        quorum: 0,
+    };
+    Ok(serment_client::log::verify_log(&api, &t)?)
+}
+
+pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
+    let r = run_verify_log(&a.server, a.log_key.as_deref())?;
+    let v = serde_json::to_value(&r).unwrap_or(Value::Null);
+    let mut text = format!(
+        "log of {} entries: root {}, {} handle(s), {} device(s), kinds {:?}",
+        r.size,
+        if r.root_matches {
+            "matches the signed checkpoint"
+        } else {
+            "DOES NOT MATCH"
+        },
+        r.handles,
+        r.devices,
+        r.kinds
+    );
+    for e in &r.errors {
+        text.push_str(&format!("\n  ERROR: {e}"));
+    }
+    emit(
+        ctx.json,
+        &json!({ "verified": r.verified(), "report": v }),
+        &text,
+    );
+    if r.verified() {
+        Ok(())
+    } else {
+        Err(CliError::DemoFailed(format!(
+            "{} problem(s) in the log",
+            r.errors.len()
+        )))
+    }
+}
+
+/// RFC 3339 of a Unix time.
+fn rfc3339(t: u64) -> String {
+    i64::try_from(t)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// One line as a FHIR R4 AuditEvent, shaped for the French event-traceability (TDE) profile:
+/// a RESTful read (`type` rest / `subtype` read), `action` R, `recorded` and `period.start` the
+/// reader's signed time, `outcome` 0 (success), the reading device as requesting `agent`, the
+/// document as `entity` (with the log index and checkpoint size that prove the line), and the
+/// log as `source`.
+pub(crate) fn audit_event(l: &AuditLine, origin: &str) -> Value {
+    let when = rfc3339(l.at);
+    json!({
+        "resourceType": "AuditEvent",
+        "id": format!("serment-log-{}", l.index),
+        "meta": { "profile": ["https://interop.esante.gouv.fr/ig/fhir/tde/StructureDefinition/tde-auditevent"] },
+        "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation" },
+        "subtype": [{ "system": "http://hl7.org/fhir/restful-interaction", "code": "read", "display": "read" }],
+        "action": "R",
+        "period": { "start": when, "end": rfc3339(l.logged_at) },
+        "recorded": rfc3339(l.logged_at),
+        "outcome": "0",
+        "agent": [{
+            "type": { "coding": [{ "system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID" }] },
+            "who": {
+                "identifier": { "system": "urn:serment:device", "value": l.device_id },
+                "display": l.handle
+            },
+            "requestor": true
+        }],
+        "source": {
+            "site": origin,
+            "observer": { "display": format!("Serment transparency log {origin}") },
+            "type": [{ "system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server" }]
+        },
+        "entity": [{
+            "what": { "identifier": { "system": "urn:serment:document", "value": l.doc_id } },
+            "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object" },
+            "role": { "system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "3", "display": "Report" },
+            "detail": [
+                { "type": "doc_version", "valueString": l.doc_version.to_string() },
+                { "type": "fetched", "valueString": l.what },
+                { "type": "log_index", "valueString": l.index.to_string() },
+                { "type": "checkpoint_size", "valueString": l.checkpoint_size.to_string() }
+            ]
+        }]
+    })
+}
+
+pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
+    let mut s = ctx.session()?;
+    let docs: Vec<serment_core::DocId> = match &a.doc {
+        Some(d) => vec![doc_id(d)?],
+        None => {
+            let mut ids: Vec<String> = s.list()?.into_iter().map(|d| d.doc_id).collect();
+            ids.sort();
+            ids.dedup();
+            ids.iter().map(|d| doc_id(d)).collect::<CliResult<_>>()?
+        }
+    };
+    let mut lines = Vec::new();
+    for d in &docs {
+        lines.extend(s.audit(d)?);
+    }
+    let origin = serment_client::log::trust(&s.api, &s.ks)?.log_key.name;
+    if a.fhir {
+        let bundle = json!({
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": lines.iter().map(|l| json!({ "resource": audit_event(l, &origin) })).collect::<Vec<_>>()
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&bundle).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let mut text = String::new();
+    for l in &lines {
+        text.push_str(&format!(
+            "{}  {}  v{}  {:<4}  {} ({})  [log #{} in checkpoint {}]\n",
+            rfc3339(l.at),
+            l.doc_id,
+            l.doc_version,
+            l.what,
+            l.handle,
+            l.device_id.get(..16).unwrap_or(&l.device_id),
+            l.index,
+            l.checkpoint_size
+        ));
+    }
+    emit(ctx.json, &json!({ "accesses": lines }), text.trim_end());
+    Ok(())
+}
+
+pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
+    let dev = serment_core::KeyId::from_hex(&a.device)
+        .map_err(|_| CliError::Input("device: expected 64 lowercase hex digits".into()))?;
+    let mut s = ctx.session()?;
+    let idx = s.revoke_device(&dev)?;
+    emit(
+        ctx.json,
+        &json!({ "revoked": dev.to_string(), "log_index": idx }),
+        &format!("Revoked device {dev} (log entry {idx})"),
+    );
+    Ok(())
+}
+
+pub(crate) fn rotate(ctx: &Ctx) -> CliResult<()> {
+    let mut s = ctx.session()?;
+    let idx = s.rotate_identity()?;
+    let fp = serment_client::contacts::fingerprint(&s.ks.identity.id());
+    emit(
+        ctx.json,
+        &json!({ "identity_id": s.ks.identity.id().to_string(), "fingerprint": fp, "log_indices": idx }),
+        &format!("Rotated identity; new fingerprint {fp}"),
+    );
+    Ok(())
+}
+
+pub(crate) fn witnesses(ctx: &Ctx, a: WitnessesArgs) -> CliResult<()> {
+    let mut s = ctx.session()?;
+    let base = s.api.base().to_owned();
+    serment_client::log::set_witnesses(&mut s.ks, &base, &a.keys, a.quorum)?;
+    s.ks.save()?;
+    emit(
+        ctx.json,
+        &json!({ "witnesses": a.keys, "quorum": a.quorum }),
+        &format!("{} witness(es), quorum {}", a.keys.len(), a.quorum),
+    );
+    Ok(())
+}

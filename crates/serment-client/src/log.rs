@@ -1,0 +1,585 @@
+//! Every check a client makes on the transparency log (PROTOCOL.md §11.7): the pinned checkpoint
+//! per server (inside the encrypted keystore), consistency on every newer checkpoint, witness
+//! quorum, inclusion proofs on every answer relied on, key histories, own writes, audits, the
+//! full `verify-log` audit and checkpoint gossip. Every failure is a hard error.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serment_core::identity::DeviceRecord;
+use serment_core::log::entry::{AccessWhat, EntryKind, LogEntry, Payload, PrevLink, Subject};
+use serment_core::log::history::{ChainEntry, KeyHistory, check_chain, replay_keys};
+use serment_core::log::note::{Checkpoint, SignedCheckpoint, VerifierKey};
+use serment_core::log::pin::{LogTrust, check_advance, check_same_view};
+use serment_core::log::tree::{self, MemoryTree};
+use serment_core::{DocId, KeyId};
+
+use crate::api::Api;
+use crate::error::{ClientError, Result};
+use crate::keystore::{Keystore, LogState};
+use crate::log_api::ProvenEntry;
+
+/// How long a client waits for a checkpoint with the witness quorum (or the expected size).
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(20);
+
+fn log_err(e: serment_core::Error) -> ClientError {
+    ClientError::Log(e)
+}
+
+fn history_err(reason: &'static str) -> ClientError {
+    ClientError::Log(serment_core::Error::History { reason })
+}
+
+/// Pins the server's log key on first contact (trust on first use, like the contacts; compare it
+/// out of band with what `serment serve` prints), or checks it against the pin.
+///
+/// # Errors
+/// [`ClientError::LogKeyChanged`], server and format errors.
+pub fn pin_log_key(api: &Api, ks: &mut Keystore) -> Result<()> {
+    let served = api.log_key()?;
+    VerifierKey::parse(&served).map_err(log_err)?;
+    match ks.log_state(api.base()) {
+        Some(s) if s.vkey != served => Err(ClientError::LogKeyChanged {
+            pinned: s.vkey.clone(),
+            served,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            ks.set_log_state(
+                api.base(),
+                LogState {
+                    vkey: served,
+                    ..LogState::default()
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Configures the witnesses this keystore requires for `server` (PROTOCOL.md §11.8).
+///
+/// # Errors
+/// [`ClientError::Input`] for a malformed key or an impossible quorum.
+pub fn set_witnesses(
+    ks: &mut Keystore,
+    server: &str,
+    witnesses: &[String],
+    quorum: usize,
+) -> Result<()> {
+    for w in witnesses {
+        let k =
+            VerifierKey::parse(w).map_err(|e| ClientError::Input(format!("witness key: {e}")))?;
+        if k.key_type != serment_core::log::note::KEY_TYPE_COSIGNATURE_V1 {
+            return Err(ClientError::Input(
+                "witness key: not a cosignature/v1 key".into(),
+            ));
+        }
+    }
+    if quorum > witnesses.len() {
+        return Err(ClientError::Input(
+            "quorum larger than the number of witnesses".into(),
+        ));
+    }
+    let mut st = ks
+        .log_state(server)
+        .cloned()
+        .ok_or(ClientError::NotRegistered)?;
+    st.witnesses = witnesses.to_vec();
+    st.quorum = quorum;
+    ks.set_log_state(server, st);
+    Ok(())
+}
+
+/// What the keystore trusts for `api`'s log.
+///
+/// # Errors
+/// [`ClientError::NotRegistered`] if no log key is pinned; [`ClientError::Keystore`] if a stored
+/// key does not parse.
+pub fn trust(api: &Api, ks: &Keystore) -> Result<LogTrust> {
+    let st = ks.log_state(api.base()).ok_or(ClientError::NotRegistered)?;
+    let bad = |e| ClientError::Keystore(e);
+    Ok(LogTrust {
+        log_key: VerifierKey::parse(&st.vkey).map_err(bad)?,
+        witnesses: st
+            .witnesses
+            .iter()
+            .map(|w| VerifierKey::parse(w))
+            .collect::<serment_core::Result<_>>()
+            .map_err(bad)?,
+        quorum: st.quorum,
+    })
+}
+
+/// The checkpoint pinned for `api`'s log, if any.
+///
+/// # Errors
+/// [`ClientError::Keystore`] if the stored note does not parse.
+pub fn pinned(api: &Api, ks: &Keystore) -> Result<Option<Checkpoint>> {
+    match ks
+        .log_state(api.base())
+        .and_then(|s| s.checkpoint.as_deref())
+    {
+        None => Ok(None),
+        Some(n) => Ok(Some(
+            SignedCheckpoint::parse(n)
+                .map_err(ClientError::Keystore)?
+                .checkpoint,
+        )),
+    }
+}
+
+/// Verifies a served checkpoint note (log signature, witness quorum), checks it against the pinned
+/// one (refusing a smaller tree or an inconsistent one, with a consistency proof fetched from the
+/// server), and pins it if newer. Returns it.
+///
+/// # Errors
+/// [`ClientError::Log`] (bad signature, no quorum, rollback, fork).
+pub fn accept_note(api: &Api, ks: &mut Keystore, note: &str) -> Result<Checkpoint> {
+    let t = trust(api, ks)?;
+    let signed = t.verify_note(note).map_err(log_err)?;
+    let new = signed.checkpoint;
+    let old = pinned(api, ks)?;
+    let proof = match &old {
+        Some(o) if new.size > o.size && o.size > 0 => api.log_consistency(o.size, new.size)?,
+        _ => Vec::new(),
+    };
+    check_advance(old.as_ref(), &new, &proof).map_err(log_err)?;
+    if old.as_ref().is_none_or(|o| new.size > o.size)
+        && let Some(mut st) = ks.log_state(api.base()).cloned()
+    {
+        st.checkpoint = Some(note.to_owned());
+        ks.set_log_state(api.base(), st);
+    }
+    Ok(new)
+}
+
+/// Fetches the latest checkpoint, waiting (up to [`SYNC_TIMEOUT`]) until it carries the witness
+/// quorum and holds at least `min_size` entries, and accepts it ([`accept_note`]).
+///
+/// # Errors
+/// [`ClientError::Log`]: [`serment_core::Error::NoQuorum`] after the timeout, rollback, fork, or
+/// a log that never reached `min_size`.
+pub fn sync(api: &Api, ks: &mut Keystore, min_size: u64) -> Result<Checkpoint> {
+    let t = trust(api, ks)?;
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let note = api.log_checkpoint(None)?;
+        let res = t.verify_note(&note);
+        match res {
+            Ok(s) if s.checkpoint.size >= min_size => return accept_note(api, ks, &note),
+            Ok(_) | Err(serment_core::Error::NoQuorum { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(POLL);
+            }
+            Ok(s) => {
+                // Refuse a rollback before reporting the missing entries.
+                accept_note(api, ks, &note)?;
+                return Err(ClientError::OwnWriteMissing(format!(
+                    "the log has {} entries; {min_size} expected",
+                    s.checkpoint.size
+                )));
+            }
+            Err(e) => return Err(log_err(e)),
+        }
+    }
+}
+
+/// Checks an entry's inclusion proof against `cp` and decodes it.
+///
+/// # Errors
+/// [`ClientError::Log`] ([`serment_core::Error::BadInclusionProof`] or a format error).
+pub fn verify_proven(cp: &Checkpoint, pe: &ProvenEntry) -> Result<ChainEntry> {
+    let (bytes, proof) = pe.decode()?;
+    tree::verify_inclusion(&bytes, pe.index, cp.size, &cp.root, &proof).map_err(log_err)?;
+    let entry = LogEntry::decode(&bytes).map_err(log_err)?;
+    Ok(ChainEntry {
+        index: pe.index,
+        bytes,
+        entry,
+    })
+}
+
+fn parse_head(s: &str) -> Option<PrevLink> {
+    let (i, h) = s.split_once(':')?;
+    let mut leaf_hash = [0u8; 32];
+    hex::decode_to_slice(h, &mut leaf_hash).ok()?;
+    Some(PrevLink {
+        index: i.parse().ok()?,
+        leaf_hash,
+    })
+}
+
+/// Formats a chain head for the keystore: `<index>:<leaf hash hex>`.
+pub fn format_head(h: &PrevLink) -> String {
+    format!("{}:{}", h.index, hex::encode(h.leaf_hash))
+}
+
+/// Fetches and verifies `handle`'s whole key history (PROTOCOL.md §11.6): the checkpoint it comes
+/// with is accepted like any other, every entry's inclusion proof is checked, the chain must be
+/// whole and must still contain `known_head` (the head verified last time), and the replay must
+/// hold (no rotated-away or revoked key used).
+///
+/// # Errors
+/// [`ClientError::Log`].
+pub fn key_history(
+    api: &Api,
+    ks: &mut Keystore,
+    handle: &str,
+    known_head: Option<&str>,
+) -> Result<KeyHistory> {
+    let cp = sync(api, ks, 0)?;
+    let h = api.log_identity(handle, Some(cp.size))?;
+    let cp = accept_note(api, ks, &h.checkpoint)?;
+    if cp.size != h.size {
+        return Err(history_err(
+            "the history is proven against another tree size than its checkpoint",
+        ));
+    }
+    let chain = h
+        .entries
+        .iter()
+        .map(|pe| verify_proven(&cp, pe))
+        .collect::<Result<Vec<_>>>()?;
+    check_chain(&chain, &Subject::Handle(handle.to_owned())).map_err(log_err)?;
+    if let Some(head) = known_head.and_then(parse_head)
+        && !chain.iter().any(|e| e.link() == head)
+    {
+        return Err(history_err(
+            "the key history no longer holds the entry verified before (truncated or rewritten)",
+        ));
+    }
+    replay_keys(handle, &chain).map_err(log_err)
+}
+
+/// Checks that each write this client made is in the log at the index the server gave, with
+/// exactly the payload sent (PROTOCOL.md §11.7, own writes).
+///
+/// # Errors
+/// [`ClientError::OwnWriteMissing`], [`ClientError::Log`].
+pub fn check_own_writes(
+    api: &Api,
+    ks: &mut Keystore,
+    indices: &[u64],
+    expected: &[(EntryKind, &[u8])],
+) -> Result<Checkpoint> {
+    if indices.len() != expected.len() {
+        return Err(ClientError::OwnWriteMissing(format!(
+            "{} write(s) sent, the server reports {} log entries",
+            expected.len(),
+            indices.len()
+        )));
+    }
+    let min = indices.iter().max().map_or(0, |m| m + 1);
+    let cp = sync(api, ks, min)?;
+    for (idx, (kind, payload)) in indices.iter().zip(expected) {
+        let pe = api.log_proof(*idx, cp.size)?;
+        if pe.index != *idx {
+            return Err(ClientError::OwnWriteMissing(format!(
+                "entry {idx} was not served"
+            )));
+        }
+        let e = verify_proven(&cp, &pe)?;
+        if e.entry.kind != *kind || e.entry.payload_bytes.as_slice() != *payload {
+            return Err(ClientError::OwnWriteMissing(format!(
+                "log entry {idx} is not the {} this device wrote",
+                kind.name()
+            )));
+        }
+    }
+    Ok(cp)
+}
+
+/// One proven access to a document (PROTOCOL.md §11.5).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditLine {
+    /// Log index of the access entry.
+    pub index: u64,
+    /// The document.
+    pub doc_id: String,
+    /// The version read.
+    pub doc_version: u32,
+    /// `wrap` or `blob`.
+    pub what: &'static str,
+    /// The reader's device id.
+    pub device_id: String,
+    /// The reader's handle, from its device record in the log.
+    pub handle: String,
+    /// The reader's time (signed in its receipt), seconds since the Unix epoch.
+    pub at: u64,
+    /// The server's time of the append.
+    pub logged_at: u64,
+    /// The tree size whose checkpoint proves this line.
+    pub checkpoint_size: u64,
+}
+
+/// Audits one document's chain (PROTOCOL.md §11.6): every entry proven against the accepted
+/// checkpoint, the chain whole, every wrap and removal signed by a logged device, and every access
+/// signed by the log and co-signed (receipt) by the reading device named in it, no receipt used
+/// twice. Returns the accesses, oldest first.
+///
+/// # Errors
+/// [`ClientError::Log`] for anything that does not check out (reordered, missing, replayed or
+/// reflected entries included).
+pub fn audit_document(api: &Api, ks: &mut Keystore, doc_id: &DocId) -> Result<Vec<AuditLine>> {
+    let t = trust(api, ks)?;
+    let cp = sync(api, ks, 0)?;
+    let h = api.document_log(doc_id, Some(cp.size))?;
+    let cp = accept_note(api, ks, &h.checkpoint)?;
+    if cp.size != h.size {
+        return Err(history_err(
+            "the history is proven against another tree size than its checkpoint",
+        ));
+    }
+    let chain = h
+        .entries
+        .iter()
+        .map(|pe| verify_proven(&cp, pe))
+        .collect::<Result<Vec<_>>>()?;
+    check_chain(&chain, &Subject::Document(*doc_id)).map_err(log_err)?;
+    let mut devices: HashMap<KeyId, DeviceRecord> = HashMap::new();
+    for pe in &h.devices {
+        let e = verify_proven(&cp, pe)?;
+        if let Payload::Device(rec) = e.entry.payload {
+            devices.insert(rec.device_id(), rec);
+        } else {
+            return Err(history_err("a device proof is not a device record"));
+        }
+    }
+    let key = |id: &KeyId| {
+        devices
+            .get(id)
+            .ok_or_else(|| history_err("an entry names a device with no record in the log"))
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for e in &chain {
+        match &e.entry.payload {
+            Payload::Wrap(w) => w
+                .verify_signature(&key(&w.sharer)?.signing_key)
+                .map_err(log_err)?,
+            Payload::Removal(r) => r
+                .verify(&key(&r.author_device)?.signing_key)
+                .map_err(log_err)?,
+            Payload::Access(a) => {
+                let rec = key(&a.device_id)?;
+                if a.receipt.is_none() {
+                    return Err(history_err(
+                        "an access the reading device did not co-sign (no receipt)",
+                    ));
+                }
+                a.verify(&t.log_key.public_key, &t.log_key.name, &rec.signing_key)
+                    .map_err(log_err)?;
+                if !seen.insert((a.device_id, a.nonce)) {
+                    return Err(history_err("an access receipt appears twice (replayed)"));
+                }
+                out.push(AuditLine {
+                    index: e.index,
+                    doc_id: doc_id.to_string(),
+                    doc_version: a.doc_version,
+                    what: a.what.name(),
+                    device_id: a.device_id.to_string(),
+                    handle: rec.handle.clone(),
+                    at: a.at,
+                    logged_at: e.entry.logged_at,
+                    checkpoint_size: cp.size,
+                });
+            }
+            _ => return Err(history_err("a handle's entry in a document's chain")),
+        }
+    }
+    Ok(out)
+}
+
+/// The result of a full audit of the log (`serment verify-log`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LogReport {
+    /// The checkpoint size audited.
+    pub size: u64,
+    /// Whether the recomputed root equals the checkpoint's.
+    pub root_matches: bool,
+    /// Entries per kind.
+    pub kinds: BTreeMap<String, u64>,
+    /// Handles seen.
+    pub handles: usize,
+    /// Distinct devices certified.
+    pub devices: usize,
+    /// Access entries without a reader receipt (server-attested only).
+    pub unreceipted_accesses: u64,
+    /// Every problem found (empty when the log verifies).
+    pub errors: Vec<String>,
+}
+
+impl LogReport {
+    /// True when nothing failed.
+    pub fn verified(&self) -> bool {
+        self.root_matches && self.errors.is_empty()
+    }
+}
+
+/// Audits a whole log (PROTOCOL.md §11.9): recomputes the tree from every entry and compares the
+/// root with the signed checkpoint; decodes every entry and checks every signature (records,
+/// rotations, revocations, wraps by their sharer, removals by their author, accesses by the log
+/// and the reader); checks every chain link; replays every handle's keys; checks that every wrap
+/// and access names a device certified earlier in the log.
+///
+/// # Errors
+/// Server and transport errors, or a checkpoint that fails [`LogTrust::verify_note`]; problems in
+/// the entries are listed in the report.
+pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
+    let note = api.log_checkpoint(None)?;
+    let cp = t.verify_note(&note).map_err(log_err)?.checkpoint;
+    let mut r = LogReport {
+        size: cp.size,
+        ..LogReport::default()
+    };
+    let mut tree = MemoryTree::new();
+    let mut heads: HashMap<Subject, PrevLink> = HashMap::new();
+    let mut chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+    let mut devices: HashMap<KeyId, DeviceRecord> = HashMap::new();
+    let mut nonces = HashSet::new();
+    let mut start = 0u64;
+    while start < cp.size {
+        let end = cp.size.min(start + 1000);
+        let page = api.log_entries(start, end)?;
+        if page.len() as u64 != end - start {
+            r.errors.push(format!(
+                "entries {start}..{end}: the server served {}",
+                page.len()
+            ));
+            return Ok(r);
+        }
+        for (i, bytes) in page.into_iter().enumerate() {
+            let index = start + i as u64;
+            tree.push_entry(&bytes).map_err(log_err)?;
+            let entry = match LogEntry::decode(&bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    r.errors.push(format!("entry {index}: {e}"));
+                    continue;
+                }
+            };
+            *r.kinds.entry(entry.kind.name().to_owned()).or_default() += 1;
+            let subject = entry.subject();
+            if entry.prev != heads.get(&subject).copied() {
+                r.errors
+                    .push(format!("entry {index}: breaks the chain of its subject"));
+            }
+            let ce = ChainEntry {
+                index,
+                bytes,
+                entry,
+            };
+            heads.insert(subject.clone(), ce.link());
+            let mut fail = |m: String| r.errors.push(format!("entry {index}: {m}"));
+            match &ce.entry.payload {
+                Payload::Device(rec) => {
+                    devices.insert(rec.device_id(), rec.clone());
+                }
+                Payload::Wrap(w) => match (devices.get(&w.sharer), devices.get(&w.recipient)) {
+                    (Some(s), Some(_)) => {
+                        if let Err(e) = w.verify_signature(&s.signing_key) {
+                            fail(e.to_string());
+                        }
+                    }
+                    _ => fail("a wrap names a device not certified before it".into()),
+                },
+                Payload::Removal(x) => match devices.get(&x.author_device) {
+                    Some(a) => {
+                        if let Err(e) = x.verify(&a.signing_key) {
+                            fail(e.to_string());
+                        }
+                    }
+                    None => fail("a removal by an unknown device".into()),
+                },
+                Payload::Access(a) => match devices.get(&a.device_id) {
+                    Some(d) => {
+                        if let Err(e) =
+                            a.verify(&t.log_key.public_key, &t.log_key.name, &d.signing_key)
+                        {
+                            fail(e.to_string());
+                        }
+                        if a.receipt.is_none() {
+                            r.unreceipted_accesses += 1;
+                        }
+                        if !nonces.insert((a.device_id, a.nonce)) {
+                            fail("an access nonce used twice".into());
+                        }
+                    }
+                    None => fail("an access by a device not certified before it".into()),
+                },
+                Payload::Rotation(_) | Payload::Revocation(_) => {}
+            }
+            if let Subject::Handle(h) = subject {
+                chains.entry(h).or_default().push(ce);
+            }
+        }
+        start = end;
+    }
+    r.root_matches = tree.root_at(cp.size).map_err(log_err)? == cp.root;
+    if !r.root_matches {
+        r.errors
+            .push("the recomputed root differs from the signed checkpoint".into());
+    }
+    r.handles = chains.len();
+    r.devices = devices.len();
+    for (h, chain) in &chains {
+        if let Err(e) = replay_keys(h, chain) {
+            r.errors.push(format!("handle {h}: {e}"));
+        }
+    }
+    Ok(r)
+}
+
+/// Compares a checkpoint another client saw (gossip) with this client's view (PROTOCOL.md
+/// §11.8): it must be signed by the same log and consistent with the pinned checkpoint, with a
+/// proof from the server between the two. A fork is a [`ClientError::SplitView`].
+///
+/// # Errors
+/// [`ClientError::SplitView`], [`ClientError::Log`] for a note that does not verify.
+pub fn compare_checkpoints(api: &Api, ks: &mut Keystore, other_note: &str) -> Result<()> {
+    let t = trust(api, ks)?;
+    let other = SignedCheckpoint::parse(other_note).map_err(log_err)?;
+    other.verify_log_signature(&t.log_key).map_err(log_err)?;
+    let other = other.checkpoint;
+    let mine = match pinned(api, ks)? {
+        Some(c) => c,
+        None => sync(api, ks, 0)?,
+    };
+    let (small, large) = if mine.size <= other.size {
+        (&mine, &other)
+    } else {
+        (&other, &mine)
+    };
+    let proof = if small.size > 0 && small.size < large.size {
+        api.log_consistency(small.size, large.size)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    check_same_view(&mine, &other, &proof).map_err(|e| {
+        ClientError::SplitView(format!(
+            "checkpoints of {} and {} entries are not views of one log: {e}",
+            mine.size, other.size
+        ))
+    })
+}
+
+/// The access-what of a fetch.
+pub(crate) fn receipt(
+    ks: &Keystore,
+    origin: &str,
+    doc_id: &DocId,
+    version: u32,
+    what: AccessWhat,
+) -> Result<serment_core::log::entry::Receipt> {
+    serment_core::log::entry::Receipt::sign(
+        &ks.device,
+        origin,
+        doc_id,
+        version,
+        what,
+        crate::now_secs(),
+    )
+    .map_err(ClientError::Integrity)
+}

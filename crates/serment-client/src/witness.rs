@@ -1,0 +1,147 @@
+//! A witness (PROTOCOL.md §11.8): polls a log's checkpoints, verifies each is consistent with the
+//! last one it cosigned, and posts a C2SP `cosignature/v1`. Run by someone other than the hosting
+//! provider (a hospital's data protection officer, a second host): a log that shows two clients
+//! different trees cannot get both cosigned.
+//!
+//! State in the witness's data directory: `witness.key` (Ed25519 seed, hex, mode 0600) and
+//! `witness.json` (the log key pinned on first contact and the last checkpoint cosigned).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serment_core::log::note::{
+    Checkpoint, KEY_TYPE_COSIGNATURE_V1, NoteSigner, SignedCheckpoint, VerifierKey,
+};
+use serment_core::log::pin::check_advance;
+
+use crate::api::Api;
+use crate::error::{ClientError, Result};
+
+/// What a witness remembers about the log it watches.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WitnessState {
+    /// The log's verifier key, pinned on first contact.
+    pub log_vkey: Option<String>,
+    /// The last checkpoint cosigned (note text).
+    pub checkpoint: Option<String>,
+    /// How many checkpoints this witness has cosigned.
+    #[serde(default)]
+    pub cosigned: u64,
+}
+
+/// A witness with its key and state.
+#[derive(Debug)]
+pub struct Witness {
+    dir: PathBuf,
+    signer: NoteSigner,
+    /// The state.
+    pub state: WitnessState,
+}
+
+impl Witness {
+    /// Opens (creating if needed) the witness in `dir`, named `name`.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`], [`ClientError::Input`] for a bad name or key file.
+    pub fn open(dir: &Path, name: &str) -> Result<Witness> {
+        std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
+        let key_path = dir.join("witness.key");
+        let seed: [u8; 32] = match std::fs::read_to_string(&key_path) {
+            Ok(t) => {
+                let mut s = [0u8; 32];
+                hex::decode_to_slice(t.trim(), &mut s).map_err(|_| {
+                    ClientError::Input("witness.key: expected 64 hex digits".into())
+                })?;
+                s
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut s = [0u8; 32];
+                serment_core::rng::fill(&mut s).map_err(ClientError::Integrity)?;
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt as _;
+                    o.mode(0o600);
+                }
+                let mut f = o
+                    .open(&key_path)
+                    .map_err(|e| ClientError::io(&key_path, e))?;
+                f.write_all(hex::encode(s).as_bytes())
+                    .map_err(|e| ClientError::io(&key_path, e))?;
+                s
+            }
+            Err(e) => return Err(ClientError::io(&key_path, e)),
+        };
+        let signer = NoteSigner::new(name, KEY_TYPE_COSIGNATURE_V1, &seed)
+            .map_err(|e| ClientError::Input(format!("witness name: {e}")))?;
+        let sp = dir.join("witness.json");
+        let state = match std::fs::read(&sp) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| ClientError::Input(format!("witness.json: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => WitnessState::default(),
+            Err(e) => return Err(ClientError::io(&sp, e)),
+        };
+        Ok(Witness {
+            dir: dir.to_owned(),
+            signer,
+            state,
+        })
+    }
+
+    /// The witness's verifier key (type 0x04), for clients' configuration.
+    pub fn vkey(&self) -> String {
+        self.signer.verifier().encode()
+    }
+
+    fn save(&self) -> Result<()> {
+        let p = self.dir.join("witness.json");
+        let b = serde_json::to_vec_pretty(&self.state)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        crate::fsutil::write_atomic(&p, &b)
+    }
+
+    /// One round: fetch the latest checkpoint, verify the log's signature (log key pinned on first
+    /// contact), refuse a rollback or a fork against the last cosigned checkpoint (consistency
+    /// proof), cosign and post. Returns the size cosigned, or `None` if nothing new.
+    ///
+    /// # Errors
+    /// [`ClientError::Log`] (rollback, fork, bad signature): the witness stops cosigning.
+    pub fn step(&mut self, api: &Api) -> Result<Option<u64>> {
+        let served_key = api.log_key()?;
+        let vkey = self.state.log_vkey.get_or_insert(served_key).clone();
+        let log_key = VerifierKey::parse(&vkey).map_err(ClientError::Log)?;
+        let note = api.log_checkpoint(None)?;
+        let signed = SignedCheckpoint::parse(&note).map_err(ClientError::Log)?;
+        signed
+            .verify_log_signature(&log_key)
+            .map_err(ClientError::Log)?;
+        let new = signed.checkpoint;
+        let old: Option<Checkpoint> = match &self.state.checkpoint {
+            Some(n) => Some(
+                SignedCheckpoint::parse(n)
+                    .map_err(ClientError::Log)?
+                    .checkpoint,
+            ),
+            None => None,
+        };
+        if old.as_ref().is_some_and(|o| o == &new) {
+            return Ok(None);
+        }
+        let proof = match &old {
+            Some(o) if o.size > 0 && new.size > o.size => api.log_consistency(o.size, new.size)?,
+            _ => Vec::new(),
+        };
+        check_advance(old.as_ref(), &new, &proof).map_err(ClientError::Log)?;
+        let sig = self
+            .signer
+            .cosign(&new, crate::now_secs())
+            .map_err(ClientError::Log)?;
+        api.post_cosignature(&self.vkey(), new.size, &sig.line())?;
+        self.state.checkpoint = Some(note);
+        self.state.cosigned += 1;
+        self.save()?;
+        Ok(Some(new.size))
+    }
+}
