@@ -112,8 +112,9 @@ pub fn decode_payload(payload: &[u8]) -> Result<()> {
 #[derive(Debug)]
 pub struct Keystore {
     path: PathBuf,
-    passphrase: Zeroizing<String>,
-    params: KdfParams,
+    /// The Argon2id-derived file key, kept for the session: a save costs one AES-GCM, not
+    /// another Argon2id run (`serment_core::keystore::DerivedKey`).
+    key: keystore::DerivedKey,
     /// The user's identity key.
     pub identity: IdentitySecret,
     /// This device's keys.
@@ -142,10 +143,11 @@ impl Keystore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
         }
+        let key = keystore::DerivedKey::derive(passphrase.as_bytes(), params)
+            .map_err(ClientError::Keystore)?;
         let ks = Keystore {
             path: path.to_path_buf(),
-            passphrase,
-            params,
+            key,
             identity: IdentitySecret::generate(),
             device: DeviceSecret::generate(),
             state: PublicState {
@@ -179,21 +181,20 @@ impl Keystore {
             }));
         }
         let file = std::fs::read(path).map_err(|e| ClientError::io(path, e))?;
-        let params = keystore::params_of(&file).map_err(ClientError::Keystore)?;
-        let payload =
-            keystore::open(passphrase.as_bytes(), &file).map_err(ClientError::Keystore)?;
+        let (payload, key) =
+            keystore::open_keyed(passphrase.as_bytes(), &file).map_err(ClientError::Keystore)?;
         let (identity, device, state) = parse_payload(&payload)?;
         Ok(Keystore {
             path: path.to_path_buf(),
-            passphrase,
-            params,
+            key,
             identity,
             device,
             state,
         })
     }
 
-    /// Re-encrypts and writes the keystore atomically (fresh salt and nonce every time).
+    /// Re-encrypts and writes the keystore atomically (a fresh nonce every time; the salt and the
+    /// Argon2id-derived key are those of this session, so no KDF runs here).
     ///
     /// # Errors
     /// [`ClientError::Io`], [`ClientError::Keystore`].
@@ -209,8 +210,7 @@ impl Keystore {
             .u32(json.len() as u32)
             .bytes(&json);
         let payload = Zeroizing::new(w.into_vec());
-        let file = keystore::seal(self.passphrase.as_bytes(), &payload, self.params)
-            .map_err(ClientError::Keystore)?;
+        let file = self.key.seal(&payload).map_err(ClientError::Keystore)?;
         write_atomic(&self.path, &file)?;
         #[cfg(unix)]
         {

@@ -4,6 +4,8 @@
 //! Parameters below OWASP's minimum for Argon2id are refused, whoever chose them: a tampered file
 //! or a hostile server cannot make the client derive a weak key, and there is no fallback default.
 
+use core::fmt;
+
 use argon2::{Algorithm, Argon2, Params, Version};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
@@ -104,6 +106,16 @@ pub fn seal_with(
     nonce: [u8; 12],
 ) -> Result<Vec<u8>> {
     let key = derive(passphrase, &salt, params)?;
+    seal_under(&key, params, salt, nonce, secret)
+}
+
+fn seal_under(
+    key: &LessSafeKey,
+    params: KdfParams,
+    salt: [u8; 16],
+    nonce: [u8; 12],
+    secret: &[u8],
+) -> Result<Vec<u8>> {
     let mut w = Writer::with_capacity(HEADER_LEN + secret.len() + 16);
     w.bytes(MAGIC)
         .u16(FORMAT_VERSION)
@@ -159,6 +171,62 @@ fn parse_header(file: &[u8]) -> Result<ParsedHeader<'_>> {
 /// Format errors; [`Error::WeakKdf`] (checked before any work); [`Error::KeystoreDecrypt`] for a
 /// wrong passphrase or any tampering — one uniform error.
 pub fn open(passphrase: &[u8], file: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    open_keyed(passphrase, file).map(|(body, _)| body)
+}
+
+/// A keystore key derived once by Argon2id, kept with its salt and parameters, so that saving the
+/// keystore again costs one AES-256-GCM encryption and not another Argon2id run (which costs tens
+/// to hundreds of milliseconds and its whole memory cost, on every save). Every
+/// [`DerivedKey::seal`] draws a fresh random nonce; the salt, and so the key, stay those the key
+/// was derived with. The file format is unchanged (PROTOCOL.md §9).
+pub struct DerivedKey {
+    params: KdfParams,
+    salt: [u8; 16],
+    key: LessSafeKey,
+}
+
+impl fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DerivedKey(***)")
+    }
+}
+
+impl DerivedKey {
+    /// Derives a key for a new keystore, with a fresh random salt.
+    ///
+    /// # Errors
+    /// [`Error::WeakKdf`]; [`Error::Rng`].
+    pub fn derive(passphrase: &[u8], params: KdfParams) -> Result<DerivedKey> {
+        let mut salt = [0u8; 16];
+        crate::rng::fill(&mut salt)?;
+        Ok(DerivedKey {
+            params,
+            salt,
+            key: derive(passphrase, &salt, params)?,
+        })
+    }
+
+    /// The KDF parameters the key was derived with.
+    pub fn params(&self) -> KdfParams {
+        self.params
+    }
+
+    /// Encrypts a keystore payload under this key, with a fresh nonce.
+    ///
+    /// # Errors
+    /// [`Error::Rng`].
+    pub fn seal(&self, secret: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; 12];
+        crate::rng::fill(&mut nonce)?;
+        seal_under(&self.key, self.params, self.salt, nonce, secret)
+    }
+}
+
+/// [`open`], also returning the derived key, for [`DerivedKey::seal`] on later saves.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_keyed(passphrase: &[u8], file: &[u8]) -> Result<(Zeroizing<Vec<u8>>, DerivedKey)> {
     let (params, salt, nonce, ct) = parse_header(file)?;
     if ct.len() < 16 {
         return Err(Error::KeystoreDecrypt);
@@ -175,7 +243,7 @@ pub fn open(passphrase: &[u8], file: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         .map_err(|_| Error::KeystoreDecrypt)?
         .len();
     body.truncate(len);
-    Ok(body)
+    Ok((body, DerivedKey { params, salt, key }))
 }
 
 #[cfg(test)]
@@ -196,6 +264,31 @@ mod tests {
         let mut t = f.clone();
         t[30] ^= 1;
         assert_eq!(open(b"correct horse", &t), Err(Error::KeystoreDecrypt));
+    }
+
+    #[test]
+    fn derived_key_reseals_without_argon2_and_opens_with_the_passphrase() {
+        let f = seal(b"correct horse", b"one", KdfParams::FLOOR).unwrap();
+        let (body, k) = open_keyed(b"correct horse", &f).unwrap();
+        assert_eq!(&body[..], b"one");
+        let g = k.seal(b"two").unwrap();
+        let h = k.seal(b"two").unwrap();
+        assert_ne!(g, h, "fresh nonce per save");
+        assert_eq!(g[..36], f[..36], "same parameters and salt");
+        assert_eq!(&open(b"correct horse", &g).unwrap()[..], b"two");
+        assert_eq!(open(b"wrong", &g), Err(Error::KeystoreDecrypt));
+        let n = DerivedKey::derive(b"p", KdfParams::FLOOR).unwrap();
+        assert_eq!(&open(b"p", &n.seal(b"s").unwrap()).unwrap()[..], b"s");
+        assert!(
+            DerivedKey::derive(
+                b"p",
+                KdfParams {
+                    t_cost: 1,
+                    ..KdfParams::FLOOR
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]

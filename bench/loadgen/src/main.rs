@@ -1,0 +1,605 @@
+//! Bench-only load generator for the Serment server (issue 4; `docs/PERFORMANCE.md`).
+//!
+//! It starts `serment serve` on a loopback port with a fresh data directory, drives it with the
+//! client library, and stops it. Nothing here is part of the product: the plaintext baseline
+//! exists only in this binary, which uploads unsealed bytes through the same HTTP path (the
+//! product has no switch to turn encryption off).
+//!
+//! ```text
+//! serment-loadgen ingest  --serment target/release/serment [--clients 16] [--seconds 10]
+//! serment-loadgen bigfile --serment target/release/serment [--size-mib 2048] [--downloads 4]
+//! ```
+//!
+//! - `ingest`: N client threads upload 4 KiB FHIR Observations for a fixed time, first through
+//!   the plaintext baseline, then end to end encrypted (each sealed for two recipients plus the
+//!   author, with `Session::put_version`, the code behind `serment put`). Reports documents/s,
+//!   p50/p99 latency and the E2EE/plaintext ratio, on a fresh server each.
+//! - `bigfile`: one child process seals and uploads a file of `--size-mib` MiB, then
+//!   `--downloads` child processes download and open it at once. Reports each process's peak RSS
+//!   (VmHWM) for the transfer (reset after the keystore is unlocked; the unlock's own peak is
+//!   reported apart) and the server's peak RSS during each phase.
+//!
+//! Output: human lines on stderr, one JSON object on stdout.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use serment_client::contacts;
+use serment_client::keystore::Keystore;
+use serment_client::vault::Session;
+use serment_core::DocId;
+use serment_core::document::{self, Header, Metadata, SealInput};
+use serment_core::identity::DeviceRecord;
+use serment_core::keystore::KdfParams;
+use serment_core::wrap::Recipient;
+use zeroize::Zeroizing;
+
+type Res<T> = Result<T, String>;
+
+const PASS: &str = "loadgen-passphrase";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("ingest") => ingest(&Opts::parse(args.get(1..).unwrap_or_default())),
+        Some("bigfile") => bigfile(&Opts::parse(args.get(1..).unwrap_or_default())),
+        Some("child-upload") => child_upload(args.get(1..).unwrap_or_default()),
+        Some("child-download") => child_download(args.get(1..).unwrap_or_default()),
+        _ => Err(
+            "usage: serment-loadgen ingest|bigfile --serment PATH [--clients N] \
+                  [--seconds S] [--size-mib M] [--downloads D]"
+                .into(),
+        ),
+    };
+    match r {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            eprintln!("serment-loadgen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Opts {
+    serment: PathBuf,
+    clients: usize,
+    seconds: u64,
+    size_mib: u64,
+    downloads: usize,
+}
+
+impl Opts {
+    fn parse(a: &[String]) -> Opts {
+        let get = |k: &str| {
+            a.iter()
+                .position(|x| x == k)
+                .and_then(|i| a.get(i + 1))
+                .cloned()
+        };
+        Opts {
+            serment: get("--serment").map_or_else(|| PathBuf::from("serment"), PathBuf::from),
+            clients: get("--clients").and_then(|v| v.parse().ok()).unwrap_or(16),
+            seconds: get("--seconds")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10)
+                .min(600),
+            size_mib: get("--size-mib")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2048),
+            downloads: get("--downloads").and_then(|v| v.parse().ok()).unwrap_or(4),
+        }
+    }
+}
+
+// ---- server ------------------------------------------------------------------------------------
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(serment: &Path) -> Res<Server> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut child = Command::new(serment)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0", "--max-blob-bytes", "8589934592"])
+            // One log line per request would cost the server more than the bench measures.
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", serment.display()))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                    sent = true;
+                } else if sent {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| "the server did not start".to_string())?;
+        Ok(Server {
+            child,
+            url,
+            _dir: dir,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `VmHWM` (peak RSS) of a process, KiB.
+fn vm_hwm_kib(pid: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Resets a process's peak RSS to its current RSS (Linux: `clear_refs` 5).
+fn reset_hwm(pid: &str) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+// ---- identities --------------------------------------------------------------------------------
+
+/// Creates a keystore (Argon2id at the format's floor, so setup is quick) and registers it.
+fn user(dir: &Path, handle: &str, url: &str) -> Res<Session> {
+    let ks = Keystore::create(
+        &dir.join(handle).join("keystore.srmk"),
+        Zeroizing::new(PASS.into()),
+        handle,
+        handle,
+        KdfParams::FLOOR,
+    )
+    .map_err(|e| e.to_string())?;
+    Session::register(ks, url).map_err(|e| e.to_string())
+}
+
+fn recipient_of(s: &Session) -> Recipient {
+    Recipient {
+        device_id: s.ks.device.id(),
+        encryption_key: s.ks.device.encryption_public_key(),
+    }
+}
+
+// ---- ingest ------------------------------------------------------------------------------------
+
+/// A 4 KiB FHIR R4 Observation (synthetic patient, LOINC-coded), exactly 4096 bytes.
+fn observation(n: u64) -> Vec<u8> {
+    let v = json!({
+        "resourceType": "Observation",
+        "id": format!("obs-{n}"),
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7", "display": "Hemoglobin [Mass/volume] in Blood"}]},
+        "subject": {"reference": "Patient/p-0001", "identifier": {"system": "urn:oid:1.2.250.1.213.1.4.10", "value": "255081416802538"}},
+        "effectiveDateTime": "2026-11-02T08:30:00+01:00",
+        "valueQuantity": {"value": 12.0 + (n % 40) as f64 / 10.0, "unit": "g/dL", "system": "http://unitsofmeasure.org", "code": "g/dL"},
+        "referenceRange": [{"low": {"value": 12.0, "unit": "g/dL"}, "high": {"value": 16.0, "unit": "g/dL"}}],
+    });
+    let mut s = v.to_string().into_bytes();
+    // Pad with a note so every document is 4096 bytes, as a lab result with comments would be.
+    s.pop();
+    s.extend_from_slice(b",\"note\":[{\"text\":\"");
+    while s.len() < 4096 - 4 {
+        s.push(b'a' + (s.len() % 26) as u8);
+    }
+    s.extend_from_slice(b"\"}]}");
+    s
+}
+
+fn meta(len: usize) -> Metadata {
+    Metadata {
+        content_length: len as u64,
+        mime_type: Some("application/fhir+json".into()),
+        resource_type: Some("Observation".into()),
+        title: Some("Hemoglobin".into()),
+        ..Metadata::default()
+    }
+}
+
+/// A document prepared before the timed window for the plaintext baseline: a valid header (the
+/// server checks it), the content unencrypted after it, and wraps bound to the header (the
+/// server verifies them), all made outside the window.
+struct Plain {
+    doc_id: DocId,
+    blob: Vec<u8>,
+    wraps: Vec<Vec<u8>>,
+}
+
+fn prepare_plain(s: &Session, to: &[Recipient], n: u64) -> Res<Plain> {
+    let content = observation(n);
+    let doc_id = DocId::random().map_err(|e| e.to_string())?;
+    let mut sealed = Vec::new();
+    let r = document::seal(
+        SealInput {
+            doc_id,
+            doc_version: 1,
+            author: &s.ks.device,
+            recipients: to,
+            metadata: meta(content.len()),
+        },
+        content.as_slice(),
+        &mut sealed,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut blob = sealed.get(..Header::LEN).ok_or("short")?.to_vec();
+    blob.extend_from_slice(&content);
+    blob.resize(sealed.len(), 0);
+    Ok(Plain {
+        doc_id,
+        blob,
+        wraps: r.wraps.into_iter().map(|(_, w)| w).collect(),
+    })
+}
+
+#[derive(Default)]
+struct ClientResult {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    exhausted: bool,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0)
+}
+
+/// Runs one ingest phase on a fresh server. `plain_pool` is `Some(n)` for the baseline.
+fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
+    let server = Server::start(&o.serment)?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let patient = user(dir.path(), "patient", &server.url)?;
+    let gp = user(dir.path(), "gp", &server.url)?;
+    let to = [recipient_of(&patient), recipient_of(&gp)];
+    let mut sessions = Vec::with_capacity(o.clients);
+    for i in 0..o.clients {
+        sessions.push(user(dir.path(), &format!("lab{i}"), &server.url)?);
+    }
+    // Baseline: all client-side crypto happens here, before the window.
+    let mut pools: Vec<Vec<Plain>> = Vec::new();
+    if let Some(n) = plain_pool {
+        let prep = Instant::now();
+        pools = std::thread::scope(|sc| {
+            let hs: Vec<_> = sessions
+                .iter()
+                .map(|s| {
+                    let to = &to;
+                    sc.spawn(move || {
+                        (0..n as u64)
+                            .map(|k| prepare_plain(s, to, k))
+                            .collect::<Res<Vec<_>>>()
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().map_err(|_| "prep panicked".to_string())?)
+                .collect::<Res<Vec<_>>>()
+        })?;
+        eprintln!(
+            "  prepared {} baseline documents in {:.1} s (outside the window)",
+            n * o.clients,
+            prep.elapsed().as_secs_f64()
+        );
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(o.seconds);
+    let results: Vec<ClientResult> = std::thread::scope(|sc| {
+        let mut pools = pools.into_iter();
+        let hs: Vec<_> = sessions
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| {
+                let to = &to;
+                let stop = Arc::clone(&stop);
+                let pool = pools.next();
+                sc.spawn(move || {
+                    let mut r = ClientResult::default();
+                    let mut pool = pool.map(Vec::into_iter);
+                    let mut n = i as u64 * 1_000_000;
+                    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let ok = match pool.as_mut() {
+                            Some(p) => {
+                                let Some(d) = p.next() else {
+                                    r.exhausted = true;
+                                    break;
+                                };
+                                s.api
+                                    .upload_blob(&mut d.blob.as_slice())
+                                    .and_then(|b| s.api.commit_document(&d.doc_id, 1, &b, &d.wraps))
+                                    .is_ok()
+                            }
+                            None => {
+                                let content = observation(n);
+                                n += 1;
+                                DocId::random()
+                                    .map_err(|e| e.to_string())
+                                    .and_then(|id| {
+                                        s.put_version(
+                                            content.as_slice(),
+                                            meta(content.len()),
+                                            id,
+                                            1,
+                                            to,
+                                        )
+                                        .map_err(|e| e.to_string())
+                                    })
+                                    .is_ok()
+                            }
+                        };
+                        if ok {
+                            r.latencies_us.push(t.elapsed().as_micros() as u64);
+                        } else {
+                            r.errors += 1;
+                        }
+                    }
+                    r
+                })
+            })
+            .collect();
+        hs.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let server_hwm = vm_hwm_kib(&server.pid().to_string());
+    let mut all: Vec<u64> = results
+        .iter()
+        .flat_map(|r| r.latencies_us.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let docs = all.len();
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    let exhausted = results.iter().any(|r| r.exhausted);
+    Ok(json!({
+        "mode": if plain_pool.is_some() { "plaintext" } else { "e2ee" },
+        "clients": o.clients, "seconds": elapsed, "documents": docs, "errors": errors,
+        "docs_per_s": docs as f64 / elapsed,
+        "p50_ms": percentile(&all, 0.50) as f64 / 1000.0,
+        "p99_ms": percentile(&all, 0.99) as f64 / 1000.0,
+        "baseline_pool_exhausted": exhausted,
+        "server_peak_rss_kib": server_hwm,
+    }))
+}
+
+fn ingest(o: &Opts) -> Res<Value> {
+    eprintln!(
+        "ingest: {} clients, {} s per phase, 4 KiB FHIR Observations",
+        o.clients, o.seconds
+    );
+    let e2ee = ingest_phase(o, None)?;
+    eprintln!("  e2ee:      {e2ee}");
+    // Enough prepared documents for 3x the E2EE rate.
+    let rate = e2ee.get("docs_per_s").and_then(Value::as_f64).unwrap_or(1000.0);
+    let per_client =
+        ((rate * 3.0 * o.seconds as f64) / o.clients.max(1) as f64).ceil() as usize + 200;
+    let plain = ingest_phase(o, Some(per_client))?;
+    eprintln!("  plaintext: {plain}");
+    let ratio = plain.get("docs_per_s").and_then(Value::as_f64).unwrap_or(0.0) / rate.max(f64::MIN_POSITIVE);
+    eprintln!("  E2EE costs {ratio:.2}x the plaintext baseline (documents/s)");
+    Ok(json!({ "ingest": { "e2ee": e2ee, "plaintext": plain,
+                            "e2ee_over_plaintext_cost": ratio } }))
+}
+
+// ---- big file ----------------------------------------------------------------------------------
+
+/// `size` bytes cycling through 1 MiB of random data: cheap to produce, incompressible enough.
+struct Synthetic {
+    block: Vec<u8>,
+    left: u64,
+    pos: usize,
+}
+
+impl Read for Synthetic {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = self.block.get(self.pos..).unwrap_or_default();
+        let n = buf
+            .len()
+            .min(rest.len())
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if let (Some(d), Some(s)) = (buf.get_mut(..n), rest.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        self.left -= n as u64;
+        self.pos = (self.pos + n) % self.block.len().max(1);
+        Ok(n)
+    }
+}
+
+fn run_child(args: &[String]) -> Res<Child> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
+fn child_json(c: Child) -> Res<Value> {
+    let out = c.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("a child failed: {}", out.status));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+fn bigfile(o: &Opts) -> Res<Value> {
+    let server = Server::start(&o.serment)?;
+    let spid = server.pid().to_string();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let home = |h: &str| dir.path().join(h).join("keystore.srmk");
+    let author = user(dir.path(), "author", &server.url)?;
+    let mut args: Vec<String> = vec![
+        "child-upload".into(),
+        server.url.clone(),
+        home("author").display().to_string(),
+        (o.size_mib * 1024 * 1024).to_string(),
+    ];
+    let mut readers = Vec::new();
+    for i in 0..o.downloads {
+        let h = format!("reader{i}");
+        let mut s = user(dir.path(), &h, &server.url)?;
+        contacts::add(&s.api, &mut s.ks, "author").map_err(|e| e.to_string())?;
+        s.ks.save().map_err(|e| e.to_string())?;
+        let rec = dir.path().join(format!("{h}.rec"));
+        std::fs::write(&rec, s.ks.own_record().map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        args.push(rec.display().to_string());
+        readers.push(h);
+    }
+    drop(author);
+    eprintln!(
+        "bigfile: sealing and uploading {} MiB, then {} concurrent downloads",
+        o.size_mib, o.downloads
+    );
+    reset_hwm(&spid);
+    let up = child_json(run_child(&args)?)?;
+    let server_up = vm_hwm_kib(&spid);
+    eprintln!("  upload: {up} server peak RSS {server_up:?} KiB");
+    let doc = up.get("doc_id").and_then(Value::as_str).ok_or("no doc id")?.to_owned();
+    reset_hwm(&spid);
+    let children = readers
+        .iter()
+        .map(|h| {
+            run_child(&[
+                "child-download".into(),
+                server.url.clone(),
+                home(h).display().to_string(),
+                doc.clone(),
+            ])
+        })
+        .collect::<Res<Vec<_>>>()?;
+    let downs = children
+        .into_iter()
+        .map(child_json)
+        .collect::<Res<Vec<_>>>()?;
+    let server_down = vm_hwm_kib(&spid);
+    for d in &downs {
+        eprintln!("  download: {d}");
+    }
+    eprintln!("  server peak RSS during the downloads: {server_down:?} KiB");
+    Ok(
+        json!({ "bigfile": { "size_mib": o.size_mib, "upload": up, "downloads": downs,
+               "server_peak_rss_kib_upload": server_up,
+               "server_peak_rss_kib_downloads": server_down } }),
+    )
+}
+
+fn self_hwm() -> Option<u64> {
+    vm_hwm_kib("self")
+}
+
+/// Child: unlock the keystore, reset the peak RSS, seal and upload `size` bytes.
+fn child_upload(a: &[String]) -> Res<Value> {
+    let [url, ks, size, recs @ ..] = a else {
+        return Err("child-upload URL KEYSTORE SIZE RECORD...".into());
+    };
+    let size: u64 = size.parse().map_err(|_| "size")?;
+    let to = recs
+        .iter()
+        .map(|p| {
+            let b = std::fs::read(p).map_err(|e| e.to_string())?;
+            DeviceRecord::decode_verified(&b)
+                .map(|r| Recipient::from(&r))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Res<Vec<_>>>()?;
+    let ks =
+        Keystore::open(Path::new(ks), Zeroizing::new(PASS.into())).map_err(|e| e.to_string())?;
+    let mut s = Session::connect(ks, Some(url)).map_err(|e| e.to_string())?;
+    let unlock_hwm = self_hwm();
+    reset_hwm("self");
+    let mut block = vec![0u8; 1 << 20];
+    serment_core::rng::fill(&mut block).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let r = s
+        .put_version(
+            Synthetic {
+                block,
+                left: size,
+                pos: 0,
+            },
+            Metadata {
+                content_length: size,
+                ..Metadata::default()
+            },
+            DocId::random().map_err(|e| e.to_string())?,
+            1,
+            &to,
+        )
+        .map_err(|e| e.to_string())?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok(
+        json!({ "doc_id": r.doc_id.to_string(), "bytes": size, "seconds": secs,
+               "mb_per_s": size as f64 / secs / 1e6,
+               "peak_rss_kib": self_hwm(), "keystore_unlock_peak_rss_kib": unlock_hwm }),
+    )
+}
+
+/// Writes nothing, counts bytes.
+struct Count(u64);
+
+impl Write for Count {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Child: unlock the keystore, reset the peak RSS, download, verify and decrypt (to a counter).
+fn child_download(a: &[String]) -> Res<Value> {
+    let [url, ks, doc] = a else {
+        return Err("child-download URL KEYSTORE DOC".into());
+    };
+    let ks =
+        Keystore::open(Path::new(ks), Zeroizing::new(PASS.into())).map_err(|e| e.to_string())?;
+    let mut s = Session::connect(ks, Some(url)).map_err(|e| e.to_string())?;
+    let doc = DocId::from_hex(doc).map_err(|e| e.to_string())?;
+    let unlock_hwm = self_hwm();
+    reset_hwm("self");
+    let t = Instant::now();
+    let mut out = Count(0);
+    s.get(&doc, Some(1), &mut out).map_err(|e| e.to_string())?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok(
+        json!({ "bytes": out.0, "seconds": secs, "mb_per_s": out.0 as f64 / secs / 1e6,
+               "peak_rss_kib": self_hwm(), "keystore_unlock_peak_rss_kib": unlock_hwm }),
+    )
+}
