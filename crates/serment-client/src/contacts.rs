@@ -98,6 +98,8 @@ pub fn fetch(api: &Api, handle: &str, pinned: Option<&PinnedContact>) -> Result<
 /// [`ClientError::KeySubstitution`] when the pinned key is not in the history, or the directory
 /// serves other keys than the log.
 pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)> {
+    serment_core::identity::validate_handle(handle)
+        .map_err(|e| ClientError::Input(e.to_string()))?;
     let existing = ks.contacts().get(handle).cloned();
     crate::log::pin_log_key(api, ks)?;
     let hist = crate::log::key_history(

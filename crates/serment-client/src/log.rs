@@ -19,8 +19,16 @@ use crate::error::{ClientError, Result};
 use crate::keystore::{Keystore, LogState};
 use crate::log_api::ProvenEntry;
 
-/// How long a client waits for a checkpoint with the witness quorum (or the expected size).
+/// How long a client waits for a checkpoint with the witness quorum (or the expected size), unless
+/// `SERMENT_LOG_WAIT_MS` says otherwise.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn sync_timeout() -> Duration {
+    std::env::var("SERMENT_LOG_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(SYNC_TIMEOUT, Duration::from_millis)
+}
 const POLL: Duration = Duration::from_millis(20);
 
 fn log_err(e: serment_core::Error) -> ClientError {
@@ -163,7 +171,7 @@ pub fn accept_note(api: &Api, ks: &mut Keystore, note: &str) -> Result<Checkpoin
 /// a log that never reached `min_size`.
 pub fn sync(api: &Api, ks: &mut Keystore, min_size: u64) -> Result<Checkpoint> {
     let t = trust(api, ks)?;
-    let deadline = Instant::now() + SYNC_TIMEOUT;
+    let deadline = Instant::now() + sync_timeout();
     loop {
         let note = api.log_checkpoint(None)?;
         let res = t.verify_note(&note);

@@ -297,19 +297,6 @@ impl Session {
         let (info, wrap) = self
             .api
             .version_with(doc_id, version, Some(&rc), Some(cp.size))?;
-        let pe = info
-            .wrap_entry
-            .as_ref()
-            .ok_or(ClientError::Log(serment_core::Error::BadInclusionProof))?;
-        if info.log_size != cp.size {
-            return Err(ClientError::Log(serment_core::Error::BadInclusionProof));
-        }
-        let e = crate::log::verify_proven(&cp, pe)?;
-        if e.entry.kind != EntryKind::Wrap || e.entry.payload_bytes != wrap {
-            return Err(ClientError::Log(serment_core::Error::History {
-                reason: "the wrap served is not the one in its proven log entry",
-            }));
-        }
         let author_device = key_id(&info.author_device, "author_device")?;
         let (author, record) = self.author_record(&author_device)?;
         let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Blob)?;
@@ -325,6 +312,23 @@ impl Session {
             out,
         )
         .map_err(ClientError::Integrity)?;
+        // The document's own checks ran first (their errors are the most precise); no `Ok`
+        // without the wrap proven in the log (plaintext in `out` is discarded on error).
+        let pe = info
+            .wrap_entry
+            .as_ref()
+            .ok_or(ClientError::Log(serment_core::Error::BadInclusionProof))?;
+        if info.log_size != cp.size {
+            return Err(ClientError::Log(serment_core::Error::BadInclusionProof));
+        }
+        let e = crate::log::verify_proven(&cp, pe)?;
+        if e.entry.kind != EntryKind::Wrap || e.entry.payload_bytes != wrap {
+            return Err(ClientError::Integrity(
+                serment_core::Error::ContextMismatch(
+                    "the wrap served is not the one in its proven log entry",
+                ),
+            ));
+        }
         Ok(GetResult { opened, author })
     }
 

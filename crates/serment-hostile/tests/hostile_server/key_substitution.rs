@@ -82,21 +82,32 @@ fn key_substitution_of_the_author_is_refused_when_reading() {
 
 #[test]
 fn key_substitution_on_first_contact_shows_another_fingerprint() {
-    // Trust on first use cannot detect a substitution on the very first contact (the
-    // transparency log of issue 6 closes that); the out-of-band fingerprint comparison of
-    // `serment contact verify` does: the fingerprint of what was pinned differs from the real one.
+    // Trust on first use alone cannot detect a substitution on the very first contact; the
+    // transparency log of issue 6 does: the directory must name the keys of the handle's proven
+    // key history, so a forged directory answer is refused even on first contact. The
+    // out-of-band fingerprint comparison of `serment contact verify` remains as a second check.
     let w = World::new();
     let real = contacts::fetch(&w.lab.api, PATIENT, None)
         .unwrap()
         .fingerprint();
     let (rec, _) = forged_record(PATIENT);
+    let forged = contacts::Contact {
+        handle: PATIENT.into(),
+        identity_id: serment_core::identity::DeviceRecord::decode_verified(&rec)
+            .unwrap()
+            .identity_id(),
+        devices: Vec::new(),
+    };
+    assert_ne!(forged.fingerprint(), real);
     w.h.on_response(&format!("GET /v1/directory/{PATIENT}"), move |ex| {
         ex.set_json(&json!({ "handle": PATIENT, "records": [b64(&rec)] }));
     });
     let mut gp = w.gp;
-    let (c, new) = contacts::add(&gp.api, &mut gp.ks, PATIENT).unwrap();
-    assert!(new);
-    assert_ne!(c.fingerprint(), real);
+    let e = contacts::add(&gp.api, &mut gp.ks, PATIENT).unwrap_err();
+    assert!(
+        matches!(&e, ClientError::KeySubstitution { handle, .. } if handle == PATIENT),
+        "{e:?}"
+    );
 }
 
 #[test]
