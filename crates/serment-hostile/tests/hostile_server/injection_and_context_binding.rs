@@ -198,3 +198,37 @@ fn injection_document_moved_into_a_context_another_party_can_read() {
         "{err:?}"
     );
 }
+
+#[test]
+fn injection_wrap_bound_to_another_sealing_of_the_same_version() {
+    // The lab sealed the same document id and version twice (a retried upload: the first blob was
+    // stored, the commit was lost). The server pairs the committed wrap with the other sealing:
+    // document id and version agree, only the header hash tells them apart (PROTOCOL.md §7).
+    let mut w = World::new();
+    let body = content(100_000, 5);
+    let r = w.put(&body, "retry", &[PATIENT]);
+    let recipients = w.lab.recipients(&[PATIENT.to_owned()]).unwrap();
+    let mut other = Vec::new();
+    serment_core::document::seal(
+        serment_core::document::SealInput {
+            doc_id: r.doc_id,
+            doc_version: 1,
+            author: &w.lab.ks.device,
+            recipients: &recipients,
+            metadata: meta(&body, "retry"),
+        },
+        body.as_slice(),
+        &mut other,
+    )
+    .unwrap();
+    w.lab.api.upload_blob(&mut other.as_slice()).unwrap();
+    serve_blob(&w.h, &r.doc_id, 1, other);
+    let e = read_to_file(&w.h, &mut w.patient, &r.doc_id, Some(1)).unwrap_err();
+    assert!(
+        matches!(
+            integrity(&e),
+            Error::ContextMismatch("the key wrap is bound to another sealed header")
+        ),
+        "{e:?}"
+    );
+}
