@@ -188,8 +188,25 @@ pub(crate) fn router(state: AppState) -> Router {
     json_routes
         .merge(blob_routes)
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), durable))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Group commit (store `group_sync`): no response leaves before the database writes its request
+/// made are on disk. One WAL fsync serves every request waiting at that moment.
+async fn durable(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let resp = next.run(req).await;
+    match state.store.db().durable().await {
+        Ok(()) => resp,
+        Err(e) => {
+            axum::response::IntoResponse::into_response(ApiError::internal("group commit", &e))
+        }
+    }
 }
 
 #[cfg(test)]

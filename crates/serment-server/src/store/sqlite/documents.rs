@@ -29,7 +29,7 @@ impl Db {
         .bind(blob_id.as_str())
         .bind(to_i64(size)?)
         .bind(to_i64(now)?)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -198,7 +198,7 @@ impl Db {
         .bind(to_i64(size)?)
         .bind(witness)
         .bind(line)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
