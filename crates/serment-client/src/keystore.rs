@@ -55,6 +55,10 @@ pub struct LogState {
     /// How many of `witnesses` must cosign a checkpoint.
     #[serde(default)]
     pub quorum: usize,
+    /// The head of each document's history verified last, by document id (hex):
+    /// `<index>:<leaf hash hex>`. A later history must still contain it (no truncation).
+    #[serde(default)]
+    pub doc_heads: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

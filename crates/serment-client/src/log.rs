@@ -345,6 +345,7 @@ pub fn audit_document(api: &Api, ks: &mut Keystore, doc_id: &DocId) -> Result<Ve
         .map(|pe| verify_proven(&cp, pe))
         .collect::<Result<Vec<_>>>()?;
     check_chain(&chain, &Subject::Document(*doc_id)).map_err(log_err)?;
+    check_doc_head(api, ks, doc_id, &chain)?;
     let mut devices: HashMap<KeyId, DeviceRecord> = HashMap::new();
     for pe in &h.devices {
         let e = verify_proven(&cp, pe)?;
@@ -396,7 +397,71 @@ pub fn audit_document(api: &Api, ks: &mut Keystore, doc_id: &DocId) -> Result<Ve
             _ => return Err(history_err("a handle's entry in a document's chain")),
         }
     }
+    pin_doc_head(api, ks, doc_id, &chain);
     Ok(out)
+}
+
+/// Refuses a document history that no longer holds the head verified last time: the server
+/// truncated it (hid later accesses, wraps or versions) or rewrote it.
+fn check_doc_head(api: &Api, ks: &Keystore, doc_id: &DocId, chain: &[ChainEntry]) -> Result<()> {
+    let known = ks
+        .log_state(api.base())
+        .and_then(|s| s.doc_heads.get(&doc_id.to_string()))
+        .and_then(|h| parse_head(h));
+    if let Some(head) = known
+        && !chain.iter().any(|e| e.link() == head)
+    {
+        return Err(history_err(
+            "the document's history no longer holds the entry verified before (truncated or rewritten)",
+        ));
+    }
+    Ok(())
+}
+
+/// Remembers the head of a verified document history (saved with the keystore).
+fn pin_doc_head(api: &Api, ks: &mut Keystore, doc_id: &DocId, chain: &[ChainEntry]) {
+    if let (Some(last), Some(mut st)) = (chain.last(), ks.log_state(api.base()).cloned()) {
+        st.doc_heads
+            .insert(doc_id.to_string(), format_head(&last.link()));
+        ks.set_log_state(api.base(), st);
+    }
+}
+
+/// The newest version of `doc_id` that the log proves was wrapped for `device`, or `None`
+/// (PROTOCOL.md §11.6): a freshness check on the server's document listing, which alone could
+/// hide a newer version (rollback) or show this device an older view than others (fork).
+///
+/// # Errors
+/// [`ClientError::Log`] for a history that does not check out; server errors.
+pub fn newest_logged_version(
+    api: &Api,
+    ks: &mut Keystore,
+    doc_id: &DocId,
+    device: &KeyId,
+) -> Result<Option<u32>> {
+    let cp = sync(api, ks, 0)?;
+    let h = api.document_log(doc_id, Some(cp.size))?;
+    let cp = accept_note(api, ks, &h.checkpoint)?;
+    if cp.size != h.size {
+        return Err(history_err(
+            "the history is proven against another tree size than its checkpoint",
+        ));
+    }
+    let chain = h
+        .entries
+        .iter()
+        .map(|pe| verify_proven(&cp, pe))
+        .collect::<Result<Vec<_>>>()?;
+    check_chain(&chain, &Subject::Document(*doc_id)).map_err(log_err)?;
+    check_doc_head(api, ks, doc_id, &chain)?;
+    pin_doc_head(api, ks, doc_id, &chain);
+    Ok(chain
+        .iter()
+        .filter_map(|e| match &e.entry.payload {
+            Payload::Wrap(w) if w.recipient == *device => Some(w.doc_version),
+            _ => None,
+        })
+        .max())
 }
 
 /// The result of a full audit of the log (`serment verify-log`).

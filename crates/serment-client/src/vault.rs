@@ -255,23 +255,35 @@ impl Session {
         Err(ClientError::UnknownAuthor(device.to_string()))
     }
 
-    /// The newest version of a document visible to this device.
+    /// The newest version of a document visible to this device. The server's listing is checked
+    /// against the log: a newer version the log proves was wrapped for this device, but the
+    /// listing hides, is a rollback (or a forked view) and an error.
     ///
     /// # Errors
-    /// [`ClientError::Server`] with status 404 semantics if none.
-    pub fn latest_version(&self, doc_id: &DocId) -> Result<u32> {
+    /// [`ClientError::Server`] with status 404 semantics if none; [`ClientError::Log`] for a
+    /// hidden newer version or a history that does not check out.
+    pub fn latest_version(&mut self, doc_id: &DocId) -> Result<u32> {
         let id = doc_id.to_string();
-        self.api
+        let listed = self
+            .api
             .list_documents()?
             .into_iter()
             .filter(|d| d.doc_id == id)
             .map(|d| d.doc_version)
-            .max()
-            .ok_or(ClientError::Server {
-                status: 404,
-                code: "not_found".into(),
-                message: format!("no document {id} visible to this device"),
-            })
+            .max();
+        let device = self.ks.device.id();
+        let logged = crate::log::newest_logged_version(&self.api, &mut self.ks, doc_id, &device)?;
+        self.ks.save()?;
+        if logged > listed {
+            return Err(ClientError::Log(serment_core::Error::History {
+                reason: "the server's listing hides a newer version of the document that the log proves",
+            }));
+        }
+        listed.ok_or(ClientError::Server {
+            status: 404,
+            code: "not_found".into(),
+            message: format!("no document {id} visible to this device"),
+        })
     }
 
     /// Downloads, verifies and decrypts a document into `out`. Bytes written to `out` must be

@@ -144,10 +144,6 @@ fn cross_context_replay_wrap_moved_to_another_document_or_recipient() {
     );
 }
 
-#[test]
-#[ignore = "OPEN until issue 6 (transparency log): log entries do not exist yet"]
-fn cross_context_replay_log_entry() {
-    // Needed: a log entry (or its signature) for handle A replayed as an entry for handle B, or
-    // in another log position, is refused (entries are domain-separated and bound to the tree).
-    panic!("log entries are not built yet");
-}
+// Log entries replayed across contexts (an access receipt replayed, or reflected as another
+// device's): `tests/transparency_log.rs`, `audit_access_receipt_replayed_is_refused` and
+// `audit_access_reflected_as_another_device_is_refused` (issue 6).

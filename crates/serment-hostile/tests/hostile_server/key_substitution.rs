@@ -110,11 +110,5 @@ fn key_substitution_on_first_contact_shows_another_fingerprint() {
     );
 }
 
-#[test]
-#[ignore = "OPEN until issue 6 (transparency log, key rotation): a key replayed after a rotation needs the rotation record and the log's latest key for the handle"]
-fn key_substitution_old_key_replayed_after_rotation() {
-    // Needed: the patient rotates its identity key (a log rotation entry signed by old and new
-    // keys); the server then serves the old, pre-rotation records. The client must refuse them
-    // because the log's head for the handle names the new key. Today there is no rotation.
-    panic!("rotation is not built yet");
-}
+// An old key replayed after a rotation: `tests/transparency_log.rs`,
+// `old_key_replayed_with_its_old_proof_after_rotation_is_refused` (issue 6).

