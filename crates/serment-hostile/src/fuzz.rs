@@ -17,6 +17,8 @@
 //! | [`fhir`] | `serment_fhir::split_bundle`, `sensitive_strings`, `check_nir` |
 //! | [`client_response`] | the client's JSON response types and id/base64 parsers |
 //! | [`api_request`] | every JSON request body and path the server parses, through the real router |
+//! | [`log_entry`] | transparency-log entries and their payloads (`log::entry`), inclusion and consistency proofs (`log::tree`) |
+//! | [`checkpoint`] | signed checkpoints (C2SP notes), signature lines and verifier keys (`log::note`) |
 
 use std::sync::OnceLock;
 
@@ -275,4 +277,52 @@ pub fn api_request(data: &[u8]) {
         status < 500,
         "the server answered {status} to a client's input"
     );
+}
+
+/// Transparency-log entries and their payloads, decoded strictly; inclusion and consistency
+/// proofs (the input's first 16 bytes are index and size, the rest 32-byte hashes) never panic.
+pub fn log_entry(data: &[u8]) {
+    use serment_core::log::entry::{Access, LogEntry, Receipt, Removal, Revocation, Rotation};
+    use serment_core::log::tree;
+    let _ = LogEntry::decode(data);
+    let _ = Receipt::decode(data);
+    let _ = Removal::decode(data);
+    let _ = Access::decode(data);
+    let _ = Rotation::decode_verified(data);
+    let _ = Revocation::decode_verified(data);
+    let (Some(a), Some(b)) = (data.get(..8), data.get(8..16)) else {
+        return;
+    };
+    let (Ok(a), Ok(b)) = (<[u8; 8]>::try_from(a), <[u8; 8]>::try_from(b)) else {
+        return;
+    };
+    let (x, y) = (u64::from_be_bytes(a), u64::from_be_bytes(b));
+    let hashes: Vec<tree::Hash> = data
+        .get(16..)
+        .unwrap_or_default()
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+        .collect();
+    let root = hashes.first().copied().unwrap_or([0; 32]);
+    let rest = hashes.get(1..).unwrap_or_default();
+    let _ = tree::verify_inclusion(b"entry", x, y, &root, rest);
+    let _ = tree::verify_consistency(x, &root, y, &root, rest);
+}
+
+/// Signed checkpoints (PROTOCOL.md §11.4): strict parsing; what parses re-encodes to a note that
+/// parses to the same value; signature lines and verifier keys never panic.
+pub fn checkpoint(data: &[u8]) {
+    use serment_core::log::note::{NoteSignature, SignedCheckpoint, VerifierKey};
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(c) = SignedCheckpoint::parse(s)
+        && let Ok(again) = c.encode()
+    {
+        assert_eq!(SignedCheckpoint::parse(&again).ok(), Some(c));
+    }
+    for line in s.lines().take(64) {
+        let _ = NoteSignature::parse_line(line);
+        let _ = VerifierKey::parse(line);
+    }
 }

@@ -27,6 +27,8 @@ const TARGETS: &[(&str, Body)] = &[
     ("fhir", fuzz::fhir),
     ("client_response", fuzz::client_response),
     ("api_request", fuzz::api_request),
+    ("log_entry", fuzz::log_entry),
+    ("checkpoint", fuzz::checkpoint),
 ];
 
 fn replay(kind: &str, target: &str, body: Body) -> usize {
@@ -221,6 +223,45 @@ fn write_seed_corpus() {
         std::fs::create_dir_all(&dir).unwrap();
         for (i, s) in list.iter().enumerate() {
             std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
+        }
+    }
+}
+
+/// Writes seeds for the transparency-log targets from a real server: one entry of each kind
+/// present after a put, a read and a revocation-free session, and the latest checkpoint note.
+#[test]
+#[ignore = "writes the seed corpus; run by hand before `cargo fuzz run`"]
+fn write_log_seed_corpus() {
+    use serment_hostile::harness::Hostile;
+    let h = Hostile::new();
+    let mut lab = h.party("labo-biomed");
+    let mut patient = h.party("patient-7f3a");
+    serment_client::contacts::add(&lab.api, &mut lab.ks, "patient-7f3a").unwrap();
+    serment_client::contacts::add(&patient.api, &mut patient.ks, "labo-biomed").unwrap();
+    let meta = serment_core::document::Metadata {
+        content_length: 2,
+        ..Default::default()
+    };
+    let r = lab
+        .put(b"{}".as_slice(), meta, &["patient-7f3a".to_owned()])
+        .unwrap();
+    let mut out = Vec::new();
+    patient.get(&r.doc_id, Some(1), &mut out).unwrap();
+    let dir = Path::new(FUZZ_DIR).join("corpus");
+    for (sub, q) in [
+        ("log_entry", "SELECT entry FROM log_entries GROUP BY kind"),
+        (
+            "checkpoint",
+            "SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 2",
+        ),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for (i, row) in h.sql(q).into_iter().enumerate() {
+            std::fs::write(
+                dir.join(sub).join(format!("seed-{i}")),
+                row[0].1.clone().unwrap(),
+            )
+            .unwrap();
         }
     }
 }
