@@ -7,10 +7,10 @@
 # SERMENT=/path/to/serment is given. Run it with the machine otherwise quiet: it prints the load
 # average before and after, and absolute times on a shared machine are noise — compare the ratios.
 #
-#   bash bench/compare.sh                 # 256 MiB and 2 GiB, 5 runs each
+#   bash bench/compare.sh                 # 256 MiB (5 runs per row) and 2 GiB (3 runs per row)
 #   SIZES=256 RUNS=3 bash bench/compare.sh
 #
-# Each figure is the median wall time of RUNS runs and the largest peak RSS (GNU time %M) seen.
+# Each figure is the median wall time of RUNS (RUNS_BIG from 1 GiB) runs and the largest peak RSS (GNU time %M) seen.
 # Inputs stay in the page cache (every tool reads the same warm file); outputs are new files, and
 # `sync` runs before each timed run so one tool's writeback does not land in the next one's time.
 # `serment` writes through a temporary file that it fsyncs and renames (a crash never leaves a
@@ -22,6 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SIZES=${SIZES:-"256 2048"}
 RUNS=${RUNS:-5}
+RUNS_BIG=${RUNS_BIG:-3}   # runs per row for files of 1 GiB and more
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/var/tmp}/serment-compare.XXXXXX")}
 KEEP=${KEEP:-0}
 export SERMENT_PASSPHRASE=compare-passphrase
@@ -75,8 +76,9 @@ RESULTS="$WORK/results.tsv"
 measure() {
     local name=$1 out=$2
     shift 2
-    local walls=() rss=0 i t0 t1 m
-    for ((i = 0; i < RUNS; i++)); do
+    local walls=() rss=0 i t0 t1 m runs=$RUNS
+    ((SIZE >= 1024)) && runs=$RUNS_BIG
+    for ((i = 0; i < runs; i++)); do
         rm -f "$out"
         sync
         t0=$EPOCHREALTIME

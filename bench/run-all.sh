@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# bench/run-all.sh — every measurement of docs/PERFORMANCE.md, in one run, into one directory.
+#
+#   bash bench/run-all.sh [OUT_DIR]        # default: bench/results/<date>-<commit>
+#
+# Builds what it needs (release: serment, serment-loadgen; bench profile: core benchmarks), then
+# runs, one after the other: the core benchmarks, bench/compare.sh (256 MiB and 2 GiB), the
+# loadgen's ingest phases (E2EE, then the plaintext baseline) and its 2 GiB transfers. It records
+# the commit and the load average before and after each step. Run it with the machine otherwise
+# quiet; on a shared machine, read the ratios, which compare runs made side by side.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')
+OUT=${1:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%MZ)-$COMMIT}
+CLIENTS=${CLIENTS:-16}
+SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-10}
+BIG_MIB=${BIG_MIB:-2048}
+mkdir -p "$OUT"
+load() { echo "$(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg) — $1" | tee -a "$OUT/load.txt" >&2; }
+
+echo "commit $COMMIT" | tee "$OUT/commit.txt" >&2
+(cd "$ROOT" && cargo build --release -p serment-cli -p serment-loadgen 2>&1 | tail -1 >&2)
+(cd "$ROOT" && cargo bench -p serment-core --bench crypto --no-run 2>&1 | tail -1 >&2)
+
+load "core benchmarks"
+(cd "$ROOT" && cargo bench -p serment-core --bench crypto 2>/dev/null) | tee "$OUT/crypto.txt" >&2
+
+load "compare.sh"
+SERMENT="$ROOT/target/release/serment" bash "$ROOT/bench/compare.sh" 2>&1 | tee "$OUT/compare.txt" >&2
+
+load "loadgen ingest"
+"$ROOT/target/release/serment-loadgen" ingest --serment "$ROOT/target/release/serment" \
+    --clients "$CLIENTS" --seconds "$SECONDS_PER_PHASE" >"$OUT/ingest.json" 2>"$OUT/ingest.txt"
+cat "$OUT/ingest.txt" >&2
+
+load "loadgen bigfile"
+"$ROOT/target/release/serment-loadgen" bigfile --serment "$ROOT/target/release/serment" \
+    --size-mib "$BIG_MIB" --downloads 4 >"$OUT/bigfile.json" 2>"$OUT/bigfile.txt"
+cat "$OUT/bigfile.txt" >&2
+
+load "done"
+echo "results in $OUT" >&2
