@@ -1,0 +1,215 @@
+//! The transparency log at the HTTP level (PROTOCOL.md §11): entries and checkpoint agree, the
+//! routes answer with valid proofs, access receipts are checked, revocations take effect.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::*;
+use serde_json::{Value, json};
+use serment_core::DocId;
+use serment_core::log::entry::{AccessWhat, EntryKind, LogEntry, Receipt, Revocation};
+use serment_core::log::note::{SignedCheckpoint, VerifierKey};
+use serment_core::log::tree::{self, MemoryTree};
+
+fn hashes(v: &Value) -> Vec<[u8; 32]> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unb64(h.as_str().unwrap()).try_into().unwrap())
+        .collect()
+}
+
+async fn get_with_receipt(
+    srv: &TestServer,
+    uri: &str,
+    token: &str,
+    receipt: &Receipt,
+) -> (StatusCode, Value) {
+    let req = Request::get(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header("serment-receipt", b64(&receipt.encode()))
+        .body(Body::empty())
+        .unwrap();
+    let (s, b) = srv.send(req).await;
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn log_matches_its_checkpoint_and_receipts_are_enforced() {
+    let srv = TestServer::new().await;
+    let alice = User::new("alice");
+    let bob = User::new("bob");
+    let ta = srv.enroll(&alice).await;
+    let tb = srv.enroll(&bob).await;
+    let (_, key) = srv.get("/v1/log/key", None).await;
+    let vkey = VerifierKey::parse(key["vkey"].as_str().unwrap()).unwrap();
+    let origin = key["origin"].as_str().unwrap().to_owned();
+
+    let doc = DocId::from_bytes([7; 16]);
+    let (blob, sealed) = seal_for(&alice, doc, 1, &[&bob], b"hello");
+    let (s, v) = commit(&srv, &ta, doc, 1, blob, all_wraps(&sealed)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["log_indices"].as_array().unwrap().len(), 2);
+
+    let uri = format!("/v1/documents/{doc}/versions/1");
+    // A receipt signed by another device, or for another document, is refused.
+    let wrong = Receipt::sign(&alice.device, &origin, &doc, 1, AccessWhat::Wrap, now()).unwrap();
+    assert_eq!(
+        get_with_receipt(&srv, &uri, &tb, &wrong).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let other_doc = Receipt::sign(
+        &bob.device,
+        &origin,
+        &DocId::from_bytes([8; 16]),
+        1,
+        AccessWhat::Wrap,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        get_with_receipt(&srv, &uri, &tb, &other_doc).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let stale = Receipt::sign(
+        &bob.device,
+        &origin,
+        &doc,
+        1,
+        AccessWhat::Wrap,
+        now() - 3600,
+    )
+    .unwrap();
+    assert_eq!(
+        get_with_receipt(&srv, &uri, &tb, &stale).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // A good one is logged, once.
+    let good = Receipt::sign(&bob.device, &origin, &doc, 1, AccessWhat::Wrap, now()).unwrap();
+    let (s, v) = get_with_receipt(&srv, &uri, &tb, &good).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["wrap_entry"]["index"].is_u64());
+    assert_eq!(
+        get_with_receipt(&srv, &uri, &tb, &good).await.0,
+        StatusCode::CONFLICT
+    );
+
+    // The latest checkpoint is signed by the log key and its root is the tree of every entry.
+    let (_, c) = srv.get("/v1/log/checkpoint", None).await;
+    let note = SignedCheckpoint::parse(c["checkpoint"].as_str().unwrap()).unwrap();
+    note.verify_log_signature(&vkey).unwrap();
+    let size = note.checkpoint.size;
+    assert_eq!(size, 5, "2 devices, 2 wraps, 1 access");
+    let (_, e) = srv
+        .get(&format!("/v1/log/entries?start=0&end={size}"), None)
+        .await;
+    let mut t = MemoryTree::new();
+    for (i, b) in e["entries"].as_array().unwrap().iter().enumerate() {
+        let bytes = unb64(b.as_str().unwrap());
+        let entry = LogEntry::decode(&bytes).unwrap();
+        if i == 4 {
+            assert_eq!(entry.kind, EntryKind::Access);
+        }
+        t.push_entry(&bytes).unwrap();
+        let (_, p) = srv
+            .get(&format!("/v1/log/proof?index={i}&size={size}"), None)
+            .await;
+        tree::verify_inclusion(
+            &bytes,
+            i as u64,
+            size,
+            &note.checkpoint.root,
+            &hashes(&p["proof"]),
+        )
+        .unwrap();
+    }
+    assert_eq!(t.root_at(size).unwrap(), note.checkpoint.root);
+    let (_, old) = srv.get("/v1/log/checkpoint?size=2", None).await;
+    let old = SignedCheckpoint::parse(old["checkpoint"].as_str().unwrap()).unwrap();
+    let (_, p) = srv
+        .get(&format!("/v1/log/consistency?from=2&to={size}"), None)
+        .await;
+    tree::verify_consistency(
+        2,
+        &old.checkpoint.root,
+        size,
+        &note.checkpoint.root,
+        &hashes(&p["proof"]),
+    )
+    .unwrap();
+    // Out-of-range requests are 400, not panics.
+    assert_eq!(
+        srv.get(&format!("/v1/log/proof?index={size}&size={size}"), None)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        srv.get("/v1/log/consistency?from=9&to=2", None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        srv.get("/v1/log/entries?start=0&end=5000", None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // Histories carry proofs.
+    let (_, h) = srv.get("/v1/log/identity/bob", None).await;
+    assert_eq!(h["entries"].as_array().unwrap().len(), 1);
+    let (s, h) = srv
+        .get(&format!("/v1/documents/{doc}/log"), Some(&tb))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["entries"].as_array().unwrap().len(), 3);
+    assert_eq!(h["devices"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_revoked_device_leaves_the_directory_and_cannot_log_in() {
+    let srv = TestServer::new().await;
+    let id = serment_core::identity::IdentitySecret::generate();
+    let laptop = User::with_identity("carol", id.clone());
+    let phone = User::with_identity("carol", id.clone());
+    let tl = srv.enroll(&laptop).await;
+    srv.enroll(&phone).await;
+    let rev = Revocation::sign("carol", &id, &phone.key_id(), now()).unwrap();
+    // Another identity may not revoke it.
+    let mallory = User::new("mallory");
+    let tm = srv.enroll(&mallory).await;
+    let (s, _) = srv
+        .post(
+            "/v1/log/revocations",
+            Some(&tm),
+            json!({ "revocation": b64(&rev) }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = srv
+        .post(
+            "/v1/log/revocations",
+            Some(&tl),
+            json!({ "revocation": b64(&rev) }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, d) = srv.get("/v1/directory/carol", None).await;
+    assert_eq!(d["records"].as_array().unwrap().len(), 1);
+    let (s, _) = srv
+        .post(
+            "/v1/auth/challenge",
+            None,
+            json!({ "device_id": phone.device_id() }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, h) = srv.get("/v1/log/identity/carol", None).await;
+    assert_eq!(h["entries"].as_array().unwrap().len(), 3);
+}
