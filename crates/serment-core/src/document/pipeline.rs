@@ -1,18 +1,20 @@
 //! The chunk pipeline behind [`super::seal`] and [`super::open`].
 //!
 //! The calling thread does all the I/O, in order: it reads a job (a run of consecutive chunks,
-//! laid out back to back as they are on the wire), hands it to a worker, and writes finished jobs
-//! in order. Workers seal or open and hash the chunks of a job in place. Jobs go round-robin to
-//! the workers and come back on one channel per worker, so the calling thread takes them back in
-//! order without a reorder buffer. While workers compute, the calling thread reads and writes,
-//! so I/O overlaps the crypto. Memory is bounded by the jobs in flight (a few MiB) whatever the
+//! laid out back to back as they are on the wire), queues it, and writes finished jobs in order.
+//! Workers take jobs from one shared queue and seal or open and hash their chunks in place; the
+//! calling thread puts the results back in order. No send ever blocks (both queues hold every
+//! job in flight), so an idle worker never waits while the calling thread is stuck on a busy
+//! one. While workers compute, the calling thread reads and writes, so I/O overlaps the crypto. Memory is bounded by the jobs in flight (a few MiB) whatever the
 //! document size, and buffers are recycled, so a large document allocates nothing per chunk.
 //!
 //! The result does not depend on the thread count: chunk hashes are combined in chunk order by
 //! the calling thread. A document of one job is processed on the calling thread alone (no thread
 //! is started for a small document).
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::mpsc::sync_channel;
 
 use crate::error::{Error, Result};
 use crate::stream::{CHUNK_SIZE, TAG_LEN, chunk_plain_len};
@@ -116,58 +118,77 @@ where
     }
 
     let work = &work;
-    std::thread::scope(|s| {
-        let mut to_workers: Vec<SyncSender<Job>> = Vec::with_capacity(workers);
-        let mut from_workers: Vec<Receiver<Result<Job>>> = Vec::with_capacity(workers);
+    let in_flight_max = workers * (QUEUE_PER_WORKER + 1);
+    // One job queue shared by the workers (an idle worker takes the next job, so the calling
+    // thread never waits on a busy one) and one result queue; both are sized so that no send
+    // blocks. Results come back in any order and are put back in order here.
+    let (to_workers, jobs_rx) = sync_channel::<Job>(in_flight_max);
+    let jobs_rx = Mutex::new(jobs_rx);
+    let jobs_rx = &jobs_rx;
+    let (results_tx, from_workers) = sync_channel::<Result<Job>>(in_flight_max);
+    std::thread::scope(move |s| {
         let mut handles = Vec::with_capacity(workers);
         for _ in 0..workers {
-            let (jtx, jrx) = sync_channel::<Job>(QUEUE_PER_WORKER);
-            // One more slot than jobs a worker can hold, so a worker never blocks on sending.
-            let (rtx, rrx) = sync_channel::<Result<Job>>(QUEUE_PER_WORKER + 2);
+            let results_tx = results_tx.clone();
             handles.push(s.spawn(move || {
-                // A failed job is reported like any other: the calling thread meets the first
-                // error in chunk order and stops sending.
-                while let Ok(mut job) = jrx.recv() {
-                    if rtx.send(process(&mut job, work).map(|()| job)).is_err() {
+                loop {
+                    // The lock is held only while waiting for the next job.
+                    let next = match jobs_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(mut job) = next else { break };
+                    // A failed job is reported like any other; the calling thread stops at the
+                    // first error it receives (nothing is released on error anyway).
+                    if results_tx
+                        .send(process(&mut job, work).map(|()| job))
+                        .is_err()
+                    {
                         break;
                     }
                 }
             }));
-            to_workers.push(jtx);
-            from_workers.push(rrx);
         }
+        drop(results_tx);
 
-        let in_flight_max = workers as u64 * (QUEUE_PER_WORKER as u64 + 1);
         let mut spare: Vec<Job> = Vec::new();
+        // Finished jobs that arrived ahead of their turn, by first chunk index.
+        let mut ahead: BTreeMap<u64, Job> = BTreeMap::new();
         let mut sent = 0u64;
         let mut done = 0u64;
-        let result = (|| {
+        let result: Result<()> = (|| {
             while done < jobs {
-                while sent < jobs && sent - done < in_flight_max {
+                while sent < jobs && sent - done < in_flight_max as u64 {
                     let mut job = spare.pop().unwrap_or_default();
                     let (first, count) = job_range(sent);
                     job.prepare(first, count, padded_len);
                     produce(&mut job)?;
-                    let tx = to_workers
-                        .get(slot(sent, workers))
-                        .ok_or(Error::Io("pipeline".into()))?;
-                    tx.send(job)
+                    to_workers
+                        .send(job)
                         .map_err(|_| Error::Io("a worker thread stopped".into()))?;
                     sent += 1;
                 }
-                let rx = from_workers
-                    .get(slot(done, workers))
-                    .ok_or(Error::Io("pipeline".into()))?;
-                let job = rx
-                    .recv()
-                    .map_err(|_| Error::Io("a worker thread stopped".into()))??;
+                let next_first = done * JOB_CHUNKS;
+                let job = match ahead.remove(&next_first) {
+                    Some(j) => j,
+                    None => {
+                        let j = from_workers
+                            .recv()
+                            .map_err(|_| Error::Io("a worker thread stopped".into()))??;
+                        if j.first != next_first {
+                            ahead.insert(j.first, j);
+                            continue;
+                        }
+                        j
+                    }
+                };
                 consume(&job)?;
                 spare.push(job);
                 done += 1;
             }
             Ok(())
         })();
-        // Closing the job channels stops the workers; closing the result channels unblocks any.
+        // Closing the job queue stops the workers; closing the result queue unblocks any.
         drop(to_workers);
         drop(from_workers);
         let mut panicked = false;
@@ -179,12 +200,6 @@ where
             other => other,
         }
     })
-}
-
-/// The worker of job number `n`.
-fn slot(n: u64, workers: usize) -> usize {
-    // The remainder is below `workers`, so it fits in usize.
-    (n % workers as u64) as usize
 }
 
 /// Seals or opens every chunk of a job in place, recording the chunk hashes in order.
