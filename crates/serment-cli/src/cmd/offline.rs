@@ -23,6 +23,64 @@ use crate::output::emit;
 const OUT_BUF: usize = 64 * 1024;
 /// The largest device record file read.
 const MAX_RECORD_FILE: u64 = 4096;
+/// Bytes written between two background flushes of the output file.
+const SYNC_BEHIND_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Writes to the output file and, every [`SYNC_BEHIND_BYTES`], starts an `fdatasync` of it on a
+/// background thread (one at a time), so the disk writes back while the pipeline computes and
+/// the final fsync of [`AtomicFile::commit`] has little left to do. Durability is unchanged: the
+/// commit still fsyncs the file and its directory before the rename is trusted.
+struct SyncBehind<'f> {
+    file: &'f mut std::fs::File,
+    since_sync: u64,
+    pending: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<'f> SyncBehind<'f> {
+    fn new(file: &'f mut std::fs::File) -> Self {
+        SyncBehind {
+            file,
+            since_sync: 0,
+            pending: None,
+        }
+    }
+
+    fn maybe_sync(&mut self) {
+        if self.since_sync < SYNC_BEHIND_BYTES
+            || self.pending.as_ref().is_some_and(|h| !h.is_finished())
+        {
+            return;
+        }
+        if let Ok(clone) = self.file.try_clone() {
+            self.since_sync = 0;
+            // Best effort: an error here is met again by the commit's own fsync.
+            self.pending = Some(std::thread::spawn(move || {
+                let _ = clone.sync_data();
+            }));
+        }
+    }
+}
+
+impl Write for SyncBehind<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since_sync += n as u64;
+        self.maybe_sync();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for SyncBehind<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.pending.take() {
+            let _ = h.join();
+        }
+    }
+}
 
 /// Arguments of `serment seal`.
 pub(crate) struct SealArgs<'a> {
@@ -108,7 +166,7 @@ pub(crate) fn seal(ctx: &Ctx, a: SealArgs<'_>) -> CliResult<()> {
     let doc_id = DocId::random().map_err(ClientError::Integrity)?;
     let mut tmp = AtomicFile::new(a.output)?;
     let sealed = {
-        let mut w = BufWriter::with_capacity(OUT_BUF, tmp.file());
+        let mut w = BufWriter::with_capacity(OUT_BUF, SyncBehind::new(tmp.file()));
         let s = document::seal_container(
             SealInput {
                 doc_id,
@@ -162,7 +220,7 @@ pub(crate) fn open(
     };
     let mut tmp = AtomicFile::new(output)?;
     let opened = {
-        let mut w = BufWriter::with_capacity(OUT_BUF, tmp.file());
+        let mut w = BufWriter::with_capacity(OUT_BUF, SyncBehind::new(tmp.file()));
         let o = document::open_container(&ks.device, &author_key, f, &mut w)
             .map_err(ClientError::Integrity)?;
         w.flush().map_err(|e| CliError::io(output, e))?;
