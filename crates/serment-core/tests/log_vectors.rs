@@ -48,7 +48,13 @@ fn protocol_md_shows_the_log_vectors() {
     .unwrap();
     let flat: String = doc.split_whitespace().collect();
     for (what, v) in [("entry", &entry), ("leaf hash", &leaf), ("vkey", &vkey)] {
-        assert!(flat.contains(v.as_str()), "PROTOCOL.md §11.10 lacks the {what} vector {v}");
+        assert!(
+            flat.contains(v.as_str()),
+            "PROTOCOL.md §11.10 lacks the {what} vector {v}"
+        );
     }
-    assert!(doc.contains(&note), "PROTOCOL.md §11.10 lacks the checkpoint note:\n{note}");
+    assert!(
+        doc.contains(&note),
+        "PROTOCOL.md §11.10 lacks the checkpoint note:\n{note}"
+    );
 }
