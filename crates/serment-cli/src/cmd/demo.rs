@@ -255,7 +255,10 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             audit_events += lines.len();
             fhir_events += lines
                 .iter()
-                .filter(|l| super::log::audit_event(l, &origin)["resourceType"] == "AuditEvent")
+                .filter(|l| {
+                    super::log::audit_event(l, &origin).get("resourceType")
+                        == Some(&json!("AuditEvent"))
+                })
                 .count();
         }
         // Gossip: the GP and the patient compare checkpoints (no split view).
