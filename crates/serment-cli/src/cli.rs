@@ -133,6 +133,16 @@ pub(crate) enum Command {
     Version,
 }
 
+impl Command {
+    /// The commands that run a server or a long-lived process with its own graceful shutdown.
+    pub(crate) fn runs_a_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Demo(_) | Command::Witness(_)
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Data directory (SQLite database and blobs).

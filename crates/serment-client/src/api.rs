@@ -14,6 +14,10 @@ use serment_core::{DocId, KeyId};
 
 use crate::error::{ClientError, Result};
 
+/// The longest a JSON call may take end to end, so a server that dribbles bytes cannot stall a
+/// client forever.
+pub const JSON_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The largest JSON response accepted, in bytes.
 pub const MAX_JSON_RESPONSE: u64 = 8 * 1024 * 1024;
 
@@ -133,9 +137,16 @@ impl Api {
                 "server URL must start with http:// or https://, got {base:?}"
             )));
         }
+        // A hostile or stalled server must not hang the client: every read and write has a
+        // deadline, and the headers must arrive within two minutes. Blob bodies may take longer
+        // in total (gigabytes), but never stall for a minute.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_per_write(Some(Duration::from_secs(60)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
             .build()
             .into();
         Ok(Api {
@@ -203,7 +214,12 @@ impl Api {
     }
 
     pub(crate) fn get_json<T: DeserializeOwned>(&self, path: &str, auth: bool) -> Result<T> {
-        let mut req = self.agent.get(self.url(path));
+        let mut req = self
+            .agent
+            .get(self.url(path))
+            .config()
+            .timeout_per_call(Some(JSON_CALL_TIMEOUT))
+            .build();
         if auth {
             req = req.header("authorization", self.auth_header()?);
         }
@@ -216,7 +232,12 @@ impl Api {
         body: &serde_json::Value,
         auth: bool,
     ) -> Result<T> {
-        let mut req = self.agent.post(self.url(path));
+        let mut req = self
+            .agent
+            .post(self.url(path))
+            .config()
+            .timeout_per_call(Some(JSON_CALL_TIMEOUT))
+            .build();
         if auth {
             req = req.header("authorization", self.auth_header()?);
         }

@@ -232,10 +232,7 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
             "type": "collection",
             "entry": lines.iter().map(|l| json!({ "resource": audit_event(l, &origin) })).collect::<Vec<_>>()
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&bundle).unwrap_or_default()
-        );
+        crate::output::line(&serde_json::to_string_pretty(&bundle).unwrap_or_default());
         return Ok(());
     }
     let mut text = String::new();
