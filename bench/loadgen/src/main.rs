@@ -404,12 +404,19 @@ fn ingest(o: &Opts) -> Res<Value> {
     let e2ee = ingest_phase(o, None)?;
     eprintln!("  e2ee:      {e2ee}");
     // Enough prepared documents for 3x the E2EE rate.
-    let rate = e2ee.get("docs_per_s").and_then(Value::as_f64).unwrap_or(1000.0);
+    let rate = e2ee
+        .get("docs_per_s")
+        .and_then(Value::as_f64)
+        .unwrap_or(1000.0);
     let per_client =
         ((rate * 3.0 * o.seconds as f64) / o.clients.max(1) as f64).ceil() as usize + 200;
     let plain = ingest_phase(o, Some(per_client))?;
     eprintln!("  plaintext: {plain}");
-    let ratio = plain.get("docs_per_s").and_then(Value::as_f64).unwrap_or(0.0) / rate.max(f64::MIN_POSITIVE);
+    let ratio = plain
+        .get("docs_per_s")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+        / rate.max(f64::MIN_POSITIVE);
     eprintln!("  E2EE costs {ratio:.2}x the plaintext baseline (documents/s)");
     Ok(json!({ "ingest": { "e2ee": e2ee, "plaintext": plain,
                             "e2ee_over_plaintext_cost": ratio } }))
@@ -490,7 +497,11 @@ fn bigfile(o: &Opts) -> Res<Value> {
     let up = child_json(run_child(&args)?)?;
     let server_up = vm_hwm_kib(&spid);
     eprintln!("  upload: {up} server peak RSS {server_up:?} KiB");
-    let doc = up.get("doc_id").and_then(Value::as_str).ok_or("no doc id")?.to_owned();
+    let doc = up
+        .get("doc_id")
+        .and_then(Value::as_str)
+        .ok_or("no doc id")?
+        .to_owned();
     reset_hwm(&spid);
     let children = readers
         .iter()
