@@ -46,6 +46,9 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// Bearer token lifetime, in seconds (PROTOCOL.md §8.2). Default 900 (15 minutes).
     pub token_ttl_secs: u64,
+    /// Witness verifier keys (C2SP vkeys of type `0x04`) whose cosignatures the log accepts. When
+    /// empty (the default), any witness's valid cosignature is accepted, first come first kept.
+    pub witnesses: Vec<String>,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             max_blob_bytes: 16 * 1024 * 1024 * 1024,
             max_json_bytes: 1024 * 1024,
             token_ttl_secs: 900,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -149,6 +153,17 @@ impl Config {
                 "token_ttl_secs",
                 format!("must be between {MIN_TOKEN_TTL_SECS} and {MAX_TOKEN_TTL_SECS}"),
             ));
+        }
+        for w in &self.witnesses {
+            match serment_core::log::note::VerifierKey::parse(w) {
+                Ok(k) if k.key_type == serment_core::log::note::KEY_TYPE_COSIGNATURE_V1 => {}
+                _ => {
+                    return Err(invalid(
+                        "witnesses",
+                        format!("not a cosignature/v1 (0x04) verifier key: {w}"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

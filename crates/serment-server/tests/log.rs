@@ -213,3 +213,118 @@ async fn a_revoked_device_leaves_the_directory_and_cannot_log_in() {
     let (_, h) = srv.get("/v1/log/identity/carol", None).await;
     assert_eq!(h["entries"].as_array().unwrap().len(), 3);
 }
+
+/// Red team 1 and 2: a cosignature can neither replace the log's own signature (a "witness"
+/// named after the origin), nor overwrite a real witness's line (another key under its name),
+/// nor push the served note past the parser's 32 lines (no 500).
+#[tokio::test]
+async fn cosignatures_cannot_strip_overwrite_or_overflow_the_note() {
+    use serment_core::log::note::{KEY_TYPE_COSIGNATURE_V1, MAX_SIGNATURES, NoteSigner};
+    let srv = TestServer::new().await;
+    let (_, key) = srv.get("/v1/log/key", None).await;
+    let vkey = VerifierKey::parse(key["vkey"].as_str().unwrap()).unwrap();
+    let origin = key["origin"].as_str().unwrap().to_owned();
+    let (_, c) = srv.get("/v1/log/checkpoint", None).await;
+    let cp = SignedCheckpoint::parse(c["checkpoint"].as_str().unwrap())
+        .unwrap()
+        .checkpoint;
+    let post = |w: &NoteSigner| {
+        let line = w.cosign(&cp, now()).unwrap().line();
+        json!({"vkey": w.verifier().encode(), "size": cp.size, "cosignature": line})
+    };
+
+    // Named after the origin: refused, and the log's signature still verifies.
+    let fake_log = NoteSigner::new(&origin, KEY_TYPE_COSIGNATURE_V1, &[1; 32]).unwrap();
+    let (s, v) = srv
+        .post("/v1/log/cosignatures", None, post(&fake_log))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, c) = srv.get("/v1/log/checkpoint", None).await;
+    SignedCheckpoint::parse(c["checkpoint"].as_str().unwrap())
+        .unwrap()
+        .verify_log_signature(&vkey)
+        .unwrap();
+
+    // The real witness, then an impostor key under its name: both kept, the real line verifies.
+    let real = NoteSigner::new("witness.example/w1", KEY_TYPE_COSIGNATURE_V1, &[2; 32]).unwrap();
+    let fake = NoteSigner::new("witness.example/w1", KEY_TYPE_COSIGNATURE_V1, &[3; 32]).unwrap();
+    assert_eq!(
+        srv.post("/v1/log/cosignatures", None, post(&real)).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        srv.post("/v1/log/cosignatures", None, post(&fake)).await.0,
+        StatusCode::CREATED
+    );
+    // Re-posting the real witness's key later does not replace its first line either.
+    assert_eq!(
+        srv.post("/v1/log/cosignatures", None, post(&real)).await.0,
+        StatusCode::CREATED
+    );
+    // Junk witnesses, more than a note can carry.
+    for i in 0..(MAX_SIGNATURES as u8 + 8) {
+        let w = NoteSigner::new(
+            &format!("junk.example/{i}"),
+            KEY_TYPE_COSIGNATURE_V1,
+            &[i + 10; 32],
+        )
+        .unwrap();
+        assert_eq!(
+            srv.post("/v1/log/cosignatures", None, post(&w)).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (s, c) = srv.get("/v1/log/checkpoint", None).await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    let note = SignedCheckpoint::parse(c["checkpoint"].as_str().unwrap()).unwrap();
+    assert_eq!(note.signatures.len(), MAX_SIGNATURES);
+    note.verify_log_signature(&vkey).unwrap();
+    assert_eq!(
+        note.cosigned_by(&[real.verifier()]),
+        1,
+        "earliest witness kept"
+    );
+    assert_eq!(note.signatures.first().unwrap().name, origin);
+}
+
+/// Red team 2: with `witnesses` configured, only those keys' cosignatures are accepted.
+#[tokio::test]
+async fn configured_witnesses_are_the_only_ones_accepted() {
+    use serment_core::log::note::{KEY_TYPE_COSIGNATURE_V1, NoteSigner};
+    use serment_server::{Config, Server};
+    let real = NoteSigner::new("witness.example/w1", KEY_TYPE_COSIGNATURE_V1, &[2; 32]).unwrap();
+    let other = NoteSigner::new("witness.example/w2", KEY_TYPE_COSIGNATURE_V1, &[4; 32]).unwrap();
+    let dir = TempDir::new("wit");
+    let data = dir.path().join("data");
+    let cfg = Config {
+        witnesses: vec![real.verifier().encode()],
+        ..test_config(&data)
+    };
+    let server = Server::open(cfg).await.unwrap();
+    let srv = TestServer {
+        router: server.router(),
+        dir,
+        data,
+    };
+    let (_, c) = srv.get("/v1/log/checkpoint", None).await;
+    let cp = SignedCheckpoint::parse(c["checkpoint"].as_str().unwrap())
+        .unwrap()
+        .checkpoint;
+    let post = |w: &NoteSigner| {
+        let line = w.cosign(&cp, now()).unwrap().line();
+        json!({"vkey": w.verifier().encode(), "size": cp.size, "cosignature": line})
+    };
+    assert_eq!(
+        srv.post("/v1/log/cosignatures", None, post(&other)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        srv.post("/v1/log/cosignatures", None, post(&real)).await.0,
+        StatusCode::CREATED
+    );
+    let bad = Config {
+        witnesses: vec!["nonsense".into()],
+        ..test_config(&srv.dir.path().join("never"))
+    };
+    assert!(bad.validate().is_err());
+}

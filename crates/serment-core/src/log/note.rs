@@ -328,7 +328,8 @@ impl NoteSignature {
         })
     }
 
-    fn key_id(&self) -> Option<u32> {
+    /// The key id the line names (the payload's first four bytes, big-endian).
+    pub fn key_id(&self) -> Option<u32> {
         let b = self.payload.get(..4)?;
         Some(u32::from_be_bytes([
             *b.first()?,
@@ -470,6 +471,24 @@ impl SignedCheckpoint {
                     .any(|s| self.verify_cosignature(s, w).is_ok())
             })
             .count()
+    }
+
+    /// Appends a witness's cosignature line, unless it would shadow the log's own signature (its
+    /// name is the origin), repeat a line of the same name and key id, or take the note past
+    /// [`MAX_SIGNATURES`] lines. Returns whether it was appended.
+    pub fn push_cosignature(&mut self, sig: NoteSignature) -> bool {
+        if sig.name == self.checkpoint.origin
+            || self.signatures.len() >= MAX_SIGNATURES
+            || sig.key_id().is_none()
+            || self
+                .signatures
+                .iter()
+                .any(|s| s.name == sig.name && s.key_id() == sig.key_id())
+        {
+            return false;
+        }
+        self.signatures.push(sig);
+        true
     }
 
     /// Adds (or replaces) the signature line of `sig.name`.

@@ -13,7 +13,7 @@ use serment_core::log::entry::{
     RECEIPT_WINDOW_SECS, Receipt, Removal, Revocation, Rotation, Subject,
 };
 use serment_core::log::note::{
-    KEY_TYPE_COSIGNATURE_V1, NoteSignature, SignedCheckpoint, VerifierKey,
+    KEY_TYPE_COSIGNATURE_V1, MAX_SIGNATURES, NoteSignature, SignedCheckpoint, VerifierKey,
 };
 use serment_core::log::tree::Hash;
 use serment_core::{DocId, KeyId};
@@ -27,8 +27,9 @@ use crate::store::{AccessKind, LogRead, NewAccess, RotatedDevice, now};
 
 /// The most entries one `GET /v1/log/entries` returns.
 pub(crate) const MAX_ENTRIES_PAGE: u64 = 1000;
-/// The most witnesses whose cosignatures are kept per checkpoint.
-pub(crate) const MAX_WITNESSES: usize = 32;
+/// The most cosignature lines stored per checkpoint (the note served carries at most
+/// `MAX_SIGNATURES - 1` of them, beside the log's own line, preferring the earliest witnesses).
+pub(crate) const MAX_STORED_COSIGNATURES: u64 = 4 * MAX_SIGNATURES as u64;
 /// The request header carrying an access receipt (§11.5).
 pub(crate) const RECEIPT_HEADER: &str = "serment-receipt";
 
@@ -412,6 +413,19 @@ pub(crate) async fn cosign(
             "vkey: expected a cosignature/v1 (0x04) key".into(),
         ));
     }
+    if wk.name == state.store.log_signer().name() {
+        return Err(ApiError::BadRequest(
+            "vkey: a witness may not be named after the log's origin".into(),
+        ));
+    }
+    let accepted = &state.config.witnesses;
+    if !accepted.is_empty()
+        && !accepted
+            .iter()
+            .any(|a| VerifierKey::parse(a).ok() == Some(wk.clone()))
+    {
+        return Err(ApiError::Forbidden("vkey: not a witness this log accepts"));
+    }
     let sig = NoteSignature::parse_line(&req.cosignature)
         .map_err(|e| ApiError::BadRequest(format!("cosignature: {e}")))?;
     let (_, note) = proof_size(&state, Some(req.size)).await?;
@@ -420,13 +434,11 @@ pub(crate) async fn cosign(
     signed
         .verify_cosignature(&sig, &wk)
         .map_err(|e| ApiError::InvalidRecord(format!("cosignature: {e}")))?;
-    if signed.signatures.len() > MAX_WITNESSES {
+    let db = state.store.db();
+    if db.log_cosignature_count(req.size).await? >= MAX_STORED_COSIGNATURES {
         return Err(ApiError::Conflict("too many witnesses".into()));
     }
-    state
-        .store
-        .db()
-        .log_add_cosignature(req.size, &wk.name, &sig.line())
+    db.log_add_cosignature(req.size, &wk.name, wk.id(), &sig.line())
         .await?;
     Ok(StatusCode::CREATED)
 }

@@ -170,33 +170,50 @@ impl Db {
         };
         let size: i64 = row.try_get("size")?;
         let note: String = row.try_get("note")?;
-        let lines: Vec<String> =
-            sqlx::query_scalar("SELECT line FROM log_cosignatures WHERE size = ? ORDER BY witness")
-                .bind(size)
-                .fetch_all(&self.pool)
-                .await?;
+        // Witnesses seen earliest (at any size) first; the note never exceeds what a client's
+        // parser accepts, and no line can replace or shadow the log's own signature.
+        let lines: Vec<String> = sqlx::query_scalar(
+            "SELECT c.line FROM log_cosignatures c WHERE c.size = ? ORDER BY \
+             (SELECT MIN(f.rowid) FROM log_cosignatures f \
+              WHERE f.witness = c.witness AND f.key_id = c.key_id), c.rowid",
+        )
+        .bind(size)
+        .fetch_all(&self.pool)
+        .await?;
         let mut signed = SignedCheckpoint::parse(&note).map_err(core)?;
         for l in lines {
             if let Ok(sig) = NoteSignature::parse_line(&l) {
-                signed.add_signature(sig);
+                signed.push_cosignature(sig);
             }
         }
         signed.encode().map(Some).map_err(core)
     }
 
-    /// Stores a witness's cosignature line for the checkpoint of `size` (replacing its older one).
+    /// The number of cosignature lines stored for the checkpoint of `size`.
+    pub(crate) async fn log_cosignature_count(&self, size: u64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_cosignatures WHERE size = ?")
+            .bind(to_i64(size)?)
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(n)
+    }
+
+    /// Stores a witness's cosignature line for the checkpoint of `size`, keyed by witness name
+    /// and key id; a line already stored for that pair is kept (never overwritten).
     pub(crate) async fn log_add_cosignature(
         &self,
         size: u64,
         witness: &str,
+        key_id: u32,
         line: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO log_cosignatures (size, witness, line) VALUES (?, ?, ?) \
-             ON CONFLICT (size, witness) DO UPDATE SET line = excluded.line",
+            "INSERT INTO log_cosignatures (size, witness, key_id, line) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (size, witness, key_id) DO NOTHING",
         )
         .bind(to_i64(size)?)
         .bind(witness)
+        .bind(i64::from(key_id))
         .bind(line)
         .execute(&self.writer)
         .await?;
