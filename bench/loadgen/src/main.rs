@@ -165,6 +165,17 @@ fn vm_hwm_kib(pid: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5), so 12 and 13 of `rest`.
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Resets a process's peak RSS to its current RSS (Linux: `clear_refs` 5).
 fn reset_hwm(pid: &str) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -317,6 +328,8 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let spid = server.pid().to_string();
+    let (server_cpu0, client_cpu0) = (cpu_seconds(&spid), cpu_seconds("self"));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.seconds);
     let results: Vec<ClientResult> = std::thread::scope(|sc| {
@@ -376,7 +389,9 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
         hs.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let server_hwm = vm_hwm_kib(&server.pid().to_string());
+    let server_cpu = cpu_seconds(&spid).zip(server_cpu0).map(|(b, a)| b - a);
+    let client_cpu = cpu_seconds("self").zip(client_cpu0).map(|(b, a)| b - a);
+    let server_hwm = vm_hwm_kib(&spid);
     let mut all: Vec<u64> = results
         .iter()
         .flat_map(|r| r.latencies_us.iter().copied())
@@ -392,6 +407,9 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
         "p50_ms": percentile(&all, 0.50) as f64 / 1000.0,
         "p99_ms": percentile(&all, 0.99) as f64 / 1000.0,
         "baseline_pool_exhausted": exhausted,
+        // CPU per document, all threads, user + system: where the 2 cores went.
+        "server_cpu_ms_per_doc": server_cpu.map(|c| c * 1000.0 / docs.max(1) as f64),
+        "clients_cpu_ms_per_doc": client_cpu.map(|c| c * 1000.0 / docs.max(1) as f64),
         "server_peak_rss_kib": server_hwm,
     }))
 }
