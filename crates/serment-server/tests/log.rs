@@ -328,3 +328,42 @@ async fn configured_witnesses_are_the_only_ones_accepted() {
     };
     assert!(bad.validate().is_err());
 }
+
+/// Red team 4: a size, start or end beyond the log (up to 2^64 - 1) is a JSON 400, never a 500,
+/// and a version read with a bad `?size=` is refused before its access is logged.
+#[tokio::test]
+async fn sizes_beyond_the_log_are_400_and_log_nothing() {
+    let srv = TestServer::new().await;
+    let alice = User::new("alice");
+    let ta = srv.enroll(&alice).await;
+    let doc = DocId::from_bytes([9; 16]);
+    let (blob, sealed) = seal_for(&alice, doc, 1, &[], b"hello");
+    let (s, v) = commit(&srv, &ta, doc, 1, blob, all_wraps(&sealed)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let before = srv.get("/v1/log/checkpoint", None).await.1;
+    let big = 1u64 << 63;
+    let max = u64::MAX;
+    for uri in [
+        format!("/v1/log/checkpoint?size={big}"),
+        format!("/v1/log/checkpoint?size={max}"),
+        "/v1/log/checkpoint?size=100000".to_owned(),
+        format!("/v1/log/entries?start={big}&end={big}"),
+        format!("/v1/log/entries?start=0&end={}", 5),
+        format!("/v1/log/proof?index=0&size={big}"),
+        format!("/v1/log/consistency?from=0&to={big}"),
+        format!("/v1/log/identity/alice?size={big}"),
+        format!("/v1/documents/{doc}/log?size={big}"),
+        format!("/v1/documents/{doc}/versions/1?size={big}"),
+        format!("/v1/documents/{doc}/versions/1?size=100000"),
+    ] {
+        let (s, v) = srv.get(&uri, Some(&ta)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert!(v.is_object(), "{uri}: {v}");
+    }
+    // Nothing was appended by the refused reads.
+    assert_eq!(srv.get("/v1/log/checkpoint", None).await.1, before);
+    let (s, v) = srv
+        .get(&format!("/v1/documents/{doc}/versions/1?size=1"), Some(&ta))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

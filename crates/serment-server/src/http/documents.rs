@@ -248,6 +248,8 @@ pub(crate) async fn get_version(
 ) -> Result<Json<VersionResponse>, ApiError> {
     let (doc_id, version) = version_path(&path)?;
     let receipt = super::log::receipt_header(&headers)?;
+    // Validated before the access is recorded: a bad request leaves no log entry.
+    super::log::check_size(&state, q.size).await?;
     let (row, _) = authorize_read(&state, &caller, &doc_id, version).await?;
     let found = state
         .store

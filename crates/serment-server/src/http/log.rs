@@ -180,8 +180,19 @@ fn b64_hashes(p: &[Hash]) -> Vec<String> {
     p.iter().map(|h| b64_encode(h)).collect()
 }
 
+/// Refuses a requested tree size larger than the log (400), before anything is read or written.
+pub(crate) async fn check_size(state: &AppState, requested: Option<u64>) -> Result<(), ApiError> {
+    if let Some(s) = requested
+        && s > state.store.db().log_size().await?
+    {
+        return Err(ApiError::BadRequest("size: larger than the log".into()));
+    }
+    Ok(())
+}
+
 /// The size to prove against: `requested` if published, else the latest; and its note.
 async fn proof_size(state: &AppState, requested: Option<u64>) -> Result<(u64, String), ApiError> {
+    check_size(state, requested).await?;
     let db = state.store.db();
     let note = db
         .log_note(requested)
@@ -296,6 +307,9 @@ pub(crate) async fn entries(
         return Err(ApiError::BadRequest(format!(
             "expected start <= end <= start + {MAX_ENTRIES_PAGE}"
         )));
+    }
+    if q.end > state.store.db().log_size().await? {
+        return Err(ApiError::BadRequest("expected end <= log size".into()));
     }
     let e = state.store.db().log_entries(q.start, q.end).await?;
     Ok(Json(EntriesResponse {
