@@ -7,6 +7,7 @@ use std::path::Path;
 use serment_core::document::{self, Metadata, OpenInput, Opened, SealInput};
 use serment_core::identity::DeviceRecord;
 use serment_core::log::entry::{AccessWhat, EntryKind};
+use serment_core::log::note::Checkpoint;
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
 
@@ -303,7 +304,7 @@ impl Session {
         };
         // The wrap is relied on only with its log entry proven against a verified checkpoint,
         // and every fetch carries this device's signed access receipt (PROTOCOL.md §11.5-6).
-        let cp = crate::log::sync(&self.api, &mut self.ks, 0)?;
+        let cp = self.sync_log()?;
         let origin = crate::log::trust(&self.api, &self.ks)?.log_key.name;
         let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Wrap)?;
         let (info, wrap) = self
@@ -519,8 +520,7 @@ impl Session {
     /// # Errors
     /// [`ClientError::Log`].
     pub fn checkpoint_note(&mut self) -> Result<String> {
-        crate::log::sync(&self.api, &mut self.ks, 0)?;
-        self.ks.save()?;
+        self.sync_log()?;
         self.ks
             .log_state(self.api.base())
             .and_then(|s| s.checkpoint.clone())
@@ -535,11 +535,28 @@ impl Session {
         crate::log::compare_checkpoints(&self.api, &mut self.ks, other_note)
     }
 
-    /// Documents this device authored or may read.
+    /// Syncs the log's checkpoint ([`crate::log::sync`]: signature, quorum, consistency with the
+    /// pin) and saves the keystore when the pin advanced, so that a later rollback of the server
+    /// is detected even by a client that only reads.
     ///
     /// # Errors
-    /// Server errors.
-    pub fn list(&self) -> Result<Vec<DocumentEntry>> {
+    /// [`ClientError::Log`] (rollback, fork, no quorum), keystore and server errors.
+    pub fn sync_log(&mut self) -> Result<Checkpoint> {
+        let before = crate::log::pinned(&self.api, &self.ks)?.map(|c| c.size);
+        let cp = crate::log::sync(&self.api, &mut self.ks, 0)?;
+        if before.is_none_or(|b| cp.size > b) {
+            self.ks.save()?;
+        }
+        Ok(cp)
+    }
+
+    /// Documents this device authored or may read; the log's checkpoint is synced first
+    /// ([`Session::sync_log`]), so a rolled-back or forked server is refused.
+    ///
+    /// # Errors
+    /// [`ClientError::Log`], server errors.
+    pub fn list(&mut self) -> Result<Vec<DocumentEntry>> {
+        self.sync_log()?;
         self.api.list_documents()
     }
 

@@ -255,6 +255,61 @@ fn checkpoint_rollback_is_refused() {
     assert!(is_log(&e, |i| matches!(i, Error::Rollback { .. })), "{e:?}");
 }
 
+/// Copies the server's whole database to `path` (the operator's "backup").
+fn snapshot_db(h: &Hostile, path: &std::path::Path) {
+    h.sql_exec(&format!("VACUUM INTO '{}'", path.display()));
+}
+
+/// Restores every table of the server's database from a snapshot (the server keeps running).
+fn restore_db(h: &Hostile, path: &std::path::Path) {
+    let tables: Vec<String> = h
+        .sql("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .into_iter()
+        .map(|r| String::from_utf8(r[0].1.clone().unwrap()).unwrap())
+        .collect();
+    let mut sql = format!(
+        "PRAGMA foreign_keys = OFF; ATTACH DATABASE '{}' AS snap; BEGIN;",
+        path.display()
+    );
+    for t in &tables {
+        sql.push_str(&format!(
+            " DELETE FROM main.{t}; INSERT INTO main.{t} SELECT * FROM snap.{t};"
+        ));
+    }
+    sql.push_str(" COMMIT; DETACH DATABASE snap;");
+    h.sql_exec(&sql);
+}
+
+/// Red team 3: a patient who only reads (`get`, `ls`) must still persist the checkpoint it
+/// verified, so that the server's database restored from an older copy is caught on the next
+/// run of the client (a fresh session from the keystore on disk).
+#[test]
+fn rollback_of_the_server_database_is_caught_by_a_read_only_patient() {
+    let mut w = world();
+    let snap = w.h.root().join("snapshot.db");
+    snapshot_db(&w.h, &snap);
+    let doc = put(&mut w, &[PATIENT]).doc_id;
+    read(&mut w.patient, &doc).unwrap();
+    restore_db(&w.h, &snap);
+    let reopen = || {
+        let ks = Keystore::open(
+            &w.h.keystore_path(PATIENT),
+            Zeroizing::new(format!("passphrase of {PATIENT}")),
+        )
+        .unwrap();
+        Session::connect(ks, None).unwrap()
+    };
+    let rolled_back = |e: &ClientError| {
+        is_log(e, |i| {
+            matches!(i, Error::Rollback { .. } | Error::Fork { .. })
+        })
+    };
+    let e = reopen().list().unwrap_err();
+    assert!(rolled_back(&e), "ls: {e:?}");
+    let e = read(&mut reopen(), &doc).unwrap_err();
+    assert!(rolled_back(&e), "get: {e:?}");
+}
+
 /// A fork: a checkpoint signed with the real log key for a tree that is not an extension of the
 /// real one (the view the server would give a second client).
 fn forked_note(w: &World) -> String {

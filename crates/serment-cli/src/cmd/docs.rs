@@ -104,7 +104,7 @@ pub(crate) fn get(ctx: &Ctx, doc: &str, version: Option<u32>, output: &Path) -> 
 }
 
 pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
-    let s = ctx.session()?;
+    let mut s = ctx.session()?;
     let docs = s.list()?;
     let mut text = String::new();
     for d in &docs {
