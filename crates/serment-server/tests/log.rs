@@ -367,3 +367,34 @@ async fn sizes_beyond_the_log_are_400_and_log_nothing() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+/// Red team 5: a malformed query string and a wrong method get the API's JSON error.
+#[tokio::test]
+async fn query_rejections_and_405_are_json() {
+    let srv = TestServer::new().await;
+    for uri in [
+        "/v1/log/checkpoint?size=18446744073709551616",
+        "/v1/log/checkpoint?size=abc",
+        "/v1/log/checkpoint?nope=1",
+        "/v1/log/entries?start=0",
+        "/v1/log/proof?index=-1&size=1",
+    ] {
+        let (s, v) = srv.get(uri, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert_eq!(v["error"]["code"], "bad_request", "{uri}: {v}");
+    }
+    let req = Request::delete("/v1/log/checkpoint")
+        .body(Body::empty())
+        .unwrap();
+    let resp = {
+        use tower::ServiceExt as _;
+        srv.router.clone().oneshot(req).await.unwrap()
+    };
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.headers().contains_key(header::ALLOW), "{resp:?}");
+    let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+}

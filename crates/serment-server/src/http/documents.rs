@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serment_core::document::Header;
 use serment_core::wrap::WrappedKey;
@@ -16,7 +16,7 @@ use serment_core::{DocId, KeyId};
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{
-    ApiJson, ApiPath, AuthDevice, b64_decode, b64_encode, parse_blob_id, parse_doc_id,
+    ApiJson, ApiPath, ApiQuery, AuthDevice, b64_decode, b64_encode, parse_blob_id, parse_doc_id,
     parse_version,
 };
 use super::types::{
@@ -244,7 +244,7 @@ pub(crate) async fn get_version(
     caller: AuthDevice,
     headers: HeaderMap,
     ApiPath(path): ApiPath<(String, String)>,
-    Query(q): Query<super::log::SizeQuery>,
+    ApiQuery(q): ApiQuery<super::log::SizeQuery>,
 ) -> Result<Json<VersionResponse>, ApiError> {
     let (doc_id, version) = version_path(&path)?;
     let receipt = super::log::receipt_header(&headers)?;

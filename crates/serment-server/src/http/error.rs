@@ -29,6 +29,8 @@ pub(crate) enum ApiError {
     NotFound(&'static str),
     /// 409 `conflict`: the request contradicts existing state (duplicate version, taken handle).
     Conflict(String),
+    /// 405 `method_not_allowed`: the route exists, not with this method.
+    MethodNotAllowed,
     /// 413 `payload_too_large`: the body is over the configured limit.
     PayloadTooLarge(String),
     /// 415 `unsupported_media_type`: wrong `Content-Type`.
@@ -48,7 +50,7 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
     /// One of `bad_request`, `invalid_base64`, `invalid_record`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`, `internal`.
+    /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`, `internal`.
     pub(crate) code: &'static str,
     /// Human-readable explanation; never contains secrets, paths or SQL.
     pub(crate) message: String,
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Internal => "internal",
@@ -104,6 +108,7 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::UnsupportedMediaType(m) => (*m).to_owned(),
+            ApiError::MethodNotAllowed => "method not allowed on this route".to_owned(),
             ApiError::Internal => "internal server error".to_owned(),
         }
     }

@@ -3,11 +3,12 @@
 //! - [`ApiJson`]: axum's `Json` with its rejections mapped (syntax or type error → 400
 //!   `bad_request`, wrong content type → 415, too large → 413).
 //! - [`ApiPath`]: axum's `Path` with its rejection mapped to 400.
+//! - [`ApiQuery`]: axum's `Query` with its rejection mapped to 400.
 //! - [`AuthDevice`]: the bearer-token session of PROTOCOL.md §8.2.
 //! - [`b64_decode`] and the id parsers: canonical forms only (PROTOCOL.md §1).
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use base64::Engine as _;
@@ -87,6 +88,25 @@ where
                 Err(ApiError::BadRequest(truncated(e.body_text())))
             }
             Err(e) => Err(ApiError::internal("path extraction", &e)),
+        }
+    }
+}
+
+/// Query parameters whose rejection is a JSON 400 [`ApiError`].
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(ApiError::BadRequest(truncated(e.body_text()))),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serment_core::identity::{DeviceRecord, validate_handle};
@@ -22,7 +22,9 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::documents::version_path;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, AuthDevice, b64_decode, b64_encode, parse_doc_id};
+use super::extract::{
+    ApiJson, ApiPath, ApiQuery, AuthDevice, b64_decode, b64_encode, parse_doc_id,
+};
 use crate::store::{AccessKind, LogRead, NewAccess, RotatedDevice, now};
 
 /// The most entries one `GET /v1/log/entries` returns.
@@ -234,7 +236,7 @@ pub(crate) async fn key(State(state): State<AppState>) -> Json<LogKeyResponse> {
     responses((status = 200, body = CheckpointResponse), (status = 404, body = ErrorBody)))]
 pub(crate) async fn checkpoint(
     State(state): State<AppState>,
-    Query(q): Query<SizeQuery>,
+    ApiQuery(q): ApiQuery<SizeQuery>,
 ) -> Result<Json<CheckpointResponse>, ApiError> {
     let (_, note) = proof_size(&state, q.size).await?;
     Ok(Json(CheckpointResponse { checkpoint: note }))
@@ -246,7 +248,7 @@ pub(crate) async fn checkpoint(
     responses((status = 200, body = ConsistencyResponse), (status = 400, body = ErrorBody)))]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
-    Query(q): Query<ConsistencyQuery>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyResponse>, ApiError> {
     let size = state.store.db().log_size().await?;
     if q.from > q.to || q.to > size {
@@ -268,7 +270,7 @@ pub(crate) async fn consistency(
     responses((status = 200, body = ProvenEntry), (status = 400, body = ErrorBody)))]
 pub(crate) async fn proof(
     State(state): State<AppState>,
-    Query(q): Query<ProofQuery>,
+    ApiQuery(q): ApiQuery<ProofQuery>,
 ) -> Result<Json<ProvenEntry>, ApiError> {
     let size = state.store.db().log_size().await?;
     if q.index >= q.size || q.size > size {
@@ -301,7 +303,7 @@ pub(crate) async fn proof(
     responses((status = 200, body = EntriesResponse), (status = 400, body = ErrorBody)))]
 pub(crate) async fn entries(
     State(state): State<AppState>,
-    Query(q): Query<EntriesQuery>,
+    ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntriesResponse>, ApiError> {
     if q.end < q.start || q.end - q.start > MAX_ENTRIES_PAGE {
         return Err(ApiError::BadRequest(format!(
@@ -325,7 +327,7 @@ pub(crate) async fn entries(
 pub(crate) async fn identity(
     State(state): State<AppState>,
     ApiPath(handle): ApiPath<String>,
-    Query(q): Query<SizeQuery>,
+    ApiQuery(q): ApiQuery<SizeQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     validate_handle(&handle).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let (size, note) = proof_size(&state, q.size).await?;
@@ -360,7 +362,7 @@ pub(crate) async fn document(
     State(state): State<AppState>,
     caller: AuthDevice,
     ApiPath(doc_id): ApiPath<String>,
-    Query(q): Query<SizeQuery>,
+    ApiQuery(q): ApiQuery<SizeQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let doc_id = parse_doc_id(&doc_id)?;
     let db = state.store.db();

@@ -120,6 +120,11 @@ async fn fallback() -> ApiError {
     ApiError::NotFound("no such route")
 }
 
+/// A known route with another method.
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 /// Rewrites the plain-text 413 of `RequestBodyLimitLayer` (sent when `Content-Length` is over the
 /// limit, before any extractor runs) into the API's JSON error.
 async fn json_413(response: Response) -> Response {
@@ -188,6 +193,7 @@ pub(crate) fn router(state: AppState) -> Router {
     json_routes
         .merge(blob_routes)
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), durable))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
