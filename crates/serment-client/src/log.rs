@@ -188,9 +188,20 @@ pub fn sync(api: &Api, ks: &mut Keystore, min_size: u64) -> Result<Checkpoint> {
                     s.checkpoint.size
                 )));
             }
-            Err(e) => return Err(log_err(e)),
+            Err(e) => return Err(key_changed(api, ks).unwrap_or_else(|| log_err(e))),
         }
     }
+}
+
+/// [`ClientError::LogKeyChanged`] if the server now serves another log key than the pinned one
+/// (checked when a checkpoint fails to verify, for the precise error).
+fn key_changed(api: &Api, ks: &Keystore) -> Option<ClientError> {
+    let served = api.log_key().ok()?;
+    let pinned = &ks.log_state(api.base())?.vkey;
+    (*pinned != served).then(|| ClientError::LogKeyChanged {
+        pinned: pinned.clone(),
+        served,
+    })
 }
 
 /// Checks an entry's inclusion proof against `cp` and decodes it.

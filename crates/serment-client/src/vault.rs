@@ -76,10 +76,11 @@ impl Session {
         Ok(Session { ks, api })
     }
 
-    /// Connects to the keystore's server (or `server`, if given) and logs in.
+    /// Connects to the keystore's server (or `server`, if given), logs in and checks the served
+    /// log key against the pinned one.
     ///
     /// # Errors
-    /// [`ClientError::NotRegistered`], transport and server errors.
+    /// [`ClientError::NotRegistered`], [`ClientError::LogKeyChanged`], transport and server errors.
     pub fn connect(ks: Keystore, server: Option<&str>) -> Result<Session> {
         let url = server
             .or(ks.server())
@@ -88,8 +89,11 @@ impl Session {
         let mut api = Api::new(&url)?;
         api.login(&ks.device)?;
         let mut ks = ks;
-        if ks.log_state(api.base()).is_none() {
-            crate::log::pin_log_key(&api, &mut ks)?;
+        // Pinned on first contact; afterwards every session checks the served key against the
+        // pin, so a replaced log key is `LogKeyChanged` whatever the command.
+        let first = ks.log_state(api.base()).is_none();
+        crate::log::pin_log_key(&api, &mut ks)?;
+        if first {
             ks.save()?;
         }
         Ok(Session { ks, api })

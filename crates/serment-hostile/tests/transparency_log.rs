@@ -310,6 +310,36 @@ fn rollback_of_the_server_database_is_caught_by_a_read_only_patient() {
     assert!(rolled_back(&e), "get: {e:?}");
 }
 
+/// Red team 6: a log key replaced on the server is `LogKeyChanged` (exit 4) for any command: on
+/// connecting, and when a checkpoint signed by the new key fails to verify mid-session.
+#[test]
+fn replaced_log_key_is_log_key_changed() {
+    let w = world();
+    let mut patient = w.patient;
+    let origin = latest_note(&w.h).checkpoint.origin;
+    let other = NoteSigner::new(&origin, KEY_TYPE_ED25519, &[42; 32]).unwrap();
+    let vkey = other.verifier().encode();
+    let o = origin.clone();
+    w.h.on_response("GET /v1/log/key", move |ex| {
+        ex.set_json(&json!({ "origin": o, "vkey": vkey }));
+    });
+    let cp = latest_note(&w.h).checkpoint;
+    let note = other.sign_checkpoint(&cp).unwrap().encode().unwrap();
+    w.h.on_response("GET /v1/log/checkpoint", move |ex| {
+        ex.set_json(&json!({ "checkpoint": note }));
+    });
+    let e = patient.checkpoint_note().unwrap_err();
+    assert!(matches!(e, ClientError::LogKeyChanged { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), 4);
+    let ks = Keystore::open(
+        &w.h.keystore_path(PATIENT),
+        Zeroizing::new(format!("passphrase of {PATIENT}")),
+    )
+    .unwrap();
+    let e = Session::connect(ks, None).unwrap_err();
+    assert!(matches!(e, ClientError::LogKeyChanged { .. }), "{e:?}");
+}
+
 /// A fork: a checkpoint signed with the real log key for a tree that is not an extension of the
 /// real one (the view the server would give a second client).
 fn forked_note(w: &World) -> String {
