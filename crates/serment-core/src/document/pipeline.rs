@@ -5,8 +5,9 @@
 //! Workers take jobs from one shared queue and seal or open and hash their chunks in place; the
 //! calling thread puts the results back in order. No send ever blocks (both queues hold every
 //! job in flight), so an idle worker never waits while the calling thread is stuck on a busy
-//! one. While workers compute, the calling thread reads and writes, so I/O overlaps the crypto. Memory is bounded by the jobs in flight (a few MiB) whatever the
-//! document size, and buffers are recycled, so a large document allocates nothing per chunk.
+//! one. While workers compute, the calling thread reads and writes, so I/O overlaps the crypto.
+//! Memory is bounded by the jobs in flight (a few MiB) whatever the document size, and buffers
+//! are recycled, so a large document allocates nothing per chunk.
 //!
 //! The result does not depend on the thread count: chunk hashes are combined in chunk order by
 //! the calling thread. A document of one job is processed on the calling thread alone (no thread
