@@ -30,7 +30,10 @@ pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
             .await
             .map_err(|e| CliError::Server(e.to_string()))?;
         eprintln!("serment: listening on http://{}", running.local_addr());
-        eprintln!("serment: transparency log key {}", running.log_verifier_key());
+        eprintln!(
+            "serment: transparency log key {}",
+            running.log_verifier_key()
+        );
         running
             .serve(async {
                 let _ = tokio::signal::ctrl_c().await;
