@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use serment_client::api::BlobRef;
 use serment_client::contacts;
 use serment_client::keystore::Keystore;
 use serment_client::vault::Session;
@@ -345,6 +346,7 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
                     let mut r = ClientResult::default();
                     let mut pool = pool.map(Vec::into_iter);
                     let mut n = i as u64 * 1_000_000;
+                    let mut seen = 0u64;
                     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
                         let t = Instant::now();
                         let ok = match pool.as_mut() {
@@ -353,10 +355,22 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
                                     r.exhausted = true;
                                     break;
                                 };
-                                s.api
-                                    .upload_blob(&mut d.blob.as_slice())
-                                    .and_then(|b| s.api.commit_document(&d.doc_id, 1, &b, &d.wraps))
-                                    .is_ok()
+                                // The request `put_version` makes for a small document
+                                // (inline blob, proofs from the last size seen), with no
+                                // checking of the answer: that is client-side crypto.
+                                match s.api.commit_document(
+                                    &d.doc_id,
+                                    1,
+                                    BlobRef::Inline(&d.blob),
+                                    &d.wraps,
+                                    Some(seen),
+                                ) {
+                                    Ok(c) => {
+                                        seen = c.log_indices.last().map_or(seen, |i| i + 1);
+                                        true
+                                    }
+                                    Err(_) => false,
+                                }
                             }
                             None => {
                                 let content = observation(n);

@@ -341,24 +341,54 @@ impl Api {
         Ok(up.blob_id)
     }
 
-    /// `POST /v1/documents`: commits a version with its wraps.
+    /// `POST /v1/documents`: commits a version with its wraps (PROTOCOL.md §8.3). `blob` names an
+    /// uploaded blob or carries the sealed bytes inline (at most [`MAX_INLINE_BLOB`] bytes, one
+    /// request instead of two). With `log_from` (the pinned tree size), the answer carries the
+    /// proofs of the wrap entries (§11.7), still unverified.
     ///
     /// # Errors
-    /// [`ClientError::Server`].
+    /// [`ClientError::Server`], [`ClientError::BadResponse`].
     pub fn commit_document(
         &self,
         doc_id: &DocId,
         version: u32,
-        blob_id: &str,
+        blob: BlobRef<'_>,
         wraps: &[Vec<u8>],
-    ) -> Result<Vec<u64>> {
-        let wraps: Vec<String> = wraps.iter().map(|w| b64e(w)).collect();
-        let v: serde_json::Value = self.post_json(
-            "/v1/documents",
-            &serde_json::json!({ "doc_id": doc_id.to_string(), "doc_version": version, "blob_id": blob_id, "wraps": wraps }),
-            true,
-        )?;
-        Ok(log_indices(&v))
+        log_from: Option<u64>,
+    ) -> Result<Committed> {
+        #[derive(Serialize)]
+        struct Req<'a> {
+            doc_id: String,
+            doc_version: u32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            blob_id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            blob: Option<String>,
+            wraps: Vec<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            log_from: Option<u64>,
+        }
+        let (blob_id, blob) = match blob {
+            BlobRef::Id(id) => (Some(id), None),
+            BlobRef::Inline(bytes) => (None, Some(b64e(bytes))),
+        };
+        let body = serde_json::to_value(Req {
+            doc_id: doc_id.to_string(),
+            doc_version: version,
+            blob_id,
+            blob,
+            wraps: wraps.iter().map(|w| b64e(w)).collect(),
+            log_from,
+        })
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+        let c: Committed = self.post_json("/v1/documents", &body, true)?;
+        if let Some(p) = &c.log
+            && (p.entries.len() > crate::log_api::MAX_HISTORY
+                || p.consistency.len() > serment_core::log::tree::MAX_PROOF_HASHES)
+        {
+            return Err(ClientError::BadResponse("commit proof too long".into()));
+        }
+        Ok(c)
     }
 
     /// `GET /v1/documents`.
@@ -476,6 +506,45 @@ impl Api {
         }
         Ok(l.accesses)
     }
+}
+
+/// The largest sealed document sent inline in a commit (PROTOCOL.md §8.3): 262 144 bytes.
+pub const MAX_INLINE_BLOB: u64 = 256 * 1024;
+
+/// The blob of a commit.
+#[derive(Debug, Clone, Copy)]
+pub enum BlobRef<'a> {
+    /// A blob uploaded with [`Api::upload_blob`], by its id (64 hex).
+    Id(&'a str),
+    /// The sealed document itself, at most [`MAX_INLINE_BLOB`] bytes.
+    Inline(&'a [u8]),
+}
+
+/// The answer to a commit, unverified.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Committed {
+    /// The blob id, 64 hex (the SHA-256 of the sealed bytes, as the server computed it).
+    #[serde(default)]
+    pub blob_id: String,
+    /// The log indices of the wrap entries appended, in request order.
+    #[serde(default)]
+    pub log_indices: Vec<u64>,
+    /// Their proofs, when the request gave `log_from`.
+    #[serde(default)]
+    pub log: Option<CommitProof>,
+}
+
+/// The proofs of a commit's own log entries (PROTOCOL.md §11.7), unverified.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitProof {
+    /// The checkpoint note signed in the commit's transaction.
+    pub checkpoint: String,
+    /// The wrap entries, with inclusion proofs against `checkpoint`.
+    pub entries: Vec<crate::log_api::ProvenEntry>,
+    /// The tree size the consistency proof starts from (the request's `log_from`).
+    pub from: u64,
+    /// Consistency proof from `from` to the checkpoint's size, base64url hashes.
+    pub consistency: Vec<String>,
 }
 
 /// The `log_indices` array of a write's answer (empty if absent or malformed: the caller's

@@ -145,12 +145,24 @@ pub fn pinned(api: &Api, ks: &Keystore) -> Result<Option<Checkpoint>> {
 /// # Errors
 /// [`ClientError::Log`] (bad signature, no quorum, rollback, fork).
 pub fn accept_note(api: &Api, ks: &mut Keystore, note: &str) -> Result<Checkpoint> {
+    accept_note_with(api, ks, note, None)
+}
+
+/// [`accept_note`] with a consistency proof already in hand: `given = (from, proof)` is used
+/// when `from` is the pinned size (else the proof is fetched as usual).
+fn accept_note_with(
+    api: &Api,
+    ks: &mut Keystore,
+    note: &str,
+    given: Option<(u64, Vec<tree::Hash>)>,
+) -> Result<Checkpoint> {
     let t = trust(api, ks)?;
     let signed = t.verify_note(note).map_err(log_err)?;
     let new = signed.checkpoint;
     let old = pinned(api, ks)?;
-    let proof = match &old {
-        Some(o) if new.size > o.size && o.size > 0 => api.log_consistency(o.size, new.size)?,
+    let proof = match (&old, given) {
+        (Some(o), Some((from, proof))) if from == o.size => proof,
+        (Some(o), _) if new.size > o.size && o.size > 0 => api.log_consistency(o.size, new.size)?,
         _ => Vec::new(),
     };
     check_advance(old.as_ref(), &new, &proof).map_err(log_err)?;
@@ -291,14 +303,68 @@ pub fn check_own_writes(
     }
     let min = indices.iter().max().map_or(0, |m| m + 1);
     let cp = sync(api, ks, min)?;
-    for (idx, (kind, payload)) in indices.iter().zip(expected) {
-        let pe = api.log_proof(*idx, cp.size)?;
+    let entries = indices
+        .iter()
+        .map(|idx| api.log_proof(*idx, cp.size))
+        .collect::<Result<Vec<_>>>()?;
+    check_proven_writes(&cp, indices, &entries, expected)?;
+    Ok(cp)
+}
+
+/// Checks a commit's own wrap entries (§11.7) with the proofs its answer carries: the checkpoint
+/// note must verify with the witness quorum, follow from the pinned checkpoint (the answer's
+/// consistency proof), and prove each entry at its index, byte for byte. When the answer has no
+/// proofs, or its fresh checkpoint is not yet cosigned by the quorum, this falls back to
+/// [`check_own_writes`] (which fetches and waits). Pins the checkpoint.
+///
+/// # Errors
+/// As [`check_own_writes`]; [`ClientError::BadResponse`] for undecodable proofs.
+pub fn check_own_commit(
+    api: &Api,
+    ks: &mut Keystore,
+    committed: &crate::api::Committed,
+    expected: &[(EntryKind, &[u8])],
+) -> Result<Checkpoint> {
+    let indices = &committed.log_indices;
+    let Some(p) = &committed.log else {
+        return check_own_writes(api, ks, indices, expected);
+    };
+    let t = trust(api, ks)?;
+    match t.verify_note(&p.checkpoint) {
+        Err(serment_core::Error::NoQuorum { .. }) => {
+            return check_own_writes(api, ks, indices, expected);
+        }
+        Err(e) => return Err(key_changed(api, ks).unwrap_or_else(|| log_err(e))),
+        Ok(_) => {}
+    }
+    if indices.len() != expected.len() || p.entries.len() != expected.len() {
+        return Err(ClientError::OwnWriteMissing(format!(
+            "{} write(s) sent, the server reports {} log entries and proves {}",
+            expected.len(),
+            indices.len(),
+            p.entries.len()
+        )));
+    }
+    let consistency = crate::log_api::hashes(&p.consistency)?;
+    let cp = accept_note_with(api, ks, &p.checkpoint, Some((p.from, consistency)))?;
+    check_proven_writes(&cp, indices, &p.entries, expected)?;
+    Ok(cp)
+}
+
+/// Checks that `entries[i]` is proven at `indices[i]` against `cp` and is `expected[i]`.
+fn check_proven_writes(
+    cp: &Checkpoint,
+    indices: &[u64],
+    entries: &[ProvenEntry],
+    expected: &[(EntryKind, &[u8])],
+) -> Result<()> {
+    for ((idx, pe), (kind, payload)) in indices.iter().zip(entries).zip(expected) {
         if pe.index != *idx {
             return Err(ClientError::OwnWriteMissing(format!(
                 "entry {idx} was not served"
             )));
         }
-        let e = verify_proven(&cp, &pe)?;
+        let e = verify_proven(cp, pe)?;
         if e.entry.kind != *kind || e.entry.payload_bytes.as_slice() != *payload {
             return Err(ClientError::OwnWriteMissing(format!(
                 "log entry {idx} is not the {} this device wrote",
@@ -306,7 +372,7 @@ pub fn check_own_writes(
             )));
         }
     }
-    Ok(cp)
+    Ok(())
 }
 
 /// One proven access to a document (PROTOCOL.md §11.5).

@@ -11,7 +11,7 @@ use serment_core::log::note::Checkpoint;
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
 
-use crate::api::{AccessEntry, Api, DocumentEntry, key_id};
+use crate::api::{AccessEntry, Api, BlobRef, DocumentEntry, key_id};
 use crate::contacts;
 use crate::error::{ClientError, Result};
 use crate::fsutil::AtomicFile;
@@ -24,6 +24,8 @@ pub struct Session {
     pub ks: Keystore,
     /// The API client, logged in.
     pub api: Api,
+    /// The server's largest accepted blob (`/healthz`), once asked.
+    max_blob: Option<Option<u64>>,
 }
 
 /// The result of [`Session::put`].
@@ -73,7 +75,11 @@ impl Session {
         }
         ks.save()?;
         api.login(&ks.device)?;
-        Ok(Session { ks, api })
+        Ok(Session {
+            ks,
+            api,
+            max_blob: None,
+        })
     }
 
     /// Connects to the keystore's server (or `server`, if given), logs in and checks the served
@@ -96,7 +102,11 @@ impl Session {
         if first {
             ks.save()?;
         }
-        Ok(Session { ks, api })
+        Ok(Session {
+            ks,
+            api,
+            max_blob: None,
+        })
     }
 
     /// Resolves recipient handles to device keys, checking each directory answer against the
@@ -147,10 +157,77 @@ impl Session {
         doc_version: u32,
         recipients: &[Recipient],
     ) -> Result<PutResult> {
-        self.check_size(&metadata, doc_id, doc_version, recipients)?;
+        let sealed_len = self.sealed_len(&metadata, doc_id, doc_version, recipients)?;
+        self.check_limit(sealed_len)?;
+        let log_from = crate::log::pinned(&self.api, &self.ks)?.map(|c| c.size);
+        let (sealed, committed) = if sealed_len <= crate::api::MAX_INLINE_BLOB {
+            // Small documents (lab results): sealed in memory and committed in one request,
+            // which also carries the proofs of the wraps' log entries.
+            let mut bytes = Vec::with_capacity(usize::try_from(sealed_len).unwrap_or(0));
+            let sealed = document::seal(
+                SealInput {
+                    doc_id,
+                    doc_version,
+                    author: &self.ks.device,
+                    recipients,
+                    metadata,
+                },
+                content,
+                &mut bytes,
+            )
+            .map_err(seal_err)?;
+            let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
+            let committed = self.api.commit_document(
+                &doc_id,
+                doc_version,
+                BlobRef::Inline(&bytes),
+                &wraps,
+                log_from,
+            )?;
+            (sealed, committed)
+        } else {
+            let (sealed, blob_id) =
+                self.seal_and_upload(content, metadata, doc_id, doc_version, recipients)?;
+            let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
+            let mut committed = self.api.commit_document(
+                &doc_id,
+                doc_version,
+                BlobRef::Id(&blob_id),
+                &wraps,
+                log_from,
+            )?;
+            committed.blob_id = blob_id;
+            (sealed, committed)
+        };
+        let expected: Vec<(EntryKind, &[u8])> = sealed
+            .wraps
+            .iter()
+            .map(|(_, w)| (EntryKind::Wrap, w.as_slice()))
+            .collect();
+        crate::log::check_own_commit(&self.api, &mut self.ks, &committed, &expected)?;
+        self.ks.save()?;
+        Ok(PutResult {
+            doc_id,
+            doc_version,
+            blob_id: committed.blob_id,
+            sealed_len: sealed.sealed_len,
+            recipients: sealed.wraps.iter().map(|(k, _)| *k).collect(),
+        })
+    }
+
+    /// Seals `content` and uploads it to `/v1/blobs` concurrently, over a pipe, so memory stays
+    /// bounded whatever the size. Returns the sealing result and the blob id.
+    fn seal_and_upload<R: Read + Send>(
+        &self,
+        content: R,
+        metadata: Metadata,
+        doc_id: DocId,
+        doc_version: u32,
+        recipients: &[Recipient],
+    ) -> Result<(document::Sealed, String)> {
         let (reader, writer) = std::io::pipe().map_err(|e| ClientError::io("pipe", e))?;
         let device = &self.ks.device;
-        let (sealed, blob_id) = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let sealer = s.spawn(move || {
                 let mut w = BufWriter::with_capacity(256 * 1024, writer);
                 let r = document::seal(
@@ -175,40 +252,19 @@ impl Session {
                 .join()
                 .map_err(|_| ClientError::Input("the sealing thread panicked".into()))?;
             // A sealing error explains an upload error, so report it first.
-            let sealed = sealed.map_err(|e| match e {
-                serment_core::Error::Io(m) => ClientError::Input(m),
-                other => ClientError::Integrity(other),
-            })?;
+            let sealed = sealed.map_err(seal_err)?;
             Ok::<_, ClientError>((sealed, up?))
-        })?;
-        let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
-        let indices = self
-            .api
-            .commit_document(&doc_id, doc_version, &blob_id, &wraps)?;
-        let expected: Vec<(EntryKind, &[u8])> = wraps
-            .iter()
-            .map(|w| (EntryKind::Wrap, w.as_slice()))
-            .collect();
-        crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
-        self.ks.save()?;
-        Ok(PutResult {
-            doc_id,
-            doc_version,
-            blob_id,
-            sealed_len: sealed.sealed_len,
-            recipients: sealed.wraps.iter().map(|(k, _)| *k).collect(),
         })
     }
 
-    /// Refuses, before any upload, a document whose sealed size exceeds the server's limit (the
-    /// server would otherwise cut the connection mid-upload).
-    fn check_size(
+    /// The exact sealed size of a version (PROTOCOL.md §6.1), in bytes, before sealing it.
+    fn sealed_len(
         &self,
         metadata: &Metadata,
         doc_id: DocId,
         doc_version: u32,
         recipients: &[Recipient],
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let meta_len = metadata.to_json().map_err(ClientError::Integrity)?.len();
         let padded = document::padded_len(meta_len, metadata.content_length)
             .map_err(ClientError::Integrity)?;
@@ -216,15 +272,30 @@ impl Session {
         ids.push(self.ks.device.id());
         ids.sort();
         ids.dedup();
-        let sealed = document::Header {
+        Ok(document::Header {
+            suite: serment_core::Suite::CURRENT,
             doc_id,
             doc_version,
             author_device: self.ks.device.id(),
             nonce_prefix: [0; 7],
             padded_len: padded,
         }
-        .sealed_len(ids.len());
-        if let Some(limit) = self.api.health()?
+        .sealed_len(ids.len()))
+    }
+
+    /// Refuses, before any upload, a document of `sealed` bytes over the server's limit (the
+    /// server would otherwise cut the connection mid-upload). The limit is asked once per
+    /// session (`/healthz`).
+    fn check_limit(&mut self, sealed: u64) -> Result<()> {
+        let limit = match self.max_blob {
+            Some(l) => l,
+            None => {
+                let l = self.api.health()?;
+                self.max_blob = Some(l);
+                l
+            }
+        };
+        if let Some(limit) = limit
             && sealed > limit
         {
             return Err(ClientError::Input(format!(
@@ -570,5 +641,13 @@ impl Session {
     /// Server errors.
     pub fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessEntry>> {
         self.api.accesses(doc_id)
+    }
+}
+
+/// A sealing error as a client error: an I/O error reading the content is the caller's input.
+fn seal_err(e: serment_core::Error) -> ClientError {
+    match e {
+        serment_core::Error::Io(m) => ClientError::Input(m),
+        other => ClientError::Integrity(other),
     }
 }

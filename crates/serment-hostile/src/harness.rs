@@ -230,6 +230,72 @@ impl Hostile {
             .join(blob_id)
     }
 
+    /// The stored bytes of a blob: its file under `blobs/`, or its row in the database when it
+    /// was committed inline (PROTOCOL.md §8.3).
+    ///
+    /// # Panics
+    /// If the blob is stored in neither place.
+    pub fn blob_bytes(&self, blob_id: &str) -> Vec<u8> {
+        if let Ok(b) = std::fs::read(self.blob_path(blob_id)) {
+            return b;
+        }
+        let rows = self.sql(&format!(
+            "SELECT data FROM blobs WHERE blob_id = '{}' AND data IS NOT NULL",
+            hex_only(blob_id)
+        ));
+        rows.into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .and_then(|(_, v)| v)
+            .unwrap_or_else(|| panic!("blob {blob_id} is stored nowhere"))
+    }
+
+    /// Replaces the stored bytes of a blob, where [`Hostile::blob_bytes`] found them (the server
+    /// tampering with its own storage).
+    ///
+    /// # Panics
+    /// If the blob is stored in neither place or the write fails.
+    pub fn set_blob_bytes(&self, blob_id: &str, bytes: &[u8]) {
+        let path = self.blob_path(blob_id);
+        if path.exists() {
+            std::fs::write(&path, bytes).expect("write the blob file");
+            return;
+        }
+        let n = self.sql_exec(&format!(
+            "UPDATE blobs SET data = X'{}' WHERE blob_id = '{}' AND data IS NOT NULL",
+            hex::encode(bytes),
+            hex_only(blob_id)
+        ));
+        assert_eq!(n, 1, "blob {blob_id} is stored nowhere");
+    }
+
+    /// Every stored blob, as (blob id, bytes): files under `blobs/` and inline rows.
+    pub fn all_blobs(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for shard in std::fs::read_dir(self.data_dir().join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for f in std::fs::read_dir(shard.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(b) = std::fs::read(f.path()) {
+                    out.push((f.file_name().to_string_lossy().into_owned(), b));
+                }
+            }
+        }
+        for row in self.sql("SELECT blob_id, data FROM blobs WHERE data IS NOT NULL") {
+            let mut cols = row.into_iter();
+            if let (Some((_, Some(id))), Some((_, Some(data)))) = (cols.next(), cols.next()) {
+                out.push((String::from_utf8_lossy(&id).into_owned(), data));
+            }
+        }
+        out
+    }
+
     /// Creates a keystore for `handle` (OWASP-floor KDF parameters, to stay quick) and registers
     /// it through the proxy.
     ///
@@ -785,4 +851,9 @@ fn percent_encode(b: &[u8]) -> String {
 /// Unpadded base64url.
 pub fn b64(b: &[u8]) -> String {
     serment_client::api::b64e(b)
+}
+
+/// Keeps only hex digits (ids spliced into test SQL).
+fn hex_only(s: &str) -> String {
+    s.chars().filter(char::is_ascii_hexdigit).collect()
 }

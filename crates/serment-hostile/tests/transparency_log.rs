@@ -575,3 +575,144 @@ fn honest_log_passes_every_check() {
     assert!(report.verified(), "{report:?}");
     assert_eq!(report.unreceipted_accesses, 0);
 }
+
+// ---- the proofs a commit's answer carries (PROTOCOL.md §8.3, §11.7) ---------------------------
+
+/// Rewrites the `log` object of every commit answer.
+fn rewrite_commit_proof(w: &World, f: impl Fn(&mut Value) + Send + Sync + 'static) {
+    w.h.on_response("POST /v1/documents", move |ex| {
+        let mut j = ex.json();
+        f(&mut j["log"]);
+        ex.set_json(&j);
+    });
+}
+
+fn put_err(w: &mut World) -> ClientError {
+    let c = b"{\"resourceType\":\"Observation\"}";
+    w.lab
+        .put(c.as_slice(), meta(c), &[PATIENT.to_owned()])
+        .unwrap_err()
+}
+
+#[test]
+fn commit_is_one_request_with_its_own_proofs() {
+    let mut w = world();
+    put(&mut w, &[PATIENT]);
+    let to = w
+        .lab
+        .recipients(&[PATIENT.to_owned(), GP.to_owned()])
+        .unwrap();
+    let c = b"{\"resourceType\":\"Observation\"}";
+    let doc = DocId::random().unwrap();
+    let before = w.h.exchanges().len();
+    let r = w
+        .lab
+        .put_version(c.as_slice(), meta(c), doc, 1, &to)
+        .unwrap();
+    let calls: Vec<String> = w.h.exchanges()[before..]
+        .iter()
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect();
+    assert_eq!(calls, ["POST /v1/documents"], "{calls:?}");
+    // The pin moved to the commit's checkpoint, and the entries are really there.
+    let pinned = serment_client::log::pinned(&w.lab.api, &w.lab.ks)
+        .unwrap()
+        .unwrap();
+    assert_eq!(pinned.size, latest_note(&w.h).checkpoint.size);
+    assert_eq!(
+        read(&mut w.patient, &r.doc_id).unwrap(),
+        b"{\"resourceType\":\"Observation\"}"
+    );
+}
+
+#[test]
+fn commit_proof_with_another_entry_is_refused() {
+    let mut w = world();
+    put(&mut w, &[PATIENT]);
+    rewrite_commit_proof(&w, |log| {
+        // Serve the entry of the previous commit instead of the new wrap.
+        let e = log["entries"][0]["entry"].as_str().unwrap().to_owned();
+        let mut bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, e).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        log["entries"][0]["entry"] = json!(b64(&bytes));
+    });
+    let e = put_err(&mut w);
+    assert!(
+        is_log(&e, |i| matches!(i, Error::BadInclusionProof)),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn commit_proof_with_a_forged_consistency_proof_is_a_fork() {
+    let mut w = world();
+    put(&mut w, &[PATIENT]);
+    rewrite_commit_proof(&w, |log| {
+        let n = log["consistency"].as_array().unwrap().len();
+        assert!(n > 0, "a pinned client gets a consistency proof");
+        log["consistency"][0] = json!(b64(&[7u8; 32]));
+    });
+    let e = put_err(&mut w);
+    assert!(
+        is_log(&e, |i| matches!(
+            i,
+            Error::Fork { .. } | Error::BadConsistencyProof
+        )),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn commit_proof_with_a_tampered_checkpoint_is_refused() {
+    let mut w = world();
+    rewrite_commit_proof(&w, |log| {
+        let note = log["checkpoint"].as_str().unwrap().to_owned();
+        let mut s = SignedCheckpoint::parse(&note).unwrap();
+        s.checkpoint.size += 1;
+        log["checkpoint"] = json!(s.encode().unwrap());
+    });
+    let e = put_err(&mut w);
+    assert!(
+        is_log(&e, |i| matches!(i, Error::BadSignature { .. })),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn commit_proof_left_out_falls_back_to_fetched_proofs() {
+    let mut w = world();
+    w.h.on_response("POST /v1/documents", |ex| {
+        let mut j = ex.json();
+        j.as_object_mut().unwrap().remove("log");
+        ex.set_json(&j);
+    });
+    let r = put(&mut w, &[PATIENT]);
+    let paths: Vec<String> = w.h.exchanges().iter().map(|e| e.path.clone()).collect();
+    assert!(
+        paths.iter().any(|p| p.starts_with("/v1/log/proof")),
+        "{paths:?}"
+    );
+    assert_eq!(
+        read(&mut w.patient, &r.doc_id).unwrap(),
+        b"{\"resourceType\":\"Observation\"}"
+    );
+}
+
+#[test]
+fn commit_proof_from_another_size_is_not_trusted() {
+    let mut w = world();
+    put(&mut w, &[PATIENT]);
+    // A consistency proof from a size the client never pinned: it must fetch its own.
+    rewrite_commit_proof(&w, |log| {
+        log["from"] = json!(1);
+        log["consistency"] = json!([]);
+    });
+    let before = w.h.exchanges().len();
+    put(&mut w, &[PATIENT]);
+    let fetched = w.h.exchanges()[before..]
+        .iter()
+        .any(|e| e.path.starts_with("/v1/log/consistency"));
+    assert!(fetched, "the client fetched the proof from its own pin");
+}

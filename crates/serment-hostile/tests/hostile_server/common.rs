@@ -50,9 +50,9 @@ impl World {
         self.lab.put(content, meta(content, title), &to).unwrap()
     }
 
-    /// The stored blob of a document version, read from the data directory.
+    /// The stored blob of a document version, read from the data directory (file or inline).
     pub fn blob(&self, r: &PutResult) -> Vec<u8> {
-        std::fs::read(self.h.blob_path(&r.blob_id)).unwrap()
+        self.h.blob_bytes(&r.blob_id)
     }
 }
 

@@ -68,17 +68,16 @@ fn injection_two_documents_bodies_swapped() {
     let mut w = World::new();
     let a = w.put(b"{\"doc\":\"A\"}", "a", &[PATIENT]);
     let b = w.put(b"{\"doc\":\"B\"}", "b", &[PATIENT]);
-    // On disk: the server swaps the two blob files.
-    let (pa, pb) = (w.h.blob_path(&a.blob_id), w.h.blob_path(&b.blob_id));
-    let (ba, bb) = (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
-    std::fs::write(&pa, &bb).unwrap();
-    std::fs::write(&pb, &ba).unwrap();
+    // In storage: the server swaps the two blobs' bytes.
+    let (ba, bb) = (w.h.blob_bytes(&a.blob_id), w.h.blob_bytes(&b.blob_id));
+    w.h.set_blob_bytes(&a.blob_id, &bb);
+    w.h.set_blob_bytes(&b.blob_id, &ba);
     for d in [&a.doc_id, &b.doc_id] {
         let e = read_to_file(&w.h, &mut w.patient, d, Some(1)).unwrap_err();
         assert!(matches!(integrity(&e), Error::ContextMismatch(_)), "{e:?}");
     }
-    std::fs::write(&pa, &ba).unwrap();
-    std::fs::write(&pb, &bb).unwrap();
+    w.h.set_blob_bytes(&a.blob_id, &ba);
+    w.h.set_blob_bytes(&b.blob_id, &bb);
     // In the database: blob ids swapped.
     let sw = |x: &str, d: &serment_core::DocId| {
         w.h.sql_exec(&format!(

@@ -143,14 +143,9 @@ fn metadata_leakage_in_storage_after_the_demo_on_real_bundles() {
         assert!(hits.is_empty(), "{file}: plaintext in storage: {hits:#?}");
         // Sizes: each stored blob is header + PADMÉ-padded chunks + trailer, nothing else.
         let mut blobs = 0;
-        for (p, b) in files(&w.h.data_dir().join("blobs")) {
+        for (p, b) in w.h.all_blobs() {
             let h = Header::decode(&b[..Header::LEN]).unwrap();
-            assert_eq!(
-                padme(h.padded_len),
-                h.padded_len,
-                "{}: not padded",
-                p.display()
-            );
+            assert_eq!(padme(h.padded_len), h.padded_len, "{p}: not padded");
             assert_eq!(
                 b.len() as u64,
                 Header::LEN as u64 + h.ciphertext_len() + 2 + 32 * 3 + 64

@@ -5,6 +5,7 @@
 use axum::http::Method;
 use serde_json::json;
 use serment_client::ClientError;
+use serment_client::api::BlobRef;
 use serment_client::contacts;
 use serment_core::Error;
 use serment_core::document::Header;
@@ -257,7 +258,7 @@ fn parser_confusion_oversized_metadata_length_from_a_malicious_author() {
     let wraps: Vec<Vec<u8>> = forged.wraps.iter().map(|(_, w)| w.clone()).collect();
     mallory
         .api
-        .commit_document(&doc, 1, &blob_id, &wraps)
+        .commit_document(&doc, 1, BlobRef::Id(&blob_id), &wraps, None)
         .unwrap();
     let e = read_to_file(&w.h, &mut w.patient, &doc, Some(1)).unwrap_err();
     assert!(
@@ -292,7 +293,7 @@ fn parser_confusion_oversized_metadata_length_from_a_malicious_author() {
     let wraps: Vec<Vec<u8>> = forged.wraps.iter().map(|(_, w)| w.clone()).collect();
     mallory
         .api
-        .commit_document(&doc2, 1, &blob_id, &wraps)
+        .commit_document(&doc2, 1, BlobRef::Id(&blob_id), &wraps, None)
         .unwrap();
     let e = read_to_file(&w.h, &mut w.patient, &doc2, Some(1)).unwrap_err();
     assert!(

@@ -106,13 +106,26 @@ pub(crate) async fn download(
     let blob_id = parse_blob_id(&row.blob_id)
         .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
     let receipt = super::log::receipt_header(&req_headers)?;
-    let (file, len) = state.store.blobs().open_blob(&blob_id).await?;
+    // Inline blobs (committed with their version) come from the database, others from files.
+    let (body, len) = match state.store.db().blob_inline(&blob_id).await? {
+        Some(data) => {
+            let len = data.len() as u64;
+            (Body::from(data), len)
+        }
+        None => {
+            let (file, len) = state.store.blobs().open_blob(&blob_id).await?;
+            // 256 KiB reads: ReaderStream's 4 KiB default costs a blocking-pool round trip per
+            // 4 KiB.
+            (
+                Body::from_stream(ReaderStream::with_capacity(file, BLOB_READ_BUF)),
+                len,
+            )
+        }
+    };
     let idx =
         super::log::record_access(&state, &caller, &doc_id, version, AccessKind::Blob, receipt)
             .await?;
-    // 256 KiB reads: ReaderStream's 4 KiB default costs a blocking-pool round trip per 4 KiB.
-    let mut response =
-        Body::from_stream(ReaderStream::with_capacity(file, BLOB_READ_BUF)).into_response();
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert("serment-log-index", HeaderValue::from(idx));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));

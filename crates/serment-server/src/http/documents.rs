@@ -20,18 +20,27 @@ use super::extract::{
     parse_version,
 };
 use super::types::{
-    AccessesResponse, AddWrapsRequest, AddWrapsResponse, CommitRequest, DocumentsResponse,
-    VersionResponse, VersionSummary,
+    AccessesResponse, AddWrapsRequest, AddWrapsResponse, CommitProof, CommitRequest,
+    DocumentsResponse, VersionResponse, VersionSummary,
 };
-use crate::store::{AccessKind, BlobId, MAX_WRAPS, NewVersion, NewWrap, VersionRow, now};
+use crate::store::{
+    AccessKind, BlobId, CommitJob, MAX_INLINE_BLOB, MAX_WRAPS, NewWrap, VersionRow, now,
+};
 
 /// Reads and decodes the sealed header at the start of a stored blob.
 pub(crate) async fn load_header(state: &AppState, blob_id: &BlobId) -> Result<Header, ApiError> {
-    let bytes = state
-        .store
-        .blobs()
-        .read_prefix::<{ Header::LEN }>(blob_id)
-        .await?;
+    let bytes = match state.store.db().blob_inline(blob_id).await? {
+        Some(data) => *data
+            .first_chunk::<{ Header::LEN }>()
+            .ok_or(crate::store::BlobError::TooShort)?,
+        None => {
+            state
+                .store
+                .blobs()
+                .read_prefix::<{ Header::LEN }>(blob_id)
+                .await?
+        }
+    };
     Header::decode(&bytes).map_err(|e| ApiError::InvalidRecord(format!("blob header: {e}")))
 }
 
@@ -53,7 +62,8 @@ async fn check_wraps(raw: Vec<String>, ctx: WrapContext) -> Result<Vec<NewWrap>,
             "wraps: expected 1 to {MAX_WRAPS} wraps"
         )));
     }
-    tokio::task::spawn_blocking(move || {
+    let n = raw.len();
+    let check = move || {
         let mut seen = HashSet::with_capacity(raw.len());
         let mut out = Vec::with_capacity(raw.len());
         for (i, s) in raw.iter().enumerate() {
@@ -83,10 +93,18 @@ async fn check_wraps(raw: Vec<String>, ctx: WrapContext) -> Result<Vec<NewWrap>,
             });
         }
         Ok(out)
-    })
-    .await
-    .map_err(|e| ApiError::internal("wrap verification task failed", &e))?
+    };
+    // A few verifications (~50 µs each) cost less than a hand-off to the blocking pool.
+    if n <= INLINE_VERIFY_MAX {
+        return check();
+    }
+    tokio::task::spawn_blocking(check)
+        .await
+        .map_err(|e| ApiError::internal("wrap verification task failed", &e))?
 }
+
+/// The most wraps verified on the request's own task; more go to the blocking pool.
+const INLINE_VERIFY_MAX: usize = 8;
 
 /// Commits a new document version (§8.3).
 #[utoipa::path(
@@ -112,19 +130,47 @@ pub(crate) async fn commit(
             "doc_version: versions start at 1".into(),
         ));
     }
-    let blob_id = parse_blob_id(&req.blob_id)?;
     if req.wraps.is_empty() || req.wraps.len() > MAX_WRAPS {
         return Err(ApiError::BadRequest(format!(
             "wraps: expected 1 to {MAX_WRAPS} wraps"
         )));
     }
     let db = state.store.db();
-    if db.blob_size(&blob_id).await?.is_none() {
-        return Err(ApiError::BadRequest(
-            "blob_id: no such blob was uploaded".into(),
-        ));
-    }
-    let header = load_header(&state, &blob_id).await?;
+    let (blob_id, inline, header, size) = match (&req.blob_id, &req.blob) {
+        (Some(id), None) => {
+            let blob_id = parse_blob_id(id)?;
+            let Some(size) = db.blob_size(&blob_id).await? else {
+                return Err(ApiError::BadRequest(
+                    "blob_id: no such blob was uploaded".into(),
+                ));
+            };
+            let header = load_header(&state, &blob_id).await?;
+            (blob_id, None, header, size)
+        }
+        (None, Some(b64)) => {
+            let bytes = b64_decode("blob", b64)?;
+            if bytes.len() > MAX_INLINE_BLOB || bytes.len() as u64 > state.config.max_blob_bytes {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "blob: an inline blob holds at most {MAX_INLINE_BLOB} bytes (and \
+                     max_blob_bytes); upload larger ones to /v1/blobs"
+                )));
+            }
+            let header = bytes
+                .first_chunk::<{ Header::LEN }>()
+                .ok_or_else(|| ApiError::InvalidRecord("blob header: truncated".into()))
+                .and_then(|h| {
+                    Header::decode(h)
+                        .map_err(|e| ApiError::InvalidRecord(format!("blob header: {e}")))
+                })?;
+            let size = bytes.len() as u64;
+            (BlobId::of(&bytes), Some(bytes), header, size)
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "expected exactly one of blob_id and blob".into(),
+            ));
+        }
+    };
     if header.doc_id != doc_id || header.doc_version != req.doc_version {
         return Err(ApiError::InvalidRecord(
             "blob header names another document or version".into(),
@@ -148,27 +194,60 @@ pub(crate) async fn commit(
     .await?;
     let author_identity = parse_identity(&caller)?;
     let created_at = now();
-    let indices = db
-        .commit_version(
-            &NewVersion {
-                doc_id,
-                doc_version: req.doc_version,
-                author_device: caller.device_key,
-                author_identity,
-                blob_id: &blob_id,
-                created_at,
-            },
-            &wraps,
-        )
+    let recipients = wraps.len();
+    let done = db
+        .commit_version(CommitJob {
+            doc_id,
+            doc_version: req.doc_version,
+            author_device: caller.device_key.to_string(),
+            author_identity: author_identity.to_string(),
+            blob_id: blob_id.clone(),
+            inline,
+            created_at,
+            wraps,
+        })
         .await?;
-    tracing::info!(doc = %doc_id, version = req.doc_version, recipients = wraps.len(), "version committed");
-    let row = db
-        .version(&doc_id, req.doc_version)
-        .await?
-        .ok_or_else(|| ApiError::internal("committed version not found", &doc_id))?;
-    let mut summary: VersionSummary = row.into();
-    summary.log_indices = Some(indices);
-    Ok((StatusCode::CREATED, Json(summary)))
+    tracing::info!(doc = %doc_id, version = req.doc_version, recipients, "version committed");
+    let log = match req.log_from {
+        None => None,
+        Some(from) if from > done.size => {
+            // Committed all the same: the client learns of its entries from `log_indices`.
+            return Err(ApiError::BadRequest(
+                "log_from: larger than the log (the version was committed)".into(),
+            ));
+        }
+        Some(from) => {
+            let consistency = if from == 0 || from == done.size {
+                Vec::new()
+            } else {
+                db.log_consistency(from, done.size).await?
+            };
+            Some(CommitProof {
+                checkpoint: done.note.to_string(),
+                entries: done
+                    .proven
+                    .iter()
+                    .map(|(e, proof)| super::log::proven_entry(e, proof))
+                    .collect(),
+                from,
+                consistency: consistency.iter().map(|h| b64_encode(h)).collect(),
+            })
+        }
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(VersionSummary {
+            doc_id: doc_id.to_string(),
+            doc_version: req.doc_version,
+            author_device: caller.device_key.to_string(),
+            author_identity: author_identity.to_string(),
+            blob_id: blob_id.to_string(),
+            size,
+            created_at,
+            log_indices: Some(done.proven.iter().map(|(e, _)| e.index).collect()),
+            log,
+        }),
+    ))
 }
 
 fn parse_identity(caller: &AuthDevice) -> Result<KeyId, ApiError> {

@@ -213,11 +213,16 @@ pub(crate) async fn prove(
     size: u64,
 ) -> Result<ProvenEntry, ApiError> {
     let proof = state.store.db().log_inclusion(r.index, size).await?;
-    Ok(ProvenEntry {
+    Ok(proven_entry(&r, &proof))
+}
+
+/// The wire form of an entry and its inclusion proof.
+pub(crate) fn proven_entry(r: &LogRead, proof: &[Hash]) -> ProvenEntry {
+    ProvenEntry {
         index: r.index,
         entry: b64_encode(&r.entry),
-        proof: b64_hashes(&proof),
-    })
+        proof: b64_hashes(proof),
+    }
 }
 
 /// The log's verifier key (§11.4).

@@ -100,10 +100,34 @@ pub(crate) struct CommitRequest {
     pub(crate) doc_id: String,
     /// Version number, from 1, new for this document.
     pub(crate) doc_version: u32,
-    /// The uploaded sealed blob, 64 hex.
-    pub(crate) blob_id: String,
+    /// The uploaded sealed blob, 64 hex. Exactly one of `blob_id` and `blob` is given.
+    #[serde(default)]
+    pub(crate) blob_id: Option<String>,
+    /// The sealed document itself, base64url, at most 262 144 bytes once decoded: stored in the
+    /// same transaction as the version (no `POST /v1/blobs` first).
+    #[serde(default)]
+    pub(crate) blob: Option<String>,
     /// Key wraps (§7), base64url, 1 to 1024, one per distinct recipient device.
     pub(crate) wraps: Vec<String>,
+    /// The tree size the client has pinned: when given, the response carries `log`, with a
+    /// consistency proof from this size (§11.7).
+    #[serde(default)]
+    pub(crate) log_from: Option<u64>,
+}
+
+/// The proofs of a commit's own log entries (§11.7), returned when the request gave `log_from`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CommitProof {
+    /// The checkpoint note signed in the commit's transaction (§11.4), without cosignatures.
+    pub(crate) checkpoint: String,
+    /// The wrap entries appended, in request order, each with its inclusion proof against
+    /// `checkpoint` (RFC 9162 §2.1.3).
+    pub(crate) entries: Vec<super::log::ProvenEntry>,
+    /// The request's `log_from`.
+    pub(crate) from: u64,
+    /// Consistency proof from `from` to the checkpoint's size (RFC 9162 §2.1.4), base64url
+    /// hashes; empty when `from` is 0 or the checkpoint's size.
+    pub(crate) consistency: Vec<String>,
 }
 
 /// `POST /v1/documents/{doc_id}/versions/{v}/wraps` (§8.3).
@@ -147,6 +171,9 @@ pub(crate) struct VersionSummary {
     /// On commit: the log indices of the wrap entries appended (PROTOCOL.md §11.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) log_indices: Option<Vec<u64>>,
+    /// On commit with `log_from`: the proofs of those entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log: Option<CommitProof>,
 }
 
 impl From<VersionRow> for VersionSummary {
@@ -160,6 +187,7 @@ impl From<VersionRow> for VersionSummary {
             size: r.size,
             created_at: r.created_at,
             log_indices: None,
+            log: None,
         }
     }
 }

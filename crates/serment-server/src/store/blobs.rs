@@ -30,6 +30,11 @@ const WRITE_BUF: usize = 256 * 1024;
 pub(crate) struct BlobId(String);
 
 impl BlobId {
+    /// The id of `bytes`: their SHA-256, 64 lowercase hex (as [`BlobStore::put`] names them).
+    pub(crate) fn of(bytes: &[u8]) -> BlobId {
+        BlobId(hex::encode(Sha256::digest(bytes)))
+    }
+
     /// Parses 64 lowercase hex characters; anything else (uppercase, `../x`, ...) is `None`.
     pub(crate) fn parse(s: &str) -> Option<BlobId> {
         let ok = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));

@@ -17,6 +17,7 @@ use std::path::Path;
 use serment_core::{DocId, KeyId};
 
 pub(crate) use blobs::{BlobError, BlobId, BlobStore};
+pub(crate) use sqlite::CommitJob;
 
 /// The name of the database file inside the data directory.
 pub(crate) const DB_FILE: &str = "serment.db";
@@ -24,6 +25,9 @@ pub(crate) const DB_FILE: &str = "serment.db";
 pub(crate) const MAX_CHALLENGES_PER_DEVICE: i64 = 16;
 /// The most wraps one document version may hold (PROTOCOL.md §6.1: 1..=1024 recipients).
 pub(crate) const MAX_WRAPS: usize = 1024;
+/// The largest sealed document a commit may carry inline instead of uploading it to
+/// `/v1/blobs` first (PROTOCOL.md §8.3): 262 144 bytes.
+pub(crate) const MAX_INLINE_BLOB: usize = 256 * 1024;
 /// The most access rows returned by one listing (the most recent ones).
 pub(crate) const MAX_ACCESS_ROWS: i64 = 10_000;
 
@@ -109,17 +113,6 @@ pub(crate) struct VersionRow {
     pub(crate) author_identity: String,
     pub(crate) blob_id: String,
     pub(crate) size: u64,
-    pub(crate) created_at: u64,
-}
-
-/// A version to commit.
-#[derive(Debug)]
-pub(crate) struct NewVersion<'a> {
-    pub(crate) doc_id: DocId,
-    pub(crate) doc_version: u32,
-    pub(crate) author_device: KeyId,
-    pub(crate) author_identity: KeyId,
-    pub(crate) blob_id: &'a BlobId,
     pub(crate) created_at: u64,
 }
 

@@ -2,14 +2,17 @@
 
 use serment_core::DocId;
 use serment_core::log::entry::{Access, EntryKind, Subject};
-use sqlx::{Row as _, Sqlite, Transaction};
+use std::collections::HashSet;
 
+use sqlx::{QueryBuilder, Row as _, Sqlite, Transaction};
+
+use super::commit_batch::{CommitJob, JobCommit};
+use super::log::LogAppender;
 use super::{
     Db, VERSION_COLUMNS, backend, conflict_on_unique, to_i64, to_u32, to_u64, version_row,
 };
 use crate::store::{
-    AccessRow, BlobId, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess, NewVersion, NewWrap, StoreError,
-    VersionRow,
+    AccessRow, BlobId, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess, NewWrap, StoreError, VersionRow,
 };
 
 impl Db {
@@ -43,103 +46,93 @@ impl Db {
         size.map(to_u64).transpose()
     }
 
-    /// Checks that every recipient is registered, inserts the wraps and appends one log entry
-    /// per wrap (PROTOCOL.md §11.3); returns their log indices.
+    /// Checks that every recipient is registered, appends one log entry per wrap (PROTOCOL.md
+    /// §11.3) and inserts the wraps with their log indices; returns the indices.
     async fn insert_wraps(
         tx: &mut Transaction<'static, Sqlite>,
+        log: &mut LogAppender,
         doc: &DocId,
         doc_version: i64,
         wraps: &[NewWrap],
         now: u64,
     ) -> Result<Vec<u64>, StoreError> {
         let doc_id = &doc.to_string();
+        let recipients: Vec<String> = wraps.iter().map(|w| w.recipient.to_string()).collect();
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT device_id FROM devices WHERE device_id IN (");
+        let mut sep = q.separated(", ");
+        for r in &recipients {
+            sep.push_bind(r.as_str());
+        }
+        q.push(")");
+        let known: HashSet<String> = q
+            .build_query_scalar::<String>()
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+        if let Some(r) = recipients.iter().find(|r| !known.contains(*r)) {
+            return Err(StoreError::UnknownDevice(r.clone()));
+        }
         let mut indices = Vec::with_capacity(wraps.len());
-        for w in wraps {
-            let recipient = w.recipient.to_string();
-            let known: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM devices WHERE device_id = ?")
-                    .bind(&recipient)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if known.is_none() {
-                return Err(StoreError::UnknownDevice(recipient));
-            }
-            sqlx::query(
-                "INSERT INTO wraps (doc_id, doc_version, recipient_device, sharer_device, wrap) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(doc_id)
-            .bind(doc_version)
-            .bind(&recipient)
-            .bind(w.sharer.to_string())
-            .bind(&w.bytes)
+        for (w, recipient) in wraps.iter().zip(&recipients) {
+            let idx = log
+                .append(
+                    tx,
+                    EntryKind::Wrap,
+                    &Subject::Document(*doc),
+                    Some(recipient),
+                    &w.bytes,
+                    now,
+                )
+                .await?;
+            indices.push(to_i64(idx)?);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO wraps (doc_id, doc_version, recipient_device, sharer_device, wrap, \
+             log_idx) ",
+        );
+        q.push_values(
+            wraps.iter().zip(&recipients).zip(&indices),
+            |mut b, ((w, recipient), idx)| {
+                b.push_bind(doc_id.as_str())
+                    .push_bind(doc_version)
+                    .push_bind(recipient.as_str())
+                    .push_bind(w.sharer.to_string())
+                    .push_bind(w.bytes.as_slice())
+                    .push_bind(*idx);
+            },
+        );
+        q.build()
             .execute(&mut **tx)
             .await
             .map_err(|e| conflict_on_unique(e, "this recipient already has a wrap"))?;
-            let idx = Self::log_append(
-                tx,
-                EntryKind::Wrap,
-                &Subject::Document(*doc),
-                Some(&recipient),
-                &w.bytes,
-                now,
-            )
-            .await?;
-            sqlx::query(
-                "UPDATE wraps SET log_idx = ? WHERE doc_id = ? AND doc_version = ? \
-                 AND recipient_device = ?",
-            )
-            .bind(to_i64(idx)?)
-            .bind(doc_id)
-            .bind(doc_version)
-            .bind(&recipient)
-            .execute(&mut **tx)
-            .await?;
-            indices.push(idx);
-        }
-        Ok(indices)
+        indices.into_iter().map(to_u64).collect()
     }
 
-    /// Commits a version and its wraps in one transaction. [`StoreError::Forbidden`] if earlier
-    /// versions of `doc_id` belong to another identity, [`StoreError::Conflict`] if the version
-    /// exists, [`StoreError::UnknownDevice`] if a recipient is not registered.
-    pub(crate) async fn commit_version(
+    /// Commits a version and its wraps (with its blob, when inline), batched with the commits
+    /// waiting at the same moment ([`super::commit_batch`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Forbidden`] if earlier versions of the document belong to another identity,
+    /// [`StoreError::Conflict`] if the version exists, [`StoreError::UnknownDevice`] if a
+    /// recipient is not registered, [`StoreError::Backend`].
+    pub(crate) async fn commit_version(&self, job: CommitJob) -> Result<JobCommit, StoreError> {
+        self.committer.commit(job).await
+    }
+
+    /// The bytes of a blob stored inline (committed with its document, §8.3); `None` if the
+    /// blob is unknown or stored as a file.
+    pub(crate) async fn blob_inline(
         &self,
-        v: &NewVersion<'_>,
-        wraps: &[NewWrap],
-    ) -> Result<Vec<u64>, StoreError> {
-        let doc_id = v.doc_id.to_string();
-        let author_identity = v.author_identity.to_string();
-        let version = i64::from(v.doc_version);
-        let mut tx = self.begin().await?;
-        let owners: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT author_identity FROM documents WHERE doc_id = ?")
-                .bind(&doc_id)
-                .fetch_all(&mut *tx)
+        blob_id: &BlobId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let data: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT data FROM blobs WHERE blob_id = ?")
+                .bind(blob_id.as_str())
+                .fetch_optional(&self.pool)
                 .await?;
-        if owners.iter().any(|o| *o != author_identity) {
-            return Err(StoreError::Forbidden(
-                "this document id belongs to another identity",
-            ));
-        }
-        sqlx::query(
-            "INSERT INTO documents \
-             (doc_id, doc_version, author_device, author_identity, blob_id, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&doc_id)
-        .bind(version)
-        .bind(v.author_device.to_string())
-        .bind(&author_identity)
-        .bind(v.blob_id.as_str())
-        .bind(to_i64(v.created_at)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_unique(e, "this document version already exists"))?;
-        let indices = Self::insert_wraps(&mut tx, &v.doc_id, version, wraps, v.created_at).await?;
-        Self::log_checkpoint(&mut tx, &self.log).await?;
-        tx.commit().await?;
-        Ok(indices)
+        Ok(data.flatten())
     }
 
     /// Adds wraps to an existing version, keeping at most [`MAX_WRAPS`] per version.
@@ -163,8 +156,9 @@ impl Db {
         if total > MAX_WRAPS {
             return Err(StoreError::TooManyWraps);
         }
-        let indices = Self::insert_wraps(&mut tx, doc, version, wraps, now).await?;
-        Self::log_checkpoint(&mut tx, &self.log).await?;
+        let mut log = LogAppender::begin(&mut tx).await?;
+        let indices = Self::insert_wraps(&mut tx, &mut log, doc, version, wraps, now).await?;
+        log.finish(&mut tx, &self.log).await?;
         tx.commit().await?;
         Ok(indices)
     }
@@ -311,16 +305,18 @@ impl Db {
             &nonce,
             sig.as_ref(),
         );
-        let idx = Self::log_append(
-            &mut tx,
-            EntryKind::Access,
-            &Subject::Document(a.doc_id),
-            Some(&device_id),
-            &payload,
-            a.now,
-        )
-        .await?;
-        Self::log_checkpoint(&mut tx, &self.log).await?;
+        let mut log = LogAppender::begin(&mut tx).await?;
+        let idx = log
+            .append(
+                &mut tx,
+                EntryKind::Access,
+                &Subject::Document(a.doc_id),
+                Some(&device_id),
+                &payload,
+                a.now,
+            )
+            .await?;
+        log.finish(&mut tx, &self.log).await?;
         tx.commit().await?;
         Ok(idx)
     }

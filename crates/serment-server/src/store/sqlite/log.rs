@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serment_core::log::entry::{EntryKind, PrevLink, Subject, encode_entry};
 use serment_core::log::note::{Checkpoint, NoteSignature, NoteSigner, SignedCheckpoint};
 use serment_core::log::tree::{self, Hash, NodeId, Recorder};
-use sqlx::{Row as _, Sqlite, SqliteConnection, Transaction};
+use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection, Transaction};
 
 use super::{Db, to_i64, to_u64};
 use crate::store::{LogRead, StoreError};
@@ -33,15 +33,31 @@ async fn read_nodes(
     nodes: &[NodeId],
 ) -> Result<HashMap<NodeId, Hash>, StoreError> {
     let mut out = HashMap::with_capacity(nodes.len());
-    for n in nodes {
-        let h: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT hash FROM log_nodes WHERE level = ? AND idx = ?")
-                .bind(i64::from(n.level))
-                .bind(to_i64(n.index)?)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if let Some(h) = h {
-            out.insert(*n, hash32(h)?);
+    for part in nodes.chunks(INSERT_ROWS) {
+        let keys = part
+            .iter()
+            .map(|n| Ok((i64::from(n.level), to_i64(n.index)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // One statement for the whole set (row values, SQLite 3.15+ and PostgreSQL).
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES ",
+        );
+        let mut sep = q.separated(", ");
+        for (level, idx) in &keys {
+            sep.push("(")
+                .push_bind_unseparated(*level)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*idx)
+                .push_unseparated(")");
+        }
+        q.push(")");
+        for r in q.build().fetch_all(&mut *conn).await? {
+            let level: i64 = r.try_get("level")?;
+            let node = NodeId {
+                level: u8::try_from(level).map_err(super::backend)?,
+                index: to_u64(r.try_get("idx")?)?,
+            };
+            out.insert(node, hash32(r.try_get("hash")?)?);
         }
     }
     Ok(out)
@@ -54,10 +70,83 @@ async fn size_of(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
     to_u64(n)
 }
 
-impl Db {
-    /// Appends one entry inside `tx`: links it to the previous entry of its subject, stores it and
-    /// the tree nodes it completes. Returns its index.
-    pub(crate) async fn log_append(
+/// Rows per multi-row `INSERT` (SQLite allows 32 766 bound parameters; entries bind 7 each).
+const INSERT_ROWS: usize = 500;
+
+/// One entry appended in memory, inserted by [`LogAppender::finish`].
+struct PendingEntry {
+    idx: u64,
+    kind: u8,
+    subject: String,
+    device_id: Option<String>,
+    entry: Vec<u8>,
+    leaf: Hash,
+    logged_at: u64,
+}
+
+/// What [`LogAppender::finish`] wrote.
+pub(crate) struct LogCommit {
+    /// The new tree size.
+    pub(crate) size: u64,
+    /// The checkpoint note of `size`, signed by the log (no cosignatures yet).
+    pub(crate) note: String,
+    /// Each appended entry, with its inclusion proof against that checkpoint.
+    pub(crate) proven: Vec<(LogRead, Vec<Hash>)>,
+}
+
+/// Appends entries inside one write transaction (PROTOCOL.md §11.2–§11.4).
+///
+/// [`LogAppender::begin`] reads the tree size and its frontier (the at most 64 complete subtrees
+/// the size decomposes into: every node an append or the new root needs) in two statements;
+/// [`LogAppender::append`] links each entry to its subject's previous one and computes the new
+/// nodes in memory; [`LogAppender::finish`] writes the entries and nodes in multi-row inserts,
+/// then signs and stores the checkpoint of the new size. Because the caller holds the write
+/// transaction (`BEGIN IMMEDIATE`), no other writer can move the tree in between.
+pub(crate) struct LogAppender {
+    size: u64,
+    nodes: HashMap<NodeId, Hash>,
+    new_nodes: Vec<(NodeId, Hash)>,
+    heads: HashMap<String, Option<PrevLink>>,
+    pending: Vec<PendingEntry>,
+}
+
+impl LogAppender {
+    /// Starts appending inside `tx`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the database fails or a frontier node is missing.
+    pub(crate) async fn begin(
+        tx: &mut Transaction<'static, Sqlite>,
+    ) -> Result<LogAppender, StoreError> {
+        let size = size_of(tx).await?;
+        let need = Recorder::nodes(|r| tree::root(size, r)).map_err(core)?;
+        let nodes = read_nodes(tx, &need).await?;
+        Ok(LogAppender {
+            size,
+            nodes,
+            new_nodes: Vec::new(),
+            heads: HashMap::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Records that `subjects` have no entries yet (their first entry gets no back link), so
+    /// that [`LogAppender::append`] need not look their chain heads up. Only for subjects the
+    /// caller knows to be new, such as a document with no committed version.
+    pub(crate) fn assume_no_entries(&mut self, subjects: &[Subject]) {
+        for s in subjects {
+            self.heads.entry(subject_key(s)).or_insert(None);
+        }
+    }
+
+    /// Appends one entry: links it to the previous entry of its subject and computes the tree
+    /// nodes it completes. Returns its index.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the database fails, the tree is full or the payload is too
+    /// long for an entry.
+    pub(crate) async fn append(
+        &mut self,
         tx: &mut Transaction<'static, Sqlite>,
         kind: EntryKind,
         subject: &Subject,
@@ -65,63 +154,106 @@ impl Db {
         payload: &[u8],
         now: u64,
     ) -> Result<u64, StoreError> {
-        let n = size_of(tx).await?;
         let key = subject_key(subject);
-        let prev = sqlx::query(
-            "SELECT idx, leaf_hash FROM log_entries WHERE subject = ? ORDER BY idx DESC LIMIT 1",
-        )
-        .bind(&key)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let prev = match prev {
-            Some(r) => Some(PrevLink {
-                index: to_u64(r.try_get("idx")?)?,
-                leaf_hash: hash32(r.try_get("leaf_hash")?)?,
-            }),
-            None => None,
+        let prev = match self.heads.get(&key) {
+            Some(p) => *p,
+            None => {
+                let row = sqlx::query(
+                    "SELECT idx, leaf_hash FROM log_entries WHERE subject = ? \
+                     ORDER BY idx DESC LIMIT 1",
+                )
+                .bind(&key)
+                .fetch_optional(&mut **tx)
+                .await?;
+                match row {
+                    Some(r) => Some(PrevLink {
+                        index: to_u64(r.try_get("idx")?)?,
+                        leaf_hash: hash32(r.try_get("leaf_hash")?)?,
+                    }),
+                    None => None,
+                }
+            }
         };
+        let n = self.size;
         let entry = encode_entry(kind, now, prev, payload).map_err(core)?;
         let leaf = tree::leaf_hash(&entry);
-        let need = Recorder::nodes(|r| tree::append(n, leaf, r)).map_err(core)?;
-        let have = read_nodes(tx, &need).await?;
-        for (node, hash) in tree::append(n, leaf, &have).map_err(core)? {
-            sqlx::query("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)")
-                .bind(i64::from(node.level))
-                .bind(to_i64(node.index)?)
-                .bind(hash.as_slice())
-                .execute(&mut **tx)
-                .await?;
+        for (node, hash) in tree::append(n, leaf, &self.nodes).map_err(core)? {
+            self.nodes.insert(node, hash);
+            self.new_nodes.push((node, hash));
         }
-        sqlx::query(
-            "INSERT INTO log_entries (idx, kind, subject, device_id, entry, leaf_hash, logged_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(to_i64(n)?)
-        .bind(i64::from(kind as u8))
-        .bind(&key)
-        .bind(device_id)
-        .bind(&entry)
-        .bind(leaf.as_slice())
-        .bind(to_i64(now)?)
-        .execute(&mut **tx)
-        .await?;
+        self.heads.insert(
+            key.clone(),
+            Some(PrevLink {
+                index: n,
+                leaf_hash: leaf,
+            }),
+        );
+        self.pending.push(PendingEntry {
+            idx: n,
+            kind: kind as u8,
+            subject: key,
+            device_id: device_id.map(str::to_owned),
+            entry,
+            leaf,
+            logged_at: now,
+        });
+        self.size = n + 1;
         Ok(n)
     }
 
-    /// Signs and stores the checkpoint of the current size inside `tx` (one per write
-    /// transaction, PROTOCOL.md §11.4).
-    pub(crate) async fn log_checkpoint(
+    /// Writes the appended entries and nodes, then signs and stores the checkpoint of the new
+    /// size (one per write transaction, §11.4; stored even when nothing was appended, so that
+    /// startup can make sure the latest size has one). Returns that checkpoint's note and each
+    /// appended entry with its inclusion proof against it (RFC 9162 §2.1.3), so that a writer
+    /// can check its own writes without another request.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the database fails or the note cannot be signed.
+    pub(crate) async fn finish(
+        mut self,
         tx: &mut Transaction<'static, Sqlite>,
         signer: &NoteSigner,
-    ) -> Result<(), StoreError> {
-        let n = size_of(tx).await?;
-        let need = Recorder::nodes(|r| tree::root(n, r)).map_err(core)?;
-        let have = read_nodes(tx, &need).await?;
-        let root = tree::root(n, &have).map_err(core)?;
+    ) -> Result<LogCommit, StoreError> {
+        let nodes = self
+            .new_nodes
+            .iter()
+            .map(|(n, h)| Ok((i64::from(n.level), to_i64(n.index)?, h.to_vec())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for rows in nodes.chunks(INSERT_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO log_nodes (level, idx, hash) ");
+            q.push_values(rows, |mut b, (level, idx, hash)| {
+                b.push_bind(*level)
+                    .push_bind(*idx)
+                    .push_bind(hash.as_slice());
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        let entries = self
+            .pending
+            .iter()
+            .map(|e| Ok((to_i64(e.idx)?, to_i64(e.logged_at)?, e)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for rows in entries.chunks(INSERT_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO log_entries (idx, kind, subject, device_id, entry, leaf_hash, \
+                 logged_at) ",
+            );
+            q.push_values(rows, |mut b, (idx, at, e)| {
+                b.push_bind(*idx)
+                    .push_bind(i64::from(e.kind))
+                    .push_bind(e.subject.as_str())
+                    .push_bind(e.device_id.as_deref())
+                    .push_bind(e.entry.as_slice())
+                    .push_bind(e.leaf.as_slice())
+                    .push_bind(*at);
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        let root = tree::root(self.size, &self.nodes).map_err(core)?;
         let note = signer
             .sign_checkpoint(&Checkpoint {
                 origin: signer.name().to_owned(),
-                size: n,
+                size: self.size,
                 root,
             })
             .and_then(|s| s.encode())
@@ -129,17 +261,45 @@ impl Db {
         sqlx::query(
             "INSERT INTO log_checkpoints (size, note) VALUES (?, ?) ON CONFLICT (size) DO NOTHING",
         )
-        .bind(to_i64(n)?)
-        .bind(note)
+        .bind(to_i64(self.size)?)
+        .bind(&note)
         .execute(&mut **tx)
         .await?;
-        Ok(())
+        // The new leaves' proofs read the old frontier and the new nodes, all in memory; any
+        // other node is read from the transaction (none is expected).
+        let size = self.size;
+        let mut need = Vec::new();
+        for e in &self.pending {
+            need.extend(Recorder::nodes(|r| tree::inclusion_proof(e.idx, size, r)).map_err(core)?);
+        }
+        need.retain(|n| !self.nodes.contains_key(n));
+        if !need.is_empty() {
+            let more = read_nodes(tx, &need).await?;
+            self.nodes.extend(more);
+        }
+        let mut proven = Vec::with_capacity(self.pending.len());
+        for e in self.pending {
+            let proof = tree::inclusion_proof(e.idx, size, &self.nodes).map_err(core)?;
+            proven.push((
+                LogRead {
+                    index: e.idx,
+                    entry: e.entry,
+                },
+                proof,
+            ));
+        }
+        Ok(LogCommit { size, note, proven })
     }
+}
 
+impl Db {
     /// Makes sure the checkpoint of the current size exists (at startup).
     pub(crate) async fn log_init(&self, signer: &NoteSigner) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        Self::log_checkpoint(&mut tx, signer).await?;
+        LogAppender::begin(&mut tx)
+            .await?
+            .finish(&mut tx, signer)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 use serment_core::DocId;
 use serment_core::log::entry::{EntryKind, Subject};
 
+use super::log::LogAppender;
 use super::{Db, to_i64};
 use crate::store::{RotatedDevice, StoreError};
 
@@ -38,16 +39,18 @@ impl Db {
             .bind(device_id)
             .execute(&mut *tx)
             .await?;
-        let idx = Self::log_append(
-            &mut tx,
-            EntryKind::Revocation,
-            &Subject::Handle(handle.to_owned()),
-            Some(device_id),
-            revocation,
-            now,
-        )
-        .await?;
-        Self::log_checkpoint(&mut tx, &self.log).await?;
+        let mut log = LogAppender::begin(&mut tx).await?;
+        let idx = log
+            .append(
+                &mut tx,
+                EntryKind::Revocation,
+                &Subject::Handle(handle.to_owned()),
+                Some(device_id),
+                revocation,
+                now,
+            )
+            .await?;
+        log.finish(&mut tx, &self.log).await?;
         tx.commit().await?;
         Ok(idx)
     }
@@ -80,8 +83,10 @@ impl Db {
             ));
         }
         let subject = Subject::Handle(handle.to_owned());
+        let mut log = LogAppender::begin(&mut tx).await?;
         let mut indices = vec![
-            Self::log_append(&mut tx, EntryKind::Rotation, &subject, None, rotation, now).await?,
+            log.append(&mut tx, EntryKind::Rotation, &subject, None, rotation, now)
+                .await?,
         ];
         for d in keep {
             let id = d.device_id.to_string();
@@ -102,7 +107,7 @@ impl Db {
                 ));
             }
             indices.push(
-                Self::log_append(
+                log.append(
                     &mut tx,
                     EntryKind::Device,
                     &subject,
@@ -122,7 +127,7 @@ impl Db {
             .bind(old_identity)
             .execute(&mut *tx)
             .await?;
-        Self::log_checkpoint(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log).await?;
         tx.commit().await?;
         Ok(indices)
     }
@@ -152,16 +157,18 @@ impl Db {
                 "this device holds no wrap for the version",
             ));
         }
-        let idx = Self::log_append(
-            &mut tx,
-            EntryKind::Removal,
-            &Subject::Document(*doc_id),
-            Some(recipient),
-            removal,
-            now,
-        )
-        .await?;
-        Self::log_checkpoint(&mut tx, &self.log).await?;
+        let mut log = LogAppender::begin(&mut tx).await?;
+        let idx = log
+            .append(
+                &mut tx,
+                EntryKind::Removal,
+                &Subject::Document(*doc_id),
+                Some(recipient),
+                removal,
+                now,
+            )
+            .await?;
+        log.finish(&mut tx, &self.log).await?;
         tx.commit().await?;
         let _ = to_i64(idx)?;
         Ok(idx)

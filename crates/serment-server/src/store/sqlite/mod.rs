@@ -16,6 +16,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row as _, Sqlite, Transaction};
 
+pub(crate) use commit_batch::CommitJob;
+use log::LogAppender;
 use serment_core::log::entry::{EntryKind, Subject};
 use serment_core::log::note::NoteSigner;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::store::{
     DeviceRow, MAX_CHALLENGES_PER_DEVICE, NewDevice, Registered, StoreError, VersionRow,
 };
 
+mod commit_batch;
 mod documents;
 pub(crate) mod group_sync;
 mod log;
@@ -42,6 +45,8 @@ pub(crate) struct Db {
     wal_sync: Arc<group_sync::WalSync>,
     /// The log's checkpoint key (PROTOCOL.md §11.4), kept beside the database file.
     log: Arc<NoteSigner>,
+    /// The queue of document commits, written in batches through `writer`.
+    committer: commit_batch::Committer,
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -113,11 +118,13 @@ impl Db {
         let dir = path.parent().unwrap_or(Path::new("."));
         let log = Arc::new(crate::store::log_key::load_or_create(dir)?);
         let wal_sync = Arc::new(group_sync::WalSync::new(path));
+        let committer = commit_batch::Committer::start(writer.clone(), Arc::clone(&log));
         let db = Db {
             pool,
             writer,
             wal_sync,
             log,
+            committer,
         };
         db.log_init(&db.log).await?;
         Ok(db)
@@ -200,7 +207,8 @@ impl Db {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_unique(e, "device is already registered"))?;
-        Self::log_append(
+        let mut log = LogAppender::begin(&mut tx).await?;
+        log.append(
             &mut tx,
             EntryKind::Device,
             &Subject::Handle(d.handle.to_owned()),
@@ -209,7 +217,7 @@ impl Db {
             d.created_at,
         )
         .await?;
-        Self::log_checkpoint(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log).await?;
         tx.commit().await?;
         Ok(Registered::Created)
     }
