@@ -5,12 +5,14 @@
 //! cargo bench -p serment-core --bench crypto -- aead   # one group
 //! ```
 //!
-//! - `seal` / `open`: whole documents through [`document::seal`] and [`document::open`], from
-//!   memory to a sink, on all cores (the pipeline's worker threads), at 4 KiB, 1 MiB, 256 MiB;
+//! - `document_ops`: whole documents through [`document::seal`] and [`document::open`], from
+//!   memory to a sink, on all cores (the pipeline's worker threads), at 4 KiB, 1 MiB, 256 MiB, in
+//!   suite 2 (and 256 MiB in suite 1);
 //! - `aead`: the raw AEAD on 64 KiB chunks, one core: ring AES-256-GCM (the suite's backend),
 //!   ring ChaCha20-Poly1305, RustCrypto `aes-gcm` and `chacha20poly1305`;
-//! - `chunk`: what the format costs per 64 KiB chunk on one core: SHA-256 alone (`sha2`, which we
-//!   use, and ring's), and seal + chunk hash as [`StreamKey::seal_slot`] does it;
+//! - `chunk`: what the format costs per 64 KiB chunk on one core: SHA-256 alone (`sha2`, which
+//!   suite 1 uses, and ring's), BLAKE3 alone (suite 2), each suite's chunk hash, and seal + chunk
+//!   hash as [`StreamKey::seal_slot`] does it, per suite;
 //! - `ops`: HPKE wrap and unwrap of a DEK, Ed25519 sign and verify of a document signature.
 #![allow(
     missing_docs,
@@ -24,12 +26,12 @@ use std::io;
 
 use divan::Bencher;
 use divan::counter::BytesCount;
-use serment_core::DocId;
 use serment_core::document::{self, Metadata, OpenInput, SealInput};
 use serment_core::identity::DeviceSecret;
 use serment_core::sign::{self, Context};
 use serment_core::stream::{CHUNK_SIZE, StreamKey, TAG_LEN};
 use serment_core::wrap::{self, Recipient, WrappedKey};
+use serment_core::{DocId, Suite};
 use zeroize::Zeroizing;
 
 fn main() {
@@ -71,9 +73,15 @@ fn meta(len: usize) -> Metadata {
     }
 }
 
-fn seal_to_vec(author: &DeviceSecret, to: &[Recipient], data: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 4096);
-    let sealed = document::seal(
+/// `document::seal` in `suite` (a fixed DEK and nonce prefix: benchmarks only).
+fn seal_in<W: io::Write>(
+    suite: Suite,
+    author: &DeviceSecret,
+    to: &[Recipient],
+    data: &[u8],
+    out: W,
+) -> document::Sealed {
+    document::seal_with_suite(
         SealInput {
             doc_id: DocId::from_bytes([1; 16]),
             doc_version: 1,
@@ -82,9 +90,23 @@ fn seal_to_vec(author: &DeviceSecret, to: &[Recipient], data: &[u8]) -> (Vec<u8>
             metadata: meta(data.len()),
         },
         data,
-        &mut out,
+        out,
+        suite,
+        Zeroizing::new([0x42; 32]),
+        [7; 7],
+        &mut serment_core::rng::os_rng(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn seal_to_vec(
+    suite: Suite,
+    author: &DeviceSecret,
+    to: &[Recipient],
+    data: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 4096);
+    let sealed = seal_in(suite, author, to, data, &mut out);
     let wrap = sealed
         .wraps
         .iter()
@@ -95,31 +117,19 @@ fn seal_to_vec(author: &DeviceSecret, to: &[Recipient], data: &[u8]) -> (Vec<u8>
     (out, wrap)
 }
 
-fn bench_seal(b: Bencher, size: usize) {
+fn bench_seal(b: Bencher, size: usize, suite: Suite) {
     let author = device(1);
     let to = [recipient(&device(2)), recipient(&device(3))];
     let data = content(size);
-    b.counter(BytesCount::new(size)).bench_local(|| {
-        document::seal(
-            SealInput {
-                doc_id: DocId::from_bytes([1; 16]),
-                doc_version: 1,
-                author: &author,
-                recipients: &to,
-                metadata: meta(data.len()),
-            },
-            black_box(data.as_slice()),
-            io::sink(),
-        )
-        .unwrap()
-    });
+    b.counter(BytesCount::new(size))
+        .bench_local(|| seal_in(suite, &author, &to, black_box(data.as_slice()), io::sink()));
 }
 
-fn bench_open(b: Bencher, size: usize) {
+fn bench_open(b: Bencher, size: usize, suite: Suite) {
     let author = device(1);
     let reader = device(2);
     let to = [recipient(&reader), recipient(&device(3))];
-    let (blob, wrap) = seal_to_vec(&author, &to, &content(size));
+    let (blob, wrap) = seal_to_vec(suite, &author, &to, &content(size));
     let author_key = author.signing_public_key();
     b.counter(BytesCount::new(size)).bench_local(|| {
         document::open(
@@ -136,28 +146,40 @@ fn bench_open(b: Bencher, size: usize) {
     });
 }
 
-/// Sealing and opening whole documents (two recipients plus the author), memory to sink.
+/// Sealing and opening whole documents (two recipients plus the author), memory to sink, in the
+/// current suite (2, BLAKE3); the `_suite1` rows are the same in suite 1 (SHA-256), which is
+/// still read.
 mod document_ops {
     use super::*;
 
     #[divan::bench(args = [4 * KIB, MIB])]
     fn seal(b: Bencher, size: usize) {
-        bench_seal(b, size);
+        bench_seal(b, size, Suite::CURRENT);
     }
 
     #[divan::bench(args = [4 * KIB, MIB])]
     fn open(b: Bencher, size: usize) {
-        bench_open(b, size);
+        bench_open(b, size, Suite::CURRENT);
     }
 
     #[divan::bench(sample_count = 10, sample_size = 1)]
     fn seal_256mib(b: Bencher) {
-        bench_seal(b, 256 * MIB);
+        bench_seal(b, 256 * MIB, Suite::CURRENT);
     }
 
     #[divan::bench(sample_count = 10, sample_size = 1)]
     fn open_256mib(b: Bencher) {
-        bench_open(b, 256 * MIB);
+        bench_open(b, 256 * MIB, Suite::CURRENT);
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn seal_256mib_suite1(b: Bencher) {
+        bench_seal(b, 256 * MIB, Suite::Sha256);
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn open_256mib_suite1(b: Bencher) {
+        bench_open(b, 256 * MIB, Suite::Sha256);
     }
 }
 
@@ -268,21 +290,49 @@ mod chunk {
             .bench_local(|| ring::digest::digest(&ring::digest::SHA256, black_box(&buf)));
     }
 
+    /// BLAKE3 (the `blake3` crate, runtime-detected SIMD: AVX2 here), one core: suite 2's hash.
     #[divan::bench]
-    fn chunk_hash(b: Bencher) {
+    fn blake3(b: Bencher) {
         let buf = content(CHUNK_SIZE + TAG_LEN);
         b.counter(BytesCount::new(buf.len()))
-            .bench_local(|| serment_core::stream::chunk_hash(3, black_box(&buf)));
+            .bench_local(|| ::blake3::hash(black_box(&buf)));
     }
 
-    /// Seal one chunk in place and hash it: the per-chunk work of sealing, one core.
+    /// Suite 1's chunk hash (§6.1): SHA-256 with its label.
     #[divan::bench]
-    fn seal_slot(b: Bencher) {
-        let key = StreamKey::new(&Zeroizing::new([7; 32]), [1; 7], [2; 32], 1 << 20).unwrap();
+    fn chunk_hash_suite1(b: Bencher) {
+        let buf = content(CHUNK_SIZE + TAG_LEN);
+        b.counter(BytesCount::new(buf.len()))
+            .bench_local(|| serment_core::stream::chunk_hash(Suite::Sha256, 3, black_box(&buf)));
+    }
+
+    /// Suite 2's chunk hash (§6.1): BLAKE3 in derive_key mode.
+    #[divan::bench]
+    fn chunk_hash_suite2(b: Bencher) {
+        let buf = content(CHUNK_SIZE + TAG_LEN);
+        b.counter(BytesCount::new(buf.len()))
+            .bench_local(|| serment_core::stream::chunk_hash(Suite::Blake3, 3, black_box(&buf)));
+    }
+
+    fn bench_seal_slot(b: Bencher, suite: Suite) {
+        let key =
+            StreamKey::new(&Zeroizing::new([7; 32]), suite, [1; 7], [2; 32], 1 << 20).unwrap();
         let mut slot = content(CHUNK_SIZE + TAG_LEN);
         let padded = (1u64 << 20) * CHUNK_SIZE as u64;
         b.counter(BytesCount::new(CHUNK_SIZE))
             .bench_local(|| key.seal_slot(5, padded, black_box(&mut slot)).unwrap());
+    }
+
+    /// Seal one chunk in place and hash it: the per-chunk work of sealing, one core, suite 1.
+    #[divan::bench]
+    fn seal_slot_suite1(b: Bencher) {
+        bench_seal_slot(b, Suite::Sha256);
+    }
+
+    /// The same in suite 2.
+    #[divan::bench]
+    fn seal_slot_suite2(b: Bencher) {
+        bench_seal_slot(b, Suite::Blake3);
     }
 }
 

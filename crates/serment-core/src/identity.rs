@@ -13,7 +13,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::ids::{KeyId, KeyKind};
 use crate::sign::{self, Context};
-use crate::{FORMAT_VERSION, SUITE_ID};
+use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
 
 /// The longest handle, in bytes.
 pub const MAX_HANDLE_LEN: usize = 64;
@@ -84,7 +84,7 @@ impl IdentitySecret {
         let mut w = Writer::with_capacity(DeviceRecord::MAX_LEN);
         w.bytes(DeviceRecord::MAGIC)
             .u16(FORMAT_VERSION)
-            .u16(SUITE_ID)
+            .u16(RECORD_SUITE_ID)
             .str8("handle", handle)?
             .bytes(&self.public_key())
             .bytes(&device.signing_public_key())

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::{FORMAT_VERSION, SUITE_ID};
+use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn seal_under(
     let mut w = Writer::with_capacity(HEADER_LEN + secret.len() + 16);
     w.bytes(MAGIC)
         .u16(FORMAT_VERSION)
-        .u16(SUITE_ID)
+        .u16(RECORD_SUITE_ID)
         .u32(params.m_cost_kib)
         .u32(params.t_cost)
         .u32(params.p_cost)

@@ -1,10 +1,11 @@
 //! The Serment protocol core: identities, sealed documents, key wraps and the keystore format.
 //!
 //! This crate is pure: no file or network I/O, no async, no HTTP or database types. Streams are
-//! caller-supplied `Read`/`Write`. Everything here follows `docs/PROTOCOL.md` (format version 1,
-//! suite 1); code comments cite its sections.
+//! caller-supplied `Read`/`Write`. Everything here follows `docs/PROTOCOL.md` (format version 1;
+//! suite 2 for new documents, suite 1 still read); code comments cite its sections.
 //!
 //! - [`identity`]: identity and device keys, signed device records (§4);
+//! - [`suite`]: the suites of sealed documents and their chunk hashes (§2, §6.1);
 //! - [`stream`]: the STREAM chunked AEAD (§5);
 //! - [`document`]: sealing and opening documents (§6);
 //! - [`wrap`]: HPKE key wraps (§7);
@@ -25,25 +26,32 @@ pub mod log;
 pub mod rng;
 pub mod sign;
 pub mod stream;
+pub mod suite;
 pub mod wrap;
 
 pub use error::{Error, Result};
 pub use ids::{DocId, KeyId};
+pub use suite::Suite;
 
 /// The format version this implementation writes and the only one it reads (PROTOCOL.md §2).
 pub const FORMAT_VERSION: u16 = 1;
-/// The suite id this implementation writes and the only one it reads (PROTOCOL.md §2).
-pub const SUITE_ID: u16 = 1;
-/// The suite's name.
-pub const SUITE_NAME: &str = "SERMENT-V1-AES256GCM-X25519-ED25519-SHA256";
+/// The suite id of new sealed documents and offline containers (PROTOCOL.md §2): suite 2.
+/// Readers accept [`Suite::ALL`] there.
+pub const SUITE_ID: u16 = Suite::CURRENT.id();
+/// The name of the suite of new sealed documents.
+pub const SUITE_NAME: &str = Suite::CURRENT.name();
+/// The suite id carried by device records, key wraps, keystore files and log entries, which are
+/// the same in every suite (PROTOCOL.md §2): always 1, and the only one read there.
+pub const RECORD_SUITE_ID: u16 = 1;
 
-/// Refuses any format version or suite other than the current ones: unknown, newer or older
-/// (downgrade) alike.
+/// Refuses any format version other than 1 and any suite id other than [`RECORD_SUITE_ID`]:
+/// unknown, newer or older (downgrade) alike. For the structures that are the same in every
+/// suite; sealed headers and containers use [`Suite::from_id`].
 pub(crate) fn check_version(what: &'static str, version: u16, suite: u16) -> Result<()> {
     if version != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion { what, version });
     }
-    if suite != SUITE_ID {
+    if suite != RECORD_SUITE_ID {
         return Err(Error::UnsupportedSuite { what, suite });
     }
     Ok(())

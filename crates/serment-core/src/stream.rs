@@ -3,7 +3,8 @@
 //!
 //! The cipher is AES-256-GCM from `ring`. Each chunk is sealed on its own with the header hash as
 //! associated data, so chunks can be sealed and opened on several cores. The key is zeroized on
-//! drop. A counter overflow is an error, never a panic.
+//! drop. A counter overflow is an error, never a panic. Sealing and opening a chunk also hash its
+//! ciphertext with the document's suite ([`Suite::chunk_hash`], PROTOCOL.md §6.1).
 
 use core::fmt;
 
@@ -11,7 +12,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::ids::labeled_hash;
+use crate::suite::Suite;
 
 /// Plaintext bytes in every chunk but the last.
 pub const CHUNK_SIZE: usize = 1 << 16;
@@ -37,14 +38,15 @@ pub fn chunk_plain_len(padded_len: u64, index: u64) -> usize {
     left.min(CHUNK_SIZE as u64) as usize
 }
 
-/// The hash of one ciphertext chunk: `H("serment/v1/chunk" 0x00 || u32(i) || chunk)` (§6.1).
-pub fn chunk_hash(index: u32, chunk: &[u8]) -> [u8; 32] {
-    labeled_hash("chunk", &[&index.to_be_bytes(), chunk])
+/// The hash of ciphertext chunk `index` in `suite` (§6.1): [`Suite::chunk_hash`].
+pub fn chunk_hash(suite: Suite, index: u32, chunk: &[u8]) -> [u8; 32] {
+    suite.chunk_hash(index, chunk)
 }
 
 /// A STREAM key: a DEK, a nonce prefix and the associated data. `Sync`, so threads can share it.
 pub struct StreamKey {
     key: LessSafeKey,
+    suite: Suite,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     aad: [u8; 32],
     chunks: u64,
@@ -57,13 +59,15 @@ impl fmt::Debug for StreamKey {
 }
 
 impl StreamKey {
-    /// Builds a key for a stream of `chunks` chunks. `ring` keeps the expanded key; the caller's
-    /// DEK buffer is zeroized by its owner.
+    /// Builds a key for a stream of `chunks` chunks of a document of `suite` (which picks the
+    /// chunk hash). `ring` keeps the expanded key; the caller's DEK buffer is zeroized by its
+    /// owner.
     ///
     /// # Errors
     /// [`Error::TooLarge`] when `chunks` exceeds 2^32 (the counter would wrap).
     pub fn new(
         dek: &Zeroizing<[u8; DEK_LEN]>,
+        suite: Suite,
         nonce_prefix: [u8; NONCE_PREFIX_LEN],
         aad: [u8; 32],
         chunks: u64,
@@ -77,10 +81,16 @@ impl StreamKey {
         let unbound = UnboundKey::new(&AES_256_GCM, dek.as_ref()).map_err(|_| Error::Decrypt)?;
         Ok(StreamKey {
             key: LessSafeKey::new(unbound),
+            suite,
             nonce_prefix,
             aad,
             chunks,
         })
+    }
+
+    /// The suite whose chunk hash [`StreamKey::seal_slot`] and [`StreamKey::open_slot`] return.
+    pub fn suite(&self) -> Suite {
+        self.suite
     }
 
     /// How many chunks this stream has.
@@ -145,7 +155,7 @@ impl StreamKey {
             .map_err(|_| Error::Decrypt)?;
         tag_out.copy_from_slice(tag.as_ref());
         // index < chunks <= 2^32 was checked by nonce().
-        Ok(chunk_hash(index as u32, slot))
+        Ok(self.suite.chunk_hash(index as u32, slot))
     }
 
     /// Opens chunk `index` in place: `buf` holds ciphertext || tag and becomes the plaintext.
@@ -167,7 +177,7 @@ impl StreamKey {
     /// As [`StreamKey::open_chunk`].
     pub fn open_slot(&self, index: u64, slot: &mut [u8]) -> Result<[u8; 32]> {
         let nonce = self.nonce(index)?;
-        let hash = chunk_hash(index as u32, slot);
+        let hash = self.suite.chunk_hash(index as u32, slot);
         self.key
             .open_in_place(nonce, Aad::from(self.aad), slot)
             .map_err(|_| Error::Decrypt)?;
@@ -181,7 +191,14 @@ mod tests {
     use super::*;
 
     fn key(chunks: u64) -> StreamKey {
-        StreamKey::new(&Zeroizing::new([7u8; 32]), [1; 7], [2; 32], chunks).unwrap()
+        StreamKey::new(
+            &Zeroizing::new([7u8; 32]),
+            Suite::CURRENT,
+            [1; 7],
+            [2; 32],
+            chunks,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -215,6 +232,15 @@ mod tests {
 
     #[test]
     fn too_many_chunks_is_an_error() {
-        assert!(StreamKey::new(&Zeroizing::new([0; 32]), [0; 7], [0; 32], 1 << 33).is_err());
+        assert!(
+            StreamKey::new(
+                &Zeroizing::new([0; 32]),
+                Suite::CURRENT,
+                [0; 7],
+                [0; 32],
+                1 << 33
+            )
+            .is_err()
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::identity::DeviceSecret;
 use crate::ids::{DocId, KeyId};
 use crate::sign::{self, Context};
 use crate::stream::DEK_LEN;
-use crate::{FORMAT_VERSION, SUITE_ID};
+use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
 
 type Kem = X25519HkdfSha256;
 
@@ -167,7 +167,7 @@ pub fn wrap_dek(
     let mut w = Writer::with_capacity(WrappedKey::LEN);
     w.bytes(WrappedKey::MAGIC)
         .u16(FORMAT_VERSION)
-        .u16(SUITE_ID)
+        .u16(RECORD_SUITE_ID)
         .bytes(doc_id.as_bytes())
         .u32(doc_version)
         .bytes(header_hash)

@@ -7,7 +7,8 @@ use common::*;
 use serment_core::document::{self, CONTAINER_PREFIX_LEN, Header};
 use serment_core::stream::{CHUNK_SIZE, TAG_LEN};
 use serment_core::wrap::WrappedKey;
-use serment_core::{DocId, Error};
+use serment_core::{DocId, Error, Suite};
+use zeroize::Zeroizing;
 
 fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 131 + i / 7) as u8).collect()
@@ -207,4 +208,129 @@ fn container_tampering_is_rejected() {
     zero[8] = 0;
     zero[9] = 0;
     assert!(open_container(&p, &lab, &zero).is_err());
+}
+
+/// Seals in `suite` with a fixed DEK (returned), as only tests may.
+fn seal_suite(
+    suite: Suite,
+    author: &Party,
+    to: &Party,
+    data: &[u8],
+    container: bool,
+) -> (Vec<u8>, document::Sealed, [u8; 32]) {
+    let dek = [0x42u8; 32];
+    let mut out = Vec::new();
+    let input = document::SealInput {
+        doc_id: DocId::from_bytes([8; 16]),
+        doc_version: 1,
+        author: &author.dev,
+        recipients: &[to.recipient()],
+        metadata: meta(data.len()),
+    };
+    let mut rng = serment_core::rng::os_rng();
+    let sealed = if container {
+        document::seal_container_with_suite(
+            input,
+            data,
+            &mut out,
+            suite,
+            Zeroizing::new(dek),
+            [3; 7],
+            &mut rng,
+        )
+    } else {
+        document::seal_with_suite(
+            input,
+            data,
+            &mut out,
+            suite,
+            Zeroizing::new(dek),
+            [3; 7],
+            &mut rng,
+        )
+    }
+    .unwrap();
+    (out, sealed, dek)
+}
+
+#[test]
+fn new_documents_are_suite_2_and_suite_1_still_opens_over_many_jobs() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let (blob, sealed) = seal(&lab, &[&p], b"x");
+    assert_eq!(sealed.header.suite, Suite::Blake3);
+    assert_eq!(&blob[6..8], &[0, 2]);
+    // One job (calling thread only) and many jobs (workers), in both suites.
+    for chunks in [3usize, 41] {
+        let data = content(chunks * CHUNK_SIZE - 7);
+        for suite in Suite::ALL {
+            let (blob, sealed, _) = seal_suite(suite, &lab, &p, &data, false);
+            assert_eq!(&blob[6..8], &suite.id().to_be_bytes());
+            let w = wrap_for(&sealed, &p.dev.id());
+            assert_eq!(open(&p, &lab, &blob, w).unwrap(), data, "{suite:?}");
+            let (c, _, _) = seal_suite(suite, &lab, &p, &data, true);
+            assert_eq!(&c[6..8], &suite.id().to_be_bytes());
+            assert_eq!(open_container(&p, &lab, &c).unwrap(), data, "{suite:?}");
+        }
+    }
+}
+
+/// Relabelling a document's suite fails even for an attacker who could re-wrap its DEK for the
+/// relabelled header (here: with the author's own keys): the header hash is the STREAM
+/// associated data, so every chunk fails to authenticate.
+#[test]
+fn suite_relabelling_fails_even_with_a_rewrapped_key() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let data = content(20 * CHUNK_SIZE);
+    for (from, to) in [
+        (Suite::Blake3, Suite::Sha256),
+        (Suite::Sha256, Suite::Blake3),
+    ] {
+        let (mut blob, sealed, dek) = seal_suite(from, &lab, &p, &data, false);
+        blob[6..8].copy_from_slice(&to.id().to_be_bytes());
+        // The original wrap is bound to the original header.
+        assert!(matches!(
+            open(&p, &lab, &blob, wrap_for(&sealed, &p.dev.id())),
+            Err(Error::ContextMismatch(_))
+        ));
+        let header = Header::decode(&blob[..Header::LEN]).unwrap();
+        assert_eq!(header.suite, to);
+        let rewrapped = serment_core::wrap::wrap_dek(
+            &Zeroizing::new(dek),
+            &header.doc_id,
+            header.doc_version,
+            &header.hash(),
+            &p.recipient(),
+            &lab.dev,
+            &mut serment_core::rng::os_rng(),
+        )
+        .unwrap();
+        assert_eq!(open(&p, &lab, &blob, &rewrapped), Err(Error::Decrypt));
+    }
+}
+
+#[test]
+fn container_suite_must_match_the_sealed_header() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let data = content(CHUNK_SIZE + 1);
+    for (suite, other) in [
+        (Suite::Blake3, Suite::Sha256),
+        (Suite::Sha256, Suite::Blake3),
+    ] {
+        let (mut c, _, _) = seal_suite(suite, &lab, &p, &data, true);
+        c[6..8].copy_from_slice(&other.id().to_be_bytes());
+        assert!(
+            matches!(open_container(&p, &lab, &c), Err(Error::ContextMismatch(_))),
+            "{suite:?}"
+        );
+        for bad in [0u16, 3] {
+            c[6..8].copy_from_slice(&bad.to_be_bytes());
+            assert!(matches!(
+                open_container(&p, &lab, &c),
+                Err(Error::UnsupportedSuite { .. })
+            ));
+        }
+    }
 }

@@ -19,7 +19,7 @@ use serment_core::document::{self, Metadata, OpenInput, SealInput};
 use serment_core::identity::{DeviceRecord, DeviceSecret, IdentitySecret};
 use serment_core::keystore::{self, KdfParams};
 use serment_core::wrap::Recipient;
-use serment_core::{DocId, Error};
+use serment_core::{DocId, Error, Suite};
 use zeroize::Zeroizing;
 
 fn dir() -> PathBuf {
@@ -47,26 +47,39 @@ fn generate() -> Vec<(String, Value)> {
         title: Some("Hemoglobin".into()),
         ..Metadata::default()
     };
-    let mut sealed = Vec::new();
-    let out = document::seal_with(
-        SealInput {
-            doc_id: DocId::from_bytes([0x5a; 16]),
-            doc_version: 1,
-            author: &lab,
-            recipients: &[Recipient {
-                device_id: pat.id(),
-                encryption_key: pat.encryption_public_key(),
-            }],
-            metadata: meta.clone(),
-        },
-        &content[..],
-        &mut sealed,
-        Zeroizing::new([0x42; 32]),
-        [0x07; 7],
-        &mut ChaCha20Rng::from_seed(seed(0x99)),
-    )
-    .unwrap();
-    let pat_wrap = &out.wraps.iter().find(|(k, _)| *k == pat.id()).unwrap().1;
+    let seal_in = |suite: Suite| {
+        let mut sealed = Vec::new();
+        let out = document::seal_with_suite(
+            SealInput {
+                doc_id: DocId::from_bytes([0x5a; 16]),
+                doc_version: 1,
+                author: &lab,
+                recipients: &[Recipient {
+                    device_id: pat.id(),
+                    encryption_key: pat.encryption_public_key(),
+                }],
+                metadata: meta.clone(),
+            },
+            &content[..],
+            &mut sealed,
+            suite,
+            Zeroizing::new([0x42; 32]),
+            [0x07; 7],
+            &mut ChaCha20Rng::from_seed(seed(0x99)),
+        )
+        .unwrap();
+        assert_eq!(out.header.suite, suite);
+        let pat_wrap = out
+            .wraps
+            .iter()
+            .find(|(k, _)| *k == pat.id())
+            .unwrap()
+            .1
+            .clone();
+        (sealed, out, pat_wrap)
+    };
+    let (sealed, out, pat_wrap) = seal_in(Suite::Sha256);
+    let (sealed2, out2, pat_wrap2) = seal_in(Suite::Blake3);
 
     let ks = keystore::seal_with(
         b"correct horse battery staple",
@@ -105,7 +118,28 @@ fn generate() -> Vec<(String, Value)> {
                 "content": String::from_utf8(content.to_vec()).unwrap(),
                 "header_hash": hex::encode(out.header.hash()),
                 "sealed": hex::encode(&sealed),
-                "recipient_wrap": hex::encode(pat_wrap),
+                "recipient_wrap": hex::encode(&pat_wrap),
+                "expect": "ok"
+            }),
+        ),
+        (
+            "document-observation-suite2.json".into(),
+            json!({
+                "description": "The same sealed document in suite 2 (PROTOCOL.md §2, §6.1: BLAKE3 chunk and ciphertext hashes) and its key wrap for the recipient (§7). Same inputs as document-observation.json: author device seed 0x12.., recipient device seed 0x22.., DEK 0x42.., nonce prefix 0x07.., HPKE randomness ChaCha20Rng seed 0x99..",
+                "suite": 2,
+                "author_device_seed": hex::encode(seed(0x12)),
+                "recipient_device_seed": hex::encode(seed(0x22)),
+                "doc_id": "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+                "doc_version": 1,
+                "dek": hex::encode([0x42; 32]),
+                "nonce_prefix": hex::encode([0x07; 7]),
+                "hpke_rng_seed": hex::encode(seed(0x99)),
+                "metadata": meta,
+                "content": String::from_utf8(content.to_vec()).unwrap(),
+                "header_hash": hex::encode(out2.header.hash()),
+                "chunk_hash_0": hex::encode(Suite::Blake3.chunk_hash(0, &sealed2[76..sealed2.len() - (2 + 2 * 32 + 64)])),
+                "sealed": hex::encode(&sealed2),
+                "recipient_wrap": hex::encode(&pat_wrap2),
                 "expect": "ok"
             }),
         ),
@@ -162,24 +196,57 @@ fn device_record_vector_verifies() {
 }
 
 #[test]
-fn document_vector_opens() {
-    let v = load("document-observation.json");
-    let reader = DeviceSecret::from_test_seed(&h(&v, "recipient_device_seed").try_into().unwrap());
-    let author = DeviceSecret::from_test_seed(&h(&v, "author_device_seed").try_into().unwrap());
-    let mut out = Vec::new();
-    let opened = document::open(
-        OpenInput {
-            device: &reader,
-            wrap: &h(&v, "recipient_wrap"),
-            author_signing_key: &author.signing_public_key(),
-            expected: Some((DocId::from_hex(v["doc_id"].as_str().unwrap()).unwrap(), 1)),
-        },
-        &h(&v, "sealed")[..],
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(out, v["content"].as_str().unwrap().as_bytes());
-    assert_eq!(opened.metadata.title.as_deref(), Some("Hemoglobin"));
+fn document_vectors_open() {
+    for (name, suite) in [
+        ("document-observation.json", Suite::Sha256),
+        ("document-observation-suite2.json", Suite::Blake3),
+    ] {
+        let v = load(name);
+        let reader =
+            DeviceSecret::from_test_seed(&h(&v, "recipient_device_seed").try_into().unwrap());
+        let author = DeviceSecret::from_test_seed(&h(&v, "author_device_seed").try_into().unwrap());
+        let mut out = Vec::new();
+        let opened = document::open(
+            OpenInput {
+                device: &reader,
+                wrap: &h(&v, "recipient_wrap"),
+                author_signing_key: &author.signing_public_key(),
+                expected: Some((DocId::from_hex(v["doc_id"].as_str().unwrap()).unwrap(), 1)),
+            },
+            &h(&v, "sealed")[..],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, v["content"].as_str().unwrap().as_bytes(), "{name}");
+        assert_eq!(opened.metadata.title.as_deref(), Some("Hemoglobin"));
+        assert_eq!(opened.header.suite, suite, "{name}");
+    }
+}
+
+/// The suite-2 chunk hash of the vector, recomputed with the `blake3` crate directly from
+/// PROTOCOL.md §6.1 (`derive_key` mode, context `serment/v1/chunk`, input `u32(0) || chunk`).
+#[test]
+fn suite2_chunk_hash_follows_the_spec() {
+    let v = load("document-observation-suite2.json");
+    let sealed = h(&v, "sealed");
+    let chunk = &sealed[76..sealed.len() - (2 + 2 * 32 + 64)];
+    let mut input = 0u32.to_be_bytes().to_vec();
+    input.extend_from_slice(chunk);
+    assert_eq!(
+        blake3::derive_key("serment/v1/chunk", &input).to_vec(),
+        h(&v, "chunk_hash_0")
+    );
+    // Only the suite id and the commitment differ from the suite-1 vector: same ciphertext.
+    let v1 = load("document-observation.json");
+    let sealed1 = h(&v1, "sealed");
+    assert_eq!(&sealed1[..6], &sealed[..6]);
+    assert_eq!((sealed1[6], sealed1[7], sealed[6], sealed[7]), (0, 1, 0, 2));
+    assert_eq!(&sealed1[8..76], &sealed[8..76]);
+    assert_ne!(
+        sealed1[76..],
+        sealed[76..],
+        "the header hash is the AEAD's associated data"
+    );
 }
 
 #[test]
@@ -189,11 +256,18 @@ fn keystore_vector_opens() {
     assert_eq!(&pt[..], v["payload"].as_str().unwrap().as_bytes());
 }
 
-/// Negative vectors: each names a mutation of a positive vector and the error it must give.
+/// Negative vectors: each file names the positive vector it mutates; each case names a mutation
+/// and the error it must give.
 #[test]
 fn negative_vectors() {
-    let v = load("negative.json");
-    let doc = load("document-observation.json");
+    for file in ["negative.json", "negative-suite2.json"] {
+        check_negative(file);
+    }
+}
+
+fn check_negative(file: &str) {
+    let v = load(file);
+    let doc = load(v["vector"].as_str().unwrap());
     let sealed = h(&doc, "sealed");
     let wrap = h(&doc, "recipient_wrap");
     let reader =
@@ -243,7 +317,7 @@ fn negative_vectors() {
             Ok(_) => "ok".to_owned(),
             Err(e) => error_name(&e).to_owned(),
         };
-        assert_eq!(got, c["expect"].as_str().unwrap(), "case {name}");
+        assert_eq!(got, c["expect"].as_str().unwrap(), "{file}: case {name}");
     }
 }
 

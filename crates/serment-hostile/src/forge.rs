@@ -12,8 +12,7 @@ use serment_core::identity::DeviceSecret;
 use serment_core::sign::{self, Context};
 use serment_core::stream::{CHUNK_SIZE, DEK_LEN, NONCE_PREFIX_LEN, StreamKey, chunk_plain_len};
 use serment_core::wrap::{self, Recipient};
-use serment_core::{DocId, Error, KeyId};
-use sha2::{Digest as _, Sha256};
+use serment_core::{DocId, Error, KeyId, Suite};
 use zeroize::Zeroizing;
 
 /// A sealed document and its wraps, as [`seal_raw`] made them.
@@ -64,6 +63,7 @@ pub struct RawSeal<'a> {
 pub fn seal_raw(input: &RawSeal<'_>) -> Result<Forged, Error> {
     let padded = input.plaintext.len() as u64;
     let header = Header {
+        suite: Suite::CURRENT,
         doc_id: input.doc_id,
         doc_version: input.doc_version,
         author_device: input.author.id(),
@@ -72,10 +72,9 @@ pub fn seal_raw(input: &RawSeal<'_>) -> Result<Forged, Error> {
     };
     let hh = header.hash();
     let dek = Zeroizing::new(input.dek);
-    let key = StreamKey::new(&dek, input.nonce_prefix, hh, header.chunks())?;
+    let key = StreamKey::new(&dek, header.suite, input.nonce_prefix, hh, header.chunks())?;
     let mut blob = header.encode().to_vec();
-    let mut ct = Sha256::new();
-    ct.update(b"serment/v1/ciphertext\0");
+    let mut ct = header.suite.ciphertext_hasher();
     let mut rest = input.plaintext;
     for i in 0..header.chunks() {
         let len = chunk_plain_len(padded, i).min(CHUNK_SIZE);
@@ -84,7 +83,7 @@ pub fn seal_raw(input: &RawSeal<'_>) -> Result<Forged, Error> {
         })?;
         rest = tail;
         let mut buf = chunk.to_vec();
-        ct.update(key.seal_chunk(i, padded, &mut buf)?);
+        ct.update(&key.seal_chunk(i, padded, &mut buf)?);
         blob.extend_from_slice(&buf);
     }
     let mut all: Vec<Recipient> = input.recipients.to_vec();

@@ -15,13 +15,16 @@ use std::io::{Read, Write};
 use zeroize::Zeroizing;
 
 use super::header::MAX_RECIPIENTS;
-use super::{OpenInput, Opened, SealInput, Sealed, read_exact_or_truncated, seal_inner};
+use super::{
+    OpenInput, Opened, SealInput, Sealed, open_inner, read_exact_or_truncated, seal_inner,
+};
+use crate::FORMAT_VERSION;
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::DeviceSecret;
 use crate::stream::{DEK_LEN, NONCE_PREFIX_LEN};
+use crate::suite::Suite;
 use crate::wrap::WrappedKey;
-use crate::{FORMAT_VERSION, SUITE_ID};
 
 /// Magic bytes of the offline container.
 pub const CONTAINER_MAGIC: &[u8; 4] = b"SRMC";
@@ -59,22 +62,48 @@ pub fn seal_container_with<R: Read, W: Write>(
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<Sealed> {
-    seal_inner(input, content, out, dek, nonce_prefix, rng, |wraps, out| {
-        let count = u16::try_from(wraps.len()).map_err(|_| Error::InvalidField {
-            field: "recipients",
-            reason: "at most 1024 devices",
-        })?;
-        let mut w = Writer::with_capacity(CONTAINER_PREFIX_LEN);
-        w.bytes(CONTAINER_MAGIC)
-            .u16(FORMAT_VERSION)
-            .u16(SUITE_ID)
-            .u16(count);
-        out.write_all(w.as_slice())?;
-        for (_, wrap) in wraps {
-            out.write_all(wrap)?;
-        }
-        Ok(())
-    })
+    seal_container_with_suite(input, content, out, Suite::CURRENT, dek, nonce_prefix, rng)
+}
+
+/// [`seal_container_with`] in a given suite: for tests only (suite 1 is no longer written).
+///
+/// # Errors
+/// As [`seal_container`].
+#[doc(hidden)]
+pub fn seal_container_with_suite<R: Read, W: Write>(
+    input: SealInput<'_>,
+    content: R,
+    out: W,
+    suite: Suite,
+    dek: Zeroizing<[u8; DEK_LEN]>,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Sealed> {
+    seal_inner(
+        input,
+        content,
+        out,
+        suite,
+        dek,
+        nonce_prefix,
+        rng,
+        |wraps, out| {
+            let count = u16::try_from(wraps.len()).map_err(|_| Error::InvalidField {
+                field: "recipients",
+                reason: "at most 1024 devices",
+            })?;
+            let mut w = Writer::with_capacity(CONTAINER_PREFIX_LEN);
+            w.bytes(CONTAINER_MAGIC)
+                .u16(FORMAT_VERSION)
+                .u16(suite.id())
+                .u16(count);
+            out.write_all(w.as_slice())?;
+            for (_, wrap) in wraps {
+                out.write_all(wrap)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Opens an offline container with this device's wrap, writing the content to `out`.
@@ -85,7 +114,8 @@ pub fn seal_container_with<R: Read, W: Write>(
 /// # Errors
 /// [`Error::BadMagic`], [`Error::UnsupportedVersion`], [`Error::UnsupportedSuite`],
 /// [`Error::InvalidField`] for a bad wrap count, [`Error::ContextMismatch`] if no wrap is for
-/// this device, and every error of [`super::open`].
+/// this device or the container's suite is not the sealed header's, and every error of
+/// [`super::open`].
 pub fn open_container<R: Read, W: Write>(
     device: &DeviceSecret,
     author_signing_key: &[u8; 32],
@@ -97,7 +127,14 @@ pub fn open_container<R: Read, W: Write>(
     read_exact_or_truncated(&mut sealed, &mut prefix)?;
     let mut r = Reader::new(&prefix, WHAT);
     r.magic(CONTAINER_MAGIC)?;
-    crate::check_version(WHAT, r.u16()?, r.u16()?)?;
+    let version = r.u16()?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: WHAT,
+            version,
+        });
+    }
+    let suite = Suite::from_id(WHAT, r.u16()?)?;
     let count = usize::from(r.u16()?);
     r.finish()?;
     if count == 0 || count > MAX_RECIPIENTS {
@@ -119,7 +156,7 @@ pub fn open_container<R: Read, W: Write>(
     let wrap = mine.ok_or(Error::ContextMismatch(
         "the container holds no key wrap for this device",
     ))?;
-    super::open(
+    open_inner(
         OpenInput {
             device,
             wrap: &wrap,
@@ -128,5 +165,6 @@ pub fn open_container<R: Read, W: Write>(
         },
         sealed,
         out,
+        Some(suite),
     )
 }

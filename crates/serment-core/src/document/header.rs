@@ -1,10 +1,11 @@
 //! The sealed-document header and trailer (PROTOCOL.md §6.1).
 
+use crate::FORMAT_VERSION;
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::ids::{DocId, KeyId, labeled_hash};
 use crate::stream::{CHUNK_SIZE_LOG2, NONCE_PREFIX_LEN, TAG_LEN, chunk_count};
-use crate::{FORMAT_VERSION, SUITE_ID};
+use crate::suite::Suite;
 
 /// The largest `padded_len` accepted: 2^40 bytes (1 TiB).
 pub const MAX_PADDED_LEN: u64 = 1 << 40;
@@ -14,6 +15,9 @@ pub const MAX_RECIPIENTS: usize = 1024;
 /// The fixed-size header at the start of every sealed document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The suite: which hash commits to the ciphertext (PROTOCOL.md §2). [`Suite::CURRENT`] for
+    /// every new document.
+    pub suite: Suite,
     /// Random document id.
     pub doc_id: DocId,
     /// Version number, from 1.
@@ -37,7 +41,7 @@ impl Header {
         let mut w = Writer::with_capacity(Self::LEN);
         w.bytes(Self::MAGIC)
             .u16(FORMAT_VERSION)
-            .u16(SUITE_ID)
+            .u16(self.suite.id())
             .bytes(self.doc_id.as_bytes())
             .u32(self.doc_version)
             .bytes(self.author_device.as_bytes())
@@ -59,7 +63,14 @@ impl Header {
         const WHAT: &str = "document header";
         let mut r = Reader::new(bytes, WHAT);
         r.magic(Self::MAGIC)?;
-        crate::check_version(WHAT, r.u16()?, r.u16()?)?;
+        let version = r.u16()?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: WHAT,
+                version,
+            });
+        }
+        let suite = Suite::from_id(WHAT, r.u16()?)?;
         let doc_id = DocId::from_bytes(r.array()?);
         let doc_version = r.u32()?;
         let author_device = KeyId::from_bytes(r.array()?);
@@ -67,7 +78,7 @@ impl Header {
         if r.u8()? != CHUNK_SIZE_LOG2 {
             return Err(Error::InvalidField {
                 field: "chunk size",
-                reason: "suite 1 uses 64 KiB chunks",
+                reason: "suites 1 and 2 use 64 KiB chunks",
             });
         }
         let padded_len = r.u64()?;
@@ -85,6 +96,7 @@ impl Header {
             });
         }
         Ok(Header {
+            suite,
             doc_id,
             doc_version,
             author_device,

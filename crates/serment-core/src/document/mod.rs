@@ -3,7 +3,9 @@
 //! [`seal`] and [`open`] stream: memory stays bounded by the jobs in flight (a few MiB) whatever
 //! the document size. The calling thread reads and writes while worker threads, one per core,
 //! seal or open and hash runs of chunks in place ([`pipeline`]); the chunk hashes are combined in
-//! order, so the result does not depend on the thread count.
+//! order, so the result does not depend on the thread count. New documents are sealed with
+//! [`Suite::CURRENT`] (suite 2, BLAKE3 chunk hashes); [`open`] reads suites 1 and 2, as the
+//! header says: the suite only picks the chunk hasher ([`crate::suite`]).
 
 mod container;
 mod framing;
@@ -12,11 +14,11 @@ mod pipeline;
 
 use std::io::{ErrorKind, Read, Write};
 
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 pub use container::{
     CONTAINER_MAGIC, CONTAINER_PREFIX_LEN, open_container, seal_container, seal_container_with,
+    seal_container_with_suite,
 };
 pub use framing::{MAX_METADATA_LEN, Metadata, PatientIdentifier, padded_len, padme};
 pub use header::{Header, MAX_PADDED_LEN, MAX_RECIPIENTS, Trailer};
@@ -26,6 +28,7 @@ use crate::identity::DeviceSecret;
 use crate::ids::{DocId, KeyId, KeyKind};
 use crate::sign::{self, Context};
 use crate::stream::{DEK_LEN, NONCE_PREFIX_LEN, StreamKey, TAG_LEN};
+use crate::suite::Suite;
 use crate::wrap::{self, Recipient, WrappedKey};
 use framing::Deframer;
 
@@ -83,15 +86,43 @@ pub fn seal_with<R: Read, W: Write>(
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<Sealed> {
-    seal_inner(input, content, out, dek, nonce_prefix, rng, |_, _| Ok(()))
+    seal_with_suite(input, content, out, Suite::CURRENT, dek, nonce_prefix, rng)
 }
 
-/// Seals, calling `before(wraps, out)` once the wraps are made and before the sealed document is
+/// [`seal_with`] in a given suite: for test vectors only (suite 1 is no longer written).
+///
+/// # Errors
+/// As [`seal`].
+#[doc(hidden)]
+pub fn seal_with_suite<R: Read, W: Write>(
+    input: SealInput<'_>,
+    content: R,
+    out: W,
+    suite: Suite,
+    dek: Zeroizing<[u8; DEK_LEN]>,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Sealed> {
+    seal_inner(
+        input,
+        content,
+        out,
+        suite,
+        dek,
+        nonce_prefix,
+        rng,
+        |_, _| Ok(()),
+    )
+}
+
+/// Seals in `suite`, calling `before(wraps, out)` once the wraps are made and before the sealed document is
 /// written (the offline container writes the wraps first).
+#[allow(clippy::too_many_arguments)]
 fn seal_inner<R: Read, W: Write>(
     input: SealInput<'_>,
     mut content: R,
     mut out: W,
+    suite: Suite,
     dek: Zeroizing<[u8; DEK_LEN]>,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     rng: &mut impl rand_core::CryptoRng,
@@ -120,6 +151,7 @@ fn seal_inner<R: Read, W: Write>(
     let content_len = input.metadata.content_length;
     let padded = padded_len(meta.len(), content_len)?;
     let header = Header {
+        suite,
         doc_id: input.doc_id,
         doc_version: input.doc_version,
         author_device: input.author.id(),
@@ -128,7 +160,7 @@ fn seal_inner<R: Read, W: Write>(
     };
     let header_bytes = header.encode();
     let header_hash = header.hash();
-    let key = StreamKey::new(&dek, nonce_prefix, header_hash, header.chunks())?;
+    let key = StreamKey::new(&dek, suite, nonce_prefix, header_hash, header.chunks())?;
 
     // The wraps depend only on the DEK and the header, so they are made first (the HPKE
     // randomness is drawn in recipient order, as before).
@@ -159,7 +191,7 @@ fn seal_inner<R: Read, W: Write>(
         content: &mut content,
         content_left: content_len,
     };
-    let mut ct_hasher = ciphertext_hasher();
+    let mut ct_hasher = suite.ciphertext_hasher();
     pipeline::run(
         header.chunks(),
         padded,
@@ -187,7 +219,7 @@ fn seal_inner<R: Read, W: Write>(
             "content length differs from metadata.content_length".into(),
         ));
     }
-    let ct_hash: [u8; 32] = ct_hasher.finalize().into();
+    let ct_hash = ct_hasher.finalize();
     let ids: Vec<KeyId> = recipients.iter().map(|r| r.device_id).collect();
     let signature = sign::sign(
         input.author.signing_key(),
@@ -244,10 +276,26 @@ pub struct Opened {
 /// another author; [`Error::ContextMismatch`] if the wrap or header is for another document,
 /// version or device; [`Error::Decrypt`]; [`Error::TruncatedStream`]; [`Error::ExtendedStream`];
 /// [`Error::BadSignature`]; [`Error::Metadata`].
-pub fn open<R: Read, W: Write>(input: OpenInput<'_>, mut sealed: R, mut out: W) -> Result<Opened> {
+pub fn open<R: Read, W: Write>(input: OpenInput<'_>, sealed: R, out: W) -> Result<Opened> {
+    open_inner(input, sealed, out, None)
+}
+
+/// [`open`], refusing a header whose suite is not `suite` when one is given (the offline
+/// container names the suite of the document it holds).
+fn open_inner<R: Read, W: Write>(
+    input: OpenInput<'_>,
+    mut sealed: R,
+    mut out: W,
+    suite: Option<Suite>,
+) -> Result<Opened> {
     let mut hb = [0u8; Header::LEN];
     read_exact_or_truncated(&mut sealed, &mut hb)?;
     let header = Header::decode(&hb)?;
+    if suite.is_some_and(|s| s != header.suite) {
+        return Err(Error::ContextMismatch(
+            "the container and the sealed header name different suites",
+        ));
+    }
     let author_id = KeyId::of(KeyKind::Device, input.author_signing_key);
     if header.author_device != author_id {
         return Err(Error::WrongSigner {
@@ -278,10 +326,16 @@ pub fn open<R: Read, W: Write>(input: OpenInput<'_>, mut sealed: R, mut out: W) 
     // Version 1: only the author device may share (PROTOCOL.md §7).
     w.verify_signature(input.author_signing_key)?;
     let dek = wrap::unwrap_dek(&w, input.device)?;
-    let key = StreamKey::new(&dek, header.nonce_prefix, header_hash, header.chunks())?;
+    let key = StreamKey::new(
+        &dek,
+        header.suite,
+        header.nonce_prefix,
+        header_hash,
+        header.chunks(),
+    )?;
 
     let mut deframer = Deframer::new(header.padded_len);
-    let mut ct_hasher = ciphertext_hasher();
+    let mut ct_hasher = header.suite.ciphertext_hasher();
     pipeline::run(
         header.chunks(),
         header.padded_len,
@@ -309,7 +363,7 @@ pub fn open<R: Read, W: Write>(input: OpenInput<'_>, mut sealed: R, mut out: W) 
         Error::Truncated { .. } => Error::TruncatedStream,
         other => other,
     })?;
-    let ct_hash: [u8; 32] = ct_hasher.finalize().into();
+    let ct_hash = ct_hasher.finalize();
     sign::verify(
         input.author_signing_key,
         Context::Document,
@@ -337,12 +391,6 @@ fn document_signed_bytes(
     v.extend_from_slice(ct_hash);
     v.extend_from_slice(&Trailer::recipients_bytes(recipients)?);
     Ok(v)
-}
-
-fn ciphertext_hasher() -> Sha256 {
-    let mut h = Sha256::new();
-    h.update(b"serment/v1/ciphertext\0");
-    h
 }
 
 /// Reads exactly `buf.len()` bytes, mapping a short read to [`Error::TruncatedStream`].

@@ -29,7 +29,7 @@ use crate::identity::{
 use crate::ids::{DocId, KeyId, KeyKind};
 use crate::sign::{self, Context};
 use crate::wrap::WrappedKey;
-use crate::{FORMAT_VERSION, SUITE_ID};
+use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
 
 /// The largest payload, in bytes.
 pub const MAX_PAYLOAD_LEN: usize = 1024;
@@ -280,7 +280,7 @@ pub fn encode_entry(
     let mut w = Writer::with_capacity(MAX_ENTRY_LEN);
     w.bytes(ENTRY_MAGIC)
         .u16(FORMAT_VERSION)
-        .u16(SUITE_ID)
+        .u16(RECORD_SUITE_ID)
         .u8(kind as u8)
         .u64(logged_at)
         .u64(prev.map_or(NO_PREV, |p| p.index))
@@ -388,7 +388,7 @@ impl Rotation {
         let mut w = Writer::with_capacity(256);
         w.bytes(Self::MAGIC)
             .u16(FORMAT_VERSION)
-            .u16(SUITE_ID)
+            .u16(RECORD_SUITE_ID)
             .str8("handle", handle)?
             .bytes(&old.public_key())
             .bytes(&new.public_key())
@@ -466,7 +466,7 @@ impl Revocation {
         let mut w = Writer::with_capacity(256);
         w.bytes(Self::MAGIC)
             .u16(FORMAT_VERSION)
-            .u16(SUITE_ID)
+            .u16(RECORD_SUITE_ID)
             .str8("handle", handle)?
             .bytes(&identity.public_key())
             .bytes(device_id.as_bytes())
@@ -525,7 +525,7 @@ impl Removal {
         let mut w = Writer::with_capacity(160);
         w.bytes(Self::MAGIC)
             .u16(FORMAT_VERSION)
-            .u16(SUITE_ID)
+            .u16(RECORD_SUITE_ID)
             .bytes(doc_id.as_bytes())
             .u32(doc_version)
             .bytes(recipient.as_bytes())
@@ -731,7 +731,7 @@ impl Access {
         let mut w = Writer::with_capacity(256);
         w.bytes(Self::MAGIC)
             .u16(FORMAT_VERSION)
-            .u16(SUITE_ID)
+            .u16(RECORD_SUITE_ID)
             .bytes(doc_id.as_bytes())
             .u32(doc_version)
             .u8(what as u8)

@@ -1,6 +1,7 @@
 //! Downgrade: an older or unknown format version, a weaker or unknown suite, and "this is not
 //! encrypted" (suite 0, or a plaintext body) are refused by name (PROTOCOL.md §2), before any key
-//! is used.
+//! is used. A sealed header may name suite 1 or 2, but relabelling one as the other breaks the
+//! header hash that the wraps, the STREAM associated data and the signature bind.
 
 use serde_json::json;
 use serment_client::ClientError;
@@ -26,6 +27,7 @@ fn is_downgrade(e: &Error, version: u16, suite: u16) -> bool {
     }
 }
 
+/// For device records, wraps and keystores, which carry suite id 1 in every suite.
 const CASES: &[(u16, u16)] = &[
     (0, 1),
     (2, 1),
@@ -36,12 +38,24 @@ const CASES: &[(u16, u16)] = &[
     (1, u16::MAX),
 ];
 
+/// For sealed headers, which carry suite 1 or 2 (every new document: 2).
+const HEADER_CASES: &[(u16, u16)] = &[
+    (0, 2),
+    (2, 2),
+    (1, 0),
+    (1, 3),
+    (0, 0),
+    (u16::MAX, 2),
+    (1, u16::MAX),
+];
+
 #[test]
 fn downgrade_sealed_header_version_and_suite() {
     let mut w = World::new();
     let r = w.put(b"{\"resourceType\":\"Bundle\"}", "x", &[PATIENT]);
     let blob = w.blob(&r);
-    for &(v, s) in CASES {
+    assert_eq!(&blob[4..8], &[0, 1, 0, 2], "new documents are suite 2");
+    for &(v, s) in HEADER_CASES {
         let mut b = blob.clone();
         set_version_suite(&mut b, v, s);
         w.h.clear_hooks();
@@ -49,6 +63,17 @@ fn downgrade_sealed_header_version_and_suite() {
         let e = read_to_file(&w.h, &mut w.patient, &r.doc_id, Some(1)).unwrap_err();
         assert!(is_downgrade(integrity(&e), v, s), "header {v}/{s}: {e:?}");
     }
+    // Suite 1 is still read, but relabelling a suite-2 document as suite 1 changes its header
+    // hash: the wrap no longer matches.
+    let mut b = blob.clone();
+    set_version_suite(&mut b, 1, 1);
+    w.h.clear_hooks();
+    serve_blob(&w.h, &r.doc_id, 1, b);
+    let e = read_to_file(&w.h, &mut w.patient, &r.doc_id, Some(1)).unwrap_err();
+    assert!(
+        matches!(integrity(&e), Error::ContextMismatch(_)),
+        "header 1/1: {e:?}"
+    );
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn revocation_recipient_left_out_of_a_new_version_cannot_read_it() {
     let dek1 = wrap::unwrap_dek(&ow, &w.gp.ks.device).unwrap();
     let p2 = Parts::split(&blob2);
     let h2 = serment_core::document::Header::decode(&p2.header).unwrap();
-    let key = StreamKey::new(&dek1, h2.nonce_prefix, h2.hash(), h2.chunks()).unwrap();
+    let key = StreamKey::new(&dek1, h2.suite, h2.nonce_prefix, h2.hash(), h2.chunks()).unwrap();
     let mut c0 = p2.chunks[0].clone();
     assert_eq!(key.open_chunk(0, &mut c0), Err(Error::Decrypt));
     // The patient reads version 2.
