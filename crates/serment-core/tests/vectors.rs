@@ -224,14 +224,14 @@ fn document_vectors_open() {
 }
 
 /// The suite-2 chunk hash of the vector, recomputed with the `blake3` crate directly from
-/// PROTOCOL.md §6.1 (`derive_key` mode, context `serment/v1/chunk`, input `u32(0) || chunk`).
+/// PROTOCOL.md §6.1 (`derive_key` mode, context `serment/v1/chunk`, input `chunk || u32(0)`).
 #[test]
 fn suite2_chunk_hash_follows_the_spec() {
     let v = load("document-observation-suite2.json");
     let sealed = h(&v, "sealed");
     let chunk = &sealed[76..sealed.len() - (2 + 2 * 32 + 64)];
-    let mut input = 0u32.to_be_bytes().to_vec();
-    input.extend_from_slice(chunk);
+    let mut input = chunk.to_vec();
+    input.extend_from_slice(&0u32.to_be_bytes());
     assert_eq!(
         blake3::derive_key("serment/v1/chunk", &input).to_vec(),
         h(&v, "chunk_hash_0")
