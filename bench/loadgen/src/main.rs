@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! serment-loadgen ingest  --serment target/release/serment [--clients 16] [--seconds 10]
+//!                         [--pin-save-s 1]
 //! serment-loadgen bigfile --serment target/release/serment [--size-mib 2048] [--downloads 4]
 //! ```
 //!
@@ -32,7 +33,7 @@ use serde_json::{Value, json};
 use serment_client::api::BlobRef;
 use serment_client::contacts;
 use serment_client::keystore::Keystore;
-use serment_client::vault::Session;
+use serment_client::vault::{PinSave, Session};
 use serment_core::DocId;
 use serment_core::document::{self, Header, Metadata, SealInput};
 use serment_core::identity::DeviceRecord;
@@ -73,6 +74,9 @@ struct Opts {
     seconds: u64,
     size_mib: u64,
     downloads: usize,
+    /// Seconds between the E2EE clients' keystore saves of their log pin; 0 saves after every
+    /// document (`PinSave::EveryWrite`, what `serment put` does).
+    pin_save_s: u64,
 }
 
 impl Opts {
@@ -94,6 +98,9 @@ impl Opts {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2048),
             downloads: get("--downloads").and_then(|v| v.parse().ok()).unwrap_or(4),
+            pin_save_s: get("--pin-save-s")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
         }
     }
 }
@@ -299,7 +306,12 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
     let to = [recipient_of(&patient), recipient_of(&gp)];
     let mut sessions = Vec::with_capacity(o.clients);
     for i in 0..o.clients {
-        sessions.push(user(dir.path(), &format!("lab{i}"), &server.url)?);
+        let mut s = user(dir.path(), &format!("lab{i}"), &server.url)?;
+        if o.pin_save_s > 0 {
+            // A bulk uploader's setting: the log pin is written at most once a second.
+            s.set_pin_save(PinSave::Every(Duration::from_secs(o.pin_save_s)));
+        }
+        sessions.push(s);
     }
     // Baseline: all client-side crypto happens here, before the window.
     let mut pools: Vec<Vec<Plain>> = Vec::new();
@@ -396,6 +408,9 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
                             r.errors += 1;
                         }
                     }
+                    if s.flush().is_err() {
+                        r.errors += 1;
+                    }
                     r
                 })
             })
@@ -416,7 +431,7 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
     let exhausted = results.iter().any(|r| r.exhausted);
     Ok(json!({
         "mode": if plain_pool.is_some() { "plaintext" } else { "e2ee" },
-        "clients": o.clients, "seconds": elapsed, "documents": docs, "errors": errors,
+        "clients": o.clients, "pin_save_s": o.pin_save_s, "seconds": elapsed, "documents": docs, "errors": errors,
         "docs_per_s": docs as f64 / elapsed,
         "p50_ms": percentile(&all, 0.50) as f64 / 1000.0,
         "p99_ms": percentile(&all, 0.99) as f64 / 1000.0,

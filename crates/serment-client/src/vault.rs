@@ -26,6 +26,25 @@ pub struct Session {
     pub api: Api,
     /// The server's largest accepted blob (`/healthz`), once asked.
     max_blob: Option<Option<u64>>,
+    /// When the log pin advanced by this session's own commits is written to the keystore.
+    pin_save: PinSave,
+    /// Since when the keystore holds a pin not yet written (deferred saves only).
+    unsaved_since: Option<std::time::Instant>,
+}
+
+/// When a session writes the log pin (PROTOCOL.md §11.7) that its own commits advanced to the
+/// keystore file (an encrypted write, fsync and rename).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PinSave {
+    /// After every write, before it returns (the default; what the CLI does).
+    #[default]
+    EveryWrite,
+    /// At most once per interval, and on [`Session::flush`]: for long-running bulk uploaders
+    /// (a lab sending thousands of results an hour). A crash loses at most the interval's pin
+    /// progress: the client restarts from the older pin, which still refuses any rollback
+    /// below it (`docs/THREAT_MODEL.md`, "Pin persistence"). Never used for reads, key changes
+    /// or contacts, which always save.
+    Every(std::time::Duration),
 }
 
 /// The result of [`Session::put`].
@@ -79,6 +98,8 @@ impl Session {
             ks,
             api,
             max_blob: None,
+            pin_save: PinSave::EveryWrite,
+            unsaved_since: None,
         })
     }
 
@@ -106,6 +127,8 @@ impl Session {
             ks,
             api,
             max_blob: None,
+            pin_save: PinSave::EveryWrite,
+            unsaved_since: None,
         })
     }
 
@@ -205,7 +228,7 @@ impl Session {
             .map(|(_, w)| (EntryKind::Wrap, w.as_slice()))
             .collect();
         crate::log::check_own_commit(&self.api, &mut self.ks, &committed, &expected)?;
-        self.ks.save()?;
+        self.save_pin()?;
         Ok(PutResult {
             doc_id,
             doc_version,
@@ -255,6 +278,39 @@ impl Session {
             let sealed = sealed.map_err(seal_err)?;
             Ok::<_, ClientError>((sealed, up?))
         })
+    }
+
+    /// Chooses when this session's own commits write the log pin to the keystore.
+    pub fn set_pin_save(&mut self, when: PinSave) {
+        self.pin_save = when;
+    }
+
+    /// Writes the keystore if a deferred pin save is pending ([`PinSave::Every`]). Call it
+    /// before a bulk uploader exits.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] or [`ClientError::Keystore`] if the keystore cannot be written.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.unsaved_since.take().is_some() {
+            self.ks.save()?;
+        }
+        Ok(())
+    }
+
+    /// Saves the keystore after an own commit, now or when the deferral interval has passed.
+    fn save_pin(&mut self) -> Result<()> {
+        match self.pin_save {
+            PinSave::EveryWrite => self.ks.save(),
+            PinSave::Every(interval) => {
+                let since = *self
+                    .unsaved_since
+                    .get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= interval {
+                    self.flush()?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The exact sealed size of a version (PROTOCOL.md §6.1), in bytes, before sealing it.

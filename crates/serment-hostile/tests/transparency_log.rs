@@ -716,3 +716,32 @@ fn commit_proof_from_another_size_is_not_trusted() {
         .any(|e| e.path.starts_with("/v1/log/consistency"));
     assert!(fetched, "the client fetched the proof from its own pin");
 }
+
+#[test]
+fn deferred_pin_save_writes_on_flush() {
+    use serment_client::vault::PinSave;
+    let mut w = world();
+    put(&mut w, &[PATIENT]);
+    let path = w.h.keystore_path(LAB);
+    let url = w.h.url().to_owned();
+    let on_disk = |p: &std::path::Path| {
+        let ks = Keystore::open(p, Zeroizing::new(format!("passphrase of {LAB}"))).unwrap();
+        let api = serment_client::api::Api::new(&url).unwrap();
+        serment_client::log::pinned(&api, &ks)
+            .unwrap()
+            .unwrap()
+            .size
+    };
+    let saved = on_disk(&path);
+    w.lab
+        .set_pin_save(PinSave::Every(std::time::Duration::from_secs(3600)));
+    put(&mut w, &[PATIENT]);
+    let in_memory = serment_client::log::pinned(&w.lab.api, &w.lab.ks)
+        .unwrap()
+        .unwrap()
+        .size;
+    assert!(in_memory > saved);
+    assert_eq!(on_disk(&path), saved, "deferred: not written yet");
+    w.lab.flush().unwrap();
+    assert_eq!(on_disk(&path), in_memory, "written by flush");
+}

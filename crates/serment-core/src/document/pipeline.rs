@@ -71,8 +71,13 @@ impl Job {
 
 /// How many workers to start for `jobs` jobs.
 fn worker_count(jobs: u64) -> usize {
+    if jobs <= 1 {
+        // One job (up to 512 KiB of payload): no workers, and no look at the CPU count, which
+        // reads cgroup files on Linux (a small document would pay more for it than to seal).
+        return 0;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if jobs <= 1 || cores <= 1 {
+    if cores <= 1 {
         return 0;
     }
     cores
