@@ -72,6 +72,16 @@ pub struct GetResult {
 }
 
 impl Session {
+    fn new(ks: Keystore, api: Api) -> Session {
+        Session {
+            ks,
+            api,
+            max_blob: None,
+            pin_save: PinSave::EveryWrite,
+            unsaved_since: None,
+        }
+    }
+
     /// Registers this device with `server`, saves the server in the keystore and logs in.
     ///
     /// # Errors
@@ -94,13 +104,7 @@ impl Session {
         }
         ks.save()?;
         api.login(&ks.device)?;
-        Ok(Session {
-            ks,
-            api,
-            max_blob: None,
-            pin_save: PinSave::EveryWrite,
-            unsaved_since: None,
-        })
+        Ok(Session::new(ks, api))
     }
 
     /// Connects to the keystore's server (or `server`, if given), logs in and checks the served
@@ -123,13 +127,7 @@ impl Session {
         if first {
             ks.save()?;
         }
-        Ok(Session {
-            ks,
-            api,
-            max_blob: None,
-            pin_save: PinSave::EveryWrite,
-            unsaved_since: None,
-        })
+        Ok(Session::new(ks, api))
     }
 
     /// Resolves recipient handles to device keys, checking each directory answer against the

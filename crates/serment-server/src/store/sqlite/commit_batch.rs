@@ -183,15 +183,7 @@ pub(super) async fn commit_batch(
         .collect();
     recipients.sort();
     recipients.dedup();
-    let known: HashSet<String> = select_in(
-        &mut tx,
-        "SELECT device_id FROM devices WHERE device_id",
-        &recipients,
-    )
-    .await?
-    .iter()
-    .map(|r| r.try_get("device_id"))
-    .collect::<Result<_, _>>()?;
+    let known = known_devices(&mut tx, &recipients).await?;
 
     // Each job decided in order, as if committed one after the other.
     let mut decided: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
@@ -283,7 +275,7 @@ pub(super) async fn commit_batch(
 }
 
 /// A `wraps` row: doc id, version, recipient, sharer, wrap bytes, log index.
-type WrapRow<'a> = (String, i64, String, String, &'a [u8], i64);
+pub(super) type WrapRow<'a> = (String, i64, String, String, &'a [u8], i64);
 
 /// Inserts the accepted jobs' blobs (inline ones), versions and wraps, a multi-row `INSERT` per
 /// table and chunk.
@@ -344,6 +336,15 @@ async fn insert_rows(
             ));
         }
     }
+    insert_wrap_rows(tx, &wraps).await
+}
+
+/// Inserts `wraps` rows, a multi-row `INSERT` per chunk. [`StoreError::Conflict`] if a
+/// recipient already holds a wrap of the version.
+pub(super) async fn insert_wrap_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    wraps: &[WrapRow<'_>],
+) -> Result<(), StoreError> {
     for rows in wraps.chunks(IN_CHUNK / 6) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO wraps (doc_id, doc_version, recipient_device, sharer_device, wrap, \
@@ -363,4 +364,16 @@ async fn insert_rows(
             .map_err(|e| conflict_on_unique(e, "this recipient already has a wrap"))?;
     }
     Ok(())
+}
+
+/// The ids among `ids` that are registered devices.
+pub(super) async fn known_devices(
+    tx: &mut Transaction<'static, Sqlite>,
+    ids: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    select_in(tx, "SELECT device_id FROM devices WHERE device_id", ids)
+        .await?
+        .iter()
+        .map(|r| r.try_get("device_id").map_err(StoreError::from))
+        .collect()
 }

@@ -2,15 +2,11 @@
 
 use serment_core::DocId;
 use serment_core::log::entry::{Access, EntryKind, Subject};
-use std::collections::HashSet;
+use sqlx::{Row as _, Sqlite, Transaction};
 
-use sqlx::{QueryBuilder, Row as _, Sqlite, Transaction};
-
-use super::commit_batch::{CommitJob, JobCommit};
+use super::commit_batch::{CommitJob, JobCommit, WrapRow, insert_wrap_rows, known_devices};
 use super::log::LogAppender;
-use super::{
-    Db, VERSION_COLUMNS, backend, conflict_on_unique, to_i64, to_u32, to_u64, version_row,
-};
+use super::{Db, VERSION_COLUMNS, backend, to_i64, to_u32, to_u64, version_row};
 use crate::store::{
     AccessRow, BlobId, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess, NewWrap, StoreError, VersionRow,
 };
@@ -56,58 +52,37 @@ impl Db {
         wraps: &[NewWrap],
         now: u64,
     ) -> Result<Vec<u64>, StoreError> {
-        let doc_id = &doc.to_string();
+        let doc_id = doc.to_string();
         let recipients: Vec<String> = wraps.iter().map(|w| w.recipient.to_string()).collect();
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT device_id FROM devices WHERE device_id IN (");
-        let mut sep = q.separated(", ");
-        for r in &recipients {
-            sep.push_bind(r.as_str());
-        }
-        q.push(")");
-        let known: HashSet<String> = q
-            .build_query_scalar::<String>()
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .collect();
+        let known = known_devices(tx, &recipients).await?;
         if let Some(r) = recipients.iter().find(|r| !known.contains(*r)) {
             return Err(StoreError::UnknownDevice(r.clone()));
         }
         let mut indices = Vec::with_capacity(wraps.len());
-        for (w, recipient) in wraps.iter().zip(&recipients) {
+        let mut rows: Vec<WrapRow<'_>> = Vec::with_capacity(wraps.len());
+        for (w, recipient) in wraps.iter().zip(recipients) {
             let idx = log
                 .append(
                     tx,
                     EntryKind::Wrap,
                     &Subject::Document(*doc),
-                    Some(recipient),
+                    Some(&recipient),
                     &w.bytes,
                     now,
                 )
                 .await?;
-            indices.push(to_i64(idx)?);
+            indices.push(idx);
+            rows.push((
+                doc_id.clone(),
+                doc_version,
+                recipient,
+                w.sharer.to_string(),
+                &w.bytes,
+                to_i64(idx)?,
+            ));
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO wraps (doc_id, doc_version, recipient_device, sharer_device, wrap, \
-             log_idx) ",
-        );
-        q.push_values(
-            wraps.iter().zip(&recipients).zip(&indices),
-            |mut b, ((w, recipient), idx)| {
-                b.push_bind(doc_id.as_str())
-                    .push_bind(doc_version)
-                    .push_bind(recipient.as_str())
-                    .push_bind(w.sharer.to_string())
-                    .push_bind(w.bytes.as_slice())
-                    .push_bind(*idx);
-            },
-        );
-        q.build()
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| conflict_on_unique(e, "this recipient already has a wrap"))?;
-        indices.into_iter().map(to_u64).collect()
+        insert_wrap_rows(tx, &rows).await?;
+        Ok(indices)
     }
 
     /// Commits a version and its wraps (with its blob, when inline), batched with the commits
