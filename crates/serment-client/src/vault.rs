@@ -198,13 +198,28 @@ impl Session {
             )
             .map_err(seal_err)?;
             let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
-            let committed = self.api.commit_document(
+            let committed = match self.api.commit_document(
                 &doc_id,
                 doc_version,
                 BlobRef::Inline(&bytes),
                 &wraps,
                 log_from,
-            )?;
+            ) {
+                // A server whose JSON limit is below this commit (many wraps): upload first.
+                Err(ClientError::Server { status: 413, .. }) => {
+                    let blob_id = self.api.upload_blob(&mut bytes.as_slice())?;
+                    let mut c = self.api.commit_document(
+                        &doc_id,
+                        doc_version,
+                        BlobRef::Id(&blob_id),
+                        &wraps,
+                        log_from,
+                    )?;
+                    c.blob_id = blob_id;
+                    c
+                }
+                other => other?,
+            };
             (sealed, committed)
         } else {
             let (sealed, blob_id) =

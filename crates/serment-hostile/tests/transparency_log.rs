@@ -745,3 +745,24 @@ fn deferred_pin_save_writes_on_flush() {
     w.lab.flush().unwrap();
     assert_eq!(on_disk(&path), in_memory, "written by flush");
 }
+
+#[test]
+fn inline_commit_refused_as_too_large_falls_back_to_an_upload() {
+    let mut w = world();
+    // A server whose JSON limit is below the inline commit: 413 for any commit carrying `blob`.
+    w.h.on_request("POST /v1/documents", |ex| {
+        let body: Value = serde_json::from_slice(&ex.request).unwrap();
+        if body.get("blob").is_some() {
+            ex.answered = true;
+            ex.status = 413;
+            ex.set_json(&json!({ "error": { "code": "payload_too_large", "message": "too big" } }));
+        }
+    });
+    let r = put(&mut w, &[PATIENT]);
+    let calls: Vec<String> = w.h.exchanges().iter().map(|e| e.path.clone()).collect();
+    assert!(calls.iter().any(|p| p == "/v1/blobs"), "{calls:?}");
+    assert_eq!(
+        read(&mut w.patient, &r.doc_id).unwrap(),
+        b"{\"resourceType\":\"Observation\"}"
+    );
+}
