@@ -511,3 +511,92 @@ async fn path_traversal_is_refused() {
     assert_eq!(count_files(srv.dir.path()), before);
     assert!(std::fs::read_dir(srv.dir.path()).unwrap().count() == 1);
 }
+
+/// Inline commits (PROTOCOL.md §8.3): exactly one of `blob_id` and `blob`, the same header checks
+/// as for an uploaded blob, a size cap, nothing stored when refused; and the stored bytes are the
+/// ones served, under their SHA-256.
+#[tokio::test]
+async fn inline_commit_is_checked_like_an_upload() {
+    let srv = TestServer::new().await;
+    let alice = User::new("alice");
+    let bob = User::new("bob");
+    let ta = srv.enroll(&alice).await;
+    srv.enroll(&bob).await;
+    let doc_id = DocId::random().unwrap();
+    let (blob, sealed) = seal_for(&alice, doc_id, 1, &[&bob], b"inline");
+    let wraps = all_wraps(&sealed);
+    let body = |extra: Value| {
+        let mut b = json!({"doc_id": doc_id.to_string(), "doc_version": 1, "wraps": wraps});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let expect = async |b: Value, status: StatusCode, code: &str| {
+        let (s, v) = srv.post("/v1/documents", Some(&ta), b).await;
+        assert_eq!(s, status, "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+    };
+    let bad = StatusCode::BAD_REQUEST;
+    expect(body(json!({})), bad, "bad_request").await;
+    expect(
+        body(json!({"blob": b64(&blob), "blob_id": "ab".repeat(32)})),
+        bad,
+        "bad_request",
+    )
+    .await;
+    expect(body(json!({"blob": "not base64!"})), bad, "invalid_base64").await;
+    expect(body(json!({"blob": b64(b"short")})), bad, "invalid_record").await;
+    let mut flipped = blob.clone();
+    flipped[10] ^= 1; // the document id in the header
+    expect(body(json!({"blob": b64(&flipped)})), bad, "invalid_record").await;
+    let mut huge = blob.clone();
+    huge.resize(256 * 1024 + 1, 0);
+    expect(
+        body(json!({"blob": b64(&huge)})),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    assert_eq!(
+        blob_rows(&srv).await,
+        0,
+        "nothing stored by a refused commit"
+    );
+    // The honest inline commit, with its own-write proofs.
+    let (s, v) = srv
+        .post(
+            "/v1/documents",
+            Some(&ta),
+            body(json!({"blob": b64(&blob), "log_from": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob));
+    assert_eq!(v["blob_id"], id.as_str());
+    assert_eq!(v["size"], blob.len());
+    assert_eq!(v["log"]["entries"].as_array().unwrap().len(), wraps.len());
+    assert_eq!(v["log"]["consistency"].as_array().unwrap().len(), 0);
+    assert_no_blob_files(&srv);
+    let req = Request::get(format!("/v1/documents/{doc_id}/versions/1/blob"))
+        .header(header::AUTHORIZATION, format!("Bearer {ta}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, got) = srv.send(req).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got, blob);
+    // log_from beyond the log: refused after the commit, which stands.
+    let doc2 = DocId::random().unwrap();
+    let (blob2, sealed2) = seal_for(&alice, doc2, 1, &[&bob], b"second");
+    let (s, v) = srv
+        .post(
+            "/v1/documents",
+            Some(&ta),
+            json!({"doc_id": doc2.to_string(), "doc_version": 1, "blob": b64(&blob2),
+                   "wraps": all_wraps(&sealed2), "log_from": 1_000_000}),
+        )
+        .await;
+    assert_eq!(s, bad, "{v}");
+    let (_, v) = srv.get("/v1/documents", Some(&ta)).await;
+    assert_eq!(v["documents"].as_array().unwrap().len(), 2);
+}
