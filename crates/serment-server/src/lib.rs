@@ -92,6 +92,8 @@ pub struct Server {
     config: Arc<Config>,
     store: Store,
     openapi: axum::body::Bytes,
+    /// Device records already verified, shared by every router of this server.
+    records: Arc<http::RecordCache>,
 }
 
 impl Server {
@@ -117,6 +119,7 @@ impl Server {
             config: Arc::new(config),
             store,
             openapi,
+            records: Arc::default(),
         })
     }
 
@@ -138,6 +141,7 @@ impl Server {
             store: self.store.clone(),
             config: Arc::clone(&self.config),
             openapi: self.openapi.clone(),
+            records: Arc::clone(&self.records),
         })
     }
 

@@ -176,6 +176,38 @@ pub(crate) struct AuthDevice {
     pub(crate) signing_key: [u8; 32],
 }
 
+/// The most device records [`RecordCache`] keeps before it starts over.
+const RECORD_CACHE_MAX: usize = 4096;
+
+/// Device records already verified (PROTOCOL.md §4), keyed by their exact stored bytes: the
+/// bearer lookup of every request would otherwise check the same identity signature again
+/// (an Ed25519 verification, about 50 µs). The same bytes always verify the same way, so a hit
+/// returns the record parsed before; any other bytes are verified afresh.
+#[derive(Debug, Default)]
+pub(crate) struct RecordCache(std::sync::Mutex<std::collections::HashMap<Vec<u8>, DeviceRecord>>);
+
+impl RecordCache {
+    /// The verified record of `bytes`.
+    ///
+    /// # Errors
+    /// [`serment_core::Error`] from [`DeviceRecord::decode_verified`].
+    pub(crate) fn verified(&self, bytes: &[u8]) -> serment_core::Result<DeviceRecord> {
+        if let Ok(map) = self.0.lock()
+            && let Some(r) = map.get(bytes)
+        {
+            return Ok(r.clone());
+        }
+        let record = DeviceRecord::decode_verified(bytes)?;
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= RECORD_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(bytes.to_vec(), record.clone());
+        }
+        Ok(record)
+    }
+}
+
 impl FromRequestParts<AppState> for AuthDevice {
     type Rejection = ApiError;
 
@@ -205,7 +237,9 @@ impl FromRequestParts<AppState> for AuthDevice {
             .ok_or(ApiError::Unauthorized(
                 "the bearer token is unknown or expired",
             ))?;
-        let record = DeviceRecord::decode_verified(&row.record)
+        let record = state
+            .records
+            .verified(&row.record)
             .map_err(|e| ApiError::internal("stored device record does not verify", &e))?;
         Ok(AuthDevice {
             device_key: record.device_id(),
@@ -218,8 +252,39 @@ impl FromRequestParts<AppState> for AuthDevice {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn record_cache_returns_verified_records_only() {
+        use serment_core::identity::{DeviceSecret, IdentitySecret};
+        let identity = IdentitySecret::generate();
+        let device = DeviceSecret::generate();
+        let good = identity.sign_device_record("alice", &device, 1).unwrap();
+        let cache = RecordCache::default();
+        let first = cache.verified(&good).unwrap();
+        assert_eq!(
+            cache.verified(&good).unwrap(),
+            first,
+            "served from the cache"
+        );
+        // Any other bytes are verified afresh: a flipped byte of a cached record fails.
+        for i in [0, good.len() / 2, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[i] ^= 1;
+            assert!(cache.verified(&bad).is_err(), "byte {i}");
+        }
+        // The cache starts over when full, and still verifies.
+        {
+            let mut map = cache.0.lock().unwrap();
+            map.clear();
+            for n in 0..RECORD_CACHE_MAX as u64 {
+                map.insert(n.to_le_bytes().to_vec(), first.clone());
+            }
+        }
+        assert_eq!(cache.verified(&good).unwrap(), first);
+        assert_eq!(cache.0.lock().unwrap().len(), 1);
+    }
 
     #[test]
     fn base64_is_canonical_only() {

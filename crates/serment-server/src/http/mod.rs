@@ -24,6 +24,7 @@ mod directory;
 mod documents;
 pub(crate) mod error;
 mod extract;
+pub(crate) use extract::RecordCache;
 mod log;
 mod types;
 
@@ -54,6 +55,8 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<Config>,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi: Bytes,
+    /// Device records whose signature was already checked (every request's bearer lookup).
+    pub(crate) records: Arc<RecordCache>,
 }
 
 /// The OpenAPI 3.1 description of the API.
