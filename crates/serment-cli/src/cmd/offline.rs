@@ -2,7 +2,7 @@
 //! container of PROTOCOL.md §6.4, with exactly the library code behind `put` and `get`
 //! (`serment_core::document::seal` / `open`).
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -18,9 +18,6 @@ use super::{Ctx, now_rfc3339};
 use crate::error::{CliError, CliResult};
 use crate::output::emit;
 
-/// Output buffer of `open`: it gathers the small writes (the content of the first chunk, the
-/// last); the 64 KiB chunks bypass it.
-const OUT_BUF: usize = 64 * 1024;
 /// The largest device record file read.
 const MAX_RECORD_FILE: u64 = 4096;
 /// Bytes written between two background flushes of the output file.
@@ -89,6 +86,69 @@ impl Drop for SyncBehind<'_> {
 /// Page size, for the placement of data in the writer's buffers.
 const PAGE: usize = 4096;
 
+/// Where data bound for file position `pos` must start in a buffer at address `addr` so that it
+/// sits at the same offset within a page (see [`ThreadedWriter`] for why).
+fn page_placement(addr: usize, pos: u64) -> usize {
+    let want = (pos % PAGE as u64) as usize;
+    (want + PAGE - addr % PAGE) % PAGE
+}
+
+/// A `Write` that gathers bytes into one [`WRITE_BUF`] buffer, placed like [`ThreadedWriter`]'s,
+/// and writes it on the calling thread (used by `open`).
+struct PlacedWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+    start: usize,
+    pos: u64,
+}
+
+impl<W: Write> PlacedWriter<W> {
+    fn new(inner: W) -> Self {
+        let mut w = PlacedWriter {
+            inner,
+            buf: Vec::with_capacity(WRITE_BUF + PAGE),
+            start: 0,
+            pos: 0,
+        };
+        w.place();
+        w
+    }
+
+    fn place(&mut self) {
+        self.buf.clear();
+        self.start = page_placement(self.buf.as_ptr() as usize, self.pos);
+        self.buf.resize(self.start, 0);
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        let data = self.buf.get(self.start..).unwrap_or_default();
+        if !data.is_empty() {
+            self.inner.write_all(data)?;
+            self.pos += data.len() as u64;
+            self.place();
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for PlacedWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = (self.start + WRITE_BUF).saturating_sub(self.buf.len());
+        let n = data.len().min(room);
+        self.buf
+            .extend_from_slice(data.get(..n).unwrap_or_default());
+        if self.buf.len() >= self.start + WRITE_BUF {
+            self.drain()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()?;
+        self.inner.flush()
+    }
+}
+
 /// A `Write` that gathers bytes into 1 MiB buffers and hands them to a writer thread, which
 /// writes them to the file in order (used by `seal`). The kernel's buffered-write path
 /// (page-cache copy, ext4 block reservation) then runs beside the pipeline's calling thread,
@@ -119,9 +179,7 @@ impl ThreadedWriter {
     /// page size.
     fn place(&mut self) {
         self.buf.clear();
-        let addr = self.buf.as_ptr() as usize;
-        let want = (self.pos % PAGE as u64) as usize;
-        self.start = (want + PAGE - addr % PAGE) % PAGE;
+        self.start = page_placement(self.buf.as_ptr() as usize, self.pos);
         self.buf.resize(self.start, 0);
     }
 
@@ -353,10 +411,11 @@ pub(crate) fn open(
     };
     let mut tmp = AtomicFile::new(output)?;
     // Not through the writer thread: measured side by side, `open` through it was bimodal here
-    // (0.26 s, or 0.55 to 0.8 s right after a `seal`, all in `copy_folio_from_iter_atomic`),
-    // against a steady 0.33 to 0.39 s this way (docs/PERFORMANCE.md §2).
+    // (0.26 s, or 0.55 to 0.8 s right after a `seal`, all in `copy_folio_from_iter_atomic`).
+    // Written on this thread from page-placed buffers: 0.22 to 0.26 s, against 0.28 to 0.33 s
+    // through a plain `BufWriter` (docs/PERFORMANCE.md §2).
     let opened = {
-        let mut w = BufWriter::with_capacity(OUT_BUF, SyncBehind::new(tmp.file()));
+        let mut w = PlacedWriter::new(SyncBehind::new(tmp.file()));
         let o = document::open_container(&ks.device, &author_key, f, &mut w)
             .map_err(ClientError::Integrity)?;
         w.flush().map_err(|e| CliError::io(output, e))?;
@@ -383,7 +442,49 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use std::io::{Read, Seek, Write};
 
-    use super::{WRITE_BUF, write_through_thread};
+    use super::{PAGE, PlacedWriter, WRITE_BUF, write_through_thread};
+
+    /// Writes `data` in pieces cycling through `sizes`.
+    fn write_in_pieces(w: &mut impl Write, data: &[u8], sizes: &[usize]) {
+        let mut rest = data;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = sizes[i % sizes.len()].min(rest.len());
+            w.write_all(&rest[..n]).unwrap();
+            rest = &rest[n..];
+            i += 1;
+        }
+        w.flush().unwrap();
+    }
+
+    /// A sink that checks, for every write, that the source sits at the file position's offset
+    /// within a page.
+    struct PlacementCheck {
+        out: Vec<u8>,
+    }
+
+    impl Write for PlacementCheck {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            assert_eq!(b.as_ptr() as usize % PAGE, self.out.len() % PAGE);
+            self.out.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn placed_writer_writes_everything_in_order_and_placed() {
+        let data: Vec<u8> = (0..2 * WRITE_BUF + 777)
+            .map(|i| (i * 13 + i / 4093) as u8)
+            .collect();
+        for sizes in [&[1usize, 10, 638, 4096][..], &[65_536, 3], &[WRITE_BUF + 3]] {
+            let mut w = PlacedWriter::new(PlacementCheck { out: Vec::new() });
+            write_in_pieces(&mut w, &data, sizes);
+            assert!(w.inner.out == data, "{sizes:?}");
+        }
+    }
 
     /// Every byte arrives, in order, whatever the sizes of the writes (small, page-crossing,
     /// larger than a buffer) and across buffer boundaries.
@@ -395,15 +496,7 @@ mod tests {
         for sizes in [&[1usize, 10, 638, 4096][..], &[65_552, 7], &[WRITE_BUF + 3]] {
             let mut f = tempfile::tempfile().unwrap();
             let r = write_through_thread(&mut f, |w| {
-                let mut rest = &data[..];
-                let mut i = 0;
-                while !rest.is_empty() {
-                    let n = sizes[i % sizes.len()].min(rest.len());
-                    w.write_all(&rest[..n]).unwrap();
-                    rest = &rest[n..];
-                    i += 1;
-                }
-                w.flush().unwrap();
+                write_in_pieces(w, &data, sizes);
                 Ok(())
             })
             .unwrap();
