@@ -217,6 +217,15 @@ pub(super) async fn commit_batch(
         decided.push(verdict);
     }
 
+    if decided.iter().all(Result::is_err) {
+        // Nothing to write: the transaction ends without a commit (rolled back on drop).
+        return Ok(decided
+            .into_iter()
+            .filter_map(Result::err)
+            .map(Err)
+            .collect());
+    }
+
     // The log: a document with no earlier version has no entries yet (wraps, removals and
     // accesses all name an existing version), so only the others need their chain head read.
     let mut log = LogAppender::begin(&mut tx).await?;

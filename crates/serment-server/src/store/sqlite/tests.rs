@@ -201,6 +201,20 @@ async fn a_batch_decides_each_commit_on_its_own() {
     assert_eq!(db.log_note(None).await.unwrap().unwrap(), *a.note);
     let proof = db.log_inclusion(size0 + 3, note.size).await.unwrap();
     assert_eq!(proof, e.proven[1].1);
+    // A batch where every job is refused writes nothing, not even a checkpoint.
+    let checkpoints = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_checkpoints")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let before = checkpoints().await;
+    let out = commit_batch::commit_batch(&db.writer, &db.log, &jobs[1..2])
+        .await
+        .unwrap();
+    assert!(matches!(out[..], [Err(StoreError::Conflict(_))]), "{out:?}");
+    assert_eq!(checkpoints().await, before);
+    assert_eq!(db.log_size().await.unwrap(), note.size);
     db.close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
