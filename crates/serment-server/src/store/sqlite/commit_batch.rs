@@ -89,6 +89,32 @@ impl Committer {
     }
 }
 
+type BatchResult = Result<Vec<Result<JobCommit, StoreError>>, StoreError>;
+
+/// Runs [`commit_batch`] in its own task, so that a panic there fails these commits (as a backend
+/// error) and not the batcher. Gives the jobs back unless the task panicked.
+async fn isolated(
+    writer: &SqlitePool,
+    signer: &Arc<NoteSigner>,
+    jobs: Vec<CommitJob>,
+) -> (Option<Vec<CommitJob>>, BatchResult) {
+    let (w, s) = (writer.clone(), Arc::clone(signer));
+    let task = tokio::spawn(async move {
+        let r = commit_batch(&w, &s, &jobs).await;
+        (jobs, r)
+    });
+    match task.await {
+        Ok((jobs, r)) => (Some(jobs), r),
+        Err(e) => {
+            tracing::error!(error = %e, "a commit batch panicked");
+            (
+                None,
+                Err(StoreError::Backend("the commit batch failed".into())),
+            )
+        }
+    }
+}
+
 async fn run(
     writer: SqlitePool,
     signer: Arc<NoteSigner>,
@@ -103,28 +129,30 @@ async fn run(
             }
         }
         let (jobs, replies): (Vec<CommitJob>, Vec<Reply>) = batch.into_iter().unzip();
-        match commit_batch(&writer, &signer, &jobs).await {
-            Ok(results) => {
+        let n = jobs.len();
+        match isolated(&writer, &signer, jobs).await {
+            (_, Ok(results)) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     // The handler may have gone (client disconnected): nothing to tell.
                     let _ = reply.send(r);
                 }
             }
-            Err(e) if jobs.len() == 1 => {
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(e));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = jobs.len(), "commit batch failed; retrying its jobs one by one");
-                for (job, reply) in jobs.iter().zip(replies) {
-                    let r = match commit_batch(&writer, &signer, std::slice::from_ref(job)).await {
-                        Ok(mut v) => v.pop().unwrap_or_else(|| {
+            (Some(jobs), Err(e)) if n > 1 => {
+                tracing::warn!(error = %e, jobs = n, "commit batch failed; retrying its jobs one by one");
+                for (job, reply) in jobs.into_iter().zip(replies) {
+                    let r = match isolated(&writer, &signer, vec![job]).await {
+                        (_, Ok(mut v)) => v.pop().unwrap_or_else(|| {
                             Err(StoreError::Backend("empty batch result".into()))
                         }),
-                        Err(e) => Err(e),
+                        (_, Err(e)) => Err(e),
                     };
                     let _ = reply.send(r);
+                }
+            }
+            (_, Err(e)) => {
+                let msg = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Backend(msg.clone().into())));
                 }
             }
         }
@@ -187,7 +215,6 @@ pub(super) async fn commit_batch(
 
     // Each job decided in order, as if committed one after the other.
     let mut decided: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
-    let mut had_entries: HashSet<String> = HashSet::new();
     for j in jobs {
         let doc = j.doc_id.to_string();
         let verdict = match owners.get(&doc) {
@@ -208,9 +235,6 @@ pub(super) async fn commit_batch(
             },
         };
         if verdict.is_ok() {
-            if owners.contains_key(&doc) {
-                had_entries.insert(doc.clone());
-            }
             owners.insert(doc.clone(), j.author_identity.clone());
             versions.insert((doc, j.doc_version));
         }
@@ -226,16 +250,15 @@ pub(super) async fn commit_batch(
             .collect());
     }
 
-    // The log: a document with no earlier version has no entries yet (wraps, removals and
-    // accesses all name an existing version), so only the others need their chain head read.
+    // The log: every accepted document's chain head, read from the log itself in one statement.
     let mut log = LogAppender::begin(&mut tx).await?;
-    let fresh: Vec<Subject> = jobs
+    let subjects: Vec<Subject> = jobs
         .iter()
         .zip(&decided)
-        .filter(|(j, d)| d.is_ok() && !had_entries.contains(&j.doc_id.to_string()))
+        .filter(|(_, d)| d.is_ok())
         .map(|(j, _)| Subject::Document(j.doc_id))
         .collect();
-    log.assume_no_entries(&fresh);
+    log.load_heads(&mut tx, &subjects).await?;
     let mut indices: Vec<Vec<u64>> = Vec::with_capacity(jobs.len());
     for (j, d) in jobs.iter().zip(&decided) {
         let mut idx = Vec::new();

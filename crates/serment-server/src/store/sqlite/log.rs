@@ -130,13 +130,49 @@ impl LogAppender {
         })
     }
 
-    /// Records that `subjects` have no entries yet (their first entry gets no back link), so
-    /// that [`LogAppender::append`] need not look their chain heads up. Only for subjects the
-    /// caller knows to be new, such as a document with no committed version.
-    pub(crate) fn assume_no_entries(&mut self, subjects: &[Subject]) {
-        for s in subjects {
-            self.heads.entry(subject_key(s)).or_insert(None);
+    /// Reads the chain heads (latest entry) of `subjects` from the log itself, in one statement
+    /// per 500 subjects, so that [`LogAppender::append`] need not look them up one by one. A
+    /// subject with no entry gets none (its first entry has no back link).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the database fails.
+    pub(crate) async fn load_heads(
+        &mut self,
+        tx: &mut Transaction<'static, Sqlite>,
+        subjects: &[Subject],
+    ) -> Result<(), StoreError> {
+        let mut keys: Vec<String> = subjects
+            .iter()
+            .map(subject_key)
+            .filter(|k| !self.heads.contains_key(k))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for part in keys.chunks(INSERT_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT e.subject, e.idx, e.leaf_hash FROM log_entries e WHERE e.idx = \
+                 (SELECT MAX(f.idx) FROM log_entries f WHERE f.subject = e.subject) \
+                 AND e.subject IN (",
+            );
+            let mut sep = q.separated(", ");
+            for k in part {
+                sep.push_bind(k.as_str());
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&mut **tx).await? {
+                self.heads.insert(
+                    r.try_get("subject")?,
+                    Some(PrevLink {
+                        index: to_u64(r.try_get("idx")?)?,
+                        leaf_hash: hash32(r.try_get("leaf_hash")?)?,
+                    }),
+                );
+            }
+            for k in part {
+                self.heads.entry(k.clone()).or_insert(None);
+            }
         }
+        Ok(())
     }
 
     /// Appends one entry: links it to the previous entry of its subject and computes the tree

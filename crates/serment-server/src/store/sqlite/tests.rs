@@ -218,3 +218,39 @@ async fn a_batch_decides_each_commit_on_its_own() {
     db.close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A document's chain head comes from the log, not from the `documents` table: after an
+/// operator deletes a document's rows, a new commit of that id still links to the subject's last
+/// entry (the chain stays whole, and the audit shows what happened).
+#[tokio::test]
+async fn chain_heads_come_from_the_log() {
+    use serment_core::log::entry::{EntryKind, PrevLink, encode_entry};
+    use serment_core::log::tree;
+
+    let (db, _, dir) = db_with_device().await;
+    let lab = another_device(&db, "lab").await;
+    let doc = serment_core::DocId::random().unwrap();
+    let first = db.commit_version(job(doc, 1, lab, &[lab.0])).await.unwrap();
+    let (last, _) = first.proven.last().unwrap();
+    for t in ["wraps", "documents"] {
+        sqlx::query(&format!("DELETE FROM {t} WHERE doc_id = ?"))
+            .bind(doc.to_string())
+            .execute(&db.writer)
+            .await
+            .unwrap();
+    }
+    let again = job(doc, 1, lab, &[lab.0]);
+    let payload = again.wraps[0].bytes.clone();
+    let second = db.commit_version(again).await.unwrap();
+    let (entry, _) = &second.proven[0];
+    let prev = PrevLink {
+        index: last.index,
+        leaf_hash: tree::leaf_hash(&last.entry),
+    };
+    assert_eq!(
+        entry.entry,
+        encode_entry(EntryKind::Wrap, 7, Some(prev), &payload).unwrap()
+    );
+    db.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
