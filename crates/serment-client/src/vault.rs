@@ -198,7 +198,7 @@ impl Session {
             )
             .map_err(seal_err)?;
             let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
-            let committed = match self.api.commit_document(
+            let committed = match self.commit_retrying(
                 &doc_id,
                 doc_version,
                 BlobRef::Inline(&bytes),
@@ -208,7 +208,7 @@ impl Session {
                 // A server whose JSON limit is below this commit (many wraps): upload first.
                 Err(ClientError::Server { status: 413, .. }) => {
                     let blob_id = self.api.upload_blob(&mut bytes.as_slice())?;
-                    let mut c = self.api.commit_document(
+                    let mut c = self.commit_retrying(
                         &doc_id,
                         doc_version,
                         BlobRef::Id(&blob_id),
@@ -225,7 +225,7 @@ impl Session {
             let (sealed, blob_id) =
                 self.seal_and_upload(content, metadata, doc_id, doc_version, recipients)?;
             let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
-            let mut committed = self.api.commit_document(
+            let mut committed = self.commit_retrying(
                 &doc_id,
                 doc_version,
                 BlobRef::Id(&blob_id),
@@ -249,6 +249,36 @@ impl Session {
             sealed_len: sealed.sealed_len,
             recipients: sealed.wraps.iter().map(|(k, _)| *k).collect(),
         })
+    }
+
+    /// [`Api::commit_document`], sent a second time, identical, if the first answer was lost
+    /// (transport error, 502, 503 or 504): the server answers an identical retry of a version
+    /// it already committed with the original entries (200), which are then checked like any
+    /// answer. Anything else is returned as is.
+    fn commit_retrying(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        blob: BlobRef<'_>,
+        wraps: &[Vec<u8>],
+        log_from: Option<u64>,
+    ) -> Result<crate::api::Committed> {
+        match self
+            .api
+            .commit_document(doc_id, doc_version, blob, wraps, log_from)
+        {
+            Err(
+                ClientError::Transport(_)
+                | ClientError::Server {
+                    status: 502..=504, ..
+                },
+            ) => {
+                std::thread::sleep(COMMIT_RETRY_DELAY);
+                self.api
+                    .commit_document(doc_id, doc_version, blob, wraps, log_from)
+            }
+            other => other,
+        }
     }
 
     /// Seals `content` and uploads it to `/v1/blobs` concurrently, over a pipe, so memory stays
@@ -712,6 +742,9 @@ impl Session {
         self.api.accesses(doc_id)
     }
 }
+
+/// The pause before the one retry of a commit whose answer was lost.
+const COMMIT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A sealing error as a client error: an I/O error reading the content is the caller's input.
 fn seal_err(e: serment_core::Error) -> ClientError {

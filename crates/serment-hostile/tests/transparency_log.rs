@@ -766,3 +766,36 @@ fn inline_commit_refused_as_too_large_falls_back_to_an_upload() {
         b"{\"resourceType\":\"Observation\"}"
     );
 }
+
+#[test]
+fn commit_answer_lost_once_is_retried_and_proven() {
+    let mut w = world();
+    let to = w.lab.recipients(&[PATIENT.to_owned()]).unwrap();
+    // The server commits, but the first answer is lost (a proxy's 502).
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let l = std::sync::Arc::clone(&lost);
+    w.h.on_response("POST /v1/documents", move |ex| {
+        if !l.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            ex.status = 502;
+            ex.set_json(&json!({ "error": { "code": "bad_gateway", "message": "reset" } }));
+        }
+    });
+    let c = b"{\"resourceType\":\"Observation\"}";
+    let doc = DocId::random().unwrap();
+    let before = w.h.exchanges().len();
+    w.lab
+        .put_version(c.as_slice(), meta(c), doc, 1, &to)
+        .unwrap();
+    let commits: Vec<u16> = w.h.exchanges()[before..]
+        .iter()
+        .filter(|e| e.path == "/v1/documents")
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(commits, [502, 200], "the identical retry is answered 200");
+    // Stored once: one wrap entry per recipient (the lab and the patient), not two.
+    let entries = w.h.sql(&format!(
+        "SELECT idx FROM log_entries WHERE subject = 'd:{doc}'"
+    ));
+    assert_eq!(entries.len(), 2);
+    assert_eq!(read(&mut w.patient, &doc).unwrap(), c);
+}

@@ -600,3 +600,66 @@ async fn inline_commit_is_checked_like_an_upload() {
     let (_, v) = srv.get("/v1/documents", Some(&ta)).await;
     assert_eq!(v["documents"].as_array().unwrap().len(), 2);
 }
+
+/// An identical retry of a committed version is answered 200 with the original entries; a retry
+/// with anything different is 409 and writes nothing.
+#[tokio::test]
+async fn identical_commit_retry_is_answered_with_the_original_entries() {
+    let srv = TestServer::new().await;
+    let alice = User::new("alice");
+    let bob = User::new("bob");
+    let ta = srv.enroll(&alice).await;
+    srv.enroll(&bob).await;
+    let doc_id = DocId::random().unwrap();
+    let (blob, sealed) = seal_for(&alice, doc_id, 1, &[&bob], b"retry");
+    let wraps = all_wraps(&sealed);
+    let body = |blob: &[u8], wraps: &[String]| {
+        json!({"doc_id": doc_id.to_string(), "doc_version": 1, "blob": b64(blob),
+               "wraps": wraps, "log_from": 0})
+    };
+    let (s, first) = srv
+        .post("/v1/documents", Some(&ta), body(&blob, &wraps))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let (s, again) = srv
+        .post("/v1/documents", Some(&ta), body(&blob, &wraps))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(again["log_indices"], first["log_indices"]);
+    assert_eq!(
+        again["log"]["entries"].as_array().unwrap().len(),
+        wraps.len()
+    );
+    for (a, b) in again["log"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(first["log"]["entries"].as_array().unwrap())
+    {
+        assert_eq!(a["entry"], b["entry"]);
+    }
+    // Another sealing of the same version, or a wrap left out: a real conflict.
+    let (blob2, sealed2) = seal_for(&alice, doc_id, 1, &[&bob], b"retry");
+    let (s, v) = srv
+        .post(
+            "/v1/documents",
+            Some(&ta),
+            body(&blob2, &all_wraps(&sealed2)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v) = srv
+        .post("/v1/documents", Some(&ta), body(&blob, &wraps[..1]))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (_, size) = srv.get("/v1/log/checkpoint", None).await;
+    let note = size["checkpoint"].as_str().unwrap();
+    assert!(
+        note.lines().nth(1).unwrap().parse::<u64>().unwrap()
+            == first["log"]["entries"].as_array().unwrap().last().unwrap()["index"]
+                .as_u64()
+                .unwrap()
+                + 1,
+        "nothing appended by the retries: {note}"
+    );
+}

@@ -113,10 +113,11 @@ const INLINE_VERIFY_MAX: usize = 8;
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Committed", body = VersionSummary),
+        (status = 200, description = "Already committed exactly as sent (a retry): nothing written; the original wrap entries, proven", body = VersionSummary),
         (status = 400, description = "Malformed request, header or wrap; unknown blob or recipient", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "The document id belongs to another identity", body = ErrorBody),
-        (status = 409, description = "The version exists", body = ErrorBody),
+        (status = 409, description = "The version exists, with other content", body = ErrorBody),
     )
 )]
 pub(crate) async fn commit(
@@ -234,8 +235,14 @@ pub(crate) async fn commit(
             })
         }
     };
+    // An identical retry (the first answer was lost) is answered with the original entries.
+    let status = if done.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(VersionSummary {
             doc_id: doc_id.to_string(),
             doc_version: req.doc_version,

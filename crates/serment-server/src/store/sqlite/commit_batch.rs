@@ -22,7 +22,7 @@ use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::log::LogAppender;
-use super::{conflict_on_unique, to_i64, to_u32};
+use super::{conflict_on_unique, to_i64, to_u32, to_u64};
 use crate::store::{BlobId, LogRead, NewWrap, StoreError};
 
 /// The most commits in one transaction.
@@ -56,6 +56,18 @@ pub(crate) struct JobCommit {
     pub(crate) note: Arc<str>,
     /// The job's wrap entries, in request order, each with its inclusion proof.
     pub(crate) proven: Vec<(LogRead, Vec<Hash>)>,
+    /// True if the version was already stored exactly as sent (a retry whose first answer was
+    /// lost): nothing was written, and `proven` holds the entries appended then.
+    pub(crate) replayed: bool,
+}
+
+/// What the batch decided for one job.
+enum Verdict {
+    /// Write it.
+    New,
+    /// Already stored exactly as sent: prove its existing wrap entries (log indices, in the
+    /// job's wrap order).
+    Replay(Vec<u64>),
 }
 
 type Reply = oneshot::Sender<Result<JobCommit, StoreError>>;
@@ -214,13 +226,20 @@ pub(super) async fn commit_batch(
     let known = known_devices(&mut tx, &recipients).await?;
 
     // Each job decided in order, as if committed one after the other.
-    let mut decided: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
+    let mut decided: Vec<Result<Verdict, StoreError>> = Vec::with_capacity(jobs.len());
+    let stored_versions = versions.clone();
     for j in jobs {
         let doc = j.doc_id.to_string();
         let verdict = match owners.get(&doc) {
             Some(o) if *o != j.author_identity => Err(StoreError::Forbidden(
                 "this document id belongs to another identity",
             )),
+            _ if stored_versions.contains(&(doc.clone(), j.doc_version)) => {
+                match stored_replay(&mut tx, j).await? {
+                    Some(idx) => Ok(Verdict::Replay(idx)),
+                    None => Err(StoreError::Conflict("this document version already exists")),
+                }
+            }
             _ if versions.contains(&(doc.clone(), j.doc_version)) => {
                 Err(StoreError::Conflict("this document version already exists"))
             }
@@ -231,10 +250,10 @@ pub(super) async fn commit_batch(
                 .find(|r| !known.contains(r))
             {
                 Some(r) => Err(StoreError::UnknownDevice(r)),
-                None => Ok(()),
+                None => Ok(Verdict::New),
             },
         };
-        if verdict.is_ok() {
+        if let Ok(Verdict::New) = verdict {
             owners.insert(doc.clone(), j.author_identity.clone());
             versions.insert((doc, j.doc_version));
         }
@@ -252,17 +271,18 @@ pub(super) async fn commit_batch(
 
     // The log: every accepted document's chain head, read from the log itself in one statement.
     let mut log = LogAppender::begin(&mut tx).await?;
+    let is_new = |d: &Result<Verdict, StoreError>| matches!(d, Ok(Verdict::New));
     let subjects: Vec<Subject> = jobs
         .iter()
         .zip(&decided)
-        .filter(|(_, d)| d.is_ok())
+        .filter(|(_, d)| is_new(d))
         .map(|(j, _)| Subject::Document(j.doc_id))
         .collect();
     log.load_heads(&mut tx, &subjects).await?;
     let mut indices: Vec<Vec<u64>> = Vec::with_capacity(jobs.len());
     for (j, d) in jobs.iter().zip(&decided) {
         let mut idx = Vec::new();
-        if d.is_ok() {
+        if is_new(d) {
             for w in &j.wraps {
                 idx.push(
                     log.append(
@@ -284,26 +304,93 @@ pub(super) async fn commit_batch(
         .iter()
         .zip(&decided)
         .zip(&indices)
-        .filter(|((_, d), _)| d.is_ok())
+        .filter(|((_, d), _)| is_new(d))
         .map(|((j, _), i)| (j, i))
         .collect();
     insert_rows(&mut tx, &accepted).await?;
-    let done = log.finish(&mut tx, signer).await?;
+    let replays: Vec<u64> = decided
+        .iter()
+        .filter_map(|d| match d {
+            Ok(Verdict::Replay(idx)) => Some(idx.iter().copied()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let done = log.finish(&mut tx, signer, &replays).await?;
     tx.commit().await?;
 
     let note: Arc<str> = Arc::from(done.note);
     let mut proven = done.proven.into_iter();
+    let mut also = done.also_proven.into_iter();
     Ok(decided
         .into_iter()
         .zip(indices)
         .map(|(d, idx)| {
-            d.map(|()| JobCommit {
-                size: done.size,
-                note: Arc::clone(&note),
-                proven: proven.by_ref().take(idx.len()).collect(),
+            d.map(|v| match v {
+                Verdict::New => JobCommit {
+                    size: done.size,
+                    note: Arc::clone(&note),
+                    proven: proven.by_ref().take(idx.len()).collect(),
+                    replayed: false,
+                },
+                Verdict::Replay(old) => JobCommit {
+                    size: done.size,
+                    note: Arc::clone(&note),
+                    proven: also.by_ref().take(old.len()).collect(),
+                    replayed: true,
+                },
             })
         })
         .collect())
+}
+
+/// The log indices of a stored version's wraps, in `j`'s wrap order, if the version is stored
+/// exactly as `j` sends it (same author device, blob and wraps, no more and no fewer): the retry
+/// of a commit whose answer was lost. `None` for anything else (a real conflict).
+async fn stored_replay(
+    tx: &mut Transaction<'static, Sqlite>,
+    j: &CommitJob,
+) -> Result<Option<Vec<u64>>, StoreError> {
+    let doc = j.doc_id.to_string();
+    let v = i64::from(j.doc_version);
+    let row = sqlx::query(
+        "SELECT blob_id, author_device FROM documents WHERE doc_id = ? AND doc_version = ?",
+    )
+    .bind(&doc)
+    .bind(v)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let blob_id: String = row.try_get("blob_id")?;
+    let author: String = row.try_get("author_device")?;
+    if blob_id != j.blob_id.as_str() || author != j.author_device {
+        return Ok(None);
+    }
+    let mut stored: HashMap<String, (Vec<u8>, Option<i64>)> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT recipient_device, wrap, log_idx FROM wraps WHERE doc_id = ? AND doc_version = ?",
+    )
+    .bind(&doc)
+    .bind(v)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        stored.insert(
+            r.try_get("recipient_device")?,
+            (r.try_get("wrap")?, r.try_get("log_idx")?),
+        );
+    }
+    if stored.len() != j.wraps.len() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(j.wraps.len());
+    for w in &j.wraps {
+        match stored.get(&w.recipient.to_string()) {
+            Some((bytes, Some(idx))) if *bytes == w.bytes => out.push(to_u64(*idx)?),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// A `wraps` row: doc id, version, recipient, sharer, wrap bytes, log index.

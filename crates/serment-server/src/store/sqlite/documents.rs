@@ -133,7 +133,7 @@ impl Db {
         }
         let mut log = LogAppender::begin(&mut tx).await?;
         let indices = Self::insert_wraps(&mut tx, &mut log, doc, version, wraps, now).await?;
-        log.finish(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         Ok(indices)
     }
@@ -291,7 +291,7 @@ impl Db {
                 a.now,
             )
             .await?;
-        log.finish(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         Ok(idx)
     }

@@ -92,6 +92,8 @@ pub(crate) struct LogCommit {
     pub(crate) note: String,
     /// Each appended entry, with its inclusion proof against that checkpoint.
     pub(crate) proven: Vec<(LogRead, Vec<Hash>)>,
+    /// The older entries asked for, with their inclusion proofs against that checkpoint.
+    pub(crate) also_proven: Vec<(LogRead, Vec<Hash>)>,
 }
 
 /// Appends entries inside one write transaction (PROTOCOL.md §11.2–§11.4).
@@ -241,7 +243,8 @@ impl LogAppender {
     /// size (one per write transaction, §11.4; stored even when nothing was appended, so that
     /// startup can make sure the latest size has one). Returns that checkpoint's note and each
     /// appended entry with its inclusion proof against it (RFC 9162 §2.1.3), so that a writer
-    /// can check its own writes without another request.
+    /// can check its own writes without another request; and the same for the older entries
+    /// `also` (in that order).
     ///
     /// # Errors
     /// [`StoreError::Backend`] if the database fails or the note cannot be signed.
@@ -249,6 +252,7 @@ impl LogAppender {
         mut self,
         tx: &mut Transaction<'static, Sqlite>,
         signer: &NoteSigner,
+        also: &[u64],
     ) -> Result<LogCommit, StoreError> {
         let nodes = self
             .new_nodes
@@ -301,12 +305,25 @@ impl LogAppender {
         .bind(&note)
         .execute(&mut **tx)
         .await?;
-        // The new leaves' proofs read the old frontier and the new nodes, all in memory; any
-        // other node is read from the transaction (none is expected).
+        // The new leaves' proofs read the old frontier and the new nodes, all in memory; older
+        // leaves' proofs (and any other node) read the rest from the transaction.
         let size = self.size;
+        let mut older = Vec::with_capacity(also.len());
+        for idx in also {
+            let entry: Vec<u8> = sqlx::query_scalar("SELECT entry FROM log_entries WHERE idx = ?")
+                .bind(to_i64(*idx)?)
+                .fetch_one(&mut **tx)
+                .await?;
+            older.push(LogRead { index: *idx, entry });
+        }
         let mut need = Vec::new();
-        for e in &self.pending {
-            need.extend(Recorder::nodes(|r| tree::inclusion_proof(e.idx, size, r)).map_err(core)?);
+        for idx in self
+            .pending
+            .iter()
+            .map(|e| e.idx)
+            .chain(also.iter().copied())
+        {
+            need.extend(Recorder::nodes(|r| tree::inclusion_proof(idx, size, r)).map_err(core)?);
         }
         need.retain(|n| !self.nodes.contains_key(n));
         if !need.is_empty() {
@@ -324,7 +341,17 @@ impl LogAppender {
                 proof,
             ));
         }
-        Ok(LogCommit { size, note, proven })
+        let mut also_proven = Vec::with_capacity(older.len());
+        for e in older {
+            let proof = tree::inclusion_proof(e.index, size, &self.nodes).map_err(core)?;
+            also_proven.push((e, proof));
+        }
+        Ok(LogCommit {
+            size,
+            note,
+            proven,
+            also_proven,
+        })
     }
 }
 
@@ -334,7 +361,7 @@ impl Db {
         let mut tx = self.begin().await?;
         LogAppender::begin(&mut tx)
             .await?
-            .finish(&mut tx, signer)
+            .finish(&mut tx, signer, &[])
             .await?;
         tx.commit().await?;
         Ok(())

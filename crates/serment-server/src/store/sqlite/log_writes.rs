@@ -50,7 +50,7 @@ impl Db {
                 now,
             )
             .await?;
-        log.finish(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         Ok(idx)
     }
@@ -127,7 +127,7 @@ impl Db {
             .bind(old_identity)
             .execute(&mut *tx)
             .await?;
-        log.finish(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         Ok(indices)
     }
@@ -168,7 +168,7 @@ impl Db {
                 now,
             )
             .await?;
-        log.finish(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         let _ = to_i64(idx)?;
         Ok(idx)

@@ -217,7 +217,7 @@ impl Db {
             d.created_at,
         )
         .await?;
-        log.finish(&mut tx, &self.log).await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         Ok(Registered::Created)
     }
