@@ -317,8 +317,12 @@ async fn versions_authorship_and_added_wraps() {
     let (s, v) = commit(&srv, &ta, doc_id, 1, blob.clone(), first.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 
-    // Duplicate version: 409.
-    let (s, v) = commit(&srv, &ta, doc_id, 1, blob, first).await;
+    // The identical commit again (a retry): 200, the same entries, nothing written.
+    let (s, again) = commit(&srv, &ta, doc_id, 1, blob.clone(), first.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(again["log_indices"], v["log_indices"]);
+    // The same version with other content: 409.
+    let (s, v) = commit(&srv, &ta, doc_id, 1, blob, first[..1].to_vec()).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["error"]["code"], "conflict");
 
