@@ -208,15 +208,7 @@ impl Session {
                 // A server whose JSON limit is below this commit (many wraps): upload first.
                 Err(ClientError::Server { status: 413, .. }) => {
                     let blob_id = self.api.upload_blob(&mut bytes.as_slice())?;
-                    let mut c = self.commit_retrying(
-                        &doc_id,
-                        doc_version,
-                        BlobRef::Id(&blob_id),
-                        &wraps,
-                        log_from,
-                    )?;
-                    c.blob_id = blob_id;
-                    c
+                    self.commit_uploaded(&doc_id, doc_version, blob_id, &wraps, log_from)?
                 }
                 other => other?,
             };
@@ -225,14 +217,8 @@ impl Session {
             let (sealed, blob_id) =
                 self.seal_and_upload(content, metadata, doc_id, doc_version, recipients)?;
             let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
-            let mut committed = self.commit_retrying(
-                &doc_id,
-                doc_version,
-                BlobRef::Id(&blob_id),
-                &wraps,
-                log_from,
-            )?;
-            committed.blob_id = blob_id;
+            let committed =
+                self.commit_uploaded(&doc_id, doc_version, blob_id, &wraps, log_from)?;
             (sealed, committed)
         };
         let expected: Vec<(EntryKind, &[u8])> = sealed
@@ -279,6 +265,22 @@ impl Session {
             }
             other => other,
         }
+    }
+
+    /// Commits an uploaded blob ([`Session::commit_retrying`] with its id), keeping the id the
+    /// upload returned.
+    fn commit_uploaded(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        blob_id: String,
+        wraps: &[Vec<u8>],
+        log_from: Option<u64>,
+    ) -> Result<crate::api::Committed> {
+        let mut c =
+            self.commit_retrying(doc_id, doc_version, BlobRef::Id(&blob_id), wraps, log_from)?;
+        c.blob_id = blob_id;
+        Ok(c)
     }
 
     /// Seals `content` and uploads it to `/v1/blobs` concurrently, over a pipe, so memory stays

@@ -86,46 +86,67 @@ impl Drop for SyncBehind<'_> {
 /// Page size, for the placement of data in the writer's buffers.
 const PAGE: usize = 4096;
 
-/// Where data bound for file position `pos` must start in a buffer at address `addr` so that it
-/// sits at the same offset within a page (see [`ThreadedWriter`] for why).
-fn page_placement(addr: usize, pos: u64) -> usize {
-    let want = (pos % PAGE as u64) as usize;
-    (want + PAGE - addr % PAGE) % PAGE
-}
-
-/// A `Write` that gathers bytes into one [`WRITE_BUF`] buffer, placed like [`ThreadedWriter`]'s,
-/// and writes it on the calling thread (used by `open`).
-struct PlacedWriter<W: Write> {
-    inner: W,
+/// A write buffer of [`WRITE_BUF`] bytes of data whose first data byte sits at the same offset
+/// within a page as its file position `pos` (see [`ThreadedWriter`] for why); the bytes before
+/// `start` are padding.
+struct PlacedBuf {
     buf: Vec<u8>,
     start: usize,
     pos: u64,
 }
 
-impl<W: Write> PlacedWriter<W> {
-    fn new(inner: W) -> Self {
-        let mut w = PlacedWriter {
-            inner,
-            buf: Vec::with_capacity(WRITE_BUF + PAGE),
-            start: 0,
-            pos: 0,
-        };
-        w.place();
-        w
+impl PlacedBuf {
+    /// An empty buffer for data starting at file position `pos`, in `buf`'s allocation.
+    fn new(buf: Vec<u8>, pos: u64) -> Self {
+        let mut b = PlacedBuf { buf, start: 0, pos };
+        b.place();
+        b
     }
 
+    /// Empties the buffer and places it for `self.pos`.
     fn place(&mut self) {
         self.buf.clear();
-        self.start = page_placement(self.buf.as_ptr() as usize, self.pos);
+        let want = (self.pos % PAGE as u64) as usize;
+        self.start = (want + PAGE - self.buf.as_ptr() as usize % PAGE) % PAGE;
         self.buf.resize(self.start, 0);
     }
 
+    /// Appends what fits of `data`; returns how much, and whether the buffer is now full.
+    fn fill(&mut self, data: &[u8]) -> (usize, bool) {
+        let room = (self.start + WRITE_BUF).saturating_sub(self.buf.len());
+        let n = data.len().min(room);
+        self.buf
+            .extend_from_slice(data.get(..n).unwrap_or_default());
+        (n, self.buf.len() >= self.start + WRITE_BUF)
+    }
+
+    /// The data held.
+    fn data(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// A `Write` that gathers bytes into one [`PlacedBuf`] and writes it on the calling thread (used
+/// by `open`).
+struct PlacedWriter<W: Write> {
+    inner: W,
+    cur: PlacedBuf,
+}
+
+impl<W: Write> PlacedWriter<W> {
+    fn new(inner: W) -> Self {
+        PlacedWriter {
+            inner,
+            cur: PlacedBuf::new(Vec::with_capacity(WRITE_BUF + PAGE), 0),
+        }
+    }
+
     fn drain(&mut self) -> std::io::Result<()> {
-        let data = self.buf.get(self.start..).unwrap_or_default();
-        if !data.is_empty() {
-            self.inner.write_all(data)?;
-            self.pos += data.len() as u64;
-            self.place();
+        let len = self.cur.data().len();
+        if len > 0 {
+            self.inner.write_all(self.cur.data())?;
+            self.cur.pos += len as u64;
+            self.cur.place();
         }
         Ok(())
     }
@@ -133,11 +154,8 @@ impl<W: Write> PlacedWriter<W> {
 
 impl<W: Write> Write for PlacedWriter<W> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = (self.start + WRITE_BUF).saturating_sub(self.buf.len());
-        let n = data.len().min(room);
-        self.buf
-            .extend_from_slice(data.get(..n).unwrap_or_default());
-        if self.buf.len() >= self.start + WRITE_BUF {
+        let (n, full) = self.cur.fill(data);
+        if full {
             self.drain()?;
         }
         Ok(n)
@@ -164,28 +182,16 @@ impl<W: Write> Write for PlacedWriter<W> {
 /// through a writer thread without this placement, with 65 % of their CPU in
 /// `copy_folio_from_iter_atomic`.
 struct ThreadedWriter {
-    buf: Vec<u8>,
-    /// Where the data starts in `buf` (the bytes before it are placement padding).
-    start: usize,
-    /// File position of the first data byte of `buf`.
-    pos: u64,
+    cur: PlacedBuf,
     to_writer: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
     recycled: std::sync::mpsc::Receiver<Vec<u8>>,
     allocated: usize,
 }
 
 impl ThreadedWriter {
-    /// Places the (empty) current buffer's data so that it is congruent with `pos` modulo the
-    /// page size.
-    fn place(&mut self) {
-        self.buf.clear();
-        self.start = page_placement(self.buf.as_ptr() as usize, self.pos);
-        self.buf.resize(self.start, 0);
-    }
-
     /// Hands the current buffer to the writer thread and takes an empty one.
     fn send(&mut self) -> std::io::Result<()> {
-        let len = self.buf.len() - self.start;
+        let len = self.cur.data().len();
         if len == 0 {
             return Ok(());
         }
@@ -198,10 +204,10 @@ impl ThreadedWriter {
             // All buffers in flight: wait for the writer (backpressure).
             Err(_) => self.recycled.recv().map_err(|_| writer_gone())?,
         };
-        let full = std::mem::replace(&mut self.buf, next);
-        let start = self.start;
-        self.pos += len as u64;
-        self.place();
+        let full = std::mem::replace(&mut self.cur.buf, next);
+        let start = self.cur.start;
+        self.cur.pos += len as u64;
+        self.cur.place();
         self.to_writer
             .as_ref()
             .ok_or_else(writer_gone)?
@@ -216,11 +222,8 @@ fn writer_gone() -> std::io::Error {
 
 impl Write for ThreadedWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = (self.start + WRITE_BUF).saturating_sub(self.buf.len());
-        let n = data.len().min(room);
-        self.buf
-            .extend_from_slice(data.get(..n).unwrap_or_default());
-        if self.buf.len() >= self.start + WRITE_BUF {
+        let (n, full) = self.cur.fill(data);
+        if full {
             self.send()?;
         }
         Ok(n)
@@ -253,14 +256,11 @@ fn write_through_thread<T>(
             out.flush()
         });
         let mut w = ThreadedWriter {
-            buf: Vec::with_capacity(WRITE_BUF + PAGE),
-            start: 0,
-            pos: 0,
+            cur: PlacedBuf::new(Vec::with_capacity(WRITE_BUF + PAGE), 0),
             to_writer: Some(to_writer),
             recycled,
             allocated: 1,
         };
-        w.place();
         let r = f(&mut w);
         let sent = w.send();
         // Closing the queue lets the writer finish; dropping the writer also drops `recycled`.
