@@ -48,7 +48,7 @@ pub(crate) struct CommitJob {
 }
 
 /// What a commit wrote: its wrap entries, proven against the checkpoint of its transaction.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct JobCommit {
     /// The tree size after the transaction.
     pub(crate) size: u64,
@@ -68,6 +68,21 @@ enum Verdict {
     /// Already stored exactly as sent: prove its existing wrap entries (log indices, in the
     /// job's wrap order).
     Replay(Vec<u64>),
+    /// The same commit as an earlier job of this batch (a retry that caught up with its first
+    /// send): answered like it.
+    SameAs(usize),
+}
+
+/// True if `a` and `b` commit the same thing: author device, blob and wraps (as a set).
+fn same_commit(a: &CommitJob, b: &CommitJob) -> bool {
+    a.author_device == b.author_device
+        && a.blob_id == b.blob_id
+        && a.wraps.len() == b.wraps.len()
+        && a.wraps.iter().all(|w| {
+            b.wraps
+                .iter()
+                .any(|x| x.recipient == w.recipient && x.bytes == w.bytes)
+        })
 }
 
 type Reply = oneshot::Sender<Result<JobCommit, StoreError>>;
@@ -228,7 +243,9 @@ pub(super) async fn commit_batch(
     // Each job decided in order, as if committed one after the other.
     let mut decided: Vec<Result<Verdict, StoreError>> = Vec::with_capacity(jobs.len());
     let stored_versions = versions.clone();
-    for j in jobs {
+    // Which job of this batch wrote each (document, version).
+    let mut writer_of: HashMap<(String, u32), usize> = HashMap::new();
+    for (i, j) in jobs.iter().enumerate() {
         let doc = j.doc_id.to_string();
         let verdict = match owners.get(&doc) {
             Some(o) if *o != j.author_identity => Err(StoreError::Forbidden(
@@ -241,7 +258,12 @@ pub(super) async fn commit_batch(
                 }
             }
             _ if versions.contains(&(doc.clone(), j.doc_version)) => {
-                Err(StoreError::Conflict("this document version already exists"))
+                match writer_of.get(&(doc.clone(), j.doc_version)) {
+                    Some(&k) if jobs.get(k).is_some_and(|first| same_commit(first, j)) => {
+                        Ok(Verdict::SameAs(k))
+                    }
+                    _ => Err(StoreError::Conflict("this document version already exists")),
+                }
             }
             _ => match j
                 .wraps
@@ -255,6 +277,7 @@ pub(super) async fn commit_batch(
         };
         if let Ok(Verdict::New) = verdict {
             owners.insert(doc.clone(), j.author_identity.clone());
+            writer_of.insert((doc.clone(), j.doc_version), i);
             versions.insert((doc, j.doc_version));
         }
         decided.push(verdict);
@@ -322,26 +345,37 @@ pub(super) async fn commit_batch(
     let note: Arc<str> = Arc::from(done.note);
     let mut proven = done.proven.into_iter();
     let mut also = done.also_proven.into_iter();
-    Ok(decided
-        .into_iter()
-        .zip(indices)
-        .map(|(d, idx)| {
-            d.map(|v| match v {
-                Verdict::New => JobCommit {
-                    size: done.size,
-                    note: Arc::clone(&note),
-                    proven: proven.by_ref().take(idx.len()).collect(),
-                    replayed: false,
-                },
-                Verdict::Replay(old) => JobCommit {
-                    size: done.size,
-                    note: Arc::clone(&note),
-                    proven: also.by_ref().take(old.len()).collect(),
-                    replayed: true,
-                },
-            })
-        })
-        .collect())
+    let mut out: Vec<Result<JobCommit, StoreError>> = Vec::with_capacity(jobs.len());
+    for (i, (d, idx)) in decided.into_iter().zip(indices).enumerate() {
+        let commit = |proven: Vec<(LogRead, Vec<Hash>)>, replayed| JobCommit {
+            size: done.size,
+            note: Arc::clone(&note),
+            proven,
+            replayed,
+        };
+        out.push(match d {
+            Err(e) => Err(e),
+            Ok(Verdict::New) => Ok(commit(proven.by_ref().take(idx.len()).collect(), false)),
+            Ok(Verdict::Replay(old)) => Ok(commit(also.by_ref().take(old.len()).collect(), true)),
+            // Earlier in the batch, so already answered.
+            Ok(Verdict::SameAs(k)) => match (out.get(k), jobs.get(k), jobs.get(i)) {
+                (Some(Ok(first)), Some(fj), Some(j)) => {
+                    // The first send's entries, in this send's wrap order.
+                    let proven = j
+                        .wraps
+                        .iter()
+                        .filter_map(|w| fj.wraps.iter().position(|x| x.recipient == w.recipient))
+                        .filter_map(|p| first.proven.get(p).cloned())
+                        .collect();
+                    Ok(commit(proven, true))
+                }
+                _ => Err(StoreError::Backend(
+                    "a retry's first send has no answer".into(),
+                )),
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// The log indices of a stored version's wraps, in `j`'s wrap order, if the version is stored

@@ -144,6 +144,8 @@ async fn a_batch_decides_each_commit_on_its_own() {
         job(doc, 2, other, &[other.0]),
         job(serment_core::DocId::random().unwrap(), 1, lab, &[stranger]),
         job(doc, 2, lab, &[lab.0, patient.0]),
+        // The first job sent again, identical (a retry that caught up with it).
+        job(doc, 1, lab, &[patient.0, lab.0]),
     ];
     let out = commit_batch::commit_batch(&db.writer, &db.log, &jobs)
         .await
@@ -167,6 +169,15 @@ async fn a_batch_decides_each_commit_on_its_own() {
         (Ok(a), Ok(e)) => (a, e),
         other => panic!("{other:?}"),
     };
+    match &out[5] {
+        Ok(r) => {
+            assert!(r.replayed && !a.replayed);
+            // The first send's entries, in the retry's wrap order.
+            let idx: Vec<u64> = r.proven.iter().map(|(e, _)| e.index).collect();
+            assert_eq!(idx, [a.proven[1].0.index, a.proven[0].0.index]);
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(a.size, size0 + 4);
     let note = SignedCheckpoint::parse(&a.note).unwrap().checkpoint;
     assert_eq!(note.size, size0 + 4);
