@@ -125,17 +125,19 @@ done
 say ""
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Ratios: "vs age" is age's time over ours (> 1: we are faster); "vs cp" is ours over cp's.
+# Ratios: "vs age" is age's time over ours (> 1: we are faster); "vs cp" and "vs cp+fsync" are
+# ours over cp's (serment fsyncs before it renames, PROTOCOL.md §6.3: cp + fsync is the fair floor).
 say ""
-printf '%-6s %-28s %9s %9s %8s %8s\n' "MiB" "what" "wall s" "RSS MiB" "vs age" "vs cp"
+printf '%-6s %-28s %9s %9s %8s %8s %11s\n' "MiB" "what" "wall s" "RSS MiB" "vs age" "vs cp" "vs cp+fsync"
 awk -F'\t' '
     { size[NR]=$1; name[NR]=$2; wall[NR]=$3; rss[NR]=$4; key=$1 "|" $2; w[key]=$3 }
     END {
         for (i = 1; i <= NR; i++) {
-            n = name[i]; s = size[i]; va = "-"; vc = "-"
+            n = name[i]; s = size[i]; va = "-"; vc = "-"; vf = "-"
             if (n ~ /encrypt|seal/) ref = w[s "|age encrypt"]; else if (n ~ /decrypt|open/) ref = w[s "|age decrypt"]; else ref = ""
             if (ref != "" && n !~ /^age/) va = sprintf("%.2fx", ref / wall[i])
             if (n !~ /^cp/ && n !~ /unlock/) vc = sprintf("%.2fx", wall[i] / w[s "|cp"])
-            printf "%-6s %-28s %9.3f %9.1f %8s %8s\n", s, n, wall[i], rss[i] / 1024, va, vc
+            if (n !~ /^cp/ && n !~ /unlock/) vf = sprintf("%.2fx", wall[i] / w[s "|cp + fsync"])
+            printf "%-6s %-28s %9.3f %9.1f %8s %8s %11s\n", s, n, wall[i], rss[i] / 1024, va, vc, vf
         }
     }' "$RESULTS"
