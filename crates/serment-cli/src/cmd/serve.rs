@@ -51,12 +51,15 @@ pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {
         .map_err(|e| CliError::io("tokio runtime", e))
 }
 
-/// Logs to stderr; `RUST_LOG` overrides `default`.
+/// Logs to stderr; `RUST_LOG` overrides `default`. Colours only on a terminal (a log file or a
+/// journal gets plain text).
 pub(crate) fn init_tracing(default: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
