@@ -103,17 +103,45 @@ pub(crate) fn get(ctx: &Ctx, doc: &str, version: Option<u32>, output: &Path) -> 
     Ok(())
 }
 
+/// Handles of the devices this keystore knows (its own and its pinned contacts'), by device id
+/// (64 hex), for display only: nothing here is trusted for a decision.
+fn known_devices(s: &serment_client::vault::Session) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    out.insert(s.ks.device.id().to_string(), s.ks.handle().to_owned());
+    for h in s.ks.contacts().keys() {
+        if let Ok(c) = serment_client::contacts::pinned(&s.ks, h) {
+            for d in c.devices {
+                out.insert(d.device_id().to_string(), h.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Seconds since the Unix epoch as RFC 3339 (UTC), or the number if out of range.
+fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
 pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
     let mut s = ctx.session()?;
     let docs = s.list()?;
+    let authors = known_devices(&s);
     let mut text = String::new();
     for d in &docs {
+        let short = d.author_device.get(..16).unwrap_or(&d.author_device);
+        let author = authors
+            .get(&d.author_device)
+            .map_or_else(|| format!("device {short}"), |h| format!("{h} ({short})"));
         text.push_str(&format!(
-            "{}  v{}  {:>10} bytes  author {}\n",
-            d.doc_id,
-            d.doc_version,
-            d.size,
-            &d.author_device.get(..16).unwrap_or(&d.author_device)
+            "{}  v{}  {:>10} bytes  author {author}\n",
+            d.doc_id, d.doc_version, d.size,
         ));
     }
     emit(ctx.json, &json!({ "documents": docs }), text.trim_end());
@@ -144,7 +172,7 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
     for a in &list {
         text.push_str(&format!(
             "{}  v{}  {:<4}  {} ({})\n",
-            a.at,
+            rfc3339(a.at),
             a.doc_version,
             a.what,
             a.handle.as_deref().unwrap_or("?"),
@@ -157,4 +185,17 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
         text.trim_end(),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn access_times_print_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_958_232), "2026-11-29T13:17:12Z");
+        // Out of range: the number, not a panic.
+        assert_eq!(rfc3339(i64::MAX), i64::MAX.to_string());
+    }
 }
