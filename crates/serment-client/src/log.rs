@@ -411,21 +411,7 @@ pub struct AuditLine {
 /// reflected entries included).
 pub fn audit_document(api: &Api, ks: &mut Keystore, doc_id: &DocId) -> Result<Vec<AuditLine>> {
     let t = trust(api, ks)?;
-    let cp = sync(api, ks, 0)?;
-    let h = api.document_log(doc_id, Some(cp.size))?;
-    let cp = accept_note(api, ks, &h.checkpoint)?;
-    if cp.size != h.size {
-        return Err(history_err(
-            "the history is proven against another tree size than its checkpoint",
-        ));
-    }
-    let chain = h
-        .entries
-        .iter()
-        .map(|pe| verify_proven(&cp, pe))
-        .collect::<Result<Vec<_>>>()?;
-    check_chain(&chain, &Subject::Document(*doc_id)).map_err(log_err)?;
-    check_doc_head(api, ks, doc_id, &chain)?;
+    let (cp, h, chain) = proven_doc_chain(api, ks, doc_id)?;
     let mut devices: HashMap<KeyId, DeviceRecord> = HashMap::new();
     for pe in &h.devices {
         let e = verify_proven(&cp, pe)?;
@@ -507,18 +493,14 @@ fn pin_doc_head(api: &Api, ks: &mut Keystore, doc_id: &DocId, chain: &[ChainEntr
     }
 }
 
-/// The newest version of `doc_id` that the log proves was wrapped for `device`, or `None`
-/// (PROTOCOL.md §11.6): a freshness check on the server's document listing, which alone could
-/// hide a newer version (rollback) or show this device an older view than others (fork).
-///
-/// # Errors
-/// [`ClientError::Log`] for a history that does not check out; server errors.
-pub fn newest_logged_version(
+/// A document's chain from the log (PROTOCOL.md §11.6), against a freshly synced and accepted
+/// checkpoint: every entry proven, the chain whole, and its head not behind the pinned one.
+/// Returns the checkpoint, the served history (for its device entries) and the decoded chain.
+fn proven_doc_chain(
     api: &Api,
     ks: &mut Keystore,
     doc_id: &DocId,
-    device: &KeyId,
-) -> Result<Option<u32>> {
+) -> Result<(Checkpoint, crate::log_api::History, Vec<ChainEntry>)> {
     let cp = sync(api, ks, 0)?;
     let h = api.document_log(doc_id, Some(cp.size))?;
     let cp = accept_note(api, ks, &h.checkpoint)?;
@@ -534,6 +516,22 @@ pub fn newest_logged_version(
         .collect::<Result<Vec<_>>>()?;
     check_chain(&chain, &Subject::Document(*doc_id)).map_err(log_err)?;
     check_doc_head(api, ks, doc_id, &chain)?;
+    Ok((cp, h, chain))
+}
+
+/// The newest version of `doc_id` that the log proves was wrapped for `device`, or `None`
+/// (PROTOCOL.md §11.6): a freshness check on the server's document listing, which alone could
+/// hide a newer version (rollback) or show this device an older view than others (fork).
+///
+/// # Errors
+/// [`ClientError::Log`] for a history that does not check out; server errors.
+pub fn newest_logged_version(
+    api: &Api,
+    ks: &mut Keystore,
+    doc_id: &DocId,
+    device: &KeyId,
+) -> Result<Option<u32>> {
+    let (_, _, chain) = proven_doc_chain(api, ks, doc_id)?;
     pin_doc_head(api, ks, doc_id, &chain);
     Ok(chain
         .iter()
