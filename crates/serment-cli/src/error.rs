@@ -25,6 +25,15 @@ pub(crate) enum CliError {
     },
     #[error("demo check failed: {0}")]
     DemoFailed(String),
+    /// `verify-log` found problems in the log (listed above).
+    #[error("TRANSPARENCY LOG CHECK FAILED: {0} problem(s) in the log (listed above)")]
+    LogInvalid(usize),
+    /// `audit` found accesses the reading device did not co-sign (PROTOCOL.md §11.5).
+    #[error(
+        "{0} access(es) in the log were not co-signed by the reading device: a stolen credential \
+         or the server's own record (listed above)"
+    )]
+    Unreceipted(usize),
 }
 
 impl CliError {
@@ -36,6 +45,7 @@ impl CliError {
             CliError::Fhir { .. } | CliError::Input(_) => 2,
             CliError::Io { .. } => 1,
             CliError::DemoFailed(_) => 7,
+            CliError::Unreceipted(_) | CliError::LogInvalid(_) => 4,
         }
     }
 
@@ -47,6 +57,8 @@ impl CliError {
             CliError::Input(_) => "input",
             CliError::Io { .. } => "io",
             CliError::DemoFailed(_) => "demo_failed",
+            CliError::Unreceipted(_) => "unreceipted_access",
+            CliError::LogInvalid(_) => "log_invalid",
         }
     }
 

@@ -75,6 +75,17 @@ pub enum ClientError {
     /// Two views of the log that cannot both be true (a split view caught by gossip).
     #[error("SPLIT VIEW: {0}")]
     SplitView(String),
+    /// Only a document's author may share it (add recipients); this device is not its author.
+    #[error(
+        "only the author can share document {doc_id}: it was authored by device {author_device}; \
+         ask its author to share it"
+    )]
+    NotAuthor {
+        /// The document (hex).
+        doc_id: String,
+        /// The author device the server names (hex).
+        author_device: String,
+    },
     /// No device of this keystore is registered with the server.
     #[error("not registered with a server: run `serment register --server URL`")]
     NotRegistered,
@@ -97,7 +108,9 @@ impl ClientError {
     /// substitution, 5 server or network, 6 not found, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Input(_) | ClientError::UnknownContact(_) => 2,
+            ClientError::Input(_)
+            | ClientError::UnknownContact(_)
+            | ClientError::NotAuthor { .. } => 2,
             ClientError::Keystore(_)
             | ClientError::NoKeystore(_)
             | ClientError::KeystoreExists(_) => 3,
@@ -143,6 +156,7 @@ impl ClientError {
             ClientError::OwnWriteMissing(_) => "own_write_missing",
             ClientError::SplitView(_) => "split_view",
             ClientError::NotRegistered => "not_registered",
+            ClientError::NotAuthor { .. } => "not_author",
             ClientError::Input(_) => "input",
             ClientError::Io { .. } => "io",
         }

@@ -399,12 +399,17 @@ pub struct AuditLine {
     pub logged_at: u64,
     /// The tree size whose checkpoint proves this line.
     pub checkpoint_size: u64,
+    /// Whether the reading device co-signed the access (its receipt, PROTOCOL.md §11.5). An
+    /// access without one is attested by the server alone: a stolen credential or the server's own
+    /// record. It is shown, never hidden, and `serment audit` fails on it.
+    pub receipted: bool,
 }
 
 /// Audits one document's chain (PROTOCOL.md §11.6): every entry proven against the accepted
 /// checkpoint, the chain whole, every wrap and removal signed by a logged device, and every access
-/// signed by the log and co-signed (receipt) by the reading device named in it, no receipt used
-/// twice. Returns the accesses, oldest first.
+/// signed by the log and, when it carries a receipt, co-signed by the reading device named in it,
+/// no receipt used twice. Returns the accesses, oldest first, those without a receipt included and
+/// flagged ([`AuditLine::receipted`]): evidence is never hidden, the caller decides to fail.
 ///
 /// # Errors
 /// [`ClientError::Log`] for anything that does not check out (reordered, missing, replayed or
@@ -438,14 +443,9 @@ pub fn audit_document(api: &Api, ks: &mut Keystore, doc_id: &DocId) -> Result<Ve
                 .map_err(log_err)?,
             Payload::Access(a) => {
                 let rec = key(&a.device_id)?;
-                if a.receipt.is_none() {
-                    return Err(history_err(
-                        "an access the reading device did not co-sign (no receipt)",
-                    ));
-                }
                 a.verify(&t.log_key.public_key, &t.log_key.name, &rec.signing_key)
                     .map_err(log_err)?;
-                if !seen.insert((a.device_id, a.nonce)) {
+                if a.receipt.is_some() && !seen.insert((a.device_id, a.nonce)) {
                     return Err(history_err("an access receipt appears twice (replayed)"));
                 }
                 out.push(AuditLine {
@@ -458,6 +458,7 @@ pub fn audit_document(api: &Api, ks: &mut Keystore, doc_id: &DocId) -> Result<Ve
                     at: a.at,
                     logged_at: e.entry.logged_at,
                     checkpoint_size: cp.size,
+                    receipted: a.receipt.is_some(),
                 });
             }
             _ => return Err(history_err("a handle's entry in a document's chain")),

@@ -559,7 +559,35 @@ impl Session {
             None => self.latest_version(doc_id)?,
         };
         let recipients = self.recipients(to)?;
-        let (_, wrap_bytes) = self.api.version(doc_id, version)?;
+        // Only the author may share (PROTOCOL.md §8.3): say so before fetching anything, rather
+        // than fail later on the wrap's signature as if it were tampering. The listing is only a
+        // hint; the author's own signature on the wrap below is what is relied on.
+        let me = self.ks.device.id();
+        let listed_author = self
+            .api
+            .list_documents()?
+            .into_iter()
+            .find(|d| d.doc_id == doc_id.to_string() && d.doc_version == version)
+            .map(|d| d.author_device);
+        if let Some(author) = listed_author
+            && author != me.to_string()
+        {
+            return Err(ClientError::NotAuthor {
+                doc_id: doc_id.to_string(),
+                author_device: author,
+            });
+        }
+        // The author's own wrap fetch is an access like any other, co-signed by this device's
+        // receipt, so that `audit` finds no unreceipted access (PROTOCOL.md §11.5).
+        let origin = crate::log::trust(&self.api, &self.ks)?.log_key.name;
+        let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Wrap)?;
+        let (info, wrap_bytes) = self.api.version_with(doc_id, version, Some(&rc), None)?;
+        if info.author_device != me.to_string() {
+            return Err(ClientError::NotAuthor {
+                doc_id: doc_id.to_string(),
+                author_device: info.author_device,
+            });
+        }
         let own = WrappedKey::decode(&wrap_bytes).map_err(ClientError::Integrity)?;
         if own.doc_id != *doc_id || own.doc_version != version {
             return Err(ClientError::Integrity(

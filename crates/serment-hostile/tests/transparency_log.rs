@@ -574,6 +574,75 @@ fn honest_log_passes_every_check() {
     let report = serment_client::log::verify_log(&w.patient.api, &t).unwrap();
     assert!(report.verified(), "{report:?}");
     assert_eq!(report.unreceipted_accesses, 0);
+    assert!(lines.iter().all(|l| l.receipted), "{lines:?}");
+}
+
+#[test]
+fn audit_shows_an_access_without_receipt_flagged_among_the_proven_ones() {
+    let mut w = world();
+    let doc = accessed_doc(&mut w);
+    // A stolen credential (or the server itself) fetches the patient's wrap without the
+    // patient's receipt: the log records a server-attested access.
+    w.patient.api.version(&doc, 1).unwrap();
+    let lines = w.patient.audit(&doc).unwrap();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let flagged: Vec<_> = lines.iter().filter(|l| !l.receipted).collect();
+    assert_eq!(flagged.len(), 1, "{lines:?}");
+    assert_eq!(flagged[0].handle, PATIENT);
+    assert_eq!(flagged[0].what, "wrap");
+    // The receipted accesses are still all there, proven.
+    assert_eq!(lines.iter().filter(|l| l.receipted).count(), 4);
+    let t = serment_client::log::trust(&w.patient.api, &w.patient.ks).unwrap();
+    let report = serment_client::log::verify_log(&w.patient.api, &t).unwrap();
+    assert_eq!(report.unreceipted_accesses, 1);
+}
+
+#[test]
+fn share_by_the_author_is_co_signed_and_audits_clean() {
+    let mut w = world();
+    let r = put(&mut w, &[PATIENT]);
+    w.lab.share(&r.doc_id, None, &[GP.to_owned()]).unwrap();
+    read(&mut w.gp, &r.doc_id).unwrap();
+    for s in [&mut w.lab, &mut w.gp, &mut w.patient] {
+        let lines = s.audit(&r.doc_id).unwrap();
+        assert!(lines.iter().all(|l| l.receipted), "{lines:?}");
+    }
+    // The author's own wrap fetch during `share` is a receipted access by the lab.
+    let lines = w.lab.audit(&r.doc_id).unwrap();
+    assert!(
+        lines.iter().any(|l| l.handle == LAB && l.what == "wrap"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn share_by_a_recipient_is_refused_as_not_the_author() {
+    let mut w = world();
+    let r = put(&mut w, &[PATIENT]);
+    contacts::add(&w.patient.api, &mut w.patient.ks, GP).unwrap();
+    let e = w
+        .patient
+        .share(&r.doc_id, None, &[GP.to_owned()])
+        .unwrap_err();
+    assert!(matches!(e, ClientError::NotAuthor { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), 2);
+    // The listing is only a hint: a server that names the patient as the author in it still
+    // cannot make the patient sign for the lab's wrap (its signature is the lab's).
+    let me = w.patient.ks.device.id().to_string();
+    w.h.on_response("GET /v1/documents", move |ex| {
+        let mut j = ex.json();
+        if let Some(docs) = j["documents"].as_array_mut() {
+            for d in docs {
+                d["author_device"] = json!(me.clone());
+            }
+        }
+        ex.set_json(&j);
+    });
+    let e = w
+        .patient
+        .share(&r.doc_id, None, &[GP.to_owned()])
+        .unwrap_err();
+    assert!(matches!(e, ClientError::NotAuthor { .. }), "{e:?}");
 }
 
 // ---- the proofs a commit's answer carries (PROTOCOL.md §8.3, §11.7) ---------------------------

@@ -171,18 +171,24 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
     let mut text = String::new();
     for a in &list {
         text.push_str(&format!(
-            "{}  v{}  {:<4}  {} ({})\n",
+            "{}  v{}  {} ({}) {}\n",
             rfc3339(a.at),
             a.doc_version,
-            a.what,
-            a.handle.as_deref().unwrap_or("?"),
-            a.device_id.get(..16).unwrap_or(&a.device_id)
+            a.handle.as_deref().unwrap_or("unknown handle"),
+            a.device_id.get(..16).unwrap_or(&a.device_id),
+            super::log::fetched(&a.what),
         ));
     }
+    if list.is_empty() {
+        text.push_str("No access recorded yet.\n");
+    }
+    text.push_str(
+        "(As the server reports it, unproven: `serment audit` checks each access in the log.)",
+    );
     emit(
         ctx.json,
         &json!({ "doc_id": id.to_string(), "accesses": list }),
-        text.trim_end(),
+        &text,
     );
     Ok(())
 }

@@ -136,6 +136,12 @@ pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
         r.devices,
         r.kinds
     );
+    if r.unreceipted_accesses > 0 {
+        text.push_str(&format!(
+            "\n  WARNING: {} access(es) {NOT_COSIGNED} (see `serment audit`)",
+            r.unreceipted_accesses
+        ));
+    }
     for e in &r.errors {
         text.push_str(&format!("\n  ERROR: {e}"));
     }
@@ -147,10 +153,7 @@ pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
     if r.verified() {
         Ok(())
     } else {
-        Err(CliError::DemoFailed(format!(
-            "{} problem(s) in the log",
-            r.errors.len()
-        )))
+        Err(CliError::LogInvalid(r.errors.len()))
     }
 }
 
@@ -210,6 +213,19 @@ pub(crate) fn audit_event(l: &AuditLine, origin: &str) -> Value {
     })
 }
 
+/// What an access fetched, in words (PROTOCOL.md §11.3 `what`).
+pub(crate) fn fetched(what: &str) -> &'static str {
+    match what {
+        "wrap" => "fetched its key",
+        "blob" => "downloaded the sealed document",
+        _ => "fetched something",
+    }
+}
+
+/// The flag printed beside an access the reading device did not co-sign.
+const NOT_COSIGNED: &str =
+    "NOT CO-SIGNED by the reading device: a stolen credential or the server's own record";
+
 pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
     let mut s = ctx.session()?;
     let docs: Vec<serment_core::DocId> = match &a.doc {
@@ -221,10 +237,12 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
             ids.iter().map(|d| doc_id(d)).collect::<CliResult<_>>()?
         }
     };
-    let mut lines = Vec::new();
+    let mut per_doc = Vec::new();
     for d in &docs {
-        lines.extend(s.audit(d)?);
+        per_doc.push((*d, s.audit(d)?));
     }
+    let lines: Vec<&AuditLine> = per_doc.iter().flat_map(|(_, l)| l).collect();
+    let unreceipted = lines.iter().filter(|l| !l.receipted).count();
     let origin = serment_client::log::trust(&s.api, &s.ks)?.log_key.name;
     if a.fhir {
         let bundle = json!({
@@ -233,23 +251,48 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
             "entry": lines.iter().map(|l| json!({ "resource": audit_event(l, &origin) })).collect::<Vec<_>>()
         });
         crate::output::line(&serde_json::to_string_pretty(&bundle).unwrap_or_default());
-        return Ok(());
+    } else {
+        let mut text = String::new();
+        if per_doc.is_empty() {
+            text.push_str("No document visible to this device.\n");
+        }
+        for (d, list) in &per_doc {
+            if list.is_empty() {
+                text.push_str(&format!("{d}: no access recorded in the log\n"));
+                continue;
+            }
+            text.push_str(&format!(
+                "{d}: {} access(es), each proven in the log (checkpoint of {} entries)\n",
+                list.len(),
+                list.first().map_or(0, |l| l.checkpoint_size)
+            ));
+            for l in list {
+                text.push_str(&format!(
+                    "  {}  v{}  {} ({}) {}  [log #{}]{}\n",
+                    rfc3339(l.at),
+                    l.doc_version,
+                    l.handle,
+                    l.device_id.get(..16).unwrap_or(&l.device_id),
+                    fetched(l.what),
+                    l.index,
+                    if l.receipted {
+                        String::new()
+                    } else {
+                        format!("\n    {NOT_COSIGNED}")
+                    }
+                ));
+            }
+        }
+        emit(
+            ctx.json,
+            &json!({ "accesses": lines, "unreceipted": unreceipted,
+                     "documents": per_doc.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>() }),
+            text.trim_end(),
+        );
     }
-    let mut text = String::new();
-    for l in &lines {
-        text.push_str(&format!(
-            "{}  {}  v{}  {:<4}  {} ({})  [log #{} in checkpoint {}]\n",
-            rfc3339(l.at),
-            l.doc_id,
-            l.doc_version,
-            l.what,
-            l.handle,
-            l.device_id.get(..16).unwrap_or(&l.device_id),
-            l.index,
-            l.checkpoint_size
-        ));
+    if unreceipted > 0 {
+        return Err(CliError::Unreceipted(unreceipted));
     }
-    emit(ctx.json, &json!({ "accesses": lines }), text.trim_end());
     Ok(())
 }
 
