@@ -53,12 +53,15 @@ pub(crate) enum Command {
     Get {
         /// Document id (32 hex digits).
         doc: String,
-        /// Output file; written only if every check passes.
+        /// Output file; written only if every check passes. An existing file is refused.
         #[arg(short, long)]
         output: PathBuf,
         /// Version (default: the newest).
         #[arg(long)]
         version: Option<u32>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// List documents this device authored or may read.
     Ls,
@@ -90,9 +93,13 @@ pub(crate) enum Command {
     Seal {
         /// The file to seal.
         input: PathBuf,
-        /// The container to write; it appears only once sealing succeeded.
+        /// The container to write; it appears only once sealing succeeded. An existing file is
+        /// refused.
         #[arg(short, long)]
         output: PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
         /// A recipient's device record file, from `serment id export-record` (repeatable).
         /// You can always open what you seal.
         #[arg(long = "to-record", num_args = 1..)]
@@ -108,9 +115,12 @@ pub(crate) enum Command {
     Open {
         /// The container.
         input: PathBuf,
-        /// Output file; written only if every check passes.
+        /// Output file; written only if every check passes. An existing file is refused.
         #[arg(short, long)]
         output: PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
         /// The author's device record file (default: this device must be the author).
         #[arg(long)]
         author_record: Option<PathBuf>,

@@ -17,6 +17,9 @@ pub(crate) enum CliError {
     },
     #[error("{0}")]
     Input(String),
+    /// A passphrase could not be read, or is refused for a new keystore.
+    #[error("passphrase: {0}")]
+    Passphrase(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,
@@ -43,6 +46,7 @@ impl CliError {
             CliError::Client(c) => c.exit_code(),
             CliError::Server(_) => 5,
             CliError::Fhir { .. } | CliError::Input(_) => 2,
+            CliError::Passphrase(_) => 3,
             CliError::Io { .. } => 1,
             CliError::DemoFailed(_) => 7,
             CliError::Unreceipted(_) | CliError::LogInvalid(_) => 4,
@@ -55,6 +59,7 @@ impl CliError {
             CliError::Server(_) => "server",
             CliError::Fhir { .. } => "fhir",
             CliError::Input(_) => "input",
+            CliError::Passphrase(_) => "passphrase",
             CliError::Io { .. } => "io",
             CliError::DemoFailed(_) => "demo_failed",
             CliError::Unreceipted(_) => "unreceipted_access",

@@ -12,7 +12,7 @@ mod cmd;
 mod error;
 mod output;
 
-use clap::Parser;
+use clap::Parser as _;
 
 /// On SIGINT, SIGTERM or SIGHUP, deletes the temporary files of outputs not yet verified (a
 /// `get` interrupted mid-stream must not leave unverified plaintext on disk), then exits.
@@ -32,8 +32,52 @@ fn remove_temp_files_on_signal() {
     }
 }
 
+/// Parses the command line. A usage error honours `--json` (one JSON error object) and exits 2;
+/// `--help` and `--version` print as usual and exit 0.
+fn parse_args() -> cli::Cli {
+    match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let wants_json = std::env::args_os().skip(1).any(|a| a == "--json");
+            if wants_json
+                && !matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp
+                        | ErrorKind::DisplayVersion
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
+            {
+                let message = e.render().to_string();
+                let message = message.trim().trim_start_matches("error: ");
+                let v = serde_json::json!({ "error": { "code": "usage", "message": message } });
+                output::line(&v.to_string());
+                std::process::exit(2);
+            }
+            e.exit()
+        }
+    }
+}
+
+/// The causes of `e` worth printing: each one whose text its parent's message does not already
+/// include (`keystore: wrong passphrase` caused by `wrong passphrase` prints once).
+fn distinct_causes(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut parent = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parent.contains(&text) {
+            out.push(text.clone());
+        }
+        parent = text;
+        src = s.source();
+    }
+    out
+}
+
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = parse_args();
     let json = cli.json;
     if !cli.command.runs_a_server() {
         remove_temp_files_on_signal();
@@ -42,16 +86,19 @@ fn main() {
     match result {
         Ok(()) => {}
         Err(e) => {
+            let causes = distinct_causes(&e);
             if json {
-                let v =
-                    serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } });
+                let mut message = e.to_string();
+                for c in &causes {
+                    message.push_str(": ");
+                    message.push_str(c);
+                }
+                let v = serde_json::json!({ "error": { "code": e.code(), "message": message } });
                 output::line(&v.to_string());
             } else {
                 eprintln!("serment: error: {e}");
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    eprintln!("  caused by: {s}");
-                    src = s.source();
+                for c in &causes {
+                    eprintln!("  caused by: {c}");
                 }
             }
             std::process::exit(e.exit_code());

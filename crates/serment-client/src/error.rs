@@ -92,6 +92,9 @@ pub enum ClientError {
     /// Invalid input from the caller (command line, file).
     #[error("invalid input: {0}")]
     Input(String),
+    /// The output file exists and overwriting was not asked for.
+    #[error("{0} already exists: choose another output file, or pass --force to replace it")]
+    OutputExists(String),
     /// Local I/O failed.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -126,7 +129,7 @@ impl ClientError {
             | ClientError::Transport(_)
             | ClientError::BadResponse(_)
             | ClientError::NotRegistered => 5,
-            ClientError::Io { .. } => 1,
+            ClientError::Io { .. } | ClientError::OutputExists(_) => 1,
         }
     }
 
@@ -159,6 +162,7 @@ impl ClientError {
             ClientError::NotAuthor { .. } => "not_author",
             ClientError::Input(_) => "input",
             ClientError::Io { .. } => "io",
+            ClientError::OutputExists(_) => "output_exists",
         }
     }
 

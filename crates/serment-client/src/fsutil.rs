@@ -39,6 +39,7 @@ pub fn remove_pending() {
 pub struct AtomicFile {
     tmp: NamedTempFile,
     target: std::path::PathBuf,
+    overwrite: bool,
     _registered: Registered,
 }
 
@@ -59,17 +60,43 @@ impl AtomicFile {
     /// [`ClientError::Io`].
     pub fn new(target: &Path) -> Result<AtomicFile> {
         let dir = parent_dir(target);
+        if !dir.is_dir() {
+            return Err(ClientError::io(
+                target,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("directory {} does not exist", dir.display()),
+                ),
+            ));
+        }
         let tmp = tempfile::Builder::new()
             .prefix(".serment-")
             .suffix(".part")
             .tempfile_in(dir)
-            .map_err(|e| ClientError::io(dir, e))?;
+            // The temporary file's own name says nothing useful to the user: report the target.
+            .map_err(|e| ClientError::io(target, bare_io_error(&e)))?;
         pending().push(tmp.path().to_path_buf());
         Ok(AtomicFile {
             _registered: Registered(tmp.path().to_path_buf()),
             tmp,
             target: target.to_path_buf(),
+            overwrite: true,
         })
+    }
+
+    /// As [`AtomicFile::new`], but [`AtomicFile::commit`] refuses to replace an existing target
+    /// ([`ClientError::OutputExists`]); the check and the rename are one atomic step
+    /// (`link(2)`/`renameat2(RENAME_NOREPLACE)`, through `tempfile`'s `persist_noclobber`).
+    ///
+    /// # Errors
+    /// [`ClientError::OutputExists`] if `target` exists now; [`ClientError::Io`].
+    pub fn no_clobber(target: &Path) -> Result<AtomicFile> {
+        if target.symlink_metadata().is_ok() {
+            return Err(ClientError::OutputExists(target.display().to_string()));
+        }
+        let mut f = AtomicFile::new(target)?;
+        f.overwrite = false;
+        Ok(f)
     }
 
     /// The file to write to.
@@ -88,12 +115,30 @@ impl AtomicFile {
             .as_file()
             .sync_all()
             .map_err(|e| ClientError::io(&target, e))?;
-        self.tmp
-            .persist(&target)
-            .map_err(|e| ClientError::io(&target, e.error))?;
+        if self.overwrite {
+            self.tmp
+                .persist(&target)
+                .map_err(|e| ClientError::io(&target, e.error))?;
+        } else {
+            self.tmp.persist_noclobber(&target).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    ClientError::OutputExists(target.display().to_string())
+                } else {
+                    ClientError::io(&target, e.error)
+                }
+            })?;
+        }
         sync_dir(parent_dir(&target));
         Ok(())
     }
+}
+
+/// The OS error alone, without the path `tempfile` appends to its messages.
+fn bare_io_error(e: &std::io::Error) -> std::io::Error {
+    e.raw_os_error().map_or_else(
+        || std::io::Error::from(e.kind()),
+        std::io::Error::from_raw_os_error,
+    )
 }
 
 fn parent_dir(p: &Path) -> &Path {
@@ -160,5 +205,36 @@ mod tests {
         );
         drop(unverified);
         assert!(!dir.path().join("out.txt").exists());
+    }
+
+    #[test]
+    fn no_clobber_refuses_an_existing_target_even_if_it_appears_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("report.pdf");
+        std::fs::write(&target, b"mine").unwrap();
+        assert!(matches!(
+            AtomicFile::no_clobber(&target),
+            Err(ClientError::OutputExists(_))
+        ));
+        // The target appears between the check and the rename: still refused, nothing replaced.
+        let late = dir.path().join("late.pdf");
+        let mut f = AtomicFile::no_clobber(&late).unwrap();
+        f.file().write_all(b"new").unwrap();
+        std::fs::write(&late, b"someone else's").unwrap();
+        assert!(matches!(f.commit(), Err(ClientError::OutputExists(_))));
+        assert_eq!(std::fs::read(&late).unwrap(), b"someone else's");
+        assert_eq!(parts(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_without_the_temporary_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = AtomicFile::new(&dir.path().join("nodir/x.pdf")).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("nodir/x.pdf") && m.contains("does not exist"),
+            "{m}"
+        );
+        assert!(!m.contains(".part"), "{m}");
     }
 }

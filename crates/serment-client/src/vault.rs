@@ -522,17 +522,24 @@ impl Session {
     }
 
     /// [`Session::get`] into a file: written to a temporary file beside `path` and renamed only
-    /// once every chunk and the signature verified. On any error no output file is left.
+    /// once every chunk and the signature verified. On any error no output file is left. Unless
+    /// `overwrite`, an existing `path` is refused before anything is fetched, and again atomically
+    /// at the rename.
     ///
     /// # Errors
-    /// As [`Session::get`], plus [`ClientError::Io`].
+    /// As [`Session::get`], plus [`ClientError::Io`] and [`ClientError::OutputExists`].
     pub fn get_to_file(
         &mut self,
         doc_id: &DocId,
         version: Option<u32>,
         path: &Path,
+        overwrite: bool,
     ) -> Result<GetResult> {
-        let mut tmp = AtomicFile::new(path)?;
+        let mut tmp = if overwrite {
+            AtomicFile::new(path)?
+        } else {
+            AtomicFile::no_clobber(path)?
+        };
         let res = {
             let mut w = BufWriter::with_capacity(256 * 1024, tmp.file());
             let r = self.get(doc_id, version, &mut w)?;

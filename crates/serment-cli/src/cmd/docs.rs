@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use serde_json::json;
+use serment_client::ClientError;
 use serment_core::document::Metadata;
 
 use super::{Ctx, doc_id, now_rfc3339};
@@ -81,10 +82,20 @@ pub(crate) fn put(
     Ok(())
 }
 
-pub(crate) fn get(ctx: &Ctx, doc: &str, version: Option<u32>, output: &Path) -> CliResult<()> {
+pub(crate) fn get(
+    ctx: &Ctx,
+    doc: &str,
+    version: Option<u32>,
+    output: &Path,
+    force: bool,
+) -> CliResult<()> {
     let id = doc_id(doc)?;
+    // Refused before the passphrase and before any fetch (which the log records as an access).
+    if !force && output.symlink_metadata().is_ok() {
+        return Err(ClientError::OutputExists(output.display().to_string()).into());
+    }
     let mut s = ctx.session()?;
-    let r = s.get_to_file(&id, version, output)?;
+    let r = s.get_to_file(&id, version, output, force)?;
     let m = &r.opened.metadata;
     emit(
         ctx.json,

@@ -1,6 +1,7 @@
 //! `serment id`, `register`, `contact`.
 
 use serde_json::json;
+use serment_client::ClientError;
 use serment_client::contacts;
 use serment_client::keystore::Keystore;
 use serment_client::vault::Session;
@@ -16,6 +17,12 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
         IdCommand::ExportRecord { output } => super::offline::export_record(ctx, &output),
         IdCommand::New { name, display, kdf } => {
             let path = ctx.keystore_path()?;
+            // Everything that can be checked is checked before the passphrase is asked for.
+            if path.exists() {
+                return Err(ClientError::KeystoreExists(path.display().to_string()).into());
+            }
+            serment_core::identity::validate_handle(&name)
+                .map_err(|e| CliError::Input(format!("--name {name:?}: {e}")))?;
             let ks = Keystore::create(
                 &path,
                 passphrase(true)?,

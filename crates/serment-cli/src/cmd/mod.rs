@@ -11,6 +11,7 @@ mod version;
 
 use std::path::PathBuf;
 
+use serment_client::ClientError;
 use serment_client::keystore::Keystore;
 use serment_client::vault::Session;
 use zeroize::Zeroizing;
@@ -39,7 +40,8 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             doc,
             output,
             version,
-        } => docs::get(&ctx, &doc, version, &output),
+            force,
+        } => docs::get(&ctx, &doc, version, &output, force),
         Command::Ls => docs::ls(&ctx),
         Command::Share { doc, to, version } => docs::share(&ctx, &doc, version, &to),
         Command::Accesses { doc } => docs::accesses(&ctx, &doc),
@@ -47,6 +49,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Seal {
             input,
             output,
+            force,
             to_record,
             title,
             mime,
@@ -55,6 +58,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             offline::SealArgs {
                 input: &input,
                 output: &output,
+                force,
                 to_records: &to_record,
                 title,
                 mime,
@@ -63,8 +67,9 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Open {
             input,
             output,
+            force,
             author_record,
-        } => offline::open(&ctx, &input, &output, author_record.as_deref()),
+        } => offline::open(&ctx, &input, &output, force, author_record.as_deref()),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::Witness(a) => log::witness(&ctx, a),
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
@@ -94,9 +99,14 @@ impl Ctx {
         Ok(home.join("keystore.srmk"))
     }
 
-    /// Opens the keystore with the passphrase from SERMENT_PASSPHRASE or a prompt.
+    /// Opens the keystore with the passphrase from SERMENT_PASSPHRASE or a prompt. A missing
+    /// keystore is reported before any passphrase is asked for.
     pub(crate) fn keystore(&self) -> CliResult<Keystore> {
-        Ok(Keystore::open(&self.keystore_path()?, passphrase(false)?)?)
+        let path = self.keystore_path()?;
+        if !path.exists() {
+            return Err(ClientError::NoKeystore(path.display().to_string()).into());
+        }
+        Ok(Keystore::open(&path, passphrase(false)?)?)
     }
 
     /// Opens the keystore and logs in to its server.
@@ -105,43 +115,63 @@ impl Ctx {
     }
 }
 
-/// The passphrase: `SERMENT_PASSPHRASE`, or a prompt on the terminal (twice when `confirm`).
+/// The shortest passphrase accepted for a new keystore, in characters.
+pub(crate) const MIN_PASSPHRASE_CHARS: usize = 8;
+
+/// The passphrase: `SERMENT_PASSPHRASE`, or a prompt on the terminal. With `confirm` (a new
+/// keystore), the rules are stated before the prompt, checked before asking for it again, and the
+/// passphrase is typed twice. Every failure is a [`CliError::Passphrase`] (exit 3).
 pub(crate) fn passphrase(confirm: bool) -> CliResult<Zeroizing<String>> {
+    let check = |p: &str| {
+        if confirm && p.chars().count() < MIN_PASSPHRASE_CHARS {
+            return Err(CliError::Passphrase(format!(
+                "use a passphrase of at least {MIN_PASSPHRASE_CHARS} characters"
+            )));
+        }
+        Ok(())
+    };
     if let Ok(p) = std::env::var("SERMENT_PASSPHRASE") {
         if p.is_empty() {
-            return Err(CliError::Input("SERMENT_PASSPHRASE is empty".into()));
+            return Err(CliError::Passphrase("SERMENT_PASSPHRASE is empty".into()));
         }
+        check(&p)?;
         return Ok(Zeroizing::new(p));
     }
-    let p = Zeroizing::new(
-        rpassword::prompt_password("Keystore passphrase: ").map_err(|e| {
-            CliError::Input(format!(
-                "cannot read a passphrase (set SERMENT_PASSPHRASE): {e}"
-            ))
-        })?,
-    );
     if confirm {
-        let again = Zeroizing::new(
-            rpassword::prompt_password("Repeat passphrase: ")
-                .map_err(|e| CliError::io("terminal", e))?,
+        eprintln!(
+            "Choose a passphrase for the new keystore: at least {MIN_PASSPHRASE_CHARS} characters \
+             (a few unrelated words are best). It cannot be recovered: without it the keystore \
+             cannot be opened."
         );
-        if *again != *p {
-            return Err(CliError::Input("the passphrases differ".into()));
-        }
     }
-    if p.len() < 8 {
-        return Err(CliError::Input(
-            "use a passphrase of at least 8 characters".into(),
-        ));
+    let prompt = if confirm {
+        "New keystore passphrase: "
+    } else {
+        "Keystore passphrase: "
+    };
+    let p = Zeroizing::new(rpassword::prompt_password(prompt).map_err(|e| {
+        CliError::Passphrase(format!(
+            "cannot read a passphrase from the terminal ({e}); set SERMENT_PASSPHRASE"
+        ))
+    })?);
+    check(&p)?;
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password("Repeat passphrase: ").map_err(
+            |e| CliError::Passphrase(format!("cannot read the passphrase again ({e})")),
+        )?);
+        if *again != *p {
+            return Err(CliError::Passphrase("the passphrases differ".into()));
+        }
     }
     Ok(p)
 }
 
 /// Parses a document id given on the command line.
+/// Upper-case hex is accepted (ids are shown in lower case).
 pub(crate) fn doc_id(s: &str) -> CliResult<serment_core::DocId> {
-    serment_core::DocId::from_hex(s).map_err(|_| {
+    serment_core::DocId::from_hex(&s.trim().to_ascii_lowercase()).map_err(|_| {
         CliError::Input(format!(
-            "{s:?} is not a document id (32 lowercase hex digits)"
+            "{s:?} is not a document id (32 hex digits, as `serment ls` shows them)"
         ))
     })
 }

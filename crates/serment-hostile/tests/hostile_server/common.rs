@@ -98,7 +98,7 @@ pub fn read_to_file(
 ) -> Result<Vec<u8>, ClientError> {
     let path: PathBuf = h.out_dir().join(format!("{doc}.json"));
     let _ = std::fs::remove_file(&path);
-    match s.get_to_file(doc, v, &path) {
+    match s.get_to_file(doc, v, &path, false) {
         Ok(_) => Ok(std::fs::read(&path).unwrap()),
         Err(e) => {
             let left: Vec<_> = std::fs::read_dir(h.out_dir()).unwrap().collect();
