@@ -164,6 +164,12 @@ pub(crate) struct ServeArgs {
     /// Largest sealed blob accepted, in bytes.
     #[arg(long, env = "SERMENT_MAX_BLOB_BYTES")]
     pub(crate) max_blob_bytes: Option<u64>,
+    /// PEM certificate chain (leaf first) to serve HTTPS; needs --tls-key.
+    #[arg(long, env = "SERMENT_TLS_CERT", value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SERMENT_TLS_KEY", value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Optional TOML configuration file (flags and SERMENT_* variables override it).
     #[arg(long, env = "SERMENT_CONFIG")]
     pub(crate) config: Option<PathBuf>,

@@ -26,6 +26,9 @@ pub(crate) enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// A local file or directory problem described in full by the message (exit 1).
+    #[error("{0}")]
+    Local(String),
     #[error("demo check failed: {0}")]
     DemoFailed(String),
     /// `verify-log` found problems in the log (listed above).
@@ -47,7 +50,7 @@ impl CliError {
             CliError::Server(_) => 5,
             CliError::Fhir { .. } | CliError::Input(_) => 2,
             CliError::Passphrase(_) => 3,
-            CliError::Io { .. } => 1,
+            CliError::Io { .. } | CliError::Local(_) => 1,
             CliError::DemoFailed(_) => 7,
             CliError::Unreceipted(_) | CliError::LogInvalid(_) => 4,
         }
@@ -60,7 +63,7 @@ impl CliError {
             CliError::Fhir { .. } => "fhir",
             CliError::Input(_) => "input",
             CliError::Passphrase(_) => "passphrase",
-            CliError::Io { .. } => "io",
+            CliError::Io { .. } | CliError::Local(_) => "io",
             CliError::DemoFailed(_) => "demo_failed",
             CliError::Unreceipted(_) => "unreceipted_access",
             CliError::LogInvalid(_) => "log_invalid",

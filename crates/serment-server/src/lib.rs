@@ -27,6 +27,8 @@
 pub mod config;
 mod http;
 mod store;
+pub mod tls;
+mod transport;
 
 use std::future::Future;
 use std::io;
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use config::{Config, ConfigError};
+pub use tls::{TlsConfig, TlsError};
 
 use store::{DB_FILE, Store};
 
@@ -69,6 +72,9 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    /// The TLS certificate or key (`tls_cert`, `tls_key`) is unreadable or refused.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The database or blob directory could not be opened or migrated.
     #[error("storage: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -94,18 +100,26 @@ pub struct Server {
     openapi: axum::body::Bytes,
     /// Device records already verified, shared by every router of this server.
     records: Arc<http::RecordCache>,
+    /// HTTPS when set.
+    tls: Option<TlsConfig>,
 }
 
 impl Server {
-    /// Validates `config`, prepares the data directory (created with mode 0700 if missing; an
+    /// Validates `config`, loads the TLS certificate and key when `tls_cert`/`tls_key` are set,
+    /// prepares the data directory (created with mode 0700 if missing; an
     /// existing non-empty directory without `serment.db` is refused), opens or creates the SQLite
     /// database, runs the embedded migrations, and creates `blobs/` and `tmp/`.
     ///
     /// # Errors
-    /// [`ServerError::Config`], [`ServerError::DataDirNotEmpty`],
+    /// [`ServerError::Config`], [`ServerError::Tls`], [`ServerError::DataDirNotEmpty`],
     /// [`ServerError::DataDirNotADirectory`], [`ServerError::DataDir`] or [`ServerError::Storage`].
     pub async fn open(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig::from_files(cert, key)?),
+            // validate() refused one without the other.
+            _ => None,
+        };
         let dir = config.data_dir.clone();
         tokio::task::spawn_blocking(move || prepare_data_dir(&dir))
             .await
@@ -120,7 +134,21 @@ impl Server {
             store,
             openapi,
             records: Arc::default(),
+            tls,
         })
+    }
+
+    /// Serves HTTPS with `tls` (replacing any certificate from `tls_cert`/`tls_key`): for a
+    /// certificate held in memory, e.g. `Server::open(config).await?.with_tls(TlsConfig::from_pem(cert, key)?)`.
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsConfig) -> Server {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether the server will speak HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The settings in force.
@@ -161,7 +189,9 @@ impl Server {
             router: self.router(),
             listener,
             local_addr,
+            limits: transport::Limits::from_config(&self.config),
             store: self.store,
+            tls: self.tls,
         })
     }
 }
@@ -172,7 +202,9 @@ pub struct RunningServer {
     router: axum::Router,
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
+    limits: transport::Limits,
     store: Store,
+    tls: Option<TlsConfig>,
 }
 
 impl RunningServer {
@@ -186,23 +218,33 @@ impl RunningServer {
         self.store.log_signer().verifier().encode()
     }
 
-    /// Serves HTTP/1.1 until `shutdown` completes, then lets in-flight requests finish and closes
-    /// the database.
+    /// Whether connections speak HTTPS (TLS 1.3).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The base URL clients use: `https://<addr>` with TLS, else `http://<addr>`.
+    pub fn url(&self) -> String {
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// Serves HTTP/1.1 (over TLS when configured) until `shutdown` completes; then stops
+    /// accepting, lets in-flight requests finish for at most `shutdown_grace_ms`, drops the
+    /// remaining connections and closes the database. Connection caps and timeouts follow the
+    /// configuration (see [`Config`]).
     ///
     /// # Errors
-    /// [`ServerError::Serve`] if the accept loop fails.
+    /// None today; the `Result` leaves room for accept-loop failures.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        tracing::info!(addr = %self.local_addr, "serving");
-        let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve);
+        tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), "serving");
+        transport::serve(self.listener, self.router, self.tls, self.limits, shutdown).await;
         self.store.close().await;
         tracing::info!("server stopped");
-        result
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `serment serve`: settings from flags, then SERMENT_* variables (both via clap), then an
 //! optional TOML file, then defaults.
 
-use serment_server::{Config, Server};
+use serment_server::{Config, ConfigError, Server, ServerError, TlsError};
 
 use super::Ctx;
 use crate::cli::ServeArgs;
@@ -9,8 +9,10 @@ use crate::error::{CliError, CliResult};
 
 pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
     init_tracing("info");
-    let mut config =
-        Config::load(a.config.as_deref()).map_err(|e| CliError::Server(e.to_string()))?;
+    let mut config = Config::load(a.config.as_deref()).map_err(|e| match e {
+        ConfigError::Read { .. } => CliError::Local(e.to_string()),
+        _ => CliError::Input(e.to_string()),
+    })?;
     if let Some(d) = a.data_dir {
         config.data_dir = d;
     }
@@ -20,27 +22,73 @@ pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
     if let Some(m) = a.max_blob_bytes {
         config.max_blob_bytes = m;
     }
+    if let Some(c) = a.tls_cert {
+        config.tls_cert = Some(c);
+    }
+    if let Some(k) = a.tls_key {
+        config.tls_key = Some(k);
+    }
     let rt = runtime()?;
     rt.block_on(async move {
-        let server = Server::open(config)
-            .await
-            .map_err(|e| CliError::Server(e.to_string()))?;
+        let server = Server::open(config).await.map_err(open_error)?;
         let running = server
             .bind()
             .await
             .map_err(|e| CliError::Server(e.to_string()))?;
-        eprintln!("serment: listening on http://{}", running.local_addr());
+        eprintln!("serment: listening on {}", running.url());
         eprintln!(
             "serment: transparency log key {}",
             running.log_verifier_key()
         );
         running
-            .serve(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .serve(shutdown_signal())
             .await
             .map_err(|e| CliError::Server(e.to_string()))
     })
+}
+
+/// Exit codes of startup failures: a refused setting, certificate or key is bad input (2), an
+/// unreadable file or data directory is local I/O (1), the rest is the server's (5).
+fn open_error(e: ServerError) -> CliError {
+    match e {
+        ServerError::Config(_) | ServerError::Tls(_) | ServerError::DataDirNotEmpty { .. } => {
+            if matches!(e, ServerError::Tls(TlsError::Read { .. })) {
+                CliError::Local(e.to_string())
+            } else {
+                CliError::Input(e.to_string())
+            }
+        }
+        ServerError::DataDir { .. } | ServerError::DataDirNotADirectory { .. } => {
+            CliError::Local(e.to_string())
+        }
+        other => CliError::Server(other.to_string()),
+    }
+}
+
+/// Completes on the first SIGINT or SIGTERM (SIGINT only where SIGTERM does not exist). If the
+/// SIGTERM handler cannot be installed, SIGINT alone stops the server.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install a SIGTERM handler; stop with SIGINT");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stop signal received: shutting down");
 }
 
 /// A tokio runtime for the server.

@@ -37,6 +37,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -198,6 +199,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), durable))
+        // A body that stalls longer than this fails its request (issue 10 §3).
+        .layer(RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(state.config.body_idle_timeout_secs),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
