@@ -193,6 +193,9 @@ impl Api {
                 String::from_utf8_lossy(&body).chars().take(200).collect(),
             ),
         };
+        if code == "device_revoked" {
+            return Err(ClientError::DeviceRevoked);
+        }
         Err(ClientError::Server {
             status,
             code,

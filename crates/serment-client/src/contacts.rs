@@ -119,6 +119,9 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
             });
         }
     }
+    if hist.devices.is_empty() {
+        return Err(ClientError::NoActiveDevice(handle.to_owned()));
+    }
     // The directory must agree with the log: same identity, same devices.
     let log_pin = PinnedContact {
         identity_key: hex::encode(hist.identity_key),
@@ -126,6 +129,7 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
         pinned_at: 0,
         verified: false,
         log_head: None,
+        rotated_from: None,
     };
     let served = fetch(api, handle, Some(&log_pin))?;
     let mut a: Vec<&[u8]> = served.devices.iter().map(|d| d.bytes.as_slice()).collect();
@@ -145,6 +149,18 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
         devices: hist.devices.clone(),
     };
     let new = existing.is_none();
+    let new_key = hex::encode(hist.identity_key);
+    // A rotation since the pin (signed by the old key, proven in the log) is remembered until the
+    // user confirms the new fingerprint: the first key not yet confirmed is kept.
+    let rotated_from = existing.as_ref().and_then(|e| {
+        if e.identity_key == new_key {
+            e.rotated_from.clone()
+        } else {
+            e.rotated_from
+                .clone()
+                .or_else(|| Some(e.identity_key.clone()))
+        }
+    });
     ks.pin(
         handle,
         PinnedContact {
@@ -158,9 +174,47 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
                     .as_ref()
                     .is_some_and(|e| e.identity_key == hex::encode(hist.identity_key)),
             log_head: Some(crate::log::format_head(&hist.head)),
+            rotated_from,
         },
     );
     Ok((contact, new))
+}
+
+/// An identity rotation of a pinned contact that the user has not confirmed yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RotationNotice {
+    /// The contact.
+    pub handle: String,
+    /// The fingerprint pinned before the rotation.
+    pub old_fingerprint: String,
+    /// The current fingerprint, reached through rotations signed by the old key and proven in
+    /// the log.
+    pub new_fingerprint: String,
+}
+
+/// The contacts among `handles` whose identity rotated since the user last confirmed them
+/// (PROTOCOL.md §11.6): show them on every use until `contact verify --confirm`.
+pub fn rotation_notices<'a>(
+    ks: &Keystore,
+    handles: impl IntoIterator<Item = &'a String>,
+) -> Vec<RotationNotice> {
+    let fp = |hex_id: &str| {
+        hex_key(hex_id)
+            .map(|k| fingerprint(&KeyId::of(serment_core::ids::KeyKind::Identity, &k)))
+            .unwrap_or_else(|_| "(unreadable)".into())
+    };
+    handles
+        .into_iter()
+        .filter_map(|h| {
+            let p = ks.contacts().get(h)?;
+            let old = p.rotated_from.as_deref()?;
+            Some(RotationNotice {
+                handle: h.clone(),
+                old_fingerprint: fp(old),
+                new_fingerprint: fp(&p.identity_key),
+            })
+        })
+        .collect()
 }
 
 /// The pinned records of a contact, re-verified from the keystore.

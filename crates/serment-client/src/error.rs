@@ -75,6 +75,18 @@ pub enum ClientError {
     /// Two views of the log that cannot both be true (a split view caught by gossip).
     #[error("SPLIT VIEW: {0}")]
     SplitView(String),
+    /// The log shows no active device for this contact: every device was revoked.
+    #[error(
+        "{0:?} has no active device: every device of this identity was revoked (proven in the \
+         log); it cannot receive documents until it enrols a new one"
+    )]
+    NoActiveDevice(String),
+    /// The server says this device was revoked: it can no longer log in.
+    #[error(
+        "this device was revoked (a signed entry in the transparency log): it can no longer log in \
+         or read; create a new identity with `serment id new` in another SERMENT_HOME"
+    )]
+    DeviceRevoked,
     /// Only a document's author may share it (add recipients); this device is not its author.
     #[error(
         "only the author can share document {doc_id}: it was authored by device {author_device}; \
@@ -116,7 +128,9 @@ impl ClientError {
             | ClientError::NotAuthor { .. } => 2,
             ClientError::Keystore(_)
             | ClientError::NoKeystore(_)
-            | ClientError::KeystoreExists(_) => 3,
+            | ClientError::KeystoreExists(_)
+            | ClientError::DeviceRevoked => 3,
+            ClientError::NoActiveDevice(_) => 6,
             ClientError::Integrity(_)
             | ClientError::KeySubstitution { .. }
             | ClientError::UnknownAuthor(_)
@@ -160,6 +174,8 @@ impl ClientError {
             ClientError::SplitView(_) => "split_view",
             ClientError::NotRegistered => "not_registered",
             ClientError::NotAuthor { .. } => "not_author",
+            ClientError::NoActiveDevice(_) => "no_active_device",
+            ClientError::DeviceRevoked => "device_revoked",
             ClientError::Input(_) => "input",
             ClientError::Io { .. } => "io",
             ClientError::OutputExists(_) => "output_exists",

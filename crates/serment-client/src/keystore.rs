@@ -38,7 +38,52 @@ pub struct PinnedContact {
     /// `<index>:<leaf hash hex>` (PROTOCOL.md §11.6): a later history must still contain it.
     #[serde(default)]
     pub log_head: Option<String>,
+    /// The identity key (hex) this contact had before a rotation the user has not yet confirmed:
+    /// set when the pin follows a signed rotation in the log, cleared by
+    /// [`Keystore::mark_verified`]. While set, every use of the contact shows both fingerprints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<String>,
 }
+
+/// The sealed metadata of a document version this device sealed or opened and verified
+/// (PROTOCOL.md §6.2), cached in the encrypted keystore so that `serment ls` can show titles
+/// without fetching (and so logging an access to) anything.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct KnownDocument {
+    /// Human title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// MIME type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// FHIR resource type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// RFC 3339 time of sealing, as the author wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Plaintext content length, in bytes.
+    pub content_length: u64,
+    /// When it was cached (seconds since the Unix epoch), to evict the oldest first.
+    pub cached_at: u64,
+}
+
+impl KnownDocument {
+    /// The listable fields of `m`.
+    pub fn from_metadata(m: &serment_core::document::Metadata) -> KnownDocument {
+        KnownDocument {
+            title: m.title.clone(),
+            mime_type: m.mime_type.clone(),
+            resource_type: m.resource_type.clone(),
+            created: m.created.clone(),
+            content_length: m.content_length,
+            cached_at: crate::now_secs(),
+        }
+    }
+}
+
+/// The most document versions [`Keystore::remember_document`] keeps (the oldest go first).
+pub const MAX_KNOWN_DOCUMENTS: usize = 2000;
 
 /// What this keystore trusts about one server's transparency log (PROTOCOL.md §11.7). Kept inside
 /// the encrypted keystore, so nobody without the passphrase can roll it back or swap the key.
@@ -75,6 +120,13 @@ struct PublicState {
     contacts: BTreeMap<String, PinnedContact>,
     #[serde(default)]
     logs: BTreeMap<String, LogState>,
+    /// What this device knows of documents it sealed or opened (for `serment ls`), by
+    /// `<doc_id>/<version>`. Inside the encrypted keystore: the server never sees it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    documents: BTreeMap<String, KnownDocument>,
+    /// When this device revoked itself (seconds since the Unix epoch), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<u64>,
 }
 
 /// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
@@ -261,11 +313,46 @@ impl Keystore {
     pub fn set_log_state(&mut self, server: &str, state: LogState) {
         self.state.logs.insert(server.to_owned(), state);
     }
-    /// Marks a contact verified out of band. Returns false if unknown.
+
+    /// Caches what `serment ls` shows of a document version this device sealed or verified.
+    /// Holds at most [`MAX_KNOWN_DOCUMENTS`] entries, evicting the oldest cached.
+    pub fn remember_document(&mut self, doc_id: &str, version: u32, doc: KnownDocument) {
+        let docs = &mut self.state.documents;
+        docs.insert(format!("{doc_id}/{version}"), doc);
+        while docs.len() > MAX_KNOWN_DOCUMENTS {
+            let oldest = docs
+                .iter()
+                .min_by_key(|(_, d)| d.cached_at)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => docs.remove(&k),
+                None => break,
+            };
+        }
+    }
+
+    /// The cached metadata of a document version, if this device sealed or opened it.
+    pub fn known_document(&self, doc_id: &str, version: u32) -> Option<&KnownDocument> {
+        self.state.documents.get(&format!("{doc_id}/{version}"))
+    }
+
+    /// When this device was revoked by this keystore (seconds since the Unix epoch), if it was.
+    pub fn revoked_at(&self) -> Option<u64> {
+        self.state.revoked_at
+    }
+
+    /// Records that this device was revoked at `at` (shown by `serment id show`).
+    pub fn set_revoked(&mut self, at: u64) {
+        self.state.revoked_at = Some(at);
+    }
+
+    /// Marks a contact verified (fingerprint compared out of band) and clears any pending
+    /// rotation notice. Returns false for an unknown contact.
     pub fn mark_verified(&mut self, handle: &str) -> bool {
         match self.state.contacts.get_mut(handle) {
             Some(c) => {
                 c.verified = true;
+                c.rotated_from = None;
                 true
             }
             None => false,

@@ -180,6 +180,7 @@ impl Session {
     ) -> Result<PutResult> {
         let sealed_len = self.sealed_len(&metadata, doc_id, doc_version, recipients)?;
         self.check_limit(sealed_len)?;
+        let known = crate::keystore::KnownDocument::from_metadata(&metadata);
         let log_from = crate::log::pinned(&self.api, &self.ks)?.map(|c| c.size);
         let (sealed, committed) = if sealed_len <= crate::api::MAX_INLINE_BLOB {
             // Small documents (lab results): sealed in memory and committed in one request,
@@ -227,6 +228,8 @@ impl Session {
             .map(|(_, w)| (EntryKind::Wrap, w.as_slice()))
             .collect();
         crate::log::check_own_commit(&self.api, &mut self.ks, &committed, &expected)?;
+        self.ks
+            .remember_document(&doc_id.to_string(), doc_version, known);
         self.save_pin()?;
         Ok(PutResult {
             doc_id,
@@ -518,6 +521,12 @@ impl Session {
                 ),
             ));
         }
+        // Verified: remember what `ls` shows of it (saved with the keystore by the caller).
+        self.ks.remember_document(
+            &doc_id.to_string(),
+            version,
+            crate::keystore::KnownDocument::from_metadata(&opened.metadata),
+        );
         Ok(GetResult { opened, author })
     }
 

@@ -202,14 +202,16 @@ async fn a_revoked_device_leaves_the_directory_and_cannot_log_in() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (_, d) = srv.get("/v1/directory/carol", None).await;
     assert_eq!(d["records"].as_array().unwrap().len(), 1);
-    let (s, _) = srv
+    // A revoked device is told so (the revocation is public in the log), not "unknown".
+    let (s, v) = srv
         .post(
             "/v1/auth/challenge",
             None,
             json!({ "device_id": phone.device_id() }),
         )
         .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "device_revoked", "{v}");
     let (_, h) = srv.get("/v1/log/identity/carol", None).await;
     assert_eq!(h["entries"].as_array().unwrap().len(), 3);
 }

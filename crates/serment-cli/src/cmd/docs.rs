@@ -66,6 +66,7 @@ pub(crate) fn put(
     } else {
         s.put(f, meta, to)?
     };
+    super::print_rotation_notices(&serment_client::contacts::rotation_notices(&s.ks, to));
     emit(
         ctx.json,
         &json!({ "doc_id": r.doc_id.to_string(), "doc_version": r.doc_version, "blob_id": r.blob_id,
@@ -96,6 +97,8 @@ pub(crate) fn get(
     }
     let mut s = ctx.session()?;
     let r = s.get_to_file(&id, version, output, force)?;
+    // The verified metadata `get` cached for `ls`.
+    s.ks.save()?;
     let m = &r.opened.metadata;
     emit(
         ctx.json,
@@ -129,15 +132,23 @@ fn known_devices(s: &serment_client::vault::Session) -> std::collections::HashMa
     out
 }
 
-/// Seconds since the Unix epoch as RFC 3339 (UTC), or the number if out of range.
-fn rfc3339(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
+/// A size in words: bytes below 10 kB, else kB/MB/GB (decimal, one decimal place).
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 10_000 {
+        return format!("{n} B");
+    }
+    #[allow(clippy::cast_precision_loss)] // display only
+    let mut v = n as f64 / 1000.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
 }
 
 pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
@@ -145,17 +156,56 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
     let docs = s.list()?;
     let authors = known_devices(&s);
     let mut text = String::new();
+    let mut rows = Vec::new();
+    let mut unknown = 0usize;
     for d in &docs {
         let short = d.author_device.get(..16).unwrap_or(&d.author_device);
-        let author = authors
-            .get(&d.author_device)
-            .map_or_else(|| format!("device {short}"), |h| format!("{h} ({short})"));
+        let handle = authors.get(&d.author_device);
+        let author = handle.map_or_else(|| format!("device {short}"), Clone::clone);
+        let known = s.ks.known_document(&d.doc_id, d.doc_version);
+        let committed = super::rfc3339(u64::try_from(d.created_at).unwrap_or_default());
+        match known {
+            Some(k) => text.push_str(&format!(
+                "{}  v{}  {}  {}  {}  {}  by {author}\n",
+                d.doc_id,
+                d.doc_version,
+                k.created.as_deref().unwrap_or(&committed),
+                k.title.as_deref().unwrap_or("(untitled)"),
+                k.resource_type
+                    .as_deref()
+                    .or(k.mime_type.as_deref())
+                    .unwrap_or("-"),
+                human_size(k.content_length),
+            )),
+            None => {
+                unknown += 1;
+                text.push_str(&format!(
+                    "{}  v{}  {committed}  (not opened on this device)  sealed {}  by {author}\n",
+                    d.doc_id,
+                    d.doc_version,
+                    human_size(d.size),
+                ));
+            }
+        }
+        rows.push(json!({
+            "doc_id": d.doc_id, "doc_version": d.doc_version, "author_device": d.author_device,
+            "author": handle, "committed_at": committed, "sealed_bytes": d.size,
+            "title": known.and_then(|k| k.title.as_deref()),
+            "mime_type": known.and_then(|k| k.mime_type.as_deref()),
+            "resource_type": known.and_then(|k| k.resource_type.as_deref()),
+            "created": known.and_then(|k| k.created.as_deref()),
+            "plaintext_bytes": known.map(|k| k.content_length),
+        }));
+    }
+    if docs.is_empty() {
+        text.push_str("No document visible to this device yet.");
+    } else if unknown > 0 {
         text.push_str(&format!(
-            "{}  v{}  {:>10} bytes  author {author}\n",
-            d.doc_id, d.doc_version, d.size,
+            "({unknown} not opened on this device yet: `serment get` verifies a document and \
+             shows its title here; titles are sealed, the server never sees them.)"
         ));
     }
-    emit(ctx.json, &json!({ "documents": docs }), text.trim_end());
+    emit(ctx.json, &json!({ "documents": rows }), text.trim_end());
     Ok(())
 }
 
@@ -163,6 +213,7 @@ pub(crate) fn share(ctx: &Ctx, doc: &str, version: Option<u32>, to: &[String]) -
     let id = doc_id(doc)?;
     let mut s = ctx.session()?;
     let devices = s.share(&id, version, to)?;
+    super::print_rotation_notices(&serment_client::contacts::rotation_notices(&s.ks, to));
     emit(
         ctx.json,
         &json!({ "doc_id": id.to_string(), "shared_with": to, "devices": devices.len() }),
@@ -183,7 +234,7 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
     for a in &list {
         text.push_str(&format!(
             "{}  v{}  {} ({}) {}\n",
-            rfc3339(a.at),
+            super::rfc3339(u64::try_from(a.at).unwrap_or_default()),
             a.doc_version,
             a.handle.as_deref().unwrap_or("unknown handle"),
             a.device_id.get(..16).unwrap_or(&a.device_id),
@@ -206,13 +257,15 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::human_size;
 
     #[test]
-    fn access_times_print_as_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_958_232), "2026-11-29T13:17:12Z");
-        // Out of range: the number, not a panic.
-        assert_eq!(rfc3339(i64::MAX), i64::MAX.to_string());
+    fn sizes_in_words() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(9_999), "9999 B");
+        assert_eq!(human_size(10_000), "10.0 kB");
+        assert_eq!(human_size(1_234_567), "1.2 MB");
+        assert_eq!(human_size(5_000_000_000), "5.0 GB");
+        assert_eq!(human_size(u64::MAX), "18446744.1 TB");
     }
 }

@@ -54,12 +54,17 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
                 ctx.json,
                 &json!({ "handle": ks.handle(), "display_name": ks.display_name(),
                          "identity_id": ks.identity.id().to_string(), "device_id": ks.device.id().to_string(),
-                         "fingerprint": fp, "server": ks.server(), "registered": ks.registered() }),
+                         "fingerprint": fp, "server": ks.server(), "registered": ks.registered(),
+                         "revoked_at": ks.revoked_at().map(super::rfc3339) }),
                 &format!(
-                    "{} ({})\n  fingerprint: {fp}\n  device:      {}\n  server:      {}",
+                    "{} ({})\n  fingerprint: {fp}\n  device:      {}{}\n  server:      {}",
                     ks.handle(),
                     ks.display_name(),
                     ks.device.id(),
+                    ks.revoked_at().map_or_else(String::new, |t| format!(
+                        "  REVOKED at {}: it can no longer log in or read",
+                        super::rfc3339(t)
+                    )),
                     ks.server().unwrap_or("(not registered)")
                 ),
             );
@@ -128,18 +133,26 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
             let ks = ctx.keystore()?;
             let mut rows = Vec::new();
             let mut text = String::new();
+            let notices = contacts::rotation_notices(&ks, ks.contacts().keys());
             for (h, p) in ks.contacts() {
                 let c = contacts::pinned(&ks, h)?;
+                let rotated = notices.iter().find(|n| &n.handle == h);
                 rows.push(
                     json!({ "handle": h, "fingerprint": c.fingerprint(), "verified": p.verified,
-                                  "devices": c.devices.len() }),
+                            "devices": c.devices.len(),
+                            "rotated_from_fingerprint": rotated.map(|n| &n.old_fingerprint) }),
                 );
                 text.push_str(&format!(
                     "{h}\t{}\t{}\n",
                     c.fingerprint(),
-                    if p.verified { "verified" } else { "pinned" }
+                    match (p.verified, rotated) {
+                        (_, Some(_)) => "ROTATED, not yet verified",
+                        (true, None) => "verified",
+                        (false, None) => "pinned",
+                    }
                 ));
             }
+            super::print_rotation_notices(&notices);
             emit(ctx.json, &json!({ "contacts": rows }), text.trim_end());
             Ok(())
         }

@@ -12,7 +12,7 @@ use serment_client::witness::Witness;
 use serment_core::log::note::VerifierKey;
 use serment_core::log::pin::LogTrust;
 
-use super::{Ctx, doc_id};
+use super::{Ctx, doc_id, rfc3339};
 use crate::error::{CliError, CliResult};
 use crate::output::emit;
 
@@ -61,8 +61,14 @@ pub(crate) struct AuditArgs {
 /// `serment revoke-device`.
 #[derive(Debug, Args)]
 pub(crate) struct RevokeArgs {
-    /// The device id to revoke (64 hex).
+    /// The device id to revoke (64 hex, as `serment id show` prints it).
     pub(crate) device: String,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Allow revoking the identity's last active device, which locks the identity out for good.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// `serment witnesses`.
@@ -155,18 +161,6 @@ pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
     } else {
         Err(CliError::LogInvalid(r.errors.len()))
     }
-}
-
-/// RFC 3339 of a Unix time.
-fn rfc3339(t: u64) -> String {
-    i64::try_from(t)
-        .ok()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// One line as a FHIR R4 AuditEvent, shaped for the French event-traceability (TDE) profile:
@@ -297,15 +291,74 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
 }
 
 pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
-    let dev = serment_core::KeyId::from_hex(&a.device)
-        .map_err(|_| CliError::Input("device: expected 64 lowercase hex digits".into()))?;
+    let dev = serment_core::KeyId::from_hex(&a.device.trim().to_ascii_lowercase())
+        .map_err(|_| CliError::Input("device: expected 64 hex digits".into()))?;
     let mut s = ctx.session()?;
+    let handle = s.ks.handle().to_owned();
+    let active: Vec<serment_core::KeyId> = s
+        .api
+        .directory(&handle)?
+        .iter()
+        .filter_map(|r| serment_core::identity::DeviceRecord::decode_verified(r).ok())
+        .map(|r| r.device_id())
+        .collect();
+    if !active.contains(&dev) {
+        return Err(CliError::Input(format!(
+            "{dev} is not an active device of {handle} (see `serment id show`)"
+        )));
+    }
+    let this_device = dev == s.ks.device.id();
+    if active.len() == 1 && !a.force {
+        return Err(CliError::Input(format!(
+            "refusing to revoke the last active device of {handle}: afterwards this identity can \
+             no longer log in, read or receive documents, and the handle {handle} stays bound to \
+             it for good (a revocation is permanent and public in the log). Pass --force if that \
+             is what you want, e.g. because the device was stolen."
+        )));
+    }
+    if !a.yes {
+        confirm_revocation(&dev, &handle, this_device)?;
+    }
     let idx = s.revoke_device(&dev)?;
+    if this_device {
+        s.ks.set_revoked(serment_client::now_secs());
+        s.ks.save()?;
+    }
     emit(
         ctx.json,
-        &json!({ "revoked": dev.to_string(), "log_index": idx }),
-        &format!("Revoked device {dev} (log entry {idx})"),
+        &json!({ "revoked": dev.to_string(), "log_index": idx, "this_device": this_device,
+                 "active_devices_left": active.len() - 1 }),
+        &format!(
+            "Revoked device {dev}{} (log entry {idx}); {} active device(s) left for {handle}",
+            if this_device { " (this device)" } else { "" },
+            active.len() - 1
+        ),
     );
+    Ok(())
+}
+
+/// Asks on the terminal; without one, `--yes` is required.
+fn confirm_revocation(dev: &serment_core::KeyId, handle: &str, this_device: bool) -> CliResult<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Input(
+            "revoking a device is permanent: confirm on a terminal, or pass --yes".into(),
+        ));
+    }
+    eprint!(
+        "Revoke device {dev} of {handle}{}? This is permanent and public in the transparency \
+         log: the device can no longer log in or receive keys. Type \"revoke\" to confirm: ",
+        if this_device { " (THIS device)" } else { "" }
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::io("terminal", e))?;
+    if answer.trim() != "revoke" {
+        return Err(CliError::Input("not confirmed: nothing revoked".into()));
+    }
     Ok(())
 }
 

@@ -182,3 +182,43 @@ pub(crate) fn now_rfc3339() -> Option<String> {
         .format(&time::format_description::well_known::Rfc3339)
         .ok()
 }
+
+/// Seconds since the Unix epoch as RFC 3339 (UTC); the number itself if out of range.
+pub(crate) fn rfc3339(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// Prints, on stderr (stdout stays one JSON object with `--json`), each contact identity rotation
+/// not yet confirmed, with both fingerprints and how to verify (issue 18).
+pub(crate) fn print_rotation_notices(notices: &[serment_client::contacts::RotationNotice]) {
+    for n in notices {
+        eprintln!(
+            "serment: NOTE: {h} replaced its identity key (a rotation signed by its old key, proven \
+             in the log).\n  old fingerprint: {old}\n  new fingerprint: {new}\n  Compare the new \
+             fingerprint with {h} out of band, then run `serment contact verify {h} --confirm`.",
+            h = n.handle,
+            old = n.old_fingerprint,
+            new = n.new_fingerprint
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn times_print_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_958_232), "2026-11-29T13:17:12Z");
+        // Out of range: the number, not a panic.
+        assert_eq!(rfc3339(u64::MAX), u64::MAX.to_string());
+    }
+}

@@ -101,6 +101,7 @@ pub(crate) async fn directory(
     responses(
         (status = 200, body = ChallengeResponse),
         (status = 400, body = ErrorBody),
+        (status = 403, description = "Revoked device", body = ErrorBody),
         (status = 404, description = "Unknown device", body = ErrorBody),
     )
 )]
@@ -110,9 +111,14 @@ pub(crate) async fn challenge(
 ) -> Result<Json<ChallengeResponse>, ApiError> {
     let device_id = parse_key_id("device_id", &req.device_id)?;
     let db = state.store.db();
-    db.device(&device_id)
-        .await?
-        .ok_or(ApiError::NotFound("unknown device"))?;
+    if db.device(&device_id).await?.is_none() {
+        // A revoked device is told so (it is public in the log), not "unknown".
+        return Err(if db.device_revoked(&device_id).await? {
+            ApiError::DeviceRevoked
+        } else {
+            ApiError::NotFound("unknown device")
+        });
+    }
     let mut challenge = [0u8; 32];
     getrandom::fill(&mut challenge)
         .map_err(|e| ApiError::internal("random generator failed", &e))?;

@@ -25,6 +25,8 @@ pub(crate) enum ApiError {
     Unauthorized(&'static str),
     /// 403 `forbidden`: authenticated, but not allowed to do this.
     Forbidden(&'static str),
+    /// 403 `device_revoked`: the device was revoked (a signed log entry) and can no longer log in.
+    DeviceRevoked,
     /// 404 `not_found`: no such route, handle, device, document or version.
     NotFound(&'static str),
     /// 409 `conflict`: the request contradicts existing state (duplicate version, taken handle).
@@ -50,7 +52,7 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
     /// One of `bad_request`, `invalid_base64`, `invalid_record`, `unauthorized`, `forbidden`,
-    /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`, `internal`.
+    /// `device_revoked`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`, `internal`.
     pub(crate) code: &'static str,
     /// Human-readable explanation; never contains secrets, paths or SQL.
     pub(crate) message: String,
@@ -70,7 +72,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::DeviceRevoked => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -88,6 +90,7 @@ impl ApiError {
             ApiError::InvalidRecord(_) => "invalid_record",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::DeviceRevoked => "device_revoked",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -109,6 +112,11 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::UnsupportedMediaType(m) => (*m).to_owned(),
             ApiError::MethodNotAllowed => "method not allowed on this route".to_owned(),
+            ApiError::DeviceRevoked => {
+                "this device was revoked (a signed entry in the transparency \
+                log): it can no longer log in"
+                    .to_owned()
+            }
             ApiError::Internal => "internal server error".to_owned(),
         }
     }

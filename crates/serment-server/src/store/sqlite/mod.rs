@@ -244,6 +244,15 @@ impl Db {
         Ok(Some(records))
     }
 
+    /// Whether `device_id` was registered and then revoked (PROTOCOL.md §11.3).
+    pub(crate) async fn device_revoked(&self, device_id: &KeyId) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM devices WHERE device_id = ? AND revoked = 1")
+            .bind(device_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// A registered device.
     pub(crate) async fn device(&self, device_id: &KeyId) -> Result<Option<DeviceRow>, StoreError> {
         let row =
