@@ -51,7 +51,7 @@ fn parse_args() -> cli::Cli {
                 let message = e.render().to_string();
                 let message = message.trim().trim_start_matches("error: ");
                 let v = serde_json::json!({ "error": { "code": "usage", "message": message } });
-                output::line(&v.to_string());
+                output::json_line(v);
                 std::process::exit(2);
             }
             e.exit()
@@ -94,7 +94,7 @@ fn main() {
                     message.push_str(c);
                 }
                 let v = serde_json::json!({ "error": { "code": e.code(), "message": message } });
-                output::line(&v.to_string());
+                output::json_line(v);
             } else {
                 eprintln!("serment: error: {e}");
                 for c in &causes {

@@ -249,7 +249,10 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
     );
     emit(
         ctx.json,
-        &json!({ "doc_id": id.to_string(), "accesses": list }),
+        &json!({ "doc_id": id.to_string(), "proven": false, "accesses": list.iter().map(|a| json!({
+            "at": super::rfc3339(u64::try_from(a.at).unwrap_or_default()),
+            "doc_version": a.doc_version, "what": a.what, "device_id": a.device_id,
+            "handle": a.handle })).collect::<Vec<_>>() }),
         &text,
     );
     Ok(())

@@ -279,7 +279,12 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
         }
         emit(
             ctx.json,
-            &json!({ "accesses": lines, "unreceipted": unreceipted,
+            &json!({ "accesses": lines.iter().map(|l| json!({
+                         "at": rfc3339(l.at), "logged_at": rfc3339(l.logged_at), "doc_id": l.doc_id,
+                         "doc_version": l.doc_version, "what": l.what, "device_id": l.device_id,
+                         "handle": l.handle, "receipted": l.receipted, "log_index": l.index,
+                         "checkpoint_size": l.checkpoint_size })).collect::<Vec<_>>(),
+                     "unreceipted": unreceipted,
                      "documents": per_doc.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>() }),
             text.trim_end(),
         );

@@ -1,0 +1,294 @@
+//! The `--json` contract (docs/JSON.md) checked against real output (issue 18): every command of
+//! the contract is run, and the fields it prints must be exactly the documented ones (top level,
+//! and the fields of each element of a documented array), `schema` must be the documented
+//! version, and every field documented as a `time` must be RFC 3339 (or null).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// One command's documented fields: name -> type (`x[].y` for the fields of array elements).
+type Fields = BTreeMap<String, String>;
+
+/// Parses docs/JSON.md: `### \`serment <command>\`` headings, each followed by a table whose first
+/// column is a field name in backquotes and second its type.
+fn contract() -> (u64, BTreeMap<String, Fields>) {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/JSON.md"))
+            .expect("docs/JSON.md");
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Schema version: "))
+        .and_then(|v| v.trim().trim_matches('*').parse().ok())
+        .expect("a 'Schema version: N' line");
+    let mut out: BTreeMap<String, Fields> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for l in text.lines() {
+        if let Some(h) = l.strip_prefix("### `serment ") {
+            current = Some(h.trim_end_matches('`').to_owned());
+            out.entry(current.clone().unwrap()).or_default();
+            continue;
+        }
+        if l.starts_with("## ") {
+            current = None;
+        }
+        let Some(cmd) = &current else { continue };
+        let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+        if cols.len() >= 4 && cols[1].starts_with('`') {
+            let name = cols[1].trim_matches('`').to_owned();
+            out.get_mut(cmd).unwrap().insert(name, cols[2].to_owned());
+        }
+    }
+    (version, out)
+}
+
+/// RFC 3339 `date-time` in UTC as the CLI prints it: `YYYY-MM-DDTHH:MM:SS[.frac]Z`.
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let rest = match s.get(19..) {
+        Some(r) => r,
+        None => return false,
+    };
+    let frac_ok = match rest.strip_prefix('.') {
+        Some(f) => f.len() > 1 && f[..f.len() - 1].bytes().all(|c| c.is_ascii_digit()),
+        None => true,
+    };
+    digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && rest.ends_with('Z')
+        && frac_ok
+}
+
+/// Checks one command's output against its documented fields.
+fn check(command: &str, v: &Value, contract: &BTreeMap<String, Fields>, version: u64) {
+    let fields = contract
+        .get(command)
+        .unwrap_or_else(|| panic!("docs/JSON.md documents no `serment {command}`"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{command}: not an object: {v}"));
+    assert_eq!(obj["schema"], version, "{command}: schema");
+    let top: BTreeSet<&str> = fields
+        .keys()
+        .filter(|k| !k.contains("[]."))
+        .map(String::as_str)
+        .collect();
+    let got: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
+    assert_eq!(
+        got, top,
+        "{command}: printed fields (left) differ from docs/JSON.md (right): {v}"
+    );
+    for (name, ty) in fields {
+        let value = if let Some((arr, sub)) = name.split_once("[].") {
+            let elems = obj[arr]
+                .as_array()
+                .unwrap_or_else(|| panic!("{command}: {arr} is not an array"));
+            let documented: BTreeSet<&str> = fields
+                .keys()
+                .filter_map(|k| k.strip_prefix(&format!("{arr}[].")))
+                .collect();
+            for e in elems {
+                let keys: BTreeSet<&str> =
+                    e.as_object().unwrap().keys().map(String::as_str).collect();
+                assert_eq!(
+                    keys, documented,
+                    "{command}: fields of {arr}[] differ from docs/JSON.md: {e}"
+                );
+            }
+            elems.iter().map(|e| e[sub].clone()).collect::<Vec<_>>()
+        } else {
+            vec![obj[name].clone()]
+        };
+        if ty.starts_with("time") {
+            for t in value {
+                assert!(
+                    t.is_null() || t.as_str().is_some_and(is_rfc3339),
+                    "{command}: {name} is documented as a time (RFC 3339) but is {t}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_documented_command_prints_exactly_its_documented_fields() {
+    let (version, contract) = contract();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (lab, patient, gp) = (root.join("lab"), root.join("patient"), root.join("gp"));
+    let mut seen = BTreeSet::new();
+    let mut c = |command: &str, v: &Value| {
+        check(command, v, &contract, version);
+        seen.insert(command.to_owned());
+    };
+    c("version", &ok(&lab, &["version"]));
+    let v = run(&lab, &["ls"]).1;
+    c("error", &v);
+    c(
+        "id new",
+        &ok(&lab, &["id", "new", "--name", "labo-j", "--kdf", "floor"]),
+    );
+    ok(
+        &patient,
+        &["id", "new", "--name", "patient-j", "--kdf", "floor"],
+    );
+    ok(&gp, &["id", "new", "--name", "gp-j", "--kdf", "floor"]);
+    c("id show", &ok(&lab, &["id", "show"]));
+    let rec = root.join("patient.rec");
+    c(
+        "id export-record",
+        &ok(
+            &patient,
+            &["id", "export-record", "-o", rec.to_str().unwrap()],
+        ),
+    );
+
+    let server = ServerProc::start(&root.join("data"), &[]);
+    c(
+        "register",
+        &ok(&lab, &["register", "--server", &server.url]),
+    );
+    ok(&patient, &["register", "--server", &server.url]);
+    ok(&gp, &["register", "--server", &server.url]);
+    c("contact add", &ok(&lab, &["contact", "add", "patient-j"]));
+    ok(&lab, &["contact", "add", "gp-j"]);
+    ok(&patient, &["contact", "add", "labo-j"]);
+    ok(&gp, &["contact", "add", "labo-j"]);
+    c(
+        "contact verify",
+        &ok(&lab, &["contact", "verify", "patient-j"]),
+    );
+    c("contact list", &ok(&lab, &["contact", "list"]));
+
+    let f = root.join("cr.pdf");
+    std::fs::write(&f, b"%PDF-1.4 compte rendu").unwrap();
+    let put = ok(
+        &lab,
+        &[
+            "put",
+            f.to_str().unwrap(),
+            "--to",
+            "patient-j",
+            "--title",
+            "CR",
+        ],
+    );
+    c("put", &put);
+    let doc = put["doc_id"].as_str().unwrap().to_owned();
+    let fhir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fhir/bilan-lipidique.json");
+    c(
+        "import-fhir",
+        &ok(
+            &lab,
+            &["import-fhir", fhir.to_str().unwrap(), "--to", "patient-j"],
+        ),
+    );
+    c("ls", &ok(&patient, &["ls"]));
+    c(
+        "get",
+        &ok(
+            &patient,
+            &["get", &doc, "-o", root.join("o.pdf").to_str().unwrap()],
+        ),
+    );
+    c("share", &ok(&lab, &["share", &doc, "--to", "gp-j"]));
+    ok(
+        &gp,
+        &["get", &doc, "-o", root.join("gp.pdf").to_str().unwrap()],
+    );
+    c("accesses", &ok(&patient, &["accesses", &doc]));
+    c("audit", &ok(&patient, &["audit"]));
+    c(
+        "verify-log",
+        &ok(&patient, &["verify-log", "--server", &server.url]),
+    );
+
+    let sealed = root.join("cr.srmc");
+    c(
+        "seal",
+        &ok(
+            &lab,
+            &[
+                "seal",
+                f.to_str().unwrap(),
+                "-o",
+                sealed.to_str().unwrap(),
+                "--to-record",
+                rec.to_str().unwrap(),
+            ],
+        ),
+    );
+    let lab_rec = root.join("lab.rec");
+    ok(
+        &lab,
+        &["id", "export-record", "-o", lab_rec.to_str().unwrap()],
+    );
+    c(
+        "open",
+        &ok(
+            &patient,
+            &[
+                "open",
+                sealed.to_str().unwrap(),
+                "-o",
+                root.join("opened.pdf").to_str().unwrap(),
+                "--author-record",
+                lab_rec.to_str().unwrap(),
+            ],
+        ),
+    );
+    c("witnesses", &ok(&gp, &["witnesses", "--quorum", "0"]));
+    c("rotate-identity", &ok(&gp, &["rotate-identity"]));
+    let dev = ok(&gp, &["id", "show"])["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c(
+        "revoke-device",
+        &ok(&gp, &["revoke-device", &dev, "--yes", "--force"]),
+    );
+    drop(server);
+
+    // `serve`, `demo` and `witness` are long-running or have tests of their own (demo.rs);
+    // every other documented command was run.
+    let documented: BTreeSet<String> = contract.keys().cloned().collect();
+    let missing: Vec<_> = documented
+        .difference(&seen)
+        .filter(|c| !matches!(c.as_str(), "serve" | "demo" | "witness"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "documented but not checked: {missing:?}"
+    );
+}
+
+#[test]
+fn rfc3339_check_accepts_only_utc_date_times() {
+    assert!(is_rfc3339("2026-12-06T10:21:58Z"));
+    assert!(is_rfc3339("2026-12-06T10:21:58.25Z"));
+    assert!(!is_rfc3339("1765016518"));
+    assert!(!is_rfc3339("2026-12-06 10:21:58Z"));
+    assert!(!is_rfc3339("2026-12-06T10:21:58"));
+}
