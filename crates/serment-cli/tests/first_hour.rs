@@ -103,6 +103,28 @@ fn revoking_the_last_device_needs_force_and_is_named_afterwards() {
         (3, Some("device_revoked")),
         "{v}"
     );
+    // Registering again says why not (not "own write missing from the log").
+    let (code, v, _) = run_err(&w.patient, &["register", "--server", &w.server.url]);
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (3, Some("device_revoked")),
+        "{v}"
+    );
+    // A new identity cannot take the handle over, and is told handles are never reassigned.
+    let again = w.root.join("patient-again");
+    ok(
+        &again,
+        &["id", "new", "--name", "patient-y", "--kdf", "floor"],
+    );
+    let (code, v, _) = run_err(&again, &["register", "--server", &w.server.url]);
+    assert_eq!(code, 5, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("never reassigned"),
+        "{v}"
+    );
     // A contact refreshing the handle is told it has no active device, not "malformed response".
     let f = w.root.join("r.txt");
     std::fs::write(&f, b"x").unwrap();

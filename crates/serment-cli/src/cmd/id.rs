@@ -75,6 +75,9 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
 
 pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
     let ks = ctx.keystore()?;
+    if ks.revoked_at().is_some() {
+        return Err(ClientError::DeviceRevoked.into());
+    }
     let s = Session::register(ks, server)?;
     emit(
         ctx.json,

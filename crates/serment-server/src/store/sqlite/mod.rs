@@ -170,7 +170,10 @@ impl Db {
                 .await?;
         match owner {
             Some(owner) if owner != identity_id => {
-                return Err(StoreError::Conflict("handle is bound to another identity"));
+                return Err(StoreError::Conflict(
+                    "handle is bound to another identity for good (handles are never reassigned, \
+                     so nobody can take over a name): choose another handle",
+                ));
             }
             Some(_) => {}
             None => {
@@ -181,13 +184,18 @@ impl Db {
                     .await?;
             }
         }
-        let existing: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM devices WHERE device_id = ?")
+        let existing: Option<(Vec<u8>, i64)> =
+            sqlx::query_as("SELECT record, revoked FROM devices WHERE device_id = ?")
                 .bind(&device_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if let Some(existing) = existing {
-            return if existing == d.record {
+        if let Some((existing, revoked)) = existing {
+            return if revoked != 0 {
+                Err(StoreError::Conflict(
+                    "this device was revoked (a signed entry in the log) and cannot register again: \
+                     create a new identity",
+                ))
+            } else if existing == d.record {
                 Ok(Registered::Unchanged)
             } else {
                 Err(StoreError::Conflict(
