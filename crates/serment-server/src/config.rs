@@ -79,13 +79,16 @@ pub struct Config {
     /// empty (the default), any witness's valid cosignature is accepted, first come first kept.
     #[serde(deserialize_with = "witness_list")]
     pub witnesses: Vec<String>,
-    /// Seconds a client has to send a complete request head (and, with TLS, to finish the
-    /// handshake) once the connection waits for a request. Default 10.
+    /// Seconds a client has to send a complete request head from the moment the connection waits
+    /// for one (a new connection, or a kept-alive one between requests); with TLS the handshake
+    /// gets the same time. Default 10.
     pub header_read_timeout_secs: u64,
     /// Seconds a request body may stall (no bytes received) before the request fails and the
     /// connection is closed. Default 30.
     pub body_idle_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection (no request in flight) stays open. Default 60.
+    /// Seconds a kept-alive connection may stay idle (no request in flight) after a response before
+    /// it is closed. The wait for the next request head is also bounded by
+    /// `header_read_timeout_secs`, so the smaller of the two applies. Default 5.
     pub keep_alive_timeout_secs: u64,
     /// Most open client connections; further ones are closed at once. Default 1024.
     pub max_connections: usize,
@@ -118,7 +121,7 @@ impl Default for Config {
             witnesses: Vec::new(),
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 30,
-            keep_alive_timeout_secs: 60,
+            keep_alive_timeout_secs: 5,
             max_connections: 1024,
             max_connections_per_ip: 128,
             shutdown_grace_ms: 500,

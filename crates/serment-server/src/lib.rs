@@ -102,6 +102,8 @@ pub struct Server {
     records: Arc<http::RecordCache>,
     /// HTTPS when set.
     tls: Option<TlsConfig>,
+    /// Login throttle, shared by every router of this server.
+    throttle: Arc<http::throttle::Throttle>,
 }
 
 impl Server {
@@ -129,12 +131,17 @@ impl Server {
             .map_err(|e| ServerError::Storage(Box::new(e)))?;
         let openapi = http::openapi_document().map_err(|e| ServerError::Storage(Box::new(e)))?;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory opened");
+        let throttle = Arc::new(http::throttle::Throttle::new(
+            config.auth_requests_per_minute,
+            config.auth_failures_per_minute,
+        ));
         Ok(Server {
             config: Arc::new(config),
             store,
             openapi,
             records: Arc::default(),
             tls,
+            throttle,
         })
     }
 
@@ -170,6 +177,7 @@ impl Server {
             config: Arc::clone(&self.config),
             openapi: self.openapi.clone(),
             records: Arc::clone(&self.records),
+            throttle: Arc::clone(&self.throttle),
         })
     }
 

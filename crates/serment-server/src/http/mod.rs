@@ -26,6 +26,7 @@ pub(crate) mod error;
 mod extract;
 pub(crate) use extract::RecordCache;
 mod log;
+pub(crate) mod throttle;
 mod types;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub(crate) struct AppState {
     pub(crate) openapi: Bytes,
     /// Device records whose signature was already checked (every request's bearer lookup).
     pub(crate) records: Arc<RecordCache>,
+    /// Login throttle per address and per device (shared by every router of the server).
+    pub(crate) throttle: Arc<throttle::Throttle>,
 }
 
 /// The OpenAPI 3.1 description of the API.
@@ -155,8 +158,20 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/v1/devices", post(directory::register_device))
         .route("/v1/directory/{handle}", get(directory::directory))
-        .route("/v1/auth/challenge", post(directory::challenge))
-        .route("/v1/auth/token", post(directory::token))
+        .route(
+            "/v1/auth/challenge",
+            post(directory::challenge).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
+        .route(
+            "/v1/auth/token",
+            post(directory::token).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
         .route(
             "/v1/documents",
             post(documents::commit).get(documents::list),

@@ -1,0 +1,360 @@
+//! Slow and abusive clients over real loopback sockets (issue 10 §3): slow headers, stalled
+//! bodies, idle keep-alive connections, connection caps, and login throttling with its log.
+//! Every loop is bounded and every test stops by itself.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use serment_server::{Config, Server};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout};
+
+/// A started server and what stops it.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), serment_server::ServerError>>,
+    _dir: TempDir,
+}
+
+impl Running {
+    async fn start(tag: &str, tweak: impl FnOnce(&mut Config)) -> Running {
+        let dir = TempDir::new(tag);
+        let mut config = test_config(&dir.path().join("data"));
+        tweak(&mut config);
+        let running = Server::open(config).await.unwrap().bind().await.unwrap();
+        let addr = running.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(running.serve(async {
+            let _ = rx.await;
+        }));
+        Running {
+            addr,
+            stop: Some(tx),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .expect("server stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// One request with `Connection: close`: (status, lower-cased head, body).
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String, Vec<u8>) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).await.unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, resp[split + 4..].to_vec())
+}
+
+/// True once the server has closed `s` (EOF or reset), waiting at most `limit`.
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + limit;
+    loop {
+        match timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            s.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A 408 or 400 answer before the close is fine: keep reading to the EOF.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[test]
+fn defaults_bound_slow_clients() {
+    let c = Config::default();
+    assert!(c.header_read_timeout_secs <= 30);
+    assert!(c.body_idle_timeout_secs <= 60);
+    assert!(c.keep_alive_timeout_secs <= c.header_read_timeout_secs);
+    assert!(c.max_connections_per_ip <= c.max_connections);
+    assert!(c.shutdown_grace_ms < 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slow_header_connections_do_not_starve_healthz_and_are_closed() {
+    const SLOW: usize = 1000;
+    let server = Running::start("slowloris", |c| {
+        c.header_read_timeout_secs = 2;
+        c.max_connections = 4096;
+        c.max_connections_per_ip = 4096;
+    })
+    .await;
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        // A request head that never ends.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    for _ in 0..3 {
+        let (status, _, body) = timeout(
+            Duration::from_secs(1),
+            request(server.addr, "GET", "/healthz", None),
+        )
+        .await
+        .expect("/healthz answers within 1 s beside 1,000 slow connections");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    // Every slow connection is closed by the header read timeout, well within 30 s.
+    let started = Instant::now();
+    for s in &mut slow {
+        let left = Duration::from_secs(30).saturating_sub(started.elapsed());
+        assert!(
+            closed_within(s, left).await,
+            "a slow connection is still open after 30 s"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_body_and_an_idle_keep_alive_connection_are_closed() {
+    let server = Running::start("stall", |c| {
+        c.body_idle_timeout_secs = 1;
+        c.keep_alive_timeout_secs = 1;
+        // Longer than the waits below: only the timeouts under test can close the connections.
+        c.header_read_timeout_secs = 60;
+    })
+    .await;
+    // A body announced as 100 bytes that stops after 10.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"record\":")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(10)).await,
+        "stalled body kept open"
+    );
+
+    // A kept-alive connection that goes idle after one answer.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut s, Duration::from_secs(10)).await,
+        "idle keep-alive kept open"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_closed_at_once() {
+    let server = Running::start("cap", |c| {
+        c.max_connections_per_ip = 3;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut extra = TcpStream::connect(server.addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = timeout(Duration::from_secs(5), extra.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the fourth connection was served");
+    drop(held);
+    // Slots are freed when connections close.
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(Ok((200, _, _))) = timeout(
+            Duration::from_secs(1),
+            tokio::spawn(request(server.addr, "GET", "/healthz", None)),
+        )
+        .await
+        .map(|r| r.map_err(|_| ()))
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "slots not freed");
+    server.stop().await;
+}
+
+/// Log lines written by `tracing` while the test runs.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_bad_logins_gets_429_with_retry_after_and_is_logged() {
+    let logs = LogBuf::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    // current-thread runtime: the server's tasks run on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    const LIMIT: u32 = 5;
+    let server = Running::start("throttle", |c| {
+        c.auth_failures_per_minute = LIMIT;
+    })
+    .await;
+    let user = User::new("victim");
+    let (s, _, _) = request(
+        server.addr,
+        "POST",
+        "/v1/devices",
+        Some(json!({"record": b64(&user.record)})),
+    )
+    .await;
+    assert_eq!(s, 201);
+
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    let mut signatures = Vec::new();
+    for _ in 0..20 {
+        let (s, head, body) = request(
+            server.addr,
+            "POST",
+            "/v1/auth/challenge",
+            Some(json!({"device_id": user.device_id()})),
+        )
+        .await;
+        if s == 429 {
+            statuses.push(429);
+            retry_after = head
+                .lines()
+                .find_map(|l| l.strip_prefix("retry-after: "))
+                .map(|v| v.trim().parse::<u64>().unwrap());
+            break;
+        }
+        assert_eq!(s, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let challenge = v["challenge"].as_str().unwrap().to_owned();
+        // A signature by another key: a bad login.
+        let wrong = User::new("attacker");
+        let c: [u8; 32] = unb64(&challenge).try_into().unwrap();
+        let sig = b64(&serment_core::auth::sign_challenge(&wrong.device, &c));
+        signatures.push(sig.clone());
+        let (s, head, _) = request(
+            server.addr,
+            "POST",
+            "/v1/auth/token",
+            Some(json!({"device_id": user.device_id(), "challenge": challenge, "signature": sig})),
+        )
+        .await;
+        statuses.push(s);
+        if s == 429 {
+            retry_after = head
+                .lines()
+                .find_map(|l| l.strip_prefix("retry-after: "))
+                .map(|v| v.trim().parse::<u64>().unwrap());
+            break;
+        }
+    }
+    let failures = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(failures, LIMIT as usize, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let retry_after = retry_after.expect("429 carries Retry-After");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+
+    // The good key is throttled too for this device and this address, until the budget refills.
+    let (s, _, body) = request(
+        server.addr,
+        "POST",
+        "/v1/auth/challenge",
+        Some(json!({"device_id": User::new("other").device_id()})),
+    )
+    .await;
+    assert_eq!(s, 429, "same address: {}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["code"], "too_many_requests");
+
+    server.stop().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("login failed"))
+        .collect();
+    assert_eq!(failed.len(), LIMIT as usize, "{text}");
+    let prefix = &user.device_id()[..8];
+    for line in &failed {
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains(&format!("device={prefix}")), "{line}");
+        assert!(
+            !line.contains(&user.device_id()[..9]),
+            "more than 8 hex digits: {line}"
+        );
+        assert!(line.contains("peer=127.0.0.1:"), "{line}");
+        assert!(line.contains("bad signature"), "{line}");
+    }
+    for sig in &signatures {
+        assert!(!text.contains(sig.as_str()), "a signature reached the log");
+    }
+    assert!(text.contains("login throttled"), "{text}");
+    let _ = std::io::stderr().flush();
+}
