@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use serment_server::config::reference::help;
 
 /// Serment: end-to-end encrypted health documents. The server stores only ciphertext.
 #[derive(Debug, Parser)]
@@ -155,23 +156,46 @@ impl Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Data directory (SQLite database and blobs).
-    #[arg(long, env = "SERMENT_DATA_DIR")]
+    #[arg(long, env = "SERMENT_DATA_DIR", value_name = "DIR", help = help("data_dir"))]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Listen address.
-    #[arg(long, env = "SERMENT_LISTEN")]
+    #[arg(long, env = "SERMENT_LISTEN", value_name = "ADDR", help = help("listen"))]
     pub(crate) listen: Option<SocketAddr>,
-    /// Largest sealed blob accepted, in bytes.
-    #[arg(long, env = "SERMENT_MAX_BLOB_BYTES")]
-    pub(crate) max_blob_bytes: Option<u64>,
-    /// PEM certificate chain (leaf first) to serve HTTPS; needs --tls-key.
-    #[arg(long, env = "SERMENT_TLS_CERT", value_name = "FILE")]
+    #[arg(long, env = "SERMENT_TLS_CERT", value_name = "FILE", help = help("tls_cert"))]
     pub(crate) tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "SERMENT_TLS_KEY", value_name = "FILE")]
+    #[arg(long, env = "SERMENT_TLS_KEY", value_name = "FILE", help = help("tls_key"))]
     pub(crate) tls_key: Option<PathBuf>,
-    /// Optional TOML configuration file (flags and SERMENT_* variables override it).
-    #[arg(long, env = "SERMENT_CONFIG")]
+    #[arg(long, env = "SERMENT_MAX_BLOB_BYTES", value_name = "BYTES", help = help("max_blob_bytes"))]
+    pub(crate) max_blob_bytes: Option<u64>,
+    #[arg(long, env = "SERMENT_MAX_JSON_BYTES", value_name = "BYTES", help = help("max_json_bytes"))]
+    pub(crate) max_json_bytes: Option<usize>,
+    #[arg(long, env = "SERMENT_TOKEN_TTL_SECS", value_name = "SECS", help = help("token_ttl_secs"))]
+    pub(crate) token_ttl_secs: Option<u64>,
+    #[arg(long, env = "SERMENT_WITNESSES", value_name = "VKEYS", value_delimiter = ',', help = help("witnesses"))]
+    pub(crate) witnesses: Option<Vec<String>>,
+    #[arg(long, env = "SERMENT_HEADER_READ_TIMEOUT_SECS", value_name = "SECS", help = help("header_read_timeout_secs"))]
+    pub(crate) header_read_timeout_secs: Option<u64>,
+    #[arg(long, env = "SERMENT_BODY_IDLE_TIMEOUT_SECS", value_name = "SECS", help = help("body_idle_timeout_secs"))]
+    pub(crate) body_idle_timeout_secs: Option<u64>,
+    #[arg(long, env = "SERMENT_KEEP_ALIVE_TIMEOUT_SECS", value_name = "SECS", help = help("keep_alive_timeout_secs"))]
+    pub(crate) keep_alive_timeout_secs: Option<u64>,
+    #[arg(long, env = "SERMENT_MAX_CONNECTIONS", value_name = "N", help = help("max_connections"))]
+    pub(crate) max_connections: Option<usize>,
+    #[arg(long, env = "SERMENT_MAX_CONNECTIONS_PER_IP", value_name = "N", help = help("max_connections_per_ip"))]
+    pub(crate) max_connections_per_ip: Option<usize>,
+    #[arg(long, env = "SERMENT_SHUTDOWN_GRACE_MS", value_name = "MS", help = help("shutdown_grace_ms"))]
+    pub(crate) shutdown_grace_ms: Option<u64>,
+    #[arg(long, env = "SERMENT_AUTH_REQUESTS_PER_MINUTE", value_name = "N", help = help("auth_requests_per_minute"))]
+    pub(crate) auth_requests_per_minute: Option<u32>,
+    #[arg(long, env = "SERMENT_AUTH_FAILURES_PER_MINUTE", value_name = "N", help = help("auth_failures_per_minute"))]
+    pub(crate) auth_failures_per_minute: Option<u32>,
+    /// Create a new, empty store when the data directory does not exist or is empty (needed on
+    /// the first start unless --data-dir, SERMENT_DATA_DIR or the TOML `data_dir` names it; later
+    /// starts need no flag).
+    #[arg(long)]
+    pub(crate) init: bool,
+    /// Optional TOML configuration file (flags and SERMENT_* variables override it); every key is
+    /// listed in docs/CONFIG.md.
+    #[arg(long, env = "SERMENT_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 }
 

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod reference;
+pub use reference::{SETTINGS, Setting};
+
 /// The smallest accepted `max_json_bytes`: room for a commit carrying the full 1024 wraps
 /// (1024 × 276 bytes, base64url-encoded, plus JSON framing) (PROTOCOL.md §6.1, §7).
 pub const MIN_JSON_BYTES: usize = 512 * 1024;
@@ -54,7 +57,7 @@ pub const MAX_AUTH_PER_MINUTE: u32 = 1_000_000;
 ///
 /// Every setting has a TOML key (the field name), a `SERMENT_<KEY>` environment variable and a
 /// `serve --<key-with-dashes>` flag; [`SETTINGS`] describes them and `docs/CONFIG.md` is generated
-/// from it ([`reference_markdown`]).
+/// from it ([`reference::markdown`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -210,6 +213,27 @@ impl Config {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// Like [`Config::load`], and also says whether the file set `data_dir` explicitly (`serve`
+    /// refuses to create a new store in a data directory nobody named: issue 18).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with_origin(file: Option<&Path>) -> Result<(Config, bool), ConfigError> {
+        let config = Config::load(file)?;
+        let Some(path) = file else {
+            return Ok((config, false));
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok((config, table.contains_key("data_dir")))
     }
 
     /// Parses settings from TOML text (missing keys keep their defaults). Does not validate.

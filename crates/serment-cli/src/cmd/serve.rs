@@ -9,25 +9,32 @@ use crate::error::{CliError, CliResult};
 
 pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
     init_tracing("info");
-    let mut config = Config::load(a.config.as_deref()).map_err(|e| match e {
-        ConfigError::Read { .. } => CliError::Local(e.to_string()),
-        _ => CliError::Input(e.to_string()),
-    })?;
-    if let Some(d) = a.data_dir {
+    let (mut config, data_dir_in_file) =
+        Config::load_with_origin(a.config.as_deref()).map_err(|e| match e {
+            ConfigError::Read { .. } => CliError::Local(e.to_string()),
+            _ => CliError::Input(e.to_string()),
+        })?;
+    let data_dir_named = data_dir_in_file || a.data_dir.is_some();
+    let init = a.init;
+    if let Some(d) = a.data_dir.clone() {
         config.data_dir = d;
     }
-    if let Some(l) = a.listen {
-        config.listen = l;
+    config.data_dir =
+        std::path::absolute(&config.data_dir).map_err(|e| CliError::io(&config.data_dir, e))?;
+    if !data_dir_named && !init && holds_no_store(&config.data_dir) {
+        return Err(CliError::Input(format!(
+            "no Serment store at {}: the directory {}. Pass --init to create a new store there, \
+             or --data-dir (SERMENT_DATA_DIR) to use an existing one",
+            config.data_dir.display(),
+            if config.data_dir.exists() {
+                "is empty"
+            } else {
+                "does not exist"
+            }
+        )));
     }
-    if let Some(m) = a.max_blob_bytes {
-        config.max_blob_bytes = m;
-    }
-    if let Some(c) = a.tls_cert {
-        config.tls_cert = Some(c);
-    }
-    if let Some(k) = a.tls_key {
-        config.tls_key = Some(k);
-    }
+    apply_flags(&mut config, a);
+    let config_dir = config.data_dir.clone();
     let rt = runtime()?;
     rt.block_on(async move {
         let server = Server::open(config).await.map_err(open_error)?;
@@ -35,6 +42,7 @@ pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
             .bind()
             .await
             .map_err(|e| CliError::Server(e.to_string()))?;
+        eprintln!("serment: data directory {}", config_dir.display());
         eprintln!("serment: listening on {}", running.url());
         eprintln!(
             "serment: transparency log key {}",
@@ -45,6 +53,42 @@ pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
             .await
             .map_err(|e| CliError::Server(e.to_string()))
     })
+}
+
+/// Layers the flags and `SERMENT_*` variables (clap reads both) over the file's settings.
+fn apply_flags(c: &mut Config, a: ServeArgs) {
+    fn set<T>(slot: &mut T, v: Option<T>) {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    }
+    set(&mut c.listen, a.listen);
+    if a.tls_cert.is_some() {
+        c.tls_cert = a.tls_cert;
+    }
+    if a.tls_key.is_some() {
+        c.tls_key = a.tls_key;
+    }
+    set(&mut c.max_blob_bytes, a.max_blob_bytes);
+    set(&mut c.max_json_bytes, a.max_json_bytes);
+    set(&mut c.token_ttl_secs, a.token_ttl_secs);
+    set(&mut c.witnesses, a.witnesses);
+    set(&mut c.header_read_timeout_secs, a.header_read_timeout_secs);
+    set(&mut c.body_idle_timeout_secs, a.body_idle_timeout_secs);
+    set(&mut c.keep_alive_timeout_secs, a.keep_alive_timeout_secs);
+    set(&mut c.max_connections, a.max_connections);
+    set(&mut c.max_connections_per_ip, a.max_connections_per_ip);
+    set(&mut c.shutdown_grace_ms, a.shutdown_grace_ms);
+    set(&mut c.auth_requests_per_minute, a.auth_requests_per_minute);
+    set(&mut c.auth_failures_per_minute, a.auth_failures_per_minute);
+}
+
+/// True when `dir` does not exist or is an empty directory: opening it would create a new store.
+fn holds_no_store(dir: &std::path::Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Exit codes of startup failures: a refused setting, certificate or key is bad input (2), an
@@ -110,4 +154,36 @@ pub(crate) fn init_tracing(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use clap::CommandFactory as _;
+    use serment_server::config::SETTINGS;
+
+    /// The flags and variables of `serve` are the ones docs/CONFIG.md lists, with defaults in
+    /// `--help`.
+    #[test]
+    fn every_setting_has_its_flag_variable_and_default_in_help() {
+        let cmd = crate::cli::Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        for s in SETTINGS {
+            let flag = s.flag();
+            let arg = serve
+                .get_arguments()
+                .find(|a| a.get_long() == flag.strip_prefix("--"))
+                .unwrap_or_else(|| panic!("serve has no {flag}"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(s.env().as_str()),
+                "{flag}"
+            );
+            let help = arg.get_help().unwrap().to_string();
+            assert!(
+                help.contains(&format!("[default: {}]", s.default_text())),
+                "{flag}: {help}"
+            );
+        }
+    }
 }

@@ -1,0 +1,230 @@
+//! The configuration reference (issue 18 item 4): one entry per [`Config`] field, from which
+//! `docs/CONFIG.md` ([`markdown`]) and the `serve --help` texts ([`help`]) are generated. Defaults
+//! come from [`Config::default`] and bounds from the constants of [`crate::config`], so neither
+//! can drift; a test checks that every field of [`Config`] has exactly one entry here.
+//!
+//! Each key `k` is the TOML key `k`, the environment variable `SERMENT_<K>` (upper case) and the
+//! flag `serve --<k with dashes>`.
+
+use super::*;
+
+/// One setting of [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The TOML key, which is also the [`Config`] field name.
+    pub key: &'static str,
+    /// The unit or kind of value (`seconds`, `bytes`, `path`, ...).
+    pub unit: &'static str,
+    /// What it does, in one paragraph of Markdown.
+    pub doc: &'static str,
+}
+
+impl Setting {
+    /// The environment variable: `SERMENT_` and the key in upper case.
+    pub fn env(&self) -> String {
+        format!("SERMENT_{}", self.key.to_ascii_uppercase())
+    }
+
+    /// The `serve` flag: `--` and the key with dashes.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.replace('_', "-"))
+    }
+
+    /// The default, as written in TOML (`(none)` when unset, `[]` for an empty list).
+    pub fn default_text(&self) -> String {
+        let value = serde_json::to_value(Config::default())
+            .ok()
+            .and_then(|v| v.get(self.key).cloned())
+            .unwrap_or(serde_json::Value::Null);
+        match value {
+            serde_json::Value::Null => "(none)".to_owned(),
+            serde_json::Value::String(s) => format!("\"{s}\""),
+            other => other.to_string(),
+        }
+    }
+
+    /// The accepted values.
+    pub fn bounds(&self) -> String {
+        match self.key {
+            "data_dir" => "a directory path, not empty".into(),
+            "listen" => "IP:port (port 0 picks a free port)".into(),
+            "tls_cert" | "tls_key" => "a readable PEM file; give tls_cert and tls_key together".into(),
+            "max_blob_bytes" => format!("{MIN_BLOB_BYTES} to {MAX_BLOB_BYTES}"),
+            "max_json_bytes" => format!("{MIN_JSON_BYTES} to {MAX_JSON_BYTES}"),
+            "token_ttl_secs" => format!("{MIN_TOKEN_TTL_SECS} to {MAX_TOKEN_TTL_SECS}"),
+            "witnesses" => "a list of C2SP cosignature/v1 verifier keys (`<name>+<key id hex>+<base64 key>`); as a flag or variable, comma-separated".into(),
+            "header_read_timeout_secs" => {
+                format!("{MIN_HEADER_READ_TIMEOUT_SECS} to {MAX_HEADER_READ_TIMEOUT_SECS}")
+            }
+            "body_idle_timeout_secs" => {
+                format!("{MIN_BODY_IDLE_TIMEOUT_SECS} to {MAX_BODY_IDLE_TIMEOUT_SECS}")
+            }
+            "keep_alive_timeout_secs" => {
+                format!("{MIN_KEEP_ALIVE_TIMEOUT_SECS} to {MAX_KEEP_ALIVE_TIMEOUT_SECS}")
+            }
+            "max_connections" => format!("1 to {MAX_CONNECTIONS}"),
+            "max_connections_per_ip" => "1 to max_connections".into(),
+            "shutdown_grace_ms" => format!("0 to {MAX_SHUTDOWN_GRACE_MS}"),
+            "auth_requests_per_minute" | "auth_failures_per_minute" => {
+                format!("1 to {MAX_AUTH_PER_MINUTE}")
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+/// Every setting of [`Config`], in the order of its fields.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        unit: "path",
+        doc: "Directory holding `serment.db`, `blobs/` and `tmp/` (mode 0700). `serve` prints it as an absolute path at startup. It refuses to create a new store in a directory that does not exist or is empty unless this setting is given explicitly (flag, variable or TOML) or `serve --init` is passed; an existing non-empty directory without `serment.db` is always refused.",
+    },
+    Setting {
+        key: "listen",
+        unit: "socket address",
+        doc: "Address and port to listen on.",
+    },
+    Setting {
+        key: "tls_cert",
+        unit: "path",
+        doc: "PEM certificate chain, leaf first. With `tls_key`, the server speaks HTTPS only (TLS 1.3, rustls with the ring provider) and prints an `https://` URL. Without both, plain HTTP: for loopback, or behind a reverse proxy that terminates TLS.",
+    },
+    Setting {
+        key: "tls_key",
+        unit: "path",
+        doc: "PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Checked at startup: readable, a key, and the key of the leaf certificate.",
+    },
+    Setting {
+        key: "max_blob_bytes",
+        unit: "bytes",
+        doc: "Largest sealed document accepted by `POST /v1/blobs`.",
+    },
+    Setting {
+        key: "max_json_bytes",
+        unit: "bytes",
+        doc: "Largest JSON request body.",
+    },
+    Setting {
+        key: "token_ttl_secs",
+        unit: "seconds",
+        doc: "Lifetime of a bearer token (PROTOCOL.md §8.2).",
+    },
+    Setting {
+        key: "witnesses",
+        unit: "list of verifier keys",
+        doc: "Witnesses whose cosignatures the transparency log accepts. Empty: any witness's valid cosignature is accepted, first come first kept.",
+    },
+    Setting {
+        key: "header_read_timeout_secs",
+        unit: "seconds",
+        doc: "Time a client has to send a complete request head, from the moment the connection waits for one (a new connection, or a kept-alive one between requests). With TLS, the handshake gets the same time. Slow-header clients are closed after it.",
+    },
+    Setting {
+        key: "body_idle_timeout_secs",
+        unit: "seconds",
+        doc: "A request body that stalls (no byte received) this long fails its request, and the connection is closed.",
+    },
+    Setting {
+        key: "keep_alive_timeout_secs",
+        unit: "seconds",
+        doc: "A kept-alive connection with no request in flight is closed after this idle time (or after `header_read_timeout_secs`, whichever is smaller).",
+    },
+    Setting {
+        key: "max_connections",
+        unit: "connections",
+        doc: "Most open client connections; a connection over the cap is closed at once.",
+    },
+    Setting {
+        key: "max_connections_per_ip",
+        unit: "connections",
+        doc: "Most open connections from one client address (an IPv6 address counts by its /64). Behind a reverse proxy every connection comes from the proxy's address: raise it to `max_connections` there.",
+    },
+    Setting {
+        key: "shutdown_grace_ms",
+        unit: "milliseconds",
+        doc: "On SIGTERM or SIGINT the server stops accepting, closes idle connections, and gives in-flight requests this long before dropping their connections; then the database is closed.",
+    },
+    Setting {
+        key: "auth_requests_per_minute",
+        unit: "requests per minute",
+        doc: "Login requests (`POST /v1/auth/challenge` and `/v1/auth/token`) allowed per client address and per device id, in bursts of up to this many; beyond, `429 too_many_requests` with `Retry-After`.",
+    },
+    Setting {
+        key: "auth_failures_per_minute",
+        unit: "failures per minute",
+        doc: "Failed logins (bad signature, unknown/used/expired challenge, unknown or revoked device) allowed per client address and per device id, in bursts of up to this many; beyond, every login request from that address or for that device gets `429` with `Retry-After` until the budget refills. Each failure is logged at WARN (device id prefix, peer address, reason; never a secret).",
+    },
+];
+
+/// The setting named `key`, if any.
+pub fn setting(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The `serve --help` text of setting `key`: its description, unit, bounds and default.
+pub fn help(key: &str) -> String {
+    match setting(key) {
+        Some(s) => format!(
+            "{} Unit: {}; accepted: {}. [default: {}]",
+            strip_markdown(s.doc),
+            s.unit,
+            strip_markdown(&s.bounds()),
+            s.default_text()
+        ),
+        None => String::new(),
+    }
+}
+
+fn strip_markdown(s: &str) -> String {
+    s.replace('`', "")
+}
+
+/// The text of `docs/CONFIG.md`.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from serment_server::config::reference::SETTINGS and Config::default().\n     \
+         Do not edit: run `SERMENT_BLESS=1 cargo test -p serment-server --test config_reference`. -->\n\n\
+         `serment serve` takes each setting from, in order: its flag, its `SERMENT_*` environment \
+         variable, the TOML file named by `--config FILE` (or `SERMENT_CONFIG`), then the default \
+         below. Unknown TOML keys are refused. Every value is checked at startup; an invalid one \
+         stops the server with exit code 2 and names the setting.\n\n\
+         `serve --init` (flag only) allows creating a new store in a data directory that does not \
+         exist or is empty when `data_dir` was not given explicitly; later starts need no flag.\n\n\
+         | key | flag | environment variable | default | unit | accepted |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "| `{}` | `{}` | `{}` | `{}` | {} | {} |\n",
+            s.key,
+            s.flag(),
+            s.env(),
+            s.default_text(),
+            s.unit,
+            s.bounds().replace('|', "\\|")
+        ));
+    }
+    out.push_str("\n## Settings\n");
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "\n### `{}`\n\n{}\n\nDefault `{}`; {}: {}.\n",
+            s.key,
+            s.doc,
+            s.default_text(),
+            s.unit,
+            s.bounds()
+        ));
+    }
+    out.push_str(
+        "\n## Example\n\n```toml\n\
+         data_dir = \"/var/lib/serment\"\n\
+         listen = \"0.0.0.0:7878\"\n\
+         tls_cert = \"/etc/serment/fullchain.pem\"\n\
+         tls_key = \"/etc/serment/privkey.pem\"\n\
+         witnesses = []\n\
+         ```\n",
+    );
+    out
+}
