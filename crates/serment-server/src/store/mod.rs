@@ -23,6 +23,9 @@ pub(crate) use sqlite::CommitJob;
 pub(crate) const DB_FILE: &str = "serment.db";
 /// The most outstanding login challenges kept per device (older ones are dropped).
 pub(crate) const MAX_CHALLENGES_PER_DEVICE: i64 = 16;
+/// The most outstanding login challenges kept in all (issue 10 §3: the table is bounded even
+/// when many devices are registered); the ones closest to expiry are dropped first.
+pub(crate) const MAX_CHALLENGES: i64 = 65_536;
 /// The most wraps one document version may hold (PROTOCOL.md §6.1: 1..=1024 recipients).
 pub(crate) const MAX_WRAPS: usize = 1024;
 /// The largest sealed document a commit may carry inline instead of uploading it to

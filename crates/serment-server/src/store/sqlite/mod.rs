@@ -23,7 +23,8 @@ use serment_core::log::note::NoteSigner;
 use std::sync::Arc;
 
 use crate::store::{
-    DeviceRow, MAX_CHALLENGES_PER_DEVICE, NewDevice, Registered, StoreError, VersionRow,
+    DeviceRow, MAX_CHALLENGES, MAX_CHALLENGES_PER_DEVICE, NewDevice, Registered, StoreError,
+    VersionRow,
 };
 
 mod commit_batch;
@@ -283,13 +284,27 @@ impl Db {
     // ---- §8.2 authentication -----------------------------------------------------------------
 
     /// Stores a challenge hash; drops expired challenges and keeps at most
-    /// [`MAX_CHALLENGES_PER_DEVICE`] per device.
+    /// [`MAX_CHALLENGES_PER_DEVICE`] per device and [`MAX_CHALLENGES`] in all (the ones closest
+    /// to expiry are dropped first).
     pub(crate) async fn insert_challenge(
         &self,
         challenge_hash: &str,
         device_id: &KeyId,
         expires_at: u64,
         now: u64,
+    ) -> Result<(), StoreError> {
+        self.insert_challenge_capped(challenge_hash, device_id, expires_at, now, MAX_CHALLENGES)
+            .await
+    }
+
+    /// [`Self::insert_challenge`] with the table's cap as a parameter (tests use a small one).
+    pub(crate) async fn insert_challenge_capped(
+        &self,
+        challenge_hash: &str,
+        device_id: &KeyId,
+        expires_at: u64,
+        now: u64,
+        max_total: i64,
     ) -> Result<(), StoreError> {
         let device_id = device_id.to_string();
         let mut tx = self.begin().await?;
@@ -305,6 +320,14 @@ impl Db {
         .bind(&device_id)
         .bind(&device_id)
         .bind(MAX_CHALLENGES_PER_DEVICE - 1)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM challenges WHERE challenge_hash IN \
+             (SELECT challenge_hash FROM challenges ORDER BY expires_at ASC \
+              LIMIT max(0, (SELECT COUNT(*) FROM challenges) - ?))",
+        )
+        .bind(max_total.saturating_sub(1))
         .execute(&mut *tx)
         .await?;
         sqlx::query(

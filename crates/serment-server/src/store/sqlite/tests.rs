@@ -66,6 +66,32 @@ async fn challenges_expire_are_single_use_and_capped() {
 }
 
 #[tokio::test]
+async fn the_challenge_table_is_bounded_in_all() {
+    let (db, dev, dir) = db_with_device().await;
+    // One device keeps at most MAX_CHALLENGES_PER_DEVICE; with a total cap of 5, five remain.
+    for i in 0..10u64 {
+        db.insert_challenge_capped(&format!("t{i}"), &dev, 200 + i, 100, 5)
+            .await
+            .unwrap();
+    }
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM challenges")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    assert!(
+        db.take_challenge("t9", &dev, 100).await.unwrap(),
+        "newest kept"
+    );
+    assert!(
+        !db.take_challenge("t0", &dev, 100).await.unwrap(),
+        "oldest dropped"
+    );
+    db.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
 async fn sessions_expire() {
     let (db, dev, dir) = db_with_device().await;
     db.create_session("t1", &dev, 1000, 100).await.unwrap();
