@@ -217,7 +217,10 @@ async fn a_revoked_device_leaves_the_directory_and_cannot_log_in() {
         .post("/v1/devices", None, json!({ "record": b64(&phone.record) }))
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("revoked"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{v}"
+    );
     let (_, h) = srv.get("/v1/log/identity/carol", None).await;
     assert_eq!(h["entries"].as_array().unwrap().len(), 3);
 }
