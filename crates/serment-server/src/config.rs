@@ -87,7 +87,8 @@ pub struct Config {
     /// gets the same time. Default 10.
     pub header_read_timeout_secs: u64,
     /// Seconds a request body may stall (no bytes received) before the request fails and the
-    /// connection is closed. Default 30.
+    /// connection is closed; also how long a response may wait on a client that stopped reading
+    /// before its connection is dropped. Default 30.
     pub body_idle_timeout_secs: u64,
     /// Seconds a kept-alive connection may stay idle (no request in flight) after a response before
     /// it is closed. The wait for the next request head is also bounded by

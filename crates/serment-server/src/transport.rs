@@ -11,16 +11,21 @@
 //!   time.
 //! - **Keep-alive idle timeout:** once a response is sent, a connection with no request in flight
 //!   is closed after `keep_alive_timeout_secs` (or earlier by the header read timeout).
-//! - **Body idle timeout:** tower-http's `RequestBodyTimeoutLayer` in the router (see `http`).
+//! - **Body idle timeout:** tower-http's `RequestBodyTimeoutLayer` in the router (see `http`)
+//!   for request bodies; for responses, a connection whose socket stays full (the client stopped
+//!   reading) for `body_idle_timeout_secs` is dropped.
 //! - **Shutdown:** the listener closes, every connection is asked to finish its request and close
 //!   (idle ones close at once), in-flight requests get `shutdown_grace_ms`, then the remaining
 //!   connections are dropped.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -28,6 +33,7 @@ use axum::extract::ConnectInfo;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -42,6 +48,7 @@ use crate::tls::TlsConfig;
 pub(crate) struct Limits {
     header_read: Duration,
     keep_alive: Duration,
+    send_stall: Duration,
     max_connections: usize,
     max_per_ip: usize,
     grace: Duration,
@@ -52,6 +59,7 @@ impl Limits {
         Limits {
             header_read: Duration::from_secs(c.header_read_timeout_secs),
             keep_alive: Duration::from_secs(c.keep_alive_timeout_secs),
+            send_stall: Duration::from_secs(c.body_idle_timeout_secs),
             max_connections: c.max_connections,
             max_per_ip: c.max_connections_per_ip,
             grace: Duration::from_millis(c.shutdown_grace_ms),
@@ -197,8 +205,18 @@ async fn connection(
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
+    let activity = Arc::new(Activity {
+        start: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        idle_since_ms: AtomicU64::new(0),
+        write_blocked_since_ms: AtomicU64::new(0),
+    });
+    let stream = Watched {
+        inner: stream,
+        activity: Arc::clone(&activity),
+    };
     match tls {
-        None => http1(TokioIo::new(stream), peer, router, limits, stop).await,
+        None => http1(TokioIo::new(stream), peer, router, limits, stop, activity).await,
         Some(tls) => {
             let handshake = tokio::time::timeout(limits.header_read, tls.acceptor().accept(stream));
             let stream = tokio::select! {
@@ -206,11 +224,80 @@ async fn connection(
                 _ = stop.changed() => return,
             };
             match stream {
-                Ok(Ok(s)) => http1(TokioIo::new(s), peer, router, limits, stop).await,
+                Ok(Ok(s)) => http1(TokioIo::new(s), peer, router, limits, stop, activity).await,
                 Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
             }
         }
+    }
+}
+
+/// The TCP stream of one connection, noting when its writes block (the peer stopped reading).
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl Watched {
+    fn note<T>(&self, r: &Poll<io::Result<T>>) {
+        let a = &self.activity;
+        if r.is_pending() {
+            let ms = a.now_ms().max(1);
+            let _ = a.write_blocked_since_ms.compare_exchange(
+                0,
+                ms,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        } else {
+            a.write_blocked_since_ms.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(&r);
+        r
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -221,6 +308,9 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds from `start` to the end of the last response; 0 before the first.
     idle_since_ms: AtomicU64,
+    /// Milliseconds from `start` to the first write that found the socket full, while it stays
+    /// full; 0 when writes go through.
+    write_blocked_since_ms: AtomicU64,
 }
 
 /// Marks a request in flight until dropped (with the response body, or with the handler's future
@@ -228,6 +318,18 @@ struct Activity {
 struct InFlight(Arc<Activity>);
 
 impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// When the peer will have left a blocked write unread for `limit`, if a write is blocked.
+    fn write_deadline(&self, limit: Duration) -> Option<Instant> {
+        match self.write_blocked_since_ms.load(Ordering::SeqCst) {
+            0 => None,
+            ms => Some(self.start + Duration::from_millis(ms) + limit),
+        }
+    }
+
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(Arc::clone(self))
@@ -248,14 +350,10 @@ async fn http1<I>(
     router: axum::Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity {
-        start: Instant::now(),
-        in_flight: AtomicUsize::new(0),
-        idle_since_ms: AtomicU64::new(0),
-    });
     let service = {
         let activity = Arc::clone(&activity);
         hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -285,7 +383,10 @@ async fn http1<I>(
     tokio::pin!(conn);
     let mut closing = false;
     loop {
-        let check_at = next_idle_check(&activity, limits.keep_alive);
+        let idle_check = next_idle_check(&activity, limits.keep_alive);
+        let write_check = activity
+            .write_deadline(limits.send_stall)
+            .unwrap_or_else(|| Instant::now() + limits.send_stall);
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -297,8 +398,16 @@ async fn http1<I>(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            () = tokio::time::sleep_until(check_at), if !closing => {
-                if is_idle_past(&activity, limits.keep_alive) {
+            () = tokio::time::sleep_until(idle_check.min(write_check)) => {
+                if activity
+                    .write_deadline(limits.send_stall)
+                    .is_some_and(|d| d <= Instant::now())
+                {
+                    // The client stopped reading its response: drop the connection.
+                    tracing::debug!(peer = %peer, "send stalled: dropping the connection");
+                    break;
+                }
+                if !closing && is_idle_past(&activity, limits.keep_alive) {
                     tracing::debug!(peer = %peer, "keep-alive timeout: closing an idle connection");
                     conn.as_mut().graceful_shutdown();
                     closing = true;

@@ -358,3 +358,150 @@ async fn a_burst_of_bad_logins_gets_429_with_retry_after_and_is_logged() {
     assert!(text.contains("login throttled"), "{text}");
     let _ = std::io::stderr().flush();
 }
+
+/// One request through the router of an opened server (for setup before it is bound).
+async fn call(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    use tower::ServiceExt as _;
+    let mut req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = router
+        .clone()
+        .oneshot(req.body(axum::body::Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_response_is_dropped() {
+    let dir = TempDir::new("slowread");
+    let mut config = test_config(&dir.path().join("data"));
+    config.max_blob_bytes = 64 << 20;
+    config.body_idle_timeout_secs = 1;
+    let server = Server::open(config).await.unwrap();
+    let router = server.router();
+
+    // Alice stores a 16 MiB document (more than any socket buffer holds).
+    let alice = User::new("alice");
+    let json_body = |v: Value| v.to_string().into_bytes();
+    let (s, _) = call(
+        &router,
+        "POST",
+        "/v1/devices",
+        None,
+        "application/json",
+        json_body(json!({"record": b64(&alice.record)})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, v) = call(
+        &router,
+        "POST",
+        "/v1/auth/challenge",
+        None,
+        "application/json",
+        json_body(json!({"device_id": alice.device_id()})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let c: [u8; 32] = unb64(v["challenge"].as_str().unwrap()).try_into().unwrap();
+    let sig = serment_core::auth::sign_challenge(&alice.device, &c);
+    let (s, v) = call(
+        &router,
+        "POST",
+        "/v1/auth/token",
+        None,
+        "application/json",
+        json_body(
+            json!({"device_id": alice.device_id(), "challenge": b64(&c), "signature": b64(&sig)}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let token = v["token"].as_str().unwrap().to_owned();
+    let doc_id = serment_core::DocId::random().unwrap();
+    let content = vec![7u8; 16 << 20];
+    let (blob, sealed) = seal_for(&alice, doc_id, 1, &[], &content);
+    let blob_len = blob.len();
+    let (s, v) = call(
+        &router,
+        "POST",
+        "/v1/blobs",
+        Some(&token),
+        "application/octet-stream",
+        blob,
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        &router,
+        "POST",
+        "/v1/documents",
+        Some(&token),
+        "application/json",
+        json_body(json!({"doc_id": doc_id.to_string(), "doc_version": 1, "blob_id": v["blob_id"], "wraps": all_wraps(&sealed)})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    let running = server.bind().await.unwrap();
+    let addr = running.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(running.serve(async {
+        let _ = rx.await;
+    }));
+
+    // A client with a small receive window asks for the blob and stops reading.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /v1/documents/{doc_id}/versions/1/blob HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Longer than body_idle_timeout_secs: the server gives up on the stalled send.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the server neither sent nor closed"),
+        }
+    }
+    assert!(
+        total < blob_len,
+        "the whole response ({total} bytes) arrived: the stalled send was not dropped"
+    );
+    tx.send(()).unwrap();
+    timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -123,7 +123,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "body_idle_timeout_secs",
         unit: "seconds",
-        doc: "A request body that stalls (no byte received) this long fails its request, and the connection is closed.",
+        doc: "A request body that stalls (no byte received) this long fails its request, and the connection is closed. A response the client stops reading (the socket stays full) this long has its connection dropped.",
     },
     Setting {
         key: "keep_alive_timeout_secs",
