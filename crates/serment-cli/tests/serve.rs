@@ -134,3 +134,48 @@ fn sigterm_stops_the_server_within_a_second_with_an_idle_keep_alive_connection()
     assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
     drop(s);
 }
+
+#[test]
+fn serve_speaks_https_with_tls_cert_and_key_and_refuses_a_mismatched_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert_pem = tmp.path().join("cert.pem");
+    let key_pem = tmp.path().join("key.pem");
+    let other_key_pem = tmp.path().join("other-key.pem");
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&other_key_pem, other.signing_key.serialize_pem()).unwrap();
+
+    // Flags.
+    let mut cmd = serve(tmp.path(), &["--init", "--tls-cert"]);
+    cmd.arg(&cert_pem).arg("--tls-key").arg(&key_pem);
+    let (mut child, _, url) = start(cmd);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    stop(&mut child);
+
+    // The same through SERMENT_TLS_CERT / SERMENT_TLS_KEY.
+    let mut cmd = serve(tmp.path(), &[]);
+    cmd.env("SERMENT_TLS_CERT", &cert_pem)
+        .env("SERMENT_TLS_KEY", &key_pem);
+    let (mut child, _, url) = start(cmd);
+    assert!(url.starts_with("https://"), "{url}");
+    stop(&mut child);
+
+    // A key of another certificate: exit 2 before listening, naming both files.
+    let mut cmd = serve(tmp.path(), &["--tls-cert"]);
+    cmd.arg(&cert_pem).arg("--tls-key").arg(&other_key_pem);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match"), "{err}");
+    assert!(err.contains("other-key.pem"), "{err}");
+    assert!(!err.contains("listening on"), "{err}");
+
+    // Only one of the two: exit 2, naming the missing one.
+    let mut cmd = serve(tmp.path(), &["--tls-cert"]);
+    cmd.arg(&cert_pem);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls_key is missing"));
+}

@@ -151,3 +151,35 @@ async fn tls_files_are_checked_at_startup() {
     assert!(matches!(err, ServerError::Config(_)), "{err}");
     assert!(err.to_string().contains("tls_key is missing"), "{err}");
 }
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_starts_is_closed_by_the_header_timeout() {
+    let dir = TempDir::new("tlsslow");
+    let (_, cert, key) = private_ca();
+    let config = Config {
+        header_read_timeout_secs: 1,
+        ..test_config(&dir.path().join("data"))
+    };
+    let running = Server::open(config)
+        .await
+        .unwrap()
+        .with_tls(TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap())
+        .bind()
+        .await
+        .unwrap();
+    let addr = running.local_addr();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(running.serve(async {
+        let _ = stop_rx.await;
+    }));
+    // Connected, but no ClientHello ever comes.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "a silent TLS connection was kept open: {r:?}"
+    );
+    stop_tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
