@@ -180,6 +180,48 @@ fn strip_markdown(s: &str) -> String {
     s.replace('`', "")
 }
 
+/// Running behind a reverse proxy that terminates TLS (issue 10 §1).
+const PROXY_SECTION: &str = r#"
+## Behind a reverse proxy (nginx)
+
+Serment can terminate TLS itself (`tls_cert`, `tls_key`). To let nginx do it instead, keep the
+server on loopback in plain HTTP and stream bodies through the proxy (sealed documents can be
+gigabytes):
+
+```nginx
+server {
+    listen 443 ssl;
+    server_name serment.example.org;
+    ssl_certificate     /etc/ssl/serment/fullchain.pem;
+    ssl_certificate_key /etc/ssl/serment/privkey.pem;
+    ssl_protocols       TLSv1.3;
+
+    client_max_body_size    16g;    # at least max_blob_bytes
+    proxy_request_buffering off;    # stream uploads to Serment
+    proxy_buffering         off;    # stream downloads to clients
+    proxy_http_version      1.1;    # needed for unbuffered (chunked) uploads
+    client_header_timeout   10s;    # header_read_timeout_secs
+    client_body_timeout     30s;    # body_idle_timeout_secs
+    keepalive_timeout       5s;     # keep_alive_timeout_secs
+
+    location /v1/auth/ {
+        limit_req zone=serment_login burst=20 nodelay;
+        proxy_pass http://127.0.0.1:7878;
+    }
+    location / {
+        proxy_pass http://127.0.0.1:7878;
+    }
+}
+# in the http block: limit_req_zone $binary_remote_addr zone=serment_login:10m rate=60r/m;
+```
+
+Serment trusts no `Forwarded` or `X-Forwarded-For` header, so behind a proxy every connection
+comes from the proxy's address: set `max_connections_per_ip` to `max_connections`, and limit
+logins per client address at the proxy as above (Serment's per-device login limits still apply;
+its per-address limits then count the proxy as one client, so raise `auth_requests_per_minute` and
+`auth_failures_per_minute` to what the proxy lets through).
+"#;
+
 /// The text of `docs/CONFIG.md`.
 pub fn markdown() -> String {
     let mut out = String::from(
@@ -217,6 +259,7 @@ pub fn markdown() -> String {
             s.bounds()
         ));
     }
+    out.push_str(PROXY_SECTION);
     out.push_str(
         "\n## Example\n\n```toml\n\
          data_dir = \"/var/lib/serment\"\n\
