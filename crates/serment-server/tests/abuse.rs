@@ -112,9 +112,24 @@ fn defaults_bound_slow_clients() {
     assert!(c.shutdown_grace_ms < 1000);
 }
 
+/// The soft limit on open files (Linux), if known.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_slow_header_connections_do_not_starve_healthz_and_are_closed() {
     const SLOW: usize = 1000;
+    // Both ends live in this process: 2,000 descriptors and some room.
+    if let Some(limit) = open_files_limit() {
+        assert!(
+            limit >= 2 * SLOW as u64 + 200,
+            "this test needs `ulimit -n` >= {} (it is {limit})",
+            2 * SLOW + 200
+        );
+    }
     let server = Running::start("slowloris", |c| {
         c.header_read_timeout_secs = 2;
         c.max_connections = 4096;
