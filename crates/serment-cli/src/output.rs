@@ -32,3 +32,43 @@ pub(crate) fn line(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
+
+/// `s` safe to print on a terminal: control characters (C0, DEL, C1) and the bidirectional
+/// overrides and isolates (U+202A-202E, U+2066-2069), which an author could use to redraw or
+/// reorder what the reader sees, are shown as `\u{..}` escapes. For text that a document's
+/// author or the server controls (titles, MIME types).
+pub(crate) fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if bad(c) {
+                    format!("\\u{{{:x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        assert_eq!(safe("Bilan lipidique"), "Bilan lipidique");
+        assert_eq!(safe("a\rb\u{1b}[2Kc"), "a\\u{d}b\\u{1b}[2Kc");
+        assert_eq!(safe("x\u{202e}y\u{2066}"), "x\\u{202e}y\\u{2066}");
+        assert_eq!(safe("\u{85}"), "\\u{85}");
+        assert_eq!(safe("Résultat é"), "Résultat é");
+    }
+}

@@ -264,3 +264,137 @@ fn ls_shows_titles_types_and_plaintext_sizes_from_verified_metadata() {
     assert!(!ks.windows(15).any(|x| x == b"Bilan lipidique"));
     drop(w.server);
 }
+
+#[test]
+fn author_controlled_titles_are_bounded_and_printed_safely() {
+    let w = world();
+    let f = w.root.join("x.txt");
+    std::fs::write(&f, b"x").unwrap();
+    // A 60 000-character title with terminal escapes: cut when cached, escaped when printed.
+    let title = format!("Lettre\r\u{1b}[2K{}", "A".repeat(60_000));
+    let doc = ok(
+        &w.lab,
+        &[
+            "put",
+            f.to_str().unwrap(),
+            "--to",
+            "patient-y",
+            "--title",
+            &title,
+        ],
+    )["doc_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &w.patient,
+        &["get", &doc, "-o", w.root.join("o").to_str().unwrap()],
+    );
+    let ks_len = std::fs::metadata(w.patient.join("keystore.srmk"))
+        .unwrap()
+        .len();
+    assert!(ks_len < 16 * 1024, "the keystore grew to {ks_len} bytes");
+    let ls = ok(&w.patient, &["ls"]);
+    let cached = ls["documents"][0]["title"].as_str().unwrap();
+    assert!(
+        cached.chars().count() <= 200 && cached.ends_with('…'),
+        "{cached}"
+    );
+    let out = Command::new(bin())
+        .arg("ls")
+        .env("SERMENT_HOME", &w.patient)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+    assert!(text.contains("\\u{1b}"), "{text}");
+    drop(w.server);
+}
+
+#[test]
+fn outputs_that_are_not_regular_files_are_refused_before_any_fetch() {
+    let w = world();
+    let f = w.root.join("x.txt");
+    std::fs::write(&f, b"x").unwrap();
+    let doc = ok(&w.lab, &["put", f.to_str().unwrap(), "--to", "patient-y"])["doc_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = w.root.join("adir");
+    std::fs::create_dir(&dir).unwrap();
+    let trailing = format!("{}/", w.root.join("newname").display());
+    for (path, force) in [
+        (dir.to_str().unwrap(), true),
+        (trailing.as_str(), false),
+        ("..", true),
+        ("/dev/null", true),
+    ] {
+        let mut args = vec!["get", doc.as_str(), "-o", path];
+        if force {
+            args.push("--force");
+        }
+        let (code, v, _) = run_err(&w.patient, &args);
+        assert_eq!(code, 2, "{path}: {v}");
+    }
+    let acc = ok(&w.patient, &["accesses", &doc]);
+    assert!(acc["accesses"].as_array().unwrap().is_empty(), "{acc}");
+    drop(w.server);
+}
+
+#[test]
+fn concurrent_commands_on_one_keystore_lose_no_pin() {
+    let w = world();
+    let f = w.root.join("x.txt");
+    std::fs::write(&f, b"x").unwrap();
+    let gp = w.root.join("gp");
+    ok(&gp, &["id", "new", "--name", "gp-y", "--kdf", "floor"]);
+    ok(&gp, &["register", "--server", &w.server.url]);
+    let docs: Vec<String> = (0..3)
+        .map(|_| {
+            ok(&w.lab, &["put", f.to_str().unwrap(), "--to", "patient-y"])["doc_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let gets: Vec<_> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Command::new(bin())
+                .args(["--json", "get", d, "-o"])
+                .arg(w.root.join(format!("o{i}")))
+                .env("SERMENT_HOME", &w.patient)
+                .env("SERMENT_PASSPHRASE", PASS)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    ok(&w.patient, &["contact", "add", "gp-y"]);
+    for mut g in gets {
+        assert!(g.wait().unwrap().success());
+    }
+    let list = ok(&w.patient, &["contact", "list"]);
+    let handles: Vec<&str> = list["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["handle"].as_str().unwrap())
+        .collect();
+    assert!(
+        handles.contains(&"gp-y"),
+        "a concurrent command dropped the pin: {list}"
+    );
+    let ls = ok(&w.patient, &["ls"]);
+    let titled = ls["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["title"].is_string())
+        .count();
+    assert_eq!(titled, 3, "{ls}");
+    drop(w.server);
+}

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serment_core::KeyId;
 use serment_core::codec::{Reader, Writer};
 use serment_core::identity::{DeviceRecord, DeviceSecret, IdentitySecret};
 use serment_core::keystore::{self, KdfParams};
@@ -64,19 +65,28 @@ pub struct KnownDocument {
     pub created: Option<String>,
     /// Plaintext content length, in bytes.
     pub content_length: u64,
+    /// The author device whose signature was verified on it (hex).
+    #[serde(default)]
+    pub author_device: String,
     /// When it was cached (seconds since the Unix epoch), to evict the oldest first.
     pub cached_at: u64,
 }
 
 impl KnownDocument {
-    /// The listable fields of `m`.
-    pub fn from_metadata(m: &serment_core::document::Metadata) -> KnownDocument {
+    /// The listable fields of `m`, verified as authored by `author_device`, each cut to a bounded
+    /// length ([`MAX_KNOWN_TITLE_CHARS`], [`MAX_KNOWN_FIELD_CHARS`]) so that no author can grow
+    /// a reader's keystore past what it can open.
+    pub fn from_metadata(
+        m: &serment_core::document::Metadata,
+        author_device: &KeyId,
+    ) -> KnownDocument {
         KnownDocument {
-            title: m.title.clone(),
-            mime_type: m.mime_type.clone(),
-            resource_type: m.resource_type.clone(),
-            created: m.created.clone(),
+            title: clip(&m.title, MAX_KNOWN_TITLE_CHARS),
+            mime_type: clip(&m.mime_type, MAX_KNOWN_FIELD_CHARS),
+            resource_type: clip(&m.resource_type, MAX_KNOWN_FIELD_CHARS),
+            created: clip(&m.created, MAX_KNOWN_FIELD_CHARS),
             content_length: m.content_length,
+            author_device: author_device.to_string(),
             cached_at: crate::now_secs(),
         }
     }
@@ -84,6 +94,26 @@ impl KnownDocument {
 
 /// The most document versions [`Keystore::remember_document`] keeps (the oldest go first).
 pub const MAX_KNOWN_DOCUMENTS: usize = 2000;
+/// The longest title [`KnownDocument`] keeps, in characters (longer ones are cut, with `…`).
+pub const MAX_KNOWN_TITLE_CHARS: usize = 200;
+/// The longest other text field [`KnownDocument`] keeps, in characters.
+pub const MAX_KNOWN_FIELD_CHARS: usize = 100;
+/// The largest public state [`Keystore::save`] writes, in bytes: room below [`MAX_KEYSTORE_LEN`]
+/// for the secrets, the framing and the AEAD.
+const MAX_STATE_LEN: u64 = MAX_KEYSTORE_LEN - 64 * 1024;
+
+/// `s` cut to `max` characters (an ellipsis marks a cut).
+fn clip(s: &Option<String>, max: usize) -> Option<String> {
+    s.as_ref().map(|s| {
+        if s.chars().count() <= max {
+            s.clone()
+        } else {
+            let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+            out.push('…');
+            out
+        }
+    })
+}
 
 /// What this keystore trusts about one server's transparency log (PROTOCOL.md §11.7). Kept inside
 /// the encrypted keystore, so nobody without the passphrase can roll it back or swap the key.
@@ -255,9 +285,24 @@ impl Keystore {
     /// # Errors
     /// [`ClientError::Io`], [`ClientError::Keystore`].
     pub fn save(&self) -> Result<()> {
-        let json = Zeroizing::new(
+        let mut json = Zeroizing::new(
             serde_json::to_vec(&self.state).map_err(|e| ClientError::Input(e.to_string()))?,
         );
+        // Never write a file that `open` would refuse: the document cache is only a cache, so
+        // it goes first; anything still too large is an error, and the old file stays.
+        if json.len() as u64 > MAX_STATE_LEN && !self.state.documents.is_empty() {
+            let mut trimmed = self.state.clone();
+            trimmed.documents.clear();
+            json = Zeroizing::new(
+                serde_json::to_vec(&trimmed).map_err(|e| ClientError::Input(e.to_string()))?,
+            );
+        }
+        if json.len() as u64 > MAX_STATE_LEN {
+            return Err(ClientError::Keystore(serment_core::Error::TooLarge {
+                what: "keystore",
+                limit: MAX_KEYSTORE_LEN,
+            }));
+        }
         let mut w = Writer::with_capacity(2 + 96 + 4 + json.len());
         w.u16(PAYLOAD_VERSION)
             .bytes(self.identity.to_seed().as_ref())
@@ -329,6 +374,14 @@ impl Keystore {
                 None => break,
             };
         }
+    }
+
+    /// The documents (hex ids) this device sealed or opened, as cached for `ls`.
+    pub fn known_document_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.state
+            .documents
+            .keys()
+            .filter_map(|k| k.split_once('/').map(|(d, _)| d))
     }
 
     /// The cached metadata of a document version, if this device sealed or opened it.

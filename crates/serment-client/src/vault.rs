@@ -118,8 +118,13 @@ impl Session {
             .ok_or(ClientError::NotRegistered)?
             .to_owned();
         let mut api = Api::new(&url)?;
-        api.login(&ks.device)?;
         let mut ks = ks;
+        if let Err(e) = api.login(&ks.device) {
+            return Err(match e {
+                ClientError::DeviceRevoked => revoked_per_log(&api, &mut ks),
+                other => other,
+            });
+        }
         // Pinned on first contact; afterwards every session checks the served key against the
         // pin, so a replaced log key is `LogKeyChanged` whatever the command.
         let first = ks.log_state(api.base()).is_none();
@@ -180,7 +185,7 @@ impl Session {
     ) -> Result<PutResult> {
         let sealed_len = self.sealed_len(&metadata, doc_id, doc_version, recipients)?;
         self.check_limit(sealed_len)?;
-        let known = crate::keystore::KnownDocument::from_metadata(&metadata);
+        let known = crate::keystore::KnownDocument::from_metadata(&metadata, &self.ks.device.id());
         let log_from = crate::log::pinned(&self.api, &self.ks)?.map(|c| c.size);
         let (sealed, committed) = if sealed_len <= crate::api::MAX_INLINE_BLOB {
             // Small documents (lab results): sealed in memory and committed in one request,
@@ -525,7 +530,7 @@ impl Session {
         self.ks.remember_document(
             &doc_id.to_string(),
             version,
-            crate::keystore::KnownDocument::from_metadata(&opened.metadata),
+            crate::keystore::KnownDocument::from_metadata(&opened.metadata, &author_device),
         );
         Ok(GetResult { opened, author })
     }
@@ -579,12 +584,21 @@ impl Session {
         // than fail later on the wrap's signature as if it were tampering. The listing is only a
         // hint; the author's own signature on the wrap below is what is relied on.
         let me = self.ks.device.id();
-        let listed_author = self
-            .api
-            .list_documents()?
-            .into_iter()
-            .find(|d| d.doc_id == doc_id.to_string() && d.doc_version == version)
-            .map(|d| d.author_device);
+        // The author verified when this device sealed or opened the version, else the listing.
+        let cached_author = self
+            .ks
+            .known_document(&doc_id.to_string(), version)
+            .map(|k| k.author_device.clone())
+            .filter(|a| !a.is_empty());
+        let listed_author = match cached_author {
+            Some(a) => Some(a),
+            None => self
+                .api
+                .list_documents()?
+                .into_iter()
+                .find(|d| d.doc_id == doc_id.to_string() && d.doc_version == version)
+                .map(|d| d.author_device),
+        };
         if let Some(author) = listed_author
             && author != me.to_string()
         {
@@ -724,6 +738,41 @@ impl Session {
         Ok(idx.first().copied().unwrap_or_default())
     }
 
+    /// Audits every document this device may see: those the server lists, and those this device
+    /// knows of on its own (sealed, opened or audited before), so that a server cannot hide
+    /// evidence by leaving a document out of its listing (PROTOCOL.md §11.5).
+    ///
+    /// # Errors
+    /// As [`Session::audit`]. A document known only to this device that the server no longer
+    /// serves (403 or 404: hidden, or this device was removed as a recipient) is reported in
+    /// [`AuditAll::unavailable`], not as an error.
+    pub fn audit_all(&mut self) -> Result<AuditAll> {
+        use std::collections::BTreeSet;
+        let listed: BTreeSet<String> = self.list()?.into_iter().map(|d| d.doc_id).collect();
+        let mut known: BTreeSet<String> = self.ks.known_document_ids().map(str::to_owned).collect();
+        if let Some(state) = self.ks.log_state(self.api.base()) {
+            known.extend(state.doc_heads.keys().cloned());
+        }
+        let unlisted: BTreeSet<String> = known.difference(&listed).cloned().collect();
+        let mut out = AuditAll {
+            documents: Vec::new(),
+            unlisted: unlisted.iter().cloned().collect(),
+            unavailable: Vec::new(),
+        };
+        for id in listed.union(&known) {
+            let doc = DocId::from_hex(id)
+                .map_err(|_| ClientError::BadResponse(format!("doc_id {id:?}")))?;
+            match self.audit(&doc) {
+                Ok(lines) => out.documents.push((doc, lines)),
+                Err(ClientError::Server {
+                    status: 403 | 404, ..
+                }) if unlisted.contains(id) => out.unavailable.push(doc),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Who opened a document, each line proven by inclusion (PROTOCOL.md §11.6).
     ///
     /// # Errors
@@ -777,7 +826,23 @@ impl Session {
     /// [`ClientError::Log`], server errors.
     pub fn list(&mut self) -> Result<Vec<DocumentEntry>> {
         self.sync_log()?;
-        self.api.list_documents()
+        let docs = self.api.list_documents()?;
+        // A version this device verified (sealed, or opened) keeps the author it verified: a
+        // listing that names another is the server contradicting a signature.
+        for d in &docs {
+            if let Some(k) = self.ks.known_document(&d.doc_id, d.doc_version)
+                && !k.author_device.is_empty()
+                && k.author_device != d.author_device
+            {
+                return Err(ClientError::Integrity(
+                    serment_core::Error::ContextMismatch(
+                        "the server's listing names another author for a document than the one \
+                         whose signature this device verified",
+                    ),
+                ));
+            }
+        }
+        Ok(docs)
     }
 
     /// Who fetched a document, as the server recorded it (issue 6 adds proofs).
@@ -786,6 +851,33 @@ impl Session {
     /// Server errors.
     pub fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessEntry>> {
         self.api.accesses(doc_id)
+    }
+}
+
+/// The result of [`Session::audit_all`].
+#[derive(Debug, Clone)]
+pub struct AuditAll {
+    /// Each document audited with its proven accesses, by document id.
+    pub documents: Vec<(DocId, Vec<crate::log::AuditLine>)>,
+    /// Documents (hex) this device knows of that the server's listing left out.
+    pub unlisted: Vec<String>,
+    /// Unlisted documents the server no longer serves at all.
+    pub unavailable: Vec<DocId>,
+}
+
+/// The server refused this device as revoked: believed only if the log proves it (the history
+/// of the handle no longer lists the device); otherwise the server contradicts its own log.
+fn revoked_per_log(api: &Api, ks: &mut Keystore) -> ClientError {
+    let handle = ks.handle().to_owned();
+    let me = ks.device.id();
+    match crate::log::key_history(api, ks, &handle, None) {
+        Ok(h) if h.devices.iter().any(|d| d.device_id() == me) => {
+            ClientError::Log(serment_core::Error::History {
+                reason: "the server refuses this device as revoked, but the log proves no revocation",
+            })
+        }
+        Ok(_) => ClientError::DeviceRevoked,
+        Err(e) => e,
     }
 }
 

@@ -598,6 +598,93 @@ fn audit_shows_an_access_without_receipt_flagged_among_the_proven_ones() {
 }
 
 #[test]
+fn audit_all_covers_a_document_hidden_from_the_listing() {
+    let mut w = world();
+    let doc = accessed_doc(&mut w);
+    // A stolen credential fetches the patient's wrap without a receipt, then the server leaves
+    // the document out of the patient's listing to hide that access.
+    w.patient.api.version(&doc, 1).unwrap();
+    let hidden = doc.to_string();
+    w.h.on_response("GET /v1/documents", move |ex| {
+        let mut j = ex.json();
+        if let Some(docs) = j["documents"].as_array_mut() {
+            docs.retain(|d| d["doc_id"] != hidden.as_str());
+        }
+        ex.set_json(&j);
+    });
+    assert!(w.patient.list().unwrap().is_empty());
+    let all = w.patient.audit_all().unwrap();
+    assert_eq!(all.unlisted, [doc.to_string()]);
+    let lines: Vec<_> = all.documents.iter().flat_map(|(_, l)| l).collect();
+    assert_eq!(
+        lines.iter().filter(|l| !l.receipted).count(),
+        1,
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_listing_that_contradicts_a_verified_author_is_refused() {
+    let mut w = world();
+    let doc = accessed_doc(&mut w);
+    let gp_dev = w.gp.ks.device.id().to_string();
+    w.h.on_response("GET /v1/documents", move |ex| {
+        let mut j = ex.json();
+        if let Some(docs) = j["documents"].as_array_mut() {
+            for d in docs {
+                d["author_device"] = json!(gp_dev.clone());
+            }
+        }
+        ex.set_json(&j);
+    });
+    // The patient verified the lab's signature on it: the listing cannot move it to the GP.
+    let e = w.patient.list().unwrap_err();
+    assert!(matches!(e, ClientError::Integrity(_)), "{e:?}");
+    let _ = doc;
+}
+
+#[test]
+fn share_decides_authorship_from_what_this_device_verified() {
+    let mut w = world();
+    let r = put(&mut w, &[PATIENT]);
+    read(&mut w.patient, &r.doc_id).unwrap();
+    contacts::add(&w.patient.api, &mut w.patient.ks, GP).unwrap();
+    let before = w.patient.accesses(&r.doc_id).unwrap().len();
+    // The server names the patient as the author in every listing: the patient verified the
+    // lab's signature, so it refuses without fetching anything.
+    let me = w.patient.ks.device.id().to_string();
+    w.h.on_response("GET /v1/documents", move |ex| {
+        let mut j = ex.json();
+        if let Some(docs) = j["documents"].as_array_mut() {
+            for d in docs {
+                d["author_device"] = json!(me.clone());
+            }
+        }
+        ex.set_json(&j);
+    });
+    let e = w
+        .patient
+        .share(&r.doc_id, Some(1), &[GP.to_owned()])
+        .unwrap_err();
+    assert!(matches!(e, ClientError::NotAuthor { .. }), "{e:?}");
+    assert_eq!(w.patient.accesses(&r.doc_id).unwrap().len(), before);
+}
+
+#[test]
+fn a_device_falsely_called_revoked_is_told_the_log_disagrees() {
+    let w = world();
+    w.h.on_response("POST /v1/auth/challenge", |ex| {
+        ex.status = 403;
+        ex.set_json(&json!({ "error": { "code": "device_revoked", "message": "revoked" } }));
+    });
+    let path = w.h.keystore_path(PATIENT);
+    drop(w.patient);
+    let ks = Keystore::open(&path, Zeroizing::new(format!("passphrase of {PATIENT}"))).unwrap();
+    let e = Session::connect(ks, None).unwrap_err();
+    assert!(is_log(&e, |i| matches!(i, Error::History { .. })), "{e:?}");
+}
+
+#[test]
 fn share_by_the_author_is_co_signed_and_audits_clean() {
     let mut w = world();
     let r = put(&mut w, &[PATIENT]);

@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use serde_json::json;
-use serment_client::ClientError;
 use serment_core::document::Metadata;
 
 use super::{Ctx, doc_id, now_rfc3339};
@@ -92,13 +91,15 @@ pub(crate) fn get(
 ) -> CliResult<()> {
     let id = doc_id(doc)?;
     // Refused before the passphrase and before any fetch (which the log records as an access).
-    if !force && output.symlink_metadata().is_ok() {
-        return Err(ClientError::OutputExists(output.display().to_string()).into());
-    }
+    super::check_output(output, force)?;
     let mut s = ctx.session()?;
     let r = s.get_to_file(&id, version, output, force)?;
     // The verified metadata `get` cached for `ls`.
     s.ks.save()?;
+    super::print_rotation_notices(&serment_client::contacts::rotation_notices(
+        &s.ks,
+        [&r.author],
+    ));
     let m = &r.opened.metadata;
     emit(
         ctx.json,
@@ -109,7 +110,7 @@ pub(crate) fn get(
             "Verified document {id} v{} signed by {}\n  title: {}\n  wrote {} bytes to {}",
             r.opened.header.doc_version,
             r.author,
-            m.title.as_deref().unwrap_or("-"),
+            crate::output::safe(m.title.as_deref().unwrap_or("-")),
             m.content_length,
             output.display()
         ),
@@ -159,10 +160,14 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
     let mut rows = Vec::new();
     let mut unknown = 0usize;
     for d in &docs {
-        let short = d.author_device.get(..16).unwrap_or(&d.author_device);
         let handle = authors.get(&d.author_device);
-        let author = handle.map_or_else(|| format!("device {short}"), Clone::clone);
         let known = s.ks.known_document(&d.doc_id, d.doc_version);
+        let (author_device, handle) = match known.filter(|k| !k.author_device.is_empty()) {
+            Some(k) => (k.author_device.as_str(), authors.get(&k.author_device)),
+            None => (d.author_device.as_str(), handle),
+        };
+        let short = author_device.get(..16).unwrap_or(author_device);
+        let author = handle.map_or_else(|| format!("device {short}"), Clone::clone);
         let committed = super::rfc3339(u64::try_from(d.created_at).unwrap_or_default());
         match known {
             Some(k) => text.push_str(&format!(
@@ -170,11 +175,13 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
                 d.doc_id,
                 d.doc_version,
                 k.created.as_deref().unwrap_or(&committed),
-                k.title.as_deref().unwrap_or("(untitled)"),
-                k.resource_type
-                    .as_deref()
-                    .or(k.mime_type.as_deref())
-                    .unwrap_or("-"),
+                crate::output::safe(k.title.as_deref().unwrap_or("(untitled)")),
+                crate::output::safe(
+                    k.resource_type
+                        .as_deref()
+                        .or(k.mime_type.as_deref())
+                        .unwrap_or("-")
+                ),
                 human_size(k.content_length),
             )),
             None => {
@@ -188,7 +195,7 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
             }
         }
         rows.push(json!({
-            "doc_id": d.doc_id, "doc_version": d.doc_version, "author_device": d.author_device,
+            "doc_id": d.doc_id, "doc_version": d.doc_version, "author_device": author_device,
             "author": handle, "committed_at": committed, "sealed_bytes": d.size,
             "title": known.and_then(|k| k.title.as_deref()),
             "mime_type": known.and_then(|k| k.mime_type.as_deref()),

@@ -23,6 +23,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
             }
             serment_core::identity::validate_handle(&name)
                 .map_err(|e| CliError::Input(format!("--name {name:?}: {e}")))?;
+            super::lock_keystore(&path)?;
             let ks = Keystore::create(
                 &path,
                 passphrase(true)?,
@@ -94,6 +95,7 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
             let mut s = ctx.session()?;
             let (c, new) = contacts::add(&s.api, &mut s.ks, &name)?;
             s.ks.save()?;
+            super::print_rotation_notices(&contacts::rotation_notices(&s.ks, [&name]));
             let fp = c.fingerprint();
             emit(
                 ctx.json,
@@ -117,6 +119,7 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
                 ks.save()?;
             }
             let verified = ks.contacts().get(&name).is_some_and(|p| p.verified);
+            super::print_rotation_notices(&contacts::rotation_notices(&ks, [&name]));
             emit(
                 ctx.json,
                 &json!({ "handle": name, "fingerprint": c.fingerprint(), "verified": verified }),

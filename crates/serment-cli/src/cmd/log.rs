@@ -177,7 +177,12 @@ pub(crate) fn audit_event(l: &AuditLine, origin: &str) -> Value {
         "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation" },
         "subtype": [{ "system": "http://hl7.org/fhir/restful-interaction", "code": "read", "display": "read" }],
         "action": "R",
-        "period": { "start": when, "end": rfc3339(l.logged_at) },
+        // Without a receipt the time is the server's word only: no reader's start time.
+        "period": if l.receipted {
+            json!({ "start": when, "end": rfc3339(l.logged_at) })
+        } else {
+            json!({ "end": rfc3339(l.logged_at) })
+        },
         "recorded": rfc3339(l.logged_at),
         "outcome": "0",
         "agent": [{
@@ -201,7 +206,8 @@ pub(crate) fn audit_event(l: &AuditLine, origin: &str) -> Value {
                 { "type": "doc_version", "valueString": l.doc_version.to_string() },
                 { "type": "fetched", "valueString": l.what },
                 { "type": "log_index", "valueString": l.index.to_string() },
-                { "type": "checkpoint_size", "valueString": l.checkpoint_size.to_string() }
+                { "type": "checkpoint_size", "valueString": l.checkpoint_size.to_string() },
+                { "type": "cosigned_by_reader", "valueString": l.receipted.to_string() }
             ]
         }]
     })
@@ -222,19 +228,22 @@ const NOT_COSIGNED: &str =
 
 pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
     let mut s = ctx.session()?;
-    let docs: Vec<serment_core::DocId> = match &a.doc {
-        Some(d) => vec![doc_id(d)?],
+    let (per_doc, unlisted) = match &a.doc {
+        Some(d) => {
+            let d = doc_id(d)?;
+            (vec![(d, s.audit(&d)?)], std::collections::BTreeSet::new())
+        }
         None => {
-            let mut ids: Vec<String> = s.list()?.into_iter().map(|d| d.doc_id).collect();
-            ids.sort();
-            ids.dedup();
-            ids.iter().map(|d| doc_id(d)).collect::<CliResult<_>>()?
+            let all = s.audit_all()?;
+            for d in &all.unavailable {
+                eprintln!(
+                    "serment: warning: {d} was known to this device but the server no longer \
+                     lists nor serves it (hidden, or this device was removed as a recipient)"
+                );
+            }
+            (all.documents, all.unlisted.into_iter().collect())
         }
     };
-    let mut per_doc = Vec::new();
-    for d in &docs {
-        per_doc.push((*d, s.audit(d)?));
-    }
     let lines: Vec<&AuditLine> = per_doc.iter().flat_map(|(_, l)| l).collect();
     let unreceipted = lines.iter().filter(|l| !l.receipted).count();
     let origin = serment_client::log::trust(&s.api, &s.ks)?.log_key.name;
@@ -251,6 +260,11 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
             text.push_str("No document visible to this device.\n");
         }
         for (d, list) in &per_doc {
+            if unlisted.contains(&d.to_string()) {
+                text.push_str(&format!(
+                    "{d}: NOT IN THE SERVER'S LISTING (known to this device; audited from the log)\n"
+                ));
+            }
             if list.is_empty() {
                 text.push_str(&format!("{d}: no access recorded in the log\n"));
                 continue;
@@ -285,6 +299,7 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
                          "handle": l.handle, "receipted": l.receipted, "log_index": l.index,
                          "checkpoint_size": l.checkpoint_size })).collect::<Vec<_>>(),
                      "unreceipted": unreceipted,
+                     "unlisted": unlisted.iter().collect::<Vec<_>>(),
                      "documents": per_doc.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>() }),
             text.trim_end(),
         );
@@ -300,13 +315,13 @@ pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
         .map_err(|_| CliError::Input("device: expected 64 hex digits".into()))?;
     let mut s = ctx.session()?;
     let handle = s.ks.handle().to_owned();
-    let active: Vec<serment_core::KeyId> = s
-        .api
-        .directory(&handle)?
-        .iter()
-        .filter_map(|r| serment_core::identity::DeviceRecord::decode_verified(r).ok())
-        .map(|r| r.device_id())
-        .collect();
+    // This identity's active devices as the log proves them (not the directory's word).
+    let active: Vec<serment_core::KeyId> =
+        serment_client::log::key_history(&s.api, &mut s.ks, &handle, None)?
+            .devices
+            .iter()
+            .map(serment_core::identity::DeviceRecord::device_id)
+            .collect();
     if !active.contains(&dev) {
         return Err(CliError::Input(format!(
             "{dev} is not an active device of {handle} (see `serment id show`)"

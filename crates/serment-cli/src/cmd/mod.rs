@@ -106,6 +106,7 @@ impl Ctx {
         if !path.exists() {
             return Err(ClientError::NoKeystore(path.display().to_string()).into());
         }
+        lock_keystore(&path)?;
         Ok(Keystore::open(&path, passphrase(false)?)?)
     }
 
@@ -113,6 +114,63 @@ impl Ctx {
     pub(crate) fn session(&self) -> CliResult<Session> {
         Ok(Session::connect(self.keystore()?, None)?)
     }
+}
+
+/// How long a command waits for another `serment` command using the same keystore.
+const KEYSTORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes an exclusive lock on `<keystore>.lock` for the rest of this process, so that two
+/// commands on one keystore run one after the other: each reads, changes and rewrites the whole
+/// keystore, and without the lock the last writer would silently drop the other's pins, log
+/// checkpoint or cache. Waits up to [`KEYSTORE_LOCK_WAIT`].
+pub(crate) fn lock_keystore(keystore: &std::path::Path) -> CliResult<()> {
+    let mut lock_path = keystore.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    // This process already holds it (a second open of the same keystore).
+    static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if held.contains(&lock_path) {
+        return Ok(());
+    }
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| CliError::io(&lock_path, e))?;
+    let start = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if start.elapsed() > KEYSTORE_LOCK_WAIT {
+                    return Err(CliError::Input(format!(
+                        "another serment command has been using {} for over {} s; try again \
+                         when it is done",
+                        keystore.display(),
+                        KEYSTORE_LOCK_WAIT.as_secs()
+                    )));
+                }
+                if !said {
+                    eprintln!("serment: waiting for another serment command using this keystore");
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(CliError::io(&lock_path, e)),
+        }
+    }
+    // Held until the process exits (the lock goes with the file descriptor).
+    std::mem::forget(file);
+    held.push(lock_path);
+    Ok(())
 }
 
 /// The shortest passphrase accepted for a new keystore, in characters.
@@ -167,6 +225,31 @@ pub(crate) fn passphrase(confirm: bool) -> CliResult<Zeroizing<String>> {
 }
 
 /// Parses a document id given on the command line.
+/// Checks an output path before anything is fetched or asked for: it must name a file (not end
+/// in `/`, not be `.` or `..`); an existing path is refused unless `force`, and even with `force`
+/// only a regular file (or a symlink, which is replaced itself) may be replaced, never a
+/// directory, a device, a FIFO or a socket.
+pub(crate) fn check_output(path: &std::path::Path, force: bool) -> CliResult<()> {
+    let text = path.as_os_str().to_string_lossy();
+    if text.ends_with('/') || path.file_name().is_none() {
+        return Err(CliError::Input(format!(
+            "output {}: name a file, not a directory",
+            path.display()
+        )));
+    }
+    match path.symlink_metadata() {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() || !(m.is_file() || m.file_type().is_symlink()) => {
+            Err(CliError::Input(format!(
+                "output {}: exists and is not a regular file; name a file",
+                path.display()
+            )))
+        }
+        Ok(_) if !force => Err(ClientError::OutputExists(path.display().to_string()).into()),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Upper-case hex is accepted (ids are shown in lower case).
 pub(crate) fn doc_id(s: &str) -> CliResult<serment_core::DocId> {
     serment_core::DocId::from_hex(&s.trim().to_ascii_lowercase()).map_err(|_| {

@@ -342,9 +342,7 @@ pub(crate) fn export_record(ctx: &Ctx, output: &Path) -> CliResult<()> {
 
 /// `serment seal IN -o OUT --to-record REC...`.
 pub(crate) fn seal(ctx: &Ctx, a: SealArgs<'_>) -> CliResult<()> {
-    if !a.force && a.output.symlink_metadata().is_ok() {
-        return Err(ClientError::OutputExists(a.output.display().to_string()).into());
-    }
+    super::check_output(a.output, a.force)?;
     let records = a
         .to_records
         .iter()
@@ -416,9 +414,7 @@ pub(crate) fn open(
     force: bool,
     author_record: Option<&Path>,
 ) -> CliResult<()> {
-    if !force && output.symlink_metadata().is_ok() {
-        return Err(ClientError::OutputExists(output.display().to_string()).into());
-    }
+    super::check_output(output, force)?;
     let author = author_record.map(read_record).transpose()?;
     let f = std::fs::File::open(input).map_err(|e| CliError::io(input, e))?;
     let ks = ctx.keystore()?;
