@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::cli::ServeArgs;
 use crate::error::{CliError, CliResult};
 
-pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
+pub(crate) fn run(ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
     init_tracing("info");
     let (mut config, data_dir_in_file) =
         Config::load_with_origin(a.config.as_deref()).map_err(|e| match e {
@@ -35,6 +35,7 @@ pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
     }
     apply_flags(&mut config, a);
     let config_dir = config.data_dir.clone();
+    let json = ctx.json;
     let rt = runtime()?;
     rt.block_on(async move {
         let server = Server::open(config).await.map_err(open_error)?;
@@ -48,6 +49,11 @@ pub(crate) fn run(_ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
             "serment: transparency log key {}",
             running.log_verifier_key()
         );
+        if json {
+            crate::output::json_line(serde_json::json!({
+                "listening": running.url(), "data_dir": config_dir.display().to_string(),
+                "log_key": running.log_verifier_key(), "tls": running.is_tls() }));
+        }
         running
             .serve(shutdown_signal())
             .await
