@@ -17,6 +17,9 @@ pub(crate) enum CliError {
     },
     #[error("{0}")]
     Input(String),
+    /// Only the author may share; names the author by handle when known.
+    #[error("{0}")]
+    NotAuthor(String),
     /// A passphrase could not be read, or is refused for a new keystore.
     #[error("passphrase: {0}")]
     Passphrase(String),
@@ -48,7 +51,7 @@ impl CliError {
         match self {
             CliError::Client(c) => c.exit_code(),
             CliError::Server(_) => 5,
-            CliError::Fhir { .. } | CliError::Input(_) => 2,
+            CliError::Fhir { .. } | CliError::Input(_) | CliError::NotAuthor(_) => 2,
             CliError::Passphrase(_) => 3,
             CliError::Io { .. } | CliError::Local(_) => 1,
             CliError::DemoFailed(_) => 7,
@@ -62,6 +65,7 @@ impl CliError {
             CliError::Server(_) => "server",
             CliError::Fhir { .. } => "fhir",
             CliError::Input(_) => "input",
+            CliError::NotAuthor(_) => "not_author",
             CliError::Passphrase(_) => "passphrase",
             CliError::Io { .. } | CliError::Local(_) => "io",
             CliError::DemoFailed(_) => "demo_failed",

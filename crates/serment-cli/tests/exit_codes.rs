@@ -181,6 +181,10 @@ fn each_exit_code_with_its_json_error() {
     let (code, v) = run(&patient, &["share", &doc, "--to", "gp-x"]);
     assert_eq!((code, error_code(&v)), (2, "not_author"), "{v}");
 
+    // 0: the author shares; sharing again with the same contact adds nothing and is no error.
+    assert_eq!(ok(&lab, &["share", &doc, "--to", "gp-x"])["devices"], 1);
+    assert_eq!(ok(&lab, &["share", &doc, "--to", "gp-x"])["devices"], 0);
+
     // 6: a document that does not exist.
     let (code, v) = run(
         &patient,

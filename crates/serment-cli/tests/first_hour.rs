@@ -117,7 +117,14 @@ fn revoking_the_last_device_needs_force_and_is_named_afterwards() {
         &["id", "new", "--name", "patient-y", "--kdf", "floor"],
     );
     let (code, v, _) = run_err(&again, &["register", "--server", &w.server.url]);
-    assert_eq!(code, 5, "{v}");
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("id new --name"),
+        "{v}"
+    );
     assert!(
         v["error"]["message"]
             .as_str()

@@ -226,8 +226,16 @@ impl Keystore {
             return Err(ClientError::KeystoreExists(path.display().to_string()));
         }
         params.check().map_err(ClientError::Keystore)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
             std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
+            // Only its owner may list what it holds (the file itself is 0600).
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
         }
         let key = keystore::DerivedKey::derive(passphrase.as_bytes(), params)
             .map_err(ClientError::Keystore)?;

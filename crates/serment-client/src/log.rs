@@ -494,6 +494,33 @@ fn pin_doc_head(api: &Api, ks: &mut Keystore, doc_id: &DocId, chain: &[ChainEntr
     }
 }
 
+/// The devices that hold a wrap of `version` of a document, as its proven chain in the log says
+/// (wraps appended, minus removals), so that `share` adds only new recipients.
+///
+/// # Errors
+/// As [`audit_document`].
+pub(crate) fn wrapped_devices(
+    api: &Api,
+    ks: &mut Keystore,
+    doc_id: &DocId,
+    version: u32,
+) -> Result<HashSet<KeyId>> {
+    let (_, _, chain) = proven_doc_chain(api, ks, doc_id)?;
+    let mut out = HashSet::new();
+    for e in &chain {
+        match &e.entry.payload {
+            Payload::Wrap(w) if w.doc_version == version => {
+                out.insert(w.recipient);
+            }
+            Payload::Removal(r) if r.doc_version == version => {
+                out.remove(&r.recipient);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// A document's chain from the log (PROTOCOL.md §11.6), against a freshly synced and accepted
 /// checkpoint: every entry proven, the chain whole, and its head not behind the pinned one.
 /// Returns the checkpoint, the served history (for its device entries) and the decoded chain.

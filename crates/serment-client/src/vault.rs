@@ -629,10 +629,16 @@ impl Session {
         own.verify_signature(&self.ks.device.signing_public_key())
             .map_err(ClientError::Integrity)?;
         let dek = wrap::unwrap_dek(&own, &self.ks.device).map_err(ClientError::Integrity)?;
+        // Sharing again with a recipient that already holds a wrap is not an error: only new
+        // devices get one (as the proven log says).
+        let already = crate::log::wrapped_devices(&self.api, &mut self.ks, doc_id, version)?;
         let mut rng = serment_core::rng::os_rng();
         let mut wraps = Vec::new();
         let mut ids = Vec::new();
-        for r in &recipients {
+        for r in recipients
+            .iter()
+            .filter(|r| !already.contains(&r.device_id))
+        {
             wraps.push(
                 wrap::wrap_dek(
                     &dek,
@@ -646,6 +652,10 @@ impl Session {
                 .map_err(ClientError::Integrity)?,
             );
             ids.push(r.device_id);
+        }
+        if wraps.is_empty() {
+            self.ks.save()?;
+            return Ok(ids);
         }
         let indices = self.api.add_wraps(doc_id, version, &wraps)?;
         let expected: Vec<(EntryKind, &[u8])> = wraps

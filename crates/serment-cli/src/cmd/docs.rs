@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use serde_json::json;
+use serment_client::ClientError;
 use serment_core::document::Metadata;
 
 use super::{Ctx, doc_id, now_rfc3339};
@@ -66,6 +67,7 @@ pub(crate) fn put(
         s.put(f, meta, to)?
     };
     super::print_rotation_notices(&serment_client::contacts::rotation_notices(&s.ks, to));
+    unverified_notice(&s, to);
     emit(
         ctx.json,
         &json!({ "doc_id": r.doc_id.to_string(), "doc_version": r.doc_version, "blob_id": r.blob_id,
@@ -116,6 +118,24 @@ pub(crate) fn get(
         ),
     );
     Ok(())
+}
+
+/// Says, on stderr, which recipients' fingerprints the user has not compared out of band yet,
+/// and when a document is sealed for its author alone.
+fn unverified_notice(s: &serment_client::vault::Session, to: &[String]) {
+    if to.is_empty() {
+        eprintln!(
+            "serment: note: no --to given: sealed for you alone (share it later with `serment share`)"
+        );
+    }
+    for h in to {
+        if s.ks.contacts().get(h).is_some_and(|c| !c.verified) {
+            eprintln!(
+                "serment: note: {h}'s fingerprint is not verified yet: compare it with {h} out of \
+                 band (`serment contact verify {h}`), then confirm it with --confirm"
+            );
+        }
+    }
 }
 
 /// Handles of the devices this keystore knows (its own and its pinned contacts'), by device id
@@ -174,7 +194,10 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
                 "{}  v{}  {}  {}  {}  {}  by {author}\n",
                 d.doc_id,
                 d.doc_version,
-                k.created.as_deref().unwrap_or(&committed),
+                k.created.as_deref().map_or_else(
+                    || format!("committed {committed}"),
+                    |c| format!("sealed {}", crate::output::safe(c))
+                ),
                 crate::output::safe(k.title.as_deref().unwrap_or("(untitled)")),
                 crate::output::safe(
                     k.resource_type
@@ -187,7 +210,7 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
             None => {
                 unknown += 1;
                 text.push_str(&format!(
-                    "{}  v{}  {committed}  (not opened on this device)  sealed {}  by {author}\n",
+                    "{}  v{}  committed {committed}  (not opened on this device)  {} sealed  by {author}\n",
                     d.doc_id,
                     d.doc_version,
                     human_size(d.size),
@@ -219,16 +242,35 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
 pub(crate) fn share(ctx: &Ctx, doc: &str, version: Option<u32>, to: &[String]) -> CliResult<()> {
     let id = doc_id(doc)?;
     let mut s = ctx.session()?;
-    let devices = s.share(&id, version, to)?;
+    let devices = match s.share(&id, version, to) {
+        Ok(d) => d,
+        // Name the author by handle when this device knows it.
+        Err(ClientError::NotAuthor { author_device, .. }) => {
+            let who = known_devices(&s)
+                .get(&author_device)
+                .cloned()
+                .unwrap_or_else(|| format!("device {}", author_device.get(..16).unwrap_or("?")));
+            return Err(CliError::NotAuthor(format!(
+                "only the author can share document {id}: it was sealed by {who}; ask {who} to \
+                 share it"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     super::print_rotation_notices(&serment_client::contacts::rotation_notices(&s.ks, to));
+    unverified_notice(&s, to);
     emit(
         ctx.json,
         &json!({ "doc_id": id.to_string(), "shared_with": to, "devices": devices.len() }),
-        &format!(
-            "Shared {id} with {} ({} device(s))",
-            to.join(", "),
-            devices.len()
-        ),
+        &if devices.is_empty() {
+            format!("Already shared {id} with {}: nothing to add", to.join(", "))
+        } else {
+            format!(
+                "Shared {id} with {} ({} new device(s))",
+                to.join(", "),
+                devices.len()
+            )
+        },
     );
     Ok(())
 }

@@ -79,7 +79,18 @@ pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
     if ks.revoked_at().is_some() {
         return Err(ClientError::DeviceRevoked.into());
     }
-    let s = Session::register(ks, server)?;
+    let s = Session::register(ks, server).map_err(|e| match e {
+        ClientError::Server {
+            status: 409,
+            message,
+            ..
+        } if message.contains("handle") => CliError::Input(format!(
+            "{message}. Nothing was registered: delete this keystore ({}) and run `serment \
+                 id new --name <another handle>`",
+            path_hint(ctx)
+        )),
+        other => other.into(),
+    })?;
     emit(
         ctx.json,
         &json!({ "registered": true, "server": s.api.base(), "handle": s.ks.handle(),
@@ -93,6 +104,11 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
     match cmd {
         ContactCommand::Add { name } => {
             let mut s = ctx.session()?;
+            if name == s.ks.handle() {
+                return Err(CliError::Input(format!(
+                    "{name} is you: add the handles of the people you exchange documents with"
+                )));
+            }
             let (c, new) = contacts::add(&s.api, &mut s.ks, &name)?;
             s.ks.save()?;
             super::print_rotation_notices(&contacts::rotation_notices(&s.ks, [&name]));
@@ -101,11 +117,18 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
                 ctx.json,
                 &json!({ "handle": name, "identity_id": c.identity_id.to_string(), "fingerprint": fp,
                          "devices": c.devices.len(), "newly_pinned": new }),
-                &format!(
-                    "{} {name}: {} device(s)\n  fingerprint: {fp}\n  Compare it with {name} out of band, then run `serment contact verify {name} --confirm`.",
-                    if new { "Pinned" } else { "Refreshed" },
-                    c.devices.len()
-                ),
+                &if s.ks.contacts().get(&name).is_some_and(|p| p.verified) {
+                    format!(
+                        "Refreshed {name}: {} device(s)\n  fingerprint: {fp} (verified)",
+                        c.devices.len()
+                    )
+                } else {
+                    format!(
+                        "{} {name}: {} device(s)\n  fingerprint: {fp}\n  Compare it with {name} out of band, then run `serment contact verify {name} --confirm`.",
+                        if new { "Pinned" } else { "Refreshed" },
+                        c.devices.len()
+                    )
+                },
             );
             Ok(())
         }
@@ -163,4 +186,10 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
             Ok(())
         }
     }
+}
+
+/// The keystore path, for messages.
+fn path_hint(ctx: &Ctx) -> String {
+    ctx.keystore_path()
+        .map_or_else(|_| "keystore.srmk".into(), |p| p.display().to_string())
 }

@@ -135,8 +135,15 @@ pub(crate) fn lock_keystore(keystore: &std::path::Path) -> CliResult<()> {
     if held.contains(&lock_path) {
         return Ok(());
     }
-    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        // A new home: only its owner may list it (the keystore itself is 0600).
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir).map_err(|e| CliError::io(dir, e))?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -262,6 +269,8 @@ pub(crate) fn doc_id(s: &str) -> CliResult<serment_core::DocId> {
 /// RFC 3339 time now (UTC).
 pub(crate) fn now_rfc3339() -> Option<String> {
     time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()?
         .format(&time::format_description::well_known::Rfc3339)
         .ok()
 }
