@@ -16,6 +16,14 @@ pub(crate) struct Cli {
     /// Directory of the keystore (`keystore.srmk`). Default: `$HOME/.serment`.
     #[arg(long, global = true, env = "SERMENT_HOME")]
     pub(crate) home: Option<PathBuf>,
+    /// A private CA certificate (PEM) to trust for the server, besides the webpki roots.
+    /// `register` records it in the keystore, so later commands need not repeat it.
+    #[arg(long, global = true, env = "SERMENT_CA_CERT", value_name = "FILE")]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to a server outside loopback (the bearer token and every request
+    /// then cross the network unencrypted; only behind a TLS-terminating proxy you trust).
+    #[arg(long, global = true)]
+    pub(crate) insecure_http: bool,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

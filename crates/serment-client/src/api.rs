@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serment_core::{DocId, KeyId};
 
 use crate::error::{ClientError, Result};
+use crate::transport::Transport;
 
 /// The longest a JSON call may take end to end, so a server that dribbles bytes cannot stall a
 /// client forever.
@@ -123,26 +124,34 @@ pub struct Api {
     base: String,
     pub(crate) agent: ureq::Agent,
     token: Option<String>,
+    transport: Transport,
 }
 
 impl Api {
-    /// A client for `base` (e.g. `http://127.0.0.1:7878`).
+    /// A client for `base` (e.g. `https://vault.example.org` or `http://127.0.0.1:7878`) with
+    /// the default [`Transport`]: webpki roots, plain HTTP on loopback only.
     ///
     /// # Errors
-    /// [`ClientError::Input`] if the URL is not `http://` or `https://`.
+    /// As [`Api::with_transport`].
     pub fn new(base: &str) -> Result<Api> {
+        Api::with_transport(base, &Transport::default())
+    }
+
+    /// A client for `base` with the given TLS roots and plain-HTTP policy.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] if the URL is not `http://` or `https://`, or is `http://` to a
+    /// host outside loopback without [`Transport::insecure_http`] ([`Transport::check_url`]).
+    pub fn with_transport(base: &str, transport: &Transport) -> Result<Api> {
         let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::Input(format!(
-                "server URL must start with http:// or https://, got {base:?}"
-            )));
-        }
+        transport.check_url(&base)?;
         // A hostile or stalled server must not hang the client: every read and write has a
         // deadline, and the headers must arrive within two minutes. Blob bodies may take longer
         // in total (gigabytes), but never stall for a minute.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
+            .tls_config(transport.tls_config()?)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_per_read(Some(Duration::from_secs(60)))
             .timeout_per_write(Some(Duration::from_secs(60)))
@@ -153,7 +162,13 @@ impl Api {
             base,
             agent,
             token: None,
+            transport: transport.clone(),
         })
+    }
+
+    /// The transport settings this client was built with.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// The server's base URL.

@@ -157,6 +157,10 @@ struct PublicState {
     /// When this device revoked itself (seconds since the Unix epoch), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<u64>,
+    /// The private CA (PEM) trusted for `server`, recorded at `register` (issue 10 §1). Absent
+    /// in keystores written before it existed: the webpki roots alone are trusted then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server_ca: Option<String>,
 }
 
 /// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
@@ -349,6 +353,14 @@ impl Keystore {
     pub fn set_server(&mut self, url: &str, registered: bool) {
         self.state.server = Some(url.to_owned());
         self.state.registered = registered;
+    }
+    /// The private CA bundle (PEM) recorded for the server at `register`, if any.
+    pub fn server_ca(&self) -> Option<&str> {
+        self.state.server_ca.as_deref()
+    }
+    /// Records (or, with `None`, forgets) the private CA bundle trusted for the server.
+    pub fn set_server_ca(&mut self, pem: Option<&str>) {
+        self.state.server_ca = pem.map(str::to_owned);
     }
     /// Pinned contacts by handle.
     pub fn contacts(&self) -> &BTreeMap<String, PinnedContact> {

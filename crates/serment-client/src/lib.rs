@@ -3,7 +3,7 @@
 //! it forges, alters, reorders or substitutes is detected and reported as a typed error.
 //!
 //! - [`keystore`]: the passphrase-encrypted keystore file (PROTOCOL.md §9);
-//! - [`api`]: the HTTP API (PROTOCOL.md §8);
+//! - [`api`]: the HTTP API (PROTOCOL.md §8); [`transport`]: TLS roots and the plain-HTTP policy;
 //! - [`contacts`]: trust-on-first-use pinning and key-substitution detection;
 //! - [`vault`]: put, get, share, list and the access history;
 //! - [`log`], [`log_api`]: the transparency log's checks and routes (PROTOCOL.md §11);
@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod keystore;
 pub mod log;
 pub mod log_api;
+pub mod transport;
 pub mod vault;
 pub mod witness;
 

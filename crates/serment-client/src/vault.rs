@@ -16,6 +16,7 @@ use crate::contacts;
 use crate::error::{ClientError, Result};
 use crate::fsutil::AtomicFile;
 use crate::keystore::Keystore;
+use crate::transport::Transport;
 
 /// A keystore connected to its server.
 #[derive(Debug)]
@@ -71,6 +72,17 @@ pub struct GetResult {
     pub author: String,
 }
 
+/// `transport`, or, when it names no private CA, `transport` plus the CA the keystore recorded.
+///
+/// # Errors
+/// [`ClientError::Input`] if the recorded CA no longer parses.
+pub fn effective_transport(ks: &Keystore, transport: &Transport) -> Result<Transport> {
+    match (transport.ca_pem(), ks.server_ca()) {
+        (None, Some(pem)) => transport.clone().with_ca_pem(pem),
+        _ => Ok(transport.clone()),
+    }
+}
+
 impl Session {
     fn new(ks: Keystore, api: Api) -> Session {
         Session {
@@ -86,11 +98,21 @@ impl Session {
     ///
     /// # Errors
     /// [`ClientError::Server`] (409 if the handle belongs to another identity), transport errors.
-    pub fn register(mut ks: Keystore, server: &str) -> Result<Session> {
-        let mut api = Api::new(server)?;
+    pub fn register(ks: Keystore, server: &str) -> Result<Session> {
+        Session::register_with(ks, server, &Transport::default())
+    }
+
+    /// [`Session::register`] over `transport`; its private CA, if any, is recorded in the
+    /// keystore so later sessions trust it without being told again.
+    ///
+    /// # Errors
+    /// As [`Session::register`]; [`ClientError::Input`] for a URL the transport refuses.
+    pub fn register_with(mut ks: Keystore, server: &str, transport: &Transport) -> Result<Session> {
+        let mut api = Api::with_transport(server, transport)?;
         let record = ks.own_record()?;
         api.register_device(&record)?;
         ks.set_server(api.base(), true);
+        ks.set_server_ca(transport.ca_pem());
         crate::log::pin_log_key(&api, &mut ks)?;
         // Own write: this device's record must be in the log, current under this identity.
         let handle = ks.handle().to_owned();
@@ -113,11 +135,25 @@ impl Session {
     /// # Errors
     /// [`ClientError::NotRegistered`], [`ClientError::LogKeyChanged`], transport and server errors.
     pub fn connect(ks: Keystore, server: Option<&str>) -> Result<Session> {
+        Session::connect_with(ks, server, &Transport::default())
+    }
+
+    /// [`Session::connect`] over `transport`. When `transport` names no private CA, the one the
+    /// keystore recorded at `register` is trusted.
+    ///
+    /// # Errors
+    /// As [`Session::connect`]; [`ClientError::Input`] for a URL the transport refuses.
+    pub fn connect_with(
+        ks: Keystore,
+        server: Option<&str>,
+        transport: &Transport,
+    ) -> Result<Session> {
         let url = server
             .or(ks.server())
             .ok_or(ClientError::NotRegistered)?
             .to_owned();
-        let mut api = Api::new(&url)?;
+        let transport = effective_transport(&ks, transport)?;
+        let mut api = Api::with_transport(&url, &transport)?;
         let mut ks = ks;
         if let Err(e) = api.login(&ks.device) {
             return Err(match e {

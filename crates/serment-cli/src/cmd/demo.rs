@@ -15,6 +15,7 @@ use std::time::Instant;
 use serde_json::json;
 use serment_client::contacts;
 use serment_client::keystore::Keystore;
+use serment_client::transport::Transport;
 use serment_client::vault::Session;
 use serment_core::keystore::KdfParams;
 use serment_server::{Config, Server};
@@ -44,7 +45,13 @@ const EXAMPLES: &[(&str, &[u8])] = &[
 ];
 
 /// A party of the demo.
-fn party(home: &Path, handle: &str, display: &str, server: &str) -> CliResult<Session> {
+fn party(
+    home: &Path,
+    handle: &str,
+    display: &str,
+    server: &str,
+    transport: &Transport,
+) -> CliResult<Session> {
     let mut pass = [0u8; 24];
     serment_core::rng::fill(&mut pass).map_err(|e| CliError::Input(e.to_string()))?;
     let pass = Zeroizing::new(hex::encode(pass));
@@ -56,7 +63,7 @@ fn party(home: &Path, handle: &str, display: &str, server: &str) -> CliResult<Se
         display,
         KdfParams::FLOOR,
     )?;
-    Ok(Session::register(ks, server)?)
+    Ok(Session::register_with(ks, server, transport)?)
 }
 
 /// Every regular file below `dir`.
@@ -126,6 +133,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             .map_err(|e| CliError::Server(e.to_string()))
     })?;
     let url = format!("http://{}", running.local_addr());
+    let transport = Transport::default();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = rt.spawn(running.serve(async {
         let _ = stop_rx.await;
@@ -139,7 +147,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         "witness.serment.demo/w1",
     )?;
     let witness_key = witness.vkey();
-    let witness_api = serment_client::api::Api::new(&url)?;
+    let witness_api = serment_client::api::Api::with_transport(&url, &transport)?;
     let stop = std::sync::Arc::clone(&witness_stop);
     let witness_thread = std::thread::spawn(move || {
         let mut failure = None;
@@ -154,14 +162,21 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
     });
 
     let result = (|| -> CliResult<serde_json::Value> {
-        let mut lab = party(&homes, "labo-biomed", "Laboratoire BioMed Centre", &url)?;
+        let mut lab = party(
+            &homes,
+            "labo-biomed",
+            "Laboratoire BioMed Centre",
+            &url,
+            &transport,
+        )?;
         let mut gp = party(
             &homes,
             "dr-generaliste",
             "Cabinet de médecine générale",
             &url,
+            &transport,
         )?;
-        let mut patient = party(&homes, "patient-7f3a", "Patient", &url)?;
+        let mut patient = party(&homes, "patient-7f3a", "Patient", &url, &transport)?;
         for p in [&mut lab, &mut gp, &mut patient] {
             let base = p.api.base().to_owned();
             serment_client::log::set_witnesses(
@@ -272,7 +287,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
                     .unwrap_or(false)
             })
             .unwrap_or(false);
-        let report = super::log::run_verify_log(&url, None)?;
+        let report = super::log::run_verify_log(&url, &transport, None)?;
         Ok(json!({
             "documents": all.len(),
             "verified": verified,

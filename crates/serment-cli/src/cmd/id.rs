@@ -79,7 +79,7 @@ pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
     if ks.revoked_at().is_some() {
         return Err(ClientError::DeviceRevoked.into());
     }
-    let s = Session::register(ks, server).map_err(|e| match e {
+    let s = Session::register_with(ks, server, &ctx.transport()?).map_err(|e| match e {
         ClientError::Server {
             status: 409,
             message,
@@ -94,7 +94,7 @@ pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
     emit(
         ctx.json,
         &json!({ "registered": true, "server": s.api.base(), "handle": s.ks.handle(),
-                 "device_id": s.ks.device.id().to_string() }),
+                 "device_id": s.ks.device.id().to_string(), "ca_recorded": s.ks.server_ca().is_some() }),
         &format!("Registered {} with {}", s.ks.handle(), s.api.base()),
     );
     Ok(())

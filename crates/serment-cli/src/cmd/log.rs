@@ -83,7 +83,7 @@ pub(crate) struct WitnessesArgs {
 }
 
 pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
-    let api = Api::new(&a.server)?;
+    let api = Api::with_transport(&a.server, &ctx.transport()?)?;
     let mut w = Witness::open(&a.data_dir, &a.name)?;
     eprintln!("serment witness: key {}", w.vkey());
     loop {
@@ -113,8 +113,12 @@ pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
 }
 
 /// Runs a full audit of `server`'s log.
-pub(crate) fn run_verify_log(server: &str, log_key: Option<&str>) -> CliResult<LogReport> {
-    let api = Api::new(server)?;
+pub(crate) fn run_verify_log(
+    server: &str,
+    transport: &serment_client::transport::Transport,
+    log_key: Option<&str>,
+) -> CliResult<LogReport> {
+    let api = Api::with_transport(server, transport)?;
     let vkey = match log_key {
         Some(k) => k.to_owned(),
         None => api.log_key()?,
@@ -128,7 +132,7 @@ pub(crate) fn run_verify_log(server: &str, log_key: Option<&str>) -> CliResult<L
 }
 
 pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
-    let r = run_verify_log(&a.server, a.log_key.as_deref())?;
+    let r = run_verify_log(&a.server, &ctx.transport()?, a.log_key.as_deref())?;
     let v = serde_json::to_value(&r).unwrap_or(Value::Null);
     let mut text = format!(
         "log of {} entries: root {}, {} handle(s), {} device(s), kinds {:?}",

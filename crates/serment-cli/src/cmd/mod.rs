@@ -1,6 +1,8 @@
 //! Command implementations.
 
 mod demo;
+#[allow(dead_code)] // used once the server serves TLS (task B)
+mod demo_tls;
 mod docs;
 mod fhir;
 mod id;
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 
 use serment_client::ClientError;
 use serment_client::keystore::Keystore;
+use serment_client::transport::Transport;
 use serment_client::vault::Session;
 use zeroize::Zeroizing;
 
@@ -24,7 +27,15 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
     let ctx = Ctx {
         json: cli.json,
         home: cli.home,
+        ca_cert: cli.ca_cert,
+        insecure_http: cli.insecure_http,
     };
+    if ctx.insecure_http {
+        eprintln!(
+            "serment: warning: --insecure-http: requests to a server outside loopback may go \
+             over plain HTTP, readable and alterable by anyone on the network path"
+        );
+    }
     match cli.command {
         Command::Serve(a) => serve::run(&ctx, a),
         Command::Id(c) => id::run(&ctx, c),
@@ -85,6 +96,10 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
 pub(crate) struct Ctx {
     pub(crate) json: bool,
     pub(crate) home: Option<PathBuf>,
+    /// `--ca-cert` / `SERMENT_CA_CERT`.
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// `--insecure-http`.
+    pub(crate) insecure_http: bool,
 }
 
 impl Ctx {
@@ -110,9 +125,36 @@ impl Ctx {
         Ok(Keystore::open(&path, passphrase(false)?)?)
     }
 
-    /// Opens the keystore and logs in to its server.
+    /// Opens the keystore and logs in to its server (trusting the CA recorded at `register`
+    /// unless `--ca-cert` names another).
     pub(crate) fn session(&self) -> CliResult<Session> {
-        Ok(Session::connect(self.keystore()?, None)?)
+        Ok(Session::connect_with(
+            self.keystore()?,
+            None,
+            &self.transport()?,
+        )?)
+    }
+
+    /// The transport settings of the global flags: `--ca-cert` (read and checked here; an empty
+    /// `SERMENT_CA_CERT` counts as unset) and `--insecure-http`.
+    pub(crate) fn transport(&self) -> CliResult<Transport> {
+        let mut t = Transport::default();
+        t.insecure_http = self.insecure_http;
+        if let Some(path) = self.ca_cert.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            let meta = std::fs::metadata(path).map_err(|e| CliError::io(path, e))?;
+            if meta.len() > serment_client::transport::MAX_CA_PEM as u64 {
+                return Err(CliError::Input(format!(
+                    "--ca-cert {}: over {} bytes",
+                    path.display(),
+                    serment_client::transport::MAX_CA_PEM
+                )));
+            }
+            let pem = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
+            t = t
+                .with_ca_pem(&pem)
+                .map_err(|e| CliError::Input(format!("--ca-cert {}: {e}", path.display())))?;
+        }
+        Ok(t)
     }
 }
 
