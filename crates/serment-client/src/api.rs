@@ -124,6 +124,8 @@ pub struct Api {
     base: String,
     pub(crate) agent: ureq::Agent,
     token: Option<String>,
+    /// The device key that signs every authenticated request (PROTOCOL.md §8.2), set at login.
+    signer: Option<std::sync::Arc<serment_core::httpsig::Signer>>,
     transport: Transport,
 }
 
@@ -162,6 +164,7 @@ impl Api {
             base,
             agent,
             token: None,
+            signer: None,
             transport: transport.clone(),
         })
     }
@@ -185,6 +188,50 @@ impl Api {
             .as_ref()
             .map(|t| format!("Bearer {t}"))
             .ok_or(ClientError::NotRegistered)
+    }
+
+    /// Adds `Authorization`, and the RFC 9421 signature over the method, path, query, token and
+    /// (with a body) `Content-Digest`, to a request for `url` (PROTOCOL.md §8.2). `digest` is
+    /// the body's `Content-Digest` value, sent as a header too.
+    ///
+    /// # Errors
+    /// [`ClientError::NotRegistered`] before login; [`ClientError::Input`] if the URL does not
+    /// parse or the random generator fails.
+    pub(crate) fn authorize<B>(
+        &self,
+        req: ureq::RequestBuilder<B>,
+        method: &str,
+        url: &str,
+        digest: Option<&str>,
+    ) -> Result<ureq::RequestBuilder<B>> {
+        let authorization = self.auth_header()?;
+        let signer = self.signer.as_ref().ok_or(ClientError::NotRegistered)?;
+        let uri: ureq::http::Uri = url
+            .parse()
+            .map_err(|_| ClientError::Input(format!("invalid request URL {url:?}")))?;
+        let nonce =
+            serment_core::httpsig::new_nonce().map_err(|e| ClientError::Input(e.to_string()))?;
+        let headers = signer
+            .sign(
+                &serment_core::httpsig::Request {
+                    method,
+                    path: uri.path(),
+                    query: uri.query(),
+                    authorization: &authorization,
+                    content_digest: digest,
+                },
+                crate::now_secs(),
+                &nonce,
+            )
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let mut req = req
+            .header("authorization", authorization)
+            .header("signature-input", headers.signature_input)
+            .header("signature", headers.signature);
+        if let Some(d) = digest {
+            req = req.header("content-digest", d);
+        }
+        Ok(req)
     }
 
     pub(crate) fn check(
@@ -232,14 +279,15 @@ impl Api {
     }
 
     pub(crate) fn get_json<T: DeserializeOwned>(&self, path: &str, auth: bool) -> Result<T> {
+        let url = self.url(path);
         let mut req = self
             .agent
-            .get(self.url(path))
+            .get(&url)
             .config()
             .timeout_per_call(Some(JSON_CALL_TIMEOUT))
             .build();
         if auth {
-            req = req.header("authorization", self.auth_header()?);
+            req = self.authorize(req, "GET", &url, None)?;
         }
         Self::read_json(req.call().map_err(transport)?)
     }
@@ -250,16 +298,20 @@ impl Api {
         body: &serde_json::Value,
         auth: bool,
     ) -> Result<T> {
+        let url = self.url(path);
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Input(e.to_string()))?;
         let mut req = self
             .agent
-            .post(self.url(path))
+            .post(&url)
             .config()
             .timeout_per_call(Some(JSON_CALL_TIMEOUT))
-            .build();
+            .build()
+            .header("content-type", "application/json");
         if auth {
-            req = req.header("authorization", self.auth_header()?);
+            let digest = serment_core::httpsig::content_digest(&bytes);
+            req = self.authorize(req, "POST", &url, Some(&digest))?;
         }
-        Self::read_json(req.send_json(body).map_err(transport)?)
+        Self::read_json(req.send(&bytes[..]).map_err(transport)?)
     }
 
     /// `GET /healthz`: returns the server's largest accepted blob, in bytes (`None` if the server
@@ -335,6 +387,9 @@ impl Api {
             return Err(ClientError::BadResponse("invalid token".into()));
         }
         self.token = Some(t.token);
+        self.signer = Some(std::sync::Arc::new(serment_core::httpsig::Signer::new(
+            device,
+        )));
         Ok(())
     }
 
@@ -347,15 +402,53 @@ impl Api {
         struct Up {
             blob_id: String,
         }
-        let resp = self
+        let url = self.url("/v1/blobs");
+        let req = self
             .agent
-            .post(self.url("/v1/blobs"))
-            .header("authorization", self.auth_header()?)
-            .header("content-type", "application/octet-stream")
+            .post(&url)
+            .header("content-type", "application/octet-stream");
+        // A streamed body's digest is not known before it is sent: the signature covers the
+        // request without it, and the blob is bound by its content address instead
+        // (PROTOCOL.md §8.2).
+        let resp = self
+            .authorize(req, "POST", &url, None)?
             .send(ureq::SendBody::from_reader(body))
             .map_err(transport)?;
         let up: Up = Self::read_json(resp)?;
         check_hex(&up.blob_id, 64, "blob_id")?;
+        Ok(up.blob_id)
+    }
+
+    /// `POST /v1/blobs` for a blob held in memory: sent with its `Content-Digest`, covered by
+    /// the request signature; the server checks it before storing, and this client checks the
+    /// blob id the server answers is the same SHA-256.
+    ///
+    /// # Errors
+    /// As [`Api::upload_blob`]; [`ClientError::BadResponse`] for another blob id.
+    pub fn upload_blob_bytes(&self, bytes: &[u8]) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Up {
+            blob_id: String,
+        }
+        let url = self.url("/v1/blobs");
+        let digest = serment_core::httpsig::content_digest(bytes);
+        let req = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/octet-stream");
+        let resp = self
+            .authorize(req, "POST", &url, Some(&digest))?
+            .send(bytes)
+            .map_err(transport)?;
+        let up: Up = Self::read_json(resp)?;
+        let expected = serment_core::httpsig::parse_content_digest(&digest)
+            .map(hex::encode)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        if up.blob_id != expected {
+            return Err(ClientError::BadResponse(
+                "the server named another blob id than the SHA-256 of the bytes sent".into(),
+            ));
+        }
         Ok(up.blob_id)
     }
 
@@ -446,10 +539,8 @@ impl Api {
         if let Some(n) = size {
             path.push_str(&format!("?size={n}"));
         }
-        let mut req = self
-            .agent
-            .get(self.url(&path))
-            .header("authorization", self.auth_header()?);
+        let url = self.url(&path);
+        let mut req = self.authorize(self.agent.get(&url), "GET", &url, None)?;
         if let Some(r) = receipt {
             req = req.header("serment-receipt", b64e(&r.encode()));
         }
@@ -483,10 +574,8 @@ impl Api {
         version: u32,
         receipt: Option<&serment_core::log::entry::Receipt>,
     ) -> Result<impl Read + use<>> {
-        let mut req = self
-            .agent
-            .get(self.url(&format!("/v1/documents/{doc_id}/versions/{version}/blob")))
-            .header("authorization", self.auth_header()?);
+        let url = self.url(&format!("/v1/documents/{doc_id}/versions/{version}/blob"));
+        let mut req = self.authorize(self.agent.get(&url), "GET", &url, None)?;
         if let Some(r) = receipt {
             req = req.header("serment-receipt", b64e(&r.encode()));
         }

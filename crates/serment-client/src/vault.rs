@@ -249,7 +249,7 @@ impl Session {
             ) {
                 // A server whose JSON limit is below this commit (many wraps): upload first.
                 Err(ClientError::Server { status: 413, .. }) => {
-                    let blob_id = self.api.upload_blob(&mut bytes.as_slice())?;
+                    let blob_id = self.api.upload_blob_bytes(&bytes)?;
                     self.commit_uploaded(&doc_id, doc_version, blob_id, &wraps, log_from)?
                 }
                 other => other?,

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod codec;
 pub mod document;
 mod error;
+pub mod httpsig;
 pub mod identity;
 pub mod ids;
 pub mod keystore;

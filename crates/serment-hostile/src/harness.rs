@@ -626,6 +626,8 @@ pub struct RouterFixture {
     rt: tokio::runtime::Runtime,
     router: Router,
     token: String,
+    /// The author device's request signer (PROTOCOL.md §8.2), set at login.
+    signer: Option<serment_core::httpsig::Signer>,
     doc_id: String,
     _dir: tempfile::TempDir,
 }
@@ -684,6 +686,7 @@ impl RouterFixture {
             rt,
             router,
             token: String::new(),
+            signer: None,
             doc_id: String::new(),
             _dir: dir,
         };
@@ -737,6 +740,7 @@ impl RouterFixture {
             .and_then(Value::as_str)
             .expect("token")
             .to_owned();
+        fx.signer = Some(serment_core::httpsig::Signer::new(&f.author));
         let (s, up) = fx.raw_call(
             Method::POST,
             "/v1/blobs",
@@ -768,22 +772,62 @@ impl RouterFixture {
 
     fn call(&self, m: Method, uri: &str, auth: Option<()>, body: Vec<u8>) -> (u16, Vec<u8>) {
         let mut b = Request::builder()
-            .method(m)
+            .method(m.clone())
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json");
         if auth.is_some() {
-            b = b.header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+            b = self.authorize(b, &m, uri, Some(&body));
         }
         self.send(b, body)
     }
 
     fn raw_call(&self, m: Method, uri: &str, body: Vec<u8>, ct: &str) -> (u16, Vec<u8>) {
         let b = Request::builder()
-            .method(m)
+            .method(m.clone())
             .uri(uri)
-            .header(header::CONTENT_TYPE, ct)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+            .header(header::CONTENT_TYPE, ct);
+        let b = self.authorize(b, &m, uri, None);
         self.send(b, body)
+    }
+
+    /// Adds the bearer token and its RFC 9421 signature (PROTOCOL.md §8.2), with
+    /// `Content-Digest` when `body` is given. An unparsable URI gets the token alone.
+    fn authorize(
+        &self,
+        mut b: axum::http::request::Builder,
+        m: &Method,
+        uri: &str,
+        body: Option<&[u8]>,
+    ) -> axum::http::request::Builder {
+        let authorization = format!("Bearer {}", self.token);
+        b = b.header(header::AUTHORIZATION, authorization.as_str());
+        let (Some(signer), Ok(u)) = (&self.signer, uri.parse::<Uri>()) else {
+            return b;
+        };
+        let digest = body.map(serment_core::httpsig::content_digest);
+        let Ok(nonce) = serment_core::httpsig::new_nonce() else {
+            return b;
+        };
+        let signed = signer.sign(
+            &serment_core::httpsig::Request {
+                method: m.as_str(),
+                path: u.path(),
+                query: u.query(),
+                authorization: &authorization,
+                content_digest: digest.as_deref(),
+            },
+            serment_client::now_secs(),
+            &nonce,
+        );
+        if let Ok(h) = signed {
+            b = b
+                .header("signature-input", h.signature_input)
+                .header("signature", h.signature);
+            if let Some(d) = digest {
+                b = b.header("content-digest", d);
+            }
+        }
+        b
     }
 
     fn send(&self, b: axum::http::request::Builder, body: Vec<u8>) -> (u16, Vec<u8>) {
@@ -824,11 +868,12 @@ impl RouterFixture {
         let auth = !p.starts_with("/v1/devices") && !p.starts_with("/v1/auth");
         let payload = if has_param { Vec::new() } else { body.to_vec() };
         let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
+            .method(method.clone())
+            .uri(&uri)
             .header(header::CONTENT_TYPE, "application/json");
         if auth {
-            b = b.header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+            let body = (method == Method::POST).then_some(payload.as_slice());
+            b = self.authorize(b, &method, &uri, body);
         }
         let (s, _) = self.send(b, payload);
         // An unbuildable URI never reaches the server: count it as refused.

@@ -10,6 +10,10 @@
 //! max_blob_bytes = 17179869184
 //! max_json_bytes = 1048576
 //! token_ttl_secs = 900
+//! replay_cache_entries = 262144
+//! pending_upload_grace_secs = 86400
+//! max_pending_uploads = 1024
+//! max_pending_upload_bytes = 34359738368
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -52,6 +56,14 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 pub const MAX_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// The largest accepted `auth_requests_per_minute` and `auth_failures_per_minute`.
 pub const MAX_AUTH_PER_MINUTE: u32 = 1_000_000;
+/// The smallest accepted `replay_cache_entries`.
+pub const MIN_REPLAY_CACHE_ENTRIES: usize = 1024;
+/// The largest accepted `replay_cache_entries` (about 1.5 GiB of memory at most).
+pub const MAX_REPLAY_CACHE_ENTRIES: usize = 16 * 1024 * 1024;
+/// The shortest accepted `pending_upload_grace_secs` (one minute).
+pub const MIN_PENDING_GRACE_SECS: u64 = 60;
+/// The longest accepted `pending_upload_grace_secs` (30 days).
+pub const MAX_PENDING_GRACE_SECS: u64 = 30 * 86_400;
 
 /// The server's settings. Build it with [`Config::default`], [`Config::load`], or field by field.
 ///
@@ -110,6 +122,19 @@ pub struct Config {
     /// this many; then every login request from that address or for that device gets 429 with
     /// `Retry-After` until the budget refills. Default 10.
     pub auth_failures_per_minute: u32,
+    /// Signed requests remembered for replay detection (PROTOCOL.md §8.2): at most this many
+    /// nonces, each for at most the 300 s skew window. Past it the oldest are dropped and requests
+    /// created before them are refused as stale. About 100 bytes each. Default 262 144.
+    pub replay_cache_entries: usize,
+    /// How long an uploaded blob may wait for a commit that references it, in seconds; the
+    /// garbage collector then deletes it. Default 86 400 (one day).
+    pub pending_upload_grace_secs: u64,
+    /// Uploads not yet referenced by a commit that one device may hold; one more is refused with
+    /// 429 `pending_quota`. Default 1024.
+    pub max_pending_uploads: u64,
+    /// Bytes of uploads not yet referenced by a commit that one device may hold; an upload past
+    /// it is refused with 429 `pending_quota`. Default 32 GiB.
+    pub max_pending_upload_bytes: u64,
 }
 
 impl Default for Config {
@@ -131,6 +156,10 @@ impl Default for Config {
             shutdown_grace_ms: 500,
             auth_requests_per_minute: 120,
             auth_failures_per_minute: 10,
+            replay_cache_entries: 256 * 1024,
+            pending_upload_grace_secs: 86_400,
+            max_pending_uploads: 1024,
+            max_pending_upload_bytes: 32 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -325,6 +354,33 @@ impl Config {
             1,
             MAX_AUTH_PER_MINUTE,
         )?;
+        if !(MIN_REPLAY_CACHE_ENTRIES..=MAX_REPLAY_CACHE_ENTRIES)
+            .contains(&self.replay_cache_entries)
+        {
+            return Err(invalid(
+                "replay_cache_entries",
+                format!(
+                    "must be between {MIN_REPLAY_CACHE_ENTRIES} and {MAX_REPLAY_CACHE_ENTRIES}"
+                ),
+            ));
+        }
+        if !(MIN_PENDING_GRACE_SECS..=MAX_PENDING_GRACE_SECS)
+            .contains(&self.pending_upload_grace_secs)
+        {
+            return Err(invalid(
+                "pending_upload_grace_secs",
+                format!("must be between {MIN_PENDING_GRACE_SECS} and {MAX_PENDING_GRACE_SECS}"),
+            ));
+        }
+        if self.max_pending_uploads == 0 {
+            return Err(invalid("max_pending_uploads", "must be at least 1".into()));
+        }
+        if self.max_pending_upload_bytes < self.max_blob_bytes.min(MIN_BLOB_BYTES) {
+            return Err(invalid(
+                "max_pending_upload_bytes",
+                format!("must be at least {MIN_BLOB_BYTES}"),
+            ));
+        }
         for w in &self.witnesses {
             match serment_core::log::note::VerifierKey::parse(w) {
                 Ok(k) if k.key_type == serment_core::log::note::KEY_TYPE_COSIGNATURE_V1 => {}

@@ -104,6 +104,8 @@ pub struct Server {
     tls: Option<TlsConfig>,
     /// Login throttle, shared by every router of this server.
     throttle: Arc<http::throttle::Throttle>,
+    /// Nonces of accepted signed requests (PROTOCOL.md §8.2), shared by every router.
+    replay: Arc<http::replay::ReplayCache>,
 }
 
 impl Server {
@@ -135,6 +137,7 @@ impl Server {
             config.auth_requests_per_minute,
             config.auth_failures_per_minute,
         ));
+        let replay = Arc::new(http::replay::ReplayCache::new(config.replay_cache_entries));
         Ok(Server {
             config: Arc::new(config),
             store,
@@ -142,6 +145,7 @@ impl Server {
             records: Arc::default(),
             tls,
             throttle,
+            replay,
         })
     }
 
@@ -178,6 +182,7 @@ impl Server {
             openapi: self.openapi.clone(),
             records: Arc::clone(&self.records),
             throttle: Arc::clone(&self.throttle),
+            replay: Arc::clone(&self.replay),
         })
     }
 

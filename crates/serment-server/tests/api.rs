@@ -173,10 +173,18 @@ async fn login_flow_and_bearer_auth() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(srv.send(req).await.0, StatusCode::UNAUTHORIZED);
-    let req = Request::get("/v1/documents")
-        .header(header::AUTHORIZATION, format!("bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
+    let mut b =
+        Request::get("/v1/documents").header(header::AUTHORIZATION, format!("bearer {token}"));
+    for (k, v) in signature_headers_for(
+        "GET",
+        "/v1/documents",
+        &token,
+        &format!("bearer {token}"),
+        None,
+    ) {
+        b = b.header(k, v);
+    }
+    let req = b.body(Body::empty()).unwrap();
     assert_eq!(
         srv.send(req).await.0,
         StatusCode::OK,
@@ -220,8 +228,8 @@ async fn commit_fetch_and_accesses() {
     let (s, v) = srv.get(&base, Some(&tb)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["wrap"], wrap_of(&sealed, &bob));
-    let req = Request::get(format!("{base}/blob"))
-        .header(header::AUTHORIZATION, format!("Bearer {tb}"))
+    let uri = format!("{base}/blob");
+    let req = authorize(Request::get(&uri), "GET", &uri, &tb, None)
         .body(Body::empty())
         .unwrap();
     let resp = tower::ServiceExt::oneshot(srv.router.clone(), req)

@@ -330,8 +330,13 @@ async fn wrong_content_types_are_415() {
         assert_eq!(v["error"]["code"], "unsupported_media_type");
     }
     for ct in [Some("application/json"), None] {
-        let mut b =
-            Request::post("/v1/blobs").header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let mut b = authorize(
+            Request::post("/v1/blobs"),
+            "POST",
+            "/v1/blobs",
+            &token,
+            None,
+        );
         if let Some(ct) = ct {
             b = b.header(header::CONTENT_TYPE, ct);
         }
@@ -381,12 +386,17 @@ async fn blob_over_the_limit_leaves_nothing() {
     let token = srv.enroll(&alice).await;
     let over = vec![0x5a; TEST_MAX_BLOB as usize + 1];
     // Declared length over the limit: refused before reading.
-    let req = Request::post("/v1/blobs")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, over.len())
-        .body(Body::from(over.clone()))
-        .unwrap();
+    let req = authorize(
+        Request::post("/v1/blobs"),
+        "POST",
+        "/v1/blobs",
+        &token,
+        None,
+    )
+    .header(header::CONTENT_TYPE, "application/octet-stream")
+    .header(header::CONTENT_LENGTH, over.len())
+    .body(Body::from(over.clone()))
+    .unwrap();
     let (s, v) = srv.send(req).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     let v: Value = serde_json::from_slice(&v).unwrap();
@@ -400,11 +410,16 @@ async fn blob_over_the_limit_leaves_nothing() {
         .chunks(10_000)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let req = Request::post("/v1/blobs")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(Body::from_stream(futures_util::stream::iter(chunks)))
-        .unwrap();
+    let req = authorize(
+        Request::post("/v1/blobs"),
+        "POST",
+        "/v1/blobs",
+        &token,
+        None,
+    )
+    .header(header::CONTENT_TYPE, "application/octet-stream")
+    .body(Body::from_stream(futures_util::stream::iter(chunks)))
+    .unwrap();
     let (s, v) = srv.send(req).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     let v: Value = serde_json::from_slice(&v).unwrap();
@@ -432,11 +447,16 @@ async fn upload_cut_halfway_leaves_nothing() {
             "client went away",
         )),
     ]);
-    let req = Request::post("/v1/blobs")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(Body::from_stream(stream))
-        .unwrap();
+    let req = authorize(
+        Request::post("/v1/blobs"),
+        "POST",
+        "/v1/blobs",
+        &token,
+        None,
+    )
+    .header(header::CONTENT_TYPE, "application/octet-stream")
+    .body(Body::from_stream(stream))
+    .unwrap();
     let (s, v) = srv.send(req).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let v: Value = serde_json::from_slice(&v).unwrap();
@@ -578,8 +598,8 @@ async fn inline_commit_is_checked_like_an_upload() {
     assert_eq!(v["log"]["entries"].as_array().unwrap().len(), wraps.len());
     assert_eq!(v["log"]["consistency"].as_array().unwrap().len(), 0);
     assert_no_blob_files(&srv);
-    let req = Request::get(format!("/v1/documents/{doc_id}/versions/1/blob"))
-        .header(header::AUTHORIZATION, format!("Bearer {ta}"))
+    let uri = format!("/v1/documents/{doc_id}/versions/1/blob");
+    let req = authorize(Request::get(&uri), "GET", &uri, &ta, None)
         .body(Body::empty())
         .unwrap();
     let (s, got) = srv.send(req).await;

@@ -27,8 +27,7 @@ async fn get_with_receipt(
     token: &str,
     receipt: &Receipt,
 ) -> (StatusCode, Value) {
-    let req = Request::get(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+    let req = authorize(Request::get(uri), "GET", uri, token, None)
         .header("serment-receipt", b64(&receipt.encode()))
         .body(Body::empty())
         .unwrap();

@@ -36,6 +36,10 @@ async fn http(
     );
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        let signed_body = (method == "POST" && path != "/v1/blobs").then_some(body);
+        for (k, v) in signature_headers(method, path, t, signed_body) {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
     }
     if let Some(ct) = content_type {
         head.push_str(&format!("Content-Type: {ct}\r\n"));
@@ -103,7 +107,9 @@ async fn login(addr: SocketAddr, user: &User) -> String {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    v["token"].as_str().unwrap().to_owned()
+    let token = v["token"].as_str().unwrap().to_owned();
+    remember_signer(&token, &user.device);
+    token
 }
 
 #[tokio::test]
@@ -193,10 +199,14 @@ async fn end_to_end_over_tcp() {
 
     // A client that announces 200 000 bytes, sends 50 000 and hangs up leaves nothing behind.
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
+    let mut head = format!(
         "POST /v1/blobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ta}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: 200000\r\n\r\n"
+         Content-Type: application/octet-stream\r\nContent-Length: 200000\r\n"
     );
+    for (k, v) in signature_headers("POST", "/v1/blobs", &ta, None) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&[7u8; 50_000]).await.unwrap();
     s.flush().await.unwrap();

@@ -38,7 +38,7 @@ fn is_octet_stream(headers: &HeaderMap) -> bool {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 201, body = BlobResponse),
-        (status = 400, description = "The body ended abnormally", body = ErrorBody),
+        (status = 400, description = "The body ended abnormally, or does not match its Content-Digest", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 413, description = "Over max_blob_bytes", body = ErrorBody),
         (status = 415, description = "Not application/octet-stream", body = ErrorBody),
@@ -65,10 +65,22 @@ pub(crate) async fn upload(
             "blob exceeds the limit of {limit} bytes"
         )));
     }
+    // A declared Content-Digest (RFC 9530) is checked after streaming, before storing.
+    let expected = match headers.get("content-digest") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| serment_core::httpsig::parse_content_digest(v).ok())
+                .ok_or(ApiError::DigestMismatch(
+                    "Content-Digest must be one sha-256=:<base64>: member",
+                ))?,
+        ),
+    };
     let (blob_id, size) = state
         .store
         .blobs()
-        .put(body.into_data_stream(), limit)
+        .put_checked(body.into_data_stream(), limit, expected)
         .await?;
     state.store.db().record_blob(&blob_id, size, now()).await?;
     tracing::info!(device = %caller.device_key.short(), blob = %blob_id, size, "blob stored");

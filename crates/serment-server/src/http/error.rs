@@ -37,6 +37,12 @@ pub(crate) enum ApiError {
     PayloadTooLarge(String),
     /// 415 `unsupported_media_type`: wrong `Content-Type`.
     UnsupportedMediaType(&'static str),
+    /// 400 `digest_mismatch`: the body does not match its `Content-Digest` (RFC 9530).
+    DigestMismatch(&'static str),
+    /// 429 `pending_quota`: the device's uploads not yet referenced by a commit are over the
+    /// quota (`max_pending_uploads` / `max_pending_upload_bytes`); commit or wait for the
+    /// garbage collector.
+    PendingQuota(String),
     /// 500 `internal`: a server fault, logged; the client gets a generic message.
     Internal,
 }
@@ -52,7 +58,9 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
     /// One of `bad_request`, `invalid_base64`, `invalid_record`, `unauthorized`, `forbidden`,
-    /// `device_revoked`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`, `internal`.
+    /// `device_revoked`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `digest_mismatch`, `pending_quota`,
+    /// `internal`.
     pub(crate) code: &'static str,
     /// Human-readable explanation; never contains secrets, paths or SQL.
     pub(crate) message: String,
@@ -78,6 +86,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::DigestMismatch(_) => StatusCode::BAD_REQUEST,
+            ApiError::PendingQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +106,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::DigestMismatch(_) => "digest_mismatch",
+            ApiError::PendingQuota(_) => "pending_quota",
             ApiError::Internal => "internal",
         }
     }
@@ -106,11 +118,13 @@ impl ApiError {
             | ApiError::InvalidBase64(m)
             | ApiError::InvalidRecord(m)
             | ApiError::Conflict(m)
-            | ApiError::PayloadTooLarge(m) => m.clone(),
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::PendingQuota(m) => m.clone(),
             ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
-            | ApiError::UnsupportedMediaType(m) => (*m).to_owned(),
+            | ApiError::UnsupportedMediaType(m)
+            | ApiError::DigestMismatch(m) => (*m).to_owned(),
             ApiError::MethodNotAllowed => "method not allowed on this route".to_owned(),
             ApiError::DeviceRevoked => {
                 "this device was revoked (a signed entry in the transparency \
@@ -167,6 +181,9 @@ impl From<BlobError> for ApiError {
             BlobError::Body(_) => ApiError::BadRequest("the request body ended abnormally".into()),
             BlobError::NotFound => ApiError::internal("blob recorded but missing on disk", &e),
             BlobError::TooShort => ApiError::InvalidRecord("blob is shorter than a header".into()),
+            BlobError::DigestMismatch => {
+                ApiError::DigestMismatch("the body does not match its Content-Digest")
+            }
             BlobError::Io(_) | BlobError::Rng => ApiError::internal("blob store failure", &e),
         }
     }

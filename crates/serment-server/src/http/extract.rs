@@ -241,6 +241,7 @@ impl FromRequestParts<AppState> for AuthDevice {
             .records
             .verified(&row.record)
             .map_err(|e| ApiError::internal("stored device record does not verify", &e))?;
+        check_request_signature(parts, state, value, &row.device_id, &record.signing_key)?;
         Ok(AuthDevice {
             device_key: record.device_id(),
             device_id: row.device_id,
@@ -248,6 +249,123 @@ impl FromRequestParts<AppState> for AuthDevice {
             signing_key: record.signing_key,
         })
     }
+}
+
+/// The one value of header `name`, if present; several values are refused.
+fn single_header<'a>(parts: &'a Parts, name: &'static str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = parts.headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::Unauthorized(
+            "a signature header appears more than once",
+        ));
+    }
+    first
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::Unauthorized("a signature header is not visible ASCII"))
+        })
+        .transpose()
+}
+
+/// Checks the RFC 9421 signature that binds a bearer request to its device key (PROTOCOL.md
+/// §8.2): present, well formed, naming the token's device, covering `content-digest` on a
+/// request with a body (except the streamed `POST /v1/blobs`, whose body is bound by its
+/// content address), verifying under the device's key, `created` within the skew window, and
+/// the nonce never seen before. Every refusal is 401; the nonce is remembered only once the
+/// signature verified, so nobody without the device key can fill the cache.
+fn check_request_signature(
+    parts: &Parts,
+    state: &AppState,
+    authorization: &str,
+    device_id: &str,
+    signing_key: &[u8; 32],
+) -> Result<(), ApiError> {
+    use serment_core::httpsig;
+    const MISSING: &str = "a request signature is required with the bearer token \
+                           (RFC 9421 Signature-Input and Signature, PROTOCOL.md §8.2)";
+    let input = single_header(parts, "signature-input")?.ok_or(ApiError::Unauthorized(MISSING))?;
+    let signature = single_header(parts, "signature")?.ok_or(ApiError::Unauthorized(MISSING))?;
+    let parsed = httpsig::parse(input, signature).map_err(|e| ApiError::Unauthorized(e.0))?;
+    if parsed.keyid() != device_id {
+        return Err(ApiError::Unauthorized(
+            "the signature's keyid is not the token's device",
+        ));
+    }
+    let has_body = parts.method == axum::http::Method::POST && parts.uri.path() != "/v1/blobs";
+    if has_body && !parsed.covers_digest {
+        return Err(ApiError::Unauthorized(
+            "the signature must cover content-digest on a request with a body",
+        ));
+    }
+    let content_digest = single_header(parts, "content-digest")?;
+    httpsig::verify(
+        signing_key,
+        &httpsig::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            authorization,
+            content_digest,
+        },
+        &parsed,
+    )
+    .map_err(|e| ApiError::Unauthorized(e.0))?;
+    state
+        .replay
+        .check(device_id, parsed.nonce(), parsed.created(), now())
+        .map_err(|r| match r {
+            super::replay::Refusal::Stale => ApiError::Unauthorized(
+                "the signature's created time is too far from the server's clock (over 300 s) \
+                 or too old: sign the request again",
+            ),
+            super::replay::Refusal::Replayed => {
+                ApiError::Unauthorized("the signature's nonce was already used (a replay)")
+            }
+        })
+}
+
+/// Checks a JSON request's `Content-Digest` (RFC 9530, `sha-256` only) against its body, which
+/// is buffered (JSON bodies are capped by `max_json_bytes` outside this layer). A request without
+/// the header passes unchanged; the signature check decides whether one was required.
+pub(crate) async fn content_digest(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let Some(value) = req.headers().get("content-digest") else {
+        return next.run(req).await;
+    };
+    let expected = match value
+        .to_str()
+        .ok()
+        .map(serment_core::httpsig::parse_content_digest)
+    {
+        Some(Ok(d)) => d,
+        _ => {
+            return ApiError::DigestMismatch(
+                "Content-Digest must be one sha-256=:<base64>: member",
+            )
+            .into_response();
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::PayloadTooLarge(
+                "the JSON body is over the limit or ended abnormally".into(),
+            )
+            .into_response();
+        }
+    };
+    let actual: [u8; 32] = Sha256::digest(&bytes).into();
+    if actual != expected {
+        return ApiError::DigestMismatch("the body does not match its Content-Digest")
+            .into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 #[cfg(test)]

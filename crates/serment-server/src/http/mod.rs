@@ -27,6 +27,7 @@ mod extract;
 pub(crate) use extract::RecordCache;
 mod log;
 pub(crate) mod throttle;
+pub(crate) mod replay;
 mod types;
 
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub(crate) struct AppState {
     pub(crate) records: Arc<RecordCache>,
     /// Login throttle per address and per device (shared by every router of the server).
     pub(crate) throttle: Arc<throttle::Throttle>,
+    /// Nonces of the signed requests accepted within the skew window (PROTOCOL.md §8.2).
+    pub(crate) replay: Arc<replay::ReplayCache>,
 }
 
 /// The OpenAPI 3.1 description of the API.
@@ -203,6 +206,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/log/cosignatures", post(log::cosign))
         .route("/v1/log/revocations", post(log::revoke))
         .route("/v1/log/rotations", post(log::rotate))
+        // Inside the body limit: the digest check buffers at most `max_json_bytes`.
+        .layer(axum::middleware::from_fn(extract::content_digest))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a
         // larger configured `max_json_bytes`.
         .layer(DefaultBodyLimit::disable())

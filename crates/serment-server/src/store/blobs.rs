@@ -88,6 +88,9 @@ pub(crate) enum BlobError {
     /// The system random generator failed.
     #[error("random generator failed")]
     Rng,
+    /// The body's SHA-256 is not the `Content-Digest` the request declared.
+    #[error("the body does not match its Content-Digest")]
+    DigestMismatch,
 }
 
 /// Deletes a temporary file on drop unless [`TempFile::keep`] was called.
@@ -151,7 +154,25 @@ impl BlobStore {
 
     /// Streams `body` to disk, hashing it, and stores it under its SHA-256. Returns the id and the
     /// size. Over `limit` bytes: [`BlobError::TooLarge`]; on any failure nothing is left behind.
+    #[cfg(test)]
     pub(crate) async fn put<S, E>(&self, body: S, limit: u64) -> Result<(BlobId, u64), BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: fmt::Display,
+    {
+        self.put_checked(body, limit, None).await
+    }
+
+    /// [`BlobStore::put`], and when `expected` is given (the request's `Content-Digest`,
+    /// RFC 9530), the streamed body's SHA-256 must equal it: checked after the last byte and
+    /// before the file is renamed into place, so a mismatching body is never stored or
+    /// acknowledged ([`BlobError::DigestMismatch`]).
+    pub(crate) async fn put_checked<S, E>(
+        &self,
+        body: S,
+        limit: u64,
+        expected: Option<[u8; 32]>,
+    ) -> Result<(BlobId, u64), BlobError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: fmt::Display,
@@ -187,7 +208,11 @@ impl BlobStore {
         file.get_mut().sync_all().await?;
         drop(file);
 
-        let id = BlobId(hex::encode(hasher.finalize()));
+        let digest: [u8; 32] = hasher.finalize().into();
+        if expected.is_some_and(|e| e != digest) {
+            return Err(BlobError::DigestMismatch);
+        }
+        let id = BlobId(hex::encode(digest));
         let final_path = self.path(&id);
         if tokio::fs::try_exists(&final_path).await? {
             // Content-addressed: the same bytes are already stored; the guard deletes the copy.

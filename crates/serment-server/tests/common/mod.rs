@@ -24,6 +24,87 @@ use serment_core::{DocId, KeyId};
 use serment_server::{Config, Server};
 use tower::ServiceExt as _;
 
+/// The device key behind each token handed out by [`TestServer::login`], so that every helper
+/// signs the requests it sends with that token (PROTOCOL.md §8.2). A token not in here (made up
+/// by a test) is sent without a signature.
+static SIGNERS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, serment_core::httpsig::Signer>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Remembers the device key behind `token`.
+pub fn remember_signer(token: &str, device: &DeviceSecret) {
+    SIGNERS
+        .lock()
+        .unwrap()
+        .insert(token.to_owned(), serment_core::httpsig::Signer::new(device));
+}
+
+/// The signature headers for a request with `token` (none for a token this module did not hand
+/// out): `(name, value)` pairs, `content-digest` included when `body` is given.
+pub fn signature_headers(
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<&[u8]>,
+) -> Vec<(&'static str, String)> {
+    signature_headers_for(method, uri, token, &format!("Bearer {token}"), body)
+}
+
+/// [`signature_headers`] covering the `Authorization` value `authorization` (which names `token`).
+pub fn signature_headers_for(
+    method: &str,
+    uri: &str,
+    token: &str,
+    authorization: &str,
+    body: Option<&[u8]>,
+) -> Vec<(&'static str, String)> {
+    let Some(signer) = SIGNERS.lock().unwrap().get(token).cloned() else {
+        return Vec::new();
+    };
+    let uri: axum::http::Uri = uri.parse().unwrap();
+    let digest = body.map(serment_core::httpsig::content_digest);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let h = signer
+        .sign(
+            &serment_core::httpsig::Request {
+                method,
+                path: uri.path(),
+                query: uri.query(),
+                authorization,
+                content_digest: digest.as_deref(),
+            },
+            now,
+            &serment_core::httpsig::new_nonce().unwrap(),
+        )
+        .unwrap();
+    let mut out = vec![
+        ("signature-input", h.signature_input),
+        ("signature", h.signature),
+    ];
+    if let Some(d) = digest {
+        out.push(("content-digest", d));
+    }
+    out
+}
+
+/// Adds `Authorization: Bearer <token>` and its signature headers to `b`.
+pub fn authorize(
+    mut b: axum::http::request::Builder,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<&[u8]>,
+) -> axum::http::request::Builder {
+    b = b.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    for (k, v) in signature_headers(method, uri, token, body) {
+        b = b.header(k, v);
+    }
+    b
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -112,9 +193,15 @@ impl TestServer {
         token: Option<&str>,
         body: Option<String>,
     ) -> (StatusCode, Value) {
-        let mut b = Request::builder().method(method).uri(uri);
+        let mut b = Request::builder().method(method.clone()).uri(uri);
         if let Some(t) = token {
-            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            b = authorize(
+                b,
+                method.as_str(),
+                uri,
+                t,
+                body.as_deref().map(str::as_bytes),
+            );
         }
         let req = match body {
             Some(text) => b
@@ -144,8 +231,7 @@ impl TestServer {
     }
 
     pub async fn upload(&self, token: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
-        let req = Request::post("/v1/blobs")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        let req = authorize(Request::post("/v1/blobs"), "POST", "/v1/blobs", token, None)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(Body::from(bytes))
             .unwrap();
@@ -183,7 +269,9 @@ impl TestServer {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["expires_in"], 900);
-        v["token"].as_str().unwrap().to_owned()
+        let token = v["token"].as_str().unwrap().to_owned();
+        remember_signer(&token, &user.device);
+        token
     }
 }
 
