@@ -53,6 +53,9 @@ pub struct Exchange {
     pub device: Option<KeyId>,
     /// Request body.
     pub request: Vec<u8>,
+    /// Request headers as the client sent them (bearer token and signature included), for a
+    /// test that replays a captured request.
+    pub request_headers: axum::http::HeaderMap,
     /// Response status (0 in a before-hook, unless it answers itself).
     pub status: u16,
     /// Response body.
@@ -407,6 +410,40 @@ impl Hostile {
         })
     }
 
+    /// Sends a request with exactly `headers` (say, those of a captured [`Exchange`]) straight to
+    /// the real server, as a network attacker replaying it would. Returns the status and body.
+    ///
+    /// # Panics
+    /// If the request cannot be built.
+    pub fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &axum::http::HeaderMap,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            if k != header::CONTENT_LENGTH && k != header::TRANSFER_ENCODING {
+                b = b.header(k, v);
+            }
+        }
+        let req = b
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .expect("request");
+        let router = self.proxy.upstream.clone();
+        self.rt.block_on(async move {
+            let Ok(resp) = router.oneshot(req).await;
+            let s = resp.status().as_u16();
+            let b = axum::body::to_bytes(resp.into_body(), MAX_PROXY_BODY)
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            (s, b)
+        })
+    }
+
     /// The bearer token the proxy saw `device` obtain last.
     pub fn token_of(&self, device: &KeyId) -> Option<String> {
         let map = self.proxy.state.tokens.lock().ok()?;
@@ -545,6 +582,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request<Body>) -> Response {
         path,
         device,
         request: body.to_vec(),
+        request_headers: parts.headers.clone(),
         status: 0,
         response: Vec::new(),
         content_type: None,

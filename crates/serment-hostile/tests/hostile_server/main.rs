@@ -27,6 +27,7 @@ mod nonce_key_reuse;
 mod parser_confusion;
 mod revocation_not_enforced;
 mod rollback_freshness_forks;
+mod stolen_token;
 mod unauthenticated_key_material;
 mod unsigned_membership_and_device_changes;
 mod weak_kdf_parameters;
