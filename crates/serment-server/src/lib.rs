@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod gc;
 mod http;
 mod store;
 pub mod tls;
@@ -186,6 +187,19 @@ impl Server {
         })
     }
 
+    /// Runs the pending-upload garbage collector once as if the time were `now` (seconds since
+    /// the Unix epoch): deletes up to 1000 uploads that no commit references and that were
+    /// stored more than `pending_upload_grace_secs` before `now`. A bound server also runs it
+    /// periodically. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`].
+    pub async fn collect_garbage(&self, now: u64) -> Result<usize, ServerError> {
+        gc::collect(&self.store, now, self.config.pending_upload_grace_secs)
+            .await
+            .map_err(|e| ServerError::Storage(Box::new(e)))
+    }
+
     /// Binds `config.listen` (port 0 picks a free port).
     ///
     /// # Errors
@@ -198,6 +212,7 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let gc = gc::spawn(self.store.clone(), self.config.pending_upload_grace_secs);
         Ok(RunningServer {
             router: self.router(),
             listener,
@@ -205,6 +220,7 @@ impl Server {
             limits: transport::Limits::from_config(&self.config),
             store: self.store,
             tls: self.tls,
+            _gc: gc,
         })
     }
 }
@@ -218,6 +234,8 @@ pub struct RunningServer {
     limits: transport::Limits,
     store: Store,
     tls: Option<TlsConfig>,
+    /// The pending-upload collector, stopped when the server is dropped.
+    _gc: gc::GcTask,
 }
 
 impl RunningServer {

@@ -144,10 +144,16 @@ async fn bodies_are_bound_by_content_digest() {
     // A blob upload declaring a digest its body does not have: refused, nothing stored.
     let blob = vec![7u8; 4096];
     let before = count_files(&srv.data.join("blobs"));
-    let req = authorize(Request::post("/v1/blobs"), "POST", "/v1/blobs", &ta, Some(&[1u8]))
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(Body::from(blob.clone()))
-        .unwrap();
+    let req = authorize(
+        Request::post("/v1/blobs"),
+        "POST",
+        "/v1/blobs",
+        &ta,
+        Some(&[1u8]),
+    )
+    .header(header::CONTENT_TYPE, "application/octet-stream")
+    .body(Body::from(blob.clone()))
+    .unwrap();
     let (s, b2) = srv.send(req).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let v: Value = serde_json::from_slice(&b2).unwrap();
@@ -155,10 +161,16 @@ async fn bodies_are_bound_by_content_digest() {
     assert_eq!(count_files(&srv.data.join("blobs")), before);
     assert_eq!(count_files(&srv.data.join("tmp")), 0);
     // The same upload with its true digest is stored under that SHA-256.
-    let req = authorize(Request::post("/v1/blobs"), "POST", "/v1/blobs", &ta, Some(&blob))
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(Body::from(blob.clone()))
-        .unwrap();
+    let req = authorize(
+        Request::post("/v1/blobs"),
+        "POST",
+        "/v1/blobs",
+        &ta,
+        Some(&blob),
+    )
+    .header(header::CONTENT_TYPE, "application/octet-stream")
+    .body(Body::from(blob.clone()))
+    .unwrap();
     let (s, b2) = srv.send(req).await;
     assert_eq!(s, StatusCode::CREATED);
     let v: Value = serde_json::from_slice(&b2).unwrap();

@@ -85,9 +85,12 @@ fn stolen_token_replayed_request_and_bare_token_are_refused_and_not_logged() {
     let mut h = commit.request_headers.clone();
     h.insert(
         "content-digest",
-        serment_core::httpsig::content_digest(&other).parse().unwrap(),
+        serment_core::httpsig::content_digest(&other)
+            .parse()
+            .unwrap(),
     );
-    let (s, _) = w.h.call_with_headers(Method::POST, "/v1/documents", &h, other);
+    let (s, _) =
+        w.h.call_with_headers(Method::POST, "/v1/documents", &h, other);
     assert_eq!(s, 401, "recomputed digest is not covered by the signature");
 
     assert_eq!(count(&w, "accesses"), accesses, "no access recorded");

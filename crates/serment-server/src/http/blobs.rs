@@ -42,6 +42,7 @@ fn is_octet_stream(headers: &HeaderMap) -> bool {
         (status = 401, body = ErrorBody),
         (status = 413, description = "Over max_blob_bytes", body = ErrorBody),
         (status = 415, description = "Not application/octet-stream", body = ErrorBody),
+        (status = 429, description = "pending_quota: too many uploads no commit references yet", body = ErrorBody),
     )
 )]
 pub(crate) async fn upload(
@@ -77,12 +78,35 @@ pub(crate) async fn upload(
                 ))?,
         ),
     };
-    let (blob_id, size) = state
+    // The per-device quota on uploads no commit references yet (issue 10 §2). The byte quota is
+    // checked against the declared length; a chunked upload can pass it by one blob at most.
+    let (pending, pending_bytes) = state.store.db().pending_uploads(&caller.device_id).await?;
+    let cfg = &state.config;
+    if pending >= cfg.max_pending_uploads
+        || pending_bytes.saturating_add(declared.unwrap_or(0)) > cfg.max_pending_upload_bytes
+    {
+        return Err(ApiError::PendingQuota(format!(
+            "this device has {pending} uploads ({pending_bytes} bytes) that no commit references \
+             yet; the limits are {} uploads and {} bytes: commit them, or wait {} s for the \
+             unreferenced ones to be deleted",
+            cfg.max_pending_uploads, cfg.max_pending_upload_bytes, cfg.pending_upload_grace_secs
+        )));
+    }
+    let (blob_id, size, _shared) = state
         .store
         .blobs()
-        .put_checked(body.into_data_stream(), limit, expected)
+        .put_checked(
+            body.into_data_stream(),
+            limit,
+            expected,
+            state.store.upload_gate(),
+        )
         .await?;
-    state.store.db().record_blob(&blob_id, size, now()).await?;
+    state
+        .store
+        .db()
+        .record_blob(&blob_id, size, now(), &caller.device_id)
+        .await?;
     tracing::info!(device = %caller.device_key.short(), blob = %blob_id, size, "blob stored");
     Ok((
         StatusCode::CREATED,

@@ -160,19 +160,24 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: fmt::Display,
     {
-        self.put_checked(body, limit, None).await
+        let gate = tokio::sync::RwLock::new(());
+        let (id, size, _) = self.put_checked(body, limit, None, &gate).await?;
+        Ok((id, size))
     }
 
     /// [`BlobStore::put`], and when `expected` is given (the request's `Content-Digest`,
     /// RFC 9530), the streamed body's SHA-256 must equal it: checked after the last byte and
     /// before the file is renamed into place, so a mismatching body is never stored or
-    /// acknowledged ([`BlobError::DigestMismatch`]).
-    pub(crate) async fn put_checked<S, E>(
+    /// acknowledged ([`BlobError::DigestMismatch`]). `gate` is taken shared once the body is
+    /// in (before the file is looked up and renamed into place) and returned, for the caller to
+    /// hold until the blob's row is recorded (the garbage collector takes it exclusively).
+    pub(crate) async fn put_checked<'g, S, E>(
         &self,
         body: S,
         limit: u64,
         expected: Option<[u8; 32]>,
-    ) -> Result<(BlobId, u64), BlobError>
+        gate: &'g tokio::sync::RwLock<()>,
+    ) -> Result<(BlobId, u64, tokio::sync::RwLockReadGuard<'g, ()>), BlobError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: fmt::Display,
@@ -213,10 +218,11 @@ impl BlobStore {
             return Err(BlobError::DigestMismatch);
         }
         let id = BlobId(hex::encode(digest));
+        let shared = gate.read().await;
         let final_path = self.path(&id);
         if tokio::fs::try_exists(&final_path).await? {
             // Content-addressed: the same bytes are already stored; the guard deletes the copy.
-            return Ok((id, size));
+            return Ok((id, size, shared));
         }
         let shard = self.blobs.join(id.shard());
         if !tokio::fs::try_exists(&shard).await? {
@@ -226,7 +232,17 @@ impl BlobStore {
         tokio::fs::rename(&tmp_path, &final_path).await?;
         guard.keep();
         sync_dir(&shard).await?;
-        Ok((id, size))
+        Ok((id, size, shared))
+    }
+
+    /// Deletes a stored blob file (the garbage collector, after its row is gone). A file already
+    /// missing is not an error.
+    pub(crate) async fn remove(&self, id: &BlobId) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.path(id)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Opens a stored blob for streaming; returns the file and its length.

@@ -169,6 +169,10 @@ pub(crate) struct RotatedDevice {
 pub(crate) struct Store {
     db: sqlite::Db,
     blobs: BlobStore,
+    /// Uploads hold it shared while they store a blob and record its row; the garbage
+    /// collector holds it exclusively while it deletes a row and its file. So the collector
+    /// never deletes a file an upload of the same bytes has just found in place and recorded.
+    upload_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Store {
@@ -179,7 +183,16 @@ impl Store {
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         let db = sqlite::Db::open(&data_dir.join(DB_FILE)).await?;
-        Ok(Store { db, blobs })
+        Ok(Store {
+            db,
+            blobs,
+            upload_gate: std::sync::Arc::default(),
+        })
+    }
+
+    /// The gate between uploads (shared) and the garbage collector (exclusive).
+    pub(crate) fn upload_gate(&self) -> &tokio::sync::RwLock<()> {
+        &self.upload_gate
     }
 
     /// The blob directory.

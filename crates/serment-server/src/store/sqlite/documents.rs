@@ -20,17 +20,67 @@ impl Db {
         blob_id: &BlobId,
         size: u64,
         now: u64,
+        uploader: &str,
     ) -> Result<(), StoreError> {
+        // Bytes already stored keep their row: a blob some commit references stays committed
+        // (no uploader), a pending one stays charged to its first uploader.
         sqlx::query(
-            "INSERT INTO blobs (blob_id, size, created_at) VALUES (?, ?, ?) \
+            "INSERT INTO blobs (blob_id, size, created_at, uploader) VALUES (?, ?, ?, ?) \
              ON CONFLICT (blob_id) DO NOTHING",
         )
         .bind(blob_id.as_str())
         .bind(to_i64(size)?)
         .bind(to_i64(now)?)
+        .bind(uploader)
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// The uploads of `device` that no commit references yet: their number and total size in
+    /// bytes (issue 10 §2, the pending-upload quota).
+    pub(crate) async fn pending_uploads(&self, device: &str) -> Result<(u64, u64), StoreError> {
+        let (n, bytes): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE uploader = ?")
+                .bind(device)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((to_u64(n)?, to_u64(bytes)?))
+    }
+
+    /// Up to `limit` pending uploads (referenced by no commit) stored before `before` (seconds).
+    pub(crate) async fn stale_pending_blobs(
+        &self,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<BlobId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT blob_id FROM blobs WHERE uploader IS NOT NULL AND created_at < ? \
+             ORDER BY created_at LIMIT ?",
+        )
+        .bind(to_i64(before)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.iter().filter_map(|s| BlobId::parse(s)).collect())
+    }
+
+    /// Deletes the row of a pending upload stored before `before`, if it is still pending and
+    /// that old. Returns whether a row was deleted (then the caller deletes the file).
+    pub(crate) async fn delete_pending_blob(
+        &self,
+        blob_id: &BlobId,
+        before: u64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM blobs WHERE blob_id = ? AND uploader IS NOT NULL AND created_at < ? \
+             AND NOT EXISTS (SELECT 1 FROM documents WHERE documents.blob_id = blobs.blob_id)",
+        )
+        .bind(blob_id.as_str())
+        .bind(to_i64(before)?)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// The recorded size of a blob.
