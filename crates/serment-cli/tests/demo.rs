@@ -23,6 +23,15 @@ fn assert_clean(v: &serde_json::Value) {
     assert!(docs > 0, "{v}");
     assert_eq!(v["verified"].as_u64().unwrap(), docs, "{v}");
     assert_eq!(v["plaintext_hits"].as_u64().unwrap(), 0, "{v}");
+    // Every step ran over HTTPS, against a throwaway CA (issue 10 §1).
+    assert_eq!(v["tls"], true, "{v}");
+    assert!(
+        v["server_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:"),
+        "{v}"
+    );
     assert!(v["sensitive_strings_checked"].as_u64().unwrap() > 0, "{v}");
     assert!(v["stored_bytes"].as_u64().unwrap() >= v["plaintext_bytes"].as_u64().unwrap());
     for k in ["plaintext_bytes", "stored_bytes", "seconds"] {

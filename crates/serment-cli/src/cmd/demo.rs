@@ -117,6 +117,12 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         .unwrap_or_else(|| tmp.path().join("server-data"));
     let homes = tmp.path().join("homes");
 
+    // Every step runs over HTTPS: a throwaway CA and a loopback certificate, in memory only;
+    // the parties trust that CA (besides the webpki roots) and record it in their keystores.
+    let pki = super::demo_tls::generate()?;
+    let tls = serment_server::TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes())
+        .map_err(|e| CliError::Server(e.to_string()))?;
+    let transport = Transport::default().with_ca_pem(&pki.ca_pem)?;
     let rt = runtime()?;
     let config = Config {
         data_dir: data_dir.clone(),
@@ -126,14 +132,14 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
     let running = rt.block_on(async {
         let server = Server::open(config)
             .await
-            .map_err(|e| CliError::Server(e.to_string()))?;
+            .map_err(|e| CliError::Server(e.to_string()))?
+            .with_tls(tls);
         server
             .bind()
             .await
             .map_err(|e| CliError::Server(e.to_string()))
     })?;
-    let url = format!("http://{}", running.local_addr());
-    let transport = Transport::default();
+    let url = running.url();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = rt.spawn(running.serve(async {
         let _ = stop_rx.await;
@@ -289,6 +295,8 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             .unwrap_or(false);
         let report = super::log::run_verify_log(&url, &transport, None)?;
         Ok(json!({
+            "tls": url.starts_with("https://"),
+            "server_url": url,
             "documents": all.len(),
             "verified": verified,
             "plaintext_bytes": all.iter().map(|d| d.plaintext_bytes).sum::<u64>(),
@@ -344,8 +352,10 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
     let documents = field(&summary, "documents").as_u64().unwrap_or(0);
     let verified = field(&summary, "verified").as_u64().unwrap_or(0);
     let mut text = format!(
-        "Serment demo: {} input bundle(s)\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
+        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
         inputs.len(),
+        field(&summary, "server_url").as_str().unwrap_or("?"),
+        field(&summary, "tls"),
         field(&summary, "plaintext_bytes"),
         field(&summary, "stored_bytes"),
         field(&summary, "access_events"),
@@ -367,7 +377,8 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
     }
     emit(ctx.json, &summary, &text);
     let log_ok = field(&summary, "log_verified").as_bool() == Some(true)
-        && field(&summary, "witness_cosigned").as_bool() == Some(true);
+        && field(&summary, "witness_cosigned").as_bool() == Some(true)
+        && field(&summary, "tls").as_bool() == Some(true);
     if verified != documents || !hits.is_empty() || documents == 0 || !log_ok {
         return Err(CliError::DemoFailed(format!(
             "{verified}/{documents} verified, {} plaintext hit(s)",

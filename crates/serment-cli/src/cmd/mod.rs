@@ -1,7 +1,6 @@
 //! Command implementations.
 
 mod demo;
-#[allow(dead_code)] // used once the server serves TLS (task B)
 mod demo_tls;
 mod docs;
 mod fhir;
