@@ -111,7 +111,10 @@ fn http_signature_vector_matches_the_implementation() {
         .unwrap();
     }
     let file: Value = serde_json::from_slice(&std::fs::read(path()).unwrap()).unwrap();
-    assert_eq!(file, generated, "{FILE} differs from what the code produces");
+    assert_eq!(
+        file, generated,
+        "{FILE} differs from what the code produces"
+    );
 }
 
 #[test]
@@ -156,10 +159,34 @@ fn http_signature_vector_verifies_and_binds_every_component() {
         // Each covered component is bound.
         let other_query = Some("size=13");
         for (what, changed) in [
-            ("method", Request { method: "PUT", ..req }),
-            ("path", Request { path: "/v1/documents", ..req }),
-            ("query", Request { query: other_query, ..req }),
-            ("authorization", Request { authorization: "Bearer x", ..req }),
+            (
+                "method",
+                Request {
+                    method: "PUT",
+                    ..req
+                },
+            ),
+            (
+                "path",
+                Request {
+                    path: "/v1/documents",
+                    ..req
+                },
+            ),
+            (
+                "query",
+                Request {
+                    query: other_query,
+                    ..req
+                },
+            ),
+            (
+                "authorization",
+                Request {
+                    authorization: "Bearer x",
+                    ..req
+                },
+            ),
         ] {
             assert!(httpsig::verify(&pk, &changed, &parsed).is_err(), "{what}");
         }
