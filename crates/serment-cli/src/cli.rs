@@ -196,6 +196,14 @@ pub(crate) struct ServeArgs {
     pub(crate) auth_requests_per_minute: Option<u32>,
     #[arg(long, env = "SERMENT_AUTH_FAILURES_PER_MINUTE", value_name = "N", help = help("auth_failures_per_minute"))]
     pub(crate) auth_failures_per_minute: Option<u32>,
+    #[arg(long, env = "SERMENT_REPLAY_CACHE_ENTRIES", value_name = "N", help = help("replay_cache_entries"))]
+    pub(crate) replay_cache_entries: Option<usize>,
+    #[arg(long, env = "SERMENT_PENDING_UPLOAD_GRACE_SECS", value_name = "SECS", help = help("pending_upload_grace_secs"))]
+    pub(crate) pending_upload_grace_secs: Option<u64>,
+    #[arg(long, env = "SERMENT_MAX_PENDING_UPLOADS", value_name = "N", help = help("max_pending_uploads"))]
+    pub(crate) max_pending_uploads: Option<u64>,
+    #[arg(long, env = "SERMENT_MAX_PENDING_UPLOAD_BYTES", value_name = "BYTES", help = help("max_pending_upload_bytes"))]
+    pub(crate) max_pending_upload_bytes: Option<u64>,
     /// Create a new, empty store when the data directory does not exist or is empty (needed on
     /// the first start unless --data-dir, SERMENT_DATA_DIR or the TOML `data_dir` names it; later
     /// starts need no flag).

@@ -94,7 +94,7 @@ pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
     emit(
         ctx.json,
         &json!({ "registered": true, "server": s.api.base(), "handle": s.ks.handle(),
-                 "device_id": s.ks.device.id().to_string(), "ca_recorded": s.ks.server_ca().is_some() }),
+                 "device_id": s.ks.device.id().to_string() }),
         &format!("Registered {} with {}", s.ks.handle(), s.api.base()),
     );
     Ok(())

@@ -87,6 +87,13 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
     set(&mut c.shutdown_grace_ms, a.shutdown_grace_ms);
     set(&mut c.auth_requests_per_minute, a.auth_requests_per_minute);
     set(&mut c.auth_failures_per_minute, a.auth_failures_per_minute);
+    set(&mut c.replay_cache_entries, a.replay_cache_entries);
+    set(
+        &mut c.pending_upload_grace_secs,
+        a.pending_upload_grace_secs,
+    );
+    set(&mut c.max_pending_uploads, a.max_pending_uploads);
+    set(&mut c.max_pending_upload_bytes, a.max_pending_upload_bytes);
 }
 
 /// True when `dir` does not exist or is an empty directory: opening it would create a new store.

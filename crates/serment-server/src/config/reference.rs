@@ -68,6 +68,14 @@ impl Setting {
             "auth_requests_per_minute" | "auth_failures_per_minute" => {
                 format!("1 to {MAX_AUTH_PER_MINUTE}")
             }
+            "replay_cache_entries" => {
+                format!("{MIN_REPLAY_CACHE_ENTRIES} to {MAX_REPLAY_CACHE_ENTRIES}")
+            }
+            "pending_upload_grace_secs" => {
+                format!("{MIN_PENDING_GRACE_SECS} to {MAX_PENDING_GRACE_SECS}")
+            }
+            "max_pending_uploads" => "at least 1".into(),
+            "max_pending_upload_bytes" => format!("at least {MIN_BLOB_BYTES}"),
             _ => String::new(),
         }
     }
@@ -154,6 +162,26 @@ pub const SETTINGS: &[Setting] = &[
         key: "auth_failures_per_minute",
         unit: "failures per minute",
         doc: "Failed logins (bad signature, unknown/used/expired challenge, unknown or revoked device) allowed per client address and per device id, in bursts of up to this many; beyond, every login request from that address or for that device gets `429` with `Retry-After` until the budget refills. Each failure is logged at WARN (device id prefix, peer address, reason; never a secret).",
+    },
+    Setting {
+        key: "replay_cache_entries",
+        unit: "entries",
+        doc: "Signed requests remembered for replay detection (PROTOCOL.md §8.2.1): each `(keyid, nonce)` for as long as its `created` is inside the 300 s window, at most this many (about 100 bytes each). When full, the oldest is dropped and requests created before it are refused as stale (the client signs again); nothing is ever accepted twice.",
+    },
+    Setting {
+        key: "pending_upload_grace_secs",
+        unit: "seconds",
+        doc: "How long a blob uploaded with `POST /v1/blobs` may wait for a commit that references it; the garbage collector (every quarter of this, 15 s to 5 min) then deletes it, row and file.",
+    },
+    Setting {
+        key: "max_pending_uploads",
+        unit: "uploads",
+        doc: "Uploads that no commit references yet one device may hold; one more is refused with `429 pending_quota`.",
+    },
+    Setting {
+        key: "max_pending_upload_bytes",
+        unit: "bytes",
+        doc: "Bytes of uploads that no commit references yet one device may hold, checked against the declared `Content-Length` of the next upload; past it, `429 pending_quota`.",
     },
 ];
 

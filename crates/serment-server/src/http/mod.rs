@@ -26,8 +26,8 @@ pub(crate) mod error;
 mod extract;
 pub(crate) use extract::RecordCache;
 mod log;
-pub(crate) mod throttle;
 pub(crate) mod replay;
+pub(crate) mod throttle;
 mod types;
 
 use std::sync::Arc;
