@@ -31,7 +31,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the server (SQLite and a blob directory under --data-dir).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage this user's identity.
     #[command(subcommand)]
     Id(IdCommand),

@@ -36,7 +36,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         );
     }
     match cli.command {
-        Command::Serve(a) => serve::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, *a),
         Command::Id(c) => id::run(&ctx, c),
         Command::Register { server } => id::register(&ctx, &server),
         Command::Contact(c) => id::contact(&ctx, c),
