@@ -389,7 +389,10 @@ async fn call(
         .uri(uri)
         .header("content-type", content_type);
     if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
+        // Signed with the token's device key (PROTOCOL.md §8.2.1), the body covered when it is
+        // a JSON request.
+        let signed_body = (method == "POST" && uri != "/v1/blobs").then_some(body.as_slice());
+        req = authorize(req, method, uri, t, signed_body);
     }
     let resp = router
         .clone()
@@ -453,6 +456,7 @@ async fn a_client_that_stops_reading_its_response_is_dropped() {
     .await;
     assert_eq!(s, 200);
     let token = v["token"].as_str().unwrap().to_owned();
+    remember_signer(&token, &alice.device);
     let doc_id = serment_core::DocId::random().unwrap();
     let content = vec![7u8; 16 << 20];
     let (blob, sealed) = seal_for(&alice, doc_id, 1, &[], &content);
@@ -489,15 +493,16 @@ async fn a_client_that_stops_reading_its_response_is_dropped() {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut s = sock.connect(addr).await.unwrap();
-    s.write_all(
-        format!(
-            "GET /v1/documents/{doc_id}/versions/1/blob HTTP/1.1\r\nHost: {addr}\r\n\
-             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let path = format!("/v1/documents/{doc_id}/versions/1/blob");
+    let mut head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n"
+    );
+    for (k, v) in signature_headers("GET", &path, &token, None) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
     // Longer than body_idle_timeout_secs: the server gives up on the stalled send.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut total = 0usize;
