@@ -122,6 +122,13 @@ fn each_exit_code_with_its_json_error() {
     let (code, v) = run(&lab, &["register", "--server", "http://127.0.0.1:1"]);
     assert_eq!(code, 5, "{v}");
     assert_eq!(error_code(&v), "transport", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:1"),
+        "the unreachable server is not named: {v}"
+    );
 
     let data = root.join("data");
     let server = ServerProc::start(&data, &[]);

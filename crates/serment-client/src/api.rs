@@ -274,7 +274,7 @@ impl Api {
             .with_config()
             .limit(MAX_JSON_RESPONSE)
             .read_to_vec()
-            .map_err(transport)?;
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse(e.to_string()))
     }
 
@@ -289,7 +289,7 @@ impl Api {
         if auth {
             req = self.authorize(req, "GET", &url, None)?;
         }
-        Self::read_json(req.call().map_err(transport)?)
+        Self::read_json(req.call().map_err(|e| self.unreachable(e))?)
     }
 
     pub(crate) fn post_json<T: DeserializeOwned>(
@@ -311,7 +311,7 @@ impl Api {
             let digest = serment_core::httpsig::content_digest(&bytes);
             req = self.authorize(req, "POST", &url, Some(&digest))?;
         }
-        Self::read_json(req.send(&bytes[..]).map_err(transport)?)
+        Self::read_json(req.send(&bytes[..]).map_err(|e| self.unreachable(e))?)
     }
 
     /// `GET /healthz`: returns the server's largest accepted blob, in bytes (`None` if the server
@@ -413,7 +413,7 @@ impl Api {
         let resp = self
             .authorize(req, "POST", &url, None)?
             .send(ureq::SendBody::from_reader(body))
-            .map_err(transport)?;
+            .map_err(|e| self.unreachable(e))?;
         let up: Up = Self::read_json(resp)?;
         check_hex(&up.blob_id, 64, "blob_id")?;
         Ok(up.blob_id)
@@ -439,7 +439,7 @@ impl Api {
         let resp = self
             .authorize(req, "POST", &url, Some(&digest))?
             .send(bytes)
-            .map_err(transport)?;
+            .map_err(|e| self.unreachable(e))?;
         let up: Up = Self::read_json(resp)?;
         let expected = serment_core::httpsig::parse_content_digest(&digest)
             .map(hex::encode)
@@ -544,7 +544,7 @@ impl Api {
         if let Some(r) = receipt {
             req = req.header("serment-receipt", b64e(&r.encode()));
         }
-        let v: VersionInfo = Self::read_json(req.call().map_err(transport)?)?;
+        let v: VersionInfo = Self::read_json(req.call().map_err(|e| self.unreachable(e))?)?;
         check_hex(&v.author_device, 64, "author_device")?;
         check_hex(&v.blob_id, 64, "blob_id")?;
         let wrap = b64d(
@@ -579,7 +579,7 @@ impl Api {
         if let Some(r) = receipt {
             req = req.header("serment-receipt", b64e(&r.encode()));
         }
-        let resp = req.call().map_err(transport)?;
+        let resp = req.call().map_err(|e| self.unreachable(e))?;
         let resp = Self::check(resp)?;
         Ok(resp
             .into_body()
@@ -663,8 +663,11 @@ fn log_indices(v: &serde_json::Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-pub(crate) fn transport(e: ureq::Error) -> ClientError {
-    ClientError::Transport(e.to_string())
+impl Api {
+    /// A transport failure, naming the server it was for.
+    pub(crate) fn unreachable(&self, e: ureq::Error) -> ClientError {
+        ClientError::Transport(format!("{}: {e}", self.base))
+    }
 }
 
 pub(crate) fn check_hex(s: &str, len: usize, field: &str) -> Result<()> {

@@ -174,7 +174,7 @@ impl Api {
             .agent
             .post(self.url("/v1/log/cosignatures"))
             .send_json(serde_json::json!({ "vkey": vkey, "size": size, "cosignature": line }))
-            .map_err(crate::api::transport)?;
+            .map_err(|e| self.unreachable(e))?;
         Self::check(resp)?;
         Ok(())
     }
