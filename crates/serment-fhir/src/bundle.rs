@@ -30,21 +30,42 @@ impl Entry {
     }
 }
 
+/// The UTF-8 encoding of U+FEFF, the byte order mark.
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A parsed and validated Bundle.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// The entries, in input order.
+    pub(crate) entries: Vec<Entry>,
+    /// `Bundle.type`, if it is a string.
+    pub(crate) bundle_type: Option<String>,
+    /// The input started with a UTF-8 byte order mark, which was skipped.
+    pub(crate) had_bom: bool,
+}
+
 /// Parses and validates a Bundle; returns its entries in order.
-pub(crate) fn parse_bundle(json: &[u8]) -> Result<Vec<Entry>, FhirError> {
+///
+/// A leading UTF-8 BOM is skipped (RFC 8259 §8.1 lets a parser ignore it). The JSON
+/// is read strictly ([`crate::strict`]: a duplicate key anywhere is an error), then
+/// every `entry[].resource` is checked ([`crate::check::resource`]: id grammar,
+/// canonical base64).
+pub(crate) fn parse_bundle(json: &[u8]) -> Result<Parsed, FhirError> {
     if json.len() > MAX_BUNDLE_BYTES {
         return Err(FhirError::TooLarge {
             size: json.len(),
             max: MAX_BUNDLE_BYTES,
         });
     }
-    let value: Value = serde_json::from_slice(json).map_err(|e| {
+    let (json, had_bom) = match json.strip_prefix(UTF8_BOM) {
+        Some(rest) => (rest, true),
+        None => (json, false),
+    };
+    let value: Value = crate::strict::from_slice(json).map_err(|e| match e {
+        Ok((path, key)) => FhirError::DuplicateKey { path, key },
         // serde_json does not expose its error code; its message is stable.
-        if e.to_string().starts_with("recursion limit exceeded") {
-            FhirError::TooDeep
-        } else {
-            FhirError::InvalidJson(e)
-        }
+        Err(e) if e.to_string().starts_with("recursion limit exceeded") => FhirError::TooDeep,
+        Err(e) => FhirError::InvalidJson(e),
     })?;
     let mut bundle = match value {
         Value::Object(map) => map,
@@ -63,6 +84,13 @@ pub(crate) fn parse_bundle(json: &[u8]) -> Result<Vec<Entry>, FhirError> {
         }
         _ => return Err(FhirError::NotABundle { found: None }),
     }
+    if let Some(id) = bundle.get("id") {
+        crate::check::id(id, "id")?;
+    }
+    let bundle_type = bundle
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let raw_entries = match bundle.remove("entry") {
         None => Vec::new(),
         Some(Value::Array(a)) => a,
@@ -80,6 +108,7 @@ pub(crate) fn parse_bundle(json: &[u8]) -> Result<Vec<Entry>, FhirError> {
         let Some(resource_type) = str_at(&resource, &["resourceType"]) else {
             return Err(FhirError::ResourceWithoutType { index });
         };
+        crate::check::resource(&resource, &format!("entry[{index}].resource"))?;
         entries.push(Entry {
             full_url: entry
                 .get("fullUrl")
@@ -90,7 +119,11 @@ pub(crate) fn parse_bundle(json: &[u8]) -> Result<Vec<Entry>, FhirError> {
             resource,
         });
     }
-    Ok(entries)
+    Ok(Parsed {
+        entries,
+        bundle_type,
+        had_bom,
+    })
 }
 
 fn json_kind(v: &Value) -> &'static str {

@@ -57,9 +57,72 @@ pub enum FhirError {
         index: usize,
     },
 
+    /// An object holds the same key twice (FHIR R4 §2.6.2 forbids it; serde_json alone
+    /// would keep the last one).
+    #[error("duplicate JSON key {key:?} in {}", where_(.path))]
+    DuplicateKey {
+        /// Path of the object holding the key, e.g. `entry[3].resource` (empty: top level).
+        path: String,
+        /// The repeated key.
+        key: String,
+    },
+
+    /// A resource `id` is not a string matching the FHIR R4 `id` grammar
+    /// `[A-Za-z0-9\-\.]{1,64}`.
+    #[error("{path}: {id} is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})")]
+    InvalidId {
+        /// Path of the id, e.g. `entry[3].resource.id`.
+        path: String,
+        /// The value found, as JSON (strings quoted), shortened to 80 characters.
+        id: String,
+    },
+
+    /// A `base64Binary` (`Binary.data`, `Attachment.data`) is not canonical base64
+    /// (RFC 4648 §4 standard alphabet, `=` padding, no whitespace, zero trailing bits).
+    #[error("{path}: not canonical base64 (RFC 4648 standard alphabet with padding): {reason}")]
+    InvalidBase64 {
+        /// Path of the value, e.g. `entry[2].resource.data`.
+        path: String,
+        /// What the decoder found wrong.
+        reason: String,
+    },
+
+    /// A reference does not resolve inside the bundle (see
+    /// [`crate::SplitOptions::allow_dangling`]).
+    #[error("{path}: reference {reference:?} is not in the bundle (dangling reference)")]
+    DanglingReference {
+        /// Path of the reference, e.g. `entry[3].resource.result[0].reference`.
+        path: String,
+        /// The reference string.
+        reference: String,
+    },
+
+    /// One Patient carries both a production INS-NIR (OID `1.2.250.1.213.1.4.8`) and a
+    /// test one (`.10` or `.11`): test and real identities must never be mixed.
+    #[error(
+        "{path}: patient {patient} carries both a production INS-NIR and a test INS \
+         ({test_oid}); test and real identities must not be mixed"
+    )]
+    MixedInsIdentities {
+        /// Path of the identifier list, e.g. `entry[0].resource.identifier`.
+        path: String,
+        /// The patient's label (`Patient/id`).
+        patient: String,
+        /// The test OID found (`urn:oid:1.2.250.1.213.1.4.10` or `.11`).
+        test_oid: String,
+    },
+
     /// Serializing an output document failed (not expected for parsed JSON values).
     #[error("could not serialize an output FHIR document: {0}")]
     Serialize(#[source] serde_json::Error),
+}
+
+fn where_(path: &str) -> String {
+    if path.is_empty() {
+        "the top-level object".to_owned()
+    } else {
+        path.to_owned()
+    }
 }
 
 fn describe_found(found: &Option<String>) -> String {

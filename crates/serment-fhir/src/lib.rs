@@ -7,7 +7,9 @@
 //!   vault documents ([`FhirDocument`]): one per `DiagnosticReport` with the
 //!   `Observation`s it references, one per `DocumentReference` with the `Binary` it
 //!   points to, one per `Patient`, and one "remainder" document for everything else.
-//!   Every input resource lands in exactly one output document.
+//!   Every input resource lands in exactly one output document. The input is read
+//!   strictly (duplicate keys, FHIR id grammar, canonical base64, dangling references,
+//!   mixed test/production INS are errors naming their path): see [`split_bundle`].
 //! * [`check_nir`] checks the control key of a NIR, the value of the French INS
 //!   ("identité nationale de santé", INS-NIR OID `1.2.250.1.213.1.4.8`); splitting runs
 //!   it on every INS-NIR identifier of every `Patient` and reports failures in
@@ -28,23 +30,37 @@
 //!     split.warnings,
 //!     ["Patient/p1: INS-NIR-TEST 189079912345678 has control key 78, expected 37"]
 //! );
+//! assert_eq!(
+//!     split.test_identities,
+//!     ["Patient/p1: carries a test INS identity: not a real patient"]
+//! );
+//! assert!(split.patients[0].test_identity);
+//!
+//! // Strict reading: a duplicate key is an error naming where it is.
+//! let twice = br#"{"resourceType":"Bundle","entry":[{"resource":
+//!   {"resourceType":"Patient","id":"p","id":"q"}}]}"#;
+//! let e = serment_fhir::split_bundle(twice).unwrap_err();
+//! assert_eq!(e.to_string(), r#"duplicate JSON key "id" in entry[0].resource"#);
 //! # Ok::<(), serment_fhir::FhirError>(())
 //! ```
 
 mod bundle;
+mod check;
 mod error;
 mod nir;
 mod sensitive;
 mod split;
+mod strict;
 
 use serde::{Deserialize, Serialize};
 
+pub use check::{MAX_ID_CHARS, is_valid_id};
 pub use error::FhirError;
 pub use nir::{
     NirCheck, OID_INS_NIR, OID_INS_NIR_DEMO, OID_INS_NIR_TEST, check_nir, ins_nir_label, nir_key,
 };
 pub use sensitive::sensitive_strings;
-pub use split::split_bundle;
+pub use split::{split_bundle, split_bundle_with};
 
 /// Largest input accepted by [`split_bundle`] and [`sensitive_strings`]: 64 MiB.
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
@@ -143,6 +159,31 @@ pub struct PatientInfo {
     /// `(value, result)` of [`check_nir`] for each identifier whose system is
     /// [`OID_INS_NIR`], [`OID_INS_NIR_TEST`] or [`OID_INS_NIR_DEMO`].
     pub ins_checks: Vec<(String, NirCheck)>,
+    /// The Patient carries a test INS identity: an identifier whose system is
+    /// [`OID_INS_NIR_TEST`] (`1.2.250.1.213.1.4.10`) or [`OID_INS_NIR_DEMO`] (`.11`).
+    /// Such a patient is not a real person. (A Patient with both a test and a
+    /// production INS is refused with [`FhirError::MixedInsIdentities`].)
+    pub test_identity: bool,
+}
+
+/// How strict [`split_bundle_with`] is. `Default` is the strictest setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SplitOptions {
+    /// Accept references that do not resolve inside the bundle, each reported in
+    /// [`SplitBundle::warnings`], instead of failing with
+    /// [`FhirError::DanglingReference`] (`serment import-fhir --allow-dangling`).
+    pub allow_dangling: bool,
+}
+
+impl SplitOptions {
+    /// The default options with [`SplitOptions::allow_dangling`] set to `allow`.
+    #[must_use]
+    pub fn allow_dangling(allow: bool) -> Self {
+        Self {
+            allow_dangling: allow,
+        }
+    }
 }
 
 /// The result of [`split_bundle`].
@@ -154,7 +195,13 @@ pub struct SplitBundle {
     /// One entry per `Patient` resource, in input order.
     pub patients: Vec<PatientInfo>,
     /// Human-readable problems that did not stop the split: wrong or malformed INS-NIR
-    /// control keys, references that do not resolve inside the bundle, resources
-    /// referenced by two reports. Empty for a clean bundle.
+    /// control keys, a skipped UTF-8 byte order mark, references
+    /// that do not resolve (only with [`SplitOptions::allow_dangling`]), resources
+    /// referenced by two reports or of the wrong type. Empty for a clean bundle.
     pub warnings: Vec<String>,
+    /// One line per Patient with [`PatientInfo::test_identity`] (a test INS OID,
+    /// `1.2.250.1.213.1.4.10` or `.11`), e.g. `Patient/p1: carries a test INS
+    /// identity: not a real patient`. Kept apart from `warnings`: test data is
+    /// expected in demos and test systems, and a caller reports it as it sees fit.
+    pub test_identities: Vec<String>,
 }

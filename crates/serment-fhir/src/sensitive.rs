@@ -17,9 +17,10 @@ const MIN_CHARS: usize = 4;
 ///
 /// # Errors
 ///
-/// The same input errors as [`crate::split_bundle`].
+/// The same input errors as [`crate::split_bundle`], except those about references
+/// and INS identities, which only [`crate::split_bundle`] checks.
 pub fn sensitive_strings(bundle_json: &[u8]) -> Result<Vec<String>, FhirError> {
-    let entries = parse_bundle(bundle_json)?;
+    let entries = parse_bundle(bundle_json)?.entries;
     let mut out: Vec<String> = Vec::new();
     let mut push = |s: &str| {
         let s = s.trim();

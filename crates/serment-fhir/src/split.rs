@@ -8,8 +8,9 @@ use crate::bundle::{
     Entry, RefIndex, array_at, collection_bundle, identifiers, parse_bundle, str_at, text_at,
 };
 use crate::{
-    DocumentKind, FHIR_JSON_MIME, FhirDocument, FhirError, Identifier, NirCheck, PatientInfo,
-    SplitBundle, check_nir, ins_nir_label,
+    DocumentKind, FHIR_JSON_MIME, FhirDocument, FhirError, Identifier, NirCheck, OID_INS_NIR,
+    OID_INS_NIR_DEMO, OID_INS_NIR_TEST, PatientInfo, SplitBundle, SplitOptions, check_nir,
+    ins_nir_label,
 };
 
 /// Longest [`FhirDocument::title`], in characters.
@@ -31,30 +32,78 @@ const MAX_TITLE_CHARS: usize = 120;
 /// 4. everything left → one [`DocumentKind::Remainder`] `collection` Bundle, if any.
 ///
 /// References resolve against `entry.fullUrl` (`urn:uuid:...`, absolute URLs) and
-/// `Type/id` (relative references, `/_history/n` ignored); a reference that does not
-/// resolve, or that points to a resource of the wrong type or one already taken by an
-/// earlier report, adds a line to [`SplitBundle::warnings`], as does every INS-NIR
-/// whose control key is wrong or which is malformed.
+/// `Type/id` (relative references, `/_history/n` ignored); a reference that points to
+/// a resource of the wrong type or one already taken by an earlier report adds a line
+/// to [`SplitBundle::warnings`], as does every INS-NIR whose control key is wrong or
+/// which is malformed; every Patient with a test INS identity is listed in
+/// [`SplitBundle::test_identities`].
+///
+/// The input is read strictly, with the default [`SplitOptions`]:
+///
+/// * a leading UTF-8 byte order mark is skipped, as RFC 8259 §8.1 allows, with a warning;
+/// * a duplicate object key anywhere is [`FhirError::DuplicateKey`];
+/// * a resource `id` (also `Bundle.id` and `contained[].id`) outside the FHIR grammar
+///   `[A-Za-z0-9\-\.]{1,64}` is [`FhirError::InvalidId`];
+/// * a `Binary.data` or `Attachment.data` that is not canonical base64 is
+///   [`FhirError::InvalidBase64`];
+/// * every `Reference.reference` (and every `urn:` or relative `Attachment.url`) must
+///   resolve: to an entry of the bundle, or for `#id` to a `contained` resource of the
+///   same entry; conditional references (`Type?query`) are left to the server in
+///   `transaction` and `batch` bundles. Otherwise [`FhirError::DanglingReference`];
+/// * a Patient with both a production INS-NIR and a test one is
+///   [`FhirError::MixedInsIdentities`].
+///
+/// Errors name the path in the bundle (`entry[3].resource.id`).
 ///
 /// # Errors
 ///
 /// [`FhirError::TooLarge`] above [`crate::MAX_BUNDLE_BYTES`], [`FhirError::InvalidJson`],
 /// [`FhirError::TooDeep`], [`FhirError::NotAnObject`], [`FhirError::NotABundle`],
 /// [`FhirError::EntryNotArray`], [`FhirError::EntryWithoutResource`],
-/// [`FhirError::ResourceWithoutType`]. A Bundle without `entry` gives no documents.
+/// [`FhirError::ResourceWithoutType`], and the strict checks above. A Bundle without
+/// `entry` gives no documents.
 pub fn split_bundle(json: &[u8]) -> Result<SplitBundle, FhirError> {
-    let mut entries = parse_bundle(json)?;
+    split_bundle_with(json, SplitOptions::default())
+}
+
+/// [`split_bundle`] with explicit [`SplitOptions`].
+///
+/// # Errors
+///
+/// As [`split_bundle`]; with [`SplitOptions::allow_dangling`], dangling references
+/// are warnings instead of [`FhirError::DanglingReference`].
+pub fn split_bundle_with(json: &[u8], options: SplitOptions) -> Result<SplitBundle, FhirError> {
+    let parsed = parse_bundle(json)?;
+    let mut entries = parsed.entries;
+    let index = RefIndex::new(&entries);
+    let mut warnings = Vec::new();
+    if parsed.had_bom {
+        warnings.push(
+            "the input starts with a UTF-8 byte order mark (BOM); it was skipped \
+             (RFC 8259 §8.1)"
+                .to_owned(),
+        );
+    }
+    let conditional_ok = matches!(parsed.bundle_type.as_deref(), Some("transaction" | "batch"));
+    for (path, reference) in dangling_references(&entries, &index, conditional_ok) {
+        if !options.allow_dangling {
+            return Err(FhirError::DanglingReference { path, reference });
+        }
+        warnings.push(format!(
+            "{path}: reference {reference:?} is not in the bundle (allowed by --allow-dangling)"
+        ));
+    }
     let index = RefIndex::new(&entries);
     let mut plan = Plan {
         entries: &entries,
         index: &index,
         owner: vec![None; entries.len()],
         groups: Vec::new(),
-        warnings: Vec::new(),
+        warnings,
         patients: Vec::new(),
         patient_of_entry: HashMap::new(),
     };
-    plan.patients();
+    plan.patients()?;
     for (i, e) in entries.iter().enumerate() {
         match e.resource_type.as_str() {
             "DiagnosticReport" => plan.report(i),
@@ -69,6 +118,17 @@ pub fn split_bundle(json: &[u8]) -> Result<SplitBundle, FhirError> {
         patients,
         ..
     } = plan;
+    let test_identities = patients
+        .iter()
+        .filter(|p| p.test_identity)
+        .map(|p| {
+            let sep = if p.id.contains(':') { ' ' } else { '/' };
+            format!(
+                "Patient{sep}{}: carries a test INS identity: not a real patient",
+                p.id
+            )
+        })
+        .collect();
 
     let mut documents = Vec::with_capacity(groups.len());
     for g in groups {
@@ -99,6 +159,7 @@ pub fn split_bundle(json: &[u8]) -> Result<SplitBundle, FhirError> {
         documents,
         patients,
         warnings,
+        test_identities,
     })
 }
 
@@ -135,12 +196,12 @@ impl Plan<'_> {
         }
     }
 
-    fn patients(&mut self) {
+    fn patients(&mut self) -> Result<(), FhirError> {
         for (i, e) in self.entries.iter().enumerate() {
             if e.resource_type != "Patient" {
                 continue;
             }
-            let info = patient_info(e, i, &mut self.warnings);
+            let info = patient_info(e, i, &mut self.warnings)?;
             self.patient_of_entry.insert(i, self.patients.len());
             self.groups.push(Group {
                 kind: DocumentKind::Patient,
@@ -153,6 +214,7 @@ impl Plan<'_> {
             self.claim(i, self.groups.len() - 1);
             self.patients.push(info);
         }
+        Ok(())
     }
 
     /// Identifiers of the Patient that `subject` / `patient` of `resource` points to,
@@ -202,9 +264,15 @@ impl Plan<'_> {
     ) -> Option<usize> {
         let from_label = self.label(from);
         let Some(target) = self.index.resolve(reference) else {
-            self.warnings.push(format!(
-                "{from_label}: {field} {reference:?} is not in the bundle"
-            ));
+            // Every other unresolved reference was already refused or reported by
+            // `dangling_references` (or is a contained `#id`, which stays in its
+            // resource); an absolute attachment URL is content outside FHIR.
+            if reference.contains("://") && !self.index_has_reference_semantics(field) {
+                self.warnings.push(format!(
+                    "{from_label}: {field} {reference:?} is outside the bundle; \
+                     its content is not imported"
+                ));
+            }
             return None;
         };
         let target_type = self.entries.get(target)?.resource_type.clone();
@@ -235,6 +303,12 @@ impl Plan<'_> {
                 None
             }
         }
+    }
+
+    /// Whether `field` holds a FHIR `Reference` (checked by `dangling_references`)
+    /// rather than an `Attachment.url`.
+    fn index_has_reference_semantics(&self, field: &str) -> bool {
+        field != "attachment URL"
     }
 
     fn label(&self, i: usize) -> String {
@@ -357,8 +431,49 @@ fn shorten(s: &str) -> String {
     out
 }
 
+/// References of every entry that resolve neither to an entry nor (for `#id`) to a
+/// contained resource of the same entry, as `(path, reference)`. Conditional
+/// references (`Type?query`) are skipped when `conditional_ok`.
+fn dangling_references(
+    entries: &[Entry],
+    index: &RefIndex,
+    conditional_ok: bool,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let mut refs = Vec::new();
+        crate::check::references(&e.resource, &format!("entry[{i}].resource"), &mut refs);
+        for (path, reference) in refs {
+            let r = reference.trim();
+            let resolved = if let Some(local) = r.strip_prefix('#') {
+                // `#` alone is the container itself (FHIR R4 §2.3.0.7).
+                local.is_empty()
+                    || array_at(&e.resource, &["contained"])
+                        .iter()
+                        .any(|c| str_at(c, &["id"]) == Some(local))
+            } else if r.contains('?') && !r.contains("://") {
+                conditional_ok
+            } else {
+                index.resolve(r).is_some()
+            };
+            if !resolved {
+                out.push((path, reference));
+            }
+        }
+    }
+    out
+}
+
 /// Reads a Patient, checking its INS-NIR identifiers (warnings appended).
-fn patient_info(e: &Entry, index: usize, warnings: &mut Vec<String>) -> PatientInfo {
+///
+/// # Errors
+///
+/// [`FhirError::MixedInsIdentities`] when it carries both a production and a test INS.
+fn patient_info(
+    e: &Entry,
+    index: usize,
+    warnings: &mut Vec<String>,
+) -> Result<PatientInfo, FhirError> {
     let r = &e.resource;
     let names = array_at(r, &["name"]);
     let family = names
@@ -392,7 +507,24 @@ fn patient_info(e: &Entry, index: usize, warnings: &mut Vec<String>) -> PatientI
         }
         ins_checks.push((id.value.clone(), check));
     }
-    PatientInfo {
+    let has = |oid: &str| {
+        identifiers
+            .iter()
+            .any(|id| id.system.as_deref() == Some(oid))
+    };
+    let test_oid = [OID_INS_NIR_TEST, OID_INS_NIR_DEMO]
+        .into_iter()
+        .find(|oid| has(oid));
+    if let Some(test_oid) = test_oid
+        && has(OID_INS_NIR)
+    {
+        return Err(FhirError::MixedInsIdentities {
+            path: format!("entry[{index}].resource.identifier"),
+            patient: label,
+            test_oid: test_oid.to_owned(),
+        });
+    }
+    Ok(PatientInfo {
         id: e
             .id
             .clone()
@@ -403,5 +535,6 @@ fn patient_info(e: &Entry, index: usize, warnings: &mut Vec<String>) -> PatientI
         birth_date: text_at(r, &["birthDate"]).map(str::to_owned),
         identifiers,
         ins_checks,
-    }
+        test_identity: test_oid.is_some(),
+    })
 }

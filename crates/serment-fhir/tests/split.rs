@@ -6,7 +6,9 @@ mod common;
 use common::{check_invariants, doc_resources};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use serment_fhir::{DocumentKind, FhirError, Identifier, NirCheck, split_bundle};
+use serment_fhir::{
+    DocumentKind, FhirError, Identifier, NirCheck, SplitOptions, split_bundle, split_bundle_with,
+};
 
 fn bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap()
@@ -15,6 +17,14 @@ fn bytes(v: &Value) -> Vec<u8> {
 fn split_ok(v: &Value) -> serment_fhir::SplitBundle {
     let input = bytes(v);
     let s = split_bundle(&input).unwrap();
+    check_invariants(&input, &s);
+    s
+}
+
+/// As [`split_ok`], with dangling references allowed (reported as warnings).
+fn split_lenient(v: &Value) -> serment_fhir::SplitBundle {
+    let input = bytes(v);
+    let s = split_bundle_with(&input, SplitOptions::allow_dangling(true)).unwrap();
     check_invariants(&input, &s);
     s
 }
@@ -140,7 +150,7 @@ fn relative_and_absolute_references() {
     assert_eq!(
         s.warnings,
         [
-            "DocumentReference/d: attachment URL \"https://elsewhere.example/x.pdf\" is not in the bundle"
+            "DocumentReference/d: attachment URL \"https://elsewhere.example/x.pdf\" is outside the bundle; its content is not imported"
         ]
     );
 }
@@ -158,7 +168,13 @@ fn shared_missing_and_mistyped_references_warn() {
         {"resource": {"resourceType": "DocumentReference", "description": "  Compte rendu  ",
             "content": [{"attachment": {"url": "urn:uuid:o"}}]}}
     ]});
-    let s = split_ok(&b);
+    let strict = split_bundle(&bytes(&b)).unwrap_err();
+    assert!(
+        matches!(&strict, FhirError::DanglingReference { path, reference }
+            if path == "entry[1].resource.result[1].reference" && reference == "urn:uuid:gone"),
+        "{strict:?}"
+    );
+    let s = split_lenient(&b);
     assert_eq!(
         ids(&s.documents[0]),
         ["DiagnosticReport/r1", "Observation/o"]
@@ -170,8 +186,8 @@ fn shared_missing_and_mistyped_references_warn() {
     assert_eq!(
         s.warnings,
         [
+            "entry[1].resource.result[1].reference: reference \"urn:uuid:gone\" is not in the bundle (allowed by --allow-dangling)",
             "Observation/o: referenced by DiagnosticReport/r2 but already in the document of DiagnosticReport/r1; kept there",
-            "DiagnosticReport/r2: result \"urn:uuid:gone\" is not in the bundle",
             "DiagnosticReport/r2: result \"urn:uuid:org\" points to Organization, expected Observation; left with the other resources",
             "DocumentReference (entry 4): attachment URL \"urn:uuid:o\" points to Observation, expected Binary; left with the other resources",
         ]
@@ -185,9 +201,9 @@ fn patients_and_ins_warnings() {
             "name": [{"family": "DUPONT", "given": ["JEAN", "Marc"]}, {"family": "Durand"}],
             "identifier": [
                 {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "189079912345678"},
-                {"system": "urn:oid:1.2.250.1.213.1.4.11", "value": "1890799"},
                 {"system": "urn:oid:1.2.250.1.213.1.4.9", "value": "whatever"}]}},
-        {"fullUrl": "urn:uuid:b", "resource": {"resourceType": "Patient"}},
+        {"fullUrl": "urn:uuid:b", "resource": {"resourceType": "Patient", "identifier": [
+                {"system": "urn:oid:1.2.250.1.213.1.4.11", "value": "1890799"}]}},
         {"resource": {"resourceType": "Observation", "subject": {"reference": "Patient/a"}}}
     ]});
     let s = split_ok(&b);
@@ -195,16 +211,22 @@ fn patients_and_ins_warnings() {
         s.warnings,
         [
             "Patient/a: INS-NIR 189079912345678 has control key 78, expected 37",
-            "Patient/a: INS-NIR-DEMO \"1890799\" is malformed: expected 15 characters, found 7",
+            "Patient urn:uuid:b: INS-NIR-DEMO \"1890799\" is malformed: expected 15 characters, found 7",
         ]
     );
+    // The demo OID (.11) is a test identity; the production one (.8) is not.
+    assert_eq!(
+        s.test_identities,
+        ["Patient urn:uuid:b: carries a test INS identity: not a real patient"]
+    );
+    assert!(!s.patients[0].test_identity && s.patients[1].test_identity);
     let a = &s.patients[0];
     assert_eq!(a.id, "a");
     assert_eq!(a.family, ["DUPONT", "Durand"]);
     assert_eq!(a.given, ["JEAN", "Marc"]);
     assert_eq!(a.birth_date.as_deref(), Some("1989-07-09"));
-    assert_eq!(a.identifiers.len(), 3);
-    assert_eq!(a.ins_checks.len(), 2);
+    assert_eq!(a.identifiers.len(), 2);
+    assert_eq!(a.ins_checks.len(), 1);
     assert_eq!(s.patients[1].id, "urn:uuid:b");
     // Two patients: the remainder takes the identifiers of the one it references.
     let rest = s.documents.last().unwrap();
@@ -338,7 +360,7 @@ fn arb_bundle() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn every_resource_lands_in_exactly_one_document(b in arb_bundle()) {
-        let s = split_ok(&b);
+        let s = split_lenient(&b);
         let n_patients = b["entry"].as_array().unwrap().iter()
             .filter(|e| e["resource"]["resourceType"] == "Patient").count();
         prop_assert_eq!(s.patients.len(), n_patients);

@@ -4,7 +4,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     dead_code,
-    unreachable_pub
+    unreachable_pub,
+    clippy::panic
 )]
 
 use serde_json::Value;
@@ -66,6 +67,25 @@ pub fn check_invariants(input: &[u8], split: &SplitBundle) {
         match d.kind {
             DocumentKind::Remainder => assert_eq!(d.resource_type, "Bundle"),
             _ => assert_eq!(d.resource_type, main_type),
+        }
+    }
+}
+
+/// The bytes of one real sample bundle of `/work/shared/data/fhir` (see SOURCES.md
+/// there), or `None` (after printing why) when the directory is absent outside CI.
+/// In CI (`CI=true`) a missing file fails the test.
+pub fn shared_sample(name: &str) -> Option<Vec<u8>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/fhir")
+        .join(name);
+    match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{} is missing and CI=true: {e}", path.display())
+        }
+        Err(e) => {
+            eprintln!("SKIP: {}: {e}", path.display());
+            None
         }
     }
 }
