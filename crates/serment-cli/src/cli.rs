@@ -97,6 +97,10 @@ pub(crate) enum Command {
         /// Recipient contact handles (repeatable).
         #[arg(long = "to", num_args = 1.., required = true)]
         to: Vec<String>,
+        /// Import even if a reference does not resolve inside the bundle (each one is
+        /// reported as a warning). Without it a dangling reference is an error (exit 2).
+        #[arg(long)]
+        allow_dangling: bool,
     },
     /// Seal a file offline into a container for recipients' device records (no server).
     Seal {

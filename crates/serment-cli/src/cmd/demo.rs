@@ -110,6 +110,23 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             inputs.push((p.display().to_string(), b));
         }
     }
+    // Parse every input before anything is created: a bundle that does not parse
+    // leaves no data directory and no temporary files behind.
+    let mut parsed: Vec<(String, serment_fhir::SplitBundle, Vec<String>)> = Vec::new();
+    for (name, bytes) in &inputs {
+        let fhir_err = |source| CliError::Fhir {
+            path: name.clone(),
+            source,
+        };
+        let split = serment_fhir::split_bundle(bytes).map_err(fhir_err)?;
+        let mut needles = serment_fhir::sensitive_strings(bytes).map_err(fhir_err)?;
+        if let Some(stem) = Path::new(name).file_stem().and_then(|s| s.to_str())
+            && stem.len() >= 4
+        {
+            needles.push(stem.to_owned());
+        }
+        parsed.push((name.clone(), split, needles));
+    }
     let tmp = tempfile::tempdir().map_err(|e| CliError::io("temporary directory", e))?;
     let data_dir = a
         .data_dir
@@ -204,27 +221,13 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         let mut per_input = Vec::new();
         let mut warnings = Vec::new();
         let mut needles: Vec<String> = Vec::new();
-        for (name, bytes) in &inputs {
-            let split = serment_fhir::split_bundle(bytes).map_err(|source| CliError::Fhir {
-                path: name.clone(),
-                source,
-            })?;
-            needles.extend(serment_fhir::sensitive_strings(bytes).map_err(|source| {
-                CliError::Fhir {
-                    path: name.clone(),
-                    source,
-                }
-            })?);
-            if let Some(stem) = Path::new(name).file_stem().and_then(|s| s.to_str())
-                && stem.len() >= 4
-            {
-                needles.push(stem.to_owned());
-            }
-            let docs = upload(&mut lab, &split, Path::new(name), &to)?;
+        for (name, split, input_needles) in &parsed {
+            needles.extend(input_needles.iter().cloned());
+            let docs = upload(&mut lab, split, Path::new(name), &to)?;
             warnings.extend(split.warnings.iter().cloned());
             per_input.push(
                 json!({ "input": name, "documents": docs.len(), "warnings": split.warnings,
-                                   "ins": ins_report(&split) }),
+                        "test_identities": split.test_identities, "ins": ins_report(split) }),
             );
             all.extend(docs);
         }

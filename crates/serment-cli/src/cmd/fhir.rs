@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use serment_client::vault::Session;
 use serment_core::document::{Metadata, PatientIdentifier};
-use serment_fhir::{NirCheck, SplitBundle};
+use serment_fhir::{NirCheck, SplitBundle, SplitOptions};
 
 use super::{Ctx, now_rfc3339};
 use crate::error::{CliError, CliResult};
@@ -27,8 +27,10 @@ pub(crate) struct Imported {
     pub(crate) content: Vec<u8>,
 }
 
-/// Reads and splits a bundle file.
-pub(crate) fn read_bundle(path: &Path) -> CliResult<(Vec<u8>, SplitBundle)> {
+/// Reads and splits a bundle file, strictly (see `serment_fhir::split_bundle`): any
+/// defect is a `CliError::Fhir` (exit 2) naming the file and the path in the bundle.
+/// `allow_dangling` turns dangling references into warnings.
+pub(crate) fn read_bundle(path: &Path, allow_dangling: bool) -> CliResult<(Vec<u8>, SplitBundle)> {
     let len = std::fs::metadata(path)
         .map_err(|e| CliError::io(path, e))?
         .len();
@@ -39,10 +41,12 @@ pub(crate) fn read_bundle(path: &Path) -> CliResult<(Vec<u8>, SplitBundle)> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
-    let split = serment_fhir::split_bundle(&bytes).map_err(|source| CliError::Fhir {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let split =
+        serment_fhir::split_bundle_with(&bytes, SplitOptions::allow_dangling(allow_dangling))
+            .map_err(|source| CliError::Fhir {
+                path: path.display().to_string(),
+                source,
+            })?;
     Ok((bytes, split))
 }
 
@@ -59,7 +63,10 @@ pub(crate) fn ins_report(split: &SplitBundle) -> Vec<serde_json::Value> {
                 ),
                 NirCheck::Malformed(why) => ("malformed", why.clone()),
             };
-            v.push(json!({ "patient": p.id, "ins": value, "status": status, "detail": detail }));
+            v.push(
+                json!({ "patient": p.id, "ins": value, "status": status, "detail": detail,
+                           "test_identity": p.test_identity }),
+            );
         }
     }
     v
@@ -106,11 +113,16 @@ pub(crate) fn upload(
     Ok(out)
 }
 
-pub(crate) fn import(ctx: &Ctx, bundle: &Path, to: &[String]) -> CliResult<()> {
-    let (_, split) = read_bundle(bundle)?;
+pub(crate) fn import(
+    ctx: &Ctx,
+    bundle: &Path,
+    to: &[String],
+    allow_dangling: bool,
+) -> CliResult<()> {
+    let (_, split) = read_bundle(bundle, allow_dangling)?;
     let mut s = ctx.session()?;
     let docs = upload(&mut s, &split, bundle, to)?;
-    for w in &split.warnings {
+    for w in split.warnings.iter().chain(&split.test_identities) {
         eprintln!("warning: {w}");
     }
     let mut text = format!(
@@ -127,10 +139,13 @@ pub(crate) fn import(ctx: &Ctx, bundle: &Path, to: &[String]) -> CliResult<()> {
     for w in &split.warnings {
         text.push_str(&format!("  WARNING: {w}\n"));
     }
+    for w in &split.test_identities {
+        text.push_str(&format!("  WARNING: TEST IDENTITY: {w}\n"));
+    }
     emit(
         ctx.json,
         &json!({ "bundle": bundle.display().to_string(), "documents": docs, "warnings": split.warnings,
-                 "ins": ins_report(&split) }),
+                 "test_identities": split.test_identities, "ins": ins_report(&split) }),
         text.trim_end(),
     );
     Ok(())

@@ -55,7 +55,11 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Ls => docs::ls(&ctx),
         Command::Share { doc, to, version } => docs::share(&ctx, &doc, version, &to),
         Command::Accesses { doc } => docs::accesses(&ctx, &doc),
-        Command::ImportFhir { bundle, to } => fhir::import(&ctx, &bundle, &to),
+        Command::ImportFhir {
+            bundle,
+            to,
+            allow_dangling,
+        } => fhir::import(&ctx, &bundle, &to, allow_dangling),
         Command::Seal {
             input,
             output,
