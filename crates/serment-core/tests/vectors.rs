@@ -273,6 +273,9 @@ fn check_negative(file: &str) {
     let reader =
         DeviceSecret::from_test_seed(&h(&doc, "recipient_device_seed").try_into().unwrap());
     let author = DeviceSecret::from_test_seed(&h(&doc, "author_device_seed").try_into().unwrap());
+    // The documented XOR value (tests/vectors/README.md): 0x01.
+    let xor = u8::try_from(v["xor_value"].as_u64().unwrap()).unwrap();
+    assert_eq!(xor, 0x01, "{file}: xor_value");
     let cases = v["cases"].as_array().unwrap();
     assert!(cases.len() >= 8);
     for c in cases {
@@ -295,7 +298,7 @@ fn check_negative(file: &str) {
             } else {
                 at as usize
             };
-            buf[i] ^= 0x01;
+            buf[i] ^= xor;
         }
         if let Some(n) = c["truncate_to"].as_u64() {
             buf.truncate(n as usize);
