@@ -62,7 +62,10 @@ pub enum ClientError {
     #[error("TRANSPARENCY LOG CHECK FAILED: {0}")]
     Log(#[source] serment_core::Error),
     /// The server presents another log key than the one pinned for it.
-    #[error("LOG KEY CHANGED: the server presents log key {served}, but {pinned} is pinned")]
+    #[error(
+        "LOG KEY CHANGED: the server presents log key {served}, but {pinned} is pinned (the log \
+         key changed: a new or replaced server, or an attack; nothing it proves can be trusted)"
+    )]
     LogKeyChanged {
         /// The pinned verifier key.
         pinned: String,
@@ -98,6 +101,16 @@ pub enum ClientError {
         /// The author device the server names (hex).
         author_device: String,
     },
+    /// The document exists but is not shared with this device (no wrap for it, not its author).
+    #[error("not shared with you: {0}")]
+    NotShared(String),
+    /// Data the transparency log proves exists (a sealed blob, this device's key wrap) that the
+    /// server did not produce: lost or withheld by the operator (server code `data_missing`).
+    #[error(
+        "WITHHELD DATA: {0} is withheld: the transparency log proves it exists, but the server \
+         did not produce it"
+    )]
+    Withheld(String),
     /// No device of this keystore is registered with the server.
     #[error("not registered with a server: run `serment register --server URL`")]
     NotRegistered,
@@ -138,6 +151,10 @@ impl ClientError {
             | ClientError::LogKeyChanged { .. }
             | ClientError::OwnWriteMissing(_)
             | ClientError::SplitView(_) => 4,
+            ClientError::Withheld(_) => 4,
+            ClientError::Server { code, .. } if code == "data_missing" => 4,
+            ClientError::NotShared(_) => 6,
+            ClientError::Server { code, .. } if code == "not_shared" => 6,
             ClientError::Server { status: 404, .. } => 6,
             ClientError::Server { .. }
             | ClientError::Transport(_)
@@ -154,6 +171,8 @@ impl ClientError {
             ClientError::Keystore(_) => "keystore",
             ClientError::NoKeystore(_) => "no_keystore",
             ClientError::KeystoreExists(_) => "keystore_exists",
+            ClientError::Server { code, .. } if code == "data_missing" => "withheld",
+            ClientError::Server { code, .. } if code == "not_shared" => "not_shared",
             ClientError::Server { .. } => "server",
             ClientError::Transport(_) => "transport",
             ClientError::BadResponse(_) => "bad_response",
@@ -176,9 +195,27 @@ impl ClientError {
             ClientError::NotAuthor { .. } => "not_author",
             ClientError::NoActiveDevice(_) => "no_active_device",
             ClientError::DeviceRevoked => "device_revoked",
+            ClientError::NotShared(_) => "not_shared",
+            ClientError::Withheld(_) => "withheld",
             ClientError::Input(_) => "input",
             ClientError::Io { .. } => "io",
             ClientError::OutputExists(_) => "output_exists",
+        }
+    }
+
+    /// On a read path (`get`), the server's typed answers about a document as client errors:
+    /// `data_missing` is [`ClientError::Withheld`], `not_shared` is [`ClientError::NotShared`]
+    /// (PROTOCOL.md §8.3). Any other error is returned unchanged.
+    #[must_use]
+    pub fn on_read(self) -> Self {
+        match self {
+            ClientError::Server { code, message, .. } if code == "data_missing" => {
+                ClientError::Withheld(message)
+            }
+            ClientError::Server { code, message, .. } if code == "not_shared" => {
+                ClientError::NotShared(message)
+            }
+            other => other,
         }
     }
 

@@ -587,6 +587,12 @@ pub struct LogReport {
     pub unreceipted_accesses: u64,
     /// Every problem found (empty when the log verifies).
     pub errors: Vec<String>,
+    /// The checkpoint audited (its signature verified).
+    #[serde(skip)]
+    pub checkpoint: Option<Checkpoint>,
+    /// The keystore's pinned checkpoint this audit was checked against
+    /// ([`verify_log_pinned`]): its size, `None` without a pin.
+    pub pinned_size: Option<u64>,
 }
 
 impl LogReport {
@@ -610,6 +616,7 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     let cp = t.verify_note(&note).map_err(log_err)?.checkpoint;
     let mut r = LogReport {
         size: cp.size,
+        checkpoint: Some(cp.clone()),
         ..LogReport::default()
     };
     let mut tree = MemoryTree::new();
@@ -707,6 +714,44 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
             r.errors.push(format!("handle {h}: {e}"));
         }
     }
+    Ok(r)
+}
+
+/// [`verify_log`] against what the keystore pinned for `api`'s server (PROTOCOL.md §11.7): the
+/// served log key must be the pinned one, and the audited checkpoint must extend the pinned
+/// checkpoint (same size and root, or larger with a consistency proof from the server). The pin
+/// is not advanced: this is an audit, the keystore is only read.
+///
+/// # Errors
+/// [`ClientError::NotRegistered`] if nothing is pinned for this server;
+/// [`ClientError::LogKeyChanged`]; [`ClientError::Log`] with [`serment_core::Error::Rollback`]
+/// (a smaller tree: "LOG ROLLBACK") or [`serment_core::Error::Fork`] (an inconsistent one: "LOG
+/// FORK"); the errors of [`verify_log`].
+pub fn verify_log_pinned(api: &Api, ks: &Keystore) -> Result<LogReport> {
+    let st = ks.log_state(api.base()).ok_or(ClientError::NotRegistered)?;
+    let served = api.log_key()?;
+    if served != st.vkey {
+        return Err(ClientError::LogKeyChanged {
+            pinned: st.vkey.clone(),
+            served,
+        });
+    }
+    let t = LogTrust {
+        log_key: VerifierKey::parse(&st.vkey).map_err(ClientError::Keystore)?,
+        witnesses: Vec::new(),
+        quorum: 0,
+    };
+    let mut r = verify_log(api, &t)?;
+    let old = pinned(api, ks)?;
+    if let (Some(o), Some(new)) = (&old, &r.checkpoint) {
+        let proof = if new.size > o.size && o.size > 0 {
+            api.log_consistency(o.size, new.size)?
+        } else {
+            Vec::new()
+        };
+        check_advance(Some(o), new, &proof).map_err(log_err)?;
+    }
+    r.pinned_size = old.map(|o| o.size);
     Ok(r)
 }
 

@@ -162,9 +162,12 @@ impl Session {
             });
         }
         // Pinned on first contact; afterwards every session checks the served key against the
-        // pin, so a replaced log key is `LogKeyChanged` whatever the command.
+        // pin, so a replaced log key is `LogKeyChanged` whatever the command. Checked before
+        // logging in: a fresh server with a new log key does not know this device, and "unknown
+        // device" would hide the real change.
         let first = ks.log_state(api.base()).is_none();
         crate::log::pin_log_key(&api, &mut ks)?;
+        api.login(&ks.device)?;
         if first {
             ks.save()?;
         }
@@ -511,8 +514,22 @@ impl Session {
     /// discarded unless this returns `Ok` (see [`Session::get_to_file`]).
     ///
     /// # Errors
-    /// [`ClientError::Integrity`] for any tampering; [`ClientError::UnknownAuthor`]; server errors.
+    /// [`ClientError::Integrity`] for any tampering; [`ClientError::UnknownAuthor`];
+    /// [`ClientError::NotShared`] for a document this device may not read;
+    /// [`ClientError::Withheld`] when the server cannot produce what the log proves exists (the
+    /// blob, this device's wrap); other server errors.
     pub fn get(
+        &mut self,
+        doc_id: &DocId,
+        version: Option<u32>,
+        out: &mut dyn Write,
+    ) -> Result<GetResult> {
+        self.get_checked(doc_id, version, out)
+            .map_err(ClientError::on_read)
+    }
+
+    /// [`Session::get`] before the server's typed read errors are mapped.
+    fn get_checked(
         &mut self,
         doc_id: &DocId,
         version: Option<u32>,

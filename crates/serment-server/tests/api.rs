@@ -263,16 +263,18 @@ async fn commit_fetch_and_accesses() {
     .unwrap();
     assert_eq!(plain, content);
 
-    // Carol holds no wrap: 403 everywhere, and nothing recorded for her.
+    // Carol holds no wrap: 403 `not_shared` everywhere, and nothing recorded for her.
     let (s, v) = srv.get(&base, Some(&tc)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(v["error"]["code"], "forbidden");
-    let (s, _) = srv.get(&format!("{base}/blob"), Some(&tc)).await;
+    assert_eq!(v["error"]["code"], "not_shared");
+    let (s, v) = srv.get(&format!("{base}/blob"), Some(&tc)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = srv
+    assert_eq!(v["error"]["code"], "not_shared");
+    let (s, v) = srv
         .get(&format!("/v1/documents/{doc_id}/accesses"), Some(&tc))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["error"]["code"], "not_shared");
     // Unknown version or document: 404.
     let (s, _) = srv
         .get(&format!("/v1/documents/{doc_id}/versions/2"), Some(&tb))

@@ -131,8 +131,31 @@ pub(crate) fn run_verify_log(
     Ok(serment_client::log::verify_log(&api, &t)?)
 }
 
+/// `run_verify_log`, checked against the keystore's pins when there is a keystore with a pin
+/// for `server` (PROTOCOL.md §11.7): a replaced log key, a rolled-back or a forked log is an
+/// error (exit 4) even if the log is self-consistent.
+fn verify_log_with_pins(ctx: &Ctx, server: &str, log_key: Option<&str>) -> CliResult<LogReport> {
+    let transport = ctx.transport()?;
+    if !ctx.keystore_path()?.exists() {
+        return run_verify_log(server, &transport, log_key);
+    }
+    let ks = ctx.keystore()?;
+    let api = Api::with_transport(server, &transport)?;
+    let Some(pinned) = ks.log_state(api.base()).map(|s| s.vkey.clone()) else {
+        return run_verify_log(server, &transport, log_key);
+    };
+    if let Some(k) = log_key
+        && k != pinned
+    {
+        return Err(CliError::Input(format!(
+            "--log-key {k} is not the log key pinned in the keystore for {server} ({pinned})"
+        )));
+    }
+    Ok(serment_client::log::verify_log_pinned(&api, &ks)?)
+}
+
 pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
-    let r = run_verify_log(&a.server, &ctx.transport()?, a.log_key.as_deref())?;
+    let r = verify_log_with_pins(ctx, &a.server, a.log_key.as_deref())?;
     let v = serde_json::to_value(&r).unwrap_or(Value::Null);
     let mut text = format!(
         "log of {} entries: root {}, {} handle(s), {} device(s), kinds {:?}",
@@ -146,6 +169,11 @@ pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
         r.devices,
         r.kinds
     );
+    if let Some(p) = r.pinned_size {
+        text.push_str(&format!(
+            "\n  extends the checkpoint of {p} entries pinned in your keystore, same log key"
+        ));
+    }
     if r.unreceipted_accesses > 0 {
         text.push_str(&format!(
             "\n  WARNING: {} access(es) {NOT_COSIGNED} (see `serment audit`)",

@@ -16,7 +16,7 @@ use super::documents::{authorize_read, version_path};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, AuthDevice, parse_blob_id};
 use super::types::BlobResponse;
-use crate::store::{AccessKind, now};
+use crate::store::{AccessKind, BlobError, now};
 
 /// The content type of sealed blobs.
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -143,13 +143,26 @@ pub(crate) async fn download(
         .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
     let receipt = super::log::receipt_header(&req_headers)?;
     // Inline blobs (committed with their version) come from the database, others from files.
+    // A committed version's blob is proven by the log (its wraps are bound to its header): one
+    // that is in neither place was lost, or is withheld (503 `data_missing`, logged at ERROR).
     let (body, len) = match state.store.db().blob_inline(&blob_id).await? {
         Some(data) => {
             let len = data.len() as u64;
             (Body::from(data), len)
         }
         None => {
-            let (file, len) = state.store.blobs().open_blob(&blob_id).await?;
+            let (file, len) = match state.store.blobs().open_blob(&blob_id).await {
+                Ok(found) => found,
+                Err(BlobError::NotFound) => {
+                    return Err(ApiError::data_missing(
+                        format!("the sealed blob of document {doc_id} version {version}"),
+                        &format_args!(
+                            "blob {blob_id}: no inline data in the database and no blob file"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
             // 256 KiB reads: ReaderStream's 4 KiB default costs a blocking-pool round trip per
             // 4 KiB.
             (

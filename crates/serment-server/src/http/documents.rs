@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serment_core::document::Header;
+use serment_core::log::entry::{Payload, Subject};
 use serment_core::wrap::WrappedKey;
 use serment_core::{DocId, KeyId};
 
@@ -287,8 +288,8 @@ pub(crate) fn version_path((doc_id, v): &(String, String)) -> Result<(DocId, u32
     Ok((parse_doc_id(doc_id)?, parse_version(v)?))
 }
 
-/// Loads a version and the caller's wrap; 404 if the version does not exist, 403 if the caller
-/// neither holds a wrap nor belongs to the author identity.
+/// Loads a version and the caller's wrap; 404 if the version does not exist; if the caller
+/// neither holds a wrap nor belongs to the author identity, [`not_shared_or_missing`].
 pub(crate) async fn authorize_read(
     state: &AppState,
     caller: &AuthDevice,
@@ -302,11 +303,70 @@ pub(crate) async fn authorize_read(
         .ok_or(ApiError::NotFound("no such document version"))?;
     let wrap = db.wrap_for(doc_id, version, &caller.device_id).await?;
     if wrap.is_none() && row.author_identity != caller.identity_id {
-        return Err(ApiError::Forbidden(
-            "this device holds no wrap for this document version",
-        ));
+        return Err(not_shared_or_missing(state, caller, doc_id, Some(version)).await);
     }
     Ok((row, wrap))
+}
+
+/// The answer to a caller who holds no wrap row for `doc_id` (`version`, or any version): if the
+/// log holds a wrap entry for the caller's device that no later removal undid, the wrap row was
+/// lost, and that is [`ApiError::data_missing`] (503, logged at ERROR); otherwise the document
+/// is simply not shared with the caller: [`ApiError::NotShared`] (403 `not_shared`).
+pub(crate) async fn not_shared_or_missing(
+    state: &AppState,
+    caller: &AuthDevice,
+    doc_id: &DocId,
+    version: Option<u32>,
+) -> ApiError {
+    let not_shared = || {
+        ApiError::NotShared(format!(
+            "document {doc_id} is not shared with this device (it holds no key for it)"
+        ))
+    };
+    let db = state.store.db();
+    let rows = match db.log_size().await {
+        Ok(size) => db.log_subject(&Subject::Document(*doc_id), size).await,
+        Err(e) => Err(e),
+    };
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => return e.into(),
+    };
+    // Per version: the log index of the caller's wrap, unless a later removal undid it.
+    let mut held: std::collections::BTreeMap<u32, Option<u64>> = Default::default();
+    for r in rows {
+        let Ok(e) = serment_core::log::entry::LogEntry::decode(&r.entry) else {
+            continue;
+        };
+        match e.payload {
+            Payload::Wrap(w) if w.recipient == caller.device_key => {
+                held.insert(w.doc_version, Some(r.index));
+            }
+            Payload::Removal(x) if x.recipient == caller.device_key => {
+                held.insert(x.doc_version, None);
+            }
+            _ => {}
+        }
+    }
+    let proven = held
+        .iter()
+        .filter(|(v, _)| version.is_none_or(|want| want == **v))
+        .find_map(|(v, idx)| idx.map(|i| (*v, i)));
+    match proven {
+        Some((v, idx)) => ApiError::data_missing(
+            format!(
+                "the key wrap of document {doc_id} version {v} for device {}",
+                short(&caller.device_id)
+            ),
+            &format_args!("log entry {idx} holds it; the wraps table has no row"),
+        ),
+        None => not_shared(),
+    }
+}
+
+/// The first 16 hex characters of an id, for messages.
+fn short(id: &str) -> &str {
+    id.get(..16).unwrap_or(id)
 }
 
 /// Fetches a version's metadata and the caller's own wrap (recorded as an access, with the
@@ -481,11 +541,7 @@ pub(crate) async fn accesses(
         .await?
     {
         None => return Err(ApiError::NotFound("no such document")),
-        Some(false) => {
-            return Err(ApiError::Forbidden(
-                "only the author and recipients may list accesses",
-            ));
-        }
+        Some(false) => return Err(not_shared_or_missing(&state, &caller, &doc_id, None).await),
         Some(true) => {}
     }
     let rows = db.accesses(&doc_id).await?;

@@ -2,7 +2,8 @@
 //!
 //! Every failure a handler or an extractor can produce is an [`ApiError`], rendered as
 //! `{"error": {"code": "<stable_code>", "message": "<human text>"}}`. A client's mistake is always a
-//! 4xx; only [`ApiError::Internal`] is a 5xx, and its details go to the log, never to the client.
+//! 4xx; only [`ApiError::Internal`] (details in the server log, never to the client) and
+//! [`ApiError::DataMissing`] (data the log proves but the store lost) are 5xx.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,6 +14,9 @@ use utoipa::ToSchema;
 use crate::store::{BlobError, StoreError};
 
 /// An API failure. The `code` of each variant is stable; the message is for humans.
+///
+/// Data the log proves exists but that the server cannot produce is [`ApiError::DataMissing`]
+/// (503), never [`ApiError::Internal`] nor a misleading 403: see [`ApiError::data_missing`].
 #[derive(Debug)]
 pub(crate) enum ApiError {
     /// 400 `bad_request`: malformed JSON, a missing or mistyped field, an id that is not canonical hex.
@@ -27,6 +31,13 @@ pub(crate) enum ApiError {
     Forbidden(&'static str),
     /// 403 `device_revoked`: the device was revoked (a signed log entry) and can no longer log in.
     DeviceRevoked,
+    /// 403 `not_shared`: the document exists, but the caller holds no wrap for it and is not
+    /// its author (and the log proves no wrap for it either).
+    NotShared(String),
+    /// 503 `data_missing`: the transparency log proves the data exists (a sealed blob, the
+    /// caller's key wrap) but the server cannot produce it (a lost file, a NULL inline blob, a
+    /// deleted row). Logged at ERROR; the message names what is missing, never a path.
+    DataMissing(String),
     /// 404 `not_found`: no such route, handle, device, document or version.
     NotFound(&'static str),
     /// 409 `conflict`: the request contradicts existing state (duplicate version, taken handle).
@@ -58,8 +69,8 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
     /// One of `bad_request`, `invalid_base64`, `invalid_record`, `unauthorized`, `forbidden`,
-    /// `device_revoked`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
-    /// `unsupported_media_type`, `digest_mismatch`, `pending_quota`,
+    /// `device_revoked`, `not_shared`, `data_missing`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `digest_mismatch`, `pending_quota`,
     /// `internal`.
     pub(crate) code: &'static str,
     /// Human-readable explanation; never contains secrets, paths or SQL.
@@ -73,6 +84,18 @@ impl ApiError {
         ApiError::Internal
     }
 
+    /// Logs at ERROR that the server lost (or withholds) data its log proves, and returns
+    /// [`ApiError::DataMissing`] naming `what` (e.g. "the sealed blob of document … version 1").
+    pub(crate) fn data_missing(what: String, detail: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(
+            missing = %what,
+            detail = %detail,
+            "DATA MISSING: the transparency log proves it exists, but the store cannot produce it \
+             (restore it from a backup)"
+        );
+        ApiError::DataMissing(what)
+    }
+
     /// The HTTP status.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
@@ -80,7 +103,10 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::DeviceRevoked => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::DeviceRevoked | ApiError::NotShared(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::DataMissing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -101,6 +127,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::DeviceRevoked => "device_revoked",
+            ApiError::NotShared(_) => "not_shared",
+            ApiError::DataMissing(_) => "data_missing",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -118,6 +146,8 @@ impl ApiError {
             | ApiError::InvalidBase64(m)
             | ApiError::InvalidRecord(m)
             | ApiError::Conflict(m)
+            | ApiError::NotShared(m)
+            | ApiError::DataMissing(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::PendingQuota(m) => m.clone(),
             ApiError::Unauthorized(m)

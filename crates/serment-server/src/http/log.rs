@@ -376,10 +376,11 @@ pub(crate) async fn document(
         .await?
     {
         None => return Err(ApiError::NotFound("no such document")),
+        // Only the author and recipients may read a document's log.
         Some(false) => {
-            return Err(ApiError::Forbidden(
-                "only the author and recipients may read a document's log",
-            ));
+            return Err(
+                super::documents::not_shared_or_missing(&state, &caller, &doc_id, None).await,
+            );
         }
         Some(true) => {}
     }
