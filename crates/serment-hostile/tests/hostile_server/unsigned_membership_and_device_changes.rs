@@ -108,14 +108,16 @@ fn unsigned_device_used_to_request_keys_gets_nothing_it_can_open() {
     // The server's device logs in (it is registered under its own handle) and asks for the key.
     let mut mallory = w.h.party("mallory");
     contacts::add(&mallory.api, &mut mallory.ks, LAB).unwrap();
+    // Refused as not shared with it (403 `not_shared`, exit 6), never a key.
     let e = read_to_file(&w.h, &mut mallory, &r.doc_id, Some(1)).unwrap_err();
     assert!(
         matches!(
             e,
-            ClientError::Server {
-                status: 403 | 404,
-                ..
-            }
+            ClientError::NotShared(_)
+                | ClientError::Server {
+                    status: 403 | 404,
+                    ..
+                }
         ),
         "{e:?}"
     );
