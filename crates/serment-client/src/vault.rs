@@ -155,19 +155,18 @@ impl Session {
         let transport = effective_transport(&ks, transport)?;
         let mut api = Api::with_transport(&url, &transport)?;
         let mut ks = ks;
-        if let Err(e) = api.login(&ks.device) {
-            return Err(match e {
-                ClientError::DeviceRevoked => revoked_per_log(&api, &mut ks),
-                other => other,
-            });
-        }
         // Pinned on first contact; afterwards every session checks the served key against the
         // pin, so a replaced log key is `LogKeyChanged` whatever the command. Checked before
         // logging in: a fresh server with a new log key does not know this device, and "unknown
         // device" would hide the real change.
         let first = ks.log_state(api.base()).is_none();
         crate::log::pin_log_key(&api, &mut ks)?;
-        api.login(&ks.device)?;
+        if let Err(e) = api.login(&ks.device) {
+            return Err(match e {
+                ClientError::DeviceRevoked => revoked_per_log(&api, &mut ks),
+                other => other,
+            });
+        }
         if first {
             ks.save()?;
         }
