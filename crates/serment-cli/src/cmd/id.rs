@@ -51,14 +51,18 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
         IdCommand::Show => {
             let ks = ctx.keystore()?;
             let fp = contacts::fingerprint(&ks.identity.id());
+            let log_key = ks
+                .server()
+                .and_then(|u| ks.log_state(u))
+                .map(|l| l.vkey.clone());
             emit(
                 ctx.json,
                 &json!({ "handle": ks.handle(), "display_name": ks.display_name(),
                          "identity_id": ks.identity.id().to_string(), "device_id": ks.device.id().to_string(),
                          "fingerprint": fp, "server": ks.server(), "registered": ks.registered(),
-                         "revoked_at": ks.revoked_at().map(super::rfc3339) }),
+                         "revoked_at": ks.revoked_at().map(super::rfc3339), "log_key": log_key }),
                 &format!(
-                    "{} ({})\n  fingerprint: {fp}\n  device:      {}{}\n  server:      {}",
+                    "{} ({})\n  fingerprint: {fp}\n  device:      {}{}\n  server:      {}\n  log key:     {}",
                     ks.handle(),
                     ks.display_name(),
                     ks.device.id(),
@@ -66,7 +70,8 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
                         "  REVOKED at {}: it can no longer log in or read",
                         super::rfc3339(t)
                     )),
-                    ks.server().unwrap_or("(not registered)")
+                    ks.server().unwrap_or("(not registered)"),
+                    log_key.as_deref().unwrap_or("(none pinned yet)")
                 ),
             );
             Ok(())
@@ -91,11 +96,18 @@ pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
         )),
         other => other.into(),
     })?;
+    let log_key = s.ks.log_state(s.api.base()).map(|l| l.vkey.clone());
     emit(
         ctx.json,
         &json!({ "registered": true, "server": s.api.base(), "handle": s.ks.handle(),
-                 "device_id": s.ks.device.id().to_string() }),
-        &format!("Registered {} with {}", s.ks.handle(), s.api.base()),
+                 "device_id": s.ks.device.id().to_string(), "log_key": log_key }),
+        &format!(
+            "Registered {} with {}\n  pinned transparency log key: {}\n  Compare it with the key the \
+             server's operator publishes (`serment serve` prints it at startup).",
+            s.ks.handle(),
+            s.api.base(),
+            log_key.as_deref().unwrap_or("(none)")
+        ),
     );
     Ok(())
 }
