@@ -165,10 +165,14 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     );
 
     let server = ServerProc::start(&root.join("data"), &[]);
-    c(
-        "register",
-        &ok(&lab, &["register", "--server", &server.url]),
-    );
+    let reg = ok(&lab, &["register", "--server", &server.url]);
+    c("register", &reg);
+    // The pinned log key is shown, to compare with the one the operator publishes.
+    let pinned = reg["log_key"]
+        .as_str()
+        .expect("register shows the pinned log key");
+    assert!(pinned.starts_with("serment.log/"), "{reg}");
+    assert_eq!(ok(&lab, &["id", "show"])["log_key"], pinned);
     ok(&patient, &["register", "--server", &server.url]);
     ok(&gp, &["register", "--server", &server.url]);
     c("contact add", &ok(&lab, &["contact", "add", "patient-j"]));
