@@ -597,6 +597,19 @@ fn audit_shows_an_access_without_receipt_flagged_among_the_proven_ones() {
     assert_eq!(report.unreceipted_accesses, 1);
 }
 
+/// The server names `device` (hex) as the author of every document it lists.
+fn list_every_document_as_authored_by(w: &World, device: String) {
+    w.h.on_response("GET /v1/documents", move |ex| {
+        let mut j = ex.json();
+        if let Some(docs) = j["documents"].as_array_mut() {
+            for d in docs {
+                d["author_device"] = json!(device.clone());
+            }
+        }
+        ex.set_json(&j);
+    });
+}
+
 #[test]
 fn audit_all_covers_a_document_hidden_from_the_listing() {
     let mut w = world();
@@ -628,15 +641,7 @@ fn a_listing_that_contradicts_a_verified_author_is_refused() {
     let mut w = world();
     let doc = accessed_doc(&mut w);
     let gp_dev = w.gp.ks.device.id().to_string();
-    w.h.on_response("GET /v1/documents", move |ex| {
-        let mut j = ex.json();
-        if let Some(docs) = j["documents"].as_array_mut() {
-            for d in docs {
-                d["author_device"] = json!(gp_dev.clone());
-            }
-        }
-        ex.set_json(&j);
-    });
+    list_every_document_as_authored_by(&w, gp_dev);
     // The patient verified the lab's signature on it: the listing cannot move it to the GP.
     let e = w.patient.list().unwrap_err();
     assert!(matches!(e, ClientError::Integrity(_)), "{e:?}");
@@ -653,15 +658,7 @@ fn share_decides_authorship_from_what_this_device_verified() {
     // The server names the patient as the author in every listing: the patient verified the
     // lab's signature, so it refuses without fetching anything.
     let me = w.patient.ks.device.id().to_string();
-    w.h.on_response("GET /v1/documents", move |ex| {
-        let mut j = ex.json();
-        if let Some(docs) = j["documents"].as_array_mut() {
-            for d in docs {
-                d["author_device"] = json!(me.clone());
-            }
-        }
-        ex.set_json(&j);
-    });
+    list_every_document_as_authored_by(&w, me);
     let e = w
         .patient
         .share(&r.doc_id, Some(1), &[GP.to_owned()])
@@ -716,15 +713,7 @@ fn share_by_a_recipient_is_refused_as_not_the_author() {
     // The listing is only a hint: a server that names the patient as the author in it still
     // cannot make the patient sign for the lab's wrap (its signature is the lab's).
     let me = w.patient.ks.device.id().to_string();
-    w.h.on_response("GET /v1/documents", move |ex| {
-        let mut j = ex.json();
-        if let Some(docs) = j["documents"].as_array_mut() {
-            for d in docs {
-                d["author_device"] = json!(me.clone());
-            }
-        }
-        ex.set_json(&j);
-    });
+    list_every_document_as_authored_by(&w, me);
     let e = w
         .patient
         .share(&r.doc_id, None, &[GP.to_owned()])

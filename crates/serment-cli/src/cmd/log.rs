@@ -301,17 +301,13 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
                 text.push_str(&format!("{d}: no access recorded in the log\n"));
                 continue;
             }
-            let title =
-                s.ks.known_document_ids()
-                    .any(|k| k == d.to_string())
-                    .then(|| {
-                        list.first()
-                            .and_then(|l| s.ks.known_document(&l.doc_id, l.doc_version))
-                            .and_then(|k| k.title.clone())
-                    })
-                    .flatten()
-                    .map(|t| format!(" ({})", crate::output::safe(&t)))
-                    .unwrap_or_default();
+            // The title this device verified, if it sealed or opened the version read.
+            let title = list
+                .first()
+                .and_then(|l| s.ks.known_document(&l.doc_id, l.doc_version))
+                .and_then(|k| k.title.as_deref())
+                .map(|t| format!(" ({})", crate::output::safe(t)))
+                .unwrap_or_default();
             text.push_str(&format!(
                 "{d}{title}: {} access(es), each proven in the log (checkpoint of {} entries)\n",
                 list.len(),
