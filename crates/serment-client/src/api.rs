@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use serment_core::{DocId, KeyId};
 
 use crate::error::{ClientError, Result};
@@ -37,86 +37,13 @@ pub fn b64e(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-/// One entry of `GET /v1/documents`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct DocumentEntry {
-    /// Document id, hex.
-    pub doc_id: String,
-    /// Version.
-    pub doc_version: u32,
-    /// Author device id, hex.
-    pub author_device: String,
-    /// Sealed size in bytes.
-    #[serde(default)]
-    pub size: u64,
-    /// Commit time, seconds since the Unix epoch.
-    #[serde(default)]
-    pub created_at: i64,
-}
-
-#[derive(Debug, Deserialize)]
-struct DocumentList {
-    documents: Vec<DocumentEntry>,
-}
-
-/// `GET /v1/documents/{id}/versions/{v}`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct VersionInfo {
-    /// Document id, hex.
-    pub doc_id: String,
-    /// Version.
-    pub doc_version: u32,
-    /// Author device id, hex.
-    pub author_device: String,
-    /// Blob id (SHA-256 hex).
-    pub blob_id: String,
-    /// Sealed size in bytes.
-    #[serde(default)]
-    pub size: u64,
-    /// The caller's own wrap, base64url (absent if this device holds none).
-    #[serde(default)]
-    pub wrap: Option<String>,
-    /// The wrap's log entry and inclusion proof (PROTOCOL.md §11.6).
-    #[serde(default)]
-    pub wrap_entry: Option<crate::log_api::ProvenEntry>,
-    /// The tree size `wrap_entry` is proven against.
-    #[serde(default)]
-    pub log_size: u64,
-    /// The log index of the access entry this fetch appended.
-    #[serde(default)]
-    pub access_index: Option<u64>,
-}
-
-/// One access record.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct AccessEntry {
-    /// Device that accessed, hex.
-    pub device_id: String,
-    /// Its handle, as the server says.
-    #[serde(default)]
-    pub handle: Option<String>,
-    /// `wrap` or `blob`.
-    pub what: String,
-    /// Seconds since the Unix epoch.
-    pub at: i64,
-    /// Version accessed.
-    pub doc_version: u32,
-}
-
-#[derive(Debug, Deserialize)]
-struct AccessList {
-    accesses: Vec<AccessEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorInner,
-}
-#[derive(Debug, Deserialize)]
-struct ErrorInner {
-    code: String,
-    message: String,
-}
+// The wire types, defined once for the server and every client (crates/serment-api).
+pub use serment_api::{AccessEntry, CommitProof, ErrorBody, VersionResponse, VersionSummary};
+use serment_api::{
+    AccessesResponse, AddWrapsRequest, AddWrapsResponse, BlobResponse, ChallengeRequest,
+    ChallengeResponse, CommitRequest, DirectoryResponse, DocumentsResponse, HealthResponse,
+    RECEIPT_HEADER, RegisterDeviceRequest, RegisterDeviceResponse, TokenRequest, TokenResponse,
+};
 
 /// A connection to one server, with the session token once logged in.
 #[derive(Debug, Clone)]
@@ -295,7 +222,7 @@ impl Api {
     pub(crate) fn post_json<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: &serde_json::Value,
+        body: &impl Serialize,
         auth: bool,
     ) -> Result<T> {
         let url = self.url(path);
@@ -320,8 +247,8 @@ impl Api {
     /// # Errors
     /// [`ClientError::Transport`] or [`ClientError::Server`].
     pub fn health(&self) -> Result<Option<u64>> {
-        let v: serde_json::Value = self.get_json("/healthz", false)?;
-        Ok(v.get("max_blob_bytes").and_then(serde_json::Value::as_u64))
+        let h: HealthResponse = self.get_json("/healthz", false)?;
+        Ok(Some(h.max_blob_bytes))
     }
 
     /// `POST /v1/devices`: registers a signed device record.
@@ -329,9 +256,11 @@ impl Api {
     /// # Errors
     /// [`ClientError::Server`] (e.g. 409 when the handle belongs to another identity).
     pub fn register_device(&self, record: &[u8]) -> Result<()> {
-        let _: serde_json::Value = self.post_json(
+        let _: RegisterDeviceResponse = self.post_json(
             "/v1/devices",
-            &serde_json::json!({ "record": b64e(record) }),
+            &RegisterDeviceRequest {
+                record: b64e(record),
+            },
             false,
         )?;
         Ok(())
@@ -344,11 +273,7 @@ impl Api {
     pub fn directory(&self, handle: &str) -> Result<Vec<Vec<u8>>> {
         serment_core::identity::validate_handle(handle)
             .map_err(|e| ClientError::Input(e.to_string()))?;
-        #[derive(Deserialize)]
-        struct Dir {
-            records: Vec<String>,
-        }
-        let d: Dir = self.get_json(&format!("/v1/directory/{handle}"), false)?;
+        let d: DirectoryResponse = self.get_json(&format!("/v1/directory/{handle}"), false)?;
         if d.records.len() > 1024 {
             return Err(ClientError::BadResponse("too many device records".into()));
         }
@@ -360,27 +285,25 @@ impl Api {
     /// # Errors
     /// [`ClientError::Server`] (401 when the device is unknown), [`ClientError::BadResponse`].
     pub fn login(&mut self, device: &serment_core::identity::DeviceSecret) -> Result<()> {
-        #[derive(Deserialize)]
-        struct Challenge {
-            challenge: String,
-        }
-        #[derive(Deserialize)]
-        struct Token {
-            token: String,
-        }
         let id = device.id().to_string();
-        let c: Challenge = self.post_json(
+        let c: ChallengeResponse = self.post_json(
             "/v1/auth/challenge",
-            &serde_json::json!({ "device_id": id }),
+            &ChallengeRequest {
+                device_id: id.clone(),
+            },
             false,
         )?;
         let challenge: [u8; 32] = b64d(&c.challenge, "challenge")?
             .try_into()
             .map_err(|_| ClientError::BadResponse("challenge must be 32 bytes".into()))?;
         let sig = serment_core::auth::sign_challenge(device, &challenge);
-        let t: Token = self.post_json(
+        let t: TokenResponse = self.post_json(
             "/v1/auth/token",
-            &serde_json::json!({ "device_id": id, "challenge": c.challenge, "signature": b64e(&sig) }),
+            &TokenRequest {
+                device_id: id,
+                challenge: c.challenge,
+                signature: b64e(&sig),
+            },
             false,
         )?;
         if t.token.is_empty() || t.token.len() > 256 {
@@ -398,10 +321,6 @@ impl Api {
     /// # Errors
     /// [`ClientError::Server`] (413 over the limit), [`ClientError::Transport`].
     pub fn upload_blob(&self, body: &mut dyn Read) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Up {
-            blob_id: String,
-        }
         let url = self.url("/v1/blobs");
         let req = self
             .agent
@@ -414,7 +333,7 @@ impl Api {
             .authorize(req, "POST", &url, None)?
             .send(ureq::SendBody::from_reader(body))
             .map_err(|e| self.unreachable(e))?;
-        let up: Up = Self::read_json(resp)?;
+        let up: BlobResponse = Self::read_json(resp)?;
         check_hex(&up.blob_id, 64, "blob_id")?;
         Ok(up.blob_id)
     }
@@ -426,10 +345,6 @@ impl Api {
     /// # Errors
     /// As [`Api::upload_blob`]; [`ClientError::BadResponse`] for another blob id.
     pub fn upload_blob_bytes(&self, bytes: &[u8]) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Up {
-            blob_id: String,
-        }
         let url = self.url("/v1/blobs");
         let digest = serment_core::httpsig::content_digest(bytes);
         let req = self
@@ -440,7 +355,7 @@ impl Api {
             .authorize(req, "POST", &url, Some(&digest))?
             .send(bytes)
             .map_err(|e| self.unreachable(e))?;
-        let up: Up = Self::read_json(resp)?;
+        let up: BlobResponse = Self::read_json(resp)?;
         let expected = serment_core::httpsig::parse_content_digest(&digest)
             .map(hex::encode)
             .map_err(|e| ClientError::Input(e.to_string()))?;
@@ -466,33 +381,20 @@ impl Api {
         blob: BlobRef<'_>,
         wraps: &[Vec<u8>],
         log_from: Option<u64>,
-    ) -> Result<Committed> {
-        #[derive(Serialize)]
-        struct Req<'a> {
-            doc_id: String,
-            doc_version: u32,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            blob_id: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            blob: Option<String>,
-            wraps: Vec<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            log_from: Option<u64>,
-        }
+    ) -> Result<VersionSummary> {
         let (blob_id, blob) = match blob {
-            BlobRef::Id(id) => (Some(id), None),
+            BlobRef::Id(id) => (Some(id.to_owned()), None),
             BlobRef::Inline(bytes) => (None, Some(b64e(bytes))),
         };
-        let body = serde_json::to_value(Req {
+        let body = CommitRequest {
             doc_id: doc_id.to_string(),
             doc_version: version,
             blob_id,
             blob,
             wraps: wraps.iter().map(|w| b64e(w)).collect(),
             log_from,
-        })
-        .map_err(|e| ClientError::Input(e.to_string()))?;
-        let c: Committed = self.post_json("/v1/documents", &body, true)?;
+        };
+        let c: VersionSummary = self.post_json("/v1/documents", &body, true)?;
         if let Some(p) = &c.log
             && (p.entries.len() > crate::log_api::MAX_HISTORY
                 || p.consistency.len() > serment_core::log::tree::MAX_PROOF_HASHES)
@@ -506,8 +408,8 @@ impl Api {
     ///
     /// # Errors
     /// [`ClientError::Server`], [`ClientError::BadResponse`].
-    pub fn list_documents(&self) -> Result<Vec<DocumentEntry>> {
-        let l: DocumentList = self.get_json("/v1/documents", true)?;
+    pub fn list_documents(&self) -> Result<Vec<VersionSummary>> {
+        let l: DocumentsResponse = self.get_json("/v1/documents", true)?;
         for d in &l.documents {
             check_hex(&d.doc_id, 32, "doc_id")?;
             check_hex(&d.author_device, 64, "author_device")?;
@@ -519,7 +421,7 @@ impl Api {
     ///
     /// # Errors
     /// [`ClientError::Server`] (403, 404), [`ClientError::BadResponse`].
-    pub fn version(&self, doc_id: &DocId, version: u32) -> Result<(VersionInfo, Vec<u8>)> {
+    pub fn version(&self, doc_id: &DocId, version: u32) -> Result<(VersionResponse, Vec<u8>)> {
         self.version_with(doc_id, version, None, None)
     }
 
@@ -534,7 +436,7 @@ impl Api {
         version: u32,
         receipt: Option<&serment_core::log::entry::Receipt>,
         size: Option<u64>,
-    ) -> Result<(VersionInfo, Vec<u8>)> {
+    ) -> Result<(VersionResponse, Vec<u8>)> {
         let mut path = format!("/v1/documents/{doc_id}/versions/{version}");
         if let Some(n) = size {
             path.push_str(&format!("?size={n}"));
@@ -542,9 +444,9 @@ impl Api {
         let url = self.url(&path);
         let mut req = self.authorize(self.agent.get(&url), "GET", &url, None)?;
         if let Some(r) = receipt {
-            req = req.header("serment-receipt", b64e(&r.encode()));
+            req = req.header(RECEIPT_HEADER, b64e(&r.encode()));
         }
-        let v: VersionInfo = Self::read_json(req.call().map_err(|e| self.unreachable(e))?)?;
+        let v: VersionResponse = Self::read_json(req.call().map_err(|e| self.unreachable(e))?)?;
         check_hex(&v.author_device, 64, "author_device")?;
         check_hex(&v.blob_id, 64, "blob_id")?;
         let wrap = b64d(
@@ -577,7 +479,7 @@ impl Api {
         let url = self.url(&format!("/v1/documents/{doc_id}/versions/{version}/blob"));
         let mut req = self.authorize(self.agent.get(&url), "GET", &url, None)?;
         if let Some(r) = receipt {
-            req = req.header("serment-receipt", b64e(&r.encode()));
+            req = req.header(RECEIPT_HEADER, b64e(&r.encode()));
         }
         let resp = req.call().map_err(|e| self.unreachable(e))?;
         let resp = Self::check(resp)?;
@@ -594,12 +496,12 @@ impl Api {
     /// [`ClientError::Server`].
     pub fn add_wraps(&self, doc_id: &DocId, version: u32, wraps: &[Vec<u8>]) -> Result<Vec<u64>> {
         let wraps: Vec<String> = wraps.iter().map(|w| b64e(w)).collect();
-        let v: serde_json::Value = self.post_json(
+        let v: AddWrapsResponse = self.post_json(
             &format!("/v1/documents/{doc_id}/versions/{version}/wraps"),
-            &serde_json::json!({ "wraps": wraps }),
+            &AddWrapsRequest { wraps },
             true,
         )?;
-        Ok(log_indices(&v))
+        Ok(v.log_indices)
     }
 
     /// `GET /v1/documents/{id}/accesses`.
@@ -607,7 +509,8 @@ impl Api {
     /// # Errors
     /// [`ClientError::Server`], [`ClientError::BadResponse`].
     pub fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessEntry>> {
-        let l: AccessList = self.get_json(&format!("/v1/documents/{doc_id}/accesses"), true)?;
+        let l: AccessesResponse =
+            self.get_json(&format!("/v1/documents/{doc_id}/accesses"), true)?;
         for a in &l.accesses {
             check_hex(&a.device_id, 64, "device_id")?;
         }
@@ -625,42 +528,6 @@ pub enum BlobRef<'a> {
     Id(&'a str),
     /// The sealed document itself, at most [`MAX_INLINE_BLOB`] bytes.
     Inline(&'a [u8]),
-}
-
-/// The answer to a commit, unverified.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Committed {
-    /// The blob id, 64 hex (the SHA-256 of the sealed bytes, as the server computed it).
-    #[serde(default)]
-    pub blob_id: String,
-    /// The log indices of the wrap entries appended, in request order.
-    #[serde(default)]
-    pub log_indices: Vec<u64>,
-    /// Their proofs, when the request gave `log_from`.
-    #[serde(default)]
-    pub log: Option<CommitProof>,
-}
-
-/// The proofs of a commit's own log entries (PROTOCOL.md §11.7), unverified.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CommitProof {
-    /// The checkpoint note signed in the commit's transaction.
-    pub checkpoint: String,
-    /// The wrap entries, with inclusion proofs against `checkpoint`.
-    pub entries: Vec<crate::log_api::ProvenEntry>,
-    /// The tree size the consistency proof starts from (the request's `log_from`).
-    pub from: u64,
-    /// Consistency proof from `from` to the checkpoint's size, base64url hashes.
-    pub consistency: Vec<String>,
-}
-
-/// The `log_indices` array of a write's answer (empty if absent or malformed: the caller's
-/// own-write check then fails loudly).
-fn log_indices(v: &serde_json::Value) -> Vec<u64> {
-    v.get("log_indices")
-        .and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
-        .unwrap_or_default()
 }
 
 impl Api {

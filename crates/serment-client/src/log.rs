@@ -221,7 +221,7 @@ fn key_changed(api: &Api, ks: &Keystore) -> Option<ClientError> {
 /// # Errors
 /// [`ClientError::Log`] ([`serment_core::Error::BadInclusionProof`] or a format error).
 pub fn verify_proven(cp: &Checkpoint, pe: &ProvenEntry) -> Result<ChainEntry> {
-    let (bytes, proof) = pe.decode()?;
+    let (bytes, proof) = crate::log_api::decode_proven(pe)?;
     tree::verify_inclusion(&bytes, pe.index, cp.size, &cp.root, &proof).map_err(log_err)?;
     let entry = LogEntry::decode(&bytes).map_err(log_err)?;
     Ok(ChainEntry {
@@ -322,10 +322,10 @@ pub fn check_own_writes(
 pub fn check_own_commit(
     api: &Api,
     ks: &mut Keystore,
-    committed: &crate::api::Committed,
+    committed: &crate::api::VersionSummary,
     expected: &[(EntryKind, &[u8])],
 ) -> Result<Checkpoint> {
-    let indices = &committed.log_indices;
+    let indices = committed.log_indices.as_deref().unwrap_or_default();
     let Some(p) = &committed.log else {
         return check_own_writes(api, ks, indices, expected);
     };
@@ -528,7 +528,7 @@ fn proven_doc_chain(
     api: &Api,
     ks: &mut Keystore,
     doc_id: &DocId,
-) -> Result<(Checkpoint, crate::log_api::History, Vec<ChainEntry>)> {
+) -> Result<(Checkpoint, crate::log_api::HistoryResponse, Vec<ChainEntry>)> {
     let cp = sync(api, ks, 0)?;
     let h = api.document_log(doc_id, Some(cp.size))?;
     let cp = accept_note(api, ks, &h.checkpoint)?;

@@ -11,7 +11,7 @@ use serment_core::log::note::Checkpoint;
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
 
-use crate::api::{AccessEntry, Api, BlobRef, DocumentEntry, key_id};
+use crate::api::{AccessEntry, Api, BlobRef, VersionSummary, key_id};
 use crate::contacts;
 use crate::error::{ClientError, Result};
 use crate::fsutil::AtomicFile;
@@ -294,7 +294,7 @@ impl Session {
         blob: BlobRef<'_>,
         wraps: &[Vec<u8>],
         log_from: Option<u64>,
-    ) -> Result<crate::api::Committed> {
+    ) -> Result<crate::api::VersionSummary> {
         match self
             .api
             .commit_document(doc_id, doc_version, blob, wraps, log_from)
@@ -322,7 +322,7 @@ impl Session {
         blob_id: String,
         wraps: &[Vec<u8>],
         log_from: Option<u64>,
-    ) -> Result<crate::api::Committed> {
+    ) -> Result<crate::api::VersionSummary> {
         let mut c =
             self.commit_retrying(doc_id, doc_version, BlobRef::Id(&blob_id), wraps, log_from)?;
         c.blob_id = blob_id;
@@ -886,7 +886,7 @@ impl Session {
     ///
     /// # Errors
     /// [`ClientError::Log`], server errors.
-    pub fn list(&mut self) -> Result<Vec<DocumentEntry>> {
+    pub fn list(&mut self) -> Result<Vec<VersionSummary>> {
         self.sync_log()?;
         let docs = self.api.list_documents()?;
         // A version this device verified (sealed, or opened) keeps the author it verified: a

@@ -245,9 +245,9 @@ pub fn fhir(data: &[u8]) {
 
 /// The client's JSON response types and the id and base64 parsers it applies to server answers.
 pub fn client_response(data: &[u8]) {
-    use serment_client::api::{AccessEntry, DocumentEntry, VersionInfo, b64d, key_id};
-    let _ = serde_json::from_slice::<VersionInfo>(data);
-    let _ = serde_json::from_slice::<DocumentEntry>(data);
+    use serment_client::api::{AccessEntry, VersionResponse, VersionSummary, b64d, key_id};
+    let _ = serde_json::from_slice::<VersionResponse>(data);
+    let _ = serde_json::from_slice::<VersionSummary>(data);
     let _ = serde_json::from_slice::<AccessEntry>(data);
     if let Ok(s) = std::str::from_utf8(data) {
         if let Ok(b) = b64d(s, "fuzz") {

@@ -2,7 +2,13 @@
 //! change to a request or response type (crates/serment-api, shared by server and clients) shows
 //! up as a diff of the published contract. After a deliberate API change, regenerate it with
 //! `SERMENT_BLESS=1 cargo test -p serment-server --test openapi`.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -39,6 +45,9 @@ async fn openapi_json_matches_docs() {
         "ProvenEntry",
         "ErrorBody",
     ] {
-        assert!(schemas.contains_key(name), "components.schemas lacks {name}");
+        assert!(
+            schemas.contains_key(name),
+            "components.schemas lacks {name}"
+        );
     }
 }

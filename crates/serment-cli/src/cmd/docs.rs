@@ -188,7 +188,7 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
         };
         let short = author_device.get(..16).unwrap_or(author_device);
         let author = handle.map_or_else(|| format!("device {short}"), Clone::clone);
-        let committed = super::rfc3339(u64::try_from(d.created_at).unwrap_or_default());
+        let committed = super::rfc3339(d.created_at);
         match known {
             Some(k) => text.push_str(&format!(
                 "{}  v{}  {}  {}  {}  {}  by {author}\n",
@@ -283,9 +283,13 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
     for a in &list {
         text.push_str(&format!(
             "{}  v{}  {} ({}) {}\n",
-            super::rfc3339(u64::try_from(a.at).unwrap_or_default()),
+            super::rfc3339(a.at),
             a.doc_version,
-            a.handle.as_deref().unwrap_or("unknown handle"),
+            if a.handle.is_empty() {
+                "unknown handle"
+            } else {
+                &a.handle
+            },
             a.device_id.get(..16).unwrap_or(&a.device_id),
             super::log::fetched(&a.what),
         ));
@@ -299,7 +303,7 @@ pub(crate) fn accesses(ctx: &Ctx, doc: &str) -> CliResult<()> {
     emit(
         ctx.json,
         &json!({ "doc_id": id.to_string(), "proven": false, "accesses": list.iter().map(|a| json!({
-            "at": super::rfc3339(u64::try_from(a.at).unwrap_or_default()),
+            "at": super::rfc3339(a.at),
             "doc_version": a.doc_version, "what": a.what, "device_id": a.device_id,
             "handle": a.handle })).collect::<Vec<_>>() }),
         &text,

@@ -180,7 +180,8 @@ fn injection_document_moved_into_a_context_another_party_can_read() {
         ex.status = 200;
         ex.set_json(
             &json!({ "doc_id": doc.to_string(), "doc_version": 1, "author_device": lab_s,
-            "blob_id": "00".repeat(32), "size": 1, "wrap": serment_hostile::harness::b64(&pw) }),
+            "author_identity": "00".repeat(32), "blob_id": "00".repeat(32), "size": 1, "created_at": 0,
+            "log_size": 0, "wrap": serment_hostile::harness::b64(&pw) }),
         );
     });
     w.h.on_response(&blob_route(&doc, 1), move |ex| {

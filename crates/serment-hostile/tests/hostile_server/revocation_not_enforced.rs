@@ -49,7 +49,8 @@ fn revocation_recipient_left_out_of_a_new_version_cannot_read_it() {
         ex.status = 200;
         ex.set_json(
             &serde_json::json!({ "doc_id": doc.to_string(), "doc_version": 2,
-            "author_device": author, "blob_id": "00".repeat(32), "size": 1,
+            "author_device": author, "author_identity": "00".repeat(32), "blob_id": "00".repeat(32),
+            "size": 1, "created_at": 0, "log_size": 0,
             "wrap": serment_hostile::harness::b64(&ow) }),
         );
     });

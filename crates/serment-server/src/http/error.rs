@@ -8,8 +8,6 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::store::{BlobError, StoreError};
 
@@ -58,24 +56,8 @@ pub(crate) enum ApiError {
     Internal,
 }
 
-/// The JSON error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    /// The error.
-    pub(crate) error: ErrorDetail,
-}
-
-/// A stable code and a human-readable message.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// One of `bad_request`, `invalid_base64`, `invalid_record`, `unauthorized`, `forbidden`,
-    /// `device_revoked`, `not_shared`, `data_missing`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `digest_mismatch`, `pending_quota`,
-    /// `internal`.
-    pub(crate) code: &'static str,
-    /// Human-readable explanation; never contains secrets, paths or SQL.
-    pub(crate) message: String,
-}
+// The JSON error body, shared with every client (crates/serment-api).
+pub(crate) use serment_api::{ErrorBody, ErrorDetail};
 
 impl ApiError {
     /// Logs a server-side failure with its details and returns the generic [`ApiError::Internal`].
@@ -171,7 +153,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code: self.code().to_owned(),
                 message: self.message(),
             },
         };

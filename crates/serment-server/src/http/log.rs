@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
 use serment_core::identity::{DeviceRecord, validate_handle};
 use serment_core::log::entry::{
     RECEIPT_WINDOW_SECS, Receipt, Removal, Revocation, Rotation, Subject,
@@ -17,7 +16,6 @@ use serment_core::log::note::{
 };
 use serment_core::log::tree::Hash;
 use serment_core::{DocId, KeyId};
-use utoipa::ToSchema;
 
 use super::AppState;
 use super::documents::version_path;
@@ -32,151 +30,12 @@ pub(crate) const MAX_ENTRIES_PAGE: u64 = 1000;
 /// The most cosignature lines stored per checkpoint (the note served carries at most
 /// `MAX_SIGNATURES - 1` of them, beside the log's own line, preferring the earliest witnesses).
 pub(crate) const MAX_STORED_COSIGNATURES: u64 = 4 * MAX_SIGNATURES as u64;
-/// The request header carrying an access receipt (§11.5).
-pub(crate) const RECEIPT_HEADER: &str = "serment-receipt";
-
-/// `GET /v1/log/key`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LogKeyResponse {
-    /// The log's origin (first checkpoint line and key name).
-    pub(crate) origin: String,
-    /// The C2SP verifier key, `<origin>+<key id>+<base64(0x01 || Ed25519 key)>`.
-    pub(crate) vkey: String,
-}
-
-/// `GET /v1/log/checkpoint`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CheckpointResponse {
-    /// The signed note: checkpoint text, blank line, log signature, then cosignatures.
-    pub(crate) checkpoint: String,
-}
-
-/// One entry with its inclusion proof.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ProvenEntry {
-    /// Index in the log.
-    pub(crate) index: u64,
-    /// The entry (§11.3), base64url.
-    pub(crate) entry: String,
-    /// Inclusion proof against the checkpoint of `size`, leaf to root, base64url hashes.
-    pub(crate) proof: Vec<String>,
-}
-
-/// A subject's chain with proofs.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HistoryResponse {
-    /// Tree size the proofs are against.
-    pub(crate) size: u64,
-    /// The checkpoint note of that size.
-    pub(crate) checkpoint: String,
-    /// The chain, oldest first.
-    pub(crate) entries: Vec<ProvenEntry>,
-    /// For a document: the device-record entry of every device its entries name.
-    pub(crate) devices: Vec<ProvenEntry>,
-}
-
-/// Query of the proof-carrying routes.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SizeQuery {
-    /// The tree size to prove against (a published checkpoint); default the latest.
-    pub(crate) size: Option<u64>,
-}
-
-/// `GET /v1/log/proof`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProofQuery {
-    /// Leaf index.
-    pub(crate) index: u64,
-    /// Tree size.
-    pub(crate) size: u64,
-}
-
-/// `GET /v1/log/consistency`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConsistencyQuery {
-    /// Old tree size.
-    pub(crate) from: u64,
-    /// New tree size.
-    pub(crate) to: u64,
-}
-
-/// A consistency proof.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ConsistencyResponse {
-    /// Old size.
-    pub(crate) from: u64,
-    /// New size.
-    pub(crate) to: u64,
-    /// RFC 9162 §2.1.4 proof, base64url hashes.
-    pub(crate) proof: Vec<String>,
-}
-
-/// `GET /v1/log/entries`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EntriesQuery {
-    /// First index.
-    pub(crate) start: u64,
-    /// One past the last index (at most 1000 entries).
-    pub(crate) end: u64,
-}
-
-/// Entries.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct EntriesResponse {
-    /// First index.
-    pub(crate) start: u64,
-    /// The entries, base64url.
-    pub(crate) entries: Vec<String>,
-}
-
-/// `POST /v1/log/cosignatures`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CosignatureRequest {
-    /// The witness's verifier key (type 0x04).
-    pub(crate) vkey: String,
-    /// The cosigned checkpoint's size.
-    pub(crate) size: u64,
-    /// The cosignature line, `— <name> <base64>`.
-    pub(crate) cosignature: String,
-}
-
-/// `POST /v1/log/revocations`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RevocationRequest {
-    /// The signed revocation (§11.3), base64url.
-    pub(crate) revocation: String,
-}
-
-/// `POST /v1/log/rotations`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RotationRequest {
-    /// The signed rotation (§11.3), base64url.
-    pub(crate) rotation: String,
-    /// Device records certified by the new identity key, base64url (devices to keep).
-    pub(crate) records: Vec<String>,
-}
-
-/// `POST /v1/documents/{doc_id}/versions/{v}/removals`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RemovalRequest {
-    /// The author's signed removal (§11.3), base64url.
-    pub(crate) removal: String,
-}
-
-/// Indices of appended entries.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AppendedResponse {
-    /// Log indices of the entries appended, in order.
-    pub(crate) log_indices: Vec<u64>,
-}
+// The bodies of the log routes, shared with every client (crates/serment-api).
+pub(crate) use serment_api::log::{
+    AppendedResponse, CheckpointResponse, ConsistencyQuery, ConsistencyResponse,
+    CosignatureRequest, EntriesQuery, EntriesResponse, HistoryResponse, LogKeyResponse, ProofQuery,
+    ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest, RotationRequest, SizeQuery,
+};
 
 fn b64_hashes(p: &[Hash]) -> Vec<String> {
     p.iter().map(|h| b64_encode(h)).collect()

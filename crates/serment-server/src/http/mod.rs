@@ -107,7 +107,7 @@ impl utoipa::Modify for BearerAuth {
 #[utoipa::path(get, path = "/healthz", tag = "directory", responses((status = 200, body = HealthResponse)))]
 pub(crate) async fn healthz(State(state): State<AppState>) -> axum::Json<HealthResponse> {
     axum::Json(HealthResponse {
-        status: "ok",
+        status: "ok".to_owned(),
         max_blob_bytes: state.config.max_blob_bytes,
         max_json_bytes: state.config.max_json_bytes as u64,
     })

@@ -239,7 +239,7 @@ fn reason(status: StatusCode) -> &'static str {
 fn too_many(retry_after: u64) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
-            code: "too_many_requests",
+            code: "too_many_requests".to_owned(),
             message: format!("too many login attempts: retry in {retry_after} s"),
         },
     };

@@ -1,0 +1,65 @@
+//! The JSON request and response bodies of the Serment HTTP API (PROTOCOL.md §8 and §11.9),
+//! defined once: the server (`serment-server`) serializes its answers and parses its requests
+//! with these types, and every client (`serment-client` over ureq, the browser build over fetch)
+//! does the converse. Nothing here does I/O, so the crate builds for `wasm32-unknown-unknown`.
+//!
+//! Conventions (PROTOCOL.md §8): binary fields are unpadded base64url (RFC 4648 §5); ids are
+//! lowercase hex; times are seconds since the Unix epoch; sizes are bytes. Requests refuse unknown
+//! fields (`deny_unknown_fields`). These types only carry the wire shapes: a client validates every
+//! value (hex ids, base64, proofs, signatures) before it uses one, as `serment-client` does.
+//!
+//! The feature `openapi` adds utoipa's `ToSchema` derives, from which the server renders its
+//! OpenAPI 3.1 document (`docs/openapi.json`).
+
+pub mod directory;
+pub mod documents;
+pub mod log;
+
+pub use directory::{
+    ChallengeRequest, ChallengeResponse, DirectoryResponse, RegisterDeviceRequest,
+    RegisterDeviceResponse, TokenRequest, TokenResponse,
+};
+pub use documents::{
+    AccessEntry, AccessesResponse, AddWrapsRequest, AddWrapsResponse, BlobResponse, CommitProof,
+    CommitRequest, DocumentsResponse, VersionResponse, VersionSummary,
+};
+pub use log::{
+    AppendedResponse, CheckpointResponse, ConsistencyQuery, ConsistencyResponse,
+    CosignatureRequest, EntriesQuery, EntriesResponse, HistoryResponse, LogKeyResponse, ProofQuery,
+    ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest, RotationRequest, SizeQuery,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthResponse {
+    /// Always `ok`.
+    pub status: String,
+    /// Largest sealed blob accepted by `POST /v1/blobs`, in bytes (clients check before uploading).
+    pub max_blob_bytes: u64,
+    /// Largest JSON request body, in bytes.
+    pub max_json_bytes: u64,
+}
+
+/// The JSON error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// One of `bad_request`, `invalid_base64`, `invalid_record`, `unauthorized`, `forbidden`,
+    /// `device_revoked`, `not_shared`, `data_missing`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `digest_mismatch`, `pending_quota`,
+    /// `internal`.
+    pub code: String,
+    /// Human-readable explanation; never contains secrets, paths or SQL.
+    pub message: String,
+}
