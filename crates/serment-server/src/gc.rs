@@ -53,18 +53,5 @@ pub(crate) fn spawn(store: Store, grace_secs: u64) -> GcTask {
 /// [`StoreError`] if the database or the blob directory fails.
 pub(crate) async fn collect(store: &Store, now: u64, grace_secs: u64) -> Result<usize, StoreError> {
     let before = now.saturating_sub(grace_secs);
-    let stale = store.db().stale_pending_blobs(before, BATCH).await?;
-    let mut deleted = 0;
-    for id in stale {
-        let _exclusive = store.upload_gate().write().await;
-        if store.db().delete_pending_blob(&id, before).await? {
-            store
-                .blobs()
-                .remove(&id)
-                .await
-                .map_err(|e| StoreError::Backend(Box::new(e)))?;
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
+    store.collect_pending(before, BATCH).await
 }

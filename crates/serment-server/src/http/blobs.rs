@@ -6,17 +6,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio_util::io::ReaderStream;
-
-/// Bytes read from disk per step when streaming a blob out.
-const BLOB_READ_BUF: usize = 256 * 1024;
 
 use super::AppState;
 use super::documents::{authorize_read, version_path};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, AuthDevice, parse_blob_id};
 use super::types::BlobResponse;
-use crate::store::{AccessKind, BlobError, now};
+use crate::store::{AccessKind, BlobError, UploadError, now};
 
 /// The content type of sealed blobs.
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -80,7 +76,11 @@ pub(crate) async fn upload(
     };
     // The per-device quota on uploads no commit references yet (issue 10 §2). The byte quota is
     // checked against the declared length; a chunked upload can pass it by one blob at most.
-    let (pending, pending_bytes) = state.store.db().pending_uploads(&caller.device_id).await?;
+    let (pending, pending_bytes) = state
+        .store
+        .meta()
+        .pending_uploads(&caller.device_id)
+        .await?;
     let cfg = &state.config;
     if pending >= cfg.max_pending_uploads
         || pending_bytes.saturating_add(declared.unwrap_or(0)) > cfg.max_pending_upload_bytes
@@ -92,20 +92,15 @@ pub(crate) async fn upload(
             cfg.max_pending_uploads, cfg.max_pending_upload_bytes, cfg.pending_upload_grace_secs
         )));
     }
-    let (blob_id, size, _shared) = state
+    let (blob_id, size) = state
         .store
-        .blobs()
-        .put_checked(
+        .upload(
             body.into_data_stream(),
             limit,
             expected,
-            state.store.upload_gate(),
+            &caller.device_id,
+            now(),
         )
-        .await?;
-    state
-        .store
-        .db()
-        .record_blob(&blob_id, size, now(), &caller.device_id)
         .await?;
     tracing::info!(device = %caller.device_key.short(), blob = %blob_id, size, "blob stored");
     Ok((
@@ -142,34 +137,18 @@ pub(crate) async fn download(
     let blob_id = parse_blob_id(&row.blob_id)
         .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
     let receipt = super::log::receipt_header(&req_headers)?;
-    // Inline blobs (committed with their version) come from the database, others from files.
+    // Inline blobs (committed with their version) or the blob store: the store decides.
     // A committed version's blob is proven by the log (its wraps are bound to its header): one
     // that is in neither place was lost, or is withheld (503 `data_missing`, logged at ERROR).
-    let (body, len) = match state.store.db().blob_inline(&blob_id).await? {
-        Some(data) => {
-            let len = data.len() as u64;
-            (Body::from(data), len)
+    let (body, len) = match state.store.blob(&blob_id).await {
+        Ok(b) => (Body::from_stream(b.stream), b.len),
+        Err(UploadError::Blob(BlobError::NotFound)) => {
+            return Err(ApiError::data_missing(
+                format!("the sealed blob of document {doc_id} version {version}"),
+                &format_args!("blob {blob_id}: no inline data in the database and no stored blob"),
+            ));
         }
-        None => {
-            let (file, len) = match state.store.blobs().open_blob(&blob_id).await {
-                Ok(found) => found,
-                Err(BlobError::NotFound) => {
-                    return Err(ApiError::data_missing(
-                        format!("the sealed blob of document {doc_id} version {version}"),
-                        &format_args!(
-                            "blob {blob_id}: no inline data in the database and no blob file"
-                        ),
-                    ));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            // 256 KiB reads: ReaderStream's 4 KiB default costs a blocking-pool round trip per
-            // 4 KiB.
-            (
-                Body::from_stream(ReaderStream::with_capacity(file, BLOB_READ_BUF)),
-                len,
-            )
-        }
+        Err(e) => return Err(e.into()),
     };
     let idx =
         super::log::record_access(&state, &caller, &doc_id, version, AccessKind::Blob, receipt)

@@ -41,7 +41,7 @@ pub(crate) async fn register_device(
     let identity_id = record.identity_id();
     let outcome = state
         .store
-        .db()
+        .meta()
         .register_device(&NewDevice {
             device_id,
             identity_id,
@@ -84,7 +84,7 @@ pub(crate) async fn directory(
     validate_handle(&handle).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let records = state
         .store
-        .db()
+        .meta()
         .directory(&handle)
         .await?
         .ok_or(ApiError::NotFound("unknown handle"))?;
@@ -110,7 +110,7 @@ pub(crate) async fn challenge(
     ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
     let device_id = parse_key_id("device_id", &req.device_id)?;
-    let db = state.store.db();
+    let db = state.store.meta();
     if db.device(&device_id).await?.is_none() {
         // A revoked device is told so (it is public in the log), not "unknown".
         return Err(if db.device_revoked(&device_id).await? {
@@ -155,7 +155,7 @@ pub(crate) async fn token(
     let device_id = parse_key_id("device_id", &req.device_id)?;
     let challenge: [u8; 32] = b64_array("challenge", &req.challenge)?;
     let signature: [u8; 64] = b64_array("signature", &req.signature)?;
-    let db = state.store.db();
+    let db = state.store.meta();
     let t = now();
     if !db
         .take_challenge(&secret_hash(&challenge), &device_id, t)

@@ -30,18 +30,7 @@ use crate::store::{
 
 /// Reads and decodes the sealed header at the start of a stored blob.
 pub(crate) async fn load_header(state: &AppState, blob_id: &BlobId) -> Result<Header, ApiError> {
-    let bytes = match state.store.db().blob_inline(blob_id).await? {
-        Some(data) => *data
-            .first_chunk::<{ Header::LEN }>()
-            .ok_or(crate::store::BlobError::TooShort)?,
-        None => {
-            state
-                .store
-                .blobs()
-                .read_prefix::<{ Header::LEN }>(blob_id)
-                .await?
-        }
-    };
+    let bytes = state.store.blob_prefix::<{ Header::LEN }>(blob_id).await?;
     Header::decode(&bytes).map_err(|e| ApiError::InvalidRecord(format!("blob header: {e}")))
 }
 
@@ -137,7 +126,7 @@ pub(crate) async fn commit(
             "wraps: expected 1 to {MAX_WRAPS} wraps"
         )));
     }
-    let db = state.store.db();
+    let db = state.store.meta();
     let (blob_id, inline, header, size) = match (&req.blob_id, &req.blob) {
         (Some(id), None) => {
             let blob_id = parse_blob_id(id)?;
@@ -275,7 +264,7 @@ pub(crate) async fn list(
 ) -> Result<Json<DocumentsResponse>, ApiError> {
     let rows = state
         .store
-        .db()
+        .meta()
         .readable_versions(&caller.device_id, &caller.identity_id)
         .await?;
     Ok(Json(DocumentsResponse {
@@ -296,7 +285,7 @@ pub(crate) async fn authorize_read(
     doc_id: &DocId,
     version: u32,
 ) -> Result<(VersionRow, Option<Vec<u8>>), ApiError> {
-    let db = state.store.db();
+    let db = state.store.meta();
     let row = db
         .version(doc_id, version)
         .await?
@@ -323,7 +312,7 @@ pub(crate) async fn not_shared_or_missing(
             "document {doc_id} is not shared with this device (it holds no key for it)"
         ))
     };
-    let db = state.store.db();
+    let db = state.store.meta();
     let rows = match db.log_size().await {
         Ok(size) => db.log_subject(&Subject::Document(*doc_id), size).await,
         Err(e) => Err(e),
@@ -399,7 +388,7 @@ pub(crate) async fn get_version(
     let (row, _) = authorize_read(&state, &caller, &doc_id, version).await?;
     let found = state
         .store
-        .db()
+        .meta()
         .wrap_with_index(&doc_id, version, &caller.device_id)
         .await?;
     let mut access_index = None;
@@ -420,11 +409,11 @@ pub(crate) async fn get_version(
             );
             let size = match q.size {
                 Some(s) => s,
-                None => state.store.db().log_size().await?,
+                None => state.store.meta().log_size().await?,
             };
             log_size = size;
             if let Some(idx) = idx.filter(|i| *i < size)
-                && let Some(entry) = state.store.db().log_entry(idx).await?
+                && let Some(entry) = state.store.meta().log_entry(idx).await?
             {
                 wrap_entry = Some(
                     super::log::prove(&state, crate::store::LogRead { index: idx, entry }, size)
@@ -475,7 +464,7 @@ pub(crate) async fn add_wraps(
     ApiJson(req): ApiJson<AddWrapsRequest>,
 ) -> Result<(StatusCode, Json<AddWrapsResponse>), ApiError> {
     let (doc_id, version) = version_path(&path)?;
-    let db = state.store.db();
+    let db = state.store.meta();
     let row = db
         .version(&doc_id, version)
         .await?
@@ -535,7 +524,7 @@ pub(crate) async fn accesses(
     ApiPath(doc_id): ApiPath<String>,
 ) -> Result<Json<AccessesResponse>, ApiError> {
     let doc_id = parse_doc_id(&doc_id)?;
-    let db = state.store.db();
+    let db = state.store.meta();
     match db
         .is_participant(&doc_id, &caller.device_id, &caller.identity_id)
         .await?

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::store::{BlobError, StoreError};
+use crate::store::{BlobError, StoreError, UploadError};
 
 /// An API failure. The `code` of each variant is stable; the message is for humans.
 ///
@@ -180,6 +180,15 @@ impl From<StoreError> for ApiError {
                 crate::store::MAX_WRAPS
             )),
             StoreError::Backend(e) => ApiError::internal("storage failure", &e),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        match e {
+            UploadError::Blob(e) => e.into(),
+            UploadError::Store(e) => e.into(),
         }
     }
 }

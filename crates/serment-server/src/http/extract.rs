@@ -231,7 +231,7 @@ impl FromRequestParts<AppState> for AuthDevice {
             .ok_or(ApiError::Unauthorized(MISSING))?;
         let row = state
             .store
-            .db()
+            .meta()
             .session_device(&secret_hash(&token), now())
             .await?
             .ok_or(ApiError::Unauthorized(

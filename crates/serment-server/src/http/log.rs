@@ -44,7 +44,7 @@ fn b64_hashes(p: &[Hash]) -> Vec<String> {
 /// Refuses a requested tree size larger than the log (400), before anything is read or written.
 pub(crate) async fn check_size(state: &AppState, requested: Option<u64>) -> Result<(), ApiError> {
     if let Some(s) = requested
-        && s > state.store.db().log_size().await?
+        && s > state.store.meta().log_size().await?
     {
         return Err(ApiError::BadRequest("size: larger than the log".into()));
     }
@@ -54,7 +54,7 @@ pub(crate) async fn check_size(state: &AppState, requested: Option<u64>) -> Resu
 /// The size to prove against: `requested` if published, else the latest; and its note.
 async fn proof_size(state: &AppState, requested: Option<u64>) -> Result<(u64, String), ApiError> {
     check_size(state, requested).await?;
-    let db = state.store.db();
+    let db = state.store.meta();
     let note = db
         .log_note(requested)
         .await?
@@ -71,7 +71,7 @@ pub(crate) async fn prove(
     r: LogRead,
     size: u64,
 ) -> Result<ProvenEntry, ApiError> {
-    let proof = state.store.db().log_inclusion(r.index, size).await?;
+    let proof = state.store.meta().log_inclusion(r.index, size).await?;
     Ok(proven_entry(&r, &proof))
 }
 
@@ -114,13 +114,13 @@ pub(crate) async fn consistency(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyResponse>, ApiError> {
-    let size = state.store.db().log_size().await?;
+    let size = state.store.meta().log_size().await?;
     if q.from > q.to || q.to > size {
         return Err(ApiError::BadRequest(
             "expected from <= to <= log size".into(),
         ));
     }
-    let proof = state.store.db().log_consistency(q.from, q.to).await?;
+    let proof = state.store.meta().log_consistency(q.from, q.to).await?;
     Ok(Json(ConsistencyResponse {
         from: q.from,
         to: q.to,
@@ -136,7 +136,7 @@ pub(crate) async fn proof(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ProofQuery>,
 ) -> Result<Json<ProvenEntry>, ApiError> {
-    let size = state.store.db().log_size().await?;
+    let size = state.store.meta().log_size().await?;
     if q.index >= q.size || q.size > size {
         return Err(ApiError::BadRequest(
             "expected index < size <= log size".into(),
@@ -144,7 +144,7 @@ pub(crate) async fn proof(
     }
     let entry = state
         .store
-        .db()
+        .meta()
         .log_entry(q.index)
         .await?
         .ok_or(ApiError::NotFound("no such entry"))?;
@@ -174,10 +174,10 @@ pub(crate) async fn entries(
             "expected start <= end <= start + {MAX_ENTRIES_PAGE}"
         )));
     }
-    if q.end > state.store.db().log_size().await? {
+    if q.end > state.store.meta().log_size().await? {
         return Err(ApiError::BadRequest("expected end <= log size".into()));
     }
-    let e = state.store.db().log_entries(q.start, q.end).await?;
+    let e = state.store.meta().log_entries(q.start, q.end).await?;
     Ok(Json(EntriesResponse {
         start: q.start,
         entries: e.iter().map(|b| b64_encode(b)).collect(),
@@ -197,7 +197,7 @@ pub(crate) async fn identity(
     let (size, note) = proof_size(&state, q.size).await?;
     let rows = state
         .store
-        .db()
+        .meta()
         .log_subject(&Subject::Handle(handle), size)
         .await?;
     if rows.is_empty() {
@@ -229,7 +229,7 @@ pub(crate) async fn document(
     ApiQuery(q): ApiQuery<SizeQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let doc_id = parse_doc_id(&doc_id)?;
-    let db = state.store.db();
+    let db = state.store.meta();
     match db
         .is_participant(&doc_id, &caller.device_id, &caller.identity_id)
         .await?
@@ -315,7 +315,7 @@ pub(crate) async fn cosign(
     signed
         .verify_cosignature(&sig, &wk)
         .map_err(|e| ApiError::InvalidRecord(format!("cosignature: {e}")))?;
-    let db = state.store.db();
+    let db = state.store.meta();
     if db.log_cosignature_count(req.size).await? >= MAX_STORED_COSIGNATURES {
         return Err(ApiError::Conflict("too many witnesses".into()));
     }
@@ -345,7 +345,7 @@ pub(crate) async fn revoke(
     }
     let idx = state
         .store
-        .db()
+        .meta()
         .revoke_device(
             &rev.handle,
             &caller.identity_id,
@@ -406,7 +406,7 @@ pub(crate) async fn rotate(
     }
     let indices = state
         .store
-        .db()
+        .meta()
         .rotate_identity(
             &rot.handle,
             &old.to_string(),
@@ -451,7 +451,7 @@ pub(crate) async fn remove(
     }
     let row = state
         .store
-        .db()
+        .meta()
         .version(&doc_id, version)
         .await?
         .ok_or(ApiError::NotFound("no such document version"))?;
@@ -462,7 +462,7 @@ pub(crate) async fn remove(
     }
     let idx = state
         .store
-        .db()
+        .meta()
         .remove_recipient(&doc_id, version, &rm.recipient.to_string(), &bytes, now())
         .await?;
     Ok((
@@ -518,7 +518,7 @@ pub(crate) async fn record_access(
     }
     Ok(state
         .store
-        .db()
+        .meta()
         .record_access(&NewAccess {
             doc_id: *doc_id,
             doc_version: version,

@@ -235,7 +235,7 @@ async fn durable(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let resp = next.run(req).await;
-    match state.store.db().durable().await {
+    match state.store.meta().durable().await {
         Ok(()) => resp,
         Err(e) => {
             axum::response::IntoResponse::into_response(ApiError::internal("group commit", &e))

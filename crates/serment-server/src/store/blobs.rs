@@ -1,6 +1,7 @@
-//! The content-addressed blob directory (PROTOCOL.md §8.3).
+//! The content-addressed blob store (PROTOCOL.md §8.3): the [`BlobStore`] seam, and its
+//! file-system driver [`FsBlobStore`] (`file://DIR`).
 //!
-//! An upload is streamed to `tmp/<random>.part` while it is hashed with SHA-256; the size limit is
+//! In the file-system driver, an upload is streamed to `tmp/<random>.part` while it is hashed with SHA-256; the size limit is
 //! enforced as bytes arrive. The file is fsynced, renamed to `blobs/<aa>/<64 hex>`, and the
 //! directory is fsynced, so a blob the server acknowledged survives a crash. A [`TempFile`] guard
 //! deletes the partial file whenever the upload does not complete: body error, client disconnect
@@ -12,6 +13,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -30,7 +32,7 @@ const WRITE_BUF: usize = 256 * 1024;
 pub(crate) struct BlobId(String);
 
 impl BlobId {
-    /// The id of `bytes`: their SHA-256, 64 lowercase hex (as [`BlobStore::put`] names them).
+    /// The id of `bytes`: their SHA-256, 64 lowercase hex (as a [`BlobStore`] names them).
     pub(crate) fn of(bytes: &[u8]) -> BlobId {
         BlobId(hex::encode(Sha256::digest(bytes)))
     }
@@ -93,6 +95,53 @@ pub(crate) enum BlobError {
     DigestMismatch,
 }
 
+/// A stream of bytes in (a request body) or out (a stored blob).
+pub(crate) type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>;
+
+/// An upload streamed in, hashed and checked, not yet visible under its id. Dropping it without
+/// [`StagedBlob::commit`] discards the staged bytes.
+#[async_trait::async_trait]
+pub(crate) trait StagedBlob: Send + fmt::Debug {
+    /// The SHA-256 of the bytes: the id they will be stored under.
+    fn id(&self) -> &BlobId;
+    /// Their length in bytes.
+    fn size(&self) -> u64;
+    /// Makes the bytes visible under [`StagedBlob::id`] by a conditional create: bytes already
+    /// stored under that id are kept as they are (content-addressed: they are the same bytes)
+    /// and never overwritten. Returns whether this call created them. Durable on return.
+    async fn commit(self: Box<Self>) -> Result<bool, BlobError>;
+}
+
+/// A content-addressed store of sealed blobs (PROTOCOL.md §8.3): the object half of the storage
+/// seam (issue 11 §1). Blobs are named by their SHA-256 ([`BlobId`]) and never overwritten.
+/// Whether a blob sits inline in the metadata database or here is decided by
+/// [`super::Store`], never by the HTTP layer.
+#[async_trait::async_trait]
+pub(crate) trait BlobStore: Send + Sync + fmt::Debug {
+    /// Streams `body` in while hashing it with SHA-256, enforcing `limit` as bytes arrive
+    /// ([`BlobError::TooLarge`]); when `expected` is given (the request's `Content-Digest`,
+    /// RFC 9530) the digest must equal it ([`BlobError::DigestMismatch`]). A body error is
+    /// [`BlobError::Body`]. On any failure nothing is left behind.
+    async fn stage(
+        &self,
+        body: ByteStream<String>,
+        limit: u64,
+        expected: Option<[u8; 32]>,
+    ) -> Result<Box<dyn StagedBlob>, BlobError>;
+
+    /// Opens a stored blob for streaming; returns the stream and its length in bytes.
+    /// [`BlobError::NotFound`] if it is not stored.
+    async fn get(&self, id: &BlobId) -> Result<(ByteStream<io::Error>, u64), BlobError>;
+
+    /// The first `n` bytes of a stored blob (the sealed header); [`BlobError::TooShort`] if it
+    /// is shorter, [`BlobError::NotFound`] if it is not stored.
+    async fn read_prefix(&self, id: &BlobId, n: usize) -> Result<Vec<u8>, BlobError>;
+
+    /// Deletes a stored blob (the garbage collector, after its row is gone). A blob already
+    /// missing is not an error.
+    async fn remove(&self, id: &BlobId) -> Result<(), BlobError>;
+}
+
 /// Deletes a temporary file on drop unless [`TempFile::keep`] was called.
 #[derive(Debug)]
 struct TempFile {
@@ -118,9 +167,10 @@ impl Drop for TempFile {
     }
 }
 
-/// The blob directory of a data directory.
+/// The blob directory of a data directory (`file://DIR`): `blobs/<aa>/<64 hex>`, uploads staged
+/// in `tmp/<random>.part`, fsynced file and directory before a blob is acknowledged.
 #[derive(Debug, Clone)]
-pub(crate) struct BlobStore {
+pub(crate) struct FsBlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
 }
@@ -130,12 +180,13 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
     tokio::fs::File::open(dir).await?.sync_all().await
 }
 
-impl BlobStore {
-    /// Creates `blobs/` and `tmp/` if missing and deletes leftover `tmp/*.part` files.
-    pub(crate) async fn open(data_dir: &Path) -> io::Result<BlobStore> {
-        let store = BlobStore {
-            blobs: data_dir.join(BLOBS_DIR),
-            tmp: data_dir.join(TMP_DIR),
+impl FsBlobStore {
+    /// Creates `blobs/` and `tmp/` under `dir` if missing and deletes leftover `tmp/*.part`
+    /// files (uploads interrupted by a crash).
+    pub(crate) async fn open(dir: &Path) -> io::Result<FsBlobStore> {
+        let store = FsBlobStore {
+            blobs: dir.join(BLOBS_DIR),
+            tmp: dir.join(TMP_DIR),
         };
         tokio::fs::create_dir_all(&store.blobs).await?;
         tokio::fs::create_dir_all(&store.tmp).await?;
@@ -152,36 +203,69 @@ impl BlobStore {
         self.blobs.join(id.shard()).join(id.as_str())
     }
 
-    /// Streams `body` to disk, hashing it, and stores it under its SHA-256. Returns the id and the
-    /// size. Over `limit` bytes: [`BlobError::TooLarge`]; on any failure nothing is left behind.
-    #[cfg(test)]
-    pub(crate) async fn put<S, E>(&self, body: S, limit: u64) -> Result<(BlobId, u64), BlobError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: fmt::Display,
-    {
-        let gate = tokio::sync::RwLock::new(());
-        let (id, size, _) = self.put_checked(body, limit, None, &gate).await?;
-        Ok((id, size))
+    async fn open_blob(&self, id: &BlobId) -> Result<(tokio::fs::File, u64), BlobError> {
+        let file = match tokio::fs::File::open(self.path(id)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BlobError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata().await?.len();
+        Ok((file, len))
+    }
+}
+
+/// A staged upload of [`FsBlobStore`]: the fsynced `tmp/*.part` file.
+#[derive(Debug)]
+struct FsStaged {
+    store: FsBlobStore,
+    id: BlobId,
+    size: u64,
+    tmp: TempFile,
+}
+
+#[async_trait::async_trait]
+impl StagedBlob for FsStaged {
+    fn id(&self) -> &BlobId {
+        &self.id
     }
 
-    /// [`BlobStore::put`], and when `expected` is given (the request's `Content-Digest`,
-    /// RFC 9530), the streamed body's SHA-256 must equal it: checked after the last byte and
-    /// before the file is renamed into place, so a mismatching body is never stored or
-    /// acknowledged ([`BlobError::DigestMismatch`]). `gate` is taken shared once the body is
-    /// in (before the file is looked up and renamed into place) and returned, for the caller to
-    /// hold until the blob's row is recorded (the garbage collector takes it exclusively).
-    pub(crate) async fn put_checked<'g, S, E>(
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<bool, BlobError> {
+        let Some(tmp_path) = self.tmp.path.clone() else {
+            return Err(BlobError::Io(io::Error::other(
+                "staged upload already used",
+            )));
+        };
+        let final_path = self.store.path(&self.id);
+        if tokio::fs::try_exists(&final_path).await? {
+            // Content-addressed: the same bytes are already stored; the guard deletes the copy.
+            return Ok(false);
+        }
+        let shard = self.store.blobs.join(self.id.shard());
+        if !tokio::fs::try_exists(&shard).await? {
+            tokio::fs::create_dir_all(&shard).await?;
+            sync_dir(&self.store.blobs).await?;
+        }
+        // rename(2) replaces an existing target; only this process writes under `blobs/` and
+        // the bytes are the same, so a concurrent twin loses nothing.
+        tokio::fs::rename(&tmp_path, &final_path).await?;
+        self.tmp.keep();
+        sync_dir(&shard).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stage(
         &self,
-        body: S,
+        body: ByteStream<String>,
         limit: u64,
         expected: Option<[u8; 32]>,
-        gate: &'g tokio::sync::RwLock<()>,
-    ) -> Result<(BlobId, u64, tokio::sync::RwLockReadGuard<'g, ()>), BlobError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: fmt::Display,
-    {
+    ) -> Result<Box<dyn StagedBlob>, BlobError> {
         let mut name = [0u8; 16];
         getrandom::fill(&mut name).map_err(|_| BlobError::Rng)?;
         let tmp_path = self.tmp.join(format!("{}.part", hex::encode(name)));
@@ -193,15 +277,15 @@ impl BlobStore {
         // Body chunks are small (tens of KiB); gathering them costs one blocking-pool round
         // trip per 256 KiB instead of one per chunk.
         let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
-        let mut guard = TempFile {
-            path: Some(tmp_path.clone()),
+        let guard = TempFile {
+            path: Some(tmp_path),
         };
 
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
-        let mut body = std::pin::pin!(body);
+        let mut body = body;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
+            let chunk = chunk.map_err(BlobError::Body)?;
             size = size.saturating_add(chunk.len() as u64);
             if size > limit {
                 return Err(BlobError::TooLarge { limit });
@@ -217,66 +301,47 @@ impl BlobStore {
         if expected.is_some_and(|e| e != digest) {
             return Err(BlobError::DigestMismatch);
         }
-        let id = BlobId(hex::encode(digest));
-        let shared = gate.read().await;
-        let final_path = self.path(&id);
-        if tokio::fs::try_exists(&final_path).await? {
-            // Content-addressed: the same bytes are already stored; the guard deletes the copy.
-            return Ok((id, size, shared));
-        }
-        let shard = self.blobs.join(id.shard());
-        if !tokio::fs::try_exists(&shard).await? {
-            tokio::fs::create_dir_all(&shard).await?;
-            sync_dir(&self.blobs).await?;
-        }
-        tokio::fs::rename(&tmp_path, &final_path).await?;
-        guard.keep();
-        sync_dir(&shard).await?;
-        Ok((id, size, shared))
+        Ok(Box::new(FsStaged {
+            store: self.clone(),
+            id: BlobId(hex::encode(digest)),
+            size,
+            tmp: guard,
+        }))
     }
 
-    /// Deletes a stored blob file (the garbage collector, after its row is gone). A file already
-    /// missing is not an error.
-    pub(crate) async fn remove(&self, id: &BlobId) -> Result<(), BlobError> {
+    async fn get(&self, id: &BlobId) -> Result<(ByteStream<io::Error>, u64), BlobError> {
+        let (file, len) = self.open_blob(id).await?;
+        // 256 KiB reads: ReaderStream's 4 KiB default costs a blocking-pool round trip per
+        // 4 KiB.
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, WRITE_BUF);
+        Ok((Box::pin(stream), len))
+    }
+
+    async fn read_prefix(&self, id: &BlobId, n: usize) -> Result<Vec<u8>, BlobError> {
+        let (mut file, len) = self.open_blob(id).await?;
+        if len < n as u64 {
+            return Err(BlobError::TooShort);
+        }
+        let mut buf = vec![0u8; n];
+        file.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
+
+    async fn remove(&self, id: &BlobId) -> Result<(), BlobError> {
         match tokio::fs::remove_file(self.path(id)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
-
-    /// Opens a stored blob for streaming; returns the file and its length.
-    pub(crate) async fn open_blob(&self, id: &BlobId) -> Result<(tokio::fs::File, u64), BlobError> {
-        let file = match tokio::fs::File::open(self.path(id)).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BlobError::NotFound),
-            Err(e) => return Err(e.into()),
-        };
-        let len = file.metadata().await?.len();
-        Ok((file, len))
-    }
-
-    /// Reads the first `N` bytes of a stored blob (the sealed header).
-    pub(crate) async fn read_prefix<const N: usize>(
-        &self,
-        id: &BlobId,
-    ) -> Result<[u8; N], BlobError> {
-        let (mut file, len) = self.open_blob(id).await?;
-        if len < N as u64 {
-            return Err(BlobError::TooShort);
-        }
-        let mut buf = [0u8; N];
-        file.read_exact(&mut buf).await?;
-        Ok(buf)
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
+    pub(crate) fn tmpdir(name: &str) -> PathBuf {
         let mut r = [0u8; 8];
         getrandom::fill(&mut r).unwrap();
         let p = std::env::temp_dir().join(format!("serment-blobs-{name}-{}", hex::encode(r)));
@@ -284,7 +349,7 @@ mod tests {
         p
     }
 
-    fn count(dir: &Path) -> usize {
+    pub(crate) fn count(dir: &Path) -> usize {
         std::fs::read_dir(dir).unwrap().count()
     }
 
@@ -299,48 +364,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn put_hashes_dedups_and_cleans_up() {
-        let dir = tmpdir("put");
-        let store = BlobStore::open(&dir).await.unwrap();
-        let chunks = || {
-            futures_util::stream::iter(vec![
-                Ok::<_, io::Error>(Bytes::from_static(b"hello ")),
-                Ok(Bytes::from_static(b"world")),
-            ])
-        };
-        let (id, size) = store.put(chunks(), 1024).await.unwrap();
-        assert_eq!(size, 11);
-        assert_eq!(id.as_str(), hex::encode(Sha256::digest(b"hello world")));
-        let (id2, _) = store.put(chunks(), 1024).await.unwrap();
-        assert_eq!(id, id2);
-        assert_eq!(count(&dir.join(TMP_DIR)), 0);
-        assert_eq!(store.read_prefix::<5>(&id).await.unwrap(), *b"hello");
-        assert!(matches!(
-            store.read_prefix::<64>(&id).await,
-            Err(BlobError::TooShort)
-        ));
-
-        let err = store.put(chunks(), 8).await.unwrap_err();
-        assert!(matches!(err, BlobError::TooLarge { limit: 8 }));
-        let failing = futures_util::stream::iter(vec![
-            Ok(Bytes::from_static(b"partial")),
-            Err(io::Error::other("disconnected")),
-        ]);
-        assert!(matches!(
-            store.put(failing, 1024).await,
-            Err(BlobError::Body(_))
-        ));
-        assert_eq!(count(&dir.join(TMP_DIR)), 0);
-        assert_eq!(count(&dir.join(BLOBS_DIR)), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[tokio::test]
     async fn open_removes_leftover_parts() {
         let dir = tmpdir("leftover");
         std::fs::create_dir_all(dir.join(TMP_DIR)).unwrap();
         std::fs::write(dir.join(TMP_DIR).join("x.part"), b"junk").unwrap();
-        BlobStore::open(&dir).await.unwrap();
+        FsBlobStore::open(&dir).await.unwrap();
         assert_eq!(count(&dir.join(TMP_DIR)), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,23 +1,33 @@
-//! Storage: the metadata database and the blob directory.
+//! Storage behind a seam (issue 11 §1): a metadata backend ([`MetaStore`], one trait per use
+//! case in [`traits`]) and a blob store ([`BlobStore`]), held by [`Store`] as trait objects.
 //!
-//! Everything that names a database crate lives under this module (the vaultwarden habit): the HTTP
-//! handlers speak only in the types below. Today the one backend is SQLite ([`sqlite`]); PostgreSQL
-//! will come as a sibling module with its own `migrations/postgresql/`, behind the same [`Store`]
-//! methods. The SQL is kept portable (`ON CONFLICT`, `RETURNING`, no SQLite-only functions).
+//! Everything that names a database crate lives under this module (the vaultwarden habit): the
+//! HTTP handlers speak only in the types below. The log service ([`log_service`]: frontier,
+//! appends, checkpoint signing) and the commit batcher ([`batcher`]) are backend-neutral; the
+//! SQL is written once (`sql/`, `$N` placeholders, `ON CONFLICT`, `RETURNING`) and compiled
+//! into each backend module ([`sqlite`]).
 //!
 //! Ids are stored as lowercase hex text built from typed ids ([`KeyId`], [`DocId`], [`BlobId`]);
 //! times are seconds since the Unix epoch.
 
+pub(crate) mod batcher;
 pub(crate) mod blobs;
+#[cfg(test)]
+mod contract;
 pub(crate) mod log_key;
+pub(crate) mod log_service;
 mod sqlite;
+mod traits;
 
 use std::path::Path;
+use std::sync::Arc;
 
+use axum::body::Bytes;
 use serment_core::{DocId, KeyId};
 
-pub(crate) use blobs::{BlobError, BlobId, BlobStore};
-pub(crate) use sqlite::CommitJob;
+pub(crate) use batcher::{CommitJob, JobCommit};
+pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
+pub(crate) use traits::{DirectoryStore, DocumentStore, LogStore, MetaStore};
 
 /// The name of the database file inside the data directory.
 pub(crate) const DB_FILE: &str = "serment.db";
@@ -164,56 +174,153 @@ pub(crate) struct RotatedDevice {
     pub(crate) record: Vec<u8>,
 }
 
-/// The metadata database and the blob directory of one data directory.
+/// The storage of a server: a metadata backend and a blob store, both behind the seam's traits
+/// (the HTTP layer never names a backend).
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    db: sqlite::Db,
-    blobs: BlobStore,
+    meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
     /// Uploads hold it shared while they store a blob and record its row; the garbage
-    /// collector holds it exclusively while it deletes a row and its file. So the collector
-    /// never deletes a file an upload of the same bytes has just found in place and recorded.
-    upload_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// collector holds it exclusively while it deletes a row and its bytes. So the collector
+    /// never deletes bytes an upload of the same bytes has just found in place and recorded.
+    upload_gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// A blob's bytes as served: a stream and its length in bytes.
+pub(crate) struct BlobBody {
+    /// The bytes.
+    pub(crate) stream: ByteStream<std::io::Error>,
+    /// Their length.
+    pub(crate) len: u64,
 }
 
 impl Store {
-    /// Opens (creating if missing) `serment.db` in `data_dir`, runs the embedded migrations, and
-    /// prepares `blobs/` and `tmp/` (emptying `tmp/` of uploads interrupted by a crash).
+    /// Opens (creating if missing) the SQLite database `serment.db` in `data_dir` and the blob
+    /// directory beside it (`blobs/`, `tmp/`, emptying `tmp/` of uploads interrupted by a crash),
+    /// with the log key `log.key` of `data_dir` (created at first start).
     pub(crate) async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let blobs = BlobStore::open(data_dir)
+        let blobs = FsBlobStore::open(data_dir)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        let db = sqlite::Db::open(&data_dir.join(DB_FILE)).await?;
-        Ok(Store {
-            db,
+        let log = Arc::new(log_key::load_or_create(data_dir)?);
+        let db = sqlite::Db::open(&data_dir.join(DB_FILE), log).await?;
+        Ok(Store::new(Arc::new(db), Arc::new(blobs)))
+    }
+
+    /// A store over the given backends.
+    pub(crate) fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>) -> Store {
+        Store {
+            meta,
             blobs,
-            upload_gate: std::sync::Arc::default(),
-        })
+            upload_gate: Arc::default(),
+        }
     }
 
-    /// The gate between uploads (shared) and the garbage collector (exclusive).
-    pub(crate) fn upload_gate(&self) -> &tokio::sync::RwLock<()> {
-        &self.upload_gate
-    }
-
-    /// The blob directory.
-    pub(crate) fn blobs(&self) -> &BlobStore {
-        &self.blobs
-    }
-
-    /// The database.
-    pub(crate) fn db(&self) -> &sqlite::Db {
-        &self.db
+    /// The metadata backend.
+    pub(crate) fn meta(&self) -> &dyn MetaStore {
+        &*self.meta
     }
 
     /// The log's checkpoint key (PROTOCOL.md §11.4).
     pub(crate) fn log_signer(&self) -> &serment_core::log::note::NoteSigner {
-        self.db.log_signer()
+        self.meta.log_signer()
+    }
+
+    /// Streams an upload into the blob store and records it as a pending upload of `uploader`
+    /// (PROTOCOL.md §8.3, issue 10 §2). Returns the blob's id and size in bytes.
+    ///
+    /// # Errors
+    /// [`UploadError::Blob`] (over `limit`, digest mismatch, body or I/O failure: nothing is
+    /// stored) or [`UploadError::Store`].
+    pub(crate) async fn upload<S, E>(
+        &self,
+        body: S,
+        limit: u64,
+        expected: Option<[u8; 32]>,
+        uploader: &str,
+        now: u64,
+    ) -> Result<(BlobId, u64), UploadError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt as _;
+        let body: ByteStream<String> = Box::pin(body.map(|c| c.map_err(|e| e.to_string())));
+        let staged = self.blobs.stage(body, limit, expected).await?;
+        let (id, size) = (staged.id().clone(), staged.size());
+        // Held until the row is recorded: the collector cannot delete these bytes in between.
+        let _shared = self.upload_gate.read().await;
+        staged.commit().await?;
+        self.meta.record_blob(&id, size, now, uploader).await?;
+        Ok((id, size))
+    }
+
+    /// The bytes of a blob: inline in the metadata database (committed with its version) or in
+    /// the blob store. [`BlobError::NotFound`] if it is in neither.
+    pub(crate) async fn blob(&self, id: &BlobId) -> Result<BlobBody, UploadError> {
+        if let Some(data) = self.meta.blob_inline(id).await? {
+            let len = data.len() as u64;
+            let once = futures_util::stream::once(async move { Ok(Bytes::from(data)) });
+            return Ok(BlobBody {
+                stream: Box::pin(once),
+                len,
+            });
+        }
+        let (stream, len) = self.blobs.get(id).await?;
+        Ok(BlobBody { stream, len })
+    }
+
+    /// The first `N` bytes of a blob (the sealed header), inline or in the blob store.
+    pub(crate) async fn blob_prefix<const N: usize>(
+        &self,
+        id: &BlobId,
+    ) -> Result<[u8; N], UploadError> {
+        let bytes = match self.meta.blob_inline(id).await? {
+            Some(data) => data,
+            None => self.blobs.read_prefix(id, N).await?,
+        };
+        Ok(*bytes
+            .first_chunk::<N>()
+            .ok_or(UploadError::Blob(BlobError::TooShort))?)
+    }
+
+    /// Deletes up to `limit` pending uploads stored before `before` (the garbage collector):
+    /// each row, then its bytes. Returns how many were deleted.
+    pub(crate) async fn collect_pending(
+        &self,
+        before: u64,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        let stale = self.meta.stale_pending_blobs(before, limit).await?;
+        let mut deleted = 0;
+        for id in stale {
+            let _exclusive = self.upload_gate.write().await;
+            if self.meta.delete_pending_blob(&id, before).await? {
+                self.blobs
+                    .remove(&id)
+                    .await
+                    .map_err(|e| StoreError::Backend(Box::new(e)))?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Closes the database connections (after the server stopped).
     pub(crate) async fn close(&self) {
-        self.db.close().await;
+        self.meta.close().await;
     }
+}
+
+/// Why storing or reading a blob failed: the blob store or the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UploadError {
+    /// The blob store (or the body) failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970).

@@ -1,200 +1,50 @@
-//! Document commits, batched (PROTOCOL.md §8.3, §11.3): one write transaction, one signed
-//! checkpoint and one WAL write for every commit waiting at that moment.
+//! Document commits in batches (PROTOCOL.md §8.3, §11.3), written once for every SQL backend
+//! (included by each backend module; `super` is the backend): the [`BatchWriter`] behind the
+//! backend-neutral batcher ([`crate::store::batcher`]).
 //!
-//! Handlers queue a [`CommitJob`] and await its answer. One task drains the queue: it takes the
-//! first job and everything already behind it (at most [`MAX_BATCH`]), checks them all against
-//! the database with one query per table (`IN` lists), decides each job on its own (a job that
-//! would conflict gets its own error and is left out), appends the wrap entries of the accepted
-//! jobs in memory ([`LogAppender`]) and writes everything with multi-row inserts. So a batch
-//! costs about a dozen statements however many jobs it holds, instead of a dozen per job.
-//!
-//! If the batch as a whole fails (a database error), each of its jobs is retried alone, so one
-//! job can never fail another.
+//! A batch checks all its jobs against the database with one query per table (`IN` lists),
+//! decides each job on its own, appends the wrap entries of the accepted jobs in memory
+//! ([`LogAppender`]) and writes everything with multi-row inserts: about a dozen statements
+//! however many jobs it holds. The transaction holds the backend's log lock ([`Db::begin_on`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serment_core::DocId;
 use serment_core::log::entry::{EntryKind, Subject};
 use serment_core::log::note::NoteSigner;
 use serment_core::log::tree::Hash;
-use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::{QueryBuilder, Row as _};
 
-use super::log::LogAppender;
-use super::{conflict_on_unique, to_i64, to_u32, to_u64};
-use crate::store::{BlobId, LogRead, NewWrap, StoreError};
+use super::{DB, Db, Pool, Tx, conflict_on_unique, to_i64, to_u32, to_u64};
+use crate::store::batcher::{BatchResult, BatchWriter, Verdict, same_commit};
+use crate::store::log_service::LogAppender;
+use crate::store::{CommitJob, JobCommit, LogRead, StoreError};
 
-/// The most commits in one transaction.
-pub(crate) const MAX_BATCH: usize = 128;
 /// Ids bound per `IN (...)` list (SQLite allows 32 766 parameters per statement).
 const IN_CHUNK: usize = 500;
-/// Commits waiting for the batcher before handlers wait for room.
-const QUEUE: usize = 1024;
 
-/// A document version to commit with its wraps, checked by the HTTP layer (header, wraps).
-#[derive(Debug)]
-pub(crate) struct CommitJob {
-    pub(crate) doc_id: DocId,
-    pub(crate) doc_version: u32,
-    pub(crate) author_device: String,
-    pub(crate) author_identity: String,
-    pub(crate) blob_id: BlobId,
-    /// The sealed bytes when committed inline (stored in `blobs.data`); `None` for an uploaded
-    /// blob, whose row already exists.
-    pub(crate) inline: Option<Vec<u8>>,
-    pub(crate) created_at: u64,
-    pub(crate) wraps: Vec<NewWrap>,
+/// The backend's [`BatchWriter`]: its write pool and the log key.
+#[derive(Clone)]
+pub(super) struct SqlBatch {
+    pub(super) writer: Pool,
+    pub(super) signer: Arc<NoteSigner>,
 }
 
-/// What a commit wrote: its wrap entries, proven against the checkpoint of its transaction.
-#[derive(Debug, Clone)]
-pub(crate) struct JobCommit {
-    /// The tree size after the transaction.
-    pub(crate) size: u64,
-    /// The checkpoint note of `size`, signed by the log (no cosignatures yet).
-    pub(crate) note: Arc<str>,
-    /// The job's wrap entries, in request order, each with its inclusion proof.
-    pub(crate) proven: Vec<(LogRead, Vec<Hash>)>,
-    /// True if the version was already stored exactly as sent (a retry whose first answer was
-    /// lost): nothing was written, and `proven` holds the entries appended then.
-    pub(crate) replayed: bool,
-}
-
-/// What the batch decided for one job.
-enum Verdict {
-    /// Write it.
-    New,
-    /// Already stored exactly as sent: prove its existing wrap entries (log indices, in the
-    /// job's wrap order).
-    Replay(Vec<u64>),
-    /// The same commit as an earlier job of this batch (a retry that caught up with its first
-    /// send): answered like it.
-    SameAs(usize),
-}
-
-/// True if `a` and `b` commit the same thing: author device, blob and wraps (as a set).
-fn same_commit(a: &CommitJob, b: &CommitJob) -> bool {
-    a.author_device == b.author_device
-        && a.blob_id == b.blob_id
-        && a.wraps.len() == b.wraps.len()
-        && a.wraps.iter().all(|w| {
-            b.wraps
-                .iter()
-                .any(|x| x.recipient == w.recipient && x.bytes == w.bytes)
-        })
-}
-
-type Reply = oneshot::Sender<Result<JobCommit, StoreError>>;
-
-/// The handle handlers queue commits on.
-#[derive(Debug, Clone)]
-pub(crate) struct Committer {
-    queue: mpsc::Sender<(CommitJob, Reply)>,
-}
-
-impl Committer {
-    /// Starts the batching task on the current Tokio runtime, writing through `writer`.
-    pub(crate) fn start(writer: SqlitePool, signer: Arc<NoteSigner>) -> Committer {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(writer, signer, rx));
-        Committer { queue }
-    }
-
-    /// Queues `job` and waits for its transaction to commit (not yet fsynced: the HTTP layer's
-    /// group-commit barrier does that before answering).
-    ///
-    /// # Errors
-    /// The job's own [`StoreError::Forbidden`], [`StoreError::Conflict`] or
-    /// [`StoreError::UnknownDevice`]; [`StoreError::Backend`] if the database fails or the
-    /// batcher is gone.
-    pub(crate) async fn commit(&self, job: CommitJob) -> Result<JobCommit, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let gone = || StoreError::Backend("the commit batcher stopped".into());
-        self.queue.send((job, tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
-    }
-}
-
-type BatchResult = Result<Vec<Result<JobCommit, StoreError>>, StoreError>;
-
-/// Runs [`commit_batch`] in its own task, so that a panic there fails these commits (as a backend
-/// error) and not the batcher. Gives the jobs back unless the task panicked.
-async fn isolated(
-    writer: &SqlitePool,
-    signer: &Arc<NoteSigner>,
-    jobs: Vec<CommitJob>,
-) -> (Option<Vec<CommitJob>>, BatchResult) {
-    let (w, s) = (writer.clone(), Arc::clone(signer));
-    let task = tokio::spawn(async move {
-        let r = commit_batch(&w, &s, &jobs).await;
-        (jobs, r)
-    });
-    match task.await {
-        Ok((jobs, r)) => (Some(jobs), r),
-        Err(e) => {
-            tracing::error!(error = %e, "a commit batch panicked");
-            (
-                None,
-                Err(StoreError::Backend("the commit batch failed".into())),
-            )
-        }
-    }
-}
-
-async fn run(
-    writer: SqlitePool,
-    signer: Arc<NoteSigner>,
-    mut rx: mpsc::Receiver<(CommitJob, Reply)>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(q) => batch.push(q),
-                Err(_) => break,
-            }
-        }
-        let (jobs, replies): (Vec<CommitJob>, Vec<Reply>) = batch.into_iter().unzip();
-        let n = jobs.len();
-        match isolated(&writer, &signer, jobs).await {
-            (_, Ok(results)) => {
-                for (reply, r) in replies.into_iter().zip(results) {
-                    // The handler may have gone (client disconnected): nothing to tell.
-                    let _ = reply.send(r);
-                }
-            }
-            (Some(jobs), Err(e)) if n > 1 => {
-                tracing::warn!(error = %e, jobs = n, "commit batch failed; retrying its jobs one by one");
-                for (job, reply) in jobs.into_iter().zip(replies) {
-                    let r = match isolated(&writer, &signer, vec![job]).await {
-                        (_, Ok(mut v)) => v.pop().unwrap_or_else(|| {
-                            Err(StoreError::Backend("empty batch result".into()))
-                        }),
-                        (_, Err(e)) => Err(e),
-                    };
-                    let _ = reply.send(r);
-                }
-            }
-            (_, Err(e)) => {
-                let msg = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Backend(msg.clone().into())));
-                }
-            }
-        }
+impl BatchWriter for SqlBatch {
+    async fn write_batch(&self, jobs: &[CommitJob]) -> BatchResult {
+        commit_batch(&self.writer, &self.signer, jobs).await
     }
 }
 
 /// Reads `SELECT <cols> FROM <table> WHERE <col> IN (ids)` in chunks.
 async fn select_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     head: &str,
     ids: &[String],
-) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+) -> Result<Vec<<DB as sqlx::Database>::Row>, StoreError> {
     let mut out = Vec::new();
     for part in ids.chunks(IN_CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new(head);
+        let mut q = QueryBuilder::<DB>::new(head);
         q.push(" IN (");
         let mut sep = q.separated(", ");
         for id in part {
@@ -208,12 +58,8 @@ async fn select_in(
 
 /// Commits `jobs` in one transaction. The outer error fails the whole batch (nothing written);
 /// the inner ones are each job's own refusal.
-pub(super) async fn commit_batch(
-    writer: &SqlitePool,
-    signer: &NoteSigner,
-    jobs: &[CommitJob],
-) -> Result<Vec<Result<JobCommit, StoreError>>, StoreError> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) -> BatchResult {
+    let mut tx = Db::begin_on(writer).await?;
 
     // What the database already holds about these documents and recipients.
     let mut doc_ids: Vec<String> = jobs.iter().map(|j| j.doc_id.to_string()).collect();
@@ -381,14 +227,11 @@ pub(super) async fn commit_batch(
 /// The log indices of a stored version's wraps, in `j`'s wrap order, if the version is stored
 /// exactly as `j` sends it (same author device, blob and wraps, no more and no fewer): the retry
 /// of a commit whose answer was lost. `None` for anything else (a real conflict).
-async fn stored_replay(
-    tx: &mut Transaction<'static, Sqlite>,
-    j: &CommitJob,
-) -> Result<Option<Vec<u64>>, StoreError> {
+async fn stored_replay(tx: &mut Tx, j: &CommitJob) -> Result<Option<Vec<u64>>, StoreError> {
     let doc = j.doc_id.to_string();
     let v = i64::from(j.doc_version);
     let row = sqlx::query(
-        "SELECT blob_id, author_device FROM documents WHERE doc_id = ? AND doc_version = ?",
+        "SELECT blob_id, author_device FROM documents WHERE doc_id = $1 AND doc_version = $2",
     )
     .bind(&doc)
     .bind(v)
@@ -402,7 +245,7 @@ async fn stored_replay(
     }
     let mut stored: HashMap<String, (Vec<u8>, Option<i64>)> = HashMap::new();
     for r in sqlx::query(
-        "SELECT recipient_device, wrap, log_idx FROM wraps WHERE doc_id = ? AND doc_version = ?",
+        "SELECT recipient_device, wrap, log_idx FROM wraps WHERE doc_id = $1 AND doc_version = $2",
     )
     .bind(&doc)
     .bind(v)
@@ -432,10 +275,7 @@ pub(super) type WrapRow<'a> = (String, i64, String, String, &'a [u8], i64);
 
 /// Inserts the accepted jobs' blobs (inline ones), versions and wraps, a multi-row `INSERT` per
 /// table and chunk.
-async fn insert_rows(
-    tx: &mut Transaction<'static, Sqlite>,
-    accepted: &[(&CommitJob, &Vec<u64>)],
-) -> Result<(), StoreError> {
+async fn insert_rows(tx: &mut Tx, accepted: &[(&CommitJob, &Vec<u64>)]) -> Result<(), StoreError> {
     let inline: Vec<(&CommitJob, i64, i64)> = accepted
         .iter()
         .filter_map(|(j, _)| j.inline.as_ref().map(|d| (*j, d.len() as u64)))
@@ -443,8 +283,7 @@ async fn insert_rows(
         .collect::<Result<_, StoreError>>()?;
     // Content-addressed: bytes stored before (inline or as a file) are kept as they are.
     for rows in inline.chunks(IN_CHUNK / 4) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("INSERT INTO blobs (blob_id, size, created_at, data) ");
+        let mut q = QueryBuilder::<DB>::new("INSERT INTO blobs (blob_id, size, created_at, data) ");
         q.push_values(rows, |mut b, (j, size, at)| {
             b.push_bind(j.blob_id.as_str())
                 .push_bind(*size)
@@ -459,7 +298,7 @@ async fn insert_rows(
         .map(|(j, _)| Ok((*j, j.doc_id.to_string(), to_i64(j.created_at)?)))
         .collect::<Result<_, StoreError>>()?;
     for rows in docs.chunks(IN_CHUNK / 6) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO documents \
              (doc_id, doc_version, author_device, author_identity, blob_id, created_at) ",
         );
@@ -494,12 +333,9 @@ async fn insert_rows(
 
 /// Inserts `wraps` rows, a multi-row `INSERT` per chunk. [`StoreError::Conflict`] if a
 /// recipient already holds a wrap of the version.
-pub(super) async fn insert_wrap_rows(
-    tx: &mut Transaction<'static, Sqlite>,
-    wraps: &[WrapRow<'_>],
-) -> Result<(), StoreError> {
+pub(super) async fn insert_wrap_rows(tx: &mut Tx, wraps: &[WrapRow<'_>]) -> Result<(), StoreError> {
     for rows in wraps.chunks(IN_CHUNK / 6) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO wraps (doc_id, doc_version, recipient_device, sharer_device, wrap, \
              log_idx) ",
         );
@@ -521,7 +357,7 @@ pub(super) async fn insert_wrap_rows(
 
 /// The ids among `ids` that are registered devices.
 pub(super) async fn known_devices(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     ids: &[String],
 ) -> Result<HashSet<String>, StoreError> {
     select_in(tx, "SELECT device_id FROM devices WHERE device_id", ids)

@@ -1,21 +1,25 @@
-//! Blobs, document versions, wraps and accesses (PROTOCOL.md §7, §8.3) in SQLite.
+//! Blob rows, document versions, wraps and accesses (PROTOCOL.md §7, §8.3), written once for
+//! every SQL backend (included by each backend module; `super` is the backend). SQL uses `$N`
+//! placeholders.
 
 use serment_core::DocId;
 use serment_core::log::entry::{Access, EntryKind, Subject};
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::Row as _;
 
-use super::commit_batch::{CommitJob, JobCommit, WrapRow, insert_wrap_rows, known_devices};
-use super::log::LogAppender;
-use super::{Db, VERSION_COLUMNS, backend, to_i64, to_u32, to_u64, version_row};
+use super::commit_batch::{WrapRow, insert_wrap_rows, known_devices};
+use super::{Db, Tx, VERSION_COLUMNS, backend, to_i64, to_u32, to_u64, version_row};
+use crate::store::log_service::LogAppender;
 use crate::store::{
-    AccessRow, BlobId, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess, NewWrap, StoreError, VersionRow,
+    AccessRow, BlobId, CommitJob, DocumentStore, JobCommit, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess,
+    NewWrap, StoreError, VersionRow,
 };
 
-impl Db {
+#[async_trait::async_trait]
+impl DocumentStore for Db {
     // ---- §8.3 blobs and documents ------------------------------------------------------------
 
     /// Records an uploaded blob (a no-op if it is already recorded).
-    pub(crate) async fn record_blob(
+    async fn record_blob(
         &self,
         blob_id: &BlobId,
         size: u64,
@@ -25,7 +29,7 @@ impl Db {
         // Bytes already stored keep their row: a blob some commit references stays committed
         // (no uploader), a pending one stays charged to its first uploader.
         sqlx::query(
-            "INSERT INTO blobs (blob_id, size, created_at, uploader) VALUES (?, ?, ?, ?) \
+            "INSERT INTO blobs (blob_id, size, created_at, uploader) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (blob_id) DO NOTHING",
         )
         .bind(blob_id.as_str())
@@ -39,24 +43,26 @@ impl Db {
 
     /// The uploads of `device` that no commit references yet: their number and total size in
     /// bytes (issue 10 §2, the pending-upload quota).
-    pub(crate) async fn pending_uploads(&self, device: &str) -> Result<(u64, u64), StoreError> {
-        let (n, bytes): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE uploader = ?")
-                .bind(device)
-                .fetch_one(&self.pool)
-                .await?;
+    async fn pending_uploads(&self, device: &str) -> Result<(u64, u64), StoreError> {
+        let (n, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs \
+                 WHERE uploader = $1",
+        )
+        .bind(device)
+        .fetch_one(&self.pool)
+        .await?;
         Ok((to_u64(n)?, to_u64(bytes)?))
     }
 
     /// Up to `limit` pending uploads (referenced by no commit) stored before `before` (seconds).
-    pub(crate) async fn stale_pending_blobs(
+    async fn stale_pending_blobs(
         &self,
         before: u64,
         limit: u32,
     ) -> Result<Vec<BlobId>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT blob_id FROM blobs WHERE uploader IS NOT NULL AND created_at < ? \
-             ORDER BY created_at LIMIT ?",
+            "SELECT blob_id FROM blobs WHERE uploader IS NOT NULL AND created_at < $1 \
+             ORDER BY created_at LIMIT $2",
         )
         .bind(to_i64(before)?)
         .bind(i64::from(limit))
@@ -67,13 +73,9 @@ impl Db {
 
     /// Deletes the row of a pending upload stored before `before`, if it is still pending and
     /// that old. Returns whether a row was deleted (then the caller deletes the file).
-    pub(crate) async fn delete_pending_blob(
-        &self,
-        blob_id: &BlobId,
-        before: u64,
-    ) -> Result<bool, StoreError> {
+    async fn delete_pending_blob(&self, blob_id: &BlobId, before: u64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "DELETE FROM blobs WHERE blob_id = ? AND uploader IS NOT NULL AND created_at < ? \
+            "DELETE FROM blobs WHERE blob_id = $1 AND uploader IS NOT NULL AND created_at < $2 \
              AND NOT EXISTS (SELECT 1 FROM documents WHERE documents.blob_id = blobs.blob_id)",
         )
         .bind(blob_id.as_str())
@@ -84,55 +86,12 @@ impl Db {
     }
 
     /// The recorded size of a blob.
-    pub(crate) async fn blob_size(&self, blob_id: &BlobId) -> Result<Option<u64>, StoreError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE blob_id = ?")
+    async fn blob_size(&self, blob_id: &BlobId) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE blob_id = $1")
             .bind(blob_id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         size.map(to_u64).transpose()
-    }
-
-    /// Checks that every recipient is registered, appends one log entry per wrap (PROTOCOL.md
-    /// §11.3) and inserts the wraps with their log indices; returns the indices.
-    async fn insert_wraps(
-        tx: &mut Transaction<'static, Sqlite>,
-        log: &mut LogAppender,
-        doc: &DocId,
-        doc_version: i64,
-        wraps: &[NewWrap],
-        now: u64,
-    ) -> Result<Vec<u64>, StoreError> {
-        let doc_id = doc.to_string();
-        let recipients: Vec<String> = wraps.iter().map(|w| w.recipient.to_string()).collect();
-        let known = known_devices(tx, &recipients).await?;
-        if let Some(r) = recipients.iter().find(|r| !known.contains(*r)) {
-            return Err(StoreError::UnknownDevice(r.clone()));
-        }
-        let mut indices = Vec::with_capacity(wraps.len());
-        let mut rows: Vec<WrapRow<'_>> = Vec::with_capacity(wraps.len());
-        for (w, recipient) in wraps.iter().zip(recipients) {
-            let idx = log
-                .append(
-                    tx,
-                    EntryKind::Wrap,
-                    &Subject::Document(*doc),
-                    Some(&recipient),
-                    &w.bytes,
-                    now,
-                )
-                .await?;
-            indices.push(idx);
-            rows.push((
-                doc_id.clone(),
-                doc_version,
-                recipient,
-                w.sharer.to_string(),
-                &w.bytes,
-                to_i64(idx)?,
-            ));
-        }
-        insert_wrap_rows(tx, &rows).await?;
-        Ok(indices)
     }
 
     /// Commits a version and its wraps (with its blob, when inline), batched with the commits
@@ -142,18 +101,15 @@ impl Db {
     /// [`StoreError::Forbidden`] if earlier versions of the document belong to another identity,
     /// [`StoreError::Conflict`] if the version exists, [`StoreError::UnknownDevice`] if a
     /// recipient is not registered, [`StoreError::Backend`].
-    pub(crate) async fn commit_version(&self, job: CommitJob) -> Result<JobCommit, StoreError> {
+    async fn commit_version(&self, job: CommitJob) -> Result<JobCommit, StoreError> {
         self.committer.commit(job).await
     }
 
     /// The bytes of a blob stored inline (committed with its document, §8.3); `None` if the
     /// blob is unknown or stored as a file.
-    pub(crate) async fn blob_inline(
-        &self,
-        blob_id: &BlobId,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn blob_inline(&self, blob_id: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
         let data: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT data FROM blobs WHERE blob_id = ?")
+            sqlx::query_scalar("SELECT data FROM blobs WHERE blob_id = $1")
                 .bind(blob_id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -161,7 +117,7 @@ impl Db {
     }
 
     /// Adds wraps to an existing version, keeping at most [`MAX_WRAPS`] per version.
-    pub(crate) async fn add_wraps(
+    async fn add_wraps(
         &self,
         doc: &DocId,
         doc_version: u32,
@@ -172,7 +128,7 @@ impl Db {
         let version = i64::from(doc_version);
         let mut tx = self.begin().await?;
         let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM wraps WHERE doc_id = ? AND doc_version = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM wraps WHERE doc_id = $1 AND doc_version = $2")
                 .bind(&doc_id)
                 .bind(version)
                 .fetch_one(&mut *tx)
@@ -189,14 +145,14 @@ impl Db {
     }
 
     /// One version.
-    pub(crate) async fn version(
+    async fn version(
         &self,
         doc_id: &DocId,
         doc_version: u32,
     ) -> Result<Option<VersionRow>, StoreError> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM documents d JOIN blobs b ON b.blob_id = d.blob_id \
-             WHERE d.doc_id = ? AND d.doc_version = ?"
+             WHERE d.doc_id = $1 AND d.doc_version = $2"
         );
         let row = sqlx::query(&sql)
             .bind(doc_id.to_string())
@@ -207,16 +163,16 @@ impl Db {
     }
 
     /// The versions a device may read: authored by its identity, or holding a wrap for it.
-    pub(crate) async fn readable_versions(
+    async fn readable_versions(
         &self,
         device_id: &str,
         identity_id: &str,
     ) -> Result<Vec<VersionRow>, StoreError> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM documents d JOIN blobs b ON b.blob_id = d.blob_id \
-             WHERE d.author_identity = ? OR EXISTS (SELECT 1 FROM wraps w \
+             WHERE d.author_identity = $1 OR EXISTS (SELECT 1 FROM wraps w \
                WHERE w.doc_id = d.doc_id AND w.doc_version = d.doc_version \
-               AND w.recipient_device = ?) \
+               AND w.recipient_device = $2) \
              ORDER BY d.created_at, d.doc_id, d.doc_version"
         );
         let rows = sqlx::query(&sql)
@@ -227,21 +183,8 @@ impl Db {
         rows.iter().map(version_row).collect()
     }
 
-    /// The wrap held by `device_id` for a version.
-    pub(crate) async fn wrap_for(
-        &self,
-        doc_id: &DocId,
-        doc_version: u32,
-        device_id: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .wrap_with_index(doc_id, doc_version, device_id)
-            .await?
-            .map(|(w, _)| w))
-    }
-
     /// The wrap held by `device_id` for a version, with the log index of its entry.
-    pub(crate) async fn wrap_with_index(
+    async fn wrap_with_index(
         &self,
         doc_id: &DocId,
         doc_version: u32,
@@ -249,7 +192,7 @@ impl Db {
     ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError> {
         let row = sqlx::query(
             "SELECT wrap, log_idx FROM wraps \
-             WHERE doc_id = ? AND doc_version = ? AND recipient_device = ?",
+             WHERE doc_id = $1 AND doc_version = $2 AND recipient_device = $3",
         )
         .bind(doc_id.to_string())
         .bind(i64::from(doc_version))
@@ -265,7 +208,7 @@ impl Db {
 
     /// Whether the device (or its identity, as author) takes part in any version of `doc_id`;
     /// `None` if the document does not exist.
-    pub(crate) async fn is_participant(
+    async fn is_participant(
         &self,
         doc_id: &DocId,
         device_id: &str,
@@ -273,7 +216,7 @@ impl Db {
     ) -> Result<Option<bool>, StoreError> {
         let doc_id = doc_id.to_string();
         let owner: Option<String> =
-            sqlx::query_scalar("SELECT author_identity FROM documents WHERE doc_id = ? LIMIT 1")
+            sqlx::query_scalar("SELECT author_identity FROM documents WHERE doc_id = $1 LIMIT 1")
                 .bind(&doc_id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -283,8 +226,8 @@ impl Db {
         if owner == identity_id {
             return Ok(Some(true));
         }
-        let wrap: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM wraps WHERE doc_id = ? AND recipient_device = ? LIMIT 1",
+        let wrap = sqlx::query(
+            "SELECT 1 AS one FROM wraps WHERE doc_id = $1 AND recipient_device = $2 LIMIT 1",
         )
         .bind(&doc_id)
         .bind(device_id)
@@ -297,11 +240,11 @@ impl Db {
     /// and carrying the reader's receipt if it sent one (§11.5), with a checkpoint, in one
     /// transaction. Returns the entry's log index. A receipt nonce used before is a
     /// [`StoreError::Conflict`].
-    pub(crate) async fn record_access(&self, a: &NewAccess) -> Result<u64, StoreError> {
+    async fn record_access(&self, a: &NewAccess) -> Result<u64, StoreError> {
         let device_id = a.device_id.to_string();
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accesses (doc_id, doc_version, device_id, what, at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO accesses (doc_id, doc_version, device_id, what, at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(a.doc_id.to_string())
         .bind(i64::from(a.doc_version))
@@ -347,11 +290,11 @@ impl Db {
     }
 
     /// The access rows of a document, oldest first (at most [`MAX_ACCESS_ROWS`], the most recent).
-    pub(crate) async fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessRow>, StoreError> {
+    async fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT a.id, a.device_id, d.handle, a.what, a.at, a.doc_version \
              FROM accesses a JOIN devices d ON d.device_id = a.device_id \
-             WHERE a.doc_id = ? ORDER BY a.id DESC LIMIT ?) recent ORDER BY id",
+             WHERE a.doc_id = $1 ORDER BY a.id DESC LIMIT $2) recent ORDER BY id",
         )
         .bind(doc_id.to_string())
         .bind(MAX_ACCESS_ROWS)
@@ -368,5 +311,92 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// Removes `recipient`'s wrap of a version and appends the author's signed removal. Returns
+    /// the entry's index.
+    async fn remove_recipient(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        recipient: &str,
+        removal: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let gone = sqlx::query(
+            "DELETE FROM wraps WHERE doc_id = $1 AND doc_version = $2 AND recipient_device = $3",
+        )
+        .bind(doc_id.to_string())
+        .bind(i64::from(doc_version))
+        .bind(recipient)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if gone != 1 {
+            return Err(StoreError::Conflict(
+                "this device holds no wrap for the version",
+            ));
+        }
+        let mut log = LogAppender::begin(&mut tx).await?;
+        let idx = log
+            .append(
+                &mut tx,
+                EntryKind::Removal,
+                &Subject::Document(*doc_id),
+                Some(recipient),
+                removal,
+                now,
+            )
+            .await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
+        tx.commit().await?;
+        let _ = to_i64(idx)?;
+        Ok(idx)
+    }
+}
+
+impl Db {
+    /// Checks that every recipient is registered, appends one log entry per wrap (PROTOCOL.md
+    /// §11.3) and inserts the wraps with their log indices; returns the indices.
+    async fn insert_wraps(
+        tx: &mut Tx,
+        log: &mut LogAppender,
+        doc: &DocId,
+        doc_version: i64,
+        wraps: &[NewWrap],
+        now: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let doc_id = doc.to_string();
+        let recipients: Vec<String> = wraps.iter().map(|w| w.recipient.to_string()).collect();
+        let known = known_devices(tx, &recipients).await?;
+        if let Some(r) = recipients.iter().find(|r| !known.contains(*r)) {
+            return Err(StoreError::UnknownDevice(r.clone()));
+        }
+        let mut indices = Vec::with_capacity(wraps.len());
+        let mut rows: Vec<WrapRow<'_>> = Vec::with_capacity(wraps.len());
+        for (w, recipient) in wraps.iter().zip(recipients) {
+            let idx = log
+                .append(
+                    tx,
+                    EntryKind::Wrap,
+                    &Subject::Document(*doc),
+                    Some(&recipient),
+                    &w.bytes,
+                    now,
+                )
+                .await?;
+            indices.push(idx);
+            rows.push((
+                doc_id.clone(),
+                doc_version,
+                recipient,
+                w.sharer.to_string(),
+                &w.bytes,
+                to_i64(idx)?,
+            ));
+        }
+        insert_wrap_rows(tx, &rows).await?;
+        Ok(indices)
     }
 }

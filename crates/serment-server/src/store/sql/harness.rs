@@ -1,0 +1,62 @@
+//! The contract suite's hooks ([`crate::store::contract::Harness`]) for a SQL backend, written
+//! once (included by each backend's tests; `super::super` is the backend).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use serment_core::log::tree::Hash;
+
+use super::super::{Db, commit_batch};
+use crate::store::batcher::{BatchResult, BatchWriter as _};
+use crate::store::contract::Harness;
+use crate::store::log_service::LogTx as _;
+use crate::store::{CommitJob, MetaStore, StoreError};
+
+/// A backend under test and how to drop it.
+pub(crate) struct SqlHarness {
+    pub(crate) db: Arc<Db>,
+    pub(crate) drop: Box<dyn FnOnce() + Send + Sync>,
+}
+
+#[async_trait::async_trait]
+impl Harness for SqlHarness {
+    fn meta(&self) -> Arc<dyn MetaStore> {
+        self.db.clone()
+    }
+
+    async fn batch(&self, jobs: &[CommitJob]) -> BatchResult {
+        commit_batch::SqlBatch {
+            writer: self.db.writer.clone(),
+            signer: Arc::clone(&self.db.log),
+        }
+        .write_batch(jobs)
+        .await
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn delete_doc_rows(&self, table: &str, doc: &str) {
+        sqlx::query(&format!("DELETE FROM {table} WHERE doc_id = $1"))
+            .bind(doc)
+            .execute(&self.db.writer)
+            .await
+            .unwrap();
+    }
+
+    async fn publish_stale(&self, previous: u64) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let size = tx.log_size().await?;
+        tx.publish_checkpoint(previous, size + 1, &Hash::default(), "forged")
+            .await
+    }
+
+    async fn cleanup(self: Box<Self>) {
+        self.db.close().await;
+        (self.drop)();
+    }
+}

@@ -1,0 +1,303 @@
+//! The storage seam (issue 11 §1): what the HTTP layer, the garbage collector and the log
+//! service ask of a metadata backend, one trait per use case. A backend (SQLite, PostgreSQL)
+//! implements all of them; [`super::Store`] holds it as `Arc<dyn MetaStore>`, so nothing above
+//! this module names a backend (the vaultwarden `src/db` habit, Tessera's driver interface).
+//!
+//! Every method is one transaction: it either happens whole or not at all. Errors are
+//! [`StoreError`]s: `Conflict` (the write contradicts stored state), `Forbidden`,
+//! `UnknownDevice`, `TooManyWraps`, or `Backend` (details logged, never sent to clients).
+//! Times are seconds since the Unix epoch; ids are lowercase hex of typed ids.
+
+use serment_core::log::entry::Subject;
+use serment_core::log::note::NoteSigner;
+use serment_core::log::tree::Hash;
+use serment_core::{DocId, KeyId};
+
+use super::{
+    AccessRow, BlobId, CommitJob, DeviceRow, JobCommit, LogRead, NewAccess, NewDevice, NewWrap,
+    Registered, RotatedDevice, StoreError, VersionRow,
+};
+
+/// The directory (PROTOCOL.md §8.1), login (§8.2) and identity changes that the log records
+/// (§11.3).
+#[async_trait::async_trait]
+pub(crate) trait DirectoryStore: Send + Sync {
+    /// Registers a device and appends its record to the log. The handle is bound to the first
+    /// identity that registers it; the same record registered twice is
+    /// [`Registered::Unchanged`]; a different record for an existing device id, a revoked
+    /// device, or a handle bound to another identity is [`StoreError::Conflict`].
+    async fn register_device(&self, d: &NewDevice<'_>) -> Result<Registered, StoreError>;
+
+    /// The records of the current devices registered under `handle` by the identity that owns
+    /// it, oldest first; `None` if the handle is not bound.
+    async fn directory(&self, handle: &str) -> Result<Option<Vec<Vec<u8>>>, StoreError>;
+
+    /// Whether `device_id` was registered and then revoked (PROTOCOL.md §11.3).
+    async fn device_revoked(&self, device_id: &KeyId) -> Result<bool, StoreError>;
+
+    /// A registered, unrevoked device.
+    async fn device(&self, device_id: &KeyId) -> Result<Option<DeviceRow>, StoreError>;
+
+    /// Stores a login challenge hash; drops expired challenges and keeps at most
+    /// [`super::MAX_CHALLENGES_PER_DEVICE`] per device and [`super::MAX_CHALLENGES`] in all (the
+    /// ones closest to expiry are dropped first). Shared by every instance on the database.
+    async fn insert_challenge(
+        &self,
+        challenge_hash: &str,
+        device_id: &KeyId,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.insert_challenge_capped(
+            challenge_hash,
+            device_id,
+            expires_at,
+            now,
+            super::MAX_CHALLENGES,
+        )
+        .await
+    }
+
+    /// [`Self::insert_challenge`] with the table's cap as a parameter (tests use a small one).
+    async fn insert_challenge_capped(
+        &self,
+        challenge_hash: &str,
+        device_id: &KeyId,
+        expires_at: u64,
+        now: u64,
+        max_total: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Consumes a challenge (single use, across instances): true if it existed for this device
+    /// and had not expired at `now`.
+    async fn take_challenge(
+        &self,
+        challenge_hash: &str,
+        device_id: &KeyId,
+        now: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a session (token hash), dropping expired sessions.
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        device_id: &KeyId,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The device of an unexpired session.
+    async fn session_device(
+        &self,
+        token_hash: &str,
+        now: u64,
+    ) -> Result<Option<DeviceRow>, StoreError>;
+
+    /// Revokes `device_id` of `identity_id` under `handle`: the device leaves the directory, its
+    /// sessions end, and the signed revocation is appended. Returns the entry's index.
+    /// [`StoreError::Conflict`] if it is not a current device of that identity and handle.
+    async fn revoke_device(
+        &self,
+        handle: &str,
+        identity_id: &str,
+        device_id: &str,
+        revocation: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Rotates the identity of `handle` from `old_identity` to `new_identity`: the handle is
+    /// rebound, the devices in `keep` are re-certified, every other device of the old identity
+    /// is revoked, and the documents it authored follow the new identity. The rotation and the
+    /// new records are appended; returns their indices. [`StoreError::Conflict`] if the handle
+    /// is not bound to `old_identity` or a kept device is not one of its current devices.
+    async fn rotate_identity(
+        &self,
+        handle: &str,
+        old_identity: &str,
+        new_identity: &str,
+        rotation: &[u8],
+        keep: &[RotatedDevice],
+        now: u64,
+    ) -> Result<Vec<u64>, StoreError>;
+}
+
+/// Blob rows, document versions, wraps and accesses (PROTOCOL.md §7, §8.3).
+#[async_trait::async_trait]
+pub(crate) trait DocumentStore: Send + Sync {
+    /// Records an uploaded blob, pending until a commit references it (a no-op if the blob is
+    /// already recorded: committed bytes stay committed, a pending blob stays charged to its
+    /// first uploader).
+    async fn record_blob(
+        &self,
+        blob_id: &BlobId,
+        size: u64,
+        now: u64,
+        uploader: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The uploads of `device` that no commit references yet: their number and total size in
+    /// bytes (issue 10 §2).
+    async fn pending_uploads(&self, device: &str) -> Result<(u64, u64), StoreError>;
+
+    /// Up to `limit` pending uploads stored before `before`, oldest first.
+    async fn stale_pending_blobs(&self, before: u64, limit: u32)
+    -> Result<Vec<BlobId>, StoreError>;
+
+    /// Deletes the row of a pending upload stored before `before`, if it is still pending and
+    /// that old. Returns whether a row was deleted (then the caller deletes the bytes).
+    async fn delete_pending_blob(&self, blob_id: &BlobId, before: u64) -> Result<bool, StoreError>;
+
+    /// The recorded size of a blob in bytes.
+    async fn blob_size(&self, blob_id: &BlobId) -> Result<Option<u64>, StoreError>;
+
+    /// The bytes of a blob committed inline (§8.3); `None` if the blob is unknown or lives in
+    /// the blob store.
+    async fn blob_inline(&self, blob_id: &BlobId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Commits a version and its wraps (with its blob when inline), appending one wrap entry
+    /// per recipient, batched with the commits waiting at the same moment. A retry of a commit
+    /// already stored exactly as sent is answered with the stored entries (idempotent, across
+    /// instances: the check reads the database).
+    ///
+    /// # Errors
+    /// [`StoreError::Forbidden`] if the document belongs to another identity,
+    /// [`StoreError::Conflict`] if the version exists with other contents,
+    /// [`StoreError::UnknownDevice`] if a recipient is not registered, [`StoreError::Backend`].
+    async fn commit_version(&self, job: CommitJob) -> Result<JobCommit, StoreError>;
+
+    /// Adds wraps to an existing version (at most [`super::MAX_WRAPS`] per version, else
+    /// [`StoreError::TooManyWraps`]); returns their log indices.
+    async fn add_wraps(
+        &self,
+        doc: &DocId,
+        doc_version: u32,
+        wraps: &[NewWrap],
+        now: u64,
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// One version.
+    async fn version(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+    ) -> Result<Option<VersionRow>, StoreError>;
+
+    /// The versions a device may read: authored by its identity, or holding a wrap for it.
+    async fn readable_versions(
+        &self,
+        device_id: &str,
+        identity_id: &str,
+    ) -> Result<Vec<VersionRow>, StoreError>;
+
+    /// The wrap held by `device_id` for a version.
+    async fn wrap_for(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .wrap_with_index(doc_id, doc_version, device_id)
+            .await?
+            .map(|(w, _)| w))
+    }
+
+    /// The wrap held by `device_id` for a version, with the log index of its entry.
+    async fn wrap_with_index(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &str,
+    ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError>;
+
+    /// Whether the device (or its identity, as author) takes part in any version of `doc_id`;
+    /// `None` if the document does not exist.
+    async fn is_participant(
+        &self,
+        doc_id: &DocId,
+        device_id: &str,
+        identity_id: &str,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// Records one read and appends its access entry (signed by the log key, carrying the
+    /// reader's receipt if any, §11.5). Returns the entry's index. A receipt nonce used before
+    /// is a [`StoreError::Conflict`].
+    async fn record_access(&self, a: &NewAccess) -> Result<u64, StoreError>;
+
+    /// The access rows of a document, oldest first (at most [`super::MAX_ACCESS_ROWS`], the
+    /// most recent).
+    async fn accesses(&self, doc_id: &DocId) -> Result<Vec<AccessRow>, StoreError>;
+
+    /// Removes `recipient`'s wrap of a version and appends the author's signed removal. Returns
+    /// the entry's index; [`StoreError::Conflict`] if the device holds no such wrap.
+    async fn remove_recipient(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        recipient: &str,
+        removal: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Reads of the transparency log (PROTOCOL.md §11) and witness cosignatures (§11.8).
+#[async_trait::async_trait]
+pub(crate) trait LogStore: Send + Sync {
+    /// The log's checkpoint key (§11.4).
+    fn log_signer(&self) -> &NoteSigner;
+
+    /// The number of entries.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// The checkpoint note of `size` (default: the latest), with its cosignature lines.
+    async fn log_note(&self, size: Option<u64>) -> Result<Option<String>, StoreError>;
+
+    /// The number of cosignature lines stored for the checkpoint of `size`.
+    async fn log_cosignature_count(&self, size: u64) -> Result<u64, StoreError>;
+
+    /// Stores a witness's cosignature line for the checkpoint of `size`, keyed by witness name
+    /// and key id; a line already stored for that pair is kept (never overwritten).
+    async fn log_add_cosignature(
+        &self,
+        size: u64,
+        witness: &str,
+        key_id: u32,
+        line: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The inclusion proof of `index` in the tree of `size` entries (RFC 9162 §2.1.3).
+    async fn log_inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// The consistency proof from `old` to `new` entries (RFC 9162 §2.1.4).
+    async fn log_consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// Entries `[start, end)`.
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Every entry of a subject below `size`, oldest first.
+    async fn log_subject(&self, subject: &Subject, size: u64) -> Result<Vec<LogRead>, StoreError>;
+
+    /// The newest device-record entry of `device_id` below `size`.
+    async fn log_device_record(
+        &self,
+        device_id: &str,
+        size: u64,
+    ) -> Result<Option<LogRead>, StoreError>;
+
+    /// One entry.
+    async fn log_entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A whole metadata backend.
+#[async_trait::async_trait]
+pub(crate) trait MetaStore:
+    DirectoryStore + DocumentStore + LogStore + std::fmt::Debug
+{
+    /// Returns once every transaction committed before the call is durable (SQLite: the group
+    /// commit's WAL fsync; PostgreSQL: already so at commit). The HTTP layer awaits it before
+    /// each response.
+    async fn durable(&self) -> Result<(), StoreError>;
+
+    /// Closes every connection (after the server stopped).
+    async fn close(&self);
+}
