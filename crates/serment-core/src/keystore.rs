@@ -6,8 +6,8 @@
 
 use core::fmt;
 
+use crate::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use argon2::{Algorithm, Argon2, Params, Version};
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};

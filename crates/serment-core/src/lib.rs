@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+mod aead;
 pub mod auth;
 pub mod codec;
 pub mod document;

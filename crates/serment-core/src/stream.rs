@@ -1,14 +1,14 @@
 //! STREAM chunked AEAD (PROTOCOL.md §5), after Hoang, Reyhanitabar, Rogaway and Vizár (2015) §7,
 //! laid out as in `age`: 64 KiB chunks, nonce = `prefix[7] || u32 counter || last flag`.
 //!
-//! The cipher is AES-256-GCM from `ring`. Each chunk is sealed on its own with the header hash as
+//! The cipher is AES-256-GCM from `ring` (RustCrypto's `aes-gcm` on wasm32: PROTOCOL.md §2.1). Each chunk is sealed on its own with the header hash as
 //! associated data, so chunks can be sealed and opened on several cores. The key is zeroized on
 //! drop. A counter overflow is an error, never a panic. Sealing and opening a chunk also hash its
 //! ciphertext with the document's suite ([`Suite::chunk_hash`], PROTOCOL.md §6.1).
 
 use core::fmt;
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use crate::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
