@@ -170,6 +170,8 @@ impl Command {
 pub(crate) struct ServeArgs {
     #[arg(long, env = "SERMENT_DATA_DIR", value_name = "DIR", help = help("data_dir"))]
     pub(crate) data_dir: Option<PathBuf>,
+    #[arg(long, env = "SERMENT_BLOB_URL", value_name = "URL", help = help("blob_url"))]
+    pub(crate) blob_url: Option<String>,
     #[arg(long, env = "SERMENT_LISTEN", value_name = "ADDR", help = help("listen"))]
     pub(crate) listen: Option<SocketAddr>,
     #[arg(long, env = "SERMENT_TLS_CERT", value_name = "FILE", help = help("tls_cert"))]

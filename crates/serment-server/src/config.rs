@@ -76,6 +76,10 @@ pub struct Config {
     /// Directory holding `serment.db`, `blobs/` and `tmp/`. Created with mode 0700 if missing; an
     /// existing non-empty directory without `serment.db` is refused. Default `./serment-data`.
     pub data_dir: PathBuf,
+    /// Where sealed blobs are stored: `s3://BUCKET[/PREFIX]` (S3-compatible object storage; the
+    /// endpoint, region and credentials come from the standard `AWS_*` environment variables) or
+    /// `file://DIR` (a local directory). Default: none, the directory `blobs/` of `data_dir`.
+    pub blob_url: Option<String>,
     /// Address and port to listen on (port 0 picks a free port). Default `127.0.0.1:7878`.
     pub listen: SocketAddr,
     /// PEM file holding the server's certificate chain, leaf first (RFC 7468). With `tls_key`,
@@ -141,6 +145,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             data_dir: PathBuf::from("./serment-data"),
+            blob_url: None,
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 7878)),
             tls_cert: None,
             tls_key: None,
@@ -282,6 +287,9 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
+        if let Some(url) = &self.blob_url {
+            BlobLocation::parse(url).map_err(|reason| invalid("blob_url", reason))?;
+        }
         if !(MIN_BLOB_BYTES..=MAX_BLOB_BYTES).contains(&self.max_blob_bytes) {
             return Err(invalid(
                 "max_blob_bytes",
@@ -413,6 +421,54 @@ fn check_range<T: PartialOrd + std::fmt::Display>(
 
 fn invalid(setting: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { setting, reason }
+}
+
+/// Where sealed blobs are stored, from [`Config::blob_url`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// A local directory (`file://DIR`; by default `data_dir` itself, whose `blobs/` and `tmp/`
+    /// it holds).
+    Dir(PathBuf),
+    /// An S3-compatible bucket, with an optional key prefix (`s3://BUCKET[/PREFIX]`).
+    S3 {
+        /// The `s3://` URL as given.
+        url: String,
+    },
+}
+
+impl BlobLocation {
+    /// Parses `file://DIR` (an absolute path) or `s3://BUCKET[/PREFIX]`.
+    ///
+    /// # Errors
+    /// A message naming what is wrong with the URL.
+    pub fn parse(url: &str) -> Result<BlobLocation, String> {
+        if let Some(dir) = url.strip_prefix("file://") {
+            if !dir.starts_with('/') {
+                return Err(format!(
+                    "{url:?}: file:// takes an absolute path (file:///var/lib/...)"
+                ));
+            }
+            return Ok(BlobLocation::Dir(PathBuf::from(dir)));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap_or_default();
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !valid {
+                return Err(format!(
+                    "{url:?}: the bucket name must be 3 to 63 lowercase letters, digits, '-' or '.'"
+                ));
+            }
+            return Ok(BlobLocation::S3 {
+                url: url.to_owned(),
+            });
+        }
+        Err(format!(
+            "{url:?}: expected s3://BUCKET[/PREFIX] or file:///DIR"
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ impl Server {
         tokio::task::spawn_blocking(move || prepare_data_dir(&dir))
             .await
             .map_err(|e| ServerError::Storage(Box::new(e)))??;
-        let store = Store::open(&config.data_dir)
+        let store = Store::open(&config.data_dir, config.blob_url.as_deref())
             .await
             .map_err(|e| ServerError::Storage(Box::new(e)))?;
         let openapi = http::openapi_document().map_err(|e| ServerError::Storage(Box::new(e)))?;

@@ -68,6 +68,9 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
             *slot = v;
         }
     }
+    if a.blob_url.is_some() {
+        c.blob_url = a.blob_url;
+    }
     set(&mut c.listen, a.listen);
     if a.tls_cert.is_some() {
         c.tls_cert = a.tls_cert;

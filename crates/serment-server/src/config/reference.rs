@@ -47,6 +47,7 @@ impl Setting {
     pub fn bounds(&self) -> String {
         match self.key {
             "data_dir" => "a directory path, not empty".into(),
+            "blob_url" => "s3://BUCKET[/PREFIX] or file:///ABSOLUTE/DIR".into(),
             "listen" => "IP:port (port 0 picks a free port)".into(),
             "tls_cert" | "tls_key" => "a readable PEM file; give tls_cert and tls_key together".into(),
             "max_blob_bytes" => format!("{MIN_BLOB_BYTES} to {MAX_BLOB_BYTES}"),
@@ -87,6 +88,11 @@ pub const SETTINGS: &[Setting] = &[
         key: "data_dir",
         unit: "path",
         doc: "Directory holding `serment.db`, `blobs/` and `tmp/` (mode 0700). `serve` prints it as an absolute path at startup. It refuses to create a new store in a directory that does not exist or is empty unless this setting is given explicitly (flag, variable or TOML) or `serve --init` is passed; an existing non-empty directory without `serment.db` is always refused.",
+    },
+    Setting {
+        key: "blob_url",
+        unit: "URL",
+        doc: "Where sealed blobs are stored. `s3://BUCKET[/PREFIX]`: S3-compatible object storage (AWS S3, MinIO, Ceph, Garage...), with the endpoint, region and credentials from the standard `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` variables (`AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint); objects are created conditionally (`If-None-Match: *`), never overwritten. `file:///DIR`: a local directory. Unset: `blobs/` in `data_dir`.",
     },
     Setting {
         key: "listen",

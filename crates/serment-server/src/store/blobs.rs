@@ -37,6 +37,11 @@ impl BlobId {
         BlobId(hex::encode(Sha256::digest(bytes)))
     }
 
+    /// The id of a blob whose SHA-256 is `digest`.
+    pub(crate) fn of_digest(digest: [u8; 32]) -> BlobId {
+        BlobId(hex::encode(digest))
+    }
+
     /// Parses 64 lowercase hex characters; anything else (uppercase, `../x`, ...) is `None`.
     pub(crate) fn parse(s: &str) -> Option<BlobId> {
         let ok = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -303,7 +308,7 @@ impl BlobStore for FsBlobStore {
         }
         Ok(Box::new(FsStaged {
             store: self.clone(),
-            id: BlobId(hex::encode(digest)),
+            id: BlobId::of_digest(digest),
             size,
             tmp: guard,
         }))

@@ -16,6 +16,7 @@ pub(crate) mod blobs;
 mod contract;
 pub(crate) mod log_key;
 pub(crate) mod log_service;
+pub(crate) mod object;
 mod sqlite;
 mod traits;
 
@@ -24,6 +25,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use serment_core::{DocId, KeyId};
+
+use crate::config::BlobLocation;
 
 pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
@@ -197,14 +200,33 @@ pub(crate) struct BlobBody {
 impl Store {
     /// Opens (creating if missing) the SQLite database `serment.db` in `data_dir` and the blob
     /// directory beside it (`blobs/`, `tmp/`, emptying `tmp/` of uploads interrupted by a crash),
-    /// with the log key `log.key` of `data_dir` (created at first start).
-    pub(crate) async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let blobs = FsBlobStore::open(data_dir)
-            .await
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    /// with the log key `log.key` of `data_dir` (created at first start). `blob_url` (see
+    /// [`crate::config::BlobLocation`]) puts the blobs elsewhere: another directory, or an
+    /// S3-compatible bucket, probed before the server starts.
+    pub(crate) async fn open(data_dir: &Path, blob_url: Option<&str>) -> Result<Store, StoreError> {
+        let backend = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Backend(e);
+        let location = match blob_url {
+            None => BlobLocation::Dir(data_dir.to_owned()),
+            Some(url) => BlobLocation::parse(url).map_err(|e| backend(e.into()))?,
+        };
+        let blobs: Arc<dyn BlobStore> = match location {
+            BlobLocation::Dir(dir) => Arc::new(
+                FsBlobStore::open(&dir)
+                    .await
+                    .map_err(|e| backend(Box::new(e)))?,
+            ),
+            BlobLocation::S3 { url } => {
+                let s3 =
+                    object::ObjectBlobStore::from_url(&url).map_err(|e| backend(Box::new(e)))?;
+                s3.check().await.map_err(|e| {
+                    backend(format!("blob store {url}: the bucket cannot be listed: {e}").into())
+                })?;
+                Arc::new(s3)
+            }
+        };
         let log = Arc::new(log_key::load_or_create(data_dir)?);
         let db = sqlite::Db::open(&data_dir.join(DB_FILE), log).await?;
-        Ok(Store::new(Arc::new(db), Arc::new(blobs)))
+        Ok(Store::new(Arc::new(db), blobs))
     }
 
     /// A store over the given backends.
