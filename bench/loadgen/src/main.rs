@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! serment-loadgen ingest  --serment target/release/serment [--clients 16] [--seconds 10]
-//!                         [--pin-save-s 1]
+//!                         [--pin-save-s 1] [--serve-arg ARG]...
+//! serment-loadgen ingest  --server URL [--ca-cert PEM] [--server-pid PID] [--clients 16] ...
 //! serment-loadgen bigfile --serment target/release/serment [--size-mib 2048] [--downloads 4]
 //! ```
 //!
@@ -19,6 +20,13 @@
 //!   `--downloads` child processes download and open it at once. Reports each process's peak RSS
 //!   (VmHWM) for the transfer (reset after the keystore is unlocked; the unlock's own peak is
 //!   reported apart) and the server's peak RSS during each phase.
+//!
+//! `--serve-arg ARG` (repeatable) passes ARG to each `serment serve` the load generator starts
+//! (`--serve-arg --blob-url --serve-arg s3://bucket/x`, `--serve-arg --database-url ...`).
+//! `--server URL` targets a server that is already running (several instances behind a load
+//! balancer, another machine) instead: `--ca-cert` names its private CA, `--server-pid` the
+//! process whose CPU time is reported (none otherwise). The plaintext and E2EE phases then share
+//! that server, one after the other.
 //!
 //! Output: human lines on stderr, one JSON object on stdout.
 
@@ -33,6 +41,7 @@ use serde_json::{Value, json};
 use serment_client::api::BlobRef;
 use serment_client::contacts;
 use serment_client::keystore::Keystore;
+use serment_client::transport::Transport;
 use serment_client::vault::{PinSave, Session};
 use serment_core::DocId;
 use serment_core::document::{self, Header, Metadata, SealInput};
@@ -77,6 +86,14 @@ struct Opts {
     /// Seconds between the E2EE clients' keystore saves of their log pin; 0 saves after every
     /// document (`PinSave::EveryWrite`, what `serment put` does).
     pin_save_s: u64,
+    /// Extra arguments for each `serment serve` started (`--serve-arg`, repeatable).
+    serve_args: Vec<String>,
+    /// A running server to target instead of starting one (`--server`).
+    server: Option<String>,
+    /// The PEM file of that server's private CA (`--ca-cert`).
+    ca_cert: Option<PathBuf>,
+    /// The pid whose CPU time is reported as the server's (`--server-pid`).
+    server_pid: Option<u32>,
 }
 
 impl Opts {
@@ -98,6 +115,15 @@ impl Opts {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2048),
             downloads: get("--downloads").and_then(|v| v.parse().ok()).unwrap_or(4),
+            serve_args: a
+                .iter()
+                .zip(a.iter().skip(1))
+                .filter(|(k, _)| *k == "--serve-arg")
+                .map(|(_, v)| v.clone())
+                .collect(),
+            server: get("--server"),
+            ca_cert: get("--ca-cert").map(PathBuf::from),
+            server_pid: get("--server-pid").and_then(|v| v.parse().ok()),
             pin_save_s: get("--pin-save-s")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
@@ -107,20 +133,37 @@ impl Opts {
 
 // ---- server ------------------------------------------------------------------------------------
 
+/// The server under load: one this process started (and stops), or one already running.
 struct Server {
-    child: Child,
+    child: Option<Child>,
     url: String,
-    _dir: tempfile::TempDir,
+    /// The process whose CPU time is the server's, if known.
+    pid: Option<u32>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    fn start(serment: &Path) -> Res<Server> {
+    /// The server of `o`: `--server` if given, else a fresh `serment serve`.
+    fn for_opts(o: &Opts) -> Res<Server> {
+        match &o.server {
+            Some(url) => Ok(Server {
+                child: None,
+                url: url.clone(),
+                pid: o.server_pid,
+                _dir: None,
+            }),
+            None => Server::start(&o.serment, &o.serve_args),
+        }
+    }
+
+    fn start(serment: &Path, extra: &[String]) -> Res<Server> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut child = Command::new(serment)
             .arg("serve")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--listen", "127.0.0.1:0", "--max-blob-bytes", "8589934592"])
+            .args(extra)
             // One log line per request would cost the server more than the bench measures.
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -144,21 +187,26 @@ impl Server {
             .recv_timeout(Duration::from_secs(30))
             .map_err(|_| "the server did not start".to_string())?;
         Ok(Server {
-            child,
+            pid: Some(child.id()),
+            child: Some(child),
             url,
-            _dir: dir,
+            _dir: Some(dir),
         })
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
+    /// The server's pid as `/proc` names it, or a name no process has.
+    fn pid(&self) -> String {
+        self.pid
+            .map_or_else(|| "no-server-pid".to_owned(), |p| p.to_string())
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -192,7 +240,28 @@ fn reset_hwm(pid: &str) {
 // ---- identities --------------------------------------------------------------------------------
 
 /// Creates a keystore (Argon2id at the format's floor, so setup is quick) and registers it.
-fn user(dir: &Path, handle: &str, url: &str) -> Res<Session> {
+/// The client transport for `o`: default, or trusting `--ca-cert`.
+fn transport(o: &Opts) -> Res<Transport> {
+    match &o.ca_cert {
+        None => Ok(Transport::default()),
+        Some(p) => {
+            let pem = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Transport::default()
+                .with_ca_pem(&pem)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// A handle suffix unique to this run, so that phases and runs against one running server do
+/// not collide.
+fn run_tag() -> Res<String> {
+    let mut r = [0u8; 4];
+    getrandom::fill(&mut r).map_err(|e| e.to_string())?;
+    Ok(hex::encode(r))
+}
+
+fn user(dir: &Path, handle: &str, url: &str, t: &Transport) -> Res<Session> {
     let ks = Keystore::create(
         &dir.join(handle).join("keystore.srmk"),
         Zeroizing::new(PASS.into()),
@@ -201,7 +270,7 @@ fn user(dir: &Path, handle: &str, url: &str) -> Res<Session> {
         KdfParams::FLOOR,
     )
     .map_err(|e| e.to_string())?;
-    Session::register(ks, url).map_err(|e| e.to_string())
+    Session::register_with(ks, url, t).map_err(|e| e.to_string())
 }
 
 fn recipient_of(s: &Session) -> Recipient {
@@ -299,14 +368,15 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// Runs one ingest phase on a fresh server. `plain_pool` is `Some(n)` for the baseline.
 fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
-    let server = Server::start(&o.serment)?;
+    let server = Server::for_opts(o)?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let patient = user(dir.path(), "patient", &server.url)?;
-    let gp = user(dir.path(), "gp", &server.url)?;
+    let (t, tag) = (transport(o)?, run_tag()?);
+    let patient = user(dir.path(), &format!("patient-{tag}"), &server.url, &t)?;
+    let gp = user(dir.path(), &format!("gp-{tag}"), &server.url, &t)?;
     let to = [recipient_of(&patient), recipient_of(&gp)];
     let mut sessions = Vec::with_capacity(o.clients);
     for i in 0..o.clients {
-        let mut s = user(dir.path(), &format!("lab{i}"), &server.url)?;
+        let mut s = user(dir.path(), &format!("lab{i}-{tag}"), &server.url, &t)?;
         if o.pin_save_s > 0 {
             // A bulk uploader's setting: the log pin is written at most once a second.
             s.set_pin_save(PinSave::Every(Duration::from_secs(o.pin_save_s)));
@@ -341,7 +411,7 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let spid = server.pid().to_string();
+    let spid = server.pid();
     let (server_cpu0, client_cpu0) = (cpu_seconds(&spid), cpu_seconds("self"));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.seconds);
@@ -378,7 +448,11 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
                                     Some(seen),
                                 ) {
                                     Ok(c) => {
-                                        seen = c.log_indices.last().map_or(seen, |i| i + 1);
+                                        seen = c
+                                            .log_indices
+                                            .as_deref()
+                                            .and_then(<[u64]>::last)
+                                            .map_or(seen, |i| i + 1);
                                         true
                                     }
                                     Err(_) => false,
@@ -512,22 +586,24 @@ fn child_json(c: Child) -> Res<Value> {
 }
 
 fn bigfile(o: &Opts) -> Res<Value> {
-    let server = Server::start(&o.serment)?;
-    let spid = server.pid().to_string();
+    let server = Server::for_opts(o)?;
+    let spid = server.pid();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let home = |h: &str| dir.path().join(h).join("keystore.srmk");
-    let author = user(dir.path(), "author", &server.url)?;
+    let (t, tag) = (transport(o)?, run_tag()?);
+    let author_handle = format!("author-{tag}");
+    let author = user(dir.path(), &author_handle, &server.url, &t)?;
     let mut args: Vec<String> = vec![
         "child-upload".into(),
         server.url.clone(),
-        home("author").display().to_string(),
+        home(&author_handle).display().to_string(),
         (o.size_mib * 1024 * 1024).to_string(),
     ];
     let mut readers = Vec::new();
     for i in 0..o.downloads {
-        let h = format!("reader{i}");
-        let mut s = user(dir.path(), &h, &server.url)?;
-        contacts::add(&s.api, &mut s.ks, "author").map_err(|e| e.to_string())?;
+        let h = format!("reader{i}-{tag}");
+        let mut s = user(dir.path(), &h, &server.url, &t)?;
+        contacts::add(&s.api, &mut s.ks, &author_handle).map_err(|e| e.to_string())?;
         s.ks.save().map_err(|e| e.to_string())?;
         let rec = dir.path().join(format!("{h}.rec"));
         std::fs::write(&rec, s.ks.own_record().map_err(|e| e.to_string())?)
