@@ -559,15 +559,31 @@ pub fn newest_logged_version(
     doc_id: &DocId,
     device: &KeyId,
 ) -> Result<Option<u32>> {
-    let (_, _, chain) = proven_doc_chain(api, ks, doc_id)?;
+    newest_logged_version_synced(api, ks, doc_id, device).map(|(_, v)| v)
+}
+
+/// [`newest_logged_version`], also returning the checkpoint it synced to and accepted (pinned),
+/// which the history is proven against: the rest of the operation relies on it instead of
+/// fetching the checkpoint again (one sync per operation, issue 13 §1).
+///
+/// # Errors
+/// As [`newest_logged_version`].
+pub fn newest_logged_version_synced(
+    api: &Api,
+    ks: &mut Keystore,
+    doc_id: &DocId,
+    device: &KeyId,
+) -> Result<(Checkpoint, Option<u32>)> {
+    let (cp, _, chain) = proven_doc_chain(api, ks, doc_id)?;
     pin_doc_head(api, ks, doc_id, &chain);
-    Ok(chain
+    let newest = chain
         .iter()
         .filter_map(|e| match &e.entry.payload {
             Payload::Wrap(w) if w.recipient == *device => Some(w.doc_version),
             _ => None,
         })
-        .max())
+        .max();
+    Ok((cp, newest))
 }
 
 /// The result of a full audit of the log (`serment verify-log`).

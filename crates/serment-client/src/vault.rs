@@ -486,6 +486,12 @@ impl Session {
     /// [`ClientError::Server`] with status 404 semantics if none; [`ClientError::Log`] for a
     /// hidden newer version or a history that does not check out.
     pub fn latest_version(&mut self, doc_id: &DocId) -> Result<u32> {
+        self.latest_version_synced(doc_id).map(|(v, _)| v)
+    }
+
+    /// [`Session::latest_version`] and the checkpoint its log check synced to (and pinned), for
+    /// the rest of the operation to rely on without fetching it again.
+    fn latest_version_synced(&mut self, doc_id: &DocId) -> Result<(u32, Checkpoint)> {
         let id = doc_id.to_string();
         let listed = self
             .api
@@ -495,18 +501,20 @@ impl Session {
             .map(|d| d.doc_version)
             .max();
         let device = self.ks.device.id();
-        let logged = crate::log::newest_logged_version(&self.api, &mut self.ks, doc_id, &device)?;
+        let (cp, logged) =
+            crate::log::newest_logged_version_synced(&self.api, &mut self.ks, doc_id, &device)?;
         self.ks.save()?;
         if logged > listed {
             return Err(ClientError::Log(serment_core::Error::History {
                 reason: "the server's listing hides a newer version of the document that the log proves",
             }));
         }
-        listed.ok_or(ClientError::Server {
+        let v = listed.ok_or(ClientError::Server {
             status: 404,
             code: "not_found".into(),
             message: format!("no document {id} visible to this device"),
-        })
+        })?;
+        Ok((v, cp))
     }
 
     /// Downloads, verifies and decrypts a document into `out`. Bytes written to `out` must be
@@ -534,13 +542,20 @@ impl Session {
         version: Option<u32>,
         out: &mut dyn Write,
     ) -> Result<GetResult> {
-        let version = match version {
-            Some(v) => v,
-            None => self.latest_version(doc_id)?,
+        let (version, synced) = match version {
+            Some(v) => (v, None),
+            None => {
+                let (v, cp) = self.latest_version_synced(doc_id)?;
+                (v, Some(cp))
+            }
         };
         // The wrap is relied on only with its log entry proven against a verified checkpoint,
         // and every fetch carries this device's signed access receipt (PROTOCOL.md §11.5-6).
-        let cp = self.sync_log()?;
+        // One checkpoint per operation: the one the freshness check above synced to, if any.
+        let cp = match synced {
+            Some(cp) => cp,
+            None => self.sync_log()?,
+        };
         let origin = crate::log::trust(&self.api, &self.ks)?.log_key.name;
         let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Wrap)?;
         let (info, wrap) = self
