@@ -15,6 +15,7 @@
 //! | `GET /v1/documents/{doc_id}/versions/{v}/blob` | [`blobs::download`] |
 //! | `POST /v1/documents/{doc_id}/versions/{v}/wraps` | [`documents::add_wraps`] |
 //! | `GET /v1/documents/{doc_id}/accesses` | [`documents::accesses`] |
+//! | `GET /`, `/assets/{app.js,style.css,icon.svg}` | [`web`]: the patient's page |
 //!
 //! JSON routes sit behind `tower_http`'s `RequestBodyLimitLayer` (`max_json_bytes`); the blob
 //! upload enforces `max_blob_bytes` itself while streaming.
@@ -29,6 +30,7 @@ mod log;
 pub(crate) mod replay;
 pub(crate) mod throttle;
 mod types;
+pub(crate) mod web;
 
 use std::sync::Arc;
 
@@ -216,6 +218,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let blob_routes = Router::new().route("/v1/blobs", post(blobs::upload));
     json_routes
         .merge(blob_routes)
+        .merge(web::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), durable))

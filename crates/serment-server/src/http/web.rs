@@ -1,0 +1,105 @@
+//! The patient's page (issue 13 §3), served at `/` from assets embedded in the binary
+//! (`crates/serment-server/web/`), with the headers the issue requires:
+//!
+//! - `Content-Security-Policy`: [`CSP`] — same-origin scripts, styles, images and requests only;
+//!   `'wasm-unsafe-eval'` for the WebAssembly core; no framing; no `<base>`;
+//! - `Referrer-Policy: no-referrer`, `Permissions-Policy` ([`PERMISSIONS_POLICY`]) denying every
+//!   powerful feature, `X-Content-Type-Options: nosniff`;
+//! - Subresource Integrity (W3C SRI, SHA-384) on every script and stylesheet the page loads,
+//!   computed from the embedded bytes when the router is built.
+//!
+//! The page has no inline script and names no other origin (`tests/web.rs` checks both).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use sha2::Digest as _;
+
+/// The Content-Security-Policy of every page response, exactly as issue 13 lists it.
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+                              connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Every powerful feature off: the page needs none.
+pub(crate) const PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), geolocation=(), \
+     gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=(), interest-cohort=()";
+
+const INDEX: &str = include_str!("../../web/index.html");
+const APP_JS: &[u8] = include_bytes!("../../web/app.js");
+const STYLE_CSS: &[u8] = include_bytes!("../../web/style.css");
+const ICON_SVG: &[u8] = include_bytes!("../../web/icon.svg");
+
+/// The page, rendered once: `index.html` with the SRI digests of its assets filled in.
+#[derive(Debug)]
+pub(crate) struct Page {
+    index: String,
+}
+
+/// The W3C SRI value of `bytes`: `sha384-<base64 of SHA-384>`.
+pub(crate) fn sri(bytes: &[u8]) -> String {
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
+}
+
+impl Page {
+    fn build() -> Page {
+        Page {
+            index: INDEX
+                .replace("{{APP_JS_SRI}}", &sri(APP_JS))
+                .replace("{{STYLE_CSS_SRI}}", &sri(STYLE_CSS)),
+        }
+    }
+}
+
+/// The page's routes: `/`, `/assets/app.js`, `/assets/style.css`, `/assets/icon.svg`.
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/style.css", get(style_css))
+        .route("/assets/icon.svg", get(icon_svg))
+        .with_state(Arc::new(Page::build()))
+}
+
+fn with_headers(content_type: &'static str, body: impl IntoResponse) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            HeaderName::from_static("permissions-policy"),
+            PERMISSIONS_POLICY,
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        // A new binary may serve a new bundle: the browser revalidates every time.
+        (header::CACHE_CONTROL, "no-cache"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    r
+}
+
+async fn index(State(page): State<Arc<Page>>) -> Response {
+    with_headers("text/html; charset=utf-8", page.index.clone())
+}
+
+async fn app_js() -> Response {
+    with_headers("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn style_css() -> Response {
+    with_headers("text/css; charset=utf-8", STYLE_CSS)
+}
+
+async fn icon_svg() -> Response {
+    with_headers("image/svg+xml", ICON_SVG)
+}

@@ -1,0 +1,130 @@
+//! The patient's page (issue 13 §3): served at `/` with the exact CSP and the other headers the
+//! issue lists, Subresource Integrity on every asset that matches the bytes served, no inline
+//! script, and no other origin named anywhere in the page.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use base64::Engine as _;
+use common::TestServer;
+use sha2::Digest as _;
+use tower::ServiceExt as _;
+
+async fn fetch(srv: &TestServer, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let resp = srv
+        .router
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (parts.status, parts.headers, body.to_vec())
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+fn sri(bytes: &[u8]) -> String {
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
+}
+
+#[tokio::test]
+async fn the_page_carries_the_csp_and_the_other_headers() {
+    let srv = TestServer::new().await;
+    for (path, ty) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/style.css", "text/css; charset=utf-8"),
+    ] {
+        let (s, h, body) = fetch(&srv, path).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        assert!(!body.is_empty(), "{path}");
+        assert_eq!(header(&h, "content-type"), ty, "{path}");
+        // Exactly the policy of issue 13 §3.
+        assert_eq!(
+            header(&h, "content-security-policy"),
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+            "{path}"
+        );
+        assert_eq!(header(&h, "referrer-policy"), "no-referrer", "{path}");
+        let pp = header(&h, "permissions-policy");
+        for feature in ["camera=()", "microphone=()", "geolocation=()", "payment=()"] {
+            assert!(pp.contains(feature), "{path}: {pp}");
+        }
+        assert_eq!(header(&h, "x-content-type-options"), "nosniff", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn every_asset_has_an_sri_digest_of_the_bytes_served() {
+    let srv = TestServer::new().await;
+    let (_, _, html) = fetch(&srv, "/").await;
+    let html = String::from_utf8(html).unwrap();
+    for asset in ["/assets/app.js", "/assets/style.css"] {
+        let (_, _, bytes) = fetch(&srv, asset).await;
+        let tag = html
+            .lines()
+            .find(|l| l.contains(&format!("\"{asset}\"")))
+            .unwrap_or_else(|| panic!("the page does not load {asset}"));
+        assert!(
+            tag.contains(&format!("integrity=\"{}\"", sri(&bytes))),
+            "{asset}: {tag}"
+        );
+    }
+    assert!(!html.contains("{{"), "a placeholder was left: {html}");
+}
+
+#[tokio::test]
+async fn no_inline_script_and_no_other_origin() {
+    let srv = TestServer::new().await;
+    let (_, _, html) = fetch(&srv, "/").await;
+    let html = String::from_utf8(html).unwrap();
+    // Every <script> has a src and an empty body; no event-handler attributes.
+    for part in html.split("<script").skip(1) {
+        let (open, rest) = part.split_once('>').unwrap();
+        assert!(
+            open.contains(" src=\"/"),
+            "inline or foreign script: <script{open}>"
+        );
+        assert!(rest.starts_with("</script>"), "script with a body: {rest}");
+    }
+    // No event-handler attribute (` onclick=`...): ` on` followed by letters and `=`.
+    let lower = html.to_lowercase();
+    for (i, _) in lower.match_indices(" on") {
+        let name: String = lower[i + 3..]
+            .chars()
+            .take_while(char::is_ascii_lowercase)
+            .collect();
+        assert!(
+            !lower[i + 3 + name.len()..].starts_with('='),
+            "inline event handler on{name}"
+        );
+    }
+    for path in ["/", "/assets/app.js", "/assets/style.css"] {
+        let (_, _, body) = fetch(&srv, path).await;
+        let text = String::from_utf8(body).unwrap();
+        for scheme in ["http://", "https://", "//cdn", "wss://"] {
+            assert!(
+                !text.contains(scheme),
+                "{path} names another origin ({scheme})"
+            );
+        }
+    }
+}
