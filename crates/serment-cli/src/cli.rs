@@ -178,6 +178,8 @@ pub(crate) struct ServeArgs {
     pub(crate) tls_cert: Option<PathBuf>,
     #[arg(long, env = "SERMENT_TLS_KEY", value_name = "FILE", help = help("tls_key"))]
     pub(crate) tls_key: Option<PathBuf>,
+    #[arg(long, env = "SERMENT_DATABASE_URL", value_name = "URL", help = help("database_url"))]
+    pub(crate) database_url: Option<String>,
     #[arg(long, env = "SERMENT_MAX_BLOB_BYTES", value_name = "BYTES", help = help("max_blob_bytes"))]
     pub(crate) max_blob_bytes: Option<u64>,
     #[arg(long, env = "SERMENT_MAX_JSON_BYTES", value_name = "BYTES", help = help("max_json_bytes"))]

@@ -88,6 +88,10 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM file holding the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Default: none.
     pub tls_key: Option<PathBuf>,
+    /// The metadata database (issue 11 §2): `postgres://…` (PostgreSQL, TLS with rustls when
+    /// the URL asks for it, `sslmode=verify-full&sslrootcert=PATH`) or `sqlite://PATH`. Default:
+    /// none, SQLite in `data_dir/serment.db`.
+    pub database_url: Option<String>,
     /// Largest sealed blob accepted by `POST /v1/blobs`, in bytes. Default 16 GiB.
     pub max_blob_bytes: u64,
     /// Largest JSON request body, in bytes. Default 1 MiB.
@@ -149,6 +153,7 @@ impl Default for Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 7878)),
             tls_cert: None,
             tls_key: None,
+            database_url: None,
             max_blob_bytes: 16 * 1024 * 1024 * 1024,
             max_json_bytes: 1024 * 1024,
             token_ttl_secs: 900,
@@ -289,6 +294,14 @@ impl Config {
         }
         if let Some(url) = &self.blob_url {
             BlobLocation::parse(url).map_err(|reason| invalid("blob_url", reason))?;
+        }
+        if let Some(url) = &self.database_url
+            && crate::store::DatabaseUrl::parse(url).is_none()
+        {
+            return Err(invalid(
+                "database_url",
+                "must be postgres://… (or postgresql://…) or sqlite://PATH".into(),
+            ));
         }
         if !(MIN_BLOB_BYTES..=MAX_BLOB_BYTES).contains(&self.max_blob_bytes) {
             return Err(invalid(

@@ -129,7 +129,11 @@ impl Server {
         tokio::task::spawn_blocking(move || prepare_data_dir(&dir))
             .await
             .map_err(|e| ServerError::Storage(Box::new(e)))??;
-        let store = Store::open(&config.data_dir, config.blob_url.as_deref())
+        let store = Store::open(
+            &config.data_dir,
+            config.blob_url.as_deref(),
+            config.database_url.as_deref(),
+        )
             .await
             .map_err(|e| ServerError::Storage(Box::new(e)))?;
         let openapi = http::openapi_document().map_err(|e| ServerError::Storage(Box::new(e)))?;
@@ -292,7 +296,11 @@ fn prepare_data_dir(path: &Path) -> Result<(), ServerError> {
             path: path.to_owned(),
         }),
         Ok(meta) => {
-            if path.join(DB_FILE).exists() {
+            // Ours: a SQLite database, or (with another database_url) the log key or blobs.
+            if path.join(DB_FILE).exists()
+                || path.join(store::log_key::LOG_KEY_FILE).exists()
+                || path.join("blobs").is_dir()
+            {
                 warn_if_shared(path, &meta);
                 return Ok(());
             }

@@ -201,7 +201,7 @@ enum Who {
 /// and 2 racing, unknown recipients mixed in. Each gets its own status; the log stays whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_conflicting_commits_each_get_their_own_status() {
-    let srv = Arc::new(TestServer::new().await);
+    let srv = Arc::new(TestServer::sqlite().await);
     let alice = User::new("alice");
     let mallory = User::new("mallory");
     let bob = User::new("bob");
@@ -337,7 +337,7 @@ async fn concurrent_conflicting_commits_each_get_their_own_status() {
 /// not a u64 (refused before anything is committed).
 #[tokio::test]
 async fn log_from_edge_values() {
-    let srv = TestServer::new().await;
+    let srv = TestServer::sqlite().await;
     let alice = User::new("alice");
     let bob = User::new("bob");
     let ta = srv.enroll(&alice).await;
@@ -458,7 +458,7 @@ async fn log_from_edge_values() {
 /// Malformed inline blobs are refused before anything is stored, and never with a 5xx.
 #[tokio::test]
 async fn malformed_inline_blobs_are_refused() {
-    let srv = TestServer::new().await;
+    let srv = TestServer::sqlite().await;
     let alice = User::new("alice");
     let bob = User::new("bob");
     let ta = srv.enroll(&alice).await;
@@ -557,7 +557,7 @@ async fn malformed_inline_blobs_are_refused() {
 /// fully committed (an identical retry is 200, with the original entries) or not at all (a retry is 201); never half, never a 5xx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_dropped_midway_is_all_or_nothing() {
-    let srv = Arc::new(TestServer::new().await);
+    let srv = Arc::new(TestServer::sqlite().await);
     let alice = User::new("alice");
     let bob = User::new("bob");
     let ta = srv.enroll(&alice).await;
@@ -596,7 +596,7 @@ async fn commit_dropped_midway_is_all_or_nothing() {
 /// document's insert) is answered alone; the others of its batch commit; the batcher lives on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_job_does_not_poison_its_batch() {
-    let srv = Arc::new(TestServer::new().await);
+    let srv = Arc::new(TestServer::sqlite().await);
     let alice = User::new("alice");
     let bob = User::new("bob");
     let ta = srv.enroll(&alice).await;

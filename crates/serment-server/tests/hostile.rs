@@ -381,7 +381,7 @@ async fn oversized_json_is_413() {
 
 #[tokio::test]
 async fn blob_over_the_limit_leaves_nothing() {
-    let srv = TestServer::new().await;
+    let srv = TestServer::sqlite().await;
     let alice = User::new("alice");
     let token = srv.enroll(&alice).await;
     let over = vec![0x5a; TEST_MAX_BLOB as usize + 1];
@@ -436,7 +436,7 @@ async fn blob_over_the_limit_leaves_nothing() {
 
 #[tokio::test]
 async fn upload_cut_halfway_leaves_nothing() {
-    let srv = TestServer::new().await;
+    let srv = TestServer::sqlite().await;
     let alice = User::new("alice");
     let token = srv.enroll(&alice).await;
     let stream = futures_util::stream::iter(vec![
@@ -537,7 +537,7 @@ async fn path_traversal_is_refused() {
 /// ones served, under their SHA-256.
 #[tokio::test]
 async fn inline_commit_is_checked_like_an_upload() {
-    let srv = TestServer::new().await;
+    let srv = TestServer::sqlite().await;
     let alice = User::new("alice");
     let bob = User::new("bob");
     let ta = srv.enroll(&alice).await;

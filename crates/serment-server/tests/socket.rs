@@ -238,7 +238,7 @@ async fn data_dir_checks() {
 
     // Missing: created with mode 0700, with its layout.
     let fresh = dir.path().join("a/b/data");
-    let server = Server::open(test_config(&fresh)).await.unwrap();
+    let server = Server::open(sqlite_test_config(&fresh)).await.unwrap();
     drop(server);
     for sub in ["serment.db", "blobs", "tmp"] {
         assert!(fresh.join(sub).exists(), "{sub}");
@@ -250,25 +250,25 @@ async fn data_dir_checks() {
         assert_eq!(mode & 0o777, 0o700);
     }
     // Reopening an existing data directory works (migrations are idempotent).
-    Server::open(test_config(&fresh)).await.unwrap();
+    Server::open(sqlite_test_config(&fresh)).await.unwrap();
 
     // Empty existing directory: accepted.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    Server::open(test_config(&empty)).await.unwrap();
+    Server::open(sqlite_test_config(&empty)).await.unwrap();
 
     // Non-empty, without serment.db: refused, and nothing created there.
     let wrong = dir.path().join("home");
     std::fs::create_dir(&wrong).unwrap();
     std::fs::write(wrong.join("notes.txt"), b"mine").unwrap();
-    let err = Server::open(test_config(&wrong)).await.unwrap_err();
+    let err = Server::open(sqlite_test_config(&wrong)).await.unwrap_err();
     assert!(matches!(err, ServerError::DataDirNotEmpty { .. }), "{err}");
     assert_eq!(std::fs::read_dir(&wrong).unwrap().count(), 1);
 
     // A file is not a data directory.
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let err = Server::open(test_config(&file)).await.unwrap_err();
+    let err = Server::open(sqlite_test_config(&file)).await.unwrap_err();
     assert!(
         matches!(err, ServerError::DataDirNotADirectory { .. }),
         "{err}"
@@ -277,7 +277,7 @@ async fn data_dir_checks() {
     // Invalid settings are refused before touching the disk.
     let cfg = Config {
         token_ttl_secs: 0,
-        ..test_config(&dir.path().join("never"))
+        ..sqlite_test_config(&dir.path().join("never"))
     };
     let err = Server::open(cfg).await.unwrap_err();
     assert!(matches!(err, ServerError::Config(_)), "{err}");

@@ -78,6 +78,9 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
     if a.tls_key.is_some() {
         c.tls_key = a.tls_key;
     }
+    if a.database_url.is_some() {
+        c.database_url = a.database_url;
+    }
     set(&mut c.max_blob_bytes, a.max_blob_bytes);
     set(&mut c.max_json_bytes, a.max_json_bytes);
     set(&mut c.token_ttl_secs, a.token_ttl_secs);

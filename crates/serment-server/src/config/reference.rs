@@ -48,6 +48,7 @@ impl Setting {
         match self.key {
             "data_dir" => "a directory path, not empty".into(),
             "blob_url" => "s3://BUCKET[/PREFIX] or file:///ABSOLUTE/DIR".into(),
+            "database_url" => "postgres://… , postgresql://… or sqlite://PATH".into(),
             "listen" => "IP:port (port 0 picks a free port)".into(),
             "tls_cert" | "tls_key" => "a readable PEM file; give tls_cert and tls_key together".into(),
             "max_blob_bytes" => format!("{MIN_BLOB_BYTES} to {MAX_BLOB_BYTES}"),
@@ -108,6 +109,11 @@ pub const SETTINGS: &[Setting] = &[
         key: "tls_key",
         unit: "path",
         doc: "PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Checked at startup: readable, a key, and the key of the leaf certificate.",
+    },
+    Setting {
+        key: "database_url",
+        unit: "URL",
+        doc: "The metadata database. `postgres://USER:PASSWORD@HOST:PORT/DB` selects PostgreSQL (in builds with the `postgres` feature; migrations run at startup; TLS with rustls and ring when the URL asks for it: `?sslmode=verify-full&sslrootcert=/path/ca.pem`); several `serve` instances may share one database and one log (give each the same log key, `SERMENT_LOG_KEY` or `log.key`). `sqlite://PATH` selects SQLite at PATH. Unset: SQLite in `data_dir/serment.db`.",
     },
     Setting {
         key: "max_blob_bytes",

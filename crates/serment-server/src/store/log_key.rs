@@ -12,6 +12,34 @@ use super::StoreError;
 
 /// The key file's name inside the data directory.
 pub(crate) const LOG_KEY_FILE: &str = "log.key";
+/// The environment variable that may hold the key instead (64 hex digits, the Ed25519 seed):
+/// for several instances sharing one database (issue 11 §4), from a secret store.
+pub(crate) const LOG_KEY_ENV: &str = "SERMENT_LOG_KEY";
+
+/// The log key: from [`LOG_KEY_ENV`] when it is set, else from `data_dir/log.key`, created
+/// (0600) at first start. It is never written to the database.
+///
+/// # Errors
+/// [`StoreError::Backend`] if the variable or the file does not hold 64 hex digits, or the file
+/// cannot be read or created.
+pub(crate) fn load(data_dir: &Path) -> Result<NoteSigner, StoreError> {
+    match std::env::var(LOG_KEY_ENV) {
+        Ok(text) => {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(text.trim(), &mut *seed).map_err(|_| {
+                StoreError::Backend(format!("{LOG_KEY_ENV} does not hold 64 hex digits").into())
+            })?;
+            signer(&seed)
+        }
+        Err(_) => load_or_create(data_dir),
+    }
+}
+
+fn signer(seed: &[u8; 32]) -> Result<NoteSigner, StoreError> {
+    let pk = ed25519_dalek_public(seed);
+    NoteSigner::new(&origin_for(&pk), KEY_TYPE_ED25519, seed)
+        .map_err(|e| StoreError::Backend(e.to_string().into()))
+}
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
@@ -53,9 +81,7 @@ pub(crate) fn load_or_create(data_dir: &Path) -> Result<NoteSigner, StoreError> 
         }
         Err(e) => return Err(backend(e)),
     };
-    let pk = ed25519_dalek_public(&seed);
-    NoteSigner::new(&origin_for(&pk), KEY_TYPE_ED25519, &seed)
-        .map_err(|e| StoreError::Backend(e.to_string().into()))
+    signer(&seed)
 }
 
 fn ed25519_dalek_public(seed: &[u8; 32]) -> [u8; 32] {

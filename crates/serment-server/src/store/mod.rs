@@ -17,6 +17,8 @@ mod contract;
 pub(crate) mod log_key;
 pub(crate) mod log_service;
 pub(crate) mod object;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 mod traits;
 
@@ -198,12 +200,21 @@ pub(crate) struct BlobBody {
 }
 
 impl Store {
-    /// Opens (creating if missing) the SQLite database `serment.db` in `data_dir` and the blob
-    /// directory beside it (`blobs/`, `tmp/`, emptying `tmp/` of uploads interrupted by a crash),
-    /// with the log key `log.key` of `data_dir` (created at first start). `blob_url` (see
-    /// [`crate::config::BlobLocation`]) puts the blobs elsewhere: another directory, or an
-    /// S3-compatible bucket, probed before the server starts.
-    pub(crate) async fn open(data_dir: &Path, blob_url: Option<&str>) -> Result<Store, StoreError> {
+    /// Opens the metadata database named by `database_url` (default: SQLite `serment.db` in
+    /// `data_dir`, created if missing; migrations run either way) and the blob store: the blob
+    /// directory of `data_dir` (`blobs/`, `tmp/`, emptying `tmp/` of uploads interrupted by a
+    /// crash), or `blob_url` (see [`crate::config::BlobLocation`]: another directory, or an
+    /// S3-compatible bucket, probed before the server starts); with the log key of
+    /// [`log_key::load`].
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if a URL is not supported, the database cannot be reached or
+    /// migrated, it belongs to another log key, or the blob store cannot be prepared.
+    pub(crate) async fn open(
+        data_dir: &Path,
+        blob_url: Option<&str>,
+        database_url: Option<&str>,
+    ) -> Result<Store, StoreError> {
         let backend = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Backend(e);
         let location = match blob_url {
             None => BlobLocation::Dir(data_dir.to_owned()),
@@ -224,9 +235,25 @@ impl Store {
                 Arc::new(s3)
             }
         };
-        let log = Arc::new(log_key::load_or_create(data_dir)?);
-        let db = sqlite::Db::open(&data_dir.join(DB_FILE), log).await?;
-        Ok(Store::new(Arc::new(db), blobs))
+        let log = Arc::new(log_key::load(data_dir)?);
+        let url = match database_url {
+            None => DatabaseUrl::Sqlite(data_dir.join(DB_FILE)),
+            Some(u) => DatabaseUrl::parse(u)
+                .ok_or_else(|| StoreError::Backend("unsupported database_url".into()))?,
+        };
+        let meta: Arc<dyn MetaStore> = match url {
+            DatabaseUrl::Sqlite(path) => Arc::new(sqlite::Db::open(&path, log).await?),
+            #[cfg(feature = "postgres")]
+            DatabaseUrl::Postgres(url) => Arc::new(postgres::Db::open(&url, log).await?),
+            #[cfg(not(feature = "postgres"))]
+            DatabaseUrl::Postgres(_) => {
+                return Err(StoreError::Backend(
+                    "this build has no PostgreSQL support: build serment with `--features postgres`"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Store::new(meta, blobs))
     }
 
     /// A store over the given backends.
@@ -331,6 +358,28 @@ impl Store {
     /// Closes the database connections (after the server stopped).
     pub(crate) async fn close(&self) {
         self.meta.close().await;
+    }
+}
+
+/// A metadata database named by the `database_url` setting (issue 11 §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DatabaseUrl {
+    /// `postgres://…` or `postgresql://…`, as sqlx (and libpq) read it.
+    Postgres(String),
+    /// `sqlite://PATH`: the database file.
+    Sqlite(std::path::PathBuf),
+}
+
+impl DatabaseUrl {
+    /// Parses a `database_url`; `None` for any other scheme or an empty SQLite path.
+    pub(crate) fn parse(url: &str) -> Option<DatabaseUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(DatabaseUrl::Postgres(url.to_owned()))
+        } else {
+            url.strip_prefix("sqlite://")
+                .filter(|p| !p.is_empty())
+                .map(|p| DatabaseUrl::Sqlite(p.into()))
+        }
     }
 }
 

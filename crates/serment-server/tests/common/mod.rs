@@ -158,7 +158,22 @@ pub struct TestServer {
     pub router: Router,
 }
 
+/// The configuration of a test server in `data`: on PostgreSQL (a fresh schema of
+/// `SERMENT_TEST_DATABASE_URL`) when that variable is set, unless `SERMENT_TEST_SERVER_BACKEND`
+/// is `sqlite`; on SQLite in `data` otherwise.
 pub fn test_config(data: &Path) -> Config {
+    let database_url = match std::env::var("SERMENT_TEST_SERVER_BACKEND").as_deref() {
+        Ok("sqlite") => None,
+        _ => postgres_schema_url(),
+    };
+    Config {
+        database_url,
+        ..sqlite_test_config(data)
+    }
+}
+
+/// [`test_config`] always on SQLite: for the tests that open `serment.db` themselves.
+pub fn sqlite_test_config(data: &Path) -> Config {
     Config {
         data_dir: data.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -167,11 +182,57 @@ pub fn test_config(data: &Path) -> Config {
     }
 }
 
+/// A URL of `SERMENT_TEST_DATABASE_URL` whose connections use a fresh schema (created here), or
+/// `None` when the variable is not set.
+#[cfg(not(feature = "postgres"))]
+pub fn postgres_schema_url() -> Option<String> {
+    None
+}
+
+/// A URL of `SERMENT_TEST_DATABASE_URL` whose connections use a fresh schema (created here), or
+/// `None` when the variable is not set.
+#[cfg(feature = "postgres")]
+pub fn postgres_schema_url() -> Option<String> {
+    let url = std::env::var("SERMENT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let mut r = [0u8; 8];
+    getrandom::fill(&mut r).unwrap();
+    let schema = format!("serment_t_{}", hex::encode(r));
+    let create = format!("CREATE SCHEMA {schema}");
+    let admin = url.clone();
+    // Its own runtime: callers may be sync or inside a runtime.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Connection as _;
+                let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::query(&create).execute(&mut c).await.unwrap();
+            });
+    })
+    .join()
+    .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
 impl TestServer {
     pub async fn new() -> TestServer {
         let dir = TempDir::new("srv");
         let data = dir.path().join("data");
         let server = Server::open(test_config(&data)).await.unwrap();
+        let router = server.router();
+        TestServer { dir, data, router }
+    }
+
+    /// A test server on SQLite whatever the environment: for tests that open `serment.db`.
+    pub async fn sqlite() -> TestServer {
+        let dir = TempDir::new("srv");
+        let data = dir.path().join("data");
+        let server = Server::open(sqlite_test_config(&data)).await.unwrap();
         let router = server.router();
         TestServer { dir, data, router }
     }

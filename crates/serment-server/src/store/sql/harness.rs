@@ -12,10 +12,15 @@ use crate::store::contract::Harness;
 use crate::store::log_service::LogTx as _;
 use crate::store::{CommitJob, MetaStore, StoreError};
 
+/// Drops what a test created (files, a schema), after the store is closed.
+pub(crate) type Cleanup = Box<
+    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
+
 /// A backend under test and how to drop it.
 pub(crate) struct SqlHarness {
     pub(crate) db: Arc<Db>,
-    pub(crate) drop: Box<dyn FnOnce() + Send + Sync>,
+    pub(crate) drop: Cleanup,
 }
 
 #[async_trait::async_trait]
@@ -57,6 +62,6 @@ impl Harness for SqlHarness {
 
     async fn cleanup(self: Box<Self>) {
         self.db.close().await;
-        (self.drop)();
+        (self.drop)().await;
     }
 }

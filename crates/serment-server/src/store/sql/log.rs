@@ -193,9 +193,28 @@ impl LogTx for sqlx::Transaction<'_, DB> {
 }
 
 impl Db {
-    /// Makes sure the checkpoint of the current size exists (at startup).
+    /// At startup: binds the database to the log key's origin (refusing another key's), and
+    /// makes sure the checkpoint of the current size exists.
     pub(crate) async fn log_init(&self, signer: &NoteSigner) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        sqlx::query("UPDATE log_head SET origin = $1 WHERE id = 1 AND origin IS NULL")
+            .bind(signer.name())
+            .execute(&mut *tx)
+            .await?;
+        let origin: Option<String> = sqlx::query_scalar("SELECT origin FROM log_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        if origin.as_deref() != Some(signer.name()) {
+            return Err(StoreError::Backend(
+                format!(
+                    "this database's log is {}, but this instance's log key is {}: give every \
+                     instance sharing a database the same log key (SERMENT_LOG_KEY or log.key)",
+                    origin.unwrap_or_default(),
+                    signer.name()
+                )
+                .into(),
+            ));
+        }
         LogAppender::begin(&mut tx)
             .await?
             .finish(&mut tx, signer, &[])

@@ -23,13 +23,17 @@ use crate::store::{MetaStore, StoreError, VersionRow};
 
 // The SQL written once for every backend; `super` in these files is this module.
 #[path = "../sql/commit_batch.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod commit_batch;
 #[path = "../sql/directory.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod directory;
 #[path = "../sql/documents.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod documents;
 pub(crate) mod group_sync;
 #[path = "../sql/log.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod log;
 
 /// The sqlx database of this backend (the shared SQL files are written against it).

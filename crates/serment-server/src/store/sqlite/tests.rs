@@ -2,6 +2,7 @@
 use std::sync::Arc;
 
 #[path = "../sql/harness.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod harness;
 
 use crate::store::contract::{Harness, blob_contract_tests, meta_contract_tests};
@@ -14,7 +15,9 @@ async fn open() -> Option<Box<dyn Harness>> {
     Some(Box::new(harness::SqlHarness {
         db: Arc::new(db),
         drop: Box::new(move || {
-            let _ = std::fs::remove_dir_all(&dir);
+            Box::pin(async move {
+                let _ = std::fs::remove_dir_all(&dir);
+            })
         }),
     }))
 }
