@@ -134,8 +134,8 @@ impl Server {
             config.blob_url.as_deref(),
             config.database_url.as_deref(),
         )
-            .await
-            .map_err(|e| ServerError::Storage(Box::new(e)))?;
+        .await
+        .map_err(|e| ServerError::Storage(Box::new(e)))?;
         let openapi = http::openapi_document().map_err(|e| ServerError::Storage(Box::new(e)))?;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory opened");
         let throttle = Arc::new(http::throttle::Throttle::new(
