@@ -46,10 +46,7 @@ fn device(seed: u8) -> DeviceSecret {
 }
 
 fn recipient(d: &DeviceSecret) -> Recipient {
-    Recipient {
-        device_id: d.id(),
-        encryption_key: d.encryption_public_key(),
-    }
+    Recipient::from_device(&d)
 }
 
 fn content(len: usize) -> Vec<u8> {

@@ -152,6 +152,11 @@ pub enum Error {
         /// The quorum.
         need: usize,
     },
+    /// A classical (X25519) key wrap to a device that advertised a hybrid X-Wing key in the log
+    /// before the wrap was logged, or a device record that drops an advertised hybrid key
+    /// (PROTOCOL.md §7.1): the protection the recipient asked for was stripped.
+    #[error("downgrade refused: {0}")]
+    Downgrade(&'static str),
     /// A chain of log entries or a key history does not hold together (PROTOCOL.md §11.6).
     #[error("log history: {reason}")]
     History {

@@ -1,19 +1,100 @@
 //! Identities, devices and signed device records (PROTOCOL.md §4).
 //!
 //! A user's identity key (Ed25519) signs a [`DeviceRecord`] for each of the user's devices. A device
-//! holds a signing key (Ed25519) and an encryption key (X25519, the HPKE KEM key of RFC 9180 §4.1).
+//! holds a signing key (Ed25519), an encryption key (X25519, the HPKE KEM key of RFC 9180 §4.1)
+//! and, in suite 3 (issue 15), a hybrid X-Wing key (ML-KEM-768 + X25519,
+//! draft-connolly-cfrg-xwing-kem) for post-quantum key wraps.
 
 use core::fmt;
 
 use ed25519_dalek::SigningKey;
-use hpke::{Deserializable, Kem as _, Serializable, kem::X25519HkdfSha256};
+use hpke::{
+    Deserializable, Kem as _, Serializable,
+    kem::{X25519HkdfSha256, XWing},
+};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::ids::{KeyId, KeyKind};
 use crate::sign::{self, Context};
-use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
+use crate::{FORMAT_VERSION, HYBRID_SUITE_ID, RECORD_SUITE_ID};
+
+/// The length of an X-Wing public (encapsulation) key, in bytes: the ML-KEM-768 encapsulation
+/// key (1184) followed by the X25519 public key (32) (draft-connolly-cfrg-xwing-kem-06 §5.2).
+pub const HYBRID_PUBLIC_KEY_LEN: usize = 1216;
+/// The length of an X-Wing secret (decapsulation) key, in bytes: a 32-byte seed that both
+/// ML-KEM-768 and X25519 keys are expanded from (draft-connolly-cfrg-xwing-kem-06 §5.2).
+pub const HYBRID_SECRET_LEN: usize = 32;
+
+/// A device's X-Wing public key (ML-KEM-768 encapsulation key || X25519 public key, 1216 bytes),
+/// as advertised in a suite-3 device record. Checked to be a valid X-Wing key on construction.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HybridPublicKey(Box<[u8; HYBRID_PUBLIC_KEY_LEN]>);
+
+impl HybridPublicKey {
+    /// Parses and validates an X-Wing public key (the ML-KEM-768 modulus check of FIPS 203
+    /// §7.2 included).
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] for a wrong length or an invalid key.
+    pub fn from_bytes(bytes: &[u8]) -> Result<HybridPublicKey> {
+        let arr: [u8; HYBRID_PUBLIC_KEY_LEN] =
+            bytes.try_into().map_err(|_| Error::InvalidField {
+                field: "hybrid key",
+                reason: "an X-Wing public key is 1216 bytes",
+            })?;
+        <XWing as hpke::Kem>::PublicKey::from_bytes(&arr).map_err(|_| Error::InvalidField {
+            field: "hybrid key",
+            reason: "not a valid X-Wing public key",
+        })?;
+        Ok(HybridPublicKey(Box::new(arr)))
+    }
+    /// The 1216 bytes.
+    pub fn as_bytes(&self) -> &[u8; HYBRID_PUBLIC_KEY_LEN] {
+        &self.0
+    }
+    /// The key for HPKE.
+    pub(crate) fn hpke_public(&self) -> Result<<XWing as hpke::Kem>::PublicKey> {
+        <XWing as hpke::Kem>::PublicKey::from_bytes(self.0.as_ref()).map_err(|_| {
+            Error::InvalidField {
+                field: "hybrid key",
+                reason: "not a valid X-Wing public key",
+            }
+        })
+    }
+}
+
+impl fmt::Debug for HybridPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = crate::ids::labeled_hash("key-id", &[self.0.as_ref()]);
+        write!(f, "HybridPublicKey(X-Wing, {})", hex::encode(h.get(..8).unwrap_or(&[])))
+    }
+}
+
+/// A device's X-Wing secret seed with its public key (kept to avoid re-expanding ML-KEM on every
+/// seal). Only the seed is secret; it is zeroized on drop.
+#[derive(Clone)]
+struct HybridSecret {
+    seed: [u8; HYBRID_SECRET_LEN],
+    public: HybridPublicKey,
+}
+
+impl Zeroize for HybridSecret {
+    fn zeroize(&mut self) {
+        self.seed.zeroize();
+    }
+}
+
+impl HybridSecret {
+    fn from_private(sk: &<XWing as hpke::Kem>::PrivateKey) -> Result<HybridSecret> {
+        let pk = <XWing as hpke::Kem>::sk_to_pk(sk).to_bytes();
+        Ok(HybridSecret {
+            seed: sk.to_bytes().into(),
+            public: HybridPublicKey::from_bytes(&pk)?,
+        })
+    }
+}
 
 /// The longest handle, in bytes.
 pub const MAX_HANDLE_LEN: usize = 64;
@@ -81,15 +162,23 @@ impl IdentitySecret {
         created_at: u64,
     ) -> Result<Vec<u8>> {
         validate_handle(handle)?;
+        let hybrid = device.hybrid_public_key();
+        let suite = match hybrid {
+            Some(_) => HYBRID_SUITE_ID,
+            None => RECORD_SUITE_ID,
+        };
         let mut w = Writer::with_capacity(DeviceRecord::MAX_LEN);
         w.bytes(DeviceRecord::MAGIC)
             .u16(FORMAT_VERSION)
-            .u16(RECORD_SUITE_ID)
+            .u16(suite)
             .str8("handle", handle)?
             .bytes(&self.public_key())
             .bytes(&device.signing_public_key())
-            .bytes(&device.encryption_public_key())
-            .u64(created_at);
+            .bytes(&device.encryption_public_key());
+        if let Some(h) = &hybrid {
+            w.bytes(h.as_bytes());
+        }
+        w.u64(created_at);
         let sig = sign::sign(&self.key, Context::DeviceRecord, w.as_slice());
         w.bytes(&sig);
         Ok(w.into_vec())
@@ -102,24 +191,78 @@ impl fmt::Debug for IdentitySecret {
     }
 }
 
-/// A device's secret keys: Ed25519 signing and X25519 (HPKE) decryption. Zeroized on drop.
+/// A device's secret keys: Ed25519 signing, X25519 (HPKE) decryption and, once it has one, the
+/// X-Wing hybrid decryption key (suite 3). Zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct DeviceSecret {
     #[zeroize(skip)]
     signing: SigningKey,
     encryption: [u8; 32],
+    hybrid: Option<HybridSecret>,
 }
 
 impl DeviceSecret {
-    /// Fresh device keys from the operating system's generator.
+    /// Fresh device keys from the operating system's generator, with an X-Wing hybrid key (new
+    /// devices advertise one from their first record, PROTOCOL.md §4).
     pub fn generate() -> DeviceSecret {
+        let mut d = Self::generate_classical();
+        d.add_hybrid_key();
+        d
+    }
+    /// Fresh device keys without a hybrid key, as devices were made before suite 3: for tests of
+    /// the upgrade path (`serment id upgrade`) and of classical stores.
+    pub fn generate_classical() -> DeviceSecret {
         let mut rng = crate::rng::os_rng();
         let signing = SigningKey::generate(&mut rng);
         let (sk, _pk) = X25519HkdfSha256::gen_keypair_with_rng(&mut rng);
         DeviceSecret {
             signing,
             encryption: sk.to_bytes().into(),
+            hybrid: None,
         }
+    }
+    /// Gives this device a fresh X-Wing key pair from the operating system's generator
+    /// (draft-connolly-cfrg-xwing-kem-06 `GenerateKeyPair`: a random 32-byte seed), unless it has
+    /// one already. Returns whether a key was added.
+    pub fn add_hybrid_key(&mut self) -> bool {
+        if self.hybrid.is_some() {
+            return false;
+        }
+        let (sk, _) = XWing::gen_keypair_with_rng(&mut crate::rng::os_rng());
+        // Cannot fail: a freshly generated key is valid.
+        self.hybrid = HybridSecret::from_private(&sk).ok();
+        self.hybrid.is_some()
+    }
+    /// Adds the X-Wing secret seed kept in the keystore (PROTOCOL.md §9).
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] if the seed does not give a valid X-Wing key.
+    pub fn with_hybrid_secret(mut self, seed: &[u8; HYBRID_SECRET_LEN]) -> Result<DeviceSecret> {
+        let sk = <XWing as hpke::Kem>::PrivateKey::from_bytes(seed).map_err(|_| {
+            Error::InvalidField {
+                field: "device hybrid key",
+                reason: "not a valid X-Wing secret key",
+            }
+        })?;
+        self.hybrid = Some(HybridSecret::from_private(&sk)?);
+        Ok(self)
+    }
+    /// The X-Wing secret seed, for the keystore, if the device has a hybrid key.
+    pub fn hybrid_secret(&self) -> Option<Zeroizing<[u8; HYBRID_SECRET_LEN]>> {
+        self.hybrid.as_ref().map(|h| Zeroizing::new(h.seed))
+    }
+    /// The X-Wing public key, if the device has a hybrid key.
+    pub fn hybrid_public_key(&self) -> Option<HybridPublicKey> {
+        self.hybrid.as_ref().map(|h| h.public.clone())
+    }
+    pub(crate) fn hybrid_private(&self) -> Result<<XWing as hpke::Kem>::PrivateKey> {
+        let h = self.hybrid.as_ref().ok_or(Error::ContextMismatch(
+            "a hybrid (X-Wing) key wrap for a device that has no hybrid key",
+        ))?;
+        <XWing as hpke::Kem>::PrivateKey::from_bytes(&h.seed).map_err(|_| Error::InvalidField {
+            field: "device hybrid key",
+            reason: "not a valid X-Wing secret key",
+        })
     }
     /// Rebuilds device keys from their two 32-byte secrets (as kept in the keystore).
     ///
@@ -136,16 +279,26 @@ impl DeviceSecret {
         Ok(DeviceSecret {
             signing: SigningKey::from_bytes(signing_seed),
             encryption: *encryption_secret,
+            hybrid: None,
         })
     }
-    /// Deterministic device keys from a 32-byte seed, for test vectors only (the HPKE key comes from
-    /// `DeriveKeyPair`, RFC 9180 §7.1.3).
+    /// Deterministic classical device keys (no hybrid key) from a 32-byte seed, for test vectors
+    /// only (the HPKE key comes from `DeriveKeyPair`, RFC 9180 §7.1.3).
     pub fn from_test_seed(seed: &[u8; 32]) -> DeviceSecret {
         let (sk, _) = X25519HkdfSha256::derive_keypair(seed);
         DeviceSecret {
             signing: SigningKey::from_bytes(seed),
             encryption: sk.to_bytes().into(),
+            hybrid: None,
         }
+    }
+    /// [`DeviceSecret::from_test_seed`] plus an X-Wing key from the same seed (X-Wing
+    /// `DeriveKeyPair` of draft-ietf-hpke-pq-03 §4), for test vectors only.
+    pub fn from_test_seed_hybrid(seed: &[u8; 32]) -> DeviceSecret {
+        let mut d = Self::from_test_seed(seed);
+        let (sk, _) = XWing::derive_keypair(seed);
+        d.hybrid = HybridSecret::from_private(&sk).ok();
+        d
     }
     /// The Ed25519 signing seed, for the keystore.
     pub fn signing_seed(&self) -> Zeroizing<[u8; 32]> {
@@ -204,6 +357,8 @@ pub struct DeviceRecord {
     pub signing_key: [u8; 32],
     /// The device's X25519 public key.
     pub encryption_key: [u8; 32],
+    /// The device's X-Wing public key: present in suite-3 records (PROTOCOL.md §4).
+    pub hybrid_key: Option<HybridPublicKey>,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
     /// The record exactly as received.
@@ -214,7 +369,7 @@ impl DeviceRecord {
     /// Magic bytes.
     pub const MAGIC: &'static [u8; 4] = b"SRMD";
     /// The largest encoded record, in bytes.
-    pub const MAX_LEN: usize = 4 + 2 + 2 + 1 + MAX_HANDLE_LEN + 32 * 3 + 8 + 64;
+    pub const MAX_LEN: usize = 4 + 2 + 2 + 1 + MAX_HANDLE_LEN + 32 * 3 + HYBRID_PUBLIC_KEY_LEN + 8 + 64;
 
     /// Decodes a record strictly and verifies the identity key's signature over the received bytes.
     ///
@@ -232,12 +387,17 @@ impl DeviceRecord {
         }
         let mut r = Reader::new(bytes, WHAT);
         r.magic(Self::MAGIC)?;
-        crate::check_version(WHAT, r.u16()?, r.u16()?)?;
+        let suite = crate::check_version_hybrid(WHAT, r.u16()?, r.u16()?)?;
         let handle = r.str8("handle", MAX_HANDLE_LEN)?.to_owned();
         validate_handle(&handle)?;
         let identity_key: [u8; 32] = r.array()?;
         let signing_key: [u8; 32] = r.array()?;
         let encryption_key: [u8; 32] = r.array()?;
+        let hybrid_key = if suite == HYBRID_SUITE_ID {
+            Some(HybridPublicKey::from_bytes(r.take(HYBRID_PUBLIC_KEY_LEN)?)?)
+        } else {
+            None
+        };
         let created_at = r.u64()?;
         let signed_len = bytes.len() - r.remaining();
         let signature: [u8; 64] = r.array()?;
@@ -257,6 +417,7 @@ impl DeviceRecord {
             identity_key,
             signing_key,
             encryption_key,
+            hybrid_key,
             created_at,
             bytes: bytes.to_vec(),
         })
@@ -270,6 +431,19 @@ impl DeviceRecord {
     /// The identity id.
     pub fn identity_id(&self) -> KeyId {
         KeyId::of(KeyKind::Identity, &self.identity_key)
+    }
+
+    /// Whether `self` is the record that gives the device of `old` a hybrid key and changes
+    /// nothing else (`serment id upgrade`, PROTOCOL.md §4): same handle, identity and device keys
+    /// (the creation time may differ), `old` without a hybrid key and `self` with one. The only re-certification
+    /// of a device a key history accepts (§11.3).
+    pub fn is_hybrid_upgrade_of(&self, old: &DeviceRecord) -> bool {
+        old.hybrid_key.is_none()
+            && self.hybrid_key.is_some()
+            && self.handle == old.handle
+            && self.identity_key == old.identity_key
+            && self.signing_key == old.signing_key
+            && self.encryption_key == old.encryption_key
     }
 }
 

@@ -45,6 +45,12 @@ pub const SUITE_NAME: &str = Suite::CURRENT.name();
 /// The suite id carried by device records, key wraps, keystore files and log entries, which are
 /// the same in every suite (PROTOCOL.md §2): always 1, and the only one read there.
 pub const RECORD_SUITE_ID: u16 = 1;
+/// The hybrid post-quantum suite (PROTOCOL.md §2, issue 15): suite 2 with key wraps sealed by HPKE
+/// with the X-Wing KEM (ML-KEM-768 + X25519). Carried by key wraps made with it and by device
+/// records that advertise an X-Wing key; sealed document headers keep suite 2.
+pub const HYBRID_SUITE_ID: u16 = 3;
+/// The name of suite 3.
+pub const HYBRID_SUITE_NAME: &str = "SERMENT-V1-AES256GCM-XWING-ED25519-BLAKE3";
 
 /// Refuses any format version other than 1 and any suite id other than [`RECORD_SUITE_ID`]:
 /// unknown, newer or older (downgrade) alike. For the structures that are the same in every
@@ -57,4 +63,16 @@ pub(crate) fn check_version(what: &'static str, version: u16, suite: u16) -> Res
         return Err(Error::UnsupportedSuite { what, suite });
     }
     Ok(())
+}
+
+/// Like [`check_version`], for the structures that exist in the classical and the hybrid suite
+/// (device records §4, key wraps §7): accepts suite 1 or 3 and returns which.
+pub(crate) fn check_version_hybrid(what: &'static str, version: u16, suite: u16) -> Result<u16> {
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { what, version });
+    }
+    if suite != RECORD_SUITE_ID && suite != HYBRID_SUITE_ID {
+        return Err(Error::UnsupportedSuite { what, suite });
+    }
+    Ok(suite)
 }

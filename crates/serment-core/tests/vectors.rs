@@ -54,10 +54,7 @@ fn generate() -> Vec<(String, Value)> {
                 doc_id: DocId::from_bytes([0x5a; 16]),
                 doc_version: 1,
                 author: &lab,
-                recipients: &[Recipient {
-                    device_id: pat.id(),
-                    encryption_key: pat.encryption_public_key(),
-                }],
+                recipients: &[Recipient::from_device(&pat)],
                 metadata: meta.clone(),
             },
             &content[..],

@@ -87,10 +87,7 @@ pub fn seal_raw(input: &RawSeal<'_>) -> Result<Forged, Error> {
         blob.extend_from_slice(&buf);
     }
     let mut all: Vec<Recipient> = input.recipients.to_vec();
-    all.push(Recipient {
-        device_id: input.author.id(),
-        encryption_key: input.author.encryption_public_key(),
-    });
+    all.push(Recipient::from_device(input.author));
     all.sort_by_key(|r| r.device_id);
     all.dedup_by_key(|r| r.device_id);
     let ids: Vec<KeyId> = all.iter().map(|r| r.device_id).collect();

@@ -95,19 +95,6 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-/// A `Recipient` for a device secret (the public half).
-trait FromDevice {
-    fn from_device(d: &DeviceSecret) -> Self;
-}
-
-impl FromDevice for Recipient {
-    fn from_device(d: &DeviceSecret) -> Self {
-        Recipient {
-            device_id: d.id(),
-            encryption_key: d.encryption_public_key(),
-        }
-    }
-}
 
 /// Sealed header and trailer: strict decoding, and decode-then-encode is the identity.
 pub fn header_trailer(data: &[u8]) {

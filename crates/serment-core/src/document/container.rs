@@ -145,12 +145,16 @@ pub fn open_container<R: Read, W: Write>(
     }
     let me = device.id();
     let mut mine: Option<Vec<u8>> = None;
-    let mut buf = [0u8; WrappedKey::LEN];
     for _ in 0..count {
+        // Each wrap's length follows from its suite id (268 or 1356 bytes, §7).
+        let mut buf = vec![0u8; WrappedKey::PREFIX_LEN];
         read_exact_or_truncated(&mut sealed, &mut buf)?;
+        let len = WrappedKey::encoded_len(&buf)?;
+        buf.resize(len, 0);
+        read_exact_or_truncated(&mut sealed, buf.get_mut(WrappedKey::PREFIX_LEN..).unwrap_or(&mut []))?;
         let w = WrappedKey::decode(&buf)?;
         if w.recipient == me && mine.is_none() {
-            mine = Some(buf.to_vec());
+            mine = Some(buf);
         }
     }
     let wrap = mine.ok_or(Error::ContextMismatch(

@@ -135,10 +135,7 @@ fn seal_inner<R: Read, W: Write>(
         });
     }
     let mut recipients: Vec<Recipient> = input.recipients.to_vec();
-    recipients.push(Recipient {
-        device_id: input.author.id(),
-        encryption_key: input.author.encryption_public_key(),
-    });
+    recipients.push(Recipient::from_device(input.author));
     recipients.sort_by_key(|r| r.device_id);
     recipients.dedup_by_key(|r| r.device_id);
     if recipients.len() > MAX_RECIPIENTS {

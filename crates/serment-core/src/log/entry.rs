@@ -10,7 +10,7 @@
 //!   logged_at    u64         // server time of the append, seconds since the Unix epoch
 //!   prev_index   u64         // index of the previous entry with the same subject, or 2^64 - 1
 //!   prev_hash    [32]        // its leaf hash, or 32 zero bytes
-//!   payload      bytes16     // ≤ 1024 bytes, signed by its author (below)
+//!   payload      bytes16     // ≤ 2048 bytes, signed by its author (below)
 //! }
 //! ```
 //!
@@ -31,8 +31,9 @@ use crate::sign::{self, Context};
 use crate::wrap::WrappedKey;
 use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
 
-/// The largest payload, in bytes.
-pub const MAX_PAYLOAD_LEN: usize = 1024;
+/// The largest payload, in bytes: room for a suite-3 device record (at most 1521 bytes, with
+/// its 1216-byte X-Wing key) and a suite-3 key wrap (1356 bytes), PROTOCOL.md §11.3.
+pub const MAX_PAYLOAD_LEN: usize = 2048;
 /// The largest encoded entry, in bytes.
 pub const MAX_ENTRY_LEN: usize = 4 + 2 + 2 + 1 + 8 + 8 + 32 + 2 + MAX_PAYLOAD_LEN;
 /// `prev_index` of the first entry of a subject.
@@ -933,6 +934,6 @@ mod tests {
         let mut bad_prev = encode_entry(EntryKind::Device, 1, None, b"").unwrap();
         bad_prev[25] = 1;
         assert!(LogEntry::decode(&bad_prev).is_err());
-        assert!(encode_entry(EntryKind::Device, 1, None, &[0; 2000]).is_err());
+        assert!(encode_entry(EntryKind::Device, 1, None, &[0; MAX_PAYLOAD_LEN + 1]).is_err());
     }
 }

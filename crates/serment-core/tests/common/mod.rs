@@ -17,10 +17,7 @@ impl Party {
         }
     }
     pub(crate) fn recipient(&self) -> Recipient {
-        Recipient {
-            device_id: self.dev.id(),
-            encryption_key: self.dev.encryption_public_key(),
-        }
+        Recipient::from_device(&self.dev)
     }
 }
 

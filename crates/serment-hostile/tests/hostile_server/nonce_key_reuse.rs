@@ -62,10 +62,7 @@ fn check_chunks(
 fn nonce_key_reuse_unique_pairs_across_1000_chunks_and_3_versions() {
     let author = DeviceSecret::generate();
     let reader = DeviceSecret::generate();
-    let to = [Recipient {
-        device_id: reader.id(),
-        encryption_key: reader.encryption_public_key(),
-    }];
+    let to = [Recipient::from_device(&reader)];
     let doc = DocId::random().unwrap();
     // 1,000 full chunks of content (the PADMÉ padding adds a few more).
     let len = 1000 * 65536u64;
