@@ -2,7 +2,7 @@
 //! a passphrase (format: PROTOCOL.md §9, `serment_core::keystore`).
 //!
 //! The payload is `u16 version || identity seed [32] || device signing seed [32] || device X25519
-//! secret [32] || u32 len || JSON` where the JSON holds the non-secret state (handle, server,
+//! secret [32] || device X-Wing seed [32] (version 2 only) || u32 len || JSON` where the JSON holds the non-secret state (handle, server,
 //! contacts). Contacts live inside the encrypted file so that nobody who can write the file can
 //! swap a pinned key without the passphrase. The decrypted payload is zeroized after parsing.
 
@@ -19,7 +19,11 @@ use zeroize::Zeroizing;
 use crate::error::{ClientError, Result};
 use crate::fsutil::write_atomic;
 
-const PAYLOAD_VERSION: u16 = 1;
+/// Payload version of a device without a hybrid key (written before issue 15, and still for such a
+/// device until `serment id upgrade`).
+const PAYLOAD_VERSION_CLASSICAL: u16 = 1;
+/// Payload version of a device with an X-Wing key: version 1 plus its 32-byte seed.
+const PAYLOAD_VERSION_HYBRID: u16 = 2;
 /// The largest keystore file read, in bytes.
 pub const MAX_KEYSTORE_LEN: u64 = 16 * 1024 * 1024;
 
@@ -161,6 +165,12 @@ struct PublicState {
     /// in keystores written before it existed: the webpki roots alone are trusted then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     server_ca: Option<String>,
+    /// The log index from which this device's records carry its X-Wing key (PROTOCOL.md §7.1):
+    /// 0 for a device created with one, the index of the `serment id upgrade` record otherwise;
+    /// absent while the device has none. A classical wrap to this device logged at or after it
+    /// is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hybrid_since: Option<u64>,
 }
 
 /// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
@@ -168,7 +178,8 @@ struct PublicState {
 fn parse_payload(payload: &[u8]) -> Result<(IdentitySecret, DeviceSecret, PublicState)> {
     let corrupt = |_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt);
     let mut r = Reader::new(payload, "keystore payload");
-    if r.u16().map_err(corrupt)? != PAYLOAD_VERSION {
+    let version = r.u16().map_err(corrupt)?;
+    if version != PAYLOAD_VERSION_CLASSICAL && version != PAYLOAD_VERSION_HYBRID {
         return Err(ClientError::Keystore(
             serment_core::Error::UnsupportedVersion {
                 what: "keystore payload",
@@ -179,12 +190,23 @@ fn parse_payload(payload: &[u8]) -> Result<(IdentitySecret, DeviceSecret, Public
     let id_seed = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
     let dev_sign = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
     let dev_enc = Zeroizing::new(r.array::<32>().map_err(corrupt)?);
+    let dev_hybrid = if version == PAYLOAD_VERSION_HYBRID {
+        Some(Zeroizing::new(r.array::<32>().map_err(corrupt)?))
+    } else {
+        None
+    };
     let json_len = r.u32().map_err(corrupt)? as usize;
     let json = r.take(json_len).map_err(corrupt)?;
     r.finish().map_err(corrupt)?;
     let state: PublicState = serde_json::from_slice(json)
         .map_err(|_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt))?;
-    let device = DeviceSecret::from_secrets(&dev_sign, &dev_enc).map_err(ClientError::Keystore)?;
+    let mut device =
+        DeviceSecret::from_secrets(&dev_sign, &dev_enc).map_err(ClientError::Keystore)?;
+    if let Some(h) = &dev_hybrid {
+        device = device
+            .with_hybrid_secret(h)
+            .map_err(|_| ClientError::Keystore(serment_core::Error::KeystoreDecrypt))?;
+    }
     Ok((IdentitySecret::from_seed(&id_seed), device, state))
 }
 
@@ -247,11 +269,14 @@ impl Keystore {
             path: path.to_path_buf(),
             key,
             identity: IdentitySecret::generate(),
+            // New devices get an X-Wing key from the start (issue 15): no classical wrap to
+            // them is ever accepted.
             device: DeviceSecret::generate(),
             state: PublicState {
                 handle: handle.to_owned(),
                 display_name: display_name.to_owned(),
                 created_at: crate::now_secs(),
+                hybrid_since: Some(0),
                 ..PublicState::default()
             },
         };
@@ -315,13 +340,20 @@ impl Keystore {
                 limit: MAX_KEYSTORE_LEN,
             }));
         }
-        let mut w = Writer::with_capacity(2 + 96 + 4 + json.len());
-        w.u16(PAYLOAD_VERSION)
+        let hybrid = self.device.hybrid_secret();
+        let version = match hybrid {
+            Some(_) => PAYLOAD_VERSION_HYBRID,
+            None => PAYLOAD_VERSION_CLASSICAL,
+        };
+        let mut w = Writer::with_capacity(2 + 128 + 4 + json.len());
+        w.u16(version)
             .bytes(self.identity.to_seed().as_ref())
             .bytes(self.device.signing_seed().as_ref())
-            .bytes(self.device.encryption_secret().as_ref())
-            .u32(json.len() as u32)
-            .bytes(&json);
+            .bytes(self.device.encryption_secret().as_ref());
+        if let Some(h) = &hybrid {
+            w.bytes(h.as_ref());
+        }
+        w.u32(json.len() as u32).bytes(&json);
         let payload = Zeroizing::new(w.into_vec());
         let file = self.key.seal(&payload).map_err(ClientError::Keystore)?;
         write_atomic(&self.path, &file)?;
@@ -407,6 +439,27 @@ impl Keystore {
     /// The cached metadata of a document version, if this device sealed or opened it.
     pub fn known_document(&self, doc_id: &str, version: u32) -> Option<&KnownDocument> {
         self.state.documents.get(&format!("{doc_id}/{version}"))
+    }
+
+    /// The log index from which classical wraps to this device are refused (PROTOCOL.md §7.1),
+    /// or `None` while it has no hybrid key.
+    pub fn hybrid_since(&self) -> Option<u64> {
+        if self.device.hybrid_secret().is_none() {
+            return None;
+        }
+        Some(self.state.hybrid_since.unwrap_or(0))
+    }
+
+    /// Gives this device an X-Wing key (kept in memory until [`Keystore::save`]) and returns
+    /// whether it was new. The caller logs the new record and then calls
+    /// [`Keystore::set_hybrid_since`].
+    pub fn add_hybrid_key(&mut self) -> bool {
+        self.device.add_hybrid_key()
+    }
+
+    /// Records the log index of the record that first advertised this device's hybrid key.
+    pub fn set_hybrid_since(&mut self, index: u64) {
+        self.state.hybrid_since = Some(index);
     }
 
     /// When this device was revoked by this keystore (seconds since the Unix epoch), if it was.

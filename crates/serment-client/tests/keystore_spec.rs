@@ -53,6 +53,7 @@ fn keystore_plaintext_follows_protocol_section_9() {
             "identity_seed",
             "device_signing",
             "device_encryption",
+            "device_hybrid",
             "state_len",
             "state"
         ]
@@ -89,13 +90,19 @@ fn keystore_plaintext_follows_protocol_section_9() {
         values.insert(name.clone(), v);
     }
     assert_eq!(at, payload.len(), "no trailing byte");
-    assert_eq!(values["payload_version"], [0, 1]);
+    assert_eq!(values["payload_version"], [0, 2], "a new device has a hybrid key");
     let seed: [u8; 32] = values["identity_seed"].clone().try_into().unwrap();
     assert_eq!(IdentitySecret::from_seed(&seed).id(), ks.identity.id());
     let sign: [u8; 32] = values["device_signing"].clone().try_into().unwrap();
     let enc: [u8; 32] = values["device_encryption"].clone().try_into().unwrap();
-    let device = DeviceSecret::from_secrets(&sign, &enc).unwrap();
+    let hybrid: [u8; 32] = values["device_hybrid"].clone().try_into().unwrap();
+    let device = DeviceSecret::from_secrets(&sign, &enc)
+        .unwrap()
+        .with_hybrid_secret(&hybrid)
+        .unwrap();
     assert_eq!(device.id(), ks.device.id());
+    assert_eq!(device.hybrid_public_key(), ks.device.hybrid_public_key());
+    assert!(device.hybrid_public_key().is_some());
     assert_eq!(
         device.encryption_public_key(),
         ks.device.encryption_public_key()

@@ -46,7 +46,7 @@ fn device(seed: u8) -> DeviceSecret {
 }
 
 fn recipient(d: &DeviceSecret) -> Recipient {
-    Recipient::from_device(&d)
+    Recipient::from_device(d)
 }
 
 fn content(len: usize) -> Vec<u8> {

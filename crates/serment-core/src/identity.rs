@@ -68,7 +68,11 @@ impl HybridPublicKey {
 impl fmt::Debug for HybridPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = crate::ids::labeled_hash("key-id", &[self.0.as_ref()]);
-        write!(f, "HybridPublicKey(X-Wing, {})", hex::encode(h.get(..8).unwrap_or(&[])))
+        write!(
+            f,
+            "HybridPublicKey(X-Wing, {})",
+            hex::encode(h.get(..8).unwrap_or(&[]))
+        )
     }
 }
 
@@ -369,7 +373,8 @@ impl DeviceRecord {
     /// Magic bytes.
     pub const MAGIC: &'static [u8; 4] = b"SRMD";
     /// The largest encoded record, in bytes.
-    pub const MAX_LEN: usize = 4 + 2 + 2 + 1 + MAX_HANDLE_LEN + 32 * 3 + HYBRID_PUBLIC_KEY_LEN + 8 + 64;
+    pub const MAX_LEN: usize =
+        4 + 2 + 2 + 1 + MAX_HANDLE_LEN + 32 * 3 + HYBRID_PUBLIC_KEY_LEN + 8 + 64;
 
     /// Decodes a record strictly and verifies the identity key's signature over the received bytes.
     ///

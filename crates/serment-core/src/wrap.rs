@@ -274,18 +274,19 @@ pub fn wrap_dek(
             (enc.to_bytes().to_vec(), ct)
         }
         None => {
-            let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(
-                &recipient.encryption_key,
-            )
-            .map_err(|_| Error::InvalidField {
-                field: "recipient encryption key",
-                reason: "not a valid X25519 public key",
-            })?;
+            let pk =
+                <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(&recipient.encryption_key)
+                    .map_err(|_| Error::InvalidField {
+                    field: "recipient encryption key",
+                    reason: "not a valid X25519 public key",
+                })?;
             let (enc, ct) = hpke::single_shot_seal_with_rng::<
                 ChaCha20Poly1305,
                 HkdfSha256,
                 X25519HkdfSha256,
-            >(&OpModeS::Base, &pk, &info, dek.as_ref(), header_hash, rng)
+            >(
+                &OpModeS::Base, &pk, &info, dek.as_ref(), header_hash, rng
+            )
             .map_err(failed)?;
             (enc.to_bytes().to_vec(), ct)
         }

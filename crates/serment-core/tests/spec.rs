@@ -164,7 +164,7 @@ fn documented_lengths_match_the_encoder() {
     let (prefix, rest) = fixed_prefix(&payload_spec);
     assert_eq!(rest, Some("state"));
     assert_eq!(payload_spec.documented_len, Some(prefix));
-    assert_eq!(prefix, 2 + 32 + 32 + 32 + 4);
+    assert_eq!(prefix, 2 + 32 + 32 + 32 + 32 + 4);
 }
 
 /// The signed-field list of §6.1's Trailer comment and §6.3's prose, split on `||`.
@@ -387,4 +387,35 @@ fn hpke_seed_stream_is_shared_across_wraps_in_recipient_order() {
         assert_eq!(enc_of(&ikms[rank]), enc, "{name}: rank {rank}");
         assert_ne!(enc_of(&ikms[1 - rank]), enc, "{name}");
     }
+}
+
+/// §4 and §7, suite 3 (issue 15): the hybrid record and wrap as documented are the bytes of the
+/// suite-3 vectors.
+#[test]
+fn documented_hybrid_lengths_match_the_encoder() {
+    let md = protocol();
+    let wrap = spec(&md, "HybridWrappedKey");
+    let wrap_bytes = hexfield(&vector("document-observation-xwing.json"), "recipient_wrap");
+    assert_eq!(fixed_prefix(&wrap), (wrap_bytes.len(), None));
+    assert_eq!(wrap.documented_len, Some(wrap_bytes.len()));
+    assert_eq!(WrappedKey::HYBRID_LEN, wrap_bytes.len());
+    assert_eq!((wrap_bytes[6], wrap_bytes[7]), (0, 3));
+
+    let rec = spec(&md, "HybridDeviceRecord");
+    let record = hexfield(&vector("device-record-xwing.json"), "record");
+    let fixed: usize = rec.fields.iter().filter_map(|(_, t)| fixed_size(t)).sum();
+    assert_eq!(record.len(), fixed + 1 + "labo-biomed".len());
+    assert_eq!(
+        rec.fields
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "[4]", "u16", "u16", "str8", "[32]", "[32]", "[32]", "[1216]", "u64", "[64]"
+        ]
+    );
+    assert_eq!(
+        serment_core::identity::DeviceRecord::MAX_LEN,
+        fixed + 1 + serment_core::identity::MAX_HANDLE_LEN
+    );
 }

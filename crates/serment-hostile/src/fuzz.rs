@@ -95,7 +95,6 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-
 /// Sealed header and trailer: strict decoding, and decode-then-encode is the identity.
 pub fn header_trailer(data: &[u8]) {
     if let Ok(h) = Header::decode(data) {

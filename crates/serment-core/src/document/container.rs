@@ -151,7 +151,10 @@ pub fn open_container<R: Read, W: Write>(
         read_exact_or_truncated(&mut sealed, &mut buf)?;
         let len = WrappedKey::encoded_len(&buf)?;
         buf.resize(len, 0);
-        read_exact_or_truncated(&mut sealed, buf.get_mut(WrappedKey::PREFIX_LEN..).unwrap_or(&mut []))?;
+        read_exact_or_truncated(
+            &mut sealed,
+            buf.get_mut(WrappedKey::PREFIX_LEN..).unwrap_or(&mut []),
+        )?;
         let w = WrappedKey::decode(&buf)?;
         if w.recipient == me && mine.is_none() {
             mine = Some(buf);
