@@ -240,6 +240,10 @@ pub(crate) enum IdCommand {
     },
     /// Show this identity.
     Show,
+    /// Give this device a post-quantum X-Wing key (ML-KEM-768 + X25519): a new record signed by
+    /// the identity, logged; from then on wraps to this device are hybrid, and classical ones
+    /// made later are refused (PROTOCOL.md §7.1). New identities have one already.
+    Upgrade,
     /// Write this device's record (signed by the identity key) to a file, for `seal --to-record`.
     ExportRecord {
         /// The file to write.

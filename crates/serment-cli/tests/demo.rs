@@ -22,6 +22,13 @@ fn assert_clean(v: &serde_json::Value) {
     let docs = v["documents"].as_u64().unwrap();
     assert!(docs > 0, "{v}");
     assert_eq!(v["verified"].as_u64().unwrap(), docs, "{v}");
+    // Issue 15: every device advertises an X-Wing key, so every document is wrapped with it.
+    let per = v["per_document"].as_array().unwrap();
+    assert_eq!(per.len() as u64, docs, "{v}");
+    for d in per {
+        assert_eq!(d["kem"], "X-Wing", "{d}");
+        assert_eq!(d["verified"], true, "{d}");
+    }
     assert_eq!(v["plaintext_hits"].as_u64().unwrap(), 0, "{v}");
     // Every step ran over HTTPS, against a throwaway CA (issue 10 §1).
     assert_eq!(v["tls"], true, "{v}");

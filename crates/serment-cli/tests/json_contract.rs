@@ -175,6 +175,13 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     assert_eq!(ok(&lab, &["id", "show"])["log_key"], pinned);
     ok(&patient, &["register", "--server", &server.url]);
     ok(&gp, &["register", "--server", &server.url]);
+    // New identities have their X-Wing key from the start: `id upgrade` says so.
+    let up = ok(&lab, &["id", "upgrade"]);
+    assert_eq!(
+        (up["upgraded"].as_bool(), up["kem"].as_str()),
+        (Some(false), Some("X-Wing"))
+    );
+    c("id upgrade", &up);
     c("contact add", &ok(&lab, &["contact", "add", "patient-j"]));
     ok(&lab, &["contact", "add", "gp-j"]);
     ok(&patient, &["contact", "add", "labo-j"]);

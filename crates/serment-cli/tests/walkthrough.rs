@@ -148,7 +148,8 @@ fn tampered_wraps_in_the_database() {
     let mut url = server.url.clone();
     server.stop();
     // The wrap is stored as received: find its bytes in the database files by magic + doc id.
-    let mut needle = b"SRMW\x00\x01\x00\x01".to_vec();
+    // Suite 3: the patient's device advertises an X-Wing key, so its wrap is hybrid (1356 bytes).
+    let mut needle = b"SRMW\x00\x01\x00\x03".to_vec();
     needle.extend(hex::decode(&doc).unwrap());
     // The patient's own wrap names the patient's device as recipient (bytes 60..92).
     let me = ok(&w.patient, &["id", "show"]);
@@ -174,8 +175,9 @@ fn tampered_wraps_in_the_database() {
             at += i + 1;
         }
         for s in starts {
-            // magic, version, doc id, header hash, recipient, sharer, enc, ciphertext, signature
-            for off in [0usize, 5, 10, 40, 70, 100, 140, 180, 220, 267] {
+            // magic, version, doc id, header hash, recipient, sharer, enc (its ML-KEM-768 part,
+            // then its X25519 part), ciphertext, signature
+            for off in [0usize, 5, 10, 40, 70, 100, 140, 160, 700, 1250, 1300, 1355] {
                 let mut t = original.clone();
                 t[s + off] ^= 0x01;
                 std::fs::write(f, &t).unwrap();

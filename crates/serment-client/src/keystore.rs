@@ -444,15 +444,13 @@ impl Keystore {
     /// The log index from which classical wraps to this device are refused (PROTOCOL.md §7.1),
     /// or `None` while it has no hybrid key.
     pub fn hybrid_since(&self) -> Option<u64> {
-        if self.device.hybrid_secret().is_none() {
-            return None;
-        }
-        Some(self.state.hybrid_since.unwrap_or(0))
+        self.device.hybrid_secret()?;
+        self.state.hybrid_since
     }
 
     /// Gives this device an X-Wing key (kept in memory until [`Keystore::save`]) and returns
-    /// whether it was new. The caller logs the new record and then calls
-    /// [`Keystore::set_hybrid_since`].
+    /// whether it was new. The caller saves, logs the new record and then calls
+    /// [`Keystore::set_hybrid_since`]; until then [`Keystore::hybrid_since`] is `None`.
     pub fn add_hybrid_key(&mut self) -> bool {
         self.device.add_hybrid_key()
     }

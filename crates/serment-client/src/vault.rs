@@ -8,7 +8,7 @@ use serment_core::document::{self, Metadata, OpenInput, Opened, SealInput};
 use serment_core::identity::DeviceRecord;
 use serment_core::log::entry::{AccessWhat, EntryKind};
 use serment_core::log::note::Checkpoint;
-use serment_core::wrap::{self, Recipient, WrappedKey};
+use serment_core::wrap::{self, Recipient, WrapKem, WrappedKey};
 use serment_core::{DocId, KeyId};
 
 use crate::api::{AccessEntry, Api, BlobRef, VersionSummary, key_id};
@@ -70,6 +70,8 @@ pub struct GetResult {
     pub opened: Opened,
     /// The author's handle (a pinned contact, or this user).
     pub author: String,
+    /// The KEM of the wrap that opened it (PROTOCOL.md §7): X-Wing (suite 3) or X25519.
+    pub kem: WrapKem,
 }
 
 /// `transport`, or, when it names no private CA, `transport` plus the CA the keystore recorded.
@@ -593,13 +595,22 @@ impl Session {
                 ),
             ));
         }
+        // No downgrade (PROTOCOL.md §7.1): a classical wrap logged once this device advertised
+        // its X-Wing key is refused, whoever signed it.
+        let w = WrappedKey::decode(&wrap).map_err(ClientError::Integrity)?;
+        wrap::check_not_downgraded(&w, self.ks.hybrid_since(), Some(e.index))
+            .map_err(ClientError::Integrity)?;
         // Verified: remember what `ls` shows of it (saved with the keystore by the caller).
         self.ks.remember_document(
             &doc_id.to_string(),
             version,
             crate::keystore::KnownDocument::from_metadata(&opened.metadata, &author_device),
         );
-        Ok(GetResult { opened, author })
+        Ok(GetResult {
+            opened,
+            author,
+            kem: w.kem,
+        })
     }
 
     /// [`Session::get`] into a file: written to a temporary file beside `path` and renamed only
@@ -732,6 +743,40 @@ impl Session {
         crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
         self.ks.save()?;
         Ok(ids)
+    }
+
+    /// `serment id upgrade` (PROTOCOL.md §4, §7.1; issue 15): gives this device an X-Wing key,
+    /// registers the suite-3 record that advertises it (logged, replacing the classical record)
+    /// and checks it is current in the log. Returns the log index from which classical wraps to
+    /// this device are refused, and whether this call added the key (`false`: it had one, and
+    /// this only finished an upgrade interrupted after the key was saved, or did nothing).
+    /// The new secret is saved before the record leaves the device, so an interruption never
+    /// loses a key the log advertises.
+    ///
+    /// # Errors
+    /// Server errors; [`ClientError::OwnWriteMissing`] if the log does not show the new record.
+    pub fn upgrade_device(&mut self) -> Result<(u64, bool)> {
+        if let Some(since) = self.ks.hybrid_since() {
+            return Ok((since, false));
+        }
+        let added = self.ks.add_hybrid_key();
+        self.ks.save()?;
+        let record = self.ks.own_record()?;
+        self.api.register_device(&record)?;
+        let handle = self.ks.handle().to_owned();
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let since = hist
+            .hybrid_since(&self.ks.device.id())
+            .filter(|_| hist.devices.iter().any(|d| d.bytes == record))
+            .ok_or_else(|| {
+                ClientError::OwnWriteMissing(
+                    "this device's hybrid record is not current in the log's history of its handle"
+                        .into(),
+                )
+            })?;
+        self.ks.set_hybrid_since(since);
+        self.ks.save()?;
+        Ok((since, added))
     }
 
     /// Revokes one of this identity's devices (PROTOCOL.md §11.3) and checks the revocation is

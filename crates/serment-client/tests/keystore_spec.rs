@@ -90,7 +90,11 @@ fn keystore_plaintext_follows_protocol_section_9() {
         values.insert(name.clone(), v);
     }
     assert_eq!(at, payload.len(), "no trailing byte");
-    assert_eq!(values["payload_version"], [0, 2], "a new device has a hybrid key");
+    assert_eq!(
+        values["payload_version"],
+        [0, 2],
+        "a new device has a hybrid key"
+    );
     let seed: [u8; 32] = values["identity_seed"].clone().try_into().unwrap();
     assert_eq!(IdentitySecret::from_seed(&seed).id(), ks.identity.id());
     let sign: [u8; 32] = values["device_signing"].clone().try_into().unwrap();

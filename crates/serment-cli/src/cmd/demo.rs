@@ -236,14 +236,22 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
 
         let mut verified = 0usize;
         let mut failures = Vec::new();
+        let mut per_document = Vec::new();
         for d in &all {
             let id = serment_core::DocId::from_hex(&d.doc_id)
                 .map_err(|e| CliError::Input(e.to_string()))?;
             let mut ok = true;
+            // The KEM of the wraps the readers opened (issue 15): "X-Wing" when every reader's
+            // wrap was hybrid, else the classical one found.
+            let mut kem = serment_core::wrap::WrapKem::XWing;
             for reader in [&mut patient, &mut gp] {
                 let mut out = Vec::new();
                 match reader.get(&id, Some(1), &mut out) {
-                    Ok(r) if out == d.content && r.author == "labo-biomed" => {}
+                    Ok(r) if out == d.content && r.author == "labo-biomed" => {
+                        if !r.kem.is_hybrid() {
+                            kem = r.kem;
+                        }
+                    }
                     Ok(_) => {
                         ok = false;
                         failures.push(format!(
@@ -259,6 +267,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
                 }
             }
             verified += usize::from(ok);
+            per_document.push(json!({ "doc_id": d.doc_id, "kem": kem.name(), "verified": ok }));
         }
         let mut access_events = 0usize;
         for d in &all {
@@ -302,6 +311,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             "server_url": url,
             "documents": all.len(),
             "verified": verified,
+            "per_document": per_document,
             "plaintext_bytes": all.iter().map(|d| d.plaintext_bytes).sum::<u64>(),
             "stored_bytes": all.iter().map(|d| d.sealed_bytes).sum::<u64>(),
             "access_events": access_events,
@@ -354,8 +364,11 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
     }
     let documents = field(&summary, "documents").as_u64().unwrap_or(0);
     let verified = field(&summary, "verified").as_u64().unwrap_or(0);
+    let hybrid = field(&summary, "per_document")
+        .as_array()
+        .map_or(0, |d| d.iter().filter(|d| d["kem"] == "X-Wing").count());
     let mut text = format!(
-        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
+        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  key wraps post-quantum (X-Wing): {hybrid}/{documents} documents\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
         inputs.len(),
         field(&summary, "server_url").as_str().unwrap_or("?"),
         field(&summary, "tls"),

@@ -48,6 +48,30 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
             );
             Ok(())
         }
+        IdCommand::Upgrade => {
+            let mut s = ctx.session()?;
+            let (since, added) = s.upgrade_device()?;
+            emit(
+                ctx.json,
+                &json!({ "device_id": s.ks.device.id().to_string(), "kem": "X-Wing",
+                         "upgraded": added, "hybrid_since": since }),
+                &if added {
+                    format!(
+                        "Device {} now advertises an X-Wing (ML-KEM-768 + X25519) key, logged at \
+                         index {since}: new wraps to it are post-quantum, and classical wraps made \
+                         from now on are refused. Run `serment rewrap --pq --all` to re-wrap \
+                         documents stored before.",
+                        s.ks.device.id().short()
+                    )
+                } else {
+                    format!(
+                        "Device {} already advertises an X-Wing key (since log index {since}).",
+                        s.ks.device.id().short()
+                    )
+                },
+            );
+            Ok(())
+        }
         IdCommand::Show => {
             let ks = ctx.keystore()?;
             let fp = contacts::fingerprint(&ks.identity.id());

@@ -79,6 +79,10 @@ pub struct KeyHistory {
     pub retired: Vec<KeyId>,
     /// The last entry of the chain.
     pub head: PrevLink,
+    /// For every device that ever advertised an X-Wing key: the log index of its first record
+    /// with one (PROTOCOL.md §7.1). A classical wrap to it logged at or after that index is a
+    /// downgrade.
+    pub hybrid_since: Vec<(KeyId, u64)>,
 }
 
 impl KeyHistory {
@@ -86,22 +90,33 @@ impl KeyHistory {
     pub fn identity_id(&self) -> KeyId {
         KeyId::of(KeyKind::Identity, &self.identity_key)
     }
+
+    /// The log index of `device`'s first record with a hybrid key, if it has had one.
+    pub fn hybrid_since(&self, device: &KeyId) -> Option<u64> {
+        self.hybrid_since
+            .iter()
+            .find(|(d, _)| d == device)
+            .map(|(_, i)| *i)
+    }
 }
 
 /// Replays a handle's chain (already checked with [`check_chain`]): the first device record sets
 /// the identity key; a rotation (signed by the current key and the new one) replaces it and
 /// retires every device of the old key; a revocation (signed by the current key) retires one
 /// device. A record signed by a key that is not current — a rotated-away key replayed — is an
-/// error, as is any entry of another kind.
+/// error, as is any entry of another kind. A second record for a current device is accepted only
+/// as its hybrid upgrade ([`DeviceRecord::is_hybrid_upgrade_of`]), which replaces it; a record
+/// without a hybrid key for a device that advertised one is a downgrade.
 ///
 /// # Errors
-/// [`Error::History`].
+/// [`Error::History`]; [`Error::Downgrade`].
 pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
     let mut identity: Option<[u8; 32]> = None;
     let mut keys: Vec<[u8; 32]> = Vec::new();
     let mut devices: Vec<DeviceRecord> = Vec::new();
     let mut revoked: Vec<KeyId> = Vec::new();
     let mut rotated_out: Vec<KeyId> = Vec::new();
+    let mut hybrid_since: Vec<(KeyId, u64)> = Vec::new();
     for e in chain {
         match &e.entry.payload {
             Payload::Device(rec) => {
@@ -129,9 +144,21 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
                 if revoked.contains(&id) {
                     return Err(broken("a revoked device was certified again"));
                 }
+                if rec.hybrid_key.is_none() && hybrid_since.iter().any(|(d, _)| *d == id) {
+                    return Err(Error::Downgrade(
+                        "a device record without the hybrid key the device already advertised",
+                    ));
+                }
+                if rec.hybrid_key.is_some() && !hybrid_since.iter().any(|(d, _)| *d == id) {
+                    hybrid_since.push((id, e.index));
+                }
                 rotated_out.retain(|d| *d != id);
-                if devices.iter().any(|d| d.device_id() == id) {
-                    return Err(broken("a device certified twice"));
+                if let Some(current) = devices.iter_mut().find(|d| d.device_id() == id) {
+                    if !rec.is_hybrid_upgrade_of(current) {
+                        return Err(broken("a device certified twice"));
+                    }
+                    *current = rec.clone();
+                    continue;
                 }
                 devices.push(rec.clone());
             }
@@ -170,6 +197,7 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
         devices,
         retired: revoked.into_iter().chain(rotated_out).collect(),
         head: last.link(),
+        hybrid_since,
     })
 }
 
@@ -235,5 +263,49 @@ mod tests {
         assert!(check_chain(&c3, &s).is_err());
         // Another handle.
         assert!(check_chain(&c, &Subject::Handle("eve".into())).is_err());
+    }
+
+    /// `serment id upgrade` (PROTOCOL.md §4, §11.3): the hybrid record replaces the classical
+    /// one; the same device certified again otherwise, or a later record that drops the hybrid
+    /// key, is refused.
+    #[test]
+    fn hybrid_upgrade_is_the_only_recertification_and_never_goes_back() {
+        let id = IdentitySecret::from_seed(&[1; 32]);
+        let classical = DeviceSecret::from_test_seed(&[3; 32]);
+        let hybrid = DeviceSecret::from_test_seed_hybrid(&[3; 32]);
+        let r_old = id.sign_device_record("bob", &classical, 1).unwrap();
+        let r_new = id.sign_device_record("bob", &hybrid, 5).unwrap();
+        let items = vec![
+            (EntryKind::Device, r_old.clone()),
+            (EntryKind::Device, r_new.clone()),
+        ];
+        let h = replay_keys("bob", &chain(&items)).unwrap();
+        assert_eq!(h.devices.len(), 1);
+        assert_eq!(h.devices[0].bytes, r_new);
+        assert!(h.devices[0].hybrid_key.is_some());
+        assert_eq!(
+            h.hybrid_since(&hybrid.id()),
+            Some(3),
+            "index of the upgrade"
+        );
+        // The classical record served again after the upgrade: a downgrade.
+        let mut back = items.clone();
+        back.push((EntryKind::Device, r_old.clone()));
+        assert!(matches!(
+            replay_keys("bob", &chain(&back)),
+            Err(Error::Downgrade(_))
+        ));
+        // The same classical record twice is not an upgrade.
+        let twice = vec![
+            (EntryKind::Device, r_old.clone()),
+            (EntryKind::Device, r_old),
+        ];
+        assert!(matches!(
+            replay_keys("bob", &chain(&twice)),
+            Err(Error::History { .. })
+        ));
+        // A device created hybrid: hybrid from its first record.
+        let h = replay_keys("bob", &chain(&[(EntryKind::Device, r_new)])).unwrap();
+        assert_eq!(h.hybrid_since(&hybrid.id()), Some(0));
     }
 }

@@ -91,7 +91,8 @@ fn unauthenticated_key_material_key_wrap_altered_blockwise_is_one_uniform_error(
         &[PATIENT],
     );
     let wrap = stored_wrap(&w.h, &r.doc_id, 1, &w.patient.ks.device.id());
-    assert_eq!(wrap.len(), WrappedKey::LEN);
+    // The patient's device advertises an X-Wing key: its wrap is suite 3 (PROTOCOL.md §7).
+    assert_eq!(wrap.len(), WrappedKey::HYBRID_LEN);
     // Offsets of PROTOCOL.md §7: everything from `recipient` on is key material or signature.
     const SIGNED_BODY: usize = 4 + 2 + 2 + 16 + 4 + 32;
     for k in 0..wrap.len().div_ceil(16) {
@@ -136,6 +137,7 @@ fn unauthenticated_key_material_never_leaves_the_client() {
     for s in [&w.lab, &w.gp, &w.patient] {
         secrets.push(s.ks.device.signing_seed().to_vec());
         secrets.push(s.ks.device.encryption_secret().to_vec());
+        secrets.push(s.ks.device.hybrid_secret().unwrap().to_vec());
         secrets.push(s.ks.identity.to_seed().to_vec());
     }
     let needles: Vec<Vec<u8>> = secrets

@@ -24,8 +24,10 @@ use super::{
 pub(crate) trait DirectoryStore: Send + Sync {
     /// Registers a device and appends its record to the log. The handle is bound to the first
     /// identity that registers it; the same record registered twice is
-    /// [`Registered::Unchanged`]; a different record for an existing device id, a revoked
-    /// device, or a handle bound to another identity is [`StoreError::Conflict`].
+    /// [`Registered::Unchanged`]; the hybrid upgrade of an existing device's record (PROTOCOL.md
+    /// §4: only the X-Wing key added) replaces it and is logged as [`Registered::Created`]; any
+    /// other record for an existing device id, a revoked device, or a handle bound to another
+    /// identity is [`StoreError::Conflict`].
     async fn register_device(&self, d: &NewDevice<'_>) -> Result<Registered, StoreError>;
 
     /// The records of the current devices registered under `handle` by the identity that owns

@@ -18,8 +18,10 @@ impl DirectoryStore for Db {
     // ---- §8.1 directory ----------------------------------------------------------------------
 
     /// Registers a device. The handle is bound to the first identity that registers it; the same
-    /// record registered twice is [`Registered::Unchanged`]; a different record for an existing
-    /// device id, or a handle bound to another identity, is [`StoreError::Conflict`].
+    /// record registered twice is [`Registered::Unchanged`]; the hybrid upgrade of a device's
+    /// record (PROTOCOL.md §4, issue 15) replaces it and is logged ([`Registered::Created`]); any
+    /// other record for an existing device id, or a handle bound to another identity, is
+    /// [`StoreError::Conflict`].
     async fn register_device(&self, d: &NewDevice<'_>) -> Result<Registered, StoreError> {
         let device_id = d.device_id.to_string();
         let identity_id = d.identity_id.to_string();
@@ -51,31 +53,39 @@ impl DirectoryStore for Db {
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some((existing, revoked)) = existing {
-            return if revoked != 0 {
-                Err(StoreError::Conflict(
+            if revoked != 0 {
+                return Err(StoreError::Conflict(
                     "this device was revoked (a signed entry in the log) and cannot register again: \
                      create a new identity",
-                ))
+                ));
             } else if existing == d.record {
-                Ok(Registered::Unchanged)
-            } else {
-                Err(StoreError::Conflict(
+                return Ok(Registered::Unchanged);
+            } else if !is_hybrid_upgrade(&existing, d.record) {
+                return Err(StoreError::Conflict(
                     "device is already registered with another record",
-                ))
-            };
+                ));
+            }
+            // `serment id upgrade` (PROTOCOL.md §4, issue 15): the record that adds the device's
+            // X-Wing key replaces the classical one, and is logged like any record.
+            sqlx::query("UPDATE devices SET record = $1 WHERE device_id = $2")
+                .bind(d.record)
+                .bind(&device_id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO devices (device_id, identity_id, handle, record, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&device_id)
+            .bind(&identity_id)
+            .bind(d.handle)
+            .bind(d.record)
+            .bind(to_i64(d.created_at)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_on_unique(e, "device is already registered"))?;
         }
-        sqlx::query(
-            "INSERT INTO devices (device_id, identity_id, handle, record, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&device_id)
-        .bind(&identity_id)
-        .bind(d.handle)
-        .bind(d.record)
-        .bind(to_i64(d.created_at)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_unique(e, "device is already registered"))?;
         let mut log = LogAppender::begin(&mut tx).await?;
         log.append(
             &mut tx,
@@ -376,5 +386,18 @@ impl DirectoryStore for Db {
         log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         Ok(indices)
+    }
+}
+
+/// Whether `new` is the hybrid upgrade (PROTOCOL.md §4, issue 15) of the stored record `old`:
+/// both verify, and only the X-Wing key is added.
+fn is_hybrid_upgrade(old: &[u8], new: &[u8]) -> bool {
+    use serment_core::identity::DeviceRecord;
+    match (
+        DeviceRecord::decode_verified(old),
+        DeviceRecord::decode_verified(new),
+    ) {
+        (Ok(o), Ok(n)) => n.is_hybrid_upgrade_of(&o),
+        _ => false,
     }
 }
