@@ -85,6 +85,21 @@ pub(crate) enum Command {
         #[arg(long)]
         version: Option<u32>,
     },
+    /// Re-wrap documents you authored for recipients' post-quantum keys: each recipient device
+    /// that now advertises an X-Wing key gets a hybrid wrap (logged) in place of its classical
+    /// one, which the server deletes (PROTOCOL.md §7.2).
+    Rewrap {
+        /// Re-wrap with the hybrid post-quantum suite (X-Wing: ML-KEM-768 + X25519), the only
+        /// re-wrap there is; required so that the command says what it does.
+        #[arg(long, required = true)]
+        pq: bool,
+        /// Every document version you authored.
+        #[arg(long, conflicts_with = "docs")]
+        all: bool,
+        /// Document ids (hex), every version of each.
+        #[arg(required_unless_present = "all")]
+        docs: Vec<String>,
+    },
     /// Show who fetched a document, as the server recorded it.
     Accesses {
         /// Document id.

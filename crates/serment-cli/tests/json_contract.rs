@@ -225,6 +225,10 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         ),
     );
     c("share", &ok(&lab, &["share", &doc, "--to", "gp-j"]));
+    // Every device here is hybrid from the start: nothing to re-wrap, the shape is the contract.
+    let rw = ok(&lab, &["rewrap", "--pq", "--all"]);
+    assert_eq!(rw["rewrapped"], 0, "{rw}");
+    c("rewrap", &rw);
     ok(
         &gp,
         &["get", &doc, "-o", root.join("gp.pdf").to_str().unwrap()],

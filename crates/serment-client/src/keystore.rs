@@ -455,6 +455,15 @@ impl Keystore {
         self.device.add_hybrid_key()
     }
 
+    /// Replaces this device's keys with fresh classical ones (no X-Wing key), as every device was
+    /// before issue 15: for tests of classical stores, `serment id upgrade` and `rewrap --pq`.
+    /// Call before registering; the caller saves.
+    #[doc(hidden)]
+    pub fn use_classical_device_for_tests(&mut self) {
+        self.device = DeviceSecret::generate_classical();
+        self.state.hybrid_since = None;
+    }
+
     /// Records the log index of the record that first advertised this device's hybrid key.
     pub fn set_hybrid_since(&mut self, index: u64) {
         self.state.hybrid_since = Some(index);

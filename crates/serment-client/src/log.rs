@@ -521,6 +521,34 @@ pub(crate) fn wrapped_devices(
     Ok(out)
 }
 
+/// The KEM of each recipient's current wrap of `version`, from the proven log (PROTOCOL.md
+/// §7.2): a later wrap entry for the same recipient (a `rewrap --pq`) replaces the earlier one,
+/// and a removal drops it.
+///
+/// # Errors
+/// As [`audit_document`].
+pub(crate) fn wrap_kems(
+    api: &Api,
+    ks: &mut Keystore,
+    doc_id: &DocId,
+    version: u32,
+) -> Result<std::collections::HashMap<KeyId, serment_core::wrap::WrapKem>> {
+    let (_, _, chain) = proven_doc_chain(api, ks, doc_id)?;
+    let mut out = std::collections::HashMap::new();
+    for e in &chain {
+        match &e.entry.payload {
+            Payload::Wrap(w) if w.doc_version == version => {
+                out.insert(w.recipient, w.kem);
+            }
+            Payload::Removal(r) if r.doc_version == version => {
+                out.remove(&r.recipient);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// A document's chain from the log (PROTOCOL.md §11.6), against a freshly synced and accepted
 /// checkpoint: every entry proven, the chain whole, and its head not behind the pinned one.
 /// Returns the checkpoint, the served history (for its device entries) and the decoded chain.

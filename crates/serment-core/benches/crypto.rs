@@ -13,7 +13,11 @@
 //! - `chunk`: what the format costs per 64 KiB chunk on one core: SHA-256 alone (`sha2`, which
 //!   suite 1 uses, and ring's), BLAKE3 alone (suite 2), each suite's chunk hash, and seal + chunk
 //!   hash as [`StreamKey::seal_slot`] does it, per suite;
-//! - `ops`: HPKE wrap and unwrap of a DEK, Ed25519 sign and verify of a document signature.
+//! - `ops`: HPKE wrap and unwrap of a DEK, Ed25519 sign and verify of a document signature;
+//! - `pq` (issue 15): classical (X25519, suite 1) against hybrid (X-Wing, suite 3) wrap and
+//!   unwrap, one core, and sealing a 4 KiB document for 3 recipients with each. Bytes per wrap:
+//!   `WrappedKey::LEN` (268) against `WrappedKey::HYBRID_LEN` (1356), the counter of the
+//!   `wrap` rows.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -384,6 +388,76 @@ mod ops {
         let pk = author.signing_public_key();
         b.bench_local(|| {
             sign::verify(&pk, Context::Document, black_box(&body), &sig, "document").unwrap()
+        });
+    }
+}
+
+/// Classical against hybrid key wraps (issue 15, PROTOCOL.md §7): one core each.
+mod pq {
+    use super::*;
+
+    const KEMS: [&str; 2] = ["X25519", "X-Wing"];
+
+    fn dev(kem: &str, seed: u8) -> DeviceSecret {
+        match kem {
+            "X-Wing" => DeviceSecret::from_test_seed_hybrid(&[seed; 32]),
+            _ => DeviceSecret::from_test_seed(&[seed; 32]),
+        }
+    }
+
+    /// One DEK wrapped to one recipient (HPKE encapsulation + seal + the sharer's Ed25519
+    /// signature); the counter is the wrap's size in bytes.
+    #[divan::bench(args = KEMS)]
+    fn wrap(b: Bencher, kem: &str) {
+        let author = dev(kem, 1);
+        let to = Recipient::from_device(&dev(kem, 2));
+        let dek = Zeroizing::new([9u8; 32]);
+        let doc = DocId::from_bytes([1; 16]);
+        let mut rng = serment_core::rng::os_rng();
+        let len = to.kem().wrap_len();
+        b.counter(BytesCount::new(len)).bench_local(|| {
+            wrap::wrap_dek(&dek, &doc, 1, &[3; 32], black_box(&to), &author, &mut rng).unwrap()
+        });
+    }
+
+    /// One wrap opened (HPKE decapsulation + open; the signature check is not included).
+    #[divan::bench(args = KEMS)]
+    fn unwrap(b: Bencher, kem: &str) {
+        let author = dev(kem, 1);
+        let reader = dev(kem, 2);
+        let dek = Zeroizing::new([9u8; 32]);
+        let doc = DocId::from_bytes([1; 16]);
+        let bytes = wrap::wrap_dek(
+            &dek,
+            &doc,
+            1,
+            &[3; 32],
+            &Recipient::from_device(&reader),
+            &author,
+            &mut serment_core::rng::os_rng(),
+        )
+        .unwrap();
+        let w = WrappedKey::decode(&bytes).unwrap();
+        b.counter(BytesCount::new(bytes.len()))
+            .bench_local(|| wrap::unwrap_dek(black_box(&w), &reader).unwrap());
+    }
+
+    /// A 4 KiB document sealed for 3 recipients (4 wraps with the author's own), suite 2.
+    #[divan::bench(args = KEMS)]
+    fn seal_4kib_3_recipients(b: Bencher, kem: &str) {
+        let author = dev(kem, 1);
+        let to: Vec<Recipient> = (2..5)
+            .map(|i| Recipient::from_device(&dev(kem, i)))
+            .collect();
+        let data = content(4 * KIB);
+        b.counter(BytesCount::new(4 * KIB)).bench_local(|| {
+            seal_in(
+                Suite::Blake3,
+                &author,
+                &to,
+                black_box(data.as_slice()),
+                io::sink(),
+            )
         });
     }
 }

@@ -106,7 +106,7 @@ pub(crate) fn get(
     emit(
         ctx.json,
         &json!({ "doc_id": id.to_string(), "doc_version": r.opened.header.doc_version, "author": r.author,
-                 "verified": true, "output": output.display().to_string(), "bytes": m.content_length,
+                 "verified": true, "kem": r.kem.name(), "output": output.display().to_string(), "bytes": m.content_length,
                  "metadata": m }),
         &format!(
             "Verified document {id} v{} signed by {}\n  title: {}\n  wrote {} bytes to {}",
@@ -236,6 +236,49 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
         ));
     }
     emit(ctx.json, &json!({ "documents": rows }), text.trim_end());
+    Ok(())
+}
+
+/// `serment rewrap --pq [DOC…|--all]` (issue 15, PROTOCOL.md §7.2).
+pub(crate) fn rewrap(ctx: &Ctx, pq: bool, all: bool, docs: &[String]) -> CliResult<()> {
+    if !pq {
+        return Err(CliError::Input(
+            "say which wraps to make: --pq (the hybrid X-Wing suite, the only one)".into(),
+        ));
+    }
+    let ids = docs
+        .iter()
+        .map(|d| doc_id(d))
+        .collect::<CliResult<Vec<_>>>()?;
+    let mut s = ctx.session()?;
+    let done = s.rewrap_pq(if all { None } else { Some(&ids) })?;
+    let rewrapped: usize = done.iter().map(|d| d.rewrapped.len()).sum();
+    let still: usize = done.iter().map(|d| d.still_classical.len()).sum();
+    let versions: Vec<_> = done
+        .iter()
+        .map(|d| {
+            json!({ "doc_id": d.doc_id.to_string(), "version": d.version, "kem": "X-Wing",
+                    "rewrapped": d.rewrapped.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "log_indices": d.log_indices,
+                    "still_classical": d.still_classical.iter().map(ToString::to_string).collect::<Vec<_>>() })
+        })
+        .collect();
+    let mut text = format!(
+        "Re-wrapped {rewrapped} key(s) with X-Wing (ML-KEM-768 + X25519) over {} document version(s); \
+         the classical wraps they replace were deleted on the server, and each new wrap is in the log.",
+        done.len()
+    );
+    if still > 0 {
+        text.push_str(&format!(
+            "\n  {still} wrap(s) stay classical: their devices have no hybrid key yet (they can run \
+             `serment id upgrade`, then you run this again)."
+        ));
+    }
+    emit(
+        ctx.json,
+        &json!({ "versions": versions, "rewrapped": rewrapped, "still_classical": still }),
+        &text,
+    );
     Ok(())
 }
 

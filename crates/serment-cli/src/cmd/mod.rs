@@ -55,6 +55,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Ls => docs::ls(&ctx),
         Command::Share { doc, to, version } => docs::share(&ctx, &doc, version, &to),
         Command::Accesses { doc } => docs::accesses(&ctx, &doc),
+        Command::Rewrap { pq, all, docs } => docs::rewrap(&ctx, pq, all, &docs),
         Command::ImportFhir {
             bundle,
             to,

@@ -25,6 +25,8 @@ mod metadata_leakage;
 mod metadata_tampering;
 mod nonce_key_reuse;
 mod parser_confusion;
+mod pq_downgrade;
+mod pq_rewrap;
 mod revocation_not_enforced;
 mod rollback_freshness_forks;
 mod stolen_token;

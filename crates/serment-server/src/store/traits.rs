@@ -168,7 +168,9 @@ pub(crate) trait DocumentStore: Send + Sync {
     async fn commit_version(&self, job: CommitJob) -> Result<JobCommit, StoreError>;
 
     /// Adds wraps to an existing version (at most [`super::MAX_WRAPS`] per version, else
-    /// [`StoreError::TooManyWraps`]); returns their log indices.
+    /// [`StoreError::TooManyWraps`]); returns their log indices. A suite-3 (X-Wing) wrap for a
+    /// recipient holding a suite-1 wrap of the version deletes that wrap in the same transaction
+    /// (`serment rewrap --pq`, PROTOCOL.md §7.2).
     async fn add_wraps(
         &self,
         doc: &DocId,

@@ -116,7 +116,8 @@ impl DocumentStore for Db {
         Ok(data.flatten())
     }
 
-    /// Adds wraps to an existing version, keeping at most [`MAX_WRAPS`] per version.
+    /// Adds wraps to an existing version, keeping at most [`MAX_WRAPS`] per version. A hybrid
+    /// wrap replaces the recipient's classical one (PROTOCOL.md §7.2).
     async fn add_wraps(
         &self,
         doc: &DocId,
@@ -127,6 +128,33 @@ impl DocumentStore for Db {
         let doc_id = doc.to_string();
         let version = i64::from(doc_version);
         let mut tx = self.begin().await?;
+        // `serment rewrap --pq` (PROTOCOL.md §7.2, issue 15): a suite-3 (X-Wing) wrap for a
+        // recipient that holds a suite-1 wrap of this version replaces it. The classical row is
+        // deleted in the transaction that logs the hybrid wrap entry, so the log records the
+        // replacement; any other wrap for a recipient that holds one is still a conflict.
+        for w in wraps.iter().filter(|w| w.bytes.get(6..8) == Some(&[0, 3])) {
+            let recipient = w.recipient.to_string();
+            let held: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT wrap FROM wraps WHERE doc_id = $1 AND doc_version = $2 \
+                 AND recipient_device = $3",
+            )
+            .bind(&doc_id)
+            .bind(version)
+            .bind(&recipient)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if held.as_deref().and_then(|h| h.get(6..8)) == Some(&[0, 1]) {
+                sqlx::query(
+                    "DELETE FROM wraps WHERE doc_id = $1 AND doc_version = $2 \
+                     AND recipient_device = $3",
+                )
+                .bind(&doc_id)
+                .bind(version)
+                .bind(&recipient)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         let count: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM wraps WHERE doc_id = $1 AND doc_version = $2")
                 .bind(&doc_id)
