@@ -101,8 +101,9 @@ fn seal_open_round_trip_and_tamper() {
     let sealed = std::fs::read(p("report.srmc")).unwrap();
     for at in [
         12,
-        10 + 3 * 276 + 20,
-        10 + 3 * 276 + 76 + 70_000,
+        // Three suite-3 (X-Wing) wraps of 1356 bytes each (PROTOCOL.md §7): every device is hybrid.
+        10 + 3 * 1356 + 20,
+        10 + 3 * 1356 + 76 + 70_000,
         sealed.len() - 3,
     ] {
         let mut t = sealed.clone();
