@@ -56,17 +56,17 @@ fn parser_confusion_non_canonical_base64_in_responses() {
         let e = read_to_file(&w.h, &mut w.patient, &r.doc_id, Some(1)).unwrap_err();
         assert!(matches!(e, ClientError::BadResponse(_)), "{bad:?}: {e:?}");
     }
-    // A device record (188 bytes for the lab's handle: a partial sextet at the end) spelled
-    // non-canonically.
-    let rec = b64(&w.lab.ks.own_record().unwrap());
+    // A device record (1405 bytes for the patient's handle, with its X-Wing key: a partial
+    // sextet at the end) spelled non-canonically.
+    let rec = b64(&w.patient.ks.own_record().unwrap());
     assert!(!rec.len().is_multiple_of(4));
     for bad in non_canonical(&rec) {
         w.h.clear_hooks();
         let b = bad.clone();
-        w.h.on_response(&format!("GET /v1/directory/{LAB}"), move |ex| {
-            ex.set_json(&json!({ "handle": LAB, "records": [b] }));
+        w.h.on_response(&format!("GET /v1/directory/{PATIENT}"), move |ex| {
+            ex.set_json(&json!({ "handle": PATIENT, "records": [b] }));
         });
-        let e = contacts::add(&w.gp.api, &mut w.gp.ks, LAB).unwrap_err();
+        let e = contacts::add(&w.lab.api, &mut w.lab.ks, PATIENT).unwrap_err();
         assert!(matches!(e, ClientError::BadResponse(_)), "{bad:?}: {e:?}");
     }
 }
