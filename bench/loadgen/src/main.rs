@@ -273,11 +273,10 @@ fn user(dir: &Path, handle: &str, url: &str, t: &Transport) -> Res<Session> {
     Session::register_with(ks, url, t).map_err(|e| e.to_string())
 }
 
+/// The recipient for a session's device: its X25519 key and, when the device advertises one,
+/// its X-Wing key (wraps then use the hybrid suite, as `serment put` does).
 fn recipient_of(s: &Session) -> Recipient {
-    Recipient {
-        device_id: s.ks.device.id(),
-        encryption_key: s.ks.device.encryption_public_key(),
-    }
+    Recipient::from_device(&s.ks.device)
 }
 
 // ---- ingest ------------------------------------------------------------------------------------
