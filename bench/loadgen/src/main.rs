@@ -9,6 +9,7 @@
 //! serment-loadgen ingest  --serment target/release/serment [--clients 16] [--seconds 10]
 //!                         [--pin-save-s 1] [--serve-arg ARG]...
 //! serment-loadgen ingest  --server URL [--ca-cert PEM] [--server-pid PID] [--clients 16] ...
+//!                         [--doc-kib 4] [--e2ee-only]
 //! serment-loadgen bigfile --serment target/release/serment [--size-mib 2048] [--downloads 4]
 //! ```
 //!
@@ -20,6 +21,10 @@
 //!   `--downloads` child processes download and open it at once. Reports each process's peak RSS
 //!   (VmHWM) for the transfer (reset after the keystore is unlocked; the unlock's own peak is
 //!   reported apart) and the server's peak RSS during each phase.
+//!
+//! `--doc-kib N` makes each Observation N KiB (default 4; past 256 KiB sealed, a document goes to
+//! the blob store instead of inline in the commit, so `--blob-url s3://…` is exercised).
+//! `--e2ee-only` skips the plaintext baseline (whose prepared pool is sent inline).
 //!
 //! `--serve-arg ARG` (repeatable) passes ARG to each `serment serve` the load generator starts
 //! (`--serve-arg --blob-url --serve-arg s3://bucket/x`, `--serve-arg --database-url ...`).
@@ -83,6 +88,10 @@ struct Opts {
     seconds: u64,
     size_mib: u64,
     downloads: usize,
+    /// Size of each ingested Observation, KiB (`--doc-kib`, default 4).
+    doc_kib: usize,
+    /// Skip the plaintext baseline (`--e2ee-only`).
+    e2ee_only: bool,
     /// Seconds between the E2EE clients' keystore saves of their log pin; 0 saves after every
     /// document (`PinSave::EveryWrite`, what `serment put` does).
     pin_save_s: u64,
@@ -115,6 +124,11 @@ impl Opts {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2048),
             downloads: get("--downloads").and_then(|v| v.parse().ok()).unwrap_or(4),
+            doc_kib: get("--doc-kib")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(4)
+                .clamp(1, 64 * 1024),
+            e2ee_only: a.iter().any(|x| x == "--e2ee-only"),
             serve_args: a
                 .iter()
                 .zip(a.iter().skip(1))
@@ -281,8 +295,8 @@ fn recipient_of(s: &Session) -> Recipient {
 
 // ---- ingest ------------------------------------------------------------------------------------
 
-/// A 4 KiB FHIR R4 Observation (synthetic patient, LOINC-coded), exactly 4096 bytes.
-fn observation(n: u64) -> Vec<u8> {
+/// A FHIR R4 Observation (synthetic patient, LOINC-coded) of exactly `size` bytes (≥ 1 KiB).
+fn observation(n: u64, size: usize) -> Vec<u8> {
     let v = json!({
         "resourceType": "Observation",
         "id": format!("obs-{n}"),
@@ -295,10 +309,10 @@ fn observation(n: u64) -> Vec<u8> {
         "referenceRange": [{"low": {"value": 12.0, "unit": "g/dL"}, "high": {"value": 16.0, "unit": "g/dL"}}],
     });
     let mut s = v.to_string().into_bytes();
-    // Pad with a note so every document is 4096 bytes, as a lab result with comments would be.
+    // Pad with a note so every document is `size` bytes, as a lab result with comments would be.
     s.pop();
     s.extend_from_slice(b",\"note\":[{\"text\":\"");
-    while s.len() < 4096 - 4 {
+    while s.len() < size - 4 {
         s.push(b'a' + (s.len() % 26) as u8);
     }
     s.extend_from_slice(b"\"}]}");
@@ -324,8 +338,8 @@ struct Plain {
     wraps: Vec<Vec<u8>>,
 }
 
-fn prepare_plain(s: &Session, to: &[Recipient], n: u64) -> Res<Plain> {
-    let content = observation(n);
+fn prepare_plain(s: &Session, to: &[Recipient], n: u64, size: usize) -> Res<Plain> {
+    let content = observation(n, size);
     let doc_id = DocId::random().map_err(|e| e.to_string())?;
     let mut sealed = Vec::new();
     let r = document::seal(
@@ -393,7 +407,7 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
                     let to = &to;
                     sc.spawn(move || {
                         (0..n as u64)
-                            .map(|k| prepare_plain(s, to, k))
+                            .map(|k| prepare_plain(s, to, k, o.doc_kib * 1024))
                             .collect::<Res<Vec<_>>>()
                     })
                 })
@@ -458,7 +472,7 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
                                 }
                             }
                             None => {
-                                let content = observation(n);
+                                let content = observation(n, o.doc_kib * 1024);
                                 n += 1;
                                 DocId::random()
                                     .map_err(|e| e.to_string())
@@ -518,11 +532,14 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
 
 fn ingest(o: &Opts) -> Res<Value> {
     eprintln!(
-        "ingest: {} clients, {} s per phase, 4 KiB FHIR Observations",
-        o.clients, o.seconds
+        "ingest: {} clients, {} s per phase, {} KiB FHIR Observations",
+        o.clients, o.seconds, o.doc_kib
     );
     let e2ee = ingest_phase(o, None)?;
     eprintln!("  e2ee:      {e2ee}");
+    if o.e2ee_only {
+        return Ok(json!({ "ingest": { "doc_kib": o.doc_kib, "e2ee": e2ee } }));
+    }
     // Enough prepared documents for 3x the E2EE rate.
     let rate = e2ee
         .get("docs_per_s")
@@ -538,8 +555,10 @@ fn ingest(o: &Opts) -> Res<Value> {
         .unwrap_or(0.0)
         / rate.max(f64::MIN_POSITIVE);
     eprintln!("  E2EE costs {ratio:.2}x the plaintext baseline (documents/s)");
-    Ok(json!({ "ingest": { "e2ee": e2ee, "plaintext": plain,
-                            "e2ee_over_plaintext_cost": ratio } }))
+    Ok(
+        json!({ "ingest": { "doc_kib": o.doc_kib, "e2ee": e2ee, "plaintext": plain,
+                            "e2ee_over_plaintext_cost": ratio } }),
+    )
 }
 
 // ---- big file ----------------------------------------------------------------------------------

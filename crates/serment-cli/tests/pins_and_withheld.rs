@@ -217,7 +217,10 @@ fn sql(data: &Path, statement: &str) -> Vec<String> {
         .block_on(async move {
             use sqlx::Row as _;
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            let rows = sqlx::query(&statement).fetch_all(&pool).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
             pool.close().await;
             rows.iter()
                 .map(|r| r.try_get::<String, _>(0).unwrap_or_default())

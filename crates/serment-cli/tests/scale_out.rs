@@ -7,7 +7,6 @@
 //!
 //! Needs `SERMENT_TEST_DATABASE_URL` (`postgres://…`); skips without it, fails when `CI=true`.
 //! `SERMENT_SCALE_SECS` sets each round's length (default 20 s).
-#![cfg(feature = "postgres")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -66,7 +65,10 @@ fn fresh_schema(url: &str) -> String {
         .block_on(async move {
             use sqlx::Connection as _;
             let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&create).execute(&mut c).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(create.clone()))
+                .execute(&mut c)
+                .await
+                .unwrap();
         });
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}options=-c%20search_path%3D{schema}")

@@ -463,7 +463,9 @@ impl Hostile {
         let query = query.to_owned();
         self.rt.block_on(async move {
             let pool = sqlx::SqlitePool::connect(&url).await.expect("open the db");
-            let rows = sqlx::query(&query)
+            // The hostile harness plays the attacker with write access to the database: the
+            // statement is the test's own, on purpose.
+            let rows = sqlx::query(sqlx::AssertSqlSafe(query.clone()))
                 .fetch_all(&pool)
                 .await
                 .unwrap_or_else(|e| panic!("{query}: {e}"));
@@ -503,7 +505,8 @@ impl Hostile {
         let statement = statement.to_owned();
         self.rt.block_on(async move {
             let pool = sqlx::SqlitePool::connect(&url).await.expect("open the db");
-            let n = sqlx::query(&statement)
+            // As in `sql`: the attacker's own statement, on purpose.
+            let n = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
                 .execute(&pool)
                 .await
                 .unwrap_or_else(|e| panic!("{statement}: {e}"))

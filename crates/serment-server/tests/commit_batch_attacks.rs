@@ -603,10 +603,10 @@ async fn a_failing_job_does_not_poison_its_batch() {
     srv.enroll(&bob).await;
     let poison = DocId::from_bytes([0xee; 16]);
     let pool = db(&srv).await;
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TRIGGER poison BEFORE INSERT ON documents WHEN NEW.doc_id = '{poison}' \
          BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
-    ))
+    )))
     .execute(&pool)
     .await
     .unwrap();

@@ -113,7 +113,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "database_url",
         unit: "URL",
-        doc: "The metadata database. `postgres://USER:PASSWORD@HOST:PORT/DB` selects PostgreSQL (in builds with the `postgres` feature; migrations run at startup; TLS with rustls and ring when the URL asks for it: `?sslmode=verify-full&sslrootcert=/path/ca.pem`); several `serve` instances may share one database and one log (give each the same log key, `SERMENT_LOG_KEY` or `log.key`). `sqlite://PATH` selects SQLite at PATH. Unset: SQLite in `data_dir/serment.db`.",
+        doc: "The metadata database. `postgres://USER:PASSWORD@HOST:PORT/DB` selects PostgreSQL (migrations run at startup; TLS with rustls and ring when the URL asks for it: `?sslmode=verify-full&sslrootcert=/path/ca.pem`); several `serve` instances may share one database and one log (give each the same log key, `SERMENT_LOG_KEY` or `log.key`). `sqlite://PATH` selects SQLite at PATH. Unset: SQLite in `data_dir/serment.db`.",
     },
     Setting {
         key: "max_blob_bytes",

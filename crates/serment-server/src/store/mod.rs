@@ -17,7 +17,6 @@ mod contract;
 pub(crate) mod log_key;
 pub(crate) mod log_service;
 pub(crate) mod object;
-#[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
 mod traits;
@@ -243,15 +242,7 @@ impl Store {
         };
         let meta: Arc<dyn MetaStore> = match url {
             DatabaseUrl::Sqlite(path) => Arc::new(sqlite::Db::open(&path, log).await?),
-            #[cfg(feature = "postgres")]
             DatabaseUrl::Postgres(url) => Arc::new(postgres::Db::open(&url, log).await?),
-            #[cfg(not(feature = "postgres"))]
-            DatabaseUrl::Postgres(_) => {
-                return Err(StoreError::Backend(
-                    "this build has no PostgreSQL support: build serment with `--features postgres`"
-                        .into(),
-                ));
-            }
         };
         Ok(Store::new(meta, blobs))
     }

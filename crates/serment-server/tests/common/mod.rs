@@ -184,14 +184,6 @@ pub fn sqlite_test_config(data: &Path) -> Config {
 
 /// A URL of `SERMENT_TEST_DATABASE_URL` whose connections use a fresh schema (created here), or
 /// `None` when the variable is not set.
-#[cfg(not(feature = "postgres"))]
-pub fn postgres_schema_url() -> Option<String> {
-    None
-}
-
-/// A URL of `SERMENT_TEST_DATABASE_URL` whose connections use a fresh schema (created here), or
-/// `None` when the variable is not set.
-#[cfg(feature = "postgres")]
 pub fn postgres_schema_url() -> Option<String> {
     let url = std::env::var("SERMENT_TEST_DATABASE_URL")
         .ok()
@@ -210,7 +202,10 @@ pub fn postgres_schema_url() -> Option<String> {
             .block_on(async move {
                 use sqlx::Connection as _;
                 let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&create).execute(&mut c).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(create))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
             });
     })
     .join()

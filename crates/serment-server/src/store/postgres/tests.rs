@@ -37,7 +37,7 @@ async fn open() -> Option<Box<dyn Harness>> {
     getrandom::fill(&mut r).unwrap();
     let schema = format!("serment_test_{}", hex::encode(r));
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -59,7 +59,7 @@ async fn open() -> Option<Box<dyn Harness>> {
         drop: Box::new(move || {
             Box::pin(async move {
                 let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
                     .execute(&mut admin)
                     .await
                     .unwrap();

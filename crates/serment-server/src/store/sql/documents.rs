@@ -4,7 +4,7 @@
 
 use serment_core::DocId;
 use serment_core::log::entry::{Access, EntryKind, Subject};
-use sqlx::Row as _;
+use sqlx::{AssertSqlSafe, Row as _};
 
 use super::commit_batch::{WrapRow, insert_wrap_rows, known_devices};
 use super::{Db, Tx, VERSION_COLUMNS, backend, to_i64, to_u32, to_u64, version_row};
@@ -182,7 +182,8 @@ impl DocumentStore for Db {
             "SELECT {VERSION_COLUMNS} FROM documents d JOIN blobs b ON b.blob_id = d.blob_id \
              WHERE d.doc_id = $1 AND d.doc_version = $2"
         );
-        let row = sqlx::query(&sql)
+        // Only VERSION_COLUMNS, a constant, is interpolated; values are bound.
+        let row = sqlx::query(AssertSqlSafe(sql))
             .bind(doc_id.to_string())
             .bind(i64::from(doc_version))
             .fetch_optional(&self.pool)
@@ -203,7 +204,8 @@ impl DocumentStore for Db {
                AND w.recipient_device = $2) \
              ORDER BY d.created_at, d.doc_id, d.doc_version"
         );
-        let rows = sqlx::query(&sql)
+        // Only VERSION_COLUMNS, a constant, is interpolated; values are bound.
+        let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(identity_id)
             .bind(device_id)
             .fetch_all(&self.pool)
