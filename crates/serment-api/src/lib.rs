@@ -14,6 +14,7 @@
 pub mod directory;
 pub mod documents;
 pub mod log;
+pub mod teams;
 
 pub use directory::{
     ChallengeRequest, ChallengeResponse, DirectoryResponse, RegisterDeviceRequest,
@@ -28,6 +29,7 @@ pub use log::{
     CosignatureRequest, EntriesQuery, EntriesResponse, HistoryResponse, LogKeyResponse, ProofQuery,
     ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest, RotationRequest, SizeQuery,
 };
+pub use teams::{TeamChangeRequest, TeamKeysResponse, TeamWrapRequest, TeamsResponse};
 
 use serde::{Deserialize, Serialize};
 

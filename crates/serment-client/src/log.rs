@@ -667,6 +667,8 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     let mut heads: HashMap<Subject, PrevLink> = HashMap::new();
     let mut chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
     let mut devices: HashMap<KeyId, DeviceRecord> = HashMap::new();
+    let mut team_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+    let mut team_epochs: HashSet<KeyId> = HashSet::new();
     let mut nonces = HashSet::new();
     let mut start = 0u64;
     while start < cp.size {
@@ -706,8 +708,11 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                 Payload::Device(rec) => {
                     devices.insert(rec.device_id(), rec.clone());
                 }
-                Payload::Wrap(w) => match (devices.get(&w.sharer), devices.get(&w.recipient)) {
-                    (Some(s), Some(_)) => {
+                Payload::Wrap(w) => match (
+                    devices.get(&w.sharer),
+                    devices.contains_key(&w.recipient) || team_epochs.contains(&w.recipient),
+                ) {
+                    (Some(s), true) => {
                         if let Err(e) = w.verify_signature(&s.signing_key) {
                             fail(e.to_string());
                         }
@@ -738,10 +743,19 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                     }
                     None => fail("an access by a device not certified before it".into()),
                 },
+                Payload::Team(c) => {
+                    team_epochs.insert(serment_core::team::epoch_id(
+                        &c.body.team,
+                        c.body.epoch,
+                        &c.body.epoch_key,
+                    ));
+                }
                 Payload::Rotation(_) | Payload::Revocation(_) => {}
             }
-            if let Subject::Handle(h) = subject {
-                chains.entry(h).or_default().push(ce);
+            match subject {
+                Subject::Handle(h) => chains.entry(h).or_default().push(ce),
+                Subject::Team(t) => team_chains.entry(t).or_default().push(ce),
+                Subject::Document(_) => {}
             }
         }
         start = end;
@@ -756,6 +770,12 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     for (h, chain) in &chains {
         if let Err(e) = replay_keys(h, chain) {
             r.errors.push(format!("handle {h}: {e}"));
+        }
+    }
+    // Care teams (PROTOCOL.md §12.4): every team's chain replays against the key histories.
+    for (t, chain) in &team_chains {
+        if let Err(e) = serment_core::team::replay_team(t, chain, &chains) {
+            r.errors.push(format!("team {t}: {e}"));
         }
     }
     Ok(r)

@@ -163,6 +163,14 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// A care team's membership chain does not replay (PROTOCOL.md §12.4): a change signed by a
+    /// non-admin or a device that was not current, an epoch out of sequence, a team key that is
+    /// not the logged one.
+    #[error("care team: {reason}")]
+    Team {
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl From<std::io::Error> for Error {

@@ -11,7 +11,8 @@
 //! - [`wrap`]: HPKE key wraps (§7);
 //! - [`auth`]: login challenges (§8.2);
 //! - [`keystore`]: the passphrase-encrypted keystore (§9);
-//! - [`log`]: the transparency log: entries, proofs, checkpoints, witnesses (§11).
+//! - [`log`]: the transparency log: entries, proofs, checkpoints, witnesses (§11);
+//! - [`team`]: care teams: signed, logged membership and epoch keys (§12).
 
 #![forbid(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod rng;
 pub mod sign;
 pub mod stream;
 pub mod suite;
+pub mod team;
 pub mod wrap;
 
 pub use error::{Error, Result};

@@ -28,6 +28,11 @@ pub enum Context {
     AccessReceipt,
     /// An access entry, signed by the log key (PROTOCOL.md §11.3).
     LogAccess,
+    /// A care-team membership change, signed by an admin's device (PROTOCOL.md §12.2).
+    TeamChange,
+    /// A team epoch key wrapped to a member device, signed by the admin device that made it
+    /// (PROTOCOL.md §12.3).
+    TeamKey,
 }
 
 impl Context {
@@ -43,6 +48,8 @@ impl Context {
             Context::LogRemoval => "log-removal",
             Context::AccessReceipt => "access-receipt",
             Context::LogAccess => "log-access",
+            Context::TeamChange => "team-change",
+            Context::TeamKey => "team-key",
         }
     }
 }

@@ -337,21 +337,58 @@ pub fn unwrap_dek(wrap: &WrappedKey, device: &DeviceSecret) -> Result<Zeroizing<
             )
             .map_err(|_| Error::Decrypt)?
         }
-        WrapKem::XWing => {
-            let sk = device.hybrid_private()?;
-            let enc = <XWing as hpke::Kem>::EncappedKey::from_bytes(&wrap.enc)
-                .map_err(|_| Error::Decrypt)?;
-            hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, XWing>(
-                &OpModeR::Base,
-                &sk,
-                &enc,
-                &info,
-                &wrap.wrapped_dek,
-                &wrap.header_hash,
-            )
-            .map_err(|_| Error::Decrypt)?
-        }
+        WrapKem::XWing => open_xwing(wrap, &info, &device.hybrid_private()?)?,
     });
+    let mut dek = Zeroizing::new([0u8; DEK_LEN]);
+    if pt.len() != DEK_LEN {
+        return Err(Error::Decrypt);
+    }
+    dek.copy_from_slice(&pt);
+    Ok(dek)
+}
+
+fn open_xwing(
+    wrap: &WrappedKey,
+    info: &[u8],
+    sk: &<XWing as hpke::Kem>::PrivateKey,
+) -> Result<Vec<u8>> {
+    let enc =
+        <XWing as hpke::Kem>::EncappedKey::from_bytes(&wrap.enc).map_err(|_| Error::Decrypt)?;
+    hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, XWing>(
+        &OpModeR::Base,
+        sk,
+        &enc,
+        info,
+        &wrap.wrapped_dek,
+        &wrap.header_hash,
+    )
+    .map_err(|_| Error::Decrypt)
+}
+
+/// Opens a wrap addressed to a team epoch (PROTOCOL.md §12.3): `wrap.recipient` must be the
+/// epoch's id `epoch_id`, the wrap hybrid (suite 3), and `secret` the epoch key the replayed
+/// chain holds for it. The sharer's signature is the caller's check, as for [`unwrap_dek`].
+///
+/// # Errors
+/// [`Error::ContextMismatch`] for a wrap to another recipient; [`Error::Downgrade`] for a
+/// classical wrap; [`Error::Decrypt`] on any HPKE failure.
+pub fn unwrap_dek_for_epoch(
+    wrap: &WrappedKey,
+    epoch_id: &KeyId,
+    secret: &crate::team::EpochSecret,
+) -> Result<Zeroizing<[u8; DEK_LEN]>> {
+    if wrap.recipient != *epoch_id {
+        return Err(Error::ContextMismatch(
+            "the key wrap is for another team epoch",
+        ));
+    }
+    if wrap.kem != WrapKem::XWing {
+        return Err(Error::Downgrade(
+            "a classical (X25519) key wrap to a team: team wraps are X-Wing only",
+        ));
+    }
+    let info = hpke_info(wrap.kem, &wrap.doc_id, wrap.doc_version, &wrap.recipient);
+    let pt = Zeroizing::new(open_xwing(wrap, &info, &secret.hpke_private()?)?);
     let mut dek = Zeroizing::new([0u8; DEK_LEN]);
     if pt.len() != DEK_LEN {
         return Err(Error::Decrypt);

@@ -72,6 +72,7 @@ async fn check_log(srv: &TestServer) -> u64 {
         let key = match e.subject() {
             Subject::Handle(h) => format!("h:{h}"),
             Subject::Document(d) => format!("d:{d}"),
+            Subject::Team(t) => format!("t:{t}"),
         };
         let subject: String = r.get("subject");
         assert_eq!(subject, key, "subject column of entry {i}");

@@ -173,5 +173,6 @@ pub fn open_container<R: Read, W: Write>(
         sealed,
         out,
         Some(suite),
+        None,
     )
 }

@@ -274,7 +274,24 @@ pub struct Opened {
 /// version or device; [`Error::Decrypt`]; [`Error::TruncatedStream`]; [`Error::ExtendedStream`];
 /// [`Error::BadSignature`]; [`Error::Metadata`].
 pub fn open<R: Read, W: Write>(input: OpenInput<'_>, sealed: R, out: W) -> Result<Opened> {
-    open_inner(input, sealed, out, None)
+    open_inner(input, sealed, out, None, None)
+}
+
+/// [`open`] with a key wrap addressed to a care team's epoch (PROTOCOL.md §12.3): `input.wrap`
+/// is the team's wrap, whose `recipient` must be `epoch_id`, opened with the epoch's `secret`
+/// (which the caller accepted with [`crate::team::unwrap_epoch_secret`] against the replayed
+/// chain). Every other check is [`open`]'s.
+///
+/// # Errors
+/// As [`open`]; [`Error::Downgrade`] for a classical wrap to a team.
+pub fn open_for_team<R: Read, W: Write>(
+    input: OpenInput<'_>,
+    epoch_id: &KeyId,
+    secret: &crate::team::EpochSecret,
+    sealed: R,
+    out: W,
+) -> Result<Opened> {
+    open_inner(input, sealed, out, None, Some((epoch_id, secret)))
 }
 
 /// [`open`], refusing a header whose suite is not `suite` when one is given (the offline
@@ -284,6 +301,7 @@ fn open_inner<R: Read, W: Write>(
     mut sealed: R,
     mut out: W,
     suite: Option<Suite>,
+    epoch: Option<(&KeyId, &crate::team::EpochSecret)>,
 ) -> Result<Opened> {
     let mut hb = [0u8; Header::LEN];
     read_exact_or_truncated(&mut sealed, &mut hb)?;
@@ -322,7 +340,10 @@ fn open_inner<R: Read, W: Write>(
     }
     // Version 1: only the author device may share (PROTOCOL.md §7).
     w.verify_signature(input.author_signing_key)?;
-    let dek = wrap::unwrap_dek(&w, input.device)?;
+    let dek = match epoch {
+        Some((id, secret)) => wrap::unwrap_dek_for_epoch(&w, id, secret)?,
+        None => wrap::unwrap_dek(&w, input.device)?,
+    };
     let key = StreamKey::new(
         &dek,
         header.suite,

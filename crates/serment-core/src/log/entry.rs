@@ -6,7 +6,8 @@
 //!   magic        [4] = "SRML"
 //!   format_version u16 = 1
 //!   suite_id     u16 = 1
-//!   kind         u8          // 1 device, 2 rotation, 3 revocation, 4 wrap, 5 removal, 6 access
+//!   kind         u8          // 1 device, 2 rotation, 3 revocation, 4 wrap, 5 removal, 6 access,
+//!                            // 7 team change
 //!   logged_at    u64         // server time of the append, seconds since the Unix epoch
 //!   prev_index   u64         // index of the previous entry with the same subject, or 2^64 - 1
 //!   prev_hash    [32]        // its leaf hash, or 32 zero bytes
@@ -14,7 +15,8 @@
 //! }
 //! ```
 //!
-//! The subject of an entry is a handle (kinds 1 to 3) or a document id (kinds 4 to 6). The
+//! The subject of an entry is a handle (kinds 1 to 3), a document id (kinds 4 to 6) or a team
+//! name (kind 7). The
 //! `prev_*` fields chain the entries of one subject, so a history served with inclusion proofs
 //! cannot drop or reorder an entry in its middle.
 
@@ -57,6 +59,8 @@ pub enum EntryKind {
     Removal = 5,
     /// An access event, co-signed by the reading device and the log.
     Access = 6,
+    /// A care-team membership change, signed by an admin's device (PROTOCOL.md §12.2).
+    Team = 7,
 }
 
 impl EntryKind {
@@ -72,6 +76,7 @@ impl EntryKind {
             4 => EntryKind::Wrap,
             5 => EntryKind::Removal,
             6 => EntryKind::Access,
+            7 => EntryKind::Team,
             _ => {
                 return Err(Error::InvalidField {
                     field: "log entry kind",
@@ -80,7 +85,8 @@ impl EntryKind {
             }
         })
     }
-    /// A lowercase name: `device`, `rotation`, `revocation`, `wrap`, `removal`, `access`.
+    /// A lowercase name: `device`, `rotation`, `revocation`, `wrap`, `removal`, `access`,
+    /// `team`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::Device => "device",
@@ -89,6 +95,7 @@ impl EntryKind {
             EntryKind::Wrap => "wrap",
             EntryKind::Removal => "removal",
             EntryKind::Access => "access",
+            EntryKind::Team => "team",
         }
     }
 }
@@ -100,6 +107,8 @@ pub enum Subject {
     Handle(String),
     /// A document: wraps, removals, accesses.
     Document(DocId),
+    /// A care team: its membership changes (PROTOCOL.md §12).
+    Team(String),
 }
 
 /// A link to the previous entry of the same subject.
@@ -243,6 +252,9 @@ pub enum Payload {
     Removal(Removal),
     /// An access (syntax only: [`Access::verify`] with the log and reader keys).
     Access(Access),
+    /// A team change (its signature checked; whether the signer could sign it is
+    /// [`crate::team::replay_team`]'s check).
+    Team(crate::team::TeamChange),
 }
 
 /// A decoded log entry.
@@ -345,6 +357,9 @@ impl LogEntry {
             EntryKind::Wrap => Payload::Wrap(WrappedKey::decode(&payload_bytes)?),
             EntryKind::Removal => Payload::Removal(Removal::decode(&payload_bytes)?),
             EntryKind::Access => Payload::Access(Access::decode(&payload_bytes)?),
+            EntryKind::Team => {
+                Payload::Team(crate::team::TeamChange::decode_verified(&payload_bytes)?)
+            }
         };
         Ok(LogEntry {
             kind,
@@ -364,6 +379,7 @@ impl LogEntry {
             Payload::Wrap(w) => Subject::Document(w.doc_id),
             Payload::Removal(r) => Subject::Document(r.doc_id),
             Payload::Access(a) => Subject::Document(a.doc_id),
+            Payload::Team(t) => Subject::Team(t.body.team.clone()),
         }
     }
 }

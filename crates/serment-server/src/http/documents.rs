@@ -290,7 +290,14 @@ pub(crate) async fn authorize_read(
         .version(doc_id, version)
         .await?
         .ok_or(ApiError::NotFound("no such document version"))?;
-    let wrap = db.wrap_for(doc_id, version, &caller.device_id).await?;
+    let wrap = match db.wrap_for(doc_id, version, &caller.device_id).await? {
+        Some(w) => Some(w),
+        // A member of a team the version is shared with (PROTOCOL.md §12.5).
+        None => db
+            .team_wrap_for(doc_id, version, &caller.device_id)
+            .await?
+            .map(|(w, _)| w),
+    };
     if wrap.is_none() && row.author_identity != caller.identity_id {
         return Err(not_shared_or_missing(state, caller, doc_id, Some(version)).await);
     }
@@ -386,11 +393,18 @@ pub(crate) async fn get_version(
     // Validated before the access is recorded: a bad request leaves no log entry.
     super::log::check_size(&state, q.size).await?;
     let (row, _) = authorize_read(&state, &caller, &doc_id, version).await?;
-    let found = state
-        .store
-        .meta()
+    let db = state.store.meta();
+    let found = match db
         .wrap_with_index(&doc_id, version, &caller.device_id)
-        .await?;
+        .await?
+    {
+        Some(w) => Some(w),
+        // No wrap of its own: the wrap to a team the caller belongs to (PROTOCOL.md §12.5).
+        None => {
+            db.team_wrap_for(&doc_id, version, &caller.device_id)
+                .await?
+        }
+    };
     let mut access_index = None;
     let mut wrap_entry = None;
     let mut log_size = 0;

@@ -194,25 +194,34 @@ pub(crate) async fn identity(
     ApiQuery(q): ApiQuery<SizeQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     validate_handle(&handle).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (size, note) = proof_size(&state, q.size).await?;
-    let rows = state
-        .store
-        .meta()
-        .log_subject(&Subject::Handle(handle), size)
-        .await?;
+    subject_history(&state, &Subject::Handle(handle), q.size, "unknown handle")
+        .await
+        .map(Json)
+}
+
+/// A subject's whole chain with proofs against the checkpoint of `size` (default: the latest);
+/// 404 `not_found` naming `unknown` if the subject has no entry.
+pub(crate) async fn subject_history(
+    state: &AppState,
+    subject: &Subject,
+    size: Option<u64>,
+    unknown: &'static str,
+) -> Result<HistoryResponse, ApiError> {
+    let (size, note) = proof_size(state, size).await?;
+    let rows = state.store.meta().log_subject(subject, size).await?;
     if rows.is_empty() {
-        return Err(ApiError::NotFound("unknown handle"));
+        return Err(ApiError::NotFound(unknown));
     }
     let mut entries = Vec::with_capacity(rows.len());
     for r in rows {
-        entries.push(prove(&state, r, size).await?);
+        entries.push(prove(state, r, size).await?);
     }
-    Ok(Json(HistoryResponse {
+    Ok(HistoryResponse {
         size,
         checkpoint: note,
         entries,
         devices: Vec::new(),
-    }))
+    })
 }
 
 /// A document's chain (wraps, removals, accesses) with proofs, and the device-record entry of

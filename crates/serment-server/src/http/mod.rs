@@ -28,6 +28,7 @@ mod extract;
 pub(crate) use extract::RecordCache;
 mod log;
 pub(crate) mod replay;
+mod teams;
 pub(crate) mod throttle;
 mod types;
 pub(crate) mod web;
@@ -80,6 +81,7 @@ pub(crate) struct AppState {
         documents::accesses,
         log::key, log::checkpoint, log::consistency, log::proof, log::entries, log::identity,
         log::document, log::cosign, log::revoke, log::rotate, log::remove,
+        teams::post_change, teams::team_log, teams::keys, teams::list, teams::add_team_wrap,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -88,6 +90,7 @@ pub(crate) struct AppState {
         (name = "auth", description = "Challenge-response login (§8.2)"),
         (name = "documents", description = "Sealed blobs, versions, wraps and accesses (§8.3)"),
         (name = "log", description = "Transparency log: checkpoints, proofs, histories, witnesses (§11)"),
+        (name = "teams", description = "Care teams: signed, logged membership and epoch keys (§12)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -208,6 +211,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/log/cosignatures", post(log::cosign))
         .route("/v1/log/revocations", post(log::revoke))
         .route("/v1/log/rotations", post(log::rotate))
+        .route("/v1/log/team/{name}", get(teams::team_log))
+        .route("/v1/teams", get(teams::list))
+        .route("/v1/teams/{name}/changes", post(teams::post_change))
+        .route("/v1/teams/{name}/keys", get(teams::keys))
+        .route(
+            "/v1/documents/{doc_id}/versions/{v}/team-wraps",
+            post(teams::add_team_wrap),
+        )
         // Inside the body limit: the digest check buffers at most `max_json_bytes`.
         .layer(axum::middleware::from_fn(extract::content_digest))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a

@@ -17,11 +17,12 @@ use serment_core::log::tree::{self, Hash, NodeId, Recorder};
 
 use crate::store::{LogRead, StoreError};
 
-/// The text key of a subject: `h:<handle>` or `d:<doc id hex>`.
+/// The text key of a subject: `h:<handle>`, `d:<doc id hex>` or `t:<team name>`.
 pub(crate) fn subject_key(s: &Subject) -> String {
     match s {
         Subject::Handle(h) => format!("h:{h}"),
         Subject::Document(d) => format!("d:{d}"),
+        Subject::Team(t) => format!("t:{t}"),
     }
 }
 

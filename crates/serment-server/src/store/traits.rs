@@ -295,7 +295,7 @@ pub(crate) trait LogStore: Send + Sync {
 /// A whole metadata backend.
 #[async_trait::async_trait]
 pub(crate) trait MetaStore:
-    DirectoryStore + DocumentStore + LogStore + std::fmt::Debug
+    DirectoryStore + DocumentStore + LogStore + TeamStore + std::fmt::Debug
 {
     /// Returns once every transaction committed before the call is durable (SQLite: the group
     /// commit's WAL fsync; PostgreSQL: already so at commit). The HTTP layer awaits it before
@@ -304,4 +304,75 @@ pub(crate) trait MetaStore:
 
     /// Closes every connection (after the server stopped).
     async fn close(&self);
+}
+
+/// A care-team change the HTTP layer checked (its signature, its signer, the replay of the
+/// team's chain with it, PROTOCOL.md §12.4), ready to append.
+#[derive(Debug, Clone)]
+pub(crate) struct NewTeamChange<'a> {
+    /// The team name.
+    pub(crate) team: &'a str,
+    /// The signed change (the log entry's payload).
+    pub(crate) change: &'a [u8],
+    /// The signing device, hex.
+    pub(crate) signer_device: String,
+    /// The index of the chain's head the replay ended at; `None` for a creation.
+    pub(crate) expected_head: Option<u64>,
+    /// The epoch after the change.
+    pub(crate) epoch: u32,
+    /// Its epoch id, hex.
+    pub(crate) epoch_id: String,
+    /// The members after the change: (handle, admin).
+    pub(crate) members: Vec<(String, bool)>,
+    /// The team key wraps to store: (epoch, recipient device hex, bytes).
+    pub(crate) key_wraps: Vec<(u32, String, Vec<u8>)>,
+    /// Server time, seconds since the Unix epoch.
+    pub(crate) now: u64,
+}
+
+/// Care teams (PROTOCOL.md §12): changes appended to the log with the membership rows they
+/// imply, team key wraps, and documents' wraps to a team epoch.
+#[async_trait::async_trait]
+pub(crate) trait TeamStore: Send + Sync {
+    /// Appends a team change (kind 7) and, in the same transaction, replaces the team's member
+    /// rows and current epoch, and stores its key wraps (a wrap already stored for the same
+    /// team, epoch and device is replaced). Returns the entry's index. [`StoreError::Conflict`]
+    /// if the team's head is no longer `expected_head` (another change came first: the caller
+    /// replays again) or a creation names a team that exists.
+    async fn append_team_change(&self, c: &NewTeamChange<'_>) -> Result<u64, StoreError>;
+
+    /// The current epoch of a team and its epoch id (hex); `None` for an unknown team.
+    async fn team_epoch(&self, team: &str) -> Result<Option<(u32, String)>, StoreError>;
+
+    /// The team key wraps stored for `device_id`, oldest epoch first.
+    async fn team_key_wraps(&self, team: &str, device_id: &str)
+    -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// The teams whose current members (as last replayed) include `handle`, by name.
+    async fn teams_of(&self, handle: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Stores a document version's wrap to a team epoch and appends it as a wrap entry (kind 4);
+    /// the team's older wraps of that version are deleted (`team rotate --rewrap`, PROTOCOL.md
+    /// §12.3). Returns the entry's index. [`StoreError::Conflict`] if the version does not exist
+    /// or already holds this wrap.
+    #[allow(clippy::too_many_arguments)]
+    async fn add_team_wrap(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        team: &str,
+        epoch_id: &str,
+        sharer_device: &str,
+        wrap: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// The newest wrap of a version to a team whose current members include the handle of
+    /// the unrevoked device `device_id`, with its log index.
+    async fn team_wrap_for(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &str,
+    ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError>;
 }

@@ -35,6 +35,9 @@ mod documents;
 #[path = "../sql/log.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod log;
+#[path = "../sql/teams.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod teams;
 
 /// The sqlx database of this backend (the shared SQL files are written against it).
 type DB = sqlx::Postgres;

@@ -35,6 +35,9 @@ pub(crate) mod group_sync;
 #[path = "../sql/log.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod log;
+#[path = "../sql/teams.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod teams;
 
 /// The sqlx database of this backend (the shared SQL files are written against it).
 type DB = sqlx::Sqlite;

@@ -1,0 +1,243 @@
+//! The replay of a team's membership chain (PROTOCOL.md §12.4).
+
+use std::collections::BTreeMap;
+
+use super::{TeamOp, TeamRole, bad, epoch_id};
+use crate::error::Result;
+use crate::identity::HybridPublicKey;
+use crate::ids::KeyId;
+use crate::log::entry::{Payload, PrevLink, Subject};
+use crate::log::history::{ChainEntry, KeyHistory, check_chain, replay_keys};
+
+/// A member after a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamMember {
+    /// The handle.
+    pub handle: String,
+    /// The identity key the admin who added it verified.
+    pub identity_key: [u8; 32],
+    /// Whether the member is an admin.
+    pub admin: bool,
+}
+
+/// One epoch of a team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamEpoch {
+    /// The epoch number (from 1).
+    pub epoch: u32,
+    /// Its X-Wing public key.
+    pub key: HybridPublicKey,
+    /// [`epoch_id`].
+    pub id: KeyId,
+    /// The log index of the change that opened it.
+    pub opened_at: u64,
+}
+
+/// A team after replaying its chain (PROTOCOL.md §12.4).
+#[derive(Debug, Clone)]
+pub struct TeamState {
+    /// The team name.
+    pub team: String,
+    /// The current members, in the order they joined.
+    pub members: Vec<TeamMember>,
+    /// Every handle removed, in order.
+    pub removed: Vec<String>,
+    /// Every epoch, oldest first; the last is current.
+    pub epochs: Vec<TeamEpoch>,
+    /// The last entry of the chain.
+    pub head: PrevLink,
+    /// The number of changes.
+    pub changes: usize,
+}
+
+impl TeamState {
+    /// The current epoch: the only one new wraps may use.
+    pub fn current(&self) -> Option<&TeamEpoch> {
+        self.epochs.last()
+    }
+    /// The epoch whose [`epoch_id`] is `id`.
+    pub fn epoch_by_id(&self, id: &KeyId) -> Option<&TeamEpoch> {
+        self.epochs.iter().find(|e| e.id == *id)
+    }
+    /// Whether `handle` is a current member.
+    pub fn is_member(&self, handle: &str) -> bool {
+        self.members.iter().any(|m| m.handle == handle)
+    }
+    /// Whether `handle` is a current admin.
+    pub fn is_admin(&self, handle: &str) -> bool {
+        self.members.iter().any(|m| m.handle == handle && m.admin)
+    }
+}
+
+/// The key history of `handle` as it stood just before log index `at`: the replay of its chain's
+/// entries with a smaller index.
+fn keys_before(
+    histories: &BTreeMap<String, Vec<ChainEntry>>,
+    handle: &str,
+    at: u64,
+) -> Result<KeyHistory> {
+    let chain = histories.get(handle).ok_or(bad(
+        "a change names a handle whose key history was not given",
+    ))?;
+    let n = chain.iter().take_while(|e| e.index < at).count();
+    let prefix = chain
+        .get(..n)
+        .ok_or(bad("a change names a handle with no key history before it"))?;
+    if prefix.is_empty() {
+        return Err(bad(
+            "a change names a handle that had no key in the log yet",
+        ));
+    }
+    replay_keys(handle, prefix)
+}
+
+/// Replays a team's chain (PROTOCOL.md §12.4). `histories` holds the whole, proven chain of every
+/// handle the team's changes name (signers and members); each change is judged against the key
+/// histories as they stood at its own log index.
+///
+/// Rules: the chain is whole ([`check_chain`]) and about `team`; the first change is a creation
+/// of epoch 1 by its own member, who becomes the first admin; every change is signed by a device
+/// that was a current device of the signer's identity at that index (not revoked, not rotated
+/// away) and, after the creation, the signer is a current admin; `member_identity` is the
+/// member's identity key at that index; an add names a non-member, a removal or grant a member;
+/// at least one admin remains; create, remove and rotate open epoch `current + 1` with a key
+/// never used before, add and grant keep the current epoch and its key.
+///
+/// # Errors
+/// [`Error::Team`], [`Error::History`].
+pub fn replay_team(
+    team: &str,
+    chain: &[ChainEntry],
+    histories: &BTreeMap<String, Vec<ChainEntry>>,
+) -> Result<TeamState> {
+    check_chain(chain, &Subject::Team(team.to_owned()))?;
+    let mut members: Vec<TeamMember> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    let mut epochs: Vec<TeamEpoch> = Vec::new();
+    for e in chain {
+        let Payload::Team(c) = &e.entry.payload else {
+            return Err(bad("an entry of another kind in a team's chain"));
+        };
+        let b = &c.body;
+        if b.team != team {
+            return Err(bad("a change for another team"));
+        }
+        let signer_keys = keys_before(histories, &b.signer, e.index)?;
+        let dev = c.signer_device();
+        if !signer_keys.devices.iter().any(|d| d.device_id() == dev) {
+            return Err(bad(
+                "a change signed by a device that was not a current device of its signer \
+                 (revoked, rotated away or never certified)",
+            ));
+        }
+        let member_keys = keys_before(histories, &b.member, e.index)?;
+        if member_keys.identity_key != b.member_identity {
+            return Err(bad(
+                "a change names a member identity key that is not the member's key in the log",
+            ));
+        }
+        match epochs.last() {
+            None => {
+                if b.op != TeamOp::Create || b.epoch != 1 || b.member != b.signer {
+                    return Err(bad("the chain does not start with its creation (epoch 1)"));
+                }
+            }
+            Some(cur) => {
+                if b.op == TeamOp::Create {
+                    return Err(bad("a second creation of the team"));
+                }
+                if !members.iter().any(|m| m.handle == b.signer && m.admin) {
+                    return Err(bad(
+                        "a change signed by someone who is not a current admin of the team",
+                    ));
+                }
+                if b.op.opens_epoch() {
+                    if Some(b.epoch) != cur.epoch.checked_add(1) {
+                        return Err(bad("a new epoch out of sequence"));
+                    }
+                    if epochs.iter().any(|x| x.key == b.epoch_key) {
+                        return Err(bad("a new epoch reuses an old epoch key"));
+                    }
+                } else if b.epoch != cur.epoch || b.epoch_key != cur.key {
+                    return Err(bad(
+                        "a change that keeps the epoch changes its number or key",
+                    ));
+                }
+            }
+        }
+        match b.op {
+            TeamOp::Create => members.push(TeamMember {
+                handle: b.member.clone(),
+                identity_key: b.member_identity,
+                admin: true,
+            }),
+            TeamOp::Add => {
+                if members.iter().any(|m| m.handle == b.member) {
+                    return Err(bad("an add of a current member"));
+                }
+                members.push(TeamMember {
+                    handle: b.member.clone(),
+                    identity_key: b.member_identity,
+                    admin: b.role == TeamRole::Admin,
+                });
+            }
+            TeamOp::Remove => {
+                let before = members.len();
+                members.retain(|m| m.handle != b.member);
+                if members.len() == before {
+                    return Err(bad("a removal of someone who is not a member"));
+                }
+                if !members.iter().any(|m| m.admin) {
+                    return Err(bad("a removal of the last admin"));
+                }
+                removed.push(b.member.clone());
+            }
+            TeamOp::GrantAdmin => {
+                let m = members
+                    .iter_mut()
+                    .find(|m| m.handle == b.member)
+                    .ok_or(bad("an admin grant to someone who is not a member"))?;
+                if m.admin {
+                    return Err(bad("an admin grant to an admin"));
+                }
+                m.admin = true;
+            }
+            TeamOp::Rotate => {}
+        }
+        if b.op.opens_epoch() {
+            epochs.push(TeamEpoch {
+                epoch: b.epoch,
+                key: b.epoch_key.clone(),
+                id: epoch_id(team, b.epoch, &b.epoch_key),
+                opened_at: e.index,
+            });
+        }
+    }
+    let Some(last) = chain.last() else {
+        return Err(bad("an empty team chain"));
+    };
+    Ok(TeamState {
+        team: team.to_owned(),
+        members,
+        removed,
+        epochs,
+        head: last.link(),
+        changes: chain.len(),
+    })
+}
+
+/// The handles a team's chain names (signers and members): the key histories
+/// [`replay_team`] needs.
+pub fn named_handles(chain: &[ChainEntry]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in chain {
+        if let Payload::Team(c) = &e.entry.payload {
+            for h in [&c.body.signer, &c.body.member] {
+                if !out.contains(h) {
+                    out.push(h.clone());
+                }
+            }
+        }
+    }
+    out
+}
