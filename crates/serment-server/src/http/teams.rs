@@ -24,7 +24,8 @@ use super::documents::version_path;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthDevice, b64_decode, b64_encode};
 use super::log::{AppendedResponse, HistoryResponse, SizeQuery};
-use crate::store::{NewTeamChange, now};
+use crate::store::log_service::NewTeamChange;
+use crate::store::now;
 // The bodies of the team routes, shared with every client (crates/serment-api).
 pub(crate) use serment_api::teams::{
     TeamChangeRequest, TeamKeysResponse, TeamWrapRequest, TeamsResponse,

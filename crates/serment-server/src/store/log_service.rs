@@ -291,3 +291,27 @@ impl LogAppender {
         })
     }
 }
+
+/// A care-team change the HTTP layer checked (its signature, its signer, the replay of the
+/// team's chain with it, PROTOCOL.md §12.4), ready to append.
+#[derive(Debug, Clone)]
+pub(crate) struct NewTeamChange<'a> {
+    /// The team name.
+    pub(crate) team: &'a str,
+    /// The signed change (the log entry's payload).
+    pub(crate) change: &'a [u8],
+    /// The signing device, hex.
+    pub(crate) signer_device: String,
+    /// The index of the chain's head the replay ended at; `None` for a creation.
+    pub(crate) expected_head: Option<u64>,
+    /// The epoch after the change.
+    pub(crate) epoch: u32,
+    /// Its epoch id, hex.
+    pub(crate) epoch_id: String,
+    /// The members after the change: (handle, admin).
+    pub(crate) members: Vec<(String, bool)>,
+    /// The team key wraps to store: (epoch, recipient device hex, bytes).
+    pub(crate) key_wraps: Vec<(u32, String, Vec<u8>)>,
+    /// Server time, seconds since the Unix epoch.
+    pub(crate) now: u64,
+}

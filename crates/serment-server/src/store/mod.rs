@@ -31,9 +31,7 @@ use crate::config::BlobLocation;
 
 pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
-pub(crate) use traits::{
-    DirectoryStore, DocumentStore, LogStore, MetaStore, NewTeamChange, TeamStore,
-};
+pub(crate) use traits::{DirectoryStore, DocumentStore, LogStore, MetaStore};
 
 /// The name of the database file inside the data directory.
 pub(crate) const DB_FILE: &str = "serment.db";

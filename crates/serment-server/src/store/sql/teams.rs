@@ -7,8 +7,8 @@ use serment_core::log::entry::{EntryKind, Subject};
 use sqlx::Row as _;
 
 use super::{Db, conflict_on_unique, to_i64, to_u32, to_u64};
-use crate::store::log_service::LogAppender;
-use crate::store::{NewTeamChange, StoreError, TeamStore};
+use crate::store::log_service::{LogAppender, NewTeamChange};
+use crate::store::{StoreError, traits::TeamStore};
 
 #[async_trait::async_trait]
 impl TeamStore for Db {
