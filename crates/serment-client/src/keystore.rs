@@ -171,6 +171,10 @@ struct PublicState {
     /// is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hybrid_since: Option<u64>,
+    /// Care teams this device verified (PROTOCOL.md §12.4): team name → the head of its chain
+    /// verified last (`<index>:<leaf hash hex>`), which a later chain must still hold.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    teams: BTreeMap<String, String>,
 }
 
 /// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
@@ -462,6 +466,21 @@ impl Keystore {
     pub fn use_classical_device_for_tests(&mut self) {
         self.device = DeviceSecret::generate_classical();
         self.state.hybrid_since = None;
+    }
+
+    /// The head of `team`'s chain this device verified last (PROTOCOL.md §12.4), if any.
+    pub fn team_head(&self, team: &str) -> Option<&str> {
+        self.state.teams.get(team).map(String::as_str)
+    }
+
+    /// Records the head of `team`'s chain just verified (the caller saves).
+    pub fn set_team_head(&mut self, team: &str, head: String) {
+        self.state.teams.insert(team.to_owned(), head);
+    }
+
+    /// The teams this device verified, by name.
+    pub fn team_names(&self) -> Vec<String> {
+        self.state.teams.keys().cloned().collect()
     }
 
     /// Records the log index of the record that first advertised this device's hybrid key.

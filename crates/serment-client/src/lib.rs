@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod keystore;
 pub mod log;
 pub mod log_api;
+pub mod team;
 pub mod transport;
 pub mod vault;
 pub mod witness;

@@ -231,7 +231,7 @@ pub fn verify_proven(cp: &Checkpoint, pe: &ProvenEntry) -> Result<ChainEntry> {
     })
 }
 
-fn parse_head(s: &str) -> Option<PrevLink> {
+pub(crate) fn parse_head(s: &str) -> Option<PrevLink> {
     let (i, h) = s.split_once(':')?;
     let mut leaf_hash = [0u8; 32];
     hex::decode_to_slice(h, &mut leaf_hash).ok()?;
