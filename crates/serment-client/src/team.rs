@@ -226,6 +226,7 @@ impl Session {
             ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sign_change(
         &self,
         name: &str,
