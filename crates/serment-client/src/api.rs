@@ -1,10 +1,12 @@
-//! The HTTP client for the server API (PROTOCOL.md §8), over `ureq`.
+//! The HTTP client for the server API (PROTOCOL.md §8), over any [`HttpTransport`] (the native
+//! one is [`crate::transport::UreqTransport`]).
 //!
 //! Every response is size-capped and parsed strictly; every id and base64 value the server sends is
 //! validated before use. Nothing the server says is trusted for security: the callers in
 //! [`crate::vault`] verify signatures and AEAD tags themselves.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,7 +15,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use serment_core::{DocId, KeyId};
 
 use crate::error::{ClientError, Result};
-use crate::transport::Transport;
+use crate::http::{Body, HttpTransport, Method, Request, Response, read_limited};
+#[cfg(feature = "native")]
+use crate::transport::{Transport, UreqTransport};
 
 /// The longest a JSON call may take end to end, so a server that dribbles bytes cannot stall a
 /// client forever.
@@ -49,19 +53,38 @@ use serment_api::{
 #[derive(Debug, Clone)]
 pub struct Api {
     base: String,
-    pub(crate) agent: ureq::Agent,
+    http: Arc<dyn HttpTransport>,
     token: Option<String>,
     /// The device key that signs every authenticated request (PROTOCOL.md §8.2), set at login.
-    signer: Option<std::sync::Arc<serment_core::httpsig::Signer>>,
+    signer: Option<Arc<serment_core::httpsig::Signer>>,
+    #[cfg(feature = "native")]
     transport: Transport,
 }
 
 impl Api {
+    /// A client for `base` over any transport (the browser's, a test's). `base` is used as
+    /// given (without a trailing `/`): the transport applies its own URL policy.
+    pub fn with_http(base: &str, http: Arc<dyn HttpTransport>) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+            token: None,
+            signer: None,
+            #[cfg(feature = "native")]
+            transport: Transport::default(),
+        }
+    }
+
+    /// The transport this client sends through.
+    pub fn http(&self) -> &Arc<dyn HttpTransport> {
+        &self.http
+    }
     /// A client for `base` (e.g. `https://vault.example.org` or `http://127.0.0.1:7878`) with
     /// the default [`Transport`]: webpki roots, plain HTTP on loopback only.
     ///
     /// # Errors
     /// As [`Api::with_transport`].
+    #[cfg(feature = "native")]
     pub fn new(base: &str) -> Result<Api> {
         Api::with_transport(base, &Transport::default())
     }
@@ -71,32 +94,22 @@ impl Api {
     /// # Errors
     /// [`ClientError::Input`] if the URL is not `http://` or `https://`, or is `http://` to a
     /// host outside loopback without [`Transport::insecure_http`] ([`Transport::check_url`]).
+    #[cfg(feature = "native")]
     pub fn with_transport(base: &str, transport: &Transport) -> Result<Api> {
         let base = base.trim_end_matches('/').to_owned();
         transport.check_url(&base)?;
         // A hostile or stalled server must not hang the client: every read and write has a
         // deadline, and the headers must arrive within two minutes. Blob bodies may take longer
         // in total (gigabytes), but never stall for a minute.
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .tls_config(transport.tls_config()?)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .timeout_per_write(Some(Duration::from_secs(60)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .build()
-            .into();
+        let http = Arc::new(UreqTransport::new(transport)?);
         Ok(Api {
-            base,
-            agent,
-            token: None,
-            signer: None,
             transport: transport.clone(),
+            ..Api::with_http(&base, http)
         })
     }
 
     /// The transport settings this client was built with.
+    #[cfg(feature = "native")]
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
@@ -117,33 +130,31 @@ impl Api {
             .ok_or(ClientError::NotRegistered)
     }
 
-    /// Adds `Authorization`, and the RFC 9421 signature over the method, path, query, token and
-    /// (with a body) `Content-Digest`, to a request for `url` (PROTOCOL.md §8.2). `digest` is
-    /// the body's `Content-Digest` value, sent as a header too.
+    /// The `Authorization` header, and the RFC 9421 signature over the method, path, query,
+    /// token and (with a body) `Content-Digest`, for a request to `url` (PROTOCOL.md §8.2).
+    /// `digest` is the body's `Content-Digest` value, sent as a header too.
     ///
     /// # Errors
     /// [`ClientError::NotRegistered`] before login; [`ClientError::Input`] if the URL does not
     /// parse or the random generator fails.
-    pub(crate) fn authorize<B>(
+    pub(crate) fn auth_headers(
         &self,
-        req: ureq::RequestBuilder<B>,
-        method: &str,
+        method: Method,
         url: &str,
         digest: Option<&str>,
-    ) -> Result<ureq::RequestBuilder<B>> {
+    ) -> Result<Vec<(&'static str, String)>> {
         let authorization = self.auth_header()?;
         let signer = self.signer.as_ref().ok_or(ClientError::NotRegistered)?;
-        let uri: ureq::http::Uri = url
-            .parse()
-            .map_err(|_| ClientError::Input(format!("invalid request URL {url:?}")))?;
+        let (path, query) = split_url(url)
+            .ok_or_else(|| ClientError::Input(format!("invalid request URL {url:?}")))?;
         let nonce =
             serment_core::httpsig::new_nonce().map_err(|e| ClientError::Input(e.to_string()))?;
         let headers = signer
             .sign(
                 &serment_core::httpsig::Request {
-                    method,
-                    path: uri.path(),
-                    query: uri.query(),
+                    method: method.as_str(),
+                    path,
+                    query,
                     authorization: &authorization,
                     content_digest: digest,
                 },
@@ -151,30 +162,34 @@ impl Api {
                 &nonce,
             )
             .map_err(|e| ClientError::Input(e.to_string()))?;
-        let mut req = req
-            .header("authorization", authorization)
-            .header("signature-input", headers.signature_input)
-            .header("signature", headers.signature);
+        let mut out = vec![
+            ("authorization", authorization),
+            ("signature-input", headers.signature_input),
+            ("signature", headers.signature),
+        ];
         if let Some(d) = digest {
-            req = req.header("content-digest", d);
+            out.push(("content-digest", d.to_owned()));
         }
-        Ok(req)
+        Ok(out)
     }
 
-    pub(crate) fn check(
-        resp: ureq::http::Response<ureq::Body>,
-    ) -> Result<ureq::http::Response<ureq::Body>> {
-        let status = resp.status().as_u16();
+    /// Sends one request through the transport; a transport failure names the server.
+    pub(crate) fn send(&self, req: Request<'_>) -> Result<Response> {
+        self.http.send(req).map_err(|e| match e {
+            ClientError::Transport(m) => ClientError::Transport(format!("{}: {m}", self.base)),
+            other => other,
+        })
+    }
+
+    /// A 2xx answer as is; any other status as [`ClientError::Server`] with the server's error
+    /// code and message (PROTOCOL.md §8 error body), or [`ClientError::DeviceRevoked`].
+    pub(crate) fn check(resp: Response) -> Result<Response> {
+        let status = resp.status;
         if (200..300).contains(&status) {
             return Ok(resp);
         }
         let mut resp = resp;
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024)
-            .read_to_vec()
-            .unwrap_or_default();
+        let body = read_limited(&mut resp.body, 64 * 1024).unwrap_or_default();
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(e) => (e.error.code, e.error.message),
             Err(_) => (
@@ -192,31 +207,37 @@ impl Api {
         })
     }
 
-    pub(crate) fn read_json<T: DeserializeOwned>(
-        resp: ureq::http::Response<ureq::Body>,
-    ) -> Result<T> {
+    pub(crate) fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T> {
         let mut resp = Self::check(resp)?;
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_JSON_RESPONSE)
-            .read_to_vec()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let bytes = read_limited(&mut resp.body, MAX_JSON_RESPONSE)?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse(e.to_string()))
     }
 
-    pub(crate) fn get_json<T: DeserializeOwned>(&self, path: &str, auth: bool) -> Result<T> {
+    /// `GET path` with a JSON answer, signed when `auth`, with `extra` headers.
+    pub(crate) fn get_json_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        auth: bool,
+        extra: Vec<(&'static str, String)>,
+    ) -> Result<T> {
         let url = self.url(path);
-        let mut req = self
-            .agent
-            .get(&url)
-            .config()
-            .timeout_per_call(Some(JSON_CALL_TIMEOUT))
-            .build();
-        if auth {
-            req = self.authorize(req, "GET", &url, None)?;
-        }
-        Self::read_json(req.call().map_err(|e| self.unreachable(e))?)
+        let mut headers = if auth {
+            self.auth_headers(Method::Get, &url, None)?
+        } else {
+            Vec::new()
+        };
+        headers.extend(extra);
+        Self::read_json(self.send(Request {
+            method: Method::Get,
+            url: &url,
+            headers,
+            body: Body::Empty,
+            timeout: Some(JSON_CALL_TIMEOUT),
+        })?)
+    }
+
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, path: &str, auth: bool) -> Result<T> {
+        self.get_json_with(path, auth, Vec::new())
     }
 
     pub(crate) fn post_json<T: DeserializeOwned>(
@@ -225,20 +246,30 @@ impl Api {
         body: &impl Serialize,
         auth: bool,
     ) -> Result<T> {
+        Self::read_json(self.post_json_raw(path, body, auth)?)
+    }
+
+    /// `POST path` with a JSON body; the answer unread and unchecked.
+    pub(crate) fn post_json_raw(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        auth: bool,
+    ) -> Result<Response> {
         let url = self.url(path);
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Input(e.to_string()))?;
-        let mut req = self
-            .agent
-            .post(&url)
-            .config()
-            .timeout_per_call(Some(JSON_CALL_TIMEOUT))
-            .build()
-            .header("content-type", "application/json");
+        let mut headers = vec![("content-type", "application/json".to_owned())];
         if auth {
             let digest = serment_core::httpsig::content_digest(&bytes);
-            req = self.authorize(req, "POST", &url, Some(&digest))?;
+            headers.extend(self.auth_headers(Method::Post, &url, Some(&digest))?);
         }
-        Self::read_json(req.send(&bytes[..]).map_err(|e| self.unreachable(e))?)
+        self.send(Request {
+            method: Method::Post,
+            url: &url,
+            headers,
+            body: Body::Bytes(&bytes),
+            timeout: Some(JSON_CALL_TIMEOUT),
+        })
     }
 
     /// `GET /healthz`: returns the server's largest accepted blob, in bytes (`None` if the server
@@ -310,9 +341,7 @@ impl Api {
             return Err(ClientError::BadResponse("invalid token".into()));
         }
         self.token = Some(t.token);
-        self.signer = Some(std::sync::Arc::new(serment_core::httpsig::Signer::new(
-            device,
-        )));
+        self.signer = Some(Arc::new(serment_core::httpsig::Signer::new(device)));
         Ok(())
     }
 
@@ -322,17 +351,18 @@ impl Api {
     /// [`ClientError::Server`] (413 over the limit), [`ClientError::Transport`].
     pub fn upload_blob(&self, body: &mut dyn Read) -> Result<String> {
         let url = self.url("/v1/blobs");
-        let req = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/octet-stream");
+        let mut headers = vec![("content-type", "application/octet-stream".to_owned())];
         // A streamed body's digest is not known before it is sent: the signature covers the
         // request without it, and the blob is bound by its content address instead
         // (PROTOCOL.md §8.2).
-        let resp = self
-            .authorize(req, "POST", &url, None)?
-            .send(ureq::SendBody::from_reader(body))
-            .map_err(|e| self.unreachable(e))?;
+        headers.extend(self.auth_headers(Method::Post, &url, None)?);
+        let resp = self.send(Request {
+            method: Method::Post,
+            url: &url,
+            headers,
+            body: Body::Reader(body),
+            timeout: None,
+        })?;
         let up: BlobResponse = Self::read_json(resp)?;
         check_hex(&up.blob_id, 64, "blob_id")?;
         Ok(up.blob_id)
@@ -347,14 +377,15 @@ impl Api {
     pub fn upload_blob_bytes(&self, bytes: &[u8]) -> Result<String> {
         let url = self.url("/v1/blobs");
         let digest = serment_core::httpsig::content_digest(bytes);
-        let req = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/octet-stream");
-        let resp = self
-            .authorize(req, "POST", &url, Some(&digest))?
-            .send(bytes)
-            .map_err(|e| self.unreachable(e))?;
+        let mut headers = vec![("content-type", "application/octet-stream".to_owned())];
+        headers.extend(self.auth_headers(Method::Post, &url, Some(&digest))?);
+        let resp = self.send(Request {
+            method: Method::Post,
+            url: &url,
+            headers,
+            body: Body::Bytes(bytes),
+            timeout: None,
+        })?;
         let up: BlobResponse = Self::read_json(resp)?;
         let expected = serment_core::httpsig::parse_content_digest(&digest)
             .map(hex::encode)
@@ -441,12 +472,11 @@ impl Api {
         if let Some(n) = size {
             path.push_str(&format!("?size={n}"));
         }
-        let url = self.url(&path);
-        let mut req = self.authorize(self.agent.get(&url), "GET", &url, None)?;
-        if let Some(r) = receipt {
-            req = req.header(RECEIPT_HEADER, b64e(&r.encode()));
-        }
-        let v: VersionResponse = Self::read_json(req.call().map_err(|e| self.unreachable(e))?)?;
+        let extra = receipt
+            .map(|r| (RECEIPT_HEADER, b64e(&r.encode())))
+            .into_iter()
+            .collect();
+        let v: VersionResponse = self.get_json_with(&path, true, extra)?;
         check_hex(&v.author_device, 64, "author_device")?;
         check_hex(&v.blob_id, 64, "blob_id")?;
         let wrap = b64d(
@@ -477,17 +507,20 @@ impl Api {
         receipt: Option<&serment_core::log::entry::Receipt>,
     ) -> Result<impl Read + use<>> {
         let url = self.url(&format!("/v1/documents/{doc_id}/versions/{version}/blob"));
-        let mut req = self.authorize(self.agent.get(&url), "GET", &url, None)?;
+        let mut headers = self.auth_headers(Method::Get, &url, None)?;
         if let Some(r) = receipt {
-            req = req.header(RECEIPT_HEADER, b64e(&r.encode()));
+            headers.push((RECEIPT_HEADER, b64e(&r.encode())));
         }
-        let resp = req.call().map_err(|e| self.unreachable(e))?;
-        let resp = Self::check(resp)?;
+        let resp = Self::check(self.send(Request {
+            method: Method::Get,
+            url: &url,
+            headers,
+            body: Body::Empty,
+            timeout: None,
+        })?)?;
         Ok(resp
-            .into_body()
-            .into_with_config()
-            .limit(serment_core::document::MAX_PADDED_LEN * 2)
-            .reader())
+            .body
+            .take(serment_core::document::MAX_PADDED_LEN.saturating_mul(2)))
     }
 
     /// `POST /v1/documents/{id}/versions/{v}/wraps`: adds recipients (author only).
@@ -530,11 +563,16 @@ pub enum BlobRef<'a> {
     Inline(&'a [u8]),
 }
 
-impl Api {
-    /// A transport failure, naming the server it was for.
-    pub(crate) fn unreachable(&self, e: ureq::Error) -> ClientError {
-        ClientError::Transport(format!("{}: {e}", self.base))
-    }
+/// The path and query of an absolute `http(s)://` URL (what the request signature covers).
+fn split_url(url: &str) -> Option<(&str, Option<&str>)> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let path_and_query = rest.find('/').and_then(|i| rest.get(i..))?;
+    Some(match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    })
 }
 
 pub(crate) fn check_hex(s: &str, len: usize, field: &str) -> Result<()> {

@@ -3,9 +3,13 @@
 //! it forges, alters, reorders or substitutes is detected and reported as a typed error.
 //!
 //! - [`keystore`]: the passphrase-encrypted keystore file (PROTOCOL.md §9);
-//! - [`api`]: the HTTP API (PROTOCOL.md §8); [`transport`]: TLS roots and the plain-HTTP policy;
+//! - [`api`]: the HTTP API (PROTOCOL.md §8), over the transport interface [`http::HttpTransport`];
+//!   [`transport`] (feature `native`): the native transport over ureq, TLS roots and the
+//!   plain-HTTP policy;
 //! - [`contacts`]: trust-on-first-use pinning and key-substitution detection;
-//! - [`vault`]: put, get, share, list and the access history;
+//! - [`vault`]: the session (a keystore connected to its server, its log view);
+//!   [`documents`]: put, get, list and the access history; [`sharing`]: share, rewrap, remove; [`identity_admin`]: device
+//!   upgrade and revocation, identity rotation;
 //! - [`log`], [`log_api`]: the transparency log's checks and routes (PROTOCOL.md §11);
 //! - [`witness`]: a witness that cosigns checkpoints (PROTOCOL.md §11.8).
 
@@ -13,12 +17,17 @@
 
 pub mod api;
 pub mod contacts;
+pub mod documents;
 mod error;
 pub mod fsutil;
+pub mod http;
+pub mod identity_admin;
 pub mod keystore;
 pub mod log;
 pub mod log_api;
+pub mod sharing;
 pub mod team;
+#[cfg(feature = "native")]
 pub mod transport;
 pub mod vault;
 pub mod witness;

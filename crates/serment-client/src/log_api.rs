@@ -135,15 +135,15 @@ impl Api {
     /// # Errors
     /// Server and transport errors.
     pub fn post_cosignature(&self, vkey: &str, size: u64, line: &str) -> Result<()> {
-        let resp = self
-            .agent
-            .post(self.url("/v1/log/cosignatures"))
-            .send_json(CosignatureRequest {
+        let resp = self.post_json_raw(
+            "/v1/log/cosignatures",
+            &CosignatureRequest {
                 vkey: vkey.to_owned(),
                 size,
                 cosignature: line.to_owned(),
-            })
-            .map_err(|e| self.unreachable(e))?;
+            },
+            false,
+        )?;
         Self::check(resp)?;
         Ok(())
     }

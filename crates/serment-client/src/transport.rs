@@ -9,10 +9,12 @@
 //!   would cross the network in clear.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::error::{ClientError, Result};
+use crate::http::{Body, HttpTransport, Method, Request, Response};
 
 /// The largest CA bundle accepted, in bytes (a bundle of a few hundred certificates).
 pub const MAX_CA_PEM: usize = 1024 * 1024;
@@ -89,6 +91,80 @@ impl Transport {
             }
         };
         Ok(TlsConfig::builder().root_certs(roots).build())
+    }
+}
+
+/// The native [`HttpTransport`] over `ureq` (blocking), with rustls and the trust anchors of a
+/// [`Transport`]. Redirects are never followed; a hostile or stalled server cannot hang the
+/// client: connecting takes at most 10 s, every read and write at most 60 s, the headers must
+/// arrive within 120 s, and a request's [`crate::http::Request::timeout`] bounds the whole call.
+#[derive(Debug, Clone)]
+pub struct UreqTransport {
+    agent: ureq::Agent,
+}
+
+impl UreqTransport {
+    /// A transport trusting `settings`' roots.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] if the recorded CA no longer parses.
+    pub fn new(settings: &Transport) -> Result<UreqTransport> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .tls_config(settings.tls_config()?)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_per_write(Some(Duration::from_secs(60)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Ok(UreqTransport { agent })
+    }
+}
+
+impl HttpTransport for UreqTransport {
+    fn send(&self, req: Request<'_>) -> Result<Response> {
+        let err = |e: ureq::Error| ClientError::Transport(e.to_string());
+        let resp = match req.method {
+            Method::Get => {
+                let mut b = self
+                    .agent
+                    .get(req.url)
+                    .config()
+                    .timeout_per_call(req.timeout)
+                    .build();
+                for (k, v) in req.headers {
+                    b = b.header(k, v);
+                }
+                b.call().map_err(err)?
+            }
+            Method::Post => {
+                let mut b = self
+                    .agent
+                    .post(req.url)
+                    .config()
+                    .timeout_per_call(req.timeout)
+                    .build();
+                for (k, v) in req.headers {
+                    b = b.header(k, v);
+                }
+                match req.body {
+                    Body::Empty => b.send_empty(),
+                    Body::Bytes(bytes) => b.send(bytes),
+                    Body::Reader(r) => b.send(ureq::SendBody::from_reader(r)),
+                }
+                .map_err(err)?
+            }
+        };
+        let status = resp.status().as_u16();
+        // No limit here: the caller caps what it reads (`crate::http::read_limited`, or the
+        // sealed format's own bound for blobs).
+        let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        Ok(Response {
+            status,
+            body: Box::new(body),
+        })
     }
 }
 

@@ -334,3 +334,32 @@ fn container_suite_must_match_the_sealed_header() {
         }
     }
 }
+
+#[test]
+fn sealed_len_predicts_the_sealed_size_exactly() {
+    let lab = Party::new(1);
+    let p = Party::new(2);
+    let q = Party::new(3);
+    // Empty, one partial chunk, a chunk boundary, several chunks; the author listed again as a
+    // recipient counts once.
+    for len in [0usize, 1, 1000, CHUNK_SIZE, 3 * CHUNK_SIZE + 17] {
+        for recipients in [
+            vec![p.recipient()],
+            vec![p.recipient(), q.recipient(), lab.recipient()],
+        ] {
+            let data = content(len);
+            let input = || document::SealInput {
+                doc_id: DocId::from_bytes([9; 16]),
+                doc_version: 2,
+                author: &lab.dev,
+                recipients: &recipients,
+                metadata: meta(data.len()),
+            };
+            let predicted = document::sealed_len(&input()).unwrap();
+            let mut blob = Vec::new();
+            let sealed = document::seal(input(), &data[..], &mut blob).unwrap();
+            assert_eq!(predicted, blob.len() as u64, "{len} bytes");
+            assert_eq!(predicted, sealed.sealed_len);
+        }
+    }
+}

@@ -58,6 +58,31 @@ pub struct Sealed {
     pub sealed_len: u64,
 }
 
+/// The exact size in bytes of the sealed document [`seal`] would write for `input`
+/// (PROTOCOL.md §6.1: header, padded chunks with their tags, trailer), computed before sealing
+/// so a client can refuse a document over the server's limit, or choose an inline commit,
+/// without reading the content. The author counts as a recipient, duplicates once.
+///
+/// # Errors
+/// As [`seal`] for the metadata ([`Error::TooLarge`], [`Error::InvalidField`]).
+pub fn sealed_len(input: &SealInput<'_>) -> Result<u64> {
+    let meta_len = input.metadata.to_json()?.len();
+    let padded = padded_len(meta_len, input.metadata.content_length)?;
+    let mut ids: Vec<KeyId> = input.recipients.iter().map(|r| r.device_id).collect();
+    ids.push(input.author.id());
+    ids.sort();
+    ids.dedup();
+    Ok(Header {
+        suite: Suite::CURRENT,
+        doc_id: input.doc_id,
+        doc_version: input.doc_version,
+        author_device: input.author.id(),
+        nonce_prefix: [0; NONCE_PREFIX_LEN],
+        padded_len: padded,
+    }
+    .sealed_len(ids.len()))
+}
+
 /// Seals `content` for the recipients and writes the sealed document to `out` (PROTOCOL.md §6).
 ///
 /// # Errors
