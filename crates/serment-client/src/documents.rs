@@ -165,7 +165,7 @@ impl Session {
                     status: 502..=504, ..
                 },
             ) => {
-                std::thread::sleep(COMMIT_RETRY_DELAY);
+                crate::sleep(COMMIT_RETRY_DELAY);
                 self.api
                     .commit_document(doc_id, doc_version, blob, wraps, log_from)
             }

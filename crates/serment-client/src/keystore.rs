@@ -227,15 +227,27 @@ pub fn decode_payload(payload: &[u8]) -> Result<()> {
 /// An open keystore. `Debug` never shows secrets.
 #[derive(Debug)]
 pub struct Keystore {
-    path: PathBuf,
-    /// The Argon2id-derived file key, kept for the session: a save costs one AES-GCM, not
-    /// another Argon2id run (`serment_core::keystore::DerivedKey`).
-    key: keystore::DerivedKey,
+    store: Store,
     /// The user's identity key.
     pub identity: IdentitySecret,
     /// This device's keys.
     pub device: DeviceSecret,
     state: PublicState,
+}
+
+/// Where [`Keystore::save`] writes.
+#[derive(Debug)]
+enum Store {
+    /// The keystore file, sealed with the passphrase's key.
+    File {
+        path: PathBuf,
+        /// The Argon2id-derived file key, kept for the session: a save costs one AES-GCM, not
+        /// another Argon2id run (`serment_core::keystore::DerivedKey`).
+        key: Box<keystore::DerivedKey>,
+    },
+    /// Nowhere: the caller keeps [`Keystore::payload`] itself (the patient's page, which
+    /// encrypts it with a non-extractable WebCrypto key in IndexedDB).
+    Memory,
 }
 
 impl Keystore {
@@ -270,8 +282,10 @@ impl Keystore {
         let key = keystore::DerivedKey::derive(passphrase.as_bytes(), params)
             .map_err(ClientError::Keystore)?;
         let ks = Keystore {
-            path: path.to_path_buf(),
-            key,
+            store: Store::File {
+                path: path.to_path_buf(),
+                key: Box::new(key),
+            },
             identity: IdentitySecret::generate(),
             // New devices get an X-Wing key from the start (issue 15): no classical wrap to
             // them is ever accepted.
@@ -312,8 +326,43 @@ impl Keystore {
             keystore::open_keyed(passphrase.as_bytes(), &file).map_err(ClientError::Keystore)?;
         let (identity, device, state) = parse_payload(&payload)?;
         Ok(Keystore {
-            path: path.to_path_buf(),
-            key,
+            store: Store::File {
+                path: path.to_path_buf(),
+                key: Box::new(key),
+            },
+            identity,
+            device,
+            state,
+        })
+    }
+
+    /// Opens keystore file bytes (PROTOCOL.md §9) held in memory, e.g. a file the patient
+    /// imported into the page. [`Keystore::save`] then writes nothing: the caller keeps
+    /// [`Keystore::payload`].
+    ///
+    /// # Errors
+    /// [`ClientError::Keystore`] for a file over the size limit, a wrong passphrase, tampering
+    /// or weak KDF parameters (one uniform decryption error).
+    pub fn open_bytes(file: &[u8], passphrase: Zeroizing<String>) -> Result<Keystore> {
+        if file.len() as u64 > MAX_KEYSTORE_LEN {
+            return Err(ClientError::Keystore(serment_core::Error::TooLarge {
+                what: "keystore",
+                limit: MAX_KEYSTORE_LEN,
+            }));
+        }
+        let (payload, _key) =
+            keystore::open_keyed(passphrase.as_bytes(), file).map_err(ClientError::Keystore)?;
+        Keystore::from_payload(&payload)
+    }
+
+    /// A keystore from a decrypted payload ([`Keystore::payload`]), kept in memory.
+    ///
+    /// # Errors
+    /// [`ClientError::Keystore`] for a malformed payload.
+    pub fn from_payload(payload: &[u8]) -> Result<Keystore> {
+        let (identity, device, state) = parse_payload(payload)?;
+        Ok(Keystore {
+            store: Store::Memory,
             identity,
             device,
             state,
@@ -326,6 +375,27 @@ impl Keystore {
     /// # Errors
     /// [`ClientError::Io`], [`ClientError::Keystore`].
     pub fn save(&self) -> Result<()> {
+        let Store::File { path, key } = &self.store else {
+            return Ok(());
+        };
+        let payload = self.payload()?;
+        let file = key.seal(&payload).map_err(ClientError::Keystore)?;
+        write_atomic(path, &file)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(())
+    }
+
+    /// The decrypted keystore payload (PROTOCOL.md §9: the secrets, then the public state as
+    /// JSON), as [`Keystore::save`] seals it. Secret: it is zeroized on drop.
+    ///
+    /// # Errors
+    /// [`ClientError::Keystore`] when the state is over the size limit even without its
+    /// document cache.
+    pub fn payload(&self) -> Result<Zeroizing<Vec<u8>>> {
         let mut json = Zeroizing::new(
             serde_json::to_vec(&self.state).map_err(|e| ClientError::Input(e.to_string()))?,
         );
@@ -358,15 +428,7 @@ impl Keystore {
             w.bytes(h.as_ref());
         }
         w.u32(json.len() as u32).bytes(&json);
-        let payload = Zeroizing::new(w.into_vec());
-        let file = self.key.seal(&payload).map_err(ClientError::Keystore)?;
-        write_atomic(&self.path, &file)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600));
-        }
-        Ok(())
+        Ok(Zeroizing::new(w.into_vec()))
     }
 
     /// The user's handle.

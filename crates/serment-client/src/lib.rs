@@ -34,9 +34,24 @@ pub mod witness;
 
 pub use error::{ClientError, Result};
 
-/// Seconds since the Unix epoch (0 if the clock is before 1970).
+/// Seconds since the Unix epoch (0 if the clock is before 1970). In the browser, `Date.now()`
+/// (through `web-time`; `std`'s clock panics on `wasm32-unknown-unknown`).
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Waits `d` before a retry. In the browser the client runs in a Web Worker, where blocking is
+/// allowed but `std::thread::sleep` is not implemented: it waits on the clock instead.
+pub(crate) fn sleep(d: std::time::Duration) {
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::sleep(d);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let until = web_time::Instant::now() + d;
+        while web_time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
 }

@@ -4,7 +4,9 @@
 //! full `verify-log` audit and checkpoint gossip. Every failure is a hard error.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use serment_core::identity::DeviceRecord;
 use serment_core::log::entry::{AccessWhat, EntryKind, LogEntry, Payload, PrevLink, Subject};
@@ -190,7 +192,7 @@ pub fn sync(api: &Api, ks: &mut Keystore, min_size: u64) -> Result<Checkpoint> {
         match res {
             Ok(s) if s.checkpoint.size >= min_size => return accept_note(api, ks, &note),
             Ok(_) | Err(serment_core::Error::NoQuorum { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(POLL);
+                crate::sleep(POLL);
             }
             Ok(s) => {
                 // Refuse a rollback before reporting the missing entries.

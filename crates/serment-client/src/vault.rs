@@ -29,7 +29,7 @@ pub struct Session {
     /// When the log pin advanced by this session's own commits is written to the keystore.
     pin_save: PinSave,
     /// Since when the keystore holds a pin not yet written (deferred saves only).
-    unsaved_since: Option<std::time::Instant>,
+    unsaved_since: Option<web_time::Instant>,
 }
 
 /// When a session writes the log pin (PROTOCOL.md §11.7) that its own commits advanced to the
@@ -211,7 +211,7 @@ impl Session {
             PinSave::Every(interval) => {
                 let since = *self
                     .unsaved_since
-                    .get_or_insert_with(std::time::Instant::now);
+                    .get_or_insert_with(web_time::Instant::now);
                 if since.elapsed() >= interval {
                     self.flush()?;
                 }

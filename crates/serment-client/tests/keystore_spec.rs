@@ -117,3 +117,42 @@ fn keystore_plaintext_follows_protocol_section_9() {
     }
     assert_eq!(state["handle"], "spec-user");
 }
+
+/// The page's keystore (issue 13 §3): the imported file's bytes open as the file does, a wrong
+/// passphrase is the one uniform error, the payload round-trips, and a keystore held in memory
+/// writes no file.
+#[test]
+fn a_keystore_opened_from_bytes_and_its_payload_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keystore.srmk");
+    let ks = Keystore::create(
+        &path,
+        Zeroizing::new("page passphrase 0123".into()),
+        "patient-page",
+        "Patient",
+        KdfParams::FLOOR,
+    )
+    .unwrap();
+    let file = std::fs::read(&path).unwrap();
+    let opened =
+        Keystore::open_bytes(&file, Zeroizing::new("page passphrase 0123".into())).unwrap();
+    assert_eq!(opened.handle(), "patient-page");
+    assert_eq!(opened.device.id(), ks.device.id());
+    assert_eq!(opened.identity.public_key(), ks.identity.public_key());
+    assert!(matches!(
+        Keystore::open_bytes(&file, Zeroizing::new("wrong passphrase 0123".into())),
+        Err(serment_client::ClientError::Keystore(
+            serment_core::Error::KeystoreDecrypt
+        ))
+    ));
+    let payload = opened.payload().unwrap();
+    let resumed = Keystore::from_payload(&payload).unwrap();
+    assert_eq!(resumed.device.id(), ks.device.id());
+    assert_eq!(*resumed.payload().unwrap(), *payload);
+    // Saving a keystore held in memory touches no file.
+    std::fs::remove_file(&path).unwrap();
+    resumed.save().unwrap();
+    assert!(!path.exists());
+    // A truncated payload is refused.
+    assert!(Keystore::from_payload(&payload[..payload.len() - 1]).is_err());
+}

@@ -47,6 +47,7 @@
 mod bundle;
 mod check;
 mod error;
+mod lab;
 mod nir;
 mod sensitive;
 mod split;
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{MAX_ID_CHARS, is_valid_id};
 pub use error::FhirError;
+pub use lab::{LabReport, LabRow, lab_report};
 pub use nir::{
     NirCheck, OID_INS_NIR, OID_INS_NIR_DEMO, OID_INS_NIR_TEST, check_nir, ins_nir_label, nir_key,
 };
