@@ -27,9 +27,8 @@ use crate::log::{accept_note, check_own_writes, format_head, parse_head, sync, v
 use crate::vault::Session;
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    // The browser's clock on wasm32 (std's panics there).
+    crate::now_secs()
 }
 
 fn team_err(reason: &'static str) -> ClientError {
