@@ -44,6 +44,9 @@ pub(crate) enum Command {
     /// Manage pinned contacts (trust on first use).
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Care teams: membership signed by an admin and logged, one key per epoch (PROTOCOL.md §12).
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// Seal a file for contacts and upload it.
     Put {
         /// The file to seal.
@@ -57,6 +60,10 @@ pub(crate) enum Command {
         /// MIME type (default: guessed from the extension).
         #[arg(long)]
         mime: Option<String>,
+        /// Also share with a care team: one key wrap to the team's current epoch key, after its
+        /// membership chain is verified in the log (PROTOCOL.md §12.3).
+        #[arg(long = "to-team", value_name = "NAME")]
+        to_team: Option<String>,
     },
     /// Download, verify and decrypt a document.
     Get {
@@ -79,8 +86,11 @@ pub(crate) enum Command {
         /// Document id.
         doc: String,
         /// Contact handles (repeatable).
-        #[arg(long = "to", num_args = 1.., required = true)]
+        #[arg(long = "to", num_args = 1.., required_unless_present = "to_team")]
         to: Vec<String>,
+        /// A care team: one key wrap to its current epoch key (PROTOCOL.md §12.3).
+        #[arg(long = "to-team", value_name = "NAME")]
+        to_team: Option<String>,
         /// Version (default: the newest).
         #[arg(long)]
         version: Option<u32>,
@@ -274,6 +284,49 @@ pub(crate) enum KdfCost {
     Default,
     /// 19 MiB, t=2 (OWASP's minimum, the format's floor).
     Floor,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TeamCommand {
+    /// Create a team; you are its first admin.
+    New {
+        /// Team name: 1-64 of [a-z0-9._-] (public, like handles).
+        name: String,
+    },
+    /// Add a contact to a team (admins only); the current epoch key is wrapped to its devices.
+    Add {
+        /// Team name.
+        name: String,
+        /// The contact's handle.
+        handle: String,
+        /// Make the new member an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Remove a member (admins only): a new epoch key, wrapped to the remaining members; new
+    /// documents are unreadable to the removed member.
+    Remove {
+        /// Team name.
+        name: String,
+        /// The member's handle.
+        handle: String,
+    },
+    /// Show a team's membership, verified in the log.
+    Show {
+        /// Team name.
+        name: String,
+    },
+    /// List your teams.
+    List,
+    /// Open a new epoch (admins only); with --rewrap, re-wrap the documents you shared with the
+    /// team to it, so that removed members lose them too.
+    Rotate {
+        /// Team name.
+        name: String,
+        /// Re-wrap the DEKs of your documents shared with the team to the new epoch.
+        #[arg(long)]
+        rewrap: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -225,6 +225,44 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         ),
     );
     c("share", &ok(&lab, &["share", &doc, "--to", "gp-j"]));
+    // Care teams (issue 16): the lab's team with the patient, a document shared with one wrap,
+    // the patient reads it through the team; after the removal a new document is unreadable.
+    c("team new", &ok(&lab, &["team", "new", "cardio-j"]));
+    let added = ok(&lab, &["team", "add", "cardio-j", "patient-j"]);
+    assert_eq!(added["members"].as_array().unwrap().len(), 2, "{added}");
+    c("team add", &added);
+    let shared = ok(&lab, &["share", &doc, "--to-team", "cardio-j"]);
+    assert_eq!(shared["team_epoch"], 1, "{shared}");
+    c("team show", &ok(&patient, &["team", "show", "cardio-j"]));
+    c("team list", &ok(&patient, &["team", "list"]));
+    let removed = ok(&lab, &["team", "remove", "cardio-j", "patient-j"]);
+    assert_eq!(removed["epoch"], 2, "{removed}");
+    c("team remove", &removed);
+    let f2 = root.join("cr2.pdf");
+    std::fs::write(&f2, b"%PDF-1.4 second").unwrap();
+    let put2 = ok(
+        &lab,
+        &["put", f2.to_str().unwrap(), "--to-team", "cardio-j"],
+    );
+    assert_eq!(put2["team_epoch"], 2, "{put2}");
+    let doc2 = put2["doc_id"].as_str().unwrap().to_owned();
+    let (code, denied) = run(
+        &patient,
+        &[
+            "get",
+            &doc2,
+            "-o",
+            root.join("denied.pdf").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        code == 4 || code == 6,
+        "the removed member reads a new document: {denied}"
+    );
+    c(
+        "team rotate",
+        &ok(&lab, &["team", "rotate", "cardio-j", "--rewrap"]),
+    );
     // Every device here is hybrid from the start: nothing to re-wrap, the shape is the contract.
     let rw = ok(&lab, &["rewrap", "--pq", "--all"]);
     assert_eq!(rw["rewrapped"], 0, "{rw}");

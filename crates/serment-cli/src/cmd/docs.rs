@@ -38,6 +38,7 @@ pub(crate) fn put(
     to: &[String],
     title: Option<String>,
     mime: Option<String>,
+    to_team: Option<&str>,
 ) -> CliResult<()> {
     let f = std::fs::File::open(file).map_err(|e| CliError::io(file, e))?;
     let len = f.metadata().map_err(|e| CliError::io(file, e))?.len();
@@ -53,7 +54,12 @@ pub(crate) fn put(
         ..Metadata::default()
     };
     let show_bar = !ctx.json && len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal();
-    let r = if show_bar {
+    let mut team_epoch = None;
+    let r = if let Some(team) = to_team {
+        let (r, epoch) = s.put_to_team(f, meta, to, team)?;
+        team_epoch = Some(epoch);
+        r
+    } else if show_bar {
         let bar = indicatif::ProgressBar::new(len);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{spinner} sealing and uploading [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
@@ -72,7 +78,8 @@ pub(crate) fn put(
         ctx.json,
         &json!({ "doc_id": r.doc_id.to_string(), "doc_version": r.doc_version, "blob_id": r.blob_id,
                  "sealed_bytes": r.sealed_len, "plaintext_bytes": len,
-                 "recipients": r.recipients.iter().map(|k| k.to_string()).collect::<Vec<_>>() }),
+                 "recipients": r.recipients.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                 "team": to_team, "team_epoch": team_epoch }),
         &format!(
             "Sealed {} ({len} bytes -> {} stored) for {} device(s)\n  document: {}",
             file.display(),
@@ -282,10 +289,21 @@ pub(crate) fn rewrap(ctx: &Ctx, pq: bool, all: bool, docs: &[String]) -> CliResu
     Ok(())
 }
 
-pub(crate) fn share(ctx: &Ctx, doc: &str, version: Option<u32>, to: &[String]) -> CliResult<()> {
+pub(crate) fn share(
+    ctx: &Ctx,
+    doc: &str,
+    version: Option<u32>,
+    to: &[String],
+    to_team: Option<&str>,
+) -> CliResult<()> {
     let id = doc_id(doc)?;
     let mut s = ctx.session()?;
-    let devices = match s.share(&id, version, to) {
+    let shared = if to.is_empty() {
+        Ok(Vec::new())
+    } else {
+        s.share(&id, version, to)
+    };
+    let devices = match shared {
         Ok(d) => d,
         // Name the author by handle when this device knows it.
         Err(ClientError::NotAuthor { author_device, .. }) => {
@@ -300,12 +318,25 @@ pub(crate) fn share(ctx: &Ctx, doc: &str, version: Option<u32>, to: &[String]) -
         }
         Err(e) => return Err(e.into()),
     };
+    let team_epoch = match to_team {
+        Some(team) => {
+            let v = match version {
+                Some(v) => v,
+                None => s.latest_version(&id)?,
+            };
+            Some(s.share_to_team(&id, v, team)?.0)
+        }
+        None => None,
+    };
     super::print_rotation_notices(&serment_client::contacts::rotation_notices(&s.ks, to));
     unverified_notice(&s, to);
     emit(
         ctx.json,
-        &json!({ "doc_id": id.to_string(), "shared_with": to, "devices": devices.len() }),
-        &if devices.is_empty() {
+        &json!({ "doc_id": id.to_string(), "shared_with": to, "devices": devices.len(),
+                 "team": to_team, "team_epoch": team_epoch }),
+        &if let (Some(team), Some(e)) = (to_team, team_epoch) {
+            format!("Shared {id} with team {team} (one key wrap, epoch {e})")
+        } else if devices.is_empty() {
             format!("Already shared {id} with {}: nothing to add", to.join(", "))
         } else {
             format!(

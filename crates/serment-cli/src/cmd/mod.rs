@@ -8,6 +8,7 @@ mod id;
 pub(crate) mod log;
 mod offline;
 mod serve;
+mod team;
 mod version;
 
 use std::path::PathBuf;
@@ -45,7 +46,8 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             to,
             title,
             mime,
-        } => docs::put(&ctx, &file, &to, title, mime),
+            to_team,
+        } => docs::put(&ctx, &file, &to, title, mime, to_team.as_deref()),
         Command::Get {
             doc,
             output,
@@ -53,7 +55,13 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             force,
         } => docs::get(&ctx, &doc, version, &output, force),
         Command::Ls => docs::ls(&ctx),
-        Command::Share { doc, to, version } => docs::share(&ctx, &doc, version, &to),
+        Command::Share {
+            doc,
+            to,
+            to_team,
+            version,
+        } => docs::share(&ctx, &doc, version, &to, to_team.as_deref()),
+        Command::Team(c) => team::run(&ctx, c),
         Command::Accesses { doc } => docs::accesses(&ctx, &doc),
         Command::Rewrap { pq, all, docs } => docs::rewrap(&ctx, pq, all, &docs),
         Command::ImportFhir {

@@ -1,0 +1,138 @@
+//! `serment team new|add|remove|show|list|rotate` (issue 16, PROTOCOL.md §12): care teams whose
+//! membership is signed by an admin's device and logged, with one X-Wing key per epoch.
+
+use serde_json::{Value, json};
+use serment_client::team::{TeamChanged, VerifiedTeam};
+
+use super::Ctx;
+use crate::cli::TeamCommand;
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+fn members(t: &VerifiedTeam) -> Value {
+    t.state
+        .members
+        .iter()
+        .map(|m| json!({ "handle": m.handle, "admin": m.admin }))
+        .collect()
+}
+
+fn epoch(t: &VerifiedTeam) -> u32 {
+    t.state.current().map_or(0, |e| e.epoch)
+}
+
+fn changed(ctx: &Ctx, what: &str, c: &TeamChanged, extra: Option<(&str, Value)>) {
+    let t = &c.team;
+    let mut v = json!({
+        "team": t.state.team, "epoch": epoch(t), "members": members(t),
+        "removed": t.state.removed, "log_index": c.log_index, "keys_wrapped": c.keys_wrapped,
+    });
+    if let (Some((k, x)), Some(o)) = (extra, v.as_object_mut()) {
+        o.insert(k.to_owned(), x);
+    }
+    emit(
+        ctx.json,
+        &v,
+        &format!(
+            "Team {}: {what} (epoch {}, {} member(s), key wrapped to {} device(s), log entry {})",
+            t.state.team,
+            epoch(t),
+            t.state.members.len(),
+            c.keys_wrapped,
+            c.log_index
+        ),
+    );
+}
+
+pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
+    let mut s = ctx.session()?;
+    match c {
+        TeamCommand::New { name } => {
+            let r = s.team_new(&name)?;
+            changed(ctx, "created, you are its admin", &r, None);
+        }
+        TeamCommand::Add {
+            name,
+            handle,
+            admin,
+        } => {
+            let r = s.team_add(&name, &handle, admin)?;
+            changed(ctx, &format!("{handle} added"), &r, None);
+        }
+        TeamCommand::Remove { name, handle } => {
+            let r = s.team_remove(&name, &handle)?;
+            changed(
+                ctx,
+                &format!("{handle} removed, new epoch key for the others"),
+                &r,
+                None,
+            );
+        }
+        TeamCommand::Rotate { name, rewrap } => {
+            let r = s.team_rotate(&name)?;
+            let done = if rewrap {
+                s.team_rewrap(&name)?
+            } else {
+                Vec::new()
+            };
+            let list: Value = done
+                .iter()
+                .map(|(d, v)| json!({ "doc_id": d.to_string(), "doc_version": v }))
+                .collect();
+            changed(
+                ctx,
+                &format!("new epoch, {} document version(s) re-wrapped", done.len()),
+                &r,
+                Some(("rewrapped", list)),
+            );
+        }
+        TeamCommand::Show { name } => {
+            let t = s.verify_team(&name)?.ok_or_else(|| {
+                CliError::Client(serment_client::ClientError::Server {
+                    status: 404,
+                    code: "not_found".into(),
+                    message: format!("no team {name}"),
+                })
+            })?;
+            let me = s.ks.handle().to_owned();
+            let mut text = format!(
+                "Team {} (verified in the log: {} change(s), epoch {})\n",
+                t.state.team,
+                t.state.changes,
+                epoch(&t)
+            );
+            for m in &t.state.members {
+                let devices = t.devices.get(&m.handle).map_or(0, Vec::len);
+                text.push_str(&format!(
+                    "  {}{}  {} device(s)\n",
+                    m.handle,
+                    if m.admin { " (admin)" } else { "" },
+                    devices
+                ));
+            }
+            for r in &t.state.removed {
+                text.push_str(&format!("  removed: {r}\n"));
+            }
+            emit(
+                ctx.json,
+                &json!({
+                    "team": t.state.team, "epoch": epoch(&t), "members": members(&t),
+                    "removed": t.state.removed, "changes": t.state.changes,
+                    "head": serment_client::log::format_head(&t.state.head),
+                    "admin": t.state.is_admin(&me),
+                }),
+                text.trim_end(),
+            );
+        }
+        TeamCommand::List => {
+            let teams = s.team_list()?;
+            let text = if teams.is_empty() {
+                "No teams".to_owned()
+            } else {
+                teams.join("\n")
+            };
+            emit(ctx.json, &json!({ "teams": teams }), &text);
+        }
+    }
+    Ok(())
+}
