@@ -123,10 +123,28 @@ fn unsigned_device_used_to_request_keys_gets_nothing_it_can_open() {
     );
 }
 
+/// Closed by issue 16 (PROTOCOL.md §12): the server adds a member to a care team in its own
+/// tables, without an admin's signed, logged change. The sharer's verified view does not hold
+/// the member, and the member's device gets no key that opens the team's wraps.
 #[test]
-#[ignore = "OPEN: care-team membership is not built; needs signed membership changes (issue 6 log entries)"]
 fn unsigned_membership_care_team_member_added_by_the_server() {
-    // Needed: a care team whose membership list is signed by its administrator and logged; the
-    // server adds a member, and a client sharing with the team refuses to wrap for it.
-    panic!("care teams are not built yet");
+    let mut w = World::new();
+    w.lab.team_new("cardio-chu").unwrap();
+    w.lab.team_add("cardio-chu", GP, false).unwrap();
+    let r = w.put(b"{\"team\":1}", "t", &[]);
+    w.lab.share_to_team(&r.doc_id, 1, "cardio-chu").unwrap();
+    let mut mallory = w.h.party("mallory");
+    contacts::add(&mallory.api, &mut mallory.ks, LAB).unwrap();
+    w.h.sql_exec(
+        "INSERT INTO team_members (team, handle, admin) VALUES ('cardio-chu', 'mallory', 1)",
+    );
+    // The server now lists mallory and serves her the team's wrap.
+    assert_eq!(mallory.team_list().unwrap(), vec!["cardio-chu".to_owned()]);
+    let view = w.lab.verify_team("cardio-chu").unwrap().unwrap();
+    assert!(
+        !view.state.is_member("mallory"),
+        "the sharer's verified view"
+    );
+    let e = read_to_file(&w.h, &mut mallory, &r.doc_id, Some(1)).unwrap_err();
+    assert!(matches!(e.exit_code(), 4 | 6), "{e:?}");
 }
