@@ -340,31 +340,24 @@ impl Session {
         let (author, record) = self.author_record(&author_device)?;
         let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Blob)?;
         let blob = self.api.download_blob_with(doc_id, version, Some(&rc))?;
-        let served = WrappedKey::decode(&wrap).map_err(ClientError::Integrity)?;
-        let opened = if served.recipient == self.ks.device.id() {
-            document::open(
-                OpenInput {
-                    device: &self.ks.device,
-                    wrap: &wrap,
-                    author_signing_key: &record.signing_key,
-                    expected: Some((*doc_id, version)),
-                },
-                BufReader::with_capacity(256 * 1024, blob),
-                out,
-            )
-            .map_err(ClientError::Integrity)?
-        } else {
-            // A wrap to a care team this user belongs to (PROTOCOL.md §12.3): opened with the
-            // epoch key, after the team's chain is verified.
-            let device = self.ks.device.clone();
-            let input = OpenInput {
-                device: &device,
-                wrap: &wrap,
-                author_signing_key: &record.signing_key,
-                expected: Some((*doc_id, version)),
-            };
-            self.open_team_wrap(&served, input, blob, out)?.0
+        // A wrap to a care team this user belongs to (PROTOCOL.md §12.3) opens with the epoch
+        // key, once the team's chain is verified; any other wrap is opened as this device's own.
+        let team_key = match WrappedKey::decode(&wrap) {
+            Ok(served) if served.recipient != self.ks.device.id() => self.team_key_for(&served)?,
+            _ => None,
         };
+        let input = OpenInput {
+            device: &self.ks.device,
+            wrap: &wrap,
+            author_signing_key: &record.signing_key,
+            expected: Some((*doc_id, version)),
+        };
+        let blob = BufReader::with_capacity(256 * 1024, blob);
+        let opened = match &team_key {
+            Some((id, secret)) => document::open_for_team(input, id, secret, blob, out),
+            None => document::open(input, blob, out),
+        }
+        .map_err(ClientError::Integrity)?;
         // The document's own checks ran first (their errors are the most precise); no `Ok`
         // without the wrap proven in the log (plaintext in `out` is discarded on error).
         let pe = info

@@ -5,11 +5,11 @@
 //! drops an entry (a removal) is refused.
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Read, Write};
+use std::io::Read;
 
 use serment_api::{AppendedResponse, HistoryResponse, TeamChangeRequest, TeamKeysResponse};
 use serment_api::{TeamWrapRequest, TeamsResponse};
-use serment_core::document::{self, Metadata, OpenInput, Opened};
+use serment_core::document::Metadata;
 use serment_core::identity::DeviceRecord;
 use serment_core::ids::KeyKind;
 use serment_core::log::entry::{AccessWhat, EntryKind, Subject};
@@ -567,38 +567,28 @@ impl Session {
         Ok(done)
     }
 
-    /// Opens a version through a team wrap (PROTOCOL.md §12.3): the wrap's recipient must be an
-    /// epoch of a team whose verified chain holds it, and this device's key for that epoch must
-    /// be the logged key. Returns the team name.
-    pub(crate) fn open_team_wrap(
-        &mut self,
-        w: &WrappedKey,
-        input: OpenInput<'_>,
-        blob: impl Read,
-        out: &mut dyn Write,
-    ) -> Result<(Opened, String)> {
-        let mut candidates = self.team_list()?;
-        candidates.dedup();
+    /// The epoch key that opens a wrap addressed to a team epoch (PROTOCOL.md §12.3): the
+    /// wrap's recipient must be an epoch of a team whose verified chain holds it, and this
+    /// device's key for that epoch must be the logged key. `None` when no team this device can
+    /// verify holds that epoch (the caller then opens the wrap as its own, and fails as before).
+    ///
+    /// # Errors
+    /// Log and integrity errors of [`Session::verify_team`] and [`Session::team_epoch_secret`].
+    pub(crate) fn team_key_for(&mut self, w: &WrappedKey) -> Result<Option<(KeyId, EpochSecret)>> {
+        let candidates = match self.team_list() {
+            Ok(c) => c,
+            Err(_) => self.ks.team_names(),
+        };
         for name in candidates {
-            let Some(team) = self.verify_team(&name)? else {
+            let Ok(Some(team)) = self.verify_team(&name) else {
                 continue;
             };
             let Some(epoch) = team.state.epoch_by_id(&w.recipient).cloned() else {
                 continue;
             };
             let secret = self.team_epoch_secret(&team, &epoch)?;
-            let opened = document::open_for_team(
-                input,
-                &epoch.id,
-                &secret,
-                BufReader::with_capacity(256 * 1024, blob),
-                out,
-            )
-            .map_err(ClientError::Integrity)?;
-            return Ok((opened, name));
+            return Ok(Some((epoch.id, secret)));
         }
-        Err(ClientError::NotShared(
-            "the wrap served is for a team epoch no verified team of this device holds".into(),
-        ))
+        Ok(None)
     }
 }
