@@ -6,11 +6,22 @@
 //!
 //! A commit referencing a pending blob clears its uploader in the same transaction (a trigger,
 //! migration 0005), so "pending" is one indexed column. The collector runs every quarter of the
-//! grace period (at least every 15 s, at most every 5 minutes), 1000 blobs per batch.
+//! grace period (at least every 15 s, at most every 5 minutes), 1000 blobs per batch. Several
+//! instances may collect at once: a blob is marked (tombstone) before its bytes go
+//! ([`Store::collect_pending`]).
+//!
+//! The same task is the maintenance tick of the state shared across instances (issue 11 §4):
+//! every [`MAINTENANCE`] it drops expired request nonces (bounded by `replay_cache_entries`,
+//! [`crate::http::replay`]) and login buckets that have refilled ([`crate::http::throttle`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::throttle::Throttle;
 use crate::store::{Store, StoreError};
+
+/// The period of the maintenance tick (nonces, login buckets).
+const MAINTENANCE: Duration = Duration::from_secs(30);
 
 /// The most blobs one collection deletes before yielding to the next tick.
 const BATCH: u32 = 1000;
@@ -25,14 +36,28 @@ impl Drop for GcTask {
     }
 }
 
-/// Starts the periodic collector over `store` with a grace period of `grace_secs`.
-pub(crate) fn spawn(store: Store, grace_secs: u64) -> GcTask {
+/// Starts the periodic collector over `store` with a grace period of `grace_secs`, and the
+/// maintenance tick (at most `max_nonces` request nonces kept, the buckets of `throttle`).
+pub(crate) fn spawn(
+    store: Store,
+    grace_secs: u64,
+    throttle: Arc<Throttle>,
+    max_nonces: u64,
+) -> GcTask {
     let period = Duration::from_secs((grace_secs / 4).clamp(15, 300));
     let handle = tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut maintenance = tokio::time::interval(MAINTENANCE);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = maintenance.tick() => {
+                    maintain(&store, &throttle, max_nonces).await;
+                    continue;
+                }
+            }
             match collect(&store, crate::store::now(), grace_secs).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
@@ -54,4 +79,15 @@ pub(crate) fn spawn(store: Store, grace_secs: u64) -> GcTask {
 pub(crate) async fn collect(store: &Store, now: u64, grace_secs: u64) -> Result<usize, StoreError> {
     let before = now.saturating_sub(grace_secs);
     store.collect_pending(before, BATCH).await
+}
+
+/// One maintenance tick: expired nonces and refilled login buckets dropped (failures logged,
+/// retried at the next tick).
+async fn maintain(store: &Store, throttle: &Throttle, max_nonces: u64) {
+    if let Err(e) = crate::http::replay::prune(store, crate::store::now(), max_nonces).await {
+        tracing::warn!(error = %e, "request nonces could not be pruned");
+    }
+    if let Err(e) = crate::http::throttle::prune(store, throttle).await {
+        tracing::warn!(error = %e, "login buckets could not be pruned");
+    }
 }

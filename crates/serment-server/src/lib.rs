@@ -105,8 +105,6 @@ pub struct Server {
     tls: Option<TlsConfig>,
     /// Login throttle, shared by every router of this server.
     throttle: Arc<http::throttle::Throttle>,
-    /// Nonces of accepted signed requests (PROTOCOL.md §8.2), shared by every router.
-    replay: Arc<http::replay::ReplayCache>,
 }
 
 impl Server {
@@ -142,7 +140,6 @@ impl Server {
             config.auth_requests_per_minute,
             config.auth_failures_per_minute,
         ));
-        let replay = Arc::new(http::replay::ReplayCache::new(config.replay_cache_entries));
         Ok(Server {
             config: Arc::new(config),
             store,
@@ -150,7 +147,6 @@ impl Server {
             records: Arc::default(),
             tls,
             throttle,
-            replay,
         })
     }
 
@@ -187,7 +183,6 @@ impl Server {
             openapi: self.openapi.clone(),
             records: Arc::clone(&self.records),
             throttle: Arc::clone(&self.throttle),
-            replay: Arc::clone(&self.replay),
         })
     }
 
@@ -216,7 +211,12 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let gc = gc::spawn(self.store.clone(), self.config.pending_upload_grace_secs);
+        let gc = gc::spawn(
+            self.store.clone(),
+            self.config.pending_upload_grace_secs,
+            Arc::clone(&self.throttle),
+            self.config.replay_cache_entries as u64,
+        );
         Ok(RunningServer {
             router: self.router(),
             listener,

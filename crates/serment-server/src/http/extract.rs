@@ -241,9 +241,18 @@ impl FromRequestParts<AppState> for AuthDevice {
             .records
             .verified(&row.record)
             .map_err(|e| ApiError::internal("stored device record does not verify", &e))?;
-        check_request_signature(parts, state, value, &row.device_id, &record.signing_key)?;
+        let device_key = record.device_id();
+        check_request_signature(
+            parts,
+            state,
+            value,
+            &row.device_id,
+            &device_key,
+            &record.signing_key,
+        )
+        .await?;
         Ok(AuthDevice {
-            device_key: record.device_id(),
+            device_key,
             device_id: row.device_id,
             identity_id: row.identity_id,
             signing_key: record.signing_key,
@@ -272,13 +281,15 @@ fn single_header<'a>(parts: &'a Parts, name: &'static str) -> Result<Option<&'a 
 /// §8.2): present, well formed, naming the token's device, covering `content-digest` on a
 /// request with a body (except the streamed `POST /v1/blobs`, whose body is bound by its
 /// content address), verifying under the device's key, `created` within the skew window, and
-/// the nonce never seen before. Every refusal is 401; the nonce is remembered only once the
-/// signature verified, so nobody without the device key can fill the cache.
-fn check_request_signature(
+/// the nonce never seen before by any instance on the database ([`super::replay`]). Every
+/// refusal is 401; the nonce is remembered only once the signature verified, so nobody without
+/// the device key can fill the table.
+async fn check_request_signature(
     parts: &Parts,
     state: &AppState,
     authorization: &str,
     device_id: &str,
+    device_key: &serment_core::KeyId,
     signing_key: &[u8; 32],
 ) -> Result<(), ApiError> {
     use serment_core::httpsig;
@@ -311,10 +322,15 @@ fn check_request_signature(
         &parsed,
     )
     .map_err(|e| ApiError::Unauthorized(e.0))?;
-    state
-        .replay
-        .check(device_id, parsed.nonce(), parsed.created(), now())
-        .map_err(|r| match r {
+    super::replay::check(
+        &state.store,
+        device_key,
+        parsed.nonce(),
+        parsed.created(),
+        now(),
+    )
+    .await?
+    .map_err(|r| match r {
             super::replay::Refusal::Stale => ApiError::Unauthorized(
                 "the signature's created time is too far from the server's clock (over 300 s) \
                  or too old: sign the request again",

@@ -65,8 +65,6 @@ pub(crate) struct AppState {
     pub(crate) records: Arc<RecordCache>,
     /// Login throttle per address and per device (shared by every router of the server).
     pub(crate) throttle: Arc<throttle::Throttle>,
-    /// Nonces of the signed requests accepted within the skew window (PROTOCOL.md §8.2).
-    pub(crate) replay: Arc<replay::ReplayCache>,
 }
 
 /// The OpenAPI 3.1 description of the API.

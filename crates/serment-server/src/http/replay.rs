@@ -1,176 +1,69 @@
-//! The replay cache of signed requests (PROTOCOL.md §8.2): each `(keyid, nonce)` is accepted once.
+//! Replay protection of signed requests (PROTOCOL.md §8.2): each `(keyid, nonce)` is accepted
+//! once, by every instance on the database together (issue 11 §4).
 //!
-//! Bounded in time and size:
-//! - an entry is needed only while its `created` is inside the accepted skew window
-//!   ([`MAX_SKEW_SECS`]); older requests are refused as stale anyway, so entries older than the
-//!   window are dropped;
-//! - at most `capacity` entries (setting `replay_cache_entries`). When full, the entry with the
-//!   oldest `created` is evicted and a **floor** rises to its `created`: from then on a request
-//!   whose `created` is not above the floor is refused as stale. A replay of an evicted nonce is
-//!   thus still refused; an honest client whose request is refused that way signs again with a
-//!   fresh `created`. Nothing is ever accepted twice, whatever the load.
-//!
-//! Entries are keyed by the first 16 bytes of `SHA-256(keyid || 0x00 || nonce)`, so an entry
-//! costs a few dozen bytes whatever the nonce length, and a device cannot collide with another's
-//! nonces.
+//! The nonces live in the metadata store ([`crate::store::GuardStore`]), one row per accepted
+//! pair under a unique key, inserted atomically: a request replayed to another instance meets the
+//! row the first one wrote and is refused with 401. Bounded in time and size:
+//! - a row is needed only while its `created` is inside the accepted skew window
+//!   ([`MAX_SKEW_SECS`]); older requests are refused as stale anyway, so older rows are dropped
+//!   (every [`crate::gc`] maintenance tick, and reused on insert);
+//! - at most `replay_cache_entries` rows remain after each tick. When over, the oldest are
+//!   dropped and a **floor** rises to their `created`: from then on a request whose `created` is
+//!   not above the floor is refused as stale. A replay of a dropped nonce is thus still refused;
+//!   an honest client whose request is refused that way signs again with a fresh `created`.
+//!   Nothing is ever accepted twice, whatever the load.
 
-use std::collections::{BTreeSet, HashSet};
-use std::sync::Mutex;
+use serment_core::KeyId;
 
-use sha2::{Digest as _, Sha256};
+use crate::store::{NonceUse, Store, StoreError};
 
 /// The largest accepted difference between a request's `created` and the server clock, seconds.
 pub(crate) const MAX_SKEW_SECS: u64 = 300;
 
-/// Why a signed request is refused by the cache.
+/// Why a signed request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// `created` is outside the skew window, or not above the eviction floor.
+    /// `created` is outside the skew window, or not above the floor.
     Stale,
-    /// The `(keyid, nonce)` pair was already accepted.
+    /// The `(keyid, nonce)` pair was already accepted (by this instance or another).
     Replayed,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    seen: HashSet<u128>,
-    by_created: BTreeSet<(u64, u128)>,
-    /// Requests with `created <= floor` are stale (set when an unexpired entry is evicted).
-    floor: Option<u64>,
+/// Accepts `(keyid, nonce)` created at `created` (seconds) if it is fresh at `now` and was never
+/// accepted by any instance, and remembers it in the shared store.
+///
+/// # Errors
+/// `Ok(Err(refusal))` for a refused request; `Err` if the store fails.
+pub(crate) async fn check(
+    store: &Store,
+    keyid: &KeyId,
+    nonce: &str,
+    created: u64,
+    now: u64,
+) -> Result<Result<(), Refusal>, StoreError> {
+    if created.abs_diff(now) > MAX_SKEW_SECS {
+        return Ok(Err(Refusal::Stale));
+    }
+    Ok(
+        match store
+            .meta()
+            .use_nonce(keyid, nonce, created, now, MAX_SKEW_SECS)
+            .await?
+        {
+            NonceUse::Fresh => Ok(()),
+            NonceUse::Replayed => Err(Refusal::Replayed),
+            NonceUse::BelowFloor => Err(Refusal::Stale),
+        },
+    )
 }
 
-/// The bounded replay cache.
-#[derive(Debug)]
-pub(crate) struct ReplayCache {
-    capacity: usize,
-    inner: Mutex<Inner>,
-}
-
-impl ReplayCache {
-    /// A cache holding at most `capacity` (at least 1) entries.
-    pub(crate) fn new(capacity: usize) -> ReplayCache {
-        ReplayCache {
-            capacity: capacity.max(1),
-            inner: Mutex::new(Inner::default()),
-        }
-    }
-
-    /// Accepts `(keyid, nonce)` created at `created` (seconds) if it is fresh at `now` and not
-    /// seen before, and remembers it.
-    pub(crate) fn check(
-        &self,
-        keyid: &str,
-        nonce: &str,
-        created: u64,
-        now: u64,
-    ) -> Result<(), Refusal> {
-        if created.abs_diff(now) > MAX_SKEW_SECS {
-            return Err(Refusal::Stale);
-        }
-        let mut h = Sha256::new();
-        h.update(keyid.as_bytes());
-        h.update([0u8]);
-        h.update(nonce.as_bytes());
-        let digest = h.finalize();
-        let mut key = [0u8; 16];
-        key.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
-        let key = u128::from_le_bytes(key);
-
-        // A poisoned lock only means another request panicked while holding it; the sets are
-        // still consistent (every mutation below is a single insert or remove pair).
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.floor.is_some_and(|f| created <= f) {
-            return Err(Refusal::Stale);
-        }
-        if inner.seen.contains(&key) {
-            return Err(Refusal::Replayed);
-        }
-        // Drop entries that can no longer be replayed (their `created` is out of the window).
-        let cutoff = now.saturating_sub(MAX_SKEW_SECS);
-        while let Some(&(c, k)) = inner.by_created.first() {
-            if c >= cutoff {
-                break;
-            }
-            inner.by_created.pop_first();
-            inner.seen.remove(&k);
-        }
-        while inner.seen.len() >= self.capacity {
-            let Some((c, k)) = inner.by_created.pop_first() else {
-                break;
-            };
-            inner.seen.remove(&k);
-            inner.floor = Some(inner.floor.map_or(c, |f| f.max(c)));
-        }
-        if inner.floor.is_some_and(|f| created <= f) {
-            return Err(Refusal::Stale);
-        }
-        inner.seen.insert(key);
-        inner.by_created.insert((created, key));
-        Ok(())
-    }
-
-    /// The number of entries held.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.inner.lock().map(|i| i.seen.len()).unwrap_or(0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_nonce_once_within_the_window() {
-        let c = ReplayCache::new(100);
-        let now = 1_000_000;
-        assert_eq!(c.check("k", "n1", now, now), Ok(()));
-        assert_eq!(c.check("k", "n1", now, now), Err(Refusal::Replayed));
-        // Another device may use the same nonce.
-        assert_eq!(c.check("k2", "n1", now, now), Ok(()));
-        // Skew beyond 300 s either way is stale.
-        assert_eq!(
-            c.check("k", "n2", now - MAX_SKEW_SECS - 1, now),
-            Err(Refusal::Stale)
-        );
-        assert_eq!(
-            c.check("k", "n3", now + MAX_SKEW_SECS + 1, now),
-            Err(Refusal::Stale)
-        );
-        assert_eq!(c.check("k", "n4", now - MAX_SKEW_SECS, now), Ok(()));
-        // Expired entries are dropped; their replays are stale, not accepted.
-        let later = now + MAX_SKEW_SECS + 10;
-        assert_eq!(c.check("k", "n5", later, later), Ok(()));
-        assert_eq!(c.len(), 1);
-        assert_eq!(c.check("k", "n1", now, later), Err(Refusal::Stale));
-    }
-
-    #[test]
-    fn full_cache_raises_a_floor_and_never_accepts_twice() {
-        let c = ReplayCache::new(3);
-        let now = 5_000;
-        for (i, n) in ["a", "b", "c"].iter().enumerate() {
-            assert_eq!(c.check("k", n, now - 10 + i as u64, now), Ok(()));
-        }
-        // Full: "a" (created now-10) is evicted, the floor rises to now-10.
-        assert_eq!(c.check("k", "d", now, now), Ok(()));
-        assert_eq!(c.len(), 3);
-        // Its replay is refused (stale), as is any new request at or below the floor.
-        assert_eq!(c.check("k", "a", now - 10, now), Err(Refusal::Stale));
-        assert_eq!(c.check("k", "e", now - 10, now), Err(Refusal::Stale));
-        // The others are still remembered.
-        for n in ["b", "c", "d"] {
-            let created = match n {
-                "b" => now - 9,
-                "c" => now - 8,
-                _ => now,
-            };
-            assert_eq!(c.check("k", n, created, now), Err(Refusal::Replayed), "{n}");
-        }
-        // Never more than the capacity, under any sequence.
-        for i in 0..1000u64 {
-            let _ = c.check("k", &format!("x{i}"), now + (i % 7), now + 5);
-            assert!(c.len() <= 3);
-        }
-    }
+/// Drops expired nonces and enforces the `max_rows` bound (see the module documentation).
+///
+/// # Errors
+/// [`StoreError`] from the store.
+pub(crate) async fn prune(store: &Store, now: u64, max_rows: u64) -> Result<u64, StoreError> {
+    store
+        .meta()
+        .prune_nonces(now, MAX_SKEW_SECS, max_rows)
+        .await
 }

@@ -10,13 +10,15 @@
 //! A request whose address or device has an empty bucket gets `429 too_many_requests` with
 //! `Retry-After` (RFC 9110 §10.2.3, whole seconds) and is not processed. Each failed login is
 //! logged at WARN with the device id's first 8 hex digits, the peer address and the reason,
-//! never the challenge, signature or token. The bucket tables are bounded ([`MAX_KEYS`]): full
-//! buckets (no state worth keeping) are dropped first, then the least recently used.
+//! never the challenge, signature or token.
+//!
+//! The buckets are rows of the metadata store (issue 11 §4), shared by every instance on the
+//! database; a token is taken by one atomic conditional write, so the budget holds when the
+//! attempts are spread over instances. Buckets that have refilled hold nothing worth keeping
+//! and are dropped by the maintenance tick ([`crate::gc`]): the table holds only the keys seen
+//! in about the last minute.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -26,10 +28,13 @@ use serment_core::KeyId;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::store::{Store, StoreError};
 use crate::transport::client_key;
 
-/// The most keys (addresses and device ids) each bucket table remembers.
-pub(crate) const MAX_KEYS: usize = 65_536;
+/// The bucket every login request takes a token from.
+const REQUESTS: &str = "requests";
+/// The bucket every failed login takes a token from.
+const FAILURES: &str = "failures";
 
 /// What a bucket counts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,113 +43,106 @@ enum Key {
     Device(KeyId),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-/// Token buckets keyed by address or device, `per_minute` tokens deep, refilled at
-/// `per_minute / 60` tokens a second.
-#[derive(Debug)]
-struct Buckets {
-    per_minute: f64,
-    map: HashMap<Key, Bucket>,
-}
-
-impl Buckets {
-    fn new(per_minute: u32) -> Buckets {
-        Buckets {
-            per_minute: f64::from(per_minute),
-            map: HashMap::new(),
-        }
-    }
-
-    fn level(&self, key: &Key, now: Instant) -> f64 {
-        match self.map.get(key) {
-            None => self.per_minute,
-            Some(b) => {
-                let refill =
-                    now.saturating_duration_since(b.last).as_secs_f64() * self.per_minute / 60.0;
-                (b.tokens + refill).min(self.per_minute)
-            }
-        }
-    }
-
-    /// Seconds until every key has a whole token, or `None` if they all have one now.
-    fn wait(&self, keys: &[Key], now: Instant) -> Option<u64> {
-        let worst = keys
-            .iter()
-            .map(|k| self.level(k, now))
-            .fold(f64::INFINITY, f64::min);
-        if worst >= 1.0 {
-            return None;
-        }
-        let secs = ((1.0 - worst) * 60.0 / self.per_minute).ceil();
-        // `secs` is finite and positive: per_minute >= 1 (Config::validate).
-        Some((secs as u64).max(1))
-    }
-
-    fn take(&mut self, keys: &[Key], now: Instant) {
-        for k in keys {
-            let tokens = (self.level(k, now) - 1.0).max(0.0);
-            if !self.map.contains_key(k) && self.map.len() >= MAX_KEYS {
-                self.make_room(now);
-            }
-            self.map.insert(*k, Bucket { tokens, last: now });
-        }
-    }
-
-    /// Drops the buckets that have refilled (they hold nothing), then, if still full, the least
-    /// recently touched one.
-    fn make_room(&mut self, now: Instant) {
-        let per_minute = self.per_minute;
-        self.map.retain(|_, b| {
-            let refill = now.saturating_duration_since(b.last).as_secs_f64() * per_minute / 60.0;
-            b.tokens + refill < per_minute
-        });
-        if self.map.len() >= MAX_KEYS
-            && let Some(oldest) = self.map.iter().min_by_key(|(_, b)| b.last).map(|(k, _)| *k)
-        {
-            self.map.remove(&oldest);
+impl Key {
+    /// The stored key: `ip:<address or /64>` or `device:<hex>`.
+    fn stored(&self) -> String {
+        match self {
+            Key::Ip(ip) => format!("ip:{ip}"),
+            Key::Device(d) => format!("device:{d}"),
         }
     }
 }
 
-/// The login throttle of one server (shared by its routers).
+/// Seconds until a bucket at `level` tokens, refilled at `per_minute / 60` a second, holds a
+/// whole token; `None` if it holds one now.
+fn wait_secs(level: f64, per_minute: u32) -> Option<u64> {
+    if level >= 1.0 {
+        return None;
+    }
+    let secs = ((1.0 - level) * 60.0 / f64::from(per_minute.max(1))).ceil();
+    // `secs` is finite and positive: per_minute >= 1 (Config::validate).
+    Some((secs as u64).max(1))
+}
+
+/// The milliseconds since the Unix epoch (the buckets' clock, shared by the instances).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The login throttle's budgets. The buckets live in the metadata store (issue 11 §4), so the
+/// budget holds for a client spreading its attempts over several instances; stale buckets are
+/// dropped by the maintenance tick ([`prune`]).
 #[derive(Debug)]
 pub(crate) struct Throttle {
-    inner: Mutex<(Buckets, Buckets)>,
+    requests_per_minute: u32,
+    failures_per_minute: u32,
 }
 
 impl Throttle {
     pub(crate) fn new(requests_per_minute: u32, failures_per_minute: u32) -> Throttle {
         Throttle {
-            inner: Mutex::new((
-                Buckets::new(requests_per_minute),
-                Buckets::new(failures_per_minute),
-            )),
+            requests_per_minute,
+            failures_per_minute,
         }
     }
 
-    /// Takes a request token for every key, or says how long to wait.
-    fn admit(&self, keys: &[Key]) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (requests, failures) = &mut *guard;
-        let wait = requests.wait(keys, now).max(failures.wait(keys, now));
-        if let Some(secs) = wait {
-            return Err(secs);
+    /// Takes a request token for every key, or says how long to wait. A key with no failure
+    /// token left refuses the request; then each key's request token is taken by one atomic
+    /// conditional write (a refused request may have taken the token of a key checked before
+    /// the one that refused it: stricter, never looser).
+    async fn admit(&self, store: &Store, keys: &[Key]) -> Result<Result<(), u64>, StoreError> {
+        let now = now_ms();
+        let meta = store.meta();
+        for k in keys {
+            let level = meta
+                .token_level(FAILURES, &k.stored(), self.failures_per_minute, now)
+                .await?;
+            if let Some(secs) = wait_secs(level, self.failures_per_minute) {
+                return Ok(Err(secs));
+            }
         }
-        requests.take(keys, now);
+        for k in keys {
+            let key = k.stored();
+            if !meta
+                .take_token(REQUESTS, &key, self.requests_per_minute, now, true)
+                .await?
+            {
+                let level = meta
+                    .token_level(REQUESTS, &key, self.requests_per_minute, now)
+                    .await?;
+                return Ok(Err(wait_secs(level, self.requests_per_minute).unwrap_or(1)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn failed(&self, store: &Store, keys: &[Key]) -> Result<(), StoreError> {
+        let now = now_ms();
+        for k in keys {
+            store
+                .meta()
+                .take_token(FAILURES, &k.stored(), self.failures_per_minute, now, false)
+                .await?;
+        }
         Ok(())
     }
+}
 
-    fn failed(&self, keys: &[Key]) {
-        let now = Instant::now();
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        guard.1.take(keys, now);
-    }
+/// Drops the buckets that have refilled (the maintenance tick). Returns how many.
+///
+/// # Errors
+/// [`StoreError`] from the store.
+pub(crate) async fn prune(store: &Store, throttle: &Throttle) -> Result<u64, StoreError> {
+    let now = now_ms();
+    let meta = store.meta();
+    Ok(meta
+        .prune_buckets(REQUESTS, throttle.requests_per_minute, now)
+        .await?
+        + meta
+            .prune_buckets(FAILURES, throttle.failures_per_minute, now)
+            .await?)
 }
 
 /// Only `device_id` is read from the login body; the handler parses the whole body again.
@@ -186,7 +184,11 @@ pub(crate) async fn auth_throttle(
         keys.push(Key::Device(d));
     }
     let path = parts.uri.path().to_owned();
-    if let Err(retry_after) = state.throttle.admit(&keys) {
+    let admitted = match state.throttle.admit(&state.store, &keys).await {
+        Ok(a) => a,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Err(retry_after) = admitted {
         tracing::warn!(
             device = %prefix(device.as_ref()),
             peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
@@ -201,7 +203,9 @@ pub(crate) async fn auth_throttle(
         .await;
     let status = resp.status();
     if status.is_client_error() {
-        state.throttle.failed(&keys);
+        if let Err(e) = state.throttle.failed(&state.store, &keys).await {
+            return ApiError::from(e).into_response();
+        }
         tracing::warn!(
             device = %prefix(device.as_ref()),
             peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
@@ -251,37 +255,16 @@ fn too_many(retry_after: u64) -> Response {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn a_bucket_empties_then_refills() {
-        let mut b = Buckets::new(3);
-        let k = [Key::Ip(IpAddr::V4([10, 0, 0, 1].into()))];
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(b.wait(&k, t0), None);
-            b.take(&k, t0);
-        }
-        // Empty: one token comes back after 20 s (3 a minute).
-        assert_eq!(b.wait(&k, t0), Some(20));
-        assert_eq!(b.wait(&k, t0 + Duration::from_secs(10)), Some(10));
-        assert_eq!(b.wait(&k, t0 + Duration::from_secs(20)), None);
-        // Another key is untouched.
-        assert_eq!(
-            b.wait(&[Key::Ip(IpAddr::V4([10, 0, 0, 2].into()))], t0),
-            None
-        );
-    }
-
-    #[test]
-    fn the_table_is_bounded() {
-        let mut b = Buckets::new(1);
-        let t0 = Instant::now();
-        for i in 0..(MAX_KEYS as u32 + 10) {
-            b.take(&[Key::Ip(IpAddr::V4(i.into()))], t0);
-        }
-        assert!(b.map.len() <= MAX_KEYS);
+    fn the_wait_is_the_time_to_a_whole_token() {
+        assert_eq!(wait_secs(1.0, 3), None);
+        assert_eq!(wait_secs(5.0, 3), None);
+        // Empty, 3 a minute: one token in 20 s; half a token left: 10 s.
+        assert_eq!(wait_secs(0.0, 3), Some(20));
+        assert_eq!(wait_secs(0.5, 3), Some(10));
+        // Never 0 while a token is missing.
+        assert_eq!(wait_secs(0.9999, 600), Some(1));
     }
 }

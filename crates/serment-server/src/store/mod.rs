@@ -31,7 +31,7 @@ use crate::config::BlobLocation;
 
 pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
-pub(crate) use traits::{DirectoryStore, DocumentStore, LogStore, MetaStore};
+pub(crate) use traits::{DirectoryStore, DocumentStore, GuardStore, LogStore, MetaStore, NonceUse};
 
 /// The name of the database file inside the data directory.
 pub(crate) const DB_FILE: &str = "serment.db";
@@ -184,11 +184,13 @@ pub(crate) struct RotatedDevice {
 pub(crate) struct Store {
     meta: Arc<dyn MetaStore>,
     blobs: Arc<dyn BlobStore>,
-    /// Uploads hold it shared while they store a blob and record its row; the garbage
-    /// collector holds it exclusively while it deletes a row and its bytes. So the collector
-    /// never deletes bytes an upload of the same bytes has just found in place and recorded.
-    upload_gate: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// How long an upload waits, at most, for the collector to finish deleting the same bytes
+/// (tombstone, bytes, row: normally milliseconds), in steps of [`TOMBSTONE_POLL`].
+const TOMBSTONE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The step of [`TOMBSTONE_WAIT`].
+const TOMBSTONE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A blob's bytes as served: a stream and its length in bytes.
 pub(crate) struct BlobBody {
@@ -249,11 +251,7 @@ impl Store {
 
     /// A store over the given backends.
     pub(crate) fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>) -> Store {
-        Store {
-            meta,
-            blobs,
-            upload_gate: Arc::default(),
-        }
+        Store { meta, blobs }
     }
 
     /// The metadata backend.
@@ -268,6 +266,11 @@ impl Store {
 
     /// Streams an upload into the blob store and records it as a pending upload of `uploader`
     /// (PROTOCOL.md §8.3, issue 10 §2). Returns the blob's id and size in bytes.
+    ///
+    /// The row is recorded (or its age restarted) **before** the staged bytes are made visible,
+    /// and the collector marks a row before it deletes bytes ([`Store::collect_pending`]): so
+    /// no instance deletes bytes this upload found in place. Bytes being deleted by the
+    /// collector are waited for (up to [`TOMBSTONE_WAIT`]), then stored again.
     ///
     /// # Errors
     /// [`UploadError::Blob`] (over `limit`, digest mismatch, body or I/O failure: nothing is
@@ -288,10 +291,16 @@ impl Store {
         let body: ByteStream<String> = Box::pin(body.map(|c| c.map_err(|e| e.to_string())));
         let staged = self.blobs.stage(body, limit, expected).await?;
         let (id, size) = (staged.id().clone(), staged.size());
-        // Held until the row is recorded: the collector cannot delete these bytes in between.
-        let _shared = self.upload_gate.read().await;
+        let deadline = tokio::time::Instant::now() + TOMBSTONE_WAIT;
+        loop {
+            match self.meta.record_blob(&id, size, now, uploader).await {
+                Err(StoreError::Conflict(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(TOMBSTONE_POLL).await;
+                }
+                other => break other?,
+            }
+        }
         staged.commit().await?;
-        self.meta.record_blob(&id, size, now, uploader).await?;
         Ok((id, size))
     }
 
@@ -324,8 +333,11 @@ impl Store {
             .ok_or(UploadError::Blob(BlobError::TooShort))?)
     }
 
-    /// Deletes up to `limit` pending uploads stored before `before` (the garbage collector):
-    /// each row, then its bytes. Returns how many were deleted.
+    /// Deletes up to `limit` pending uploads stored before `before` (the garbage collector),
+    /// by tombstone, safe with several instances on one database and bucket (issue 11 §4):
+    /// marks the row as being deleted (refused if a commit references it), deletes the bytes,
+    /// then the row. A collection interrupted between the steps is resumed by the next one.
+    /// Returns how many were deleted.
     pub(crate) async fn collect_pending(
         &self,
         before: u64,
@@ -334,13 +346,14 @@ impl Store {
         let stale = self.meta.stale_pending_blobs(before, limit).await?;
         let mut deleted = 0;
         for id in stale {
-            let _exclusive = self.upload_gate.write().await;
-            if self.meta.delete_pending_blob(&id, before).await? {
+            if self.meta.mark_blob_deleting(&id, before).await? {
                 self.blobs
                     .remove(&id)
                     .await
                     .map_err(|e| StoreError::Backend(Box::new(e)))?;
-                deleted += 1;
+                if self.meta.forget_deleted_blob(&id).await? {
+                    deleted += 1;
+                }
             }
         }
         Ok(deleted)

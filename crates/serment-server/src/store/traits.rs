@@ -127,9 +127,12 @@ pub(crate) trait DirectoryStore: Send + Sync {
 /// Blob rows, document versions, wraps and accesses (PROTOCOL.md §7, §8.3).
 #[async_trait::async_trait]
 pub(crate) trait DocumentStore: Send + Sync {
-    /// Records an uploaded blob, pending until a commit references it (a no-op if the blob is
-    /// already recorded: committed bytes stay committed, a pending blob stays charged to its
-    /// first uploader).
+    /// Records an uploaded blob, pending until a commit references it, **before** its bytes
+    /// are made visible. A blob already recorded keeps its row: committed bytes stay committed,
+    /// a pending blob stays charged to its first uploader but its age restarts at `now` (so the
+    /// collector cannot delete the bytes this upload is about to find in place).
+    /// [`StoreError::Conflict`] if the blob is being deleted by the collector
+    /// ([`Self::mark_blob_deleting`]): retry once the row is gone.
     async fn record_blob(
         &self,
         blob_id: &BlobId,
@@ -142,13 +145,22 @@ pub(crate) trait DocumentStore: Send + Sync {
     /// bytes (issue 10 §2).
     async fn pending_uploads(&self, device: &str) -> Result<(u64, u64), StoreError>;
 
-    /// Up to `limit` pending uploads stored before `before`, oldest first.
+    /// Up to `limit` pending uploads stored before `before`, oldest first, and the blobs marked
+    /// as being deleted (a collection interrupted by a crash is resumed).
     async fn stale_pending_blobs(&self, before: u64, limit: u32)
     -> Result<Vec<BlobId>, StoreError>;
 
-    /// Deletes the row of a pending upload stored before `before`, if it is still pending and
-    /// that old. Returns whether a row was deleted (then the caller deletes the bytes).
-    async fn delete_pending_blob(&self, blob_id: &BlobId, before: u64) -> Result<bool, StoreError>;
+    /// Marks a pending upload stored before `before` as being deleted (its tombstone), if no
+    /// commit references it; a blob already marked stays marked. Returns whether it is marked
+    /// now: then the caller deletes the bytes, then calls [`Self::forget_deleted_blob`]. From
+    /// the mark on, [`Self::record_blob`] of the same bytes is a [`StoreError::Conflict`] (the
+    /// upload waits for the row to go) and a commit referencing the blob is refused, so no
+    /// instance deletes bytes another one has just referenced (issue 11 §4).
+    async fn mark_blob_deleting(&self, blob_id: &BlobId, before: u64) -> Result<bool, StoreError>;
+
+    /// Deletes the row of a blob marked by [`Self::mark_blob_deleting`] (after its bytes were
+    /// deleted). Returns whether a row was deleted.
+    async fn forget_deleted_blob(&self, blob_id: &BlobId) -> Result<bool, StoreError>;
 
     /// The recorded size of a blob in bytes.
     async fn blob_size(&self, blob_id: &BlobId) -> Result<Option<u64>, StoreError>;
@@ -293,10 +305,85 @@ pub(crate) trait LogStore: Send + Sync {
     async fn log_entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
+/// What the shared nonce table says of a signed request's `(keyid, nonce)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceUse {
+    /// Never seen: now remembered.
+    Fresh,
+    /// Already accepted inside the window (by any instance): a replay.
+    Replayed,
+    /// `created` is not above the floor the table raised when it was full.
+    BelowFloor,
+}
+
+/// The state every instance behind a load balancer must share (issue 11 §4): request-signing
+/// nonces (PROTOCOL.md §8.2) and the login throttle's token buckets (issue 10 §3). Each method is
+/// one atomic statement or a short sequence whose order keeps the guarantee without a
+/// transaction, so neither takes the log lock.
+#[async_trait::async_trait]
+pub(crate) trait GuardStore: Send + Sync {
+    /// Remembers `(key_id, nonce)` of a signed request created at `created` (seconds; the caller
+    /// already checked it is within the skew window of `now`), in one atomic insert whose
+    /// unique key is the pair: a pair already stored with a `created` at or after
+    /// `now - window_secs` is [`NonceUse::Replayed`] (an older row has expired and is reused);
+    /// `created` at or below the floor is [`NonceUse::BelowFloor`].
+    async fn use_nonce(
+        &self,
+        key_id: &KeyId,
+        nonce: &str,
+        created: u64,
+        now: u64,
+        window_secs: u64,
+    ) -> Result<NonceUse, StoreError>;
+
+    /// Drops the nonces created before `now - window_secs`; then, if more than `max_rows`
+    /// remain, raises the floor to the `created` of the newest row beyond the `max_rows` newest
+    /// and drops every row at or below it (their replays are then refused by the floor).
+    /// Returns the number of rows dropped.
+    async fn prune_nonces(
+        &self,
+        now: u64,
+        window_secs: u64,
+        max_rows: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Takes one token from the bucket `bucket` of `key` (capacity `per_minute`, refilled at
+    /// `per_minute / 60` tokens a second, as of `now_ms`, milliseconds since the epoch). With
+    /// `only_if_whole`, takes it only if a whole token is there and returns whether it did (one
+    /// atomic conditional upsert: across instances, never more than the budget); without, the
+    /// bucket goes down to zero at least and the result is `true`.
+    async fn take_token(
+        &self,
+        bucket: &str,
+        key: &str,
+        per_minute: u32,
+        now_ms: u64,
+        only_if_whole: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// The tokens in the bucket `bucket` of `key` at `now_ms` (a full bucket if none is stored).
+    async fn token_level(
+        &self,
+        bucket: &str,
+        key: &str,
+        per_minute: u32,
+        now_ms: u64,
+    ) -> Result<f64, StoreError>;
+
+    /// Drops the buckets of `bucket` that have refilled by `now_ms` (they hold nothing worth
+    /// keeping). Returns how many.
+    async fn prune_buckets(
+        &self,
+        bucket: &str,
+        per_minute: u32,
+        now_ms: u64,
+    ) -> Result<u64, StoreError>;
+}
+
 /// A whole metadata backend.
 #[async_trait::async_trait]
 pub(crate) trait MetaStore:
-    DirectoryStore + DocumentStore + LogStore + TeamStore + std::fmt::Debug
+    DirectoryStore + DocumentStore + LogStore + TeamStore + GuardStore + std::fmt::Debug
 {
     /// Returns once every transaction committed before the call is durable (SQLite: the group
     /// commit's WAL fsync; PostgreSQL: already so at commit). The HTTP layer awaits it before

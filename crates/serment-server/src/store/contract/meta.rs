@@ -502,13 +502,15 @@ pub(crate) async fn pending_uploads(h: &dyn Harness) {
     m.record_blob(&a, 10, 300, "someone-else").await.unwrap();
     assert_eq!(m.pending_uploads(&up).await.unwrap(), (2, 30));
     assert_eq!(m.pending_uploads("someone-else").await.unwrap(), (0, 0));
+    // The second upload of `a` kept its first uploader but restarted its age (300).
+    assert!(m.stale_pending_blobs(150, 10).await.unwrap().is_empty());
     assert_eq!(
-        m.stale_pending_blobs(150, 10).await.unwrap(),
-        vec![a.clone()]
+        m.stale_pending_blobs(350, 10).await.unwrap(),
+        vec![b.clone(), a.clone()]
     );
     assert_eq!(
         m.stale_pending_blobs(250, 1).await.unwrap(),
-        vec![a.clone()]
+        vec![b.clone()]
     );
     // A commit referencing `b` makes it committed: no longer pending, never collected.
     let mut j = job(DocId::random().unwrap(), 1, lab, &[lab.0]);
@@ -516,18 +518,41 @@ pub(crate) async fn pending_uploads(h: &dyn Harness) {
     j.inline = None;
     m.commit_version(j).await.unwrap();
     assert_eq!(m.pending_uploads(&up).await.unwrap(), (1, 10));
-    assert!(!m.delete_pending_blob(&b, 1000).await.unwrap(), "committed");
-    assert!(
-        !m.delete_pending_blob(&a, 50).await.unwrap(),
-        "not stale yet"
-    );
-    assert!(m.delete_pending_blob(&a, 150).await.unwrap());
-    assert!(
-        !m.delete_pending_blob(&a, 150).await.unwrap(),
-        "missing row"
-    );
+    assert!(!m.mark_blob_deleting(&b, 1000).await.unwrap(), "committed");
+    assert!(!m.mark_blob_deleting(&a, 250).await.unwrap(), "not stale yet");
+    assert!(m.mark_blob_deleting(&a, 350).await.unwrap());
+    assert!(m.mark_blob_deleting(&a, 0).await.unwrap(), "stays marked");
+    // Marked: listed for the collector whatever its age, no longer a blob to commit, and an
+    // upload of the same bytes is a conflict until the row is gone.
+    assert_eq!(m.stale_pending_blobs(0, 10).await.unwrap(), vec![a.clone()]);
+    assert!(m.blob_size(&a).await.unwrap().is_none());
+    assert!(matches!(
+        m.record_blob(&a, 10, 400, &up).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut refused = job(DocId::random().unwrap(), 1, lab, &[lab.0]);
+    refused.blob_id = a.clone();
+    refused.inline = None;
+    assert!(matches!(
+        m.commit_version(refused).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(!m.forget_deleted_blob(&b).await.unwrap(), "not marked");
+    assert!(m.forget_deleted_blob(&a).await.unwrap());
+    assert!(!m.forget_deleted_blob(&a).await.unwrap(), "missing row");
     assert!(m.blob_size(&a).await.unwrap().is_none());
     assert_eq!(m.blob_size(&b).await.unwrap(), Some(20));
+    // A commit naming a blob that has no row is refused too (the collector won the race).
+    let mut gone = job(DocId::random().unwrap(), 1, lab, &[lab.0]);
+    gone.blob_id = a.clone();
+    gone.inline = None;
+    assert!(matches!(
+        m.commit_version(gone).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Once the row is gone, the same bytes can be uploaded again.
+    m.record_blob(&a, 10, 500, &up).await.unwrap();
+    assert_eq!(m.blob_size(&a).await.unwrap(), Some(10));
 }
 
 /// Log reads, proofs, cosignatures and the checkpoint compare-and-swap.

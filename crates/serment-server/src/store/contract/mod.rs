@@ -14,7 +14,9 @@ use futures_util::StreamExt as _;
 use serment_core::identity::{DeviceSecret, IdentitySecret};
 use serment_core::{DocId, KeyId};
 
+mod guards;
 mod meta;
+pub(crate) use guards::*;
 pub(crate) use meta::*;
 
 use super::batcher::BatchResult;
@@ -87,7 +89,8 @@ pub(crate) fn job(doc: DocId, v: u32, author: (KeyId, KeyId), to: &[KeyId]) -> C
 macro_rules! meta_contract_tests {
     ($open:path) => {
         meta_contract_tests!(@each $open,
-            challenges, sessions, directory, batch, chain_heads, documents, pending_uploads, log);
+            challenges, sessions, directory, batch, chain_heads, documents, pending_uploads, log,
+            nonces, login_buckets);
     };
     (@each $open:path, $($name:ident),*) => {
         $(

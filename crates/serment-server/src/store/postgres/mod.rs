@@ -32,6 +32,9 @@ mod directory;
 #[path = "../sql/documents.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod documents;
+#[path = "../sql/guards.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod guards;
 #[path = "../sql/log.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod log;

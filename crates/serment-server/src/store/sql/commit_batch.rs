@@ -85,6 +85,22 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
     recipients.sort();
     recipients.dedup();
     let known = known_devices(&mut tx, &recipients).await?;
+    // The blobs referenced, and whether the collector is deleting them (its tombstone is set
+    // under the same log lock, so this read cannot miss one).
+    let mut blob_ids: Vec<String> = jobs.iter().map(|j| j.blob_id.to_string()).collect();
+    blob_ids.sort();
+    blob_ids.dedup();
+    let mut deleting: HashMap<String, bool> = HashMap::new();
+    for r in select_in(
+        &mut tx,
+        "SELECT blob_id, deleting FROM blobs WHERE blob_id",
+        &blob_ids,
+    )
+    .await?
+    {
+        let flag: i64 = r.try_get("deleting")?;
+        deleting.insert(r.try_get("blob_id")?, flag != 0);
+    }
 
     // Each job decided in order, as if committed one after the other.
     let mut decided: Vec<Result<Verdict, StoreError>> = Vec::with_capacity(jobs.len());
@@ -110,6 +126,12 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
                     }
                     _ => Err(StoreError::Conflict("this document version already exists")),
                 }
+            }
+            _ if deleting.get(j.blob_id.as_str()).copied().unwrap_or(j.inline.is_none()) => {
+                Err(StoreError::Conflict(
+                    "the blob was deleted as an upload no commit referenced in time: upload it \
+                     again, then commit",
+                ))
             }
             _ => match j
                 .wraps

@@ -27,18 +27,32 @@ impl DocumentStore for Db {
         uploader: &str,
     ) -> Result<(), StoreError> {
         // Bytes already stored keep their row: a blob some commit references stays committed
-        // (no uploader), a pending one stays charged to its first uploader.
+        // (no uploader), a pending one stays charged to its first uploader, its age restarting
+        // now; one being deleted is left alone (and refused below).
+        let now = to_i64(now)?;
         sqlx::query(
             "INSERT INTO blobs (blob_id, size, created_at, uploader) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (blob_id) DO NOTHING",
+             ON CONFLICT (blob_id) DO UPDATE SET created_at = excluded.created_at \
+             WHERE blobs.uploader IS NOT NULL AND blobs.deleting = 0 \
+             AND blobs.created_at < excluded.created_at",
         )
         .bind(blob_id.as_str())
         .bind(to_i64(size)?)
-        .bind(to_i64(now)?)
+        .bind(now)
         .bind(uploader)
         .execute(&self.writer)
         .await?;
-        Ok(())
+        let deleting: Option<i64> =
+            sqlx::query_scalar("SELECT deleting FROM blobs WHERE blob_id = $1")
+                .bind(blob_id.as_str())
+                .fetch_optional(&self.writer)
+                .await?;
+        match deleting {
+            Some(0) => Ok(()),
+            _ => Err(StoreError::Conflict(
+                "this blob is being deleted (an upload no commit referenced in time): retry",
+            )),
+        }
     }
 
     /// The uploads of `device` that no commit references yet: their number and total size in
@@ -54,15 +68,16 @@ impl DocumentStore for Db {
         Ok((to_u64(n)?, to_u64(bytes)?))
     }
 
-    /// Up to `limit` pending uploads (referenced by no commit) stored before `before` (seconds).
+    /// Up to `limit` pending uploads (referenced by no commit) stored before `before` (seconds),
+    /// and the blobs marked as being deleted, oldest first.
     async fn stale_pending_blobs(
         &self,
         before: u64,
         limit: u32,
     ) -> Result<Vec<BlobId>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT blob_id FROM blobs WHERE uploader IS NOT NULL AND created_at < $1 \
-             ORDER BY created_at LIMIT $2",
+            "SELECT blob_id FROM blobs WHERE uploader IS NOT NULL \
+             AND (created_at < $1 OR deleting = 1) ORDER BY created_at LIMIT $2",
         )
         .bind(to_i64(before)?)
         .bind(i64::from(limit))
@@ -71,15 +86,30 @@ impl DocumentStore for Db {
         Ok(ids.iter().filter_map(|s| BlobId::parse(s)).collect())
     }
 
-    /// Deletes the row of a pending upload stored before `before`, if it is still pending and
-    /// that old. Returns whether a row was deleted (then the caller deletes the file).
-    async fn delete_pending_blob(&self, blob_id: &BlobId, before: u64) -> Result<bool, StoreError> {
+    /// The tombstone: under the log lock, so no commit batch (which holds it too and refuses
+    /// marked blobs) can reference the blob between this check and the mark.
+    async fn mark_blob_deleting(&self, blob_id: &BlobId, before: u64) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
-            "DELETE FROM blobs WHERE blob_id = $1 AND uploader IS NOT NULL AND created_at < $2 \
+            "UPDATE blobs SET deleting = 1 WHERE blob_id = $1 AND uploader IS NOT NULL \
+             AND (deleting = 1 OR created_at < $2) \
              AND NOT EXISTS (SELECT 1 FROM documents WHERE documents.blob_id = blobs.blob_id)",
         )
         .bind(blob_id.as_str())
         .bind(to_i64(before)?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a marked blob's row (its bytes are gone).
+    async fn forget_deleted_blob(&self, blob_id: &BlobId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM blobs WHERE blob_id = $1 AND deleting = 1 \
+             AND NOT EXISTS (SELECT 1 FROM documents WHERE documents.blob_id = blobs.blob_id)",
+        )
+        .bind(blob_id.as_str())
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
@@ -87,7 +117,7 @@ impl DocumentStore for Db {
 
     /// The recorded size of a blob.
     async fn blob_size(&self, blob_id: &BlobId) -> Result<Option<u64>, StoreError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE blob_id = $1")
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE blob_id = $1 AND deleting = 0")
             .bind(blob_id.as_str())
             .fetch_optional(&self.pool)
             .await?;

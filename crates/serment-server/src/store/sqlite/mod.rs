@@ -32,6 +32,9 @@ mod directory;
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod documents;
 pub(crate) mod group_sync;
+#[path = "../sql/guards.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod guards;
 #[path = "../sql/log.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod log;
