@@ -237,6 +237,8 @@ pub(crate) struct ServeArgs {
     pub(crate) max_pending_uploads: Option<u64>,
     #[arg(long, env = "SERMENT_MAX_PENDING_UPLOAD_BYTES", value_name = "BYTES", help = help("max_pending_upload_bytes"))]
     pub(crate) max_pending_upload_bytes: Option<u64>,
+    #[arg(long, env = "SERMENT_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true, help = help("metrics_token"))]
+    pub(crate) metrics_token: Option<String>,
     /// Create a new, empty store when the data directory does not exist or is empty (needed on
     /// the first start unless --data-dir, SERMENT_DATA_DIR or the TOML `data_dir` names it; later
     /// starts need no flag).

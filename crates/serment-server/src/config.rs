@@ -58,7 +58,7 @@ pub const MAX_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const MAX_AUTH_PER_MINUTE: u32 = 1_000_000;
 /// The smallest accepted `replay_cache_entries`.
 pub const MIN_REPLAY_CACHE_ENTRIES: usize = 1024;
-/// The largest accepted `replay_cache_entries` (about 1.5 GiB of memory at most).
+/// The largest accepted `replay_cache_entries` (rows of the nonce table).
 pub const MAX_REPLAY_CACHE_ENTRIES: usize = 16 * 1024 * 1024;
 /// The shortest accepted `pending_upload_grace_secs` (one minute).
 pub const MIN_PENDING_GRACE_SECS: u64 = 60;
@@ -130,9 +130,10 @@ pub struct Config {
     /// this many; then every login request from that address or for that device gets 429 with
     /// `Retry-After` until the budget refills. Default 10.
     pub auth_failures_per_minute: u32,
-    /// Signed requests remembered for replay detection (PROTOCOL.md §8.2): at most this many
-    /// nonces, each for at most the 300 s skew window. Past it the oldest are dropped and requests
-    /// created before them are refused as stale. About 100 bytes each. Default 262 144.
+    /// Signed requests remembered for replay detection (PROTOCOL.md §8.2), in the metadata
+    /// database (shared by every instance on it): at most this many nonces after each
+    /// maintenance tick (30 s), each for at most the 300 s skew window. Past it the oldest are
+    /// dropped and requests created before them are refused as stale. Default 262 144.
     pub replay_cache_entries: usize,
     /// How long an uploaded blob may wait for a commit that references it, in seconds; the
     /// garbage collector then deletes it. Default 86 400 (one day).
@@ -143,6 +144,53 @@ pub struct Config {
     /// Bytes of uploads not yet referenced by a commit that one device may hold; an upload past
     /// it is refused with 429 `pending_quota`. Default 32 GiB.
     pub max_pending_upload_bytes: u64,
+    /// The bearer token that `GET /metrics` requires (Prometheus text format, issue 11 §4).
+    /// Default: none, and `/metrics` answers 404.
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// The shortest accepted `metrics_token`, in characters.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
+/// The longest accepted `metrics_token`, in characters.
+pub const MAX_METRICS_TOKEN_CHARS: usize = 256;
+
+/// A secret bearer token (`metrics_token`): never printed by `Debug`, compared in constant time
+/// (SHA-256 of both sides, then `subtle`), zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// Wraps `token` (checked by [`Config::validate`]: 16 to 256 visible ASCII characters).
+    pub fn new(token: impl Into<String>) -> MetricsToken {
+        MetricsToken(token.into())
+    }
+
+    /// Whether `presented` is this token, in time independent of where they differ.
+    pub(crate) fn matches(&self, presented: &str) -> bool {
+        use sha2::Digest as _;
+        use subtle::ConstantTimeEq as _;
+        let a = sha2::Sha256::digest(self.0.as_bytes());
+        let b = sha2::Sha256::digest(presented.as_bytes());
+        a.as_slice().ct_eq(b.as_slice()).into()
+    }
+
+    fn is_valid(&self) -> bool {
+        (MIN_METRICS_TOKEN_CHARS..=MAX_METRICS_TOKEN_CHARS).contains(&self.0.len())
+            && self.0.bytes().all(|b| b.is_ascii_graphic())
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(<redacted>)")
+    }
+}
+
+impl Drop for MetricsToken {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 impl Default for Config {
@@ -170,6 +218,7 @@ impl Default for Config {
             pending_upload_grace_secs: 86_400,
             max_pending_uploads: 1024,
             max_pending_upload_bytes: 32 * 1024 * 1024 * 1024,
+            metrics_token: None,
         }
     }
 }
@@ -294,6 +343,15 @@ impl Config {
         }
         if let Some(url) = &self.blob_url {
             BlobLocation::parse(url).map_err(|reason| invalid("blob_url", reason))?;
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| !t.is_valid()) {
+            return Err(invalid(
+                "metrics_token",
+                format!(
+                    "must be {MIN_METRICS_TOKEN_CHARS} to {MAX_METRICS_TOKEN_CHARS} visible ASCII \
+                     characters (no spaces)"
+                ),
+            ));
         }
         if let Some(url) = &self.database_url
             && crate::store::DatabaseUrl::parse(url).is_none()

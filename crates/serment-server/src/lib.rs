@@ -28,6 +28,7 @@ pub mod config;
 mod gc;
 mod http;
 mod store;
+mod telemetry;
 pub mod tls;
 mod transport;
 
@@ -134,6 +135,7 @@ impl Server {
         )
         .await
         .map_err(|e| ServerError::Storage(Box::new(e)))?;
+        telemetry::get();
         let openapi = http::openapi_document().map_err(|e| ServerError::Storage(Box::new(e)))?;
         tracing::info!(data_dir = %config.data_dir.display(), "data directory opened");
         let throttle = Arc::new(http::throttle::Throttle::new(

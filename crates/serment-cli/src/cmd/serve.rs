@@ -100,6 +100,9 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
     );
     set(&mut c.max_pending_uploads, a.max_pending_uploads);
     set(&mut c.max_pending_upload_bytes, a.max_pending_upload_bytes);
+    if let Some(t) = a.metrics_token {
+        c.metrics_token = Some(serment_server::config::MetricsToken::new(t));
+    }
 }
 
 /// True when `dir` does not exist or is an empty directory: opening it would create a new store.

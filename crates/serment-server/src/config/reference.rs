@@ -78,6 +78,9 @@ impl Setting {
             }
             "max_pending_uploads" => "at least 1".into(),
             "max_pending_upload_bytes" => format!("at least {MIN_BLOB_BYTES}"),
+            "metrics_token" => format!(
+                "{MIN_METRICS_TOKEN_CHARS} to {MAX_METRICS_TOKEN_CHARS} visible ASCII characters"
+            ),
             _ => String::new(),
         }
     }
@@ -178,7 +181,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "replay_cache_entries",
         unit: "entries",
-        doc: "Signed requests remembered for replay detection (PROTOCOL.md §8.2.1): each `(keyid, nonce)` for as long as its `created` is inside the 300 s window, at most this many (about 100 bytes each). When full, the oldest is dropped and requests created before it are refused as stale (the client signs again); nothing is ever accepted twice.",
+        doc: "Signed requests remembered for replay detection (PROTOCOL.md §8.2.1), in the metadata database so that every instance on it refuses a replay: each `(keyid, nonce)` for as long as its `created` is inside the 300 s window, at most this many rows after each 30 s maintenance tick. Past it, the oldest are dropped and requests created before them are refused as stale (the client signs again); nothing is ever accepted twice.",
     },
     Setting {
         key: "pending_upload_grace_secs",
@@ -194,6 +197,11 @@ pub const SETTINGS: &[Setting] = &[
         key: "max_pending_upload_bytes",
         unit: "bytes",
         doc: "Bytes of uploads that no commit references yet one device may hold, checked against the declared `Content-Length` of the next upload; past it, `429 pending_quota`.",
+    },
+    Setting {
+        key: "metrics_token",
+        unit: "secret",
+        doc: "Turns on `GET /metrics` (Prometheus text format): requests by route template and status, latency, commit batch sizes, log size, database pool use, blob bytes. Metrics reveal traffic patterns, so the scraper must send `Authorization: Bearer <token>` (compared in constant time; 401 otherwise). Unset: `/metrics` answers 404. Prefer the variable or a TOML file readable by the server only: a flag shows in the process list.",
     },
 ];
 

@@ -331,14 +331,14 @@ async fn check_request_signature(
     )
     .await?
     .map_err(|r| match r {
-            super::replay::Refusal::Stale => ApiError::Unauthorized(
-                "the signature's created time is too far from the server's clock (over 300 s) \
+        super::replay::Refusal::Stale => ApiError::Unauthorized(
+            "the signature's created time is too far from the server's clock (over 300 s) \
                  or too old: sign the request again",
-            ),
-            super::replay::Refusal::Replayed => {
-                ApiError::Unauthorized("the signature's nonce was already used (a replay)")
-            }
-        })
+        ),
+        super::replay::Refusal::Replayed => {
+            ApiError::Unauthorized("the signature's nonce was already used (a replay)")
+        }
+    })
 }
 
 /// Checks a JSON request's `Content-Digest` (RFC 9530, `sha-256` only) against its body, which

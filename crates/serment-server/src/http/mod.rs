@@ -16,6 +16,7 @@
 //! | `POST /v1/documents/{doc_id}/versions/{v}/wraps` | [`documents::add_wraps`] |
 //! | `GET /v1/documents/{doc_id}/accesses` | [`documents::accesses`] |
 //! | `GET /`, `/assets/{app.js,style.css,icon.svg}` | [`web`]: the patient's page |
+//! | `GET /metrics` | [`crate::telemetry::metrics`]: Prometheus metrics, behind `metrics_token` |
 //!
 //! JSON routes sit behind `tower_http`'s `RequestBodyLimitLayer` (`max_json_bytes`); the blob
 //! upload enforces `max_blob_bytes` itself while streaming.
@@ -217,6 +218,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/documents/{doc_id}/versions/{v}/team-wraps",
             post(teams::add_team_wrap),
         )
+        .route("/metrics", get(crate::telemetry::metrics))
         // Inside the body limit: the digest check buffers at most `max_json_bytes`.
         .layer(axum::middleware::from_fn(extract::content_digest))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a
@@ -236,6 +238,8 @@ pub(crate) fn router(state: AppState) -> Router {
             std::time::Duration::from_secs(state.config.body_idle_timeout_secs),
         ))
         .layer(TraceLayer::new_for_http())
+        // Outermost: counts every answer, the limit and timeout layers' included.
+        .layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
 }
 

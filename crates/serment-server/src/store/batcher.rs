@@ -153,6 +153,9 @@ async fn run<W: BatchWriter>(writer: W, mut rx: mpsc::Receiver<(CommitJob, Reply
         }
         let (jobs, replies): (Vec<CommitJob>, Vec<Reply>) = batch.into_iter().unzip();
         let n = jobs.len();
+        if let Some(t) = crate::telemetry::get() {
+            t.batch_jobs.observe(n as f64);
+        }
         match isolated(&writer, jobs).await {
             (_, Ok(results)) => {
                 for (reply, r) in replies.into_iter().zip(results) {

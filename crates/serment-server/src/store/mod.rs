@@ -31,7 +31,9 @@ use crate::config::BlobLocation;
 
 pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
-pub(crate) use traits::{DirectoryStore, DocumentStore, GuardStore, LogStore, MetaStore, NonceUse};
+pub(crate) use traits::{
+    DirectoryStore, DocumentStore, GuardStore, LogStore, MetaStore, NonceUse, PoolUse,
+};
 
 /// The name of the database file inside the data directory.
 pub(crate) const DB_FILE: &str = "serment.db";
@@ -300,7 +302,11 @@ impl Store {
                 other => break other?,
             }
         }
-        staged.commit().await?;
+        if staged.commit().await?
+            && let Some(t) = crate::telemetry::get()
+        {
+            t.upload_bytes.inc_by(size);
+        }
         Ok((id, size))
     }
 

@@ -392,6 +392,23 @@ pub(crate) trait MetaStore:
 
     /// Closes every connection (after the server stopped).
     async fn close(&self);
+
+    /// This instance's connection pools, for `/metrics`.
+    fn pool_use(&self) -> PoolUse;
+
+    /// The bytes of every recorded blob (inline or in the blob store), for `/metrics`.
+    async fn blob_bytes(&self) -> Result<u64, StoreError>;
+}
+
+/// The connections of an instance's pools (summed over its pools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolUse {
+    /// Open connections.
+    pub(crate) size: u32,
+    /// Open connections not in use.
+    pub(crate) idle: u32,
+    /// The most connections the pools may open.
+    pub(crate) max: u32,
 }
 
 /// Care teams (PROTOCOL.md §12): changes appended to the log with the membership rows they

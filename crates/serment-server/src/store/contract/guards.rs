@@ -15,14 +15,19 @@ pub(crate) async fn nonces(h: &dyn Harness) {
     let m = h.meta();
     let (k1, k2) = (KeyId::from_bytes([1; 32]), KeyId::from_bytes([2; 32]));
     let now = 1_000_000;
-    assert_eq!(m.use_nonce(&k1, "n1", now, now, WINDOW).await.unwrap(), NonceUse::Fresh);
+    assert_eq!(
+        m.use_nonce(&k1, "n1", now, now, WINDOW).await.unwrap(),
+        NonceUse::Fresh
+    );
     assert_eq!(
         m.use_nonce(&k1, "n1", now, now, WINDOW).await.unwrap(),
         NonceUse::Replayed,
         "a conflict on (key id, nonce) is a replay"
     );
     assert_eq!(
-        m.use_nonce(&k1, "n1", now - 5, now + 10, WINDOW).await.unwrap(),
+        m.use_nonce(&k1, "n1", now - 5, now + 10, WINDOW)
+            .await
+            .unwrap(),
         NonceUse::Replayed,
         "whatever created the replay claims"
     );
@@ -34,7 +39,9 @@ pub(crate) async fn nonces(h: &dyn Harness) {
     for i in 0..5u64 {
         let n = format!("m{i}");
         assert_eq!(
-            m.use_nonce(&k1, &n, now + i, now + i, WINDOW).await.unwrap(),
+            m.use_nonce(&k1, &n, now + i, now + i, WINDOW)
+                .await
+                .unwrap(),
             NonceUse::Fresh
         );
     }
@@ -62,25 +69,35 @@ pub(crate) async fn nonces(h: &dyn Harness) {
     // `m2` was dropped: its replay is refused by the floor, as is any request created at or
     // below it; the rows kept still refuse their replays.
     assert_eq!(
-        m.use_nonce(&k1, "m2", now + 2, later, WINDOW).await.unwrap(),
+        m.use_nonce(&k1, "m2", now + 2, later, WINDOW)
+            .await
+            .unwrap(),
         NonceUse::BelowFloor
     );
     assert_eq!(
-        m.use_nonce(&k1, "fresh", now + 2, later, WINDOW).await.unwrap(),
+        m.use_nonce(&k1, "fresh", now + 2, later, WINDOW)
+            .await
+            .unwrap(),
         NonceUse::BelowFloor
     );
     assert_eq!(
-        m.use_nonce(&k1, "m4", now + 4, later, WINDOW).await.unwrap(),
+        m.use_nonce(&k1, "m4", now + 4, later, WINDOW)
+            .await
+            .unwrap(),
         NonceUse::Replayed
     );
     assert_eq!(
-        m.use_nonce(&k1, "fresh", later, later, WINDOW).await.unwrap(),
+        m.use_nonce(&k1, "fresh", later, later, WINDOW)
+            .await
+            .unwrap(),
         NonceUse::Fresh
     );
     // The floor never goes down.
     m.prune_nonces(later, WINDOW, 1000).await.unwrap();
     assert_eq!(
-        m.use_nonce(&k1, "m3", now + 3, later, WINDOW).await.unwrap(),
+        m.use_nonce(&k1, "m3", now + 3, later, WINDOW)
+            .await
+            .unwrap(),
         NonceUse::BelowFloor
     );
 }
@@ -100,22 +117,45 @@ pub(crate) async fn login_buckets(h: &dyn Harness) {
     );
     assert!(m.token_level("requests", "ip:a", 3, t0).await.unwrap() < 1.0);
     // 3 a minute: a whole token is back after 20 s, not before.
-    assert!(!m.take_token("requests", "ip:a", 3, t0 + 19_000, true).await.unwrap());
-    assert!(m.take_token("requests", "ip:a", 3, t0 + 20_500, true).await.unwrap());
+    assert!(
+        !m.take_token("requests", "ip:a", 3, t0 + 19_000, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        m.take_token("requests", "ip:a", 3, t0 + 20_500, true)
+            .await
+            .unwrap()
+    );
     // Other keys and buckets are untouched.
     assert_eq!(m.token_level("requests", "ip:b", 3, t0).await.unwrap(), 3.0);
     assert_eq!(m.token_level("failures", "ip:a", 3, t0).await.unwrap(), 3.0);
     // Unconditional takes (failures) bottom out at zero.
     for _ in 0..5 {
-        assert!(m.take_token("failures", "ip:a", 3, t0, false).await.unwrap());
+        assert!(
+            m.take_token("failures", "ip:a", 3, t0, false)
+                .await
+                .unwrap()
+        );
     }
     assert_eq!(m.token_level("failures", "ip:a", 3, t0).await.unwrap(), 0.0);
     // A clock behind the stored one refills nothing.
-    assert_eq!(m.token_level("failures", "ip:a", 3, t0 - 60_000).await.unwrap(), 0.0);
+    assert_eq!(
+        m.token_level("failures", "ip:a", 3, t0 - 60_000)
+            .await
+            .unwrap(),
+        0.0
+    );
     // Pruning: nothing has refilled at t0 + 1 s; everything has a minute later.
     assert_eq!(m.prune_buckets("failures", 3, t0 + 1_000).await.unwrap(), 0);
     assert_eq!(h.count("login_buckets").await, 2);
-    assert_eq!(m.prune_buckets("failures", 3, t0 + 61_000).await.unwrap(), 1);
-    assert_eq!(m.prune_buckets("requests", 3, t0 + 81_000).await.unwrap(), 1);
+    assert_eq!(
+        m.prune_buckets("failures", 3, t0 + 61_000).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        m.prune_buckets("requests", 3, t0 + 81_000).await.unwrap(),
+        1
+    );
     assert_eq!(h.count("login_buckets").await, 0);
 }

@@ -519,7 +519,10 @@ pub(crate) async fn pending_uploads(h: &dyn Harness) {
     m.commit_version(j).await.unwrap();
     assert_eq!(m.pending_uploads(&up).await.unwrap(), (1, 10));
     assert!(!m.mark_blob_deleting(&b, 1000).await.unwrap(), "committed");
-    assert!(!m.mark_blob_deleting(&a, 250).await.unwrap(), "not stale yet");
+    assert!(
+        !m.mark_blob_deleting(&a, 250).await.unwrap(),
+        "not stale yet"
+    );
     assert!(m.mark_blob_deleting(&a, 350).await.unwrap());
     assert!(m.mark_blob_deleting(&a, 0).await.unwrap(), "stays marked");
     // Marked: listed for the collector whatever its age, no longer a blob to commit, and an

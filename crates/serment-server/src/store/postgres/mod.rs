@@ -167,6 +167,21 @@ impl MetaStore for Db {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    fn pool_use(&self) -> crate::store::PoolUse {
+        crate::store::PoolUse {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    async fn blob_bytes(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(n)
+    }
 }
 
 #[cfg(test)]

@@ -127,7 +127,11 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
                     _ => Err(StoreError::Conflict("this document version already exists")),
                 }
             }
-            _ if deleting.get(j.blob_id.as_str()).copied().unwrap_or(j.inline.is_none()) => {
+            _ if deleting
+                .get(j.blob_id.as_str())
+                .copied()
+                .unwrap_or(j.inline.is_none()) =>
+            {
                 Err(StoreError::Conflict(
                     "the blob was deleted as an upload no commit referenced in time: upload it \
                      again, then commit",

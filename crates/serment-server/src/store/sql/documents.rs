@@ -117,10 +117,11 @@ impl DocumentStore for Db {
 
     /// The recorded size of a blob.
     async fn blob_size(&self, blob_id: &BlobId) -> Result<Option<u64>, StoreError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE blob_id = $1 AND deleting = 0")
-            .bind(blob_id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM blobs WHERE blob_id = $1 AND deleting = 0")
+                .bind(blob_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         size.map(to_u64).transpose()
     }
 

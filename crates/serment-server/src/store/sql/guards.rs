@@ -11,6 +11,7 @@
 //!   when a burst is spread over instances.
 
 use serment_core::KeyId;
+use sqlx::AssertSqlSafe;
 
 use super::{Db, to_i64, to_u64};
 use crate::store::{GuardStore, NonceUse, StoreError};
@@ -122,7 +123,8 @@ impl GuardStore for Db {
                  ELSE login_buckets.at_ms END"
             )
         };
-        let done = sqlx::query(&sql)
+        // Only LEVEL, a constant, is interpolated; values are bound.
+        let done = sqlx::query(AssertSqlSafe(sql))
             .bind(bucket)
             .bind(key)
             .bind((cap - 1.0).max(0.0))

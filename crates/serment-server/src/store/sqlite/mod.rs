@@ -173,6 +173,23 @@ impl MetaStore for Db {
         self.writer.close().await;
         self.pool.close().await;
     }
+
+    fn pool_use(&self) -> crate::store::PoolUse {
+        let idle = |p: &Pool| u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
+        crate::store::PoolUse {
+            size: self.pool.size() + self.writer.size(),
+            idle: idle(&self.pool).saturating_add(idle(&self.writer)),
+            max: self.pool.options().get_max_connections()
+                + self.writer.options().get_max_connections(),
+        }
+    }
+
+    async fn blob_bytes(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(n)
+    }
 }
 
 #[cfg(test)]
