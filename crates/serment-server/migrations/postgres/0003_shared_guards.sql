@@ -1,4 +1,4 @@
--- Issue 11 §4: the state every instance must share (see sqlite 0008_shared_guards.sql).
+-- Issue 11 §4: the state every instance must share (see sqlite 0009_shared_guards.sql).
 CREATE TABLE request_nonces (
     key_id  TEXT   NOT NULL,
     nonce   TEXT   NOT NULL,
