@@ -1,8 +1,9 @@
 //! Issue 13 §4: the patient's page in real Chromium. Starts `serment serve` over TLS (a
 //! self-signed certificate for 127.0.0.1) and runs `node --test` in `tests/browser/`
 //! (playwright-core driving Debian's `/usr/bin/chromium`): headers, SRI, the script runs, no
-//! request leaves the origin, a tampered asset is refused. The screenshot is kept in
-//! `target/browser-artifacts/`.
+//! request leaves the origin, a tampered asset is refused (`page.test.mjs`); and the patient's
+//! flows (`patient.test.mjs`): log in, list, open a FHIR report, the access timeline, a tampered
+//! blob. The screenshots are kept in `target/browser-artifacts/`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `tests/browser/node_modules` (`npm ci` there); `.ci/run`
 //! installs them. Without them the test says what is missing and passes, except with `CI=true`,
@@ -32,17 +33,32 @@ fn missing(what: &str) {
     eprintln!("SKIPPED browser tests: {what}; `.ci/run` installs Chromium and playwright-core");
 }
 
+/// What the browser tests need and is missing, if anything.
+fn browser_missing(dir: &Path) -> Option<String> {
+    if !Path::new("/usr/bin/chromium").is_file() {
+        return Some("/usr/bin/chromium is not installed (apt-get install chromium)".into());
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        return Some("tests/browser/node_modules is missing (npm ci in tests/browser)".into());
+    }
+    None
+}
+
+/// Where the screenshots are kept: `$CARGO_TARGET_DIR/browser-artifacts`.
+fn artifacts_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("browser-artifacts")
+}
+
 #[test]
 fn the_page_in_chromium() {
     let dir = root().join("tests/browser");
-    if !Path::new("/usr/bin/chromium").is_file() {
-        return missing("/usr/bin/chromium is not installed (apt-get install chromium)");
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return missing("node is not installed");
-    }
-    if !dir.join("node_modules/playwright-core").is_dir() {
-        return missing("tests/browser/node_modules is missing (npm ci in tests/browser)");
+    if let Some(m) = browser_missing(&dir) {
+        return missing(&m);
     }
     let tmp = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
@@ -59,9 +75,7 @@ fn the_page_in_chromium() {
         ],
     );
     assert!(server.url.starts_with("https://"), "{}", server.url);
-    let artifacts = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root().join("target"), PathBuf::from)
-        .join("browser-artifacts");
+    let artifacts = artifacts_dir();
     let out = Command::new("node")
         .args(["--test", "page.test.mjs"])
         .current_dir(&dir)
@@ -78,4 +92,122 @@ fn the_page_in_chromium() {
     );
     assert!(stdout.contains("# pass 2"), "{stdout}");
     assert!(artifacts.join("page-login.png").is_file());
+}
+
+/// A private CA (`ca.pem`) and a server certificate it issued for `127.0.0.1` (`server.pem`,
+/// `server.key`), written to `dir`: the CLI trusts the CA; Chromium is told to ignore it.
+fn write_private_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "browser test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+/// The patient's flows in Chromium (issue 13 §3-§4): a lab imports a FHIR bundle for the
+/// patient and sends a large file whose stored blob is then tampered with on the server's disk;
+/// `patient.test.mjs` logs in with the patient's keystore file and passphrase, checks the list
+/// (every document verified in the browser but the tampered one), opens the lipid panel and
+/// compares its table with the bundle, reads the access timeline, opens the tampered document
+/// (an integrity error, no content), checks the keys at rest and the network log.
+#[test]
+fn the_patient_reads_results_in_chromium() {
+    let dir = root().join("tests/browser");
+    if let Some(m) = browser_missing(&dir) {
+        return missing(&m);
+    }
+    let Some(fhir) = shared_fhir() else {
+        return;
+    };
+    let bundle = fhir.join("Liz_Conn_27c911c6-f045-4ffa-af5d-6eba57ac94b2.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    write_private_pki(t);
+    let data = t.join("data");
+    let server = ServerProc::start(
+        &data,
+        &[
+            "--tls-cert",
+            t.join("server.pem").to_str().unwrap(),
+            "--tls-key",
+            t.join("server.key").to_str().unwrap(),
+        ],
+    );
+    let ca = t.join("ca.pem");
+    let (lab, patient) = (t.join("lab"), t.join("patient"));
+    ok(&lab, &["id", "new", "--name", "labo-web"]);
+    ok(&patient, &["id", "new", "--name", "patient-web"]);
+    for home in [&lab, &patient] {
+        ok(
+            home,
+            &[
+                "--ca-cert",
+                ca.to_str().unwrap(),
+                "register",
+                "--server",
+                &server.url,
+            ],
+        );
+    }
+    ok(&lab, &["contact", "add", "patient-web"]);
+    ok(&patient, &["contact", "add", "labo-web"]);
+    let imported = ok(
+        &lab,
+        &[
+            "import-fhir",
+            bundle.to_str().unwrap(),
+            "--to",
+            "patient-web",
+        ],
+    );
+    let fhir_docs = imported["documents"].as_array().unwrap().len();
+    assert!(fhir_docs >= 2, "{imported}");
+    // A document too large to be stored inline: a blob file, one byte of which is flipped.
+    let big = t.join("compte-rendu.bin");
+    std::fs::write(&big, vec![0x5a; 400_000]).unwrap();
+    let put = ok(&lab, &["put", big.to_str().unwrap(), "--to", "patient-web"]);
+    let blob = files_under(&data.join("blobs"))
+        .into_iter()
+        .find(|p| p.ends_with(put["blob_id"].as_str().unwrap()))
+        .expect("the large document is a blob file");
+    let mut b = std::fs::read(&blob).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    std::fs::write(&blob, b).unwrap();
+
+    let artifacts = artifacts_dir();
+    let out = Command::new("node")
+        .args(["--test", "patient.test.mjs"])
+        .current_dir(&dir)
+        .env("SERMENT_URL", &server.url)
+        .env("SERMENT_ARTIFACTS", &artifacts)
+        .env("SERMENT_KEYSTORE", patient.join("keystore.srmk"))
+        .env("SERMENT_PASSPHRASE", PASS)
+        .env("SERMENT_FHIR_BUNDLE", &bundle)
+        .env("SERMENT_TAMPERED_DOC", put["doc_id"].as_str().unwrap())
+        .env("SERMENT_DOCUMENTS", (fhir_docs + 1).to_string())
+        .output()
+        .unwrap();
+    server.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node --test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("# pass 1"), "{stdout}");
+    for png in ["page-list.png", "page-report.png", "page-integrity.png"] {
+        assert!(artifacts.join(png).is_file(), "{png}");
+    }
 }

@@ -51,6 +51,9 @@ async fn the_page_carries_the_csp_and_the_other_headers() {
         ("/", "text/html; charset=utf-8"),
         ("/assets/app.js", "text/javascript; charset=utf-8"),
         ("/assets/style.css", "text/css; charset=utf-8"),
+        ("/assets/worker.js", "text/javascript; charset=utf-8"),
+        ("/assets/serment_wasm.js", "text/javascript; charset=utf-8"),
+        ("/assets/serment_wasm_bg.wasm", "application/wasm"),
     ] {
         let (s, h, body) = fetch(&srv, path).await;
         assert_eq!(s, StatusCode::OK, "{path}");
@@ -89,6 +92,15 @@ async fn every_asset_has_an_sri_digest_of_the_bytes_served() {
         );
     }
     assert!(!html.contains("{{"), "a placeholder was left: {html}");
+    // The worker fetches the WebAssembly module with the SRI digest of the bytes served.
+    let (_, _, wasm) = fetch(&srv, "/assets/serment_wasm_bg.wasm").await;
+    let (_, _, worker) = fetch(&srv, "/assets/worker.js").await;
+    let worker = String::from_utf8(worker).unwrap();
+    assert!(
+        worker.contains(&format!("integrity: '{}'", sri(&wasm))),
+        "{worker}"
+    );
+    assert!(!worker.contains("{{"), "a placeholder was left: {worker}");
 }
 
 #[tokio::test]
@@ -117,7 +129,13 @@ async fn no_inline_script_and_no_other_origin() {
             "inline event handler on{name}"
         );
     }
-    for path in ["/", "/assets/app.js", "/assets/style.css"] {
+    for path in [
+        "/",
+        "/assets/app.js",
+        "/assets/style.css",
+        "/assets/worker.js",
+        "/assets/serment_wasm.js",
+    ] {
         let (_, _, body) = fetch(&srv, path).await;
         let text = String::from_utf8(body).unwrap();
         for scheme in ["http://", "https://", "//cdn", "wss://"] {

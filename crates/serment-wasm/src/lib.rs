@@ -1,6 +1,8 @@
-//! Serment's core checks compiled to WebAssembly for the patient's page (issue 13 §2).
+//! Serment's client core compiled to WebAssembly for the patient's page (issue 13 §2-§3).
 //!
-//! Today it exposes the checks of the test vectors (`tests/vectors/`, PROTOCOL.md §10), so that
+//! - `client` (wasm32 only): `serment-client`'s session, unchanged, over the browser's transport
+//!   (a synchronous `XMLHttpRequest` in a Web Worker), exported to `web/worker.js`;
+//! - the checks of the test vectors (`tests/vectors/`, PROTOCOL.md §10), so that
 //! the browser build is proven to give the same verdicts as the native one: [`vectors::run`]
 //! natively, and `check_vectors` (a wasm-bindgen export taking and returning JSON) on wasm32.
 //! The test `wasm_vectors` builds this crate for `wasm32-unknown-unknown`, runs it under Node.js
@@ -10,6 +12,9 @@
 //! wasm32 (RustCrypto's `aes-gcm` instead of `ring`, PROTOCOL.md §2.1).
 
 pub mod vectors;
+
+#[cfg(target_arch = "wasm32")]
+pub mod client;
 
 /// The JavaScript exports (wasm32 only).
 #[cfg(target_arch = "wasm32")]

@@ -6,7 +6,14 @@
 //! - `Referrer-Policy: no-referrer`, `Permissions-Policy` ([`PERMISSIONS_POLICY`]) denying every
 //!   powerful feature, `X-Content-Type-Options: nosniff`;
 //! - Subresource Integrity (W3C SRI, SHA-384) on every script and stylesheet the page loads,
-//!   computed from the embedded bytes when the router is built.
+//!   computed from the embedded bytes when the router is built, and on the WebAssembly module
+//!   the worker fetches. The worker script and the wasm-bindgen glue it imports cannot carry an
+//!   `integrity` attribute (module workers and static imports have none); all are same-origin
+//!   and covered by the bundle hash (PROTOCOL.md §11.3).
+//!
+//! The bundle: `index.html`, `app.js`, `style.css`, `icon.svg`, `worker.js` and `pkg/` (the
+//! Rust client core compiled to WebAssembly by `tools/build-web.sh`: `serment_wasm.js`,
+//! `serment_wasm_bg.wasm`), all embedded.
 //!
 //! The page has no inline script and names no other origin (`tests/web.rs` checks both).
 
@@ -30,6 +37,9 @@ pub(crate) const PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), geoloc
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &[u8] = include_bytes!("../../web/app.js");
+const WORKER_JS: &str = include_str!("../../web/worker.js");
+const WASM_JS: &[u8] = include_bytes!("../../web/pkg/serment_wasm.js");
+const WASM: &[u8] = include_bytes!("../../web/pkg/serment_wasm_bg.wasm");
 const STYLE_CSS: &[u8] = include_bytes!("../../web/style.css");
 const ICON_SVG: &[u8] = include_bytes!("../../web/icon.svg");
 
@@ -37,6 +47,7 @@ const ICON_SVG: &[u8] = include_bytes!("../../web/icon.svg");
 #[derive(Debug)]
 pub(crate) struct Page {
     index: String,
+    worker: String,
 }
 
 /// The W3C SRI value of `bytes`: `sha384-<base64 of SHA-384>`.
@@ -53,17 +64,22 @@ impl Page {
             index: INDEX
                 .replace("{{APP_JS_SRI}}", &sri(APP_JS))
                 .replace("{{STYLE_CSS_SRI}}", &sri(STYLE_CSS)),
+            worker: WORKER_JS.replace("{{WASM_SRI}}", &sri(WASM)),
         }
     }
 }
 
-/// The page's routes: `/`, `/assets/app.js`, `/assets/style.css`, `/assets/icon.svg`.
+/// The page's routes: `/`, `/assets/app.js`, `/assets/style.css`, `/assets/icon.svg`,
+/// `/assets/worker.js`, `/assets/serment_wasm.js`, `/assets/serment_wasm_bg.wasm`.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/assets/app.js", get(app_js))
         .route("/assets/style.css", get(style_css))
         .route("/assets/icon.svg", get(icon_svg))
+        .route("/assets/worker.js", get(worker_js))
+        .route("/assets/serment_wasm.js", get(wasm_js))
+        .route("/assets/serment_wasm_bg.wasm", get(wasm))
         .with_state(Arc::new(Page::build()))
 }
 
@@ -102,4 +118,16 @@ async fn style_css() -> Response {
 
 async fn icon_svg() -> Response {
     with_headers("image/svg+xml", ICON_SVG)
+}
+
+async fn worker_js(State(page): State<Arc<Page>>) -> Response {
+    with_headers("text/javascript; charset=utf-8", page.worker.clone())
+}
+
+async fn wasm_js() -> Response {
+    with_headers("text/javascript; charset=utf-8", WASM_JS)
+}
+
+async fn wasm() -> Response {
+    with_headers("application/wasm", WASM)
 }

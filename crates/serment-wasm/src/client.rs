@@ -1,0 +1,252 @@
+//! The patient's page's client (issue 13 §2-§3): `serment-client`'s session, unchanged, driven
+//! by the browser's transport. It runs in a Web Worker (`web/worker.js`): the transport is a
+//! synchronous same-origin `XMLHttpRequest`, which browsers allow in workers, so every check of
+//! the CLI (log key pin, consistency and inclusion proofs, key histories, signatures, AEAD,
+//! audit with receipts) runs here as it does natively.
+//!
+//! What differs from the native transport: TLS and the origin are the browser's (the page is
+//! served by the server it talks to, so the origin is the server); the browser follows
+//! redirects by itself (a redirect can only reach this origin: the CSP's `connect-src 'self'`);
+//! there is no streaming upload (the page only reads).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serment_client::ClientError;
+use serment_client::api::Api;
+use serment_client::http::{Body, HttpTransport, Request, Response};
+use serment_client::keystore::Keystore;
+use serment_client::vault::Session;
+use serment_core::DocId;
+use wasm_bindgen::prelude::*;
+use web_sys::{XmlHttpRequest, XmlHttpRequestResponseType};
+use zeroize::Zeroizing;
+
+/// The browser's [`HttpTransport`]: one synchronous `XMLHttpRequest` per exchange (workers only).
+#[derive(Debug)]
+struct XhrTransport;
+
+fn js_err(what: &str, v: &JsValue) -> ClientError {
+    ClientError::Transport(format!(
+        "{what}: {}",
+        v.as_string()
+            .or_else(|| js_sys::Error::from(v.clone()).message().as_string())
+            .unwrap_or_else(|| "browser error".into())
+    ))
+}
+
+impl HttpTransport for XhrTransport {
+    fn send(&self, req: Request<'_>) -> Result<Response, ClientError> {
+        let xhr = XmlHttpRequest::new().map_err(|e| js_err("XMLHttpRequest", &e))?;
+        xhr.open_with_async(req.method.as_str(), req.url, false)
+            .map_err(|e| js_err("open", &e))?;
+        xhr.set_response_type(XmlHttpRequestResponseType::Arraybuffer);
+        for (k, v) in &req.headers {
+            xhr.set_request_header(k, v)
+                .map_err(|e| js_err("header", &e))?;
+        }
+        let sent = match req.body {
+            Body::Empty => xhr.send(),
+            Body::Bytes(b) => xhr.send_with_opt_u8_array(Some(b)),
+            Body::Reader(r) => {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v)
+                    .map_err(|e| ClientError::Transport(e.to_string()))?;
+                xhr.send_with_opt_u8_array(Some(&v))
+            }
+        };
+        sent.map_err(|e| js_err("send", &e))?;
+        let status = xhr.status().map_err(|e| js_err("status", &e))?;
+        if status == 0 {
+            return Err(ClientError::Transport("network error".into()));
+        }
+        let buf = xhr.response().map_err(|e| js_err("response", &e))?;
+        let bytes = if buf.is_null() || buf.is_undefined() {
+            Vec::new()
+        } else {
+            js_sys::Uint8Array::new(&buf).to_vec()
+        };
+        Ok(Response {
+            status,
+            body: Box::new(std::io::Cursor::new(bytes)),
+        })
+    }
+}
+
+/// A document opened (or refused) in this session.
+struct Opened {
+    info: serde_json::Value,
+    content: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// The page's session: a keystore connected to the server that served the page.
+#[wasm_bindgen]
+pub struct Client {
+    session: Session,
+    opened: BTreeMap<(String, u32), Opened>,
+}
+
+fn js(e: ClientError) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn parse_doc(doc_id: &str) -> Result<DocId, JsError> {
+    DocId::from_hex(doc_id).map_err(|_| JsError::new("invalid document id"))
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// Opens a keystore file (the `.srmk` the CLI writes, PROTOCOL.md §9) with its passphrase
+    /// and connects to `origin`: the log key is checked against the keystore's pin, then the
+    /// device logs in.
+    ///
+    /// # Errors
+    /// A wrong passphrase or a damaged file (one uniform message), a changed log key, transport
+    /// and server errors.
+    pub fn login(origin: &str, keystore: &[u8], passphrase: String) -> Result<Client, JsError> {
+        let ks = Keystore::open_bytes(keystore, Zeroizing::new(passphrase)).map_err(js)?;
+        Client::connect(origin, ks)
+    }
+
+    /// Reconnects with a keystore payload saved by [`Client::payload`] (the page keeps it
+    /// encrypted under its non-extractable WebCrypto key).
+    ///
+    /// # Errors
+    /// As [`Client::login`].
+    pub fn resume(origin: &str, payload: &[u8]) -> Result<Client, JsError> {
+        let ks = Keystore::from_payload(payload).map_err(js)?;
+        Client::connect(origin, ks)
+    }
+
+    fn connect(origin: &str, ks: Keystore) -> Result<Client, JsError> {
+        let api = Api::with_http(origin, Arc::new(XhrTransport));
+        let session = Session::connect_over(ks, api).map_err(js)?;
+        Ok(Client {
+            session,
+            opened: BTreeMap::new(),
+        })
+    }
+
+    /// The user's handle.
+    pub fn handle(&self) -> String {
+        self.session.ks.handle().to_owned()
+    }
+
+    /// The keystore payload (secrets and pins, PROTOCOL.md §9), for the page to keep encrypted.
+    /// Pins advance with every operation: the page saves it after each.
+    ///
+    /// # Errors
+    /// When the keystore state cannot be encoded.
+    pub fn payload(&self) -> Result<Vec<u8>, JsError> {
+        self.session.ks.payload().map(|p| p.to_vec()).map_err(js)
+    }
+
+    /// The documents this device can read, newest version of each, each opened and verified:
+    /// a JSON array of `{doc_id, version, title, author, created_at, mime_type, verified, error}`.
+    ///
+    /// # Errors
+    /// When the listing itself fails (server, transport, a listing the log contradicts).
+    pub fn documents(&mut self) -> Result<String, JsError> {
+        let mut newest: BTreeMap<String, (u32, u64)> = BTreeMap::new();
+        for d in self.session.list().map_err(js)? {
+            let e = newest.entry(d.doc_id.clone()).or_insert((0, 0));
+            if d.doc_version > e.0 {
+                *e = (d.doc_version, d.created_at);
+            }
+        }
+        let mut out = Vec::new();
+        for (doc_id, (version, created_at)) in newest {
+            self.open_cached(&doc_id, version)?;
+            let info = self
+                .opened
+                .get(&(doc_id.clone(), version))
+                .map(|o| o.info.clone())
+                .unwrap_or_default();
+            out.push(serde_json::json!({
+                "doc_id": doc_id,
+                "version": version,
+                "title": info.get("title"),
+                "author": info.get("author"),
+                "created_at": created_at,
+                "mime_type": info.get("mime_type"),
+                "verified": info.get("ok").and_then(serde_json::Value::as_bool).unwrap_or(false),
+                "error": info.get("error"),
+            }));
+        }
+        Ok(serde_json::Value::Array(out).to_string())
+    }
+
+    /// Opens one version (verified, decrypted): JSON `{ok: true, title, author, created_at,
+    /// mime_type, filename, lab}` (`lab`: the FHIR lab table, `serment_fhir::LabReport`, for a
+    /// FHIR document), or `{ok: false, error}` when any check fails, with no content.
+    ///
+    /// # Errors
+    /// An invalid document id.
+    pub fn open(&mut self, doc_id: &str, version: u32) -> Result<String, JsError> {
+        self.open_cached(doc_id, version)?;
+        Ok(self
+            .opened
+            .get(&(doc_id.to_owned(), version))
+            .map(|o| o.info.to_string())
+            .unwrap_or_default())
+    }
+
+    /// The verified content of an opened version.
+    ///
+    /// # Errors
+    /// When the version was not opened, or failed its checks.
+    pub fn content(&self, doc_id: &str, version: u32) -> Result<Vec<u8>, JsError> {
+        self.opened
+            .get(&(doc_id.to_owned(), version))
+            .and_then(|o| o.content.as_ref())
+            .map(|c| c.to_vec())
+            .ok_or_else(|| JsError::new("no verified content for this document"))
+    }
+
+    /// The access history of a document, each entry proven in the log (PROTOCOL.md §11.6):
+    /// a JSON array of `serment_client::log::AuditLine`, oldest first, accesses without a
+    /// receipt included and flagged (`receipted: false`).
+    ///
+    /// # Errors
+    /// Anything in the log that does not check out.
+    pub fn timeline(&mut self, doc_id: &str) -> Result<String, JsError> {
+        let doc = parse_doc(doc_id)?;
+        let lines = self.session.audit(&doc).map_err(js)?;
+        serde_json::to_string(&lines).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    fn open_cached(&mut self, doc_id: &str, version: u32) -> Result<(), JsError> {
+        let key = (doc_id.to_owned(), version);
+        if self.opened.contains_key(&key) {
+            return Ok(());
+        }
+        let doc = parse_doc(doc_id)?;
+        let mut out = Zeroizing::new(Vec::new());
+        let opened = match self.session.get(&doc, Some(version), &mut *out) {
+            Ok(got) => {
+                let m = &got.opened.metadata;
+                let fhir = m.mime_type.as_deref() == Some("application/fhir+json");
+                let lab = fhir.then(|| serment_fhir::lab_report(&out).ok()).flatten();
+                Opened {
+                    info: serde_json::json!({
+                        "ok": true,
+                        "title": m.title,
+                        "author": got.author,
+                        "created": m.created,
+                        "mime_type": m.mime_type,
+                        "filename": m.file_name,
+                        "lab": lab,
+                    }),
+                    content: Some(out),
+                }
+            }
+            // Bytes written before a failed check are discarded with `out`.
+            Err(e) => Opened {
+                info: serde_json::json!({ "ok": false, "error": e.to_string() }),
+                content: None,
+            },
+        };
+        self.opened.insert(key, opened);
+        Ok(())
+    }
+}

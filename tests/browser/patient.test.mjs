@@ -1,0 +1,123 @@
+// Issue 13 §4: the patient's flows in real Chromium, against a `serment serve` over TLS with a
+// lab and a patient set up by crates/serment-cli/tests/browser.rs (the_patient_reads_results_in_
+// chromium), which passes the patient's keystore file and passphrase, the FHIR bundle the lab
+// imported, and the id of a document whose blob it tampered with on the server's disk.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  assert.ok(v, `${k} is not set`);
+  return v;
+};
+const artifacts = process.env.SERMENT_ARTIFACTS ?? 'artifacts';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update'];
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; " +
+  "frame-ancestors 'none'; base-uri 'none'";
+
+// The expected table, read from the bundle itself (not from the page's code): the report's
+// result Observations, in order, with their values and units.
+function expectedReport(bundlePath, title) {
+  const b = JSON.parse(readFileSync(bundlePath, 'utf8'));
+  const byUrl = new Map(b.entry.map((e) => [e.fullUrl, e.resource]));
+  const dr = b.entry.map((e) => e.resource)
+    .find((r) => r.resourceType === 'DiagnosticReport' && r.code.text === title);
+  assert.ok(dr, `no DiagnosticReport ${title} in the bundle`);
+  return dr.result.map((ref) => {
+    const o = byUrl.get(ref.reference);
+    return { test: o.code.text, value: String(o.valueQuantity.value), unit: o.valueQuantity.unit };
+  });
+}
+
+test('log in, list, open a FHIR report, its access timeline, a tampered document', async () => {
+  const base = env('SERMENT_URL');
+  const origin = new URL(base).origin;
+  const tampered = env('SERMENT_TAMPERED_DOC');
+  const expected = expectedReport(env('SERMENT_FHIR_BUNDLE'), 'Lipid Panel');
+  const documents = Number(env('SERMENT_DOCUMENTS'));
+  mkdirSync(artifacts, { recursive: true });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    const requests = [];
+    context.on('request', (r) => requests.push(r.url()));
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+
+    const resp = await page.goto(base + '/', { waitUntil: 'networkidle' });
+    assert.equal(resp.headers()['content-security-policy'], CSP);
+    await page.waitForSelector('#login:not([hidden])');
+    await page.setInputFiles('#keystore', env('SERMENT_KEYSTORE'));
+    await page.fill('#passphrase', env('SERMENT_PASSPHRASE'));
+    await page.click('#login-button');
+
+    // The list: every document, each verified in the browser, the tampered one failed.
+    await page.waitForSelector('table.docs tbody tr', { timeout: 120000 });
+    const rows = await page.$$eval('table.docs tbody tr', (trs) => trs.map((tr) => ({
+      doc: tr.dataset.doc, title: tr.cells[0].textContent, author: tr.cells[1].textContent,
+      date: tr.cells[2].textContent, badge: tr.cells[3].textContent,
+    })));
+    assert.equal(rows.length, documents, JSON.stringify(rows));
+    for (const r of rows) {
+      assert.match(r.date, /\d{4}/);
+      assert.equal(r.badge, r.doc === tampered ? 'échec' : 'vérifié', JSON.stringify(r));
+      // The author's handle comes from the verified signature: none for the failed one.
+      if (r.doc !== tampered) assert.equal(r.author, 'labo-web', JSON.stringify(r));
+    }
+    assert.equal(await page.textContent('#who'), 'patient-web');
+    await page.screenshot({ path: join(artifacts, 'page-list.png'), fullPage: true });
+
+    // A FHIR lab report, decrypted in the browser, shown as a table matching the bundle.
+    await page.click('table.docs button.open >> text="Lipid Panel"');
+    await page.waitForSelector('table.lab tbody tr');
+    assert.equal(await page.textContent('#viewer-title'), 'Lipid Panel');
+    const cells = await page.$$eval('table.lab tbody tr', (trs) => trs.map((tr) => ({
+      test: tr.cells[0].textContent, value: tr.cells[1].textContent, unit: tr.cells[2].textContent,
+    })));
+    assert.deepEqual(cells, expected);
+    // Its access history: this browser's own read, proven, with its receipt.
+    await page.waitForSelector('ol.timeline li');
+    const accesses = await page.$$eval('ol.timeline li', (lis) => lis.map((li) => ({
+      text: li.textContent, receipted: li.classList.contains('receipted'),
+    })));
+    assert.ok(accesses.some((a) => a.text.includes('patient-web') && a.receipted), JSON.stringify(accesses));
+    await page.screenshot({ path: join(artifacts, 'page-report.png'), fullPage: true });
+
+    // The tampered document: an integrity error, and no content at all.
+    await page.click(`tr[data-doc="${tampered}"] button.open`);
+    await page.waitForSelector('.integrity-error');
+    assert.match(await page.textContent('.integrity-error'), /intégrité/i);
+    assert.equal(await page.$$eval('#viewer-body table, #viewer-body a.download', (x) => x.length), 0);
+    await page.screenshot({ path: join(artifacts, 'page-integrity.png'), fullPage: true });
+
+    // Keys at rest: a non-extractable WebCrypto key in IndexedDB, and only ciphertext beside it.
+    const atRest = await page.evaluate(() => new Promise((resolve, reject) => {
+      const r = indexedDB.open('serment', 1);
+      r.onerror = () => reject(r.error);
+      r.onsuccess = () => {
+        const s = r.result.transaction('kv').objectStore('kv');
+        const k = s.get('wrapping-key');
+        const ks = s.get('keystore');
+        k.transaction.oncomplete = () => resolve({
+          extractable: k.result.extractable, algorithm: k.result.algorithm.name,
+          stored: Object.keys(ks.result).sort(),
+        });
+      };
+    }));
+    assert.deepEqual(atRest, { extractable: false, algorithm: 'AES-GCM', stored: ['ct', 'iv'] });
+    // A reload resumes from it without the passphrase.
+    await page.reload({ waitUntil: 'networkidle' });
+    await page.waitForSelector('table.docs tbody tr', { timeout: 120000 });
+
+    for (const u of requests) assert.equal(new URL(u).origin, origin, `request to ${u}`);
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await browser.close();
+  }
+});
