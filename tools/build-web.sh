@@ -3,8 +3,8 @@
 # its browser transport) for wasm32-unknown-unknown in release, bound by wasm-bindgen (the CLI
 # pinned to the library's version, as .ci/run installs it) with `--target web` into
 # crates/serment-server/web/pkg/. The output is committed: `serment serve` embeds it, so a
-# plain `cargo build` needs no wasm toolchain. crates/serment-cli/tests/browser.rs checks that
-# the committed files are what this script builds.
+# plain `cargo build` needs no wasm toolchain. Run it after any change to the client core (no
+# test checks yet that the committed files are fresh).
 set -eu
 cd "$(dirname "$0")/.."
 out="${1:-crates/serment-server/web/pkg}"
