@@ -2,9 +2,10 @@
 //!
 //! - `client` (wasm32 only): `serment-client`'s session, unchanged, over the browser's transport
 //!   (a synchronous `XMLHttpRequest` in a Web Worker), exported to `web/worker.js`;
-//! - the checks of the test vectors (`tests/vectors/`, PROTOCOL.md §10), so that
-//! the browser build is proven to give the same verdicts as the native one: [`vectors::run`]
-//! natively, and `check_vectors` (a wasm-bindgen export taking and returning JSON) on wasm32.
+//! - the checks of the test vectors (`tests/vectors/`, PROTOCOL.md §10), so that the browser
+//!   build is proven to give the same verdicts as the native one: [`vectors::run`] natively,
+//!   and `check_vectors` (a wasm-bindgen export taking and returning JSON) on wasm32.
+//!
 //! The test `wasm_vectors` builds this crate for `wasm32-unknown-unknown`, runs it under Node.js
 //! and compares the two.
 //!
