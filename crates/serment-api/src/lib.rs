@@ -14,6 +14,7 @@
 pub mod directory;
 pub mod documents;
 pub mod log;
+pub mod pairing;
 pub mod teams;
 
 pub use directory::{
@@ -30,6 +31,10 @@ pub use log::{
     ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest, RotationRequest, SizeQuery,
 };
 pub use teams::{TeamChangeRequest, TeamKeysResponse, TeamWrapRequest, TeamsResponse};
+
+pub use pairing::{
+    FinishPairingRequest, OpenPairingRequest, PairingMessageRequest, PairingResponse,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -171,7 +171,12 @@ pub(crate) enum Command {
     VerifyLog(crate::cmd::log::VerifyLogArgs),
     /// Show who opened your documents, each line proven in the log (--fhir: FHIR R4 AuditEvents).
     Audit(crate::cmd::log::AuditArgs),
+    /// Link a second device (a short one-time code), join as one, list your devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Revoke one of your devices (a signed log entry); it can no longer log in or receive keys.
+    /// Revoking another device also rotates the identity key, which every linked device holds
+    /// (PROTOCOL.md §4.1): the other devices are re-certified under the new key.
     RevokeDevice(crate::cmd::log::RevokeArgs),
     /// Replace your identity key (signed by the old and new keys, in the log).
     RotateIdentity,
@@ -277,6 +282,29 @@ pub(crate) enum IdCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCommand {
+    /// On an existing device: show a one-time pairing code, wait for the new device, certify it
+    /// (a logged record signed by the identity key) and re-wrap every document this device can
+    /// read for it (PROTOCOL.md §4.1).
+    Link,
+    /// On the new device: enrol with the code `serment device link` shows. Creates the keystore
+    /// (passphrase as for `id new`).
+    Join {
+        /// The pairing code, e.g. 1234-5678-9012-3456.
+        #[arg(long)]
+        code: String,
+        /// Server base URL (the one the linking device uses).
+        #[arg(long, env = "SERMENT_SERVER")]
+        server: String,
+        /// Keystore KDF cost, as for `id new`.
+        #[arg(long, value_enum, default_value_t = KdfCost::Default)]
+        kdf: KdfCost,
+    },
+    /// This identity's devices, from the transparency log; revoked ones are marked.
+    List,
 }
 
 /// Argon2id cost of a new keystore (PROTOCOL.md §9).

@@ -346,6 +346,27 @@ impl Session {
             Ok(served) if served.recipient != self.ks.device.id() => self.team_key_for(&served)?,
             _ => None,
         };
+        // A wrap to this device made by another device than the author: a linked device's
+        // catch-up (PROTOCOL.md §4.1), accepted only from a current device of this identity,
+        // proven in the log.
+        let sharer_key = match WrappedKey::decode(&wrap) {
+            Ok(served)
+                if team_key.is_none()
+                    && served.recipient == self.ks.device.id()
+                    && served.sharer != author_device =>
+            {
+                Some(
+                    self.own_device_in_log(&served.sharer)?
+                        .ok_or(ClientError::Integrity(serment_core::Error::WrongSigner {
+                            what: "key wrap",
+                            expected: author_device.to_string(),
+                            found: served.sharer.to_string(),
+                        }))?
+                        .signing_key,
+                )
+            }
+            _ => None,
+        };
         let input = OpenInput {
             device: &self.ks.device,
             wrap: &wrap,
@@ -353,9 +374,10 @@ impl Session {
             expected: Some((*doc_id, version)),
         };
         let blob = BufReader::with_capacity(256 * 1024, blob);
-        let opened = match &team_key {
-            Some((id, secret)) => document::open_for_team(input, id, secret, blob, out),
-            None => document::open(input, blob, out),
+        let opened = match (&team_key, &sharer_key) {
+            (Some((id, secret)), _) => document::open_for_team(input, id, secret, blob, out),
+            (None, Some(key)) => document::open_shared(input, key, blob, out),
+            (None, None) => document::open(input, blob, out),
         }
         .map_err(ClientError::Integrity)?;
         // The document's own checks ran first (their errors are the most precise); no `Ok`

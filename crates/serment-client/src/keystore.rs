@@ -302,6 +302,38 @@ impl Keystore {
         Ok(ks)
     }
 
+    /// Creates the keystore of a device joining an existing identity (`serment device join`,
+    /// PROTOCOL.md §4.1): the identity key handed over by the linking device, this device's own
+    /// fresh keys, and the creation time of the record the identity signed for it. Refuses to
+    /// overwrite.
+    ///
+    /// # Errors
+    /// As [`Keystore::create`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_joined(
+        path: &Path,
+        passphrase: Zeroizing<String>,
+        identity: IdentitySecret,
+        device: DeviceSecret,
+        handle: &str,
+        display_name: &str,
+        created_at: u64,
+        params: KdfParams,
+    ) -> Result<Keystore> {
+        let mut ks = Keystore::create(path, passphrase, handle, display_name, params)?;
+        ks.identity = identity;
+        ks.state.hybrid_since = device.hybrid_secret().map(|_| 0);
+        ks.device = device;
+        ks.state.created_at = created_at;
+        ks.save()?;
+        Ok(ks)
+    }
+
+    /// When this device's record says it was created (seconds since the Unix epoch).
+    pub fn created_at(&self) -> u64 {
+        self.state.created_at
+    }
+
     /// Opens the keystore at `path`.
     ///
     /// # Errors

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod contacts;
+pub mod device;
 pub mod documents;
 mod error;
 pub mod fsutil;

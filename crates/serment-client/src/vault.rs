@@ -226,6 +226,10 @@ impl Session {
         if *device == self.ks.device.id() {
             return Ok((self.ks.handle().to_owned(), self.ks.own_device_record()?));
         }
+        // Another device of this identity (a linked device, PROTOCOL.md §4.1), proven in the log.
+        if let Some(r) = self.own_device_in_log(device)? {
+            return Ok((self.ks.handle().to_owned(), r));
+        }
         let handles: Vec<String> = self.ks.contacts().keys().cloned().collect();
         for h in &handles {
             if let Some(r) = contacts::pinned(&self.ks, h)?

@@ -157,6 +157,10 @@ pub enum Error {
     /// (PROTOCOL.md §7.1): the protection the recipient asked for was stripped.
     #[error("downgrade refused: {0}")]
     Downgrade(&'static str),
+    /// A device pairing message does not authenticate or does not belong to this pairing
+    /// (PROTOCOL.md §4.1): a wrong code, or a relay that changed, replayed or substituted it.
+    #[error("pairing refused: {0}")]
+    Pairing(&'static str),
     /// A chain of log entries or a key history does not hold together (PROTOCOL.md §11.6).
     #[error("log history: {reason}")]
     History {

@@ -165,8 +165,30 @@ impl IdentitySecret {
         device: &DeviceSecret,
         created_at: u64,
     ) -> Result<Vec<u8>> {
+        self.sign_record_for(
+            handle,
+            &device.signing_public_key(),
+            &device.encryption_public_key(),
+            device.hybrid_public_key().as_ref(),
+            created_at,
+        )
+    }
+
+    /// Signs a device record (PROTOCOL.md §4) for a device known by its public keys only: a
+    /// device being linked (§4.1, its keys authenticated by the pairing) or a device
+    /// re-certified by a rotation (§11.3). Suite 3 when `hybrid` is given, else suite 1.
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] if the handle is invalid.
+    pub fn sign_record_for(
+        &self,
+        handle: &str,
+        signing_key: &[u8; 32],
+        encryption_key: &[u8; 32],
+        hybrid: Option<&HybridPublicKey>,
+        created_at: u64,
+    ) -> Result<Vec<u8>> {
         validate_handle(handle)?;
-        let hybrid = device.hybrid_public_key();
         let suite = match hybrid {
             Some(_) => HYBRID_SUITE_ID,
             None => RECORD_SUITE_ID,
@@ -177,9 +199,9 @@ impl IdentitySecret {
             .u16(suite)
             .str8("handle", handle)?
             .bytes(&self.public_key())
-            .bytes(&device.signing_public_key())
-            .bytes(&device.encryption_public_key());
-        if let Some(h) = &hybrid {
+            .bytes(signing_key)
+            .bytes(encryption_key);
+        if let Some(h) = hybrid {
             w.bytes(h.as_bytes());
         }
         w.u64(created_at);

@@ -10,6 +10,7 @@
 //! - [`document`]: sealing and opening documents (§6);
 //! - [`wrap`]: HPKE key wraps (§7);
 //! - [`auth`]: login challenges (§8.2);
+//! - [`pairing`]: linking a second device with a short code, SPAKE2 (§4.1);
 //! - [`keystore`]: the passphrase-encrypted keystore (§9);
 //! - [`log`]: the transparency log: entries, proofs, checkpoints, witnesses (§11);
 //! - [`team`]: care teams: signed, logged membership and epoch keys (§12).
@@ -26,6 +27,7 @@ pub mod identity;
 pub mod ids;
 pub mod keystore;
 pub mod log;
+pub mod pairing;
 pub mod rng;
 pub mod sign;
 pub mod stream;

@@ -378,19 +378,40 @@ pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
     if !a.yes {
         confirm_revocation(&dev, &handle, this_device)?;
     }
-    let idx = s.revoke_device(&dev)?;
     if this_device {
+        let idx = s.revoke_device(&dev)?;
         s.ks.set_revoked(serment_client::now_secs());
         s.ks.save()?;
+        emit(
+            ctx.json,
+            &json!({ "revoked": dev.to_string(), "log_index": idx, "this_device": true,
+                     "active_devices_left": active.len() - 1, "rotated": false,
+                     "identity_id": s.ks.identity.id().to_string(),
+                     "fingerprint": serment_client::contacts::fingerprint(&s.ks.identity.id()),
+                     "rotation_log_indices": [] }),
+            &format!(
+                "Revoked device {dev} (this device) (log entry {idx}); {} active device(s) left \
+                 for {handle}",
+                active.len() - 1
+            ),
+        );
+        return Ok(());
     }
+    // Another device: it held the identity key (linked devices do, PROTOCOL.md §4.1), so the
+    // identity key rotates and the other devices are re-certified under the new one.
+    let out = s.revoke_and_rotate(&dev)?;
+    let fp = serment_client::contacts::fingerprint(&out.identity_id);
     emit(
         ctx.json,
-        &json!({ "revoked": dev.to_string(), "log_index": idx, "this_device": this_device,
-                 "active_devices_left": active.len() - 1 }),
+        &json!({ "revoked": dev.to_string(), "log_index": out.revocation_index,
+                 "this_device": false, "active_devices_left": out.kept.len(), "rotated": true,
+                 "identity_id": out.identity_id.to_string(), "fingerprint": fp,
+                 "rotation_log_indices": out.rotation_indices }),
         &format!(
-            "Revoked device {dev}{} (log entry {idx}); {} active device(s) left for {handle}",
-            if this_device { " (this device)" } else { "" },
-            active.len() - 1
+            "Revoked device {dev} (log entry {}); rotated the identity key (new fingerprint {fp}), \
+             {} active device(s) re-certified for {handle}",
+            out.revocation_index,
+            out.kept.len()
         ),
     );
     Ok(())

@@ -2,6 +2,7 @@
 
 mod demo;
 mod demo_tls;
+mod device;
 mod docs;
 mod fhir;
 mod id;
@@ -97,6 +98,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Witness(a) => log::witness(&ctx, a),
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
         Command::Audit(a) => log::audit(&ctx, a),
+        Command::Device(c) => device::run(&ctx, c),
         Command::RevokeDevice(a) => log::revoke(&ctx, a),
         Command::RotateIdentity => log::rotate(&ctx),
         Command::Witnesses(a) => log::witnesses(&ctx, a),

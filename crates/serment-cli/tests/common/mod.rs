@@ -133,3 +133,44 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Runs `serment --json device link` on `home` (issue 16); returns the pairing code it shows on
+/// stderr and the child, whose stdout is the final JSON object ([`finish_link`]).
+pub fn start_link(home: &Path) -> (String, Child) {
+    let mut child = Command::new(bin())
+        .args(["--json", "device", "link"])
+        .env("SERMENT_HOME", home)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "device link ended without showing a code"
+        );
+        if let Some(rest) = line.trim().strip_prefix("serment: pairing code: ") {
+            let code = rest.to_owned();
+            // Drain the rest of stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while err.read_line(&mut sink).unwrap_or(0) > 0 {
+                    sink.clear();
+                }
+            });
+            return (code, child);
+        }
+    }
+}
+
+/// Waits for a `device link` child: (exit code, its JSON stdout or null).
+pub fn finish_link(child: Child) -> (i32, serde_json::Value) {
+    let out = child.wait_with_output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), v)
+}

@@ -174,5 +174,6 @@ pub fn open_container<R: Read, W: Write>(
         out,
         Some(suite),
         None,
+        None,
     )
 }

@@ -299,7 +299,7 @@ pub struct Opened {
 /// version or device; [`Error::Decrypt`]; [`Error::TruncatedStream`]; [`Error::ExtendedStream`];
 /// [`Error::BadSignature`]; [`Error::Metadata`].
 pub fn open<R: Read, W: Write>(input: OpenInput<'_>, sealed: R, out: W) -> Result<Opened> {
-    open_inner(input, sealed, out, None, None)
+    open_inner(input, sealed, out, None, None, None)
 }
 
 /// [`open`] with a key wrap addressed to a care team's epoch (PROTOCOL.md §12.3): `input.wrap`
@@ -316,7 +316,23 @@ pub fn open_for_team<R: Read, W: Write>(
     sealed: R,
     out: W,
 ) -> Result<Opened> {
-    open_inner(input, sealed, out, None, Some((epoch_id, secret)))
+    open_inner(input, sealed, out, None, Some((epoch_id, secret)), None)
+}
+
+/// [`open`] with a wrap made by `sharer_signing_key`'s device rather than the author's: the
+/// catch-up wrap of a linked device (PROTOCOL.md §4.1), made by another device of the reader's
+/// own identity. The caller takes that key from its own proven key history; the wrap must name
+/// that device as its sharer, and the document itself must still carry the author's signature.
+///
+/// # Errors
+/// As [`open`]; [`Error::WrongSigner`] if the wrap names another sharer.
+pub fn open_shared<R: Read, W: Write>(
+    input: OpenInput<'_>,
+    sharer_signing_key: &[u8; 32],
+    sealed: R,
+    out: W,
+) -> Result<Opened> {
+    open_inner(input, sealed, out, None, None, Some(sharer_signing_key))
 }
 
 /// [`open`], refusing a header whose suite is not `suite` when one is given (the offline
@@ -327,6 +343,7 @@ fn open_inner<R: Read, W: Write>(
     mut out: W,
     suite: Option<Suite>,
     epoch: Option<(&KeyId, &crate::team::EpochSecret)>,
+    sharer: Option<&[u8; 32]>,
 ) -> Result<Opened> {
     let mut hb = [0u8; Header::LEN];
     read_exact_or_truncated(&mut sealed, &mut hb)?;
@@ -363,8 +380,22 @@ fn open_inner<R: Read, W: Write>(
             "the key wrap is bound to another sealed header",
         ));
     }
-    // Version 1: only the author device may share (PROTOCOL.md §7).
-    w.verify_signature(input.author_signing_key)?;
+    // §7: the author device shares; §4.1: or, for a catch-up wrap, a device of the reader's own
+    // identity that the caller names.
+    match sharer {
+        None => w.verify_signature(input.author_signing_key)?,
+        Some(key) => {
+            let sharer_id = KeyId::of(KeyKind::Device, key);
+            if w.sharer != sharer_id {
+                return Err(Error::WrongSigner {
+                    what: "key wrap",
+                    expected: sharer_id.to_string(),
+                    found: w.sharer.to_string(),
+                });
+            }
+            w.verify_signature(key)?;
+        }
+    }
     let dek = match epoch {
         Some((id, secret)) => wrap::unwrap_dek_for_epoch(&w, id, secret)?,
         None => wrap::unwrap_dek(&w, input.device)?,

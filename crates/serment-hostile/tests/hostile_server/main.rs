@@ -19,6 +19,7 @@ mod common;
 mod care_teams;
 mod chunk_attacks;
 mod cross_context_replay;
+mod devices;
 mod downgrade;
 mod injection_and_context_binding;
 mod key_substitution;

@@ -453,8 +453,9 @@ pub(crate) async fn get_version(
     }))
 }
 
-/// Adds recipients to a version (§8.3): only the author may, and since the only valid sharer is
-/// the author device (§7), only from that device; each wrap made and signed by it.
+/// Adds recipients to a version (§8.3): the author device, for anyone; or, to catch up a linked
+/// device (§4.1), a device holding a wrap of the version, for the other current devices of its
+/// own identity only. Each wrap made and signed by the calling device.
 #[utoipa::path(
     post, path = "/v1/documents/{doc_id}/versions/{v}/wraps", tag = "documents",
     security(("bearer" = [])),
@@ -466,7 +467,7 @@ pub(crate) async fn get_version(
     responses(
         (status = 201, body = AddWrapsResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "Not the author device", body = ErrorBody),
+        (status = 403, description = "Neither the author device nor a catch-up for the caller's own devices", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "A recipient already holds a wrap", body = ErrorBody),
     )
@@ -483,15 +484,25 @@ pub(crate) async fn add_wraps(
         .version(&doc_id, version)
         .await?
         .ok_or(ApiError::NotFound("no such document version"))?;
-    if row.author_identity != caller.identity_id {
-        return Err(ApiError::Forbidden("only the author may add recipients"));
-    }
-    if row.author_device != caller.device_id {
-        // §7: in version 1 the only valid sharer is the author device; a wrap made by another
-        // device of the same identity would be refused by every reader.
-        return Err(ApiError::Forbidden(
-            "only the author device may share a version (PROTOCOL.md §7)",
-        ));
+    // §7: the author device shares; §4.1: besides, a device that holds a wrap of the version
+    // may wrap it for its own identity's other devices (the catch-up of a linked device), and
+    // for nobody else.
+    let catch_up = row.author_device != caller.device_id;
+    if catch_up {
+        if db
+            .wrap_for(&doc_id, version, &caller.device_id)
+            .await?
+            .is_none()
+        {
+            return Err(if row.author_identity != caller.identity_id {
+                ApiError::Forbidden("only the author may add recipients")
+            } else {
+                ApiError::Forbidden(
+                    "only the author device, or a device holding a wrap of this version for its \
+                     own identity's devices, may share a version (PROTOCOL.md §7, §4.1)",
+                )
+            });
+        }
     }
     let blob_id = parse_blob_id(&row.blob_id)
         .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
@@ -507,6 +518,20 @@ pub(crate) async fn add_wraps(
         },
     )
     .await?;
+    if catch_up {
+        for w in &wraps {
+            let same_identity = db
+                .device(&w.recipient)
+                .await?
+                .is_some_and(|d| d.identity_id == caller.identity_id);
+            if !same_identity || w.recipient == caller.device_key {
+                return Err(ApiError::Forbidden(
+                    "a device that is not the author may wrap a version only for the other \
+                     current devices of its own identity (PROTOCOL.md §4.1)",
+                ));
+            }
+        }
+    }
     let log_indices = db.add_wraps(&doc_id, version, &wraps, now()).await?;
     tracing::info!(doc = %doc_id, version, added = wraps.len(), "recipients added");
     Ok((

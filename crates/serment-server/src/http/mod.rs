@@ -15,6 +15,7 @@
 //! | `GET /v1/documents/{doc_id}/versions/{v}/blob` | [`blobs::download`] |
 //! | `POST /v1/documents/{doc_id}/versions/{v}/wraps` | [`documents::add_wraps`] |
 //! | `GET /v1/documents/{doc_id}/accesses` | [`documents::accesses`] |
+//! | `POST /v1/pairing`, `GET /v1/pairing/{slot}`, `POST …/join`, `POST …/finish` | [`pairing`]: the device-pairing relay (§4.1) |
 //! | `GET /`, `/assets/{app.js,style.css,icon.svg}` | [`web`]: the patient's page |
 //! | `GET /metrics` | [`crate::telemetry::metrics`]: Prometheus metrics, behind `metrics_token` |
 //!
@@ -28,6 +29,7 @@ pub(crate) mod error;
 mod extract;
 pub(crate) use extract::RecordCache;
 mod log;
+mod pairing;
 pub(crate) mod replay;
 mod teams;
 pub(crate) mod throttle;
@@ -81,6 +83,7 @@ pub(crate) struct AppState {
         log::key, log::checkpoint, log::consistency, log::proof, log::entries, log::identity,
         log::document, log::cosign, log::revoke, log::rotate, log::remove,
         teams::post_change, teams::team_log, teams::keys, teams::list, teams::add_team_wrap,
+        pairing::open, pairing::show, pairing::join, pairing::finish,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -219,6 +222,18 @@ pub(crate) fn router(state: AppState) -> Router {
             post(teams::add_team_wrap),
         )
         .route("/metrics", get(crate::telemetry::metrics))
+        // Device pairing (§4.1): a join (the one guess at a code a relay attempt gets) is throttled
+        // per address like the login routes, every refusal counting as a failure.
+        .route("/v1/pairing", post(pairing::open))
+        .route("/v1/pairing/{slot}", get(pairing::show))
+        .route(
+            "/v1/pairing/{slot}/join",
+            post(pairing::join).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
+        .route("/v1/pairing/{slot}/finish", post(pairing::finish))
         // Inside the body limit: the digest check buffers at most `max_json_bytes`.
         .layer(axum::middleware::from_fn(extract::content_digest))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a

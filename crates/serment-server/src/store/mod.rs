@@ -32,7 +32,7 @@ use crate::config::BlobLocation;
 pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
 pub(crate) use traits::{
-    DirectoryStore, DocumentStore, GuardStore, LogStore, MetaStore, NonceUse, PoolUse,
+    DirectoryStore, DocumentStore, GuardStore, LogStore, MetaStore, NonceUse, PairingStore, PoolUse,
 };
 
 /// The name of the database file inside the data directory.
@@ -68,6 +68,23 @@ pub(crate) enum StoreError {
     /// The backend failed (details are logged, never sent to clients).
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A live pairing slot (PROTOCOL.md §4.1).
+#[derive(Debug, Clone)]
+pub(crate) struct PairingRow {
+    /// The device that opened it (hex id).
+    pub(crate) owner_device: String,
+    /// Step 1, from the owner.
+    pub(crate) hello: Vec<u8>,
+    /// Step 2, from the new device, once posted.
+    pub(crate) join: Option<Vec<u8>>,
+    /// Step 3, from the owner, once posted.
+    pub(crate) finish: Option<Vec<u8>>,
+    /// The owner refused the join (wrong code or a changed message).
+    pub(crate) aborted: bool,
+    /// Expiry, seconds since the Unix epoch.
+    pub(crate) expires_at: u64,
 }
 
 /// What kind of read an access row records (PROTOCOL.md §8.3).

@@ -16,7 +16,7 @@ use serment_core::{DocId, KeyId};
 use super::log_service::NewTeamChange;
 use super::{
     AccessRow, BlobId, CommitJob, DeviceRow, JobCommit, LogRead, NewAccess, NewDevice, NewWrap,
-    Registered, RotatedDevice, StoreError, VersionRow,
+    PairingRow, Registered, RotatedDevice, StoreError, VersionRow,
 };
 
 /// The directory (PROTOCOL.md §8.1), login (§8.2) and identity changes that the log records
@@ -380,10 +380,43 @@ pub(crate) trait GuardStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// The device-pairing relay (PROTOCOL.md §4.1, issue 16): one slot per pairing, holding three
+/// opaque messages; single use, expiring.
+#[async_trait::async_trait]
+pub(crate) trait PairingStore: Send + Sync {
+    /// Opens `slot` for `owner_device` with its hello, dropping expired slots first. False if a
+    /// live slot of that name exists (the client draws another code).
+    async fn open_pairing(
+        &self,
+        slot: &str,
+        owner_device: &str,
+        hello: &[u8],
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// A live (unexpired) slot.
+    async fn pairing(&self, slot: &str, now: u64) -> Result<Option<PairingRow>, StoreError>;
+
+    /// Stores the join message of a live slot that has none: false otherwise (single use: a
+    /// second join, even a replay of the first, is refused).
+    async fn join_pairing(&self, slot: &str, join: &[u8], now: u64) -> Result<bool, StoreError>;
+
+    /// Stores the finish message (`None`: the owner aborted the pairing) of a live slot owned by
+    /// `owner_device` that has neither: false otherwise.
+    async fn finish_pairing(
+        &self,
+        slot: &str,
+        owner_device: &str,
+        finish: Option<&[u8]>,
+        now: u64,
+    ) -> Result<bool, StoreError>;
+}
+
 /// A whole metadata backend.
 #[async_trait::async_trait]
 pub(crate) trait MetaStore:
-    DirectoryStore + DocumentStore + LogStore + TeamStore + GuardStore + std::fmt::Debug
+    DirectoryStore + DocumentStore + LogStore + PairingStore + TeamStore + GuardStore + std::fmt::Debug
 {
     /// Returns once every transaction committed before the call is durable (SQLite: the group
     /// commit's WAL fsync; PostgreSQL: already so at commit). The HTTP layer awaits it before

@@ -38,6 +38,9 @@ mod guards;
 #[path = "../sql/log.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod log;
+#[path = "../sql/pairing.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod pairing;
 #[path = "../sql/teams.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod teams;

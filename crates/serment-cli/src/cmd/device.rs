@@ -1,0 +1,129 @@
+//! `serment device link | join | list` (issue 16 §1, PROTOCOL.md §4.1).
+
+use std::time::Duration;
+
+use serde_json::json;
+use serment_client::ClientError;
+use serment_core::keystore::KdfParams;
+use serment_core::pairing::PAIRING_TTL_SECS;
+
+use super::{Ctx, passphrase};
+use crate::cli::{DeviceCommand, KdfCost};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+pub(crate) fn run(ctx: &Ctx, cmd: DeviceCommand) -> CliResult<()> {
+    match cmd {
+        DeviceCommand::Link => link(ctx),
+        DeviceCommand::Join { code, server, kdf } => join(ctx, &code, &server, kdf),
+        DeviceCommand::List => list(ctx),
+    }
+}
+
+fn link(ctx: &Ctx) -> CliResult<()> {
+    let mut s = ctx.session()?;
+    let pending = s.link_start()?;
+    // The code is for the user's eyes: on stderr, so that stdout stays one JSON object.
+    eprintln!(
+        "serment: pairing code: {}\n  On the new device run: serment device join --server {} --code {}\n  \
+         The code works once, for {} s. Compare nothing else: a wrong code, or a server that \
+         tampers with the pairing, makes it fail and enrols nothing.",
+        pending.code.display().as_str(),
+        s.api.base(),
+        pending.code.display().as_str(),
+        PAIRING_TTL_SECS
+    );
+    let out = s.link_finish(pending, Duration::from_secs(PAIRING_TTL_SECS))?;
+    emit(
+        ctx.json,
+        &json!({ "device_id": out.device_id.to_string(), "caught_up": out.caught_up,
+                 "skipped": out.skipped, "identity_id": s.ks.identity.id().to_string() }),
+        &format!(
+            "Linked device {} to {}: {} document version(s) re-wrapped for it (each a logged wrap \
+             entry){}",
+            out.device_id,
+            s.ks.handle(),
+            out.caught_up,
+            if out.skipped > 0 {
+                format!(
+                    "; {} listed version(s) this device holds no key for",
+                    out.skipped
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    Ok(())
+}
+
+fn join(ctx: &Ctx, code: &str, server: &str, kdf: KdfCost) -> CliResult<()> {
+    let path = ctx.keystore_path()?;
+    if path.exists() {
+        return Err(ClientError::KeystoreExists(path.display().to_string()).into());
+    }
+    serment_core::pairing::PairingCode::parse(code)
+        .map_err(|e| CliError::Input(format!("--code: {e}")))?;
+    super::lock_keystore(&path)?;
+    let j = serment_client::device::join(
+        &path,
+        passphrase(true)?,
+        match kdf {
+            KdfCost::Default => KdfParams::DEFAULT,
+            KdfCost::Floor => KdfParams::FLOOR,
+        },
+        server,
+        &ctx.transport()?,
+        code,
+        Duration::from_secs(PAIRING_TTL_SECS),
+    )?;
+    let ks = &j.session.ks;
+    let fp = serment_client::contacts::fingerprint(&ks.identity.id());
+    emit(
+        ctx.json,
+        &json!({ "handle": j.handle, "identity_id": ks.identity.id().to_string(),
+                 "device_id": ks.device.id().to_string(), "fingerprint": fp,
+                 "keystore": path.display().to_string(), "server": j.session.api.base() }),
+        &format!(
+            "Joined {:?} as device {}\n  keystore:    {}\n  fingerprint: {fp}",
+            j.handle,
+            ks.device.id(),
+            path.display()
+        ),
+    );
+    Ok(())
+}
+
+fn list(ctx: &Ctx) -> CliResult<()> {
+    let mut s = ctx.session()?;
+    let devices = s.device_list()?;
+    let rows: Vec<serde_json::Value> = devices
+        .iter()
+        .map(|d| {
+            json!({ "device_id": d.device_id.to_string(), "revoked": !d.active,
+                    "created_at": d.created_at.map(super::rfc3339), "hybrid": d.hybrid,
+                    "this_device": d.this_device })
+        })
+        .collect();
+    let text = devices
+        .iter()
+        .map(|d| {
+            format!(
+                "{}  {}{}{}",
+                d.device_id,
+                if d.active { "active " } else { "REVOKED" },
+                d.created_at
+                    .map(|t| format!("  since {}", super::rfc3339(t)))
+                    .unwrap_or_default(),
+                if d.this_device { "  (this device)" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    emit(
+        ctx.json,
+        &json!({ "handle": s.ks.handle(), "devices": rows }),
+        &text,
+    );
+    Ok(())
+}

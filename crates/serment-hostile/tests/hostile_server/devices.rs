@@ -1,0 +1,281 @@
+//! Devices (issue 16 §1, PROTOCOL.md §4.1): a server that relays the pairing of a second device
+//! and tampers with it — substitutes the new device's keys, replays a message of an earlier
+//! pairing, changes the finish — and a server that serves a device record the identity did not
+//! sign, to be wrapped to. Each must be refused with nothing enrolled and nothing wrapped.
+
+use std::time::Duration;
+
+use serde_json::json;
+use serment_client::ClientError;
+use serment_client::device::{self, Joined};
+use serment_client::transport::Transport;
+use serment_core::Error;
+use serment_core::identity::{DeviceSecret, IdentitySecret};
+use serment_core::keystore::KdfParams;
+use serment_core::pairing::{self, JoiningDevice, PairingCode};
+use serment_hostile::harness::b64;
+use zeroize::Zeroizing;
+
+use crate::common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `device join` for `code` in a thread (it polls the relay while the linking device works).
+fn join_in_thread(
+    w: &World,
+    name: &str,
+    code: String,
+) -> (
+    std::path::PathBuf,
+    std::thread::JoinHandle<Result<Joined, ClientError>>,
+) {
+    let path = w.h.keystore_path(name);
+    let p = path.clone();
+    let url = w.h.url().to_owned();
+    let t = std::thread::spawn(move || {
+        device::join(
+            &p,
+            Zeroizing::new("passphrase of the phone".into()),
+            KdfParams::FLOOR,
+            &url,
+            &Transport::default(),
+            &code,
+            WAIT,
+        )
+    });
+    (path, t)
+}
+
+fn devices_in_log(w: &mut World) -> usize {
+    w.patient
+        .device_list()
+        .unwrap()
+        .iter()
+        .filter(|d| d.active)
+        .count()
+}
+
+fn is_pairing_refusal(e: &ClientError) -> bool {
+    matches!(e, ClientError::Integrity(Error::Pairing(_)))
+}
+
+#[test]
+fn devices_pairing_happy_path_through_the_proxy() {
+    // The control: the same flow, untampered, enrols and catches up.
+    let mut w = World::new();
+    let r = w.put(b"older result", "older", &[PATIENT]);
+    let pending = w.patient.link_start().unwrap();
+    let (_, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    let out = w.patient.link_finish(pending, WAIT).unwrap();
+    assert_eq!(out.caught_up, 1);
+    let mut phone = t.join().unwrap().unwrap().session;
+    let (bytes, _) = read(&mut phone, &r.doc_id, None).unwrap();
+    assert_eq!(bytes, b"older result");
+    assert_eq!(devices_in_log(&mut w), 2);
+}
+
+#[test]
+fn devices_pairing_join_with_substituted_keys_is_refused_nothing_enrolled() {
+    let mut w = World::new();
+    let pending = w.patient.link_start().unwrap();
+    let slot = pending.code.slot().to_owned();
+    // The server answers the hello itself with keys it holds, guessing the password (it knows
+    // the slot, not the secret digits), in place of the new device's join.
+    let (_, hello) = {
+        let st = w.patient.api.pairing_show(&slot).unwrap();
+        ((), serment_client::api::b64d(&st.hello, "hello").unwrap())
+    };
+    let guess = PairingCode::parse(&format!("{slot}0000000000")).unwrap();
+    let mallory = DeviceSecret::generate();
+    let (_, forged) = pairing::Join::start(
+        &guess,
+        &hello,
+        &JoiningDevice {
+            signing_key: mallory.signing_public_key(),
+            encryption_key: mallory.encryption_public_key(),
+            hybrid_key: mallory.hybrid_public_key(),
+        },
+    )
+    .unwrap();
+    let forged_b64 = b64(&forged);
+    w.h.on_request("POST /v1/pairing/*/join", move |ex| {
+        ex.request = serde_json::to_vec(&json!({ "message": forged_b64 })).unwrap();
+    });
+    let (path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    let e = w.patient.link_finish(pending, WAIT).unwrap_err();
+    assert!(is_pairing_refusal(&e), "{e:?}");
+    let je = t.join().unwrap().unwrap_err();
+    assert!(is_pairing_refusal(&je), "{je:?}");
+    assert!(!path.exists(), "a keystore was written");
+    w.h.clear_hooks();
+    assert_eq!(devices_in_log(&mut w), 1, "a device was enrolled");
+    let n = w.h.sql(&format!(
+        "SELECT COUNT(*) FROM devices WHERE device_id = '{}'",
+        mallory.id()
+    ));
+    assert_eq!(n[0][0].1.as_deref(), Some(b"0".as_slice()));
+}
+
+#[test]
+fn devices_pairing_replayed_join_of_an_earlier_pairing_is_refused() {
+    let mut w = World::new();
+    // An earlier, completed pairing: the server kept its join.
+    let first = w.patient.link_start().unwrap();
+    let (_, t) = join_in_thread(&w, "phone", first.code.display().to_string());
+    w.patient.link_finish(first, WAIT).unwrap();
+    t.join().unwrap().unwrap();
+    let old_join = w.h.last("POST /v1/pairing/*/join").request.clone();
+    // A second pairing: the server replays the old join in place of the new one.
+    let second = w.patient.link_start().unwrap();
+    w.h.on_request("POST /v1/pairing/*/join", move |ex| {
+        ex.request = old_join.clone();
+    });
+    let (path, t) = join_in_thread(&w, "tablet", second.code.display().to_string());
+    let e = w.patient.link_finish(second, WAIT).unwrap_err();
+    assert!(is_pairing_refusal(&e), "{e:?}");
+    assert!(is_pairing_refusal(&t.join().unwrap().unwrap_err()));
+    assert!(!path.exists());
+    w.h.clear_hooks();
+    assert_eq!(
+        devices_in_log(&mut w),
+        2,
+        "only the first pairing enrolled a device"
+    );
+}
+
+#[test]
+fn devices_pairing_replayed_or_changed_finish_is_refused_by_the_new_device() {
+    let mut w = World::new();
+    let first = w.patient.link_start().unwrap();
+    let (_, t) = join_in_thread(&w, "phone", first.code.display().to_string());
+    w.patient.link_finish(first, WAIT).unwrap();
+    t.join().unwrap().unwrap();
+    let old = w.h.last("GET /v1/pairing/*").json();
+    let old_finish = old["finish"].as_str().unwrap().to_owned();
+    // Second pairing: every poll of the new device is answered with the old finish.
+    let second = w.patient.link_start().unwrap();
+    w.h.on_response("GET /v1/pairing/*", move |ex| {
+        let mut v = ex.json();
+        if v["join"].is_string() {
+            v["finish"] = json!(old_finish);
+            ex.set_json(&v);
+        }
+    });
+    let (path, t) = join_in_thread(&w, "tablet", second.code.display().to_string());
+    let je = t.join().unwrap().unwrap_err();
+    assert!(is_pairing_refusal(&je), "{je:?}");
+    assert!(
+        !path.exists(),
+        "the new device kept a keystore from a replayed finish"
+    );
+}
+
+#[test]
+fn devices_pairing_code_is_single_use() {
+    let w = World::new();
+    let mut patient = w.patient;
+    let p = patient.link_start().unwrap();
+    let slot = p.code.slot().to_owned();
+    let st = patient.api.pairing_show(&slot).unwrap();
+    let hello = serment_client::api::b64d(&st.hello, "hello").unwrap();
+    let dev = DeviceSecret::generate();
+    let me = JoiningDevice {
+        signing_key: dev.signing_public_key(),
+        encryption_key: dev.encryption_public_key(),
+        hybrid_key: dev.hybrid_public_key(),
+    };
+    let (_, m1) = pairing::Join::start(&p.code, &hello, &me).unwrap();
+    patient.api.pairing_join(&slot, &m1).unwrap();
+    // A second join on the same slot, even a byte-identical replay, is refused.
+    let e = patient.api.pairing_join(&slot, &m1).unwrap_err();
+    assert!(
+        matches!(e, ClientError::Server { status: 409, .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn devices_record_not_signed_by_the_identity_gets_no_wrap() {
+    let mut w = World::new();
+    // The patient has two devices (linked), then the server serves a third record under the
+    // patient's handle and identity key, with keys it holds, signed by another identity key.
+    let pending = w.patient.link_start().unwrap();
+    let (_, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    w.patient.link_finish(pending, WAIT).unwrap();
+    t.join().unwrap().unwrap();
+    let mallory = DeviceSecret::generate();
+    let mut forged = IdentitySecret::generate()
+        .sign_device_record(PATIENT, &mallory, 1_800_000_000)
+        .unwrap();
+    // Claim the patient's identity key (the signature no longer verifies).
+    forged[4 + 2 + 2 + 1 + PATIENT.len()..4 + 2 + 2 + 1 + PATIENT.len() + 32]
+        .copy_from_slice(&w.patient.ks.identity.public_key());
+    let forged_b64 = b64(&forged);
+    w.h.on_response(&format!("GET /v1/directory/{PATIENT}"), move |ex| {
+        let mut v = ex.json();
+        v["records"].as_array_mut().unwrap().push(json!(forged_b64));
+        ex.set_json(&v);
+    });
+    let e = w
+        .lab
+        .put(b"{}".as_slice(), meta(b"{}", "x"), &[PATIENT.to_owned()])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::Integrity(Error::BadSignature { .. })
+                | ClientError::KeySubstitution { .. }
+        ),
+        "{e:?}"
+    );
+    let n = w.h.sql(&format!(
+        "SELECT COUNT(*) FROM wraps WHERE recipient_device = '{}'",
+        mallory.id()
+    ));
+    assert_eq!(n[0][0].1.as_deref(), Some(b"0".as_slice()));
+}
+
+#[test]
+fn devices_catch_up_wrap_from_a_device_outside_the_identity_is_refused() {
+    // A catch-up wrap (sharer not the author) is accepted by a reader only from a current
+    // device of its own identity in the proven key history: the GP (another identity), holding
+    // a wrap, may not add one for the patient (server), and a wrap whose sharer is the GP is
+    // refused by the reader.
+    let mut w = World::new();
+    let r = w.put(b"shared result", "shared", &[PATIENT, GP]);
+    // The GP re-wraps its DEK for the patient's device and posts it as a "catch-up".
+    let (_, own) = w.gp.api.version(&r.doc_id, 1).unwrap();
+    let wk = serment_core::wrap::WrappedKey::decode(&own).unwrap();
+    let dek = serment_core::wrap::unwrap_dek(&wk, &w.gp.ks.device).unwrap();
+    let patient_rec = w.patient.ks.own_device_record().unwrap();
+    let nw = serment_core::wrap::wrap_dek(
+        &dek,
+        &r.doc_id,
+        1,
+        &wk.header_hash,
+        &serment_core::wrap::Recipient::from(&patient_rec),
+        &w.gp.ks.device,
+        &mut serment_core::rng::os_rng(),
+    )
+    .unwrap();
+    let e = w.gp.api.add_wraps(&r.doc_id, 1, &[nw.clone()]).unwrap_err();
+    assert!(
+        matches!(e, ClientError::Server { status: 403, .. }),
+        "{e:?}"
+    );
+    // The server serves that wrap to the patient anyway, in place of the author's.
+    let nw_b64 = b64(&nw);
+    w.h.on_response("GET /v1/documents/*/versions/*", move |ex| {
+        let mut v = ex.json();
+        v["wrap"] = json!(nw_b64);
+        ex.set_json(&v);
+    });
+    let e = read(&mut w.patient, &r.doc_id, Some(1)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::Integrity(Error::WrongSigner { .. } | Error::ContextMismatch(_))
+        ),
+        "{e:?}"
+    );
+}
