@@ -136,6 +136,8 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `serment --json device link` on `home` (issue 16); returns the pairing code it shows on
 /// stderr and the child, whose stdout is the final JSON object ([`finish_link`]).
+// The caller waits for the child with `finish_link`.
+#[allow(clippy::zombie_processes)]
 pub fn start_link(home: &Path) -> (String, Child) {
     let mut child = Command::new(bin())
         .args(["--json", "device", "link"])

@@ -258,7 +258,10 @@ fn devices_catch_up_wrap_from_a_device_outside_the_identity_is_refused() {
         &mut serment_core::rng::os_rng(),
     )
     .unwrap();
-    let e = w.gp.api.add_wraps(&r.doc_id, 1, &[nw.clone()]).unwrap_err();
+    let e =
+        w.gp.api
+            .add_wraps(&r.doc_id, 1, std::slice::from_ref(&nw))
+            .unwrap_err();
     assert!(
         matches!(e, ClientError::Server { status: 403, .. }),
         "{e:?}"

@@ -488,21 +488,20 @@ pub(crate) async fn add_wraps(
     // may wrap it for its own identity's other devices (the catch-up of a linked device), and
     // for nobody else.
     let catch_up = row.author_device != caller.device_id;
-    if catch_up {
-        if db
+    if catch_up
+        && db
             .wrap_for(&doc_id, version, &caller.device_id)
             .await?
             .is_none()
-        {
-            return Err(if row.author_identity != caller.identity_id {
-                ApiError::Forbidden("only the author may add recipients")
-            } else {
-                ApiError::Forbidden(
-                    "only the author device, or a device holding a wrap of this version for its \
-                     own identity's devices, may share a version (PROTOCOL.md §7, §4.1)",
-                )
-            });
-        }
+    {
+        return Err(if row.author_identity != caller.identity_id {
+            ApiError::Forbidden("only the author may add recipients")
+        } else {
+            ApiError::Forbidden(
+                "only the author device, or a device holding a wrap of this version for its \
+                 own identity's devices, may share a version (PROTOCOL.md §7, §4.1)",
+            )
+        });
     }
     let blob_id = parse_blob_id(&row.blob_id)
         .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
