@@ -9,24 +9,26 @@
 //! revoked device could certify a fresh device of its own and be wrapped to again.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serment_api::{
     FinishPairingRequest, OpenPairingRequest, PairingMessageRequest, PairingResponse,
 };
-use serment_core::codec::{Reader, Writer};
-use serment_core::identity::{DeviceRecord, DeviceSecret, IdentitySecret};
-use serment_core::keystore::KdfParams;
+use serment_core::codec::Writer;
+use serment_core::identity::{DeviceRecord, IdentitySecret};
 use serment_core::log::entry::{AccessWhat, EntryKind};
-use serment_core::pairing::{self, JoiningDevice, PairingCode};
+use serment_core::pairing::{self, PairingCode};
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
 use zeroize::Zeroizing;
 
 use crate::api::{Api, b64d, b64e, key_id};
 use crate::error::{ClientError, Result};
-use crate::keystore::{Keystore, LogState, PinnedContact};
+use crate::keystore::{LogState, PinnedContact};
+#[cfg(feature = "native")]
 use crate::transport::Transport;
 use crate::vault::Session;
 
@@ -215,7 +217,7 @@ impl Session {
                     "no device joined before the pairing code expired".into(),
                 ));
             }
-            std::thread::sleep(POLL);
+            crate::sleep(POLL);
         };
         let (linked, dev) = match pending.link.accept(&join) {
             Ok(x) => x,
@@ -488,6 +490,7 @@ impl Session {
 }
 
 /// What `serment device join` did.
+#[cfg(feature = "native")]
 #[derive(Debug)]
 pub struct Joined {
     /// The session of the new device, logged in.
@@ -496,6 +499,7 @@ pub struct Joined {
     pub handle: String,
 }
 
+#[cfg(feature = "native")]
 /// Joins an identity as a new device with a code from `serment device link`: answers the
 /// relayed hello, waits (up to `timeout`) for the finish, checks that it carries a record of
 /// exactly this device's keys signed by the identity key handed over, writes a new keystore at
@@ -509,7 +513,7 @@ pub struct Joined {
 pub fn join(
     path: &std::path::Path,
     passphrase: Zeroizing<String>,
-    params: KdfParams,
+    params: serment_core::keystore::KdfParams,
     server: &str,
     transport: &Transport,
     code: &str,
@@ -520,7 +524,7 @@ pub fn join(
         return Err(ClientError::KeystoreExists(path.display().to_string()));
     }
     let api = Api::with_transport(server, transport)?;
-    let device = DeviceSecret::generate();
+    let device = serment_core::identity::DeviceSecret::generate();
     let st = api.pairing_show(code.slot()).map_err(|e| match e {
         ClientError::Server { status: 404, .. } => ClientError::Input(
             "no pairing with this code: it expired, or was mistyped (run `serment device link` again)"
@@ -529,7 +533,7 @@ pub fn join(
         other => other,
     })?;
     let hello = b64d(&st.hello, "hello")?;
-    let me = JoiningDevice {
+    let me = pairing::JoiningDevice {
         signing_key: device.signing_public_key(),
         encryption_key: device.encryption_public_key(),
         hybrid_key: device.hybrid_public_key(),
@@ -552,7 +556,7 @@ pub fn join(
                 "the linking device did not finish before the pairing code expired".into(),
             ));
         }
-        std::thread::sleep(POLL);
+        crate::sleep(POLL);
     };
     let payload = joining.open_finish(&fin).map_err(pairing_err)?;
     let (identity, record, handover) = decode_finish(&payload)?;
@@ -566,7 +570,7 @@ pub fn join(
             "the record handed over is not this device's, under the identity key handed over",
         )));
     }
-    let mut ks = Keystore::create_joined(
+    let mut ks = crate::keystore::Keystore::create_joined(
         path,
         passphrase,
         identity,
@@ -608,13 +612,14 @@ pub fn join(
     }
 }
 
+#[cfg(feature = "native")]
 fn decode_finish(p: &[u8]) -> Result<(IdentitySecret, Vec<u8>, Handover)> {
     let bad = |_| {
         ClientError::Integrity(serment_core::Error::Pairing(
             "the finish payload does not decode",
         ))
     };
-    let mut r = Reader::new(p, "pairing finish payload");
+    let mut r = serment_core::codec::Reader::new(p, "pairing finish payload");
     let seed = Zeroizing::new(r.array::<32>().map_err(bad)?);
     let n = r.u16().map_err(bad)?;
     let record = r.take(usize::from(n)).map_err(bad)?.to_vec();
