@@ -1,11 +1,17 @@
 //! Issue 11 §6: two stateless `serment serve` instances on one PostgreSQL database, one blob
-//! directory and one log key. Eight clients, spread over both, upload for a while; then every
+//! store (a fresh bucket of the S3 test server when `SERMENT_TEST_S3` is set, else one blob
+//! directory) and one log key. Eight clients, spread over both, upload for a while; then every
 //! acknowledged document is listed and verifies from either instance, the log has no gap and no
 //! duplicate, every checkpoint any client saw is consistent with the final one (one lineage),
 //! and `verify-log` passes. A second round kills one instance with SIGKILL in the middle of the
 //! load and restarts it: nothing acknowledged is lost and no fork appears.
 //!
+//! Every 20th document is over the inline limit (300 KiB), so it goes through `POST /v1/blobs`
+//! into the blob store and is read back from it by both instances.
+//!
 //! Needs `SERMENT_TEST_DATABASE_URL` (`postgres://…`); skips without it, fails when `CI=true`.
+//! With `CI=true`, the S3 test server is required too (`SERMENT_TEST_S3`, `AWS_ENDPOINT_URL`:
+//! `.ci/s3.sh`); outside CI, without it, the instances share a blob directory instead.
 //! `SERMENT_SCALE_SECS` sets each round's length (default 20 s).
 #![allow(
     clippy::unwrap_used,
@@ -51,6 +57,34 @@ fn database_url() -> Option<String> {
     }
 }
 
+/// A fresh bucket of the S3 test server (`.ci/s3.sh`), as the `--blob-url` of both instances;
+/// `None` (a shared blob directory instead) when `SERMENT_TEST_S3` is not set outside CI.
+fn s3_blob_url() -> Option<String> {
+    let on = std::env::var("SERMENT_TEST_S3").is_ok_and(|v| !v.is_empty());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().filter(|_| on);
+    let Some(endpoint) = endpoint else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but SERMENT_TEST_S3 / AWS_ENDPOINT_URL are not set: .ci/run must start the \
+             S3 test server (source .ci/s3.sh) for the scale-out test"
+        );
+        eprintln!(
+            "scale-out: no S3 test server (SERMENT_TEST_S3): the instances share a blob directory"
+        );
+        return None;
+    };
+    let mut r = [0u8; 6];
+    getrandom::fill(&mut r).unwrap();
+    let bucket = format!("serment-scale-{}", hex::encode(r));
+    // Bucket creation is outside the server's API; the test server accepts an unsigned PUT.
+    let status = ureq::put(&format!("{endpoint}/{bucket}"))
+        .send_empty()
+        .expect("the S3 test server answers")
+        .status();
+    assert!(status.is_success(), "create bucket {bucket}: {status}");
+    Some(format!("s3://{bucket}/scale"))
+}
+
 /// A fresh schema of the test database, as a URL whose connections use it.
 fn fresh_schema(url: &str) -> String {
     let mut r = [0u8; 8];
@@ -74,11 +108,13 @@ fn fresh_schema(url: &str) -> String {
     format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
-/// One `serment serve` instance: its data directory (its own `tmp/`, `blobs/` shared) and
-/// where it listens now.
+/// One `serment serve` instance: its data directory (its own `tmp/`; `blobs/` shared unless
+/// the blobs are in a bucket) and where it listens now.
 struct Instance {
     data: PathBuf,
     db: String,
+    /// `--blob-url s3://…`, or `None` for the shared blob directory.
+    blob_url: Option<String>,
     log_key: String,
     child: Option<Child>,
     url: Arc<Mutex<String>>,
@@ -86,10 +122,14 @@ struct Instance {
 
 impl Instance {
     fn start(&mut self) {
-        let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&self.data)
-            .args(["--database-url", &self.db])
+            .args(["--database-url", &self.db]);
+        if let Some(b) = &self.blob_url {
+            cmd.args(["--blob-url", b]);
+        }
+        let mut child = cmd
             .env("SERMENT_LOG_KEY", &self.log_key)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::piped())
@@ -170,7 +210,13 @@ fn client(home: PathBuf, n: usize, url: Arc<Mutex<String>>, stop: Arc<AtomicBool
             },
         };
         i += 1;
-        let content = format!("client {n} document {i}: {}", "x".repeat(200)).into_bytes();
+        // Every 20th over the inline limit: through the blob store.
+        let pad = if i.is_multiple_of(20) {
+            300 * 1024
+        } else {
+            200
+        };
+        let content = format!("client {n} document {i}: {}", "x".repeat(pad)).into_bytes();
         let meta = Metadata {
             content_length: content.len() as u64,
             title: Some(format!("c{n}-{i}")),
@@ -234,24 +280,36 @@ fn check(
     urls: [&str; 2],
 ) -> (usize, u64, usize) {
     // Every acknowledged document is listed and verifies, read through the other instance too.
-    let mut verified = 0;
-    for (n, home) in homes.iter().enumerate() {
-        for url in urls {
-            let mut s = connect(home, url).expect("connect for the checks");
-            let listed: HashSet<String> = s.list().unwrap().into_iter().map(|v| v.doc_id).collect();
-            for (doc, content) in &acked[n] {
-                assert!(
-                    listed.contains(&doc.to_string()),
-                    "client {n}: acknowledged {doc} not listed by {url}"
-                );
-                let mut out = Vec::new();
-                s.get(doc, None, &mut out).unwrap();
-                assert_eq!(&out, content, "client {n}: {doc} from {url}");
-                verified += 1;
-            }
-            s.flush().unwrap();
-        }
-    }
+    // One thread per client (each has its own keystore), as during the load.
+    let verified: usize = std::thread::scope(|sc| {
+        let checks: Vec<_> = homes
+            .iter()
+            .enumerate()
+            .map(|(n, home)| {
+                sc.spawn(move || {
+                    let mut verified = 0;
+                    for url in urls {
+                        let mut s = connect(home, url).expect("connect for the checks");
+                        let listed: HashSet<String> =
+                            s.list().unwrap().into_iter().map(|v| v.doc_id).collect();
+                        for (doc, content) in &acked[n] {
+                            assert!(
+                                listed.contains(&doc.to_string()),
+                                "client {n}: acknowledged {doc} not listed by {url}"
+                            );
+                            let mut out = Vec::new();
+                            s.get(doc, None, &mut out).unwrap();
+                            assert_eq!(&out, content, "client {n}: {doc} from {url}");
+                            verified += 1;
+                        }
+                        s.flush().unwrap();
+                    }
+                    verified
+                })
+            })
+            .collect();
+        checks.into_iter().map(|h| h.join().unwrap()).sum()
+    });
     // The log: no gap, no duplicate, one lineage; verify-log passes on each instance.
     let api = serment_client::api::Api::new(urls[0]).unwrap();
     let final_note = api.log_checkpoint(None).unwrap();
@@ -311,11 +369,16 @@ fn two_instances_one_log_with_a_kill_9() {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).unwrap();
     let log_key = hex::encode(seed);
-    // Two data directories, one blob directory: b/blobs is a link to a/blobs.
+    // Two data directories, one blob store: a fresh bucket, or b/blobs linked to a/blobs.
     let (a, b) = (root.path().join("a"), root.path().join("b"));
-    std::fs::create_dir_all(a.join("blobs")).unwrap();
+    let blob_url = s3_blob_url();
+    std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    std::os::unix::fs::symlink(a.join("blobs"), b.join("blobs")).unwrap();
+    if blob_url.is_none() {
+        std::fs::create_dir_all(a.join("blobs")).unwrap();
+        std::os::unix::fs::symlink(a.join("blobs"), b.join("blobs")).unwrap();
+    }
+    let started = Instant::now();
     let urls = [
         Arc::new(Mutex::new(String::new())),
         Arc::new(Mutex::new(String::new())),
@@ -326,6 +389,7 @@ fn two_instances_one_log_with_a_kill_9() {
         .map(|(data, url)| Instance {
             data,
             db: db.clone(),
+            blob_url: blob_url.clone(),
             log_key: log_key.clone(),
             child: None,
             url: Arc::clone(url),
@@ -382,9 +446,17 @@ fn two_instances_one_log_with_a_kill_9() {
     let (a_url, b_url) = (inst[0].url(), inst[1].url());
     let (verified, entries, checkpoints) = check(&homes, &acked, &notes, [&a_url, &b_url]);
     assert_eq!(verified, total);
+    let stored = acked
+        .iter()
+        .flat_map(HashMap::values)
+        .filter(|c| c.len() > 256 * 1024)
+        .count();
+    assert!(stored > 0, "no document went through the blob store");
     eprintln!(
         "scale-out: {total} acknowledged ({n1} in round 1), {verified} listed and verified from \
          both instances, {entries} log entries, {checkpoints} checkpoints checked, {errors} \
-         client errors (the kill -9)"
+         client errors (the kill -9); {stored} documents through the blob store ({}); {:.0} s",
+        blob_url.as_deref().unwrap_or("a shared blob directory"),
+        started.elapsed().as_secs_f64()
     );
 }
