@@ -38,8 +38,11 @@ fn injection_document_planted_under_a_key_the_server_chose() {
     assert!(
         matches!(
             integrity(&e),
+            // The wrap's sharer (the real author) is not the claimed author and not a device
+            // of the reader's own identity (PROTOCOL.md §4.1): refused there, or at the
+            // document's signature.
             Error::WrongSigner {
-                what: "document",
+                what: "document" | "key wrap",
                 ..
             }
         ),

@@ -93,8 +93,11 @@ fn metadata_tampering_author_rewritten_to_another_pinned_contact() {
     assert!(
         matches!(
             integrity(&e),
+            // The wrap's sharer (the real author) is not the claimed author and not a device
+            // of the reader's own identity (PROTOCOL.md §4.1): refused there, or at the
+            // document's signature.
             Error::WrongSigner {
-                what: "document",
+                what: "document" | "key wrap",
                 ..
             }
         ),
