@@ -58,7 +58,9 @@ fn injection_document_planted_under_a_key_the_server_chose() {
         matches!(
             integrity(&e),
             Error::WrongSigner {
-                what: "document",
+                // the planted wrap's sharer is not this document's author (§4.1 check) or
+                // the document signature does not match
+                what: "document" | "key wrap",
                 ..
             }
         ),

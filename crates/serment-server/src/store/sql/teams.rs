@@ -141,7 +141,8 @@ impl TeamStore for Db {
     ) -> Result<u64, StoreError> {
         let doc = doc_id.to_string();
         let mut tx = self.begin().await?;
-        let exists: Option<i64> =
+        // `1` is an INT4 in PostgreSQL (an i64 there fails to decode: a 500 on that backend).
+        let exists: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM documents WHERE doc_id = $1 AND doc_version = $2")
                 .bind(&doc)
                 .bind(i64::from(doc_version))
