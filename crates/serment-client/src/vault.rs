@@ -226,10 +226,6 @@ impl Session {
         if *device == self.ks.device.id() {
             return Ok((self.ks.handle().to_owned(), self.ks.own_device_record()?));
         }
-        // Another device of this identity (a linked device, PROTOCOL.md §4.1), proven in the log.
-        if let Some(r) = self.own_device_in_log(device)? {
-            return Ok((self.ks.handle().to_owned(), r));
-        }
         let handles: Vec<String> = self.ks.contacts().keys().cloned().collect();
         for h in &handles {
             if let Some(r) = contacts::pinned(&self.ks, h)?
@@ -239,6 +235,12 @@ impl Session {
             {
                 return Ok((h.clone(), r));
             }
+        }
+        // Another device of this identity (a linked device, PROTOCOL.md §4.1), proven in the log.
+        // Asked after the pinned contacts, so that reading a contact's document costs no second
+        // log sync (one checkpoint per operation: tests/one_sync_per_operation.rs).
+        if let Some(r) = self.own_device_in_log(device)? {
+            return Ok((self.ks.handle().to_owned(), r));
         }
         for h in &handles {
             let (c, _) = contacts::add(&self.api, &mut self.ks, h)?;
