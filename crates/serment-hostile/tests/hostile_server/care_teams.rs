@@ -2,10 +2,12 @@
 //! cannot replay, removals it cannot drop from a view a client already verified, changes a
 //! removed admin cannot make.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use serment_client::ClientError;
 use serment_core::Error;
-use serment_hostile::harness::b64;
+use serment_core::log::note::{Checkpoint, KEY_TYPE_ED25519, NoteSigner, SignedCheckpoint};
+use serment_core::log::tree::{self, MemoryTree};
+use serment_hostile::harness::{Hostile, b64};
 
 use crate::common::*;
 
@@ -105,4 +107,153 @@ fn team_change_by_a_removed_admin_is_refused() {
             .state
             .is_member(PATIENT)
     );
+}
+
+// ---- a fork: two members shown two memberships --------------------------------------------------
+
+/// A fork of the server's log, made with its own log key: the first `cut` entries of the real
+/// log, then an entry only this view holds (the removal at index `cut` is gone).
+struct ForkedLog {
+    tree: MemoryTree,
+    note: String,
+    cut: u64,
+}
+
+impl ForkedLog {
+    fn without_entry_at(h: &Hostile, cut: u64) -> ForkedLog {
+        let mut tree = MemoryTree::new();
+        for r in h.sql(&format!(
+            "SELECT entry FROM log_entries WHERE idx < {cut} ORDER BY idx"
+        )) {
+            tree.push_entry(&r[0].1.clone().unwrap()).unwrap();
+        }
+        assert_eq!(tree.size(), cut);
+        tree.push_entry(b"an entry only the forked view holds")
+            .unwrap();
+        let seed_hex = std::fs::read_to_string(h.data_dir().join("log.key")).unwrap();
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(seed_hex.trim(), &mut seed).unwrap();
+        let real = h.sql("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1");
+        let real =
+            SignedCheckpoint::parse(&String::from_utf8(real[0][0].1.clone().unwrap()).unwrap())
+                .unwrap();
+        let signer = NoteSigner::new(&real.checkpoint.origin, KEY_TYPE_ED25519, &seed).unwrap();
+        let cp = Checkpoint {
+            origin: real.checkpoint.origin,
+            size: tree.size(),
+            root: tree.root_at(tree.size()).unwrap(),
+        };
+        let note = signer.sign_checkpoint(&cp).unwrap().encode().unwrap();
+        ForkedLog { tree, note, cut }
+    }
+
+    fn hashes(v: &[tree::Hash]) -> Value {
+        json!(v.iter().map(|x| b64(x)).collect::<Vec<_>>())
+    }
+
+    /// Serves every log route from the fork: checkpoints, consistency proofs, and the proven
+    /// chains (team, identities) re-proven against the fork, without the entries it lacks.
+    fn serve(self, h: &Hostile) {
+        let fork = std::sync::Arc::new(self);
+        let f = fork.clone();
+        h.on_response("GET /v1/log/checkpoint", move |ex| {
+            ex.status = 200;
+            ex.set_json(&json!({ "checkpoint": f.note }));
+        });
+        let f = fork.clone();
+        h.on_response("GET /v1/log/consistency", move |ex| {
+            let q = ex.path.split_once('?').unwrap().1.to_owned();
+            let arg = |k: &str| -> u64 {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            let (from, to) = (arg("from"), arg("to"));
+            let proof = tree::consistency_proof(from, to, &f.tree).unwrap();
+            ex.status = 200;
+            ex.set_json(&json!({ "from": from, "to": to, "proof": ForkedLog::hashes(&proof) }));
+        });
+        for route in [
+            format!("GET /v1/log/team/{TEAM}"),
+            "GET /v1/log/identity/*".to_owned(),
+        ] {
+            // The real server answers at its latest size; the fork re-proves what it keeps.
+            h.on_request(&route, |ex| {
+                ex.path = ex.path.split('?').next().unwrap().to_owned();
+            });
+            let f = fork.clone();
+            h.on_response(&route, move |ex| {
+                let mut v = ex.json();
+                let size = f.tree.size();
+                let entries: Vec<Value> = v["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["index"].as_u64().unwrap() < f.cut)
+                    .map(|e| {
+                        let i = e["index"].as_u64().unwrap();
+                        let proof = tree::inclusion_proof(i, size, &f.tree).unwrap();
+                        json!({ "index": i, "entry": e["entry"], "proof": ForkedLog::hashes(&proof) })
+                    })
+                    .collect();
+                v["entries"] = json!(entries);
+                v["size"] = json!(size);
+                v["checkpoint"] = json!(f.note);
+                ex.status = 200;
+                ex.set_json(&v);
+            });
+        }
+    }
+}
+
+/// Issue 16 §3, "the server shows two members different memberships (a fork)": the lab removes
+/// the patient; the server keeps the GP on a fork of its log, signed with its own log key, in
+/// which the removal never happened. The fork is internally consistent (every entry proven, the
+/// GP's pinned checkpoint extended by a valid consistency proof, the team head it verified still
+/// there), so the GP's replay shows the patient as a member of epoch 1 while the lab's shows
+/// epoch 2 without her. Two memberships need two logs: the two members' checkpoints cannot be
+/// proven consistent, and that is what catches it. Gossip between the members is a `SplitView`
+/// (exit 4), and the GP, shown the real log again, refuses it as a fork of what it pinned
+/// (`Fork`, exit 4). With a witness quorum the fork is refused outright (no witness cosigns a
+/// tree inconsistent with the one it cosigned: `transparency_log.rs::
+/// split_view_caught_through_the_witness_quorum`). A view that merely stops before the removal
+/// (a consistent prefix, not a fork) is caught only by a member whose verified head is past it:
+/// `team_removal_dropped_from_the_log_view_is_refused` and THREAT_MODEL.md "Limits".
+#[test]
+fn team_fork_two_members_shown_two_memberships_is_caught() {
+    let (mut w, d1) = team_world();
+    // Both members verified the team (epoch 1) and pinned a checkpoint before the removal.
+    read(&mut w.gp, &d1, Some(1)).unwrap();
+    read(&mut w.patient, &d1, Some(1)).unwrap();
+    let removal = w.lab.team_remove(TEAM, PATIENT).unwrap();
+    let lab_view = w.lab.verify_team(TEAM).unwrap().unwrap();
+    assert!(!lab_view.state.is_member(PATIENT));
+    assert_eq!(lab_view.current().unwrap().epoch, 2);
+    let lab_note = w.lab.checkpoint_note().unwrap();
+
+    ForkedLog::without_entry_at(&w.h, removal.log_index).serve(&w.h);
+    let gp_view = w.gp.verify_team(TEAM).unwrap().unwrap();
+    assert!(gp_view.state.is_member(PATIENT), "the fork took");
+    assert_eq!(gp_view.current().unwrap().epoch, 1);
+    let gp_note = w.gp.checkpoint_note().unwrap();
+
+    // The members gossip their checkpoints: two views of one log cannot disagree.
+    w.h.clear_hooks();
+    let e = w.lab.compare_checkpoint(&gp_note).unwrap_err();
+    assert!(matches!(e, ClientError::SplitView(_)), "{e:?}");
+    assert_eq!(e.exit_code(), 4);
+    let e = w.gp.compare_checkpoint(&lab_note).unwrap_err();
+    assert!(matches!(e, ClientError::SplitView(_)), "{e:?}");
+    // Shown the real log again, the GP refuses it: it does not extend the fork it pinned.
+    let e = w.gp.verify_team(TEAM).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::Log(Error::Fork { .. } | Error::Rollback { .. })
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.exit_code(), 4);
 }
