@@ -44,6 +44,24 @@ fn assert_clean(v: &serde_json::Value) {
     for k in ["plaintext_bytes", "stored_bytes", "seconds"] {
         assert!(v.get(k).is_some(), "missing {k}: {v}");
     }
+    // Issue 16: the care team. Three member devices (the cardiologist's two, one linked with
+    // the pairing code, and the GP's) read the report shared with the team; the GP is removed,
+    // which opens epoch 2, and the GP's read of the next report fails (exit 4 or 6): the flag
+    // comes from that read's error.
+    assert_eq!(v["team"], "cardio-chu", "{v}");
+    assert_eq!(v["team_devices_read"], 3, "{v}");
+    assert_eq!(v["team_epoch"], 2, "{v}");
+    let members: Vec<&str> = v["team_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["labo-biomed", "dr-cardiologue"], "{v}");
+    assert_eq!(v["removed_member_denied"], true, "{v}");
+    let exit = v["removed_member_exit"].as_i64().unwrap();
+    assert!(exit == 4 || exit == 6, "{v}");
+    assert!(v["failures"].as_array().unwrap().is_empty(), "{v}");
 }
 
 #[test]

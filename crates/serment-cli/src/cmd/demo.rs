@@ -6,7 +6,9 @@
 //! 3. split each FHIR bundle, seal every document for the patient and the GP, upload it;
 //! 4. the patient and the GP download every document, verify the lab's signature and compare it
 //!    byte for byte with the input;
-//! 5. scan every file under the data directory for the patient's names, birth date, INS/NIR,
+//! 5. the care team "cardio-chu" (`demo_team`): a report shared with the team is read by three
+//!    member devices; after a member's removal, a new report is refused to them;
+//! 6. scan every file under the data directory for the patient's names, birth date, INS/NIR,
 //!    the LOINC display strings and the input file name.
 
 use std::path::{Path, PathBuf};
@@ -305,6 +307,36 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
                     .unwrap_or(false)
             })
             .unwrap_or(false);
+        // The care team (issue 16): reports from the inputs, so the scan below covers them.
+        let first = all
+            .first()
+            .map(|d| d.content.clone())
+            .ok_or_else(|| CliError::Input("no document to share with the team".into()))?;
+        let second = all
+            .get(1)
+            .map_or_else(|| first.clone(), |d| d.content.clone());
+        let mut new_party = |handle: &str, display: &str| -> CliResult<Session> {
+            let mut p = party(&homes, handle, display, &url, &transport)?;
+            let base = p.api.base().to_owned();
+            serment_client::log::set_witnesses(
+                &mut p.ks,
+                &base,
+                std::slice::from_ref(&witness_key),
+                1,
+            )?;
+            p.ks.save()?;
+            Ok(p)
+        };
+        let team = super::demo_team::run(
+            &mut lab,
+            &mut gp,
+            &mut new_party,
+            &homes,
+            &url,
+            &transport,
+            [&first, &second],
+        )?;
+        failures.extend(team.failures.iter().cloned());
         let report = super::log::run_verify_log(&url, &transport, None)?;
         Ok(json!({
             "tls": url.starts_with("https://"),
@@ -321,6 +353,12 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             "log_verified": report.verified(),
             "log_errors": report.errors,
             "witness_cosigned": cosigned,
+            "team": super::demo_team::TEAM,
+            "team_members": team.members,
+            "team_epoch": team.epoch,
+            "team_devices_read": team.devices_read,
+            "removed_member_denied": team.removed_member_denied,
+            "removed_member_exit": team.removed_member_exit,
             "witness_key": witness_key,
             "inputs": per_input,
             "warnings": warnings,
@@ -368,7 +406,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         .as_array()
         .map_or(0, |d| d.iter().filter(|d| d["kem"] == "X-Wing").count());
     let mut text = format!(
-        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  key wraps post-quantum (X-Wing): {hybrid}/{documents} documents\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
+        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  key wraps post-quantum (X-Wing): {hybrid}/{documents} documents\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  care team {}: {} member device(s) read the report; after a removal (epoch {}), members {}; the removed member's read of a new report refused: {} (exit {})\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
         inputs.len(),
         field(&summary, "server_url").as_str().unwrap_or("?"),
         field(&summary, "tls"),
@@ -379,6 +417,12 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         field(&summary, "log_size"),
         field(&summary, "log_verified"),
         field(&summary, "witness_cosigned"),
+        field(&summary, "team").as_str().unwrap_or("?"),
+        field(&summary, "team_devices_read"),
+        field(&summary, "team_epoch"),
+        field(&summary, "team_members"),
+        field(&summary, "removed_member_denied"),
+        field(&summary, "removed_member_exit"),
         needles.len(),
         hits.len(),
         field(&summary, "seconds").as_f64().unwrap_or(0.0),
@@ -395,10 +439,16 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
     let log_ok = field(&summary, "log_verified").as_bool() == Some(true)
         && field(&summary, "witness_cosigned").as_bool() == Some(true)
         && field(&summary, "tls").as_bool() == Some(true);
-    if verified != documents || !hits.is_empty() || documents == 0 || !log_ok {
+    let team_ok = field(&summary, "removed_member_denied").as_bool() == Some(true)
+        && field(&summary, "team_devices_read").as_u64() == Some(3)
+        && field(&summary, "failures")
+            .as_array()
+            .is_some_and(Vec::is_empty);
+    if verified != documents || !hits.is_empty() || documents == 0 || !log_ok || !team_ok {
         return Err(CliError::DemoFailed(format!(
-            "{verified}/{documents} verified, {} plaintext hit(s)",
-            hits.len()
+            "{verified}/{documents} verified, {} plaintext hit(s), care team {}",
+            hits.len(),
+            if team_ok { "ok" } else { "FAILED" }
         )));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Command implementations.
 
 mod demo;
+mod demo_team;
 mod demo_tls;
 mod device;
 mod docs;
