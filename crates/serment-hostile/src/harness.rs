@@ -13,8 +13,10 @@
 //! buffers the response, runs the hooks whose pattern matches, records the exchange and answers.
 //! It learns which device each bearer token belongs to by watching `POST /v1/auth/token`, so a hook
 //! can serve one device a different view than another. [`Hostile::sql`] and
-//! [`Hostile::sql_exec`] read and write the server's SQLite database, and
-//! [`Hostile::data_dir`] / [`Hostile::blob_path`] give its files, for direct tampering.
+//! [`Hostile::sql_exec`] read and write the server's database, and [`Hostile::blob_bytes`] /
+//! [`Hostile::tamper_blob`] its stored blobs, for direct tampering. The storage is SQLite and a
+//! directory, or PostgreSQL and an S3 bucket, picked from the environment as serment-server's
+//! own tests pick it ([`crate::storage`]): the tampering helpers work on either.
 //!
 //! This is a test-only crate: a fixture that cannot be set up fails the test at once, so the
 //! harness panics (with a message) on setup errors instead of threading `Result`s through tests.
@@ -35,9 +37,11 @@ use serment_client::vault::Session;
 use serment_core::KeyId;
 use serment_core::keystore::KdfParams;
 use serment_server::{Config, Server};
-use sqlx::Row as _;
 use tower::ServiceExt as _;
 use zeroize::Zeroizing;
+
+use crate::storage::Storage;
+pub use crate::storage::{DbKind, DbSnapshot, SqlRow};
 
 /// The largest body the proxy buffers (requests and responses).
 const MAX_PROXY_BODY: usize = 512 * 1024 * 1024;
@@ -126,12 +130,13 @@ struct Proxy {
     upstream: Router,
 }
 
-/// A running hostile server: the real server, the proxy in front of it, and a temporary root
-/// holding the data directory (`data/`), the parties' keystores (`homes/`) and output files
-/// (`out/`). Everything is removed on drop.
+/// A running hostile server: the real server, the proxy in front of it, its storage (see
+/// [`crate::storage`]), and a temporary root holding the data directory (`data/`), the parties'
+/// keystores (`homes/`) and output files (`out/`). Everything local is removed on drop.
 pub struct Hostile {
     rt: tokio::runtime::Runtime,
     root: tempfile::TempDir,
+    storage: Storage,
     url: String,
     proxy: Proxy,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -150,11 +155,24 @@ impl Default for Hostile {
 }
 
 impl Hostile {
-    /// Starts a server on a fresh data directory and the proxy in front of it.
+    /// Starts a server on fresh storage (picked from the environment: [`crate::storage`]) and
+    /// the proxy in front of it.
     ///
     /// # Panics
     /// If the server or the proxy cannot start.
     pub fn new() -> Hostile {
+        Hostile::start(false)
+    }
+
+    /// [`Hostile::new`] on SQLite and a blob directory whatever the environment.
+    ///
+    /// # Panics
+    /// If the server or the proxy cannot start.
+    pub fn sqlite() -> Hostile {
+        Hostile::start(true)
+    }
+
+    fn start(sqlite: bool) -> Hostile {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -167,8 +185,16 @@ impl Hostile {
         for d in ["homes", "out"] {
             std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
         }
+        let data_dir = root.path().join("data");
+        let (storage, database_url, blob_url) = if sqlite {
+            (Storage::sqlite(&data_dir), None, None)
+        } else {
+            rt.block_on(Storage::from_env(&data_dir))
+        };
         let config = Config {
-            data_dir: root.path().join("data"),
+            data_dir,
+            database_url,
+            blob_url,
             listen: "127.0.0.1:0".parse().expect("address"),
             max_blob_bytes: 1 << 30,
             ..Config::default()
@@ -199,6 +225,7 @@ impl Hostile {
         Hostile {
             rt,
             root,
+            storage,
             url: format!("http://{addr}"),
             proxy,
             stop: Some(tx),
@@ -210,7 +237,8 @@ impl Hostile {
         &self.url
     }
 
-    /// The server's data directory (`serment.db`, `blobs/`, `tmp/`).
+    /// The server's data directory (`log.key`, `tmp/`; `serment.db` and `blobs/` on SQLite and
+    /// a blob directory).
     pub fn data_dir(&self) -> PathBuf {
         self.root.path().join("data")
     }
@@ -225,32 +253,23 @@ impl Hostile {
         self.root.path().join("out")
     }
 
-    /// The file of a stored blob.
-    pub fn blob_path(&self, blob_id: &str) -> PathBuf {
-        self.data_dir()
-            .join("blobs")
-            .join(blob_id.get(..2).unwrap_or("xx"))
-            .join(blob_id)
+    /// Which database the server runs on (for the rare statement with no common spelling).
+    pub fn db_kind(&self) -> DbKind {
+        self.storage.db_kind()
     }
 
-    /// The stored bytes of a blob: its file under `blobs/`, or its row in the database when it
-    /// was committed inline (PROTOCOL.md §8.3).
+    /// Whether the server keeps its blobs in an S3 bucket (else in `data_dir()/blobs`).
+    pub fn blobs_in_bucket(&self) -> bool {
+        self.storage.blobs_in_bucket()
+    }
+
+    /// The stored bytes of a blob: its object (in the directory or the bucket), or its row in
+    /// the database when it was committed inline (PROTOCOL.md §8.3).
     ///
     /// # Panics
     /// If the blob is stored in neither place.
     pub fn blob_bytes(&self, blob_id: &str) -> Vec<u8> {
-        if let Ok(b) = std::fs::read(self.blob_path(blob_id)) {
-            return b;
-        }
-        let rows = self.sql(&format!(
-            "SELECT data FROM blobs WHERE blob_id = '{}' AND data IS NOT NULL",
-            hex_only(blob_id)
-        ));
-        rows.into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next())
-            .and_then(|(_, v)| v)
-            .unwrap_or_else(|| panic!("blob {blob_id} is stored nowhere"))
+        self.rt.block_on(self.storage.blob_bytes(blob_id))
     }
 
     /// Replaces the stored bytes of a blob, where [`Hostile::blob_bytes`] found them (the server
@@ -259,44 +278,24 @@ impl Hostile {
     /// # Panics
     /// If the blob is stored in neither place or the write fails.
     pub fn set_blob_bytes(&self, blob_id: &str, bytes: &[u8]) {
-        let path = self.blob_path(blob_id);
-        if path.exists() {
-            std::fs::write(&path, bytes).expect("write the blob file");
-            return;
-        }
-        let n = self.sql_exec(&format!(
-            "UPDATE blobs SET data = X'{}' WHERE blob_id = '{}' AND data IS NOT NULL",
-            hex::encode(bytes),
-            hex_only(blob_id)
-        ));
-        assert_eq!(n, 1, "blob {blob_id} is stored nowhere");
+        self.rt
+            .block_on(self.storage.set_blob_bytes(blob_id, bytes));
     }
 
-    /// Every stored blob, as (blob id, bytes): files under `blobs/` and inline rows.
+    /// Rewrites a stored blob in place: `f` edits its bytes, which are written back where they
+    /// were found (directory, bucket or inline row).
+    ///
+    /// # Panics
+    /// As [`Hostile::set_blob_bytes`].
+    pub fn tamper_blob(&self, blob_id: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut b = self.blob_bytes(blob_id);
+        f(&mut b);
+        self.set_blob_bytes(blob_id, &b);
+    }
+
+    /// Every stored blob, as (blob id, bytes): objects (directory or bucket) and inline rows.
     pub fn all_blobs(&self) -> Vec<(String, Vec<u8>)> {
-        let mut out = Vec::new();
-        for shard in std::fs::read_dir(self.data_dir().join("blobs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for f in std::fs::read_dir(shard.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if let Ok(b) = std::fs::read(f.path()) {
-                    out.push((f.file_name().to_string_lossy().into_owned(), b));
-                }
-            }
-        }
-        for row in self.sql("SELECT blob_id, data FROM blobs WHERE data IS NOT NULL") {
-            let mut cols = row.into_iter();
-            if let (Some((_, Some(id))), Some((_, Some(data)))) = (cols.next(), cols.next()) {
-                out.push((String::from_utf8_lossy(&id).into_owned(), data));
-            }
-        }
-        out
+        self.rt.block_on(self.storage.all_blobs())
     }
 
     /// Creates a keystore for `handle` (OWASP-floor KDF parameters, to stay quick) and registers
@@ -453,103 +452,45 @@ impl Hostile {
     }
 
     /// Runs `query` on the server's database and returns every row as column name → raw bytes
-    /// (`CAST(col AS BLOB)`: text and blobs as stored, numbers as their decimal text, NULL as
-    /// `None`).
+    /// (text and blobs as stored, integers as their decimal text, NULL as `None`), on SQLite or
+    /// PostgreSQL alike. Mind the spellings that differ: byte strings through
+    /// [`Hostile::bytes_literal`].
     ///
     /// # Panics
     /// On an SQL error.
-    pub fn sql(&self, query: &str) -> Vec<Vec<(String, Option<Vec<u8>>)>> {
-        let url = format!("sqlite://{}", self.data_dir().join("serment.db").display());
-        let query = query.to_owned();
-        self.rt.block_on(async move {
-            let pool = sqlx::SqlitePool::connect(&url).await.expect("open the db");
-            // The hostile harness plays the attacker with write access to the database: the
-            // statement is the test's own, on purpose.
-            let rows = sqlx::query(sqlx::AssertSqlSafe(query.clone()))
-                .fetch_all(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("{query}: {e}"));
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let mut cols = Vec::new();
-                for (i, c) in r.columns().iter().enumerate() {
-                    use sqlx::Column as _;
-                    let v: Option<Vec<u8>> = r.try_get(i).unwrap_or_else(|_| {
-                        r.try_get::<Option<String>, _>(i)
-                            .ok()
-                            .flatten()
-                            .map(String::into_bytes)
-                            .or_else(|| {
-                                r.try_get::<Option<i64>, _>(i)
-                                    .ok()
-                                    .flatten()
-                                    .map(|n| n.to_string().into_bytes())
-                            })
-                    });
-                    cols.push((c.name().to_owned(), v));
-                }
-                out.push(cols);
-            }
-            pool.close().await;
-            out
-        })
+    pub fn sql(&self, query: &str) -> Vec<SqlRow> {
+        self.rt.block_on(self.storage.sql(query))
     }
 
-    /// Executes a statement on the server's database (the server keeps running: SQLite WAL).
-    /// Returns the number of rows changed.
+    /// Executes one or more `;`-separated statements on the server's database (the server
+    /// keeps running). Returns the number of rows changed.
     ///
     /// # Panics
     /// On an SQL error.
     pub fn sql_exec(&self, statement: &str) -> u64 {
-        let url = format!("sqlite://{}", self.data_dir().join("serment.db").display());
-        let statement = statement.to_owned();
-        self.rt.block_on(async move {
-            let pool = sqlx::SqlitePool::connect(&url).await.expect("open the db");
-            // As in `sql`: the attacker's own statement, on purpose.
-            let n = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                .execute(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("{statement}: {e}"))
-                .rows_affected();
-            pool.close().await;
-            n
-        })
+        self.rt.block_on(self.storage.sql_exec(statement))
+    }
+
+    /// A byte-string literal for [`Hostile::sql`] / [`Hostile::sql_exec`] on this database
+    /// (`X'..'` on SQLite, a `bytea` on PostgreSQL).
+    pub fn bytes_literal(&self, b: &[u8]) -> String {
+        self.storage.bytes_literal(b)
     }
 
     /// Every row of every table, each as `table: col=bytes ...` (bytes as stored): the database
     /// dump that the leakage test scans.
     pub fn dump_db(&self) -> Vec<(String, Vec<u8>)> {
-        let tables: Vec<String> = self
-            .sql("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().and_then(|(_, v)| v))
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .collect();
-        let mut out = Vec::new();
-        for t in tables {
-            let cols: Vec<String> = self
-                .sql(&format!("SELECT name FROM pragma_table_info('{t}')"))
-                .into_iter()
-                .filter_map(|r| r.into_iter().next().and_then(|(_, v)| v))
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .collect();
-            if cols.is_empty() {
-                continue;
-            }
-            let select: Vec<String> = cols
-                .iter()
-                .map(|c| format!("CAST(\"{c}\" AS BLOB) AS \"{c}\""))
-                .collect();
-            for row in self.sql(&format!("SELECT {} FROM \"{t}\"", select.join(", "))) {
-                let mut line = format!("{t}:").into_bytes();
-                for (c, v) in row {
-                    line.extend_from_slice(format!(" {c}=").as_bytes());
-                    line.extend_from_slice(v.as_deref().unwrap_or(b"NULL"));
-                }
-                out.push((t.clone(), line));
-            }
-        }
-        out
+        self.rt.block_on(self.storage.dump())
+    }
+
+    /// Copies every table of the server's database (the operator's backup).
+    pub fn snapshot_db(&self) -> DbSnapshot {
+        self.rt.block_on(self.storage.snapshot(self.root.path()))
+    }
+
+    /// Restores every table from `snap`, in one transaction (the server keeps running).
+    pub fn restore_db(&self, snap: &DbSnapshot) {
+        self.rt.block_on(self.storage.restore(snap));
     }
 }
 
@@ -937,9 +878,4 @@ fn percent_encode(b: &[u8]) -> String {
 /// Unpadded base64url.
 pub fn b64(b: &[u8]) -> String {
     serment_client::api::b64e(b)
-}
-
-/// Keeps only hex digits (ids spliced into test SQL).
-fn hex_only(s: &str) -> String {
-    s.chars().filter(char::is_ascii_hexdigit).collect()
 }

@@ -4,8 +4,9 @@
 //!
 //! - [`harness`]: a real in-process [`serment_server::Server`] behind an intercepting proxy on
 //!   loopback. A test scripts a malicious server with it: rewrite any response, replay an earlier
-//!   one, serve different views to different devices, and edit the data directory and the SQLite
-//!   database directly. Tests drive the real [`serment_client::vault::Session`] through the proxy.
+//!   one, serve different views to different devices, and edit the database and the stored blobs
+//!   directly, on SQLite + a directory or PostgreSQL + S3 ([`storage`]). Tests drive the real
+//!   [`serment_client::vault::Session`] through the proxy.
 //! - [`forge`]: what a key-holding adversary (a malicious co-tenant, a compromised author device)
 //!   can build with the public core API: sealed documents with arbitrary framed plaintext.
 //! - [`fuzz`]: the body of every cargo-fuzz target in `fuzz/`, so that the saved corpora replay as
@@ -18,3 +19,4 @@
 pub mod forge;
 pub mod fuzz;
 pub mod harness;
+pub mod storage;

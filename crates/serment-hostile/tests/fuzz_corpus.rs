@@ -249,7 +249,11 @@ fn write_log_seed_corpus() {
     patient.get(&r.doc_id, Some(1), &mut out).unwrap();
     let dir = Path::new(FUZZ_DIR).join("corpus");
     for (sub, q) in [
-        ("log_entry", "SELECT entry FROM log_entries GROUP BY kind"),
+        (
+            "log_entry",
+            "SELECT entry FROM log_entries WHERE idx IN \
+             (SELECT MIN(idx) FROM log_entries GROUP BY kind)",
+        ),
         (
             "checkpoint",
             "SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 2",

@@ -145,19 +145,19 @@ fn operator_append(
     let mut map = nodes(h);
     for (node, hash) in tree::append(n, leaf, &map).unwrap() {
         h.sql_exec(&format!(
-            "INSERT INTO log_nodes (level, idx, hash) VALUES ({}, {}, X'{}')",
+            "INSERT INTO log_nodes (level, idx, hash) VALUES ({}, {}, {})",
             node.level,
             node.index,
-            hex::encode(hash)
+            h.bytes_literal(&hash)
         ));
         map.insert(node, hash);
     }
     h.sql_exec(&format!(
         "INSERT INTO log_entries (idx, kind, subject, device_id, entry, leaf_hash, logged_at) \
-         VALUES ({n}, {}, '{subject}', '{device}', X'{}', X'{}', 1800000000)",
+         VALUES ({n}, {}, '{subject}', '{device}', {}, {}, 1800000000)",
         kind as u8,
-        hex::encode(&entry),
-        hex::encode(leaf)
+        h.bytes_literal(&entry),
+        h.bytes_literal(&leaf)
     ));
     let signer = log_signer(h);
     let cp = Checkpoint {
@@ -255,42 +255,16 @@ fn checkpoint_rollback_is_refused() {
     assert!(is_log(&e, |i| matches!(i, Error::Rollback { .. })), "{e:?}");
 }
 
-/// Copies the server's whole database to `path` (the operator's "backup").
-fn snapshot_db(h: &Hostile, path: &std::path::Path) {
-    h.sql_exec(&format!("VACUUM INTO '{}'", path.display()));
-}
-
-/// Restores every table of the server's database from a snapshot (the server keeps running).
-fn restore_db(h: &Hostile, path: &std::path::Path) {
-    let tables: Vec<String> = h
-        .sql("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .into_iter()
-        .map(|r| String::from_utf8(r[0].1.clone().unwrap()).unwrap())
-        .collect();
-    let mut sql = format!(
-        "PRAGMA foreign_keys = OFF; ATTACH DATABASE '{}' AS snap; BEGIN;",
-        path.display()
-    );
-    for t in &tables {
-        sql.push_str(&format!(
-            " DELETE FROM main.{t}; INSERT INTO main.{t} SELECT * FROM snap.{t};"
-        ));
-    }
-    sql.push_str(" COMMIT; DETACH DATABASE snap;");
-    h.sql_exec(&sql);
-}
-
 /// Red team 3: a patient who only reads (`get`, `ls`) must still persist the checkpoint it
 /// verified, so that the server's database restored from an older copy is caught on the next
 /// run of the client (a fresh session from the keystore on disk).
 #[test]
 fn rollback_of_the_server_database_is_caught_by_a_read_only_patient() {
     let mut w = world();
-    let snap = w.h.root().join("snapshot.db");
-    snapshot_db(&w.h, &snap);
+    let snap = w.h.snapshot_db();
     let doc = put(&mut w, &[PATIENT]).doc_id;
     read(&mut w.patient, &doc).unwrap();
-    restore_db(&w.h, &snap);
+    w.h.restore_db(&snap);
     let reopen = || {
         let ks = Keystore::open(
             &w.h.keystore_path(PATIENT),

@@ -32,6 +32,7 @@ mod pq_rewrap;
 mod revocation_not_enforced;
 mod rollback_freshness_forks;
 mod stolen_token;
+mod storage_tampering;
 mod unauthenticated_key_material;
 mod unsigned_membership_and_device_changes;
 mod weak_kdf_parameters;

@@ -132,6 +132,14 @@ fn metadata_leakage_in_storage_after_the_demo_on_real_bundles() {
                 .into_iter()
                 .map(|(t, row)| (format!("db row of {t}"), row)),
         );
+        // Blobs in a bucket are not under the data directory.
+        if w.h.blobs_in_bucket() {
+            haystacks.extend(
+                w.h.all_blobs()
+                    .into_iter()
+                    .map(|(id, b)| (format!("object of blob {id}"), b)),
+            );
+        }
         let mut hits = Vec::new();
         for (where_, hay) in &haystacks {
             for n in &needles {

@@ -22,9 +22,9 @@ fn unsigned_device_added_by_the_server_gets_no_key() {
         .unwrap();
     let patient_ident = w.patient.ks.identity.id().to_string();
     w.h.sql_exec(&format!(
-        "INSERT INTO devices (device_id, identity_id, handle, record, created_at) VALUES ('{}', '{patient_ident}', '{PATIENT}', X'{}', 1800000000)",
+        "INSERT INTO devices (device_id, identity_id, handle, record, created_at) VALUES ('{}', '{patient_ident}', '{PATIENT}', {}, 1800000000)",
         mallory_dev.id(),
-        hex::encode(&rec)
+        w.h.bytes_literal(&rec)
     ));
     let served = w.h.call(
         axum::http::Method::GET,
