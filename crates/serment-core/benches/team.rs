@@ -13,10 +13,11 @@
 //!   signed change, the epoch secret wrapped to the 999 remaining member devices (one device each),
 //!   and the log entry (envelope, leaf hash, appended to a tree of the team's size).
 //! - `process_removal`: a remaining member taking the removal in: decoding the change and checking
-//!   its signature (what `LogEntry::decode` does), checking the new epoch against the state it held
-//!   (`incremental`), unwrapping the new epoch secret and checking it against the logged key;
-//!   `full_replay_1000` replays the whole chain of a 1,000-member team instead, as
-//!   `serment_client::team` does today on every operation.
+//!   its signature (what `LogEntry::decode` does), applying it to the state it held
+//!   ([`TeamState::apply`], `incremental`; the clone of the 1,000-member state included), unwrapping
+//!   the new epoch secret and checking it against the logged key; `full_replay_1000` replays the
+//!   whole chain of a 1,000-member team instead, as `serment_client::team` does today on every
+//!   operation.
 //! - `device_catch_up/{100,1000,10000}`: adding a device to a user holding N documents (the
 //!   catch-up of §4.1, O(N)): per document, decode the device's own wrap, check its signature,
 //!   unwrap the DEK and wrap it to the new device (hybrid). Network round trips are not included.
@@ -36,7 +37,7 @@ use divan::Bencher;
 use divan::counter::ItemsCount;
 use serment_core::DocId;
 use serment_core::identity::{DeviceSecret, IdentitySecret};
-use serment_core::log::entry::{EntryKind, LogEntry, Payload, encode_entry};
+use serment_core::log::entry::{EntryKind, LogEntry, encode_entry};
 use serment_core::log::history::ChainEntry;
 use serment_core::log::tree::MemoryTree;
 use serment_core::rng::os_rng;
@@ -273,26 +274,29 @@ fn removal() -> &'static Removal {
 mod process_removal {
     use super::*;
 
-    /// Verify the change against the state already held (signer a current admin, removed a
-    /// member, link to the pinned head, next epoch), unwrap and check the new epoch key.
+    /// Take the removal in with the state already held ([`TeamState::apply`]: the change's
+    /// signature at decode, its link to the held head, every rule of the replay for that one
+    /// change against the signer's and the member's key histories), then unwrap the new epoch
+    /// key and check it against the logged one.
     #[divan::bench]
     fn incremental(bencher: Bencher) {
         let t = team(1000);
         let r = removal();
         let me = &t.users[1].dev;
+        let histories = t.histories();
         bencher.bench(|| {
-            let e = LogEntry::decode(&r.entry).unwrap();
-            let Payload::Team(c) = &e.payload else {
-                panic!("a team change")
+            let e = ChainEntry {
+                index: t.next,
+                entry: LogEntry::decode(&r.entry).unwrap(),
+                bytes: r.entry.clone(),
             };
-            let b = &c.body;
-            assert!(t.state().is_admin(&b.signer) && t.state().is_member(&b.member));
-            assert_eq!(e.prev, Some(t.state().head));
-            assert_eq!(b.epoch, t.state().current().unwrap().epoch + 1);
+            let mut state = t.state().clone();
+            state.apply(&e, &histories).unwrap();
+            let epoch = state.current().unwrap();
             let w = TeamKeyWrap::decode(&r.wrap).unwrap();
             w.verify_signature(&t.users[0].dev.signing_public_key())
                 .unwrap();
-            let s = unwrap_epoch_secret(&w, me, TEAM, b.epoch, &b.epoch_key).unwrap();
+            let s = unwrap_epoch_secret(&w, me, TEAM, epoch.epoch, &epoch.key).unwrap();
             assert_eq!(s.public(), r.key.public());
             black_box(s)
         });

@@ -241,3 +241,58 @@ fn the_last_admin_cannot_be_removed_and_a_dropped_entry_breaks_the_chain() {
         .remove(2);
     assert!(matches!(log.replay(), Err(Error::History { .. })));
 }
+
+/// `TeamState::apply`: a member holding the replayed state takes the next change in alone, with
+/// the same rules, and ends in the state a whole replay gives; a change that does not follow the
+/// head, or breaks a rule, is refused and leaves the state as it was.
+#[test]
+fn applying_the_next_change_equals_the_whole_replay() {
+    let (mut log, a, b, c, _k1) = base();
+    let mut held = log.replay().unwrap();
+    let k2 = EpochSecret::generate().unwrap();
+    log.change(&a, TeamOp::Remove, &b, 2, &k2);
+    let removal = log.chains[&format!("team:{TEAM}")].last().unwrap().clone();
+    let hs: BTreeMap<_, _> = log.chains.clone().into_iter().collect();
+    held.apply(&removal, &hs).unwrap();
+    let whole = log.replay().unwrap();
+    assert_eq!(held.members, whole.members);
+    assert_eq!(held.removed, whole.removed);
+    assert_eq!(held.epochs, whole.epochs);
+    assert_eq!(held.head, whole.head);
+    assert_eq!(held.changes, whole.changes);
+    assert_eq!(held.current().unwrap().key, *k2.public());
+
+    // The same change again: it does not follow the new head.
+    let before = held.clone();
+    assert!(team_err(held.apply(&removal, &hs).map(|()| held.clone())).contains("follow"));
+    // A change that skips one (the server dropped the add of carol): does not follow either.
+    log.change(&a, TeamOp::Add, &c, 2, &k2);
+    let k3 = EpochSecret::generate().unwrap();
+    log.change(&a, TeamOp::Rotate, &a, 3, &k3);
+    let rotate = log.chains[&format!("team:{TEAM}")].last().unwrap().clone();
+    let hs: BTreeMap<_, _> = log.chains.clone().into_iter().collect();
+    assert!(team_err(held.apply(&rotate, &hs).map(|()| held.clone())).contains("follow"));
+    assert_eq!(held.head, before.head);
+    assert_eq!(held.members, before.members);
+
+    // A following change that breaks a rule: bob, removed, signs an add.
+    let (mut log, a, b, c, _k1) = base();
+    let mut held = log.replay().unwrap();
+    let k2 = EpochSecret::generate().unwrap();
+    log.change(&a, TeamOp::Remove, &b, 2, &k2);
+    let hs: BTreeMap<_, _> = log.chains.clone().into_iter().collect();
+    held.apply(
+        &log.chains[&format!("team:{TEAM}")].last().unwrap().clone(),
+        &hs,
+    )
+    .unwrap();
+    log.change(&b, TeamOp::Add, &c, 2, &k2);
+    let by_bob = log.chains[&format!("team:{TEAM}")].last().unwrap().clone();
+    let hs: BTreeMap<_, _> = log.chains.clone().into_iter().collect();
+    let head = held.head;
+    assert!(
+        team_err(held.apply(&by_bob, &hs).map(|()| held.clone())).contains("not a current admin")
+    );
+    assert_eq!(held.head, head);
+    assert!(!held.is_member("carol"));
+}

@@ -111,10 +111,66 @@ pub fn replay_team(
     histories: &BTreeMap<String, Vec<ChainEntry>>,
 ) -> Result<TeamState> {
     check_chain(chain, &Subject::Team(team.to_owned()))?;
-    let mut members: Vec<TeamMember> = Vec::new();
-    let mut removed: Vec<String> = Vec::new();
-    let mut epochs: Vec<TeamEpoch> = Vec::new();
+    let Some(last) = chain.last() else {
+        return Err(bad("an empty team chain"));
+    };
+    let mut state = TeamState {
+        team: team.to_owned(),
+        members: Vec::new(),
+        removed: Vec::new(),
+        epochs: Vec::new(),
+        head: last.link(),
+        changes: chain.len(),
+    };
     for e in chain {
+        state.step(e, histories)?;
+    }
+    Ok(state)
+}
+
+impl TeamState {
+    /// Applies the change that follows this state's head (PROTOCOL.md §12.4), with the rules of
+    /// [`replay_team`] for that one change: what a member that already holds the replayed state
+    /// does with a new change (a removal, say), without replaying the whole chain. `histories`
+    /// needs the chains of the change's signer and member only.
+    ///
+    /// On error the state is unchanged.
+    ///
+    /// # Errors
+    /// [`Error::Team`] for a change that does not link to the head (an entry dropped, reordered
+    /// or about another subject) or breaks a rule; [`Error::History`].
+    ///
+    /// [`Error::Team`]: crate::Error::Team
+    /// [`Error::History`]: crate::Error::History
+    pub fn apply(
+        &mut self,
+        e: &ChainEntry,
+        histories: &BTreeMap<String, Vec<ChainEntry>>,
+    ) -> Result<()> {
+        if e.entry.prev != Some(self.head)
+            || e.index <= self.head.index
+            || e.entry.subject() != Subject::Team(self.team.clone())
+        {
+            return Err(bad(
+                "a change that does not follow the team's head (dropped, reordered or another subject)",
+            ));
+        }
+        let mut next = self.clone();
+        next.step(e, histories)?;
+        next.head = e.link();
+        next.changes = self.changes.saturating_add(1);
+        *self = next;
+        Ok(())
+    }
+
+    /// One change of the chain, its links already checked.
+    fn step(
+        &mut self,
+        e: &ChainEntry,
+        histories: &BTreeMap<String, Vec<ChainEntry>>,
+    ) -> Result<()> {
+        let team = self.team.as_str();
+        let (members, removed, epochs) = (&mut self.members, &mut self.removed, &mut self.epochs);
         let Payload::Team(c) = &e.entry.payload else {
             return Err(bad("an entry of another kind in a team's chain"));
         };
@@ -212,18 +268,8 @@ pub fn replay_team(
                 opened_at: e.index,
             });
         }
+        Ok(())
     }
-    let Some(last) = chain.last() else {
-        return Err(bad("an empty team chain"));
-    };
-    Ok(TeamState {
-        team: team.to_owned(),
-        members,
-        removed,
-        epochs,
-        head: last.link(),
-        changes: chain.len(),
-    })
 }
 
 /// The handles a team's chain names (signers and members): the key histories
