@@ -196,14 +196,20 @@ impl Session {
         })
     }
 
-    /// Waits (up to `timeout`) for the new device's join, authenticates its keys with the code,
-    /// certifies and logs its record, re-wraps every readable version for it (catch-up), and
-    /// sends it the identity key and state. A join that does not authenticate aborts the pairing:
-    /// nothing is enrolled.
+    /// Waits (up to `timeout`) for the new device's join, authenticates its keys with the code
+    /// and its key confirmation (a signature by the new device's key over the pairing
+    /// transcript), certifies its record and sends it, with the identity key and state, in the
+    /// finish. Then waits for the new device's confirmation: it registers that record itself
+    /// once it opened the finish and checked the record names its keys, and only the holder of
+    /// the SPAKE2 key can read the record. Only when the record is current in the proven key
+    /// history does this device re-wrap every readable version for it (catch-up). A join that
+    /// does not authenticate aborts the pairing; a confirmation that never comes (a finish
+    /// changed on the way, refused by the new device) leaves nothing logged and nothing wrapped.
     ///
     /// # Errors
-    /// [`ClientError::Integrity`] (`Error::Pairing`) for a wrong code or a changed message;
-    /// [`ClientError::Transport`] on timeout; log, server and transport errors.
+    /// [`ClientError::Integrity`] (`Error::Pairing`) for a wrong code, a changed message, a
+    /// missing key confirmation, or no confirmation before `timeout`;
+    /// [`ClientError::Transport`] if no device joined in time; log, server and transport errors.
     pub fn link_finish(&mut self, pending: PendingLink, timeout: Duration) -> Result<LinkOutcome> {
         let slot = pending.code.slot().to_owned();
         let deadline = Instant::now() + timeout;
@@ -227,7 +233,8 @@ impl Session {
                 return Err(pairing_err(e));
             }
         };
-        // Certify and log the new device (PROTOCOL.md §4: signed by the identity key, kind 1).
+        // Certify the new device (PROTOCOL.md §4: signed by the identity key). Nothing is
+        // registered, logged or wrapped before the new device confirms.
         let created_at = crate::now_secs();
         let record = self
             .ks
@@ -241,17 +248,7 @@ impl Session {
             )
             .map_err(|e| ClientError::Input(e.to_string()))?;
         let rec = DeviceRecord::decode_verified(&record).map_err(ClientError::Integrity)?;
-        self.api.register_device(&record)?;
-        let handle = self.ks.handle().to_owned();
-        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
-        if !hist.devices.iter().any(|d| d.bytes == record) {
-            return Err(ClientError::OwnWriteMissing(
-                "the linked device's record is not current in the log's history of this handle"
-                    .into(),
-            ));
-        }
-        let (caught_up, skipped) = self.catch_up(&rec)?;
-        // Hand over the identity key and the state (step 3).
+        // Hand over the identity key, the record and the state (step 3).
         let server = self.api.base().to_owned();
         let handover = Handover {
             display_name: self.ks.display_name().to_owned(),
@@ -266,6 +263,24 @@ impl Session {
         let payload = Zeroizing::new(encode_finish(&self.ks.identity, &record, &json)?);
         let fin = linked.finish(&payload).map_err(pairing_err)?;
         self.api.pairing_finish(&slot, Some(&fin))?;
+        // Key confirmation: the record, which travelled sealed, current in the proven history.
+        let handle = self.ks.handle().to_owned();
+        loop {
+            let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+            if hist.devices.iter().any(|d| d.bytes == record) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                self.ks.save()?;
+                return Err(ClientError::Integrity(serment_core::Error::Pairing(
+                    "the new device did not confirm the pairing before the code expired (it \
+                     refuses a finish changed on the way): nothing was logged or re-wrapped \
+                     for it; run `serment device link` again",
+                )));
+            }
+            crate::sleep(POLL);
+        }
+        let (caught_up, skipped) = self.catch_up(&rec)?;
         self.ks.save()?;
         Ok(LinkOutcome {
             device_id: rec.device_id(),
@@ -533,12 +548,8 @@ pub fn join(
         other => other,
     })?;
     let hello = b64d(&st.hello, "hello")?;
-    let me = pairing::JoiningDevice {
-        signing_key: device.signing_public_key(),
-        encryption_key: device.encryption_public_key(),
-        hybrid_key: device.hybrid_public_key(),
-    };
-    let (joining, msg) = pairing::Join::start(&code, &hello, &me).map_err(pairing_err)?;
+    let me = pairing::JoiningDevice::of(&device);
+    let (joining, msg) = pairing::Join::start(&code, &hello, &device).map_err(pairing_err)?;
     api.pairing_join(code.slot(), &msg)?;
     let deadline = Instant::now() + timeout;
     let fin = loop {
@@ -570,6 +581,9 @@ pub fn join(
             "the record handed over is not this device's, under the identity key handed over",
         )));
     }
+    // The key confirmation the linking device waits for before it logs or re-wraps anything:
+    // this record, which only the holder of the pairing key could read, registered by us.
+    api.register_device(&record)?;
     let mut ks = crate::keystore::Keystore::create_joined(
         path,
         passphrase,

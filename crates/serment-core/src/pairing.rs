@@ -16,7 +16,7 @@
 //! | step | from | body |
 //! |---|---|---|
 //! | 1 hello | linking device | `spake_a: bytes16` |
-//! | 2 join | new device | `spake_b: bytes16 || sealed: bytes16` (the new device's public keys) |
+//! | 2 join | new device | `spake_b: bytes16 || sealed: bytes16` (the new device's public keys and its key confirmation: a signature by its signing key over the transcript and those keys) |
 //! | 3 finish | linking device | `sealed: u32 length || bytes` (identity seed, signed record, state) |
 
 use core::fmt;
@@ -27,8 +27,9 @@ use zeroize::Zeroizing;
 use crate::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::identity::{HYBRID_PUBLIC_KEY_LEN, HybridPublicKey};
+use crate::identity::{DeviceSecret, HYBRID_PUBLIC_KEY_LEN, HybridPublicKey};
 use crate::ids::labeled_hash;
+use crate::sign::{self, Context};
 use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
 
 /// Magic bytes of every pairing message.
@@ -187,6 +188,7 @@ struct Keys {
     join: LessSafeKey,
     finish: LessSafeKey,
     aad: Vec<u8>,
+    transcript: [u8; 32],
 }
 
 impl Keys {
@@ -204,6 +206,7 @@ impl Keys {
             join: key(b"join")?,
             finish: key(b"finish")?,
             aad,
+            transcript,
         })
     }
 }
@@ -252,7 +255,25 @@ pub struct JoiningDevice {
     pub hybrid_key: Option<HybridPublicKey>,
 }
 
+/// The body the new device signs to prove it holds the keys it announces (PROTOCOL.md §4.1, key
+/// confirmation): `transcript || keys`, signed as `sig_input("pairing-confirm", …)`.
+fn confirmation_body(transcript: &[u8; 32], keys: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(32 + keys.len());
+    b.extend_from_slice(transcript);
+    b.extend_from_slice(keys);
+    b
+}
+
 impl JoiningDevice {
+    /// The public keys of `device`.
+    pub fn of(device: &DeviceSecret) -> JoiningDevice {
+        JoiningDevice {
+            signing_key: device.signing_public_key(),
+            encryption_key: device.encryption_public_key(),
+            hybrid_key: device.hybrid_public_key(),
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(65 + HYBRID_PUBLIC_KEY_LEN);
         w.bytes(&self.signing_key).bytes(&self.encryption_key);
@@ -262,7 +283,8 @@ impl JoiningDevice {
         };
         w.into_vec()
     }
-    fn decode(b: &[u8]) -> Result<JoiningDevice> {
+    /// Decodes `keys || confirmation[64]` and returns the keys with the encoded keys' length.
+    fn decode(b: &[u8]) -> Result<(JoiningDevice, usize)> {
         let mut r = Reader::new(b, "joining device keys");
         let signing_key = r.array()?;
         let encryption_key = r.array()?;
@@ -276,12 +298,15 @@ impl JoiningDevice {
                 });
             }
         };
-        r.finish()?;
-        Ok(JoiningDevice {
-            signing_key,
-            encryption_key,
-            hybrid_key,
-        })
+        let keys_len = b.len() - r.remaining();
+        Ok((
+            JoiningDevice {
+                signing_key,
+                encryption_key,
+                hybrid_key,
+            },
+            keys_len,
+        ))
     }
 }
 
@@ -328,11 +353,13 @@ impl Link {
         )
     }
 
-    /// Finishes SPAKE2 with the join message (step 2) and opens the new device's keys.
+    /// Finishes SPAKE2 with the join message (step 2), opens the new device's keys and checks
+    /// its key confirmation: a signature by the announced signing key over this pairing's
+    /// transcript and the keys (`pairing-confirm`), so the joiner holds the keys it announces.
     ///
     /// # Errors
-    /// Decoding errors; [`Error::Pairing`] for a wrong code or a message the relay changed or
-    /// replayed (nothing may be enrolled then).
+    /// Decoding errors; [`Error::Pairing`] for a wrong code, a message the relay changed or
+    /// replayed, or a missing or wrong key confirmation (nothing may be enrolled then).
     pub fn accept(self, join: &[u8]) -> Result<(Linked, JoiningDevice)> {
         let mut r = read_header(join, STEP_JOIN, "pairing join")?;
         let spake_b = read_bytes16(&mut r)?;
@@ -345,7 +372,21 @@ impl Link {
         );
         let keys = Keys::derive(&shared, &self.code.slot, &self.hello, spake_b)?;
         let plain = open(&keys.join, &keys.aad, sealed)?;
-        let dev = JoiningDevice::decode(&plain)?;
+        let (dev, keys_len) = JoiningDevice::decode(&plain)?;
+        let (announced, rest) = plain.split_at(keys_len);
+        let sig: [u8; 64] = rest.try_into().map_err(|_| {
+            Error::Pairing("the join carries no key confirmation of the new device")
+        })?;
+        sign::verify(
+            &dev.signing_key,
+            Context::PairingConfirm,
+            &confirmation_body(&keys.transcript, announced),
+            &sig,
+            "pairing key confirmation",
+        )
+        .map_err(|_| {
+            Error::Pairing("the new device did not prove it holds the keys it announces")
+        })?;
         Ok((Linked { keys }, dev))
     }
 }
@@ -384,14 +425,30 @@ impl fmt::Debug for Join {
 
 impl Join {
     /// Answers the hello (step 1) found on the relay: SPAKE2 side B, and the new device's public
-    /// keys sealed under the derived key. Returns the join message (step 2) to post.
+    /// keys with its key confirmation (its signing key over the transcript and the keys),
+    /// sealed under the derived key. Returns the join message (step 2) to post.
     ///
     /// # Errors
     /// Decoding errors of the hello; [`Error::Pairing`] if it is not a SPAKE2 message.
     pub fn start(
         code: &PairingCode,
         hello: &[u8],
-        device: &JoiningDevice,
+        device: &DeviceSecret,
+    ) -> Result<(Join, Vec<u8>)> {
+        Self::start_confirmed_by(code, hello, &JoiningDevice::of(device), device)
+    }
+
+    /// [`Join::start`] announcing `keys` with a confirmation signed by `prover`: the same as
+    /// `start` when `prover` holds `keys`; otherwise a join the linking device must refuse
+    /// (for tests of that refusal).
+    ///
+    /// # Errors
+    /// As [`Join::start`].
+    pub fn start_confirmed_by(
+        code: &PairingCode,
+        hello: &[u8],
+        keys: &JoiningDevice,
+        prover: &DeviceSecret,
     ) -> Result<(Join, Vec<u8>)> {
         let mut r = read_header(hello, STEP_HELLO, "pairing hello")?;
         let spake_a = read_bytes16(&mut r)?;
@@ -402,13 +459,20 @@ impl Join {
                 .finish(spake_a)
                 .map_err(|_| Error::Pairing("the hello is not a SPAKE2 message"))?,
         );
-        let keys = Keys::derive(&shared, &code.slot, hello, &spake_b)?;
-        let sealed = seal(&keys.join, &keys.aad, &device.encode())?;
+        let derived = Keys::derive(&shared, &code.slot, hello, &spake_b)?;
+        let mut plain = Zeroizing::new(keys.encode());
+        let confirmation = sign::sign(
+            prover.signing_key(),
+            Context::PairingConfirm,
+            &confirmation_body(&derived.transcript, &plain),
+        );
+        plain.extend_from_slice(&confirmation);
+        let sealed = seal(&derived.join, &derived.aad, &plain)?;
         let mut w = Writer::with_capacity(spake_b.len() + sealed.len() + 16);
         header(&mut w, STEP_JOIN);
         bytes16(&mut w, &spake_b)?;
         bytes16(&mut w, &sealed)?;
-        Ok((Join { keys }, w.into_vec()))
+        Ok((Join { keys: derived }, w.into_vec()))
     }
 
     /// Opens the finish message (step 3).
@@ -437,13 +501,8 @@ mod tests {
     use super::*;
     use crate::identity::DeviceSecret;
 
-    fn joining() -> JoiningDevice {
-        let d = DeviceSecret::generate();
-        JoiningDevice {
-            signing_key: d.signing_public_key(),
-            encryption_key: d.encryption_public_key(),
-            hybrid_key: d.hybrid_public_key(),
-        }
+    fn joining() -> DeviceSecret {
+        DeviceSecret::generate()
     }
 
     #[test]
@@ -467,9 +526,24 @@ mod tests {
         let (link, hello) = Link::start(&code);
         let (join, join_msg) = Join::start(&code, &hello, &dev).unwrap();
         let (linked, got) = link.accept(&join_msg).unwrap();
-        assert_eq!(got, dev);
+        assert_eq!(got, JoiningDevice::of(&dev));
         let fin = linked.finish(b"identity and record").unwrap();
         assert_eq!(&join.open_finish(&fin).unwrap()[..], b"identity and record");
+    }
+
+    #[test]
+    fn a_join_without_the_new_devices_key_confirmation_is_refused() {
+        // The announced keys are one device's, the confirmation is signed by another: whoever
+        // sent the join does not hold the keys it asks to enrol.
+        let code = PairingCode::generate().unwrap();
+        let (link, hello) = Link::start(&code);
+        let announced = JoiningDevice::of(&joining());
+        let (_j, msg) = Join::start_confirmed_by(&code, &hello, &announced, &joining()).unwrap();
+        let e = link.accept(&msg).unwrap_err();
+        assert!(
+            matches!(e, Error::Pairing(m) if m.contains("did not prove")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum Context {
     /// A team epoch key wrapped to a member device, signed by the admin device that made it
     /// (PROTOCOL.md §12.3).
     TeamKey,
+    /// A new device's key confirmation in a pairing, signed by its signing key (PROTOCOL.md
+    /// §4.1).
+    PairingConfirm,
 }
 
 impl Context {
@@ -50,6 +53,7 @@ impl Context {
             Context::LogAccess => "log-access",
             Context::TeamChange => "team-change",
             Context::TeamKey => "team-key",
+            Context::PairingConfirm => "pairing-confirm",
         }
     }
 }

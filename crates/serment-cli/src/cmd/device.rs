@@ -34,13 +34,18 @@ fn link(ctx: &Ctx) -> CliResult<()> {
         PAIRING_TTL_SECS
     );
     let out = s.link_finish(pending, Duration::from_secs(PAIRING_TTL_SECS))?;
+    // The new device prints the same fingerprint (`device join`): a person compares the two.
+    let device_fp = serment_client::contacts::fingerprint(&out.device_id);
     emit(
         ctx.json,
-        &json!({ "device_id": out.device_id.to_string(), "caught_up": out.caught_up,
-                 "skipped": out.skipped, "identity_id": s.ks.identity.id().to_string() }),
+        &json!({ "device_id": out.device_id.to_string(), "device_fingerprint": device_fp,
+                 "caught_up": out.caught_up, "skipped": out.skipped,
+                 "identity_id": s.ks.identity.id().to_string() }),
         &format!(
             "Linked device {} to {}: {} document version(s) re-wrapped for it (each a logged wrap \
-             entry){}",
+             entry){}\n  new device's fingerprint: {device_fp}\n  It must be the fingerprint \
+             `serment device join` printed on the new device; if not, revoke it \
+             (`serment revoke-device`).",
             out.device_id,
             s.ks.handle(),
             out.caught_up,
@@ -79,13 +84,16 @@ fn join(ctx: &Ctx, code: &str, server: &str, kdf: KdfCost) -> CliResult<()> {
     )?;
     let ks = &j.session.ks;
     let fp = serment_client::contacts::fingerprint(&ks.identity.id());
+    let device_fp = serment_client::contacts::fingerprint(&ks.device.id());
     emit(
         ctx.json,
         &json!({ "handle": j.handle, "identity_id": ks.identity.id().to_string(),
                  "device_id": ks.device.id().to_string(), "fingerprint": fp,
+                 "device_fingerprint": device_fp,
                  "keystore": path.display().to_string(), "server": j.session.api.base() }),
         &format!(
-            "Joined {:?} as device {}\n  keystore:    {}\n  fingerprint: {fp}",
+            "Joined {:?} as device {}\n  keystore:    {}\n  fingerprint: {fp}\n  this device's \
+             fingerprint: {device_fp} (`serment device link` prints it too: compare them)",
             j.handle,
             ks.device.id(),
             path.display()

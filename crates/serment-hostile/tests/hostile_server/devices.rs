@@ -12,7 +12,7 @@ use serment_client::transport::Transport;
 use serment_core::Error;
 use serment_core::identity::{DeviceSecret, IdentitySecret};
 use serment_core::keystore::KdfParams;
-use serment_core::pairing::{self, JoiningDevice, PairingCode};
+use serment_core::pairing::{self, PairingCode};
 use serment_hostile::harness::b64;
 use zeroize::Zeroizing;
 
@@ -87,16 +87,7 @@ fn devices_pairing_join_with_substituted_keys_is_refused_nothing_enrolled() {
     };
     let guess = PairingCode::parse(&format!("{slot}0000000000")).unwrap();
     let mallory = DeviceSecret::generate();
-    let (_, forged) = pairing::Join::start(
-        &guess,
-        &hello,
-        &JoiningDevice {
-            signing_key: mallory.signing_public_key(),
-            encryption_key: mallory.encryption_public_key(),
-            hybrid_key: mallory.hybrid_public_key(),
-        },
-    )
-    .unwrap();
+    let (_, forged) = pairing::Join::start(&guess, &hello, &mallory).unwrap();
     let forged_b64 = b64(&forged);
     w.h.on_request("POST /v1/pairing/*/join", move |ex| {
         ex.request = serde_json::to_vec(&json!({ "message": forged_b64 })).unwrap();
@@ -179,12 +170,7 @@ fn devices_pairing_code_is_single_use() {
     let st = patient.api.pairing_show(&slot).unwrap();
     let hello = serment_client::api::b64d(&st.hello, "hello").unwrap();
     let dev = DeviceSecret::generate();
-    let me = JoiningDevice {
-        signing_key: dev.signing_public_key(),
-        encryption_key: dev.encryption_public_key(),
-        hybrid_key: dev.hybrid_public_key(),
-    };
-    let (_, m1) = pairing::Join::start(&p.code, &hello, &me).unwrap();
+    let (_, m1) = pairing::Join::start(&p.code, &hello, &dev).unwrap();
     patient.api.pairing_join(&slot, &m1).unwrap();
     // A second join on the same slot, even a byte-identical replay, is refused.
     let e = patient.api.pairing_join(&slot, &m1).unwrap_err();
@@ -281,4 +267,88 @@ fn devices_catch_up_wrap_from_a_device_outside_the_identity_is_refused() {
         ),
         "{e:?}"
     );
+}
+
+/// Wraps and logged device entries of the whole server (to show that nothing was added).
+fn wraps_and_device_entries(w: &World) -> (String, String) {
+    let count = |q: &str| String::from_utf8(w.h.sql(q)[0][0].1.clone().unwrap()).unwrap();
+    (
+        count("SELECT COUNT(*) FROM wraps"),
+        count("SELECT COUNT(*) FROM log_entries WHERE kind = 1"),
+    )
+}
+
+/// Key confirmation before catch-up (PROTOCOL.md §4.1): the relay flips a byte of the finish.
+/// The new device refuses it and so never registers the record it carried (its confirmation);
+/// the linking device, waiting for that record in the log, gives up at the code's expiry with
+/// nothing logged and no re-wrap (before the confirmation step, it had already logged the
+/// record and re-wrapped every document for keys the new device then discarded).
+#[test]
+fn devices_pairing_tampered_finish_gets_no_confirmation_nothing_logged_nothing_wrapped() {
+    let mut w = World::new();
+    w.put(b"older result", "older", &[PATIENT]);
+    let before = wraps_and_device_entries(&w);
+    // The finish as the relay serves it to the new device (the linking device's post is signed).
+    w.h.on_response("GET /v1/pairing/*", |ex| {
+        let mut v = ex.json();
+        if let Some(m) = v["finish"].as_str() {
+            let mut b = serment_client::api::b64d(m, "finish").unwrap();
+            let last = b.len() - 1;
+            b[last] ^= 1;
+            v["finish"] = json!(b64(&b));
+            ex.set_json(&v);
+        }
+    });
+    let pending = w.patient.link_start().unwrap();
+    let (path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    let e = w
+        .patient
+        .link_finish(pending, Duration::from_secs(3))
+        .unwrap_err();
+    assert!(is_pairing_refusal(&e), "{e:?}");
+    assert_eq!(e.exit_code(), 4);
+    let je = t.join().unwrap().unwrap_err();
+    assert!(is_pairing_refusal(&je), "{je:?}");
+    assert!(!path.exists(), "a keystore was written");
+    w.h.clear_hooks();
+    assert_eq!(
+        wraps_and_device_entries(&w),
+        before,
+        "something was logged or wrapped"
+    );
+    assert_eq!(devices_in_log(&mut w), 1, "a device was enrolled");
+}
+
+/// The relay swallows the new device's confirmation (its registration answered 201 without
+/// reaching the server): the linking device never sees the record in the log and re-wraps
+/// nothing; the new device, whose record is not in the log, keeps no keystore.
+#[test]
+fn devices_pairing_absent_confirmation_nothing_logged_nothing_wrapped() {
+    let mut w = World::new();
+    w.put(b"older result", "older", &[PATIENT]);
+    let before = wraps_and_device_entries(&w);
+    w.h.on_request("POST /v1/devices", |ex| {
+        ex.status = 201;
+        ex.set_json(&json!({ "device_id": "", "identity_id": "", "handle": PATIENT }));
+        ex.answered = true;
+    });
+    let pending = w.patient.link_start().unwrap();
+    let (path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    let e = w
+        .patient
+        .link_finish(pending, Duration::from_secs(3))
+        .unwrap_err();
+    assert!(is_pairing_refusal(&e), "{e:?}");
+    assert!(
+        t.join().unwrap().is_err(),
+        "the new device joined without being logged"
+    );
+    assert!(!path.exists(), "a keystore was kept");
+    w.h.clear_hooks();
+    assert_eq!(
+        wraps_and_device_entries(&w),
+        before,
+        "something was logged or wrapped"
+    );
+    assert_eq!(devices_in_log(&mut w), 1, "a device was enrolled");
 }
