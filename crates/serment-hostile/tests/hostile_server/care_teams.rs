@@ -5,9 +5,12 @@
 use serde_json::{Value, json};
 use serment_client::ClientError;
 use serment_core::Error;
+use serment_core::log::entry::{EntryKind, PrevLink, encode_entry};
 use serment_core::log::note::{Checkpoint, KEY_TYPE_ED25519, NoteSigner, SignedCheckpoint};
-use serment_core::log::tree::{self, MemoryTree};
+use serment_core::log::tree::{self, MemoryTree, NodeId};
+use serment_core::team::{TeamChange, TeamChangeBody, TeamOp, TeamRole};
 use serment_hostile::harness::{Hostile, b64};
+use std::collections::HashMap;
 
 use crate::common::*;
 
@@ -43,6 +46,16 @@ fn care_team_members_read_and_a_removed_member_cannot_read_a_new_document() {
     );
     let e = read(&mut w.patient, &r.doc_id, Some(1)).unwrap_err();
     assert!(matches!(e.exit_code(), 4 | 6), "{e:?}");
+    // The server's access control is not what stops her: put back in its member table, she is
+    // served the version and the team wrap, and still holds no key of epoch 2.
+    w.h.sql_exec(&format!(
+        "INSERT INTO team_members (team, handle, admin) VALUES ('{TEAM}', '{PATIENT}', 0)"
+    ));
+    let e = read(&mut w.patient, &r.doc_id, Some(1)).unwrap_err();
+    assert!(
+        matches!(e, ClientError::NotShared(_) | ClientError::Integrity(_)),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -97,16 +110,107 @@ fn team_change_by_a_removed_admin_is_refused() {
         ),
         "{e:?}"
     );
-    // Signed and posted anyway (a client that skips its own check): the log refuses it, and
-    // the team is unchanged for the lab.
-    assert!(
-        !w.lab
-            .verify_team(TEAM)
+    // Signed anyway by the removed admin's device (a client that skips its own check), and
+    // appended to the log by the server (which skips its replay): the lab's replay refuses the
+    // chain, so the patient is never taken for a member.
+    let view = w.lab.verify_team(TEAM).unwrap().unwrap();
+    let cur = view.current().unwrap();
+    let change = TeamChange::sign(
+        &TeamChangeBody {
+            team: TEAM.into(),
+            epoch: cur.epoch,
+            op: TeamOp::Add,
+            member: PATIENT.into(),
+            member_identity: w.patient.ks.identity.public_key(),
+            role: TeamRole::Member,
+            epoch_key: cur.key.clone(),
+            signer: GP.into(),
+            at: 1_800_000_000,
+        },
+        &w.gp.ks.device,
+    )
+    .unwrap();
+    operator_append(&w.h, &format!("t:{TEAM}"), EntryKind::Team, &change);
+    let e = w.lab.verify_team(TEAM).unwrap_err();
+    assert!(is_team_error(&e), "{e:?}");
+    assert_eq!(e.exit_code(), 4);
+}
+
+/// Appends an entry the way the server does (chained to its subject, hashed into the tree, a
+/// checkpoint signed with the log key), straight into the database: a server that logs what
+/// its own checks would refuse.
+fn operator_append(h: &Hostile, subject: &str, kind: EntryKind, payload: &[u8]) -> u64 {
+    let int = |v: &Option<Vec<u8>>| -> u64 {
+        String::from_utf8(v.clone().unwrap())
             .unwrap()
+            .parse()
             .unwrap()
-            .state
-            .is_member(PATIENT)
-    );
+    };
+    let n = int(&h.sql("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")[0][0].1);
+    let prev = h
+        .sql(&format!(
+            "SELECT idx, leaf_hash FROM log_entries WHERE subject = '{subject}' ORDER BY idx DESC LIMIT 1"
+        ))
+        .first()
+        .map(|r| PrevLink {
+            index: int(&r[0].1),
+            leaf_hash: r[1].1.clone().unwrap().try_into().unwrap(),
+        });
+    let entry = encode_entry(kind, 1_800_000_000, prev, payload).unwrap();
+    let leaf = tree::leaf_hash(&entry);
+    let mut map: HashMap<NodeId, tree::Hash> = h
+        .sql("SELECT level, idx, hash FROM log_nodes")
+        .into_iter()
+        .map(|r| {
+            (
+                NodeId {
+                    level: int(&r[0].1) as u8,
+                    index: int(&r[1].1),
+                },
+                r[2].1.clone().unwrap().try_into().unwrap(),
+            )
+        })
+        .collect();
+    for (node, hash) in tree::append(n, leaf, &map).unwrap() {
+        h.sql_exec(&format!(
+            "INSERT INTO log_nodes (level, idx, hash) VALUES ({}, {}, X'{}')",
+            node.level,
+            node.index,
+            hex::encode(hash)
+        ));
+        map.insert(node, hash);
+    }
+    h.sql_exec(&format!(
+        "INSERT INTO log_entries (idx, kind, subject, device_id, entry, leaf_hash, logged_at) \
+         VALUES ({n}, {}, '{subject}', '', X'{}', X'{}', 1800000000)",
+        kind as u8,
+        hex::encode(&entry),
+        hex::encode(leaf)
+    ));
+    let signer = log_signer(h);
+    let cp = Checkpoint {
+        origin: signer.name().to_owned(),
+        size: n + 1,
+        root: tree::root(n + 1, &map).unwrap(),
+    };
+    let note = signer.sign_checkpoint(&cp).unwrap().encode().unwrap();
+    h.sql_exec(&format!(
+        "INSERT INTO log_checkpoints (size, note) VALUES ({}, '{}')",
+        n + 1,
+        note.replace('\'', "''")
+    ));
+    n
+}
+
+/// The server's log key, as a note signer.
+fn log_signer(h: &Hostile) -> NoteSigner {
+    let seed_hex = std::fs::read_to_string(h.data_dir().join("log.key")).unwrap();
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(seed_hex.trim(), &mut seed).unwrap();
+    let real = h.sql("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1");
+    let real = SignedCheckpoint::parse(&String::from_utf8(real[0][0].1.clone().unwrap()).unwrap())
+        .unwrap();
+    NoteSigner::new(&real.checkpoint.origin, KEY_TYPE_ED25519, &seed).unwrap()
 }
 
 // ---- a fork: two members shown two memberships --------------------------------------------------
@@ -130,16 +234,9 @@ impl ForkedLog {
         assert_eq!(tree.size(), cut);
         tree.push_entry(b"an entry only the forked view holds")
             .unwrap();
-        let seed_hex = std::fs::read_to_string(h.data_dir().join("log.key")).unwrap();
-        let mut seed = [0u8; 32];
-        hex::decode_to_slice(seed_hex.trim(), &mut seed).unwrap();
-        let real = h.sql("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1");
-        let real =
-            SignedCheckpoint::parse(&String::from_utf8(real[0][0].1.clone().unwrap()).unwrap())
-                .unwrap();
-        let signer = NoteSigner::new(&real.checkpoint.origin, KEY_TYPE_ED25519, &seed).unwrap();
+        let signer = log_signer(h);
         let cp = Checkpoint {
-            origin: real.checkpoint.origin,
+            origin: signer.name().to_owned(),
             size: tree.size(),
             root: tree.root_at(tree.size()).unwrap(),
         };
