@@ -84,6 +84,21 @@ pub enum ClientError {
          log); it cannot receive documents until it enrols a new one"
     )]
     NoActiveDevice(String),
+    /// A care team's current epoch key reached a device that has since been revoked
+    /// (PROTOCOL.md §12.4): nothing more may be wrapped to it until an admin opens a new epoch.
+    #[error(
+        "team {team}: its current key (epoch {epoch}) was delivered to a device since revoked \
+         (member {members}); nothing more can be shared with the team until one of its admins runs \
+         `serment team rotate {team}`"
+    )]
+    TeamKeyRevoked {
+        /// The team.
+        team: String,
+        /// Its current epoch.
+        epoch: u32,
+        /// The members with a device revoked since, comma-separated.
+        members: String,
+    },
     /// The server says this device was revoked: it can no longer log in.
     #[error(
         "this device was revoked (a signed entry in the transparency log): it can no longer log in \
@@ -143,7 +158,7 @@ impl ClientError {
             | ClientError::NoKeystore(_)
             | ClientError::KeystoreExists(_)
             | ClientError::DeviceRevoked => 3,
-            ClientError::NoActiveDevice(_) => 6,
+            ClientError::NoActiveDevice(_) | ClientError::TeamKeyRevoked { .. } => 6,
             ClientError::Integrity(_)
             | ClientError::KeySubstitution { .. }
             | ClientError::UnknownAuthor(_)
@@ -194,6 +209,7 @@ impl ClientError {
             ClientError::NotRegistered => "not_registered",
             ClientError::NotAuthor { .. } => "not_author",
             ClientError::NoActiveDevice(_) => "no_active_device",
+            ClientError::TeamKeyRevoked { .. } => "team_key_revoked",
             ClientError::DeviceRevoked => "device_revoked",
             ClientError::NotShared(_) => "not_shared",
             ClientError::Withheld(_) => "withheld",

@@ -16,7 +16,8 @@ use serment_core::log::entry::{AccessWhat, EntryKind, Subject};
 use serment_core::log::history::{ChainEntry, check_chain, replay_keys};
 use serment_core::team::{
     EpochSecret, TeamChange, TeamChangeBody, TeamEpoch, TeamKeyWrap, TeamOp, TeamRole, TeamState,
-    named_handles, replay_team, unwrap_epoch_secret, validate_team_name, wrap_epoch_secret,
+    named_handles, replay_team, revoked_since_current_epoch, unwrap_epoch_secret,
+    validate_team_name, wrap_epoch_secret,
 };
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
@@ -44,6 +45,9 @@ pub struct VerifiedTeam {
     pub devices: BTreeMap<String, Vec<DeviceRecord>>,
     /// The tree size everything was proven against.
     pub size: u64,
+    /// Members with a device revoked since the current epoch opened
+    /// ([`revoked_since_current_epoch`]): while not empty, nothing may be wrapped to the epoch.
+    pub revoked_since_epoch: Vec<String>,
 }
 
 impl VerifiedTeam {
@@ -146,13 +150,35 @@ impl Session {
             let kh = replay_keys(&m.handle, chain).map_err(ClientError::Log)?;
             devices.insert(m.handle.clone(), kh.devices);
         }
+        let revoked_since_epoch = revoked_since_current_epoch(&state, &histories);
         self.ks.set_team_head(name, format_head(&state.head));
         self.ks.save()?;
         Ok(Some(VerifiedTeam {
             state,
             devices,
             size: cp.size,
+            revoked_since_epoch,
         }))
+    }
+
+    /// The team, verified, whose current epoch may receive a wrap: if a member's device was
+    /// revoked since the epoch opened, an admin (this device) first opens a new epoch wrapped to
+    /// the current devices only (`team rotate`); anyone else is refused
+    /// ([`ClientError::TeamKeyRevoked`]) until an admin does.
+    fn team_to_wrap_for(&mut self, name: &str) -> Result<VerifiedTeam> {
+        let team = self.require_team(name)?;
+        if team.revoked_since_epoch.is_empty() {
+            return Ok(team);
+        }
+        if !team.state.is_admin(&self.my_handle()) {
+            return Err(ClientError::TeamKeyRevoked {
+                team: name.to_owned(),
+                epoch: team.current()?.epoch,
+                members: team.revoked_since_epoch.join(", "),
+            });
+        }
+        let rotated = self.team_rotate(name)?;
+        Ok(rotated.team)
     }
 
     fn require_team(&mut self, name: &str) -> Result<VerifiedTeam> {
@@ -461,7 +487,7 @@ impl Session {
         version: u32,
         name: &str,
     ) -> Result<(u32, u64)> {
-        let team = self.require_team(name)?;
+        let team = self.team_to_wrap_for(name)?;
         let cur = team.current()?.clone();
         let origin = crate::log::trust(&self.api, &self.ks)?.log_key.name;
         let rc = crate::log::receipt(&self.ks, &origin, doc_id, version, AccessWhat::Wrap)?;
@@ -526,8 +552,8 @@ impl Session {
         to: &[String],
         team: &str,
     ) -> Result<(crate::vault::PutResult, u32)> {
-        // Verify the team before anything is uploaded.
-        self.require_team(team)?;
+        // Verify the team (and that its epoch may be used) before anything is uploaded.
+        self.team_to_wrap_for(team)?;
         let put = self.put(content, metadata, to)?;
         let (epoch, _) = self.share_to_team(&put.doc_id, put.doc_version, team)?;
         Ok((put, epoch))

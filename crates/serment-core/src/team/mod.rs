@@ -33,7 +33,9 @@ use crate::wrap::Recipient;
 use crate::{FORMAT_VERSION, HYBRID_SUITE_ID};
 
 mod replay;
-pub use replay::{TeamEpoch, TeamMember, TeamState, named_handles, replay_team};
+pub use replay::{
+    TeamEpoch, TeamMember, TeamState, named_handles, replay_team, revoked_since_current_epoch,
+};
 
 fn bad(reason: &'static str) -> Error {
     Error::Team { reason }

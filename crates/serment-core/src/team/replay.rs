@@ -272,6 +272,35 @@ impl TeamState {
     }
 }
 
+/// The current members of `state` with a device revoked after the current epoch opened
+/// (PROTOCOL.md §12.4, "a revoked device ends the epoch"): a revocation (log entry kind 3) in the
+/// member's key history at an index past the change that opened the current epoch. That device
+/// may hold the epoch's secret (it was a member device when the epoch was wrapped, or received
+/// the key since), so nothing may be wrapped to this epoch any more: an admin opens a new one
+/// (`team rotate`), wrapped to the current devices only. Empty when the epoch is safe to use.
+///
+/// `histories` holds the proven chains of the members, at the size the team was replayed at.
+pub fn revoked_since_current_epoch(
+    state: &TeamState,
+    histories: &BTreeMap<String, Vec<ChainEntry>>,
+) -> Vec<String> {
+    let Some(cur) = state.current() else {
+        return Vec::new();
+    };
+    state
+        .members
+        .iter()
+        .filter(|m| {
+            histories.get(&m.handle).is_some_and(|chain| {
+                chain.iter().any(|e| {
+                    e.index > cur.opened_at && matches!(e.entry.payload, Payload::Revocation(_))
+                })
+            })
+        })
+        .map(|m| m.handle.clone())
+        .collect()
+}
+
 /// The handles a team's chain names (signers and members): the key histories
 /// [`replay_team`] needs.
 pub fn named_handles(chain: &[ChainEntry]) -> Vec<String> {

@@ -352,3 +352,76 @@ fn devices_pairing_absent_confirmation_nothing_logged_nothing_wrapped() {
     );
     assert_eq!(devices_in_log(&mut w), 1, "a device was enrolled");
 }
+
+/// Attack F6 (hostile review): a member device that held a team's epoch key is revoked. The
+/// epoch must not be used again: a sharer who is not an admin is refused until an admin opens a
+/// new epoch, an admin's share opens one itself (wrapped to the current devices only), and the
+/// revoked device — put back by the server, which clears its `revoked` flag — holds no key of it.
+#[test]
+fn team_epoch_whose_key_reached_a_revoked_device_is_not_used_again() {
+    const TEAM: &str = "cardio-chu";
+    let mut w = World::new();
+    // The patient links a phone first, so the team's epoch-1 key is wrapped to both devices.
+    let pending = w.patient.link_start().unwrap();
+    let (phone_path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    w.patient.link_finish(pending, WAIT).unwrap();
+    let mut phone = t.join().unwrap().unwrap().session;
+    let phone_id = phone.ks.device.id();
+    w.lab.team_new(TEAM).unwrap();
+    w.lab.team_add(TEAM, GP, false).unwrap();
+    let added = w.lab.team_add(TEAM, PATIENT, false).unwrap();
+    assert_eq!(added.keys_wrapped, 2, "the patient's two devices");
+    let before = w.put(b"before the revocation", "before", &[]);
+    w.lab.share_to_team(&before.doc_id, 1, TEAM).unwrap();
+    assert_eq!(
+        read(&mut phone, &before.doc_id, Some(1)).unwrap().0,
+        b"before the revocation"
+    );
+
+    // The phone is lost: the patient revokes it.
+    w.patient.revoke_and_rotate(&phone_id).unwrap();
+
+    // The GP (a member, not an admin) may not share with epoch 1 any more.
+    let g =
+        w.gp.put(&b"gp note"[..], meta(b"gp note", "gp"), &[])
+            .unwrap();
+    let e =
+        w.gp.share_to_team(&g.doc_id, g.doc_version, TEAM)
+            .unwrap_err();
+    assert!(
+        matches!(e, ClientError::TeamKeyRevoked { epoch: 1, .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.exit_code(), 6);
+
+    // The lab (an admin) shares: its client opens epoch 2 first, for the current devices only.
+    let after = w.put(b"after the revocation", "after", &[]);
+    let (epoch, _) = w.lab.share_to_team(&after.doc_id, 1, TEAM).unwrap();
+    assert_eq!(epoch, 2);
+    let phone_keys = w.h.sql(&format!(
+        "SELECT epoch FROM team_key_wraps WHERE team = '{TEAM}' AND device_id = '{phone_id}'"
+    ));
+    assert_eq!(phone_keys.len(), 1, "the phone holds the epoch-1 key only");
+    // The server puts the phone back: it logs in again, is served the version, and cannot
+    // open it.
+    w.h.sql_exec(&format!(
+        "UPDATE devices SET revoked = 0 WHERE device_id = '{phone_id}'"
+    ));
+    drop(phone);
+    let ks = serment_client::keystore::Keystore::open(
+        &phone_path,
+        Zeroizing::new("passphrase of the phone".into()),
+    )
+    .unwrap();
+    let mut phone = serment_client::vault::Session::connect(ks, None).unwrap();
+    let e = read(&mut phone, &after.doc_id, Some(1)).unwrap_err();
+    assert!(
+        matches!(e, ClientError::NotShared(_) | ClientError::Integrity(_)),
+        "{e:?}"
+    );
+    // The GP, still a member, reads it.
+    assert_eq!(
+        read(&mut w.gp, &after.doc_id, Some(1)).unwrap().0,
+        b"after the revocation"
+    );
+}
