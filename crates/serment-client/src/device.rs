@@ -164,7 +164,8 @@ pub struct DeviceEntry {
 /// What [`Session::revoke_and_rotate`] did.
 #[derive(Debug, Clone)]
 pub struct RevokeOutcome {
-    /// The revocation entry.
+    /// The log entry that revoked the device: the rotation, which re-certifies every kept device
+    /// and so retires the revoked one, in one transaction.
     pub revocation_index: u64,
     /// The rotation entry and the re-certified records' entries.
     pub rotation_indices: Vec<u64>,
@@ -172,6 +173,8 @@ pub struct RevokeOutcome {
     pub identity_id: KeyId,
     /// Devices re-certified under the new key (this one included).
     pub kept: Vec<KeyId>,
+    /// Other active devices not re-certified (not named in `keep`): retired with the revoked one.
+    pub dropped: Vec<KeyId>,
 }
 
 impl Session {
@@ -435,16 +438,20 @@ impl Session {
         Ok(out)
     }
 
-    /// Revokes another device of this identity and rotates the identity key (PROTOCOL.md §4.1):
+    /// Revokes another device of this identity by rotating the identity key (PROTOCOL.md §4.1):
     /// every linked device holds the identity key, so without a rotation the revoked one could
-    /// certify a device of its own and be wrapped to again. The revocation (signed by the old
-    /// key), then the rotation (signed by the old and the new key) re-certifying every other
-    /// current device, are logged and checked; the keystore then holds the new key.
+    /// certify a device of its own and be wrapped to again. One request: the rotation (signed by
+    /// the old and the new key) with the records, under the new key, of this device and of the
+    /// devices in `keep` only; the server retires every device it does not re-certify (the
+    /// revoked one, and any other not kept), in the same transaction. A device the identity key
+    /// certified behind the owner's back (a thief holding the stolen device's keys) is therefore
+    /// never re-certified unless named. The writes are checked in the log; the keystore then
+    /// holds the new key.
     ///
     /// # Errors
-    /// [`ClientError::Input`] for this device itself or a device that is not current; log,
-    /// server and transport errors.
-    pub fn revoke_and_rotate(&mut self, device: &KeyId) -> Result<RevokeOutcome> {
+    /// [`ClientError::Input`] for this device itself, a device that is not current, or a `keep`
+    /// entry that is not another current device; log, server and transport errors.
+    pub fn revoke_and_rotate(&mut self, device: &KeyId, keep: &[KeyId]) -> Result<RevokeOutcome> {
         if *device == self.ks.device.id() {
             return Err(ClientError::Input(
                 "revoke_and_rotate revokes another device; this one is revoked alone".into(),
@@ -457,12 +464,19 @@ impl Session {
                 "{device} is not an active device of {handle}"
             )));
         }
-        let others: Vec<DeviceRecord> = hist
+        let me = self.ks.device.id();
+        for k in keep {
+            if *k == *device || *k == me || !hist.devices.iter().any(|d| d.device_id() == *k) {
+                return Err(ClientError::Input(format!(
+                    "--keep {k}: not another active device of {handle} (see `serment device list`)"
+                )));
+            }
+        }
+        let (others, dropped): (Vec<DeviceRecord>, Vec<DeviceRecord>) = hist
             .devices
             .into_iter()
-            .filter(|d| d.device_id() != *device && d.device_id() != self.ks.device.id())
-            .collect();
-        let revocation_index = self.revoke_device(device)?;
+            .filter(|d| d.device_id() != *device && d.device_id() != me)
+            .partition(|d| keep.contains(&d.device_id()));
         let new = IdentitySecret::generate();
         let now = crate::now_secs();
         let rot = serment_core::log::entry::Rotation::sign(&handle, &self.ks.identity, &new, now)
@@ -496,10 +510,11 @@ impl Session {
         let mut kept = vec![self.ks.device.id()];
         kept.extend(others.iter().map(DeviceRecord::device_id));
         Ok(RevokeOutcome {
-            revocation_index,
+            revocation_index: idx.first().copied().unwrap_or_default(),
             rotation_indices: idx,
             identity_id: self.ks.identity.id(),
             kept,
+            dropped: dropped.iter().map(DeviceRecord::device_id).collect(),
         })
     }
 }

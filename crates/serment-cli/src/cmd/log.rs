@@ -69,6 +69,15 @@ pub(crate) struct RevokeArgs {
     /// Allow revoking the identity's last active device, which locks the identity out for good.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Revoking another device rotates the identity key; re-certify this other active device
+    /// under the new key (repeatable). Name only devices you hold yourself: one certified with the
+    /// lost device's identity key behind your back would otherwise stay.
+    #[arg(long = "keep", value_name = "DEVICE")]
+    pub(crate) keep: Vec<String>,
+    /// Re-certify none of the other active devices (they are retired with the revoked one and can
+    /// be linked again with `serment device link`).
+    #[arg(long)]
+    pub(crate) drop_others: bool,
 }
 
 /// `serment witnesses`.
@@ -388,7 +397,7 @@ pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
                      "active_devices_left": active.len() - 1, "rotated": false,
                      "identity_id": s.ks.identity.id().to_string(),
                      "fingerprint": serment_client::contacts::fingerprint(&s.ks.identity.id()),
-                     "rotation_log_indices": [] }),
+                     "rotation_log_indices": [], "dropped": [] }),
             &format!(
                 "Revoked device {dev} (this device) (log entry {idx}); {} active device(s) left \
                  for {handle}",
@@ -398,23 +407,87 @@ pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
         return Ok(());
     }
     // Another device: it held the identity key (linked devices do, PROTOCOL.md §4.1), so the
-    // identity key rotates and the other devices are re-certified under the new one.
-    let out = s.revoke_and_rotate(&dev)?;
+    // identity key rotates; only this device and the ones the user keeps are re-certified.
+    let keep = devices_to_keep(&a, &active, &dev, &s.ks.device.id())?;
+    let out = s.revoke_and_rotate(&dev, &keep)?;
     let fp = serment_client::contacts::fingerprint(&out.identity_id);
+    let dropped: Vec<String> = out.dropped.iter().map(ToString::to_string).collect();
     emit(
         ctx.json,
         &json!({ "revoked": dev.to_string(), "log_index": out.revocation_index,
                  "this_device": false, "active_devices_left": out.kept.len(), "rotated": true,
                  "identity_id": out.identity_id.to_string(), "fingerprint": fp,
-                 "rotation_log_indices": out.rotation_indices }),
+                 "rotation_log_indices": out.rotation_indices, "dropped": dropped }),
         &format!(
-            "Revoked device {dev} (log entry {}); rotated the identity key (new fingerprint {fp}), \
-             {} active device(s) re-certified for {handle}",
+            "Revoked device {dev} (log entry {}: the identity key rotated, new fingerprint {fp}); \
+             {} active device(s) re-certified for {handle}{}",
             out.revocation_index,
-            out.kept.len()
+            out.kept.len(),
+            if dropped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; also retired, not kept: {} (link them again with `serment device link`)",
+                    dropped.join(", ")
+                )
+            }
         ),
     );
     Ok(())
+}
+
+/// The other active devices to re-certify: `--keep`, or none with `--drop-others`; a device
+/// neither names is asked about on a terminal, and refused without one (PROTOCOL.md §4.1: a
+/// device certified with the lost device's key must not be kept by default).
+fn devices_to_keep(
+    a: &RevokeArgs,
+    active: &[serment_core::KeyId],
+    revoked: &serment_core::KeyId,
+    me: &serment_core::KeyId,
+) -> CliResult<Vec<serment_core::KeyId>> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let mut keep = Vec::new();
+    for k in &a.keep {
+        keep.push(
+            serment_core::KeyId::from_hex(&k.trim().to_ascii_lowercase())
+                .map_err(|_| CliError::Input("--keep: expected 64 hex digits".into()))?,
+        );
+    }
+    let undecided: Vec<&serment_core::KeyId> = active
+        .iter()
+        .filter(|d| *d != revoked && *d != me && !keep.contains(d))
+        .collect();
+    if undecided.is_empty() || a.drop_others {
+        return Ok(keep);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Input(format!(
+            "revoking another device rotates the identity key: say which other active devices \
+             to re-certify, with --keep DEVICE for each one you hold yourself, or --drop-others \
+             (undecided: {})",
+            undecided
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for d in undecided {
+        eprint!(
+            "Keep device {d} (re-certify it under the new identity key)? Answer yes only for a \
+             device you hold yourself [yes/no]: "
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| CliError::io("terminal", e))?;
+        if answer.trim() == "yes" {
+            keep.push(*d);
+        }
+    }
+    Ok(keep)
 }
 
 /// Asks on the terminal; without one, `--yes` is required.

@@ -272,14 +272,15 @@ impl TeamState {
     }
 }
 
-/// The current members of `state` with a device revoked after the current epoch opened
-/// (PROTOCOL.md §12.4, "a revoked device ends the epoch"): a revocation (log entry kind 3) in the
-/// member's key history at an index past the change that opened the current epoch. That device
-/// may hold the epoch's secret (it was a member device when the epoch was wrapped, or received
-/// the key since), so nothing may be wrapped to this epoch any more: an admin opens a new one
-/// (`team rotate`), wrapped to the current devices only. Empty when the epoch is safe to use.
+/// The current members of `state` with a device that left their key history after the current
+/// epoch opened (PROTOCOL.md §12.4, "a revoked device ends the epoch"): a device current at the
+/// change that opened the epoch, or certified since, that is no longer current (revoked, or not
+/// re-certified by a rotation). That device may hold the epoch's secret, so nothing may be wrapped
+/// to this epoch any more: an admin opens a new one (`team rotate`), wrapped to the current
+/// devices only. Empty when the epoch is safe to use.
 ///
-/// `histories` holds the proven chains of the members, at the size the team was replayed at.
+/// `histories` holds the proven chains of the members, at the size the team was replayed at. A
+/// member whose history cannot be replayed counts as having lost a device.
 pub fn revoked_since_current_epoch(
     state: &TeamState,
     histories: &BTreeMap<String, Vec<ChainEntry>>,
@@ -291,9 +292,23 @@ pub fn revoked_since_current_epoch(
         .members
         .iter()
         .filter(|m| {
-            histories.get(&m.handle).is_some_and(|chain| {
-                chain.iter().any(|e| {
-                    e.index > cur.opened_at && matches!(e.entry.payload, Payload::Revocation(_))
+            let Some(chain) = histories.get(&m.handle) else {
+                return true;
+            };
+            let Ok(now) = replay_keys(&m.handle, chain) else {
+                return true;
+            };
+            let current: Vec<KeyId> = now.devices.iter().map(|d| d.device_id()).collect();
+            let at_open = chain
+                .iter()
+                .take_while(|e| e.index <= cur.opened_at)
+                .count();
+            // The device sets after each entry from the epoch's opening on: any device in one of
+            // them that is not current now has left.
+            (at_open.max(1)..=chain.len()).any(|n| {
+                chain.get(..n).is_some_and(|prefix| {
+                    replay_keys(&m.handle, prefix)
+                        .is_ok_and(|h| h.devices.iter().any(|d| !current.contains(&d.device_id())))
                 })
             })
         })

@@ -379,7 +379,7 @@ fn team_epoch_whose_key_reached_a_revoked_device_is_not_used_again() {
     );
 
     // The phone is lost: the patient revokes it.
-    w.patient.revoke_and_rotate(&phone_id).unwrap();
+    w.patient.revoke_and_rotate(&phone_id, &[]).unwrap();
 
     // The GP (a member, not an admin) may not share with epoch 1 any more.
     let g =
@@ -424,4 +424,93 @@ fn team_epoch_whose_key_reached_a_revoked_device_is_not_used_again() {
         read(&mut w.gp, &after.doc_id, Some(1)).unwrap().0,
         b"after the revocation"
     );
+}
+
+/// The patient with a linked phone, as the revocation tests need it.
+fn patient_with_phone() -> (World, serment_client::vault::Session) {
+    let mut w = World::new();
+    let pending = w.patient.link_start().unwrap();
+    let (_, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    w.patient.link_finish(pending, WAIT).unwrap();
+    let phone = t.join().unwrap().unwrap().session;
+    (w, phone)
+}
+
+/// Attack F14 (hostile review): the thief of the phone, holding its copy of the identity key,
+/// certifies a hidden device of their own before the owner revokes the phone. The owner's
+/// revocation rotates the identity key and re-certifies only the devices the owner keeps: the
+/// hidden one is retired with the phone, can no longer log in, and a document sent afterwards is
+/// not wrapped to it.
+#[test]
+fn revocation_does_not_recertify_a_device_the_thief_certified() {
+    let (mut w, phone) = patient_with_phone();
+    let hidden = DeviceSecret::generate();
+    let rec = phone
+        .ks
+        .identity
+        .sign_device_record(PATIENT, &hidden, serment_client::now_secs())
+        .unwrap();
+    phone.api.register_device(&rec).unwrap();
+    assert_eq!(
+        devices_in_log(&mut w),
+        3,
+        "the hidden device is current before the revocation"
+    );
+
+    let out = w
+        .patient
+        .revoke_and_rotate(&phone.ks.device.id(), &[])
+        .unwrap();
+    assert_eq!(out.kept, vec![w.patient.ks.device.id()]);
+    assert_eq!(out.dropped, vec![hidden.id()]);
+    assert_eq!(devices_in_log(&mut w), 1);
+    // The lab's next document goes to the patient's one current device, never the hidden one.
+    let r = w.put(b"after the theft", "after", &[PATIENT]);
+    let wrapped_to = |d: serment_core::KeyId| {
+        w.h.sql(&format!(
+            "SELECT recipient_device FROM wraps WHERE doc_id = '{}' AND recipient_device = '{d}'",
+            r.doc_id
+        ))
+        .len()
+    };
+    assert_eq!(wrapped_to(w.patient.ks.device.id()), 1);
+    assert_eq!(wrapped_to(hidden.id()), 0, "a wrap to the thief's device");
+    assert_eq!(
+        read(&mut w.patient, &r.doc_id, None).unwrap().0,
+        b"after the theft"
+    );
+}
+
+/// Attack F13 (hostile review): the server (or the network) drops the request that revokes a
+/// device. Revoking is one request (the rotation that retires it), so a dropped request leaves
+/// nothing half done: before, the revocation was logged and the rotation dropped, and the
+/// revoked phone kept the current identity key, with which it could certify a new device.
+#[test]
+fn revocation_is_one_request_nothing_half_done_when_it_is_dropped() {
+    let (mut w, phone) = patient_with_phone();
+    let phone_id = phone.ks.device.id();
+    let identity_before = w.patient.ks.identity.id();
+    w.h.on_request("POST /v1/log/rotations", |ex| {
+        ex.status = 500;
+        ex.set_json(&json!({ "error": { "code": "internal", "message": "dropped" } }));
+        ex.answered = true;
+    });
+    let e = w.patient.revoke_and_rotate(&phone_id, &[]).unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e:?}");
+    w.h.clear_hooks();
+    // Nothing happened: the identity key did not change, no entry was logged, the phone is
+    // still a current device, so the owner sees it and can try again.
+    assert_eq!(w.patient.ks.identity.id(), identity_before);
+    assert_eq!(devices_in_log(&mut w), 2);
+    let out = w.patient.revoke_and_rotate(&phone_id, &[]).unwrap();
+    assert_eq!(devices_in_log(&mut w), 1);
+    // The phone's copy of the old identity key certifies nothing any more.
+    let rogue = DeviceSecret::generate();
+    let rec = phone
+        .ks
+        .identity
+        .sign_device_record(PATIENT, &rogue, serment_client::now_secs())
+        .unwrap();
+    assert!(phone.api.register_device(&rec).is_err());
+    assert_ne!(out.identity_id, identity_before);
 }
