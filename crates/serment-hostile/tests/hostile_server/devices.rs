@@ -319,18 +319,26 @@ fn devices_pairing_tampered_finish_gets_no_confirmation_nothing_logged_nothing_w
     assert_eq!(devices_in_log(&mut w), 1, "a device was enrolled");
 }
 
-/// The relay swallows the new device's confirmation (its registration answered 201 without
-/// reaching the server): the linking device never sees the record in the log and re-wraps
-/// nothing; the new device, whose record is not in the log, keeps no keystore.
+/// The relay swallows the new device's confirmation (its registration, which comes after the
+/// finish, answered 201 without reaching the server): the linking device never sees the record
+/// in the log and re-wraps nothing; the new device, whose record is not in the log, keeps no
+/// keystore. (A registration before the finish, as the linking device made before the
+/// confirmation step, goes through.)
 #[test]
 fn devices_pairing_absent_confirmation_nothing_logged_nothing_wrapped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let mut w = World::new();
     w.put(b"older result", "older", &[PATIENT]);
     let before = wraps_and_device_entries(&w);
-    w.h.on_request("POST /v1/devices", |ex| {
-        ex.status = 201;
-        ex.set_json(&json!({ "device_id": "", "identity_id": "", "handle": PATIENT }));
-        ex.answered = true;
+    let finished = std::sync::Arc::new(AtomicBool::new(false));
+    let f = finished.clone();
+    w.h.on_request("POST /v1/pairing/*/finish", move |_| f.store(true, Ordering::SeqCst));
+    w.h.on_request("POST /v1/devices", move |ex| {
+        if finished.load(Ordering::SeqCst) {
+            ex.status = 201;
+            ex.set_json(&json!({ "device_id": "", "identity_id": "", "handle": PATIENT }));
+            ex.answered = true;
+        }
     });
     let pending = w.patient.link_start().unwrap();
     let (path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
