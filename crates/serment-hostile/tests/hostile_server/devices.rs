@@ -87,10 +87,29 @@ fn devices_pairing_join_with_substituted_keys_is_refused_nothing_enrolled() {
     };
     let guess = PairingCode::parse(&format!("{slot}0000000000")).unwrap();
     let mallory = DeviceSecret::generate();
-    let (_, forged) = pairing::Join::start(&guess, &hello, &mallory).unwrap();
+    let (forged_join, forged) = pairing::Join::start(&guess, &hello, &mallory).unwrap();
     let forged_b64 = b64(&forged);
     w.h.on_request("POST /v1/pairing/*/join", move |ex| {
         ex.request = serde_json::to_vec(&json!({ "message": forged_b64 })).unwrap();
+    });
+    // The server keeps its side of the forged join and waits for a finish it could open (it
+    // would hold the identity key).
+    let (url, s2) = (w.h.url().to_owned(), slot.clone());
+    let attacker = std::thread::spawn(move || {
+        let api = serment_client::api::Api::new(&url).unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            let st = api.pairing_show(&s2).unwrap();
+            if let Some(f) = st.finish {
+                let f = serment_client::api::b64d(&f, "finish").unwrap();
+                return forged_join.open_finish(&f).is_ok();
+            }
+            if st.aborted {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     });
     let (path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
     let e = w.patient.link_finish(pending, WAIT).unwrap_err();
@@ -98,6 +117,10 @@ fn devices_pairing_join_with_substituted_keys_is_refused_nothing_enrolled() {
     let je = t.join().unwrap().unwrap_err();
     assert!(is_pairing_refusal(&je), "{je:?}");
     assert!(!path.exists(), "a keystore was written");
+    assert!(
+        !attacker.join().unwrap(),
+        "the server opened the finish: it holds the identity key"
+    );
     w.h.clear_hooks();
     assert_eq!(devices_in_log(&mut w), 1, "a device was enrolled");
     let n = w.h.sql(&format!(
@@ -332,7 +355,9 @@ fn devices_pairing_absent_confirmation_nothing_logged_nothing_wrapped() {
     let before = wraps_and_device_entries(&w);
     let finished = std::sync::Arc::new(AtomicBool::new(false));
     let f = finished.clone();
-    w.h.on_request("POST /v1/pairing/*/finish", move |_| f.store(true, Ordering::SeqCst));
+    w.h.on_request("POST /v1/pairing/*/finish", move |_| {
+        f.store(true, Ordering::SeqCst)
+    });
     w.h.on_request("POST /v1/devices", move |ex| {
         if finished.load(Ordering::SeqCst) {
             ex.status = 201;
