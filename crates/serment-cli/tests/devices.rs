@@ -38,22 +38,7 @@ fn second_device_links_reads_the_past_and_is_revoked() {
         .to_owned();
 
     // Link device 2.
-    let (code, link) = start_link(&d1);
-    let joined = ok(
-        &d2,
-        &[
-            "device",
-            "join",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--kdf",
-            "floor",
-        ],
-    );
-    let (lc, linked) = finish_link(link);
-    assert_eq!(lc, 0, "device link failed: {linked}");
+    let (code, joined, linked) = link_new_device(&d1, &d2, &server.url);
     let d2_id = joined["device_id"].as_str().unwrap().to_owned();
     assert_eq!(linked["device_id"], d2_id.as_str());
     assert_eq!(linked["caught_up"], 1, "{linked}");
@@ -61,19 +46,7 @@ fn second_device_links_reads_the_past_and_is_revoked() {
 
     // The code is single use: a second join with it is refused, nothing enrolled.
     let d3 = root.join("d3");
-    let (c3, v3) = run(
-        &d3,
-        &[
-            "device",
-            "join",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--kdf",
-            "floor",
-        ],
-    );
+    let (c3, v3) = run(&d3, &join_args(&server.url, &code));
     assert_ne!(c3, 0, "a used code enrolled a device: {v3}");
     assert!(!d3.join("keystore.srmk").exists());
 
@@ -154,19 +127,7 @@ fn wrong_code_enrols_nothing() {
             }
         })
         .collect();
-    let (c2, v2) = run(
-        &d2,
-        &[
-            "device",
-            "join",
-            "--server",
-            &server.url,
-            "--code",
-            &wrong,
-            "--kdf",
-            "floor",
-        ],
-    );
+    let (c2, v2) = run(&d2, &join_args(&server.url, &wrong));
     assert_eq!(c2, 4, "{v2}");
     assert!(!d2.join("keystore.srmk").exists());
     let (lc, lv) = finish_link(link);

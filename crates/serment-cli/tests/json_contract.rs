@@ -314,26 +314,8 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     );
     c("witnesses", &ok(&gp, &["witnesses", "--quorum", "0"]));
     // Issue 16: a second device for the patient.
-    let (code, link) = start_link(&patient);
-    let phone = root.join("patient-phone");
-    c(
-        "device join",
-        &ok(
-            &phone,
-            &[
-                "device",
-                "join",
-                "--server",
-                &server.url,
-                "--code",
-                &code,
-                "--kdf",
-                "floor",
-            ],
-        ),
-    );
-    let (lc, linked) = finish_link(link);
-    assert_eq!(lc, 0, "{linked}");
+    let (_, joined, linked) = link_new_device(&patient, &root.join("patient-phone"), &server.url);
+    c("device join", &joined);
     c("device link", &linked);
     c("device list", &ok(&patient, &["device", "list"]));
     c("rotate-identity", &ok(&gp, &["rotate-identity"]));

@@ -176,3 +176,27 @@ pub fn finish_link(child: Child) -> (i32, serde_json::Value) {
     let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out.status.code().unwrap_or(-1), v)
 }
+
+/// The arguments of `serment device join` with `code` against `server` (floor KDF, for speed).
+pub fn join_args<'a>(server: &'a str, code: &'a str) -> [&'a str; 8] {
+    [
+        "device", "join", "--server", server, "--code", code, "--kdf", "floor",
+    ]
+}
+
+/// Links a new device at `new_home` to the identity of `home` through the real pairing flow
+/// (`device link` in the background, `device join --code` on the new home), and checks that
+/// both succeeded. Returns the code (used once now), the join's JSON and the link's JSON.
+pub fn link_new_device(
+    home: &Path,
+    new_home: &Path,
+    server: &str,
+) -> (String, serde_json::Value, serde_json::Value) {
+    let (code, link) = start_link(home);
+    let joined = ok(new_home, &join_args(server, &code));
+    let (lc, linked) = finish_link(link);
+    assert_eq!(lc, 0, "device link failed: {linked}");
+    // Both sides show the same fingerprint of the new device, for a person to compare.
+    assert_eq!(joined["device_fingerprint"], linked["device_fingerprint"]);
+    (code, joined, linked)
+}

@@ -41,6 +41,33 @@ fn bad(reason: &'static str) -> Error {
     Error::Team { reason }
 }
 
+/// Reads the strict prelude shared by the team formats (PROTOCOL.md §12.2, §12.3): `magic`,
+/// `format_version` 1, `suite_id` 3, then the team name (validated). Returns the reader after it
+/// and the name.
+///
+/// # Errors
+/// Format errors, [`Error::UnsupportedVersion`], [`Error::UnsupportedSuite`],
+/// [`Error::InvalidField`] for an invalid name.
+fn read_prelude<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 4],
+    what: &'static str,
+) -> Result<(Reader<'a>, String)> {
+    let mut r = Reader::new(bytes, what);
+    r.magic(magic)?;
+    let version = r.u16()?;
+    let suite = r.u16()?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { what, version });
+    }
+    if suite != HYBRID_SUITE_ID {
+        return Err(Error::UnsupportedSuite { what, suite });
+    }
+    let team = r.str8("team", 64)?.to_owned();
+    validate_team_name(&team)?;
+    Ok((r, team))
+}
+
 /// Checks a team name: the rules of a handle (1 to 64 of `[a-z0-9._-]`, not starting with `.`
 /// or `-`), PROTOCOL.md §12.1.
 ///
@@ -297,21 +324,7 @@ impl TeamChange {
     /// Format errors; [`Error::BadSignature`].
     pub fn decode_verified(bytes: &[u8]) -> Result<TeamChange> {
         const WHAT: &str = "team change";
-        let mut r = Reader::new(bytes, WHAT);
-        r.magic(Self::MAGIC)?;
-        let version = r.u16()?;
-        let suite = r.u16()?;
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: WHAT,
-                version,
-            });
-        }
-        if suite != HYBRID_SUITE_ID {
-            return Err(Error::UnsupportedSuite { what: WHAT, suite });
-        }
-        let team = r.str8("team", 64)?.to_owned();
-        validate_team_name(&team)?;
+        let (mut r, team) = read_prelude(bytes, Self::MAGIC, WHAT)?;
         let epoch = r.u32()?;
         let op = TeamOp::from_u8(r.u8()?)?;
         let member = r.str8("member", 64)?.to_owned();
@@ -456,21 +469,7 @@ impl TeamKeyWrap {
     /// Format errors.
     pub fn decode(bytes: &[u8]) -> Result<TeamKeyWrap> {
         const WHAT: &str = "team key wrap";
-        let mut r = Reader::new(bytes, WHAT);
-        r.magic(Self::MAGIC)?;
-        let version = r.u16()?;
-        let suite = r.u16()?;
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: WHAT,
-                version,
-            });
-        }
-        if suite != HYBRID_SUITE_ID {
-            return Err(Error::UnsupportedSuite { what: WHAT, suite });
-        }
-        let team = r.str8("team", 64)?.to_owned();
-        validate_team_name(&team)?;
+        let (mut r, team) = read_prelude(bytes, Self::MAGIC, WHAT)?;
         let epoch = r.u32()?;
         let epoch_id = KeyId::from_bytes(r.array()?);
         let recipient = KeyId::from_bytes(r.array()?);
