@@ -354,3 +354,26 @@ fn team_fork_two_members_shown_two_memberships_is_caught() {
     );
     assert_eq!(e.exit_code(), 4);
 }
+
+/// Hostile review F1: a document shared with a team is listed for its members (`ls`), and `get`
+/// without a version opens it, as for a document wrapped to the member's device; a removed
+/// member no longer sees what is shared afterwards.
+#[test]
+fn team_documents_are_listed_for_members_and_open_without_a_version() {
+    let (mut w, d1) = team_world();
+    let listed = |s: &mut serment_client::vault::Session| -> Vec<String> {
+        s.api
+            .list_documents()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.doc_id)
+            .collect()
+    };
+    assert!(listed(&mut w.gp).contains(&d1.to_string()));
+    assert_eq!(read(&mut w.gp, &d1, None).unwrap().0, b"{\"epoch\":1}");
+    w.lab.team_remove(TEAM, PATIENT).unwrap();
+    let r = w.put(b"{\"epoch\":2}", "e2", &[]);
+    w.lab.share_to_team(&r.doc_id, 1, TEAM).unwrap();
+    assert!(listed(&mut w.gp).contains(&r.doc_id.to_string()));
+    assert!(!listed(&mut w.patient).contains(&r.doc_id.to_string()));
+}

@@ -199,7 +199,8 @@ pub(crate) trait DocumentStore: Send + Sync {
         doc_version: u32,
     ) -> Result<Option<VersionRow>, StoreError>;
 
-    /// The versions a device may read: authored by its identity, or holding a wrap for it.
+    /// The versions a device may read: authored by its identity, holding a wrap for it, or
+    /// shared with a care team its handle is a member of (a team wrap, PROTOCOL.md §12.3).
     async fn readable_versions(
         &self,
         device_id: &str,

@@ -233,6 +233,10 @@ impl DocumentStore for Db {
              WHERE d.author_identity = $1 OR EXISTS (SELECT 1 FROM wraps w \
                WHERE w.doc_id = d.doc_id AND w.doc_version = d.doc_version \
                AND w.recipient_device = $2) \
+             OR EXISTS (SELECT 1 FROM team_wraps tw JOIN team_members m ON m.team = tw.team \
+               JOIN devices dv ON dv.handle = m.handle \
+               WHERE tw.doc_id = d.doc_id AND tw.doc_version = d.doc_version \
+               AND dv.device_id = $2 AND dv.revoked = 0) \
              ORDER BY d.created_at, d.doc_id, d.doc_version"
         );
         // Only VERSION_COLUMNS, a constant, is interpolated; values are bound.
@@ -287,8 +291,14 @@ impl DocumentStore for Db {
         if owner == identity_id {
             return Ok(Some(true));
         }
+        // A wrap for the device, or a team wrap to a team its handle is a member of (§12.3).
         let wrap = sqlx::query(
-            "SELECT 1 AS one FROM wraps WHERE doc_id = $1 AND recipient_device = $2 LIMIT 1",
+            "SELECT 1 AS one FROM wraps WHERE doc_id = $1 AND recipient_device = $2 \
+             UNION ALL \
+             SELECT 1 AS one FROM team_wraps tw JOIN team_members m ON m.team = tw.team \
+             JOIN devices dv ON dv.handle = m.handle \
+             WHERE tw.doc_id = $1 AND dv.device_id = $2 AND dv.revoked = 0 \
+             LIMIT 1",
         )
         .bind(&doc_id)
         .bind(device_id)
