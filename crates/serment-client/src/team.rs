@@ -335,13 +335,16 @@ impl Session {
     }
 
     /// `serment team add NAME HANDLE [--admin]`: adds a pinned contact; the current epoch key
-    /// is wrapped to each of its current devices (from its proven key history).
+    /// is wrapped to each of its current devices (from its proven key history). A new member
+    /// reads what the team received since the current epoch opened; a handle removed before is
+    /// re-added only after a rotation (a new epoch), so it never reads what was shared while it
+    /// was out.
     ///
     /// # Errors
     /// [`ClientError::Input`] if this user is not an admin or the handle is a member already;
     /// contact, log and integrity errors.
     pub fn team_add(&mut self, name: &str, handle: &str, admin: bool) -> Result<TeamChanged> {
-        let team = self.require_team(name)?;
+        let mut team = self.require_team(name)?;
         if !team.state.is_admin(&self.my_handle()) {
             return Err(ClientError::Input(format!(
                 "you are not an admin of team {name}"
@@ -360,6 +363,13 @@ impl Session {
                 pinned: contact.identity_id.to_string(),
                 served: KeyId::of(KeyKind::Identity, &kh.identity_key).to_string(),
             });
+        }
+        // A member removed before gets a new epoch, not the one her removal opened: she must not
+        // read what was shared while she was out (hostile review F9). Nor is a new member given
+        // an epoch whose key reached a device since revoked (§12.4).
+        if team.state.removed.iter().any(|h| h == handle) || !team.revoked_since_epoch.is_empty() {
+            self.team_rotate(name)?;
+            team = self.require_team(name)?;
         }
         let cur = team.current()?.clone();
         let secret = self.team_epoch_secret(&team, &cur)?;

@@ -377,3 +377,29 @@ fn team_documents_are_listed_for_members_and_open_without_a_version() {
     assert!(listed(&mut w.gp).contains(&r.doc_id.to_string()));
     assert!(!listed(&mut w.patient).contains(&r.doc_id.to_string()));
 }
+
+/// Hostile review F9: a removed member added back is given a new epoch, not the one her removal
+/// opened: what the team received while she was out stays unreadable to her.
+#[test]
+fn team_member_added_back_does_not_read_what_was_shared_while_she_was_out() {
+    let (mut w, _) = team_world();
+    w.lab.team_remove(TEAM, PATIENT).unwrap();
+    let out = w.put(b"{\"while\":\"out\"}", "out", &[]);
+    let (epoch, _) = w.lab.share_to_team(&out.doc_id, 1, TEAM).unwrap();
+    assert_eq!(epoch, 2);
+    let back = w.lab.team_add(TEAM, PATIENT, false).unwrap();
+    assert_eq!(back.team.current().unwrap().epoch, 3);
+    let e = read(&mut w.patient, &out.doc_id, Some(1)).unwrap_err();
+    assert!(matches!(e.exit_code(), 4 | 6), "{e:?}");
+    let after = w.put(b"{\"back\":true}", "back", &[]);
+    w.lab.share_to_team(&after.doc_id, 1, TEAM).unwrap();
+    assert_eq!(
+        read(&mut w.patient, &after.doc_id, Some(1)).unwrap().0,
+        b"{\"back\":true}"
+    );
+    // The GP, a member throughout, reads both.
+    assert_eq!(
+        read(&mut w.gp, &out.doc_id, Some(1)).unwrap().0,
+        b"{\"while\":\"out\"}"
+    );
+}
