@@ -18,7 +18,7 @@ pub(crate) struct Cli {
     pub(crate) home: Option<PathBuf>,
     /// A private CA certificate (PEM) to trust for the server, besides the webpki roots.
     /// `register` records it in the keystore, so later commands need not repeat it.
-    #[arg(long, global = true, env = "SERMENT_CA_CERT", value_name = "FILE")]
+    #[arg(long, global = true, env = "SERMENT_CA_CERT", value_name = "FILE", visible_alias = "ca")]
     pub(crate) ca_cert: Option<PathBuf>,
     /// Allow plain http:// to a server outside loopback (the bearer token and every request
     /// then cross the network unencrypted; only behind a TLS-terminating proxy you trust).
@@ -167,6 +167,9 @@ pub(crate) enum Command {
     Demo(DemoArgs),
     /// Run a witness: poll a server's log, check consistency, cosign checkpoints (PROTOCOL.md §11.8).
     Witness(crate::cmd::log::WitnessArgs),
+    /// The patient's page: check that the page a server serves is a bundle it logged.
+    #[command(subcommand)]
+    Web(crate::cmd::web::WebCommand),
     /// Audit a server's whole transparency log: recompute the tree, check every signature.
     VerifyLog(crate::cmd::log::VerifyLogArgs),
     /// Show who opened your documents, each line proven in the log (--fhir: FHIR R4 AuditEvents).

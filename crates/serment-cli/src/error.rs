@@ -43,6 +43,12 @@ pub(crate) enum CliError {
          or the server's own record (listed above)"
     )]
     Unreceipted(usize),
+    /// `web verify`: the page served matches no bundle entry of the log (its hash, hex).
+    #[error(
+        "the page this server serves (bundle hash {0}) is in no bundle entry of the log: it may \
+         have been modified for you"
+    )]
+    BundleNotLogged(String),
 }
 
 impl CliError {
@@ -55,7 +61,7 @@ impl CliError {
             CliError::Passphrase(_) => 3,
             CliError::Io { .. } | CliError::Local(_) => 1,
             CliError::DemoFailed(_) => 7,
-            CliError::Unreceipted(_) | CliError::LogInvalid(_) => 4,
+            CliError::Unreceipted(_) | CliError::LogInvalid(_) | CliError::BundleNotLogged(_) => 4,
         }
     }
 
@@ -71,6 +77,7 @@ impl CliError {
             CliError::DemoFailed(_) => "demo_failed",
             CliError::Unreceipted(_) => "unreceipted_access",
             CliError::LogInvalid(_) => "log_invalid",
+            CliError::BundleNotLogged(_) => "bundle_not_logged",
         }
     }
 

@@ -31,6 +31,7 @@ pub mod team;
 #[cfg(feature = "native")]
 pub mod transport;
 pub mod vault;
+pub mod web;
 pub mod witness;
 
 pub use error::{ClientError, Result};

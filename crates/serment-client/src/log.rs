@@ -752,12 +752,17 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                         &c.body.epoch_key,
                     ));
                 }
+                Payload::Bundle(b) => {
+                    if let Err(e) = b.verify(&t.log_key.public_key) {
+                        fail(e.to_string());
+                    }
+                }
                 Payload::Rotation(_) | Payload::Revocation(_) => {}
             }
             match subject {
                 Subject::Handle(h) => chains.entry(h).or_default().push(ce),
                 Subject::Team(t) => team_chains.entry(t).or_default().push(ce),
-                Subject::Document(_) => {}
+                Subject::Document(_) | Subject::WebBundle => {}
             }
         }
         start = end;

@@ -36,6 +36,8 @@ pub enum Context {
     /// A new device's key confirmation in a pairing, signed by its signing key (PROTOCOL.md
     /// §4.1).
     PairingConfirm,
+    /// A web bundle entry, signed by the log key (PROTOCOL.md §11.3, kind 8).
+    LogBundle,
 }
 
 impl Context {
@@ -54,6 +56,7 @@ impl Context {
             Context::TeamChange => "team-change",
             Context::TeamKey => "team-key",
             Context::PairingConfirm => "pairing-confirm",
+            Context::LogBundle => "log-bundle",
         }
     }
 }

@@ -176,6 +176,41 @@ impl Server {
         self.store.log_signer().verifier().encode()
     }
 
+    /// Logs the patient's page's asset bundle (PROTOCOL.md §11.3, kind 8: its bundle hash and
+    /// this server's version, signed by the log key) unless the newest bundle entry already
+    /// carries the same hash, so that restarts and several instances of one version sharing a
+    /// database append it once. `serment serve` calls it at startup. Returns the index of the
+    /// entry carrying the served bundle's hash and whether it was appended now.
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`].
+    pub async fn log_web_bundle(&self) -> Result<(u64, bool), ServerError> {
+        let hash = http::web::bundle_hash().map_err(|e| ServerError::Storage(Box::new(e)))?;
+        let out = self
+            .store
+            .meta()
+            .log_web_bundle(&hash, env!("CARGO_PKG_VERSION"), store::now())
+            .await
+            .map_err(|e| ServerError::Storage(Box::new(e)))?;
+        tracing::info!(
+            bundle_hash = %hex::encode(hash),
+            log_index = out.0,
+            appended = out.1,
+            "patient page bundle in the log"
+        );
+        Ok(out)
+    }
+
+    /// The hex bundle hash of the page this binary serves (PROTOCOL.md §11.3, kind 8).
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`] (never with the embedded assets).
+    pub fn web_bundle_hash() -> Result<String, ServerError> {
+        http::web::bundle_hash()
+            .map(hex::encode)
+            .map_err(|e| ServerError::Storage(Box::new(e)))
+    }
+
     /// The axum router of the API (PROTOCOL.md §8), for tests (`tower::ServiceExt::oneshot`) or to
     /// nest in another server.
     pub fn router(&self) -> axum::Router {

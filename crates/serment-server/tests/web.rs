@@ -146,3 +146,61 @@ async fn no_inline_script_and_no_other_origin() {
         }
     }
 }
+
+/// PROTOCOL.md §11.3 kind 8: the bundle a browser reaches from `/` (following the asset paths
+/// each text asset names, as `serment web verify` does) is exactly the bundle the server hashes;
+/// it is logged once however many times the server starts (the check reads the log, under its
+/// lock), signed by the log key.
+#[tokio::test]
+async fn the_bundle_reached_from_the_page_is_logged_once() {
+    use serment_core::log::bundle::{asset_references, bundle_hash};
+    use serment_core::log::entry::{LogEntry, Payload};
+    use serment_server::Server;
+
+    let dir = common::TempDir::new("bundle");
+    let data = dir.path().join("data");
+    let server = Server::open(common::test_config(&data)).await.unwrap();
+    let srv = TestServer {
+        router: server.router(),
+        data: data.clone(),
+        dir: common::TempDir::new("bundle-unused"),
+    };
+    // Crawl as a browser would.
+    let mut assets = std::collections::BTreeMap::new();
+    let mut queue = vec!["/".to_owned()];
+    while let Some(p) = queue.pop() {
+        if assets.contains_key(&p) {
+            continue;
+        }
+        let (s, _, body) = fetch(&srv, &p).await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        if !p.ends_with(".wasm") {
+            queue.extend(asset_references(&String::from_utf8_lossy(&body)));
+        }
+        assets.insert(p, body);
+    }
+    assert_eq!(assets.len(), 7, "{:?}", assets.keys().collect::<Vec<_>>());
+    let hash = hex::encode(bundle_hash(&assets).unwrap());
+    assert_eq!(hash, Server::web_bundle_hash().unwrap());
+
+    let (idx, appended) = server.log_web_bundle().await.unwrap();
+    assert!(appended);
+    // A restart, or a second instance on the same database, appends nothing: the check is on
+    // the stored chain, not in memory.
+    assert_eq!(server.log_web_bundle().await.unwrap(), (idx, false));
+    let (s, v) = srv.get("/v1/log/bundles", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    let e = LogEntry::decode(&common::unb64(entries[0]["entry"].as_str().unwrap())).unwrap();
+    let Payload::Bundle(b) = e.payload else {
+        panic!("not a bundle entry")
+    };
+    assert_eq!(hex::encode(b.bundle_hash), hash);
+    assert_eq!(b.server_version, env!("CARGO_PKG_VERSION"));
+    let (s, v) = srv.get("/v1/log/key", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let vkey =
+        serment_core::log::note::VerifierKey::parse(v["vkey"].as_str().unwrap()).unwrap();
+    b.verify(&vkey.public_key).unwrap();
+}

@@ -12,6 +12,7 @@ mod offline;
 mod serve;
 mod team;
 mod version;
+pub(crate) mod web;
 
 use std::path::PathBuf;
 
@@ -98,6 +99,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Demo(a) => demo::run(&ctx, a),
         Command::Witness(a) => log::witness(&ctx, a),
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
+        Command::Web(c) => web::run(&ctx, c),
         Command::Audit(a) => log::audit(&ctx, a),
         Command::Device(c) => device::run(&ctx, c),
         Command::RevokeDevice(a) => log::revoke(&ctx, a),

@@ -39,6 +39,10 @@ pub(crate) fn run(ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let server = Server::open(config).await.map_err(open_error)?;
+        // The patient's page's bundle hash in the log (PROTOCOL.md §11.3, kind 8), once per
+        // bundle: a restart or another instance of the same version appends nothing.
+        let (bundle_index, _) = server.log_web_bundle().await.map_err(open_error)?;
+        let bundle_hash = Server::web_bundle_hash().map_err(open_error)?;
         let running = server
             .bind()
             .await
@@ -49,10 +53,12 @@ pub(crate) fn run(ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
             "serment: transparency log key {}",
             running.log_verifier_key()
         );
+        eprintln!("serment: patient page bundle {bundle_hash} is log entry {bundle_index}");
         if json {
             crate::output::json_line(serde_json::json!({
                 "listening": running.url(), "data_dir": config_dir.display().to_string(),
-                "log_key": running.log_verifier_key(), "tls": running.is_tls() }));
+                "log_key": running.log_verifier_key(), "tls": running.is_tls(),
+                "web_bundle": { "bundle_hash": bundle_hash, "log_index": bundle_index } }));
         }
         running
             .serve(shutdown_signal())

@@ -7,7 +7,7 @@
 //!   format_version u16 = 1
 //!   suite_id     u16 = 1
 //!   kind         u8          // 1 device, 2 rotation, 3 revocation, 4 wrap, 5 removal, 6 access,
-//!                            // 7 team change
+//!                            // 7 team change, 8 web bundle
 //!   logged_at    u64         // server time of the append, seconds since the Unix epoch
 //!   prev_index   u64         // index of the previous entry with the same subject, or 2^64 - 1
 //!   prev_hash    [32]        // its leaf hash, or 32 zero bytes
@@ -16,7 +16,7 @@
 //! ```
 //!
 //! The subject of an entry is a handle (kinds 1 to 3), a document id (kinds 4 to 6) or a team
-//! name (kind 7). The
+//! name (kind 7); every web bundle entry (kind 8) has the one subject [`Subject::WebBundle`]. The
 //! `prev_*` fields chain the entries of one subject, so a history served with inclusion proofs
 //! cannot drop or reorder an entry in its middle.
 
@@ -61,6 +61,8 @@ pub enum EntryKind {
     Access = 6,
     /// A care-team membership change, signed by an admin's device (PROTOCOL.md §12.2).
     Team = 7,
+    /// The patient's page's asset bundle, signed by the log key (PROTOCOL.md §11.3).
+    Bundle = 8,
 }
 
 impl EntryKind {
@@ -77,6 +79,7 @@ impl EntryKind {
             5 => EntryKind::Removal,
             6 => EntryKind::Access,
             7 => EntryKind::Team,
+            8 => EntryKind::Bundle,
             _ => {
                 return Err(Error::InvalidField {
                     field: "log entry kind",
@@ -86,7 +89,7 @@ impl EntryKind {
         })
     }
     /// A lowercase name: `device`, `rotation`, `revocation`, `wrap`, `removal`, `access`,
-    /// `team`.
+    /// `team`, `bundle`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::Device => "device",
@@ -96,6 +99,7 @@ impl EntryKind {
             EntryKind::Removal => "removal",
             EntryKind::Access => "access",
             EntryKind::Team => "team",
+            EntryKind::Bundle => "bundle",
         }
     }
 }
@@ -109,6 +113,8 @@ pub enum Subject {
     Document(DocId),
     /// A care team: its membership changes (PROTOCOL.md §12).
     Team(String),
+    /// The patient's page: every web bundle entry, one chain (PROTOCOL.md §11.3).
+    WebBundle,
 }
 
 /// A link to the previous entry of the same subject.
@@ -255,6 +261,8 @@ pub enum Payload {
     /// A team change (its signature checked; whether the signer could sign it is
     /// [`crate::team::replay_team`]'s check).
     Team(crate::team::TeamChange),
+    /// A web bundle (syntax only: [`super::bundle::WebBundle::verify`] with the log key).
+    Bundle(super::bundle::WebBundle),
 }
 
 /// A decoded log entry.
@@ -360,6 +368,7 @@ impl LogEntry {
             EntryKind::Team => {
                 Payload::Team(crate::team::TeamChange::decode_verified(&payload_bytes)?)
             }
+            EntryKind::Bundle => Payload::Bundle(super::bundle::WebBundle::decode(&payload_bytes)?),
         };
         Ok(LogEntry {
             kind,
@@ -380,6 +389,7 @@ impl LogEntry {
             Payload::Removal(r) => Subject::Document(r.doc_id),
             Payload::Access(a) => Subject::Document(a.doc_id),
             Payload::Team(t) => Subject::Team(t.body.team.clone()),
+            Payload::Bundle(_) => Subject::WebBundle,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`tree`]: hashing, stored-node proofs, and verification through `ct-merkle`;
 //! - [`entry`]: the entry envelope and its payloads (device records, rotations, revocations, key
 //!   wraps, removals, access events), access receipts;
+//! - [`bundle`]: the patient's page's asset bundle, its hash and its log entry (kind 8);
 //! - [`note`]: checkpoints as signed notes, verifier keys, cosignatures;
 //! - [`history`]: per-subject chains and the replay of a handle's key history;
 //! - [`pin`]: the checks a client or witness makes on a new checkpoint (rollback, fork, quorum).
@@ -11,6 +12,7 @@
 //! Everything here is pure: the server stores nodes and entries, clients fetch them, and both call
 //! these functions.
 
+pub mod bundle;
 pub mod entry;
 pub mod history;
 pub mod note;

@@ -199,6 +199,20 @@ pub(crate) async fn identity(
         .map(Json)
 }
 
+/// Every web bundle entry (kind 8: the page's bundle hashes, oldest first) with proofs (§11.3),
+/// for `serment web verify`; 404 before the first is logged.
+#[utoipa::path(get, path = "/v1/log/bundles", tag = "log",
+    params(("size" = Option<u64>, Query, description = "A published tree size")),
+    responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn bundles(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<SizeQuery>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    subject_history(&state, &Subject::WebBundle, q.size, "no web bundle logged")
+        .await
+        .map(Json)
+}
+
 /// A subject's whole chain with proofs against the checkpoint of `size` (default: the latest);
 /// 404 `not_found` naming `unknown` if the subject has no entry.
 pub(crate) async fn subject_history(

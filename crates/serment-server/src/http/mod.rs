@@ -81,7 +81,7 @@ pub(crate) struct AppState {
         documents::commit, documents::list, documents::get_version, documents::add_wraps,
         documents::accesses,
         log::key, log::checkpoint, log::consistency, log::proof, log::entries, log::identity,
-        log::document, log::cosign, log::revoke, log::rotate, log::remove,
+        log::document, log::bundles, log::cosign, log::revoke, log::rotate, log::remove,
         teams::post_change, teams::team_log, teams::keys, teams::list, teams::add_team_wrap,
         pairing::open, pairing::show, pairing::join, pairing::finish,
     ),
@@ -210,6 +210,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/log/proof", get(log::proof))
         .route("/v1/log/entries", get(log::entries))
         .route("/v1/log/identity/{handle}", get(log::identity))
+        .route("/v1/log/bundles", get(log::bundles))
         .route("/v1/log/cosignatures", post(log::cosign))
         .route("/v1/log/revocations", post(log::revoke))
         .route("/v1/log/rotations", post(log::rotate))

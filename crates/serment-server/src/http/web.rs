@@ -10,6 +10,9 @@
 //!   the worker fetches. The worker script and the wasm-bindgen glue it imports cannot carry an
 //!   `integrity` attribute (module workers and static imports have none); all are same-origin
 //!   and covered by the bundle hash (PROTOCOL.md §11.3).
+//! - The bundle hash ([`bundle_hash`], `serment_core::log::bundle`) over every asset exactly as
+//!   served is logged at startup (`Server::log_web_bundle`, kind 8), so that `serment web
+//!   verify` can prove which page a server serves.
 //!
 //! The bundle: `index.html`, `app.js`, `style.css`, `icon.svg`, `worker.js` and `pkg/` (the
 //! Rust client core compiled to WebAssembly by `tools/build-web.sh`: `serment_wasm.js`,
@@ -17,6 +20,7 @@
 //!
 //! The page has no inline script and names no other origin (`tests/web.rs` checks both).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -24,8 +28,6 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
-use sha2::Digest as _;
 
 /// The Content-Security-Policy of every page response, exactly as issue 13 lists it.
 pub(crate) const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
@@ -52,10 +54,29 @@ pub(crate) struct Page {
 
 /// The W3C SRI value of `bytes`: `sha384-<base64 of SHA-384>`.
 pub(crate) fn sri(bytes: &[u8]) -> String {
-    format!(
-        "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
-    )
+    serment_core::log::bundle::sri(bytes)
+}
+
+/// Every asset of the page exactly as served, by URL path: the bundle the log records.
+pub(crate) fn bundle() -> BTreeMap<String, Vec<u8>> {
+    let page = Page::build();
+    BTreeMap::from([
+        ("/".to_owned(), page.index.into_bytes()),
+        ("/assets/app.js".to_owned(), APP_JS.to_vec()),
+        ("/assets/style.css".to_owned(), STYLE_CSS.to_vec()),
+        ("/assets/icon.svg".to_owned(), ICON_SVG.to_vec()),
+        ("/assets/worker.js".to_owned(), page.worker.into_bytes()),
+        ("/assets/serment_wasm.js".to_owned(), WASM_JS.to_vec()),
+        ("/assets/serment_wasm_bg.wasm".to_owned(), WASM.to_vec()),
+    ])
+}
+
+/// The bundle hash of [`bundle`] (PROTOCOL.md §11.3, kind 8).
+///
+/// # Errors
+/// Never with the embedded assets (valid paths, fewer than 64); typed for the caller anyway.
+pub(crate) fn bundle_hash() -> serment_core::Result<[u8; 32]> {
+    serment_core::log::bundle::bundle_hash(&bundle())
 }
 
 impl Page {

@@ -17,12 +17,13 @@ use serment_core::log::tree::{self, Hash, NodeId, Recorder};
 
 use crate::store::{LogRead, StoreError};
 
-/// The text key of a subject: `h:<handle>`, `d:<doc id hex>` or `t:<team name>`.
+/// The text key of a subject: `h:<handle>`, `d:<doc id hex>`, `t:<team name>` or `w:bundle`.
 pub(crate) fn subject_key(s: &Subject) -> String {
     match s {
         Subject::Handle(h) => format!("h:{h}"),
         Subject::Document(d) => format!("d:{d}"),
         Subject::Team(t) => format!("t:{t}"),
+        Subject::WebBundle => "w:bundle".to_owned(),
     }
 }
 

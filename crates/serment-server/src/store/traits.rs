@@ -304,6 +304,17 @@ pub(crate) trait LogStore: Send + Sync {
 
     /// One entry.
     async fn log_entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Logs the patient's page's bundle (PROTOCOL.md §11.3, kind 8) unless the newest bundle
+    /// entry already carries `bundle_hash`: under the log lock, so that instances starting
+    /// together and restarts append it once. Returns the index of the entry carrying it and
+    /// whether it was appended now.
+    async fn log_web_bundle(
+        &self,
+        bundle_hash: &[u8; 32],
+        server_version: &str,
+        now: u64,
+    ) -> Result<(u64, bool), StoreError>;
 }
 
 /// What the shared nonce table says of a signed request's `(keyid, nonce)`.

@@ -396,6 +396,46 @@ impl LogStore for Db {
         .transpose()
     }
 
+    async fn log_web_bundle(
+        &self,
+        bundle_hash: &[u8; 32],
+        server_version: &str,
+        now: u64,
+    ) -> Result<(u64, bool), StoreError> {
+        let mut tx = self.begin().await?;
+        let key = subject_key(&Subject::WebBundle);
+        let head = tx.chain_heads(std::slice::from_ref(&key)).await?;
+        if let Some(h) = head.get(&key) {
+            let bytes = tx.entry_at(h.index).await?;
+            let e = serment_core::log::entry::LogEntry::decode(&bytes).map_err(core)?;
+            if let serment_core::log::entry::Payload::Bundle(b) = e.payload
+                && b.bundle_hash == *bundle_hash
+            {
+                return Ok((h.index, false));
+            }
+        }
+        let payload = serment_core::log::bundle::WebBundle::sign(
+            self.log.signing_key(),
+            bundle_hash,
+            server_version,
+        )
+        .map_err(core)?;
+        let mut log = LogAppender::begin(&mut tx).await?;
+        let idx = log
+            .append(
+                &mut tx,
+                EntryKind::Bundle,
+                &Subject::WebBundle,
+                None,
+                &payload,
+                now,
+            )
+            .await?;
+        log.finish(&mut tx, &self.log, &[]).await?;
+        tx.commit().await?;
+        Ok((idx, true))
+    }
+
     /// One entry.
     async fn log_entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(
