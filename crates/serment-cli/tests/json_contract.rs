@@ -277,6 +277,10 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         "verify-log",
         &ok(&patient, &["verify-log", "--server", &server.url]),
     );
+    c(
+        "web verify",
+        &ok(&patient, &["web", "verify", "--server", &server.url]),
+    );
 
     let sealed = root.join("cr.srmc");
     c(
