@@ -18,7 +18,13 @@ pub(crate) struct Cli {
     pub(crate) home: Option<PathBuf>,
     /// A private CA certificate (PEM) to trust for the server, besides the webpki roots.
     /// `register` records it in the keystore, so later commands need not repeat it.
-    #[arg(long, global = true, env = "SERMENT_CA_CERT", value_name = "FILE", visible_alias = "ca")]
+    #[arg(
+        long,
+        global = true,
+        env = "SERMENT_CA_CERT",
+        value_name = "FILE",
+        visible_alias = "ca"
+    )]
     pub(crate) ca_cert: Option<PathBuf>,
     /// Allow plain http:// to a server outside loopback (the bearer token and every request
     /// then cross the network unencrypted; only behind a TLS-terminating proxy you trust).

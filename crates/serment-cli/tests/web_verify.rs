@@ -103,7 +103,10 @@ fn web_verify_finds_the_served_page_in_the_log_and_catches_a_modified_one() {
 
     // A patient registered through the proxy: the keystore pins the log for that origin.
     let home = tmp.path().join("patient");
-    ok(&home, &["id", "new", "--name", "patient-w", "--kdf", "floor"]);
+    ok(
+        &home,
+        &["id", "new", "--name", "patient-w", "--kdf", "floor"],
+    );
     ok(&home, &["register", "--server", &via]);
 
     let v = ok(&home, &["web", "verify", "--server", &via]);

@@ -100,14 +100,21 @@ fn web_bundle_vector() {
     }
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     // The file is what this implementation computes from its inputs...
-    assert_eq!(v, generate(), "regenerate only after a deliberate format change");
+    assert_eq!(
+        v,
+        generate(),
+        "regenerate only after a deliberate format change"
+    );
     // ...and its values check on their own.
     let a = load_assets(&v);
     assert_eq!(manifest(&a).unwrap(), v["manifest"].as_str().unwrap());
     let hash = bundle_hash(&a).unwrap();
     assert_eq!(hex::encode(hash), v["bundle_hash"].as_str().unwrap());
     let entry_bytes = unhex(&v["entry"]);
-    assert_eq!(hex::encode(leaf_hash(&entry_bytes)), v["leaf_hash"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(leaf_hash(&entry_bytes)),
+        v["leaf_hash"].as_str().unwrap()
+    );
     let e = LogEntry::decode(&entry_bytes).unwrap();
     assert_eq!(e.kind, EntryKind::Bundle);
     assert_eq!(e.subject(), Subject::WebBundle);

@@ -73,6 +73,7 @@ async fn check_log(srv: &TestServer) -> u64 {
             Subject::Handle(h) => format!("h:{h}"),
             Subject::Document(d) => format!("d:{d}"),
             Subject::Team(t) => format!("t:{t}"),
+            Subject::WebBundle => "w:bundle".to_owned(),
         };
         let subject: String = r.get("subject");
         assert_eq!(subject, key, "subject column of entry {i}");

@@ -200,7 +200,6 @@ async fn the_bundle_reached_from_the_page_is_logged_once() {
     assert_eq!(b.server_version, env!("CARGO_PKG_VERSION"));
     let (s, v) = srv.get("/v1/log/key", None).await;
     assert_eq!(s, StatusCode::OK);
-    let vkey =
-        serment_core::log::note::VerifierKey::parse(v["vkey"].as_str().unwrap()).unwrap();
+    let vkey = serment_core::log::note::VerifierKey::parse(v["vkey"].as_str().unwrap()).unwrap();
     b.verify(&vkey.public_key).unwrap();
 }
