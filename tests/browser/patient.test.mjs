@@ -121,3 +121,53 @@ test('log in, list, open a FHIR report, its access timeline, a tampered document
     await browser.close();
   }
 });
+
+test('create an identity in the page: register, an empty list, the keystore file, a reload resumes', async () => {
+  const base = env('SERMENT_URL');
+  const origin = new URL(base).origin;
+  const handle = env('SERMENT_NEW_HANDLE');
+  const passphrase = env('SERMENT_PASSPHRASE');
+  mkdirSync(artifacts, { recursive: true });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true });
+    const page = await context.newPage();
+    const requests = [];
+    context.on('request', (r) => requests.push(r.url()));
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+
+    await page.goto(base + '/', { waitUntil: 'networkidle' });
+    await page.waitForSelector('#register:not([hidden])');
+    // Refused before anything is created: passphrases that differ.
+    await page.fill('#new-handle', handle);
+    await page.fill('#new-passphrase', passphrase);
+    await page.fill('#new-passphrase2', passphrase + 'x');
+    await page.click('#register-button');
+    await page.waitForSelector('#register-message .error');
+    await page.screenshot({ path: join(artifacts, 'page-register.png'), fullPage: true });
+
+    await page.fill('#new-passphrase2', passphrase);
+    await page.click('#register-button');
+    // Registered and logged in: its own handle, no document yet, the keystore file offered.
+    await page.waitForSelector('#documents:not([hidden]) .empty >> text="Aucun document."', { timeout: 120000 });
+    assert.equal(await page.textContent('#who'), handle);
+    assert.equal(await page.isHidden('#register'), true);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#keystore-link')]);
+    assert.equal(download.suggestedFilename(), 'keystore.srmk');
+    // The CLI opens it (browser.rs: `serment id show` with the same passphrase).
+    await download.saveAs(join(artifacts, 'registered-keystore.srmk'));
+    await page.screenshot({ path: join(artifacts, 'page-registered.png'), fullPage: true });
+
+    // A reload resumes from IndexedDB without the passphrase.
+    await page.reload({ waitUntil: 'networkidle' });
+    await page.waitForSelector('#documents:not([hidden]) .empty >> text="Aucun document."', { timeout: 120000 });
+    assert.equal(await page.textContent('#who'), handle);
+
+    for (const u of requests) assert.equal(new URL(u).origin, origin, `request to ${u}`);
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await browser.close();
+  }
+});

@@ -197,8 +197,10 @@ fn the_patient_reads_results_in_chromium() {
         .env("SERMENT_FHIR_BUNDLE", &bundle)
         .env("SERMENT_TAMPERED_DOC", put["doc_id"].as_str().unwrap())
         .env("SERMENT_DOCUMENTS", (fhir_docs + 1).to_string())
+        .env("SERMENT_NEW_HANDLE", "patiente-page")
         .output()
         .unwrap();
+    let server_url = server.url.clone();
     server.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -206,8 +208,26 @@ fn the_patient_reads_results_in_chromium() {
         "node --test failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("# pass 1"), "{stdout}");
-    for png in ["page-list.png", "page-report.png", "page-integrity.png"] {
+    assert!(stdout.contains("# pass 2"), "{stdout}");
+    for png in [
+        "page-list.png",
+        "page-report.png",
+        "page-integrity.png",
+        "page-register.png",
+        "page-registered.png",
+    ] {
         assert!(artifacts.join(png).is_file(), "{png}");
     }
+    // The keystore file the page offered after creating an identity opens with the CLI, with
+    // the passphrase typed in the page, and holds that identity, registered with this server.
+    let created = t.join("created");
+    std::fs::create_dir_all(&created).unwrap();
+    std::fs::copy(
+        artifacts.join("registered-keystore.srmk"),
+        created.join("keystore.srmk"),
+    )
+    .unwrap();
+    let shown = ok(&created, &["id", "show"]);
+    assert_eq!(shown["handle"], "patiente-page", "{shown}");
+    assert_eq!(shown["server"], server_url.as_str(), "{shown}");
 }

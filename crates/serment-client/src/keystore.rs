@@ -281,11 +281,33 @@ impl Keystore {
         }
         let key = keystore::DerivedKey::derive(passphrase.as_bytes(), params)
             .map_err(ClientError::Keystore)?;
-        let ks = Keystore {
-            store: Store::File {
+        let ks = Keystore::fresh(
+            Store::File {
                 path: path.to_path_buf(),
                 key: Box::new(key),
             },
+            handle,
+            display_name,
+        );
+        ks.save()?;
+        Ok(ks)
+    }
+
+    /// A new identity and device, as [`Keystore::create`] makes them, held in memory only: the
+    /// patient's page creates an identity this way and keeps [`Keystore::payload`] itself, and
+    /// offers [`Keystore::sealed_file`] for download.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] for a bad handle.
+    pub fn create_in_memory(handle: &str, display_name: &str) -> Result<Keystore> {
+        serment_core::identity::validate_handle(handle)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        Ok(Keystore::fresh(Store::Memory, handle, display_name))
+    }
+
+    fn fresh(store: Store, handle: &str, display_name: &str) -> Keystore {
+        Keystore {
+            store,
             identity: IdentitySecret::generate(),
             // New devices get an X-Wing key from the start (issue 15): no classical wrap to
             // them is ever accepted.
@@ -297,9 +319,19 @@ impl Keystore {
                 hybrid_since: Some(0),
                 ..PublicState::default()
             },
-        };
-        ks.save()?;
-        Ok(ks)
+        }
+    }
+
+    /// This keystore's current state as a keystore file (PROTOCOL.md §9), sealed under
+    /// `passphrase` with a fresh salt: the file [`Keystore::create`] and [`Keystore::save`]
+    /// write, which [`Keystore::open`] and the CLI open.
+    ///
+    /// # Errors
+    /// [`ClientError::Keystore`] ([`serment_core::Error::WeakKdf`] below the floor, RNG).
+    pub fn sealed_file(&self, passphrase: &[u8], params: KdfParams) -> Result<Vec<u8>> {
+        let key =
+            keystore::DerivedKey::derive(passphrase, params).map_err(ClientError::Keystore)?;
+        key.seal(&self.payload()?).map_err(ClientError::Keystore)
     }
 
     /// Creates the keystore of a device joining an existing identity (`serment device join`,

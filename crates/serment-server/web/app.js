@@ -87,7 +87,7 @@ function date(secs) {
   return secs ? new Date(secs * 1000).toLocaleString('fr-FR', { timeZone: 'UTC' }) + ' UTC' : '';
 }
 function show(section) {
-  for (const id of ['login', 'documents', 'viewer']) $(id).hidden = id !== section && !(section === 'viewer' && id === 'documents');
+  for (const id of ['login', 'register', 'documents', 'viewer']) $(id).hidden = id !== section && !(section === 'viewer' && id === 'documents');
 }
 function failure(where, err) {
   where.replaceChildren(el('p', { class: 'error', role: 'alert' }, err.message || String(err)));
@@ -178,6 +178,7 @@ async function loggedIn(handle, payload) {
   await savePayload(payload);
   $('who').textContent = handle;
   $('login').hidden = true;
+  $('register').hidden = true;
   $('documents').hidden = false;
   $('logout').hidden = false;
   await renderList();
@@ -195,6 +196,35 @@ $('login-form').addEventListener('submit', async (e) => {
     $('passphrase').value = '';
     msg.replaceChildren();
     await loggedIn(handle, payload);
+  } catch (err) {
+    failure(msg, err);
+  }
+});
+
+// Creating an identity in the page: the same code as `serment id new` + `serment register`,
+// in the worker; the keystore file is offered for download, since without it (or this
+// browser's storage) the identity cannot be recovered.
+$('register-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const msg = $('register-message');
+  const handle = $('new-handle').value.trim();
+  const passphrase = $('new-passphrase').value;
+  if (!handle) return failure(msg, new Error('Choisissez un identifiant.'));
+  if ([...passphrase].length < 8) return failure(msg, new Error('La phrase de passe doit compter 8 caractères au moins.'));
+  if (passphrase !== $('new-passphrase2').value) return failure(msg, new Error('Les deux phrases de passe diffèrent.'));
+  msg.replaceChildren(el('p', {}, 'Création des clés et enregistrement…'));
+  try {
+    const { handle: h, payload, file } = await call('register', { handle, passphrase });
+    $('new-passphrase').value = '';
+    $('new-passphrase2').value = '';
+    msg.replaceChildren();
+    const url = URL.createObjectURL(new Blob([file], { type: 'application/octet-stream' }));
+    const box = $('keystore-download');
+    box.replaceChildren(el('p', { class: 'notice' }, `Compte « ${h} » créé. `,
+      el('a', { href: url, download: 'keystore.srmk', id: 'keystore-link', class: 'download' }, 'Télécharger mon fichier de clés (keystore.srmk)'),
+      ' — gardez-le en lieu sûr avec votre phrase de passe : il permet de vous connecter depuis un autre navigateur ou avec la ligne de commande.'));
+    box.hidden = false;
+    await loggedIn(h, payload);
   } catch (err) {
     failure(msg, err);
   }
@@ -231,5 +261,6 @@ async function start() {
     failure($('login-message'), err);
   }
   $('login').hidden = false;
+  $('register').hidden = false;
 }
 start();

@@ -19,6 +19,10 @@ const ops = {
     client = Client.login(self.location.origin, keystore, passphrase);
     return { handle: client.handle(), payload: client.payload() };
   },
+  register: ({ handle, passphrase }) => {
+    client = Client.register(self.location.origin, handle, passphrase);
+    return { handle: client.handle(), payload: client.payload(), file: client.keystore_file() };
+  },
   resume: ({ payload }) => {
     client = Client.resume(self.location.origin, payload);
     return { handle: client.handle(), payload: client.payload() };
@@ -45,7 +49,7 @@ self.onmessage = async (e) => {
     const f = ops[op];
     if (!f) throw new Error(`unknown operation ${op}`);
     const result = f(args || {});
-    const transfer = result.content ? [result.content.buffer] : [];
+    const transfer = [result.content, result.file].filter(Boolean).map((b) => b.buffer);
     self.postMessage({ id, ok: true, result }, transfer);
   } catch (err) {
     self.postMessage({ id, ok: false, error: String((err && err.message) || err) });

@@ -84,6 +84,8 @@ struct Opened {
 pub struct Client {
     session: Session,
     opened: BTreeMap<(String, u32), Opened>,
+    /// The keystore file of an identity created here ([`Client::register`]).
+    file: Option<Vec<u8>>,
 }
 
 fn js(e: ClientError) -> JsError {
@@ -118,12 +120,58 @@ impl Client {
         Client::connect(origin, ks)
     }
 
+    /// Creates a new identity and device in this browser (as `serment id new`: an Ed25519
+    /// identity key, a device with an X-Wing key), registers it with `origin` (as `serment
+    /// register`: the device record posted, the log key pinned, the record checked in the log)
+    /// and logs in. The keystore file of the new identity, sealed under `passphrase` with the
+    /// CLI's default Argon2id cost, is kept for [`Client::keystore_file`]; the passphrase is not.
+    ///
+    /// # Errors
+    /// A handle that is not valid, a passphrase under 8 characters, a handle taken by another
+    /// identity (the server's 409), transport, server and log errors.
+    pub fn register(origin: &str, handle: &str, passphrase: String) -> Result<Client, JsError> {
+        let passphrase = Zeroizing::new(passphrase);
+        if passphrase.chars().count() < 8 {
+            return Err(JsError::new(
+                "use a passphrase of at least 8 characters (a few unrelated words are best)",
+            ));
+        }
+        let ks = Keystore::create_in_memory(handle, handle).map_err(js)?;
+        let api = Api::with_http(origin, Arc::new(XhrTransport));
+        let session = Session::register_over(ks, api).map_err(js)?;
+        let file = session
+            .ks
+            .sealed_file(
+                passphrase.as_bytes(),
+                serment_core::keystore::KdfParams::DEFAULT,
+            )
+            .map_err(js)?;
+        Ok(Client {
+            session,
+            opened: BTreeMap::new(),
+            file: Some(file),
+        })
+    }
+
+    /// The keystore file of an identity created by [`Client::register`] (PROTOCOL.md §9, the
+    /// `.srmk` the CLI opens), for the patient to download and keep: without it (or this
+    /// browser's storage) the identity is lost.
+    ///
+    /// # Errors
+    /// When this session was not created by [`Client::register`].
+    pub fn keystore_file(&self) -> Result<Vec<u8>, JsError> {
+        self.file
+            .clone()
+            .ok_or_else(|| JsError::new("this session did not create an identity"))
+    }
+
     fn connect(origin: &str, ks: Keystore) -> Result<Client, JsError> {
         let api = Api::with_http(origin, Arc::new(XhrTransport));
         let session = Session::connect_over(ks, api).map_err(js)?;
         Ok(Client {
             session,
             opened: BTreeMap::new(),
+            file: None,
         })
     }
 

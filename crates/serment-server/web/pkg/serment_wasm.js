@@ -82,6 +82,24 @@ export class Client {
         }
     }
     /**
+     * The keystore file of an identity created by [`Client::register`] (PROTOCOL.md §9, the
+     * `.srmk` the CLI opens), for the patient to download and keep: without it (or this
+     * browser's storage) the identity is lost.
+     *
+     * # Errors
+     * When this session was not created by [`Client::register`].
+     * @returns {Uint8Array}
+     */
+    keystore_file() {
+        const ret = wasm.client_keystore_file(this.__wbg_ptr);
+        if (ret[3]) {
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        var v1 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v1;
+    }
+    /**
      * Opens a keystore file (the `.srmk` the CLI writes, PROTOCOL.md §9) with its passphrase
      * and connects to `origin`: the log key is checked against the keystore's pin, then the
      * device logs in.
@@ -163,6 +181,42 @@ export class Client {
         var v1 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
         wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
         return v1;
+    }
+    /**
+     * Creates a new identity and device in this browser (as `serment id new`: an Ed25519
+     * identity key, a device with an X-Wing key), registers it with `origin` (as `serment
+     * register`: the device record posted, the log key pinned, the record checked in the log)
+     * and logs in. The keystore file of the new identity, sealed under `passphrase` with the
+     * CLI's default Argon2id cost, is kept for [`Client::keystore_file`]; the passphrase is not.
+     *
+     * # Errors
+     * A handle that is not valid, a passphrase under 8 characters, a handle taken by another
+     * identity (the server's 409), transport, server and log errors.
+     * @param {string} origin
+     * @param {string} handle
+     * @param {string} passphrase
+     * @returns {Client}
+     */
+    static register(origin, handle, passphrase) {
+        let ptr0, len0, ptr1, len1, ptr2, len2;
+        try {
+            ptr0 = passStringToWasm0(origin, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passStringToWasm0(handle, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = passStringToWasm0(passphrase, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len2 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.client_register(ptr0, len0, ptr1, len1, ptr2, len2);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return Client.__wrap(ret[0]);
     }
     /**
      * Reconnects with a keystore payload saved by [`Client::payload`] (the page keeps it
