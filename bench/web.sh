@@ -57,7 +57,8 @@ s lab id new --name labo-bench --kdf floor >/dev/null
 s patient id new --name patient-bench --kdf floor >/dev/null
 s lab register --server "$URL" >/dev/null
 s patient register --server "$URL" >/dev/null
-s lab contact add patient-bench >/dev/null
+s lab contact add patient-bench >/dev/null 2>&1
+s patient contact add labo-bench >/dev/null 2>&1
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$WORK/doc.bin"
 DOC=$(s lab put "$WORK/doc.bin" --to patient-bench --title "bench ${SIZE_MIB} MiB" --mime application/octet-stream |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["doc_id"])')
