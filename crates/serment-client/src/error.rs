@@ -102,7 +102,8 @@ pub enum ClientError {
     /// The server says this device was revoked: it can no longer log in.
     #[error(
         "this device was revoked (a signed entry in the transparency log): it can no longer log in \
-         or read; create a new identity with `serment id new` in another SERMENT_HOME"
+         or read; to use this machine again, link it as a new device from one still active \
+         (`serment device link` there, `serment device join` here, with another SERMENT_HOME)"
     )]
     DeviceRevoked,
     /// Only a document's author may share it (add recipients); this device is not its author.

@@ -73,7 +73,11 @@ pub(crate) fn put(
         s.put(f, meta, to)?
     };
     super::print_rotation_notices(&serment_client::contacts::rotation_notices(&s.ks, to));
-    unverified_notice(&s, to);
+    unverified_notice(&s, to, to_team.is_some());
+    let team_line = match (to_team, team_epoch) {
+        (Some(team), Some(e)) => format!("\n  shared with team {team} (one key wrap, epoch {e})"),
+        _ => String::new(),
+    };
     emit(
         ctx.json,
         &json!({ "doc_id": r.doc_id.to_string(), "doc_version": r.doc_version, "blob_id": r.blob_id,
@@ -81,7 +85,7 @@ pub(crate) fn put(
                  "recipients": r.recipients.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
                  "team": to_team, "team_epoch": team_epoch }),
         &format!(
-            "Sealed {} ({len} bytes -> {} stored) for {} device(s)\n  document: {}",
+            "Sealed {} ({len} bytes -> {} stored) for {} device(s)\n  document: {}{team_line}",
             file.display(),
             r.sealed_len,
             r.recipients.len(),
@@ -128,9 +132,9 @@ pub(crate) fn get(
 }
 
 /// Says, on stderr, which recipients' fingerprints the user has not compared out of band yet,
-/// and when a document is sealed for its author alone.
-fn unverified_notice(s: &serment_client::vault::Session, to: &[String]) {
-    if to.is_empty() {
+/// and when a document is sealed for its author alone (no `--to`, no `--to-team`).
+fn unverified_notice(s: &serment_client::vault::Session, to: &[String], to_team: bool) {
+    if to.is_empty() && !to_team {
         eprintln!(
             "serment: note: no --to given: sealed for you alone (share it later with `serment share`)"
         );
@@ -329,7 +333,7 @@ pub(crate) fn share(
         None => None,
     };
     super::print_rotation_notices(&serment_client::contacts::rotation_notices(&s.ks, to));
-    unverified_notice(&s, to);
+    unverified_notice(&s, to, true);
     emit(
         ctx.json,
         &json!({ "doc_id": id.to_string(), "shared_with": to, "devices": devices.len(),
