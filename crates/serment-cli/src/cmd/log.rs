@@ -149,6 +149,8 @@ fn verify_log_with_pins(ctx: &Ctx, server: &str, log_key: Option<&str>) -> CliRe
         return run_verify_log(server, &transport, log_key);
     }
     let ks = ctx.keystore()?;
+    // The private CA recorded at `register`, unless --ca-cert names one.
+    let transport = serment_client::vault::effective_transport(&ks, &transport)?;
     let api = Api::with_transport(server, &transport)?;
     let Some(pinned) = ks.log_state(api.base()).map(|s| s.vkey.clone()) else {
         return run_verify_log(server, &transport, log_key);
