@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::documents::{authorize_read, version_path};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, AuthDevice, parse_blob_id};
+use super::extract::{ApiPath, AuthDevice};
 use super::types::BlobResponse;
 use crate::store::{AccessKind, BlobError, UploadError, now};
 
@@ -102,7 +102,7 @@ pub(crate) async fn upload(
             now(),
         )
         .await?;
-    tracing::info!(device = %caller.device_key.short(), blob = %blob_id, size, "blob stored");
+    tracing::info!(device = %caller.device_id.short(), blob = %blob_id, size, "blob stored");
     Ok((
         StatusCode::CREATED,
         Json(BlobResponse {
@@ -134,8 +134,7 @@ pub(crate) async fn download(
 ) -> Result<Response, ApiError> {
     let (doc_id, version) = version_path(&path)?;
     let (row, _wrap) = authorize_read(&state, &caller, &doc_id, version).await?;
-    let blob_id = parse_blob_id(&row.blob_id)
-        .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
+    let blob_id = row.blob_id;
     let receipt = super::log::receipt_header(&req_headers)?;
     // Inline blobs (committed with their version) or the blob store: the store decides.
     // A committed version's blob is proven by the log (its wraps are bound to its header): one

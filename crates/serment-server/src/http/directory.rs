@@ -110,10 +110,10 @@ pub(crate) async fn challenge(
     ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
     let device_id = parse_key_id("device_id", &req.device_id)?;
-    let db = state.store.meta();
-    if db.device(&device_id).await?.is_none() {
+    let meta = state.store.meta();
+    if meta.device(&device_id).await?.is_none() {
         // A revoked device is told so (it is public in the log), not "unknown".
-        return Err(if db.device_revoked(&device_id).await? {
+        return Err(if meta.device_revoked(&device_id).await? {
             ApiError::DeviceRevoked
         } else {
             ApiError::NotFound("unknown device")
@@ -123,7 +123,7 @@ pub(crate) async fn challenge(
     getrandom::fill(&mut challenge)
         .map_err(|e| ApiError::internal("random generator failed", &e))?;
     let t = now();
-    db.insert_challenge(
+    meta.insert_challenge(
         &secret_hash(&challenge),
         &device_id,
         t.saturating_add(CHALLENGE_TTL_SECS),
@@ -155,15 +155,15 @@ pub(crate) async fn token(
     let device_id = parse_key_id("device_id", &req.device_id)?;
     let challenge: [u8; 32] = b64_array("challenge", &req.challenge)?;
     let signature: [u8; 64] = b64_array("signature", &req.signature)?;
-    let db = state.store.meta();
+    let meta = state.store.meta();
     let t = now();
-    if !db
+    if !meta
         .take_challenge(&secret_hash(&challenge), &device_id, t)
         .await?
     {
         return Err(ApiError::Unauthorized(FAILED));
     }
-    let device = db
+    let device = meta
         .device(&device_id)
         .await?
         .ok_or(ApiError::Unauthorized(FAILED))?;
@@ -174,7 +174,7 @@ pub(crate) async fn token(
     let mut token = [0u8; 32];
     getrandom::fill(&mut token).map_err(|e| ApiError::internal("random generator failed", &e))?;
     let ttl = state.config.token_ttl_secs;
-    db.create_session(&secret_hash(&token), &device_id, t.saturating_add(ttl), t)
+    meta.create_session(&secret_hash(&token), &device_id, t.saturating_add(ttl), t)
         .await?;
     tracing::info!(device = %device_id.short(), "session opened");
     Ok(Json(TokenResponse {

@@ -126,11 +126,11 @@ pub(crate) async fn commit(
             "wraps: expected 1 to {MAX_WRAPS} wraps"
         )));
     }
-    let db = state.store.meta();
+    let meta = state.store.meta();
     let (blob_id, inline, header, size) = match (&req.blob_id, &req.blob) {
         (Some(id), None) => {
             let blob_id = parse_blob_id(id)?;
-            let Some(size) = db.blob_size(&blob_id).await? else {
+            let Some(size) = meta.blob_size(&blob_id).await? else {
                 return Err(ApiError::BadRequest(
                     "blob_id: no such blob was uploaded".into(),
                 ));
@@ -167,7 +167,7 @@ pub(crate) async fn commit(
             "blob header names another document or version".into(),
         ));
     }
-    if header.author_device != caller.device_key {
+    if header.author_device != caller.device_id {
         return Err(ApiError::InvalidRecord(
             "blob header names another author device than the caller".into(),
         ));
@@ -178,20 +178,19 @@ pub(crate) async fn commit(
             doc_id,
             doc_version: req.doc_version,
             header_hash: header.hash(),
-            sharer: caller.device_key,
+            sharer: caller.device_id,
             sharer_signing_key: caller.signing_key,
         },
     )
     .await?;
-    let author_identity = parse_identity(&caller)?;
     let created_at = now();
     let recipients = wraps.len();
-    let done = db
+    let done = meta
         .commit_version(CommitJob {
             doc_id,
             doc_version: req.doc_version,
-            author_device: caller.device_key.to_string(),
-            author_identity: author_identity.to_string(),
+            author_device: caller.device_id,
+            author_identity: caller.identity_id,
             blob_id: blob_id.clone(),
             inline,
             created_at,
@@ -211,7 +210,7 @@ pub(crate) async fn commit(
             let consistency = if from == 0 || from == done.size {
                 Vec::new()
             } else {
-                db.log_consistency(from, done.size).await?
+                meta.log_consistency(from, done.size).await?
             };
             Some(CommitProof {
                 checkpoint: done.note.to_string(),
@@ -236,8 +235,8 @@ pub(crate) async fn commit(
         Json(VersionSummary {
             doc_id: doc_id.to_string(),
             doc_version: req.doc_version,
-            author_device: caller.device_key.to_string(),
-            author_identity: author_identity.to_string(),
+            author_device: caller.device_id.to_string(),
+            author_identity: caller.identity_id.to_string(),
             blob_id: blob_id.to_string(),
             size,
             created_at,
@@ -245,11 +244,6 @@ pub(crate) async fn commit(
             log,
         }),
     ))
-}
-
-fn parse_identity(caller: &AuthDevice) -> Result<KeyId, ApiError> {
-    KeyId::from_hex(&caller.identity_id)
-        .map_err(|e| ApiError::internal("stored identity id is not hex", &e))
 }
 
 /// Lists the versions the caller authored or may read (§8.3).
@@ -285,15 +279,15 @@ pub(crate) async fn authorize_read(
     doc_id: &DocId,
     version: u32,
 ) -> Result<(VersionRow, Option<Vec<u8>>), ApiError> {
-    let db = state.store.meta();
-    let row = db
+    let meta = state.store.meta();
+    let row = meta
         .version(doc_id, version)
         .await?
         .ok_or(ApiError::NotFound("no such document version"))?;
-    let wrap = match db.wrap_for(doc_id, version, &caller.device_id).await? {
+    let wrap = match meta.wrap_for(doc_id, version, &caller.device_id).await? {
         Some(w) => Some(w),
         // A member of a team the version is shared with (PROTOCOL.md §12.5).
-        None => db
+        None => meta
             .team_wrap_for(doc_id, version, &caller.device_id)
             .await?
             .map(|(w, _)| w),
@@ -319,9 +313,9 @@ pub(crate) async fn not_shared_or_missing(
             "document {doc_id} is not shared with this device (it holds no key for it)"
         ))
     };
-    let db = state.store.meta();
-    let rows = match db.log_size().await {
-        Ok(size) => db.log_subject(&Subject::Document(*doc_id), size).await,
+    let meta = state.store.meta();
+    let rows = match meta.log_size().await {
+        Ok(size) => meta.log_subject(&Subject::Document(*doc_id), size).await,
         Err(e) => Err(e),
     };
     let rows = match rows {
@@ -335,10 +329,10 @@ pub(crate) async fn not_shared_or_missing(
             continue;
         };
         match e.payload {
-            Payload::Wrap(w) if w.recipient == caller.device_key => {
+            Payload::Wrap(w) if w.recipient == caller.device_id => {
                 held.insert(w.doc_version, Some(r.index));
             }
-            Payload::Removal(x) if x.recipient == caller.device_key => {
+            Payload::Removal(x) if x.recipient == caller.device_id => {
                 held.insert(x.doc_version, None);
             }
             _ => {}
@@ -352,17 +346,12 @@ pub(crate) async fn not_shared_or_missing(
         Some((v, idx)) => ApiError::data_missing(
             format!(
                 "the key wrap of document {doc_id} version {v} for device {}",
-                short(&caller.device_id)
+                caller.device_id.short()
             ),
             &format_args!("log entry {idx} holds it; the wraps table has no row"),
         ),
         None => not_shared(),
     }
-}
-
-/// The first 16 hex characters of an id, for messages.
-fn short(id: &str) -> &str {
-    id.get(..16).unwrap_or(id)
 }
 
 /// Fetches a version's metadata and the caller's own wrap (recorded as an access, with the
@@ -393,15 +382,15 @@ pub(crate) async fn get_version(
     // Validated before the access is recorded: a bad request leaves no log entry.
     super::log::check_size(&state, q.size).await?;
     let (row, _) = authorize_read(&state, &caller, &doc_id, version).await?;
-    let db = state.store.meta();
-    let found = match db
+    let meta = state.store.meta();
+    let found = match meta
         .wrap_with_index(&doc_id, version, &caller.device_id)
         .await?
     {
         Some(w) => Some(w),
         // No wrap of its own: the wrap to a team the caller belongs to (PROTOCOL.md §12.5).
         None => {
-            db.team_wrap_for(&doc_id, version, &caller.device_id)
+            meta.team_wrap_for(&doc_id, version, &caller.device_id)
                 .await?
         }
     };
@@ -439,11 +428,11 @@ pub(crate) async fn get_version(
         None => None,
     };
     Ok(Json(VersionResponse {
-        doc_id: row.doc_id,
+        doc_id: row.doc_id.to_string(),
         doc_version: row.doc_version,
-        author_device: row.author_device,
-        author_identity: row.author_identity,
-        blob_id: row.blob_id,
+        author_device: row.author_device.to_string(),
+        author_identity: row.author_identity.to_string(),
+        blob_id: row.blob_id.as_str().to_owned(),
         size: row.size,
         created_at: row.created_at,
         wrap: wrap.as_deref().map(b64_encode),
@@ -479,8 +468,8 @@ pub(crate) async fn add_wraps(
     ApiJson(req): ApiJson<AddWrapsRequest>,
 ) -> Result<(StatusCode, Json<AddWrapsResponse>), ApiError> {
     let (doc_id, version) = version_path(&path)?;
-    let db = state.store.meta();
-    let row = db
+    let meta = state.store.meta();
+    let row = meta
         .version(&doc_id, version)
         .await?
         .ok_or(ApiError::NotFound("no such document version"))?;
@@ -489,7 +478,7 @@ pub(crate) async fn add_wraps(
     // for nobody else.
     let catch_up = row.author_device != caller.device_id;
     if catch_up
-        && db
+        && meta
             .wrap_for(&doc_id, version, &caller.device_id)
             .await?
             .is_none()
@@ -503,8 +492,7 @@ pub(crate) async fn add_wraps(
             )
         });
     }
-    let blob_id = parse_blob_id(&row.blob_id)
-        .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
+    let blob_id = row.blob_id.clone();
     let header = load_header(&state, &blob_id).await?;
     let wraps = check_wraps(
         req.wraps,
@@ -512,18 +500,18 @@ pub(crate) async fn add_wraps(
             doc_id,
             doc_version: version,
             header_hash: header.hash(),
-            sharer: caller.device_key,
+            sharer: caller.device_id,
             sharer_signing_key: caller.signing_key,
         },
     )
     .await?;
     if catch_up {
         for w in &wraps {
-            let same_identity = db
+            let same_identity = meta
                 .device(&w.recipient)
                 .await?
                 .is_some_and(|d| d.identity_id == caller.identity_id);
-            if !same_identity || w.recipient == caller.device_key {
+            if !same_identity || w.recipient == caller.device_id {
                 return Err(ApiError::Forbidden(
                     "a device that is not the author may wrap a version only for the other \
                      current devices of its own identity (PROTOCOL.md §4.1)",
@@ -531,7 +519,7 @@ pub(crate) async fn add_wraps(
             }
         }
     }
-    let log_indices = db.add_wraps(&doc_id, version, &wraps, now()).await?;
+    let log_indices = meta.add_wraps(&doc_id, version, &wraps, now()).await?;
     tracing::info!(doc = %doc_id, version, added = wraps.len(), "recipients added");
     Ok((
         StatusCode::CREATED,
@@ -562,8 +550,8 @@ pub(crate) async fn accesses(
     ApiPath(doc_id): ApiPath<String>,
 ) -> Result<Json<AccessesResponse>, ApiError> {
     let doc_id = parse_doc_id(&doc_id)?;
-    let db = state.store.meta();
-    match db
+    let meta = state.store.meta();
+    match meta
         .is_participant(&doc_id, &caller.device_id, &caller.identity_id)
         .await?
     {
@@ -571,7 +559,7 @@ pub(crate) async fn accesses(
         Some(false) => return Err(not_shared_or_missing(&state, &caller, &doc_id, None).await),
         Some(true) => {}
     }
-    let rows = db.accesses(&doc_id).await?;
+    let rows = meta.accesses(&doc_id).await?;
     Ok(Json(AccessesResponse {
         doc_id: doc_id.to_string(),
         accesses: rows.into_iter().map(Into::into).collect(),

@@ -166,12 +166,10 @@ pub(crate) fn secret_hash(secret: &[u8]) -> String {
 /// The authenticated device of a request (`Authorization: Bearer <token>`, PROTOCOL.md §8.2).
 #[derive(Debug, Clone)]
 pub(crate) struct AuthDevice {
-    /// The device id, hex.
-    pub(crate) device_id: String,
-    /// The device id.
-    pub(crate) device_key: KeyId,
-    /// The identity id, hex.
-    pub(crate) identity_id: String,
+    /// The device id (of its verified record).
+    pub(crate) device_id: KeyId,
+    /// The identity id.
+    pub(crate) identity_id: KeyId,
     /// The device's Ed25519 public key, from its verified record.
     pub(crate) signing_key: [u8; 32],
 }
@@ -241,19 +239,16 @@ impl FromRequestParts<AppState> for AuthDevice {
             .records
             .verified(&row.record)
             .map_err(|e| ApiError::internal("stored device record does not verify", &e))?;
-        let device_key = record.device_id();
-        check_request_signature(
-            parts,
-            state,
-            value,
-            &row.device_id,
-            &device_key,
-            &record.signing_key,
-        )
-        .await?;
+        let device_id = record.device_id();
+        if device_id != row.device_id {
+            return Err(ApiError::internal(
+                "a stored device record names another device",
+                &row.device_id,
+            ));
+        }
+        check_request_signature(parts, state, value, &device_id, &record.signing_key).await?;
         Ok(AuthDevice {
-            device_key,
-            device_id: row.device_id,
+            device_id,
             identity_id: row.identity_id,
             signing_key: record.signing_key,
         })
@@ -288,8 +283,7 @@ async fn check_request_signature(
     parts: &Parts,
     state: &AppState,
     authorization: &str,
-    device_id: &str,
-    device_key: &serment_core::KeyId,
+    device_id: &KeyId,
     signing_key: &[u8; 32],
 ) -> Result<(), ApiError> {
     use serment_core::httpsig;
@@ -298,7 +292,7 @@ async fn check_request_signature(
     let input = single_header(parts, "signature-input")?.ok_or(ApiError::Unauthorized(MISSING))?;
     let signature = single_header(parts, "signature")?.ok_or(ApiError::Unauthorized(MISSING))?;
     let parsed = httpsig::parse(input, signature).map_err(|e| ApiError::Unauthorized(e.0))?;
-    if parsed.keyid() != device_id {
+    if parsed.keyid() != device_id.to_string() {
         return Err(ApiError::Unauthorized(
             "the signature's keyid is not the token's device",
         ));
@@ -324,7 +318,7 @@ async fn check_request_signature(
     .map_err(|e| ApiError::Unauthorized(e.0))?;
     super::replay::check(
         &state.store,
-        device_key,
+        device_id,
         parsed.nonce(),
         parsed.created(),
         now(),

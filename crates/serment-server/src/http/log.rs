@@ -54,8 +54,8 @@ pub(crate) async fn check_size(state: &AppState, requested: Option<u64>) -> Resu
 /// The size to prove against: `requested` if published, else the latest; and its note.
 async fn proof_size(state: &AppState, requested: Option<u64>) -> Result<(u64, String), ApiError> {
     check_size(state, requested).await?;
-    let db = state.store.meta();
-    let note = db
+    let meta = state.store.meta();
+    let note = meta
         .log_note(requested)
         .await?
         .ok_or(ApiError::NotFound("no checkpoint of that size"))?;
@@ -252,8 +252,8 @@ pub(crate) async fn document(
     ApiQuery(q): ApiQuery<SizeQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let doc_id = parse_doc_id(&doc_id)?;
-    let db = state.store.meta();
-    match db
+    let meta = state.store.meta();
+    match meta
         .is_participant(&doc_id, &caller.device_id, &caller.identity_id)
         .await?
     {
@@ -267,22 +267,22 @@ pub(crate) async fn document(
         Some(true) => {}
     }
     let (size, note) = proof_size(&state, q.size).await?;
-    let rows = db.log_subject(&Subject::Document(doc_id), size).await?;
-    let mut names: BTreeSet<String> = BTreeSet::new();
+    let rows = meta.log_subject(&Subject::Document(doc_id), size).await?;
+    let mut names: BTreeSet<KeyId> = BTreeSet::new();
     let mut entries = Vec::with_capacity(rows.len());
     for r in rows {
         if let Ok(e) = serment_core::log::entry::LogEntry::decode(&r.entry) {
             use serment_core::log::entry::Payload;
             match &e.payload {
                 Payload::Wrap(w) => {
-                    names.insert(w.recipient.to_string());
-                    names.insert(w.sharer.to_string());
+                    names.insert(w.recipient);
+                    names.insert(w.sharer);
                 }
                 Payload::Removal(x) => {
-                    names.insert(x.author_device.to_string());
+                    names.insert(x.author_device);
                 }
                 Payload::Access(a) => {
-                    names.insert(a.device_id.to_string());
+                    names.insert(a.device_id);
                 }
                 _ => {}
             }
@@ -291,7 +291,7 @@ pub(crate) async fn document(
     }
     let mut devices = Vec::new();
     for d in names {
-        if let Some(r) = db.log_device_record(&d, size).await? {
+        if let Some(r) = meta.log_device_record(&d, size).await? {
             devices.push(prove(&state, r, size).await?);
         }
     }
@@ -338,11 +338,11 @@ pub(crate) async fn cosign(
     signed
         .verify_cosignature(&sig, &wk)
         .map_err(|e| ApiError::InvalidRecord(format!("cosignature: {e}")))?;
-    let db = state.store.meta();
-    if db.log_cosignature_count(req.size).await? >= MAX_STORED_COSIGNATURES {
+    let meta = state.store.meta();
+    if meta.log_cosignature_count(req.size).await? >= MAX_STORED_COSIGNATURES {
         return Err(ApiError::Conflict("too many witnesses".into()));
     }
-    db.log_add_cosignature(req.size, &wk.name, wk.id(), &sig.line())
+    meta.log_add_cosignature(req.size, &wk.name, wk.id(), &sig.line())
         .await?;
     Ok(StatusCode::CREATED)
 }
@@ -361,7 +361,7 @@ pub(crate) async fn revoke(
     let bytes = b64_decode("revocation", &req.revocation)?;
     let rev = Revocation::decode_verified(&bytes)
         .map_err(|e| ApiError::InvalidRecord(format!("revocation: {e}")))?;
-    if rev.identity_id().to_string() != caller.identity_id {
+    if rev.identity_id() != caller.identity_id {
         return Err(ApiError::Forbidden(
             "a device may only revoke devices of its own identity",
         ));
@@ -372,7 +372,7 @@ pub(crate) async fn revoke(
         .revoke_device(
             &rev.handle,
             &caller.identity_id,
-            &rev.device_id.to_string(),
+            &rev.device_id,
             &bytes,
             now(),
         )
@@ -402,7 +402,7 @@ pub(crate) async fn rotate(
         .map_err(|e| ApiError::InvalidRecord(format!("rotation: {e}")))?;
     let old = KeyId::of(serment_core::ids::KeyKind::Identity, &rot.old_identity_key);
     let new = KeyId::of(serment_core::ids::KeyKind::Identity, &rot.new_identity_key);
-    if old.to_string() != caller.identity_id {
+    if old != caller.identity_id {
         return Err(ApiError::Forbidden(
             "a device may only rotate its own identity",
         ));
@@ -430,14 +430,7 @@ pub(crate) async fn rotate(
     let indices = state
         .store
         .meta()
-        .rotate_identity(
-            &rot.handle,
-            &old.to_string(),
-            &new.to_string(),
-            &bytes,
-            &keep,
-            now(),
-        )
+        .rotate_identity(&rot.handle, &old, &new, &bytes, &keep, now())
         .await?;
     tracing::info!(handle = %rot.handle, "identity rotated");
     Ok((
@@ -486,7 +479,7 @@ pub(crate) async fn remove(
     let idx = state
         .store
         .meta()
-        .remove_recipient(&doc_id, version, &rm.recipient.to_string(), &bytes, now())
+        .remove_recipient(&doc_id, version, &rm.recipient, &bytes, now())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -528,7 +521,7 @@ pub(crate) async fn record_access(
             doc_id,
             version,
             what.log_kind(),
-            &caller.device_key,
+            &caller.device_id,
         )
         .map_err(|_| {
             ApiError::InvalidRecord("serment-receipt: signature does not verify".into())
@@ -545,7 +538,7 @@ pub(crate) async fn record_access(
         .record_access(&NewAccess {
             doc_id: *doc_id,
             doc_version: version,
-            device_id: caller.device_key,
+            device_id: caller.device_id,
             what,
             now: t,
             receipt,

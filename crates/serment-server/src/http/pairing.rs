@@ -94,7 +94,7 @@ pub(crate) async fn open(
             "this pairing slot is in use: draw another code".into(),
         ));
     }
-    tracing::info!(device = %caller.device_key.short(), "pairing slot opened");
+    tracing::info!(device = %caller.device_id.short(), "pairing slot opened");
     let row = live(&state, &slot, t).await?;
     Ok((StatusCode::CREATED, Json(answer(slot, row, t))))
 }

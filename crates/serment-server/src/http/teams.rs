@@ -80,7 +80,7 @@ pub(crate) async fn post_change(
             "change: names another team than the path".into(),
         ));
     }
-    if change.signer_device() != caller.device_key {
+    if change.signer_device() != caller.device_id {
         return Err(ApiError::Forbidden(
             "a team change must be posted by the device that signed it",
         ));
@@ -90,8 +90,8 @@ pub(crate) async fn post_change(
             "key_wraps: at most {MAX_KEY_WRAPS}"
         )));
     }
-    let db = state.store.meta();
-    let size = db.log_size().await?;
+    let meta = state.store.meta();
+    let size = meta.log_size().await?;
     let subject = Subject::Team(name.clone());
     let mut chain = chain_of(&state, &subject, size).await?;
     let expected_head = chain.last().map(|e| e.index);
@@ -134,11 +134,11 @@ pub(crate) async fn post_change(
         }
         key_wraps.push((kw.epoch, kw.recipient.to_string(), raw));
     }
-    let idx = db
+    let idx = meta
         .append_team_change(&NewTeamChange {
             team: &name,
             change: &bytes,
-            signer_device: caller.device_id.clone(),
+            signer_device: caller.device_id,
             expected_head,
             epoch: b.epoch,
             epoch_id: eid.to_string(),
@@ -205,15 +205,15 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: AuthDevice,
 ) -> Result<Json<TeamsResponse>, ApiError> {
-    let db = state.store.meta();
-    let row = db
-        .device(&caller.device_key)
+    let meta = state.store.meta();
+    let row = meta
+        .device(&caller.device_id)
         .await?
         .ok_or(ApiError::Unauthorized("unknown device"))?;
     let rec = serment_core::identity::DeviceRecord::decode_verified(&row.record)
         .map_err(|e| ApiError::internal("a stored device record does not verify", &e))?;
     Ok(Json(TeamsResponse {
-        teams: db.teams_of(&rec.handle).await?,
+        teams: meta.teams_of(&rec.handle).await?,
     }))
 }
 
@@ -233,8 +233,8 @@ pub(crate) async fn add_team_wrap(
 ) -> Result<(StatusCode, Json<AppendedResponse>), ApiError> {
     let (doc_id, version): (DocId, u32) = version_path(&path)?;
     team_name(&req.team)?;
-    let db = state.store.meta();
-    let row = db
+    let meta = state.store.meta();
+    let row = meta
         .version(&doc_id, version)
         .await?
         .ok_or(ApiError::NotFound("no such document version"))?;
@@ -243,10 +243,9 @@ pub(crate) async fn add_team_wrap(
             "only the author device may share a version (PROTOCOL.md §7)",
         ));
     }
-    let blob_id = super::extract::parse_blob_id(&row.blob_id)
-        .map_err(|_| ApiError::internal("stored blob id is not hex", &row.blob_id))?;
+    let blob_id = row.blob_id.clone();
     let header = super::documents::load_header(&state, &blob_id).await?;
-    let (_, current) = db
+    let (_, current) = meta
         .team_epoch(&req.team)
         .await?
         .ok_or(ApiError::NotFound("unknown team"))?;
@@ -268,7 +267,7 @@ pub(crate) async fn add_team_wrap(
             "wrap: not to the team's current epoch (the team changed: fetch its chain)".into(),
         ));
     }
-    let idx = db
+    let idx = meta
         .add_team_wrap(
             &doc_id,
             version,

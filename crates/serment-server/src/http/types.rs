@@ -13,11 +13,11 @@ use crate::store::{AccessRow, VersionRow};
 impl From<VersionRow> for VersionSummary {
     fn from(r: VersionRow) -> Self {
         VersionSummary {
-            doc_id: r.doc_id,
+            doc_id: r.doc_id.to_string(),
             doc_version: r.doc_version,
-            author_device: r.author_device,
-            author_identity: r.author_identity,
-            blob_id: r.blob_id,
+            author_device: r.author_device.to_string(),
+            author_identity: r.author_identity.to_string(),
+            blob_id: r.blob_id.as_str().to_owned(),
             size: r.size,
             created_at: r.created_at,
             log_indices: None,
@@ -29,7 +29,7 @@ impl From<VersionRow> for VersionSummary {
 impl From<AccessRow> for AccessEntry {
     fn from(r: AccessRow) -> Self {
         AccessEntry {
-            device_id: r.device_id,
+            device_id: r.device_id.to_string(),
             handle: r.handle,
             what: r.what,
             at: r.at,

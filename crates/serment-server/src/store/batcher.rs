@@ -12,8 +12,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use serment_core::DocId;
 use serment_core::log::tree::Hash;
+use serment_core::{DocId, KeyId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{BlobId, LogRead, NewWrap, StoreError};
@@ -28,8 +28,8 @@ const QUEUE: usize = 1024;
 pub(crate) struct CommitJob {
     pub(crate) doc_id: DocId,
     pub(crate) doc_version: u32,
-    pub(crate) author_device: String,
-    pub(crate) author_identity: String,
+    pub(crate) author_device: KeyId,
+    pub(crate) author_identity: KeyId,
     pub(crate) blob_id: BlobId,
     /// The sealed bytes when committed inline (stored in `blobs.data`); `None` for an uploaded
     /// blob, whose row already exists.

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use serment_core::KeyId;
 use serment_core::log::entry::{EntryKind, PrevLink, Subject, encode_entry};
 use serment_core::log::note::{Checkpoint, NoteSigner};
 use serment_core::log::tree::{self, Hash, NodeId, Recorder};
@@ -302,7 +303,7 @@ pub(crate) struct NewTeamChange<'a> {
     /// The signed change (the log entry's payload).
     pub(crate) change: &'a [u8],
     /// The signing device, hex.
-    pub(crate) signer_device: String,
+    pub(crate) signer_device: KeyId,
     /// The index of the chain's head the replay ended at; `None` for a creation.
     pub(crate) expected_head: Option<u64>,
     /// The epoch after the change.

@@ -73,8 +73,8 @@ pub(crate) enum StoreError {
 /// A live pairing slot (PROTOCOL.md §4.1).
 #[derive(Debug, Clone)]
 pub(crate) struct PairingRow {
-    /// The device that opened it (hex id).
-    pub(crate) owner_device: String,
+    /// The device that opened it.
+    pub(crate) owner_device: KeyId,
     /// Step 1, from the owner.
     pub(crate) hello: Vec<u8>,
     /// Step 2, from the new device, once posted.
@@ -135,19 +135,19 @@ pub(crate) enum Registered {
 /// A registered device, as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct DeviceRow {
-    pub(crate) device_id: String,
-    pub(crate) identity_id: String,
+    pub(crate) device_id: KeyId,
+    pub(crate) identity_id: KeyId,
     pub(crate) record: Vec<u8>,
 }
 
 /// One committed document version, with the size of its blob.
 #[derive(Debug, Clone)]
 pub(crate) struct VersionRow {
-    pub(crate) doc_id: String,
+    pub(crate) doc_id: DocId,
     pub(crate) doc_version: u32,
-    pub(crate) author_device: String,
-    pub(crate) author_identity: String,
-    pub(crate) blob_id: String,
+    pub(crate) author_device: KeyId,
+    pub(crate) author_identity: KeyId,
+    pub(crate) blob_id: BlobId,
     pub(crate) size: u64,
     pub(crate) created_at: u64,
 }
@@ -163,7 +163,7 @@ pub(crate) struct NewWrap {
 /// One access row, joined with the reader's handle.
 #[derive(Debug, Clone)]
 pub(crate) struct AccessRow {
-    pub(crate) device_id: String,
+    pub(crate) device_id: KeyId,
     pub(crate) handle: String,
     pub(crate) what: String,
     pub(crate) at: u64,
@@ -299,7 +299,7 @@ impl Store {
         body: S,
         limit: u64,
         expected: Option<[u8; 32]>,
-        uploader: &str,
+        uploader: &KeyId,
         now: u64,
     ) -> Result<(BlobId, u64), UploadError>
     where

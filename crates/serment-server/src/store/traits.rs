@@ -6,7 +6,8 @@
 //! Every method is one transaction: it either happens whole or not at all. Errors are
 //! [`StoreError`]s: `Conflict` (the write contradicts stored state), `Forbidden`,
 //! `UnknownDevice`, `TooManyWraps`, or `Backend` (details logged, never sent to clients).
-//! Times are seconds since the Unix epoch; ids are lowercase hex of typed ids.
+//! Times are seconds since the Unix epoch. Ids are typed (serment-core's [`KeyId`] for devices
+//! and identities, [`DocId`], [`BlobId`]); the SQL layer stores them as lowercase hex.
 
 use serment_core::log::entry::Subject;
 use serment_core::log::note::NoteSigner;
@@ -102,8 +103,8 @@ pub(crate) trait DirectoryStore: Send + Sync {
     async fn revoke_device(
         &self,
         handle: &str,
-        identity_id: &str,
-        device_id: &str,
+        identity_id: &KeyId,
+        device_id: &KeyId,
         revocation: &[u8],
         now: u64,
     ) -> Result<u64, StoreError>;
@@ -116,8 +117,8 @@ pub(crate) trait DirectoryStore: Send + Sync {
     async fn rotate_identity(
         &self,
         handle: &str,
-        old_identity: &str,
-        new_identity: &str,
+        old_identity: &KeyId,
+        new_identity: &KeyId,
         rotation: &[u8],
         keep: &[RotatedDevice],
         now: u64,
@@ -138,12 +139,12 @@ pub(crate) trait DocumentStore: Send + Sync {
         blob_id: &BlobId,
         size: u64,
         now: u64,
-        uploader: &str,
+        uploader: &KeyId,
     ) -> Result<(), StoreError>;
 
     /// The uploads of `device` that no commit references yet: their number and total size in
     /// bytes (issue 10 §2).
-    async fn pending_uploads(&self, device: &str) -> Result<(u64, u64), StoreError>;
+    async fn pending_uploads(&self, device: &KeyId) -> Result<(u64, u64), StoreError>;
 
     /// Up to `limit` pending uploads stored before `before`, oldest first, and the blobs marked
     /// as being deleted (a collection interrupted by a crash is resumed).
@@ -203,8 +204,8 @@ pub(crate) trait DocumentStore: Send + Sync {
     /// shared with a care team its handle is a member of (a team wrap, PROTOCOL.md §12.3).
     async fn readable_versions(
         &self,
-        device_id: &str,
-        identity_id: &str,
+        device_id: &KeyId,
+        identity_id: &KeyId,
     ) -> Result<Vec<VersionRow>, StoreError>;
 
     /// The wrap held by `device_id` for a version.
@@ -212,7 +213,7 @@ pub(crate) trait DocumentStore: Send + Sync {
         &self,
         doc_id: &DocId,
         doc_version: u32,
-        device_id: &str,
+        device_id: &KeyId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .wrap_with_index(doc_id, doc_version, device_id)
@@ -225,7 +226,7 @@ pub(crate) trait DocumentStore: Send + Sync {
         &self,
         doc_id: &DocId,
         doc_version: u32,
-        device_id: &str,
+        device_id: &KeyId,
     ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError>;
 
     /// Whether the device (or its identity, as author) takes part in any version of `doc_id`;
@@ -233,8 +234,8 @@ pub(crate) trait DocumentStore: Send + Sync {
     async fn is_participant(
         &self,
         doc_id: &DocId,
-        device_id: &str,
-        identity_id: &str,
+        device_id: &KeyId,
+        identity_id: &KeyId,
     ) -> Result<Option<bool>, StoreError>;
 
     /// Records one read and appends its access entry (signed by the log key, carrying the
@@ -252,7 +253,7 @@ pub(crate) trait DocumentStore: Send + Sync {
         &self,
         doc_id: &DocId,
         doc_version: u32,
-        recipient: &str,
+        recipient: &KeyId,
         removal: &[u8],
         now: u64,
     ) -> Result<u64, StoreError>;
@@ -298,7 +299,7 @@ pub(crate) trait LogStore: Send + Sync {
     /// The newest device-record entry of `device_id` below `size`.
     async fn log_device_record(
         &self,
-        device_id: &str,
+        device_id: &KeyId,
         size: u64,
     ) -> Result<Option<LogRead>, StoreError>;
 
@@ -401,7 +402,7 @@ pub(crate) trait PairingStore: Send + Sync {
     async fn open_pairing(
         &self,
         slot: &str,
-        owner_device: &str,
+        owner_device: &KeyId,
         hello: &[u8],
         expires_at: u64,
         now: u64,
@@ -419,7 +420,7 @@ pub(crate) trait PairingStore: Send + Sync {
     async fn finish_pairing(
         &self,
         slot: &str,
-        owner_device: &str,
+        owner_device: &KeyId,
         finish: Option<&[u8]>,
         now: u64,
     ) -> Result<bool, StoreError>;
@@ -471,8 +472,11 @@ pub(crate) trait TeamStore: Send + Sync {
     async fn team_epoch(&self, team: &str) -> Result<Option<(u32, String)>, StoreError>;
 
     /// The team key wraps stored for `device_id`, oldest epoch first.
-    async fn team_key_wraps(&self, team: &str, device_id: &str)
-    -> Result<Vec<Vec<u8>>, StoreError>;
+    async fn team_key_wraps(
+        &self,
+        team: &str,
+        device_id: &KeyId,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// The teams whose current members (as last replayed) include `handle`, by name.
     async fn teams_of(&self, handle: &str) -> Result<Vec<String>, StoreError>;
@@ -488,7 +492,7 @@ pub(crate) trait TeamStore: Send + Sync {
         doc_version: u32,
         team: &str,
         epoch_id: &str,
-        sharer_device: &str,
+        sharer_device: &KeyId,
         wrap: &[u8],
         now: u64,
     ) -> Result<u64, StoreError>;
@@ -499,6 +503,6 @@ pub(crate) trait TeamStore: Send + Sync {
         &self,
         doc_id: &DocId,
         doc_version: u32,
-        device_id: &str,
+        device_id: &KeyId,
     ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError>;
 }

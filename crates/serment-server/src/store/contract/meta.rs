@@ -75,10 +75,7 @@ pub(crate) async fn sessions(h: &dyn Harness) {
     let (dev, ident) = device(&*m, "x").await;
     m.create_session("t1", &dev, 1000, 100).await.unwrap();
     let row = m.session_device("t1", 999).await.unwrap().unwrap();
-    assert_eq!(
-        (row.device_id, row.identity_id),
-        (dev.to_string(), ident.to_string())
-    );
+    assert_eq!((row.device_id, row.identity_id), (dev, ident));
     assert!(m.session_device("t1", 1000).await.unwrap().is_none());
     assert!(
         m.session_device("t2", 100).await.unwrap().is_none(),
@@ -157,13 +154,7 @@ pub(crate) async fn directory(h: &dyn Harness) {
         .unwrap();
     m.create_session("s2", &dev2.id(), 1000, 1).await.unwrap();
     let idx = m
-        .revoke_device(
-            "alice",
-            &identity.id().to_string(),
-            &dev2.id().to_string(),
-            b"rev",
-            5,
-        )
+        .revoke_device("alice", &identity.id(), &dev2.id(), b"rev", 5)
         .await
         .unwrap();
     assert_eq!(idx + 1, m.log_size().await.unwrap());
@@ -175,14 +166,8 @@ pub(crate) async fn directory(h: &dyn Harness) {
     );
     assert_eq!(m.directory("alice").await.unwrap().unwrap().len(), 1);
     assert!(matches!(
-        m.revoke_device(
-            "alice",
-            &identity.id().to_string(),
-            &dev2.id().to_string(),
-            b"r",
-            5
-        )
-        .await,
+        m.revoke_device("alice", &identity.id(), &dev2.id(), b"r", 5)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(
@@ -201,7 +186,7 @@ pub(crate) async fn directory(h: &dyn Harness) {
         device_id: dev.id(),
         record: recert.clone(),
     }];
-    let (old_id, new_id) = (identity.id().to_string(), next.id().to_string());
+    let (old_id, new_id) = (identity.id(), next.id());
     let before = m.log_size().await.unwrap();
     let idx = m
         .rotate_identity("alice", &old_id, &new_id, b"rotation", &keep, 6)
@@ -214,7 +199,7 @@ pub(crate) async fn directory(h: &dyn Harness) {
     );
     assert_eq!(m.directory("alice").await.unwrap().unwrap(), vec![recert]);
     let rec = m
-        .log_device_record(&dev.id().to_string(), before + 2)
+        .log_device_record(&dev.id(), before + 2)
         .await
         .unwrap()
         .unwrap();
@@ -375,54 +360,28 @@ pub(crate) async fn documents(h: &dyn Harness) {
     assert_eq!((v.doc_version, v.blob_id.as_str()), (1, blob.as_str()));
     assert_eq!(v.size, inline.len() as u64);
     assert!(m.version(&doc, 2).await.unwrap().is_none(), "missing row");
-    let (l, p, n) = (
-        lab.0.to_string(),
-        patient.0.to_string(),
-        nurse.0.to_string(),
-    );
-    assert_eq!(
-        m.readable_versions(&p, &patient.1.to_string())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        m.readable_versions(&n, &nurse.1.to_string())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let (l, p, n) = (lab.0, patient.0, nurse.0);
+    assert_eq!(m.readable_versions(&p, &patient.1).await.unwrap().len(), 1);
+    assert!(m.readable_versions(&n, &nurse.1).await.unwrap().is_empty());
     assert!(m.wrap_for(&doc, 1, &p).await.unwrap().is_some());
     assert!(m.wrap_for(&doc, 1, &n).await.unwrap().is_none());
     let (_, idx) = m.wrap_with_index(&doc, 1, &p).await.unwrap().unwrap();
     let entry = m.log_entry(idx.unwrap()).await.unwrap().unwrap();
     assert!(!entry.is_empty());
     assert_eq!(
-        m.is_participant(&doc, &p, &patient.1.to_string())
-            .await
-            .unwrap(),
+        m.is_participant(&doc, &p, &patient.1).await.unwrap(),
         Some(true)
     );
     assert_eq!(
-        m.is_participant(&doc, &l, &lab.1.to_string())
-            .await
-            .unwrap(),
+        m.is_participant(&doc, &l, &lab.1).await.unwrap(),
         Some(true)
     );
     assert_eq!(
-        m.is_participant(&doc, &n, &nurse.1.to_string())
-            .await
-            .unwrap(),
+        m.is_participant(&doc, &n, &nurse.1).await.unwrap(),
         Some(false)
     );
     let none = DocId::random().unwrap();
-    assert_eq!(
-        m.is_participant(&none, &n, &nurse.1.to_string())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(m.is_participant(&none, &n, &nurse.1).await.unwrap(), None);
 
     // Sharing later: add a wrap, then refuse a second wrap for the same recipient, an unknown
     // recipient, and more than MAX_WRAPS.
@@ -495,13 +454,14 @@ pub(crate) async fn documents(h: &dyn Harness) {
 pub(crate) async fn pending_uploads(h: &dyn Harness) {
     let m = h.meta();
     let lab = device(&*m, "lab").await;
-    let up = lab.0.to_string();
+    let up = lab.0;
+    let someone_else = DeviceSecret::generate().id();
     let (a, b) = (BlobId::of(b"a"), BlobId::of(b"b"));
     m.record_blob(&a, 10, 100, &up).await.unwrap();
     m.record_blob(&b, 20, 200, &up).await.unwrap();
-    m.record_blob(&a, 10, 300, "someone-else").await.unwrap();
+    m.record_blob(&a, 10, 300, &someone_else).await.unwrap();
     assert_eq!(m.pending_uploads(&up).await.unwrap(), (2, 30));
-    assert_eq!(m.pending_uploads("someone-else").await.unwrap(), (0, 0));
+    assert_eq!(m.pending_uploads(&someone_else).await.unwrap(), (0, 0));
     // The second upload of `a` kept its first uploader but restarted its age (300).
     assert!(m.stale_pending_blobs(150, 10).await.unwrap().is_empty());
     assert_eq!(
@@ -591,13 +551,14 @@ pub(crate) async fn log(h: &dyn Harness) {
     assert!(m.log_inclusion(size, size).await.is_err());
     let subject = m.log_subject(&Subject::Document(doc), size).await.unwrap();
     assert_eq!(subject.len(), 2);
-    let rec = m
-        .log_device_record(&lab.0.to_string(), size)
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = m.log_device_record(&lab.0, size).await.unwrap().unwrap();
     assert_eq!(rec.index, 0);
-    assert!(m.log_device_record("00", size).await.unwrap().is_none());
+    assert!(
+        m.log_device_record(&DeviceSecret::generate().id(), size)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Cosignatures: first line per (witness, key id) kept; shown on the note.
     assert_eq!(m.log_cosignature_count(size).await.unwrap(), 0);

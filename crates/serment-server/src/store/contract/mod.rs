@@ -68,8 +68,8 @@ pub(crate) fn job(doc: DocId, v: u32, author: (KeyId, KeyId), to: &[KeyId]) -> C
     CommitJob {
         doc_id: doc,
         doc_version: v,
-        author_device: author.0.to_string(),
-        author_identity: author.1.to_string(),
+        author_device: author.0,
+        author_identity: author.1,
         blob_id: BlobId::of(&bytes),
         inline: Some(bytes),
         created_at: 7,

@@ -110,7 +110,7 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
     for (i, j) in jobs.iter().enumerate() {
         let doc = j.doc_id.to_string();
         let verdict = match owners.get(&doc) {
-            Some(o) if *o != j.author_identity => Err(StoreError::Forbidden(
+            Some(o) if *o != j.author_identity.to_string() => Err(StoreError::Forbidden(
                 "this document id belongs to another identity",
             )),
             _ if stored_versions.contains(&(doc.clone(), j.doc_version)) => {
@@ -148,7 +148,7 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
             },
         };
         if let Ok(Verdict::New) = verdict {
-            owners.insert(doc.clone(), j.author_identity.clone());
+            owners.insert(doc.clone(), j.author_identity.to_string());
             writer_of.insert((doc.clone(), j.doc_version), i);
             versions.insert((doc, j.doc_version));
         }
@@ -266,7 +266,7 @@ async fn stored_replay(tx: &mut Tx, j: &CommitJob) -> Result<Option<Vec<u64>>, S
     let Some(row) = row else { return Ok(None) };
     let blob_id: String = row.try_get("blob_id")?;
     let author: String = row.try_get("author_device")?;
-    if blob_id != j.blob_id.as_str() || author != j.author_device {
+    if blob_id != j.blob_id.as_str() || author != j.author_device.to_string() {
         return Ok(None);
     }
     let mut stored: HashMap<String, (Vec<u8>, Option<i64>)> = HashMap::new();
@@ -331,8 +331,8 @@ async fn insert_rows(tx: &mut Tx, accepted: &[(&CommitJob, &Vec<u64>)]) -> Resul
         q.push_values(rows, |mut b, (j, doc, at)| {
             b.push_bind(doc.as_str())
                 .push_bind(i64::from(j.doc_version))
-                .push_bind(j.author_device.as_str())
-                .push_bind(j.author_identity.as_str())
+                .push_bind(j.author_device.to_string())
+                .push_bind(j.author_identity.to_string())
                 .push_bind(j.blob_id.as_str())
                 .push_bind(*at);
         });

@@ -6,7 +6,7 @@ use serment_core::KeyId;
 use serment_core::log::entry::{EntryKind, Subject};
 use sqlx::Row as _;
 
-use super::{Db, conflict_on_unique, to_i64};
+use super::{Db, conflict_on_unique, key_id_at, to_i64};
 use crate::store::log_service::LogAppender;
 use crate::store::{
     DeviceRow, DirectoryStore, MAX_CHALLENGES_PER_DEVICE, NewDevice, Registered, RotatedDevice,
@@ -143,8 +143,8 @@ impl DirectoryStore for Db {
                 .await?;
         row.map(|r| {
             Ok(DeviceRow {
-                device_id: r.try_get("device_id")?,
-                identity_id: r.try_get("identity_id")?,
+                device_id: key_id_at(&r, "device_id")?,
+                identity_id: key_id_at(&r, "identity_id")?,
                 record: r.try_get("record")?,
             })
         })
@@ -256,8 +256,8 @@ impl DirectoryStore for Db {
         .await?;
         row.map(|r| {
             Ok(DeviceRow {
-                device_id: r.try_get("device_id")?,
-                identity_id: r.try_get("identity_id")?,
+                device_id: key_id_at(&r, "device_id")?,
+                identity_id: key_id_at(&r, "identity_id")?,
                 record: r.try_get("record")?,
             })
         })
@@ -269,11 +269,15 @@ impl DirectoryStore for Db {
     async fn revoke_device(
         &self,
         handle: &str,
-        identity_id: &str,
-        device_id: &str,
+        identity_id: &KeyId,
+        device_id: &KeyId,
         revocation: &[u8],
         now: u64,
     ) -> Result<u64, StoreError> {
+        let identity_id = identity_id.to_string();
+        let identity_id = identity_id.as_str();
+        let device_id = device_id.to_string();
+        let device_id = device_id.as_str();
         let mut tx = self.begin().await?;
         let changed = sqlx::query(
             "UPDATE devices SET revoked = 1 WHERE device_id = $1 AND identity_id = $2 AND handle = $3 \
@@ -317,12 +321,16 @@ impl DirectoryStore for Db {
     async fn rotate_identity(
         &self,
         handle: &str,
-        old_identity: &str,
-        new_identity: &str,
+        old_identity: &KeyId,
+        new_identity: &KeyId,
         rotation: &[u8],
         keep: &[RotatedDevice],
         now: u64,
     ) -> Result<Vec<u64>, StoreError> {
+        let old_identity = old_identity.to_string();
+        let old_identity = old_identity.as_str();
+        let new_identity = new_identity.to_string();
+        let new_identity = new_identity.as_str();
         let mut tx = self.begin().await?;
         let bound = sqlx::query(
             "UPDATE handles SET identity_id = $1 WHERE handle = $2 AND identity_id = $3",

@@ -2,12 +2,12 @@
 //! every SQL backend (included by each backend module; `super` is the backend). SQL uses `$N`
 //! placeholders.
 
-use serment_core::DocId;
 use serment_core::log::entry::{Access, EntryKind, Subject};
+use serment_core::{DocId, KeyId};
 use sqlx::{AssertSqlSafe, Row as _};
 
 use super::commit_batch::{WrapRow, insert_wrap_rows, known_devices};
-use super::{Db, Tx, VERSION_COLUMNS, backend, to_i64, to_u32, to_u64, version_row};
+use super::{Db, Tx, VERSION_COLUMNS, backend, key_id_at, to_i64, to_u32, to_u64, version_row};
 use crate::store::log_service::LogAppender;
 use crate::store::{
     AccessRow, BlobId, CommitJob, DocumentStore, JobCommit, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess,
@@ -24,8 +24,10 @@ impl DocumentStore for Db {
         blob_id: &BlobId,
         size: u64,
         now: u64,
-        uploader: &str,
+        uploader: &KeyId,
     ) -> Result<(), StoreError> {
+        let uploader = uploader.to_string();
+        let uploader = uploader.as_str();
         // Bytes already stored keep their row: a blob some commit references stays committed
         // (no uploader), a pending one stays charged to its first uploader, its age restarting
         // now; one being deleted is left alone (and refused below).
@@ -57,7 +59,9 @@ impl DocumentStore for Db {
 
     /// The uploads of `device` that no commit references yet: their number and total size in
     /// bytes (issue 10 §2, the pending-upload quota).
-    async fn pending_uploads(&self, device: &str) -> Result<(u64, u64), StoreError> {
+    async fn pending_uploads(&self, device: &KeyId) -> Result<(u64, u64), StoreError> {
+        let device = device.to_string();
+        let device = device.as_str();
         let (n, bytes): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs \
                  WHERE uploader = $1",
@@ -225,9 +229,13 @@ impl DocumentStore for Db {
     /// The versions a device may read: authored by its identity, or holding a wrap for it.
     async fn readable_versions(
         &self,
-        device_id: &str,
-        identity_id: &str,
+        device_id: &KeyId,
+        identity_id: &KeyId,
     ) -> Result<Vec<VersionRow>, StoreError> {
+        let device_id = device_id.to_string();
+        let device_id = device_id.as_str();
+        let identity_id = identity_id.to_string();
+        let identity_id = identity_id.as_str();
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM documents d JOIN blobs b ON b.blob_id = d.blob_id \
              WHERE d.author_identity = $1 OR EXISTS (SELECT 1 FROM wraps w \
@@ -253,8 +261,10 @@ impl DocumentStore for Db {
         &self,
         doc_id: &DocId,
         doc_version: u32,
-        device_id: &str,
+        device_id: &KeyId,
     ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError> {
+        let device_id = device_id.to_string();
+        let device_id = device_id.as_str();
         let row = sqlx::query(
             "SELECT wrap, log_idx FROM wraps \
              WHERE doc_id = $1 AND doc_version = $2 AND recipient_device = $3",
@@ -276,9 +286,13 @@ impl DocumentStore for Db {
     async fn is_participant(
         &self,
         doc_id: &DocId,
-        device_id: &str,
-        identity_id: &str,
+        device_id: &KeyId,
+        identity_id: &KeyId,
     ) -> Result<Option<bool>, StoreError> {
+        let device_id = device_id.to_string();
+        let device_id = device_id.as_str();
+        let identity_id = identity_id.to_string();
+        let identity_id = identity_id.as_str();
         let doc_id = doc_id.to_string();
         let owner: Option<String> =
             sqlx::query_scalar("SELECT author_identity FROM documents WHERE doc_id = $1 LIMIT 1")
@@ -374,7 +388,7 @@ impl DocumentStore for Db {
         rows.iter()
             .map(|r| {
                 Ok(AccessRow {
-                    device_id: r.try_get("device_id")?,
+                    device_id: key_id_at(r, "device_id")?,
                     handle: r.try_get("handle")?,
                     what: r.try_get("what")?,
                     at: to_u64(r.try_get("at")?)?,
@@ -390,10 +404,12 @@ impl DocumentStore for Db {
         &self,
         doc_id: &DocId,
         doc_version: u32,
-        recipient: &str,
+        recipient: &KeyId,
         removal: &[u8],
         now: u64,
     ) -> Result<u64, StoreError> {
+        let recipient = recipient.to_string();
+        let recipient = recipient.as_str();
         let mut tx = self.begin().await?;
         let gone = sqlx::query(
             "DELETE FROM wraps WHERE doc_id = $1 AND doc_version = $2 AND recipient_device = $3",

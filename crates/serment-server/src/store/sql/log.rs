@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use serment_core::KeyId;
 use serment_core::log::entry::{EntryKind, PrevLink, Subject};
 use serment_core::log::note::{NoteSignature, NoteSigner, SignedCheckpoint};
 use serment_core::log::tree::{self, Hash, NodeId, Recorder};
@@ -375,9 +376,11 @@ impl LogStore for Db {
     /// The newest device-record entry of `device_id` below `size`.
     async fn log_device_record(
         &self,
-        device_id: &str,
+        device_id: &KeyId,
         size: u64,
     ) -> Result<Option<LogRead>, StoreError> {
+        let device_id = device_id.to_string();
+        let device_id = device_id.as_str();
         let row = sqlx::query(
             "SELECT idx, entry FROM log_entries WHERE kind = $1 AND device_id = $2 AND idx < $3 \
              ORDER BY idx DESC LIMIT 1",

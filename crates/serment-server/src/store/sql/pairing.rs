@@ -1,7 +1,9 @@
 //! The device-pairing relay (PROTOCOL.md §4.1, issue 16), written once for every SQL backend
 //! (included by each backend module; `super` is the backend). SQL uses `$N` placeholders.
 
-use super::{Db, to_i64};
+use serment_core::KeyId;
+
+use super::{Db, key_id, to_i64};
 use crate::store::{PairingRow, PairingStore, StoreError};
 
 #[async_trait::async_trait]
@@ -9,11 +11,13 @@ impl PairingStore for Db {
     async fn open_pairing(
         &self,
         slot: &str,
-        owner_device: &str,
+        owner_device: &KeyId,
         hello: &[u8],
         expires_at: u64,
         now: u64,
     ) -> Result<bool, StoreError> {
+        let owner_device = owner_device.to_string();
+        let owner_device = owner_device.as_str();
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM pairings WHERE expires_at <= $1")
             .bind(to_i64(now)?)
@@ -43,16 +47,17 @@ impl PairingStore for Db {
             .bind(to_i64(now)?)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(
-            |(owner_device, hello, join, finish, aborted, expires_at)| PairingRow {
-                owner_device,
+        row.map(|(owner_device, hello, join, finish, aborted, expires_at)| {
+            Ok(PairingRow {
+                owner_device: key_id(&owner_device, "owner_device")?,
                 hello,
                 join,
                 finish,
                 aborted: aborted != 0,
                 expires_at: u64::try_from(expires_at).unwrap_or(0),
-            },
-        ))
+            })
+        })
+        .transpose()
     }
 
     async fn join_pairing(&self, slot: &str, join: &[u8], now: u64) -> Result<bool, StoreError> {
@@ -71,10 +76,12 @@ impl PairingStore for Db {
     async fn finish_pairing(
         &self,
         slot: &str,
-        owner_device: &str,
+        owner_device: &KeyId,
         finish: Option<&[u8]>,
         now: u64,
     ) -> Result<bool, StoreError> {
+        let owner_device = owner_device.to_string();
+        let owner_device = owner_device.as_str();
         let done = sqlx::query(
             "UPDATE pairings SET finish_msg = $1, aborted = $2 \
              WHERE slot = $3 AND owner_device = $4 AND finish_msg IS NULL AND aborted = 0 \

@@ -2,8 +2,8 @@
 //! module; `super` is the backend). The log entries (kind 7, and kind-4 wraps to a team epoch)
 //! are the record; the rows here serve reads and the server's access control on ciphertext.
 
-use serment_core::DocId;
 use serment_core::log::entry::{EntryKind, Subject};
+use serment_core::{DocId, KeyId};
 use sqlx::Row as _;
 
 use super::{Db, conflict_on_unique, to_i64, to_u32, to_u64};
@@ -34,7 +34,7 @@ impl TeamStore for Db {
                 &mut tx,
                 EntryKind::Team,
                 &Subject::Team(c.team.to_owned()),
-                Some(&c.signer_device),
+                Some(&c.signer_device.to_string()),
                 c.change,
                 c.now,
             )
@@ -109,8 +109,10 @@ impl TeamStore for Db {
     async fn team_key_wraps(
         &self,
         team: &str,
-        device_id: &str,
+        device_id: &KeyId,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let device_id = device_id.to_string();
+        let device_id = device_id.as_str();
         Ok(sqlx::query_scalar(
             "SELECT wrap FROM team_key_wraps WHERE team = $1 AND device_id = $2 ORDER BY epoch",
         )
@@ -135,10 +137,12 @@ impl TeamStore for Db {
         doc_version: u32,
         team: &str,
         epoch_id: &str,
-        sharer_device: &str,
+        sharer_device: &KeyId,
         wrap: &[u8],
         now: u64,
     ) -> Result<u64, StoreError> {
+        let sharer_device = sharer_device.to_string();
+        let sharer_device = sharer_device.as_str();
         let doc = doc_id.to_string();
         let mut tx = self.begin().await?;
         // `1` is an INT4 in PostgreSQL (an i64 there fails to decode: a 500 on that backend).
@@ -197,8 +201,10 @@ impl TeamStore for Db {
         &self,
         doc_id: &DocId,
         doc_version: u32,
-        device_id: &str,
+        device_id: &KeyId,
     ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError> {
+        let device_id = device_id.to_string();
+        let device_id = device_id.as_str();
         let row = sqlx::query(
             "SELECT tw.wrap, tw.log_idx FROM team_wraps tw \
              JOIN team_members m ON m.team = tw.team \

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::Row as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -19,7 +18,7 @@ use serment_core::log::note::NoteSigner;
 use std::sync::Arc;
 
 use crate::store::batcher::Committer;
-use crate::store::{MetaStore, StoreError, VersionRow};
+use crate::store::{MetaStore, StoreError};
 
 // The SQL written once for every backend; `super` in these files is this module.
 #[path = "../sql/commit_batch.rs"]
@@ -41,9 +40,17 @@ mod log;
 #[path = "../sql/pairing.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod pairing;
+#[path = "../sql/rows.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod rows;
 #[path = "../sql/teams.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod teams;
+
+use rows::{
+    VERSION_COLUMNS, backend, conflict_on_unique, key_id, key_id_at, to_i64, to_u32, to_u64,
+    version_row,
+};
 
 /// The sqlx database of this backend (the shared SQL files are written against it).
 type DB = sqlx::Sqlite;
@@ -71,49 +78,10 @@ pub(crate) struct Db {
     committer: Committer,
 }
 
-fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Backend(Box::new(e))
-}
-
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         backend(e)
     }
-}
-
-/// Maps a unique-key violation to [`StoreError::Conflict`], anything else to a backend error.
-fn conflict_on_unique(e: sqlx::Error, what: &'static str) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
-        _ => backend(e),
-    }
-}
-
-fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(backend)
-}
-
-fn to_u64(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(backend)
-}
-
-fn to_u32(v: i64) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(backend)
-}
-
-const VERSION_COLUMNS: &str = "d.doc_id, d.doc_version, d.author_device, d.author_identity, \
-     d.blob_id, b.size, d.created_at";
-
-fn version_row(row: &<DB as sqlx::Database>::Row) -> Result<VersionRow, StoreError> {
-    Ok(VersionRow {
-        doc_id: row.try_get("doc_id")?,
-        doc_version: to_u32(row.try_get("doc_version")?)?,
-        author_device: row.try_get("author_device")?,
-        author_identity: row.try_get("author_identity")?,
-        blob_id: row.try_get("blob_id")?,
-        size: to_u64(row.try_get("size")?)?,
-        created_at: to_u64(row.try_get("created_at")?)?,
-    })
 }
 
 impl Db {
@@ -188,10 +156,7 @@ impl MetaStore for Db {
     }
 
     async fn blob_bytes(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
-            .fetch_one(&self.pool)
-            .await?;
-        to_u64(n)
+        rows::blob_bytes(&self.pool).await
     }
 }
 
