@@ -9,6 +9,10 @@ MOTO_VENV=${MOTO_VENV:-/opt/serment-moto}
 MOTO_PORT=${MOTO_PORT:-9000}
 
 if ! "$MOTO_VENV/bin/moto_server" --help >/dev/null 2>&1; then
+    # Debian's python3 makes virtual environments only with python3-venv (ensurepip).
+    if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
     python3 -m venv "$MOTO_VENV"
     "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
