@@ -173,19 +173,19 @@ fn operator_append(h: &Hostile, subject: &str, kind: EntryKind, payload: &[u8]) 
         .collect();
     for (node, hash) in tree::append(n, leaf, &map).unwrap() {
         h.sql_exec(&format!(
-            "INSERT INTO log_nodes (level, idx, hash) VALUES ({}, {}, X'{}')",
+            "INSERT INTO log_nodes (level, idx, hash) VALUES ({}, {}, {})",
             node.level,
             node.index,
-            hex::encode(hash)
+            h.bytes_literal(&hash)
         ));
         map.insert(node, hash);
     }
     h.sql_exec(&format!(
         "INSERT INTO log_entries (idx, kind, subject, device_id, entry, leaf_hash, logged_at) \
-         VALUES ({n}, {}, '{subject}', '', X'{}', X'{}', 1800000000)",
+         VALUES ({n}, {}, '{subject}', '', {}, {}, 1800000000)",
         kind as u8,
-        hex::encode(&entry),
-        hex::encode(leaf)
+        h.bytes_literal(&entry),
+        h.bytes_literal(&leaf)
     ));
     let signer = log_signer(h);
     let cp = Checkpoint {
