@@ -39,7 +39,7 @@ pub struct VectorError {
 }
 
 /// The vector files [`run`] knows, in the order it checks them.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 8] = [
     "device-record.json",
     "document-observation.json",
     "document-observation-suite2.json",
@@ -47,6 +47,7 @@ pub const FILES: [&str; 7] = [
     "http-signature.json",
     "negative.json",
     "negative-suite2.json",
+    "web-bundle.json",
 ];
 
 /// Checks every file of [`FILES`] found in `files` (file name → file text).
@@ -67,6 +68,7 @@ pub fn run(files: &BTreeMap<String, String>) -> Result<Vec<Verdict>, VectorError
             "document-observation.json" | "document-observation-suite2.json" => cx.document(&v)?,
             "keystore.json" => cx.keystore(&v)?,
             "http-signature.json" => cx.http_signature(&v)?,
+            "web-bundle.json" => cx.web_bundle(&v)?,
             _ => cx.negative(&v)?,
         }
     }
@@ -144,6 +146,98 @@ impl Cx<'_> {
 
     fn expect<'v>(&self, v: &'v Value) -> &'v str {
         v.get("expect").and_then(Value::as_str).unwrap_or("ok")
+    }
+
+    /// PROTOCOL.md §11.3.1: the bundle hash of the assets, the kind-8 entry's log signature,
+    /// and each negative case's verdict (`other_hash` or `bad_signature`).
+    fn web_bundle(&mut self, v: &Value) -> Result<(), VectorError> {
+        use serment_core::log::bundle::{WebBundle, bundle_hash};
+        use serment_core::log::entry::{LogEntry, Payload};
+        let mut assets = BTreeMap::new();
+        for a in v
+            .get("assets")
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.err("assets"))?
+        {
+            assets.insert(
+                self.str(a, "path")?.to_owned(),
+                self.str(a, "text")?.as_bytes().to_vec(),
+            );
+        }
+        let want = self.hex32(v, "bundle_hash")?;
+        let hash = bundle_hash(&assets).map_err(|e| self.err(e.to_string()))?;
+        self.push(
+            "bundle_hash",
+            "ok",
+            if hash == want { "ok" } else { "other_hash" },
+        );
+        let log_key = self.hex32(v, "log_public_key")?;
+        let got = match LogEntry::decode(&self.hex(v, "entry")?) {
+            Ok(LogEntry {
+                payload: Payload::Bundle(b),
+                ..
+            }) if b.bundle_hash == want => match b.verify(&log_key) {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => error_name(&e).to_owned(),
+            },
+            Ok(_) => "not_this_bundle".to_owned(),
+            Err(e) => error_name(&e).to_owned(),
+        };
+        self.push("entry", "ok", got);
+        let payload = self.hex(v, "payload")?;
+        for n in v
+            .get("negative")
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.err("negative"))?
+        {
+            let case = self.str(n, "case")?;
+            let mut a = assets.clone();
+            let mut p = payload.clone();
+            let mut key = log_key;
+            match self.str(n, "mutate")? {
+                "flip_asset" => {
+                    if let Some(b) = a.get_mut(self.str(n, "path")?).and_then(|b| b.first_mut()) {
+                        *b ^= 1;
+                    }
+                }
+                "rename_asset" => {
+                    if let Some(b) = a.remove(self.str(n, "path")?) {
+                        a.insert(self.str(n, "to")?.to_owned(), b);
+                    }
+                }
+                "add_asset" => {
+                    a.insert(self.str(n, "path")?.to_owned(), Vec::new());
+                }
+                "flip_signature" => {
+                    if let Some(b) = p.last_mut() {
+                        *b ^= 1;
+                    }
+                }
+                "other_log_key" => {
+                    // The log key of seed 04×32, as the vector says.
+                    key = serment_core::log::note::NoteSigner::new(
+                        "serment.log/test-vector",
+                        serment_core::log::note::KEY_TYPE_ED25519,
+                        &[4; 32],
+                    )
+                    .map_err(|e| self.err(e.to_string()))?
+                    .verifier()
+                    .public_key;
+                }
+                m => return Err(self.err(format!("unknown mutation {m}"))),
+            }
+            let got = match bundle_hash(&a) {
+                Ok(h) if h != want => "other_hash".to_owned(),
+                Ok(_) => match WebBundle::decode(&p).and_then(|b| b.verify(&key)) {
+                    Ok(()) => "ok".to_owned(),
+                    Err(e) => error_name(&e).to_owned(),
+                },
+                Err(e) => error_name(&e).to_owned(),
+            };
+            let expect = self.expect(n).to_owned();
+            self.push(case, &expect, got);
+        }
+        Ok(())
     }
 
     fn device_record(&mut self, v: &Value) -> Result<(), VectorError> {
