@@ -13,7 +13,7 @@ const artifacts = process.env.SERMENT_ARTIFACTS ?? 'artifacts';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update'];
 const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; " +
-  "frame-ancestors 'none'; base-uri 'none'";
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'";
 
 test('the page loads with its headers, runs, and asks nothing of another origin', async () => {
   assert.ok(base, 'SERMENT_URL is not set');

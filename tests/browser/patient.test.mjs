@@ -17,7 +17,7 @@ const artifacts = process.env.SERMENT_ARTIFACTS ?? 'artifacts';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update'];
 const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; " +
-  "frame-ancestors 'none'; base-uri 'none'";
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'";
 
 // The expected table, read from the bundle itself (not from the page's code): the report's
 // result Observations, in order, with their values and units.

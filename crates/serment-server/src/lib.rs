@@ -213,14 +213,20 @@ impl Server {
 
     /// The axum router of the API (PROTOCOL.md §8), for tests (`tower::ServiceExt::oneshot`) or to
     /// nest in another server.
+    /// With TLS, every response carries `Strict-Transport-Security` (RFC 6797).
     pub fn router(&self) -> axum::Router {
-        http::router(http::AppState {
+        let router = http::router(http::AppState {
             store: self.store.clone(),
             config: Arc::clone(&self.config),
             openapi: self.openapi.clone(),
             records: Arc::clone(&self.records),
             throttle: Arc::clone(&self.throttle),
-        })
+        });
+        if self.tls.is_some() {
+            router.layer(axum::middleware::map_response(http::web::hsts))
+        } else {
+            router
+        }
     }
 
     /// Runs the pending-upload garbage collector once as if the time were `now` (seconds since

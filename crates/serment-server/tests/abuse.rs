@@ -67,8 +67,23 @@ async fn request(
     path: &str,
     body: Option<Value>,
 ) -> (u16, String, Vec<u8>) {
+    request_from([127, 0, 0, 1], addr, method, path, body).await
+}
+
+/// [`request`] from the loopback address `from` (any 127.x.y.z reaches the server).
+async fn request_from(
+    from: [u8; 4],
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String, Vec<u8>) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((std::net::Ipv4Addr::from(from), 0)))
+        .unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -374,6 +389,68 @@ async fn a_burst_of_bad_logins_gets_429_with_retry_after_and_is_logged() {
     let _ = std::io::stderr().flush();
 }
 
+/// F5 of the hostile review: a device id is public, so bad logins naming it from another
+/// address must not lock the device out; the sender's own address is throttled.
+#[tokio::test]
+async fn bad_logins_naming_a_device_from_elsewhere_do_not_lock_it_out() {
+    const LIMIT: u32 = 5;
+    let server = Running::start("throttle-f5", |c| {
+        c.auth_failures_per_minute = LIMIT;
+    })
+    .await;
+    let victim = User::new("victim");
+    let (s, _, _) = request(
+        server.addr,
+        "POST",
+        "/v1/devices",
+        Some(json!({"record": b64(&victim.record)})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let attacker = [127, 0, 0, 2];
+    let mut statuses = Vec::new();
+    for _ in 0..(LIMIT + 4) {
+        let (s, _, _) = request_from(
+            attacker,
+            server.addr,
+            "POST",
+            "/v1/auth/token",
+            Some(
+                json!({"device_id": victim.device_id(), "challenge": "AAAA", "signature": "AAAA"}),
+            ),
+        )
+        .await;
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "the sender is throttled: {statuses:?}"
+    );
+    // The victim, from its own address, still gets a challenge and logs in.
+    let (s, _, body) = request(
+        server.addr,
+        "POST",
+        "/v1/auth/challenge",
+        Some(json!({"device_id": victim.device_id()})),
+    )
+    .await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let challenge = v["challenge"].as_str().unwrap().to_owned();
+    let c: [u8; 32] = unb64(&challenge).try_into().unwrap();
+    let sig = b64(&serment_core::auth::sign_challenge(&victim.device, &c));
+    let (s, _, body) = request(
+        server.addr,
+        "POST",
+        "/v1/auth/token",
+        Some(json!({"device_id": victim.device_id(), "challenge": challenge, "signature": sig})),
+    )
+    .await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    server.stop().await;
+}
+
 /// One request through the router of an opened server (for setup before it is bound).
 async fn call(
     router: &axum::Router,
@@ -522,6 +599,114 @@ async fn a_client_that_stops_reading_its_response_is_dropped() {
     timeout(Duration::from_secs(5), task)
         .await
         .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// Registers and logs `user` in through `router`; returns the token.
+async fn enroll_via(router: &axum::Router, user: &User) -> String {
+    let json_body = |v: Value| v.to_string().into_bytes();
+    let (s, _) = call(
+        router,
+        "POST",
+        "/v1/devices",
+        None,
+        "application/json",
+        json_body(json!({"record": b64(&user.record)})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, v) = call(
+        router,
+        "POST",
+        "/v1/auth/challenge",
+        None,
+        "application/json",
+        json_body(json!({"device_id": user.device_id()})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let c: [u8; 32] = unb64(v["challenge"].as_str().unwrap()).try_into().unwrap();
+    let sig = serment_core::auth::sign_challenge(&user.device, &c);
+    let (s, v) = call(
+        router,
+        "POST",
+        "/v1/auth/token",
+        None,
+        "application/json",
+        json_body(
+            json!({"device_id": user.device_id(), "challenge": b64(&c), "signature": b64(&sig)}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let token = v["token"].as_str().unwrap().to_owned();
+    remember_signer(&token, &user.device);
+    token
+}
+
+/// F3 of the hostile review: sweeping pairing slots with `GET /v1/pairing/{slot}` is throttled
+/// per address (every 404 a failure), while a live slot is polled freely and other addresses
+/// are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeping_pairing_slots_is_throttled_per_address() {
+    const LIMIT: u32 = 5;
+    let dir = TempDir::new("pairing-sweep");
+    let mut config = test_config(&dir.path().join("data"));
+    config.auth_failures_per_minute = LIMIT;
+    let server = Server::open(config).await.unwrap();
+    let router = server.router();
+    let alice = User::new("alice");
+    let token = enroll_via(&router, &alice).await;
+    let hello = b64(&[7u8; 40]);
+    let (s, v) = call(
+        &router,
+        "POST",
+        "/v1/pairing",
+        Some(&token),
+        "application/json",
+        json!({"slot": "123456", "hello": hello})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let running = server.bind().await.unwrap();
+    let addr = running.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(running.serve(async {
+        let _ = rx.await;
+    }));
+
+    let sweeper = [127, 0, 0, 3];
+    // Polling the live slot is not a failure, however often.
+    for _ in 0..(3 * LIMIT) {
+        let (s, _, _) = request_from(sweeper, addr, "GET", "/v1/pairing/123456", None).await;
+        assert_eq!(s, 200);
+    }
+    // Unknown slots: LIMIT answers of 404, then 429 for this address, live slot included.
+    let mut statuses = Vec::new();
+    for slot in 200_000..200_000 + LIMIT + 3 {
+        let (s, _, _) =
+            request_from(sweeper, addr, "GET", &format!("/v1/pairing/{slot}"), None).await;
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 404).count(),
+        LIMIT as usize,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let (s, _, _) = request_from(sweeper, addr, "GET", "/v1/pairing/123456", None).await;
+    assert_eq!(s, 429);
+    // Another address still reads the slot.
+    let (s, _, body) = request(addr, "GET", "/v1/pairing/123456", None).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+
+    tx.send(()).unwrap();
+    timeout(Duration::from_secs(5), task)
+        .await
+        .expect("server stops")
         .unwrap()
         .unwrap();
 }

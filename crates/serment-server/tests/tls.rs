@@ -85,6 +85,15 @@ async fn serves_https_with_a_private_ca_and_refuses_plain_http() {
     let resp = https_get(&client(&ca), addr, "/healthz").await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\"status\":\"ok\""), "{resp}");
+    // Every response over TLS carries HSTS (F8): the API's, the page's, a 404.
+    for path in ["/healthz", "/", "/nowhere"] {
+        let resp = https_get(&client(&ca), addr, path).await;
+        assert!(
+            resp.to_ascii_lowercase()
+                .contains("\r\nstrict-transport-security: max-age=31536000; includesubdomains\r\n"),
+            "{path}: {resp}"
+        );
+    }
 
     // A client that trusts another CA refuses the certificate.
     let (other_ca, _, _) = private_ca();

@@ -63,8 +63,12 @@ async fn the_page_carries_the_csp_and_the_other_headers() {
         assert_eq!(
             header(&h, "content-security-policy"),
             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+             frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'",
             "{path}"
+        );
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS over plain HTTP (RFC 6797 §7.2): {path}"
         );
         assert_eq!(header(&h, "referrer-policy"), "no-referrer", "{path}");
         let pp = header(&h, "permissions-policy");

@@ -106,7 +106,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "tls_cert",
         unit: "path",
-        doc: "PEM certificate chain, leaf first. With `tls_key`, the server speaks HTTPS only (TLS 1.3, rustls with the ring provider) and prints an `https://` URL. Without both, plain HTTP: for loopback, or behind a reverse proxy that terminates TLS.",
+        doc: "PEM certificate chain, leaf first. With `tls_key`, the server speaks HTTPS only (TLS 1.3, rustls with the ring provider), prints an `https://` URL, and sends `Strict-Transport-Security: max-age=31536000; includeSubDomains` on every response. Without both, plain HTTP: for loopback, or behind a reverse proxy that terminates TLS (the proxy must then send that header itself: nginx `add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;`).",
     },
     Setting {
         key: "tls_key",
@@ -243,6 +243,8 @@ server {
     ssl_certificate     /etc/ssl/serment/fullchain.pem;
     ssl_certificate_key /etc/ssl/serment/privkey.pem;
     ssl_protocols       TLSv1.3;
+    # Serment sends HSTS itself only when it terminates TLS: here the proxy does.
+    add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;
 
     client_max_body_size    16g;    # at least max_blob_bytes
     proxy_request_buffering off;    # stream uploads to Serment

@@ -52,6 +52,8 @@ pub(crate) enum ApiError {
     /// quota (`max_pending_uploads` / `max_pending_upload_bytes`); commit or wait for the
     /// garbage collector.
     PendingQuota(String),
+    /// 429 `too_many_requests`: a per-device budget (pairing slots) is spent; retry later.
+    TooManyRequests(String),
     /// 500 `internal`: a server fault, logged; the client gets a generic message.
     Internal,
 }
@@ -95,7 +97,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::DigestMismatch(_) => StatusCode::BAD_REQUEST,
-            ApiError::PendingQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PendingQuota(_) | ApiError::TooManyRequests(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +122,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::DigestMismatch(_) => "digest_mismatch",
             ApiError::PendingQuota(_) => "pending_quota",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Internal => "internal",
         }
     }
@@ -131,7 +136,8 @@ impl ApiError {
             | ApiError::NotShared(m)
             | ApiError::DataMissing(m)
             | ApiError::PayloadTooLarge(m)
-            | ApiError::PendingQuota(m) => m.clone(),
+            | ApiError::PendingQuota(m)
+            | ApiError::TooManyRequests(m) => m.clone(),
             ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)

@@ -326,8 +326,8 @@ async fn check_request_signature(
     .await?
     .map_err(|r| match r {
         super::replay::Refusal::Stale => ApiError::Unauthorized(
-            "the signature's created time is too far from the server's clock (over 300 s) \
-                 or too old: sign the request again",
+            "the signature's created time is too far from the server's clock (over 300 s \
+                 behind it or 60 s ahead of it) or too old: sign the request again",
         ),
         super::replay::Refusal::Replayed => {
             ApiError::Unauthorized("the signature's nonce was already used (a replay)")

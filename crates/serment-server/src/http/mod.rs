@@ -226,7 +226,14 @@ pub(crate) fn router(state: AppState) -> Router {
         // Device pairing (§4.1): a join (the one guess at a code a relay attempt gets) is throttled
         // per address like the login routes, every refusal counting as a failure.
         .route("/v1/pairing", post(pairing::open))
-        .route("/v1/pairing/{slot}", get(pairing::show))
+        // Asking for a slot: every unknown one (404) counts as a failure of the address (F3).
+        .route(
+            "/v1/pairing/{slot}",
+            get(pairing::show).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::failure_throttle,
+            )),
+        )
         .route(
             "/v1/pairing/{slot}/join",
             post(pairing::join).layer(axum::middleware::from_fn_with_state(

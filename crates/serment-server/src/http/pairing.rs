@@ -2,7 +2,11 @@
 //! opaque messages per slot (SPAKE2 messages and AES-GCM ciphertexts it cannot open or forge);
 //! what it can do — change, replay or drop them — the two devices detect. A slot is opened by a
 //! logged-in device, takes one join (single use), lives [`PAIRING_TTL_SECS`], and joins are
-//! throttled per address like the login routes (each refusal counts as a failure).
+//! throttled per address like the login routes (each refusal counts as a failure). Against
+//! storage exhaustion and slot sweeping (hostile review F2, F3): a hello is at most
+//! [`MAX_HELLO`] bytes, a device holds at most 3 live slots (409 beyond) and opens at most
+//! [`OPENS_PER_MINUTE`] a minute, and every unknown slot asked for (`GET`, 404) counts as a
+//! failure of the asking address, as a refused join does.
 
 use axum::Json;
 use axum::extract::State;
@@ -21,6 +25,14 @@ use crate::store::{PairingRow, now};
 /// bundle at most).
 const MAX_MESSAGE: usize = 300 * 1024;
 
+/// The largest hello accepted, in bytes: it carries one SPAKE2 message (33 bytes) and a short
+/// header (PROTOCOL.md §4.1); the room is for future suites, not for an attacker's 300 KiB
+/// (hostile review F2).
+const MAX_HELLO: usize = 1024;
+
+/// The most slots one device may open a minute (F2).
+pub(crate) const OPENS_PER_MINUTE: u32 = 10;
+
 fn slot_of(s: &str) -> Result<String, ApiError> {
     if PairingCode::is_slot(s) {
         Ok(s.to_owned())
@@ -30,10 +42,14 @@ fn slot_of(s: &str) -> Result<String, ApiError> {
 }
 
 fn message(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
+    sized(field, s, MAX_MESSAGE)
+}
+
+fn sized(field: &str, s: &str, max: usize) -> Result<Vec<u8>, ApiError> {
     let b = b64_decode(field, s)?;
-    if b.is_empty() || b.len() > MAX_MESSAGE {
+    if b.is_empty() || b.len() > max {
         return Err(ApiError::BadRequest(format!(
-            "{field}: expected 1 to {MAX_MESSAGE} bytes"
+            "{field}: expected 1 to {max} bytes"
         )));
     }
     Ok(b)
@@ -67,7 +83,8 @@ async fn live(state: &AppState, slot: &str, t: u64) -> Result<PairingRow, ApiErr
     responses(
         (status = 201, body = PairingResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 409, description = "The slot is in use: draw another code", body = ErrorBody),
+        (status = 409, description = "The slot is in use (draw another code), or the device holds 3 live slots", body = ErrorBody),
+        (status = 429, description = "Too many slots opened by this device", body = ErrorBody),
     )
 )]
 pub(crate) async fn open(
@@ -76,11 +93,26 @@ pub(crate) async fn open(
     ApiJson(req): ApiJson<OpenPairingRequest>,
 ) -> Result<(StatusCode, Json<PairingResponse>), ApiError> {
     let slot = slot_of(&req.slot)?;
-    let hello = message("hello", &req.hello)?;
+    let hello = sized("hello", &req.hello, MAX_HELLO)?;
     let t = now();
-    if !state
-        .store
-        .meta()
+    let meta = state.store.meta();
+    let t_ms = t.saturating_mul(1000);
+    if !meta
+        .take_token(
+            "pairing",
+            &format!("device:{}", caller.device_id),
+            OPENS_PER_MINUTE,
+            t_ms,
+            true,
+        )
+        .await?
+    {
+        return Err(ApiError::TooManyRequests(format!(
+            "too many pairing slots opened by this device (at most {OPENS_PER_MINUTE} a minute)"
+        )));
+    }
+    // Over the device's live slots: a conflict (409) from the store.
+    if !meta
         .open_pairing(
             &slot,
             &caller.device_id,
@@ -107,6 +139,7 @@ pub(crate) async fn open(
         (status = 200, body = PairingResponse),
         (status = 400, body = ErrorBody),
         (status = 404, description = "No such slot, or it expired", body = ErrorBody),
+        (status = 429, description = "Too many unknown slots asked from this address", body = ErrorBody),
     )
 )]
 pub(crate) async fn show(

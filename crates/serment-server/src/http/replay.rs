@@ -5,11 +5,13 @@
 //! pair under a unique key, inserted atomically: a request replayed to another instance meets the
 //! row the first one wrote and is refused with 401. Bounded in time and size:
 //! - a row is needed only while its `created` is inside the accepted skew window
-//!   ([`MAX_SKEW_SECS`]); older requests are refused as stale anyway, so older rows are dropped
-//!   (every [`crate::gc`] maintenance tick, and reused on insert);
+//!   ([`MAX_SKEW_SECS`] behind the clock, [`MAX_FUTURE_SKEW_SECS`] ahead of it); older
+//!   requests are refused as stale anyway, so older rows are dropped (every [`crate::gc`]
+//!   maintenance tick, and reused on insert);
 //! - at most `replay_cache_entries` rows remain after each tick. When over, the oldest are
-//!   dropped and a **floor** rises to their `created`: from then on a request whose `created` is
-//!   not above the floor is refused as stale. A replay of a dropped nonce is thus still refused;
+//!   dropped and a **floor** rises to their `created`, never above the clock (a client picks
+//!   its `created`): from then on a request whose `created` is not above the floor is refused
+//!   as stale. A replay of a dropped nonce is thus still refused;
 //!   an honest client whose request is refused that way signs again with a fresh `created`.
 //!   Nothing is ever accepted twice, whatever the load.
 
@@ -17,8 +19,14 @@ use serment_core::KeyId;
 
 use crate::store::{NonceUse, Store, StoreError};
 
-/// The largest accepted difference between a request's `created` and the server clock, seconds.
+/// The largest accepted age of a request's `created` (server clock minus `created`), seconds.
 pub(crate) const MAX_SKEW_SECS: u64 = 300;
+
+/// The most a request's `created` may be ahead of the server clock, seconds. Small: a
+/// future-dated request is what an attacker uses to fill the replay cache with rows that
+/// outlive honest ones (F11); an honest client signs with its clock, which NTP keeps within
+/// a second or so (RFC 9421 §3.2.1 leaves the tolerance to the verifier).
+pub(crate) const MAX_FUTURE_SKEW_SECS: u64 = 60;
 
 /// Why a signed request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +49,9 @@ pub(crate) async fn check(
     created: u64,
     now: u64,
 ) -> Result<Result<(), Refusal>, StoreError> {
-    if created.abs_diff(now) > MAX_SKEW_SECS {
+    if now.saturating_sub(created) > MAX_SKEW_SECS
+        || created.saturating_sub(now) > MAX_FUTURE_SKEW_SECS
+    {
         return Ok(Err(Refusal::Stale));
     }
     Ok(

@@ -90,6 +90,24 @@ pub(crate) async fn post_change(
             "key_wraps: at most {MAX_KEY_WRAPS}"
         )));
     }
+    // The key wraps are checked first (the costly part): the window between reading `size`
+    // and appending is kept short, and the append re-checks it anyway (F7).
+    let b = &change.body;
+    let eid = epoch_id(&name, b.epoch, &b.epoch_key);
+    let mut key_wraps = Vec::with_capacity(req.key_wraps.len());
+    for (i, w) in req.key_wraps.iter().enumerate() {
+        let raw = b64_decode("key_wraps", w)?;
+        let kw = TeamKeyWrap::decode(&raw)
+            .map_err(|e| ApiError::InvalidRecord(format!("key_wraps[{i}]: {e}")))?;
+        kw.verify_signature(&caller.signing_key)
+            .map_err(|e| ApiError::InvalidRecord(format!("key_wraps[{i}]: {e}")))?;
+        if kw.team != name || kw.epoch != b.epoch || kw.epoch_id != eid {
+            return Err(ApiError::InvalidRecord(format!(
+                "key_wraps[{i}]: not a wrap of this change's epoch key"
+            )));
+        }
+        key_wraps.push((kw.epoch, kw.recipient.to_string(), raw));
+    }
     let meta = state.store.meta();
     let size = meta.log_size().await?;
     let subject = Subject::Team(name.clone());
@@ -108,38 +126,25 @@ pub(crate) async fn post_change(
             .map_err(|e| ApiError::InvalidRecord(format!("change: {e}")))?,
         bytes: entry,
     });
+    let handles = named_handles(&chain);
     let mut histories = BTreeMap::new();
-    for h in named_handles(&chain) {
+    for h in &handles {
         let c = chain_of(&state, &Subject::Handle(h.clone()), size).await?;
-        histories.insert(h, c);
+        histories.insert(h.clone(), c);
     }
     let team = replay_team(&name, &chain, &histories).map_err(|e| {
         ApiError::Conflict(format!(
             "the team's chain does not replay with this change: {e}"
         ))
     })?;
-    let b = &change.body;
-    let eid = epoch_id(&name, b.epoch, &b.epoch_key);
-    let mut key_wraps = Vec::with_capacity(req.key_wraps.len());
-    for (i, w) in req.key_wraps.iter().enumerate() {
-        let raw = b64_decode("key_wraps", w)?;
-        let kw = TeamKeyWrap::decode(&raw)
-            .map_err(|e| ApiError::InvalidRecord(format!("key_wraps[{i}]: {e}")))?;
-        kw.verify_signature(&caller.signing_key)
-            .map_err(|e| ApiError::InvalidRecord(format!("key_wraps[{i}]: {e}")))?;
-        if kw.team != name || kw.epoch != b.epoch || kw.epoch_id != eid {
-            return Err(ApiError::InvalidRecord(format!(
-                "key_wraps[{i}]: not a wrap of this change's epoch key"
-            )));
-        }
-        key_wraps.push((kw.epoch, kw.recipient.to_string(), raw));
-    }
     let idx = meta
         .append_team_change(&NewTeamChange {
             team: &name,
             change: &bytes,
             signer_device: caller.device_id,
             expected_head,
+            replayed_at: size,
+            handles,
             epoch: b.epoch,
             epoch_id: eid.to_string(),
             members: team

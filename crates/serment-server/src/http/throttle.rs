@@ -1,5 +1,7 @@
 //! Login throttling (issue 10 §3, PROTOCOL.md §8.2): `POST /v1/auth/challenge` and
-//! `POST /v1/auth/token` are limited per client address (IPv6: per /64) and per device id.
+//! `POST /v1/auth/token` are limited per client address (IPv6: per /64) and per device id as
+//! named from that address (a device id is public: failures sent from elsewhere never lock the
+//! device out, hostile review F5).
 //!
 //! Two token buckets per key, each holding up to its per-minute budget and refilling steadily:
 //! - **requests** (`auth_requests_per_minute`): every login request takes one token;
@@ -40,14 +42,21 @@ const FAILURES: &str = "failures";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
     Ip(IpAddr),
+    /// A device id as named from one address (or /64): a device id is public (directory,
+    /// log), so failures charged to it alone would let anyone lock its device out of login
+    /// (hostile review F5); keyed with the address, they lock out only the sender.
+    DeviceAt(KeyId, IpAddr),
+    /// A device id when the peer address is unknown (a router driven without a socket).
     Device(KeyId),
 }
 
 impl Key {
-    /// The stored key: `ip:<address or /64>` or `device:<hex>`.
+    /// The stored key: `ip:<address or /64>`, `device:<hex>@<address or /64>` or
+    /// `device:<hex>`.
     fn stored(&self) -> String {
         match self {
             Key::Ip(ip) => format!("ip:{ip}"),
+            Key::DeviceAt(d, ip) => format!("device:{d}@{ip}"),
             Key::Device(d) => format!("device:{d}"),
         }
     }
@@ -92,7 +101,12 @@ impl Throttle {
     /// token left refuses the request; then each key's request token is taken by one atomic
     /// conditional write (a refused request may have taken the token of a key checked before
     /// the one that refused it: stricter, never looser).
-    async fn admit(&self, store: &Store, keys: &[Key]) -> Result<Result<(), u64>, StoreError> {
+    async fn admit(
+        &self,
+        store: &Store,
+        keys: &[Key],
+        take_request: bool,
+    ) -> Result<Result<(), u64>, StoreError> {
         let now = now_ms();
         let meta = store.meta();
         for k in keys {
@@ -102,6 +116,9 @@ impl Throttle {
             if let Some(secs) = wait_secs(level, self.failures_per_minute) {
                 return Ok(Err(secs));
             }
+        }
+        if !take_request {
+            return Ok(Ok(()));
         }
         for k in keys {
             let key = k.stored();
@@ -151,12 +168,29 @@ struct DeviceField {
     device_id: Option<String>,
 }
 
-/// The axum middleware of the two login routes (see the module documentation).
+/// The axum middleware of the two login routes and of a pairing join (see the module
+/// documentation).
 pub(crate) async fn auth_throttle(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
+    throttled(state, req, next, true).await
+}
+
+/// The axum middleware of `GET /v1/pairing/{slot}` (hostile review F3): only failures count
+/// (an unknown or expired slot, 404), with the login routes' failure budget per address, so
+/// that sweeping the 10^6 slots costs what blind joins cost; the two devices polling a live
+/// slot every half second are never refused.
+pub(crate) async fn failure_throttle(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    throttled(state, req, next, false).await
+}
+
+async fn throttled(state: AppState, req: Request, next: Next, take_request: bool) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -177,14 +211,19 @@ pub(crate) async fn auth_throttle(
         .and_then(|d| d.device_id)
         .and_then(|s| KeyId::from_hex(&s).ok());
     let mut keys = Vec::with_capacity(2);
-    if let Some(p) = peer {
-        keys.push(Key::Ip(client_key(p.ip())));
+    let ip = peer.map(|p| client_key(p.ip()));
+    if let Some(ip) = ip {
+        keys.push(Key::Ip(ip));
     }
     if let Some(d) = device {
-        keys.push(Key::Device(d));
+        keys.push(ip.map_or(Key::Device(d), |ip| Key::DeviceAt(d, ip)));
     }
     let path = parts.uri.path().to_owned();
-    let admitted = match state.throttle.admit(&state.store, &keys).await {
+    let admitted = match state
+        .throttle
+        .admit(&state.store, &keys, take_request)
+        .await
+    {
         Ok(a) => a,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -2,7 +2,9 @@
 //! (`crates/serment-server/web/`), with the headers the issue requires:
 //!
 //! - `Content-Security-Policy`: [`CSP`] — same-origin scripts, styles, images and requests only;
-//!   `'wasm-unsafe-eval'` for the WebAssembly core; no framing; no `<base>`;
+//!   `'wasm-unsafe-eval'` for the WebAssembly core; no framing; no `<base>`; no form
+//!   submission; no plugins;
+//! - `Strict-Transport-Security` ([`HSTS`]) on every response of a server speaking TLS;
 //! - `Referrer-Policy: no-referrer`, `Permissions-Policy` ([`PERMISSIONS_POLICY`]) denying every
 //!   powerful feature, `X-Content-Type-Options: nosniff`;
 //! - Subresource Integrity (W3C SRI, SHA-384) on every script and stylesheet the page loads,
@@ -29,9 +31,27 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-/// The Content-Security-Policy of every page response, exactly as issue 13 lists it.
+/// The Content-Security-Policy of every page response: issue 13's, with `form-action 'none'`
+/// (not covered by `default-src`: an injected form could post the passphrase off-origin) and
+/// `object-src 'none'` (hostile review F8).
 pub(crate) const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-                              connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+                              connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                              form-action 'none'; object-src 'none'";
+
+/// `Strict-Transport-Security` (RFC 6797) of every response when the server speaks TLS: a
+/// year, subdomains included, so that a browser that once reached the page over HTTPS never
+/// follows a plain-http link to it (SSL stripping of the page where the passphrase is typed,
+/// hostile review F8). Behind a TLS-terminating proxy, the proxy sets it (docs/CONFIG.md).
+pub(crate) const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// Adds [`HSTS`] to a response (the router's outermost layer when TLS is on).
+pub(crate) async fn hsts(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static(HSTS),
+    );
+    r
+}
 
 /// Every powerful feature off: the page needs none.
 pub(crate) const PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), geolocation=(), \

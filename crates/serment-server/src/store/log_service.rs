@@ -306,6 +306,12 @@ pub(crate) struct NewTeamChange<'a> {
     pub(crate) signer_device: KeyId,
     /// The index of the chain's head the replay ended at; `None` for a creation.
     pub(crate) expected_head: Option<u64>,
+    /// The tree size the replay read the chain and the key histories at.
+    pub(crate) replayed_at: u64,
+    /// The handles whose key histories (kinds 1–3) the replay read: the change is refused
+    /// ([`crate::store::StoreError::Conflict`]) if any of them gained an entry at or after
+    /// `replayed_at`, checked under the log lock that appends it (THREAT_MODEL.md, F7).
+    pub(crate) handles: Vec<String>,
     /// The epoch after the change.
     pub(crate) epoch: u32,
     /// Its epoch id, hex.

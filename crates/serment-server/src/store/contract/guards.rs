@@ -102,6 +102,48 @@ pub(crate) async fn nonces(h: &dyn Harness) {
     );
 }
 
+/// The floor never rises above the clock (F11): one device filling the cache with requests
+/// dated ahead of the clock does not lock another device's request signed now out, and the
+/// future rows kept still refuse their replays.
+pub(crate) async fn nonce_floor_capped(h: &dyn Harness) {
+    let m = h.meta();
+    let (mal, other) = (KeyId::from_bytes([3; 32]), KeyId::from_bytes([4; 32]));
+    let now = 2_000_000;
+    for i in 0..6u64 {
+        assert_eq!(
+            m.use_nonce(&mal, &format!("f{i}"), now + 60, now, WINDOW)
+                .await
+                .unwrap(),
+            NonceUse::Fresh
+        );
+    }
+    // Over the bound of 2: the cut row is dated now + 60, the floor stops at now - 1.
+    m.prune_nonces(now, WINDOW, 2).await.unwrap();
+    assert_eq!(
+        m.use_nonce(&other, "fresh", now, now, WINDOW)
+            .await
+            .unwrap(),
+        NonceUse::Fresh,
+        "another device's request signed now is not locked out"
+    );
+    for i in 0..6u64 {
+        assert_eq!(
+            m.use_nonce(&mal, &format!("f{i}"), now + 60, now + 1, WINDOW)
+                .await
+                .unwrap(),
+            NonceUse::Replayed,
+            "the future-dated rows were kept: their replays are refused"
+        );
+    }
+    assert_eq!(
+        m.use_nonce(&other, "old", now - 1, now, WINDOW)
+            .await
+            .unwrap(),
+        NonceUse::BelowFloor,
+        "the floor did rise to the clock"
+    );
+}
+
 /// Login buckets: a conditional take never goes past the budget, the bucket refills with time,
 /// an unconditional take bottoms out at zero, refilled buckets are pruned.
 pub(crate) async fn login_buckets(h: &dyn Harness) {

@@ -16,8 +16,10 @@ use serment_core::{DocId, KeyId};
 
 mod guards;
 mod meta;
+mod teams;
 pub(crate) use guards::*;
 pub(crate) use meta::*;
+pub(crate) use teams::*;
 
 use super::batcher::BatchResult;
 use super::{
@@ -90,7 +92,7 @@ macro_rules! meta_contract_tests {
     ($open:path) => {
         meta_contract_tests!(@each $open,
             challenges, sessions, directory, batch, chain_heads, documents, pending_uploads, log,
-            nonces, login_buckets);
+            nonces, nonce_floor_capped, login_buckets, team_races);
     };
     (@each $open:path, $($name:ident),*) => {
         $(

@@ -81,6 +81,11 @@ impl GuardStore for Db {
         .bind(to_i64(max_rows)?)
         .fetch_optional(&self.writer)
         .await?;
+        // Never above the clock: `created` is the client's, up to the future skew ahead of it,
+        // and a floor in the future would refuse everybody's fresh requests until the clock
+        // caught up with it (F11). One second below, so that a request signed this very second
+        // still passes.
+        let cut = cut.map(|c| c.min(to_i64(now.saturating_sub(1)).unwrap_or(i64::MAX)));
         if let Some(cut) = cut {
             // The floor first: from here on a pair at or below it is refused whether or not its
             // row is still there.

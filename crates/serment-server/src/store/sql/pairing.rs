@@ -3,8 +3,13 @@
 
 use serment_core::KeyId;
 
-use super::{Db, key_id, to_i64};
+use super::{Db, key_id, to_i64, to_u64};
 use crate::store::{PairingRow, PairingStore, StoreError};
+
+/// The most live slots one device may hold at once (hostile review F2): `device link` opens
+/// one. A device over it gets [`StoreError::Conflict`] from `open_pairing` (409), counted in the
+/// transaction that inserts.
+pub(crate) const MAX_LIVE_SLOTS: u64 = 3;
 
 #[async_trait::async_trait]
 impl PairingStore for Db {
@@ -23,6 +28,17 @@ impl PairingStore for Db {
             .bind(to_i64(now)?)
             .execute(&mut *tx)
             .await?;
+        // COUNT is a BIGINT on PostgreSQL and an INTEGER (i64) on SQLite.
+        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pairings WHERE owner_device = $1")
+            .bind(owner_device)
+            .fetch_one(&mut *tx)
+            .await?;
+        if to_u64(live)? >= MAX_LIVE_SLOTS {
+            return Err(StoreError::Conflict(
+                "this device already holds 3 live pairing slots: finish or abort one, or wait \
+                 for them to expire",
+            ));
+        }
         let done = sqlx::query(
             "INSERT INTO pairings (slot, owner_device, hello, expires_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (slot) DO NOTHING",

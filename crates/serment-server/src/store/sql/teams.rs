@@ -7,7 +7,7 @@ use serment_core::{DocId, KeyId};
 use sqlx::Row as _;
 
 use super::{Db, conflict_on_unique, to_i64, to_u32, to_u64};
-use crate::store::log_service::{LogAppender, NewTeamChange};
+use crate::store::log_service::{LogAppender, NewTeamChange, subject_key};
 use crate::store::{StoreError, traits::TeamStore};
 
 #[async_trait::async_trait]
@@ -25,6 +25,25 @@ impl TeamStore for Db {
             _ => {
                 return Err(StoreError::Conflict(
                     "the team changed meanwhile: fetch its chain and try again",
+                ));
+            }
+        }
+        // The transaction holds the log lock: no key history can move until it commits. The
+        // replay read them at `replayed_at`; an entry appended since (a revocation of the
+        // signer's device, a rotation) could make the change not replay any more, so it is
+        // refused and the client replays again.
+        for h in &c.handles {
+            let moved: Option<i64> = sqlx::query_scalar(
+                "SELECT idx FROM log_entries WHERE subject = $1 AND kind IN (1, 2, 3) \
+                 AND idx >= $2 LIMIT 1",
+            )
+            .bind(subject_key(&Subject::Handle(h.clone())))
+            .bind(to_i64(c.replayed_at)?)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if moved.is_some() {
+                return Err(StoreError::Conflict(
+                    "a key history the change names changed meanwhile: fetch it and try again",
                 ));
             }
         }
@@ -154,6 +173,19 @@ impl TeamStore for Db {
                 .await?;
         if exists.is_none() {
             return Err(StoreError::Conflict("no such document version"));
+        }
+        // Under the log lock, as the team changes are appended: the handler's check of the
+        // current epoch was read before; a removal appended since opened a new epoch, and a
+        // wrap to the old one must not land after it in the log (THREAT_MODEL.md, F10).
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT epoch_id FROM teams WHERE name = $1")
+                .bind(team)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.as_deref() != Some(epoch_id) {
+            return Err(StoreError::Conflict(
+                "wrap: not to the team's current epoch (the team changed: fetch its chain)",
+            ));
         }
         sqlx::query(
             "DELETE FROM team_wraps WHERE doc_id = $1 AND doc_version = $2 AND team = $3 \
