@@ -10,11 +10,16 @@ use super::{Harness, job};
 use crate::store::log_service::NewTeamChange;
 use crate::store::{MetaStore, NewDevice, Registered, StoreError};
 
-fn change<'a>(signer: &str, head: Option<u64>, replayed_at: u64, epoch: u32) -> NewTeamChange<'a> {
+fn change<'a>(
+    signer: &KeyId,
+    head: Option<u64>,
+    replayed_at: u64,
+    epoch: u32,
+) -> NewTeamChange<'a> {
     NewTeamChange {
         team: "race",
         change: b"a team change",
-        signer_device: signer.to_owned(),
+        signer_device: *signer,
         expected_head: head,
         replayed_at,
         handles: vec!["mal".into()],
@@ -53,7 +58,7 @@ pub(crate) async fn team_races(h: &dyn Harness) {
     let a = (device_of(&*m, "mal", &identity, 1).await, identity.id());
     let at = m.log_size().await.unwrap();
     let head = m
-        .append_team_change(&change(&a.0.to_string(), None, at, 1))
+        .append_team_change(&change(&a.0, None, at, 1))
         .await
         .unwrap();
 
@@ -61,13 +66,10 @@ pub(crate) async fn team_races(h: &dyn Harness) {
     // the device is revoked, then the change it signed reaches the append.
     let b = device_of(&*m, "mal", &identity, 2).await;
     let at = m.log_size().await.unwrap();
-    m.revoke_device("mal", &a.1.to_string(), &b.to_string(), b"rev", 10)
-        .await
-        .unwrap();
+    m.revoke_device("mal", &a.1, &b, b"rev", 10).await.unwrap();
     assert!(
         matches!(
-            m.append_team_change(&change(&b.to_string(), Some(head), at, 2))
-                .await,
+            m.append_team_change(&change(&b, Some(head), at, 2)).await,
             Err(StoreError::Conflict(_))
         ),
         "a change replayed before its signer's revocation is refused"
@@ -82,13 +84,13 @@ pub(crate) async fn team_races(h: &dyn Harness) {
     let doc = DocId::random().unwrap();
     m.commit_version(job(doc, 1, a, &[a.0])).await.unwrap();
     let head = m
-        .append_team_change(&change(&a.0.to_string(), Some(head), at, 2))
+        .append_team_change(&change(&a.0, Some(head), at, 2))
         .await
         .unwrap();
     assert_eq!(m.log_size().await.unwrap(), head + 1);
 
     // F10: the handler read epoch 1 as current before the change to epoch 2 was appended.
-    let a_id = a.0.to_string();
+    let a_id = a.0;
     assert!(
         matches!(
             m.add_team_wrap(&doc, 1, "race", "epoch-1", &a_id, b"wrap", 11)
