@@ -447,7 +447,7 @@ fn devices_to_keep(
     revoked: &serment_core::KeyId,
     me: &serment_core::KeyId,
 ) -> CliResult<Vec<serment_core::KeyId>> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::IsTerminal;
     let mut keep = Vec::new();
     for k in &a.keep {
         keep.push(
@@ -479,13 +479,7 @@ fn devices_to_keep(
             "Keep device {d} (re-certify it under the new identity key)? Answer yes only for a \
              device you hold yourself [yes/no]: "
         );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| CliError::io("terminal", e))?;
-        if answer.trim() == "yes" {
+        if read_answer()? == "yes" {
             keep.push(*d);
         }
     }
@@ -494,7 +488,7 @@ fn devices_to_keep(
 
 /// Asks on the terminal; without one, `--yes` is required.
 fn confirm_revocation(dev: &serment_core::KeyId, handle: &str, this_device: bool) -> CliResult<()> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return Err(CliError::Input(
             "revoking a device is permanent: confirm on a terminal, or pass --yes".into(),
@@ -505,16 +499,22 @@ fn confirm_revocation(dev: &serment_core::KeyId, handle: &str, this_device: bool
          log: the device can no longer log in or receive keys. Type \"revoke\" to confirm: ",
         if this_device { " (THIS device)" } else { "" }
     );
+    if read_answer()? != "revoke" {
+        return Err(CliError::Input("not confirmed: nothing revoked".into()));
+    }
+    Ok(())
+}
+
+/// One answer typed on the terminal after a prompt on stderr, trimmed.
+fn read_answer() -> CliResult<String> {
+    use std::io::{BufRead, Write};
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
         .map_err(|e| CliError::io("terminal", e))?;
-    if answer.trim() != "revoke" {
-        return Err(CliError::Input("not confirmed: nothing revoked".into()));
-    }
-    Ok(())
+    Ok(answer.trim().to_owned())
 }
 
 pub(crate) fn rotate(ctx: &Ctx) -> CliResult<()> {

@@ -393,12 +393,8 @@ fn devices_pairing_absent_confirmation_nothing_logged_nothing_wrapped() {
 #[test]
 fn team_epoch_whose_key_reached_a_revoked_device_is_not_used_again() {
     const TEAM: &str = "cardio-chu";
-    let mut w = World::new();
     // The patient links a phone first, so the team's epoch-1 key is wrapped to both devices.
-    let pending = w.patient.link_start().unwrap();
-    let (phone_path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
-    w.patient.link_finish(pending, WAIT).unwrap();
-    let mut phone = t.join().unwrap().unwrap().session;
+    let (mut w, mut phone, phone_path) = patient_with_phone();
     let phone_id = phone.ks.device.id();
     w.lab.team_new(TEAM).unwrap();
     w.lab.team_add(TEAM, GP, false).unwrap();
@@ -459,14 +455,15 @@ fn team_epoch_whose_key_reached_a_revoked_device_is_not_used_again() {
     );
 }
 
-/// The patient with a linked phone, as the revocation tests need it.
-fn patient_with_phone() -> (World, serment_client::vault::Session) {
+/// The patient with a linked phone (its session and keystore path), as the revocation tests
+/// need it.
+fn patient_with_phone() -> (World, serment_client::vault::Session, std::path::PathBuf) {
     let mut w = World::new();
     let pending = w.patient.link_start().unwrap();
-    let (_, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    let (path, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
     w.patient.link_finish(pending, WAIT).unwrap();
     let phone = t.join().unwrap().unwrap().session;
-    (w, phone)
+    (w, phone, path)
 }
 
 /// Attack F14 (hostile review): the thief of the phone, holding its copy of the identity key,
@@ -476,7 +473,7 @@ fn patient_with_phone() -> (World, serment_client::vault::Session) {
 /// not wrapped to it.
 #[test]
 fn revocation_does_not_recertify_a_device_the_thief_certified() {
-    let (mut w, phone) = patient_with_phone();
+    let (mut w, phone, _) = patient_with_phone();
     let hidden = DeviceSecret::generate();
     let rec = phone
         .ks
@@ -520,7 +517,7 @@ fn revocation_does_not_recertify_a_device_the_thief_certified() {
 /// revoked phone kept the current identity key, with which it could certify a new device.
 #[test]
 fn revocation_is_one_request_nothing_half_done_when_it_is_dropped() {
-    let (mut w, phone) = patient_with_phone();
+    let (mut w, phone, _) = patient_with_phone();
     let phone_id = phone.ks.device.id();
     let identity_before = w.patient.ks.identity.id();
     w.h.on_request("POST /v1/log/rotations", |ex| {
