@@ -191,8 +191,31 @@ pub(crate) enum Command {
     RotateIdentity,
     /// Require witness cosignatures on this server's checkpoints.
     Witnesses(crate::cmd::log::WitnessesArgs),
-    /// Print version, git commit, protocol and suite.
+    /// Print version, git commit, protocol and suites.
     Version,
+    /// TLS helpers for a trial (a throwaway CA and a loopback server certificate).
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+/// `serment tls ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TlsCommand {
+    /// Write a throwaway private CA (ca.pem) and a server certificate it issued for localhost,
+    /// 127.0.0.1 and ::1 (server.pem, server.key), to try `serve --tls-cert server.pem --tls-key
+    /// server.key` and `register --ca-cert ca.pem` on one machine. Not for production: use your
+    /// organisation's CA there. Existing files are refused unless --force.
+    TestPki {
+        /// Directory to write ca.pem, server.pem and server.key into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Validity in days (1 to 397).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl Command {

@@ -143,6 +143,12 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         seen.insert(command.to_owned());
     };
     c("version", &ok(&lab, &["version"]));
+    let pki = root.join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    c(
+        "tls test-pki",
+        &ok(&lab, &["tls", "test-pki", "--out", pki.to_str().unwrap()]),
+    );
     let v = run(&lab, &["ls"]).1;
     c("error", &v);
     c(

@@ -5,10 +5,10 @@
 //!
 //! What is filled in, and nothing else:
 //! - `~` is the temporary home; the working directory holds `examples/` (a copy of the
-//!   repository's) and `compte-rendu.pdf` (any file), as if run from the repository root, and the
-//!   TLS files the walkthrough names: `ca.pem` (a private CA made for the test), `server.pem` and
-//!   `server.key` (a certificate it issued for `localhost` and `127.0.0.1`), so that every command
-//!   runs against `serve --tls-cert/--tls-key` with a private CA (issue 10 §1);
+//!   repository's) and `compte-rendu.pdf` (any file), as if run from the repository root; the
+//!   TLS files the walkthrough names (`ca.pem`, `server.pem`, `server.key`) are the ones its own
+//!   `serment tls test-pki` step writes, so that every command runs against
+//!   `serve --tls-cert/--tls-key` with a private CA (issue 10 §1), as a newcomer's trial does;
 //! - the server the walkthrough starts with `serment serve ... &` listens on a free loopback port
 //!   (`--listen 127.0.0.1:0` is appended), and its URL replaces the README's;
 //! - `<DOC_ID>` is the document the walkthrough's `put` uploaded;
@@ -194,31 +194,6 @@ fn fill(word: &str, home: &Path, vars: &BTreeMap<String, String>) -> String {
     w
 }
 
-/// A private CA (`ca.pem`) and a server certificate it issued for `localhost`, `127.0.0.1` and
-/// `::1` (`server.pem`, `server.key`), written to `dir`.
-fn write_private_pki(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "walkthrough private CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ])
-    .unwrap()
-    .signed_by(&key, &issuer)
-    .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-}
-
 #[test]
 fn readme_walkthrough_runs_as_written_and_ends_with_a_clean_audit() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
@@ -238,7 +213,6 @@ fn readme_walkthrough_runs_as_written_and_ends_with_a_clean_audit() {
         b"%PDF-1.4\n% a report\n%%EOF\n",
     )
     .unwrap();
-    write_private_pki(&cwd);
 
     // Placeholder -> value; the server URL and <DOC_ID> are learnt on the way.
     let mut vars: BTreeMap<String, String> = BTreeMap::new();

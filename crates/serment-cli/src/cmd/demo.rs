@@ -138,7 +138,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
 
     // Every step runs over HTTPS: a throwaway CA and a loopback certificate, in memory only;
     // the parties trust that CA (besides the webpki roots) and record it in their keystores.
-    let pki = super::demo_tls::generate()?;
+    let pki = super::demo_tls::generate(1)?;
     let tls = serment_server::TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes())
         .map_err(|e| CliError::Server(e.to_string()))?;
     let transport = Transport::default().with_ca_pem(&pki.ca_pem)?;

@@ -1,6 +1,8 @@
-//! The demo's throwaway PKI (issue 10 §1): a private CA and a certificate for the loopback
-//! server, generated with rcgen (ECDSA P-256 over `ring`), held in memory and written only to the
-//! demo's temporary directory. Nothing here is meant for a real deployment.
+//! The throwaway PKI of the demo (issue 10 §1) and of `serment tls test-pki`: a private CA and a
+//! certificate for the loopback server, generated with rcgen (ECDSA P-256 over `ring`). The demo
+//! holds them in memory and writes them only to its temporary directory; `tls test-pki` writes
+//! them where a trial of the README's walkthrough expects them. Nothing here is meant for a real
+//! deployment: the CA's key is discarded, and the certificates name only loopback addresses.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -23,22 +25,23 @@ fn pki_err(e: rcgen::Error) -> CliError {
     CliError::Server(format!("cannot generate the demo certificates: {e}"))
 }
 
-/// Generates a fresh CA and a loopback server certificate, valid from an hour ago for a day.
+/// Generates a fresh CA and a loopback server certificate, valid from an hour ago for `days`
+/// days. The CA may sign no other CA (path length 0) and its private key is dropped here.
 ///
 /// # Errors
 /// [`CliError::Server`] if rcgen fails (the system random generator, say).
-pub(crate) fn generate() -> CliResult<DemoPki> {
+pub(crate) fn generate(days: u32) -> CliResult<DemoPki> {
     let now = time::OffsetDateTime::now_utc();
     let (not_before, not_after) = (
         now - time::Duration::hours(1),
-        now + time::Duration::days(1),
+        now + time::Duration::days(i64::from(days)),
     );
 
     let ca_key = KeyPair::generate().map_err(pki_err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name
-        .push(DnType::CommonName, "Serment demo CA (throwaway)");
+        .push(DnType::CommonName, "Serment trial CA (throwaway)");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = not_before;
     ca.not_after = not_after;
@@ -53,7 +56,7 @@ pub(crate) fn generate() -> CliResult<DemoPki> {
     ])
     .map_err(pki_err)?;
     leaf.distinguished_name
-        .push(DnType::CommonName, "serment demo server");
+        .push(DnType::CommonName, "serment trial server");
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.not_before = not_before;

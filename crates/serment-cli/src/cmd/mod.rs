@@ -11,6 +11,7 @@ pub(crate) mod log;
 mod offline;
 mod serve;
 mod team;
+mod tls;
 mod version;
 pub(crate) mod web;
 
@@ -106,6 +107,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::RotateIdentity => log::rotate(&ctx),
         Command::Witnesses(a) => log::witnesses(&ctx, a),
         Command::Version => version::run(&ctx),
+        Command::Tls(c) => tls::run(&ctx, c),
     }
 }
 
