@@ -4,7 +4,7 @@
 //! a real deployment (the certificates name only `localhost`, `127.0.0.1` and `::1`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 use serment_client::ClientError;
@@ -44,17 +44,14 @@ fn test_pki(ctx: &Ctx, out: &Path, days: u32, force: bool) -> CliResult<()> {
         ("server.key", &pki.key_pem),
     ];
     // Refuse before writing anything, so that a refusal leaves no mixed set behind.
-    if !force {
-        if let Some((name, _)) = files
-            .iter()
-            .find(|(n, _)| out.join(n).symlink_metadata().is_ok())
-        {
-            return Err(CliError::Client(ClientError::OutputExists(
-                out.join(name).display().to_string(),
-            )));
-        }
+    if let Some((name, _)) = files
+        .iter()
+        .find(|(n, _)| !force && out.join(n).symlink_metadata().is_ok())
+    {
+        return Err(CliError::Client(ClientError::OutputExists(
+            out.join(name).display().to_string(),
+        )));
     }
-    let mut written: Vec<PathBuf> = Vec::new();
     for (name, pem) in files {
         let path = out.join(name);
         let mut f = if force {
@@ -71,18 +68,17 @@ fn test_pki(ctx: &Ctx, out: &Path, days: u32, force: bool) -> CliResult<()> {
         // Mode 0600 for every file (AtomicFile's default): the key must be, and the
         // certificates lose nothing by it.
         f.commit()?;
-        written.push(path);
     }
-    let shown: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    let shown = |name: &str| out.join(name).display().to_string();
+    let (ca, cert, key) = (shown("ca.pem"), shown("server.pem"), shown("server.key"));
     emit(
         ctx.json,
-        &json!({ "ca_cert": shown[0], "cert": shown[1], "key": shown[2], "days": days,
+        &json!({ "ca_cert": ca, "cert": cert, "key": key, "days": days,
                  "names": ["localhost", "127.0.0.1", "::1"] }),
         &format!(
-            "wrote {} (a throwaway CA: trust it with --ca-cert), {} and {} (for serve \
+            "wrote {ca} (a throwaway CA: trust it with --ca-cert), {cert} and {key} (for serve \
              --tls-cert/--tls-key), valid {days} day(s) for localhost, 127.0.0.1 and ::1.\n\
-             For a trial only: in production use a certificate from your organisation's CA.",
-            shown[0], shown[1], shown[2]
+             For a trial only: in production use a certificate from your organisation's CA."
         ),
     );
     Ok(())
