@@ -443,6 +443,9 @@ pub fn audit_document(api: &Api, ks: &mut Keystore, doc_id: &DocId) -> Result<Ve
             Payload::Removal(r) => r
                 .verify(&key(&r.author_device)?.signing_key)
                 .map_err(log_err)?,
+            Payload::Erasure(x) => x
+                .verify(&key(&x.requester_device)?.signing_key)
+                .map_err(log_err)?,
             Payload::Access(a) => {
                 let rec = key(&a.device_id)?;
                 a.verify(&t.log_key.public_key, &t.log_key.name, &rec.signing_key)
@@ -672,6 +675,10 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     let mut team_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
     let mut team_epochs: HashSet<KeyId> = HashSet::new();
     let mut nonces = HashSet::new();
+    // Per document: the handle of the author (the sharer of its first wrap), and whether a
+    // tombstone (kind 9) erased it (PROTOCOL.md §11.3.2).
+    let mut doc_authors: HashMap<DocId, String> = HashMap::new();
+    let mut erased: HashSet<DocId> = HashSet::new();
     let mut start = 0u64;
     while start < cp.size {
         let end = cp.size.min(start + 1000);
@@ -718,8 +725,33 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                         if let Err(e) = w.verify_signature(&s.signing_key) {
                             fail(e.to_string());
                         }
+                        if erased.contains(&w.doc_id) {
+                            fail("a wrap of an erased document".into());
+                        }
+                        doc_authors
+                            .entry(w.doc_id)
+                            .or_insert_with(|| s.handle.clone());
                     }
                     _ => fail("a wrap names a device not certified before it".into()),
+                },
+                Payload::Erasure(x) => match devices.get(&x.requester_device) {
+                    Some(d) => {
+                        if let Err(e) = x.verify(&d.signing_key) {
+                            fail(e.to_string());
+                        }
+                        match doc_authors.get(&x.doc_id) {
+                            Some(author) if *author == d.handle => {}
+                            Some(_) => fail(
+                                "an erasure by a device of neither the document's author nor its patient"
+                                    .into(),
+                            ),
+                            None => fail("an erasure of a document with no wrap before it".into()),
+                        }
+                        if !erased.insert(x.doc_id) {
+                            fail("a document erased twice".into());
+                        }
+                    }
+                    None => fail("an erasure by a device not certified before it".into()),
                 },
                 Payload::Removal(x) => match devices.get(&x.author_device) {
                     Some(a) => {
@@ -731,6 +763,9 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                 },
                 Payload::Access(a) => match devices.get(&a.device_id) {
                     Some(d) => {
+                        if erased.contains(&a.doc_id) {
+                            fail("an access to an erased document".into());
+                        }
                         if let Err(e) =
                             a.verify(&t.log_key.public_key, &t.log_key.name, &d.signing_key)
                         {

@@ -38,6 +38,8 @@ pub enum Context {
     PairingConfirm,
     /// A web bundle entry, signed by the log key (PROTOCOL.md §11.3, kind 8).
     LogBundle,
+    /// An erasure tombstone, signed by the requester device (PROTOCOL.md §11.3, kind 9).
+    LogErasure,
 }
 
 impl Context {
@@ -57,6 +59,7 @@ impl Context {
             Context::TeamKey => "team-key",
             Context::PairingConfirm => "pairing-confirm",
             Context::LogBundle => "log-bundle",
+            Context::LogErasure => "log-erasure",
         }
     }
 }

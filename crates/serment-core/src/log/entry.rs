@@ -7,7 +7,7 @@
 //!   format_version u16 = 1
 //!   suite_id     u16 = 1
 //!   kind         u8          // 1 device, 2 rotation, 3 revocation, 4 wrap, 5 removal, 6 access,
-//!                            // 7 team change, 8 web bundle
+//!                            // 7 team change, 8 web bundle, 9 erasure
 //!   logged_at    u64         // server time of the append, seconds since the Unix epoch
 //!   prev_index   u64         // index of the previous entry with the same subject, or 2^64 - 1
 //!   prev_hash    [32]        // its leaf hash, or 32 zero bytes
@@ -15,7 +15,7 @@
 //! }
 //! ```
 //!
-//! The subject of an entry is a handle (kinds 1 to 3), a document id (kinds 4 to 6) or a team
+//! The subject of an entry is a handle (kinds 1 to 3), a document id (kinds 4 to 6 and 9) or a team
 //! name (kind 7); every web bundle entry (kind 8) has the one subject [`Subject::WebBundle`]. The
 //! `prev_*` fields chain the entries of one subject, so a history served with inclusion proofs
 //! cannot drop or reorder an entry in its middle.
@@ -63,6 +63,8 @@ pub enum EntryKind {
     Team = 7,
     /// The patient's page's asset bundle, signed by the log key (PROTOCOL.md §11.3).
     Bundle = 8,
+    /// An erasure tombstone, signed by the requester device (PROTOCOL.md §11.3.2).
+    Erasure = 9,
 }
 
 impl EntryKind {
@@ -80,6 +82,7 @@ impl EntryKind {
             6 => EntryKind::Access,
             7 => EntryKind::Team,
             8 => EntryKind::Bundle,
+            9 => EntryKind::Erasure,
             _ => {
                 return Err(Error::InvalidField {
                     field: "log entry kind",
@@ -89,7 +92,7 @@ impl EntryKind {
         })
     }
     /// A lowercase name: `device`, `rotation`, `revocation`, `wrap`, `removal`, `access`,
-    /// `team`, `bundle`.
+    /// `team`, `bundle`, `erasure`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::Device => "device",
@@ -100,6 +103,7 @@ impl EntryKind {
             EntryKind::Access => "access",
             EntryKind::Team => "team",
             EntryKind::Bundle => "bundle",
+            EntryKind::Erasure => "erasure",
         }
     }
 }
@@ -109,7 +113,7 @@ impl EntryKind {
 pub enum Subject {
     /// A directory handle: device records, rotations, revocations.
     Handle(String),
-    /// A document: wraps, removals, accesses.
+    /// A document: wraps, removals, accesses, its erasure.
     Document(DocId),
     /// A care team: its membership changes (PROTOCOL.md §12).
     Team(String),
@@ -263,6 +267,9 @@ pub enum Payload {
     Team(crate::team::TeamChange),
     /// A web bundle (syntax only: [`super::bundle::WebBundle::verify`] with the log key).
     Bundle(super::bundle::WebBundle),
+    /// An erasure tombstone (syntax only: [`super::erasure::Erasure::verify`] with the
+    /// requester's key; the right to erase is checked against the document's chain).
+    Erasure(super::erasure::Erasure),
 }
 
 /// A decoded log entry.
@@ -369,6 +376,9 @@ impl LogEntry {
                 Payload::Team(crate::team::TeamChange::decode_verified(&payload_bytes)?)
             }
             EntryKind::Bundle => Payload::Bundle(super::bundle::WebBundle::decode(&payload_bytes)?),
+            EntryKind::Erasure => {
+                Payload::Erasure(super::erasure::Erasure::decode(&payload_bytes)?)
+            }
         };
         Ok(LogEntry {
             kind,
@@ -390,6 +400,7 @@ impl LogEntry {
             Payload::Access(a) => Subject::Document(a.doc_id),
             Payload::Team(t) => Subject::Team(t.body.team.clone()),
             Payload::Bundle(_) => Subject::WebBundle,
+            Payload::Erasure(e) => Subject::Document(e.doc_id),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`entry`]: the entry envelope and its payloads (device records, rotations, revocations, key
 //!   wraps, removals, access events), access receipts;
 //! - [`bundle`]: the patient's page's asset bundle, its hash and its log entry (kind 8);
+//! - [`erasure`]: erasure tombstones (kind 9) and their reason codes;
 //! - [`note`]: checkpoints as signed notes, verifier keys, cosignatures;
 //! - [`history`]: per-subject chains and the replay of a handle's key history;
 //! - [`pin`]: the checks a client or witness makes on a new checkpoint (rollback, fork, quorum).
@@ -14,6 +15,7 @@
 
 pub mod bundle;
 pub mod entry;
+pub mod erasure;
 pub mod history;
 pub mod note;
 pub mod pin;

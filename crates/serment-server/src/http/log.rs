@@ -281,6 +281,9 @@ pub(crate) async fn document(
                 Payload::Removal(x) => {
                     names.insert(x.author_device);
                 }
+                Payload::Erasure(x) => {
+                    names.insert(x.requester_device);
+                }
                 Payload::Access(a) => {
                     names.insert(a.device_id);
                 }
