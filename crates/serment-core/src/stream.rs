@@ -43,6 +43,31 @@ pub fn chunk_hash(suite: Suite, index: u32, chunk: &[u8]) -> [u8; 32] {
     suite.chunk_hash(index, chunk)
 }
 
+/// The 96-bit AES-GCM nonce of chunk `index` of a stream of `chunks` chunks (PROTOCOL.md §5):
+/// `nonce_prefix[7] || u32 big-endian index || last flag` (1 for the last chunk, else 0).
+///
+/// # Errors
+/// [`Error::ExtendedStream`] if `index >= chunks` or does not fit the 32-bit counter.
+pub fn chunk_nonce(
+    nonce_prefix: &[u8; NONCE_PREFIX_LEN],
+    index: u64,
+    chunks: u64,
+) -> Result<[u8; 12]> {
+    if index >= chunks {
+        return Err(Error::ExtendedStream);
+    }
+    let counter = u32::try_from(index).map_err(|_| Error::ExtendedStream)?;
+    let mut n = [0u8; 12];
+    let (prefix, rest) = n.split_at_mut(NONCE_PREFIX_LEN);
+    prefix.copy_from_slice(nonce_prefix);
+    let (ctr, flag) = rest.split_at_mut(4);
+    ctr.copy_from_slice(&counter.to_be_bytes());
+    if let Some(f) = flag.first_mut() {
+        *f = u8::from(index + 1 == chunks);
+    }
+    Ok(n)
+}
+
 /// A STREAM key: a DEK, a nonce prefix and the associated data. `Sync`, so threads can share it.
 pub struct StreamKey {
     key: LessSafeKey,
@@ -99,19 +124,11 @@ impl StreamKey {
     }
 
     fn nonce(&self, index: u64) -> Result<Nonce> {
-        if index >= self.chunks {
-            return Err(Error::ExtendedStream);
-        }
-        let counter = u32::try_from(index).map_err(|_| Error::ExtendedStream)?;
-        let mut n = [0u8; 12];
-        let (prefix, rest) = n.split_at_mut(NONCE_PREFIX_LEN);
-        prefix.copy_from_slice(&self.nonce_prefix);
-        let (ctr, flag) = rest.split_at_mut(4);
-        ctr.copy_from_slice(&counter.to_be_bytes());
-        if let Some(f) = flag.first_mut() {
-            *f = u8::from(index + 1 == self.chunks);
-        }
-        Ok(Nonce::assume_unique_for_key(n))
+        Ok(Nonce::assume_unique_for_key(chunk_nonce(
+            &self.nonce_prefix,
+            index,
+            self.chunks,
+        )?))
     }
 
     /// Seals chunk `index` in place: `buf` holds the plaintext and becomes ciphertext || tag.

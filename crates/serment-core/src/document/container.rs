@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::header::MAX_RECIPIENTS;
 use super::{
-    OpenInput, Opened, SealInput, Sealed, open_inner, read_exact_or_truncated, seal_inner,
+    OpenInput, Opened, SealInput, Sealed, open::open_inner, read_exact_or_truncated, seal_inner,
 };
 use crate::FORMAT_VERSION;
 use crate::codec::{Reader, Writer};
@@ -173,7 +173,6 @@ pub fn open_container<R: Read, W: Write>(
         sealed,
         out,
         Some(suite),
-        None,
-        None,
+        super::Unwrap::Own,
     )
 }

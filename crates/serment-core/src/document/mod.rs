@@ -10,6 +10,7 @@
 mod container;
 mod framing;
 mod header;
+mod open;
 mod pipeline;
 
 use std::io::{ErrorKind, Read, Write};
@@ -22,15 +23,17 @@ pub use container::{
 };
 pub use framing::{MAX_METADATA_LEN, Metadata, PatientIdentifier, padded_len, padme};
 pub use header::{Header, MAX_PADDED_LEN, MAX_RECIPIENTS, Trailer};
+pub use open::{
+    OpenInput, Opened, Unlocked, Unwrap, open, open_for_team, open_shared, open_with, verify_sealed,
+};
 
 use crate::error::{Error, Result};
 use crate::identity::DeviceSecret;
-use crate::ids::{DocId, KeyId, KeyKind};
+use crate::ids::{DocId, KeyId};
 use crate::sign::{self, Context};
 use crate::stream::{DEK_LEN, NONCE_PREFIX_LEN, StreamKey, TAG_LEN};
 use crate::suite::Suite;
-use crate::wrap::{self, Recipient, WrappedKey};
-use framing::Deframer;
+use crate::wrap::{self, Recipient};
 
 /// What to seal.
 #[derive(Debug)]
@@ -261,196 +264,6 @@ fn seal_inner<R: Read, W: Write>(
         header,
         wraps,
         sealed_len,
-    })
-}
-
-/// What to open.
-#[derive(Debug)]
-pub struct OpenInput<'a> {
-    /// This device's secrets.
-    pub device: &'a DeviceSecret,
-    /// This device's wrap, as received.
-    pub wrap: &'a [u8],
-    /// The author device's Ed25519 key, from a verified device record the reader trusts.
-    pub author_signing_key: &'a [u8; 32],
-    /// The document id and version the reader asked for, if any.
-    pub expected: Option<(DocId, u32)>,
-}
-
-/// The result of [`open`].
-#[derive(Debug, Clone)]
-pub struct Opened {
-    /// The verified header.
-    pub header: Header,
-    /// The verified metadata.
-    pub metadata: Metadata,
-    /// The recipients the author sealed for.
-    pub recipients: Vec<KeyId>,
-}
-
-/// Opens a sealed document, writing the content to `out` (PROTOCOL.md §6.3).
-///
-/// Bytes reach `out` before the final signature check: the caller MUST discard them unless this
-/// returns `Ok` (the client writes to a temporary file and renames it only on success).
-///
-/// # Errors
-/// Header errors ([`Error::UnsupportedVersion`], ...); [`Error::WrongSigner`] if the header names
-/// another author; [`Error::ContextMismatch`] if the wrap or header is for another document,
-/// version or device; [`Error::Decrypt`]; [`Error::TruncatedStream`]; [`Error::ExtendedStream`];
-/// [`Error::BadSignature`]; [`Error::Metadata`].
-pub fn open<R: Read, W: Write>(input: OpenInput<'_>, sealed: R, out: W) -> Result<Opened> {
-    open_inner(input, sealed, out, None, None, None)
-}
-
-/// [`open`] with a key wrap addressed to a care team's epoch (PROTOCOL.md §12.3): `input.wrap`
-/// is the team's wrap, whose `recipient` must be `epoch_id`, opened with the epoch's `secret`
-/// (which the caller accepted with [`crate::team::unwrap_epoch_secret`] against the replayed
-/// chain). Every other check is [`open`]'s.
-///
-/// # Errors
-/// As [`open`]; [`Error::Downgrade`] for a classical wrap to a team.
-pub fn open_for_team<R: Read, W: Write>(
-    input: OpenInput<'_>,
-    epoch_id: &KeyId,
-    secret: &crate::team::EpochSecret,
-    sealed: R,
-    out: W,
-) -> Result<Opened> {
-    open_inner(input, sealed, out, None, Some((epoch_id, secret)), None)
-}
-
-/// [`open`] with a wrap made by `sharer_signing_key`'s device rather than the author's: the
-/// catch-up wrap of a linked device (PROTOCOL.md §4.1), made by another device of the reader's
-/// own identity. The caller takes that key from its own proven key history; the wrap must name
-/// that device as its sharer, and the document itself must still carry the author's signature.
-///
-/// # Errors
-/// As [`open`]; [`Error::WrongSigner`] if the wrap names another sharer.
-pub fn open_shared<R: Read, W: Write>(
-    input: OpenInput<'_>,
-    sharer_signing_key: &[u8; 32],
-    sealed: R,
-    out: W,
-) -> Result<Opened> {
-    open_inner(input, sealed, out, None, None, Some(sharer_signing_key))
-}
-
-/// [`open`], refusing a header whose suite is not `suite` when one is given (the offline
-/// container names the suite of the document it holds).
-fn open_inner<R: Read, W: Write>(
-    input: OpenInput<'_>,
-    mut sealed: R,
-    mut out: W,
-    suite: Option<Suite>,
-    epoch: Option<(&KeyId, &crate::team::EpochSecret)>,
-    sharer: Option<&[u8; 32]>,
-) -> Result<Opened> {
-    let mut hb = [0u8; Header::LEN];
-    read_exact_or_truncated(&mut sealed, &mut hb)?;
-    let header = Header::decode(&hb)?;
-    if suite.is_some_and(|s| s != header.suite) {
-        return Err(Error::ContextMismatch(
-            "the container and the sealed header name different suites",
-        ));
-    }
-    let author_id = KeyId::of(KeyKind::Device, input.author_signing_key);
-    if header.author_device != author_id {
-        return Err(Error::WrongSigner {
-            what: "document",
-            expected: author_id.to_string(),
-            found: header.author_device.to_string(),
-        });
-    }
-    if let Some((doc_id, version)) = input.expected
-        && (header.doc_id != doc_id || header.doc_version != version)
-    {
-        return Err(Error::ContextMismatch(
-            "the sealed header names another document or version",
-        ));
-    }
-    let header_hash = header.hash();
-    let w = WrappedKey::decode(input.wrap)?;
-    if w.doc_id != header.doc_id || w.doc_version != header.doc_version {
-        return Err(Error::ContextMismatch(
-            "the key wrap is for another document or version",
-        ));
-    }
-    if w.header_hash != header_hash {
-        return Err(Error::ContextMismatch(
-            "the key wrap is bound to another sealed header",
-        ));
-    }
-    // §7: the author device shares; §4.1: or, for a catch-up wrap, a device of the reader's own
-    // identity that the caller names.
-    match sharer {
-        None => w.verify_signature(input.author_signing_key)?,
-        Some(key) => {
-            let sharer_id = KeyId::of(KeyKind::Device, key);
-            if w.sharer != sharer_id {
-                return Err(Error::WrongSigner {
-                    what: "key wrap",
-                    expected: sharer_id.to_string(),
-                    found: w.sharer.to_string(),
-                });
-            }
-            w.verify_signature(key)?;
-        }
-    }
-    let dek = match epoch {
-        Some((id, secret)) => wrap::unwrap_dek_for_epoch(&w, id, secret)?,
-        None => wrap::unwrap_dek(&w, input.device)?,
-    };
-    let key = StreamKey::new(
-        &dek,
-        header.suite,
-        header.nonce_prefix,
-        header_hash,
-        header.chunks(),
-    )?;
-
-    let mut deframer = Deframer::new(header.padded_len);
-    let mut ct_hasher = header.suite.ciphertext_hasher();
-    pipeline::run(
-        header.chunks(),
-        header.padded_len,
-        |job| read_exact_or_truncated(&mut sealed, &mut job.buf),
-        |index, slot| key.open_slot(index, slot),
-        |job| {
-            for (slot, h) in job.slots().zip(&job.hashes) {
-                ct_hasher.update(h);
-                let plain = slot
-                    .get(..slot.len().saturating_sub(TAG_LEN))
-                    .unwrap_or_default();
-                deframer.feed(plain, &mut |c| out.write_all(c).map_err(Error::from))?;
-            }
-            Ok(())
-        },
-    )?;
-    let mut trailer_bytes = Vec::new();
-    (&mut sealed)
-        .take(Trailer::MAX_LEN as u64 + 1)
-        .read_to_end(&mut trailer_bytes)?;
-    if trailer_bytes.len() > Trailer::MAX_LEN {
-        return Err(Error::ExtendedStream);
-    }
-    let trailer = Trailer::decode(&trailer_bytes).map_err(|e| match e {
-        Error::Truncated { .. } => Error::TruncatedStream,
-        other => other,
-    })?;
-    let ct_hash = ct_hasher.finalize();
-    sign::verify(
-        input.author_signing_key,
-        Context::Document,
-        &document_signed_bytes(&header_hash, &ct_hash, &trailer.recipients)?,
-        &trailer.signature,
-        "document",
-    )?;
-    let metadata = deframer.finish()?;
-    out.flush()?;
-    Ok(Opened {
-        header,
-        metadata,
-        recipients: trailer.recipients,
     })
 }
 
