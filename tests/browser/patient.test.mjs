@@ -95,6 +95,43 @@ test('log in, list, open a FHIR report, its access timeline, a tampered document
     assert.equal(await page.$$eval('#viewer-body table, #viewer-body a.download', (x) => x.length), 0);
     await page.screenshot({ path: join(artifacts, 'page-integrity.png'), fullPage: true });
 
+    // In a fresh worker: every good document's chunks were decrypted by WebCrypto's AES-GCM after
+    // the Rust checks (PROTOCOL.md §2.1), the content is there; the tampered one is refused
+    // before any decryption (its signature over the chunk hashes fails in Rust).
+    const docs = await page.$$eval('tr[data-doc]', (rows) => rows.map((r) => r.dataset.doc));
+    const verdicts = await page.evaluate(async ({ keystore, passphrase, docs }) => {
+      const w = new Worker('/assets/worker.js', { type: 'module' });
+      let id = 0;
+      const call = (op, args) => new Promise((resolve, reject) => {
+        const my = ++id;
+        const on = (e) => {
+          if (e.data.id !== my) return;
+          w.removeEventListener('message', on);
+          e.data.ok ? resolve(e.data.result) : reject(new Error(e.data.error));
+        };
+        w.addEventListener('message', on);
+        w.postMessage({ id: my, op, args });
+      });
+      await call('login', { keystore: new Uint8Array(keystore), passphrase });
+      const out = {};
+      for (const d of docs) {
+        const r = await call('open', { docId: d, version: 1 });
+        out[d] = { ok: r.info.ok, engine: r.engine, bytes: r.content ? r.content.length : 0 };
+      }
+      w.terminate();
+      return out;
+    }, { keystore: [...readFileSync(env('SERMENT_KEYSTORE'))], passphrase: env('SERMENT_PASSPHRASE'), docs });
+    assert.equal(Object.keys(verdicts).length, documents, JSON.stringify(verdicts));
+    for (const [d, v] of Object.entries(verdicts)) {
+      if (d === tampered) {
+        assert.deepEqual(v, { ok: false, engine: '', bytes: 0 }, `tampered ${d}`);
+      } else {
+        assert.equal(v.ok, true, `${d}: ${JSON.stringify(v)}`);
+        assert.equal(v.engine, 'webcrypto', `${d}: ${JSON.stringify(v)}`);
+        assert.ok(v.bytes > 0, `${d}: no content`);
+      }
+    }
+
     // Keys at rest: a non-extractable WebCrypto key in IndexedDB, and only ciphertext beside it.
     const atRest = await page.evaluate(() => new Promise((resolve, reject) => {
       const r = indexedDB.open('serment', 1);

@@ -6,7 +6,7 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use serment_core::document::{self, Metadata, OpenInput, Opened, SealInput};
+use serment_core::document::{self, Metadata, OpenInput, Opened, SealInput, Unlocked, Unwrap};
 use serment_core::log::entry::{AccessWhat, EntryKind};
 use serment_core::log::note::Checkpoint;
 use serment_core::wrap::{self, Recipient, WrapKem, WrappedKey};
@@ -41,6 +41,38 @@ pub struct GetResult {
     pub author: String,
     /// The KEM of the wrap that opened it (PROTOCOL.md §7): X-Wing (suite 3) or X25519.
     pub kem: WrapKem,
+}
+
+/// A document version [`Session::get_unlocked`] fetched and checked, awaiting its plaintext.
+#[derive(Debug)]
+pub struct UnlockedGet {
+    /// The checked document: its DEK and each chunk's nonce, position and length.
+    pub unlocked: Unlocked,
+    /// The sealed document, as fetched and checked.
+    pub sealed: Vec<u8>,
+    /// The author's handle (a pinned contact, or this user).
+    pub author: String,
+    /// The KEM of the wrap that opened it (PROTOCOL.md §7).
+    pub kem: WrapKem,
+}
+
+impl UnlockedGet {
+    /// Completes the open with the chunks' plaintext (`Unlocked::finish`: the length, the first
+    /// and last chunks cross-checked, the framing decoded), writing the content to `out`.
+    ///
+    /// # Errors
+    /// [`ClientError::Integrity`] for any failed check; bytes in `out` must then be discarded.
+    pub fn finish(self, plaintext: &[u8], out: &mut dyn Write) -> Result<GetResult> {
+        let opened = self
+            .unlocked
+            .finish(&self.sealed, plaintext, out)
+            .map_err(ClientError::Integrity)?;
+        Ok(GetResult {
+            opened,
+            author: self.author,
+            kem: self.kem,
+        })
+    }
 }
 
 impl Session {
@@ -317,6 +349,62 @@ impl Session {
         version: Option<u32>,
         out: &mut dyn Write,
     ) -> Result<GetResult> {
+        let (opened, author, author_device, kem) =
+            self.fetch_and_open(doc_id, version, |input, unwrap, blob| {
+                let blob = BufReader::with_capacity(256 * 1024, blob);
+                document::open_with(input, unwrap, blob, out)
+            })?;
+        // Verified: remember what `ls` shows of it (saved with the keystore by the caller).
+        self.ks.remember_document(
+            &doc_id.to_string(),
+            opened.header.doc_version,
+            crate::keystore::KnownDocument::from_metadata(&opened.metadata, &author_device),
+        );
+        Ok(GetResult {
+            opened,
+            author,
+            kem,
+        })
+    }
+
+    /// [`Session::get`] with the decryption of the chunks left to the caller (the patient's
+    /// page decrypts them with the browser's WebCrypto AES-GCM, PROTOCOL.md §2.1): every check of
+    /// `get` runs here -- the log proofs of the wrap, the author's record, the team or catch-up
+    /// key, the sealed header, the unwrap, every chunk's hash and the author's signature -- and
+    /// nothing is decrypted. [`UnlockedGet::finish`] completes it with the plaintext. The
+    /// document is not remembered for `ls` (the page keeps no such cache).
+    ///
+    /// # Errors
+    /// As [`Session::get`].
+    pub fn get_unlocked(&mut self, doc_id: &DocId, version: Option<u32>) -> Result<UnlockedGet> {
+        let ((unlocked, sealed), author, _, kem) = self
+            .fetch_and_open(doc_id, version, |input, unwrap, blob| {
+                let mut sealed = Vec::new();
+                blob.read_to_end(&mut sealed)?;
+                let unlocked = document::verify_sealed(input, unwrap, &sealed)?;
+                Ok((unlocked, sealed))
+            })
+            .map_err(ClientError::on_read)?;
+        Ok(UnlockedGet {
+            unlocked,
+            sealed,
+            author,
+            kem,
+        })
+    }
+
+    /// Fetches a version and its wrap, with the wrap's log entry proven against one synced
+    /// checkpoint and this device's access receipts, picks the key that opens it (own, team,
+    /// catch-up) and runs `open` on the sealed bytes; then checks the wrap against its proven
+    /// log entry and the no-downgrade rule (the document's own checks run first: their errors
+    /// are the most precise). Returns what `open` returned, the author's handle and device id,
+    /// and the wrap's KEM.
+    fn fetch_and_open<T>(
+        &mut self,
+        doc_id: &DocId,
+        version: Option<u32>,
+        open: impl FnOnce(OpenInput<'_>, Unwrap<'_>, &mut dyn Read) -> serment_core::Result<T>,
+    ) -> Result<(T, String, KeyId, WrapKem)> {
         let (version, synced) = match version {
             Some(v) => (v, None),
             None => {
@@ -373,13 +461,13 @@ impl Session {
             author_signing_key: &record.signing_key,
             expected: Some((*doc_id, version)),
         };
-        let blob = BufReader::with_capacity(256 * 1024, blob);
-        let opened = match (&team_key, &sharer_key) {
-            (Some((id, secret)), _) => document::open_for_team(input, id, secret, blob, out),
-            (None, Some(key)) => document::open_shared(input, key, blob, out),
-            (None, None) => document::open(input, blob, out),
-        }
-        .map_err(ClientError::Integrity)?;
+        let unwrap = match (&team_key, &sharer_key) {
+            (Some((epoch_id, secret)), _) => Unwrap::Team { epoch_id, secret },
+            (None, Some(sharer_signing_key)) => Unwrap::Shared { sharer_signing_key },
+            (None, None) => Unwrap::Own,
+        };
+        let mut blob = blob;
+        let opened = open(input, unwrap, &mut blob).map_err(ClientError::Integrity)?;
         // The document's own checks ran first (their errors are the most precise); no `Ok`
         // without the wrap proven in the log (plaintext in `out` is discarded on error).
         let pe = info
@@ -402,17 +490,7 @@ impl Session {
         let w = WrappedKey::decode(&wrap).map_err(ClientError::Integrity)?;
         wrap::check_not_downgraded(&w, self.ks.hybrid_since(), Some(e.index))
             .map_err(ClientError::Integrity)?;
-        // Verified: remember what `ls` shows of it (saved with the keystore by the caller).
-        self.ks.remember_document(
-            &doc_id.to_string(),
-            version,
-            crate::keystore::KnownDocument::from_metadata(&opened.metadata, &author_device),
-        );
-        Ok(GetResult {
-            opened,
-            author,
-            kem: w.kem,
-        })
+        Ok((opened, author, author_device, w.kem))
     }
 
     /// [`Session::get`] into a file: written to a temporary file beside `path` and renamed only

@@ -1,13 +1,59 @@
 // Serment patient page (issue 13 §3): the worker that runs the Rust client core compiled to
 // WebAssembly. Every check (log pinning and proofs, key histories, document open, audit) is the
 // CLI's, unchanged; the transport is a synchronous same-origin XMLHttpRequest, which browsers
-// allow in workers only. The decrypted keystore never leaves this worker except as the payload
+// allow in workers only. The one thing done outside Rust is the AES-256-GCM of the chunks, which
+// the browser's WebCrypto decrypts (PROTOCOL.md §2.1), after Rust has checked the header, the key
+// wrap, every chunk's hash and the author's signature, and before Rust cross-checks the first
+// and last chunks and decodes the content (openVerified below). The decrypted keystore never leaves this worker except as the payload
 // the page wraps with its non-extractable WebCrypto key.
 import init, { Client } from '/assets/serment_wasm.js';
 
 // The module is fetched with Subresource Integrity: the server fills in its SHA-384.
 const ready = init({ module_or_path: fetch('/assets/serment_wasm_bg.wasm', { integrity: '{{WASM_SRI}}' }) });
 let client = null;
+
+const subtle = self.crypto && self.crypto.subtle;
+
+function unhex(h) {
+  const b = new Uint8Array(h.length / 2);
+  for (let i = 0; i < b.length; i++) b[i] = parseInt(h.substr(2 * i, 2), 16);
+  return b;
+}
+
+// Opens a version: Rust checks everything but the chunks' AEAD (open_begin), WebCrypto decrypts
+// the chunks (each tag checked), Rust finishes (open_end). Without WebCrypto (not a secure
+// context), c.open() decrypts in Rust. The verdict is then read with c.open(). Returns who
+// decrypted: 'webcrypto', 'wasm' (no WebCrypto here), or '' (opened before, or refused by a check).
+async function openVerified(c, docId, version) {
+  if (!subtle) return 'wasm';
+  const job = c.open_begin(docId, version);
+  if (!job) return '';
+  const { aad, padded_len: paddedLen, chunks } = JSON.parse(job);
+  const sealed = c.pending_sealed(docId, version);
+  const raw = c.pending_key(docId, version);
+  let plain = null;
+  try {
+    const key = await subtle.importKey('raw', raw, 'AES-GCM', false, ['decrypt']);
+    raw.fill(0);
+    const additionalData = unhex(aad);
+    const parts = await Promise.all(chunks.map(([nonce, offset, len]) =>
+      subtle.decrypt({ name: 'AES-GCM', iv: unhex(nonce), additionalData, tagLength: 128 }, key,
+        sealed.subarray(offset, offset + len))));
+    plain = new Uint8Array(paddedLen);
+    let at = 0;
+    for (const p of parts) {
+      plain.set(new Uint8Array(p), at);
+      at += p.byteLength;
+    }
+  } catch (_) {
+    plain = null; // a tag that does not verify: refused as a decryption failure
+  } finally {
+    raw.fill(0);
+  }
+  c.open_end(docId, version, plain);
+  if (plain) plain.fill(0);
+  return 'webcrypto';
+}
 
 function need() {
   if (!client) throw new Error('non connecté');
@@ -27,12 +73,17 @@ const ops = {
     client = Client.resume(self.location.origin, payload);
     return { handle: client.handle(), payload: client.payload() };
   },
-  list: () => ({ documents: JSON.parse(need().documents()), payload: need().payload() }),
-  open: ({ docId, version }) => {
+  list: async () => {
     const c = need();
+    for (const { doc_id: docId, version } of JSON.parse(c.versions())) await openVerified(c, docId, version);
+    return { documents: JSON.parse(c.documents()), payload: c.payload() };
+  },
+  open: async ({ docId, version }) => {
+    const c = need();
+    const engine = await openVerified(c, docId, version);
     const info = JSON.parse(c.open(docId, version));
     const content = info.ok ? c.content(docId, version) : null;
-    return { info, content, payload: c.payload() };
+    return { info, content, payload: c.payload(), engine };
   },
   timeline: ({ docId }) => ({ entries: JSON.parse(need().timeline(docId)), payload: need().payload() }),
   logout: () => {
@@ -48,7 +99,7 @@ self.onmessage = async (e) => {
     await ready;
     const f = ops[op];
     if (!f) throw new Error(`unknown operation ${op}`);
-    const result = f(args || {});
+    const result = await f(args || {});
     const transfer = [result.content, result.file].filter(Boolean).map((b) => b.buffer);
     self.postMessage({ id, ok: true, result }, transfer);
   } catch (err) {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use serment_client::ClientError;
 use serment_client::api::Api;
+use serment_client::documents::{GetResult, UnlockedGet};
 use serment_client::http::{Body, HttpTransport, Request, Response};
 use serment_client::keystore::Keystore;
 use serment_client::vault::Session;
@@ -84,6 +85,8 @@ struct Opened {
 pub struct Client {
     session: Session,
     opened: BTreeMap<(String, u32), Opened>,
+    /// Versions checked by [`Client::open_begin`] whose chunks the worker is decrypting.
+    pending: BTreeMap<(String, u32), UnlockedGet>,
     /// The keystore file of an identity created here ([`Client::register`]).
     file: Option<Vec<u8>>,
 }
@@ -149,6 +152,7 @@ impl Client {
         Ok(Client {
             session,
             opened: BTreeMap::new(),
+            pending: BTreeMap::new(),
             file: Some(file),
         })
     }
@@ -171,6 +175,7 @@ impl Client {
         Ok(Client {
             session,
             opened: BTreeMap::new(),
+            pending: BTreeMap::new(),
             file: None,
         })
     }
@@ -263,6 +268,119 @@ impl Client {
         serde_json::to_string(&lines).map_err(|e| JsError::new(&e.to_string()))
     }
 
+    /// The newest version of each document this device can read, not opened: a JSON array of
+    /// `{doc_id, version}`, for the worker to open each with [`Client::open_begin`] before
+    /// [`Client::documents`] lists them.
+    ///
+    /// # Errors
+    /// When the listing itself fails (server, transport, a listing the log contradicts).
+    pub fn versions(&mut self) -> Result<String, JsError> {
+        let mut newest: BTreeMap<String, u32> = BTreeMap::new();
+        for d in self.session.list().map_err(js)? {
+            let e = newest.entry(d.doc_id.clone()).or_insert(0);
+            *e = (*e).max(d.doc_version);
+        }
+        let list: Vec<_> = newest
+            .into_iter()
+            .map(|(doc_id, version)| serde_json::json!({ "doc_id": doc_id, "version": version }))
+            .collect();
+        Ok(serde_json::Value::Array(list).to_string())
+    }
+
+    /// Fetches a version and runs every check but the decryption of its chunks
+    /// (`Session::get_unlocked`: log proofs, keys, header, unwrap, chunk hashes, the author's
+    /// signature), for the worker to decrypt the chunks with WebCrypto's AES-GCM (PROTOCOL.md
+    /// §2.1) and hand the plaintext to [`Client::open_end`]. Returns JSON `{aad, padded_len,
+    /// chunks: [[nonce, offset, length], ...]}` (hex, bytes), or an empty string when there is
+    /// nothing to decrypt: the version was opened already, or a check failed (then
+    /// [`Client::open`] reports the failure).
+    ///
+    /// # Errors
+    /// An invalid document id.
+    pub fn open_begin(&mut self, doc_id: &str, version: u32) -> Result<String, JsError> {
+        let key = (doc_id.to_owned(), version);
+        if self.opened.contains_key(&key) {
+            return Ok(String::new());
+        }
+        let doc = parse_doc(doc_id)?;
+        let got = match self.session.get_unlocked(&doc, Some(version)) {
+            Ok(g) => g,
+            Err(e) => {
+                self.opened.insert(key, failed(&e));
+                return Ok(String::new());
+            }
+        };
+        let u = &got.unlocked;
+        let mut chunks = Vec::new();
+        for i in 0..u.chunks() {
+            let (nonce, offset, len) = u.chunk(i).map_err(|e| JsError::new(&e.to_string()))?;
+            chunks.push(serde_json::json!([hex::encode(nonce), offset, len]));
+        }
+        let job = serde_json::json!({
+            "aad": hex::encode(u.aad()),
+            "padded_len": u.header().padded_len,
+            "chunks": chunks,
+        });
+        self.pending.insert(key, got);
+        Ok(job.to_string())
+    }
+
+    /// The sealed bytes of a version [`Client::open_begin`] checked (every check but the
+    /// decryption already passed on exactly these bytes).
+    ///
+    /// # Errors
+    /// When no such version is pending.
+    pub fn pending_sealed(&self, doc_id: &str, version: u32) -> Result<Vec<u8>, JsError> {
+        self.pending
+            .get(&(doc_id.to_owned(), version))
+            .map(|g| g.sealed.clone())
+            .ok_or_else(|| JsError::new("no document is being opened"))
+    }
+
+    /// The 32-byte AES-256-GCM key (the DEK) of a pending version, for the worker to import into
+    /// WebCrypto as a non-extractable key and then overwrite.
+    ///
+    /// # Errors
+    /// When no such version is pending.
+    pub fn pending_key(&self, doc_id: &str, version: u32) -> Result<Vec<u8>, JsError> {
+        self.pending
+            .get(&(doc_id.to_owned(), version))
+            .map(|g| g.unlocked.dek().to_vec())
+            .ok_or_else(|| JsError::new("no document is being opened"))
+    }
+
+    /// Completes the open of a pending version with its chunks' plaintext, in order, tags
+    /// removed (`UnlockedGet::finish`: the length, the first and last chunks decrypted again in
+    /// Rust and compared, the framing decoded). With `plaintext` absent (WebCrypto refused a
+    /// chunk's tag), the version is refused as a decryption failure. [`Client::open`] then
+    /// reports the verdict.
+    ///
+    /// # Errors
+    /// When no such version is pending.
+    pub fn open_end(
+        &mut self,
+        doc_id: &str,
+        version: u32,
+        plaintext: Option<Vec<u8>>,
+    ) -> Result<(), JsError> {
+        let key = (doc_id.to_owned(), version);
+        let got = self
+            .pending
+            .remove(&key)
+            .ok_or_else(|| JsError::new("no document is being opened"))?;
+        let plaintext = plaintext.map(Zeroizing::new);
+        let mut out = Zeroizing::new(Vec::new());
+        let opened = match plaintext {
+            Some(p) => match got.finish(&p, &mut *out) {
+                Ok(g) => opened_ok(&g, out),
+                Err(e) => failed(&e),
+            },
+            None => failed(&ClientError::Integrity(serment_core::Error::Decrypt)),
+        };
+        self.opened.insert(key, opened);
+        Ok(())
+    }
+
     fn open_cached(&mut self, doc_id: &str, version: u32) -> Result<(), JsError> {
         let key = (doc_id.to_owned(), version);
         if self.opened.contains_key(&key) {
@@ -271,30 +389,40 @@ impl Client {
         let doc = parse_doc(doc_id)?;
         let mut out = Zeroizing::new(Vec::new());
         let opened = match self.session.get(&doc, Some(version), &mut *out) {
-            Ok(got) => {
-                let m = &got.opened.metadata;
-                let fhir = m.mime_type.as_deref() == Some("application/fhir+json");
-                let lab = fhir.then(|| serment_fhir::lab_report(&out).ok()).flatten();
-                Opened {
-                    info: serde_json::json!({
-                        "ok": true,
-                        "title": m.title,
-                        "author": got.author,
-                        "created": m.created,
-                        "mime_type": m.mime_type,
-                        "filename": m.file_name,
-                        "lab": lab,
-                    }),
-                    content: Some(out),
-                }
-            }
+            Ok(got) => opened_ok(&got, out),
             // Bytes written before a failed check are discarded with `out`.
-            Err(e) => Opened {
-                info: serde_json::json!({ "ok": false, "error": e.to_string() }),
-                content: None,
-            },
+            Err(e) => failed(&e),
         };
         self.opened.insert(key, opened);
         Ok(())
+    }
+}
+
+/// A version that passed every check, with its content.
+fn opened_ok(got: &GetResult, content: Zeroizing<Vec<u8>>) -> Opened {
+    let m = &got.opened.metadata;
+    let fhir = m.mime_type.as_deref() == Some("application/fhir+json");
+    let lab = fhir
+        .then(|| serment_fhir::lab_report(&content).ok())
+        .flatten();
+    Opened {
+        info: serde_json::json!({
+            "ok": true,
+            "title": m.title,
+            "author": got.author,
+            "created": m.created,
+            "mime_type": m.mime_type,
+            "filename": m.file_name,
+            "lab": lab,
+        }),
+        content: Some(content),
+    }
+}
+
+/// A version refused: the reason, no content.
+fn failed(e: &ClientError) -> Opened {
+    Opened {
+        info: serde_json::json!({ "ok": false, "error": e.to_string() }),
+        content: None,
     }
 }

@@ -166,6 +166,73 @@ export class Client {
         }
     }
     /**
+     * Fetches a version and runs every check but the decryption of its chunks
+     * (`Session::get_unlocked`: log proofs, keys, header, unwrap, chunk hashes, the author's
+     * signature), for the worker to decrypt the chunks with WebCrypto's AES-GCM (PROTOCOL.md
+     * §2.1) and hand the plaintext to [`Client::open_end`]. Returns JSON `{aad, padded_len,
+     * chunks: [[nonce, offset, length], ...]}` (hex, bytes), or an empty string when there is
+     * nothing to decrypt: the version was opened already, or a check failed (then
+     * [`Client::open`] reports the failure).
+     *
+     * # Errors
+     * An invalid document id.
+     * @param {string} doc_id
+     * @param {number} version
+     * @returns {string}
+     */
+    open_begin(doc_id, version) {
+        let deferred4_0;
+        let deferred4_1;
+        try {
+            const val2 = +version;
+            const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len0 = WASM_VECTOR_LEN;
+            const ret = wasm.client_open_begin(this.__wbg_ptr, ptr0, len0, val2);
+            var ptr3 = ret[0];
+            var len3 = ret[1];
+            if (ret[3]) {
+                ptr3 = 0; len3 = 0;
+                throw takeFromExternrefTable0(ret[2]);
+            }
+            deferred4_0 = ptr3;
+            deferred4_1 = len3;
+            return getStringFromWasm0(ptr3, len3);
+        } finally {
+            wasm.__wbindgen_free(deferred4_0, deferred4_1, 1);
+        }
+    }
+    /**
+     * Completes the open of a pending version with its chunks' plaintext, in order, tags
+     * removed (`UnlockedGet::finish`: the length, the first and last chunks decrypted again in
+     * Rust and compared, the framing decoded). With `plaintext` absent (WebCrypto refused a
+     * chunk's tag), the version is refused as a decryption failure. [`Client::open`] then
+     * reports the verdict.
+     *
+     * # Errors
+     * When no such version is pending.
+     * @param {string} doc_id
+     * @param {number} version
+     * @param {Uint8Array | number[] | null} [plaintext]
+     */
+    open_end(doc_id, version, plaintext) {
+        const val3 = +version;
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = isLikeNone(plaintext) ? 0 : passArray8ToWasm0(plaintext, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.client_open_end(this.__wbg_ptr, ptr0, len0, val3, ptr1, len1);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
      * The keystore payload (secrets and pins, PROTOCOL.md §9), for the page to keep encrypted.
      * Pins advance with every operation: the page saves it after each.
      *
@@ -181,6 +248,50 @@ export class Client {
         var v1 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
         wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
         return v1;
+    }
+    /**
+     * The 32-byte AES-256-GCM key (the DEK) of a pending version, for the worker to import into
+     * WebCrypto as a non-extractable key and then overwrite.
+     *
+     * # Errors
+     * When no such version is pending.
+     * @param {string} doc_id
+     * @param {number} version
+     * @returns {Uint8Array}
+     */
+    pending_key(doc_id, version) {
+        const val2 = +version;
+        const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.client_pending_key(this.__wbg_ptr, ptr0, len0, val2);
+        if (ret[3]) {
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        var v3 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v3;
+    }
+    /**
+     * The sealed bytes of a version [`Client::open_begin`] checked (every check but the
+     * decryption already passed on exactly these bytes).
+     *
+     * # Errors
+     * When no such version is pending.
+     * @param {string} doc_id
+     * @param {number} version
+     * @returns {Uint8Array}
+     */
+    pending_sealed(doc_id, version) {
+        const val2 = +version;
+        const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.client_pending_sealed(this.__wbg_ptr, ptr0, len0, val2);
+        if (ret[3]) {
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        var v3 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v3;
     }
     /**
      * Creates a new identity and device in this browser (as `serment id new`: an Ed25519
@@ -274,6 +385,33 @@ export class Client {
             return getStringFromWasm0(ptr2, len2);
         } finally {
             wasm.__wbindgen_free(deferred3_0, deferred3_1, 1);
+        }
+    }
+    /**
+     * The newest version of each document this device can read, not opened: a JSON array of
+     * `{doc_id, version}`, for the worker to open each with [`Client::open_begin`] before
+     * [`Client::documents`] lists them.
+     *
+     * # Errors
+     * When the listing itself fails (server, transport, a listing the log contradicts).
+     * @returns {string}
+     */
+    versions() {
+        let deferred2_0;
+        let deferred2_1;
+        try {
+            const ret = wasm.client_versions(this.__wbg_ptr);
+            var ptr1 = ret[0];
+            var len1 = ret[1];
+            if (ret[3]) {
+                ptr1 = 0; len1 = 0;
+                throw takeFromExternrefTable0(ret[2]);
+            }
+            deferred2_0 = ptr1;
+            deferred2_1 = len1;
+            return getStringFromWasm0(ptr1, len1);
+        } finally {
+            wasm.__wbindgen_free(deferred2_0, deferred2_1, 1);
         }
     }
 }
