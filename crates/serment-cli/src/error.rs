@@ -34,9 +34,14 @@ pub(crate) enum CliError {
     Local(String),
     #[error("demo check failed: {0}")]
     DemoFailed(String),
-    /// `verify-log` found problems in the log (listed above).
-    #[error("TRANSPARENCY LOG CHECK FAILED: {0} problem(s) in the log (listed above)")]
-    LogInvalid(usize),
+    /// `verify-log` found problems in the log (listed above, or in `report` with `--json`).
+    #[error("TRANSPARENCY LOG CHECK FAILED: {problems} problem(s) in the log (listed above)")]
+    LogInvalid {
+        /// How many problems.
+        problems: usize,
+        /// The whole report (`--json` prints it beside the error, in the one object).
+        report: Box<serde_json::Value>,
+    },
     /// `audit` found accesses the reading device did not co-sign (PROTOCOL.md §11.5).
     #[error(
         "{0} access(es) in the log were not co-signed by the reading device: a stolen credential \
@@ -61,7 +66,9 @@ impl CliError {
             CliError::Passphrase(_) => 3,
             CliError::Io { .. } | CliError::Local(_) => 1,
             CliError::DemoFailed(_) => 7,
-            CliError::Unreceipted(_) | CliError::LogInvalid(_) | CliError::BundleNotLogged(_) => 4,
+            CliError::Unreceipted(_)
+            | CliError::LogInvalid { .. }
+            | CliError::BundleNotLogged(_) => 4,
         }
     }
 
@@ -76,7 +83,7 @@ impl CliError {
             CliError::Io { .. } | CliError::Local(_) => "io",
             CliError::DemoFailed(_) => "demo_failed",
             CliError::Unreceipted(_) => "unreceipted_access",
-            CliError::LogInvalid(_) => "log_invalid",
+            CliError::LogInvalid { .. } => "log_invalid",
             CliError::BundleNotLogged(_) => "bundle_not_logged",
         }
     }

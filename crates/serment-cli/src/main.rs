@@ -93,7 +93,13 @@ fn main() {
                     message.push_str(": ");
                     message.push_str(c);
                 }
-                let v = serde_json::json!({ "error": { "code": e.code(), "message": message } });
+                let mut v =
+                    serde_json::json!({ "error": { "code": e.code(), "message": message } });
+                // One object, always: a failed `verify-log` carries its report beside the error.
+                if let error::CliError::LogInvalid { report, .. } = &e {
+                    v["verified"] = serde_json::Value::Bool(false);
+                    v["report"] = (**report).clone();
+                }
                 output::json_line(v);
             } else {
                 eprintln!("serment: error: {e}");

@@ -346,3 +346,48 @@ fn lost_data_is_withheld_and_unshared_is_not_shared() {
     let _ = gp;
     drop(srv);
 }
+
+/// A log whose stored entry was altered: `verify-log --json` exits 4 with exactly one JSON object
+/// on stdout, the error (`log_invalid`) and the report that names the problem, side by side.
+#[test]
+fn verify_log_on_an_altered_entry_prints_one_object_with_its_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let srv = Srv::start(&data, 0);
+    let url = srv.url.clone();
+    let lab = party(root, "labo-alt", &url);
+    let patient = party(root, "patient-alt", &url);
+    ok(&lab.home, &["contact", "add", "patient-alt"]);
+    put(root, &lab, "a.json", b"{\"a\":1}", "patient-alt");
+    // Flip one byte of the newest entry's payload (its last byte, inside a signature).
+    sql(
+        &data,
+        "UPDATE log_entries SET entry = substr(entry, 1, length(entry) - 1) || \
+         CASE WHEN substr(entry, -1) = X'00' THEN X'01' ELSE X'00' END \
+         WHERE idx = (SELECT max(idx) FROM log_entries)",
+    );
+    let stranger = root.join("stranger");
+    let out = Command::new(bin())
+        .args(["--json", "verify-log", "--server", &url])
+        .env("SERMENT_HOME", &stranger)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let objects: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(objects.len(), 1, "one object on stdout: {stdout}");
+    let v = &objects[0];
+    assert_eq!(v["error"]["code"], "log_invalid", "{v}");
+    assert_eq!(v["verified"], false, "{v}");
+    let errors = v["report"]["errors"]
+        .as_array()
+        .expect("the report's errors");
+    assert!(!errors.is_empty(), "{v}");
+    drop(patient);
+    drop(srv);
+}

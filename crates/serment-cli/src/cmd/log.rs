@@ -194,15 +194,18 @@ pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
     for e in &r.errors {
         text.push_str(&format!("\n  ERROR: {e}"));
     }
-    emit(
-        ctx.json,
-        &json!({ "verified": r.verified(), "report": v }),
-        &text,
-    );
     if r.verified() {
+        emit(ctx.json, &json!({ "verified": true, "report": v }), &text);
         Ok(())
     } else {
-        Err(CliError::LogInvalid(r.errors.len()))
+        // With --json the report goes out in the error object (one object on stdout).
+        if !ctx.json {
+            emit(false, &serde_json::Value::Null, &text);
+        }
+        Err(CliError::LogInvalid {
+            problems: r.errors.len(),
+            report: Box::new(v),
+        })
     }
 }
 
