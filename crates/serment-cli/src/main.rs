@@ -93,13 +93,14 @@ fn main() {
                     message.push_str(": ");
                     message.push_str(c);
                 }
-                let mut v =
-                    serde_json::json!({ "error": { "code": e.code(), "message": message } });
+                let error = serde_json::json!({ "code": e.code(), "message": message });
                 // One object, always: a failed `verify-log` carries its report beside the error.
-                if let error::CliError::LogInvalid { report, .. } = &e {
-                    v["verified"] = serde_json::Value::Bool(false);
-                    v["report"] = (**report).clone();
-                }
+                let v = match &e {
+                    error::CliError::LogInvalid { report, .. } => {
+                        serde_json::json!({ "error": error, "verified": false, "report": report })
+                    }
+                    _ => serde_json::json!({ "error": error }),
+                };
                 output::json_line(v);
             } else {
                 eprintln!("serment: error: {e}");
