@@ -151,6 +151,29 @@ test('log in, list, open a FHIR report, its access timeline, a tampered document
     await page.reload({ waitUntil: 'networkidle' });
     await page.waitForSelector('table.docs tbody tr', { timeout: 120000 });
 
+    // The keystore file, exported in this session (one that did not create the identity),
+    // under a new passphrase, logs in from a fresh browser context.
+    const other = 'une autre phrase de passe';
+    await page.click('#export summary');
+    await page.fill('#export-passphrase', other);
+    await page.fill('#export-passphrase2', other);
+    await page.click('#export-button');
+    await page.waitForSelector('#export-link', { timeout: 120000 });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-link')]);
+    const exported = join(artifacts, 'exported.srmk');
+    await download.saveAs(exported);
+    assert.equal(readFileSync(exported).subarray(0, 4).toString(), 'SRMK');
+    const second = await browser.newContext({ ignoreHTTPSErrors: true });
+    const p2 = await second.newPage();
+    await p2.goto(base + '/', { waitUntil: 'networkidle' });
+    await p2.waitForSelector('#login:not([hidden])');
+    await p2.setInputFiles('#keystore', exported);
+    await p2.fill('#passphrase', other);
+    await p2.click('#login-button');
+    await p2.waitForSelector('table.docs tbody tr', { timeout: 120000 });
+    assert.equal(await p2.$$eval('table.docs tbody tr', (r) => r.length), documents);
+    await second.close();
+
     for (const u of requests) assert.equal(new URL(u).origin, origin, `request to ${u}`);
     assert.deepEqual(errors, []);
     await context.close();

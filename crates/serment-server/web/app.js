@@ -230,6 +230,28 @@ $('register-form').addEventListener('submit', async (e) => {
   }
 });
 
+// The keystore file, in any session: sealed in the worker under a passphrase chosen here
+// (Argon2id at the CLI's default cost), offered as keystore.srmk.
+$('export-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const msg = $('export-message');
+  const passphrase = $('export-passphrase').value;
+  if ([...passphrase].length < 8) return failure(msg, new Error('La phrase de passe doit compter 8 caractères au moins.'));
+  if (passphrase !== $('export-passphrase2').value) return failure(msg, new Error('Les deux phrases de passe diffèrent.'));
+  msg.replaceChildren(el('p', {}, 'Chiffrement du fichier de clés…'));
+  try {
+    const { file } = await call('export', { passphrase });
+    $('export-passphrase').value = '';
+    $('export-passphrase2').value = '';
+    const url = URL.createObjectURL(new Blob([file], { type: 'application/octet-stream' }));
+    msg.replaceChildren(el('p', { class: 'notice' },
+      el('a', { href: url, download: 'keystore.srmk', id: 'export-link', class: 'download' }, 'Télécharger keystore.srmk'),
+      ' — gardez-le en lieu sûr avec sa phrase de passe.'));
+  } catch (err) {
+    failure(msg, err);
+  }
+});
+
 $('logout').addEventListener('click', async () => {
   await call('logout');
   await kvClear();

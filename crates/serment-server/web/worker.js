@@ -85,6 +85,7 @@ const ops = {
     const content = info.ok ? c.content(docId, version) : null;
     return { info, content, payload: c.payload(), engine };
   },
+  export: ({ passphrase }) => ({ file: need().export_keystore(passphrase) }),
   timeline: ({ docId }) => ({ entries: JSON.parse(need().timeline(docId)), payload: need().payload() }),
   logout: () => {
     if (client) client.free();

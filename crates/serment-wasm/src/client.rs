@@ -169,6 +169,29 @@ impl Client {
             .ok_or_else(|| JsError::new("this session did not create an identity"))
     }
 
+    /// A keystore file of this session's identity (PROTOCOL.md §9, the `.srmk` the CLI opens),
+    /// sealed under `passphrase` with the CLI's default Argon2id cost: the patient can download
+    /// their keys in any session, not only the one that created them (to use the CLI, another
+    /// browser, or to keep a copy).
+    ///
+    /// # Errors
+    /// A passphrase under 8 characters; the keystore state cannot be encoded.
+    pub fn export_keystore(&self, passphrase: String) -> Result<Vec<u8>, JsError> {
+        let passphrase = Zeroizing::new(passphrase);
+        if passphrase.chars().count() < 8 {
+            return Err(JsError::new(
+                "use a passphrase of at least 8 characters (a few unrelated words are best)",
+            ));
+        }
+        self.session
+            .ks
+            .sealed_file(
+                passphrase.as_bytes(),
+                serment_core::keystore::KdfParams::DEFAULT,
+            )
+            .map_err(js)
+    }
+
     fn connect(origin: &str, ks: Keystore) -> Result<Client, JsError> {
         let api = Api::with_http(origin, Arc::new(XhrTransport));
         let session = Session::connect_over(ks, api).map_err(js)?;

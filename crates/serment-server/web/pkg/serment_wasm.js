@@ -66,6 +66,28 @@ export class Client {
         }
     }
     /**
+     * A keystore file of this session's identity (PROTOCOL.md §9, the `.srmk` the CLI opens),
+     * sealed under `passphrase` with the CLI's default Argon2id cost: the patient can download
+     * their keys in any session, not only the one that created them (to use the CLI, another
+     * browser, or to keep a copy).
+     *
+     * # Errors
+     * A passphrase under 8 characters; the keystore state cannot be encoded.
+     * @param {string} passphrase
+     * @returns {Uint8Array}
+     */
+    export_keystore(passphrase) {
+        const ptr0 = passStringToWasm0(passphrase, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.client_export_keystore(this.__wbg_ptr, ptr0, len0);
+        if (ret[3]) {
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        var v2 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v2;
+    }
+    /**
      * The user's handle.
      * @returns {string}
      */
