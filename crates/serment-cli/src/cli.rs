@@ -196,6 +196,10 @@ pub(crate) enum Command {
     /// TLS helpers for a trial (a throwaway CA and a loopback server certificate).
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// An unlock agent, in the manner of ssh-agent: unlock the keystore once, and `put`, `get`,
+    /// `seal` and `open` run in it without asking for the passphrase (PROTOCOL.md §13).
+    #[command(subcommand)]
+    Agent(AgentCommand),
 }
 
 /// `serment tls ...`.
@@ -216,6 +220,26 @@ pub(crate) enum TlsCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Unlock the keystore (asking for the passphrase once) and serve it in the background on a
+    /// Unix socket only you can reach: `$SERMENT_AGENT_SOCK`, else
+    /// `$XDG_RUNTIME_DIR/serment/agent.sock`, else `/tmp/serment-<uid>/agent.sock`.
+    Start {
+        /// Idle time after which the agent forgets (zeroizes) the keys and answers "locked":
+        /// e.g. `90s`, `15m`, `1h`.
+        #[arg(long, default_value = "15m", value_name = "DURATION")]
+        ttl: String,
+        /// Internal: run as the agent itself, reading the passphrase from stdin.
+        #[arg(long, hide = true)]
+        serve: bool,
+    },
+    /// Make the agent zeroize its keys and exit.
+    Stop,
+    /// Whether an agent answers, for which keystore, and whether it is locked.
+    Status,
 }
 
 impl Command {

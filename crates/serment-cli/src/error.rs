@@ -54,6 +54,14 @@ pub(crate) enum CliError {
          have been modified for you"
     )]
     BundleNotLogged(String),
+    /// A command the unlock agent ran for this process failed there (PROTOCOL.md §14): its exit
+    /// code, error code and message, as the agent sent them.
+    #[error("{message}")]
+    Agent {
+        exit: i32,
+        code: String,
+        message: String,
+    },
 }
 
 impl CliError {
@@ -69,10 +77,14 @@ impl CliError {
             CliError::Unreceipted(_)
             | CliError::LogInvalid { .. }
             | CliError::BundleNotLogged(_) => 4,
+            CliError::Agent { exit, .. } => *exit,
         }
     }
 
-    pub(crate) fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> std::borrow::Cow<'static, str> {
+        if let CliError::Agent { code, .. } = self {
+            return code.clone().into();
+        }
         match self {
             CliError::Client(c) => c.code(),
             CliError::Server(_) => "server",
@@ -85,7 +97,9 @@ impl CliError {
             CliError::Unreceipted(_) => "unreceipted_access",
             CliError::LogInvalid { .. } => "log_invalid",
             CliError::BundleNotLogged(_) => "bundle_not_logged",
+            CliError::Agent { .. } => "agent",
         }
+        .into()
     }
 
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {

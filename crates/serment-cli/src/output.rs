@@ -9,8 +9,57 @@ use serde_json::Value;
 /// field is not a change of version.
 pub(crate) const JSON_SCHEMA: u32 = 1;
 
+/// What a command run inside `serment agent` would have printed (see [`capture`]).
+#[derive(Debug, Default)]
+pub(crate) struct Captured {
+    /// The JSON object of [`emit`], without `schema`.
+    pub(crate) json: Option<Value>,
+    /// The human text of [`emit`].
+    pub(crate) text: String,
+    /// The notes of [`note`], each one line or more, in order.
+    pub(crate) notes: Vec<String>,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's [`emit`] and [`note`] kept instead of printed: the agent runs a
+/// command for a CLI process and sends it what to print (PROTOCOL.md §14).
+pub(crate) fn capture<T>(f: impl FnOnce() -> T) -> (T, Captured) {
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Captured::default()));
+    let r = f();
+    let got = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (r, got)
+}
+
+/// Prints a note for the user on stderr (or keeps it, under [`capture`]).
+pub(crate) fn note(text: &str) {
+    let kept = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(cap) => {
+            cap.notes.push(text.to_owned());
+            true
+        }
+        None => false,
+    });
+    if !kept {
+        eprintln!("{text}");
+    }
+}
+
 /// Prints `value` as JSON (with [`JSON_SCHEMA`] added) when `json`, else the human `text`.
 pub(crate) fn emit(json: bool, value: &Value, text: &str) {
+    let kept = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(cap) => {
+            cap.json = Some(value.clone());
+            text.clone_into(&mut cap.text);
+            true
+        }
+        None => false,
+    });
+    if kept {
+        return;
+    }
     if json {
         json_line(value.clone());
     } else if !text.is_empty() {

@@ -243,7 +243,7 @@ enum Store {
         path: PathBuf,
         /// The Argon2id-derived file key, kept for the session: a save costs one AES-GCM, not
         /// another Argon2id run (`serment_core::keystore::DerivedKey`).
-        key: Box<keystore::DerivedKey>,
+        key: std::sync::Arc<keystore::DerivedKey>,
     },
     /// Nowhere: the caller keeps [`Keystore::payload`] itself (the patient's page, which
     /// encrypts it with a non-extractable WebCrypto key in IndexedDB).
@@ -284,7 +284,7 @@ impl Keystore {
         let ks = Keystore::fresh(
             Store::File {
                 path: path.to_path_buf(),
-                key: Box::new(key),
+                key: std::sync::Arc::new(key),
             },
             handle,
             display_name,
@@ -392,12 +392,59 @@ impl Keystore {
         Ok(Keystore {
             store: Store::File {
                 path: path.to_path_buf(),
-                key: Box::new(key),
+                key: std::sync::Arc::new(key),
             },
             identity,
             device,
             state,
         })
+    }
+
+    /// Opens the keystore at `path` with a file key held from an earlier open
+    /// ([`Keystore::file_key`]), without asking for the passphrase or running Argon2id: the
+    /// unlock agent reads the current file this way on each request (PROTOCOL.md §14).
+    ///
+    /// # Errors
+    /// As [`Keystore::open`]; [`ClientError::Keystore`] when the file was re-sealed under
+    /// another passphrase or salt since the key was derived.
+    pub fn open_with_key(
+        path: &Path,
+        key: std::sync::Arc<keystore::DerivedKey>,
+    ) -> Result<Keystore> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ClientError::NoKeystore(path.display().to_string()));
+            }
+            Err(e) => return Err(ClientError::io(path, e)),
+        };
+        if meta.len() > MAX_KEYSTORE_LEN {
+            return Err(ClientError::Keystore(serment_core::Error::TooLarge {
+                what: "keystore",
+                limit: MAX_KEYSTORE_LEN,
+            }));
+        }
+        let file = std::fs::read(path).map_err(|e| ClientError::io(path, e))?;
+        let payload = key.open(&file).map_err(ClientError::Keystore)?;
+        let (identity, device, state) = parse_payload(&payload)?;
+        Ok(Keystore {
+            store: Store::File {
+                path: path.to_path_buf(),
+                key,
+            },
+            identity,
+            device,
+            state,
+        })
+    }
+
+    /// The file key of a keystore opened from a file (shared, never copied), for
+    /// [`Keystore::open_with_key`]; `None` for a keystore held in memory only.
+    pub fn file_key(&self) -> Option<std::sync::Arc<keystore::DerivedKey>> {
+        match &self.store {
+            Store::File { key, .. } => Some(std::sync::Arc::clone(key)),
+            Store::Memory => None,
+        }
     }
 
     /// Opens keystore file bytes (PROTOCOL.md §9) held in memory, e.g. a file the patient

@@ -65,6 +65,11 @@ const MAGIC: &[u8; 4] = b"SRMK";
 const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 4 + 4 + 16 + 12;
 
 fn derive(passphrase: &[u8], salt: &[u8; 16], p: KdfParams) -> Result<LessSafeKey> {
+    aead_key(&*derive_raw(passphrase, salt, p)?)
+}
+
+/// The raw 32-byte Argon2id output (zeroized on drop).
+fn derive_raw(passphrase: &[u8], salt: &[u8; 16], p: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
     p.check()?;
     let params =
         Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(|_| Error::WeakKdf {
@@ -76,8 +81,12 @@ fn derive(passphrase: &[u8], salt: &[u8; 16], p: KdfParams) -> Result<LessSafeKe
         .map_err(|_| Error::WeakKdf {
             reason: "Argon2 refused the input",
         })?;
-    let unbound =
-        UnboundKey::new(&AES_256_GCM, key.as_ref()).map_err(|_| Error::KeystoreDecrypt)?;
+    Ok(key)
+}
+
+/// The AES-256-GCM key of raw key bytes.
+fn aead_key(raw: &[u8; 32]) -> Result<LessSafeKey> {
+    let unbound = UnboundKey::new(&AES_256_GCM, raw).map_err(|_| Error::KeystoreDecrypt)?;
     Ok(LessSafeKey::new(unbound))
 }
 
@@ -182,8 +191,13 @@ pub fn open(passphrase: &[u8], file: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 pub struct DerivedKey {
     params: KdfParams,
     salt: [u8; 16],
-    key: LessSafeKey,
+    /// The Argon2id output, zeroized on drop. The AES-256-GCM key schedule is built from it for
+    /// each use and dropped right after (ring does not zeroize its key schedules).
+    raw: Zeroizing<[u8; 32]>,
 }
+
+// The only secret field is `Zeroizing`.
+impl zeroize::ZeroizeOnDrop for DerivedKey {}
 
 impl fmt::Debug for DerivedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -202,7 +216,7 @@ impl DerivedKey {
         Ok(DerivedKey {
             params,
             salt,
-            key: derive(passphrase, &salt, params)?,
+            raw: derive_raw(passphrase, &salt, params)?,
         })
     }
 
@@ -218,20 +232,35 @@ impl DerivedKey {
     pub fn seal(&self, secret: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; 12];
         crate::rng::fill(&mut nonce)?;
-        seal_under(&self.key, self.params, self.salt, nonce, secret)
+        seal_under(&aead_key(&self.raw)?, self.params, self.salt, nonce, secret)
+    }
+
+    /// Decrypts a keystore file sealed under this key (by [`DerivedKey::seal`], or under the
+    /// same passphrase, salt and parameters), without running Argon2id again: what an unlock
+    /// agent does to read the current keystore on each request (PROTOCOL.md §9, §14).
+    ///
+    /// # Errors
+    /// Format errors; [`Error::KeystoreDecrypt`] when the file was sealed with another salt or
+    /// other parameters (a new passphrase), or on any tampering.
+    pub fn open(&self, file: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let (params, salt, nonce, ct) = parse_header(file)?;
+        if params != self.params || salt != self.salt {
+            return Err(Error::KeystoreDecrypt);
+        }
+        open_body(&aead_key(&self.raw)?, file, nonce, ct)
     }
 }
 
-/// [`open`], also returning the derived key, for [`DerivedKey::seal`] on later saves.
-///
-/// # Errors
-/// As [`open`].
-pub fn open_keyed(passphrase: &[u8], file: &[u8]) -> Result<(Zeroizing<Vec<u8>>, DerivedKey)> {
-    let (params, salt, nonce, ct) = parse_header(file)?;
+/// Decrypts the ciphertext `ct` of `file` (whose header is the associated data) under `key`.
+fn open_body(
+    key: &LessSafeKey,
+    file: &[u8],
+    nonce: [u8; 12],
+    ct: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     if ct.len() < 16 {
         return Err(Error::KeystoreDecrypt);
     }
-    let key = derive(passphrase, &salt, params)?;
     let aad = file.get(..HEADER_LEN).ok_or(Error::KeystoreDecrypt)?;
     let mut body = Zeroizing::new(ct.to_vec());
     let len = key
@@ -243,7 +272,21 @@ pub fn open_keyed(passphrase: &[u8], file: &[u8]) -> Result<(Zeroizing<Vec<u8>>,
         .map_err(|_| Error::KeystoreDecrypt)?
         .len();
     body.truncate(len);
-    Ok((body, DerivedKey { params, salt, key }))
+    Ok(body)
+}
+
+/// [`open`], also returning the derived key, for [`DerivedKey::seal`] on later saves.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_keyed(passphrase: &[u8], file: &[u8]) -> Result<(Zeroizing<Vec<u8>>, DerivedKey)> {
+    let (params, salt, nonce, ct) = parse_header(file)?;
+    if ct.len() < 16 {
+        return Err(Error::KeystoreDecrypt);
+    }
+    let raw = derive_raw(passphrase, &salt, params)?;
+    let body = open_body(&aead_key(&raw)?, file, nonce, ct)?;
+    Ok((body, DerivedKey { params, salt, raw }))
 }
 
 #[cfg(test)]
@@ -289,6 +332,26 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// What an unlock agent relies on: the held key opens the file it (or the passphrase) sealed
+    /// with the same salt, without Argon2id, and refuses a file sealed under another salt (a
+    /// keystore re-created or re-keyed since) or tampered; and the key zeroizes on drop.
+    #[test]
+    fn derived_key_opens_its_own_files_only() {
+        let f = seal(b"correct horse", b"one", KdfParams::FLOOR).unwrap();
+        let (_, k) = open_keyed(b"correct horse", &f).unwrap();
+        assert_eq!(&k.open(&f).unwrap()[..], b"one");
+        assert_eq!(&k.open(&k.seal(b"two").unwrap()).unwrap()[..], b"two");
+        let other = seal(b"correct horse", b"one", KdfParams::FLOOR).unwrap();
+        assert_eq!(k.open(&other), Err(Error::KeystoreDecrypt), "another salt");
+        let mut t = f.clone();
+        let last = t.len() - 1;
+        t[last] ^= 1;
+        assert_eq!(k.open(&t), Err(Error::KeystoreDecrypt));
+        fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        zeroizes_on_drop(&k);
+        zeroizes_on_drop(&k.raw);
     }
 
     #[test]

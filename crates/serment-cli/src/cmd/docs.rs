@@ -135,16 +135,16 @@ pub(crate) fn get(
 /// and when a document is sealed for its author alone (no `--to`, no `--to-team`).
 fn unverified_notice(s: &serment_client::vault::Session, to: &[String], to_team: bool) {
     if to.is_empty() && !to_team {
-        eprintln!(
-            "serment: note: no --to given: sealed for you alone (share it later with `serment share`)"
+        crate::output::note(
+            "serment: note: no --to given: sealed for you alone (share it later with `serment share`)",
         );
     }
     for h in to {
         if s.ks.contacts().get(h).is_some_and(|c| !c.verified) {
-            eprintln!(
+            crate::output::note(&format!(
                 "serment: note: {h}'s fingerprint is not verified yet: compare it with {h} out of \
                  band (`serment contact verify {h}`), then confirm it with --confirm"
-            );
+            ));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Command implementations.
 
+pub(crate) mod agent;
 mod demo;
 mod demo_team;
 mod demo_tls;
@@ -33,6 +34,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         home: cli.home,
         ca_cert: cli.ca_cert,
         insecure_http: cli.insecure_http,
+        held_key: None,
     };
     if ctx.insecure_http {
         eprintln!(
@@ -51,13 +53,37 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             title,
             mime,
             to_team,
-        } => docs::put(&ctx, &file, &to, title, mime, to_team.as_deref()),
+        } => {
+            let op = agent::Op::Put {
+                file: agent::absolute(&file)?,
+                to: to.clone(),
+                title: title.clone(),
+                mime: mime.clone(),
+                to_team: to_team.clone(),
+            };
+            if agent::try_run(&ctx, op)? {
+                return Ok(());
+            }
+            docs::put(&ctx, &file, &to, title, mime, to_team.as_deref())
+        }
         Command::Get {
             doc,
             output,
             version,
             force,
-        } => docs::get(&ctx, &doc, version, &output, force),
+        } => {
+            let op = agent::Op::Get {
+                doc: doc.clone(),
+                version,
+                output: agent::absolute(&output)?,
+                force,
+            };
+            if agent::try_run(&ctx, op)? {
+                return Ok(());
+            }
+            docs::get(&ctx, &doc, version, &output, force)
+        }
+        Command::Agent(c) => agent::run(&ctx, c),
         Command::Ls => docs::ls(&ctx),
         Command::Share {
             doc,
@@ -80,23 +106,50 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             to_record,
             title,
             mime,
-        } => offline::seal(
-            &ctx,
-            offline::SealArgs {
-                input: &input,
-                output: &output,
+        } => {
+            let op = agent::Op::Seal {
+                input: agent::absolute(&input)?,
+                output: agent::absolute(&output)?,
                 force,
-                to_records: &to_record,
-                title,
-                mime,
-            },
-        ),
+                to_record: to_record
+                    .iter()
+                    .map(|p| agent::absolute(p))
+                    .collect::<CliResult<_>>()?,
+                title: title.clone(),
+                mime: mime.clone(),
+            };
+            if agent::try_run(&ctx, op)? {
+                return Ok(());
+            }
+            offline::seal(
+                &ctx,
+                offline::SealArgs {
+                    input: &input,
+                    output: &output,
+                    force,
+                    to_records: &to_record,
+                    title,
+                    mime,
+                },
+            )
+        }
         Command::Open {
             input,
             output,
             force,
             author_record,
-        } => offline::open(&ctx, &input, &output, force, author_record.as_deref()),
+        } => {
+            let op = agent::Op::Open {
+                input: agent::absolute(&input)?,
+                output: agent::absolute(&output)?,
+                force,
+                author_record: author_record.as_deref().map(agent::absolute).transpose()?,
+            };
+            if agent::try_run(&ctx, op)? {
+                return Ok(());
+            }
+            offline::open(&ctx, &input, &output, force, author_record.as_deref())
+        }
         Command::Demo(a) => demo::run(&ctx, a),
         Command::Witness(a) => log::witness(&ctx, a),
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
@@ -119,6 +172,9 @@ pub(crate) struct Ctx {
     pub(crate) ca_cert: Option<PathBuf>,
     /// `--insecure-http`.
     pub(crate) insecure_http: bool,
+    /// Set only inside `serment agent`: the keystore file key it holds, used instead of asking
+    /// for the passphrase; the agent holds the keystore lock around each request.
+    pub(crate) held_key: Option<std::sync::Arc<serment_core::keystore::DerivedKey>>,
 }
 
 impl Ctx {
@@ -139,6 +195,9 @@ impl Ctx {
         let path = self.keystore_path()?;
         if !path.exists() {
             return Err(ClientError::NoKeystore(path.display().to_string()).into());
+        }
+        if let Some(key) = &self.held_key {
+            return Ok(Keystore::open_with_key(&path, std::sync::Arc::clone(key))?);
         }
         lock_keystore(&path)?;
         Ok(Keystore::open(&path, passphrase(false)?)?)
@@ -185,9 +244,7 @@ const KEYSTORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(6
 /// keystore, and without the lock the last writer would silently drop the other's pins, log
 /// checkpoint or cache. Waits up to [`KEYSTORE_LOCK_WAIT`].
 pub(crate) fn lock_keystore(keystore: &std::path::Path) -> CliResult<()> {
-    let mut lock_path = keystore.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
+    let lock_path = lock_path(keystore);
     // This process already holds it (a second open of the same keystore).
     static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let mut held = HELD
@@ -196,6 +253,32 @@ pub(crate) fn lock_keystore(keystore: &std::path::Path) -> CliResult<()> {
     if held.contains(&lock_path) {
         return Ok(());
     }
+    let file = acquire_lock(keystore, &lock_path)?;
+    // Held until the process exits (the lock goes with the file descriptor).
+    std::mem::forget(file);
+    held.push(lock_path);
+    Ok(())
+}
+
+/// [`lock_keystore`] for as long as the returned file is open: the agent holds it around each
+/// request it serves, so that it and commands run without it take turns.
+pub(crate) fn lock_keystore_scoped(keystore: &std::path::Path) -> CliResult<std::fs::File> {
+    acquire_lock(keystore, &lock_path(keystore))
+}
+
+/// `<keystore>.lock`.
+fn lock_path(keystore: &std::path::Path) -> PathBuf {
+    let mut lock_path = keystore.as_os_str().to_owned();
+    lock_path.push(".lock");
+    PathBuf::from(lock_path)
+}
+
+/// Opens (creating it, and its 0700 home, if needed) and locks `lock_path`, waiting up to
+/// [`KEYSTORE_LOCK_WAIT`].
+fn acquire_lock(
+    keystore: &std::path::Path,
+    lock_path: &std::path::Path,
+) -> CliResult<std::fs::File> {
     if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
@@ -210,13 +293,13 @@ pub(crate) fn lock_keystore(keystore: &std::path::Path) -> CliResult<()> {
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&lock_path)
-        .map_err(|e| CliError::io(&lock_path, e))?;
+        .open(lock_path)
+        .map_err(|e| CliError::io(lock_path, e))?;
     let start = std::time::Instant::now();
     let mut said = false;
     loop {
         match file.try_lock() {
-            Ok(()) => break,
+            Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => {
                 if start.elapsed() > KEYSTORE_LOCK_WAIT {
                     return Err(CliError::Input(format!(
@@ -232,13 +315,9 @@ pub(crate) fn lock_keystore(keystore: &std::path::Path) -> CliResult<()> {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(CliError::io(&lock_path, e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(CliError::io(lock_path, e)),
         }
     }
-    // Held until the process exits (the lock goes with the file descriptor).
-    std::mem::forget(file);
-    held.push(lock_path);
-    Ok(())
 }
 
 /// The shortest passphrase accepted for a new keystore, in characters.
@@ -352,14 +431,14 @@ pub(crate) fn rfc3339(secs: u64) -> String {
 /// not yet confirmed, with both fingerprints and how to verify (issue 18).
 pub(crate) fn print_rotation_notices(notices: &[serment_client::contacts::RotationNotice]) {
     for n in notices {
-        eprintln!(
+        crate::output::note(&format!(
             "serment: NOTE: {h} replaced its identity key (a rotation signed by its old key, proven \
              in the log).\n  old fingerprint: {old}\n  new fingerprint: {new}\n  Compare the new \
              fingerprint with {h} out of band, then run `serment contact verify {h} --confirm`.",
             h = n.handle,
             old = n.old_fingerprint,
             new = n.new_fingerprint
-        );
+        ));
     }
 }
 

@@ -1,0 +1,937 @@
+//! `serment agent start|stop|status` (issue 14 §4, PROTOCOL.md §14): an unlock agent in the
+//! manner of ssh-agent.
+//!
+//! `start` asks for the passphrase once, then runs the agent in the background: it derives the
+//! keystore's file key (Argon2id, once), holds it, and serves a Unix socket that only the user can
+//! reach (directory 0700 owned by the user, socket 0600, and each peer's uid checked with
+//! `SO_PEERCRED`). `put`, `get`, `seal` and `open` then send the agent their arguments and it runs
+//! the command itself: it reads the keystore with the held key under the keystore lock, and the
+//! identity key, device keys and document keys stay in its process. It answers no raw signing or
+//! unwrapping request: every signature it makes is one the command's protocol code builds with a
+//! PROTOCOL §3 label. After `--ttl` of idleness it drops the key (zeroized) and answers `locked`;
+//! `stop` drops it and exits.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use serment_client::ClientError;
+use serment_client::keystore::Keystore;
+use serment_core::keystore::DerivedKey;
+use zeroize::Zeroizing;
+
+use super::Ctx;
+use crate::cli::AgentCommand;
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+/// The version of the agent protocol (PROTOCOL.md §14), carried as `v` in every frame.
+pub(crate) const AGENT_PROTOCOL_VERSION: u16 = 1;
+/// The largest frame read, in bytes (a request holds paths and options; a response, what a
+/// command prints).
+const MAX_FRAME: u32 = 1 << 20;
+/// The shortest and longest `--ttl`.
+const MIN_TTL: Duration = Duration::from_secs(1);
+const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long the agent waits for a client to send its request or take its answer.
+const CLIENT_IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the idle agent looks at its clock and its socket.
+const POLL: Duration = Duration::from_millis(50);
+
+/// A command the agent runs for a client (PROTOCOL.md §14.2). Paths are absolute: the agent does
+/// not share the client's working directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub(crate) enum Op {
+    /// Whether the agent is locked, and for which keystore. Does not count as use.
+    Status,
+    /// Zeroize the key and exit.
+    Stop,
+    /// `serment put`.
+    Put {
+        file: PathBuf,
+        to: Vec<String>,
+        title: Option<String>,
+        mime: Option<String>,
+        to_team: Option<String>,
+    },
+    /// `serment get`.
+    Get {
+        doc: String,
+        version: Option<u32>,
+        output: PathBuf,
+        force: bool,
+    },
+    /// `serment seal`.
+    Seal {
+        input: PathBuf,
+        output: PathBuf,
+        force: bool,
+        to_record: Vec<PathBuf>,
+        title: Option<String>,
+        mime: Option<String>,
+    },
+    /// `serment open`.
+    Open {
+        input: PathBuf,
+        output: PathBuf,
+        force: bool,
+        author_record: Option<PathBuf>,
+    },
+}
+
+/// A request frame.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    v: u16,
+    /// The keystore the client would open (absolute).
+    #[serde(default)]
+    keystore: Option<PathBuf>,
+    /// The client's `--ca-cert` (absolute).
+    #[serde(default)]
+    ca_cert: Option<PathBuf>,
+    /// The client's `--insecure-http`.
+    #[serde(default)]
+    insecure_http: bool,
+    #[serde(flatten)]
+    op: Op,
+}
+
+/// A response frame's body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+enum Answer {
+    /// Done: what the client prints.
+    Ok {
+        json: Value,
+        text: String,
+        #[serde(default)]
+        notes: Vec<String>,
+    },
+    /// The key was dropped (TTL) or never held: the client asks for the passphrase itself.
+    Locked,
+    /// The agent holds another keystore: the client goes on without it.
+    OtherKeystore { keystore: PathBuf },
+    /// The command failed in the agent (exit code, error code and message, as the CLI shows).
+    Error {
+        exit: i32,
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Response {
+    v: u16,
+    #[serde(flatten)]
+    answer: Answer,
+}
+
+/// `serment agent ...`.
+pub(crate) fn run(ctx: &Ctx, c: AgentCommand) -> CliResult<()> {
+    match c {
+        AgentCommand::Start { ttl, serve: false } => start(ctx, &ttl),
+        AgentCommand::Start { ttl, serve: true } => serve(ctx, &ttl),
+        AgentCommand::Stop => stop(ctx),
+        AgentCommand::Status => status(ctx),
+    }
+}
+
+/// `p` made absolute against the working directory (without resolving symlinks; a trailing `/`
+/// is kept, so the command's own checks still see it).
+pub(crate) fn absolute(p: &Path) -> CliResult<PathBuf> {
+    std::path::absolute(p).map_err(|e| CliError::io(p, e))
+}
+
+/// The socket: `SERMENT_AGENT_SOCK` (empty: no agent), else `$XDG_RUNTIME_DIR/serment/agent.sock`,
+/// else `/tmp/serment-<uid>/agent.sock`.
+pub(crate) fn socket_path() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("SERMENT_AGENT_SOCK") {
+        return (!v.is_empty()).then(|| PathBuf::from(v));
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join("serment").join("agent.sock")),
+        None => Some(PathBuf::from(format!(
+            "/tmp/serment-{}/agent.sock",
+            rustix::process::getuid().as_raw()
+        ))),
+    }
+}
+
+fn my_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// Checks the socket's directory: a real directory (not a symlink), owned by this user, with no
+/// access for group or others. With `create`, a missing one is created 0700.
+pub(crate) fn check_socket_dir(dir: &Path, create: bool) -> CliResult<()> {
+    let meta = match dir.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| CliError::io(dir, e))?;
+            dir.symlink_metadata().map_err(|e| CliError::io(dir, e))?
+        }
+        Err(e) => return Err(CliError::io(dir, e)),
+        Ok(m) => m,
+    };
+    if !meta.is_dir() {
+        return Err(CliError::Local(format!(
+            "agent socket directory {}: not a directory (a symlink is refused too)",
+            dir.display()
+        )));
+    }
+    if meta.uid() != my_uid() {
+        return Err(CliError::Local(format!(
+            "agent socket directory {}: owned by uid {}, not by you (uid {}): refused",
+            dir.display(),
+            meta.uid(),
+            my_uid()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CliError::Local(format!(
+            "agent socket directory {}: mode {mode:04o} lets other users in; only you may reach \
+             the agent: `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the process at the other end of `s` runs as this user (`SO_PEERCRED`).
+fn peer_is_me(s: &UnixStream) -> bool {
+    rustix::net::sockopt::socket_peercred(s).is_ok_and(|c| c.uid.as_raw() == my_uid())
+}
+
+fn write_frame(s: &mut UnixStream, value: &impl Serialize) -> std::io::Result<()> {
+    let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|l| *l <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("agent frame over 1 MiB"))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&body);
+    s.write_all(&frame)?;
+    s.flush()
+}
+
+fn read_frame<T: serde::de::DeserializeOwned>(s: &mut UnixStream) -> std::io::Result<T> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other("agent frame over 1 MiB"));
+    }
+    let mut body = vec![0u8; len as usize];
+    s.read_exact(&mut body)?;
+    serde_json::from_slice(&body)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Sends `op` to the agent at `sock` and returns its answer; `None` when no agent answers there
+/// (no socket, a stale one, or one served by another user, which is never used).
+fn ask(ctx: &Ctx, sock: &Path, op: Op) -> CliResult<Option<Answer>> {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return Ok(None);
+    };
+    if !peer_is_me(&s) {
+        crate::output::note(&format!(
+            "serment: warning: the agent socket {} is served by another user: ignored",
+            sock.display()
+        ));
+        return Ok(None);
+    }
+    let keystore = ctx.keystore_path().ok().map(|p| absolute(&p)).transpose()?;
+    let req = Request {
+        v: AGENT_PROTOCOL_VERSION,
+        keystore,
+        ca_cert: ctx
+            .ca_cert
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(absolute)
+            .transpose()?,
+        insecure_http: ctx.insecure_http,
+        op,
+    };
+    let io = |e: std::io::Error| CliError::Local(format!("agent {}: {e}", sock.display()));
+    write_frame(&mut s, &req).map_err(io)?;
+    let resp: Response = read_frame(&mut s).map_err(io)?;
+    if resp.v != AGENT_PROTOCOL_VERSION {
+        return Err(CliError::Local(format!(
+            "agent {}: protocol version {} (this serment speaks {AGENT_PROTOCOL_VERSION}): \
+             restart it with `serment agent stop` and `serment agent start`",
+            sock.display(),
+            resp.v
+        )));
+    }
+    Ok(Some(resp.answer))
+}
+
+/// Runs `op` in the agent when one answers for this keystore. Returns `Ok(true)` when it ran
+/// there (its output printed here), `Ok(false)` when the caller must run it itself (no agent, a
+/// locked one, one for another keystore), and the command's own error when it failed there.
+pub(crate) fn try_run(ctx: &Ctx, op: Op) -> CliResult<bool> {
+    let Some(sock) = socket_path() else {
+        return Ok(false);
+    };
+    if !sock.exists() {
+        return Ok(false);
+    }
+    let answer = match ask(ctx, &sock, op) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Ok(false),
+        Err(e) => {
+            crate::output::note(&format!(
+                "serment: warning: {e}; going on without the agent"
+            ));
+            return Ok(false);
+        }
+    };
+    match answer {
+        Answer::Ok { json, text, notes } => {
+            for n in notes {
+                crate::output::note(&n);
+            }
+            emit(ctx.json, &json, &text);
+            Ok(true)
+        }
+        Answer::Locked => {
+            crate::output::note(&format!(
+                "serment: the agent at {} is locked (idle past its --ttl): asking for the \
+                 passphrase; `serment agent start` unlocks it again",
+                sock.display()
+            ));
+            Ok(false)
+        }
+        Answer::OtherKeystore { .. } => Ok(false),
+        Answer::Error {
+            exit,
+            code,
+            message,
+        } => Err(CliError::Agent {
+            exit,
+            code,
+            message,
+        }),
+    }
+}
+
+fn parse_ttl(s: &str) -> CliResult<Duration> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        CliError::Input(format!(
+            "--ttl {s:?}: {e} (give a duration such as 90s, 15m or 1h)"
+        ))
+    })?;
+    if !(MIN_TTL..=MAX_TTL).contains(&d) {
+        return Err(CliError::Input(format!(
+            "--ttl {s:?}: between 1s and 7 days"
+        )));
+    }
+    Ok(d)
+}
+
+/// `serment agent start`: checks, asks for the passphrase, then runs `agent start --serve` in
+/// the background and relays its first line (ready, or the error that stopped it).
+fn start(ctx: &Ctx, ttl_arg: &str) -> CliResult<()> {
+    let ttl = parse_ttl(ttl_arg)?;
+    let sock = socket_path().ok_or_else(|| {
+        CliError::Input("SERMENT_AGENT_SOCK is empty: set it to a socket path, or unset it".into())
+    })?;
+    let dir = sock
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| CliError::Input(format!("agent socket {}: no directory", sock.display())))?;
+    check_socket_dir(dir, true)?;
+    let keystore = absolute(&ctx.keystore_path()?)?;
+    if !keystore.exists() {
+        return Err(ClientError::NoKeystore(keystore.display().to_string()).into());
+    }
+    match ask(ctx, &sock, Op::Status)? {
+        Some(Answer::Ok { json, .. }) if json.get("locked") == Some(&Value::Bool(false)) => {
+            return Err(CliError::Input(format!(
+                "an agent already answers at {} (keystore {}): `serment agent stop` first",
+                sock.display(),
+                json.get("keystore").and_then(Value::as_str).unwrap_or("?")
+            )));
+        }
+        // A locked agent is replaced.
+        Some(_) => {
+            ask(ctx, &sock, Op::Stop)?;
+            wait_gone(&sock);
+        }
+        None => {}
+    }
+    let pass = super::passphrase(false)?;
+    let home = keystore
+        .parent()
+        .ok_or_else(|| CliError::Input(format!("keystore {}: no directory", keystore.display())))?;
+    let exe =
+        std::env::current_exe().map_err(|e| CliError::Local(format!("serment binary: {e}")))?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(home)
+        .args(["agent", "start", "--serve", "--ttl", ttl_arg])
+        .env("SERMENT_AGENT_SOCK", &sock)
+        .env_remove("SERMENT_PASSPHRASE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        // Its own process group: a Ctrl-C or hang-up of this terminal does not reach it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| CliError::Local(format!("cannot start the agent: {e}")))?;
+    {
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| CliError::Local("the agent's stdin is not a pipe".into()))?;
+        let mut line = Zeroizing::new(pass.as_bytes().to_vec());
+        line.push(b'\n');
+        stdin
+            .write_all(&line)
+            .map_err(|e| CliError::Local(format!("cannot hand the agent the passphrase: {e}")))?;
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::Local("the agent's stdout is not a pipe".into()))?;
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .map_err(|e| CliError::Local(format!("the agent did not answer: {e}")))?;
+    let v: Value = serde_json::from_str(first.trim()).unwrap_or(Value::Null);
+    if let Some(err) = v.get("error") {
+        let _ = child.wait();
+        return Err(CliError::Agent {
+            exit: err["exit"]
+                .as_i64()
+                .and_then(|e| i32::try_from(e).ok())
+                .unwrap_or(1),
+            code: err["code"].as_str().unwrap_or("agent").to_owned(),
+            message: err["message"]
+                .as_str()
+                .unwrap_or("the agent failed")
+                .to_owned(),
+        });
+    }
+    if v.get("ready").is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(CliError::Local(
+            "the agent exited before it was ready".into(),
+        ));
+    }
+    // The agent runs on after this process exits (it is reparented); not waited for.
+    let pid = child.id();
+    drop(child);
+    emit(
+        ctx.json,
+        &json!({ "socket": sock.display().to_string(), "pid": pid, "ttl_secs": ttl.as_secs(),
+                 "keystore": keystore.display().to_string() }),
+        &format!(
+            "Agent started (pid {pid}): {} unlocked until {} idle.\n  socket: {}\n  `serment agent \
+             stop` zeroizes the keys; until then anything running as you can use them (not read \
+             them).",
+            keystore.display(),
+            humantime::format_duration(ttl),
+            sock.display()
+        ),
+    );
+    Ok(())
+}
+
+/// Waits (up to 5 s) for the socket file to disappear after a stop.
+fn wait_gone(sock: &Path) {
+    let t = Instant::now();
+    while sock.exists() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(POLL);
+    }
+}
+
+fn stop(ctx: &Ctx) -> CliResult<()> {
+    let sock = socket_path()
+        .ok_or_else(|| CliError::Input("SERMENT_AGENT_SOCK is empty: no agent to stop".into()))?;
+    match ask(ctx, &sock, Op::Stop)? {
+        Some(Answer::Ok { json, .. }) => {
+            wait_gone(&sock);
+            emit(
+                ctx.json,
+                &json!({ "stopped": true, "socket": sock.display().to_string(), "pid": json.get("pid") }),
+                &format!(
+                    "Agent at {} stopped: its keys are zeroized.",
+                    sock.display()
+                ),
+            );
+            Ok(())
+        }
+        _ => Err(CliError::Agent {
+            exit: 6,
+            code: "no_agent".into(),
+            message: format!("no agent answers at {}", sock.display()),
+        }),
+    }
+}
+
+fn status(ctx: &Ctx) -> CliResult<()> {
+    let sock = socket_path();
+    let answer = match &sock {
+        Some(s) => ask(ctx, s, Op::Status)?,
+        None => None,
+    };
+    let shown = sock.as_ref().map_or_else(
+        || "(none: SERMENT_AGENT_SOCK is empty)".to_owned(),
+        |s| s.display().to_string(),
+    );
+    match answer {
+        Some(Answer::Ok { mut json, text, .. }) => {
+            if let Some(m) = json.as_object_mut() {
+                m.insert("running".into(), Value::Bool(true));
+                m.insert("socket".into(), Value::String(shown));
+            }
+            emit(ctx.json, &json, &text);
+        }
+        _ => emit(
+            ctx.json,
+            &json!({ "running": false, "locked": true, "socket": shown }),
+            &format!("No agent answers at {shown}."),
+        ),
+    }
+    Ok(())
+}
+
+/// The agent's state: the keystore it serves and, while unlocked, its file key.
+struct Agent {
+    keystore: PathBuf,
+    /// The file key, dropped (and so zeroized: [`DerivedKey`] is `ZeroizeOnDrop`) on stop and
+    /// after `ttl` without use. Only this `Arc` holds it between requests.
+    key: Option<Arc<DerivedKey>>,
+    ttl: Duration,
+    last_used: Instant,
+}
+
+impl Agent {
+    /// Drops the key once `ttl` has passed since the last use.
+    fn expire(&mut self) {
+        if self.key.is_some() && self.last_used.elapsed() >= self.ttl {
+            self.key = None;
+        }
+    }
+
+    fn status(&self) -> Answer {
+        let left = self
+            .key
+            .as_ref()
+            .map(|_| self.ttl.saturating_sub(self.last_used.elapsed()).as_secs());
+        let locked = self.key.is_none();
+        Answer::Ok {
+            json: json!({ "locked": locked, "keystore": self.keystore.display().to_string(),
+                          "pid": std::process::id(), "ttl_secs": self.ttl.as_secs(),
+                          "idle_expires_in_secs": left }),
+            text: if locked {
+                format!(
+                    "Agent (pid {}) for {}: locked (idle past its --ttl); `serment agent start` \
+                     unlocks it again.",
+                    std::process::id(),
+                    self.keystore.display()
+                )
+            } else {
+                format!(
+                    "Agent (pid {}) for {}: unlocked, locks after {} s more idle.",
+                    std::process::id(),
+                    self.keystore.display(),
+                    left.unwrap_or(0)
+                )
+            },
+            notes: Vec::new(),
+        }
+    }
+
+    /// Answers one request; the bool says whether to stop.
+    fn handle(&mut self, req: Request) -> (Answer, bool) {
+        if req.v != AGENT_PROTOCOL_VERSION {
+            return (
+                Answer::Error {
+                    exit: 2,
+                    code: "agent_version".into(),
+                    message: format!(
+                        "agent protocol version {} (the agent speaks {AGENT_PROTOCOL_VERSION})",
+                        req.v
+                    ),
+                },
+                false,
+            );
+        }
+        self.expire();
+        match req.op {
+            Op::Status => return (self.status(), false),
+            Op::Stop => {
+                let a = self.status();
+                self.key = None;
+                return (a, true);
+            }
+            _ => {}
+        }
+        let Some(key) = self.key.clone() else {
+            return (Answer::Locked, false);
+        };
+        if req.keystore.as_deref().map(canonical) != Some(canonical(&self.keystore)) {
+            return (
+                Answer::OtherKeystore {
+                    keystore: self.keystore.clone(),
+                },
+                false,
+            );
+        }
+        let answer = self.run_op(req, key);
+        self.last_used = Instant::now();
+        (answer, false)
+    }
+
+    /// Runs a command under the keystore lock, with the held key in place of the passphrase.
+    fn run_op(&self, req: Request, key: Arc<DerivedKey>) -> Answer {
+        let ctx = Ctx {
+            json: true,
+            home: self.keystore.parent().map(Path::to_path_buf),
+            ca_cert: req.ca_cert,
+            insecure_http: req.insecure_http,
+            held_key: Some(key),
+        };
+        let (r, cap) = crate::output::capture(|| -> CliResult<()> {
+            let _lock = super::lock_keystore_scoped(&self.keystore)?;
+            match req.op {
+                Op::Put {
+                    file,
+                    to,
+                    title,
+                    mime,
+                    to_team,
+                } => super::docs::put(&ctx, &file, &to, title, mime, to_team.as_deref()),
+                Op::Get {
+                    doc,
+                    version,
+                    output,
+                    force,
+                } => super::docs::get(&ctx, &doc, version, &output, force),
+                Op::Seal {
+                    input,
+                    output,
+                    force,
+                    to_record,
+                    title,
+                    mime,
+                } => super::offline::seal(
+                    &ctx,
+                    super::offline::SealArgs {
+                        input: &input,
+                        output: &output,
+                        force,
+                        to_records: &to_record,
+                        title,
+                        mime,
+                    },
+                ),
+                Op::Open {
+                    input,
+                    output,
+                    force,
+                    author_record,
+                } => super::offline::open(&ctx, &input, &output, force, author_record.as_deref()),
+                Op::Status | Op::Stop => Ok(()),
+            }
+        });
+        match r {
+            Ok(()) => Answer::Ok {
+                json: cap.json.unwrap_or(Value::Null),
+                text: cap.text,
+                notes: cap.notes,
+            },
+            Err(e) => {
+                let mut message = e.to_string();
+                for c in crate::distinct_causes(&e) {
+                    message.push_str(": ");
+                    message.push_str(&c);
+                }
+                Answer::Error {
+                    exit: e.exit_code(),
+                    code: e.code().into_owned(),
+                    message,
+                }
+            }
+        }
+    }
+}
+
+/// `p` with symlinks resolved when it exists, else as given.
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// `serment agent start --serve`: the agent itself. Reads the passphrase line from stdin, opens
+/// the keystore, binds the socket, writes one JSON line to stdout (`{"ready":…}` or
+/// `{"error":…}`), then serves until stopped.
+fn serve(ctx: &Ctx, ttl_arg: &str) -> CliResult<()> {
+    let ready = (|| -> CliResult<(Agent, UnixListener, PathBuf)> {
+        let ttl = parse_ttl(ttl_arg)?;
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Passphrase(format!("cannot read it from the parent: {e}")))?;
+        let pass = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+        drop(line);
+        let keystore = absolute(&ctx.keystore_path()?)?;
+        let key = {
+            let _lock = super::lock_keystore_scoped(&keystore)?;
+            let ks = Keystore::open(&keystore, pass)?;
+            ks.file_key()
+                .ok_or_else(|| CliError::Local("the keystore is not a file".into()))?
+        };
+        let sock =
+            socket_path().ok_or_else(|| CliError::Input("SERMENT_AGENT_SOCK is empty".into()))?;
+        let listener = bind(&sock)?;
+        Ok((
+            Agent {
+                keystore,
+                key: Some(key),
+                ttl,
+                last_used: Instant::now(),
+            },
+            listener,
+            sock,
+        ))
+    })();
+    let (mut agent, listener, sock) = match ready {
+        Ok(r) => r,
+        Err(e) => {
+            crate::output::line(
+                &json!({ "error": { "exit": e.exit_code(), "code": e.code(),
+                                    "message": e.to_string() } })
+                .to_string(),
+            );
+            return Ok(());
+        }
+    };
+    crate::output::line(
+        &json!({ "ready": { "pid": std::process::id(), "socket": sock.display().to_string() } })
+            .to_string(),
+    );
+    let ino = sock.symlink_metadata().map(|m| (m.dev(), m.ino())).ok();
+    loop {
+        agent.expire();
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                if !peer_is_me(&s) {
+                    continue;
+                }
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(CLIENT_IO_TIMEOUT));
+                let _ = s.set_write_timeout(Some(CLIENT_IO_TIMEOUT));
+                let Ok(req) = read_frame::<Request>(&mut s) else {
+                    continue;
+                };
+                let (answer, stop) = agent.handle(req);
+                let _ = write_frame(
+                    &mut s,
+                    &Response {
+                        v: AGENT_PROTOCOL_VERSION,
+                        answer,
+                    },
+                );
+                if stop {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // The socket removed or replaced (another agent): this one is no longer
+                // reachable, so it stops.
+                if sock.symlink_metadata().map(|m| (m.dev(), m.ino())).ok() != ino {
+                    agent.key = None;
+                    return Ok(());
+                }
+                std::thread::sleep(POLL);
+            }
+            Err(_) => std::thread::sleep(POLL),
+        }
+    }
+    agent.key = None;
+    let _ = std::fs::remove_file(&sock);
+    Ok(())
+}
+
+/// Binds the agent socket: checks its directory, replaces a stale socket (one nobody answers
+/// on), refuses anything else in the way, and makes the socket 0600.
+fn bind(sock: &Path) -> CliResult<UnixListener> {
+    let dir = sock
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| CliError::Input(format!("agent socket {}: no directory", sock.display())))?;
+    check_socket_dir(dir, true)?;
+    if let Ok(m) = sock.symlink_metadata() {
+        if !m.file_type().is_socket() {
+            return Err(CliError::Local(format!(
+                "{}: exists and is not a socket: refused",
+                sock.display()
+            )));
+        }
+        if UnixStream::connect(sock).is_ok() {
+            return Err(CliError::Input(format!(
+                "an agent already answers at {}",
+                sock.display()
+            )));
+        }
+        std::fs::remove_file(sock).map_err(|e| CliError::io(sock, e))?;
+    }
+    let listener = UnixListener::bind(sock).map_err(|e| CliError::io(sock, e))?;
+    // The directory is 0700, so nobody else could reach the socket before this.
+    std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CliError::io(sock, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| CliError::io(sock, e))?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+
+    /// The request and response frames keep the shapes PROTOCOL.md §14 specifies.
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let req = Request {
+            v: 1,
+            keystore: Some("/h/keystore.srmk".into()),
+            ca_cert: None,
+            insecure_http: false,
+            op: Op::Get {
+                doc: "ab".into(),
+                version: None,
+                output: "/o".into(),
+                force: false,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({ "v": 1, "keystore": "/h/keystore.srmk", "ca_cert": null,
+                    "insecure_http": false, "op": "get", "doc": "ab", "version": null,
+                    "output": "/o", "force": false })
+        );
+        let r = Response {
+            v: 1,
+            answer: Answer::Locked,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({ "v": 1, "status": "locked" })
+        );
+    }
+
+    /// TTL: the key is dropped once idle past the TTL, and key operations then answer `locked`
+    /// (status still answers). What this proves about zeroization: the only holder of the key is
+    /// dropped, and the key type zeroizes on drop (`DerivedKey: ZeroizeOnDrop`, checked at
+    /// compile time here; its bytes are a `Zeroizing` array).
+    #[test]
+    fn idle_past_the_ttl_drops_the_key_and_answers_locked() {
+        let f =
+            serment_core::keystore::seal(b"pass", b"x", serment_core::keystore::KdfParams::FLOOR)
+                .unwrap();
+        let (_, key) = serment_core::keystore::open_keyed(b"pass", &f).unwrap();
+        fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        zeroizes_on_drop(&key);
+        let key = Arc::new(key);
+        let weak = Arc::downgrade(&key);
+        let mut a = Agent {
+            keystore: "/nonexistent/keystore.srmk".into(),
+            key: Some(key),
+            ttl: Duration::from_millis(30),
+            last_used: Instant::now(),
+        };
+        std::thread::sleep(Duration::from_millis(60));
+        let req = |op| Request {
+            v: 1,
+            keystore: Some("/nonexistent/keystore.srmk".into()),
+            ca_cert: None,
+            insecure_http: false,
+            op,
+        };
+        let (ans, stop) = a.handle(req(Op::Open {
+            input: "/i".into(),
+            output: "/o".into(),
+            force: false,
+            author_record: None,
+        }));
+        assert!(matches!(ans, Answer::Locked), "{ans:?}");
+        assert!(!stop);
+        assert!(
+            weak.upgrade().is_none(),
+            "the key is dropped, not kept elsewhere"
+        );
+        let (ans, _) = a.handle(req(Op::Status));
+        match ans {
+            Answer::Ok { json, .. } => assert_eq!(json["locked"], true),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A keystore other than the agent's is not served (the client goes on without the agent),
+    /// and stop drops the key.
+    #[test]
+    fn other_keystore_refused_and_stop_drops_the_key() {
+        let f =
+            serment_core::keystore::seal(b"pass", b"x", serment_core::keystore::KdfParams::FLOOR)
+                .unwrap();
+        let (_, key) = serment_core::keystore::open_keyed(b"pass", &f).unwrap();
+        let key = Arc::new(key);
+        let weak = Arc::downgrade(&key);
+        let mut a = Agent {
+            keystore: "/a/keystore.srmk".into(),
+            key: Some(key),
+            ttl: Duration::from_secs(600),
+            last_used: Instant::now(),
+        };
+        let mut req = Request {
+            v: 1,
+            keystore: Some("/b/keystore.srmk".into()),
+            ca_cert: None,
+            insecure_http: false,
+            op: Op::Open {
+                input: "/i".into(),
+                output: "/o".into(),
+                force: false,
+                author_record: None,
+            },
+        };
+        assert!(matches!(a.handle(req).0, Answer::OtherKeystore { .. }));
+        req = Request {
+            v: 1,
+            keystore: None,
+            ca_cert: None,
+            insecure_http: false,
+            op: Op::Stop,
+        };
+        let (_, stop) = a.handle(req);
+        assert!(stop);
+        assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn ttl_bounds() {
+        assert_eq!(parse_ttl("15m").unwrap(), Duration::from_secs(900));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("30d").is_err());
+        assert!(parse_ttl("soon").is_err());
+    }
+}
