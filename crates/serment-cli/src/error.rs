@@ -54,7 +54,7 @@ pub(crate) enum CliError {
          have been modified for you"
     )]
     BundleNotLogged(String),
-    /// A command the unlock agent ran for this process failed there (PROTOCOL.md §14): its exit
+    /// A command the unlock agent ran for this process failed there (PROTOCOL.md §13): its exit
     /// code, error code and message, as the agent sent them.
     #[error("{message}")]
     Agent {

@@ -25,7 +25,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's [`emit`] and [`note`] kept instead of printed: the agent runs a
-/// command for a CLI process and sends it what to print (PROTOCOL.md §14).
+/// command for a CLI process and sends it what to print (PROTOCOL.md §13).
 pub(crate) fn capture<T>(f: impl FnOnce() -> T) -> (T, Captured) {
     CAPTURE.with(|c| *c.borrow_mut() = Some(Captured::default()));
     let r = f();

@@ -1,4 +1,4 @@
-//! `serment agent` (issue 14 §4, PROTOCOL.md §14) through the real binary: the socket's and its
+//! `serment agent` (issue 14 §4, PROTOCOL.md §13) through the real binary: the socket's and its
 //! directory's permissions (and a directory others can reach refused), `put`, `get`, `seal` and
 //! `open` through the agent with no passphrase anywhere (no `SERMENT_PASSPHRASE`, no terminal),
 //! refusal once the TTL has passed, and `stop` ending the process and its keys.

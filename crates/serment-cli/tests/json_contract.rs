@@ -161,6 +161,25 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     );
     ok(&gp, &["id", "new", "--name", "gp-j", "--kdf", "floor"]);
     c("id show", &ok(&lab, &["id", "show"]));
+    // Issue 14: the unlock agent, on a socket of this test's own.
+    let sock = root.join("run").join("agent.sock");
+    let agent = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(bin())
+            .arg("--json")
+            .args(args)
+            .env("SERMENT_HOME", &lab)
+            .env("SERMENT_PASSPHRASE", PASS)
+            .env("SERMENT_AGENT_SOCK", &sock)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    c("agent status", &agent(&["agent", "status"]));
+    c("agent start", &agent(&["agent", "start", "--ttl", "5m"]));
+    c("agent status", &agent(&["agent", "status"]));
+    c("agent stop", &agent(&["agent", "stop"]));
     let rec = root.join("patient.rec");
     c(
         "id export-record",

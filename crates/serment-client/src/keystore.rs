@@ -402,7 +402,7 @@ impl Keystore {
 
     /// Opens the keystore at `path` with a file key held from an earlier open
     /// ([`Keystore::file_key`]), without asking for the passphrase or running Argon2id: the
-    /// unlock agent reads the current file this way on each request (PROTOCOL.md §14).
+    /// unlock agent reads the current file this way on each request (PROTOCOL.md §13).
     ///
     /// # Errors
     /// As [`Keystore::open`]; [`ClientError::Keystore`] when the file was re-sealed under

@@ -237,7 +237,7 @@ impl DerivedKey {
 
     /// Decrypts a keystore file sealed under this key (by [`DerivedKey::seal`], or under the
     /// same passphrase, salt and parameters), without running Argon2id again: what an unlock
-    /// agent does to read the current keystore on each request (PROTOCOL.md §9, §14).
+    /// agent does to read the current keystore on each request (PROTOCOL.md §9, §13).
     ///
     /// # Errors
     /// Format errors; [`Error::KeystoreDecrypt`] when the file was sealed with another salt or

@@ -1,6 +1,7 @@
 //! Command implementations.
 
 pub(crate) mod agent;
+mod agent_serve;
 mod demo;
 mod demo_team;
 mod demo_tls;
