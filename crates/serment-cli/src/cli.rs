@@ -270,8 +270,8 @@ pub(crate) struct ServeArgs {
     pub(crate) max_blob_bytes: Option<u64>,
     #[arg(long, env = "SERMENT_MAX_JSON_BYTES", value_name = "BYTES", help = help("max_json_bytes"))]
     pub(crate) max_json_bytes: Option<usize>,
-    #[arg(long, env = "SERMENT_TOKEN_TTL_SECS", value_name = "SECS", help = help("token_ttl_seconds"))]
-    pub(crate) token_ttl_seconds: Option<u64>,
+    #[arg(long, env = "SERMENT_TOKEN_TTL_SECS", value_name = "SECS", help = help("token_ttl_secs"))]
+    pub(crate) token_ttl_secs: Option<u64>,
     #[arg(long, env = "SERMENT_WITNESSES", value_name = "VKEYS", value_delimiter = ',', help = help("witnesses"))]
     pub(crate) witnesses: Option<Vec<String>>,
     #[arg(long, env = "SERMENT_HEADER_READ_TIMEOUT_SECS", value_name = "SECS", help = help("header_read_timeout_secs"))]

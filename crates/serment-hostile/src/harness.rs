@@ -655,7 +655,7 @@ impl RouterFixture {
         let config = Config {
             data_dir: dir.path().join("data"),
             listen: "127.0.0.1:0".parse().expect("address"),
-            token_ttl_seconds: serment_server::config::MAX_TOKEN_TTL_SECS,
+            token_ttl_secs: serment_server::config::MAX_TOKEN_TTL_SECS,
             ..Config::default()
         };
         let router = rt.block_on(async {

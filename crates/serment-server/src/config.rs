@@ -9,7 +9,7 @@
 //! listen = "127.0.0.1:7878"
 //! max_blob_bytes = 17179869184
 //! max_json_bytes = 1048576
-//! token_ttl_seconds = 900
+//! token_ttl_secs = 900
 //! replay_cache_entries = 262144
 //! pending_upload_grace_secs = 86400
 //! max_pending_uploads = 1024
@@ -97,7 +97,7 @@ pub struct Config {
     /// Largest JSON request body, in bytes. Default 1 MiB.
     pub max_json_bytes: usize,
     /// Bearer token lifetime, in seconds (PROTOCOL.md §8.2). Default 900 (15 minutes).
-    pub token_ttl_seconds: u64,
+    pub token_ttl_secs: u64,
     /// Witness verifier keys (C2SP vkeys of type `0x04`) whose cosignatures the log accepts. When
     /// empty (the default), any witness's valid cosignature is accepted, first come first kept.
     #[serde(deserialize_with = "witness_list")]
@@ -204,7 +204,7 @@ impl Default for Config {
             database_url: None,
             max_blob_bytes: 16 * 1024 * 1024 * 1024,
             max_json_bytes: 1024 * 1024,
-            token_ttl_seconds: 900,
+            token_ttl_secs: 900,
             witnesses: Vec::new(),
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 30,
@@ -373,9 +373,9 @@ impl Config {
                 format!("must be between {MIN_JSON_BYTES} and {MAX_JSON_BYTES}"),
             ));
         }
-        if !(MIN_TOKEN_TTL_SECS..=MAX_TOKEN_TTL_SECS).contains(&self.token_ttl_seconds) {
+        if !(MIN_TOKEN_TTL_SECS..=MAX_TOKEN_TTL_SECS).contains(&self.token_ttl_secs) {
             return Err(invalid(
-                "token_ttl_seconds",
+                "token_ttl_secs",
                 format!("must be between {MIN_TOKEN_TTL_SECS} and {MAX_TOKEN_TTL_SECS}"),
             ));
         }
@@ -554,15 +554,15 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(c.max_blob_bytes, 16 << 30);
         assert_eq!(c.max_json_bytes, 1 << 20);
-        assert_eq!(c.token_ttl_seconds, 900);
+        assert_eq!(c.token_ttl_secs, 900);
         assert_eq!(Config::load(None).unwrap(), c);
     }
 
     #[test]
     fn toml_overrides_and_unknown_keys() {
-        let c = Config::from_toml("listen = \"0.0.0.0:9000\"\ntoken_ttl_seconds = 120\n").unwrap();
+        let c = Config::from_toml("listen = \"0.0.0.0:9000\"\ntoken_ttl_secs = 120\n").unwrap();
         assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.token_ttl_seconds, 120);
+        assert_eq!(c.token_ttl_secs, 120);
         assert_eq!(c.max_json_bytes, Config::default().max_json_bytes);
         assert!(Config::from_toml("lisen = \"0.0.0.0:9000\"").is_err());
         assert!(Config::from_toml("listen = 12").is_err());
@@ -571,17 +571,17 @@ mod tests {
     #[test]
     fn bounds_are_enforced() {
         let mut c = Config {
-            token_ttl_seconds: 1,
+            token_ttl_secs: 1,
             ..Config::default()
         };
         assert!(matches!(
             c.validate(),
             Err(ConfigError::Invalid {
-                setting: "token_ttl_seconds",
+                setting: "token_ttl_secs",
                 ..
             })
         ));
-        c.token_ttl_seconds = 900;
+        c.token_ttl_secs = 900;
         c.max_json_bytes = 10;
         assert!(c.validate().is_err());
         c.max_json_bytes = MIN_JSON_BYTES;

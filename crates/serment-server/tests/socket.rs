@@ -276,7 +276,7 @@ async fn data_dir_checks() {
 
     // Invalid settings are refused before touching the disk.
     let cfg = Config {
-        token_ttl_seconds: 0,
+        token_ttl_secs: 0,
         ..sqlite_test_config(&dir.path().join("never"))
     };
     let err = Server::open(cfg).await.unwrap_err();

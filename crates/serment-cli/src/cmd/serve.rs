@@ -89,7 +89,7 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
     }
     set(&mut c.max_blob_bytes, a.max_blob_bytes);
     set(&mut c.max_json_bytes, a.max_json_bytes);
-    set(&mut c.token_ttl_seconds, a.token_ttl_seconds);
+    set(&mut c.token_ttl_secs, a.token_ttl_secs);
     set(&mut c.witnesses, a.witnesses);
     set(&mut c.header_read_timeout_secs, a.header_read_timeout_secs);
     set(&mut c.body_idle_timeout_secs, a.body_idle_timeout_secs);

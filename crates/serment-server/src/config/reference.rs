@@ -53,7 +53,7 @@ impl Setting {
             "tls_cert" | "tls_key" => "a readable PEM file; give tls_cert and tls_key together".into(),
             "max_blob_bytes" => format!("{MIN_BLOB_BYTES} to {MAX_BLOB_BYTES}"),
             "max_json_bytes" => format!("{MIN_JSON_BYTES} to {MAX_JSON_BYTES}"),
-            "token_ttl_seconds" => format!("{MIN_TOKEN_TTL_SECS} to {MAX_TOKEN_TTL_SECS}"),
+            "token_ttl_secs" => format!("{MIN_TOKEN_TTL_SECS} to {MAX_TOKEN_TTL_SECS}"),
             "witnesses" => "a list of C2SP cosignature/v1 verifier keys (`<name>+<key id hex>+<base64 key>`); as a flag or variable, comma-separated".into(),
             "header_read_timeout_secs" => {
                 format!("{MIN_HEADER_READ_TIMEOUT_SECS} to {MAX_HEADER_READ_TIMEOUT_SECS}")
@@ -129,7 +129,7 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Largest JSON request body.",
     },
     Setting {
-        key: "token_ttl_seconds",
+        key: "token_ttl_secs",
         unit: "seconds",
         doc: "Lifetime of a bearer token (PROTOCOL.md §8.2).",
     },

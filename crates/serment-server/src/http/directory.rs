@@ -173,7 +173,7 @@ pub(crate) async fn token(
         .map_err(|_| ApiError::Unauthorized(FAILED))?;
     let mut token = [0u8; 32];
     getrandom::fill(&mut token).map_err(|e| ApiError::internal("random generator failed", &e))?;
-    let ttl = state.config.token_ttl_seconds;
+    let ttl = state.config.token_ttl_secs;
     meta.create_session(&secret_hash(&token), &device_id, t.saturating_add(ttl), t)
         .await?;
     tracing::info!(device = %device_id.short(), "session opened");
