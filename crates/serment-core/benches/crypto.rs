@@ -14,6 +14,14 @@
 //!   suite 1 uses, and ring's), BLAKE3 alone (suite 2), each suite's chunk hash, and seal + chunk
 //!   hash as [`StreamKey::seal_slot`] does it, per suite;
 //! - `ops`: HPKE wrap and unwrap of a DEK, Ed25519 sign and verify of a document signature;
+//! - `memory` (issue 14 §1): the memory ceiling, in the same run as `document_ops`: a 256 MiB
+//!   copy (`copy_from_slice`: reads 256 MiB, writes 256 MiB) and a read-and-write pass over
+//!   256 MiB in place (each 8-byte word read, changed, written back), on one core and on every
+//!   core (the buffer split in one contiguous part per thread). The counter is the bytes of the
+//!   buffer, as `seal_256mib`'s is the bytes sealed: the all-core seal's ratio against the memory
+//!   ceiling is `seal_256mib / read_write_256mib_all_cores` (seal reads its input once and writes
+//!   cache-resident chunks to a sink), and against the compute ceiling it is `seal_256mib /
+//!   (cores x chunk::seal_slot_suite2)`;
 //! - `pq` (issue 15): classical (X25519, suite 1) against hybrid (X-Wing, suite 3) wrap and
 //!   unwrap, one core, and sealing a 4 KiB document for 3 recipients with each. Bytes per wrap:
 //!   `WrappedKey::LEN` (268) against `WrappedKey::HYBRID_LEN` (1356), the counter of the
@@ -181,6 +189,77 @@ mod document_ops {
     #[divan::bench(sample_count = 10, sample_size = 1)]
     fn open_256mib_suite1(b: Bencher) {
         bench_open(b, 256 * MIB, Suite::Sha256);
+    }
+}
+
+/// The memory ceiling (issue 14 §1): a 256 MiB copy and a 256 MiB read-and-write pass, on one
+/// core and on all cores. Buffers are touched once before timing (no page faults measured).
+mod memory {
+    use super::*;
+
+    const SIZE: usize = 256 * MIB;
+
+    fn cores() -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
+
+    /// Reads each 8-byte word of `buf`, adds 1 and writes it back.
+    fn read_write(buf: &mut [u8]) {
+        for w in buf.chunks_exact_mut(8) {
+            let v = u64::from_ne_bytes(w.try_into().unwrap()).wrapping_add(1);
+            w.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+
+    /// Runs `f` on matching parts of `a` and `b`, one thread per core.
+    fn split2(a: &mut [u8], b: &[u8], f: fn(&mut [u8], &[u8])) {
+        let part = a.len().div_ceil(cores());
+        std::thread::scope(|s| {
+            for (x, y) in a.chunks_mut(part).zip(b.chunks(part)) {
+                s.spawn(move || f(x, y));
+            }
+        });
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn copy_256mib(b: Bencher) {
+        let src = content(SIZE);
+        let mut dst = vec![1u8; SIZE];
+        b.counter(BytesCount::new(SIZE))
+            .bench_local(|| dst.copy_from_slice(black_box(&src)));
+        black_box(&dst);
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn copy_256mib_all_cores(b: Bencher) {
+        let src = content(SIZE);
+        let mut dst = vec![1u8; SIZE];
+        b.counter(BytesCount::new(SIZE)).bench_local(|| {
+            split2(&mut dst, black_box(&src), |x, y| x.copy_from_slice(y));
+        });
+        black_box(&dst);
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn read_write_256mib(b: Bencher) {
+        let mut buf = content(SIZE);
+        b.counter(BytesCount::new(SIZE))
+            .bench_local(|| read_write(black_box(&mut buf)));
+        black_box(&buf);
+    }
+
+    #[divan::bench(sample_count = 10, sample_size = 1)]
+    fn read_write_256mib_all_cores(b: Bencher) {
+        let mut buf = content(SIZE);
+        let part = SIZE.div_ceil(cores());
+        b.counter(BytesCount::new(SIZE)).bench_local(|| {
+            std::thread::scope(|s| {
+                for x in black_box(&mut buf).chunks_mut(part) {
+                    s.spawn(move || read_write(x));
+                }
+            });
+        });
+        black_box(&buf);
     }
 }
 
