@@ -27,8 +27,9 @@ pub use documents::{
 };
 pub use log::{
     AppendedResponse, CheckpointResponse, ConsistencyQuery, ConsistencyResponse,
-    CosignatureRequest, EntriesQuery, EntriesResponse, HistoryResponse, LogKeyResponse, ProofQuery,
-    ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest, RotationRequest, SizeQuery,
+    CosignatureRequest, EntriesQuery, EntriesResponse, ErasureRequest, HistoryResponse,
+    LogKeyResponse, ProofQuery, ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest,
+    RotationRequest, SizeQuery,
 };
 pub use teams::{TeamChangeRequest, TeamKeysResponse, TeamWrapRequest, TeamsResponse};
 

@@ -157,6 +157,15 @@ pub struct RemovalRequest {
     pub removal: String,
 }
 
+/// `POST /v1/documents/{doc_id}/erase` (PROTOCOL.md §11.3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    /// The requester device's signed tombstone (log entry kind 9 payload), base64url.
+    pub erasure: String,
+}
+
 /// Indices of appended entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

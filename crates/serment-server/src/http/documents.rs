@@ -280,10 +280,10 @@ pub(crate) async fn authorize_read(
     version: u32,
 ) -> Result<(VersionRow, Option<Vec<u8>>), ApiError> {
     let meta = state.store.meta();
-    let row = meta
-        .version(doc_id, version)
-        .await?
-        .ok_or(ApiError::NotFound("no such document version"))?;
+    let Some(row) = meta.version(doc_id, version).await? else {
+        let missing = ApiError::NotFound("no such document version");
+        return Err(super::erasure::gone_or(state, doc_id, missing).await);
+    };
     let wrap = match meta.wrap_for(doc_id, version, &caller.device_id).await? {
         Some(w) => Some(w),
         // A member of a team the version is shared with (PROTOCOL.md §12.5).
@@ -469,10 +469,10 @@ pub(crate) async fn add_wraps(
 ) -> Result<(StatusCode, Json<AddWrapsResponse>), ApiError> {
     let (doc_id, version) = version_path(&path)?;
     let meta = state.store.meta();
-    let row = meta
-        .version(&doc_id, version)
-        .await?
-        .ok_or(ApiError::NotFound("no such document version"))?;
+    let Some(row) = meta.version(&doc_id, version).await? else {
+        let missing = ApiError::NotFound("no such document version");
+        return Err(super::erasure::gone_or(&state, &doc_id, missing).await);
+    };
     // §7: the author device shares; §4.1: besides, a device that holds a wrap of the version
     // may wrap it for its own identity's other devices (the catch-up of a linked device), and
     // for nobody else.

@@ -38,6 +38,9 @@ pub(crate) enum ApiError {
     DataMissing(String),
     /// 404 `not_found`: no such route, handle, device, document or version.
     NotFound(&'static str),
+    /// 410 `erased`: the document was erased (PROTOCOL.md §11.3.2); the message names the
+    /// tombstone's log index and reason code.
+    Erased(String),
     /// 409 `conflict`: the request contradicts existing state (duplicate version, taken handle).
     Conflict(String),
     /// 405 `method_not_allowed`: the route exists, not with this method.
@@ -92,6 +95,7 @@ impl ApiError {
             }
             ApiError::DataMissing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Erased(_) => StatusCode::GONE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -116,6 +120,7 @@ impl ApiError {
             ApiError::NotShared(_) => "not_shared",
             ApiError::DataMissing(_) => "data_missing",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Erased(_) => "erased",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -134,6 +139,7 @@ impl ApiError {
             | ApiError::InvalidRecord(m)
             | ApiError::Conflict(m)
             | ApiError::NotShared(m)
+            | ApiError::Erased(m)
             | ApiError::DataMissing(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::PendingQuota(m)
@@ -181,6 +187,10 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownDevice(d) => {
                 ApiError::BadRequest(format!("recipient device {d} is not registered"))
             }
+            StoreError::Erased => {
+                ApiError::Erased("the document was erased (PROTOCOL.md §11.3.2)".into())
+            }
+            StoreError::NotFound => ApiError::NotFound("no such document"),
             StoreError::TooManyWraps => ApiError::BadRequest(format!(
                 "a version holds at most {} wraps",
                 crate::store::MAX_WRAPS

@@ -15,6 +15,7 @@
 //! | `GET /v1/documents/{doc_id}/versions/{v}/blob` | [`blobs::download`] |
 //! | `POST /v1/documents/{doc_id}/versions/{v}/wraps` | [`documents::add_wraps`] |
 //! | `GET /v1/documents/{doc_id}/accesses` | [`documents::accesses`] |
+//! | `POST /v1/documents/{doc_id}/erase` | [`erasure::erase`]: the author's tombstone (§11.3.2) |
 //! | `POST /v1/pairing`, `GET /v1/pairing/{slot}`, `POST …/join`, `POST …/finish` | [`pairing`]: the device-pairing relay (§4.1) |
 //! | `GET /`, `/assets/{app.js,style.css,icon.svg}` | [`web`]: the patient's page |
 //! | `GET /metrics` | [`crate::telemetry::metrics`]: Prometheus metrics, behind `metrics_token` |
@@ -25,6 +26,7 @@
 mod blobs;
 mod directory;
 mod documents;
+mod erasure;
 pub(crate) mod error;
 mod extract;
 pub(crate) use extract::RecordCache;
@@ -82,6 +84,7 @@ pub(crate) struct AppState {
         documents::accesses,
         log::key, log::checkpoint, log::consistency, log::proof, log::entries, log::identity,
         log::document, log::bundles, log::cosign, log::revoke, log::rotate, log::remove,
+        erasure::erase,
         teams::post_change, teams::team_log, teams::keys, teams::list, teams::add_team_wrap,
         pairing::open, pairing::show, pairing::join, pairing::finish,
     ),
@@ -204,6 +207,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/documents/{doc_id}/versions/{v}/removals",
             post(log::remove),
         )
+        .route("/v1/documents/{doc_id}/erase", post(erasure::erase))
         .route("/v1/log/key", get(log::key))
         .route("/v1/log/checkpoint", get(log::checkpoint))
         .route("/v1/log/consistency", get(log::consistency))

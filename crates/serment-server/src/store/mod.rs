@@ -32,7 +32,8 @@ use crate::config::BlobLocation;
 pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
 pub(crate) use traits::{
-    DirectoryStore, DocumentStore, GuardStore, LogStore, MetaStore, NonceUse, PairingStore, PoolUse,
+    DirectoryStore, DocumentStore, ErasureStore, GuardStore, LogStore, MetaStore, NonceUse,
+    PairingStore, PoolUse,
 };
 
 /// The name of the database file inside the data directory.
@@ -65,6 +66,12 @@ pub(crate) enum StoreError {
     /// A version would hold more than [`MAX_WRAPS`] wraps.
     #[error("too many wraps")]
     TooManyWraps,
+    /// The document was erased (PROTOCOL.md §11.3.2).
+    #[error("the document was erased")]
+    Erased,
+    /// No such document.
+    #[error("no such document")]
+    NotFound,
     /// The backend failed (details are logged, never sent to clients).
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -181,6 +188,28 @@ pub(crate) struct NewAccess {
     pub(crate) now: u64,
     /// The reader's verified receipt, if it sent one.
     pub(crate) receipt: Option<serment_core::log::entry::Receipt>,
+}
+
+/// An erasure to store (PROTOCOL.md §11.3.2): the tombstone, already decoded and verified
+/// against the calling device.
+#[derive(Debug)]
+pub(crate) struct NewErasure<'a> {
+    pub(crate) doc_id: DocId,
+    /// The requesting (calling) device.
+    pub(crate) requester: KeyId,
+    /// Its identity, which must be the document's author's.
+    pub(crate) requester_identity: KeyId,
+    /// The tombstone payload (kind 9).
+    pub(crate) tombstone: &'a [u8],
+    /// Server time.
+    pub(crate) now: u64,
+}
+
+/// What an erasure did: the tombstone's log index, and the stored blobs marked for deletion.
+#[derive(Debug)]
+pub(crate) struct ErasedDocument {
+    pub(crate) index: u64,
+    pub(crate) blobs: Vec<BlobId>,
 }
 
 /// One log entry as stored: its index and bytes.
@@ -354,6 +383,25 @@ impl Store {
         Ok(*bytes
             .first_chunk::<N>()
             .ok_or(UploadError::Blob(BlobError::TooShort))?)
+    }
+
+    /// Erases a document (PROTOCOL.md §11.3.2): [`ErasureStore::erase_document`], then the
+    /// bytes of its stored blobs, then their rows. Returns the tombstone's log index.
+    ///
+    /// # Errors
+    /// As [`ErasureStore::erase_document`]; the database failing to forget a deleted blob.
+    pub(crate) async fn erase(&self, e: &NewErasure<'_>) -> Result<u64, StoreError> {
+        let done = self.meta.erase_document(e).await?;
+        for id in &done.blobs {
+            // Committed: the tombstone is in the log and no row references the blob. A failure
+            // here leaves the row marked; the collector deletes the bytes at its next round.
+            if let Err(err) = self.blobs.remove(id).await {
+                tracing::warn!(error = %err, "an erased document's blob is left to the collector");
+                continue;
+            }
+            self.meta.forget_deleted_blob(id).await?;
+        }
+        Ok(done.index)
     }
 
     /// Deletes up to `limit` pending uploads stored before `before` (the garbage collector),

@@ -16,8 +16,8 @@ use serment_core::{DocId, KeyId};
 
 use super::log_service::NewTeamChange;
 use super::{
-    AccessRow, BlobId, CommitJob, DeviceRow, JobCommit, LogRead, NewAccess, NewDevice, NewWrap,
-    PairingRow, Registered, RotatedDevice, StoreError, VersionRow,
+    AccessRow, BlobId, CommitJob, DeviceRow, ErasedDocument, JobCommit, LogRead, NewAccess,
+    NewDevice, NewErasure, NewWrap, PairingRow, Registered, RotatedDevice, StoreError, VersionRow,
 };
 
 /// The directory (PROTOCOL.md §8.1), login (§8.2) and identity changes that the log records
@@ -259,6 +259,33 @@ pub(crate) trait DocumentStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// Erasure (PROTOCOL.md §11.3.2, issue 12 §5): the tombstone is the document's kind-9 log entry.
+#[async_trait::async_trait]
+pub(crate) trait ErasureStore: Send + Sync {
+    /// The tombstone entry of `doc_id`, if it was erased.
+    async fn erasure(&self, doc_id: &DocId) -> Result<Option<LogRead>, StoreError>;
+
+    /// Whether the device may still read an erased document's log: a device of the identity
+    /// that erased it (the author's), or a device a wrap entry of its chain names as recipient.
+    async fn erased_participant(
+        &self,
+        doc_id: &DocId,
+        device_id: &KeyId,
+        identity_id: &KeyId,
+    ) -> Result<bool, StoreError>;
+
+    /// Erases every version of a document in one transaction holding the log lock: deletes its
+    /// accesses rows, wraps, team wraps and versions, deletes inline blobs and marks stored
+    /// blobs as being deleted (another document holding the same bytes keeps them), and
+    /// appends the tombstone (kind 9, `device_id` the requester). The caller then deletes the
+    /// marked blobs' bytes (the collector does if it crashes first).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a document with no version, [`StoreError::Erased`] if it
+    /// already was, [`StoreError::Forbidden`] if the requester's identity is not the author's.
+    async fn erase_document(&self, e: &NewErasure<'_>) -> Result<ErasedDocument, StoreError>;
+}
+
 /// Reads of the transparency log (PROTOCOL.md §11) and witness cosignatures (§11.8).
 #[async_trait::async_trait]
 pub(crate) trait LogStore: Send + Sync {
@@ -429,7 +456,14 @@ pub(crate) trait PairingStore: Send + Sync {
 /// A whole metadata backend.
 #[async_trait::async_trait]
 pub(crate) trait MetaStore:
-    DirectoryStore + DocumentStore + LogStore + PairingStore + TeamStore + GuardStore + std::fmt::Debug
+    DirectoryStore
+    + DocumentStore
+    + ErasureStore
+    + LogStore
+    + PairingStore
+    + TeamStore
+    + GuardStore
+    + std::fmt::Debug
 {
     /// Returns once every transaction committed before the call is durable (SQLite: the group
     /// commit's WAL fsync; PostgreSQL: already so at commit). The HTTP layer awaits it before

@@ -31,6 +31,9 @@ mod directory;
 #[path = "../sql/documents.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod documents;
+#[path = "../sql/erasure.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod erasure;
 #[path = "../sql/guards.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod guards;

@@ -78,6 +78,20 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
         versions.insert((doc.clone(), to_u32(r.try_get("doc_version")?)?));
         owners.insert(doc, r.try_get("author_identity")?);
     }
+    // Erased documents (PROTOCOL.md §11.3.2): their tombstone is appended under the same log
+    // lock, so no version can follow it.
+    let subjects: Vec<String> = doc_ids.iter().map(|d| format!("d:{d}")).collect();
+    let mut erased: HashSet<String> = HashSet::new();
+    for r in select_in(
+        &mut tx,
+        "SELECT subject FROM log_entries WHERE kind = 9 AND subject",
+        &subjects,
+    )
+    .await?
+    {
+        let s: String = r.try_get("subject")?;
+        erased.extend(s.strip_prefix("d:").map(str::to_owned));
+    }
     let mut recipients: Vec<String> = jobs
         .iter()
         .flat_map(|j| j.wraps.iter().map(|w| w.recipient.to_string()))
@@ -110,6 +124,7 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
     for (i, j) in jobs.iter().enumerate() {
         let doc = j.doc_id.to_string();
         let verdict = match owners.get(&doc) {
+            _ if erased.contains(&doc) => Err(StoreError::Erased),
             Some(o) if *o != j.author_identity.to_string() => Err(StoreError::Forbidden(
                 "this document id belongs to another identity",
             )),

@@ -289,6 +289,7 @@ impl DocumentStore for Db {
         device_id: &KeyId,
         identity_id: &KeyId,
     ) -> Result<Option<bool>, StoreError> {
+        let (doc, device, identity) = (*doc_id, *device_id, *identity_id);
         let device_id = device_id.to_string();
         let device_id = device_id.as_str();
         let identity_id = identity_id.to_string();
@@ -300,7 +301,13 @@ impl DocumentStore for Db {
                 .fetch_optional(&self.pool)
                 .await?;
         let Some(owner) = owner else {
-            return Ok(None);
+            // An erased document's log stays readable to its author and former recipients
+            // (PROTOCOL.md §11.3.2).
+            use crate::store::ErasureStore as _;
+            return Ok(self
+                .erased_participant(&doc, &device, &identity)
+                .await?
+                .then_some(true));
         };
         if owner == identity_id {
             return Ok(Some(true));

@@ -30,6 +30,9 @@ mod directory;
 #[path = "../sql/documents.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod documents;
+#[path = "../sql/erasure.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod erasure;
 pub(crate) mod group_sync;
 #[path = "../sql/guards.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
