@@ -116,6 +116,9 @@ pub(crate) enum Command {
         #[arg(required_unless_present = "all")]
         docs: Vec<String>,
     },
+    /// Erase every version of a document you authored (blobs and keys deleted for everyone; the
+    /// log keeps a tombstone with the reason code, PROTOCOL.md §11.3.2).
+    Erase(crate::cmd::erase::EraseArgs),
     /// Show who fetched a document, as the server recorded it.
     Accesses {
         /// Document id.

@@ -341,6 +341,20 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
             ],
         ),
     );
+    // Issue 12 §5: erasure of a document the lab authored.
+    let f3 = root.join("erase-me.pdf");
+    std::fs::write(&f3, b"%PDF-1.4 erase me").unwrap();
+    let d3 = ok(&lab, &["put", f3.to_str().unwrap(), "--to", "gp-j"])["doc_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c(
+        "erase",
+        &ok(
+            &lab,
+            &["erase", &d3, "--reason", "retention-ended", "--yes"],
+        ),
+    );
     c("witnesses", &ok(&gp, &["witnesses", "--quorum", "0"]));
     // Issue 16: a second device for the patient.
     let (_, joined, linked) = link_new_device(&patient, &root.join("patient-phone"), &server.url);

@@ -338,8 +338,55 @@ impl Session {
         version: Option<u32>,
         out: &mut dyn Write,
     ) -> Result<GetResult> {
-        self.get_checked(doc_id, version, out)
-            .map_err(ClientError::on_read)
+        match self.get_checked(doc_id, version, out) {
+            // 410 `erased`: believed only with the tombstone proven in the log (§11.3.2).
+            Err(ClientError::Server { code, .. }) if code == "erased" => {
+                Err(self.erased_or_withheld(doc_id))
+            }
+            r => r.map_err(ClientError::on_read),
+        }
+    }
+
+    /// The error for a server that says `doc_id` is erased: [`ClientError::Erased`] when the log
+    /// proves a valid tombstone, [`ClientError::Withheld`] when it proves none (the server hides
+    /// a document it holds), a log error for a forged one.
+    fn erased_or_withheld(&mut self, doc_id: &DocId) -> ClientError {
+        let r = crate::log::proven_erasure(&self.api, &mut self.ks, doc_id);
+        if let Err(e) = self.ks.save() {
+            return e;
+        }
+        match r {
+            Ok(Some(t)) => ClientError::erased(&t),
+            Ok(None) => ClientError::Withheld(format!(
+                "document {doc_id} (the server answers `erased`, but the log proves no tombstone                  for it)"
+            )),
+            Err(e) => e,
+        }
+    }
+
+    /// Erases every version of a document this identity authored (PROTOCOL.md §11.3.2): signs
+    /// the tombstone with this device, posts it, and checks the log holds exactly it. Returns
+    /// the tombstone's log index.
+    ///
+    /// # Errors
+    /// Server errors (403 not the author's, 404, 410 already erased);
+    /// [`ClientError::OwnWriteMissing`] if the log does not hold the tombstone as sent.
+    pub fn erase(
+        &mut self,
+        doc_id: &DocId,
+        reason: serment_core::log::erasure::ErasureReason,
+    ) -> Result<u64> {
+        use serment_core::log::entry::EntryKind;
+        let t = serment_core::log::erasure::Erasure::sign(
+            doc_id,
+            reason,
+            &self.ks.device,
+            crate::now_secs(),
+        );
+        let idx = self.api.erase(doc_id, &t)?;
+        crate::log::check_own_writes(&self.api, &mut self.ks, &idx, &[(EntryKind::Erasure, &t)])?;
+        self.ks.save()?;
+        Ok(idx.first().copied().unwrap_or_default())
     }
 
     /// [`Session::get`] before the server's typed read errors are mapped.

@@ -127,6 +127,19 @@ pub enum ClientError {
          did not produce it"
     )]
     Withheld(String),
+    /// The document was erased: its tombstone (log entry kind 9) is proven in the log and was
+    /// signed by a device of its author (PROTOCOL.md §11.3.2).
+    #[error(
+        "document {doc_id} was erased (reason {reason_code}: {reason}); its tombstone is proven          in the transparency log"
+    )]
+    Erased {
+        /// The document (hex).
+        doc_id: String,
+        /// The reason code (1 to 4).
+        reason_code: u8,
+        /// The reason's name (`patient-request`, `sent-in-error`, `retention-ended`, `other`).
+        reason: &'static str,
+    },
     /// No device of this keystore is registered with the server.
     #[error("not registered with a server: run `serment register --server URL`")]
     NotRegistered,
@@ -169,7 +182,7 @@ impl ClientError {
             | ClientError::SplitView(_) => 4,
             ClientError::Withheld(_) => 4,
             ClientError::Server { code, .. } if code == "data_missing" => 4,
-            ClientError::NotShared(_) => 6,
+            ClientError::NotShared(_) | ClientError::Erased { .. } => 6,
             ClientError::Server { code, .. } if code == "not_shared" => 6,
             ClientError::Server { status: 404, .. } => 6,
             ClientError::Server { .. }
@@ -213,6 +226,7 @@ impl ClientError {
             ClientError::TeamKeyRevoked { .. } => "team_key_revoked",
             ClientError::DeviceRevoked => "device_revoked",
             ClientError::NotShared(_) => "not_shared",
+            ClientError::Erased { .. } => "erased",
             ClientError::Withheld(_) => "withheld",
             ClientError::Input(_) => "input",
             ClientError::Io { .. } => "io",
@@ -233,6 +247,15 @@ impl ClientError {
                 ClientError::NotShared(message)
             }
             other => other,
+        }
+    }
+
+    /// [`ClientError::Erased`] of a checked tombstone.
+    pub(crate) fn erased(t: &serment_core::log::erasure::Erasure) -> Self {
+        ClientError::Erased {
+            doc_id: t.doc_id.to_string(),
+            reason_code: t.reason.code(),
+            reason: t.reason.name(),
         }
     }
 

@@ -580,6 +580,77 @@ fn proven_doc_chain(
     Ok((cp, h, chain))
 }
 
+/// The device records a document's history serves (`devices`), each proven against `cp`.
+fn proven_devices(
+    cp: &Checkpoint,
+    h: &crate::log_api::HistoryResponse,
+) -> Result<HashMap<KeyId, DeviceRecord>> {
+    let mut devices = HashMap::new();
+    for pe in &h.devices {
+        let e = verify_proven(cp, pe)?;
+        if let Payload::Device(rec) = e.entry.payload {
+            devices.insert(rec.device_id(), rec);
+        } else {
+            return Err(history_err("a device proof is not a device record"));
+        }
+    }
+    Ok(devices)
+}
+
+/// The erasure tombstone (kind 9) of a proven document chain, checked (PROTOCOL.md §11.3.2):
+/// signed by the device it names, whose logged record carries the handle of the device that
+/// signed the document's first wrap (its author). `None` if the chain holds no tombstone.
+///
+/// # Errors
+/// [`ClientError::Log`] for a tombstone that does not check out: a forgery (the server's, or a
+/// recipient's), which no client believes.
+pub(crate) fn erasure_in_chain(
+    cp: &Checkpoint,
+    h: &crate::log_api::HistoryResponse,
+    chain: &[ChainEntry],
+) -> Result<Option<serment_core::log::erasure::Erasure>> {
+    let Some(t) = chain.iter().find_map(|e| match &e.entry.payload {
+        Payload::Erasure(t) => Some(t.clone()),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let devices = proven_devices(cp, h)?;
+    let requester = devices
+        .get(&t.requester_device)
+        .ok_or_else(|| history_err("an erasure by a device with no record in the log"))?;
+    t.verify(&requester.signing_key).map_err(log_err)?;
+    let author = chain
+        .iter()
+        .find_map(|e| match &e.entry.payload {
+            Payload::Wrap(w) => Some(w.sharer),
+            _ => None,
+        })
+        .and_then(|s| devices.get(&s))
+        .ok_or_else(|| history_err("an erasure of a document with no wrap before it"))?;
+    if author.handle != requester.handle {
+        return Err(history_err(
+            "an erasure by a device of neither the document's author nor its patient (forged)",
+        ));
+    }
+    Ok(Some(t))
+}
+
+/// Whether the log proves `doc_id` erased (PROTOCOL.md §11.3.2): its proven chain, the
+/// tombstone checked by [`erasure_in_chain`].
+///
+/// # Errors
+/// As [`erasure_in_chain`]; server errors.
+pub fn proven_erasure(
+    api: &Api,
+    ks: &mut Keystore,
+    doc_id: &DocId,
+) -> Result<Option<serment_core::log::erasure::Erasure>> {
+    let (cp, h, chain) = proven_doc_chain(api, ks, doc_id)?;
+    pin_doc_head(api, ks, doc_id, &chain);
+    erasure_in_chain(&cp, &h, &chain)
+}
+
 /// The newest version of `doc_id` that the log proves was wrapped for `device`, or `None`
 /// (PROTOCOL.md §11.6): a freshness check on the server's document listing, which alone could
 /// hide a newer version (rollback) or show this device an older view than others (fork).
@@ -607,8 +678,11 @@ pub fn newest_logged_version_synced(
     doc_id: &DocId,
     device: &KeyId,
 ) -> Result<(Checkpoint, Option<u32>)> {
-    let (cp, _, chain) = proven_doc_chain(api, ks, doc_id)?;
+    let (cp, h, chain) = proven_doc_chain(api, ks, doc_id)?;
     pin_doc_head(api, ks, doc_id, &chain);
+    if let Some(t) = erasure_in_chain(&cp, &h, &chain)? {
+        return Err(ClientError::erased(&t));
+    }
     let newest = chain
         .iter()
         .filter_map(|e| match &e.entry.payload {

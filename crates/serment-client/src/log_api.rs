@@ -180,6 +180,22 @@ impl Api {
         Ok(v.log_indices)
     }
 
+    /// `POST /v1/documents/{id}/erase` with a signed tombstone (PROTOCOL.md §11.3.2): returns
+    /// the log indices appended.
+    ///
+    /// # Errors
+    /// Server and transport errors.
+    pub fn erase(&self, doc_id: &DocId, tombstone: &[u8]) -> Result<Vec<u64>> {
+        let v: AppendedResponse = self.post_json(
+            &format!("/v1/documents/{doc_id}/erase"),
+            &serment_api::ErasureRequest {
+                erasure: b64e(tombstone),
+            },
+            true,
+        )?;
+        Ok(v.log_indices)
+    }
+
     /// `POST /v1/documents/{id}/versions/{v}/removals`: returns the log indices appended.
     ///
     /// # Errors

@@ -509,7 +509,7 @@ fn confirm_revocation(dev: &serment_core::KeyId, handle: &str, this_device: bool
 }
 
 /// One answer typed on the terminal after a prompt on stderr, trimmed.
-fn read_answer() -> CliResult<String> {
+pub(crate) fn read_answer() -> CliResult<String> {
     use std::io::{BufRead, Write};
     let _ = std::io::stderr().flush();
     let mut answer = String::new();

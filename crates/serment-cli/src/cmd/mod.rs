@@ -7,6 +7,7 @@ mod demo_team;
 mod demo_tls;
 mod device;
 mod docs;
+pub(crate) mod erase;
 mod fhir;
 mod id;
 pub(crate) mod log;
@@ -158,6 +159,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Audit(a) => log::audit(&ctx, a),
         Command::Device(c) => device::run(&ctx, c),
         Command::RevokeDevice(a) => log::revoke(&ctx, a),
+        Command::Erase(a) => erase::run(&ctx, a),
         Command::RotateIdentity => log::rotate(&ctx),
         Command::Witnesses(a) => log::witnesses(&ctx, a),
         Command::Version => version::run(&ctx),
