@@ -21,6 +21,7 @@ mod chunk_attacks;
 mod cross_context_replay;
 mod devices;
 mod downgrade;
+mod erasure;
 mod injection_and_context_binding;
 mod key_substitution;
 mod metadata_leakage;
