@@ -326,7 +326,13 @@ impl Client {
             return Ok(String::new());
         }
         let doc = parse_doc(doc_id)?;
-        let got = match self.session.get_unlocked(&doc, Some(version)) {
+        // The newest version, as the CLI's `get` asks for it: the log is checked for a newer
+        // version than the server lists (PROTOCOL.md §11.6), which an explicit version skips.
+        let got = match self
+            .session
+            .get_unlocked(&doc, None)
+            .and_then(|g| same_version(g.unlocked.header().doc_version, version).map(|()| g))
+        {
             Ok(g) => g,
             Err(e) => {
                 self.opened.insert(key, failed(&e));
@@ -411,7 +417,11 @@ impl Client {
         }
         let doc = parse_doc(doc_id)?;
         let mut out = Zeroizing::new(Vec::new());
-        let opened = match self.session.get(&doc, Some(version), &mut *out) {
+        let opened = match self
+            .session
+            .get(&doc, None, &mut *out)
+            .and_then(|g| same_version(g.opened.header.doc_version, version).map(|()| g))
+        {
             Ok(got) => opened_ok(&got, out),
             // Bytes written before a failed check are discarded with `out`.
             Err(e) => failed(&e),
@@ -447,5 +457,17 @@ fn failed(e: &ClientError) -> Opened {
     Opened {
         info: serde_json::json!({ "ok": false, "error": e.to_string() }),
         content: None,
+    }
+}
+
+/// The page opens the newest version of a document (checked against the log); the listing it
+/// showed must name that same version.
+fn same_version(opened: u32, listed: u32) -> Result<(), ClientError> {
+    if opened == listed {
+        Ok(())
+    } else {
+        Err(ClientError::Log(serment_core::Error::History {
+            reason: "the server's listing changed while the document was opened",
+        }))
     }
 }
