@@ -181,6 +181,12 @@ pub(crate) enum Command {
     Web(crate::cmd::web::WebCommand),
     /// Audit a server's whole transparency log: recompute the tree, check every signature.
     VerifyLog(crate::cmd::log::VerifyLogArgs),
+    /// Back up a server's store to storage it cannot erase (docs/BACKUP.md): continuous, or
+    /// one increment with --once.
+    Backup(crate::cmd::backup::BackupArgs),
+    /// Check a backup against the log key, trusting none of its claims; exit 4 naming what is
+    /// missing or altered.
+    VerifyBackup(crate::cmd::backup::VerifyBackupArgs),
     /// Show who opened your documents, each line proven in the log (--fhir: FHIR R4 AuditEvents).
     Audit(crate::cmd::log::AuditArgs),
     /// Link a second device (a short one-time code), join as one, list your devices.
@@ -250,7 +256,7 @@ impl Command {
     pub(crate) fn runs_a_server(&self) -> bool {
         matches!(
             self,
-            Command::Serve(_) | Command::Demo(_) | Command::Witness(_)
+            Command::Serve(_) | Command::Demo(_) | Command::Witness(_) | Command::Backup(_)
         )
     }
 }
@@ -303,6 +309,10 @@ pub(crate) struct ServeArgs {
     pub(crate) max_pending_upload_bytes: Option<u64>,
     #[arg(long, env = "SERMENT_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true, help = help("metrics_token"))]
     pub(crate) metrics_token: Option<String>,
+    #[arg(long, env = "SERMENT_BACKUP_URL", value_name = "URL", help = help("backup_url"))]
+    pub(crate) backup_url: Option<String>,
+    #[arg(long, env = "SERMENT_BACKUP_INTERVAL_SECS", value_name = "SECS", help = help("backup_interval_secs"))]
+    pub(crate) backup_interval_secs: Option<u64>,
     /// Create a new, empty store when the data directory does not exist or is empty (needed on
     /// the first start unless --data-dir, SERMENT_DATA_DIR or the TOML `data_dir` names it; later
     /// starts need no flag).

@@ -42,6 +42,15 @@ pub(crate) enum CliError {
         /// The whole report (`--json` prints it beside the error, in the one object).
         report: Box<serde_json::Value>,
     },
+    /// `verify-backup` found the backup incomplete or altered (its report, for `--json`), or
+    /// `backup` found its target written by something else (no report) (docs/BACKUP.md).
+    #[error("BACKUP CHECK FAILED: {message}")]
+    BackupInvalid {
+        /// What failed.
+        message: String,
+        /// `verify-backup`'s whole report (`--json` prints it beside the error, in the one object).
+        report: Option<Box<serde_json::Value>>,
+    },
     /// `audit` found accesses the reading device did not co-sign (PROTOCOL.md §11.5).
     #[error(
         "{0} access(es) in the log were not co-signed by the reading device: a stolen credential \
@@ -76,6 +85,7 @@ impl CliError {
             CliError::DemoFailed(_) => 7,
             CliError::Unreceipted(_)
             | CliError::LogInvalid { .. }
+            | CliError::BackupInvalid { .. }
             | CliError::BundleNotLogged(_) => 4,
             CliError::Agent { exit, .. } => *exit,
         }
@@ -96,6 +106,7 @@ impl CliError {
             CliError::DemoFailed(_) => "demo_failed",
             CliError::Unreceipted(_) => "unreceipted_access",
             CliError::LogInvalid { .. } => "log_invalid",
+            CliError::BackupInvalid { .. } => "backup_invalid",
             CliError::BundleNotLogged(_) => "bundle_not_logged",
             CliError::Agent { .. } => "agent",
         }

@@ -99,6 +99,12 @@ fn main() {
                     error::CliError::LogInvalid { report, .. } => {
                         serde_json::json!({ "error": error, "verified": false, "report": report })
                     }
+                    error::CliError::BackupInvalid {
+                        report: Some(report),
+                        ..
+                    } => {
+                        serde_json::json!({ "error": error, "verified": false, "report": report })
+                    }
                     _ => serde_json::json!({ "error": error }),
                 };
                 output::json_line(v);

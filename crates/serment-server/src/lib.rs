@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod config;
 mod gc;
 mod http;
@@ -240,6 +241,51 @@ impl Server {
         gc::collect(&self.store, now, self.config.pending_upload_grace_secs)
             .await
             .map_err(|e| ServerError::Storage(Box::new(e)))
+    }
+
+    /// Takes one backup increment (docs/BACKUP.md §5) from this server's store into `backup`'s
+    /// target, if the log grew or its newest checkpoint gained cosignatures. Returns what it
+    /// copied, `None` if nothing was new.
+    ///
+    /// # Errors
+    /// [`backup::BackupError`]: the target or the store failed, or the target holds manifests
+    /// this log key did not sign in one chain, or more entries than this log.
+    pub async fn backup_increment(
+        &self,
+        backup: &mut backup::Backup,
+    ) -> Result<Option<backup::IncrementSummary>, backup::BackupError> {
+        backup.increment(&self.store, store::now()).await
+    }
+
+    /// A task taking an increment every `interval` (the `serve --backup-url` loop), logging each
+    /// increment and each failure (a failure is retried at the next tick, reading the target's
+    /// manifests again). Runs until dropped.
+    pub fn backup_loop(
+        &self,
+        mut backup: backup::Backup,
+        interval: std::time::Duration,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let store = self.store.clone();
+        async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match backup.increment(&store, store::now()).await {
+                    Ok(Some(s)) => tracing::info!(
+                        seq = s.seq,
+                        size = s.size,
+                        entries = s.entries,
+                        blobs = s.blobs,
+                        "backup increment written"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, target = %backup.target().describe(), "backup increment failed")
+                    }
+                }
+            }
+        }
     }
 
     /// Binds `config.listen` (port 0 picks a free port).

@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 mod agent_serve;
+pub(crate) mod backup;
 mod demo;
 mod demo_team;
 mod demo_tls;
@@ -155,6 +156,8 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Demo(a) => demo::run(&ctx, a),
         Command::Witness(a) => log::witness(&ctx, a),
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
+        Command::Backup(a) => backup::backup(&ctx, a),
+        Command::VerifyBackup(a) => backup::verify_backup(&ctx, a),
         Command::Web(c) => web::run(&ctx, c),
         Command::Audit(a) => log::audit(&ctx, a),
         Command::Device(c) => device::run(&ctx, c),

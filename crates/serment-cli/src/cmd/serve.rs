@@ -43,6 +43,7 @@ pub(crate) fn run(ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
         // bundle: a restart or another instance of the same version appends nothing.
         let (bundle_index, _) = server.log_web_bundle().await.map_err(open_error)?;
         let bundle_hash = Server::web_bundle_hash().map_err(open_error)?;
+        let backup = config_backup(&server);
         let running = server
             .bind()
             .await
@@ -59,6 +60,10 @@ pub(crate) fn run(ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
                 "listening": running.url(), "data_dir": config_dir.display().to_string(),
                 "log_key": running.log_verifier_key(), "tls": running.is_tls(),
                 "web_bundle": { "bundle_hash": bundle_hash, "log_index": bundle_index } }));
+        }
+        if let Some((task, url)) = backup {
+            eprintln!("serment: backup to {url}");
+            tokio::spawn(task);
         }
         running
             .serve(shutdown_signal())
@@ -106,12 +111,33 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
     );
     set(&mut c.max_pending_uploads, a.max_pending_uploads);
     set(&mut c.max_pending_upload_bytes, a.max_pending_upload_bytes);
+    if a.backup_url.is_some() {
+        c.backup_url = a.backup_url;
+    }
+    set(&mut c.backup_interval_secs, a.backup_interval_secs);
     if let Some(t) = a.metrics_token {
         c.metrics_token = Some(serment_server::config::MetricsToken::new(t));
     }
 }
 
 /// True when `dir` does not exist or is an empty directory: opening it would create a new store.
+/// The `backup_url` loop of `server`, if set (its URL was checked by `Config::validate`).
+fn config_backup(
+    server: &Server,
+) -> Option<(
+    impl std::future::Future<Output = ()> + Send + 'static,
+    String,
+)> {
+    let c = server.config();
+    let url = c.backup_url.clone()?;
+    let target = serment_server::backup::Target::parse(&url).ok()?;
+    let interval = std::time::Duration::from_secs(c.backup_interval_secs);
+    Some((
+        server.backup_loop(serment_server::backup::Backup::new(target), interval),
+        url,
+    ))
+}
+
 fn holds_no_store(dir: &std::path::Path) -> bool {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => entries.next().is_none(),

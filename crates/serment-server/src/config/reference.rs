@@ -81,6 +81,10 @@ impl Setting {
             "metrics_token" => format!(
                 "{MIN_METRICS_TOKEN_CHARS} to {MAX_METRICS_TOKEN_CHARS} visible ASCII characters"
             ),
+            "backup_url" => "file:///ABSOLUTE/DIR or s3://BUCKET[/PREFIX]".into(),
+            "backup_interval_secs" => {
+                format!("{MIN_BACKUP_INTERVAL_SECS} to {MAX_BACKUP_INTERVAL_SECS}")
+            }
             _ => String::new(),
         }
     }
@@ -202,6 +206,16 @@ pub const SETTINGS: &[Setting] = &[
         key: "metrics_token",
         unit: "secret",
         doc: "Turns on `GET /metrics` (Prometheus text format): requests by route template and status, latency, commit batch sizes, log size, database pool use, blob bytes. Metrics reveal traffic patterns, so the scraper must send `Authorization: Bearer <token>` (compared in constant time; 401 otherwise). Unset: `/metrics` answers 404. Prefer the variable or a TOML file readable by the server only: a flag shows in the process list.",
+    },
+    Setting {
+        key: "backup_url",
+        unit: "URL",
+        doc: "Runs the continuous backup inside `serve` (docs/BACKUP.md; the same loop as `serment backup`): log entries, sealed blobs, team key wraps and checkpoints, with one manifest per increment signed by the log key. `file:///DIR`: append-only files (created once, fsynced, read-only; on the same host it does not survive root on that host). `s3://BUCKET[/PREFIX]`: a bucket with versioning and Object Lock in compliance mode, credentials allowed `s3:PutObject` only (README, \"Backup\"). Unset: no backup inside the server.",
+    },
+    Setting {
+        key: "backup_interval_secs",
+        unit: "seconds",
+        doc: "Time between backup increments; an increment is taken only when the log grew or its newest checkpoint gained cosignatures. The recovery point objective is this interval plus one increment's time.",
     },
 ];
 

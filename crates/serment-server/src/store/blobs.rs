@@ -188,12 +188,22 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
 impl FsBlobStore {
     /// Creates `blobs/` and `tmp/` under `dir` if missing and deletes leftover `tmp/*.part`
     /// files (uploads interrupted by a crash).
+    #[cfg(test)]
     pub(crate) async fn open(dir: &Path) -> io::Result<FsBlobStore> {
+        Self::open_with(dir, true).await
+    }
+
+    /// [`Self::open`], deleting the leftover `tmp/*.part` files only if `clean_tmp`: a reader
+    /// beside a running server (`serment backup`) must leave its uploads in flight alone.
+    pub(crate) async fn open_with(dir: &Path, clean_tmp: bool) -> io::Result<FsBlobStore> {
         let store = FsBlobStore {
             blobs: dir.join(BLOBS_DIR),
             tmp: dir.join(TMP_DIR),
         };
         tokio::fs::create_dir_all(&store.blobs).await?;
+        if !clean_tmp {
+            return Ok(store);
+        }
         tokio::fs::create_dir_all(&store.tmp).await?;
         let mut entries = tokio::fs::read_dir(&store.tmp).await?;
         while let Some(entry) = entries.next_entry().await? {

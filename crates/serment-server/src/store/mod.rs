@@ -264,6 +264,17 @@ impl Store {
         blob_url: Option<&str>,
         database_url: Option<&str>,
     ) -> Result<Store, StoreError> {
+        Self::open_with(data_dir, blob_url, database_url, true).await
+    }
+
+    /// [`Store::open`]; `serving` false for a reader beside a running server (`serment
+    /// backup`): the interrupted uploads in `tmp/` are then left alone.
+    pub(crate) async fn open_with(
+        data_dir: &Path,
+        blob_url: Option<&str>,
+        database_url: Option<&str>,
+        serving: bool,
+    ) -> Result<Store, StoreError> {
         let backend = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Backend(e);
         let location = match blob_url {
             None => BlobLocation::Dir(data_dir.to_owned()),
@@ -271,7 +282,7 @@ impl Store {
         };
         let blobs: Arc<dyn BlobStore> = match location {
             BlobLocation::Dir(dir) => Arc::new(
-                FsBlobStore::open(&dir)
+                FsBlobStore::open_with(&dir, serving)
                     .await
                     .map_err(|e| backend(Box::new(e)))?,
             ),

@@ -512,6 +512,10 @@ pub(crate) trait TeamStore: Send + Sync {
         device_id: &KeyId,
     ) -> Result<Vec<Vec<u8>>, StoreError>;
 
+    /// Every stored team key wrap (PROTOCOL.md §12.3), by team, epoch and device: what a backup
+    /// copies (docs/BACKUP.md §2).
+    async fn all_team_key_wraps(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+
     /// The teams whose current members (as last replayed) include `handle`, by name.
     async fn teams_of(&self, handle: &str) -> Result<Vec<String>, StoreError>;
 

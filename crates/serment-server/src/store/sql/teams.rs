@@ -141,6 +141,14 @@ impl TeamStore for Db {
         .await?)
     }
 
+    async fn all_team_key_wraps(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT wrap FROM team_key_wraps ORDER BY team, epoch, device_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn teams_of(&self, handle: &str) -> Result<Vec<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT team FROM team_members WHERE handle = $1 ORDER BY team")

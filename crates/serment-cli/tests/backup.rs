@@ -1,0 +1,264 @@
+//! `serment backup` and `serment verify-backup` through the real binary (issue 12 §1-§2,
+//! docs/BACKUP.md): a backup of documents of every size class verifies; a deleted entry segment,
+//! a flipped blob byte, a swapped manifest and a replayed older manifest each exit 4 and the
+//! report names them; a backup older than a pinned checkpoint names the lost range; no
+//! plaintext of the documents is in the backup.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+struct World {
+    _tmp: tempfile::TempDir,
+    lab: PathBuf,
+    patient: PathBuf,
+    data: PathBuf,
+    root: PathBuf,
+}
+
+fn world() -> (World, ServerProc) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let data = root.join("data");
+    let server = ServerProc::start(&data, &["--init"]);
+    let w = World {
+        lab: root.join("lab"),
+        patient: root.join("patient"),
+        data,
+        root,
+        _tmp: tmp,
+    };
+    ok(&w.lab, &["id", "new", "--name", "labo-test"]);
+    ok(&w.patient, &["id", "new", "--name", "patient-x1"]);
+    ok(&w.lab, &["register", "--server", &server.url]);
+    ok(&w.patient, &["register", "--server", &server.url]);
+    ok(&w.lab, &["contact", "add", "patient-x1"]);
+    ok(&w.patient, &["contact", "add", "labo-test"]);
+    (w, server)
+}
+
+/// A document whose content is `marker` repeated to `len` bytes; returns its id.
+fn put(w: &World, marker: &str, len: usize) -> String {
+    let f = w.root.join(format!("{marker}.txt"));
+    let content: String = marker.chars().cycle().take(len).collect();
+    std::fs::write(&f, content).unwrap();
+    let v = ok(&w.lab, &["put", f.to_str().unwrap(), "--to", "patient-x1"]);
+    v["doc_id"].as_str().unwrap().to_owned()
+}
+
+fn url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+/// `serment backup --once`; returns the log key it prints.
+fn backup_once(w: &World, to: &Path) -> (String, serde_json::Value) {
+    let v = ok(
+        &w.root,
+        &[
+            "backup",
+            "--once",
+            "--to",
+            &url(to),
+            "--data-dir",
+            w.data.to_str().unwrap(),
+        ],
+    );
+    (v["log_key"].as_str().unwrap().to_owned(), v)
+}
+
+fn verify(home: &Path, from: &Path, log_key: &str, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec![
+        "verify-backup",
+        "--from",
+        &*Box::leak(url(from).into_boxed_str()),
+    ];
+    args.extend_from_slice(&["--log-key", log_key]);
+    args.extend_from_slice(extra);
+    run(home, &args)
+}
+
+/// Copies a backup (read-only files) into a writable directory an attacker alters.
+fn copy_backup(from: &Path, to: &Path) {
+    for f in files_under(from) {
+        let rel = f.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(&dest, std::fs::read(&f).unwrap()).unwrap();
+    }
+}
+
+fn problems(v: &serde_json::Value) -> Vec<String> {
+    v["report"]["problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no report: {v}"))
+        .iter()
+        .map(|p| format!("{} {}: {}", p["kind"], p["what"], p["detail"]))
+        .collect()
+}
+
+fn first(dir: &Path, sub: &str) -> PathBuf {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join(sub))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v.into_iter().next().unwrap()
+}
+
+#[test]
+fn backup_verifies_and_each_alteration_is_named() {
+    let (w, server) = world();
+    // Every size class: inline (<= 256 KiB), uploaded blobs of several chunks.
+    let docs = [
+        put(&w, "SECRET-INLINE-PLAINTEXT-", 2_000),
+        put(&w, "SECRET-UPLOADED-PLAINTEXT-", 300_000),
+        put(&w, "SECRET-LARGER-PLAINTEXT-", 1_200_000),
+    ];
+    let good = w.root.join("backup");
+    let (log_key, v) = backup_once(&w, &good);
+    assert_eq!(v["increment"]["seq"], 0, "{v}");
+    assert_eq!(v["increment"]["blobs"], 3, "{v}");
+    // Nothing new: no increment.
+    let (_, again) = backup_once(&w, &good);
+    assert!(again["increment"].is_null(), "{again}");
+    let (code, v) = verify(&w.root, &good, &log_key, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["report"]["blobs"], 3);
+    let size1 = v["report"]["size"].as_u64().unwrap();
+    assert!(size1 >= 3, "{v}");
+
+    // No plaintext in the backup: every file scanned for the documents' markers.
+    for f in files_under(&good) {
+        let bytes = std::fs::read(&f).unwrap();
+        for m in ["SECRET-INLINE", "SECRET-UPLOADED", "SECRET-LARGER"] {
+            assert!(
+                !bytes.windows(m.len()).any(|x| x == m.as_bytes()),
+                "{m} in {}",
+                f.display()
+            );
+        }
+    }
+
+    // A second increment; the first backup's copy stays older.
+    let older = w.root.join("older");
+    copy_backup(&good, &older);
+    let d4 = put(&w, "SECRET-FOURTH-", 5_000);
+    let (_, v) = backup_once(&w, &good);
+    assert_eq!(v["increment"]["seq"], 1, "{v}");
+    assert_eq!(v["increment"]["blobs"], 1, "{v}");
+    let (code, v) = verify(&w.root, &good, &log_key, &[]);
+    assert_eq!(code, 0, "{v}");
+    let size2 = v["report"]["size"].as_u64().unwrap();
+    assert!(size2 > size1);
+
+    // The file target never rewrites: its files are read-only.
+    let m0 = first(&good, "manifests");
+    assert!(std::fs::metadata(&m0).unwrap().permissions().readonly());
+
+    // 1. A deleted entry segment.
+    let t = w.root.join("t1");
+    copy_backup(&good, &t);
+    let seg = first(&t, "entries");
+    std::fs::remove_file(&seg).unwrap();
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["code"], "backup_invalid", "{v}");
+    let p = problems(&v).join("\n");
+    assert!(p.contains("\"entries 0.."), "{p}");
+
+    // 2. A flipped blob byte.
+    let t = w.root.join("t2");
+    copy_backup(&good, &t);
+    let blob = first(&t, "blobs");
+    let mut b = std::fs::read(&blob).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(&blob, b).unwrap();
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    let id = blob.file_name().unwrap().to_str().unwrap();
+    let p = problems(&v).join("\n");
+    assert!(p.contains("altered") && p.contains(id), "{p}");
+
+    // 3. Swapped manifests.
+    let t = w.root.join("t3");
+    copy_backup(&good, &t);
+    let (a, b) = (
+        t.join("manifests").join(format!("{:020}", 0)),
+        t.join("manifests").join(format!("{:020}", 1)),
+    );
+    let (ab, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, bb).unwrap();
+    std::fs::write(&b, ab).unwrap();
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    let p = problems(&v).join("\n");
+    assert!(p.contains("manifest 0") && p.contains("manifest 1"), "{p}");
+
+    // 4. A replayed older manifest, as the next increment.
+    let t = w.root.join("t4");
+    copy_backup(&good, &t);
+    std::fs::copy(
+        t.join("manifests").join(format!("{:020}", 0)),
+        t.join("manifests").join(format!("{:020}", 2)),
+    )
+    .unwrap();
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    let p = problems(&v).join("\n");
+    assert!(p.contains("manifest 2") && p.contains("replayed"), "{p}");
+
+    // 5. The older backup against the checkpoint a client saw later: the lost range is named.
+    let newest_note = first_newest_note(&good);
+    let note_file = w.root.join("pinned.note");
+    std::fs::write(&note_file, newest_note).unwrap();
+    let (code, v) = verify(
+        &w.root,
+        &older,
+        &log_key,
+        &["--checkpoint", note_file.to_str().unwrap()],
+    );
+    assert_eq!(code, 4, "{v}");
+    let p = problems(&v).join("\n");
+    assert!(
+        p.contains(&format!("entries {size1}..{size2}")) && p.contains("lost"),
+        "{p}"
+    );
+    // The full backup reaches it.
+    let (code, v) = verify(
+        &w.root,
+        &good,
+        &log_key,
+        &["--checkpoint", note_file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{v}");
+
+    // Another log key: nothing verifies.
+    let (code, _) = verify(
+        &w.root,
+        &good,
+        "serment.log/0000000000000000+00000000+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &[],
+    );
+    assert!(code == 4 || code == 2, "{code}");
+    let _ = (docs, d4);
+    server.stop();
+}
+
+fn first_newest_note(dir: &Path) -> Vec<u8> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    std::fs::read(v.last().unwrap()).unwrap()
+}

@@ -1,0 +1,441 @@
+//! The backup format (docs/BACKUP.md §2-§3): object names, entry segments and signed manifests.
+//!
+//! Every object is write-once. A manifest names the objects of its increment with their SHA-256
+//! and length, the checkpoint it covers, and the SHA-256 of the previous manifest (a chain); it is
+//! signed by the log key over `sig_input("backup-manifest", body)` (PROTOCOL.md §3).
+
+use std::fmt::Write as _;
+
+use ed25519_dalek::SigningKey;
+use serment_core::DocId;
+use serment_core::sign::{self, Context};
+use sha2::{Digest as _, Sha256};
+
+/// The first line of every manifest.
+pub const MANIFEST_MAGIC: &str = "serment-backup-manifest";
+/// The manifest and segment format version.
+pub const FORMAT_VERSION: u16 = 1;
+/// The suite: SHA-256 object hashes, Ed25519 log-key signatures.
+pub const SUITE_ID: u16 = 1;
+/// Magic bytes of an entry segment.
+pub const SEGMENT_MAGIC: &[u8; 4] = b"SRMS";
+/// The most bytes one manifest may hold (a guard for parsing an untrusted target): 64 MiB.
+pub const MAX_MANIFEST_LEN: usize = 64 << 20;
+
+/// A malformed object or a bad signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {reason}")]
+pub struct FormatError {
+    /// The object.
+    pub what: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn bad(what: impl Into<String>, reason: impl Into<String>) -> FormatError {
+    FormatError {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The key of manifest `seq`: `manifests/<seq, 20 digits>`.
+pub fn manifest_key(seq: u64) -> String {
+    format!("manifests/{seq:020}")
+}
+
+/// The key of the segment of entries `[start, end)`: `entries/<start>-<end>` (20 digits each).
+pub fn segment_key(start: u64, end: u64) -> String {
+    format!("entries/{start:020}-{end:020}")
+}
+
+/// The key of a sealed blob: `blobs/<blob id>` (the SHA-256 of its bytes, lowercase hex).
+pub fn blob_key(blob_id: &str) -> String {
+    format!("blobs/{blob_id}")
+}
+
+/// The key of a checkpoint note of `size` entries with these exact bytes (its cosignature lines
+/// included): `checkpoints/<size>-<SHA-256 of the note, hex>`.
+pub fn checkpoint_key(size: u64, note: &[u8]) -> String {
+    format!("checkpoints/{size:020}-{}", hex::encode(sha256(note)))
+}
+
+/// The key of a team key wrap: `teamkeys/<SHA-256 of its bytes, hex>`.
+pub fn team_key_key(wrap: &[u8]) -> String {
+    format!("teamkeys/{}", hex::encode(sha256(wrap)))
+}
+
+/// What an object of a manifest holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// The checkpoint note the manifest covers (exactly one per manifest).
+    Checkpoint,
+    /// Log entries `[start, end)`.
+    Entries {
+        /// First index.
+        start: u64,
+        /// One past the last index.
+        end: u64,
+    },
+    /// The sealed blob of a document version.
+    Blob {
+        /// The document.
+        doc: DocId,
+        /// Its version.
+        version: u32,
+    },
+    /// A team key wrap (PROTOCOL.md §12.3).
+    TeamKey,
+}
+
+/// One object named by a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// What it holds.
+    pub kind: ObjectKind,
+    /// Its key under the target's prefix.
+    pub key: String,
+    /// SHA-256 of its bytes.
+    pub sha256: [u8; 32],
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// One increment's manifest (docs/BACKUP.md §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The log's origin (the checkpoint's first line).
+    pub origin: String,
+    /// The increment number, from 0.
+    pub seq: u64,
+    /// SHA-256 of the previous manifest's bytes; `None` for increment 0.
+    pub prev: Option<[u8; 32]>,
+    /// The size of the checkpoint covered (entries `[0, size)` are in this and earlier increments).
+    pub size: u64,
+    /// When the increment was taken, seconds since the Unix epoch (backup host's clock).
+    pub created_at: u64,
+    /// The objects of this increment.
+    pub objects: Vec<ObjectRef>,
+}
+
+impl Manifest {
+    /// The signed body: every line up to (not including) the `signature` line.
+    pub fn body(&self) -> String {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = writeln!(s, "{MANIFEST_MAGIC}");
+        let _ = writeln!(s, "format {FORMAT_VERSION}");
+        let _ = writeln!(s, "suite {SUITE_ID}");
+        let _ = writeln!(s, "origin {}", self.origin);
+        let _ = writeln!(s, "seq {}", self.seq);
+        let _ = writeln!(
+            s,
+            "prev {}",
+            self.prev.map_or_else(|| "none".to_owned(), hex::encode)
+        );
+        let _ = writeln!(s, "size {}", self.size);
+        let _ = writeln!(s, "created {}", self.created_at);
+        for o in &self.objects {
+            let (word, extra) = match &o.kind {
+                ObjectKind::Checkpoint => ("checkpoint", String::new()),
+                ObjectKind::Entries { start, end } => ("entries", format!(" {start} {end}")),
+                ObjectKind::Blob { doc, version } => ("blob", format!(" {doc} {version}")),
+                ObjectKind::TeamKey => ("teamkey", String::new()),
+            };
+            let _ = writeln!(
+                s,
+                "{word} {} {} {}{extra}",
+                o.key,
+                hex::encode(o.sha256),
+                o.len
+            );
+        }
+        s
+    }
+
+    /// The manifest's bytes: the body and its `signature <128 hex>` line by the log key.
+    pub fn sign(&self, log_key: &SigningKey) -> Vec<u8> {
+        let body = self.body();
+        let sig = sign::sign(log_key, Context::BackupManifest, body.as_bytes());
+        format!("{body}signature {}\n", hex::encode(sig)).into_bytes()
+    }
+
+    /// The checkpoint object of the manifest.
+    pub fn checkpoint(&self) -> Option<&ObjectRef> {
+        self.objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Checkpoint)
+    }
+
+    /// Parses a manifest strictly and checks its signature with the log's Ed25519 public key.
+    ///
+    /// # Errors
+    /// [`FormatError`] naming the line at fault, or the bad signature.
+    pub fn parse_verified(
+        name: &str,
+        bytes: &[u8],
+        log_public_key: &[u8; 32],
+    ) -> Result<Manifest, FormatError> {
+        if bytes.len() > MAX_MANIFEST_LEN {
+            return Err(bad(name, "too large"));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| bad(name, "not UTF-8"))?;
+        let body_end = text
+            .rfind("signature ")
+            .filter(|&i| i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
+            .ok_or_else(|| bad(name, "no signature line"))?;
+        let (body, sig_line) = text.split_at(body_end);
+        let sig_hex = sig_line
+            .strip_prefix("signature ")
+            .and_then(|s| s.strip_suffix('\n'))
+            .ok_or_else(|| bad(name, "malformed signature line"))?;
+        let sig = hex::decode(sig_hex).map_err(|_| bad(name, "signature is not hex"))?;
+        sign::verify(
+            log_public_key,
+            Context::BackupManifest,
+            body.as_bytes(),
+            &sig,
+            "backup manifest",
+        )
+        .map_err(|_| bad(name, "signature does not verify with the log key"))?;
+        let m = parse_body(name, body)?;
+        if m.body() != body {
+            return Err(bad(name, "not in canonical form"));
+        }
+        Ok(m)
+    }
+}
+
+fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
+    let mut lines = body.lines();
+    let mut field = |key: &str| -> Result<String, FormatError> {
+        let line = lines
+            .next()
+            .ok_or_else(|| bad(name, format!("missing {key}")))?;
+        if key == MANIFEST_MAGIC {
+            return if line == MANIFEST_MAGIC {
+                Ok(String::new())
+            } else {
+                Err(bad(name, "not a manifest"))
+            };
+        }
+        line.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(' '))
+            .map(str::to_owned)
+            .ok_or_else(|| bad(name, format!("expected the {key} line")))
+    };
+    field(MANIFEST_MAGIC)?;
+    if field("format")? != FORMAT_VERSION.to_string() {
+        return Err(bad(name, "unsupported format version"));
+    }
+    if field("suite")? != SUITE_ID.to_string() {
+        return Err(bad(name, "unsupported suite"));
+    }
+    let origin = field("origin")?;
+    let num = |v: String, what: &str| {
+        v.parse::<u64>()
+            .map_err(|_| bad(name, format!("{what} is not a number")))
+    };
+    let seq = num(field("seq")?, "seq")?;
+    let prev = match field("prev")?.as_str() {
+        "none" => None,
+        h => Some(hash32(name, h)?),
+    };
+    let size = num(field("size")?, "size")?;
+    let created_at = num(field("created")?, "created")?;
+    let mut objects = Vec::new();
+    for line in lines {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let obj = |kind: ObjectKind, p: &[&str]| -> Result<ObjectRef, FormatError> {
+            match p {
+                [key, sha, len, ..] => Ok(ObjectRef {
+                    kind,
+                    key: (*key).to_owned(),
+                    sha256: hash32(name, sha)?,
+                    len: len
+                        .parse()
+                        .map_err(|_| bad(name, format!("bad length in {line:?}")))?,
+                }),
+                _ => Err(bad(name, format!("malformed line {line:?}"))),
+            }
+        };
+        let rest = parts.get(1..).unwrap_or_default();
+        let o = match (parts.first().copied(), rest) {
+            (Some("checkpoint"), p @ [_, _, _]) => obj(ObjectKind::Checkpoint, p)?,
+            (Some("teamkey"), p @ [_, _, _]) => obj(ObjectKind::TeamKey, p)?,
+            (Some("entries"), p @ [_, _, _, start, end]) => {
+                let start = num((*start).to_owned(), "start")?;
+                let end = num((*end).to_owned(), "end")?;
+                obj(ObjectKind::Entries { start, end }, p)?
+            }
+            (Some("blob"), p @ [_, _, _, doc, version]) => {
+                let doc = DocId::from_hex(doc)
+                    .map_err(|_| bad(name, format!("bad document id in {line:?}")))?;
+                let version = version
+                    .parse()
+                    .map_err(|_| bad(name, format!("bad version in {line:?}")))?;
+                obj(ObjectKind::Blob { doc, version }, p)?
+            }
+            _ => return Err(bad(name, format!("unknown line {line:?}"))),
+        };
+        objects.push(o);
+    }
+    if objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Checkpoint)
+        .count()
+        != 1
+    {
+        return Err(bad(name, "must name exactly one checkpoint"));
+    }
+    Ok(Manifest {
+        origin,
+        seq,
+        prev,
+        size,
+        created_at,
+        objects,
+    })
+}
+
+fn hash32(name: &str, h: &str) -> Result<[u8; 32], FormatError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(h, &mut out).map_err(|_| bad(name, format!("bad hash {h:?}")))?;
+    Ok(out)
+}
+
+/// Encodes log entries `[start, start + entries.len())` as a segment:
+/// `"SRMS" u16(format) u16(suite) u64(start) u64(count) (u16(len) entry)*`.
+pub fn encode_segment(start: u64, entries: &[Vec<u8>]) -> Vec<u8> {
+    let total: usize = entries.iter().map(|e| e.len() + 2).sum();
+    let mut v = Vec::with_capacity(24 + total);
+    v.extend_from_slice(SEGMENT_MAGIC);
+    v.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    v.extend_from_slice(&SUITE_ID.to_be_bytes());
+    v.extend_from_slice(&start.to_be_bytes());
+    v.extend_from_slice(&(entries.len() as u64).to_be_bytes());
+    for e in entries {
+        // A log entry is at most MAX_ENTRY_LEN (2107) bytes: it fits a u16.
+        let len = u16::try_from(e.len()).unwrap_or(u16::MAX);
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(e);
+    }
+    v
+}
+
+/// Decodes a segment; returns its start index and entries.
+///
+/// # Errors
+/// [`FormatError`] for a wrong magic, version, suite, a truncated or extended segment.
+pub fn decode_segment(name: &str, bytes: &[u8]) -> Result<(u64, Vec<Vec<u8>>), FormatError> {
+    let head = bytes
+        .get(..24)
+        .ok_or_else(|| bad(name, "truncated segment"))?;
+    let (magic, rest) = head.split_at(4);
+    if magic != SEGMENT_MAGIC {
+        return Err(bad(name, "not an entry segment"));
+    }
+    let u16_at = |i: usize| {
+        rest.get(i..i + 2)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(u16::from_be_bytes)
+    };
+    if u16_at(0) != Some(FORMAT_VERSION) || u16_at(2) != Some(SUITE_ID) {
+        return Err(bad(name, "unsupported segment version or suite"));
+    }
+    let u64_at = |i: usize| {
+        rest.get(i..i + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or_default()
+    };
+    let (start, count) = (u64_at(4), u64_at(12));
+    let mut body = bytes.get(24..).unwrap_or_default();
+    let mut entries = Vec::new();
+    while !body.is_empty() {
+        let (len, tail) = body
+            .split_first_chunk::<2>()
+            .ok_or_else(|| bad(name, "truncated segment"))?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        let (e, tail) = tail
+            .split_at_checked(len)
+            .ok_or_else(|| bad(name, "truncated segment"))?;
+        entries.push(e.to_vec());
+        body = tail;
+    }
+    if entries.len() as u64 != count {
+        return Err(bad(name, "entry count does not match"));
+    }
+    Ok((start, entries))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            origin: "serment.log/0011223344556677".into(),
+            seq: 1,
+            prev: Some([7; 32]),
+            size: 3,
+            created_at: 1_700_000_000,
+            objects: vec![
+                ObjectRef {
+                    kind: ObjectKind::Checkpoint,
+                    key: checkpoint_key(3, b"note"),
+                    sha256: sha256(b"note"),
+                    len: 4,
+                },
+                ObjectRef {
+                    kind: ObjectKind::Entries { start: 1, end: 3 },
+                    key: segment_key(1, 3),
+                    sha256: [1; 32],
+                    len: 10,
+                },
+                ObjectRef {
+                    kind: ObjectKind::Blob {
+                        doc: DocId::from_bytes([9; 16]),
+                        version: 2,
+                    },
+                    key: blob_key(&"ab".repeat(32)),
+                    sha256: [0xab; 32],
+                    len: 300,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips_and_any_change_breaks_the_signature() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let pk = key.verifying_key().to_bytes();
+        let m = sample();
+        let bytes = m.sign(&key);
+        assert_eq!(Manifest::parse_verified("m", &bytes, &pk).unwrap(), m);
+        for i in 0..bytes.len() - 1 {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert!(Manifest::parse_verified("m", &b, &pk).is_err(), "byte {i}");
+        }
+        let other = SigningKey::from_bytes(&[6; 32]).verifying_key().to_bytes();
+        assert!(Manifest::parse_verified("m", &bytes, &other).is_err());
+    }
+
+    #[test]
+    fn segment_round_trips_and_refuses_truncation() {
+        let entries = vec![vec![1, 2, 3], vec![], vec![9; 300]];
+        let s = encode_segment(7, &entries);
+        assert_eq!(decode_segment("s", &s).unwrap(), (7, entries));
+        assert!(decode_segment("s", &s[..s.len() - 1]).is_err());
+        let mut longer = s.clone();
+        longer.extend_from_slice(&[0, 0]);
+        assert!(decode_segment("s", &longer).is_err());
+    }
+}

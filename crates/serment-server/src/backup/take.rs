@@ -1,0 +1,230 @@
+//! Taking an increment from a server's store (docs/BACKUP.md §5): the log entries since the last
+//! manifest, the sealed blobs of the document versions they wrap, the team key wraps not yet
+//! copied, the current checkpoint note with its cosignatures, and last the signed manifest.
+
+use std::collections::HashSet;
+
+use futures_util::StreamExt as _;
+use serment_core::DocId;
+use serment_core::log::entry::{LogEntry, Payload};
+use serment_core::log::note::SignedCheckpoint;
+
+use super::format::{
+    Manifest, ObjectKind, ObjectRef, blob_key, checkpoint_key, encode_segment, manifest_key,
+    segment_key, sha256, team_key_key,
+};
+use super::{BackupError, IncrementSummary, Target};
+use crate::store::Store;
+
+/// The most entries read from the store at once.
+const ENTRIES_PER_READ: u64 = 4096;
+
+/// What the target already holds, read once from its manifests, then kept up to date.
+#[derive(Debug, Default)]
+pub(crate) struct BackupState {
+    next_seq: u64,
+    prev: Option<[u8; 32]>,
+    size: u64,
+    last_note: Option<Vec<u8>>,
+    versions: HashSet<(DocId, u32)>,
+    team_keys: HashSet<String>,
+}
+
+/// Reads every manifest of `target`, checking each signature with the log key and the chain.
+///
+/// # Errors
+/// [`BackupError::Chain`] if the target's manifests are not one unbroken chain signed by this log
+/// key (run `serment verify-backup`), or target I/O errors.
+pub(crate) async fn load_state(
+    target: &Target,
+    log_public_key: &[u8; 32],
+    origin: &str,
+) -> Result<BackupState, BackupError> {
+    let mut st = BackupState::default();
+    for key in target.list("manifests").await? {
+        let bytes = target
+            .get(&key)
+            .await?
+            .ok_or_else(|| BackupError::Chain(format!("{key} vanished while read")))?;
+        let m = Manifest::parse_verified(&key, &bytes, log_public_key)
+            .map_err(|e| BackupError::Chain(e.to_string()))?;
+        if key != manifest_key(st.next_seq) || m.seq != st.next_seq || m.prev != st.prev {
+            return Err(BackupError::Chain(format!(
+                "{key} does not follow manifest {}",
+                st.next_seq.wrapping_sub(1)
+            )));
+        }
+        if m.origin != origin {
+            return Err(BackupError::Chain(format!(
+                "{key} is for the log {}, not {origin}",
+                m.origin
+            )));
+        }
+        for o in &m.objects {
+            match &o.kind {
+                ObjectKind::Blob { doc, version } => {
+                    st.versions.insert((*doc, *version));
+                }
+                ObjectKind::TeamKey => {
+                    st.team_keys.insert(o.key.clone());
+                }
+                ObjectKind::Checkpoint => {
+                    st.last_note = target.get(&o.key).await?;
+                }
+                ObjectKind::Entries { .. } => {}
+            }
+        }
+        st.size = m.size;
+        st.prev = Some(sha256(&bytes));
+        st.next_seq += 1;
+    }
+    Ok(st)
+}
+
+fn store_err(e: impl std::fmt::Display) -> BackupError {
+    BackupError::Store(e.to_string())
+}
+
+/// Takes one increment if the log grew or its newest checkpoint gained cosignatures; `None` if
+/// there is nothing new. Objects are written before the manifest, so an increment interrupted
+/// before its manifest is invisible and redone by the next call.
+pub(crate) async fn take_increment(
+    store: &Store,
+    target: &Target,
+    st: &mut BackupState,
+    now: u64,
+) -> Result<Option<IncrementSummary>, BackupError> {
+    let meta = store.meta();
+    let Some(note) = meta.log_note(None).await.map_err(store_err)? else {
+        return Ok(None);
+    };
+    let signed = SignedCheckpoint::parse(&note).map_err(store_err)?;
+    let size = signed.checkpoint.size;
+    if size < st.size {
+        return Err(BackupError::LogShrank {
+            backup: st.size,
+            log: size,
+        });
+    }
+    if size == st.size && st.last_note.as_deref() == Some(note.as_bytes()) {
+        return Ok(None);
+    }
+    let mut objects = Vec::new();
+    let mut summary = IncrementSummary {
+        seq: st.next_seq,
+        size,
+        ..IncrementSummary::default()
+    };
+    let mut new_versions = Vec::new();
+    let mut start = st.size;
+    while start < size {
+        let end = size.min(start + ENTRIES_PER_READ);
+        let entries = meta.log_entries(start, end).await.map_err(store_err)?;
+        if entries.len() as u64 != end - start {
+            return Err(BackupError::Store(format!(
+                "the store returned {} entries for {start}..{end}",
+                entries.len()
+            )));
+        }
+        for e in &entries {
+            let decoded = LogEntry::decode(e).map_err(store_err)?;
+            if let Payload::Wrap(w) = decoded.payload {
+                let v = (w.doc_id, w.doc_version);
+                if !st.versions.contains(&v) && !new_versions.contains(&v) {
+                    new_versions.push(v);
+                }
+            }
+        }
+        let seg = encode_segment(start, &entries);
+        let key = segment_key(start, end);
+        objects.push(ObjectRef {
+            kind: ObjectKind::Entries { start, end },
+            key: key.clone(),
+            sha256: sha256(&seg),
+            len: seg.len() as u64,
+        });
+        summary.bytes += seg.len() as u64;
+        target.put_new(&key, seg).await?;
+        summary.entries += end - start;
+        start = end;
+    }
+    for (doc, version) in &new_versions {
+        // A version erased since (issue 12 §5) has no row: nothing to copy.
+        let Some(row) = meta.version(doc, *version).await.map_err(store_err)? else {
+            continue;
+        };
+        let body = store.blob(&row.blob_id).await.map_err(store_err)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(body.len).unwrap_or(0));
+        let mut stream = body.stream;
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(store_err)?);
+        }
+        if hex::encode(sha256(&bytes)) != row.blob_id.as_str() {
+            return Err(BackupError::Store(format!(
+                "blob {} does not hash to its id",
+                row.blob_id
+            )));
+        }
+        let key = blob_key(row.blob_id.as_str());
+        objects.push(ObjectRef {
+            kind: ObjectKind::Blob {
+                doc: *doc,
+                version: *version,
+            },
+            key: key.clone(),
+            sha256: sha256(&bytes),
+            len: bytes.len() as u64,
+        });
+        summary.blobs += 1;
+        summary.bytes += bytes.len() as u64;
+        target.put_new(&key, bytes).await?;
+    }
+    let mut new_team_keys = Vec::new();
+    for wrap in meta.all_team_key_wraps().await.map_err(store_err)? {
+        let key = team_key_key(&wrap);
+        if st.team_keys.contains(&key) {
+            continue;
+        }
+        objects.push(ObjectRef {
+            kind: ObjectKind::TeamKey,
+            key: key.clone(),
+            sha256: sha256(&wrap),
+            len: wrap.len() as u64,
+        });
+        summary.team_keys += 1;
+        summary.bytes += wrap.len() as u64;
+        target.put_new(&key, wrap).await?;
+        new_team_keys.push(key);
+    }
+    let note_bytes = note.into_bytes();
+    let key = checkpoint_key(size, &note_bytes);
+    objects.insert(
+        0,
+        ObjectRef {
+            kind: ObjectKind::Checkpoint,
+            key: key.clone(),
+            sha256: sha256(&note_bytes),
+            len: note_bytes.len() as u64,
+        },
+    );
+    target.put_new(&key, note_bytes.clone()).await?;
+    let manifest = Manifest {
+        origin: signed.checkpoint.origin.clone(),
+        seq: st.next_seq,
+        prev: st.prev,
+        size,
+        created_at: now,
+        objects,
+    };
+    let bytes = manifest.sign(store.log_signer().signing_key());
+    target
+        .put_new(&manifest_key(st.next_seq), bytes.clone())
+        .await?;
+    st.prev = Some(sha256(&bytes));
+    st.next_seq += 1;
+    st.size = size;
+    st.last_note = Some(note_bytes);
+    st.versions.extend(new_versions);
+    st.team_keys.extend(new_team_keys);
+    Ok(Some(summary))
+}

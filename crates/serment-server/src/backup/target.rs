@@ -1,0 +1,237 @@
+//! Where a backup lives (docs/BACKUP.md §4): a local directory of append-only files
+//! (`file:///DIR`) or an S3-compatible bucket (`s3://BUCKET[/PREFIX]`, conditional create).
+//!
+//! Both only ever create objects: an object that exists is never rewritten. Creating one that
+//! exists with the same bytes is a no-op (an increment redone after a crash); with other bytes it
+//! is an error ([`BackupError::Exists`]).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+
+use super::BackupError;
+
+/// A backup target.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A local directory: files created with `O_EXCL` semantics (hard link of a fsynced,
+    /// read-only temporary file), the directory fsynced after each.
+    Dir(PathBuf),
+    /// An S3-compatible bucket: `PutObject` with `If-None-Match: *`.
+    S3 {
+        /// The bucket client.
+        store: Arc<dyn ObjectStore>,
+        /// The key prefix.
+        prefix: ObjectPath,
+        /// The URL as given.
+        url: String,
+    },
+}
+
+impl Target {
+    /// Parses `file:///ABSOLUTE/DIR` or `s3://BUCKET[/PREFIX]` (S3 endpoint, region and
+    /// credentials from the standard `AWS_*` variables, as for `blob_url`).
+    ///
+    /// # Errors
+    /// [`BackupError::Url`] for any other URL.
+    pub fn parse(url: &str) -> Result<Target, BackupError> {
+        let err = |reason: &str| BackupError::Url {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            let p = PathBuf::from(path);
+            if !p.is_absolute() {
+                return Err(err("expected file:///ABSOLUTE/DIR"));
+            }
+            return Ok(Target::Dir(p));
+        }
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| err("expected file:///DIR or s3://BUCKET[/PREFIX]"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(err("the bucket name is empty"));
+        }
+        let prefix = ObjectPath::parse(prefix.trim_end_matches('/'))
+            .map_err(|e| err(&format!("bad key prefix: {e}")))?;
+        // rustls over ring as the process default, as for the blob store (store/object.rs).
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| err(&e.to_string()))?;
+        Ok(Target::S3 {
+            store: Arc::new(store),
+            prefix,
+            url: url.to_owned(),
+        })
+    }
+
+    fn object_path(prefix: &ObjectPath, key: &str) -> ObjectPath {
+        key.split('/').fold(prefix.clone(), |p, part| p.join(part))
+    }
+
+    /// Creates `key` with `bytes` unless it exists. Returns whether it was created now.
+    ///
+    /// # Errors
+    /// [`BackupError::Exists`] if it exists with other bytes; [`BackupError::Target`] on I/O.
+    pub async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, BackupError> {
+        let created = match self {
+            Target::Dir(dir) => {
+                let (dir, key2) = (dir.clone(), key.to_owned());
+                let b = bytes.clone();
+                tokio::task::spawn_blocking(move || put_file(&dir, &key2, &b))
+                    .await
+                    .map_err(|e| BackupError::Target(e.to_string()))??
+            }
+            Target::S3 { store, prefix, .. } => {
+                let path = Self::object_path(prefix, key);
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                };
+                match store
+                    .put_opts(&path, PutPayload::from(bytes.clone()), opts)
+                    .await
+                {
+                    Ok(_) => true,
+                    // moto answers a conditional create on an existing key with 412.
+                    Err(object_store::Error::AlreadyExists { .. })
+                    | Err(object_store::Error::Precondition { .. }) => false,
+                    Err(e) => return Err(BackupError::Target(format!("{key}: {e}"))),
+                }
+            }
+        };
+        if !created {
+            let existing = self.get(key).await?;
+            if existing.as_deref() != Some(bytes.as_slice()) {
+                return Err(BackupError::Exists(key.to_owned()));
+            }
+        }
+        Ok(created)
+    }
+
+    /// The bytes of `key`, `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`BackupError::Target`] on I/O.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackupError> {
+        match self {
+            Target::Dir(dir) => match tokio::fs::read(dir.join(key)).await {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(BackupError::Target(format!("{key}: {e}"))),
+            },
+            Target::S3 { store, prefix, .. } => {
+                match store.get(&Self::object_path(prefix, key)).await {
+                    Ok(r) => Ok(Some(
+                        r.bytes()
+                            .await
+                            .map_err(|e| BackupError::Target(format!("{key}: {e}")))?
+                            .to_vec(),
+                    )),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(BackupError::Target(format!("{key}: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// The keys directly under `dir` (`manifests`, `entries`, ...), sorted.
+    ///
+    /// # Errors
+    /// [`BackupError::Target`] on I/O.
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>, BackupError> {
+        let mut keys = match self {
+            Target::Dir(root) => match std::fs::read_dir(root.join(dir)) {
+                Ok(rd) => {
+                    let mut v = Vec::new();
+                    for e in rd {
+                        let e = e.map_err(|e| BackupError::Target(format!("{dir}: {e}")))?;
+                        if let Some(n) = e.file_name().to_str() {
+                            v.push(format!("{dir}/{n}"));
+                        }
+                    }
+                    v
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(BackupError::Target(format!("{dir}: {e}"))),
+            },
+            Target::S3 { store, prefix, .. } => {
+                let base = Self::object_path(prefix, dir);
+                let mut list = store.list(Some(&base));
+                let mut v = Vec::new();
+                let strip = if prefix.as_ref().is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/", prefix.as_ref())
+                };
+                while let Some(m) = list.next().await {
+                    let m = m.map_err(|e| BackupError::Target(format!("{dir}: {e}")))?;
+                    let full = m.location.as_ref();
+                    v.push(full.strip_prefix(&strip).unwrap_or(full).to_owned());
+                }
+                v
+            }
+        };
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The URL or directory, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Dir(d) => format!("file://{}", d.display()),
+            Target::S3 { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// Writes `dir/key` once: a temporary file in `dir/.tmp`, written, fsynced and made read-only,
+/// then hard-linked to its name (which fails if the name exists: never a rewrite), then the
+/// directory is fsynced. Returns false if the name already existed.
+fn put_file(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, BackupError> {
+    let io = |e: std::io::Error| BackupError::Target(format!("{key}: {e}"));
+    let dest = dir.join(key);
+    let parent = dest
+        .parent()
+        .ok_or_else(|| BackupError::Target(format!("{key}: no parent directory")))?;
+    std::fs::create_dir_all(parent).map_err(io)?;
+    let tmpdir = dir.join(".tmp");
+    std::fs::create_dir_all(&tmpdir).map_err(io)?;
+    let mut name = [0u8; 16];
+    getrandom::fill(&mut name).map_err(|_| BackupError::Target("no randomness".into()))?;
+    let tmp = tmpdir.join(hex::encode(name));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        let mut perm = f.metadata()?.permissions();
+        perm.set_readonly(true);
+        f.set_permissions(perm)?;
+        f.sync_all()?;
+        drop(f);
+        match std::fs::hard_link(&tmp, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let created = result.map_err(io)?;
+    if created {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(created)
+}

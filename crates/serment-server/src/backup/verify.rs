@@ -1,0 +1,523 @@
+//! `verify-backup` (docs/BACKUP.md §6): checks a backup without trusting its own claims.
+//!
+//! The log key (given by the operator, never read from the backup) signs every manifest and
+//! checkpoint; the entries are checked against the checkpoints' RFC 9162 roots; each blob against
+//! its document's signed trailer (author device from the logged device records) and every logged
+//! wrap's `header_hash`; each wrap and team key wrap against its signer's logged key; the
+//! manifests against their chain. Every problem is reported by name (manifest number, entry range,
+//! blob id), not just the first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use serment_core::document::{Header, Trailer};
+use serment_core::log::entry::{LogEntry, Payload};
+use serment_core::log::note::{SignedCheckpoint, VerifierKey};
+use serment_core::log::tree::MemoryTree;
+use serment_core::sign::{self, Context};
+use serment_core::stream::{TAG_LEN, chunk_plain_len};
+use serment_core::team::TeamKeyWrap;
+use serment_core::{DocId, KeyId};
+
+use super::format::{Manifest, ObjectKind, decode_segment, manifest_key, sha256};
+use super::{BackupError, Target};
+
+/// The kind byte of an erasure tombstone (issue 12 §5, PROTOCOL.md §11.3 kind 9).
+pub const ERASURE_KIND: u8 = 9;
+
+/// What the operator trusts: the log key, the witnesses and their quorum, and optionally a
+/// checkpoint a client pinned.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// The log's verifier key.
+    pub log_key: VerifierKey,
+    /// Witness verifier keys.
+    pub witnesses: Vec<VerifierKey>,
+    /// How many of them must cosign the checkpoint the backup is verified up to (0: none).
+    pub quorum: usize,
+    /// A checkpoint note a client pinned: the backup must not be older, and must be consistent.
+    pub pinned: Option<String>,
+}
+
+/// One problem found, with what it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `missing`, `altered`, `chain`, `lost` or `invalid`.
+    pub kind: &'static str,
+    /// What it is about, e.g. `entries 10..20`, `blob <id>`, `manifest 3`.
+    pub what: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Manifests read.
+    pub manifests: u64,
+    /// The size of the newest checkpoint every entry of which is present and verified.
+    pub size: u64,
+    /// The size of the newest such checkpoint cosigned by the witness quorum (equals `size`
+    /// when no quorum is required).
+    pub cosigned_size: u64,
+    /// Its note (with cosignature lines), if any.
+    pub checkpoint: Option<String>,
+    /// Entries verified.
+    pub entries: u64,
+    /// Document versions whose blob verified.
+    pub blobs: u64,
+    /// Document versions erased (kind 9 tombstones): their blobs are not expected.
+    pub erased: u64,
+    /// Team key wraps verified.
+    pub team_keys: u64,
+    /// Everything missing or altered.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// True if nothing is missing or altered.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+    fn problem(&mut self, kind: &'static str, what: impl Into<String>, detail: impl Into<String>) {
+        self.problems.push(Problem {
+            kind,
+            what: what.into(),
+            detail: detail.into(),
+        });
+    }
+}
+
+/// A verified manifest and the raw bytes of its checkpoint.
+struct Verified {
+    manifest: Manifest,
+    note: Option<SignedCheckpoint>,
+    note_text: Option<String>,
+}
+
+/// Verifies the backup in `target` (see the module docs).
+///
+/// # Errors
+/// [`BackupError::Target`] only when the target cannot be read at all; everything missing or
+/// altered is a [`Problem`] of the report.
+pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupError> {
+    let mut r = Report::default();
+    let manifests = read_manifests(target, trust, &mut r).await?;
+    r.manifests = manifests.len() as u64;
+
+    // Objects: each must be present with the SHA-256 and length its manifest names.
+    let mut segments: BTreeMap<u64, (u64, Vec<Vec<u8>>)> = BTreeMap::new();
+    let mut blobs: HashMap<(DocId, u32), (String, Vec<u8>)> = HashMap::new();
+    let mut team_keys = Vec::new();
+    for v in &manifests {
+        for o in &v.manifest.objects {
+            if o.kind == ObjectKind::Checkpoint {
+                continue;
+            }
+            let what = match &o.kind {
+                ObjectKind::Entries { start, end } => format!("entries {start}..{end}"),
+                ObjectKind::Blob { doc, version } => {
+                    format!("blob {} (document {doc} version {version})", o.key)
+                }
+                _ => o.key.clone(),
+            };
+            let Some(bytes) = target.get(&o.key).await? else {
+                r.problem(
+                    "missing",
+                    what,
+                    format!("{} named by manifest {}", o.key, v.manifest.seq),
+                );
+                continue;
+            };
+            if sha256(&bytes) != o.sha256 || bytes.len() as u64 != o.len {
+                r.problem(
+                    "altered",
+                    what,
+                    format!(
+                        "{} does not hash to what manifest {} names",
+                        o.key, v.manifest.seq
+                    ),
+                );
+                continue;
+            }
+            match &o.kind {
+                ObjectKind::Entries { start, end } => match decode_segment(&o.key, &bytes) {
+                    Ok((s, entries)) if s == *start && s + entries.len() as u64 == *end => {
+                        segments.insert(*start, (*end, entries));
+                    }
+                    Ok(_) => r.problem("invalid", what, "segment range differs from its name"),
+                    Err(e) => r.problem("invalid", what, e.to_string()),
+                },
+                ObjectKind::Blob { doc, version } => {
+                    blobs.insert((*doc, *version), (o.key.clone(), bytes));
+                }
+                ObjectKind::TeamKey => team_keys.push((o.key.clone(), bytes)),
+                ObjectKind::Checkpoint => {}
+            }
+        }
+    }
+
+    // Entries: contiguous from 0, hashed into the tree.
+    let max_size = manifests.iter().map(|v| v.manifest.size).max().unwrap_or(0);
+    let mut tree = MemoryTree::new();
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut at = 0u64;
+    for (start, (end, es)) in &segments {
+        if *start > at {
+            break;
+        }
+        if *end <= at {
+            continue;
+        }
+        let skip = usize::try_from(at - start).unwrap_or(usize::MAX);
+        for e in es.iter().skip(skip) {
+            if tree.push_entry(e).is_err() {
+                break;
+            }
+            entries.push(e.clone());
+        }
+        at = *end;
+    }
+    if at < max_size {
+        r.problem(
+            "missing",
+            format!("entries {at}..{}", segments_next(&segments, at, max_size)),
+            "no segment of the backup holds them",
+        );
+    }
+
+    // Checkpoints: the newest one fully present, signed, and matching the entries' root.
+    for v in &manifests {
+        let (Some(note), Some(text)) = (&v.note, &v.note_text) else {
+            continue;
+        };
+        let size = note.checkpoint.size;
+        if size > at {
+            continue;
+        }
+        match tree.root_at(size) {
+            Ok(root) if root == note.checkpoint.root => {
+                if size >= r.size {
+                    r.size = size;
+                    if trust.quorum == 0 {
+                        r.cosigned_size = size;
+                        r.checkpoint = Some(text.clone());
+                    }
+                }
+                if trust.quorum > 0
+                    && note.cosigned_by(&trust.witnesses) >= trust.quorum
+                    && size >= r.cosigned_size
+                {
+                    r.cosigned_size = size;
+                    r.checkpoint = Some(text.clone());
+                }
+            }
+            _ => r.problem(
+                "altered",
+                format!("entries 0..{size}"),
+                format!(
+                    "their root is not the one the checkpoint of manifest {} signs",
+                    v.manifest.seq
+                ),
+            ),
+        }
+    }
+    if trust.quorum > 0 && r.checkpoint.is_none() && !manifests.is_empty() {
+        r.problem(
+            "missing",
+            "cosigned checkpoint",
+            format!(
+                "no checkpoint of the backup is cosigned by {} of the witnesses",
+                trust.quorum
+            ),
+        );
+    }
+    r.entries = at.min(entries.len() as u64);
+
+    check_pinned(trust, &tree, at, &mut r);
+    check_contents(&entries, &blobs, &team_keys, &mut r);
+    Ok(r)
+}
+
+fn segments_next(segments: &BTreeMap<u64, (u64, Vec<Vec<u8>>)>, at: u64, max: u64) -> u64 {
+    segments.keys().copied().find(|s| *s > at).unwrap_or(max)
+}
+
+/// Reads the manifests in order: each signed by the log key, numbered as named, chained to the
+/// previous one. A broken link is reported; manifests with a valid signature are still used.
+async fn read_manifests(
+    target: &Target,
+    trust: &Trust,
+    r: &mut Report,
+) -> Result<Vec<Verified>, BackupError> {
+    let keys = target.list("manifests").await?;
+    let mut out: Vec<Verified> = Vec::new();
+    let mut prev_hash: Option<[u8; 32]> = None;
+    let mut prev_size = 0u64;
+    let mut expected = 0u64;
+    let pk = trust.log_key.public_key;
+    for key in keys {
+        let Some(num) = key
+            .strip_prefix("manifests/")
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| manifest_key(*n) == key)
+        else {
+            r.problem("invalid", key.clone(), "not a manifest name");
+            continue;
+        };
+        while expected < num {
+            r.problem(
+                "missing",
+                format!("manifest {expected}"),
+                "absent from the chain",
+            );
+            expected += 1;
+            prev_hash = None;
+        }
+        expected = num + 1;
+        let what = format!("manifest {num}");
+        let Some(bytes) = target.get(&key).await? else {
+            r.problem("missing", what, "vanished while read");
+            continue;
+        };
+        let m = match Manifest::parse_verified(&key, &bytes, &pk) {
+            Ok(m) => m,
+            Err(e) => {
+                r.problem("altered", what, e.reason);
+                prev_hash = None;
+                continue;
+            }
+        };
+        if m.seq != num {
+            r.problem(
+                "chain",
+                what.clone(),
+                format!("it is a copy of manifest {} (replayed)", m.seq),
+            );
+        } else if num > 0 && m.prev != prev_hash {
+            r.problem(
+                "chain",
+                what.clone(),
+                format!("it does not chain to manifest {}", num - 1),
+            );
+        } else if num == 0 && m.prev.is_some() {
+            r.problem("chain", what.clone(), "manifest 0 names a predecessor");
+        }
+        if m.size < prev_size {
+            r.problem(
+                "chain",
+                what.clone(),
+                format!(
+                    "it covers {} entries, fewer than the {prev_size} before it",
+                    m.size
+                ),
+            );
+        }
+        if m.origin != trust.log_key.name {
+            r.problem(
+                "invalid",
+                what.clone(),
+                format!("it is for the log {}", m.origin),
+            );
+        }
+        prev_size = prev_size.max(m.size);
+        prev_hash = Some(sha256(&bytes));
+        let (mut note, mut note_text) = (None, None);
+        if let Some(cp) = m.checkpoint() {
+            match target.get(&cp.key).await? {
+                None => r.problem("missing", cp.key.clone(), format!("named by {what}")),
+                Some(b) if sha256(&b) != cp.sha256 => {
+                    r.problem("altered", cp.key.clone(), format!("named by {what}"));
+                }
+                Some(b) => {
+                    let text = String::from_utf8_lossy(&b).into_owned();
+                    match SignedCheckpoint::parse(&text).and_then(|s| {
+                        s.verify_log_signature(&trust.log_key)?;
+                        Ok(s)
+                    }) {
+                        Ok(s) if s.checkpoint.size == m.size => {
+                            note = Some(s);
+                            note_text = Some(text);
+                        }
+                        Ok(_) => r.problem("invalid", what.clone(), "checkpoint size differs"),
+                        Err(e) => r.problem("invalid", cp.key.clone(), e.to_string()),
+                    }
+                }
+            }
+        }
+        out.push(Verified {
+            manifest: m,
+            note,
+            note_text,
+        });
+    }
+    Ok(out)
+}
+
+/// `--checkpoint NOTE`: the backup must reach the pinned checkpoint and agree with it.
+fn check_pinned(trust: &Trust, tree: &MemoryTree, at: u64, r: &mut Report) {
+    let Some(text) = &trust.pinned else {
+        return;
+    };
+    let pinned = match SignedCheckpoint::parse(text).and_then(|s| {
+        s.verify_log_signature(&trust.log_key)?;
+        Ok(s)
+    }) {
+        Ok(s) => s.checkpoint,
+        Err(e) => {
+            r.problem("invalid", "pinned checkpoint", e.to_string());
+            return;
+        }
+    };
+    let have = r.size.min(at);
+    if pinned.size > have {
+        r.problem(
+            "lost",
+            format!("entries {have}..{}", pinned.size),
+            format!(
+                "the pinned checkpoint covers {} entries, the backup only {have}",
+                pinned.size
+            ),
+        );
+    } else if tree.root_at(pinned.size).ok() != Some(pinned.root) {
+        r.problem(
+            "altered",
+            format!("entries 0..{}", pinned.size),
+            "the backup's log is a fork of the pinned checkpoint",
+        );
+    }
+}
+
+/// Decodes the entries and checks every wrap, blob and team key wrap against the keys the log
+/// itself records.
+fn check_contents(
+    entries: &[Vec<u8>],
+    blobs: &HashMap<(DocId, u32), (String, Vec<u8>)>,
+    team_keys: &[(String, Vec<u8>)],
+    r: &mut Report,
+) {
+    let mut devices: HashMap<KeyId, [u8; 32]> = HashMap::new();
+    let mut headers: BTreeMap<(DocId, u32), HashSet<[u8; 32]>> = BTreeMap::new();
+    let mut erased: HashSet<DocId> = HashSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.get(8) == Some(&ERASURE_KIND) {
+            // 59-byte envelope, then "SRMZ" u16 u16 doc_id[16] (COMMON format of kind 9).
+            if let Some(id) = e
+                .get(59 + 8..59 + 24)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            {
+                erased.insert(DocId::from_bytes(id));
+            }
+            continue;
+        }
+        let decoded = match LogEntry::decode(e) {
+            Ok(d) => d,
+            Err(err) => {
+                r.problem("invalid", format!("entry {i}"), err.to_string());
+                continue;
+            }
+        };
+        match decoded.payload {
+            Payload::Device(d) => {
+                devices.insert(d.device_id(), d.signing_key);
+            }
+            Payload::Rotation(_) | Payload::Revocation(_) => {}
+            Payload::Wrap(w) => {
+                match devices.get(&w.sharer) {
+                    Some(k) if w.verify_signature(k).is_ok() => {}
+                    _ => r.problem(
+                        "invalid",
+                        format!("entry {i}"),
+                        format!("wrap of document {} not signed by its sharer", w.doc_id),
+                    ),
+                }
+                headers
+                    .entry((w.doc_id, w.doc_version))
+                    .or_default()
+                    .insert(w.header_hash);
+            }
+            _ => {}
+        }
+    }
+    for ((doc, version), hashes) in &headers {
+        if erased.contains(doc) {
+            r.erased += 1;
+            continue;
+        }
+        let what = format!("document {doc} version {version}");
+        let Some((key, bytes)) = blobs.get(&(*doc, *version)) else {
+            r.problem(
+                "missing",
+                format!("blob of {what}"),
+                "no blob in the backup",
+            );
+            continue;
+        };
+        match check_sealed(bytes, *doc, *version, hashes, &devices) {
+            Ok(()) => r.blobs += 1,
+            Err(why) => r.problem("altered", format!("blob {key}"), format!("{what}: {why}")),
+        }
+    }
+    for (key, bytes) in team_keys {
+        match TeamKeyWrap::decode(bytes) {
+            Ok(w) => match devices.get(&w.sharer) {
+                Some(k) if w.verify_signature(k).is_ok() => r.team_keys += 1,
+                _ => r.problem("invalid", key.clone(), "not signed by a logged device"),
+            },
+            Err(e) => r.problem("invalid", key.clone(), e.to_string()),
+        }
+    }
+}
+
+/// Checks a sealed document without its key (PROTOCOL.md §6.1): the header names the version,
+/// its hash is the one every logged wrap binds, and the author device's trailer signature covers
+/// the header hash and the hash of every ciphertext chunk.
+fn check_sealed(
+    bytes: &[u8],
+    doc: DocId,
+    version: u32,
+    wrap_hashes: &HashSet<[u8; 32]>,
+    devices: &HashMap<KeyId, [u8; 32]>,
+) -> Result<(), String> {
+    let header = Header::decode(bytes.get(..Header::LEN).ok_or("shorter than a header")?)
+        .map_err(|e| e.to_string())?;
+    if header.doc_id != doc || header.doc_version != version {
+        return Err("its header names another document or version".into());
+    }
+    let hh = header.hash();
+    if wrap_hashes.iter().any(|h| *h != hh) {
+        return Err("its header hash is not the one the logged wraps bind".into());
+    }
+    let author = devices
+        .get(&header.author_device)
+        .ok_or("its author device is not in the log")?;
+    let mut ct = header.suite.ciphertext_hasher();
+    let mut off = Header::LEN;
+    for i in 0..header.chunks() {
+        let len = chunk_plain_len(header.padded_len, i) + TAG_LEN;
+        let chunk = bytes.get(off..off + len).ok_or("truncated")?;
+        ct.update(
+            &header
+                .suite
+                .chunk_hash(u32::try_from(i).map_err(|_| "too many chunks")?, chunk),
+        );
+        off += len;
+    }
+    let trailer =
+        Trailer::decode(bytes.get(off..).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let mut signed = Vec::with_capacity(66 + 32 * trailer.recipients.len());
+    signed.extend_from_slice(&hh);
+    signed.extend_from_slice(&ct.finalize());
+    signed.extend_from_slice(&(trailer.recipients.len() as u16).to_be_bytes());
+    for id in &trailer.recipients {
+        signed.extend_from_slice(id.as_bytes());
+    }
+    sign::verify(
+        author,
+        Context::Document,
+        &signed,
+        &trailer.signature,
+        "document",
+    )
+    .map_err(|_| "the author's signature does not verify".to_string())
+}
