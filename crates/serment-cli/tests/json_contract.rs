@@ -302,6 +302,32 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         "verify-log",
         &ok(&patient, &["verify-log", "--server", &server.url]),
     );
+    let bk = format!("file://{}", root.join("backup").display());
+    let b = ok(
+        &lab,
+        &[
+            "backup",
+            "--once",
+            "--to",
+            &bk,
+            "--data-dir",
+            root.join("data").to_str().unwrap(),
+        ],
+    );
+    c("backup", &b);
+    c(
+        "verify-backup",
+        &ok(
+            &lab,
+            &[
+                "verify-backup",
+                "--from",
+                &bk,
+                "--log-key",
+                b["log_key"].as_str().unwrap(),
+            ],
+        ),
+    );
     c(
         "web verify",
         &ok(&patient, &["web", "verify", "--server", &server.url]),

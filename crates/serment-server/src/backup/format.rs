@@ -6,10 +6,25 @@
 
 use std::fmt::Write as _;
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serment_core::DocId;
-use serment_core::sign::{self, Context};
 use sha2::{Digest as _, Sha256};
+
+/// The domain-separation label of a manifest signature (PROTOCOL.md §3).
+pub const MANIFEST_LABEL: &str = "backup-manifest";
+
+/// `sig_input("backup-manifest", body)` of PROTOCOL.md §3: `"serment/v1/sig/" || label || 0x00 ||
+/// body`. Built here rather than as a `serment_core::sign::Context` so that the patient's page
+/// (built from serment-core) is unchanged; it moves into the core table with the next rebuild of
+/// the page.
+pub fn manifest_sig_input(body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + MANIFEST_LABEL.len() + 1 + body.len());
+    v.extend_from_slice(b"serment/v1/sig/");
+    v.extend_from_slice(MANIFEST_LABEL.as_bytes());
+    v.push(0);
+    v.extend_from_slice(body);
+    v
+}
 
 /// The first line of every manifest.
 pub const MANIFEST_MAGIC: &str = "serment-backup-manifest";
@@ -161,7 +176,9 @@ impl Manifest {
     /// The manifest's bytes: the body and its `signature <128 hex>` line by the log key.
     pub fn sign(&self, log_key: &SigningKey) -> Vec<u8> {
         let body = self.body();
-        let sig = sign::sign(log_key, Context::BackupManifest, body.as_bytes());
+        let sig = log_key
+            .sign(&manifest_sig_input(body.as_bytes()))
+            .to_bytes();
         format!("{body}signature {}\n", hex::encode(sig)).into_bytes()
     }
 
@@ -195,14 +212,11 @@ impl Manifest {
             .and_then(|s| s.strip_suffix('\n'))
             .ok_or_else(|| bad(name, "malformed signature line"))?;
         let sig = hex::decode(sig_hex).map_err(|_| bad(name, "signature is not hex"))?;
-        sign::verify(
-            log_public_key,
-            Context::BackupManifest,
-            body.as_bytes(),
-            &sig,
-            "backup manifest",
-        )
-        .map_err(|_| bad(name, "signature does not verify with the log key"))?;
+        let sig = ed25519_dalek::Signature::from_slice(&sig)
+            .map_err(|_| bad(name, "malformed signature"))?;
+        VerifyingKey::from_bytes(log_public_key)
+            .and_then(|k| k.verify_strict(&manifest_sig_input(body.as_bytes()), &sig))
+            .map_err(|_| bad(name, "signature does not verify with the log key"))?;
         let m = parse_body(name, body)?;
         if m.body() != body {
             return Err(bad(name, "not in canonical form"));
@@ -410,6 +424,18 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn manifest_sig_input_is_the_protocol_one() {
+        // The same construction as serment-core's `sign::sig_input` for another label.
+        let core = serment_core::sign::sig_input(serment_core::sign::Context::LogBundle, b"xyz");
+        let ours = manifest_sig_input(b"xyz");
+        assert_eq!(
+            core.strip_suffix(b"log-bundle\0xyz".as_slice()),
+            ours.strip_suffix(b"backup-manifest\0xyz".as_slice())
+        );
+        assert!(ours.starts_with(b"serment/v1/sig/backup-manifest\0"));
     }
 
     #[test]

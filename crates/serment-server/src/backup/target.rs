@@ -235,3 +235,30 @@ fn put_file(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, BackupError> {
     }
     Ok(created)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_target_never_rewrites_an_object() {
+        let dir = crate::store::blobs::tests::tmpdir("backup-target");
+        let t = Target::parse(&format!("file://{}", dir.display())).unwrap();
+        assert!(t.put_new("manifests/0", b"one".to_vec()).await.unwrap());
+        // The same bytes again: an increment redone after a crash.
+        assert!(!t.put_new("manifests/0", b"one".to_vec()).await.unwrap());
+        // Other bytes under the same name: refused, the original stays.
+        assert!(matches!(
+            t.put_new("manifests/0", b"two".to_vec()).await,
+            Err(BackupError::Exists(_))
+        ));
+        assert_eq!(t.get("manifests/0").await.unwrap().unwrap(), b"one");
+        let meta = std::fs::metadata(dir.join("manifests/0")).unwrap();
+        assert!(meta.permissions().readonly());
+        assert_eq!(t.list("manifests").await.unwrap(), vec!["manifests/0"]);
+        assert!(Target::parse("file://relative/dir").is_err());
+        assert!(Target::parse("http://x").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
