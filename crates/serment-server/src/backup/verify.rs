@@ -22,9 +22,6 @@ use serment_core::{DocId, KeyId};
 use super::format::{Manifest, ObjectKind, decode_segment, manifest_key, sha256};
 use super::{BackupError, Target};
 
-/// The kind byte of an erasure tombstone (issue 12 §5, PROTOCOL.md §11.3 kind 9).
-pub const ERASURE_KIND: u8 = 9;
-
 /// What the operator trusts: the log key, the witnesses and their quorum, and optionally a
 /// checkpoint a client pinned.
 #[derive(Debug, Clone)]
@@ -400,16 +397,6 @@ fn check_contents(
     let mut headers: BTreeMap<(DocId, u32), HashSet<[u8; 32]>> = BTreeMap::new();
     let mut erased: HashSet<DocId> = HashSet::new();
     for (i, e) in entries.iter().enumerate() {
-        if e.get(8) == Some(&ERASURE_KIND) {
-            // 59-byte envelope, then "SRMZ" u16 u16 doc_id[16] (COMMON format of kind 9).
-            if let Some(id) = e
-                .get(59 + 8..59 + 24)
-                .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            {
-                erased.insert(DocId::from_bytes(id));
-            }
-            continue;
-        }
         let decoded = match LogEntry::decode(e) {
             Ok(d) => d,
             Err(err) => {
@@ -420,6 +407,11 @@ fn check_contents(
         match decoded.payload {
             Payload::Device(d) => {
                 devices.insert(d.device_id(), d.signing_key);
+            }
+            // Every version of the document is erased (PROTOCOL.md §11.3.2): its blobs are not
+            // expected. Who may erase is `verify-log`'s check.
+            Payload::Erasure(t) => {
+                erased.insert(t.doc_id);
             }
             Payload::Rotation(_) | Payload::Revocation(_) => {}
             Payload::Wrap(w) => {
