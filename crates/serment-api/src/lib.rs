@@ -31,7 +31,10 @@ pub use log::{
     LogKeyResponse, ProofQuery, ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest,
     RotationRequest, SizeQuery,
 };
-pub use teams::{TeamChangeRequest, TeamKeysResponse, TeamWrapRequest, TeamsResponse};
+pub use teams::{
+    TeamChangeRequest, TeamKeyHandoverRequest, TeamKeyHandoverResponse, TeamKeysResponse,
+    TeamLogQuery, TeamWrapRequest, TeamsResponse,
+};
 
 pub use pairing::{
     FinishPairingRequest, OpenPairingRequest, PairingMessageRequest, PairingResponse,

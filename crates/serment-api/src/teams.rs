@@ -41,3 +41,35 @@ pub struct TeamWrapRequest {
     /// The author's suite-3 key wrap (§7) to the team's current epoch id, base64url.
     pub wrap: String,
 }
+
+/// `POST /v1/teams/{name}/keys`: a member device hands the team's epoch keys it holds on to
+/// another current device of its own identity (PROTOCOL.md §12.3, "Hand-over").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TeamKeyHandoverRequest {
+    /// Team key wraps (§12.3), base64url, each signed by the caller device (`sharer`) and
+    /// addressed to another current device of the caller's identity.
+    pub key_wraps: Vec<String>,
+}
+
+/// The answer to [`TeamKeyHandoverRequest`] (201).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TeamKeyHandoverResponse {
+    /// How many wraps were stored (a wrap of the same team, epoch and device already held is
+    /// kept, so a repeated hand-over stores 0).
+    pub stored: u32,
+}
+
+/// `GET /v1/log/team/{name}` query: the tree size to prove against and, for a client that holds
+/// the team's state up to a verified head (PROTOCOL.md §12.4), the index of that head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TeamLogQuery {
+    /// The tree size to prove against (a published checkpoint); default the latest.
+    pub size: Option<u64>,
+    /// Only the changes with a larger log index (default: the whole chain).
+    pub after: Option<u64>,
+}

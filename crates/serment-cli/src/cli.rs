@@ -374,6 +374,14 @@ pub(crate) enum DeviceCommand {
     },
     /// This identity's devices, from the transparency log; revoked ones are marked.
     List,
+    /// On an existing device: give another current device of yours what `device link` gives a
+    /// new one (PROTOCOL.md §4.1, §12.3): a re-wrap of every document this device can read, and
+    /// the key of every care-team epoch it holds. For a device linked before team keys were
+    /// handed over, or one that missed documents.
+    CatchUp {
+        /// The device id (64 hex, from `serment device list`).
+        device: String,
+    },
 }
 
 /// Argon2id cost of a new keystore (PROTOCOL.md §9).

@@ -142,8 +142,12 @@ pub struct LinkOutcome {
     pub device_id: KeyId,
     /// Document versions re-wrapped for it (the catch-up, one logged wrap each).
     pub caught_up: usize,
-    /// Versions listed that this device could not re-wrap (it holds no wrap of them).
+    /// Versions listed that this device could not re-wrap (it holds no wrap of them, or reads
+    /// them through a team: the new device does too, with the team keys handed over).
     pub skipped: usize,
+    /// Team epoch keys handed over to it (PROTOCOL.md §12.3, "Hand-over"): one per epoch of
+    /// each team this handle is a member of whose key this device holds.
+    pub team_keys: usize,
 }
 
 /// One device of this identity, from the log (`serment device list`).
@@ -284,11 +288,50 @@ impl Session {
             crate::sleep(POLL);
         }
         let (caught_up, skipped) = self.catch_up(&rec)?;
+        let team_keys = self.hand_over_team_keys(&rec)?;
         self.ks.save()?;
         Ok(LinkOutcome {
             device_id: rec.device_id(),
             caught_up,
             skipped,
+            team_keys,
+        })
+    }
+
+    /// `serment device catch-up DEVICE`: the catch-up and the team key hand-over of
+    /// [`Session::link_finish`], on demand, for `device`, another current device of this
+    /// identity in its proven key history (a device linked before team keys were handed over,
+    /// or one that missed documents). Repeating it re-wraps again what the device already holds
+    /// (new logged wraps) and stores no team key twice.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] if `device` is this device or not a current device of this
+    /// identity; as [`Session::catch_up`] and [`Session::hand_over_team_keys`].
+    pub fn catch_up_device(&mut self, device: &KeyId) -> Result<LinkOutcome> {
+        if *device == self.ks.device.id() {
+            return Err(ClientError::Input(
+                "this is the device you are on: run the catch-up on another one".into(),
+            ));
+        }
+        let handle = self.ks.handle().to_owned();
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let rec = hist
+            .devices
+            .into_iter()
+            .find(|d| d.device_id() == *device)
+            .ok_or_else(|| {
+                ClientError::Input(format!(
+                    "{device} is not a current device of {handle} in the log"
+                ))
+            })?;
+        let (caught_up, skipped) = self.catch_up(&rec)?;
+        let team_keys = self.hand_over_team_keys(&rec)?;
+        self.ks.save()?;
+        Ok(LinkOutcome {
+            device_id: rec.device_id(),
+            caught_up,
+            skipped,
+            team_keys,
         })
     }
 
@@ -327,6 +370,12 @@ impl Session {
                 };
             let author = key_id(&info.author_device, "author_device")?;
             let w = WrappedKey::decode(&own).map_err(ClientError::Integrity)?;
+            if w.recipient != self.ks.device.id() {
+                // A wrap to a team epoch (PROTOCOL.md §12.3): the new device reads the version
+                // through the team's epoch key, handed over after the catch-up.
+                skipped += 1;
+                continue;
+            }
             let signer = self.wrap_signer(&w, &author)?;
             w.verify_signature(&signer)
                 .map_err(ClientError::Integrity)?;

@@ -175,6 +175,11 @@ struct PublicState {
     /// verified last (`<index>:<leaf hash hex>`), which a later chain must still hold.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     teams: BTreeMap<String, String>,
+    /// The state of each team as this device replayed it up to that head (PROTOCOL.md §12.4):
+    /// a later verification applies only the changes after the head to it. Absent in keystores
+    /// written before it existed (a whole replay then rebuilds it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    team_states: BTreeMap<String, crate::team_state::HeldTeam>,
 }
 
 /// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
@@ -649,6 +654,17 @@ impl Keystore {
     /// Records the head of `team`'s chain just verified (the caller saves).
     pub fn set_team_head(&mut self, team: &str, head: String) {
         self.state.teams.insert(team.to_owned(), head);
+    }
+
+    /// The state of `team` this device verified last (PROTOCOL.md §12.4), if it holds one.
+    pub fn team_state(&self, team: &str) -> Option<&crate::team_state::HeldTeam> {
+        self.state.team_states.get(team)
+    }
+
+    /// Records the state of `team` just verified, with its head (the caller saves).
+    pub fn set_team_state(&mut self, team: &str, held: crate::team_state::HeldTeam) {
+        self.state.teams.insert(team.to_owned(), held.head.clone());
+        self.state.team_states.insert(team.to_owned(), held);
     }
 
     /// The teams this device verified, by name.

@@ -28,6 +28,8 @@ pub mod log;
 pub mod log_api;
 pub mod sharing;
 pub mod team;
+mod team_keys;
+pub mod team_state;
 #[cfg(feature = "native")]
 pub mod transport;
 pub mod vault;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use serment_api::{AppendedResponse, HistoryResponse, TeamChangeRequest, TeamKeysResponse};
+use serment_api::{AppendedResponse, HistoryResponse, TeamChangeRequest};
 use serment_api::{TeamWrapRequest, TeamsResponse};
 use serment_core::document::Metadata;
 use serment_core::identity::DeviceRecord;
@@ -15,16 +15,15 @@ use serment_core::ids::KeyKind;
 use serment_core::log::entry::{AccessWhat, EntryKind, Subject};
 use serment_core::log::history::{ChainEntry, check_chain, replay_keys};
 use serment_core::team::{
-    EpochSecret, TeamChange, TeamChangeBody, TeamEpoch, TeamKeyWrap, TeamOp, TeamRole, TeamState,
-    named_handles, replay_team, revoked_since_current_epoch, unwrap_epoch_secret,
-    validate_team_name, wrap_epoch_secret,
+    EpochSecret, TeamChange, TeamChangeBody, TeamEpoch, TeamOp, TeamRole, TeamState, named_handles,
+    replay_team, revoked_since_current_epoch, validate_team_name, wrap_epoch_secret,
 };
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
 
-use crate::api::{b64d, b64e};
+use crate::api::b64e;
 use crate::error::{ClientError, Result};
-use crate::log::{accept_note, check_own_writes, format_head, parse_head, sync, verify_proven};
+use crate::log::{accept_note, check_own_writes, parse_head, sync, verify_proven};
 use crate::vault::Session;
 
 fn unix_now() -> u64 {
@@ -36,18 +35,18 @@ fn team_err(reason: &'static str) -> ClientError {
     ClientError::Integrity(serment_core::Error::Team { reason })
 }
 
-/// A team as this device verified it, with the current devices of its members.
+/// A team as this device verified it (PROTOCOL.md §12.4): the replayed state at a proven size.
 #[derive(Debug, Clone)]
 pub struct VerifiedTeam {
     /// The replayed state.
     pub state: TeamState,
-    /// The current devices of each current member (from the proven key histories).
-    pub devices: BTreeMap<String, Vec<DeviceRecord>>,
     /// The tree size everything was proven against.
     pub size: u64,
-    /// Members with a device revoked since the current epoch opened
-    /// ([`revoked_since_current_epoch`]): while not empty, nothing may be wrapped to the epoch.
-    pub revoked_since_epoch: Vec<String>,
+    /// The signed checkpoint (note) of that size.
+    pub checkpoint: String,
+    /// How the chain was verified: `true` when only the changes after the held head were
+    /// fetched and applied ([`TeamState::apply`]), `false` for a whole replay.
+    pub incremental: bool,
 }
 
 impl VerifiedTeam {
@@ -60,6 +59,23 @@ impl VerifiedTeam {
             .current()
             .ok_or(team_err("a team without an epoch"))
     }
+}
+
+/// A verified team with the current devices of its members, from their proven key histories:
+/// what wrapping for the team needs (a new epoch's key to every member device, or the check that
+/// no member device left since the current epoch opened).
+#[derive(Debug, Clone)]
+pub struct TeamWithDevices {
+    /// The verified team.
+    pub team: VerifiedTeam,
+    /// The current devices of each current member.
+    pub devices: BTreeMap<String, Vec<DeviceRecord>>,
+    /// Members with a device revoked since the current epoch opened
+    /// ([`revoked_since_current_epoch`]): while not empty, nothing may be wrapped to the epoch.
+    pub revoked_since_epoch: Vec<String>,
+}
+
+impl TeamWithDevices {
     /// Every current member device, as wrap recipients.
     pub fn member_devices(&self) -> Vec<Recipient> {
         self.devices
@@ -90,8 +106,38 @@ impl Session {
         }
     }
 
+    /// The proven key history (chain) of `handle` at the size of `cp`, whose note is `note`.
+    fn proven_key_chain(
+        &mut self,
+        handle: &str,
+        cp: &serment_core::log::note::Checkpoint,
+        note: &str,
+    ) -> Result<Vec<ChainEntry>> {
+        let hh = self.api.log_identity(handle, Some(cp.size))?;
+        if hh.size != cp.size || hh.checkpoint != note {
+            let other = accept_note(&self.api, &mut self.ks, &hh.checkpoint)?;
+            if other.size != cp.size || other.root != cp.root {
+                return Err(ClientError::Log(serment_core::Error::BadInclusionProof));
+            }
+        }
+        let c = hh
+            .entries
+            .iter()
+            .map(|pe| verify_proven(cp, pe))
+            .collect::<Result<Vec<_>>>()?;
+        check_chain(&c, &Subject::Handle(handle.to_owned())).map_err(ClientError::Log)?;
+        Ok(c)
+    }
+
     /// Fetches and verifies `name`'s chain (PROTOCOL.md §12.4); `None` if the log has no such
     /// team and this device never saw one by that name.
+    ///
+    /// With a state held from an earlier verification (in the keystore), only the changes after
+    /// its head are fetched (`?after=`), proven against the current checkpoint (itself proven
+    /// consistent with the pinned one), and applied one by one with [`TeamState::apply`] and the
+    /// key histories of the handles those changes name; the first must link to the held head.
+    /// Without a held state the whole chain and the key history of every handle it names are
+    /// fetched and replayed ([`replay_team`]).
     ///
     /// # Errors
     /// [`ClientError::Log`] for a proof, chain or head failure; [`ClientError::Integrity`]
@@ -99,7 +145,15 @@ impl Session {
     pub fn verify_team(&mut self, name: &str) -> Result<Option<VerifiedTeam>> {
         validate_team_name(name).map_err(|e| ClientError::Input(e.to_string()))?;
         let cp = sync(&self.api, &mut self.ks, 0)?;
-        let Some(h) = self.team_history(&format!("/v1/log/team/{name}?size={}", cp.size))? else {
+        let held = self.ks.team_state(name).and_then(|h| h.to_state(name));
+        let path = match &held {
+            Some(st) => format!(
+                "/v1/log/team/{name}?size={}&after={}",
+                cp.size, st.head.index
+            ),
+            None => format!("/v1/log/team/{name}?size={}", cp.size),
+        };
+        let Some(h) = self.team_history(&path)? else {
             if self.ks.team_head(name).is_some() {
                 return Err(team_err(
                     "the server no longer shows a team this device verified before",
@@ -116,49 +170,87 @@ impl Session {
             .iter()
             .map(|pe| verify_proven(&cp, pe))
             .collect::<Result<Vec<_>>>()?;
-        check_chain(&chain, &Subject::Team(name.to_owned())).map_err(ClientError::Log)?;
-        if let Some(head) = self.ks.team_head(name).and_then(parse_head)
-            && !chain.iter().any(|e| e.link() == head)
-        {
-            return Err(team_err(
-                "the team's chain no longer holds the change verified before (an entry dropped or rewritten)",
-            ));
-        }
-        let mut histories: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
-        for handle in named_handles(&chain) {
-            let hh = self.api.log_identity(&handle, Some(cp.size))?;
-            if hh.size != cp.size || hh.checkpoint != h.checkpoint {
-                let other = accept_note(&self.api, &mut self.ks, &hh.checkpoint)?;
-                if other.size != cp.size || other.root != cp.root {
-                    return Err(ClientError::Log(serment_core::Error::BadInclusionProof));
+        let (state, incremental) = match held {
+            Some(mut state) => {
+                // Only what follows the head: a server that ignores `after` sends the whole
+                // chain, whose older part this device already verified.
+                let head = state.head.index;
+                let mut histories: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+                for e in chain.iter().filter(|e| e.index > head) {
+                    for handle in named_handles(std::slice::from_ref(e)) {
+                        if !histories.contains_key(&handle) {
+                            let c = self.proven_key_chain(&handle, &cp, &h.checkpoint)?;
+                            histories.insert(handle, c);
+                        }
+                    }
+                    state.apply(e, &histories).map_err(ClientError::Integrity)?;
                 }
+                (state, true)
             }
-            let c = hh
-                .entries
-                .iter()
-                .map(|pe| verify_proven(&cp, pe))
-                .collect::<Result<Vec<_>>>()?;
-            check_chain(&c, &Subject::Handle(handle.clone())).map_err(ClientError::Log)?;
-            histories.insert(handle, c);
-        }
-        let state = replay_team(name, &chain, &histories).map_err(ClientError::Integrity)?;
-        let mut devices = BTreeMap::new();
-        for m in &state.members {
-            let chain = histories
-                .get(&m.handle)
-                .ok_or(team_err("a member without a key history"))?;
-            let kh = replay_keys(&m.handle, chain).map_err(ClientError::Log)?;
-            devices.insert(m.handle.clone(), kh.devices);
-        }
-        let revoked_since_epoch = revoked_since_current_epoch(&state, &histories);
-        self.ks.set_team_head(name, format_head(&state.head));
+            None => {
+                check_chain(&chain, &Subject::Team(name.to_owned())).map_err(ClientError::Log)?;
+                if let Some(head) = self.ks.team_head(name).and_then(parse_head)
+                    && !chain.iter().any(|e| e.link() == head)
+                {
+                    return Err(team_err(
+                        "the team's chain no longer holds the change verified before (an entry dropped or rewritten)",
+                    ));
+                }
+                let mut histories: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+                for handle in named_handles(&chain) {
+                    let c = self.proven_key_chain(&handle, &cp, &h.checkpoint)?;
+                    histories.insert(handle, c);
+                }
+                let state =
+                    replay_team(name, &chain, &histories).map_err(ClientError::Integrity)?;
+                (state, false)
+            }
+        };
+        self.ks
+            .set_team_state(name, crate::team_state::HeldTeam::from_state(&state));
         self.ks.save()?;
         Ok(Some(VerifiedTeam {
             state,
-            devices,
             size: cp.size,
-            revoked_since_epoch,
+            checkpoint: h.checkpoint.clone(),
+            incremental,
         }))
+    }
+
+    /// [`Session::verify_team`], then the proven key history of every current member at the
+    /// same size: their current devices and [`revoked_since_current_epoch`]'s check (which needs
+    /// each member's history since the current epoch opened, so it stays on this path: every
+    /// operation that wraps for the team fetches the members' histories, reading does not).
+    ///
+    /// # Errors
+    /// As [`Session::verify_team`]; a 404 [`ClientError::Server`] for an unknown team.
+    pub fn verify_team_devices(&mut self, name: &str) -> Result<TeamWithDevices> {
+        let team = self.require_team(name)?;
+        let note = team.checkpoint.clone();
+        let cp = accept_note(&self.api, &mut self.ks, &note)?;
+        self.members_of(team, &cp, &note)
+    }
+
+    fn members_of(
+        &mut self,
+        team: VerifiedTeam,
+        cp: &serment_core::log::note::Checkpoint,
+        note: &str,
+    ) -> Result<TeamWithDevices> {
+        let mut histories: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+        let mut devices = BTreeMap::new();
+        for m in &team.state.members {
+            let chain = self.proven_key_chain(&m.handle, cp, note)?;
+            let kh = replay_keys(&m.handle, &chain).map_err(ClientError::Log)?;
+            devices.insert(m.handle.clone(), kh.devices);
+            histories.insert(m.handle.clone(), chain);
+        }
+        let revoked_since_epoch = revoked_since_current_epoch(&team.state, &histories);
+        Ok(TeamWithDevices {
+            team,
+            devices,
+            revoked_since_epoch,
+        })
     }
 
     /// The team, verified, whose current epoch may receive a wrap: if a member's device was
@@ -166,14 +258,14 @@ impl Session {
     /// the current devices only (`team rotate`); anyone else is refused
     /// ([`ClientError::TeamKeyRevoked`]) until an admin does.
     fn team_to_wrap_for(&mut self, name: &str) -> Result<VerifiedTeam> {
-        let team = self.require_team(name)?;
+        let team = self.verify_team_devices(name)?;
         if team.revoked_since_epoch.is_empty() {
-            return Ok(team);
+            return Ok(team.team);
         }
-        if !team.state.is_admin(&self.my_handle()) {
+        if !team.team.state.is_admin(&self.my_handle()) {
             return Err(ClientError::TeamKeyRevoked {
                 team: name.to_owned(),
-                epoch: team.current()?.epoch,
+                epoch: team.team.current()?.epoch,
                 members: team.revoked_since_epoch.join(", "),
             });
         }
@@ -181,7 +273,7 @@ impl Session {
         Ok(rotated.team)
     }
 
-    fn require_team(&mut self, name: &str) -> Result<VerifiedTeam> {
+    pub(crate) fn require_team(&mut self, name: &str) -> Result<VerifiedTeam> {
         self.verify_team(name)?.ok_or(ClientError::Server {
             status: 404,
             code: "not_found".into(),
@@ -189,38 +281,8 @@ impl Session {
         })
     }
 
-    fn my_handle(&self) -> String {
+    pub(crate) fn my_handle(&self) -> String {
         self.ks.handle().to_owned()
-    }
-
-    /// The epoch secret of `epoch`, from this device's team key wraps, checked against the key
-    /// the replayed chain holds for it (PROTOCOL.md §12.3).
-    ///
-    /// # Errors
-    /// [`ClientError::NotShared`] if this device holds no key for that epoch;
-    /// [`ClientError::Integrity`] for a key that is not the logged one.
-    pub fn team_epoch_secret(&self, team: &VerifiedTeam, epoch: &TeamEpoch) -> Result<EpochSecret> {
-        let name = &team.state.team;
-        let keys: TeamKeysResponse = self.api.get_json(&format!("/v1/teams/{name}/keys"), true)?;
-        let me = self.ks.device.id();
-        let mut last_err = None;
-        for k in &keys.keys {
-            let w = TeamKeyWrap::decode(&b64d(k, "keys")?).map_err(ClientError::Integrity)?;
-            if w.recipient != me || w.epoch != epoch.epoch {
-                continue;
-            }
-            match unwrap_epoch_secret(&w, &self.ks.device, name, epoch.epoch, &epoch.key) {
-                Ok(s) => return Ok(s),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        match last_err {
-            Some(e) => Err(ClientError::Integrity(e)),
-            None => Err(ClientError::NotShared(format!(
-                "this device holds no key of team {name} for epoch {}",
-                epoch.epoch
-            ))),
-        }
     }
 
     fn post_team_change(
@@ -344,13 +406,13 @@ impl Session {
     /// [`ClientError::Input`] if this user is not an admin or the handle is a member already;
     /// contact, log and integrity errors.
     pub fn team_add(&mut self, name: &str, handle: &str, admin: bool) -> Result<TeamChanged> {
-        let mut team = self.require_team(name)?;
-        if !team.state.is_admin(&self.my_handle()) {
+        let mut team = self.verify_team_devices(name)?;
+        if !team.team.state.is_admin(&self.my_handle()) {
             return Err(ClientError::Input(format!(
                 "you are not an admin of team {name}"
             )));
         }
-        if team.state.is_member(handle) {
+        if team.team.state.is_member(handle) {
             return Err(ClientError::Input(format!(
                 "{handle} is already a member of {name}"
             )));
@@ -367,10 +429,13 @@ impl Session {
         // A member removed before gets a new epoch, not the one her removal opened: she must not
         // read what was shared while she was out (hostile review F9). Nor is a new member given
         // an epoch whose key reached a device since revoked (§12.4).
-        if team.state.removed.iter().any(|h| h == handle) || !team.revoked_since_epoch.is_empty() {
+        if team.team.state.removed.iter().any(|h| h == handle)
+            || !team.revoked_since_epoch.is_empty()
+        {
             self.team_rotate(name)?;
-            team = self.require_team(name)?;
+            team = self.verify_team_devices(name)?;
         }
+        let team = team.team;
         let cur = team.current()?.clone();
         let secret = self.team_epoch_secret(&team, &cur)?;
         let role = if admin {
@@ -401,13 +466,14 @@ impl Session {
     /// [`ClientError::Input`] if this user is not an admin or the handle is not a member; log and
     /// integrity errors.
     pub fn team_remove(&mut self, name: &str, handle: &str) -> Result<TeamChanged> {
-        let team = self.require_team(name)?;
-        if !team.state.is_admin(&self.my_handle()) {
+        let team = self.verify_team_devices(name)?;
+        if !team.team.state.is_admin(&self.my_handle()) {
             return Err(ClientError::Input(format!(
                 "you are not an admin of team {name}"
             )));
         }
         let m = team
+            .team
             .state
             .members
             .iter()
@@ -422,9 +488,10 @@ impl Session {
     /// # Errors
     /// As [`Session::team_remove`].
     pub fn team_rotate(&mut self, name: &str) -> Result<TeamChanged> {
-        let team = self.require_team(name)?;
+        let team = self.verify_team_devices(name)?;
         let me = self.my_handle();
         let m = team
+            .team
             .state
             .members
             .iter()
@@ -436,14 +503,15 @@ impl Session {
 
     fn new_epoch(
         &mut self,
-        team: &VerifiedTeam,
+        team: &TeamWithDevices,
         op: TeamOp,
         member: &str,
         member_identity: [u8; 32],
         removed: Option<&str>,
     ) -> Result<TeamChanged> {
-        let name = team.state.team.clone();
+        let name = team.team.state.team.clone();
         let epoch = team
+            .team
             .current()?
             .epoch
             .checked_add(1)
@@ -548,6 +616,23 @@ impl Session {
         self.ks.save()?;
         let idx = r.log_indices.first().copied().unwrap_or_default();
         Ok((cur.epoch, idx))
+    }
+
+    /// The current epoch of `name` if the proven log of the version already holds a wrap to
+    /// it (a repeated `share --to-team`, hostile review F24): `None` otherwise.
+    ///
+    /// # Errors
+    /// Log, integrity and server errors.
+    pub fn team_share_in_log(
+        &mut self,
+        doc_id: &DocId,
+        version: u32,
+        name: &str,
+    ) -> Result<Option<u32>> {
+        let team = self.require_team(name)?;
+        let cur = team.current()?.clone();
+        let wrapped = crate::log::wrapped_devices(&self.api, &mut self.ks, doc_id, version)?;
+        Ok(wrapped.contains(&cur.id).then_some(cur.epoch))
     }
 
     /// `put … --to-team NAME`: seals for this device and `to`, then shares with the team

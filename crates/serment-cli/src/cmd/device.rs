@@ -17,7 +17,26 @@ pub(crate) fn run(ctx: &Ctx, cmd: DeviceCommand) -> CliResult<()> {
         DeviceCommand::Link => link(ctx),
         DeviceCommand::Join { code, server, kdf } => join(ctx, &code, &server, kdf),
         DeviceCommand::List => list(ctx),
+        DeviceCommand::CatchUp { device } => catch_up(ctx, &device),
     }
+}
+
+fn catch_up(ctx: &Ctx, device: &str) -> CliResult<()> {
+    let id = serment_core::KeyId::from_hex(device)
+        .map_err(|_| CliError::Input(format!("{device}: expected a device id, 64 hex")))?;
+    let mut s = ctx.session()?;
+    let out = s.catch_up_device(&id)?;
+    emit(
+        ctx.json,
+        &json!({ "device_id": out.device_id.to_string(), "caught_up": out.caught_up,
+                 "skipped": out.skipped, "team_keys": out.team_keys }),
+        &format!(
+            "Caught up device {}: {} document version(s) re-wrapped for it (each a logged wrap \
+             entry), {} team epoch key(s) handed over",
+            out.device_id, out.caught_up, out.team_keys
+        ),
+    );
+    Ok(())
 }
 
 fn link(ctx: &Ctx) -> CliResult<()> {
@@ -39,16 +58,17 @@ fn link(ctx: &Ctx) -> CliResult<()> {
     emit(
         ctx.json,
         &json!({ "device_id": out.device_id.to_string(), "device_fingerprint": device_fp,
-                 "caught_up": out.caught_up, "skipped": out.skipped,
+                 "caught_up": out.caught_up, "skipped": out.skipped, "team_keys": out.team_keys,
                  "identity_id": s.ks.identity.id().to_string() }),
         &format!(
             "Linked device {} to {}: {} document version(s) re-wrapped for it (each a logged wrap \
-             entry){}\n  new device's fingerprint: {device_fp}\n  It must be the fingerprint \
+             entry), {} team epoch key(s) handed over{}\n  new device's fingerprint: {device_fp}\n  It must be the fingerprint \
              `serment device join` printed on the new device; if not, revoke it \
              (`serment revoke-device`).",
             out.device_id,
             s.ks.handle(),
             out.caught_up,
+            out.team_keys,
             if out.skipped > 0 {
                 format!(
                     "; {} listed version(s) this device holds no key for",

@@ -322,13 +322,28 @@ pub(crate) fn share(
         }
         Err(e) => return Err(e.into()),
     };
+    let mut already = false;
     let team_epoch = match to_team {
         Some(team) => {
             let v = match version {
                 Some(v) => v,
                 None => s.latest_version(&id)?,
             };
-            Some(s.share_to_team(&id, v, team)?.0)
+            match s.share_to_team(&id, v, team) {
+                Ok((e, _)) => Some(e),
+                // Shared before (hostile review F24): the server refuses a second wrap to the
+                // same epoch; the proven log, not the server's word, says it holds one.
+                Err(e @ ClientError::Server { status: 409, .. }) => {
+                    match s.team_share_in_log(&id, v, team)? {
+                        Some(epoch) => {
+                            already = true;
+                            Some(epoch)
+                        }
+                        None => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         None => None,
     };
@@ -337,9 +352,13 @@ pub(crate) fn share(
     emit(
         ctx.json,
         &json!({ "doc_id": id.to_string(), "shared_with": to, "devices": devices.len(),
-                 "team": to_team, "team_epoch": team_epoch }),
+                 "team": to_team, "team_epoch": team_epoch, "team_already_shared": already }),
         &if let (Some(team), Some(e)) = (to_team, team_epoch) {
-            format!("Shared {id} with team {team} (one key wrap, epoch {e})")
+            if already {
+                format!("Already shared with {team} (epoch {e}): document {id}, nothing to add")
+            } else {
+                format!("Shared {id} with team {team} (one key wrap, epoch {e})")
+            }
         } else if devices.is_empty() {
             format!("Already shared {id} with {}: nothing to add", to.join(", "))
         } else {

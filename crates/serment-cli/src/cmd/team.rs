@@ -6,7 +6,7 @@ use serment_client::team::{TeamChanged, VerifiedTeam};
 
 use super::Ctx;
 use crate::cli::TeamCommand;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::output::emit;
 
 fn members(t: &VerifiedTeam) -> Value {
@@ -57,7 +57,33 @@ pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
             admin,
         } => {
             let r = s.team_add(&name, &handle, admin)?;
-            changed(ctx, &format!("{handle} added"), &r, None);
+            // The member was pinned like `contact add` pins (hostile review F22): say so, with
+            // the fingerprint to compare out of band.
+            let c = serment_client::contacts::pinned(&s.ks, &handle)?;
+            let fp = c.fingerprint();
+            let verified = s.ks.contacts().get(&handle).is_some_and(|p| p.verified);
+            if !verified {
+                eprintln!(
+                    "serment: note: {handle}'s fingerprint is not verified yet: {fp}\n  Compare it \
+                     with {handle} out of band, then run `serment contact verify {handle} --confirm`."
+                );
+            }
+            changed(
+                ctx,
+                &format!(
+                    "{handle} added (fingerprint {fp}{})",
+                    if verified {
+                        ", verified"
+                    } else {
+                        ", not verified yet"
+                    }
+                ),
+                &r,
+                Some((
+                    "member",
+                    json!({ "handle": handle, "fingerprint": fp, "fingerprint_verified": verified }),
+                )),
+            );
         }
         TeamCommand::Remove { name, handle } => {
             let r = s.team_remove(&name, &handle)?;
@@ -87,22 +113,17 @@ pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
             );
         }
         TeamCommand::Show { name } => {
-            let t = s.verify_team(&name)?.ok_or_else(|| {
-                CliError::Client(serment_client::ClientError::Server {
-                    status: 404,
-                    code: "not_found".into(),
-                    message: format!("no team {name}"),
-                })
-            })?;
+            let td = s.verify_team_devices(&name)?;
+            let t = &td.team;
             let me = s.ks.handle().to_owned();
             let mut text = format!(
                 "Team {} (verified in the log: {} change(s), epoch {})\n",
                 t.state.team,
                 t.state.changes,
-                epoch(&t)
+                epoch(t)
             );
             for m in &t.state.members {
-                let devices = t.devices.get(&m.handle).map_or(0, Vec::len);
+                let devices = td.devices.get(&m.handle).map_or(0, Vec::len);
                 text.push_str(&format!(
                     "  {}{}  {} device(s)\n",
                     m.handle,
@@ -116,7 +137,7 @@ pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
             emit(
                 ctx.json,
                 &json!({
-                    "team": t.state.team, "epoch": epoch(&t), "members": members(&t),
+                    "team": t.state.team, "epoch": epoch(t), "members": members(t),
                     "removed": t.state.removed, "changes": t.state.changes,
                     "head": serment_client::log::format_head(&t.state.head),
                     "admin": t.state.is_admin(&me),

@@ -31,6 +31,13 @@ pub struct TeamEpoch {
     pub id: KeyId,
     /// The log index of the change that opened it.
     pub opened_at: u64,
+    /// The Ed25519 keys of the admin devices that signed a change of this epoch (the one that
+    /// opened it, and each add or grant while it was current): the devices that made its key
+    /// wraps (PROTOCOL.md §12.3), which a member accepts as sharers.
+    pub signers: Vec<[u8; 32]>,
+    /// Every handle that was a member while this epoch was current (in the order they
+    /// joined): the handles whose devices the admins gave its key.
+    pub members: Vec<String>,
 }
 
 /// A team after replaying its chain (PROTOCOL.md §12.4).
@@ -266,7 +273,16 @@ impl TeamState {
                 key: b.epoch_key.clone(),
                 id: epoch_id(team, b.epoch, &b.epoch_key),
                 opened_at: e.index,
+                signers: vec![c.signer_key],
+                members: members.iter().map(|m| m.handle.clone()).collect(),
             });
+        } else if let Some(cur) = epochs.last_mut() {
+            if !cur.signers.contains(&c.signer_key) {
+                cur.signers.push(c.signer_key);
+            }
+            if !cur.members.contains(&b.member) {
+                cur.members.push(b.member.clone());
+            }
         }
         Ok(())
     }

@@ -221,6 +221,18 @@ pub(crate) async fn subject_history(
     size: Option<u64>,
     unknown: &'static str,
 ) -> Result<HistoryResponse, ApiError> {
+    subject_history_after(state, subject, size, None, unknown).await
+}
+
+/// [`subject_history`] of the entries with an index larger than `after` only (all if `None`);
+/// 404 only when the subject has no entry at all below `size`.
+pub(crate) async fn subject_history_after(
+    state: &AppState,
+    subject: &Subject,
+    size: Option<u64>,
+    after: Option<u64>,
+    unknown: &'static str,
+) -> Result<HistoryResponse, ApiError> {
     let (size, note) = proof_size(state, size).await?;
     let rows = state.store.meta().log_subject(subject, size).await?;
     if rows.is_empty() {
@@ -228,6 +240,9 @@ pub(crate) async fn subject_history(
     }
     let mut entries = Vec::with_capacity(rows.len());
     for r in rows {
+        if after.is_some_and(|a| r.index <= a) {
+            continue;
+        }
         entries.push(prove(state, r, size).await?);
     }
     Ok(HistoryResponse {

@@ -85,7 +85,8 @@ pub(crate) struct AppState {
         log::key, log::checkpoint, log::consistency, log::proof, log::entries, log::identity,
         log::document, log::bundles, log::cosign, log::revoke, log::rotate, log::remove,
         erasure::erase,
-        teams::post_change, teams::team_log, teams::keys, teams::list, teams::add_team_wrap,
+        teams::post_change, teams::team_log, teams::keys, teams::hand_over_keys, teams::list,
+        teams::add_team_wrap,
         pairing::open, pairing::show, pairing::join, pairing::finish,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -221,7 +222,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/log/team/{name}", get(teams::team_log))
         .route("/v1/teams", get(teams::list))
         .route("/v1/teams/{name}/changes", post(teams::post_change))
-        .route("/v1/teams/{name}/keys", get(teams::keys))
+        .route(
+            "/v1/teams/{name}/keys",
+            get(teams::keys).post(teams::hand_over_keys),
+        )
         .route(
             "/v1/documents/{doc_id}/versions/{v}/team-wraps",
             post(teams::add_team_wrap),

@@ -23,12 +23,13 @@ use super::AppState;
 use super::documents::version_path;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthDevice, b64_decode, b64_encode};
-use super::log::{AppendedResponse, HistoryResponse, SizeQuery};
+use super::log::{AppendedResponse, HistoryResponse};
 use crate::store::log_service::NewTeamChange;
 use crate::store::now;
 // The bodies of the team routes, shared with every client (crates/serment-api).
 pub(crate) use serment_api::teams::{
-    TeamChangeRequest, TeamKeysResponse, TeamWrapRequest, TeamsResponse,
+    TeamChangeRequest, TeamKeyHandoverRequest, TeamKeyHandoverResponse, TeamKeysResponse,
+    TeamLogQuery, TeamWrapRequest, TeamsResponse,
 };
 
 /// The most team key wraps one change may carry (members' devices).
@@ -168,19 +169,27 @@ pub(crate) async fn post_change(
     ))
 }
 
-/// A team's whole chain of changes with proofs (§12.4).
+/// A team's chain of changes with proofs (§12.4): the whole chain, or with `after` only the
+/// changes past a head the client already verified (an empty list if there are none).
 #[utoipa::path(get, path = "/v1/log/team/{name}", tag = "teams",
-    params(("name" = String, Path, description = "Team name"), ("size" = Option<u64>, Query, description = "A published tree size")),
+    params(("name" = String, Path, description = "Team name"), ("size" = Option<u64>, Query, description = "A published tree size"),
+           ("after" = Option<u64>, Query, description = "Only the changes with a larger log index")),
     responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn team_log(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(q): ApiQuery<SizeQuery>,
+    ApiQuery(q): ApiQuery<TeamLogQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     team_name(&name)?;
-    super::log::subject_history(&state, &Subject::Team(name), q.size, "unknown team")
-        .await
-        .map(Json)
+    super::log::subject_history_after(
+        &state,
+        &Subject::Team(name),
+        q.size,
+        q.after,
+        "unknown team",
+    )
+    .await
+    .map(Json)
 }
 
 /// The caller device's team key wraps (§12.3), oldest epoch first.
@@ -203,6 +212,89 @@ pub(crate) async fn keys(
     }))
 }
 
+/// The handle of the caller's device, from its stored record.
+async fn caller_handle(state: &AppState, caller: &AuthDevice) -> Result<String, ApiError> {
+    let row = state
+        .store
+        .meta()
+        .device(&caller.device_id)
+        .await?
+        .ok_or(ApiError::Unauthorized("unknown device"))?;
+    let rec = serment_core::identity::DeviceRecord::decode_verified(&row.record)
+        .map_err(|e| ApiError::internal("a stored device record does not verify", &e))?;
+    Ok(rec.handle)
+}
+
+/// A member device hands the epoch keys it holds on to other current devices of its own
+/// identity (§12.3, "Hand-over"): each wrap is signed by the caller (its `sharer`), of an epoch
+/// the team's chain holds (number and `epoch_id`), to a device other than the caller; the
+/// caller's handle must be a current member and every recipient a current device of that
+/// handle (checked in the store's transaction). Nothing is logged: team key wraps never are.
+#[utoipa::path(post, path = "/v1/teams/{name}/keys", tag = "teams", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Team name")),
+    request_body = TeamKeyHandoverRequest,
+    responses((status = 201, body = TeamKeyHandoverResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn hand_over_keys(
+    State(state): State<AppState>,
+    caller: AuthDevice,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<TeamKeyHandoverRequest>,
+) -> Result<(StatusCode, Json<TeamKeyHandoverResponse>), ApiError> {
+    team_name(&name)?;
+    if req.key_wraps.len() > MAX_KEY_WRAPS {
+        return Err(ApiError::BadRequest(format!(
+            "key_wraps: at most {MAX_KEY_WRAPS}"
+        )));
+    }
+    let meta = state.store.meta();
+    let size = meta.log_size().await?;
+    let chain = chain_of(&state, &Subject::Team(name.clone()), size).await?;
+    if chain.is_empty() {
+        return Err(ApiError::NotFound("unknown team"));
+    }
+    // The epochs the chain opened, by number: a wrap must carry one of them.
+    let mut epochs: BTreeMap<u32, serment_core::KeyId> = BTreeMap::new();
+    for e in &chain {
+        if let serment_core::log::entry::Payload::Team(c) = &e.entry.payload
+            && c.body.op.opens_epoch()
+        {
+            epochs.insert(
+                c.body.epoch,
+                epoch_id(&name, c.body.epoch, &c.body.epoch_key),
+            );
+        }
+    }
+    let mut wraps = Vec::with_capacity(req.key_wraps.len());
+    for (i, w) in req.key_wraps.iter().enumerate() {
+        let raw = b64_decode("key_wraps", w)?;
+        let kw = TeamKeyWrap::decode(&raw)
+            .map_err(|e| ApiError::InvalidRecord(format!("key_wraps[{i}]: {e}")))?;
+        kw.verify_signature(&caller.signing_key)
+            .map_err(|e| ApiError::InvalidRecord(format!("key_wraps[{i}]: {e}")))?;
+        if kw.team != name || epochs.get(&kw.epoch) != Some(&kw.epoch_id) {
+            return Err(ApiError::InvalidRecord(format!(
+                "key_wraps[{i}]: not a wrap of an epoch key this team's chain holds"
+            )));
+        }
+        if kw.recipient == caller.device_id {
+            return Err(ApiError::InvalidRecord(format!(
+                "key_wraps[{i}]: addressed to the caller itself"
+            )));
+        }
+        wraps.push((kw.epoch, kw.recipient.to_string(), raw));
+    }
+    let handle = caller_handle(&state, &caller).await?;
+    let stored = meta.hand_over_team_keys(&name, &handle, &wraps).await?;
+    tracing::info!(team = %name, stored, "team keys handed over");
+    Ok((
+        StatusCode::CREATED,
+        Json(TeamKeyHandoverResponse {
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+        }),
+    ))
+}
+
 /// The teams whose current members include the caller's handle.
 #[utoipa::path(get, path = "/v1/teams", tag = "teams", security(("bearer" = [])),
     responses((status = 200, body = TeamsResponse), (status = 401, body = ErrorBody)))]
@@ -210,15 +302,9 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: AuthDevice,
 ) -> Result<Json<TeamsResponse>, ApiError> {
-    let meta = state.store.meta();
-    let row = meta
-        .device(&caller.device_id)
-        .await?
-        .ok_or(ApiError::Unauthorized("unknown device"))?;
-    let rec = serment_core::identity::DeviceRecord::decode_verified(&row.record)
-        .map_err(|e| ApiError::internal("a stored device record does not verify", &e))?;
+    let handle = caller_handle(&state, &caller).await?;
     Ok(Json(TeamsResponse {
-        teams: meta.teams_of(&rec.handle).await?,
+        teams: state.store.meta().teams_of(&handle).await?,
     }))
 }
 

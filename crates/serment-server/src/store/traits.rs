@@ -519,6 +519,20 @@ pub(crate) trait TeamStore: Send + Sync {
     /// The teams whose current members (as last replayed) include `handle`, by name.
     async fn teams_of(&self, handle: &str) -> Result<Vec<String>, StoreError>;
 
+    /// Stores team key wraps that a member device hands on to another device of its own
+    /// identity (PROTOCOL.md §12.3, "Hand-over"): `wraps` are (epoch, recipient device id hex,
+    /// wrap), already decoded and checked against the caller. In one transaction: `handle` must
+    /// be a current member of `team` ([`StoreError::Forbidden`] otherwise) and every recipient a
+    /// current (unrevoked) device of `handle` ([`StoreError::Forbidden`]); a wrap of the same
+    /// team, epoch and device already stored is kept (the hand-over is idempotent). Returns how
+    /// many wraps were stored.
+    async fn hand_over_team_keys(
+        &self,
+        team: &str,
+        handle: &str,
+        wraps: &[(u32, String, Vec<u8>)],
+    ) -> Result<usize, StoreError>;
+
     /// Stores a document version's wrap to a team epoch and appends it as a wrap entry (kind 4);
     /// the team's older wraps of that version are deleted (`team rotate --rewrap`, PROTOCOL.md
     /// §12.3). Returns the entry's index. [`StoreError::Conflict`] if the version does not exist

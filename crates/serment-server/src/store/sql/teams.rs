@@ -158,6 +158,65 @@ impl TeamStore for Db {
         )
     }
 
+    async fn hand_over_team_keys(
+        &self,
+        team: &str,
+        handle: &str,
+        wraps: &[(u32, String, Vec<u8>)],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.begin().await?;
+        // `1` is an INT4 in PostgreSQL (see `add_team_wrap`).
+        let member: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM team_members WHERE team = $1 AND handle = $2")
+                .bind(team)
+                .bind(handle)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if member.is_none() {
+            return Err(StoreError::Forbidden(
+                "only a current member of the team may hand its keys on",
+            ));
+        }
+        let mut stored = 0;
+        for (epoch, device, wrap) in wraps {
+            let current: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM devices WHERE device_id = $1 AND handle = $2 AND revoked = 0",
+            )
+            .bind(device)
+            .bind(handle)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if current.is_none() {
+                return Err(StoreError::Forbidden(
+                    "a team key may be handed on only to a current device of the caller's own identity",
+                ));
+            }
+            let held: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM team_key_wraps WHERE team = $1 AND epoch = $2 AND device_id = $3",
+            )
+            .bind(team)
+            .bind(i64::from(*epoch))
+            .bind(device)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if held.is_some() {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO team_key_wraps (team, epoch, device_id, wrap) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(team)
+            .bind(i64::from(*epoch))
+            .bind(device)
+            .bind(wrap)
+            .execute(&mut *tx)
+            .await?;
+            stored += 1;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
     async fn add_team_wrap(
         &self,
         doc_id: &DocId,
