@@ -667,6 +667,13 @@ impl Keystore {
         self.state.team_states.insert(team.to_owned(), held);
     }
 
+    /// Forgets the held state of `team`, keeping its head: the keystore of a client from before
+    /// held states (its next verification replays the whole chain). For tests of that path.
+    #[doc(hidden)]
+    pub fn forget_team_state_for_tests(&mut self, team: &str) {
+        self.state.team_states.remove(team);
+    }
+
     /// The teams this device verified, by name.
     pub fn team_names(&self) -> Vec<String> {
         self.state.teams.keys().cloned().collect()

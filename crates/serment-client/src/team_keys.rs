@@ -34,10 +34,16 @@ impl Session {
     /// The Ed25519 key of the device that made a team key wrap, if this device accepts it as a
     /// sharer of `epoch` (PROTOCOL.md §12.3): this device itself; an admin device that signed a
     /// change of that epoch in the verified chain (the devices that distribute an epoch's key);
-    /// or a device current, at the head of the proven key history, of this device's own identity
-    /// (a hand-over). A revoked device, another identity's device, or a removed member's, is
+    /// or, while this handle is a current member of the team (`member`), a device current at the
+    /// head of the proven key history of this device's own identity (a hand-over). A revoked
+    /// device, another identity's device, or a hand-over after this handle left the team, is
     /// refused.
-    fn team_key_sharer(&mut self, epoch: &TeamEpoch, sharer: &KeyId) -> Result<[u8; 32]> {
+    fn team_key_sharer(
+        &mut self,
+        epoch: &TeamEpoch,
+        sharer: &KeyId,
+        member: bool,
+    ) -> Result<[u8; 32]> {
         if *sharer == self.ks.device.id() {
             return Ok(self.ks.device.signing_public_key());
         }
@@ -47,6 +53,12 @@ impl Session {
             .find(|k| KeyId::of(KeyKind::Device, *k) == *sharer)
         {
             return Ok(*k);
+        }
+        if !member {
+            return Err(team_err(
+                "a team key handed on between devices of a handle that is no longer a member of \
+                 the team",
+            ));
         }
         let me = self.my_handle();
         let own = crate::log::key_history(&self.api, &mut self.ks, &me, None)?;
@@ -89,11 +101,16 @@ impl Session {
             if w.recipient != me || w.epoch != epoch.epoch {
                 continue;
             }
-            let opened = self.team_key_sharer(epoch, &w.sharer).and_then(|k| {
-                w.verify_signature(&k).map_err(ClientError::Integrity)?;
-                unwrap_epoch_secret(w, &self.ks.device, name, epoch.epoch, &epoch.key)
-                    .map_err(ClientError::Integrity)
-            });
+            // The key first (it must be the one the chain logged for this epoch), then who
+            // handed it on.
+            let opened = unwrap_epoch_secret(w, &self.ks.device, name, epoch.epoch, &epoch.key)
+                .map_err(ClientError::Integrity)
+                .and_then(|secret| {
+                    let member = team.state.is_member(&self.my_handle());
+                    let k = self.team_key_sharer(epoch, &w.sharer, member)?;
+                    w.verify_signature(&k).map_err(ClientError::Integrity)?;
+                    Ok(secret)
+                });
             match opened {
                 Ok(s) => return Ok(s),
                 Err(e) => last_err = Some(e),
@@ -115,6 +132,24 @@ impl Session {
             "this device holds no key of team {name} for epoch {}",
             epoch.epoch
         )))
+    }
+
+    /// `POST /v1/teams/{name}/keys`: stores team key wraps this device made for other current
+    /// devices of its identity (PROTOCOL.md §12.5). Returns how many the server stored.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] 403 if this handle is not a current member or a recipient is not
+    /// a current device of this identity; 400 for a wrap that is not of an epoch the chain
+    /// holds; transport errors.
+    pub fn post_team_key_wraps(&self, team: &str, wraps: &[Vec<u8>]) -> Result<usize> {
+        let r: TeamKeyHandoverResponse = self.api.post_json(
+            &format!("/v1/teams/{team}/keys"),
+            &TeamKeyHandoverRequest {
+                key_wraps: wraps.iter().map(|w| b64e(w)).collect(),
+            },
+            true,
+        )?;
+        Ok(r.stored as usize)
     }
 
     /// Hands every team epoch key this device holds on to `new`, another current device of this
@@ -159,17 +194,12 @@ impl Session {
                     &mut rng,
                 )
                 .map_err(|e| ClientError::Input(e.to_string()))?;
-                wraps.push(b64e(&w));
+                wraps.push(w);
             }
             if wraps.is_empty() {
                 continue;
             }
-            let r: TeamKeyHandoverResponse = self.api.post_json(
-                &format!("/v1/teams/{name}/keys"),
-                &TeamKeyHandoverRequest { key_wraps: wraps },
-                true,
-            )?;
-            stored = stored.saturating_add(r.stored as usize);
+            stored = stored.saturating_add(self.post_team_key_wraps(&name, &wraps)?);
         }
         Ok(stored)
     }

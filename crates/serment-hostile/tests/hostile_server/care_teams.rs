@@ -84,7 +84,9 @@ fn team_removal_dropped_from_the_log_view_is_refused() {
     let (mut w, _) = team_world();
     w.lab.team_remove(TEAM, PATIENT).unwrap();
     // The server now shows the lab the chain without the removal (and so the old epoch, whose
-    // key the patient holds): the head the lab verified is gone.
+    // key the patient holds): the head the lab verified is gone. A lab that holds only that head
+    // (a keystore from before held states) replays the whole chain and refuses it.
+    w.lab.ks.forget_team_state_for_tests(TEAM);
     w.h.on_response(&format!("GET /v1/log/team/{TEAM}"), |ex| {
         let mut v = ex.json();
         v["entries"].as_array_mut().unwrap().pop();
@@ -93,6 +95,23 @@ fn team_removal_dropped_from_the_log_view_is_refused() {
     let r = w.put(b"{\"epoch\":2}", "e2", &[]);
     let e = w.lab.share_to_team(&r.doc_id, 1, TEAM).unwrap_err();
     assert!(is_team_error(&e), "{e:?}");
+}
+
+/// The same view against a lab that holds the team's state (PROTOCOL.md §12.4, incremental): it
+/// asks only for the changes after its head, so the removal it verified is never asked for
+/// again and cannot be dropped; the share goes to epoch 2.
+#[test]
+fn team_removal_dropped_from_the_log_view_does_not_undo_the_held_state() {
+    let (mut w, _) = team_world();
+    w.lab.team_remove(TEAM, PATIENT).unwrap();
+    w.h.on_response(&format!("GET /v1/log/team/{TEAM}"), |ex| {
+        let mut v = ex.json();
+        v["entries"].as_array_mut().unwrap().pop();
+        ex.set_json(&v);
+    });
+    let r = w.put(b"{\"epoch\":2}", "e2", &[]);
+    let (epoch, _) = w.lab.share_to_team(&r.doc_id, 1, TEAM).unwrap();
+    assert_eq!(epoch, 2);
 }
 
 #[test]
@@ -402,4 +421,63 @@ fn team_member_added_back_does_not_read_what_was_shared_while_she_was_out() {
         read(&mut w.gp, &out.doc_id, Some(1)).unwrap().0,
         b"{\"while\":\"out\"}"
     );
+}
+
+/// Incremental verification (PROTOCOL.md §12.4): a member that holds the team's state verifies a
+/// new change (the patient's removal) by fetching only the changes after its head and the key
+/// histories of the handles the change names. The server corrupts every older entry of the
+/// team's chain it serves: a client that fell back to the whole replay would fail on them; this
+/// one never asks for them. The same client without its held state does fail (the control).
+#[test]
+fn team_incremental_verification_fetches_only_the_changes_after_the_held_head() {
+    let (mut w, d1) = team_world();
+    read(&mut w.gp, &d1, Some(1)).unwrap();
+    let head: u64 =
+        w.gp.ks
+            .team_head(TEAM)
+            .unwrap()
+            .split_once(':')
+            .unwrap()
+            .0
+            .parse()
+            .unwrap();
+    w.lab.team_remove(TEAM, PATIENT).unwrap();
+    w.h.on_response(&format!("GET /v1/log/team/{TEAM}"), move |ex| {
+        let mut v = ex.json();
+        for e in v["entries"].as_array_mut().unwrap() {
+            if e["index"].as_u64().unwrap() <= head {
+                e["entry"] = json!(b64(b"an entry the server rewrote"));
+            }
+        }
+        ex.set_json(&v);
+    });
+    let before = w.h.exchanges().len();
+    let team = w.gp.verify_team(TEAM).unwrap().unwrap();
+    assert!(team.incremental);
+    assert_eq!(team.current().unwrap().epoch, 2);
+    assert!(!team.state.is_member(PATIENT));
+    let asked: Vec<String> = w.h.exchanges()[before..]
+        .iter()
+        .map(|x| x.path.clone())
+        .collect();
+    let team_reads: Vec<&String> = asked
+        .iter()
+        .filter(|p| p.starts_with(&format!("/v1/log/team/{TEAM}")))
+        .collect();
+    assert_eq!(team_reads.len(), 1, "{asked:?}");
+    assert!(
+        team_reads[0].contains(&format!("after={head}")),
+        "{asked:?}"
+    );
+    // The removal names the lab (signer) and the patient (member): their key histories only.
+    let histories: Vec<&String> = asked
+        .iter()
+        .filter(|p| p.starts_with("/v1/log/identity/"))
+        .collect();
+    assert_eq!(histories.len(), 2, "{asked:?}");
+    assert!(!histories.iter().any(|p| p.contains(GP)), "{asked:?}");
+    // The control: without its held state the GP replays the whole chain, and the rewritten
+    // entries fail their proofs.
+    w.gp.ks.forget_team_state_for_tests(TEAM);
+    assert!(w.gp.verify_team(TEAM).is_err());
 }

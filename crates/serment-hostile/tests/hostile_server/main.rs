@@ -16,6 +16,7 @@
 
 mod common;
 
+mod care_team_devices;
 mod care_teams;
 mod chunk_attacks;
 mod cross_context_replay;
