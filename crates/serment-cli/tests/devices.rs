@@ -136,3 +136,47 @@ fn wrong_code_enrols_nothing() {
     assert_eq!(list["devices"].as_array().unwrap().len(), 1, "{list}");
     server.stop();
 }
+
+/// Issue 16 §1 for care teams: a member links a second device, which reads a team document shared
+/// before it existed, with no admin action (the linking device hands it the team's epoch keys,
+/// PROTOCOL.md §12.3 "Hand-over"). Also: `team add` shows the pinned member's fingerprint (F22),
+/// and sharing a document with a team twice is idempotent (F24).
+#[test]
+fn team_member_links_a_device_that_reads_older_team_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let server = ServerProc::start(&root.join("data"), &[]);
+    let (lab, d1, d2) = (root.join("lab"), root.join("d1"), root.join("d2"));
+    ok(&lab, &["id", "new", "--name", "labo-t", "--kdf", "floor"]);
+    ok(&d1, &["id", "new", "--name", "member-t", "--kdf", "floor"]);
+    ok(&lab, &["register", "--server", &server.url]);
+    ok(&d1, &["register", "--server", &server.url]);
+    ok(&d1, &["contact", "add", "labo-t"]);
+    ok(&lab, &["team", "new", "cardio-t"]);
+    let added = ok(&lab, &["team", "add", "cardio-t", "member-t"]);
+    let pinned = ok(&lab, &["contact", "verify", "member-t"]);
+    assert_eq!(added["fingerprint"], pinned["fingerprint"], "{added}");
+    assert_eq!(added["fingerprint_verified"], false, "{added}");
+
+    let report = root.join("team.txt");
+    std::fs::write(&report, b"Troponin 12 ng/L (shared with the team)").unwrap();
+    let put = ok(
+        &lab,
+        &["put", report.to_str().unwrap(), "--to-team", "cardio-t"],
+    );
+    let doc = put["doc_id"].as_str().unwrap().to_owned();
+    // Shared again: nothing added, exit 0.
+    let again = ok(&lab, &["share", &doc, "--to-team", "cardio-t"]);
+    assert_eq!(again["team_already_shared"], true, "{again}");
+    assert_eq!(again["team_epoch"], 1, "{again}");
+
+    let (_, _, linked) = link_new_device(&d1, &d2, &server.url);
+    assert_eq!(linked["team_keys"], 1, "{linked}");
+    let out = root.join("team-on-d2.txt");
+    ok(&d2, &["get", &doc, "-o", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"Troponin 12 ng/L (shared with the team)"
+    );
+    server.stop();
+}

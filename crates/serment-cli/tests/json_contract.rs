@@ -386,6 +386,11 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     let (_, joined, linked) = link_new_device(&patient, &root.join("patient-phone"), &server.url);
     c("device join", &joined);
     c("device link", &linked);
+    let phone_id = joined["device_id"].as_str().unwrap().to_owned();
+    c(
+        "device catch-up",
+        &ok(&patient, &["device", "catch-up", &phone_id]),
+    );
     c("device list", &ok(&patient, &["device", "list"]));
     c("rotate-identity", &ok(&gp, &["rotate-identity"]));
     let dev = ok(&gp, &["id", "show"])["device_id"]

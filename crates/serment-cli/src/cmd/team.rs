@@ -21,14 +21,16 @@ fn epoch(t: &VerifiedTeam) -> u32 {
     t.state.current().map_or(0, |e| e.epoch)
 }
 
-fn changed(ctx: &Ctx, what: &str, c: &TeamChanged, extra: Option<(&str, Value)>) {
+fn changed(ctx: &Ctx, what: &str, c: &TeamChanged, extra: Vec<(&str, Value)>) {
     let t = &c.team;
     let mut v = json!({
         "team": t.state.team, "epoch": epoch(t), "members": members(t),
         "removed": t.state.removed, "log_index": c.log_index, "keys_wrapped": c.keys_wrapped,
     });
-    if let (Some((k, x)), Some(o)) = (extra, v.as_object_mut()) {
-        o.insert(k.to_owned(), x);
+    if let Some(o) = v.as_object_mut() {
+        for (k, x) in extra {
+            o.insert(k.to_owned(), x);
+        }
     }
     emit(
         ctx.json,
@@ -49,7 +51,7 @@ pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
     match c {
         TeamCommand::New { name } => {
             let r = s.team_new(&name)?;
-            changed(ctx, "created, you are its admin", &r, None);
+            changed(ctx, "created, you are its admin", &r, Vec::new());
         }
         TeamCommand::Add {
             name,
@@ -79,10 +81,10 @@ pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
                     }
                 ),
                 &r,
-                Some((
-                    "member",
-                    json!({ "handle": handle, "fingerprint": fp, "fingerprint_verified": verified }),
-                )),
+                vec![
+                    ("fingerprint", json!(fp)),
+                    ("fingerprint_verified", json!(verified)),
+                ],
             );
         }
         TeamCommand::Remove { name, handle } => {
@@ -91,7 +93,7 @@ pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
                 ctx,
                 &format!("{handle} removed, new epoch key for the others"),
                 &r,
-                None,
+                Vec::new(),
             );
         }
         TeamCommand::Rotate { name, rewrap } => {
@@ -109,7 +111,7 @@ pub(crate) fn run(ctx: &Ctx, c: TeamCommand) -> CliResult<()> {
                 ctx,
                 &format!("new epoch, {} document version(s) re-wrapped", done.len()),
                 &r,
-                Some(("rewrapped", list)),
+                vec![("rewrapped", list)],
             );
         }
         TeamCommand::Show { name } => {
