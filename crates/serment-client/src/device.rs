@@ -301,8 +301,8 @@ impl Session {
     /// `serment device catch-up DEVICE`: the catch-up and the team key hand-over of
     /// [`Session::link_finish`], on demand, for `device`, another current device of this
     /// identity in its proven key history (a device linked before team keys were handed over,
-    /// or one that missed documents). Repeating it re-wraps again what the device already holds
-    /// (new logged wraps) and stores no team key twice.
+    /// or one that missed documents). Versions and team keys the device already holds are
+    /// skipped (the server refuses a second wrap to the same device).
     ///
     /// # Errors
     /// [`ClientError::Input`] if `device` is this device or not a current device of this
@@ -397,9 +397,19 @@ impl Session {
                 &mut serment_core::rng::os_rng(),
             )
             .map_err(ClientError::Integrity)?;
-            let idx = self
+            let idx = match self
                 .api
-                .add_wraps(&doc_id, v.doc_version, std::slice::from_ref(&nw))?;
+                .add_wraps(&doc_id, v.doc_version, std::slice::from_ref(&nw))
+            {
+                Ok(idx) => idx,
+                // The device holds a wrap of this version already (a repeated catch-up,
+                // `serment device catch-up`): nothing to add.
+                Err(ClientError::Server { status: 409, .. }) => {
+                    skipped += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             indices.extend(idx);
             wraps.push(nw);
             done += 1;
