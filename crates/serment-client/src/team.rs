@@ -178,9 +178,11 @@ impl Session {
                 let mut histories: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
                 for e in chain.iter().filter(|e| e.index > head) {
                     for handle in named_handles(std::slice::from_ref(e)) {
-                        if !histories.contains_key(&handle) {
-                            let c = self.proven_key_chain(&handle, &cp, &h.checkpoint)?;
-                            histories.insert(handle, c);
+                        if let std::collections::btree_map::Entry::Vacant(v) =
+                            histories.entry(handle)
+                        {
+                            let c = self.proven_key_chain(v.key(), &cp, &h.checkpoint)?;
+                            v.insert(c);
                         }
                     }
                     state.apply(e, &histories).map_err(ClientError::Integrity)?;

@@ -50,7 +50,7 @@ impl Session {
         if let Some(k) = epoch
             .signers
             .iter()
-            .find(|k| KeyId::of(KeyKind::Device, *k) == *sharer)
+            .find(|k| KeyId::of(KeyKind::Device, k) == *sharer)
         {
             return Ok(*k);
         }
