@@ -92,7 +92,7 @@ macro_rules! meta_contract_tests {
     ($open:path) => {
         meta_contract_tests!(@each $open,
             challenges, sessions, directory, batch, chain_heads, documents, pending_uploads, log,
-            nonces, nonce_floor_capped, login_buckets, team_races);
+            nonces, nonce_floor_capped, login_buckets, team_races, team_key_handover);
     };
     (@each $open:path, $($name:ident),*) => {
         $(

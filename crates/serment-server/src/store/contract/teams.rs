@@ -103,3 +103,65 @@ pub(crate) async fn team_races(h: &dyn Harness) {
         .await
         .unwrap();
 }
+
+/// The team key hand-over (PROTOCOL.md §12.3): stored only from a current member's handle to its
+/// own current devices, in one transaction, and idempotent.
+pub(crate) async fn team_key_handover(h: &dyn Harness) {
+    let m = h.meta();
+    let identity = IdentitySecret::generate();
+    let a = device_of(&*m, "mal", &identity, 1).await;
+    let b = device_of(&*m, "mal", &identity, 2).await;
+    let other = IdentitySecret::generate();
+    let x = device_of(&*m, "eve", &other, 3).await;
+    let at = m.log_size().await.unwrap();
+    m.append_team_change(&change(&a, None, at, 1))
+        .await
+        .unwrap();
+    let to = |d: &KeyId| vec![(1u32, d.to_string(), b"a team key wrap".to_vec())];
+
+    // To another current device of the member's own handle: stored once.
+    assert_eq!(
+        m.hand_over_team_keys("race", "mal", &to(&b)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        m.hand_over_team_keys("race", "mal", &to(&b)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        m.team_key_wraps("race", &b).await.unwrap(),
+        vec![b"a team key wrap".to_vec()]
+    );
+    // To a device of another handle: refused, nothing stored.
+    assert!(matches!(
+        m.hand_over_team_keys("race", "mal", &to(&x)).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(m.team_key_wraps("race", &x).await.unwrap().is_empty());
+    // From a handle that is not a member: refused.
+    assert!(matches!(
+        m.hand_over_team_keys("race", "eve", &to(&x)).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    // To a revoked device of the member: refused.
+    m.revoke_device("mal", &identity.id(), &b, b"rev", 10)
+        .await
+        .unwrap();
+    let c = device_of(&*m, "mal", &identity, 4).await;
+    assert!(matches!(
+        m.hand_over_team_keys(
+            "race",
+            "mal",
+            &[
+                (1, b.to_string(), b"w".to_vec()),
+                (1, c.to_string(), b"w".to_vec())
+            ]
+        )
+        .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(
+        m.team_key_wraps("race", &c).await.unwrap().is_empty(),
+        "nothing of a refused hand-over is stored"
+    );
+}
