@@ -16,7 +16,9 @@
 # `serment` writes through a temporary file that it fsyncs and renames (a crash never leaves a
 # partial plaintext), so `cp + fsync` (`dd conv=fsync`) is listed as well as plain `cp`.
 # `serment` unlocks an Argon2id keystore on every run; rows are given for a keystore at the
-# default cost (64 MiB, t=3) and at the format's floor (19 MiB, t=2, `id new --kdf floor`).
+# default cost (64 MiB, t=3) and at the format's floor (19 MiB, t=2, `id new --kdf floor`), and
+# through `serment agent` (unlocked once before the runs; the "(agent)" rows, issue 14 §4).
+# SKIP_RAGE=1 skips installing rage when it is missing (its rows are then left out).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +41,7 @@ need_apt age age
 need_apt age-keygen age
 need_apt bc bc
 [ -x /usr/bin/time ] || need_apt /usr/bin/time time
-if ! command -v rage >/dev/null 2>&1; then
+if [ "${SKIP_RAGE:-0}" != 1 ] && ! command -v rage >/dev/null 2>&1; then
     say "installing rage (cargo install rage --locked)"
     cargo install rage --locked >/dev/null 2>&1 || say "rage could not be installed; its rows are skipped"
 fi
@@ -50,7 +52,15 @@ if [ -z "${SERMENT:-}" ]; then
     SERMENT="$ROOT/target/release/serment"
 fi
 
-cleanup() { [ "$KEEP" = 1 ] || rm -rf "$WORK"; }
+# The agents of the "(agent)" rows, one per keystore, each on its own socket under $WORK.
+agent_sock() { printf '%s/agent-%s/agent.sock' "$WORK" "$1"; }
+cleanup() {
+    for k in sender-default recip-default; do
+        [ -S "$(agent_sock "$k")" ] &&
+            SERMENT_AGENT_SOCK=$(agent_sock "$k") "$SERMENT" agent stop >/dev/null 2>&1
+    done
+    [ "$KEEP" = 1 ] || rm -rf "$WORK"
+}
 trap cleanup EXIT
 cd "$WORK"
 say "work directory: $WORK ($(df -h . | awk 'NR==2{print $1, $6}'))"
@@ -65,6 +75,11 @@ say "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$SERMENT" --home recip-floor id new --name recipient --kdf floor >/dev/null
 for k in sender-default sender-floor recip-default recip-floor; do
     "$SERMENT" --home "$k" id export-record -o "$k.rec" >/dev/null
+done
+# `serment agent` (issue 14 §4): each default-cost keystore unlocked once, before any timed run.
+for k in sender-default recip-default; do
+    mkdir -p -m 700 "$WORK/agent-$k"
+    SERMENT_AGENT_SOCK=$(agent_sock "$k") "$SERMENT" --home "$k" agent start --ttl 1h >/dev/null
 done
 age-keygen -o age.key 2>/dev/null
 AGE_R=$(age-keygen -y age.key)
@@ -116,6 +131,15 @@ for SIZE in $SIZES; do
             "$SERMENT" --home "recip-$kdf" open in.srmc -o out.bin --author-record "sender-$kdf.rec"
         cmp -s in.bin out.bin || { say "serment round trip differs"; exit 1; }
     done
+    # Through the agent: no passphrase, no Argon2id; the command runs in the agent's process, so
+    # the RSS column is the client's only (the agent's own memory is not in it).
+    measure "serment seal (agent)" in.srmc env -u SERMENT_PASSPHRASE \
+        SERMENT_AGENT_SOCK="$(agent_sock sender-default)" \
+        "$SERMENT" --home sender-default seal in.bin -o in.srmc --to-record recip-default.rec
+    measure "serment open (agent)" out.bin env -u SERMENT_PASSPHRASE \
+        SERMENT_AGENT_SOCK="$(agent_sock recip-default)" \
+        "$SERMENT" --home recip-default open in.srmc -o out.bin --author-record sender-default.rec
+    cmp -s in.bin out.bin || { say "serment (agent) round trip differs"; exit 1; }
     # The keystore unlock alone (what every serment command pays before any byte is sealed).
     for kdf in default floor; do
         measure "serment unlock ($kdf kdf)" none.out "$SERMENT" --home "sender-$kdf" id show
