@@ -271,26 +271,30 @@ pub(crate) fn version_path((doc_id, v): &(String, String)) -> Result<(DocId, u32
     Ok((parse_doc_id(doc_id)?, parse_version(v)?))
 }
 
-/// Loads a version and the caller's wrap; 404 if the version does not exist; if the caller
+/// Loads a version and the caller's wrap (own, else a team's) with its log index; 404 if the version does not exist; if the caller
 /// neither holds a wrap nor belongs to the author identity, [`not_shared_or_missing`].
 pub(crate) async fn authorize_read(
     state: &AppState,
     caller: &AuthDevice,
     doc_id: &DocId,
     version: u32,
-) -> Result<(VersionRow, Option<Vec<u8>>), ApiError> {
+) -> Result<(VersionRow, Option<(Vec<u8>, Option<u64>)>), ApiError> {
     let meta = state.store.meta();
     let Some(row) = meta.version(doc_id, version).await? else {
         let missing = ApiError::NotFound("no such document version");
         return Err(super::erasure::gone_or(state, doc_id, missing).await);
     };
-    let wrap = match meta.wrap_for(doc_id, version, &caller.device_id).await? {
+    // With its log index, so that `get_version` need not load it again (issue 14 §2).
+    let wrap = match meta
+        .wrap_with_index(doc_id, version, &caller.device_id)
+        .await?
+    {
         Some(w) => Some(w),
         // A member of a team the version is shared with (PROTOCOL.md §12.5).
-        None => meta
-            .team_wrap_for(doc_id, version, &caller.device_id)
-            .await?
-            .map(|(w, _)| w),
+        None => {
+            meta.team_wrap_for(doc_id, version, &caller.device_id)
+                .await?
+        }
     };
     if wrap.is_none() && row.author_identity != caller.identity_id {
         return Err(not_shared_or_missing(state, caller, doc_id, Some(version)).await);
@@ -381,19 +385,9 @@ pub(crate) async fn get_version(
     let receipt = super::log::receipt_header(&headers)?;
     // Validated before the access is recorded: a bad request leaves no log entry.
     super::log::check_size(&state, q.size).await?;
-    let (row, _) = authorize_read(&state, &caller, &doc_id, version).await?;
-    let meta = state.store.meta();
-    let found = match meta
-        .wrap_with_index(&doc_id, version, &caller.device_id)
-        .await?
-    {
-        Some(w) => Some(w),
-        // No wrap of its own: the wrap to a team the caller belongs to (PROTOCOL.md §12.5).
-        None => {
-            meta.team_wrap_for(&doc_id, version, &caller.device_id)
-                .await?
-        }
-    };
+    // The caller's own wrap, else the wrap to a team it belongs to (PROTOCOL.md §12.5), loaded
+    // once, by the authorization itself.
+    let (row, found) = authorize_read(&state, &caller, &doc_id, version).await?;
     let mut access_index = None;
     let mut wrap_entry = None;
     let mut log_size = 0;
