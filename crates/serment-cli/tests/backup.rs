@@ -192,10 +192,7 @@ fn backup_verifies_and_each_alteration_is_named() {
     // 3. Swapped manifests.
     let t = w.root.join("t3");
     copy_backup(&good, &t);
-    let (a, b) = (
-        t.join("manifests").join(format!("{:020}", 0)),
-        t.join("manifests").join(format!("{:020}", 1)),
-    );
+    let (a, b) = (manifest(&t, 0), manifest(&t, 1));
     let (ab, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     std::fs::write(&a, bb).unwrap();
     std::fs::write(&b, ab).unwrap();
@@ -207,9 +204,11 @@ fn backup_verifies_and_each_alteration_is_named() {
     // 4. A replayed older manifest, as the next increment.
     let t = w.root.join("t4");
     copy_backup(&good, &t);
-    std::fs::copy(
-        t.join("manifests").join(format!("{:020}", 0)),
-        t.join("manifests").join(format!("{:020}", 2)),
+    let m0 = std::fs::read(manifest(&t, 0)).unwrap();
+    std::fs::write(
+        t.join("manifests")
+            .join(format!("{:020}-{}", 2, sha256_hex(&m0))),
+        m0,
     )
     .unwrap();
     let (code, v) = verify(&w.root, &t, &log_key, &[]);
@@ -251,6 +250,68 @@ fn backup_verifies_and_each_alteration_is_named() {
     );
     assert!(code == 4 || code == 2, "{code}");
     let _ = (docs, d4);
+    server.stop();
+}
+
+/// The file of manifest `seq` (`manifests/<seq>-<sha256>`).
+fn manifest(dir: &Path, seq: u64) -> PathBuf {
+    let prefix = format!("{seq:020}-");
+    std::fs::read_dir(dir.join("manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&prefix)
+        })
+        .unwrap_or_else(|| panic!("no manifest {seq} in {}", dir.display()))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(serment_server::backup::format::sha256(b))
+}
+
+/// R10: objects under `manifests/` that anyone able to create objects in the target can write
+/// (a name at `u64::MAX`, junk under a well-formed name, an object at the next increment's old
+/// predictable name) neither stop `serment backup` nor make `verify-backup` loop: it answers at
+/// once, names each of them once, and the next increment is still appended.
+#[test]
+fn junk_manifest_objects_stop_neither_backup_nor_verification() {
+    let (w, server) = world();
+    put(&w, "SECRET-JUNK-TEST-", 1_000);
+    let t = w.root.join("backup");
+    let (log_key, _) = backup_once(&w, &t);
+    let dir = t.join("manifests");
+    std::fs::write(dir.join(u64::MAX.to_string()), b"junk").unwrap();
+    std::fs::write(
+        dir.join(format!("{:020}-{}", u64::MAX, "ab".repeat(32))),
+        b"junk",
+    )
+    .unwrap();
+    let junk = b"serment-backup-manifest\nformat 1\n".to_vec();
+    std::fs::write(dir.join(format!("{:020}-{}", 1, sha256_hex(&junk))), &junk).unwrap();
+    std::fs::write(dir.join(format!("{:020}", 1)), b"squat").unwrap();
+
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    let p = problems(&v);
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(
+        !p.iter().any(|x| x.contains("absent from the chain")),
+        "{p:#?}"
+    );
+
+    // The next increment is appended regardless, and verifies (only the junk is named).
+    put(&w, "SECRET-JUNK-TEST-2-", 1_000);
+    let (_, v) = backup_once(&w, &t);
+    assert_eq!(v["increment"]["seq"], 1, "{v}");
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["report"]["manifests"], 2, "{v}");
+    assert_eq!(v["report"]["blobs"], 2, "{v}");
+    assert_eq!(problems(&v).len(), 4, "{:#?}", problems(&v));
     server.stop();
 }
 

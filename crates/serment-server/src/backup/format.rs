@@ -59,9 +59,29 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// The key of manifest `seq`: `manifests/<seq, 20 digits>`.
-pub fn manifest_key(seq: u64) -> String {
-    format!("manifests/{seq:020}")
+/// The key of manifest `seq` with these exact bytes: `manifests/<seq, 20 digits>-<SHA-256 of the
+/// manifest, hex>`. The hash in the name means that an object created in advance under a
+/// predictable name (by anyone able to create objects in the target) can never block the next
+/// increment; the chain is the manifests' `prev`, not their names.
+pub fn manifest_key(seq: u64, bytes: &[u8]) -> String {
+    format!("manifests/{seq:020}-{}", hex::encode(sha256(bytes)))
+}
+
+/// Parses a manifest key made by [`manifest_key`]: its number and the SHA-256 it names; `None`
+/// for any other name.
+pub fn parse_manifest_key(key: &str) -> Option<(u64, [u8; 32])> {
+    let (seq, hash) = key.strip_prefix("manifests/")?.split_once('-')?;
+    if seq.len() != 20 || !seq.bytes().all(|b| b.is_ascii_digit()) || !is_lower_hex64(hash) {
+        return None;
+    }
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(hash, &mut h).ok()?;
+    Some((seq.parse().ok()?, h))
+}
+
+/// True for exactly 64 lowercase hex digits (a SHA-256 as the object names carry it).
+pub fn is_lower_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The key of the segment of entries `[start, end)`: `entries/<start>-<end>` (20 digits each).

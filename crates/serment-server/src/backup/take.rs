@@ -2,7 +2,7 @@
 //! manifest, the sealed blobs of the document versions they wrap, the team key wraps not yet
 //! copied, the current checkpoint note with its cosignatures, and last the signed manifest.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use futures_util::StreamExt as _;
 use serment_core::DocId;
@@ -10,9 +10,10 @@ use serment_core::log::entry::{LogEntry, Payload};
 use serment_core::log::note::SignedCheckpoint;
 
 use super::format::{
-    Manifest, ObjectKind, ObjectRef, blob_key, checkpoint_key, encode_segment, manifest_key,
-    segment_key, sha256, team_key_key,
+    MAX_MANIFEST_LEN, Manifest, ObjectKind, ObjectRef, blob_key, checkpoint_key, encode_segment,
+    manifest_key, parse_manifest_key, segment_key, sha256, team_key_key,
 };
+use super::target::Fetched;
 use super::{BackupError, IncrementSummary, Target};
 use crate::store::Store;
 
@@ -32,23 +33,52 @@ pub(crate) struct BackupState {
 
 /// Reads every manifest of `target`, checking each signature with the log key and the chain.
 ///
+/// Objects under `manifests/` that are not a manifest signed by this log key under the name its
+/// bytes determine (junk anyone able to create objects could leave, or a copy of a manifest under
+/// another number) are skipped with a warning: they cannot stop the backup (`verify-backup`
+/// names them).
+///
 /// # Errors
-/// [`BackupError::Chain`] if the target's manifests are not one unbroken chain signed by this log
-/// key (run `serment verify-backup`), or target I/O errors.
+/// [`BackupError::Chain`] if the manifests signed by this log key are not one unbroken chain
+/// (run `serment verify-backup`), or target I/O errors.
 pub(crate) async fn load_state(
     target: &Target,
     log_public_key: &[u8; 32],
     origin: &str,
 ) -> Result<BackupState, BackupError> {
     let mut st = BackupState::default();
+    let mut signed: BTreeMap<u64, Vec<(String, Vec<u8>, Manifest)>> = BTreeMap::new();
     for key in target.list("manifests").await? {
-        let bytes = target
-            .get(&key)
-            .await?
-            .ok_or_else(|| BackupError::Chain(format!("{key} vanished while read")))?;
-        let m = Manifest::parse_verified(&key, &bytes, log_public_key)
-            .map_err(|e| BackupError::Chain(e.to_string()))?;
-        if key != manifest_key(st.next_seq) || m.seq != st.next_seq || m.prev != st.prev {
+        let Some((num, hash)) = parse_manifest_key(&key) else {
+            tracing::warn!(key, "backup target: not a manifest name, ignored");
+            continue;
+        };
+        let bytes = match target.get_bounded(&key, MAX_MANIFEST_LEN as u64).await? {
+            Fetched::Bytes(b) if sha256(&b) == hash => b,
+            Fetched::Missing => continue,
+            _ => {
+                tracing::warn!(
+                    key,
+                    "backup target: not the manifest its name names, ignored"
+                );
+                continue;
+            }
+        };
+        match Manifest::parse_verified(&key, &bytes, log_public_key) {
+            Ok(m) if m.seq == num => signed.entry(num).or_default().push((key, bytes, m)),
+            _ => tracing::warn!(key, "backup target: not a manifest of this log, ignored"),
+        }
+    }
+    for (num, mut ms) in signed {
+        let (key, bytes, m) = match (ms.pop(), ms.is_empty()) {
+            (Some(one), true) => one,
+            _ => {
+                return Err(BackupError::Chain(format!(
+                    "two manifests numbered {num} signed by the log key"
+                )));
+            }
+        };
+        if m.seq != st.next_seq || m.prev != st.prev {
             return Err(BackupError::Chain(format!(
                 "{key} does not follow manifest {}",
                 st.next_seq.wrapping_sub(1)
@@ -69,14 +99,17 @@ pub(crate) async fn load_state(
                     st.team_keys.insert(o.key.clone());
                 }
                 ObjectKind::Checkpoint => {
-                    st.last_note = target.get(&o.key).await?;
+                    st.last_note = match target.get_bounded(&o.key, o.len).await? {
+                        Fetched::Bytes(b) if sha256(&b) == o.sha256 => Some(b),
+                        _ => None,
+                    };
                 }
                 ObjectKind::Entries { .. } => {}
             }
         }
         st.size = m.size;
         st.prev = Some(sha256(&bytes));
-        st.next_seq += 1;
+        st.next_seq = st.next_seq.saturating_add(1);
     }
     Ok(st)
 }
@@ -218,7 +251,7 @@ pub(crate) async fn take_increment(
     };
     let bytes = manifest.sign(store.log_signer().signing_key());
     target
-        .put_new(&manifest_key(st.next_seq), bytes.clone())
+        .put_new(&manifest_key(st.next_seq, &bytes), bytes.clone())
         .await?;
     st.prev = Some(sha256(&bytes));
     st.next_seq += 1;

@@ -16,6 +16,17 @@ use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPay
 
 use super::BackupError;
 
+/// What [`Target::get_bounded`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// No such object.
+    Missing,
+    /// The object is larger than the bound (not read).
+    TooLarge,
+    /// Its bytes.
+    Bytes(Vec<u8>),
+}
+
 /// A backup target.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -139,6 +150,65 @@ impl Target {
                     )),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
                     Err(e) => Err(BackupError::Target(format!("{key}: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// The bytes of `key` if it holds at most `max` bytes: the object is never read past
+    /// `max + 1` bytes (a target anyone can create objects in may hold a huge one, or a device).
+    ///
+    /// # Errors
+    /// [`BackupError::Target`] on I/O.
+    pub async fn get_bounded(&self, key: &str, max: u64) -> Result<Fetched, BackupError> {
+        let io = |e: &dyn std::fmt::Display| BackupError::Target(format!("{key}: {e}"));
+        match self {
+            Target::Dir(dir) => {
+                use tokio::io::AsyncReadExt as _;
+                let f = match tokio::fs::File::open(dir.join(key)).await {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(Fetched::Missing);
+                    }
+                    Err(e) => return Err(io(&e)),
+                };
+                let len = f.metadata().await.map_err(|e| io(&e))?.len();
+                if len > max {
+                    return Ok(Fetched::TooLarge);
+                }
+                let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                f.take(max.saturating_add(1))
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| io(&e))?;
+                if bytes.len() as u64 > max {
+                    return Ok(Fetched::TooLarge);
+                }
+                Ok(Fetched::Bytes(bytes))
+            }
+            Target::S3 { store, prefix, .. } => {
+                let path = Self::object_path(prefix, key);
+                match store.head(&path).await {
+                    Ok(m) if m.size > max => return Ok(Fetched::TooLarge),
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
+                    Err(e) => return Err(io(&e)),
+                }
+                match store.get(&path).await {
+                    Ok(r) => {
+                        // Write-once objects do not change between head and get; bounded anyway.
+                        let mut bytes = Vec::new();
+                        let mut stream = r.into_stream();
+                        while let Some(chunk) = stream.next().await {
+                            bytes.extend_from_slice(&chunk.map_err(|e| io(&e))?);
+                            if bytes.len() as u64 > max {
+                                return Ok(Fetched::TooLarge);
+                            }
+                        }
+                        Ok(Fetched::Bytes(bytes))
+                    }
+                    Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Missing),
+                    Err(e) => Err(io(&e)),
                 }
             }
         }

@@ -19,7 +19,10 @@ use serment_core::stream::{TAG_LEN, chunk_plain_len};
 use serment_core::team::TeamKeyWrap;
 use serment_core::{DocId, KeyId};
 
-use super::format::{Manifest, ObjectKind, decode_segment, manifest_key, sha256};
+use super::format::{
+    MAX_MANIFEST_LEN, Manifest, ObjectKind, decode_segment, parse_manifest_key, sha256,
+};
+use super::target::Fetched;
 use super::{BackupError, Target};
 
 /// What the operator trusts: the log key, the witnesses and their quorum, and optionally a
@@ -118,13 +121,24 @@ pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupErro
                 }
                 _ => o.key.clone(),
             };
-            let Some(bytes) = target.get(&o.key).await? else {
-                r.problem(
-                    "missing",
-                    what,
-                    format!("{} named by manifest {}", o.key, v.manifest.seq),
-                );
-                continue;
+            let bytes = match target.get_bounded(&o.key, o.len).await? {
+                Fetched::Bytes(b) => b,
+                Fetched::Missing => {
+                    r.problem(
+                        "missing",
+                        what,
+                        format!("{} named by manifest {}", o.key, v.manifest.seq),
+                    );
+                    continue;
+                }
+                Fetched::TooLarge => {
+                    r.problem(
+                        "altered",
+                        what,
+                        format!("{} is longer than manifest {} names", o.key, v.manifest.seq),
+                    );
+                    continue;
+                }
             };
             if sha256(&bytes) != o.sha256 || bytes.len() as u64 != o.len {
                 r.problem(
@@ -247,44 +261,59 @@ async fn read_manifests(
     trust: &Trust,
     r: &mut Report,
 ) -> Result<Vec<Verified>, BackupError> {
-    let keys = target.list("manifests").await?;
+    let pk = trust.log_key.public_key;
+    // First every name and its bytes (bounded), so that junk is one problem and never a chain
+    // position: the chain is walked over names that parse, in number order.
+    let mut named: Vec<(u64, String, Vec<u8>)> = Vec::new();
+    for key in target.list("manifests").await? {
+        let Some((num, hash)) = parse_manifest_key(&key) else {
+            r.problem("invalid", key.clone(), "not a manifest name");
+            continue;
+        };
+        match target.get_bounded(&key, MAX_MANIFEST_LEN as u64).await? {
+            Fetched::Missing => r.problem("missing", key.clone(), "vanished while read"),
+            Fetched::TooLarge => r.problem("invalid", key.clone(), "larger than any manifest"),
+            Fetched::Bytes(b) if sha256(&b) != hash => {
+                r.problem(
+                    "altered",
+                    format!("manifest {num}"),
+                    format!("{key} does not hash to its name"),
+                );
+            }
+            Fetched::Bytes(b) => named.push((num, key, b)),
+        }
+    }
     let mut out: Vec<Verified> = Vec::new();
     let mut prev_hash: Option<[u8; 32]> = None;
     let mut prev_size = 0u64;
     let mut expected = 0u64;
-    let pk = trust.log_key.public_key;
-    for key in keys {
-        let Some(num) = key
-            .strip_prefix("manifests/")
-            .and_then(|n| n.parse::<u64>().ok())
-            .filter(|n| manifest_key(*n) == key)
-        else {
-            r.problem("invalid", key.clone(), "not a manifest name");
-            continue;
-        };
-        while expected < num {
-            r.problem(
-                "missing",
-                format!("manifest {expected}"),
-                "absent from the chain",
-            );
-            expected += 1;
-            prev_hash = None;
-        }
-        expected = num + 1;
+    for (num, key, bytes) in named {
         let what = format!("manifest {num}");
-        let Some(bytes) = target.get(&key).await? else {
-            r.problem("missing", what, "vanished while read");
-            continue;
-        };
         let m = match Manifest::parse_verified(&key, &bytes, &pk) {
             Ok(m) => m,
             Err(e) => {
                 r.problem("altered", what, e.reason);
-                prev_hash = None;
                 continue;
             }
         };
+        if num > expected {
+            // One problem for the whole gap, whatever its length.
+            let last = num - 1;
+            let range = if last == expected {
+                format!("manifest {expected}")
+            } else {
+                format!("manifests {expected}..={last}")
+            };
+            r.problem("missing", range, "absent from the chain");
+            prev_hash = None;
+        } else if num < expected {
+            r.problem(
+                "chain",
+                what.clone(),
+                "a second manifest with this number (a fork)",
+            );
+        }
+        expected = num.saturating_add(1);
         if m.seq != num {
             r.problem(
                 "chain",
@@ -321,12 +350,17 @@ async fn read_manifests(
         prev_hash = Some(sha256(&bytes));
         let (mut note, mut note_text) = (None, None);
         if let Some(cp) = m.checkpoint() {
-            match target.get(&cp.key).await? {
-                None => r.problem("missing", cp.key.clone(), format!("named by {what}")),
-                Some(b) if sha256(&b) != cp.sha256 => {
+            match target.get_bounded(&cp.key, cp.len).await? {
+                Fetched::Missing => {
+                    r.problem("missing", cp.key.clone(), format!("named by {what}"));
+                }
+                Fetched::TooLarge => {
                     r.problem("altered", cp.key.clone(), format!("named by {what}"));
                 }
-                Some(b) => {
+                Fetched::Bytes(b) if sha256(&b) != cp.sha256 => {
+                    r.problem("altered", cp.key.clone(), format!("named by {what}"));
+                }
+                Fetched::Bytes(b) => {
                     let text = String::from_utf8_lossy(&b).into_owned();
                     match SignedCheckpoint::parse(&text).and_then(|s| {
                         s.verify_log_signature(&trust.log_key)?;
