@@ -261,6 +261,18 @@ pub fn key_history(
     handle: &str,
     known_head: Option<&str>,
 ) -> Result<KeyHistory> {
+    let chain = proven_key_chain(api, ks, handle, known_head)?;
+    replay_keys(handle, &chain).map_err(log_err)
+}
+
+/// The chain [`key_history`] replays: `handle`'s entries, each proven against a freshly synced
+/// and accepted checkpoint, the chain whole and still holding `known_head`. Not replayed.
+fn proven_key_chain(
+    api: &Api,
+    ks: &mut Keystore,
+    handle: &str,
+    known_head: Option<&str>,
+) -> Result<Vec<ChainEntry>> {
     let cp = sync(api, ks, 0)?;
     let h = api.log_identity(handle, Some(cp.size))?;
     let cp = accept_note(api, ks, &h.checkpoint)?;
@@ -282,7 +294,7 @@ pub fn key_history(
             "the key history no longer holds the entry verified before (truncated or rewritten)",
         ));
     }
-    replay_keys(handle, &chain).map_err(log_err)
+    Ok(chain)
 }
 
 /// Checks that each write this client made is in the log at the index the server gave, with
@@ -597,42 +609,74 @@ fn proven_devices(
     Ok(devices)
 }
 
-/// The erasure tombstone (kind 9) of a proven document chain, checked (PROTOCOL.md §11.3.2):
-/// signed by the device it names, whose logged record carries the handle of the device that
-/// signed the document's first wrap (its author). `None` if the chain holds no tombstone.
+/// The erasure tombstone (kind 9) of a proven document chain, checked (PROTOCOL.md §11.3.2,
+/// review R1): the author is the identity whose device signed the document's first wrap, taken
+/// from the proven key history of that device's handle (never from a handle string alone: the
+/// server chooses which device records it serves, and can log a record with any handle under a
+/// key it made). The history replayed up to the first wrap must hold the sharer as a current
+/// device; replayed up to the tombstone, it must hold the requester as a current device (same
+/// identity, carried across rotations the old key signed; a revoked or rotated-away device is
+/// not current); the whole history must replay (a record under an identity key the history
+/// never rotated to breaks it); and the tombstone must verify with the requester's key from
+/// that history. `None` if the chain holds no tombstone.
 ///
 /// # Errors
 /// [`ClientError::Log`] for a tombstone that does not check out: a forgery (the server's, or a
-/// recipient's), which no client believes.
+/// recipient's, or a revoked device's), which no client believes; server errors.
 pub(crate) fn erasure_in_chain(
+    api: &Api,
+    ks: &mut Keystore,
     cp: &Checkpoint,
     h: &crate::log_api::HistoryResponse,
     chain: &[ChainEntry],
 ) -> Result<Option<serment_core::log::erasure::Erasure>> {
-    let Some(t) = chain.iter().find_map(|e| match &e.entry.payload {
-        Payload::Erasure(t) => Some(t.clone()),
+    let Some((t_index, t)) = chain.iter().find_map(|e| match &e.entry.payload {
+        Payload::Erasure(t) => Some((e.index, t.clone())),
         _ => None,
     }) else {
         return Ok(None);
     };
-    let devices = proven_devices(cp, h)?;
-    let requester = devices
-        .get(&t.requester_device)
-        .ok_or_else(|| history_err("an erasure by a device with no record in the log"))?;
-    t.verify(&requester.signing_key).map_err(log_err)?;
-    let author = chain
+    let (w_index, sharer) = chain
         .iter()
         .find_map(|e| match &e.entry.payload {
-            Payload::Wrap(w) => Some(w.sharer),
+            Payload::Wrap(w) => Some((e.index, w.sharer)),
             _ => None,
         })
-        .and_then(|s| devices.get(&s))
+        .filter(|(i, _)| *i < t_index)
         .ok_or_else(|| history_err("an erasure of a document with no wrap before it"))?;
-    if author.handle != requester.handle {
+    let devices = proven_devices(cp, h)?;
+    let handle = devices
+        .get(&sharer)
+        .map(|r| r.handle.clone())
+        .ok_or_else(|| history_err("the document's author device has no record in the log"))?;
+    let known_head = ks.contacts().get(&handle).and_then(|c| c.log_head.clone());
+    let key_chain = proven_key_chain(api, ks, &handle, known_head.as_deref())?;
+    replay_keys(&handle, &key_chain).map_err(log_err)?;
+    let before = |end: u64| -> Vec<ChainEntry> {
+        key_chain
+            .iter()
+            .take_while(|e| e.index < end)
+            .cloned()
+            .collect()
+    };
+    let at_wrap = replay_keys(&handle, &before(w_index)).map_err(log_err)?;
+    if !at_wrap.devices.iter().any(|d| d.device_id() == sharer) {
         return Err(history_err(
-            "an erasure by a device of neither the document's author nor its patient (forged)",
+            "the document's first wrap is signed by a device that was not then a current device of its handle",
         ));
     }
+    let at_tombstone = replay_keys(&handle, &before(t_index)).map_err(log_err)?;
+    let requester = at_tombstone
+        .devices
+        .iter()
+        .find(|d| d.device_id() == t.requester_device)
+        .ok_or_else(|| {
+            history_err(
+                "an erasure by a device that was not, at the tombstone, a current device of the \
+                 document's author (forged, a recipient's, or revoked)",
+            )
+        })?;
+    t.verify(&requester.signing_key).map_err(log_err)?;
     Ok(Some(t))
 }
 
@@ -648,7 +692,7 @@ pub fn proven_erasure(
 ) -> Result<Option<serment_core::log::erasure::Erasure>> {
     let (cp, h, chain) = proven_doc_chain(api, ks, doc_id)?;
     pin_doc_head(api, ks, doc_id, &chain);
-    erasure_in_chain(&cp, &h, &chain)
+    erasure_in_chain(api, ks, &cp, &h, &chain)
 }
 
 /// The newest version of `doc_id` that the log proves was wrapped for `device`, or `None`
@@ -680,7 +724,7 @@ pub fn newest_logged_version_synced(
 ) -> Result<(Checkpoint, Option<u32>)> {
     let (cp, h, chain) = proven_doc_chain(api, ks, doc_id)?;
     pin_doc_head(api, ks, doc_id, &chain);
-    if let Some(t) = erasure_in_chain(&cp, &h, &chain)? {
+    if let Some(t) = erasure_in_chain(api, ks, &cp, &h, &chain)? {
         return Err(ClientError::erased(&t));
     }
     let newest = chain
@@ -749,9 +793,9 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     let mut team_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
     let mut team_epochs: HashSet<KeyId> = HashSet::new();
     let mut nonces = HashSet::new();
-    // Per document: the handle of the author (the sharer of its first wrap), and whether a
-    // tombstone (kind 9) erased it (PROTOCOL.md §11.3.2).
-    let mut doc_authors: HashMap<DocId, String> = HashMap::new();
+    // Per document: the author (the record of the sharer of its first wrap: handle and identity
+    // key), and whether a tombstone (kind 9) erased it (PROTOCOL.md §11.3.2).
+    let mut doc_authors: HashMap<DocId, DeviceRecord> = HashMap::new();
     let mut erased: HashSet<DocId> = HashSet::new();
     let mut start = 0u64;
     while start < cp.size {
@@ -802,9 +846,7 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                         if erased.contains(&w.doc_id) {
                             fail("a wrap of an erased document".into());
                         }
-                        doc_authors
-                            .entry(w.doc_id)
-                            .or_insert_with(|| s.handle.clone());
+                        doc_authors.entry(w.doc_id).or_insert_with(|| s.clone());
                     }
                     _ => fail("a wrap names a device not certified before it".into()),
                 },
@@ -813,12 +855,32 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                         if let Err(e) = x.verify(&d.signing_key) {
                             fail(e.to_string());
                         }
+                        // Review R1: the requester must be, at this index, a current device of
+                        // the author's identity by its key history replayed so far (a handle
+                        // string in a record proves nothing: anyone holding the log can log a
+                        // record with any handle under a key of its own).
                         match doc_authors.get(&x.doc_id) {
-                            Some(author) if *author == d.handle => {}
-                            Some(_) => fail(
-                                "an erasure by a device of neither the document's author nor its patient"
-                                    .into(),
-                            ),
+                            Some(author) => {
+                                let so_far =
+                                    chains.get(&author.handle).map_or(&[][..], Vec::as_slice);
+                                match replay_keys(&author.handle, so_far) {
+                                    Ok(kh)
+                                        if kh.identity_keys.contains(&author.identity_key)
+                                            && kh
+                                                .devices
+                                                .iter()
+                                                .any(|c| c.device_id() == x.requester_device) => {}
+                                    Ok(_) => fail(
+                                        "an erasure by a device of neither the document's author nor its patient \
+                                         (not a current device of the author's identity at the tombstone: forged or revoked)"
+                                            .into(),
+                                    ),
+                                    Err(e) => fail(format!(
+                                        "an erasure by a device of neither the document's author nor its patient \
+                                         (the author's key history does not replay: {e})"
+                                    )),
+                                }
+                            }
                             None => fail("an erasure of a document with no wrap before it".into()),
                         }
                         if !erased.insert(x.doc_id) {

@@ -159,6 +159,18 @@ fn team_change_by_a_removed_admin_is_refused() {
 /// checkpoint signed with the log key), straight into the database: a server that logs what
 /// its own checks would refuse.
 fn operator_append(h: &Hostile, subject: &str, kind: EntryKind, payload: &[u8]) -> u64 {
+    operator_append_device(h, subject, kind, payload, "")
+}
+
+/// [`operator_append`] with the row's `device_id` column (the device a device record
+/// certifies: what the server looks records up by when it serves a document's history).
+pub(crate) fn operator_append_device(
+    h: &Hostile,
+    subject: &str,
+    kind: EntryKind,
+    payload: &[u8],
+    device_id: &str,
+) -> u64 {
     let int = |v: &Option<Vec<u8>>| -> u64 {
         String::from_utf8(v.clone().unwrap())
             .unwrap()
@@ -201,7 +213,7 @@ fn operator_append(h: &Hostile, subject: &str, kind: EntryKind, payload: &[u8]) 
     }
     h.sql_exec(&format!(
         "INSERT INTO log_entries (idx, kind, subject, device_id, entry, leaf_hash, logged_at) \
-         VALUES ({n}, {}, '{subject}', '', {}, {}, 1800000000)",
+         VALUES ({n}, {}, '{subject}', '{device_id}', {}, {}, 1800000000)",
         kind as u8,
         h.bytes_literal(&entry),
         h.bytes_literal(&leaf)

@@ -6,9 +6,115 @@
 
 use serment_client::ClientError;
 use serment_client::log::verify_log_pinned;
-use serment_core::log::erasure::ErasureReason;
+use serment_client::vault::Session;
+use serment_core::DocId;
+use serment_core::identity::{DeviceSecret, IdentitySecret};
+use serment_core::log::entry::{EntryKind, Revocation};
+use serment_core::log::erasure::{Erasure, ErasureReason};
+use serment_hostile::harness::Hostile;
 
+use crate::care_teams::operator_append_device;
 use crate::common::*;
+
+const AT: u64 = 1_800_000_000;
+
+/// The server answers `erased` for every version (its database may well say so).
+fn answer_erased(h: &Hostile) {
+    h.on_response("GET /v1/documents/*/versions/*", |ex| {
+        ex.status = 410;
+        ex.set_json(&serde_json::json!({
+            "error": { "code": "erased", "message": "document erased (reason 1)" }
+        }));
+    });
+}
+
+/// Every reader refuses the tombstone as a log error (exit 4), never "erased" (exit 6), and
+/// `verify-log` names the erasure.
+fn refused_by_every_reader(w: &mut World, doc: &DocId) {
+    for (who, s) in [("patient", &mut w.patient), ("gp", &mut w.gp)] {
+        let s: &mut Session = s;
+        for v in [None, Some(1)] {
+            let e = read(s, doc, v).unwrap_err();
+            assert!(matches!(e, ClientError::Log(_)), "{who} {v:?}: {e:?}");
+            assert_eq!(e.exit_code(), 4, "{who} {v:?}: {e}");
+        }
+    }
+    let report = verify_log_pinned(&w.patient.api, &w.patient.ks).unwrap();
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains("an erasure by a device of neither the document's author")),
+        "{:?}",
+        report.errors
+    );
+}
+
+/// Review R1: the log operator makes an identity key of its own, logs a device record carrying
+/// the author's handle under it (a record only proves its own signature) and a tombstone signed
+/// by that device. The author's proven key history does not hold that device (its replay breaks
+/// on an identity key it never rotated to): every reader reports a log error, not an erasure
+/// by the author.
+#[test]
+fn a_tombstone_from_a_device_the_server_certified_under_the_authors_handle_is_refused() {
+    let mut w = World::new();
+    let r = w.put(b"{\"resourceType\":\"Observation\"}", "cr", &[GP, PATIENT]);
+    read(&mut w.patient, &r.doc_id, None).unwrap();
+    read(&mut w.gp, &r.doc_id, None).unwrap();
+    let operator = IdentitySecret::generate();
+    let fake = DeviceSecret::generate();
+    let fake_id = fake.id().to_string();
+    let rec = operator.sign_device_record(LAB, &fake, AT).unwrap();
+    operator_append_device(&w.h, &format!("h:{LAB}"), EntryKind::Device, &rec, &fake_id);
+    let t = Erasure::sign(&r.doc_id, ErasureReason::PatientRequest, &fake, AT);
+    operator_append_device(
+        &w.h,
+        &format!("d:{}", r.doc_id),
+        EntryKind::Erasure,
+        &t,
+        &fake_id,
+    );
+    answer_erased(&w.h);
+    refused_by_every_reader(&mut w, &r.doc_id);
+}
+
+/// Review R1: a device the author linked, then revoked (stolen), signs a tombstone that the
+/// operator logs. Its record is the author's own, but it is not a current device of the author
+/// at the tombstone's index: refused.
+#[test]
+fn a_tombstone_from_a_revoked_device_of_the_author_is_refused() {
+    let mut w = World::new();
+    let r = w.put(b"{\"resourceType\":\"Observation\"}", "cr", &[GP, PATIENT]);
+    read(&mut w.patient, &r.doc_id, None).unwrap();
+    read(&mut w.gp, &r.doc_id, None).unwrap();
+    let stolen = DeviceSecret::generate();
+    let stolen_id = stolen.id().to_string();
+    let rec = w
+        .lab
+        .ks
+        .identity
+        .sign_device_record(LAB, &stolen, AT)
+        .unwrap();
+    operator_append_device(
+        &w.h,
+        &format!("h:{LAB}"),
+        EntryKind::Device,
+        &rec,
+        &stolen_id,
+    );
+    let rev = Revocation::sign(LAB, &w.lab.ks.identity, &stolen.id(), AT).unwrap();
+    operator_append_device(&w.h, &format!("h:{LAB}"), EntryKind::Revocation, &rev, "");
+    let t = Erasure::sign(&r.doc_id, ErasureReason::SentInError, &stolen, AT);
+    operator_append_device(
+        &w.h,
+        &format!("d:{}", r.doc_id),
+        EntryKind::Erasure,
+        &t,
+        &stolen_id,
+    );
+    answer_erased(&w.h);
+    refused_by_every_reader(&mut w, &r.doc_id);
+}
 
 #[test]
 fn a_tombstone_the_server_accepts_from_a_recipient_is_refused_by_every_client() {
