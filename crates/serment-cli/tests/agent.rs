@@ -357,3 +357,42 @@ fn agent_refuses_once_the_ttl_has_passed() {
     assert_ne!(again.pid, agent.pid);
     assert!(again.stop().status.success());
 }
+
+/// R4 (REVIEW2): the agent process dumps no core and is not dumpable, so neither a core file nor
+/// `/proc/<pid>/mem` or a same-uid `ptrace` reads the key (or the passphrase) out of it. Seen from
+/// outside: its `/proc/<pid>/limits` show a core file size of 0 (soft and hard), and, when the
+/// test does not run as root, its `/proc/<pid>` files belong to root (the kernel's mark of a
+/// non-dumpable process; as root that mark cannot be told apart, and the unit test
+/// `cmd::agent_serve::tests::hardening_makes_the_process_not_dumpable` checks it in-process).
+#[test]
+fn agent_process_is_not_dumpable_and_dumps_no_core() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    ok(
+        &home,
+        &["id", "new", "--name", "agent-dump", "--kdf", "floor"],
+    );
+    let sock = tmp.path().join("run").join("agent.sock");
+    let agent = AgentProc::start(&home, &sock, "15m");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid)).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let v: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(
+        &v[v.len() - 3..],
+        &["0", "0", "bytes"],
+        "RLIMIT_CORE 0: {core}"
+    );
+    if rustix::process::geteuid().as_raw() != 0 {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(format!("/proc/{}/status", agent.pid)).unwrap();
+        assert_eq!(
+            m.uid(),
+            0,
+            "a non-dumpable process's /proc files are root's"
+        );
+    }
+    assert!(agent.stop().status.success());
+}

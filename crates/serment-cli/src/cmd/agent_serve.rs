@@ -192,13 +192,12 @@ fn canonical(p: &Path) -> PathBuf {
 /// `{"error":…}`), then serves until stopped.
 pub(super) fn serve(ctx: &Ctx, ttl_arg: &str) -> CliResult<()> {
     let ready = (|| -> CliResult<(Agent, UnixListener, PathBuf)> {
+        // Before the passphrase is read: no core file, no /proc/<pid>/mem, no same-uid ptrace.
+        harden()?;
         let ttl = parse_ttl(ttl_arg)?;
-        let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| CliError::Passphrase(format!("cannot read it from the parent: {e}")))?;
-        let pass = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-        drop(line);
+        // Straight from fd 0, never through std's global `Stdin` (whose 8 KiB buffer would
+        // keep a copy of the line for the agent's whole life).
+        let pass = read_passphrase_line(std::io::stdin())?;
         let keystore = absolute(&ctx.keystore_path()?)?;
         let key = {
             let _lock = super::lock_keystore_scoped(&keystore)?;
@@ -276,6 +275,60 @@ pub(super) fn serve(ctx: &Ctx, ttl_arg: &str) -> CliResult<()> {
     agent.key = None;
     let _ = std::fs::remove_file(&sock);
     Ok(())
+}
+
+/// The longest passphrase line the agent reads from its parent, in bytes.
+const MAX_PASSPHRASE_LINE: usize = 4096;
+
+/// Makes this process non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`: no core dump, and neither
+/// `/proc/<pid>/mem` nor `ptrace` by the same uid without `CAP_SYS_PTRACE`) and sets
+/// `RLIMIT_CORE` to 0 (soft and hard). Errors: the syscall's, as [`CliError::Local`].
+fn harden() -> CliResult<()> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .map_err(|e| CliError::Local(format!("agent: prctl(PR_SET_DUMPABLE, 0): {e}")))?;
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )
+    .map_err(|e| CliError::Local(format!("agent: setrlimit(RLIMIT_CORE, 0): {e}")))
+}
+
+/// Reads one passphrase line from `fd` unbuffered (one `read(2)` per byte, so nothing past the
+/// newline is consumed or copied) into a fixed [`Zeroizing`] buffer; the line ends at `\n` or
+/// end of file, and a `\r` before the `\n` is dropped. Errors ([`CliError::Passphrase`]): a
+/// read error, a line over [`MAX_PASSPHRASE_LINE`] bytes, or one that is not UTF-8.
+fn read_passphrase_line(fd: impl std::os::fd::AsFd) -> CliResult<Zeroizing<String>> {
+    let mut buf = Zeroizing::new([0u8; MAX_PASSPHRASE_LINE]);
+    let mut n = 0;
+    loop {
+        let Some(slot) = buf.get_mut(n..=n) else {
+            return Err(CliError::Passphrase(format!(
+                "the passphrase from the parent is over {MAX_PASSPHRASE_LINE} bytes"
+            )));
+        };
+        match rustix::io::read(&fd, &mut *slot) {
+            Ok(0) => break,
+            Ok(_) if slot == b"\n" => break,
+            Ok(_) => n += 1,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(CliError::Passphrase(format!(
+                    "cannot read it from the parent: {e}"
+                )));
+            }
+        }
+    }
+    let line = buf.get(..n).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = std::str::from_utf8(line)
+        .map_err(|_| CliError::Passphrase("the passphrase from the parent is not UTF-8".into()))?;
+    let mut pass = Zeroizing::new(String::with_capacity(line.len()));
+    pass.push_str(line);
+    Ok(pass)
 }
 
 /// Binds the agent socket: checks its directory, replaces a stale socket (one nobody answers
@@ -361,6 +414,42 @@ mod tests {
             Answer::Ok { json, .. } => assert_eq!(json["locked"], true),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// R4: the hardening leaves the process non-dumpable, with no core file allowed (checked in
+    /// this test process, which it hardens too).
+    #[test]
+    fn hardening_makes_the_process_not_dumpable() {
+        use rustix::process::{DumpableBehavior, Resource, dumpable_behavior, getrlimit};
+        harden().unwrap();
+        assert_eq!(dumpable_behavior().unwrap(), DumpableBehavior::NotDumpable);
+        let core = getrlimit(Resource::Core);
+        assert_eq!((core.current, core.maximum), (Some(0), Some(0)));
+    }
+
+    /// R4: the passphrase line is read unbuffered: the bytes after its newline stay unread in
+    /// the pipe (a buffered reader would have taken them), `\r\n` and end of file end a line,
+    /// and an over-long line is refused.
+    #[test]
+    fn passphrase_line_is_read_unbuffered() {
+        use std::io::{Read, Write};
+        let (mut w, mut r) = UnixStream::pair().unwrap();
+        w.write_all(b"correct horse\r\nREST").unwrap();
+        assert_eq!(read_passphrase_line(&r).unwrap().as_str(), "correct horse");
+        drop(w);
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"REST", "nothing past the newline was consumed");
+
+        let (mut w, r) = UnixStream::pair().unwrap();
+        w.write_all(b"no newline").unwrap();
+        drop(w);
+        assert_eq!(read_passphrase_line(&r).unwrap().as_str(), "no newline");
+
+        let (mut w, r) = UnixStream::pair().unwrap();
+        w.write_all(&[b'a'; MAX_PASSPHRASE_LINE + 1]).unwrap();
+        drop(w);
+        assert!(read_passphrase_line(&r).is_err());
     }
 
     /// A keystore other than the agent's is not served (the client goes on without the agent),
