@@ -396,3 +396,63 @@ fn agent_process_is_not_dumpable_and_dumps_no_core() {
     }
     assert!(agent.stop().status.success());
 }
+
+/// R5 (REVIEW2): the client runs the agent's own socket-directory check before it connects, and
+/// refuses a socket path that is a symlink. An agent runs in a 0700 directory of the user; a
+/// symlink to that directory (as another local user could plant in a shared `/tmp`), and a
+/// symlink to the socket inside it, are not used: the command goes on without the agent (and so,
+/// with no passphrase, fails with exit 3), and `agent status`/`stop` through them fail (exit 1).
+#[test]
+fn client_refuses_a_symlinked_socket_directory_or_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    ok(
+        &home,
+        &["id", "new", "--name", "agent-link", "--kdf", "floor"],
+    );
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, b"symlink test").unwrap();
+    let dir = tmp.path().join("run");
+    let sock = dir.join("agent.sock");
+    let agent = AgentProc::start(&home, &sock, "15m");
+    let dir_link = tmp.path().join("run-link");
+    std::os::unix::fs::symlink(&dir, &dir_link).unwrap();
+    let sock_link = dir.join("other.sock");
+    std::os::unix::fs::symlink(&sock, &sock_link).unwrap();
+    for via in [dir_link.join("agent.sock"), sock_link] {
+        let sealed = tmp.path().join("in.srmc");
+        let o = cmd(
+            &home,
+            &via,
+            false,
+            &[
+                "seal",
+                input.to_str().unwrap(),
+                "-o",
+                sealed.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(3), "{via:?} not used: {o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("symlink"),
+            "{via:?}: the refusal is said: {o:?}"
+        );
+        assert!(!sealed.exists());
+        for args in [&["agent", "status"][..], &["agent", "stop"][..]] {
+            let o = cmd(&home, &via, false, args);
+            assert_eq!(o.status.code(), Some(1), "{via:?} {args:?}: {o:?}");
+        }
+    }
+    // The real path still works, and the agent was not stopped through a link.
+    ok_no_pass(
+        &home,
+        &sock,
+        &[
+            "seal",
+            input.to_str().unwrap(),
+            "-o",
+            tmp.path().join("ok.srmc").to_str().unwrap(),
+        ],
+    );
+    assert!(agent.stop().status.success());
+}

@@ -188,7 +188,8 @@ pub(crate) fn check_socket_dir(dir: &Path, create: bool) -> CliResult<()> {
     }
     if meta.uid() != my_uid() {
         return Err(CliError::Local(format!(
-            "agent socket directory {}: owned by uid {}, not by you (uid {}): refused",
+            "agent socket directory {}: owned by uid {}, not by you (uid {}): refused (another \
+             user made it first? set XDG_RUNTIME_DIR or SERMENT_AGENT_SOCK to a directory of yours)",
             dir.display(),
             meta.uid(),
             my_uid()
@@ -208,7 +209,37 @@ pub(crate) fn check_socket_dir(dir: &Path, create: bool) -> CliResult<()> {
 
 /// Whether the process at the other end of `s` runs as this user (`SO_PEERCRED`).
 pub(super) fn peer_is_me(s: &UnixStream) -> bool {
-    rustix::net::sockopt::socket_peercred(s).is_ok_and(|c| c.uid.as_raw() == my_uid())
+    peer_is(s, my_uid())
+}
+
+/// Whether the process at the other end of `s` runs as `uid` (`SO_PEERCRED`); `false` when the
+/// kernel does not say.
+fn peer_is(s: &UnixStream, uid: u32) -> bool {
+    rustix::net::sockopt::socket_peercred(s).is_ok_and(|c| c.uid.as_raw() == uid)
+}
+
+/// The client's checks before it connects to `sock` (REVIEW2 R5): `Ok(false)` when nothing is
+/// there; else its directory passes [`check_socket_dir`] (the agent's own check) and `sock`
+/// itself is a socket, not a symlink. Errors: [`CliError::Local`] naming what was refused.
+fn client_checks(sock: &Path) -> CliResult<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match sock.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(CliError::io(sock, e)),
+        Ok(m) => m,
+    };
+    let dir = sock
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| CliError::Input(format!("agent socket {}: no directory", sock.display())))?;
+    check_socket_dir(dir, false)?;
+    if !meta.file_type().is_socket() {
+        return Err(CliError::Local(format!(
+            "agent socket {}: not a socket (a symlink is refused too)",
+            sock.display()
+        )));
+    }
+    Ok(true)
 }
 
 pub(super) fn write_frame(s: &mut UnixStream, value: &impl Serialize) -> std::io::Result<()> {
@@ -240,6 +271,9 @@ pub(super) fn read_frame<T: serde::de::DeserializeOwned>(s: &mut UnixStream) -> 
 /// Sends `op` to the agent at `sock` and returns its answer; `None` when no agent answers there
 /// (no socket, a stale one, or one served by another user, which is never used).
 fn ask(ctx: &Ctx, sock: &Path, op: Op) -> CliResult<Option<Answer>> {
+    if !client_checks(sock)? {
+        return Ok(None);
+    }
     let Ok(mut s) = UnixStream::connect(sock) else {
         return Ok(None);
     };
@@ -284,7 +318,7 @@ pub(crate) fn try_run(ctx: &Ctx, op: Op) -> CliResult<bool> {
     let Some(sock) = socket_path() else {
         return Ok(false);
     };
-    if !sock.exists() {
+    if sock.symlink_metadata().is_err() {
         return Ok(false);
     }
     let answer = match ask(ctx, &sock, op) {
@@ -544,6 +578,16 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             json!({ "v": 1, "status": "locked" })
         );
+    }
+
+    /// R5: the peer-uid check answers for the uid at the other end only (a socketpair: this
+    /// process at both ends).
+    #[test]
+    fn peer_uid_check_refuses_another_uid() {
+        let (a, b) = UnixStream::pair().unwrap();
+        assert!(peer_is(&a, my_uid()) && peer_is_me(&b));
+        assert!(!peer_is(&a, my_uid().wrapping_add(1)));
+        assert!(!peer_is(&b, 0xffff_fffe));
     }
 
     #[test]
