@@ -350,6 +350,8 @@ impl Session {
         let mut wraps: Vec<Vec<u8>> = Vec::new();
         let mut indices: Vec<u64> = Vec::new();
         let (mut done, mut skipped) = (0, 0);
+        // The epoch ids of the teams this user verifiably belongs to, computed on first need.
+        let mut team_epochs: Option<std::collections::BTreeSet<KeyId>> = None;
         for v in &listed {
             let doc_id = DocId::from_hex(&v.doc_id)
                 .map_err(|_| ClientError::BadResponse("doc_id: expected 32 hex".into()))?;
@@ -372,7 +374,29 @@ impl Session {
             let w = WrappedKey::decode(&own).map_err(ClientError::Integrity)?;
             if w.recipient != self.ks.device.id() {
                 // A wrap to a team epoch (PROTOCOL.md §12.3): the new device reads the version
-                // through the team's epoch key, handed over after the catch-up.
+                // through the team's epoch key, handed over after the catch-up. Only an epoch
+                // of a team whose chain verifies counts; any other recipient is a wrap the
+                // server substituted (R6), not a version to skip.
+                if w.doc_id != doc_id || w.doc_version != v.doc_version {
+                    return Err(ClientError::Integrity(
+                        serment_core::Error::ContextMismatch(
+                            "the wrap served is for another document or version",
+                        ),
+                    ));
+                }
+                if team_epochs.is_none() {
+                    team_epochs = Some(self.verified_team_epochs()?);
+                }
+                if !team_epochs
+                    .as_ref()
+                    .is_some_and(|ids| ids.contains(&w.recipient))
+                {
+                    return Err(ClientError::Integrity(
+                        serment_core::Error::ContextMismatch(
+                            "the wrap served is addressed to neither this device nor a team epoch it verified",
+                        ),
+                    ));
+                }
                 skipped += 1;
                 continue;
             }
@@ -403,8 +427,22 @@ impl Session {
             {
                 Ok(idx) => idx,
                 // The device holds a wrap of this version already (a repeated catch-up,
-                // `serment device catch-up`): nothing to add.
+                // `serment device catch-up`): nothing to add, once the log proves that wrap
+                // (R6: a 409 alone would let the server withhold the version from the device).
                 Err(ClientError::Server { status: 409, .. }) => {
+                    if !crate::log::wrap_logged_for(
+                        &self.api,
+                        &mut self.ks,
+                        &doc_id,
+                        v.doc_version,
+                        &new.device_id(),
+                    )? {
+                        return Err(ClientError::Integrity(
+                            serment_core::Error::ContextMismatch(
+                                "the server refused the wrap as a duplicate, but the log proves no wrap of this version for the device",
+                            ),
+                        ));
+                    }
                     skipped += 1;
                     continue;
                 }
@@ -422,6 +460,25 @@ impl Session {
             crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
         }
         Ok((done, skipped))
+    }
+
+    /// The ids of every epoch of every team this user is listed in whose chain verifies
+    /// ([`Session::verify_team`]): the recipients a catch-up may skip (PROTOCOL.md §12.3).
+    ///
+    /// # Errors
+    /// As [`Session::verify_team`].
+    fn verified_team_epochs(&mut self) -> Result<std::collections::BTreeSet<KeyId>> {
+        let names = match self.team_list() {
+            Ok(n) => n,
+            Err(_) => self.ks.team_names(),
+        };
+        let mut ids = std::collections::BTreeSet::new();
+        for name in names {
+            if let Some(team) = self.verify_team(&name)? {
+                ids.extend(team.state.epochs.iter().map(|e| e.id));
+            }
+        }
+        Ok(ids)
     }
 
     /// The signing key that must have signed `w`: the author's for a wrap the author made; for

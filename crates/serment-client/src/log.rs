@@ -737,6 +737,29 @@ pub fn newest_logged_version_synced(
     Ok((cp, newest))
 }
 
+/// Whether the log proves a wrap of `doc_id` version `version` for `device` (PROTOCOL.md
+/// §11.6): what a catch-up requires before it believes a 409 "already wrapped" (R6).
+///
+/// # Errors
+/// As [`newest_logged_version`].
+pub fn wrap_logged_for(
+    api: &Api,
+    ks: &mut Keystore,
+    doc_id: &DocId,
+    version: u32,
+    device: &KeyId,
+) -> Result<bool> {
+    let (cp, h, chain) = proven_doc_chain(api, ks, doc_id)?;
+    pin_doc_head(api, ks, doc_id, &chain);
+    if let Some(t) = erasure_in_chain(&cp, &h, &chain)? {
+        return Err(ClientError::erased(&t));
+    }
+    Ok(chain.iter().any(|e| match &e.entry.payload {
+        Payload::Wrap(w) => w.recipient == *device && w.doc_version == version,
+        _ => false,
+    }))
+}
+
 /// The result of a full audit of the log (`serment verify-log`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LogReport {

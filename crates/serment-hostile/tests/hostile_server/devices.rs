@@ -548,3 +548,50 @@ fn revocation_is_one_request_nothing_half_done_when_it_is_dropped() {
     assert!(phone.api.register_device(&rec).is_err());
     assert_ne!(out.identity_id, identity_before);
 }
+
+#[test]
+fn devices_catch_up_wrap_to_another_recipient_is_an_integrity_error_not_skipped() {
+    // R6: during the link's catch-up, the server answers the patient's wrap request with the
+    // GP's wrap of the same version (neither this device nor a team epoch it verified): the
+    // catch-up stops with an integrity error instead of counting the version as "skipped".
+    let mut w = World::new();
+    let r = w.put(b"shared result", "shared", &[PATIENT, GP]);
+    let (_, gp_wrap) = w.gp.api.version(&r.doc_id, 1).unwrap();
+    let gp_b64 = b64(&gp_wrap);
+    w.h.on_response("GET /v1/documents/*/versions/*", move |ex| {
+        if ex.status == 200 {
+            let mut v = ex.json();
+            v["wrap"] = json!(gp_b64);
+            ex.set_json(&v);
+        }
+    });
+    let pending = w.patient.link_start().unwrap();
+    let (_, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    let e = w.patient.link_finish(pending, WAIT).unwrap_err();
+    let _ = t.join();
+    assert!(
+        matches!(e, ClientError::Integrity(Error::ContextMismatch(_))),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn devices_catch_up_409_without_a_logged_wrap_is_an_integrity_error_not_skipped() {
+    // R6: the server refuses the catch-up wrap with 409 ("already wrapped") although the new
+    // device holds no wrap of the version: the log proves none, so the catch-up fails.
+    let mut w = World::new();
+    let _r = w.put(b"patient result", "mine", &[PATIENT]);
+    w.h.on_request("POST /v1/documents/*/versions/*/wraps", |ex| {
+        ex.status = 409;
+        ex.set_json(&json!({ "error": { "code": "conflict", "message": "already wrapped" } }));
+        ex.answered = true;
+    });
+    let pending = w.patient.link_start().unwrap();
+    let (_, t) = join_in_thread(&w, "phone", pending.code.display().to_string());
+    let e = w.patient.link_finish(pending, WAIT).unwrap_err();
+    let _ = t.join();
+    assert!(
+        matches!(e, ClientError::Integrity(Error::ContextMismatch(_))),
+        "{e:?}"
+    );
+}
