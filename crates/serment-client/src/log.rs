@@ -751,7 +751,7 @@ pub fn wrap_logged_for(
 ) -> Result<bool> {
     let (cp, h, chain) = proven_doc_chain(api, ks, doc_id)?;
     pin_doc_head(api, ks, doc_id, &chain);
-    if let Some(t) = erasure_in_chain(&cp, &h, &chain)? {
+    if let Some(t) = erasure_in_chain(api, ks, &cp, &h, &chain)? {
         return Err(ClientError::erased(&t));
     }
     Ok(chain.iter().any(|e| match &e.entry.payload {
