@@ -358,7 +358,8 @@ impl Session {
         match r {
             Ok(Some(t)) => ClientError::erased(&t),
             Ok(None) => ClientError::Withheld(format!(
-                "document {doc_id} (the server answers `erased`, but the log proves no tombstone                  for it)"
+                "document {doc_id} (the server answers `erased`, but the log proves no tombstone \
+                 for it)"
             )),
             Err(e) => e,
         }
