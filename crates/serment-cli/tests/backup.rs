@@ -241,6 +241,31 @@ fn backup_verifies_and_each_alteration_is_named() {
     );
     assert_eq!(code, 0, "{v}");
 
+    assert_eq!(v["report"]["anchored"], true, "{v}");
+
+    // R2: the newest manifest deleted: without --checkpoint the rest is not called anchored,
+    // with it the lost range is named; an empty target is lost.
+    let t = w.root.join("t6");
+    copy_backup(&good, &t);
+    std::fs::remove_file(manifest(&t, 1)).unwrap();
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["report"]["anchored"], false, "{v}");
+    let (code, v) = verify(
+        &w.root,
+        &t,
+        &log_key,
+        &["--checkpoint", note_file.to_str().unwrap()],
+    );
+    assert_eq!(code, 4, "{v}");
+    assert!(problems(&v).join("\n").contains("lost"), "{v}");
+    let empty = w.root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, v) = verify(&w.root, &empty, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    let p = problems(&v).join("\n");
+    assert!(p.contains("lost") && p.contains("no manifest"), "{p}");
+
     // Another log key: nothing verifies.
     let (code, _) = verify(
         &w.root,

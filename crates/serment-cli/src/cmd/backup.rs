@@ -202,6 +202,12 @@ pub(crate) fn verify_backup(ctx: &Ctx, a: VerifyBackupArgs) -> CliResult<()> {
             p.detail
         ));
     }
+    if report.ok() && !report.anchored {
+        text.push_str(
+            "\n  UNANCHORED: nothing proves this is the newest manifest written (a deleted tail \
+             looks complete); give --checkpoint with a checkpoint note a client pinned",
+        );
+    }
     if report.ok() {
         emit(
             ctx.json,

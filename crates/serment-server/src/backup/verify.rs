@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serment_core::document::{Header, Trailer};
-use serment_core::log::entry::{LogEntry, Payload};
+use serment_core::log::entry::{LogEntry, Payload, Subject};
+use serment_core::log::erasure::Erasure;
+use serment_core::log::history::{ChainEntry, replay_keys};
 use serment_core::log::note::{SignedCheckpoint, VerifierKey};
 use serment_core::log::tree::MemoryTree;
 use serment_core::sign::{self, Context};
@@ -70,6 +72,10 @@ pub struct Report {
     pub erased: u64,
     /// Team key wraps verified.
     pub team_keys: u64,
+    /// True only when a checkpoint a client pinned (`--checkpoint`) proves the backup is not
+    /// older than what clients saw: without it, nothing proves the newest manifest present is the
+    /// newest one written (a deleted tail looks like a complete backup; review R2).
+    pub anchored: bool,
     /// Everything missing or altered.
     pub problems: Vec<Problem>,
 }
@@ -104,6 +110,13 @@ pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupErro
     let mut r = Report::default();
     let manifests = read_manifests(target, trust, &mut r).await?;
     r.manifests = manifests.len() as u64;
+    if manifests.is_empty() {
+        r.problem(
+            "lost",
+            "backup",
+            "the target holds no manifest signed by this log key (empty, or deleted)",
+        );
+    }
 
     // Objects: each must be present with the SHA-256 and length its manifest names.
     let mut segments: BTreeMap<u64, (u64, Vec<Vec<u8>>)> = BTreeMap::new();
@@ -245,7 +258,9 @@ pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupErro
     }
     r.entries = at.min(entries.len() as u64);
 
+    let before = r.problems.len();
     check_pinned(trust, &tree, at, &mut r);
+    r.anchored = trust.pinned.is_some() && r.problems.len() == before;
     check_contents(&entries, &blobs, &team_keys, &mut r);
     Ok(r)
 }
@@ -428,6 +443,7 @@ fn check_contents(
     r: &mut Report,
 ) {
     let mut devices: HashMap<KeyId, [u8; 32]> = HashMap::new();
+    let mut log = AuthorLog::default();
     let mut headers: BTreeMap<(DocId, u32), HashSet<[u8; 32]>> = BTreeMap::new();
     let mut erased: HashSet<DocId> = HashSet::new();
     for (i, e) in entries.iter().enumerate() {
@@ -438,15 +454,35 @@ fn check_contents(
                 continue;
             }
         };
+        if let Subject::Handle(h) = decoded.subject() {
+            log.chains.entry(h).or_default().push(ChainEntry {
+                index: i as u64,
+                bytes: e.clone(),
+                entry: decoded.clone(),
+            });
+        }
         match decoded.payload {
             Payload::Device(d) => {
                 devices.insert(d.device_id(), d.signing_key);
+                log.handles.insert(d.device_id(), d.handle.clone());
             }
             // Every version of the document is erased (PROTOCOL.md §11.3.2): its blobs are not
-            // expected. Who may erase is `verify-log`'s check.
-            Payload::Erasure(t) => {
-                erased.insert(t.doc_id);
-            }
+            // expected -- only if the tombstone is the author's own (review R3): a tombstone
+            // anyone else signed (a device record the server made up) is reported and the
+            // document's blobs are still expected.
+            Payload::Erasure(t) => match log.erasure_check(&t) {
+                Ok(()) => {
+                    erased.insert(t.doc_id);
+                }
+                Err(why) => r.problem(
+                    "invalid",
+                    format!("entry {i}"),
+                    format!(
+                        "forged erasure of document {}: {why}; its blobs are still expected",
+                        t.doc_id
+                    ),
+                ),
+            },
             Payload::Rotation(_) | Payload::Revocation(_) => {}
             Payload::Wrap(w) => {
                 match devices.get(&w.sharer) {
@@ -457,6 +493,7 @@ fn check_contents(
                         format!("wrap of document {} not signed by its sharer", w.doc_id),
                     ),
                 }
+                log.first_sharer.entry(w.doc_id).or_insert(w.sharer);
                 headers
                     .entry((w.doc_id, w.doc_version))
                     .or_default()
@@ -492,6 +529,44 @@ fn check_contents(
             },
             Err(e) => r.problem("invalid", key.clone(), e.to_string()),
         }
+    }
+}
+
+/// What an erasure check needs from the entries before the tombstone: each handle's key chain,
+/// each device's handle, each document's first sharer (its author device).
+#[derive(Default)]
+struct AuthorLog {
+    chains: HashMap<String, Vec<ChainEntry>>,
+    handles: HashMap<KeyId, String>,
+    first_sharer: HashMap<DocId, KeyId>,
+}
+
+impl AuthorLog {
+    /// A tombstone is the author's own if its requester device is, at the tombstone's index (the
+    /// entries seen so far), a current device of the identity whose device shared the document
+    /// first, and its signature verifies with that device's key.
+    fn erasure_check(&self, t: &Erasure) -> Result<(), &'static str> {
+        let sharer = self
+            .first_sharer
+            .get(&t.doc_id)
+            .ok_or("no wrap of the document before it")?;
+        let handle = self
+            .handles
+            .get(sharer)
+            .ok_or("the document's author device has no record")?;
+        let chain = self
+            .chains
+            .get(handle)
+            .ok_or("the document's author has no key history")?;
+        let history =
+            replay_keys(handle, chain).map_err(|_| "the author's key history does not replay")?;
+        let requester = history
+            .devices
+            .iter()
+            .find(|d| d.device_id() == t.requester_device)
+            .ok_or("not signed by a current device of the document's author")?;
+        t.verify(&requester.signing_key)
+            .map_err(|_| "its signature does not verify")
     }
 }
 
@@ -546,4 +621,90 @@ fn check_sealed(
         "document",
     )
     .map_err(|_| "the author's signature does not verify".to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serment_core::identity::{DeviceSecret, IdentitySecret};
+    use serment_core::log::entry::{EntryKind, encode_entry};
+    use serment_core::log::erasure::ErasureReason;
+    use serment_core::wrap::{Recipient, wrap_dek};
+    use zeroize::Zeroizing;
+
+    /// A log: the author's device record, a stranger's (another identity the server could make
+    /// up), a wrap of one document by the author, then a tombstone by `eraser`.
+    fn log_with_tombstone(by_author: bool) -> (Vec<Vec<u8>>, DocId) {
+        let author_id = IdentitySecret::from_seed(&[1; 32]);
+        let author = DeviceSecret::from_test_seed(&[2; 32]);
+        let stranger_id = IdentitySecret::from_seed(&[3; 32]);
+        let stranger = DeviceSecret::from_test_seed(&[4; 32]);
+        let doc = DocId::from_bytes([9; 16]);
+        let wrap = wrap_dek(
+            &Zeroizing::new([7; 32]),
+            &doc,
+            1,
+            &[5; 32],
+            &Recipient::from_device(&author),
+            &author,
+            &mut serment_core::rng::os_rng(),
+        )
+        .unwrap();
+        let eraser = if by_author { &author } else { &stranger };
+        let items = [
+            (
+                EntryKind::Device,
+                author_id.sign_device_record("labo", &author, 1).unwrap(),
+            ),
+            (
+                EntryKind::Device,
+                stranger_id
+                    .sign_device_record("made-up", &stranger, 1)
+                    .unwrap(),
+            ),
+            (EntryKind::Wrap, wrap),
+            (
+                EntryKind::Erasure,
+                Erasure::sign(&doc, ErasureReason::PatientRequest, eraser, 2),
+            ),
+        ];
+        let entries = items
+            .iter()
+            .map(|(k, p)| encode_entry(*k, 1, None, p).unwrap())
+            .collect();
+        (entries, doc)
+    }
+
+    /// R3: a tombstone signed by a device that is not one of the document's author is reported
+    /// as forged and the document's blob is still expected (here: missing).
+    #[test]
+    fn a_tombstone_by_a_device_not_of_the_author_is_forged_and_the_blob_still_expected() {
+        let (entries, doc) = log_with_tombstone(false);
+        let mut r = Report::default();
+        check_contents(&entries, &HashMap::new(), &[], &mut r);
+        assert_eq!(r.erased, 0, "{r:?}");
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.what == "entry 3" && p.detail.contains("forged erasure")),
+            "{r:?}"
+        );
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.kind == "missing" && p.what.contains(&doc.to_string())),
+            "{r:?}"
+        );
+    }
+
+    /// R3: the author's own tombstone exempts the document's blobs.
+    #[test]
+    fn the_authors_tombstone_exempts_the_documents_blobs() {
+        let (entries, _) = log_with_tombstone(true);
+        let mut r = Report::default();
+        check_contents(&entries, &HashMap::new(), &[], &mut r);
+        assert_eq!(r.erased, 1, "{r:?}");
+        assert!(r.problems.is_empty(), "{r:?}");
+    }
 }
