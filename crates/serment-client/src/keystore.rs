@@ -106,6 +106,12 @@ pub const MAX_KNOWN_FIELD_CHARS: usize = 100;
 /// for the secrets, the framing and the AEAD.
 const MAX_STATE_LEN: u64 = MAX_KEYSTORE_LEN - 64 * 1024;
 
+/// The largest held team state (PROTOCOL.md §12.4, incremental verification) the keystore
+/// keeps per team, in bytes of its JSON form: a team whose replayed state is larger (many
+/// epochs times many members, review R7) is held by its head only, and each verification
+/// replays its whole chain, so no team admin can grow members' keystores past the limit.
+pub const MAX_HELD_TEAM_STATE_LEN: usize = 256 * 1024;
+
 /// `s` cut to `max` characters (an ellipsis marks a cut).
 fn clip(s: &Option<String>, max: usize) -> Option<String> {
     s.as_ref().map(|s| {
@@ -517,9 +523,14 @@ impl Keystore {
         );
         // Never write a file that `open` would refuse: the document cache is only a cache, so
         // it goes first; anything still too large is an error, and the old file stays.
-        if json.len() as u64 > MAX_STATE_LEN && !self.state.documents.is_empty() {
+        if json.len() as u64 > MAX_STATE_LEN
+            && !(self.state.documents.is_empty() && self.state.team_states.is_empty())
+        {
+            // Held team states are a cache too (their heads stay): the next verification of
+            // each team replays its whole chain.
             let mut trimmed = self.state.clone();
             trimmed.documents.clear();
+            trimmed.team_states.clear();
             json = Zeroizing::new(
                 serde_json::to_vec(&trimmed).map_err(|e| ClientError::Input(e.to_string()))?,
             );
@@ -661,10 +672,17 @@ impl Keystore {
         self.state.team_states.get(team)
     }
 
-    /// Records the state of `team` just verified, with its head (the caller saves).
+    /// Records the state of `team` just verified, with its head (the caller saves). A state
+    /// over [`MAX_HELD_TEAM_STATE_LEN`] is not held (review R7): only its head is, and the next
+    /// verification replays the whole chain.
     pub fn set_team_state(&mut self, team: &str, held: crate::team_state::HeldTeam) {
         self.state.teams.insert(team.to_owned(), held.head.clone());
-        self.state.team_states.insert(team.to_owned(), held);
+        let len = serde_json::to_vec(&held).map_or(usize::MAX, |j| j.len());
+        if len > MAX_HELD_TEAM_STATE_LEN {
+            self.state.team_states.remove(team);
+        } else {
+            self.state.team_states.insert(team.to_owned(), held);
+        }
     }
 
     /// Forgets the held state of `team`, keeping its head: the keystore of a client from before

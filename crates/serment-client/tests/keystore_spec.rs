@@ -156,3 +156,83 @@ fn a_keystore_opened_from_bytes_and_its_payload_round_trip() {
     // A truncated payload is refused.
     assert!(Keystore::from_payload(&payload[..payload.len() - 1]).is_err());
 }
+
+/// A held team state of `epochs` epochs of `members` members each (64-byte handles), as a team
+/// admin who adds members and rotates the epoch repeatedly makes every member keep (review R7).
+fn held_team(epochs: u32, members: usize) -> serment_client::team_state::HeldTeam {
+    use serment_client::team_state::{HeldEpoch, HeldMember, HeldTeam};
+    let handles: Vec<String> = (0..members).map(|i| format!("{i:0>64}")).collect();
+    HeldTeam {
+        head: format!("{}:{}", u64::from(epochs) * 2, "ab".repeat(32)),
+        changes: epochs as usize * 2,
+        members: handles
+            .iter()
+            .map(|h| HeldMember {
+                handle: h.clone(),
+                identity_key: "cd".repeat(32),
+                admin: false,
+            })
+            .collect(),
+        removed: Vec::new(),
+        epochs: (0..epochs)
+            .map(|e| HeldEpoch {
+                epoch: e,
+                key: "A".repeat(1622),
+                opened_at: u64::from(e) * 2,
+                signers: vec!["ef".repeat(32)],
+                members: handles.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_team_with_many_epochs_keeps_the_keystore_under_the_bound() {
+    use serment_client::keystore::MAX_HELD_TEAM_STATE_LEN;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ks.srmk");
+    let pass = "spec passphrase 0123";
+    let mut ks = Keystore::create(
+        &path,
+        Zeroizing::new(pass.to_owned()),
+        "spec-user",
+        "Spec User",
+        KdfParams::FLOOR,
+    )
+    .unwrap();
+    // A small team is held (incremental verification); 400 epochs x 100 members (~3 MB) is
+    // not: only its head, and its next verification replays the whole chain.
+    let small = held_team(3, 4);
+    ks.set_team_state("small", small.clone());
+    let big = held_team(400, 100);
+    assert!(serde_json::to_vec(&big).unwrap().len() > MAX_HELD_TEAM_STATE_LEN);
+    ks.set_team_state("big", big.clone());
+    assert_eq!(ks.team_state("small"), Some(&small));
+    assert!(ks.team_state("big").is_none());
+    assert_eq!(ks.team_head("big"), Some(big.head.as_str()));
+    ks.save().unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        len < 2 * MAX_HELD_TEAM_STATE_LEN as u64,
+        "keystore of {len} bytes"
+    );
+    let back = Keystore::open(&path, Zeroizing::new(pass.to_owned())).unwrap();
+    assert_eq!(back.team_head("big"), Some(big.head.as_str()));
+    assert_eq!(back.team_state("small"), Some(&small));
+
+    // Many teams each just under the bound, together past the keystore's limit: the held
+    // states are dropped as a cache (heads kept), and the save still succeeds.
+    let mut ks = back;
+    let near = held_team(25, 100);
+    let near_len = serde_json::to_vec(&near).unwrap().len();
+    assert!(near_len <= MAX_HELD_TEAM_STATE_LEN);
+    let teams = (serment_client::keystore::MAX_KEYSTORE_LEN as usize / near_len) + 2;
+    for i in 0..teams {
+        ks.set_team_state(&format!("t{i}"), near.clone());
+    }
+    ks.save().unwrap();
+    let back = Keystore::open(&path, Zeroizing::new(pass.to_owned())).unwrap();
+    assert!(back.team_state("t0").is_none());
+    assert_eq!(back.team_head("t0"), Some(near.head.as_str()));
+    assert!(std::fs::metadata(&path).unwrap().len() <= serment_client::keystore::MAX_KEYSTORE_LEN);
+}
