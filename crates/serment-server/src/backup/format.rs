@@ -317,6 +317,21 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             }
             _ => return Err(bad(name, format!("unknown line {line:?}"))),
         };
+        // Every key is determined by what the line says (review R11): a manifest, even signed,
+        // never makes a reader open `../x` or `/etc/...`.
+        let h = hex::encode(o.sha256);
+        let expected = match &o.kind {
+            ObjectKind::Checkpoint => format!("checkpoints/{size:020}-{h}"),
+            ObjectKind::Entries { start, end } => segment_key(*start, *end),
+            ObjectKind::Blob { .. } => blob_key(&h),
+            ObjectKind::TeamKey => format!("teamkeys/{h}"),
+        };
+        if o.key != expected {
+            return Err(bad(
+                name,
+                format!("object key {:?} is not {expected:?}", o.key),
+            ));
+        }
         objects.push(o);
     }
     if objects
@@ -472,6 +487,19 @@ mod tests {
         }
         let other = SigningKey::from_bytes(&[6; 32]).verifying_key().to_bytes();
         assert!(Manifest::parse_verified("m", &bytes, &other).is_err());
+    }
+
+    /// R11: a manifest signed by the log key naming `../x` or `/etc/hostname` is refused.
+    #[test]
+    fn a_signed_manifest_naming_a_path_outside_the_target_is_refused() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let pk = key.verifying_key().to_bytes();
+        for bad_key in ["../x", "/etc/hostname", "blobs/../../x"] {
+            let mut m = sample();
+            m.objects[2].key = bad_key.to_owned();
+            let err = Manifest::parse_verified("m", &m.sign(&key), &pk).unwrap_err();
+            assert!(err.reason.contains("object key"), "{bad_key}: {err}");
+        }
     }
 
     #[test]
