@@ -698,6 +698,61 @@ mod tests {
         );
     }
 
+    /// R12: a manifest chain whose size decreases, and a manifest of another log (origin), are
+    /// each named, even when every manifest is signed by the log key and chained.
+    #[tokio::test]
+    async fn a_shrinking_chain_and_another_origin_are_named() {
+        use super::super::format::{ObjectRef, checkpoint_key, manifest_key};
+        let dir = crate::store::blobs::tests::tmpdir("backup-verify-chain");
+        let t = Target::parse(&format!("file://{}", dir.display())).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let mut prev = None;
+        for (seq, size, origin) in [(0, 5, "log.test"), (1, 3, "log.test"), (2, 6, "other.log")] {
+            let m = Manifest {
+                origin: origin.into(),
+                seq,
+                prev,
+                size,
+                created_at: 1,
+                objects: vec![ObjectRef {
+                    kind: ObjectKind::Checkpoint,
+                    key: checkpoint_key(size, b"n"),
+                    sha256: sha256(b"n"),
+                    len: 1,
+                }],
+            };
+            let bytes = m.sign(&key);
+            prev = Some(sha256(&bytes));
+            t.put_new(&manifest_key(seq, &bytes), bytes).await.unwrap();
+        }
+        let trust = Trust {
+            log_key: VerifierKey {
+                name: "log.test".into(),
+                key_type: 1,
+                public_key: key.verifying_key().to_bytes(),
+            },
+            witnesses: vec![],
+            quorum: 0,
+            pinned: None,
+        };
+        let mut r = Report::default();
+        let ms = read_manifests(&t, &trust, &mut r).await.unwrap();
+        assert_eq!(ms.len(), 3);
+        assert!(
+            r.problems.iter().any(|p| p.kind == "chain"
+                && p.what == "manifest 1"
+                && p.detail.contains("fewer than")),
+            "{r:?}"
+        );
+        assert!(
+            r.problems.iter().any(|p| p.kind == "invalid"
+                && p.what == "manifest 2"
+                && p.detail.contains("other.log")),
+            "{r:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// R3: the author's own tombstone exempts the document's blobs.
     #[test]
     fn the_authors_tombstone_exempts_the_documents_blobs() {
