@@ -188,6 +188,28 @@ struct PublicState {
     team_states: BTreeMap<String, crate::team_state::HeldTeam>,
 }
 
+/// The keystore file's bytes, refused over [`MAX_KEYSTORE_LEN`] before it is read.
+///
+/// # Errors
+/// [`ClientError::NoKeystore`] when there is none; [`ClientError::Keystore`] when it is too
+/// large; [`ClientError::Io`].
+fn read_keystore_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ClientError::NoKeystore(path.display().to_string()));
+        }
+        Err(e) => return Err(ClientError::io(path, e)),
+    };
+    if meta.len() > MAX_KEYSTORE_LEN {
+        return Err(ClientError::Keystore(serment_core::Error::TooLarge {
+            what: "keystore",
+            limit: MAX_KEYSTORE_LEN,
+        }));
+    }
+    std::fs::read(path).map_err(|e| ClientError::io(path, e))
+}
+
 /// Decodes a decrypted keystore payload (see the module documentation). Every malformed payload
 /// is the one uniform [`serment_core::Error::KeystoreDecrypt`].
 fn parse_payload(payload: &[u8]) -> Result<(IdentitySecret, DeviceSecret, PublicState)> {
@@ -383,20 +405,7 @@ impl Keystore {
     /// [`ClientError::NoKeystore`]; [`ClientError::Keystore`] for a wrong passphrase, tampering or
     /// weak KDF parameters (one uniform decryption error); [`ClientError::Io`].
     pub fn open(path: &Path, passphrase: Zeroizing<String>) -> Result<Keystore> {
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ClientError::NoKeystore(path.display().to_string()));
-            }
-            Err(e) => return Err(ClientError::io(path, e)),
-        };
-        if meta.len() > MAX_KEYSTORE_LEN {
-            return Err(ClientError::Keystore(serment_core::Error::TooLarge {
-                what: "keystore",
-                limit: MAX_KEYSTORE_LEN,
-            }));
-        }
-        let file = std::fs::read(path).map_err(|e| ClientError::io(path, e))?;
+        let file = read_keystore_file(path)?;
         let (payload, key) =
             keystore::open_keyed(passphrase.as_bytes(), &file).map_err(ClientError::Keystore)?;
         let (identity, device, state) = parse_payload(&payload)?;
@@ -422,20 +431,7 @@ impl Keystore {
         path: &Path,
         key: std::sync::Arc<keystore::DerivedKey>,
     ) -> Result<Keystore> {
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ClientError::NoKeystore(path.display().to_string()));
-            }
-            Err(e) => return Err(ClientError::io(path, e)),
-        };
-        if meta.len() > MAX_KEYSTORE_LEN {
-            return Err(ClientError::Keystore(serment_core::Error::TooLarge {
-                what: "keystore",
-                limit: MAX_KEYSTORE_LEN,
-            }));
-        }
-        let file = std::fs::read(path).map_err(|e| ClientError::io(path, e))?;
+        let file = read_keystore_file(path)?;
         let payload = key.open(&file).map_err(ClientError::Keystore)?;
         let (identity, device, state) = parse_payload(&payload)?;
         Ok(Keystore {
