@@ -43,8 +43,13 @@ pub struct GetResult {
     pub kem: WrapKem,
 }
 
+/// The largest sealed document [`Session::get_unlocked`] holds in memory: 512 MiB (the page's
+/// WebAssembly memory holds it, its plaintext and its content at once, within 4 GiB). Larger
+/// documents open with the streaming [`Session::get`].
+pub const MAX_UNLOCKED_LEN: u64 = 512 << 20;
+
 /// A document version [`Session::get_unlocked`] fetched and checked, awaiting its plaintext.
-#[derive(Debug)]
+/// Its `Debug` shows the sealed document's length, not its bytes (and never the DEK).
 pub struct UnlockedGet {
     /// The checked document: its DEK and each chunk's nonce, position and length.
     pub unlocked: Unlocked,
@@ -54,6 +59,17 @@ pub struct UnlockedGet {
     pub author: String,
     /// The KEM of the wrap that opened it (PROTOCOL.md §7).
     pub kem: WrapKem,
+}
+
+impl std::fmt::Debug for UnlockedGet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockedGet")
+            .field("unlocked", &self.unlocked)
+            .field("sealed_len", &self.sealed.len())
+            .field("author", &self.author)
+            .field("kem", &self.kem)
+            .finish()
+    }
 }
 
 impl UnlockedGet {
@@ -398,7 +414,7 @@ impl Session {
         out: &mut dyn Write,
     ) -> Result<GetResult> {
         let (opened, author, author_device, kem) =
-            self.fetch_and_open(doc_id, version, |input, unwrap, blob| {
+            self.fetch_and_open(doc_id, version, |input, unwrap, blob, _| {
                 let blob = BufReader::with_capacity(256 * 1024, blob);
                 document::open_with(input, unwrap, blob, out)
             })?;
@@ -420,15 +436,32 @@ impl Session {
     /// `get` runs here -- the log proofs of the wrap, the author's record, the team or catch-up
     /// key, the sealed header, the unwrap, every chunk's hash and the author's signature -- and
     /// nothing is decrypted. [`UnlockedGet::finish`] completes it with the plaintext. The
-    /// document is not remembered for `ls` (the page keeps no such cache).
+    /// document is not remembered for `ls` (the page keeps no such cache). The sealed document
+    /// is read whole into memory: at most the size the server announced, which must not pass
+    /// [`MAX_UNLOCKED_LEN`].
     ///
     /// # Errors
-    /// As [`Session::get`].
+    /// As [`Session::get`]; [`ClientError::Integrity`] with `TooLarge` for an announced size
+    /// above [`MAX_UNLOCKED_LEN`], `ExtendedStream` for a blob longer than announced.
     pub fn get_unlocked(&mut self, doc_id: &DocId, version: Option<u32>) -> Result<UnlockedGet> {
         let ((unlocked, sealed), author, _, kem) = self
-            .fetch_and_open(doc_id, version, |input, unwrap, blob| {
-                let mut sealed = Vec::new();
-                blob.read_to_end(&mut sealed)?;
+            .fetch_and_open(doc_id, version, |input, unwrap, blob, size| {
+                // The whole sealed document is held in memory: a size above the cap is refused
+                // before anything is read, and no more than the announced size is read (a
+                // server that sends more, or less, is caught here or by the checks).
+                if size > MAX_UNLOCKED_LEN {
+                    return Err(serment_core::Error::TooLarge {
+                        what: "a document opened in memory (open it with the CLI)",
+                        limit: MAX_UNLOCKED_LEN,
+                    });
+                }
+                let announced =
+                    usize::try_from(size).map_err(|_| serment_core::Error::TruncatedStream)?;
+                let mut sealed = Vec::with_capacity(announced);
+                blob.take(size + 1).read_to_end(&mut sealed)?;
+                if sealed.len() > announced {
+                    return Err(serment_core::Error::ExtendedStream);
+                }
                 let unlocked = document::verify_sealed(input, unwrap, &sealed)?;
                 Ok((unlocked, sealed))
             })
@@ -443,7 +476,8 @@ impl Session {
 
     /// Fetches a version and its wrap, with the wrap's log entry proven against one synced
     /// checkpoint and this device's access receipts, picks the key that opens it (own, team,
-    /// catch-up) and runs `open` on the sealed bytes; then checks the wrap against its proven
+    /// catch-up) and runs `open` on the sealed bytes (with the blob size the server announced,
+    /// unchecked); then checks the wrap against its proven
     /// log entry and the no-downgrade rule (the document's own checks run first: their errors
     /// are the most precise). Returns what `open` returned, the author's handle and device id,
     /// and the wrap's KEM.
@@ -451,7 +485,7 @@ impl Session {
         &mut self,
         doc_id: &DocId,
         version: Option<u32>,
-        open: impl FnOnce(OpenInput<'_>, Unwrap<'_>, &mut dyn Read) -> serment_core::Result<T>,
+        open: impl FnOnce(OpenInput<'_>, Unwrap<'_>, &mut dyn Read, u64) -> serment_core::Result<T>,
     ) -> Result<(T, String, KeyId, WrapKem)> {
         let (version, synced) = match version {
             Some(v) => (v, None),
@@ -515,7 +549,7 @@ impl Session {
             (None, None) => Unwrap::Own,
         };
         let mut blob = blob;
-        let opened = open(input, unwrap, &mut blob).map_err(ClientError::Integrity)?;
+        let opened = open(input, unwrap, &mut blob, info.size).map_err(ClientError::Integrity)?;
         // The document's own checks ran first (their errors are the most precise); no `Ok`
         // without the wrap proven in the log (plaintext in `out` is discarded on error).
         let pe = info

@@ -28,10 +28,10 @@ async function openVerified(c, docId, version) {
   if (!subtle) return 'wasm';
   const job = c.open_begin(docId, version);
   if (!job) return '';
-  const { aad, padded_len: paddedLen, chunks } = JSON.parse(job);
+  const { aad, chunks } = JSON.parse(job);
   const sealed = c.pending_sealed(docId, version);
   const raw = c.pending_key(docId, version);
-  let plain = null;
+  let decrypted = false;
   try {
     const key = await subtle.importKey('raw', raw, 'AES-GCM', false, ['decrypt']);
     raw.fill(0);
@@ -39,19 +39,20 @@ async function openVerified(c, docId, version) {
     const parts = await Promise.all(chunks.map(([nonce, offset, len]) =>
       subtle.decrypt({ name: 'AES-GCM', iv: unhex(nonce), additionalData, tagLength: 128 }, key,
         sealed.subarray(offset, offset + len))));
-    plain = new Uint8Array(paddedLen);
-    let at = 0;
-    for (const p of parts) {
-      plain.set(new Uint8Array(p), at);
-      at += p.byteLength;
-    }
+    // Each chunk's plaintext is copied once, straight into the wasm module's buffer, and
+    // overwritten here.
+    parts.forEach((p, i) => {
+      const u = new Uint8Array(p);
+      c.pending_plain(docId, version, i, u);
+      u.fill(0);
+    });
+    decrypted = true;
   } catch (_) {
-    plain = null; // a tag that does not verify: refused as a decryption failure
+    decrypted = false; // a tag that does not verify: refused as a decryption failure
   } finally {
     raw.fill(0);
   }
-  c.open_end(docId, version, plain);
-  if (plain) plain.fill(0);
+  c.open_end(docId, version, decrypted);
   return 'webcrypto';
 }
 

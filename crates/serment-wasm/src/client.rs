@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use serment_client::ClientError;
 use serment_client::api::Api;
-use serment_client::documents::{GetResult, UnlockedGet};
+use serment_client::documents::{GetResult, MAX_UNLOCKED_LEN, UnlockedGet};
 use serment_client::http::{Body, HttpTransport, Request, Response};
 use serment_client::keystore::Keystore;
 use serment_client::vault::Session;
 use serment_core::DocId;
+use serment_core::stream::{CHUNK_SIZE, TAG_LEN};
 use wasm_bindgen::prelude::*;
 use web_sys::{XmlHttpRequest, XmlHttpRequestResponseType};
 use zeroize::Zeroizing;
@@ -65,13 +66,34 @@ impl HttpTransport for XhrTransport {
         let bytes = if buf.is_null() || buf.is_undefined() {
             Vec::new()
         } else {
-            js_sys::Uint8Array::new(&buf).to_vec()
+            let view = js_sys::Uint8Array::new(&buf);
+            // A hostile server's endless answer must not fill the worker's memory (an abort,
+            // not an error): nothing larger than a document the page opens is copied in.
+            if u64::from(view.length()) > MAX_RESPONSE {
+                return Err(ClientError::Transport(format!(
+                    "the server's answer is larger than the page accepts ({MAX_RESPONSE} bytes)"
+                )));
+            }
+            view.to_vec()
         };
         Ok(Response {
             status,
             body: Box::new(std::io::Cursor::new(bytes)),
         })
     }
+}
+
+/// The largest response the page copies into its memory: a sealed document of
+/// [`MAX_UNLOCKED_LEN`] and a little more (its JSON answers are far smaller).
+const MAX_RESPONSE: u64 = MAX_UNLOCKED_LEN + (1 << 20);
+
+/// A version [`Client::open_begin`] checked, whose chunks the worker is decrypting into
+/// `plain` (allocated once, at the padded length the checked header announces); `filled`
+/// marks the chunks copied in, each exactly once.
+struct Pending {
+    got: UnlockedGet,
+    plain: Zeroizing<Vec<u8>>,
+    filled: Vec<bool>,
 }
 
 /// A document opened (or refused) in this session.
@@ -86,7 +108,7 @@ pub struct Client {
     session: Session,
     opened: BTreeMap<(String, u32), Opened>,
     /// Versions checked by [`Client::open_begin`] whose chunks the worker is decrypting.
-    pending: BTreeMap<(String, u32), UnlockedGet>,
+    pending: BTreeMap<(String, u32), Pending>,
     /// The keystore file of an identity created here ([`Client::register`]).
     file: Option<Vec<u8>>,
 }
@@ -271,11 +293,11 @@ impl Client {
     ///
     /// # Errors
     /// When the version was not opened, or failed its checks.
-    pub fn content(&self, doc_id: &str, version: u32) -> Result<Vec<u8>, JsError> {
+    pub fn content(&self, doc_id: &str, version: u32) -> Result<js_sys::Uint8Array, JsError> {
         self.opened
             .get(&(doc_id.to_owned(), version))
             .and_then(|o| o.content.as_ref())
-            .map(|c| c.to_vec())
+            .map(|c| js_sys::Uint8Array::from(&c[..]))
             .ok_or_else(|| JsError::new("no verified content for this document"))
     }
 
@@ -345,25 +367,78 @@ impl Client {
             let (nonce, offset, len) = u.chunk(i).map_err(|e| JsError::new(&e.to_string()))?;
             chunks.push(serde_json::json!([hex::encode(nonce), offset, len]));
         }
+        let padded_len = u.header().padded_len;
+        let count = chunks.len();
         let job = serde_json::json!({
             "aad": hex::encode(u.aad()),
-            "padded_len": u.header().padded_len,
+            "padded_len": padded_len,
             "chunks": chunks,
         });
-        self.pending.insert(key, got);
+        // The header was checked against the sealed bytes, themselves at most
+        // MAX_UNLOCKED_LEN: the padded length is below it too.
+        let len = usize::try_from(padded_len).map_err(|_| JsError::new("document too large"))?;
+        let plain = Zeroizing::new(vec![0; len]);
+        let filled = vec![false; count];
+        self.pending.insert(key, Pending { got, plain, filled });
         Ok(job.to_string())
     }
 
     /// The sealed bytes of a version [`Client::open_begin`] checked (every check but the
-    /// decryption already passed on exactly these bytes).
+    /// decryption already passed on exactly these bytes), copied once into a JavaScript array.
     ///
     /// # Errors
     /// When no such version is pending.
-    pub fn pending_sealed(&self, doc_id: &str, version: u32) -> Result<Vec<u8>, JsError> {
+    pub fn pending_sealed(
+        &self,
+        doc_id: &str,
+        version: u32,
+    ) -> Result<js_sys::Uint8Array, JsError> {
         self.pending
             .get(&(doc_id.to_owned(), version))
-            .map(|g| g.sealed.clone())
+            .map(|p| js_sys::Uint8Array::from(&p.got.sealed[..]))
             .ok_or_else(|| JsError::new("no document is being opened"))
+    }
+
+    /// Copies decrypted chunk `index` (tag removed) of a pending version into its plaintext,
+    /// at `index` times the chunk size (PROTOCOL.md §5): one copy, from WebCrypto's result
+    /// straight into this module's memory; the worker then overwrites its own copy.
+    /// [`Client::open_end`] requires every chunk, each copied once at its exact length.
+    ///
+    /// # Errors
+    /// When no such version is pending, the index is past the last chunk or already copied,
+    /// or the length is not that chunk's.
+    pub fn pending_plain(
+        &mut self,
+        doc_id: &str,
+        version: u32,
+        index: u32,
+        chunk: &js_sys::Uint8Array,
+    ) -> Result<(), JsError> {
+        let p = self
+            .pending
+            .get_mut(&(doc_id.to_owned(), version))
+            .ok_or_else(|| JsError::new("no document is being opened"))?;
+        let i = index as usize;
+        let (_, _, sealed_len) = p
+            .got
+            .unlocked
+            .chunk(u64::from(index))
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let start = i.checked_mul(CHUNK_SIZE);
+        let slot = start
+            .and_then(|s| Some(s..s.checked_add(sealed_len.checked_sub(TAG_LEN)?)?))
+            .filter(|r| r.len() == chunk.length() as usize)
+            .and_then(|r| p.plain.get_mut(r));
+        match (slot, p.filled.get_mut(i)) {
+            (Some(slot), Some(done @ false)) => {
+                chunk.copy_to(slot);
+                *done = true;
+                Ok(())
+            }
+            _ => Err(JsError::new(
+                "a decrypted chunk that is not one of the document's",
+            )),
+        }
     }
 
     /// The 32-byte AES-256-GCM key (the DEK) of a pending version, for the worker to import into
@@ -374,37 +449,34 @@ impl Client {
     pub fn pending_key(&self, doc_id: &str, version: u32) -> Result<Vec<u8>, JsError> {
         self.pending
             .get(&(doc_id.to_owned(), version))
-            .map(|g| g.unlocked.dek().to_vec())
+            .map(|p| p.got.unlocked.dek().to_vec())
             .ok_or_else(|| JsError::new("no document is being opened"))
     }
 
-    /// Completes the open of a pending version with its chunks' plaintext, in order, tags
-    /// removed (`UnlockedGet::finish`: the length, the first and last chunks decrypted again in
-    /// Rust and compared, the framing decoded). With `plaintext` absent (WebCrypto refused a
-    /// chunk's tag), the version is refused as a decryption failure. [`Client::open`] then
-    /// reports the verdict.
+    /// Completes the open of a pending version once the worker copied every chunk's
+    /// plaintext in ([`Client::pending_plain`]; `UnlockedGet::finish`: the first and last chunks
+    /// decrypted again in Rust and compared, the framing decoded). With `decrypted` false
+    /// (WebCrypto refused a chunk's tag), or a chunk missing, the version is refused as a
+    /// decryption failure. [`Client::open`] then reports the verdict.
     ///
     /// # Errors
     /// When no such version is pending.
-    pub fn open_end(
-        &mut self,
-        doc_id: &str,
-        version: u32,
-        plaintext: Option<Vec<u8>>,
-    ) -> Result<(), JsError> {
+    pub fn open_end(&mut self, doc_id: &str, version: u32, decrypted: bool) -> Result<(), JsError> {
         let key = (doc_id.to_owned(), version);
-        let got = self
+        let p = self
             .pending
             .remove(&key)
             .ok_or_else(|| JsError::new("no document is being opened"))?;
-        let plaintext = plaintext.map(Zeroizing::new);
-        let mut out = Zeroizing::new(Vec::new());
-        let opened = match plaintext {
-            Some(p) => match got.finish(&p, &mut *out) {
+        // The content is at most the padded length: reserved once, so that no reallocation
+        // leaves a copy of it behind unzeroed.
+        let mut out = Zeroizing::new(Vec::with_capacity(p.plain.len()));
+        let opened = if decrypted && p.filled.iter().all(|&f| f) {
+            match p.got.finish(&p.plain, &mut *out) {
                 Ok(g) => opened_ok(&g, out),
                 Err(e) => failed(&e),
-            },
-            None => failed(&ClientError::Integrity(serment_core::Error::Decrypt)),
+            }
+        } else {
+            failed(&ClientError::Integrity(serment_core::Error::Decrypt))
         };
         self.opened.insert(key, opened);
         Ok(())

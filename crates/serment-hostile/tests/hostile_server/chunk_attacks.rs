@@ -138,3 +138,42 @@ fn chunk_attacks_chunk_spliced_across_versions() {
         v2
     );
 }
+
+/// The page's open (`get_unlocked`) holds the whole sealed document in memory: it refuses an
+/// announced size above `MAX_UNLOCKED_LEN` before reading the body, and reads no more than the
+/// size announced, so an endless body cannot exhaust its memory (review finding R9).
+#[test]
+fn chunk_attacks_the_in_memory_open_reads_only_what_was_announced() {
+    use serment_client::documents::MAX_UNLOCKED_LEN;
+    let mut w = World::new();
+    let data = content(LEN, 3);
+    let r = w.put(&data, "mem", &[PATIENT]);
+    let doc = r.doc_id;
+    let unlocked = |w: &mut World| w.patient.get_unlocked(&doc, Some(1));
+
+    // An announced size above the cap: refused before the blob's body is read.
+    w.h.on_response(&version_route(&doc, 1), |ex| {
+        let mut j = ex.json();
+        j["size"] = serde_json::Value::from(MAX_UNLOCKED_LEN + 1);
+        ex.set_json(&j);
+    });
+    let e = unlocked(&mut w).unwrap_err();
+    assert!(
+        matches!(integrity(&e), Error::TooLarge { limit, .. } if *limit == MAX_UNLOCKED_LEN),
+        "{e:?}"
+    );
+
+    // A body longer than announced (an endless one, cut here at 4 MiB more): refused as an
+    // extended stream, having read one byte past the announced size.
+    w.h.clear_hooks();
+    let mut long = w.blob(&r);
+    long.resize(long.len() + (4 << 20), 0xa5);
+    serve_blob(&w.h, &doc, 1, long);
+    let e = unlocked(&mut w).unwrap_err();
+    assert!(matches!(integrity(&e), Error::ExtendedStream), "{e:?}");
+
+    // The honest blob opens: every check passed on exactly the sealed bytes served.
+    w.h.clear_hooks();
+    let got = unlocked(&mut w).unwrap();
+    assert_eq!(got.sealed, w.blob(&r));
+}

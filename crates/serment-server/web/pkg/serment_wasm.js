@@ -32,12 +32,10 @@ export class Client {
         const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.client_content(this.__wbg_ptr, ptr0, len0, val2);
-        if (ret[3]) {
-            throw takeFromExternrefTable0(ret[2]);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
         }
-        var v3 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
-        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
-        return v3;
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * The documents this device can read, newest version of each, each opened and verified:
@@ -224,32 +222,24 @@ export class Client {
         }
     }
     /**
-     * Completes the open of a pending version with its chunks' plaintext, in order, tags
-     * removed (`UnlockedGet::finish`: the length, the first and last chunks decrypted again in
-     * Rust and compared, the framing decoded). With `plaintext` absent (WebCrypto refused a
-     * chunk's tag), the version is refused as a decryption failure. [`Client::open`] then
-     * reports the verdict.
+     * Completes the open of a pending version once the worker copied every chunk's
+     * plaintext in ([`Client::pending_plain`]; `UnlockedGet::finish`: the first and last chunks
+     * decrypted again in Rust and compared, the framing decoded). With `decrypted` false
+     * (WebCrypto refused a chunk's tag), or a chunk missing, the version is refused as a
+     * decryption failure. [`Client::open`] then reports the verdict.
      *
      * # Errors
      * When no such version is pending.
      * @param {string} doc_id
      * @param {number} version
-     * @param {Uint8Array | number[] | null} [plaintext]
+     * @param {boolean} decrypted
      */
-    open_end(doc_id, version, plaintext) {
-        const val3 = +version;
-        let ptr0, len0, ptr1, len1;
-        try {
-            ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
-            len0 = WASM_VECTOR_LEN;
-            ptr1 = isLikeNone(plaintext) ? 0 : passArray8ToWasm0(plaintext, wasm.__wbindgen_malloc);
-            len1 = WASM_VECTOR_LEN;
-        } catch (e) {
-            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
-            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
-            throw e;
-        }
-        const ret = wasm.client_open_end(this.__wbg_ptr, ptr0, len0, val3, ptr1, len1);
+    open_end(doc_id, version, decrypted) {
+        const val2 = +version;
+        const val3 = +decrypted;
+        const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.client_open_end(this.__wbg_ptr, ptr0, len0, val2, val3);
         if (ret[1]) {
             throw takeFromExternrefTable0(ret[0]);
         }
@@ -294,8 +284,32 @@ export class Client {
         return v3;
     }
     /**
+     * Copies decrypted chunk `index` (tag removed) of a pending version into its plaintext,
+     * at `index` times the chunk size (PROTOCOL.md §5): one copy, from WebCrypto's result
+     * straight into this module's memory; the worker then overwrites its own copy.
+     * [`Client::open_end`] requires every chunk, each copied once at its exact length.
+     *
+     * # Errors
+     * When no such version is pending, the index is past the last chunk or already copied,
+     * or the length is not that chunk's.
+     * @param {string} doc_id
+     * @param {number} version
+     * @param {number} index
+     * @param {Uint8Array} chunk
+     */
+    pending_plain(doc_id, version, index, chunk) {
+        const val2 = +version;
+        const val3 = +index;
+        const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.client_pending_plain(this.__wbg_ptr, ptr0, len0, val2, val3, chunk);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
      * The sealed bytes of a version [`Client::open_begin`] checked (every check but the
-     * decryption already passed on exactly these bytes).
+     * decryption already passed on exactly these bytes), copied once into a JavaScript array.
      *
      * # Errors
      * When no such version is pending.
@@ -308,12 +322,10 @@ export class Client {
         const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.client_pending_sealed(this.__wbg_ptr, ptr0, len0, val2);
-        if (ret[3]) {
-            throw takeFromExternrefTable0(ret[2]);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
         }
-        var v3 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
-        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
-        return v3;
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Creates a new identity and device in this browser (as `serment id new`: an Ed25519
@@ -505,6 +517,10 @@ function __wbg_get_imports() {
             const ret = new XMLHttpRequest();
             return ret;
         }, arguments); },
+        __wbg_new_from_slice_b8daf545a41c6aa0: function(arg0, arg1) {
+            const ret = new Uint8Array(getArrayU8FromWasm0(arg0, arg1));
+            return ret;
+        },
         __wbg_now_463ac581d2fc7ea3: function() {
             const ret = Date.now();
             return ret;
