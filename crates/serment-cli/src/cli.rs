@@ -443,7 +443,8 @@ pub(crate) enum ContactCommand {
         /// The contact's handle.
         name: String,
     },
-    /// Show a contact's fingerprint to compare out of band; --confirm marks it verified.
+    /// Show a contact's fingerprint, refreshed from the log, to compare out of band; --confirm
+    /// marks it verified (refused if the key changed since it was last shown).
     Verify {
         /// The contact's handle.
         name: String,

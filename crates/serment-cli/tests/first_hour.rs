@@ -144,6 +144,43 @@ fn revoking_the_last_device_needs_force_and_is_named_afterwards() {
     drop(w.server);
 }
 
+/// `contact verify` refreshes from the log first: after a rotation it shows the new fingerprint,
+/// not the stale pin, and `--confirm` of a key that changed since it was last shown is refused
+/// until the new fingerprint was shown (the newcomer's F41).
+#[test]
+fn contact_verify_shows_the_current_key_and_confirms_only_what_was_shown() {
+    let w = world();
+    let old_fp = ok(&w.lab, &["contact", "verify", "patient-y"])["fingerprint"].clone();
+    let new_fp = ok(&w.patient, &["rotate-identity"])["fingerprint"].clone();
+    assert_ne!(old_fp, new_fp);
+    let shown = ok(&w.lab, &["contact", "verify", "patient-y"]);
+    assert_eq!(
+        shown["fingerprint"], new_fp,
+        "the stale pin was shown: {shown}"
+    );
+    assert_eq!(shown["verified"], false);
+
+    // Another rotation, then a confirm without looking: refused, the current fingerprint named.
+    let newer_fp = ok(&w.patient, &["rotate-identity"])["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, v, _) = run_err(&w.lab, &["contact", "verify", "patient-y", "--confirm"]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(&newer_fp),
+        "{v}"
+    );
+    assert_eq!(
+        ok(&w.lab, &["contact", "list"])["contacts"][0]["verified"],
+        false
+    );
+    // Shown now: the confirm goes through.
+    let c = ok(&w.lab, &["contact", "verify", "patient-y", "--confirm"]);
+    assert_eq!(c["verified"], true, "{c}");
+    assert_eq!(c["fingerprint"], newer_fp.as_str());
+}
+
 #[test]
 fn a_contact_rotation_is_shown_on_next_use_until_confirmed() {
     let w = world();

@@ -169,9 +169,39 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
             Ok(())
         }
         ContactCommand::Verify { name, confirm } => {
-            let mut ks = ctx.keystore()?;
+            // Refreshed from the log first: after a rotation, the fingerprint shown and the one
+            // confirmed are the current ones, not what was pinned before it. With the server
+            // unreachable, the pinned fingerprint is shown, and said to be.
+            let (mut ks, shown_before) = match ctx.session() {
+                Ok(mut s) => {
+                    let before = contacts::pinned(&s.ks, &name)?.fingerprint();
+                    contacts::add(&s.api, &mut s.ks, &name)?;
+                    s.ks.save()?;
+                    (s.ks, Some(before))
+                }
+                Err(CliError::Client(e @ ClientError::Transport(_)))
+                | Err(CliError::Client(e @ ClientError::Server { status: 500.., .. })) => {
+                    eprintln!(
+                        "serment: note: the server could not be reached ({e}): showing the \
+                         fingerprint pinned when {name} was last refreshed"
+                    );
+                    (ctx.keystore()?, None)
+                }
+                Err(e) => return Err(e),
+            };
             let c = contacts::pinned(&ks, &name)?;
             if confirm {
+                // What the user compared is what was shown before this command: a key that
+                // changed in between is not confirmed unseen.
+                if shown_before.as_ref().is_some_and(|b| *b != c.fingerprint()) {
+                    super::print_rotation_notices(&contacts::rotation_notices(&ks, [&name]));
+                    return Err(CliError::Input(format!(
+                        "{name}'s identity key changed since its fingerprint was last shown: the \
+                         current fingerprint is {}. Compare it with {name} out of band, then run \
+                         `serment contact verify {name} --confirm` again",
+                        c.fingerprint()
+                    )));
+                }
                 if !ks.mark_verified(&name) {
                     return Err(CliError::Input(format!("unknown contact {name}")));
                 }
