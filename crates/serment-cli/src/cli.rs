@@ -84,9 +84,20 @@ pub(crate) enum Command {
         /// Replace the output file if it exists.
         #[arg(long)]
         force: bool,
+        /// Open from this device's offline replica (`serment sync`), with no network at all and
+        /// the same checks as online (PROTOCOL.md §14).
+        #[arg(long)]
+        offline: bool,
     },
     /// List documents this device authored or may read.
-    Ls,
+    Ls {
+        /// List what this device's offline replica holds (`serment sync`), with no network.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Keep a local encrypted replica of every document this device may read, with the proofs
+    /// to check them offline (`ls --offline`, `get --offline`; PROTOCOL.md §14). Incremental.
+    Sync,
     /// Share a document you authored with more contacts.
     Share {
         /// Document id.

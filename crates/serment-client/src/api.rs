@@ -79,6 +79,28 @@ impl Api {
     pub fn http(&self) -> &Arc<dyn HttpTransport> {
         &self.http
     }
+
+    /// Replaces the transport, keeping the login (token and request signer); returns the old
+    /// one. `serment sync` records a read through a recording transport this way
+    /// ([`crate::replica`]).
+    pub fn set_http(&mut self, http: Arc<dyn HttpTransport>) -> Arc<dyn HttpTransport> {
+        std::mem::replace(&mut self.http, http)
+    }
+
+    /// A client that never reaches a server: requests are signed with `device` as after a login
+    /// (with a placeholder token), for a transport that answers from local data and ignores
+    /// headers: the offline replica's ([`crate::replica`], PROTOCOL.md §14).
+    pub fn offline(
+        base: &str,
+        http: Arc<dyn HttpTransport>,
+        device: &serment_core::identity::DeviceSecret,
+    ) -> Api {
+        Api {
+            token: Some("offline".to_owned()),
+            signer: Some(Arc::new(serment_core::httpsig::Signer::new(device))),
+            ..Api::with_http(base, http)
+        }
+    }
     /// A client for `base` (e.g. `https://vault.example.org` or `http://127.0.0.1:7878`) with
     /// the default [`Transport`]: webpki roots, plain HTTP on loopback only.
     ///

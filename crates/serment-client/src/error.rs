@@ -140,6 +140,10 @@ pub enum ClientError {
         /// The reason's name (`patient-request`, `sent-in-error`, `retention-ended`, `other`).
         reason: &'static str,
     },
+    /// The offline replica holds no copy of the document asked for (never synced, synced after,
+    /// or erased: PROTOCOL.md §14).
+    #[error("not in the offline replica: {0}")]
+    NotInReplica(String),
     /// No device of this keystore is registered with the server.
     #[error("not registered with a server: run `serment register --server URL`")]
     NotRegistered,
@@ -182,7 +186,9 @@ impl ClientError {
             | ClientError::SplitView(_) => 4,
             ClientError::Withheld(_) => 4,
             ClientError::Server { code, .. } if code == "data_missing" => 4,
-            ClientError::NotShared(_) | ClientError::Erased { .. } => 6,
+            ClientError::NotShared(_)
+            | ClientError::Erased { .. }
+            | ClientError::NotInReplica(_) => 6,
             ClientError::Server { code, .. } if code == "not_shared" => 6,
             ClientError::Server { status: 404, .. } => 6,
             ClientError::Server { .. }
@@ -227,6 +233,7 @@ impl ClientError {
             ClientError::DeviceRevoked => "device_revoked",
             ClientError::NotShared(_) => "not_shared",
             ClientError::Erased { .. } => "erased",
+            ClientError::NotInReplica(_) => "not_in_replica",
             ClientError::Withheld(_) => "withheld",
             ClientError::Input(_) => "input",
             ClientError::Io { .. } => "io",

@@ -186,6 +186,23 @@ struct PublicState {
     /// written before it existed (a whole replay then rebuilds it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     team_states: BTreeMap<String, crate::team_state::HeldTeam>,
+    /// The offline replica this device last wrote (`serment sync`, PROTOCOL.md §14): what its
+    /// manifest must be, so that an older or another manifest put in its place is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replica: Option<ReplicaAnchor>,
+}
+
+/// What the keystore remembers of the offline replica (PROTOCOL.md §14): the manifest file
+/// [`crate::replica`] wrote last. Inside the encrypted keystore, so whoever can write the
+/// replica's directory cannot roll it back to an older sync or swap another device's in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicaAnchor {
+    /// The server the replica copies (its base URL, as in `logs`).
+    pub server: String,
+    /// SHA-256 (hex) of the whole manifest file as written.
+    pub manifest_sha256: String,
+    /// The size of the checkpoint the manifest records.
+    pub checkpoint_size: u64,
 }
 
 /// The keystore file's bytes, refused over [`MAX_KEYSTORE_LEN`] before it is read.
@@ -392,6 +409,27 @@ impl Keystore {
         ks.state.created_at = created_at;
         ks.save()?;
         Ok(ks)
+    }
+
+    /// This keystore, never written again: [`Keystore::save`] becomes a no-op. For a session
+    /// whose state must not reach the file (an offline open from the replica, which sets the
+    /// pin to the replica's recorded checkpoint in memory only, PROTOCOL.md §14).
+    #[must_use]
+    pub fn detached(self) -> Keystore {
+        Keystore {
+            store: Store::Memory,
+            ..self
+        }
+    }
+
+    /// The offline replica's anchor, if this device wrote one (PROTOCOL.md §14).
+    pub fn replica_anchor(&self) -> Option<&ReplicaAnchor> {
+        self.state.replica.as_ref()
+    }
+
+    /// Records (or, with `None`, forgets) the offline replica's anchor; saved with the keystore.
+    pub fn set_replica_anchor(&mut self, anchor: Option<ReplicaAnchor>) {
+        self.state.replica = anchor;
     }
 
     /// When this device's record says it was created (seconds since the Unix epoch).

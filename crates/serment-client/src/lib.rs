@@ -11,7 +11,9 @@
 //!   [`documents`]: put, get, list and the access history; [`sharing`]: share, rewrap, remove; [`identity_admin`]: device
 //!   upgrade and revocation, identity rotation;
 //! - [`log`], [`log_api`]: the transparency log's checks and routes (PROTOCOL.md §11);
-//! - [`witness`]: a witness that cosigns checkpoints (PROTOCOL.md §11.8).
+//! - [`witness`]: a witness that cosigns checkpoints (PROTOCOL.md §11.8);
+//! - [`replica`] (feature `native`): the encrypted offline replica, `serment sync` and the reads
+//!   from it while the server is down (PROTOCOL.md §14).
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +28,8 @@ pub mod identity_admin;
 pub mod keystore;
 pub mod log;
 pub mod log_api;
+#[cfg(feature = "native")]
+pub mod replica;
 pub mod sharing;
 pub mod team;
 mod team_keys;

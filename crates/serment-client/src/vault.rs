@@ -60,7 +60,7 @@ pub fn effective_transport(ks: &Keystore, transport: &Transport) -> Result<Trans
 }
 
 impl Session {
-    fn new(ks: Keystore, api: Api) -> Session {
+    pub(crate) fn new(ks: Keystore, api: Api) -> Session {
         Session {
             ks,
             api,

@@ -13,6 +13,7 @@ mod fhir;
 mod id;
 pub(crate) mod log;
 mod offline;
+mod replica;
 mod serve;
 mod team;
 mod tls;
@@ -74,7 +75,11 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             output,
             version,
             force,
+            offline,
         } => {
+            if offline {
+                return replica::get(&ctx, &doc, version, &output, force);
+            }
             let op = agent::Op::Get {
                 doc: doc.clone(),
                 version,
@@ -87,7 +92,9 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             docs::get(&ctx, &doc, version, &output, force)
         }
         Command::Agent(c) => agent::run(&ctx, c),
-        Command::Ls => docs::ls(&ctx),
+        Command::Ls { offline: true } => replica::ls(&ctx),
+        Command::Ls { offline: false } => docs::ls(&ctx),
+        Command::Sync => replica::sync(&ctx),
         Command::Share {
             doc,
             to,

@@ -1,0 +1,159 @@
+//! `serment sync`, `serment ls --offline`, `serment get --offline` (issue 12 §4, PROTOCOL.md §14):
+//! reading while the server is down, from the encrypted replica beside the keystore.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use serment_client::replica::{self, Manifest};
+
+use super::{Ctx, doc_id};
+use crate::error::CliResult;
+use crate::output::{emit, safe};
+
+/// `<home>/replica`, beside the keystore.
+fn replica_dir(ctx: &Ctx) -> CliResult<PathBuf> {
+    Ok(replica::dir_beside(&ctx.keystore_path()?))
+}
+
+/// The replica's age, for every offline output: when its checkpoint was verified (the end of
+/// the sync), how long ago, and its size.
+fn replica_json(m: &Manifest) -> Value {
+    let now = serment_client::now_secs();
+    json!({ "synced_at": super::rfc3339(m.synced_at),
+            "age_seconds": now.saturating_sub(m.synced_at),
+            "checkpoint_size": m.checkpoint_size() })
+}
+
+fn age_text(m: &Manifest) -> String {
+    let age = serment_client::now_secs().saturating_sub(m.synced_at);
+    let words = if age < 120 {
+        format!("{age} s")
+    } else if age < 2 * 3600 {
+        format!("{} min", age / 60)
+    } else if age < 2 * 86_400 {
+        format!("{} h", age / 3600)
+    } else {
+        format!("{} days", age / 86_400)
+    };
+    format!(
+        "offline replica: checkpoint of {} entries verified {} ({words} ago)",
+        m.checkpoint_size(),
+        super::rfc3339(m.synced_at)
+    )
+}
+
+/// `serment sync`.
+pub(crate) fn sync(ctx: &Ctx) -> CliResult<()> {
+    let dir = replica_dir(ctx)?;
+    let mut s = ctx.session()?;
+    let r = s.sync_replica(&dir)?;
+    let m = &r.manifest;
+    let mut text = format!(
+        "Synced the offline replica: {} version(s) held ({} new, {} kept), checkpoint of {} entries\n  {}",
+        m.versions.len(),
+        r.added.len(),
+        r.kept,
+        m.checkpoint_size(),
+        dir.display()
+    );
+    if !r.erased.is_empty() {
+        text.push_str(&format!(
+            "\n  erased (tombstone proven in the log), removed: {}",
+            r.erased.join(", ")
+        ));
+    }
+    if !r.skipped.is_empty() {
+        text.push_str(&format!(
+            "\n  not kept offline (over {} bytes sealed): {}",
+            replica::MAX_REPLICA_VERSION,
+            r.skipped.join(", ")
+        ));
+    }
+    emit(
+        ctx.json,
+        &json!({ "replica_dir": dir.display().to_string(), "server": m.server,
+                 "versions": m.versions.len(), "added": r.added, "kept": r.kept,
+                 "erased": r.erased, "skipped": r.skipped, "rebuilt": r.rebuilt,
+                 "replica": replica_json(m) }),
+        &text,
+    );
+    Ok(())
+}
+
+/// `serment ls --offline`.
+pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
+    let dir = replica_dir(ctx)?;
+    let ks = ctx.keystore()?;
+    let m = replica::load_manifest(&ks, &dir)?;
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    for v in m.versions.values() {
+        text.push_str(&format!(
+            "{}  v{}  {}  {}  {}  {} bytes  by {}\n",
+            v.doc_id,
+            v.doc_version,
+            v.created
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |c| format!("sealed {}", safe(c))),
+            safe(v.title.as_deref().unwrap_or("(untitled)")),
+            safe(
+                v.resource_type
+                    .as_deref()
+                    .or(v.mime_type.as_deref())
+                    .unwrap_or("-")
+            ),
+            v.content_length,
+            safe(&v.author),
+        ));
+        rows.push(json!({
+            "doc_id": v.doc_id, "doc_version": v.doc_version, "author": v.author,
+            "author_device": v.author_device, "sealed_bytes": v.sealed_bytes,
+            "title": v.title, "mime_type": v.mime_type, "resource_type": v.resource_type,
+            "created": v.created, "plaintext_bytes": v.content_length,
+        }));
+    }
+    if m.versions.is_empty() {
+        text.push_str("No document in the offline replica.\n");
+    }
+    text.push_str(&age_text(&m));
+    emit(
+        ctx.json,
+        &json!({ "offline": true, "documents": rows, "replica": replica_json(&m) }),
+        &text,
+    );
+    Ok(())
+}
+
+/// `serment get --offline DOC -o FILE`.
+pub(crate) fn get(
+    ctx: &Ctx,
+    doc: &str,
+    version: Option<u32>,
+    output: &Path,
+    force: bool,
+) -> CliResult<()> {
+    let id = doc_id(doc)?;
+    super::check_output(output, force)?;
+    let dir = replica_dir(ctx)?;
+    let ks = ctx.keystore()?;
+    let got = replica::get_offline(ks, &dir, &id, version, output, force)?;
+    let r = &got.result;
+    let m = &r.opened.metadata;
+    emit(
+        ctx.json,
+        &json!({ "doc_id": id.to_string(), "doc_version": r.opened.header.doc_version,
+                 "author": r.author, "verified": true, "kem": r.kem.name(),
+                 "output": output.display().to_string(), "bytes": m.content_length,
+                 "metadata": m, "offline": true, "replica": replica_json(&got.manifest) }),
+        &format!(
+            "Verified document {id} v{} signed by {} (offline)\n  title: {}\n  wrote {} bytes to {}\n  {}",
+            r.opened.header.doc_version,
+            r.author,
+            safe(m.title.as_deref().unwrap_or("-")),
+            m.content_length,
+            output.display(),
+            age_text(&got.manifest)
+        ),
+    );
+    Ok(())
+}
