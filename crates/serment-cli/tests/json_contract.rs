@@ -381,6 +381,22 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
             &["erase", &d3, "--reason", "retention-ended", "--yes"],
         ),
     );
+    // Issue 12 §4: the GP's offline replica.
+    c("sync", &ok(&gp, &["sync"]));
+    c("ls --offline", &ok(&gp, &["ls", "--offline"]));
+    c(
+        "get --offline",
+        &ok(
+            &gp,
+            &[
+                "get",
+                "--offline",
+                &doc,
+                "-o",
+                root.join("gp-offline.pdf").to_str().unwrap(),
+            ],
+        ),
+    );
     c("witnesses", &ok(&gp, &["witnesses", "--quorum", "0"]));
     // Issue 16: a second device for the patient.
     let (_, joined, linked) = link_new_device(&patient, &root.join("patient-phone"), &server.url);
