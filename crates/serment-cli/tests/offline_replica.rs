@@ -108,6 +108,15 @@ fn a_gp_reads_synced_reports_with_the_server_down_and_nothing_else() {
     want.sort();
     assert_eq!(ids, want);
 
+    // The replica deleted: the next sync rebuilds it, every version fetched again (a new file
+    // for A: fresh nonce). A's file of before is kept, to put back later (an older copy).
+    let older_a = std::fs::read(replica_file(&gp, &a)).unwrap();
+    std::fs::remove_dir_all(gp.join("replica")).unwrap();
+    let v = ok(&gp, &["sync"]);
+    assert_eq!(v["rebuilt"], true, "{v}");
+    assert_eq!(v["added"].as_array().unwrap().len(), 2, "{v}");
+    assert_ne!(std::fs::read(replica_file(&gp, &a)).unwrap(), older_a);
+
     // Uploaded after the last sync: C. Then D, whose blob the server alters: the sync that meets
     // it refuses (4) and the previous replica stays in force (C and D absent).
     let c = put(&lab, &small, "dr-offline");

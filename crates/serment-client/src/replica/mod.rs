@@ -1,0 +1,415 @@
+//! The offline replica (issue 12 §4, PROTOCOL.md §14): `serment sync` keeps, in the client's
+//! state directory, what this device may read -- each document version's sealed blob, its wrap,
+//! and every log proof and checkpoint its open needs -- encrypted at rest under a key derived
+//! from the keystore's device secret; `serment ls --offline` and `serment get --offline` read
+//! from it with no network at all.
+//!
+//! Design: no second verifier. `sync` opens each new version with the online
+//! [`Session::get`] (every check: the log proofs of the wrap, the author's records, the
+//! document's signature and chunk hashes), through a transport that records each `GET`
+//! answer; a version that does not verify is not stored, and the sync stops (the previous
+//! replica stays as it was). An offline `get` runs the same [`Session::get`] again over a
+//! transport that replays those answers, with the session's pin set, in memory only, to the
+//! checkpoint pinned when the version was recorded. Each file is AES-256-GCM sealed, bound to
+//! its own name (a file put in another's place does not open), and its SHA-256 is in the
+//! manifest (an older copy is refused); the manifest's SHA-256 is in the encrypted keystore
+//! (an older manifest is refused).
+
+mod file;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serment_core::DocId;
+
+use crate::api::Api;
+use crate::documents::GetResult;
+use crate::error::{ClientError, Result};
+use crate::fsutil::write_atomic;
+use crate::http::{HttpTransport, Method, Request, Response, read_limited};
+use crate::keystore::{Keystore, ReplicaAnchor};
+use crate::vault::Session;
+
+use file::{
+    EXT, Exchange, decode_version, encode_version, key_of, read_file, sha256_hex, tampered,
+};
+pub use file::{
+    FORMAT_VERSION, KEY_LABEL, MAGIC, MANIFEST, MAX_REPLICA_VERSION, Manifest, ReplicaKey,
+    ReplicaVersion, SUITE, load_manifest,
+};
+
+/// A transport that passes every request to `inner` and records each `GET` answer whole.
+#[derive(Debug)]
+struct Recorder {
+    inner: Arc<dyn HttpTransport>,
+    base: String,
+    seen: Mutex<Vec<Exchange>>,
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<Exchange> {
+        std::mem::take(
+            &mut *self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl HttpTransport for Recorder {
+    fn send(&self, req: Request<'_>) -> Result<Response> {
+        let path = req.url.strip_prefix(self.base.as_str()).map(str::to_owned);
+        let get = req.method == Method::Get;
+        let mut resp = self.inner.send(req)?;
+        let Some(path) = path.filter(|_| get) else {
+            return Ok(resp);
+        };
+        let body = read_limited(&mut resp.body, MAX_REPLICA_VERSION + 1024 * 1024)?;
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Exchange {
+                path,
+                status: resp.status,
+                body: body.clone(),
+            });
+        Ok(Response {
+            status: resp.status,
+            body: Box::new(Cursor::new(body)),
+        })
+    }
+}
+
+/// Each path's recorded answers (status, body), in order.
+type Answers = HashMap<String, VecDeque<(u16, Arc<Vec<u8>>)>>;
+
+/// A transport that answers from recorded exchanges (each path's answers in the order they
+/// were recorded, the last one repeated) and sends nothing anywhere.
+#[derive(Debug)]
+struct Replay {
+    base: String,
+    answers: Mutex<Answers>,
+}
+
+impl Replay {
+    fn new(base: &str, exchanges: Vec<Exchange>) -> Replay {
+        let mut answers = Answers::new();
+        for e in exchanges {
+            answers
+                .entry(e.path)
+                .or_default()
+                .push_back((e.status, Arc::new(e.body)));
+        }
+        Replay {
+            base: base.to_owned(),
+            answers: Mutex::new(answers),
+        }
+    }
+}
+
+impl HttpTransport for Replay {
+    fn send(&self, req: Request<'_>) -> Result<Response> {
+        let offline = |what: &str| {
+            ClientError::Transport(format!(
+                "offline: the replica holds no answer to {what}; run `serment sync` while the \
+                 server is up"
+            ))
+        };
+        let path = req
+            .url
+            .strip_prefix(self.base.as_str())
+            .ok_or_else(|| offline(req.url))?;
+        if req.method != Method::Get {
+            return Err(offline(&format!("{} {path}", req.method.as_str())));
+        }
+        let mut answers = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let q = answers.get_mut(path).ok_or_else(|| offline(path))?;
+        let (status, body) = if q.len() > 1 {
+            q.pop_front().ok_or_else(|| offline(path))?
+        } else {
+            q.front().cloned().ok_or_else(|| offline(path))?
+        };
+        Ok(Response {
+            status,
+            body: Box::new(Cursor::new(body.as_ref().clone())),
+        })
+    }
+}
+
+/// What [`Session::sync_replica`] did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Versions fetched, verified and stored by this sync (`<doc_id>/<version>`).
+    pub added: Vec<String>,
+    /// Versions already held and kept without a fetch.
+    pub kept: usize,
+    /// Documents this sync found erased (tombstone proven) and removed.
+    pub erased: Vec<String>,
+    /// Versions over [`MAX_REPLICA_VERSION`], not stored.
+    pub skipped: Vec<String>,
+    /// Whether the previous replica could not be read (none, or refused) and was rebuilt.
+    pub rebuilt: bool,
+}
+
+impl Session {
+    /// `serment sync` (PROTOCOL.md §14): brings the replica in `dir` up to date with what this
+    /// device may read. Incremental: a version already held (document versions never change)
+    /// is kept without a fetch; each new one is opened with every check of [`Session::get`]
+    /// (plaintext discarded) and stored only if it verifies. Documents held but no longer
+    /// listed are checked for a proven tombstone and removed if erased; erased documents are
+    /// never stored again. The manifest is written last, then its hash in the keystore: a sync
+    /// that fails leaves the previous replica in force.
+    ///
+    /// # Errors
+    /// The errors of [`Session::get`] for a version that does not verify ([`ClientError::Integrity`],
+    /// [`ClientError::Log`], [`ClientError::Withheld`], ...), server and transport errors,
+    /// [`ClientError::Io`].
+    pub fn sync_replica(&mut self, dir: &Path) -> Result<SyncReport> {
+        create_private_dir(dir)?;
+        let base = self.api.base().to_owned();
+        let key = ReplicaKey::of(&self.ks);
+        let (old, rebuilt) = match load_manifest(&self.ks, dir) {
+            Ok(m) => (m, false),
+            Err(_) => (Manifest::default(), true),
+        };
+        let listed = self.list()?;
+        let listed_ids: BTreeSet<String> = listed.iter().map(|d| d.doc_id.clone()).collect();
+        let mut report = SyncReport {
+            rebuilt,
+            ..SyncReport::default()
+        };
+        let mut next = Manifest {
+            server: base.clone(),
+            erased: old.erased.clone(),
+            ..Manifest::default()
+        };
+        // Held but no longer listed: erased (proven), or kept (removed as a recipient, or hidden
+        // by the server: the device held it already, and keeps what it verified).
+        let held: BTreeSet<&String> = old.versions.values().map(|v| &v.doc_id).collect();
+        for id in held {
+            if listed_ids.contains(id) {
+                continue;
+            }
+            let doc = DocId::from_hex(id).map_err(|_| tampered("a replica entry's doc id"))?;
+            if crate::log::proven_erasure(&self.api, &mut self.ks, &doc)?.is_some() {
+                next.erased.insert(id.clone());
+                report.erased.push(id.clone());
+            } else {
+                for v in old.versions.values().filter(|v| &v.doc_id == id) {
+                    next.versions
+                        .insert(key_of(&v.doc_id, v.doc_version), v.clone());
+                }
+            }
+        }
+        for d in &listed {
+            let k = key_of(&d.doc_id, d.doc_version);
+            if next.erased.contains(&d.doc_id) {
+                continue;
+            }
+            if let Some(v) = old.versions.get(&k)
+                && dir.join(v.file_name()).is_file()
+            {
+                next.versions.insert(k, v.clone());
+                report.kept += 1;
+                continue;
+            }
+            if d.size > MAX_REPLICA_VERSION {
+                report.skipped.push(k);
+                continue;
+            }
+            let doc = DocId::from_hex(&d.doc_id).map_err(|_| tampered("a listed document's id"))?;
+            match self.record_version(&key, dir, &doc, d.doc_version, d.size) {
+                Ok(v) => {
+                    next.versions.insert(k.clone(), v);
+                    report.added.push(k);
+                }
+                Err(ClientError::Erased { doc_id, .. }) => {
+                    next.erased.insert(doc_id.clone());
+                    report.erased.push(doc_id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let erased = next.erased.clone();
+        next.versions.retain(|_, v| !erased.contains(&v.doc_id));
+        next.synced_at = crate::now_secs();
+        next.checkpoint = self.ks.log_state(&base).and_then(|s| s.checkpoint.clone());
+        let json = serde_json::to_vec(&next).map_err(|e| ClientError::Input(e.to_string()))?;
+        let file = key.seal(MANIFEST, &json)?;
+        write_atomic(&dir.join(format!("{MANIFEST}.{EXT}")), &file)?;
+        self.ks.set_replica_anchor(Some(ReplicaAnchor {
+            server: base,
+            manifest_sha256: sha256_hex(&file),
+            checkpoint_size: next.checkpoint_size(),
+        }));
+        self.ks.save()?;
+        remove_unlisted_files(dir, &next);
+        report.erased.sort();
+        report.erased.dedup();
+        report.manifest = next;
+        Ok(report)
+    }
+
+    /// Opens one version online with every check of [`Session::get`] (plaintext discarded),
+    /// recording each `GET` answer, and stores the records as its replica file.
+    fn record_version(
+        &mut self,
+        key: &ReplicaKey,
+        dir: &Path,
+        doc: &DocId,
+        version: u32,
+        sealed_bytes: u64,
+    ) -> Result<ReplicaVersion> {
+        let base = self.api.base().to_owned();
+        let pin = self.ks.log_state(&base).and_then(|s| s.checkpoint.clone());
+        let rec = Arc::new(Recorder {
+            inner: Arc::clone(self.api.http()),
+            base: base.clone(),
+            seen: Mutex::new(Vec::new()),
+        });
+        let inner = self.api.set_http(rec.clone());
+        let r = self.get(doc, Some(version), &mut std::io::sink());
+        self.api.set_http(inner);
+        let r = r?;
+        let plain = encode_version(pin.as_deref(), &rec.take())?;
+        let mut v = ReplicaVersion {
+            doc_id: doc.to_string(),
+            doc_version: version,
+            file_sha256: String::new(),
+            author: r.author.clone(),
+            author_device: String::new(),
+            title: r.opened.metadata.title.clone(),
+            mime_type: r.opened.metadata.mime_type.clone(),
+            resource_type: r.opened.metadata.resource_type.clone(),
+            created: r.opened.metadata.created.clone(),
+            content_length: r.opened.metadata.content_length,
+            sealed_bytes,
+        };
+        if let Some(k) = self.ks.known_document(&v.doc_id, version) {
+            v.author_device = k.author_device.clone();
+        }
+        let name = v.file_name();
+        let file = key.seal(&name, &plain)?;
+        v.file_sha256 = sha256_hex(&file);
+        write_atomic(&dir.join(&name), &file)?;
+        Ok(v)
+    }
+}
+
+/// Creates `dir` (and its parents) if needed; only its owner may list it.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| ClientError::io(dir, e))
+}
+
+/// Deletes the replica files `m` does not name (versions of erased documents, leftovers of a
+/// sync that failed). Best effort: a file left behind is never read.
+fn remove_unlisted_files(dir: &Path, m: &Manifest) {
+    let keep: BTreeSet<String> = m
+        .versions
+        .values()
+        .map(ReplicaVersion::file_name)
+        .chain(std::iter::once(format!("{MANIFEST}.{EXT}")))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(&format!(".{EXT}")) && !keep.contains(&name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A version opened from the replica, and the replica it came from.
+#[derive(Debug)]
+pub struct OfflineGet {
+    /// What [`Session::get`] verified, as online.
+    pub result: GetResult,
+    /// The replica's manifest (its checkpoint and sync time).
+    pub manifest: Manifest,
+}
+
+/// `serment get --offline` (PROTOCOL.md §14): opens `doc` (its newest version held, or
+/// `version`) from the replica in `dir` into `path` with no network: the replica's files are
+/// checked (the manifest against the keystore, the version file against the manifest and its
+/// AEAD), then [`Session::get_to_file`] runs on the recorded answers, with every online check,
+/// the pin set (in memory only) to the checkpoint pinned when the version was recorded. The
+/// keystore is not written.
+///
+/// # Errors
+/// [`ClientError::NotInReplica`] for a document or version not held (never synced, or
+/// erased); [`ClientError::Integrity`] for a replica file altered, swapped or older; the
+/// errors of [`Session::get_to_file`].
+pub fn get_offline(
+    ks: Keystore,
+    dir: &Path,
+    doc: &DocId,
+    version: Option<u32>,
+    path: &Path,
+    overwrite: bool,
+) -> Result<OfflineGet> {
+    let manifest = load_manifest(&ks, dir)?;
+    let id = doc.to_string();
+    if manifest.erased.contains(&id) {
+        return Err(ClientError::NotInReplica(format!(
+            "document {id} was erased (its tombstone is proven in the log) and removed from the \
+             replica"
+        )));
+    }
+    let v = version
+        .or_else(|| manifest.newest(&id))
+        .ok_or_else(|| ClientError::NotInReplica(format!("document {id} (never synced)")))?;
+    let entry = manifest
+        .versions
+        .get(&key_of(&id, v))
+        .ok_or_else(|| ClientError::NotInReplica(format!("document {id} version {v}")))?;
+    let name = entry.file_name();
+    let file = read_file(&dir.join(&name)).map_err(|e| match e {
+        ClientError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            tampered("a replica version file is missing (deleted since the last sync)")
+        }
+        other => other,
+    })?;
+    if sha256_hex(&file) != entry.file_sha256 {
+        return Err(tampered(
+            "a replica version file is not the one the manifest names (altered, swapped for \
+             another document's, or an older copy)",
+        ));
+    }
+    let (pin, exchanges) = decode_version(&ReplicaKey::of(&ks).open(&name, &file)?)?;
+    let base = manifest.server.clone();
+    let mut ks = ks.detached();
+    let mut st = ks
+        .log_state(&base)
+        .cloned()
+        .ok_or(ClientError::NotRegistered)?;
+    st.checkpoint = pin;
+    ks.set_log_state(&base, st);
+    let api = Api::offline(&base, Arc::new(Replay::new(&base, exchanges)), &ks.device);
+    let mut s = Session::new(ks, api);
+    let result = s.get_to_file(doc, Some(v), path, overwrite)?;
+    Ok(OfflineGet { result, manifest })
+}
+
+/// The replica directory of a keystore at `keystore`: `replica/` beside it.
+pub fn dir_beside(keystore: &Path) -> PathBuf {
+    keystore
+        .parent()
+        .map_or_else(|| PathBuf::from("replica"), |p| p.join("replica"))
+}
