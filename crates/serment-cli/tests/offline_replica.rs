@@ -221,6 +221,8 @@ fn a_gp_reads_synced_reports_with_the_server_down_and_nothing_else() {
     refused("altered");
     std::fs::copy(replica_file(&gp, &e), &fa).unwrap();
     refused("swapped");
+    std::fs::write(&fa, &older_a).unwrap();
+    refused("older copy");
     std::fs::write(&fa, &good).unwrap();
     ok(
         &gp,
