@@ -154,6 +154,9 @@ fn a_gp_reads_synced_reports_with_the_server_down_and_nothing_else() {
 
     // The server goes down (killed).
     drop(srv);
+    // Offline reads never write the keystore (its pin is set to the replica's in memory only).
+    let keystore = gp.join("keystore.srmk");
+    let keystore_before = std::fs::read(&keystore).unwrap();
 
     let mut ids = offline_ids(&gp);
     ids.sort();
@@ -170,6 +173,11 @@ fn a_gp_reads_synced_reports_with_the_server_down_and_nothing_else() {
     assert_eq!(v["author"], "labo-offline", "{v}");
     assert!(v["replica"]["checkpoint_size"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(std::fs::read(&out).unwrap(), report_bytes);
+    assert_eq!(
+        std::fs::read(&keystore).unwrap(),
+        keystore_before,
+        "an offline read left the keystore as it was"
+    );
     // The online get has no server to talk to: the offline one did not need it.
     let (code, _) = run(&gp, &["get", &a, "-o", root.join("x").to_str().unwrap()]);
     assert_eq!(code, 5);
