@@ -198,6 +198,9 @@ pub(crate) enum Command {
     /// Check a backup against the log key, trusting none of its claims; exit 4 naming what is
     /// missing or altered.
     VerifyBackup(crate::cmd::backup::VerifyBackupArgs),
+    /// Rebuild a server from a backup, verified first (docs/BACKUP.md §7): into an empty data
+    /// directory or database; a backup older than a proven checkpoint needs --accept-loss.
+    Restore(crate::cmd::restore::RestoreArgs),
     /// Show who opened your documents, each line proven in the log (--fhir: FHIR R4 AuditEvents).
     Audit(crate::cmd::log::AuditArgs),
     /// Link a second device (a short one-time code), join as one, list your devices.

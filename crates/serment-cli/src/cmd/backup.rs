@@ -60,7 +60,7 @@ pub(crate) struct VerifyBackupArgs {
     pub(crate) checkpoint: Option<PathBuf>,
 }
 
-fn backup_error(target: &Target, e: BackupError) -> CliError {
+pub(crate) fn backup_error(target: &Target, e: BackupError) -> CliError {
     match e {
         BackupError::Url { .. } => CliError::Input(e.to_string()),
         BackupError::Target(_) if matches!(target, Target::Dir(_)) => {
@@ -147,7 +147,7 @@ fn serment_core_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn read_note(path: &PathBuf) -> CliResult<String> {
+pub(crate) fn read_note(path: &PathBuf) -> CliResult<String> {
     if path.as_os_str() == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)

@@ -14,6 +14,7 @@ mod id;
 pub(crate) mod log;
 mod offline;
 mod replica;
+pub(crate) mod restore;
 mod serve;
 mod team;
 mod tls;
@@ -165,6 +166,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
         Command::Backup(a) => backup::backup(&ctx, a),
         Command::VerifyBackup(a) => backup::verify_backup(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, a),
         Command::Web(c) => web::run(&ctx, c),
         Command::Audit(a) => log::audit(&ctx, a),
         Command::Device(c) => device::run(&ctx, c),

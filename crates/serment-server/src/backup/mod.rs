@@ -6,6 +6,7 @@
 //! backup against the log key alone, trusting nothing the backup claims.
 
 pub mod format;
+pub mod restore;
 mod take;
 pub mod target;
 pub mod verify;

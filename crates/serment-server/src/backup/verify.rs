@@ -107,7 +107,33 @@ struct Verified {
 /// [`BackupError::Target`] only when the target cannot be read at all; everything missing or
 /// altered is a [`Problem`] of the report.
 pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupError> {
+    Ok(verify_contents(target, trust).await?.0)
+}
+
+/// What [`verify_contents`] read and checked, for `restore` (the same bytes the report is
+/// about, never read again).
+#[derive(Debug, Default)]
+pub(crate) struct Contents {
+    /// The entries contiguous from 0, each in a segment whose SHA-256 a signed manifest names.
+    pub(crate) entries: Vec<Vec<u8>>,
+    /// The blobs by document version (object key, bytes).
+    pub(crate) blobs: HashMap<(DocId, u32), (String, Vec<u8>)>,
+    /// The team key wraps (object key, bytes).
+    pub(crate) team_keys: Vec<(String, Vec<u8>)>,
+    /// Every checkpoint note whose log signature verified and whose root the entries give, by
+    /// size (cosignature lines as backed up).
+    pub(crate) notes: BTreeMap<u64, String>,
+    /// The largest size a signed manifest names (the backup's own claim of where it ends).
+    pub(crate) max_size: u64,
+}
+
+/// [`verify`], keeping what it checked for `restore`.
+pub(crate) async fn verify_contents(
+    target: &Target,
+    trust: &Trust,
+) -> Result<(Report, Contents), BackupError> {
     let mut r = Report::default();
+    let mut notes = BTreeMap::new();
     let manifests = read_manifests(target, trust, &mut r).await?;
     r.manifests = manifests.len() as u64;
     if manifests.is_empty() {
@@ -221,6 +247,7 @@ pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupErro
         }
         match tree.root_at(size) {
             Ok(root) if root == note.checkpoint.root => {
+                notes.insert(size, text.clone());
                 if size >= r.size {
                     r.size = size;
                     if trust.quorum == 0 {
@@ -262,7 +289,16 @@ pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupErro
     check_pinned(trust, &tree, at, &mut r);
     r.anchored = trust.pinned.is_some() && r.problems.len() == before;
     check_contents(&entries, &blobs, &team_keys, &mut r);
-    Ok(r)
+    Ok((
+        r,
+        Contents {
+            entries,
+            blobs,
+            team_keys,
+            notes,
+            max_size,
+        },
+    ))
 }
 
 fn segments_next(segments: &BTreeMap<u64, (u64, Vec<Vec<u8>>)>, at: u64, max: u64) -> u64 {

@@ -35,7 +35,11 @@ pub(crate) fn load(data_dir: &Path) -> Result<NoteSigner, StoreError> {
     }
 }
 
-fn signer(seed: &[u8; 32]) -> Result<NoteSigner, StoreError> {
+/// The log signer of an Ed25519 seed, named by [`origin_for`].
+///
+/// # Errors
+/// [`StoreError::Backend`] if the signer cannot be made.
+pub(crate) fn signer(seed: &[u8; 32]) -> Result<NoteSigner, StoreError> {
     let pk = ed25519_dalek_public(seed);
     NoteSigner::new(&origin_for(&pk), KEY_TYPE_ED25519, seed)
         .map_err(|e| StoreError::Backend(e.to_string().into()))

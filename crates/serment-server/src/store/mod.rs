@@ -18,6 +18,7 @@ pub(crate) mod log_key;
 pub(crate) mod log_service;
 pub(crate) mod object;
 mod postgres;
+pub(crate) mod restore;
 mod sqlite;
 mod traits;
 
@@ -33,7 +34,7 @@ pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
 pub(crate) use traits::{
     DirectoryStore, DocumentStore, ErasureStore, GuardStore, LogStore, MetaStore, NonceUse,
-    PairingStore, PoolUse,
+    PairingStore, PoolUse, RestoreStore,
 };
 
 /// The name of the database file inside the data directory.
@@ -439,6 +440,20 @@ impl Store {
             }
         }
         Ok(deleted)
+    }
+
+    /// Stores a blob's bytes in the blob store (content-addressed: bytes already there are
+    /// kept), for `serment restore`; its row is written with the restored rows. Returns its id.
+    ///
+    /// # Errors
+    /// [`BlobError`] if the blob store fails.
+    pub(crate) async fn put_blob(&self, bytes: Vec<u8>) -> Result<BlobId, BlobError> {
+        let len = bytes.len() as u64;
+        let once = futures_util::stream::once(async move { Ok::<_, String>(Bytes::from(bytes)) });
+        let staged = self.blobs.stage(Box::pin(once), len, None).await?;
+        let id = staged.id().clone();
+        staged.commit().await?;
+        Ok(id)
     }
 
     /// Closes the database connections (after the server stopped).

@@ -453,10 +453,30 @@ pub(crate) trait PairingStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// `serment restore` (docs/BACKUP.md §7): writes the rows derived from a verified backup.
+#[async_trait::async_trait]
+pub(crate) trait RestoreStore: Send + Sync {
+    /// True if no log entry, device, document, blob or team is stored (a restore writes only
+    /// into an empty database).
+    async fn restore_target_empty(&self) -> Result<bool, StoreError>;
+
+    /// Sets the log's origin to [`super::restore::RESTORING_ORIGIN`], so that `serve` refuses
+    /// this database until [`Self::restore_rows`] commits.
+    async fn restore_mark(&self) -> Result<(), StoreError>;
+
+    /// Writes every row of `plan` and the log's origin in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the database is not marked by [`Self::restore_mark`];
+    /// [`StoreError::Backend`] (a row already present included: nothing is written then).
+    async fn restore_rows(&self, plan: &super::restore::RestorePlan) -> Result<(), StoreError>;
+}
+
 /// A whole metadata backend.
 #[async_trait::async_trait]
 pub(crate) trait MetaStore:
     DirectoryStore
+    + RestoreStore
     + DocumentStore
     + ErasureStore
     + LogStore

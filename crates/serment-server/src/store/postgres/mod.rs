@@ -43,6 +43,9 @@ mod log;
 #[path = "../sql/pairing.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod pairing;
+#[path = "../sql/restore.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod restore;
 #[path = "../sql/rows.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod rows;

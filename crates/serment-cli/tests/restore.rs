@@ -1,0 +1,325 @@
+//! `serment restore` through the real binary (issue 12 §2, docs/BACKUP.md §7): after the
+//! server's data directory is overwritten with random bytes, a restore from the backup brings up
+//! a server on which every acknowledged document reads and verifies, clients' pinned checkpoints
+//! raise no alarm and `verify-log` passes, while an erased document stays erased; a backup older
+//! than a checkpoint a client saw is refused without `--accept-loss`, and with it the lost range
+//! is named and the client that saw the tail reports LOG ROLLBACK; a backup that does not verify
+//! or a destination that is not empty leave nothing behind.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// A server on a fixed port, so that a restored one answers at the address clients registered.
+fn serve_on(data: &Path, port: u16, init: bool) -> ServerProc {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data);
+    if init {
+        cmd.arg("--init");
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "warn")
+        .env_remove("SERMENT_LOG_KEY")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("serment: listening on ") {
+            break u.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    ServerProc {
+        child,
+        url,
+        data_dir: data.to_path_buf(),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+fn put(home: &Path, root: &Path, marker: &str, len: usize) -> (String, Vec<u8>) {
+    let f = root.join(format!("{marker}.txt"));
+    let content: Vec<u8> = marker.bytes().cycle().take(len).collect();
+    std::fs::write(&f, &content).unwrap();
+    let v = ok(home, &["put", f.to_str().unwrap(), "--to", "patient-r1"]);
+    (v["doc_id"].as_str().unwrap().to_owned(), content)
+}
+
+fn get(home: &Path, root: &Path, doc: &str) -> (i32, serde_json::Value, Option<Vec<u8>>) {
+    let out = root.join(format!("out-{doc}-{}", free_port()));
+    let (code, v) = run(home, &["get", doc, "-o", out.to_str().unwrap()]);
+    (code, v, std::fs::read(&out).ok())
+}
+
+fn restore(
+    root: &Path,
+    from: &Path,
+    to: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value) {
+    let (f, t, k) = (
+        url(from),
+        to.display().to_string(),
+        key.display().to_string(),
+    );
+    let mut args = vec![
+        "restore",
+        "--from",
+        f.as_str(),
+        "--data-dir",
+        t.as_str(),
+        "--log-key-file",
+        k.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    run(root, &args)
+}
+
+fn backup_once(root: &Path, data: &Path, to: &Path) -> serde_json::Value {
+    ok(
+        root,
+        &[
+            "backup",
+            "--once",
+            "--to",
+            &url(to),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The newest checkpoint note of a backup (what the server served when it was taken).
+fn newest_note(dir: &Path) -> Vec<u8> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    std::fs::read(v.last().unwrap()).unwrap()
+}
+
+#[test]
+fn restore_after_ransomware_brings_back_every_document_and_refuses_a_silent_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let port = free_port();
+    let server = serve_on(&data, port, true);
+    let (lab, patient) = (root.join("lab"), root.join("patient"));
+    ok(&lab, &["id", "new", "--name", "labo-r1"]);
+    ok(&patient, &["id", "new", "--name", "patient-r1"]);
+    ok(&lab, &["register", "--server", &server.url]);
+    ok(&patient, &["register", "--server", &server.url]);
+    ok(&lab, &["contact", "add", "patient-r1"]);
+    ok(&patient, &["contact", "add", "labo-r1"]);
+    // Every size class: inline, uploaded, several chunks.
+    let docs = [
+        put(&lab, root, "INLINE-", 2_000),
+        put(&lab, root, "UPLOADED-", 300_000),
+        put(&lab, root, "LARGER-", 1_200_000),
+    ];
+    let (erased, _) = put(&lab, root, "ERASED-", 3_000);
+    ok(
+        &lab,
+        &["erase", &erased, "--reason", "sent-in-error", "--yes"],
+    );
+    // The patient reads one (an access entry) and pins the checkpoint.
+    let (code, v, got) = get(&patient, root, &docs[0].0);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(got.as_deref(), Some(&docs[0].1[..]));
+    let good = root.join("backup");
+    let b = backup_once(root, &data, &good);
+    let log_vkey = b["log_key"].as_str().unwrap().to_owned();
+    // The operator keeps log.key apart from the backup.
+    let key = root.join("log.key.offline");
+    std::fs::copy(data.join("log.key"), &key).unwrap();
+    server.stop();
+
+    // Ransomware: every file of the data directory overwritten with random bytes.
+    for f in files_under(&data) {
+        let len = std::fs::metadata(&f).unwrap().len().max(64) as usize;
+        let mut junk = vec![0u8; len];
+        getrandom::fill(&mut junk).unwrap();
+        std::fs::write(&f, junk).unwrap();
+    }
+
+    // Refused: a destination that is not empty; no log key.
+    let (code, v) = restore(root, &good, &data, &key, &[]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not empty"),
+        "{v}"
+    );
+    let restored = root.join("restored");
+    let (code, v) = run(
+        root,
+        &[
+            "restore",
+            "--from",
+            &url(&good),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{v}");
+    assert!(!restored.exists());
+
+    // A backup that does not verify (one blob byte flipped): exit 4, nothing left behind.
+    let bad = root.join("bad");
+    for f in files_under(&good) {
+        let dest = bad.join(f.strip_prefix(&good).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(&dest, std::fs::read(&f).unwrap()).unwrap();
+    }
+    let blob = files_under(&bad.join("blobs")).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let (code, v) = restore(root, &bad, &restored, &key, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["code"], "backup_invalid", "{v}");
+    assert!(!restored.exists());
+    assert!(
+        std::fs::read_dir(root).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("restoring")),
+        "a staging directory was left behind"
+    );
+
+    // The restore: verified, derived, erased document left out.
+    let (code, v) = restore(root, &good, &restored, &key, &[]);
+    assert_eq!(code, 0, "{v}");
+    let r = &v["restored"];
+    assert_eq!(r["versions"], 3, "{v}");
+    assert_eq!(r["erased"], 1, "{v}");
+    assert!(r["lost"].is_null(), "{v}");
+    let size1 = r["size"].as_u64().unwrap();
+    let mode = std::fs::metadata(restored.join("log.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    // `serve` on it: every document reads and verifies, the pinned checkpoint raises nothing,
+    // the log verifies, the erased document does not come back.
+    let server = serve_on(&restored, port, false);
+    for (doc, content) in &docs {
+        let (code, v, got) = get(&patient, root, doc);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(got.as_deref(), Some(&content[..]), "{doc}");
+    }
+    let (code, v, got) = get(&patient, root, &erased);
+    assert_ne!(code, 0, "{v}");
+    assert!(got.is_none());
+    let v = ok(&patient, &["verify-log", "--server", &server.url]);
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["report"]["kinds"]["erasure"], 1, "{v}");
+
+    // Round 2: the restored server takes more writes the patient sees, then is lost again
+    // before any backup of them: the backup is older than the checkpoint the patient pinned.
+    let (late, _) = put(&lab, root, "LATE-", 1_000);
+    let (code, v, _) = get(&patient, root, &late);
+    assert_eq!(code, 0, "{v}");
+    let newer = root.join("newer-backup");
+    backup_once(root, &restored, &newer);
+    let pinned = root.join("pinned.note");
+    std::fs::write(&pinned, newest_note(&newer)).unwrap();
+    let size2 = {
+        let text = std::fs::read_to_string(&pinned).unwrap();
+        text.lines().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    assert!(size2 > size1);
+    server.stop();
+
+    let again = root.join("restored-again");
+    let note = pinned.to_str().unwrap();
+    // verify-backup names the missing range.
+    let (code, v) = run(
+        root,
+        &[
+            "verify-backup",
+            "--from",
+            &url(&good),
+            "--log-key",
+            &log_vkey,
+            "--checkpoint",
+            note,
+        ],
+    );
+    assert_eq!(code, 4, "{v}");
+    assert!(
+        v.to_string().contains(&format!("entries {size1}..{size2}")),
+        "{v}"
+    );
+    // restore refuses without --accept-loss, naming it.
+    let (code, v) = restore(root, &good, &again, &key, &["--checkpoint", note]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["report"]["lost"]["from"], size1, "{v}");
+    assert_eq!(v["report"]["lost"]["to"], size2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{size1}..{size2}")),
+        "{v}"
+    );
+    assert!(!again.exists());
+    // With it: restored, the loss named; the patient who saw the tail reports LOG ROLLBACK.
+    let (code, v) = restore(
+        root,
+        &good,
+        &again,
+        &key,
+        &["--checkpoint", note, "--accept-loss"],
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["restored"]["lost"]["from"], size1, "{v}");
+    assert_eq!(v["restored"]["lost"]["to"], size2, "{v}");
+    let server = serve_on(&again, port, false);
+    let (code, v, _) = get(&patient, root, &docs[1].0);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["code"], "log_rollback", "{v}");
+    // The lab, which never pinned past the backup... also saw the tail (it wrote it).
+    server.stop();
+}

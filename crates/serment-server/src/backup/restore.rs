@@ -1,0 +1,757 @@
+//! `serment restore` (issue 12 §2, docs/BACKUP.md §7): rebuilds a server from a backup it first
+//! verifies ([`super::verify::verify_contents`], the same checks as `verify-backup`).
+//!
+//! Nothing is taken because the backup says so: every row is **derived** from the verified log
+//! entries (devices, handles, rotations, revocations, wraps, removals, accesses, team changes,
+//! erasures), the verified blobs' headers (a version's author device) and the team key wraps
+//! whose signatures verified; the tree is rebuilt and its root must equal the verified
+//! checkpoint's. An erasure tombstone the document's author signed removes the document: its
+//! blobs, still in the locked bucket, are not restored.
+//!
+//! Atomic: the data directory is built beside the destination and renamed into place at the end;
+//! the database is marked ([`crate::store::restore::RESTORING_ORIGIN`], which `serve` refuses)
+//! before its rows are written in one transaction that also removes the mark.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serment_core::document::Header;
+use serment_core::ids::KeyKind;
+use serment_core::log::entry::{AccessWhat, LogEntry, Payload};
+use serment_core::log::history::ChainEntry;
+use serment_core::log::note::{NoteSigner, SignedCheckpoint, VerifierKey};
+use serment_core::log::tree::{self, Hash, NodeId};
+use serment_core::team::{TeamKeyWrap, epoch_id, replay_team};
+use serment_core::{DocId, KeyId};
+
+use super::format::sha256;
+use super::verify::{Contents, Report, Trust, verify_contents};
+use super::{BackupError, Target};
+use crate::store::log_service::{PendingEntry, subject_key};
+use crate::store::restore::{
+    AccessPlan, CheckpointPlan, DevicePlan, RestorePlan, TeamPlan, TeamWrapPlan, VersionPlan,
+    WrapPlan,
+};
+use crate::store::{Store, log_key};
+
+/// Where to restore: a data directory (it receives `log.key` when the key comes from a file,
+/// and the blobs unless `blob_url`), and optionally a database and a blob store, as `serve`.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The data directory: must not exist or be empty.
+    pub data_dir: PathBuf,
+    /// `database_url`, when not the data directory's SQLite file: must be empty.
+    pub database_url: Option<String>,
+    /// `blob_url`, when not the data directory.
+    pub blob_url: Option<String>,
+}
+
+/// What the operator gives besides the destination.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Witness verifier keys and their quorum, and a pinned checkpoint, as for `verify-backup`
+    /// (the log key comes from the seed).
+    pub witnesses: Vec<VerifierKey>,
+    /// How many witnesses must cosign.
+    pub quorum: usize,
+    /// A checkpoint note a client pinned or a witness cosigned.
+    pub pinned: Option<String>,
+    /// Bring up a log older than a checkpoint the backup or `pinned` proves (the lost range is
+    /// named in the result).
+    pub accept_loss: bool,
+    /// Write the log key into the data directory as `log.key` (0600): true when the operator
+    /// gave it as a file, false when `serve` will read it from `SERMENT_LOG_KEY`.
+    pub write_key_file: bool,
+}
+
+/// A range of log entries `[from, to)` the restored log does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Lost {
+    /// The first entry missing (the restored size).
+    pub from: u64,
+    /// One past the last entry a checkpoint proves.
+    pub to: u64,
+}
+
+/// What a restore did (JSON: docs/JSON.md, `restore`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    /// The restored log's size.
+    pub size: u64,
+    /// Its RFC 9162 root, hex: the one the verified checkpoint of `size` signs.
+    pub root: String,
+    /// Current and revoked devices.
+    pub devices: u64,
+    /// Document versions (each with its blob).
+    pub versions: u64,
+    /// Device wraps.
+    pub wraps: u64,
+    /// Documents an erasure tombstone removed (their blobs were not restored).
+    pub erased: u64,
+    /// Care teams.
+    pub teams: u64,
+    /// Team key wraps.
+    pub team_keys: u64,
+    /// Bytes of blobs written.
+    pub blob_bytes: u64,
+    /// The range lost, when `--accept-loss` allowed it.
+    pub lost: Option<Lost>,
+    /// Whether a pinned checkpoint proved the backup is not older than what clients saw.
+    pub anchored: bool,
+}
+
+/// Why a restore did not happen. Nothing `serve` would start on is left in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The backup target could not be read, or its URL is bad.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    /// The backup does not verify (the report names every problem).
+    #[error("the backup does not verify: {} problem(s)", .0.problems.len())]
+    Invalid(Box<Report>),
+    /// The backup is older than a checkpoint it or the pinned note proves.
+    #[error(
+        "the backup lacks entries {}..{} that a checkpoint proves the log held: restoring would \
+         bring up an older log (clients would report LOG ROLLBACK); --accept-loss restores it \
+         anyway", .lost.from, .lost.to
+    )]
+    Loss {
+        /// The range.
+        lost: Lost,
+        /// The verification report.
+        report: Box<Report>,
+    },
+    /// The destination is not empty.
+    #[error("{0} is not empty: restore writes only into an empty data directory and database")]
+    NotEmpty(String),
+    /// The verified contents do not give a consistent server (e.g. the rebuilt root differs).
+    #[error("restore: {0}")]
+    Inconsistent(String),
+    /// The log key is not usable.
+    #[error("log key: {0}")]
+    Key(String),
+    /// Writing the destination failed (nothing is left that `serve` would start on).
+    #[error("restore: {0}")]
+    Store(String),
+    /// A local file operation failed.
+    #[error("restore: {0}")]
+    Io(String),
+}
+
+/// Restores the backup in `target` into `dest` with the log key `seed` (see the module docs).
+///
+/// # Errors
+/// See [`RestoreError`].
+pub async fn restore(
+    target: &Target,
+    seed: &[u8; 32],
+    dest: &Destination,
+    opts: &Options,
+) -> Result<Restored, RestoreError> {
+    let signer = log_key::signer(seed).map_err(|e| RestoreError::Key(e.to_string()))?;
+    if dir_has_entries(&dest.data_dir)? {
+        return Err(RestoreError::NotEmpty(dest.data_dir.display().to_string()));
+    }
+    let trust = Trust {
+        log_key: signer.verifier(),
+        witnesses: opts.witnesses.clone(),
+        quorum: opts.quorum,
+        pinned: opts.pinned.clone(),
+    };
+    let (report, contents) = verify_contents(target, &trust).await?;
+    let lost = judge(&report, &contents, &trust, opts.accept_loss)?;
+    let (plan, blobs) = derive(&contents, report.size, &signer, &trust)?;
+    let tmp = staging_dir(&dest.data_dir)?;
+    let result = write(&tmp, seed, &signer, dest, opts, &plan, &blobs, &contents).await;
+    match result {
+        Ok(blob_bytes) => {
+            std::fs::rename(&tmp, &dest.data_dir).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&tmp);
+                RestoreError::Io(format!(
+                    "moving the restored data directory to {}: {e}",
+                    dest.data_dir.display()
+                ))
+            })?;
+            if let Some(parent) = dest.data_dir.parent()
+                && let Ok(d) = std::fs::File::open(parent)
+            {
+                let _ = d.sync_all();
+            }
+            Ok(Restored {
+                size: plan.size,
+                root: hex::encode(plan.root),
+                devices: plan.devices.len() as u64,
+                versions: plan.versions.len() as u64,
+                wraps: plan.wraps.len() as u64,
+                erased: plan_erased(&contents, plan.size),
+                teams: plan.teams.len() as u64,
+                team_keys: plan.team_key_wraps.len() as u64,
+                blob_bytes,
+                lost,
+                anchored: report.anchored,
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Whether `dir` exists and holds anything.
+fn dir_has_entries(dir: &Path) -> Result<bool, RestoreError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut it) => Ok(it.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(RestoreError::Io(format!("{}: {e}", dir.display()))),
+    }
+}
+
+/// A fresh directory beside `data_dir` (same file system, so the final rename is atomic).
+fn staging_dir(data_dir: &Path) -> Result<PathBuf, RestoreError> {
+    let name = data_dir
+        .file_name()
+        .ok_or_else(|| RestoreError::Io(format!("{}: not a directory name", data_dir.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = data_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| RestoreError::Io(format!("{}: {e}", parent.display())))?;
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).map_err(|e| RestoreError::Io(e.to_string()))?;
+    let tmp = parent.join(format!(".{name}.restoring-{}", hex::encode(rnd)));
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(&tmp)
+        .map_err(|e| RestoreError::Io(format!("{}: {e}", tmp.display())))?;
+    Ok(tmp)
+}
+
+/// Refuses a backup that does not verify, or one older than a proven checkpoint unless
+/// `accept_loss`; returns the range accepted as lost.
+fn judge(
+    report: &Report,
+    contents: &Contents,
+    trust: &Trust,
+    accept_loss: bool,
+) -> Result<Option<Lost>, RestoreError> {
+    // A tail the backup's own manifests or the pinned note prove, but whose entries are not
+    // in the backup: loss, not alteration. Anything else refuses the restore.
+    let is_loss = |p: &super::verify::Problem| {
+        (p.kind == "lost" && p.what.starts_with("entries "))
+            || (p.kind == "missing" && p.what.starts_with("entries "))
+    };
+    if report.manifests == 0 || report.problems.iter().any(|p| !is_loss(p)) {
+        return Err(RestoreError::Invalid(Box::new(report.clone())));
+    }
+    let pinned = trust
+        .pinned
+        .as_deref()
+        .and_then(|t| SignedCheckpoint::parse(t).ok())
+        .map_or(0, |s| s.checkpoint.size);
+    let to = contents.max_size.max(pinned);
+    if to <= report.size {
+        return Ok(None);
+    }
+    let lost = Lost {
+        from: report.size,
+        to,
+    };
+    if accept_loss {
+        Ok(Some(lost))
+    } else {
+        Err(RestoreError::Loss {
+            lost,
+            report: Box::new(report.clone()),
+        })
+    }
+}
+
+fn plan_erased(contents: &Contents, size: u64) -> u64 {
+    let n = usize::try_from(size).unwrap_or(usize::MAX);
+    contents
+        .entries
+        .iter()
+        .take(n)
+        .filter_map(|e| LogEntry::decode(e).ok())
+        .filter(|e| matches!(e.payload, Payload::Erasure(_)))
+        .count() as u64
+}
+
+/// Opens the store in `tmp` (and the database and blob store), writes blobs then rows, and
+/// checks the store's own checkpoint. Returns the blob bytes written.
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    tmp: &Path,
+    seed: &[u8; 32],
+    signer: &NoteSigner,
+    dest: &Destination,
+    opts: &Options,
+    plan: &RestorePlan,
+    blobs: &[(DocId, u32)],
+    contents: &Contents,
+) -> Result<u64, RestoreError> {
+    if opts.write_key_file {
+        write_key(tmp, seed)?;
+    }
+    let store = Store::open_with(
+        tmp,
+        dest.blob_url.as_deref(),
+        dest.database_url.as_deref(),
+        true,
+    )
+    .await
+    .map_err(|e| RestoreError::Store(e.to_string()))?;
+    let r = fill(&store, signer, dest, plan, blobs, contents).await;
+    store.close().await;
+    r
+}
+
+async fn fill(
+    store: &Store,
+    signer: &NoteSigner,
+    dest: &Destination,
+    plan: &RestorePlan,
+    blobs: &[(DocId, u32)],
+    contents: &Contents,
+) -> Result<u64, RestoreError> {
+    let st = |e: crate::store::StoreError| RestoreError::Store(e.to_string());
+    if store.log_signer().name() != signer.name() {
+        return Err(RestoreError::Key(
+            "SERMENT_LOG_KEY holds another key than the one given".into(),
+        ));
+    }
+    if !store.meta().restore_target_empty().await.map_err(st)? {
+        return Err(RestoreError::NotEmpty(
+            dest.database_url
+                .clone()
+                .unwrap_or_else(|| "the database".into()),
+        ));
+    }
+    store.meta().restore_mark().await.map_err(st)?;
+    let mut bytes = 0u64;
+    for key in blobs {
+        let Some((_, b)) = contents.blobs.get(key) else {
+            return Err(RestoreError::Inconsistent(
+                "a verified blob vanished".into(),
+            ));
+        };
+        store
+            .put_blob(b.clone())
+            .await
+            .map_err(|e| RestoreError::Store(e.to_string()))?;
+        bytes += b.len() as u64;
+    }
+    store.meta().restore_rows(plan).await.map_err(st)?;
+    // The store's own view: its newest checkpoint is the verified one.
+    let note = store
+        .meta()
+        .log_note(None)
+        .await
+        .map_err(st)?
+        .ok_or_else(|| RestoreError::Inconsistent("no checkpoint after restore".into()))?;
+    let cp = SignedCheckpoint::parse(&note)
+        .map_err(|e| RestoreError::Inconsistent(e.to_string()))?
+        .checkpoint;
+    let size = store.meta().log_size().await.map_err(st)?;
+    if cp.size != plan.size || cp.root != plan.root || size != plan.size {
+        return Err(RestoreError::Inconsistent(format!(
+            "the restored store's checkpoint ({} entries) is not the verified one ({})",
+            cp.size, plan.size
+        )));
+    }
+    store.meta().durable().await.map_err(st)?;
+    Ok(bytes)
+}
+
+fn write_key(dir: &Path, seed: &[u8; 32]) -> Result<(), RestoreError> {
+    use std::io::Write as _;
+    let path = dir.join(log_key::LOG_KEY_FILE);
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let io = |e: std::io::Error| RestoreError::Io(format!("{}: {e}", path.display()));
+    let mut f = o.open(&path).map_err(io)?;
+    let text = zeroize::Zeroizing::new(hex::encode(seed));
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+struct Dev {
+    identity: KeyId,
+    handle: String,
+    record: Vec<u8>,
+    created_at: u64,
+    revoked: bool,
+}
+
+/// Derives every row from the verified contents, up to `size` entries; returns the plan and
+/// the document versions whose blobs to write.
+pub(crate) fn derive(
+    c: &Contents,
+    size: u64,
+    signer: &NoteSigner,
+    trust: &Trust,
+) -> Result<(RestorePlan, Vec<(DocId, u32)>), RestoreError> {
+    let bad = |s: String| RestoreError::Inconsistent(s);
+    let n = usize::try_from(size).map_err(|_| bad("size".into()))?;
+    let entries = c
+        .entries
+        .get(..n)
+        .ok_or_else(|| bad(format!("the backup holds fewer than {size} entries")))?;
+    let mut plan = RestorePlan {
+        size,
+        ..RestorePlan::default()
+    };
+    let mut nodes: HashMap<NodeId, Hash> = HashMap::new();
+    let mut devices: BTreeMap<KeyId, Dev> = BTreeMap::new();
+    let mut device_order: Vec<KeyId> = Vec::new();
+    let mut handles: BTreeMap<String, KeyId> = BTreeMap::new();
+    let mut versions: BTreeMap<(DocId, u32), VersionPlan> = BTreeMap::new();
+    let mut wraps: BTreeMap<(DocId, u32, KeyId), WrapPlan> = BTreeMap::new();
+    let mut team_wraps: BTreeMap<(DocId, u32, String), TeamWrapPlan> = BTreeMap::new();
+    let mut accesses: Vec<(DocId, AccessPlan)> = Vec::new();
+    let mut erased: HashSet<DocId> = HashSet::new();
+    let mut histories: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+    let mut team_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+    let mut epoch_team: HashMap<KeyId, String> = HashMap::new();
+    // The documents a tombstone of these entries erases: their versions get no row (their
+    // blobs, absent or not, are not restored).
+    let will_erase: HashSet<DocId> = entries
+        .iter()
+        .filter_map(|b| LogEntry::decode(b).ok())
+        .filter_map(|e| match e.payload {
+            Payload::Erasure(t) => Some(t.doc_id),
+            _ => None,
+        })
+        .collect();
+
+    for (i, bytes) in entries.iter().enumerate() {
+        let idx = i as u64;
+        let e = LogEntry::decode(bytes).map_err(|err| bad(format!("entry {i}: {err}")))?;
+        let subject = e.subject();
+        let leaf = tree::leaf_hash(bytes);
+        for (node, hash) in
+            tree::append(idx, leaf, &nodes).map_err(|err| bad(format!("tree: {err}")))?
+        {
+            nodes.insert(node, hash);
+            plan.nodes.push((node, hash));
+        }
+        let chain_entry = || ChainEntry {
+            index: idx,
+            bytes: bytes.clone(),
+            entry: e.clone(),
+        };
+        let at = e.logged_at;
+        let device_col: Option<KeyId> = match &e.payload {
+            Payload::Device(d) => {
+                histories
+                    .entry(d.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                let id = d.device_id();
+                let ident = d.identity_id();
+                match devices.get_mut(&id) {
+                    None => {
+                        devices.insert(
+                            id,
+                            Dev {
+                                identity: ident,
+                                handle: d.handle.clone(),
+                                record: e.payload_bytes.clone(),
+                                created_at: at,
+                                revoked: false,
+                            },
+                        );
+                        device_order.push(id);
+                        handles.entry(d.handle.clone()).or_insert(ident);
+                    }
+                    Some(dev) => {
+                        // Re-certified by a rotation (a new identity), or the hybrid upgrade.
+                        if dev.identity != ident {
+                            dev.identity = ident;
+                            dev.revoked = false;
+                        }
+                        dev.record = e.payload_bytes.clone();
+                    }
+                }
+                Some(id)
+            }
+            Payload::Rotation(r) => {
+                histories
+                    .entry(r.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                let old = KeyId::of(KeyKind::Identity, &r.old_identity_key);
+                let new = KeyId::of(KeyKind::Identity, &r.new_identity_key);
+                handles.insert(r.handle.clone(), new);
+                for d in devices.values_mut().filter(|d| d.identity == old) {
+                    d.revoked = true;
+                }
+                for v in versions.values_mut() {
+                    if v.author_identity == old.to_string() {
+                        v.author_identity = new.to_string();
+                    }
+                }
+                None
+            }
+            Payload::Revocation(r) => {
+                histories
+                    .entry(r.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                if let Some(d) = devices.get_mut(&r.device_id) {
+                    d.revoked = true;
+                }
+                Some(r.device_id)
+            }
+            Payload::Wrap(w) => {
+                let doc = w.doc_id.to_string();
+                if let Some(team) = epoch_team.get(&w.recipient) {
+                    team_wraps.retain(|(d, v, t), _| {
+                        !(*d == w.doc_id && *v == w.doc_version && t == team)
+                    });
+                    team_wraps.insert(
+                        (w.doc_id, w.doc_version, team.clone()),
+                        TeamWrapPlan {
+                            doc_id: doc,
+                            doc_version: w.doc_version,
+                            epoch_id: w.recipient.to_string(),
+                            team: team.clone(),
+                            sharer: w.sharer.to_string(),
+                            wrap: e.payload_bytes.clone(),
+                            log_idx: idx,
+                        },
+                    );
+                    None
+                } else if will_erase.contains(&w.doc_id) {
+                    Some(w.recipient)
+                } else {
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        versions.entry((w.doc_id, w.doc_version))
+                    {
+                        slot.insert(version_of(c, &devices, w.doc_id, w.doc_version, at)?);
+                    }
+                    wraps.insert(
+                        (w.doc_id, w.doc_version, w.recipient),
+                        WrapPlan {
+                            doc_id: doc,
+                            doc_version: w.doc_version,
+                            recipient: w.recipient.to_string(),
+                            sharer: w.sharer.to_string(),
+                            wrap: e.payload_bytes.clone(),
+                            log_idx: idx,
+                        },
+                    );
+                    Some(w.recipient)
+                }
+            }
+            Payload::Removal(r) => {
+                wraps.remove(&(r.doc_id, r.doc_version, r.recipient));
+                Some(r.recipient)
+            }
+            Payload::Access(a) => {
+                accesses.push((
+                    a.doc_id,
+                    AccessPlan {
+                        doc_id: a.doc_id.to_string(),
+                        doc_version: a.doc_version,
+                        device_id: a.device_id.to_string(),
+                        what: match a.what {
+                            AccessWhat::Wrap => "wrap",
+                            AccessWhat::Blob => "blob",
+                        },
+                        at,
+                        nonce: hex::encode(a.nonce),
+                    },
+                ));
+                Some(a.device_id)
+            }
+            Payload::Team(t) => {
+                let b = &t.body;
+                epoch_team.insert(epoch_id(&b.team, b.epoch, &b.epoch_key), b.team.clone());
+                team_chains
+                    .entry(b.team.clone())
+                    .or_default()
+                    .push(chain_entry());
+                Some(KeyId::of(KeyKind::Device, &t.signer_key))
+            }
+            Payload::Bundle(_) => None,
+            Payload::Erasure(t) => {
+                // verify_contents accepted this tombstone as the author's own (a forged one is
+                // a problem, and the restore was refused): nothing of the document comes back.
+                erased.insert(t.doc_id);
+                versions.retain(|(d, _), _| *d != t.doc_id);
+                wraps.retain(|(d, _, _), _| *d != t.doc_id);
+                team_wraps.retain(|(d, _, _), _| *d != t.doc_id);
+                accesses.retain(|(d, _)| *d != t.doc_id);
+                Some(t.requester_device)
+            }
+        };
+        plan.entries.push(PendingEntry {
+            idx,
+            kind: e.kind as u8,
+            subject: subject_key(&subject),
+            device_id: device_col.map(|d| d.to_string()),
+            entry: bytes.clone(),
+            leaf,
+            logged_at: at,
+        });
+    }
+    plan.root = tree::root(size, &nodes).map_err(|err| bad(format!("tree: {err}")))?;
+
+    // The checkpoints: re-signed by the log key (Ed25519 is deterministic: the very line the
+    // server wrote), with the cosignature lines the backup kept (only the given witnesses'
+    // when keys are given). The newest must be of `size` and sign the rebuilt root.
+    for (s, text) in c.notes.range(..=size) {
+        let sc = SignedCheckpoint::parse(text).map_err(|err| bad(err.to_string()))?;
+        let note = signer
+            .sign_checkpoint(&sc.checkpoint)
+            .and_then(|n| n.encode())
+            .map_err(|err| bad(err.to_string()))?;
+        let cosignatures = sc
+            .signatures
+            .iter()
+            .filter(|sig| sig.name != signer.name())
+            .filter(|sig| {
+                trust.witnesses.is_empty()
+                    || trust
+                        .witnesses
+                        .iter()
+                        .any(|w| sc.verify_cosignature(sig, w).is_ok())
+            })
+            .filter_map(|sig| sig.key_id().map(|k| (sig.name.clone(), k, sig.line())))
+            .collect();
+        plan.checkpoints.push(CheckpointPlan {
+            size: *s,
+            note,
+            cosignatures,
+        });
+    }
+    match c.notes.get(&size).map(|t| SignedCheckpoint::parse(t)) {
+        Some(Ok(sc)) if sc.checkpoint.root == plan.root => {}
+        _ => {
+            return Err(bad(format!(
+                "the rebuilt tree of {size} entries does not have the verified checkpoint's root"
+            )));
+        }
+    }
+
+    // Teams: each chain replayed as clients replay it (PROTOCOL.md §12.4).
+    for (name, chain) in &team_chains {
+        let state = replay_team(name, chain, &histories)
+            .map_err(|err| bad(format!("team {name}: {err}")))?;
+        let cur = state
+            .current()
+            .ok_or_else(|| bad(format!("team {name}: no epoch")))?;
+        plan.teams.push(TeamPlan {
+            name: name.clone(),
+            epoch: cur.epoch,
+            epoch_id: cur.id.to_string(),
+            head_idx: state.head.index,
+            members: state
+                .members
+                .iter()
+                .map(|m| (m.handle.clone(), m.admin))
+                .collect(),
+        });
+    }
+    for (key, bytes) in &c.team_keys {
+        let w = TeamKeyWrap::decode(bytes).map_err(|err| bad(format!("{key}: {err}")))?;
+        if team_chains.contains_key(&w.team) {
+            plan.team_key_wraps
+                .push((w.team, w.epoch, w.recipient.to_string(), bytes.clone()));
+        }
+    }
+
+    plan.devices = device_order
+        .iter()
+        .filter_map(|id| {
+            devices.get(id).map(|d| DevicePlan {
+                device_id: id.to_string(),
+                identity_id: d.identity.to_string(),
+                handle: d.handle.clone(),
+                record: d.record.clone(),
+                created_at: d.created_at,
+                revoked: d.revoked,
+            })
+        })
+        .collect();
+    plan.handles = handles
+        .into_iter()
+        .map(|(h, i)| (h, i.to_string()))
+        .collect();
+    let keys: Vec<(DocId, u32)> = versions.keys().copied().collect();
+    plan.versions = versions.into_values().collect();
+    plan.wraps = wraps.into_values().collect();
+    plan.team_wraps = team_wraps.into_values().collect();
+    plan.accesses = accesses.into_iter().map(|(_, a)| a).collect();
+    Ok((plan, keys))
+}
+
+/// A version's row from its verified blob: the author device its header names, that device's
+/// identity at this point of the log.
+fn version_of(
+    c: &Contents,
+    devices: &BTreeMap<KeyId, Dev>,
+    doc: DocId,
+    version: u32,
+    at: u64,
+) -> Result<VersionPlan, RestoreError> {
+    let what = format!("document {doc} version {version}");
+    let (_, bytes) = c
+        .blobs
+        .get(&(doc, version))
+        .ok_or_else(|| RestoreError::Inconsistent(format!("{what}: no blob in the backup")))?;
+    let header = Header::decode(bytes.get(..Header::LEN).unwrap_or_default())
+        .map_err(|e| RestoreError::Inconsistent(format!("{what}: {e}")))?;
+    let author = devices.get(&header.author_device).ok_or_else(|| {
+        RestoreError::Inconsistent(format!("{what}: its author device is not in the log"))
+    })?;
+    Ok(VersionPlan {
+        doc_id: doc.to_string(),
+        doc_version: version,
+        author_device: header.author_device.to_string(),
+        author_identity: author.identity.to_string(),
+        blob_id: hex::encode(sha256(bytes)),
+        size: bytes.len() as u64,
+        created_at: at,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Atomic restore into a database: once marked, and until the one transaction of rows
+    /// commits, the store refuses to open (so `serve` never starts on a half-restored database),
+    /// naming the mark.
+    #[tokio::test]
+    async fn a_database_marked_as_being_restored_is_refused_by_serve() {
+        let dir = crate::store::blobs::tests::tmpdir("restore-mark");
+        let store = Store::open_with(&dir, None, None, true).await.unwrap();
+        assert!(store.meta().restore_target_empty().await.unwrap());
+        store.meta().restore_mark().await.unwrap();
+        store.close().await;
+        let err = Store::open(&dir, None, None).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(crate::store::restore::RESTORING_ORIGIN),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,119 @@
+//! The rows of a restored server (`serment restore`, docs/BACKUP.md §7): derived by
+//! [`crate::backup::restore`] from a verified backup, written by a backend's
+//! [`super::RestoreStore::restore_rows`] in one transaction.
+//!
+//! Ids are lowercase hex as stored (see [`super`]); times are seconds since the Unix epoch.
+
+use serment_core::log::tree::{Hash, NodeId};
+
+use super::log_service::PendingEntry;
+
+/// The `log_head.origin` of a database a restore is writing: no log key is named so, so
+/// `serve` (its startup check of the origin) refuses to start on it until the restore's one
+/// transaction replaces it with the log's origin.
+pub(crate) const RESTORING_ORIGIN: &str = "serment-restore-in-progress";
+
+/// One device row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DevicePlan {
+    pub(crate) device_id: String,
+    pub(crate) identity_id: String,
+    pub(crate) handle: String,
+    pub(crate) record: Vec<u8>,
+    pub(crate) created_at: u64,
+    pub(crate) revoked: bool,
+}
+
+/// One document version row (its blob is in the blob store, never inline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VersionPlan {
+    pub(crate) doc_id: String,
+    pub(crate) doc_version: u32,
+    pub(crate) author_device: String,
+    pub(crate) author_identity: String,
+    pub(crate) blob_id: String,
+    pub(crate) size: u64,
+    pub(crate) created_at: u64,
+}
+
+/// One device wrap row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WrapPlan {
+    pub(crate) doc_id: String,
+    pub(crate) doc_version: u32,
+    pub(crate) recipient: String,
+    pub(crate) sharer: String,
+    pub(crate) wrap: Vec<u8>,
+    pub(crate) log_idx: u64,
+}
+
+/// One team wrap row (PROTOCOL.md §12.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TeamWrapPlan {
+    pub(crate) doc_id: String,
+    pub(crate) doc_version: u32,
+    pub(crate) epoch_id: String,
+    pub(crate) team: String,
+    pub(crate) sharer: String,
+    pub(crate) wrap: Vec<u8>,
+    pub(crate) log_idx: u64,
+}
+
+/// One access row and its receipt nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccessPlan {
+    pub(crate) doc_id: String,
+    pub(crate) doc_version: u32,
+    pub(crate) device_id: String,
+    /// `wrap` or `blob`.
+    pub(crate) what: &'static str,
+    pub(crate) at: u64,
+    /// Hex, for `access_nonces`.
+    pub(crate) nonce: String,
+}
+
+/// One team: its current epoch, head and members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TeamPlan {
+    pub(crate) name: String,
+    pub(crate) epoch: u32,
+    pub(crate) epoch_id: String,
+    pub(crate) head_idx: u64,
+    /// (handle, admin).
+    pub(crate) members: Vec<(String, bool)>,
+}
+
+/// One checkpoint: the note as the log signs it, and the witnesses' cosignature lines
+/// (witness name, key id, line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckpointPlan {
+    pub(crate) size: u64,
+    pub(crate) note: String,
+    pub(crate) cosignatures: Vec<(String, u32, String)>,
+}
+
+/// Every row a restored server needs; nothing else (sessions, challenges, nonces of signed
+/// requests, pairing slots and pending uploads start empty).
+#[derive(Debug, Default)]
+pub(crate) struct RestorePlan {
+    /// The log's entries `0..size`.
+    pub(crate) entries: Vec<PendingEntry>,
+    /// Every complete-subtree hash of the tree of `size` entries.
+    pub(crate) nodes: Vec<(NodeId, Hash)>,
+    /// The tree size.
+    pub(crate) size: u64,
+    /// Its root, which the newest checkpoint signs.
+    pub(crate) root: Hash,
+    /// The checkpoints, oldest first; the last is of `size`.
+    pub(crate) checkpoints: Vec<CheckpointPlan>,
+    pub(crate) devices: Vec<DevicePlan>,
+    /// (handle, identity id).
+    pub(crate) handles: Vec<(String, String)>,
+    pub(crate) versions: Vec<VersionPlan>,
+    pub(crate) wraps: Vec<WrapPlan>,
+    pub(crate) accesses: Vec<AccessPlan>,
+    pub(crate) teams: Vec<TeamPlan>,
+    /// (team, epoch, recipient device, wrap).
+    pub(crate) team_key_wraps: Vec<(String, u32, String, Vec<u8>)>,
+    pub(crate) team_wraps: Vec<TeamWrapPlan>,
+}
