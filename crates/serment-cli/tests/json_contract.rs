@@ -329,6 +329,21 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         ),
     );
     c(
+        "restore",
+        &ok(
+            &lab,
+            &[
+                "restore",
+                "--from",
+                &bk,
+                "--data-dir",
+                root.join("restored").to_str().unwrap(),
+                "--log-key-file",
+                root.join("data").join("log.key").to_str().unwrap(),
+            ],
+        ),
+    );
+    c(
         "web verify",
         &ok(&patient, &["web", "verify", "--server", &server.url]),
     );
