@@ -48,6 +48,30 @@ pub struct GetResult {
 /// documents open with the streaming [`Session::get`].
 pub const MAX_UNLOCKED_LEN: u64 = 512 << 20;
 
+/// Reads a sealed document whole into memory for [`Session::get_unlocked`]: a size above
+/// [`MAX_UNLOCKED_LEN`] is refused before anything is read, and no more than one byte past the
+/// announced size is ever read (a longer body is refused, a shorter one is caught by the
+/// document's checks). The buffer starts at no more than 16 MiB, whatever the server announced.
+///
+/// # Errors
+/// `TooLarge` for an announced size above the cap, `ExtendedStream` for a longer body, I/O
+/// errors of `blob`.
+fn read_announced(blob: &mut dyn Read, size: u64) -> serment_core::Result<Vec<u8>> {
+    if size > MAX_UNLOCKED_LEN {
+        return Err(serment_core::Error::TooLarge {
+            what: "a document opened in memory (open it with the CLI)",
+            limit: MAX_UNLOCKED_LEN,
+        });
+    }
+    let announced = usize::try_from(size).map_err(|_| serment_core::Error::TruncatedStream)?;
+    let mut sealed = Vec::with_capacity(announced.min(16 << 20));
+    blob.take(size + 1).read_to_end(&mut sealed)?;
+    if sealed.len() > announced {
+        return Err(serment_core::Error::ExtendedStream);
+    }
+    Ok(sealed)
+}
+
 /// A document version [`Session::get_unlocked`] fetched and checked, awaiting its plaintext.
 /// Its `Debug` shows the sealed document's length, not its bytes (and never the DEK).
 pub struct UnlockedGet {
@@ -446,22 +470,7 @@ impl Session {
     pub fn get_unlocked(&mut self, doc_id: &DocId, version: Option<u32>) -> Result<UnlockedGet> {
         let ((unlocked, sealed), author, _, kem) = self
             .fetch_and_open(doc_id, version, |input, unwrap, blob, size| {
-                // The whole sealed document is held in memory: a size above the cap is refused
-                // before anything is read, and no more than the announced size is read (a
-                // server that sends more, or less, is caught here or by the checks).
-                if size > MAX_UNLOCKED_LEN {
-                    return Err(serment_core::Error::TooLarge {
-                        what: "a document opened in memory (open it with the CLI)",
-                        limit: MAX_UNLOCKED_LEN,
-                    });
-                }
-                let announced =
-                    usize::try_from(size).map_err(|_| serment_core::Error::TruncatedStream)?;
-                let mut sealed = Vec::with_capacity(announced);
-                blob.take(size + 1).read_to_end(&mut sealed)?;
-                if sealed.len() > announced {
-                    return Err(serment_core::Error::ExtendedStream);
-                }
+                let sealed = read_announced(blob, size)?;
                 let unlocked = document::verify_sealed(input, unwrap, &sealed)?;
                 Ok((unlocked, sealed))
             })
@@ -647,5 +656,54 @@ fn seal_err(e: serment_core::Error) -> ClientError {
     match e {
         serment_core::Error::Io(m) => ClientError::Input(m),
         other => ClientError::Integrity(other),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Read;
+
+    use super::{MAX_UNLOCKED_LEN, read_announced};
+
+    /// A reader that counts the bytes taken from it.
+    struct Counting<R> {
+        inner: R,
+        taken: u64,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.taken += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// A hostile server's long body (64 MiB here, endless in the attack) is read one byte past
+    /// the announced size and no further, then refused (review findings R9 and S12).
+    #[test]
+    fn a_long_blob_is_read_one_byte_past_the_announced_size_and_refused() {
+        let mut body = Counting {
+            inner: std::io::repeat(7).take(64 << 20),
+            taken: 0,
+        };
+        let e = read_announced(&mut body, 1000).unwrap_err();
+        assert!(matches!(e, serment_core::Error::ExtendedStream), "{e:?}");
+        assert_eq!(body.taken, 1001);
+
+        let mut exact = Counting {
+            inner: std::io::repeat(7).take(1000),
+            taken: 0,
+        };
+        assert_eq!(read_announced(&mut exact, 1000).unwrap(), vec![7; 1000]);
+
+        let mut untouched = Counting {
+            inner: std::io::repeat(7),
+            taken: 0,
+        };
+        let e = read_announced(&mut untouched, MAX_UNLOCKED_LEN + 1).unwrap_err();
+        assert!(matches!(e, serment_core::Error::TooLarge { .. }), "{e:?}");
+        assert_eq!(untouched.taken, 0);
     }
 }

@@ -446,10 +446,12 @@ impl Client {
     ///
     /// # Errors
     /// When no such version is pending.
-    pub fn pending_key(&self, doc_id: &str, version: u32) -> Result<Vec<u8>, JsError> {
+    pub fn pending_key(&self, doc_id: &str, version: u32) -> Result<js_sys::Uint8Array, JsError> {
+        // Copied straight from the zeroizing DEK into a JavaScript array (which the worker
+        // overwrites once imported): no other copy is left in this module's memory.
         self.pending
             .get(&(doc_id.to_owned(), version))
-            .map(|p| p.got.unlocked.dek().to_vec())
+            .map(|p| js_sys::Uint8Array::from(&p.got.unlocked.dek()[..]))
             .ok_or_else(|| JsError::new("no document is being opened"))
     }
 

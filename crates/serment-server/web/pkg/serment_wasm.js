@@ -276,12 +276,10 @@ export class Client {
         const ptr0 = passStringToWasm0(doc_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.client_pending_key(this.__wbg_ptr, ptr0, len0, val2);
-        if (ret[3]) {
-            throw takeFromExternrefTable0(ret[2]);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
         }
-        var v3 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
-        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
-        return v3;
+        return takeFromExternrefTable0(ret[0]);
     }
     /**
      * Copies decrypted chunk `index` (tag removed) of a pending version into its plaintext,
