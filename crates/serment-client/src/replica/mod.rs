@@ -209,6 +209,7 @@ impl Session {
                 }
             }
         }
+        let mut checked: BTreeSet<String> = BTreeSet::new();
         for d in &listed {
             let k = key_of(&d.doc_id, d.doc_version);
             if next.erased.contains(&d.doc_id) {
@@ -226,6 +227,33 @@ impl Session {
                 continue;
             }
             let doc = DocId::from_hex(&d.doc_id).map_err(|_| tampered("a listed document's id"))?;
+            // The document's proven chain, once per document with something new, as the online
+            // `get` of its newest version checks it: a tombstone in it (an erased document the
+            // server still lists) is `Erased`, a newer version the log proves but the listing
+            // hides is a log error.
+            if checked.insert(d.doc_id.clone()) {
+                let listed_newest = listed
+                    .iter()
+                    .filter(|x| x.doc_id == d.doc_id)
+                    .map(|x| x.doc_version)
+                    .max();
+                let me = self.ks.device.id();
+                match crate::log::newest_logged_version_synced(&self.api, &mut self.ks, &doc, &me) {
+                    Ok((_, logged)) if logged > listed_newest => {
+                        return Err(ClientError::Log(serment_core::Error::History {
+                            reason: "the server's listing hides a newer version of the document \
+                                     that the log proves",
+                        }));
+                    }
+                    Ok(_) => {}
+                    Err(ClientError::Erased { doc_id, .. }) => {
+                        next.erased.insert(doc_id.clone());
+                        report.erased.push(doc_id);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             match self.record_version(&key, dir, &doc, d.doc_version, d.size) {
                 Ok(v) => {
                     next.versions.insert(k.clone(), v);

@@ -28,6 +28,7 @@ mod key_substitution;
 mod metadata_leakage;
 mod metadata_tampering;
 mod nonce_key_reuse;
+mod offline_replica;
 mod parser_confusion;
 mod pq_downgrade;
 mod pq_rewrap;

@@ -1,0 +1,51 @@
+//! The offline replica against a server that brings an erased document back (issue 12 §4-§5,
+//! PROTOCOL.md §14): the operator keeps a copy of a document's rows, the author erases it, the
+//! operator puts the rows back, so the server lists and serves the erased document again, with
+//! valid proofs of its wraps. A `sync` that never held it checks the document's proven chain
+//! before it stores anything: the tombstone is there, the document is named as erased and not
+//! stored; the other document is.
+
+use serment_core::log::erasure::ErasureReason;
+
+use crate::common::*;
+
+#[test]
+fn a_document_restored_after_its_erasure_is_not_stored_in_the_replica() {
+    let mut w = World::new();
+    let kept = w.put(b"{\"resourceType\":\"Observation\",\"n\":1}", "kept", &[GP]);
+    let r = w.put(
+        b"{\"resourceType\":\"Observation\",\"n\":2}",
+        "erased",
+        &[GP],
+    );
+    let d = r.doc_id.to_string();
+    w.h.sql_exec(&format!(
+        "CREATE TABLE keep_blobs AS SELECT * FROM blobs WHERE blob_id = '{}'; \
+         CREATE TABLE keep_docs AS SELECT * FROM documents WHERE doc_id = '{d}'; \
+         CREATE TABLE keep_wraps AS SELECT * FROM wraps WHERE doc_id = '{d}'",
+        r.blob_id
+    ));
+    w.lab.erase(&r.doc_id, ErasureReason::SentInError).unwrap();
+    w.h.sql_exec(
+        "INSERT INTO blobs SELECT * FROM keep_blobs; \
+         INSERT INTO documents SELECT * FROM keep_docs; \
+         INSERT INTO wraps SELECT * FROM keep_wraps",
+    );
+    assert!(
+        w.gp.list().unwrap().iter().any(|v| v.doc_id == d),
+        "the server lists the erased document again"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rep = w.gp.sync_replica(dir.path()).unwrap();
+    assert_eq!(rep.erased, vec![d.clone()], "{rep:?}");
+    assert!(
+        rep.manifest.versions.values().all(|v| v.doc_id != d),
+        "{rep:?}"
+    );
+    assert!(rep.manifest.erased.contains(&d));
+    assert_eq!(rep.added, vec![format!("{}/1", kept.doc_id)], "{rep:?}");
+    // Never stored later either, while the server keeps serving it.
+    let rep = w.gp.sync_replica(dir.path()).unwrap();
+    assert!(rep.added.is_empty() && rep.kept == 1, "{rep:?}");
+    assert!(rep.manifest.erased.contains(&d));
+}
