@@ -191,18 +191,22 @@ impl Session {
             erased: old.erased.clone(),
             ..Manifest::default()
         };
-        // Held but no longer listed: erased (proven), or kept (removed as a recipient, or hidden
-        // by the server: the device held it already, and keeps what it verified).
-        let held: BTreeSet<&String> = old.versions.values().map(|v| &v.doc_id).collect();
-        for id in held {
-            if listed_ids.contains(id) {
+        // Held documents that are no longer listed, or that a tombstone appended since the last
+        // sync names (a server may keep listing an erased document): erased if the log proves
+        // it; otherwise kept (removed as a recipient, or hidden by the server: the device held
+        // it already, and keeps what it verified).
+        let held: BTreeSet<String> = old.versions.values().map(|v| v.doc_id.clone()).collect();
+        let hinted = self.tombstone_hints(old.checkpoint_size(), &held)?;
+        for id in &held {
+            let listed = listed_ids.contains(id);
+            if listed && !hinted.contains(id) {
                 continue;
             }
             let doc = DocId::from_hex(id).map_err(|_| tampered("a replica entry's doc id"))?;
             if crate::log::proven_erasure(&self.api, &mut self.ks, &doc)?.is_some() {
                 next.erased.insert(id.clone());
                 report.erased.push(id.clone());
-            } else {
+            } else if !listed {
                 for v in old.versions.values().filter(|v| &v.doc_id == id) {
                     next.versions
                         .insert(key_of(&v.doc_id, v.doc_version), v.clone());
@@ -284,6 +288,35 @@ impl Session {
         report.erased.dedup();
         report.manifest = next;
         Ok(report)
+    }
+
+    /// The held documents (`held`, hex ids) that a tombstone (kind 9) names among the log
+    /// entries from `from` (the previous sync's checkpoint size) to the pinned checkpoint:
+    /// hints only, each confirmed by its proven chain by the caller.
+    fn tombstone_hints(&self, from: u64, held: &BTreeSet<String>) -> Result<BTreeSet<String>> {
+        use serment_core::log::entry::{LogEntry, Payload};
+        let mut out = BTreeSet::new();
+        if held.is_empty() {
+            return Ok(out);
+        }
+        let to = crate::log::pinned(&self.api, &self.ks)?.map_or(0, |c| c.size);
+        let mut start = from;
+        while start < to {
+            let page = self.api.log_entries(start, to.min(start + 1000))?;
+            if page.is_empty() {
+                break;
+            }
+            for b in &page {
+                if let Ok(e) = LogEntry::decode(b)
+                    && let Payload::Erasure(x) = &e.payload
+                    && held.contains(&x.doc_id.to_string())
+                {
+                    out.insert(x.doc_id.to_string());
+                }
+            }
+            start += page.len() as u64;
+        }
+        Ok(out)
     }
 
     /// Opens one version online with every check of [`Session::get`] (plaintext discarded),

@@ -1,23 +1,20 @@
 //! The offline replica against a server that brings an erased document back (issue 12 §4-§5,
 //! PROTOCOL.md §14): the operator keeps a copy of a document's rows, the author erases it, the
 //! operator puts the rows back, so the server lists and serves the erased document again, with
-//! valid proofs of its wraps. A `sync` that never held it checks the document's proven chain
-//! before it stores anything: the tombstone is there, the document is named as erased and not
-//! stored; the other document is.
+//! valid proofs of its wraps. A `sync` checks the document's proven chain before it stores a new
+//! document, and confirms each tombstone appended since the last sync for a document it holds:
+//! the erased document is named as erased, never stored, and deleted if held.
 
+use serment_client::vault::PutResult;
 use serment_core::log::erasure::ErasureReason;
 
 use crate::common::*;
 
-#[test]
-fn a_document_restored_after_its_erasure_is_not_stored_in_the_replica() {
-    let mut w = World::new();
-    let kept = w.put(b"{\"resourceType\":\"Observation\",\"n\":1}", "kept", &[GP]);
-    let r = w.put(
-        b"{\"resourceType\":\"Observation\",\"n\":2}",
-        "erased",
-        &[GP],
-    );
+const KEPT: &[u8] = b"{\"resourceType\":\"Observation\",\"n\":1}";
+const ERASED: &[u8] = b"{\"resourceType\":\"Observation\",\"n\":2}";
+
+/// The lab erases `r`; the operator had kept its rows and puts them back.
+fn erase_and_restore(w: &mut World, r: &PutResult) {
     let d = r.doc_id.to_string();
     w.h.sql_exec(&format!(
         "CREATE TABLE keep_blobs AS SELECT * FROM blobs WHERE blob_id = '{}'; \
@@ -35,6 +32,15 @@ fn a_document_restored_after_its_erasure_is_not_stored_in_the_replica() {
         w.gp.list().unwrap().iter().any(|v| v.doc_id == d),
         "the server lists the erased document again"
     );
+}
+
+#[test]
+fn a_document_restored_after_its_erasure_is_not_stored_in_the_replica() {
+    let mut w = World::new();
+    let kept = w.put(KEPT, "kept", &[GP]);
+    let r = w.put(ERASED, "erased", &[GP]);
+    let d = r.doc_id.to_string();
+    erase_and_restore(&mut w, &r);
     let dir = tempfile::tempdir().unwrap();
     let rep = w.gp.sync_replica(dir.path()).unwrap();
     assert_eq!(rep.erased, vec![d.clone()], "{rep:?}");
@@ -48,4 +54,30 @@ fn a_document_restored_after_its_erasure_is_not_stored_in_the_replica() {
     let rep = w.gp.sync_replica(dir.path()).unwrap();
     assert!(rep.added.is_empty() && rep.kept == 1, "{rep:?}");
     assert!(rep.manifest.erased.contains(&d));
+}
+
+/// The same restore, of a document the replica already holds: the tombstone appended since the
+/// last sync names it, its proven chain confirms it, and the next sync deletes it.
+#[test]
+fn a_held_document_restored_after_its_erasure_is_removed_from_the_replica() {
+    let mut w = World::new();
+    let kept = w.put(KEPT, "kept", &[GP]);
+    let r = w.put(ERASED, "erased", &[GP]);
+    let d = r.doc_id.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let rep = w.gp.sync_replica(dir.path()).unwrap();
+    assert_eq!(rep.added.len(), 2, "{rep:?}");
+    erase_and_restore(&mut w, &r);
+    let rep = w.gp.sync_replica(dir.path()).unwrap();
+    assert_eq!(rep.erased, vec![d.clone()], "{rep:?}");
+    assert!(
+        rep.manifest.versions.values().all(|v| v.doc_id != d),
+        "{rep:?}"
+    );
+    assert!(
+        rep.manifest
+            .versions
+            .contains_key(&format!("{}/1", kept.doc_id))
+    );
+    assert!(!dir.path().join(format!("{d}-v1.srpl")).exists());
 }
