@@ -28,6 +28,7 @@ pub mod ids;
 pub mod keystore;
 pub mod log;
 pub mod pairing;
+pub mod provisional;
 pub mod rng;
 pub mod sign;
 pub mod stream;

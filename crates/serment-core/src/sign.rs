@@ -40,6 +40,12 @@ pub enum Context {
     LogBundle,
     /// An erasure tombstone, signed by the requester device (PROTOCOL.md §11.3, kind 9).
     LogErasure,
+    /// A provisional recipient's record, signed by the lab device that made it (PROTOCOL.md
+    /// §11.3, kind 10; §14).
+    LogProvisional,
+    /// A claim of a provisional recipient, signed by the provisional key and the claimant's
+    /// device (PROTOCOL.md §11.3, kind 11; §14).
+    LogClaim,
 }
 
 impl Context {
@@ -60,6 +66,8 @@ impl Context {
             Context::PairingConfirm => "pairing-confirm",
             Context::LogBundle => "log-bundle",
             Context::LogErasure => "log-erasure",
+            Context::LogProvisional => "log-provisional",
+            Context::LogClaim => "log-claim",
         }
     }
 }

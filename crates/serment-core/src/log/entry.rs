@@ -7,7 +7,8 @@
 //!   format_version u16 = 1
 //!   suite_id     u16 = 1
 //!   kind         u8          // 1 device, 2 rotation, 3 revocation, 4 wrap, 5 removal, 6 access,
-//!                            // 7 team change, 8 web bundle, 9 erasure
+//!                            // 7 team change, 8 web bundle, 9 erasure, 10 provisional
+//!                            // recipient, 11 claim
 //!   logged_at    u64         // server time of the append, seconds since the Unix epoch
 //!   prev_index   u64         // index of the previous entry with the same subject, or 2^64 - 1
 //!   prev_hash    [32]        // its leaf hash, or 32 zero bytes
@@ -65,6 +66,11 @@ pub enum EntryKind {
     Bundle = 8,
     /// An erasure tombstone, signed by the requester device (PROTOCOL.md §11.3.2).
     Erasure = 9,
+    /// A provisional recipient's record, signed by the lab device (PROTOCOL.md §14).
+    Provisional = 10,
+    /// A claim of a provisional recipient, signed by its key and the claimant's device
+    /// (PROTOCOL.md §14).
+    Claim = 11,
 }
 
 impl EntryKind {
@@ -83,6 +89,8 @@ impl EntryKind {
             7 => EntryKind::Team,
             8 => EntryKind::Bundle,
             9 => EntryKind::Erasure,
+            10 => EntryKind::Provisional,
+            11 => EntryKind::Claim,
             _ => {
                 return Err(Error::InvalidField {
                     field: "log entry kind",
@@ -92,7 +100,7 @@ impl EntryKind {
         })
     }
     /// A lowercase name: `device`, `rotation`, `revocation`, `wrap`, `removal`, `access`,
-    /// `team`, `bundle`, `erasure`.
+    /// `team`, `bundle`, `erasure`, `provisional`, `claim`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::Device => "device",
@@ -104,6 +112,8 @@ impl EntryKind {
             EntryKind::Team => "team",
             EntryKind::Bundle => "bundle",
             EntryKind::Erasure => "erasure",
+            EntryKind::Provisional => "provisional",
+            EntryKind::Claim => "claim",
         }
     }
 }
@@ -119,6 +129,8 @@ pub enum Subject {
     Team(String),
     /// The patient's page: every web bundle entry, one chain (PROTOCOL.md §11.3).
     WebBundle,
+    /// A provisional recipient, by its id: its record and its claim (PROTOCOL.md §14).
+    Provisional(KeyId),
 }
 
 /// A link to the previous entry of the same subject.
@@ -270,6 +282,12 @@ pub enum Payload {
     /// An erasure tombstone (syntax only: [`super::erasure::Erasure::verify`] with the
     /// requester's key; the right to erase is checked against the document's chain).
     Erasure(super::erasure::Erasure),
+    /// A provisional recipient's record (its signature by the lab device checked; whether
+    /// that device is the lab identity's is the reader's check).
+    Provisional(crate::provisional::ProvisionalRecord),
+    /// A claim (both signatures checked; whether the provisional key is the record's and the
+    /// device the handle's is the reader's check).
+    Claim(crate::provisional::Claim),
 }
 
 /// A decoded log entry.
@@ -379,6 +397,12 @@ impl LogEntry {
             EntryKind::Erasure => {
                 Payload::Erasure(super::erasure::Erasure::decode(&payload_bytes)?)
             }
+            EntryKind::Provisional => Payload::Provisional(
+                crate::provisional::ProvisionalRecord::decode_verified(&payload_bytes)?,
+            ),
+            EntryKind::Claim => {
+                Payload::Claim(crate::provisional::Claim::decode_verified(&payload_bytes)?)
+            }
         };
         Ok(LogEntry {
             kind,
@@ -401,6 +425,8 @@ impl LogEntry {
             Payload::Team(t) => Subject::Team(t.body.team.clone()),
             Payload::Bundle(_) => Subject::WebBundle,
             Payload::Erasure(e) => Subject::Document(e.doc_id),
+            Payload::Provisional(p) => Subject::Provisional(p.id()),
+            Payload::Claim(c) => Subject::Provisional(c.provisional_id()),
         }
     }
 }
