@@ -15,6 +15,7 @@ pub mod directory;
 pub mod documents;
 pub mod log;
 pub mod pairing;
+pub mod provisional;
 pub mod teams;
 
 pub use directory::{
@@ -38,6 +39,12 @@ pub use teams::{
 
 pub use pairing::{
     FinishPairingRequest, OpenPairingRequest, PairingMessageRequest, PairingResponse,
+};
+
+pub use provisional::{
+    ClaimRequest, CodeSent, CreateProvisionalRequest, OpenProvisionalRequest, OpenedProvisional,
+    ProvisionalAppended, ProvisionalList, ProvisionalQuery, ProvisionalWrap, ProvisionalWraps,
+    SendCodeRequest,
 };
 
 use serde::{Deserialize, Serialize};

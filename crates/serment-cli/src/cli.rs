@@ -327,6 +327,10 @@ pub(crate) struct ServeArgs {
     pub(crate) backup_url: Option<String>,
     #[arg(long, env = "SERMENT_BACKUP_INTERVAL_SECS", value_name = "SECS", help = help("backup_interval_secs"))]
     pub(crate) backup_interval_secs: Option<u64>,
+    #[arg(long, env = "SERMENT_SMTP_URL", value_name = "URL", hide_env_values = true, help = help("smtp_url"))]
+    pub(crate) smtp_url: Option<String>,
+    #[arg(long, env = "SERMENT_SMTP_FROM", value_name = "ADDRESS", help = help("smtp_from"))]
+    pub(crate) smtp_from: Option<String>,
     /// Create a new, empty store when the data directory does not exist or is empty (needed on
     /// the first start unless --data-dir, SERMENT_DATA_DIR or the TOML `data_dir` names it; later
     /// starts need no flag).

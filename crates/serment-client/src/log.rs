@@ -815,6 +815,7 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     let mut devices: HashMap<KeyId, DeviceRecord> = HashMap::new();
     let mut team_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
     let mut team_epochs: HashSet<KeyId> = HashSet::new();
+    let mut provisional_chains: BTreeMap<KeyId, Vec<ChainEntry>> = BTreeMap::new();
     let mut nonces = HashSet::new();
     // Per document: the author (the record of the sharer of its first wrap: handle and identity
     // key), and whether a tombstone (kind 9) erased it (PROTOCOL.md §11.3.2).
@@ -860,7 +861,9 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                 }
                 Payload::Wrap(w) => match (
                     devices.get(&w.sharer),
-                    devices.contains_key(&w.recipient) || team_epochs.contains(&w.recipient),
+                    devices.contains_key(&w.recipient)
+                        || team_epochs.contains(&w.recipient)
+                        || provisional_chains.contains_key(&w.recipient),
                 ) {
                     (Some(s), true) => {
                         if let Err(e) = w.verify_signature(&s.signing_key) {
@@ -951,11 +954,25 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                         fail(e.to_string());
                     }
                 }
+                // Provisional recipients (PROTOCOL.md §14): made by a device certified before
+                // its record; claimed by a device certified before the claim, under the handle
+                // its record names.
+                Payload::Provisional(p) => {
+                    if !devices.contains_key(&p.lab_device()) {
+                        fail("a provisional recipient made by a device not certified before it".into());
+                    }
+                }
+                Payload::Claim(c) => match devices.get(&c.device_id()) {
+                    Some(d) if d.handle == c.handle => {}
+                    Some(_) => fail("a claim under another handle than its device's".into()),
+                    None => fail("a claim by a device not certified before it".into()),
+                },
                 Payload::Rotation(_) | Payload::Revocation(_) => {}
             }
             match subject {
                 Subject::Handle(h) => chains.entry(h).or_default().push(ce),
                 Subject::Team(t) => team_chains.entry(t).or_default().push(ce),
+                Subject::Provisional(p) => provisional_chains.entry(p).or_default().push(ce),
                 Subject::Document(_) | Subject::WebBundle => {}
             }
         }
@@ -971,6 +988,12 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     for (h, chain) in &chains {
         if let Err(e) = replay_keys(h, chain) {
             r.errors.push(format!("handle {h}: {e}"));
+        }
+    }
+    // Provisional recipients (PROTOCOL.md §14.3): a record, then at most one claim by its key.
+    for (p, chain) in &provisional_chains {
+        if let Err(e) = serment_core::provisional::replay_provisional(chain) {
+            r.errors.push(format!("provisional recipient {p}: {e}"));
         }
     }
     // Care teams (PROTOCOL.md §12.4): every team's chain replays against the key histories.

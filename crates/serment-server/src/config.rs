@@ -153,6 +153,13 @@ pub struct Config {
     /// Seconds between backup increments (default 10, so that an acknowledged write is in the
     /// backup within about 10 s; issue 12 asks at most 60 s).
     pub backup_interval_secs: u64,
+    /// The SMTP relay that sends provisional recipients' one-time codes (issue 17 §1):
+    /// `smtp://HOST[:PORT]` (plain, for a relay on loopback), `smtp://HOST?tls=required`
+    /// (STARTTLS) or `smtps://HOST` (TLS), with `USER:PASSWORD@` if the relay wants a login.
+    /// Default: none, and the provisional routes answer `503 smtp_not_configured`.
+    pub smtp_url: Option<String>,
+    /// The `From:` address of the one-time code emails. Default `serment@localhost`.
+    pub smtp_from: String,
 }
 
 /// The shortest accepted `backup_interval_secs`.
@@ -232,6 +239,8 @@ impl Default for Config {
             metrics_token: None,
             backup_url: None,
             backup_interval_secs: 10,
+            smtp_url: None,
+            smtp_from: "serment@localhost".to_owned(),
         }
     }
 }
@@ -356,6 +365,10 @@ impl Config {
         }
         if let Some(url) = &self.blob_url {
             BlobLocation::parse(url).map_err(|reason| invalid("blob_url", reason))?;
+        }
+        if let Some(url) = &self.smtp_url {
+            crate::mail::Mailer::new(url, &self.smtp_from)
+                .map_err(|e| invalid("smtp_url", e.to_string()))?;
         }
         if let Some(url) = &self.backup_url {
             crate::backup::Target::parse(url).map_err(|e| invalid("backup_url", e.to_string()))?;

@@ -28,6 +28,7 @@ pub mod backup;
 pub mod config;
 mod gc;
 mod http;
+pub mod mail;
 mod store;
 mod telemetry;
 pub mod tls;

@@ -74,6 +74,7 @@ async fn check_log(srv: &TestServer) -> u64 {
             Subject::Document(d) => format!("d:{d}"),
             Subject::Team(t) => format!("t:{t}"),
             Subject::WebBundle => "w:bundle".to_owned(),
+            Subject::Provisional(p) => format!("p:{p}"),
         };
         let subject: String = r.get("subject");
         assert_eq!(subject, key, "subject column of entry {i}");

@@ -115,6 +115,10 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
         c.backup_url = a.backup_url;
     }
     set(&mut c.backup_interval_secs, a.backup_interval_secs);
+    if a.smtp_url.is_some() {
+        c.smtp_url = a.smtp_url;
+    }
+    set(&mut c.smtp_from, a.smtp_from);
     if let Some(t) = a.metrics_token {
         c.metrics_token = Some(serment_server::config::MetricsToken::new(t));
     }

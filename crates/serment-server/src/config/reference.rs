@@ -85,6 +85,8 @@ impl Setting {
             "backup_interval_secs" => {
                 format!("{MIN_BACKUP_INTERVAL_SECS} to {MAX_BACKUP_INTERVAL_SECS}")
             }
+            "smtp_url" => "smtp://HOST[:PORT][?tls=required] or smtps://HOST[:PORT], optionally with USER:PASSWORD@".into(),
+            "smtp_from" => "an email address".into(),
             _ => String::new(),
         }
     }
@@ -216,6 +218,16 @@ pub const SETTINGS: &[Setting] = &[
         key: "backup_interval_secs",
         unit: "seconds",
         doc: "Time between backup increments; an increment is taken only when the log grew or its newest checkpoint gained cosignatures. The recovery point objective is this interval plus one increment's time.",
+    },
+    Setting {
+        key: "smtp_url",
+        unit: "URL",
+        doc: "The SMTP relay that emails the one-time codes of provisional recipients (a lab's `put --to-unregistered`, a patient's `serment claim`; PROTOCOL.md §14). `smtp://HOST:PORT` sends in plain text (a relay on loopback only), `?tls=required` adds STARTTLS, `smtps://` is TLS from the start (rustls, Mozilla's roots); `USER:PASSWORD@` logs in. The mail holds the one-time code only, never a document id. Unset: the provisional routes answer `503 smtp_not_configured`. Prefer the variable or a TOML file: a password in a flag shows in the process list.",
+    },
+    Setting {
+        key: "smtp_from",
+        unit: "address",
+        doc: "The `From:` address of the one-time code emails.",
     },
 ];
 

@@ -35,18 +35,18 @@ pub(crate) async fn load_header(state: &AppState, blob_id: &BlobId) -> Result<He
 }
 
 /// What every wrap in a request must bind to.
-struct WrapContext {
-    doc_id: DocId,
-    doc_version: u32,
-    header_hash: [u8; 32],
-    sharer: KeyId,
-    sharer_signing_key: [u8; 32],
+pub(crate) struct WrapContext {
+    pub(crate) doc_id: DocId,
+    pub(crate) doc_version: u32,
+    pub(crate) header_hash: [u8; 32],
+    pub(crate) sharer: KeyId,
+    pub(crate) sharer_signing_key: [u8; 32],
 }
 
 /// Decodes and checks wraps (§7): 1..=[`MAX_WRAPS`], each for this document, version and header,
 /// made and signed by the calling device, recipients distinct. Runs the signature checks on the
 /// blocking pool (up to 1024 Ed25519 verifications).
-async fn check_wraps(raw: Vec<String>, ctx: WrapContext) -> Result<Vec<NewWrap>, ApiError> {
+pub(crate) async fn check_wraps(raw: Vec<String>, ctx: WrapContext) -> Result<Vec<NewWrap>, ApiError> {
     if raw.is_empty() || raw.len() > MAX_WRAPS {
         return Err(ApiError::BadRequest(format!(
             "wraps: expected 1 to {MAX_WRAPS} wraps"
@@ -471,12 +471,18 @@ pub(crate) async fn add_wraps(
     // may wrap it for its own identity's other devices (the catch-up of a linked device), and
     // for nobody else.
     let catch_up = row.author_device != caller.device_id;
-    if catch_up
-        && meta
+    // §14: a device of the identity that claimed a provisional recipient holding a wrap of the
+    // version re-wraps it for its own identity's devices, itself included.
+    let holds_wrap = !catch_up
+        || meta
             .wrap_for(&doc_id, version, &caller.device_id)
             .await?
-            .is_none()
-    {
+            .is_some();
+    let claimed = !holds_wrap
+        && meta
+            .claimed_wrap_of(&caller.identity_id, &doc_id, version)
+            .await?;
+    if !holds_wrap && !claimed {
         return Err(if row.author_identity != caller.identity_id {
             ApiError::Forbidden("only the author may add recipients")
         } else {
@@ -505,7 +511,7 @@ pub(crate) async fn add_wraps(
                 .device(&w.recipient)
                 .await?
                 .is_some_and(|d| d.identity_id == caller.identity_id);
-            if !same_identity || w.recipient == caller.device_id {
+            if !same_identity || (w.recipient == caller.device_id && !claimed) {
                 return Err(ApiError::Forbidden(
                     "a device that is not the author may wrap a version only for the other \
                      current devices of its own identity (PROTOCOL.md §4.1)",

@@ -57,6 +57,13 @@ pub(crate) enum ApiError {
     PendingQuota(String),
     /// 429 `too_many_requests`: a per-device budget (pairing slots) is spent; retry later.
     TooManyRequests(String),
+    /// 429 `too_many_requests` with `Retry-After` (seconds): a one-time code budget (per
+    /// provisional recipient, or per code) is spent (PROTOCOL.md §14).
+    RetryAfter(String, u64),
+    /// 503 `smtp_not_configured`: the provisional routes need `smtp_url` (issue 17 §1).
+    SmtpNotConfigured,
+    /// 502 `smtp_failed`: the SMTP relay did not take the mail (details logged, no address).
+    SmtpFailed,
     /// 500 `internal`: a server fault, logged; the client gets a generic message.
     Internal,
 }
@@ -101,9 +108,11 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::DigestMismatch(_) => StatusCode::BAD_REQUEST,
-            ApiError::PendingQuota(_) | ApiError::TooManyRequests(_) => {
+            ApiError::PendingQuota(_) | ApiError::TooManyRequests(_) | ApiError::RetryAfter(..) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            ApiError::SmtpNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::SmtpFailed => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,7 +136,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::DigestMismatch(_) => "digest_mismatch",
             ApiError::PendingQuota(_) => "pending_quota",
-            ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::TooManyRequests(_) | ApiError::RetryAfter(..) => "too_many_requests",
+            ApiError::SmtpNotConfigured => "smtp_not_configured",
+            ApiError::SmtpFailed => "smtp_failed",
             ApiError::Internal => "internal",
         }
     }
@@ -143,7 +154,8 @@ impl ApiError {
             | ApiError::DataMissing(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::PendingQuota(m)
-            | ApiError::TooManyRequests(m) => m.clone(),
+            | ApiError::TooManyRequests(m)
+            | ApiError::RetryAfter(m, _) => m.clone(),
             ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
@@ -155,6 +167,11 @@ impl ApiError {
                 log): it can no longer log in"
                     .to_owned()
             }
+            ApiError::SmtpNotConfigured => {
+                "this server sends no email (no smtp_url): provisional recipients are off"
+                    .to_owned()
+            }
+            ApiError::SmtpFailed => "the mail relay did not take the one-time code".to_owned(),
             ApiError::Internal => "internal server error".to_owned(),
         }
     }
@@ -163,6 +180,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            ApiError::RetryAfter(_, secs) => Some(*secs),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code().to_owned(),
@@ -170,6 +191,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

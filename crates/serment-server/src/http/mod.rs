@@ -17,6 +17,7 @@
 //! | `GET /v1/documents/{doc_id}/accesses` | [`documents::accesses`] |
 //! | `POST /v1/documents/{doc_id}/erase` | [`erasure::erase`]: the author's tombstone (§11.3.2) |
 //! | `POST /v1/pairing`, `GET /v1/pairing/{slot}`, `POST …/join`, `POST …/finish` | [`pairing`]: the device-pairing relay (§4.1) |
+//! | `POST /v1/provisional`, `GET /v1/provisional`, `POST /v1/provisional/code`, `POST /v1/provisional/open`, `POST /v1/provisional/{id}/claim`, `GET /v1/provisional/{id}/wraps`, `POST /v1/documents/{doc_id}/versions/{v}/provisional-wraps`, `GET /v1/log/provisional/{id}` | [`provisional`]: recipients who have not registered yet (§14) |
 //! | `GET /`, `/assets/{app.js,style.css,icon.svg}` | [`web`]: the patient's page |
 //! | `GET /metrics` | [`crate::telemetry::metrics`]: Prometheus metrics, behind `metrics_token` |
 //!
@@ -32,6 +33,7 @@ mod extract;
 pub(crate) use extract::RecordCache;
 mod log;
 mod pairing;
+mod provisional;
 pub(crate) mod replay;
 mod teams;
 pub(crate) mod throttle;
@@ -88,6 +90,8 @@ pub(crate) struct AppState {
         teams::post_change, teams::team_log, teams::keys, teams::hand_over_keys, teams::list,
         teams::add_team_wrap,
         pairing::open, pairing::show, pairing::join, pairing::finish,
+        provisional::create, provisional::list, provisional::send_code, provisional::open,
+        provisional::claim, provisional::wraps, provisional::add_wraps, provisional::history,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -97,6 +101,7 @@ pub(crate) struct AppState {
         (name = "documents", description = "Sealed blobs, versions, wraps and accesses (§8.3)"),
         (name = "log", description = "Transparency log: checkpoints, proofs, histories, witnesses (§11)"),
         (name = "teams", description = "Care teams: signed, logged membership and epoch keys (§12)"),
+        (name = "provisional", description = "Recipients who have not registered yet: escrow, one-time codes, claims (§14)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -250,6 +255,33 @@ pub(crate) fn router(state: AppState) -> Router {
             )),
         )
         .route("/v1/pairing/{slot}/finish", post(pairing::finish))
+        // Provisional recipients (§14): asking for and proving a one-time code are throttled per
+        // address like the login routes (every refusal a failure), and per recipient inside.
+        .route(
+            "/v1/provisional",
+            post(provisional::create).get(provisional::list),
+        )
+        .route(
+            "/v1/provisional/code",
+            post(provisional::send_code).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
+        .route(
+            "/v1/provisional/open",
+            post(provisional::open).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
+        .route("/v1/provisional/{id}/claim", post(provisional::claim))
+        .route("/v1/provisional/{id}/wraps", get(provisional::wraps))
+        .route(
+            "/v1/documents/{doc_id}/versions/{v}/provisional-wraps",
+            post(provisional::add_wraps),
+        )
+        .route("/v1/log/provisional/{id}", get(provisional::history))
         // Inside the body limit: the digest check buffers at most `max_json_bytes`.
         .layer(axum::middleware::from_fn(extract::content_digest))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a

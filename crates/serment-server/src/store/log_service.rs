@@ -25,6 +25,7 @@ pub(crate) fn subject_key(s: &Subject) -> String {
         Subject::Document(d) => format!("d:{d}"),
         Subject::Team(t) => format!("t:{t}"),
         Subject::WebBundle => "w:bundle".to_owned(),
+        Subject::Provisional(p) => format!("p:{p}"),
     }
 }
 

@@ -481,6 +481,7 @@ pub(crate) trait MetaStore:
     + ErasureStore
     + LogStore
     + PairingStore
+    + ProvisionalStore
     + TeamStore
     + GuardStore
     + std::fmt::Debug
@@ -577,4 +578,148 @@ pub(crate) trait TeamStore: Send + Sync {
         doc_version: u32,
         device_id: &KeyId,
     ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError>;
+}
+
+/// Provisional recipients (issue 17 §1, PROTOCOL.md §14): their rows, one-time codes, wraps and
+/// claims. The record (kind 10) and the claim (kind 11) are appended to the log in the
+/// transaction that writes their rows.
+#[async_trait::async_trait]
+pub(crate) trait ProvisionalStore: Send + Sync {
+    /// Stores a provisional recipient and appends its record (kind 10). Returns the entry's
+    /// index. [`StoreError::Conflict`] if its id or lookup id exists.
+    async fn create_provisional(&self, p: &NewProvisional<'_>) -> Result<u64, StoreError>;
+
+    /// The ids of the provisional recipients `lab_identity` made for `contact_tag` (hex), oldest
+    /// first.
+    async fn provisionals_tagged(
+        &self,
+        lab_identity: &KeyId,
+        contact_tag: &str,
+    ) -> Result<Vec<KeyId>, StoreError>;
+
+    /// The provisional recipient of a claim code's lookup id (hex).
+    async fn provisional_by_lookup(
+        &self,
+        lookup: &str,
+    ) -> Result<Option<ProvisionalRow>, StoreError>;
+
+    /// A provisional recipient by id.
+    async fn provisional(&self, id: &KeyId) -> Result<Option<ProvisionalRow>, StoreError>;
+
+    /// Replaces the one-time code of `id` (its SHA-256 only) with a fresh, unused one.
+    async fn set_provisional_code(
+        &self,
+        id: &KeyId,
+        code_hash: &[u8; 32],
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Counts one attempt against the live code of `id` and says whether `code_hash` is it. A
+    /// proven code is used up (single use). At most `max_attempts` attempts per code.
+    async fn try_provisional_code(
+        &self,
+        id: &KeyId,
+        code_hash: &[u8; 32],
+        now: u64,
+        max_attempts: u32,
+    ) -> Result<CodeCheck, StoreError>;
+
+    /// Appends a claim (kind 11) of `id` by `claimant_identity`'s device and records it, if
+    /// the recipient is unclaimed and its one-time code was proven. [`StoreError::Conflict`]
+    /// for a second claim, [`StoreError::Forbidden`] without a proven code.
+    async fn claim_provisional(
+        &self,
+        id: &KeyId,
+        claimant_identity: &KeyId,
+        device: &KeyId,
+        claim: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Stores wraps of a version to provisional recipients (each a kind 4 entry). Returns their
+    /// log indices. [`StoreError::Conflict`] if one already holds a wrap of the version.
+    async fn add_provisional_wraps(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        wraps: &[(KeyId, Vec<u8>)],
+        now: u64,
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// Every wrap to a provisional recipient: document, version, wrap bytes, log index.
+    async fn provisional_wraps(
+        &self,
+        id: &KeyId,
+    ) -> Result<Vec<(DocId, u32, Vec<u8>, u64)>, StoreError>;
+
+    /// Whether a provisional recipient claimed by `identity` holds a wrap of the version.
+    async fn claimed_wrap_of(
+        &self,
+        identity: &KeyId,
+        doc_id: &DocId,
+        doc_version: u32,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A provisional recipient to store.
+pub(crate) struct NewProvisional<'a> {
+    /// Its id.
+    pub(crate) id: KeyId,
+    /// The lab identity that made it.
+    pub(crate) lab_identity: KeyId,
+    /// The lab device that made it.
+    pub(crate) lab_device: KeyId,
+    /// Its contact tag, hex.
+    pub(crate) contact_tag: String,
+    /// Its claim code's lookup id, hex.
+    pub(crate) lookup: String,
+    /// Where one-time codes are sent.
+    pub(crate) email: &'a str,
+    /// The server share S.
+    pub(crate) server_share: &'a [u8],
+    /// The escrow.
+    pub(crate) escrow: &'a [u8],
+    /// The record (kind 10 payload).
+    pub(crate) record: &'a [u8],
+    /// Server time.
+    pub(crate) now: u64,
+}
+
+/// A stored provisional recipient. Its `Debug` hides the email and the share.
+#[derive(Clone)]
+pub(crate) struct ProvisionalRow {
+    /// Its id.
+    pub(crate) id: KeyId,
+    /// The lab identity that made it.
+    pub(crate) lab_identity: KeyId,
+    /// Where one-time codes are sent.
+    pub(crate) email: String,
+    /// The server share S.
+    pub(crate) server_share: Vec<u8>,
+    /// The escrow.
+    pub(crate) escrow: Vec<u8>,
+    /// The identity that claimed it.
+    pub(crate) claimed_identity: Option<KeyId>,
+}
+
+impl std::fmt::Debug for ProvisionalRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvisionalRow")
+            .field("id", &self.id)
+            .field("claimed_identity", &self.claimed_identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one attempt at a one-time code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeCheck {
+    /// The right code: now used up.
+    Proven,
+    /// A wrong code (the attempt counted).
+    Wrong,
+    /// No live code: none sent, expired or used.
+    NoCode,
+    /// The code's attempts are spent: it is dead.
+    Exhausted,
 }

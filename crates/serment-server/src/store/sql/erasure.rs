@@ -97,6 +97,7 @@ impl ErasureStore for Db {
         for sql in [
             "DELETE FROM accesses WHERE doc_id = $1",
             "DELETE FROM team_wraps WHERE doc_id = $1",
+            "DELETE FROM provisional_wraps WHERE doc_id = $1",
             "DELETE FROM wraps WHERE doc_id = $1",
             "DELETE FROM documents WHERE doc_id = $1",
         ] {

@@ -1,0 +1,88 @@
+//! One-time codes by email (issue 17 §1, PROTOCOL.md §14): the SMTP transport of `lettre`, on
+//! tokio, TLS by rustls with the ring provider. The mail carries the code and its lifetime only:
+//! no document id, no claim code, no name.
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// How long the relay may take to answer, per step.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a mail could not be built or sent. The messages name no address and no code.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// `smtp_url` is not an SMTP URL lettre accepts.
+    #[error("not an SMTP URL (smtp://HOST[:PORT][?tls=required] or smtps://HOST[:PORT])")]
+    Url,
+    /// `smtp_from` or the recipient is not an email address.
+    #[error("{0} is not an email address")]
+    Address(&'static str),
+    /// The relay refused the mail or could not be reached.
+    #[error("the SMTP relay did not take the mail: {0}")]
+    Send(String),
+}
+
+/// An SMTP relay and the `From:` address. `Debug` shows neither the URL (it may hold a password)
+/// nor the address.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mailer(<smtp_url>)")
+    }
+}
+
+impl Mailer {
+    /// A mailer for `url` (`smtp_url`) sending from `from` (`smtp_from`). Connects only when a
+    /// mail is sent.
+    ///
+    /// # Errors
+    /// [`MailError::Url`], [`MailError::Address`].
+    pub fn new(url: &str, from: &str) -> Result<Mailer, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|_| MailError::Url)?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        let from = from
+            .parse::<Mailbox>()
+            .map_err(|_| MailError::Address("smtp_from"))?;
+        Ok(Mailer { transport, from })
+    }
+
+    /// Sends the one-time code `code` to `to`, valid `ttl_secs`.
+    ///
+    /// # Errors
+    /// [`MailError::Address`] for a bad recipient, [`MailError::Send`] if the relay fails.
+    pub async fn send_code(&self, to: &str, code: &str, ttl_secs: u64) -> Result<(), MailError> {
+        let to = to
+            .parse::<Mailbox>()
+            .map_err(|_| MailError::Address("the recipient"))?;
+        let body = format!(
+            "Your Serment one-time code is: {code}\n\n\
+             It is valid for {} minutes and can be used once. Enter it with the claim code \
+             printed on your receipt (serment claim --code ... --otp ...).\n\n\
+             If you did not ask for it, ignore this mail: without the receipt's claim code \
+             nobody can use it.\n",
+            ttl_secs / 60
+        );
+        let msg = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject("Your Serment one-time code")
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| MailError::Send(e.to_string()))?;
+        self.transport
+            .send(msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError::Send(e.to_string()))
+    }
+}
