@@ -146,6 +146,26 @@ impl Session {
         doc_version: u32,
         recipients: &[Recipient],
     ) -> Result<PutResult> {
+        self.put_version_with(content, metadata, doc_id, doc_version, recipients, &[])
+    }
+
+    /// [`Session::put_version`] where the recipients named in `provisional` are provisional
+    /// recipients (PROTOCOL.md §14): their wraps are posted after the commit, to
+    /// `/v1/documents/{id}/versions/{v}/provisional-wraps`, and checked in the log like the
+    /// commit's own.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn put_version_with<R: Read + Send>(
+        &mut self,
+        content: R,
+        metadata: Metadata,
+        doc_id: DocId,
+        doc_version: u32,
+        recipients: &[Recipient],
+        provisional: &[KeyId],
+    ) -> Result<PutResult> {
+        let is_prov = |k: &KeyId| provisional.contains(k);
         let sealed_len = document::sealed_len(&SealInput {
             doc_id,
             doc_version,
@@ -173,7 +193,12 @@ impl Session {
                 &mut bytes,
             )
             .map_err(seal_err)?;
-            let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
+            let wraps: Vec<Vec<u8>> = sealed
+                .wraps
+                .iter()
+                .filter(|(k, _)| !is_prov(k))
+                .map(|(_, w)| w.clone())
+                .collect();
             let committed = match self.commit_retrying(
                 &doc_id,
                 doc_version,
@@ -192,7 +217,12 @@ impl Session {
         } else {
             let (sealed, blob_id) =
                 self.seal_and_upload(content, metadata, doc_id, doc_version, recipients)?;
-            let wraps: Vec<Vec<u8>> = sealed.wraps.iter().map(|(_, w)| w.clone()).collect();
+            let wraps: Vec<Vec<u8>> = sealed
+                .wraps
+                .iter()
+                .filter(|(k, _)| !is_prov(k))
+                .map(|(_, w)| w.clone())
+                .collect();
             let committed =
                 self.commit_uploaded(&doc_id, doc_version, blob_id, &wraps, log_from)?;
             (sealed, committed)
@@ -200,9 +230,24 @@ impl Session {
         let expected: Vec<(EntryKind, &[u8])> = sealed
             .wraps
             .iter()
+            .filter(|(k, _)| !is_prov(k))
             .map(|(_, w)| (EntryKind::Wrap, w.as_slice()))
             .collect();
         crate::log::check_own_commit(&self.api, &mut self.ks, &committed, &expected)?;
+        let prov: Vec<Vec<u8>> = sealed
+            .wraps
+            .iter()
+            .filter(|(k, _)| is_prov(k))
+            .map(|(_, w)| w.clone())
+            .collect();
+        if !prov.is_empty() {
+            let indices = self.api.add_provisional_wraps(&doc_id, doc_version, &prov)?;
+            let expected: Vec<(EntryKind, &[u8])> = prov
+                .iter()
+                .map(|w| (EntryKind::Wrap, w.as_slice()))
+                .collect();
+            crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
+        }
         self.ks
             .remember_document(&doc_id.to_string(), doc_version, known);
         self.save_pin()?;

@@ -1,0 +1,430 @@
+//! Provisional recipients (PROTOCOL.md §14, issue 17 §1): a lab seals for a patient who has not
+//! registered yet (`put --to-unregistered email:ADDRESS[,ins:INS]`), and the patient claims
+//! (`serment claim --code …`).
+//!
+//! What the lab relies on: a provisional recipient it finds on the server for a contact is used
+//! only if its record is proven in the log (inclusion against the pinned checkpoint's
+//! successor), signed by a current device of the lab's own identity, and tagged for this very
+//! contact; its chain holds at most one claim, signed by the provisional key. So the server can
+//! neither swap the key the lab seals to nor make the lab send to someone who did not hold the
+//! claim code and the server's share together.
+//!
+//! What the patient relies on: the escrow opens only with the claim code and the share; the keys
+//! inside must be those of the record proven in the log; its claim is checked in the log as an
+//! own write, as is every re-wrap.
+
+use serment_api::{
+    ClaimRequest, CodeSent, CreateProvisionalRequest, HistoryResponse, OpenProvisionalRequest,
+    OpenedProvisional, ProvisionalAppended, ProvisionalList, ProvisionalWraps, SendCodeRequest,
+};
+use serment_core::document::Metadata;
+use serment_core::log::entry::{EntryKind, Subject};
+use serment_core::log::history::check_chain;
+use serment_core::provisional::{
+    Claim, ClaimCode, Contact, ProvisionalRecord, ProvisionalState, SERVER_SHARE_LEN,
+    contact_key, open_escrow, replay_provisional, seal_escrow,
+};
+use serment_core::wrap::{self, Recipient, WrappedKey};
+use serment_core::{DocId, KeyId};
+use zeroize::Zeroizing;
+
+use crate::api::{Api, b64d, b64e, key_id};
+use crate::documents::PutResult;
+use crate::error::{ClientError, Result};
+use crate::vault::Session;
+
+fn integrity(reason: &'static str) -> ClientError {
+    ClientError::Integrity(serment_core::Error::ContextMismatch(reason))
+}
+
+/// Where a document for an unregistered contact goes.
+#[derive(Debug)]
+pub enum UnregisteredTarget {
+    /// The contact claimed its provisional recipient: seal to this handle's devices.
+    Claimed {
+        /// The claimant's handle.
+        handle: String,
+        /// The provisional recipient that was claimed.
+        provisional_id: KeyId,
+    },
+    /// A provisional recipient, proven in the log.
+    Provisional {
+        /// Its record.
+        record: ProvisionalRecord,
+        /// The claim code, when this call created it (print it for the patient, once).
+        new_code: Option<ClaimCode>,
+    },
+}
+
+/// The outcome of [`Session::put_to_unregistered`].
+#[derive(Debug)]
+pub struct UnregisteredPut {
+    /// The document put.
+    pub put: PutResult,
+    /// The provisional recipient sealed to (or claimed, if `claimed_by`).
+    pub provisional_id: KeyId,
+    /// The claim code to give the patient, if a new provisional recipient was made.
+    pub claim_code: Option<Zeroizing<String>>,
+    /// The handle the document went to directly, because the contact claimed.
+    pub claimed_by: Option<String>,
+}
+
+/// The outcome of [`Session::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimOutcome {
+    /// The provisional recipient claimed.
+    pub provisional_id: KeyId,
+    /// The log index of the claim (kind 11).
+    pub claim_index: u64,
+    /// Whether this call logged the claim (false: it was this identity's already; re-wraps
+    /// resumed).
+    pub newly_claimed: bool,
+    /// Versions whose key this call re-wrapped to this identity's devices.
+    pub versions: usize,
+    /// Wraps posted (each a logged wrap entry, kind 4).
+    pub wraps: usize,
+    /// Log entries this call appended: the claim (if new) and the wraps.
+    pub log_entries: usize,
+}
+
+impl Api {
+    /// `POST /v1/documents/{id}/versions/{v}/provisional-wraps` (author only, PROTOCOL.md §14).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`].
+    pub fn add_provisional_wraps(
+        &self,
+        doc_id: &DocId,
+        version: u32,
+        wraps: &[Vec<u8>],
+    ) -> Result<Vec<u64>> {
+        let wraps: Vec<String> = wraps.iter().map(|w| b64e(w)).collect();
+        let v: serment_api::AddWrapsResponse = self.post_json(
+            &format!("/v1/documents/{doc_id}/versions/{version}/provisional-wraps"),
+            &serment_api::AddWrapsRequest { wraps },
+            true,
+        )?;
+        Ok(v.log_indices)
+    }
+
+    /// `POST /v1/provisional/code`: asks the server to email a one-time code to the contact of
+    /// the provisional recipient of `code` (no login needed). Returns the code's lifetime in
+    /// seconds.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`]: 404 (no such claim code), 409 (already claimed), 429 (too many:
+    /// retry later), 503 `smtp_not_configured`.
+    pub fn request_claim_otp(&self, code: &ClaimCode) -> Result<u64> {
+        let r: CodeSent = self.post_json(
+            "/v1/provisional/code",
+            &SendCodeRequest {
+                lookup: hex::encode(code.lookup()),
+            },
+            false,
+        )?;
+        Ok(r.expires_in)
+    }
+}
+
+impl Session {
+    /// The provisional recipient's chain, proven against a checkpoint that extends the pinned
+    /// one, replayed.
+    fn proven_provisional(&mut self, id: &KeyId) -> Result<ProvisionalState> {
+        let cp = crate::log::sync(&self.api, &mut self.ks, 0)?;
+        let h: HistoryResponse = self
+            .api
+            .get_json(&format!("/v1/log/provisional/{id}?size={}", cp.size), false)?;
+        let cp = crate::log::accept_note(&self.api, &mut self.ks, &h.checkpoint)?;
+        if cp.size != h.size {
+            return Err(ClientError::Log(serment_core::Error::BadInclusionProof));
+        }
+        let chain = h
+            .entries
+            .iter()
+            .map(|pe| crate::log::verify_proven(&cp, pe))
+            .collect::<Result<Vec<_>>>()?;
+        check_chain(&chain, &Subject::Provisional(*id)).map_err(ClientError::Log)?;
+        let st = replay_provisional(&chain).map_err(ClientError::Log)?;
+        if st.record.id() != *id {
+            return Err(integrity("the log's provisional record has another id"));
+        }
+        Ok(st)
+    }
+
+    /// Resolves an unregistered contact (`email:ADDRESS[,ins:INS]`) for a put: the claimant's
+    /// handle if its provisional recipient was claimed; else the newest provisional recipient
+    /// this identity made for it, proven (see the module documentation); else a new one, whose
+    /// claim code is returned once.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] for a bad contact; [`ClientError::KeySubstitution`]-like
+    /// integrity errors ([`ClientError::Integrity`], [`ClientError::Log`]) when the server
+    /// serves a record this identity did not make, for another contact, or not in the log;
+    /// server errors (503 `smtp_not_configured` when the server sends no email).
+    pub fn unregistered_target(&mut self, contact: &str) -> Result<UnregisteredTarget> {
+        let contact = Contact::parse(contact).map_err(|e| ClientError::Input(e.to_string()))?;
+        let key = contact_key(&self.ks.identity.to_seed());
+        let tag = contact.tag(&key);
+        let list: ProvisionalList = self.api.get_json(
+            &format!("/v1/provisional?contact_tag={}", hex::encode(tag)),
+            true,
+        )?;
+        if let Some(last) = list.provisionals.last() {
+            let id = key_id(last, "provisionals")?;
+            let st = self.proven_provisional(&id)?;
+            if st.record.contact_tag != tag {
+                return Err(integrity(
+                    "the server offered a provisional recipient made for another contact",
+                ));
+            }
+            if self.own_device_in_log(&st.record.lab_device())?.is_none() {
+                return Err(ClientError::Integrity(serment_core::Error::WrongSigner {
+                    what: "provisional record",
+                    expected: "a current device of this identity".into(),
+                    found: st.record.lab_device().to_string(),
+                }));
+            }
+            return Ok(match st.claim {
+                Some((c, _)) => UnregisteredTarget::Claimed {
+                    handle: c.handle,
+                    provisional_id: id,
+                },
+                None => UnregisteredTarget::Provisional {
+                    record: st.record,
+                    new_code: None,
+                },
+            });
+        }
+        // A new provisional recipient: keys, claim code C, server share S, escrow under both.
+        let prov = serment_core::identity::DeviceSecret::generate();
+        let code = ClaimCode::generate().map_err(ClientError::Integrity)?;
+        let mut share = Zeroizing::new([0u8; SERVER_SHARE_LEN]);
+        serment_core::rng::fill(share.as_mut()).map_err(ClientError::Integrity)?;
+        let escrow = seal_escrow(&prov, &code, &share).map_err(ClientError::Integrity)?;
+        let record = ProvisionalRecord::sign(&prov, &tag, &self.ks.device, crate::now_secs())
+            .map_err(ClientError::Integrity)?;
+        let created: ProvisionalAppended = self.api.post_json(
+            "/v1/provisional",
+            &CreateProvisionalRequest {
+                record: b64e(&record),
+                escrow: b64e(&escrow),
+                server_share: b64e(share.as_ref()),
+                lookup: hex::encode(code.lookup()),
+                email: contact.email.clone(),
+            },
+            true,
+        )?;
+        if created.provisional_id != prov.id().to_string() {
+            return Err(integrity(
+                "the server answered with another provisional recipient",
+            ));
+        }
+        crate::log::check_own_writes(
+            &self.api,
+            &mut self.ks,
+            &[created.log_index],
+            &[(EntryKind::Provisional, record.as_slice())],
+        )?;
+        self.ks.save()?;
+        let record = ProvisionalRecord::decode_verified(&record).map_err(ClientError::Integrity)?;
+        Ok(UnregisteredTarget::Provisional {
+            record,
+            new_code: Some(code),
+        })
+    }
+
+    /// `put --to-unregistered CONTACT` (PROTOCOL.md §14.1): seals `content` for the contacts `to`
+    /// (handles, may be empty) and for the unregistered `contact`: to its provisional recipient,
+    /// or, once it claimed, straight to the claimant's devices.
+    ///
+    /// # Errors
+    /// As [`Session::put`] and [`Session::unregistered_target`].
+    pub fn put_to_unregistered<R: std::io::Read + Send>(
+        &mut self,
+        content: R,
+        metadata: Metadata,
+        to: &[String],
+        contact: &str,
+    ) -> Result<UnregisteredPut> {
+        let mut recipients = self.recipients(to)?;
+        let target = self.unregistered_target(contact)?;
+        let doc_id = DocId::random().map_err(ClientError::Integrity)?;
+        match target {
+            UnregisteredTarget::Claimed {
+                handle,
+                provisional_id,
+            } => {
+                let (c, _) = crate::contacts::add(&self.api, &mut self.ks, &handle)?;
+                recipients.extend(c.devices.iter().map(Recipient::from));
+                self.ks.save()?;
+                let put = self.put_version(content, metadata, doc_id, 1, &recipients)?;
+                Ok(UnregisteredPut {
+                    put,
+                    provisional_id,
+                    claim_code: None,
+                    claimed_by: Some(handle),
+                })
+            }
+            UnregisteredTarget::Provisional { record, new_code } => {
+                let id = record.id();
+                recipients.push(record.recipient());
+                let put =
+                    self.put_version_with(content, metadata, doc_id, 1, &recipients, &[id])?;
+                Ok(UnregisteredPut {
+                    put,
+                    provisional_id: id,
+                    claim_code: new_code.map(|c| c.display()),
+                    claimed_by: None,
+                })
+            }
+        }
+    }
+
+    /// `serment claim --code CLAIM --otp CODE` (PROTOCOL.md §14.3): proves the emailed one-time
+    /// code, opens the escrow with the claim code and the server's share, checks the keys are
+    /// those of the provisional record in the log, logs the claim (kind 11, signed by the
+    /// provisional key and this device) and re-wraps every document of the provisional
+    /// recipient to this identity's current devices. Run again, it resumes the re-wraps.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] 403 for a wrong, used or expired one-time code, 429 with a wait;
+    /// [`ClientError::Integrity`] if the escrow does not open (a wrong claim code, or a server
+    /// that changed the escrow or the share) or holds other keys than the logged record, or if
+    /// the recipient was claimed by another handle; log errors.
+    pub fn claim(&mut self, code: &ClaimCode, otp: &str) -> Result<ClaimOutcome> {
+        let opened: OpenedProvisional = self.api.post_json(
+            "/v1/provisional/open",
+            &OpenProvisionalRequest {
+                lookup: hex::encode(code.lookup()),
+                code: otp.trim().to_owned(),
+            },
+            true,
+        )?;
+        let id = key_id(&opened.provisional_id, "provisional_id")?;
+        let share: [u8; SERVER_SHARE_LEN] = b64d(&opened.server_share, "server_share")?
+            .try_into()
+            .map_err(|_| ClientError::BadResponse("server_share: expected 32 bytes".into()))?;
+        let share = Zeroizing::new(share);
+        let escrow = b64d(&opened.escrow, "escrow")?;
+        let prov = open_escrow(&escrow, code, &share).map_err(|e| match e {
+            serment_core::Error::Decrypt => integrity(
+                "the claim code and the server's share do not open the escrow: a mistyped \
+                 claim code, or a server that changed the escrow or its share",
+            ),
+            e => ClientError::Integrity(e),
+        })?;
+        if prov.id() != id {
+            return Err(integrity(
+                "the escrow holds another provisional recipient than the server named",
+            ));
+        }
+        let st = self.proven_provisional(&id)?;
+        let r = &st.record;
+        if r.signing_key != prov.signing_public_key()
+            || r.encryption_key != prov.encryption_public_key()
+            || Some(&r.hybrid_key) != prov.hybrid_public_key().as_ref()
+        {
+            return Err(integrity(
+                "the escrow's keys are not those of the provisional record in the log",
+            ));
+        }
+        let handle = self.ks.handle().to_owned();
+        let (claim_index, newly_claimed) = match &st.claim {
+            Some((c, idx)) if c.handle == handle => (*idx, false),
+            Some(_) => {
+                return Err(integrity(
+                    "this provisional recipient was already claimed by another handle",
+                ));
+            }
+            None => {
+                let claim = Claim::sign(&prov, &handle, &self.ks.device, crate::now_secs())
+                    .map_err(ClientError::Integrity)?;
+                let done: ProvisionalAppended = self.api.post_json(
+                    &format!("/v1/provisional/{id}/claim"),
+                    &ClaimRequest {
+                        claim: b64e(&claim),
+                    },
+                    true,
+                )?;
+                crate::log::check_own_writes(
+                    &self.api,
+                    &mut self.ks,
+                    &[done.log_index],
+                    &[(EntryKind::Claim, claim.as_slice())],
+                )?;
+                (done.log_index, true)
+            }
+        };
+        // Re-wrap to this identity's current devices, from its proven key history.
+        let own = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        if own.identity_key != self.ks.identity.public_key() {
+            return Err(ClientError::Log(serment_core::Error::History {
+                reason: "the log's current identity key for this handle is not this keystore's",
+            }));
+        }
+        let devices: Vec<Recipient> = own.devices.iter().map(Recipient::from).collect();
+        let listed: ProvisionalWraps = self
+            .api
+            .get_json(&format!("/v1/provisional/{id}/wraps"), true)?;
+        let (mut versions, mut posted) = (0, 0);
+        for pw in &listed.wraps {
+            let doc_id = DocId::from_hex(&pw.doc_id)
+                .map_err(|_| ClientError::BadResponse("doc_id: expected 32 hex".into()))?;
+            let w = WrappedKey::decode(&b64d(&pw.wrap, "wrap")?).map_err(ClientError::Integrity)?;
+            if w.recipient != id || w.doc_id != doc_id || w.doc_version != pw.doc_version {
+                return Err(integrity(
+                    "a wrap listed for the provisional recipient is not addressed to it",
+                ));
+            }
+            // The DEK's worth is checked when the document is read: its header hash binds the
+            // wrap, and the author's signature binds the header (PROTOCOL.md §6.3).
+            let dek = wrap::unwrap_dek(&w, &prov).map_err(ClientError::Integrity)?;
+            let already = crate::log::wrapped_devices(&self.api, &mut self.ks, &doc_id, w.doc_version)?;
+            let mut rng = serment_core::rng::os_rng();
+            let mut wraps = Vec::new();
+            for d in devices.iter().filter(|d| !already.contains(&d.device_id)) {
+                wraps.push(
+                    wrap::wrap_dek(
+                        &dek,
+                        &doc_id,
+                        w.doc_version,
+                        &w.header_hash,
+                        d,
+                        &self.ks.device,
+                        &mut rng,
+                    )
+                    .map_err(ClientError::Integrity)?,
+                );
+            }
+            if wraps.is_empty() {
+                continue;
+            }
+            let indices = self.api.add_wraps(&doc_id, w.doc_version, &wraps)?;
+            let expected: Vec<(EntryKind, &[u8])> = wraps
+                .iter()
+                .map(|w| (EntryKind::Wrap, w.as_slice()))
+                .collect();
+            crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
+            versions += 1;
+            posted += wraps.len();
+        }
+        self.ks.save()?;
+        Ok(ClaimOutcome {
+            provisional_id: id,
+            claim_index,
+            newly_claimed,
+            versions,
+            wraps: posted,
+            log_entries: posted + usize::from(newly_claimed),
+        })
+    }
+
+    /// Whether the log shows the provisional recipient `id` claimed, and by which handle (the
+    /// lab's view, PROTOCOL.md §14.4).
+    ///
+    /// # Errors
+    /// Log and server errors.
+    pub fn provisional_claimed_by(&mut self, id: &KeyId) -> Result<Option<String>> {
+        Ok(self.proven_provisional(id)?.claim.map(|(c, _)| c.handle))
+    }
+}
