@@ -70,6 +70,25 @@ pub(crate) enum Command {
         /// membership chain is verified in the log (PROTOCOL.md §12.3).
         #[arg(long = "to-team", value_name = "NAME")]
         to_team: Option<String>,
+        /// Also seal for a patient who has not registered yet (PROTOCOL.md §14): a provisional
+        /// recipient bound to this contact. The first time, prints a claim code for the patient
+        /// (on the receipt, or by SMS); the server emails the one-time code that goes with it.
+        /// Once the patient claimed (`serment claim`), seals straight to the patient's devices.
+        #[arg(long = "to-unregistered", value_name = "email:ADDRESS[,ins:INS]", conflicts_with = "to_team")]
+        to_unregistered: Option<String>,
+    },
+    /// Claim the documents a lab sealed for you before you registered (PROTOCOL.md §14): with
+    /// the claim code of your receipt, the server emails you a one-time code; with both, your
+    /// device takes the provisional key, logs the claim, and re-wraps each document to your
+    /// devices.
+    Claim {
+        /// The claim code printed on the receipt (XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX).
+        #[arg(long)]
+        code: String,
+        /// The one-time code the server emailed. Without it, asks for one (and prompts for it on
+        /// a terminal; otherwise exits 0 once it is sent).
+        #[arg(long)]
+        otp: Option<String>,
     },
     /// Download, verify and decrypt a document.
     Get {
@@ -140,8 +159,11 @@ pub(crate) enum Command {
         /// The Bundle (JSON).
         bundle: PathBuf,
         /// Recipient contact handles (repeatable).
-        #[arg(long = "to", num_args = 1.., required = true)]
+        #[arg(long = "to", num_args = 1.., required_unless_present = "to_unregistered")]
         to: Vec<String>,
+        /// Also seal for a patient who has not registered yet, as `put --to-unregistered`.
+        #[arg(long = "to-unregistered", value_name = "email:ADDRESS[,ins:INS]")]
+        to_unregistered: Option<String>,
         /// Import even if a reference does not resolve inside the bundle (each one is
         /// reported as a warning). Without it a dangling reference is an error (exit 2).
         #[arg(long)]

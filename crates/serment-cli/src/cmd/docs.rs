@@ -14,7 +14,7 @@ use crate::output::emit;
 /// Files above this size get a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 8 * 1024 * 1024;
 
-fn guess_mime(path: &Path) -> &'static str {
+pub(crate) fn guess_mime(path: &Path) -> &'static str {
     match path
         .extension()
         .and_then(|e| e.to_str())

@@ -79,7 +79,21 @@ pub(crate) fn upload(
     source: &Path,
     to: &[String],
 ) -> CliResult<Vec<Imported>> {
-    let recipients = s.recipients(to)?;
+    upload_with(s, split, source, to, &[], &[])
+}
+
+/// [`upload`] with more recipients (`extra`), of which those in `provisional` are provisional
+/// recipients (PROTOCOL.md §14).
+pub(crate) fn upload_with(
+    s: &mut Session,
+    split: &SplitBundle,
+    source: &Path,
+    to: &[String],
+    extra: &[serment_core::wrap::Recipient],
+    provisional: &[serment_core::KeyId],
+) -> CliResult<Vec<Imported>> {
+    let mut recipients = s.recipients(to)?;
+    recipients.extend_from_slice(extra);
     let mut out = Vec::with_capacity(split.documents.len());
     for d in &split.documents {
         let meta = Metadata {
@@ -100,7 +114,14 @@ pub(crate) fn upload(
                 .collect(),
         };
         let doc_id = serment_core::DocId::random().map_err(|e| CliError::Input(e.to_string()))?;
-        let r = s.put_version(d.content.as_slice(), meta, doc_id, 1, &recipients)?;
+        let r = s.put_version_with(
+            d.content.as_slice(),
+            meta,
+            doc_id,
+            1,
+            &recipients,
+            provisional,
+        )?;
         out.push(Imported {
             doc_id: r.doc_id.to_string(),
             kind: d.kind.to_string(),
@@ -117,11 +138,19 @@ pub(crate) fn import(
     ctx: &Ctx,
     bundle: &Path,
     to: &[String],
+    to_unregistered: Option<&str>,
     allow_dangling: bool,
 ) -> CliResult<()> {
     let (_, split) = read_bundle(bundle, allow_dangling)?;
     let mut s = ctx.session()?;
-    let docs = upload(&mut s, &split, bundle, to)?;
+    let (extra, provisional, unregistered) = match to_unregistered {
+        Some(c) => {
+            let u = super::provisional::resolve(&mut s, c)?;
+            (u.recipients.clone(), u.provisional.clone(), Some(u))
+        }
+        None => (Vec::new(), Vec::new(), None),
+    };
+    let docs = upload_with(&mut s, &split, bundle, to, &extra, &provisional)?;
     for w in split.warnings.iter().chain(&split.test_identities) {
         eprintln!("warning: {w}");
     }
@@ -142,10 +171,14 @@ pub(crate) fn import(
     for w in &split.test_identities {
         text.push_str(&format!("  WARNING: TEST IDENTITY: {w}\n"));
     }
+    if let Some(u) = &unregistered {
+        text.push_str(&u.text());
+    }
     emit(
         ctx.json,
         &json!({ "bundle": bundle.display().to_string(), "documents": docs, "warnings": split.warnings,
-                 "test_identities": split.test_identities, "ins": ins_report(&split) }),
+                 "test_identities": split.test_identities, "ins": ins_report(&split),
+                 "unregistered": unregistered.as_ref().map(super::provisional::Resolved::json) }),
         text.trim_end(),
     );
     Ok(())

@@ -7,12 +7,13 @@ mod demo;
 mod demo_team;
 mod demo_tls;
 mod device;
-mod docs;
+pub(crate) mod docs;
 pub(crate) mod erase;
 mod fhir;
 mod id;
 pub(crate) mod log;
 mod offline;
+mod provisional;
 mod replica;
 pub(crate) mod restore;
 mod serve;
@@ -57,7 +58,17 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             to,
             title,
             mime,
+            to_team: _,
+            to_unregistered: Some(contact),
+        } => provisional::put(&ctx, &file, &to, title, mime, &contact),
+        Command::Claim { code, otp } => provisional::claim(&ctx, &code, otp),
+        Command::Put {
+            file,
+            to,
+            title,
+            mime,
             to_team,
+            to_unregistered: None,
         } => {
             let op = agent::Op::Put {
                 file: agent::absolute(&file)?,
@@ -108,8 +119,15 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::ImportFhir {
             bundle,
             to,
+            to_unregistered,
             allow_dangling,
-        } => fhir::import(&ctx, &bundle, &to, allow_dangling),
+        } => fhir::import(
+            &ctx,
+            &bundle,
+            &to,
+            to_unregistered.as_deref(),
+            allow_dangling,
+        ),
         Command::Seal {
             input,
             output,

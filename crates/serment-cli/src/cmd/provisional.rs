@@ -1,0 +1,190 @@
+//! `serment put … --to-unregistered`, `import-fhir … --to-unregistered` and `serment claim`
+//! (PROTOCOL.md §14, issue 17 §1).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use serment_client::provisional::UnregisteredTarget;
+use serment_client::vault::Session;
+use serment_core::KeyId;
+use serment_core::document::Metadata;
+use serment_core::provisional::ClaimCode;
+use serment_core::wrap::Recipient;
+use zeroize::Zeroizing;
+
+use super::{Ctx, now_rfc3339};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+/// An unregistered contact, resolved for sealing.
+pub(crate) struct Resolved {
+    /// Recipients to add.
+    pub(crate) recipients: Vec<Recipient>,
+    /// Which of them are provisional recipients.
+    pub(crate) provisional: Vec<KeyId>,
+    /// The provisional recipient.
+    pub(crate) provisional_id: KeyId,
+    /// The claim code, when made by this run (shown once).
+    pub(crate) claim_code: Option<Zeroizing<String>>,
+    /// The claimant's handle, once claimed.
+    pub(crate) claimed_by: Option<String>,
+}
+
+impl Resolved {
+    /// The `unregistered` object of the `--json` output (docs/JSON.md).
+    pub(crate) fn json(&self) -> Value {
+        json!({ "provisional_id": self.provisional_id.to_string(),
+                "claim_code": self.claim_code.as_ref().map(|c| c.as_str()),
+                "claimed_by": self.claimed_by })
+    }
+
+    /// The lines of the text output.
+    pub(crate) fn text(&self) -> String {
+        match (&self.claimed_by, &self.claim_code) {
+            (Some(h), _) => format!(
+                "\n  the patient claimed (handle {h}): sealed directly to their devices"
+            ),
+            (None, Some(code)) => format!(
+                "\n  sealed for a provisional recipient (not yet registered) {}\n  \
+                 CLAIM CODE for the patient, shown once (print it on the receipt or send it by \
+                 SMS):\n      {}\n  The patient runs `serment claim --code {}`; the server \
+                 emails the one-time code.",
+                self.provisional_id.short(),
+                code.as_str(),
+                code.as_str()
+            ),
+            (None, None) => format!(
+                "\n  sealed for the patient's provisional recipient {} (not claimed yet: the \
+                 claim code printed the first time opens this document too)",
+                self.provisional_id.short()
+            ),
+        }
+    }
+}
+
+/// Resolves `contact` (`email:ADDRESS[,ins:INS]`) for this session.
+pub(crate) fn resolve(s: &mut Session, contact: &str) -> CliResult<Resolved> {
+    Ok(match s.unregistered_target(contact)? {
+        UnregisteredTarget::Claimed {
+            handle,
+            provisional_id,
+        } => {
+            let (c, _) = serment_client::contacts::add(&s.api, &mut s.ks, &handle)?;
+            s.ks.save()?;
+            Resolved {
+                recipients: c.devices.iter().map(Recipient::from).collect(),
+                provisional: Vec::new(),
+                provisional_id,
+                claim_code: None,
+                claimed_by: Some(handle),
+            }
+        }
+        UnregisteredTarget::Provisional { record, new_code } => Resolved {
+            recipients: vec![record.recipient()],
+            provisional: vec![record.id()],
+            provisional_id: record.id(),
+            claim_code: new_code.map(|c| c.display()),
+            claimed_by: None,
+        },
+    })
+}
+
+/// `serment put FILE [--to …] --to-unregistered CONTACT`.
+pub(crate) fn put(
+    ctx: &Ctx,
+    file: &Path,
+    to: &[String],
+    title: Option<String>,
+    mime: Option<String>,
+    contact: &str,
+) -> CliResult<()> {
+    let f = std::fs::File::open(file).map_err(|e| CliError::io(file, e))?;
+    let len = f.metadata().map_err(|e| CliError::io(file, e))?.len();
+    let mut s = ctx.session()?;
+    let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let meta = Metadata {
+        content_length: len,
+        mime_type: Some(mime.unwrap_or_else(|| super::docs::guess_mime(file).to_owned())),
+        title: title.or_else(|| file_name.clone()),
+        file_name,
+        created: now_rfc3339(),
+        author_display: Some(s.ks.display_name().to_owned()),
+        ..Metadata::default()
+    };
+    let mut recipients = s.recipients(to)?;
+    let u = resolve(&mut s, contact)?;
+    recipients.extend_from_slice(&u.recipients);
+    let doc_id = serment_core::DocId::random().map_err(|e| CliError::Input(e.to_string()))?;
+    let r = s.put_version_with(f, meta, doc_id, 1, &recipients, &u.provisional)?;
+    emit(
+        ctx.json,
+        &json!({ "doc_id": r.doc_id.to_string(), "doc_version": r.doc_version, "blob_id": r.blob_id,
+                 "sealed_bytes": r.sealed_len, "plaintext_bytes": len,
+                 "recipients": r.recipients.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                 "team": Value::Null, "team_epoch": Value::Null,
+                 "unregistered": u.json() }),
+        &format!(
+            "Sealed {} ({len} bytes -> {} stored) for {} device(s)\n  document: {}{}",
+            file.display(),
+            r.sealed_len,
+            r.recipients.len(),
+            r.doc_id,
+            u.text()
+        ),
+    );
+    Ok(())
+}
+
+/// `serment claim --code CLAIM [--otp CODE]`.
+pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()> {
+    let code = ClaimCode::parse(code).map_err(|e| CliError::Input(e.to_string()))?;
+    let mut s = ctx.session()?;
+    let otp = match otp {
+        Some(o) => Zeroizing::new(o),
+        None => {
+            let ttl = s.api.request_claim_otp(&code)?;
+            let interactive = !ctx.json && std::io::stdin().is_terminal();
+            if !interactive {
+                emit(
+                    ctx.json,
+                    &json!({ "otp_sent": true, "expires_in": ttl }),
+                    &format!(
+                        "A one-time code was emailed to the address the lab has for you (valid \
+                         {} minutes). Run again with --otp CODE.",
+                        ttl / 60
+                    ),
+                );
+                return Ok(());
+            }
+            eprintln!(
+                "A one-time code was emailed to the address the lab has for you (valid {} minutes).",
+                ttl / 60
+            );
+            eprint!("One-time code: ");
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::Input(format!("reading the one-time code: {e}")))?;
+            Zeroizing::new(line.trim().to_owned())
+        }
+    };
+    let o = s.claim(&code, &otp)?;
+    emit(
+        ctx.json,
+        &json!({ "otp_sent": false, "provisional_id": o.provisional_id.to_string(),
+                 "claim_index": o.claim_index, "newly_claimed": o.newly_claimed,
+                 "versions": o.versions, "wraps": o.wraps, "log_entries": o.log_entries }),
+        &format!(
+            "{} provisional recipient {} (log entry {})\n  re-wrapped {} document version(s) \
+             to your devices ({} key wraps, {} log entries): `serment ls` lists them",
+            if o.newly_claimed { "Claimed" } else { "Already yours:" },
+            o.provisional_id.short(),
+            o.claim_index,
+            o.versions,
+            o.wraps,
+            o.log_entries
+        ),
+    );
+    Ok(())
+}
