@@ -22,7 +22,8 @@ s.quit()
 PY
 }
 if ! smtp_up; then
-    mkdir -p "$SMTP_MAILDIR"
+    # A maildir: Python's mailbox.Maildir creates tmp/new/cur only for a directory that is absent.
+    mkdir -p "$SMTP_MAILDIR/tmp" "$SMTP_MAILDIR/new" "$SMTP_MAILDIR/cur"
     nohup "$AIOSMTPD_VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
         -c aiosmtpd.handlers.Mailbox "$SMTP_MAILDIR" >"/tmp/serment-aiosmtpd-$SMTP_PORT.log" 2>&1 &
     for _ in $(seq 1 100); do

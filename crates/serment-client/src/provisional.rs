@@ -379,10 +379,9 @@ impl Session {
             // The DEK's worth is checked when the document is read: its header hash binds the
             // wrap, and the author's signature binds the header (PROTOCOL.md §6.3).
             let dek = wrap::unwrap_dek(&w, &prov).map_err(ClientError::Integrity)?;
-            let already = crate::log::wrapped_devices(&self.api, &mut self.ks, &doc_id, w.doc_version)?;
             let mut rng = serment_core::rng::os_rng();
             let mut wraps = Vec::new();
-            for d in devices.iter().filter(|d| !already.contains(&d.device_id)) {
+            for d in &devices {
                 wraps.push(
                     wrap::wrap_dek(
                         &dek,
@@ -399,7 +398,29 @@ impl Session {
             if wraps.is_empty() {
                 continue;
             }
-            let indices = self.api.add_wraps(&doc_id, w.doc_version, &wraps)?;
+            // A resumed claim: devices that already hold a wrap are answered 409 one by one
+            // and skipped (this device cannot read the document's log before it holds one).
+            let (wraps, indices) = match self.api.add_wraps(&doc_id, w.doc_version, &wraps) {
+                Ok(i) => (wraps, i),
+                Err(ClientError::Server { status: 409, .. }) => {
+                    let (mut kept, mut idx) = (Vec::new(), Vec::new());
+                    for one in wraps {
+                        match self.api.add_wraps(&doc_id, w.doc_version, std::slice::from_ref(&one)) {
+                            Ok(i) => {
+                                idx.extend(i);
+                                kept.push(one);
+                            }
+                            Err(ClientError::Server { status: 409, .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    (kept, idx)
+                }
+                Err(e) => return Err(e),
+            };
+            if wraps.is_empty() {
+                continue;
+            }
             let expected: Vec<(EntryKind, &[u8])> = wraps
                 .iter()
                 .map(|w| (EntryKind::Wrap, w.as_slice()))

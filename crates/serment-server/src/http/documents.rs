@@ -197,7 +197,8 @@ pub(crate) async fn commit(
             wraps,
         })
         .await?;
-    tracing::info!(doc = %doc_id, version = req.doc_version, recipients, "version committed");
+    // No document id in the log (issue 17 §1): ids are linkable across requests.
+    tracing::info!(version = req.doc_version, recipients, "version committed");
     let log = match req.log_from {
         None => None,
         Some(from) if from > done.size => {
@@ -520,7 +521,7 @@ pub(crate) async fn add_wraps(
         }
     }
     let log_indices = meta.add_wraps(&doc_id, version, &wraps, now()).await?;
-    tracing::info!(doc = %doc_id, version, added = wraps.len(), "recipients added");
+    tracing::info!(version, added = wraps.len(), "recipients added");
     Ok((
         StatusCode::CREATED,
         Json(AddWrapsResponse {

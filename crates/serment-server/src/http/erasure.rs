@@ -61,7 +61,7 @@ pub(crate) async fn erase(
             }
             other => other,
         })?;
-    tracing::info!(doc = %doc_id, reason = t.reason.code(), index, "document erased");
+    tracing::info!(reason = t.reason.code(), index, "document erased");
     Ok((
         StatusCode::CREATED,
         Json(AppendedResponse {

@@ -369,7 +369,7 @@ pub(crate) async fn add_team_wrap(
             now(),
         )
         .await?;
-    tracing::info!(doc = %doc_id, version, team = %req.team, "shared with a team");
+    tracing::info!(version, team = %req.team, "shared with a team");
     Ok((
         StatusCode::CREATED,
         Json(AppendedResponse {
