@@ -74,7 +74,11 @@ pub(crate) enum Command {
         /// recipient bound to this contact. The first time, prints a claim code for the patient
         /// (on the receipt, or by SMS); the server emails the one-time code that goes with it.
         /// Once the patient claimed (`serment claim`), seals straight to the patient's devices.
-        #[arg(long = "to-unregistered", value_name = "email:ADDRESS[,ins:INS]", conflicts_with = "to_team")]
+        #[arg(
+            long = "to-unregistered",
+            value_name = "email:ADDRESS[,ins:INS]",
+            conflicts_with = "to_team"
+        )]
         to_unregistered: Option<String>,
     },
     /// Claim the documents a lab sealed for you before you registered (PROTOCOL.md §14): with

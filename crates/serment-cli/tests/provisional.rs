@@ -33,7 +33,9 @@ pub fn smtp() -> Option<(String, PathBuf)> {
     ) {
         (Ok(u), Ok(d)) => Some((u, PathBuf::from(d))),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but SERMENT_TEST_SMTP_URL / SERMENT_TEST_MAILDIR are not set (.ci/smtp.sh)")
+            panic!(
+                "CI=true but SERMENT_TEST_SMTP_URL / SERMENT_TEST_MAILDIR are not set (.ci/smtp.sh)"
+            )
         }
         _ => {
             eprintln!(
@@ -207,7 +209,10 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     }
 
     // The patient registers, asks for the one-time code (exits 0 saying so), reads the mail.
-    ok(&patient, &["id", "new", "--name", "ana-p", "--kdf", "floor"]);
+    ok(
+        &patient,
+        &["id", "new", "--name", "ana-p", "--kdf", "floor"],
+    );
     ok(&patient, &["register", "--server", &server.url]);
     let sent = ok(&patient, &["claim", "--code", &claim_code]);
     assert_eq!(sent["otp_sent"], true, "{sent}");
@@ -234,7 +239,10 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
 
     // The patient reads every document (the lab's handle is on the receipt: pinned first).
     ok(&patient, &["contact", "add", "labo-p"]);
-    for (d, want) in [(&doc1, &b"Hemoglobin 13.9 g/dL"[..]), (&doc2, b"Ferritin 80 ng/mL")] {
+    for (d, want) in [
+        (&doc1, &b"Hemoglobin 13.9 g/dL"[..]),
+        (&doc2, b"Ferritin 80 ng/mL"),
+    ] {
         let out = root.join(format!("{d}.out"));
         ok(&patient, &["get", d, "-o", out.to_str().unwrap()]);
         assert_eq!(std::fs::read(&out).unwrap(), want);
@@ -256,7 +264,12 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     let out = root.join("r3.out");
     ok(
         &patient,
-        &["get", p3["doc_id"].as_str().unwrap(), "-o", out.to_str().unwrap()],
+        &[
+            "get",
+            p3["doc_id"].as_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"Vitamin D 30 ng/mL");
 

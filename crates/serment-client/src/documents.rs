@@ -241,7 +241,9 @@ impl Session {
             .map(|(_, w)| w.clone())
             .collect();
         if !prov.is_empty() {
-            let indices = self.api.add_provisional_wraps(&doc_id, doc_version, &prov)?;
+            let indices = self
+                .api
+                .add_provisional_wraps(&doc_id, doc_version, &prov)?;
             let expected: Vec<(EntryKind, &[u8])> = prov
                 .iter()
                 .map(|w| (EntryKind::Wrap, w.as_slice()))

@@ -959,7 +959,10 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                 // its record names.
                 Payload::Provisional(p) => {
                     if !devices.contains_key(&p.lab_device()) {
-                        fail("a provisional recipient made by a device not certified before it".into());
+                        fail(
+                            "a provisional recipient made by a device not certified before it"
+                                .into(),
+                        );
                     }
                 }
                 Payload::Claim(c) => match devices.get(&c.device_id()) {

@@ -21,8 +21,8 @@ use serment_core::document::Metadata;
 use serment_core::log::entry::{EntryKind, Subject};
 use serment_core::log::history::check_chain;
 use serment_core::provisional::{
-    Claim, ClaimCode, Contact, ProvisionalRecord, ProvisionalState, SERVER_SHARE_LEN,
-    contact_key, open_escrow, replay_provisional, seal_escrow,
+    Claim, ClaimCode, Contact, ProvisionalRecord, ProvisionalState, SERVER_SHARE_LEN, contact_key,
+    open_escrow, replay_provisional, seal_escrow,
 };
 use serment_core::wrap::{self, Recipient, WrappedKey};
 use serment_core::{DocId, KeyId};
@@ -405,7 +405,10 @@ impl Session {
                 Err(ClientError::Server { status: 409, .. }) => {
                     let (mut kept, mut idx) = (Vec::new(), Vec::new());
                     for one in wraps {
-                        match self.api.add_wraps(&doc_id, w.doc_version, std::slice::from_ref(&one)) {
+                        match self
+                            .api
+                            .add_wraps(&doc_id, w.doc_version, std::slice::from_ref(&one))
+                        {
                             Ok(i) => {
                                 idx.extend(i);
                                 kept.push(one);

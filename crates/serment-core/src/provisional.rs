@@ -303,12 +303,10 @@ impl ProvisionalRecord {
         lab: &DeviceSecret,
         created_at: u64,
     ) -> Result<Vec<u8>> {
-        let hybrid = provisional
-            .hybrid_public_key()
-            .ok_or(Error::InvalidField {
-                field: "provisional recipient",
-                reason: "a provisional recipient has an X-Wing key",
-            })?;
+        let hybrid = provisional.hybrid_public_key().ok_or(Error::InvalidField {
+            field: "provisional recipient",
+            reason: "a provisional recipient has an X-Wing key",
+        })?;
         let mut w = Writer::with_capacity(RECORD_LEN);
         w.bytes(Self::MAGIC)
             .u16(FORMAT_VERSION)
@@ -337,7 +335,10 @@ impl ProvisionalRecord {
         let version = r.u16()?;
         let suite = r.u16()?;
         if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { what: WHAT, version });
+            return Err(Error::UnsupportedVersion {
+                what: WHAT,
+                version,
+            });
         }
         if suite != HYBRID_SUITE_ID {
             return Err(Error::UnsupportedSuite { what: WHAT, suite });
@@ -526,7 +527,10 @@ pub fn open_escrow(
     let version = r.u16()?;
     let suite = r.u16()?;
     if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion { what: WHAT, version });
+        return Err(Error::UnsupportedVersion {
+            what: WHAT,
+            version,
+        });
     }
     if suite != HYBRID_SUITE_ID {
         return Err(Error::UnsupportedSuite { what: WHAT, suite });
@@ -593,7 +597,9 @@ mod tests {
         );
         assert_ne!(
             Contact::parse("email:ana@example.org").unwrap().tag(&k),
-            Contact::parse("email:ana@example.org").unwrap().tag(&[2; 32])
+            Contact::parse("email:ana@example.org")
+                .unwrap()
+                .tag(&[2; 32])
         );
     }
 
@@ -666,16 +672,16 @@ pub struct ProvisionalState {
 /// # Errors
 /// [`Error::History`] for an empty chain, a chain that does not start with the record, a
 /// second record, a claim by another key or a second claim.
-pub fn replay_provisional(
-    chain: &[crate::log::history::ChainEntry],
-) -> Result<ProvisionalState> {
+pub fn replay_provisional(chain: &[crate::log::history::ChainEntry]) -> Result<ProvisionalState> {
     use crate::log::entry::Payload;
     let broken = |reason| Error::History { reason };
     let (first, rest) = chain
         .split_first()
         .ok_or(broken("a provisional recipient's chain is empty"))?;
     let Payload::Provisional(record) = &first.entry.payload else {
-        return Err(broken("a provisional recipient's chain starts with its record"));
+        return Err(broken(
+            "a provisional recipient's chain starts with its record",
+        ));
     };
     let mut state = ProvisionalState {
         record: record.clone(),

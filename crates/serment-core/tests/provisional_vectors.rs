@@ -137,14 +137,23 @@ fn provisional_vectors_match_and_negative_cases_fail() {
         std::fs::write(file(), serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
     }
     let v: Value = serde_json::from_str(&std::fs::read_to_string(file()).unwrap()).unwrap();
-    assert_eq!(v, built, "tests/vectors/provisional.json differs from what the code makes");
+    assert_eq!(
+        v, built,
+        "tests/vectors/provisional.json differs from what the code makes"
+    );
 
     let h = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
     let i = inputs();
     // The record: decodes, names the provisional recipient, as a kind-10 entry too.
     let record = ProvisionalRecord::decode_verified(&h("record")).unwrap();
-    assert_eq!(record.id().to_string(), v["provisional_id"].as_str().unwrap());
-    assert_eq!(hex::encode(record.contact_tag), v["contact_tag"].as_str().unwrap());
+    assert_eq!(
+        record.id().to_string(),
+        v["provisional_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(record.contact_tag),
+        v["contact_tag"].as_str().unwrap()
+    );
     assert_eq!(record.lab_device(), i.lab.id());
     let claim_bytes = h("claim");
     let c = chain(&[
@@ -162,7 +171,10 @@ fn provisional_vectors_match_and_negative_cases_fail() {
         (EntryKind::Claim, &claim_bytes),
         (EntryKind::Claim, &claim_bytes),
     ]);
-    assert!(matches!(replay_provisional(&c2), Err(Error::History { .. })));
+    assert!(matches!(
+        replay_provisional(&c2),
+        Err(Error::History { .. })
+    ));
     // The escrow opens with the code and the share only.
     let code = ClaimCode::parse(v["claim_code"].as_str().unwrap()).unwrap();
     assert_eq!(hex::encode(code.lookup()), v["lookup"].as_str().unwrap());
@@ -171,7 +183,10 @@ fn provisional_vectors_match_and_negative_cases_fail() {
         .try_into()
         .unwrap();
     let opened = open_escrow(&h("escrow"), &code, &share).unwrap();
-    assert_eq!(opened.id(), KeyId::from_hex(v["provisional_id"].as_str().unwrap()).unwrap());
+    assert_eq!(
+        opened.id(),
+        KeyId::from_hex(v["provisional_id"].as_str().unwrap()).unwrap()
+    );
 
     for n in v["negative"].as_array().unwrap() {
         let want = n["error"].as_str().unwrap();

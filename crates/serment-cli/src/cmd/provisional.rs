@@ -42,9 +42,9 @@ impl Resolved {
     /// The lines of the text output.
     pub(crate) fn text(&self) -> String {
         match (&self.claimed_by, &self.claim_code) {
-            (Some(h), _) => format!(
-                "\n  the patient claimed (handle {h}): sealed directly to their devices"
-            ),
+            (Some(h), _) => {
+                format!("\n  the patient claimed (handle {h}): sealed directly to their devices")
+            }
             (None, Some(code)) => format!(
                 "\n  sealed for a provisional recipient (not yet registered) {}\n  \
                  CLAIM CODE for the patient, shown once (print it on the receipt or send it by \
@@ -178,7 +178,11 @@ pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()>
         &format!(
             "{} provisional recipient {} (log entry {})\n  re-wrapped {} document version(s) \
              to your devices ({} key wraps, {} log entries): `serment ls` lists them",
-            if o.newly_claimed { "Claimed" } else { "Already yours:" },
+            if o.newly_claimed {
+                "Claimed"
+            } else {
+                "Already yours:"
+            },
             o.provisional_id.short(),
             o.claim_index,
             o.versions,

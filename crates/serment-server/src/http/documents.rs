@@ -46,7 +46,10 @@ pub(crate) struct WrapContext {
 /// Decodes and checks wraps (§7): 1..=[`MAX_WRAPS`], each for this document, version and header,
 /// made and signed by the calling device, recipients distinct. Runs the signature checks on the
 /// blocking pool (up to 1024 Ed25519 verifications).
-pub(crate) async fn check_wraps(raw: Vec<String>, ctx: WrapContext) -> Result<Vec<NewWrap>, ApiError> {
+pub(crate) async fn check_wraps(
+    raw: Vec<String>,
+    ctx: WrapContext,
+) -> Result<Vec<NewWrap>, ApiError> {
     if raw.is_empty() || raw.len() > MAX_WRAPS {
         return Err(ApiError::BadRequest(format!(
             "wraps: expected 1 to {MAX_WRAPS} wraps"

@@ -24,14 +24,14 @@ use serment_api::{
 use serment_core::identity::DeviceRecord;
 use serment_core::ids::labeled_hash;
 use serment_core::log::entry::Subject;
-use serment_core::provisional::{
-    Claim, Contact, ESCROW_LEN, ProvisionalRecord, SERVER_SHARE_LEN,
-};
+use serment_core::provisional::{Claim, Contact, ESCROW_LEN, ProvisionalRecord, SERVER_SHARE_LEN};
 
 use super::AppState;
 use super::documents::{WrapContext, check_wraps, load_header, version_path};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery, AuthDevice, b64_decode, b64_encode, parse_key_id};
+use super::extract::{
+    ApiJson, ApiPath, ApiQuery, AuthDevice, b64_decode, b64_encode, parse_key_id,
+};
 use crate::mail::Mailer;
 use crate::store::{CodeCheck, NewProvisional, ProvisionalRow, now};
 
@@ -56,7 +56,10 @@ fn mailer(state: &AppState) -> Result<Mailer, ApiError> {
 }
 
 fn hex32(field: &str, s: &str) -> Result<String, ApiError> {
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(s.to_owned())
     } else {
         Err(ApiError::BadRequest(format!(
