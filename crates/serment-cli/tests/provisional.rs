@@ -142,6 +142,32 @@ pub fn otp_from_maildir(maildir: &Path, to: &str, seen: &mut HashSet<PathBuf>) -
     }
 }
 
+/// The fields docs/JSON.md documents for `serment <command>`.
+fn documented(command: &str) -> std::collections::BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/JSON.md"))
+            .unwrap();
+    let head = format!("### `serment {command}`");
+    let mut out = std::collections::BTreeSet::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if l.starts_with("### ") || l.starts_with("## ") {
+            inside = l == head;
+            continue;
+        }
+        let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+        if inside && cols.len() >= 4 && cols[1].starts_with('`') {
+            out.insert(cols[1].trim_matches('`').to_owned());
+        }
+    }
+    assert!(!out.is_empty(), "docs/JSON.md documents no {head}");
+    out
+}
+
+fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
 fn unique(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).unwrap();
@@ -216,6 +242,7 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     ok(&patient, &["register", "--server", &server.url]);
     let sent = ok(&patient, &["claim", "--code", &claim_code]);
     assert_eq!(sent["otp_sent"], true, "{sent}");
+    assert_eq!(keys(&sent), documented("claim"), "{sent}");
     let mut seen = HashSet::new();
     let otp = otp_from_maildir(&maildir, &email, &mut seen);
 
@@ -228,6 +255,8 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
 
     let claimed = ok(&patient, &["claim", "--code", &claim_code, "--otp", &otp]);
     assert_eq!(claimed["newly_claimed"], true, "{claimed}");
+    assert_eq!(keys(&claimed), documented("claim"), "{claimed}");
+    assert_eq!(keys(&p1), documented("put"), "{p1}");
     assert_eq!(claimed["provisional_id"], prov.as_str());
     assert_eq!(claimed["versions"], docs.len(), "{claimed}");
     assert_eq!(claimed["wraps"], docs.len(), "one device: one wrap each");

@@ -107,6 +107,39 @@ impl Api {
         Ok(v.log_indices)
     }
 
+    /// `POST /v1/provisional/open` (bearer): proves the one-time code `otp` for the provisional
+    /// recipient whose claim code has the lookup id `lookup`; the answer carries the server's
+    /// share and the escrow (PROTOCOL.md §14.2). Nothing in it is checked here.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`]: 403 (wrong, used or expired code), 404, 409 (claimed by another
+    /// identity), 429 (too many attempts: retry later).
+    pub fn open_provisional(&self, lookup: &[u8; 32], otp: &str) -> Result<OpenedProvisional> {
+        self.post_json(
+            "/v1/provisional/open",
+            &OpenProvisionalRequest {
+                lookup: hex::encode(lookup),
+                code: otp.trim().to_owned(),
+            },
+            true,
+        )
+    }
+
+    /// `POST /v1/provisional/{id}/claim` (bearer): posts a claim (kind 11). Returns its log
+    /// index (to check as an own write).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`]: 400 (a claim that does not verify or names another recipient,
+    /// device or handle), 403 (no proven one-time code), 409 (already claimed).
+    pub fn post_claim(&self, id: &KeyId, claim: &[u8]) -> Result<u64> {
+        let done: ProvisionalAppended = self.post_json(
+            &format!("/v1/provisional/{id}/claim"),
+            &ClaimRequest { claim: b64e(claim) },
+            true,
+        )?;
+        Ok(done.log_index)
+    }
+
     /// `POST /v1/provisional/code`: asks the server to email a one-time code to the contact of
     /// the provisional recipient of `code` (no login needed). Returns the code's lifetime in
     /// seconds.
@@ -292,14 +325,7 @@ impl Session {
     /// that changed the escrow or the share) or holds other keys than the logged record, or if
     /// the recipient was claimed by another handle; log errors.
     pub fn claim(&mut self, code: &ClaimCode, otp: &str) -> Result<ClaimOutcome> {
-        let opened: OpenedProvisional = self.api.post_json(
-            "/v1/provisional/open",
-            &OpenProvisionalRequest {
-                lookup: hex::encode(code.lookup()),
-                code: otp.trim().to_owned(),
-            },
-            true,
-        )?;
+        let opened = self.api.open_provisional(&code.lookup(), otp)?;
         let id = key_id(&opened.provisional_id, "provisional_id")?;
         let share: [u8; SERVER_SHARE_LEN] = b64d(&opened.server_share, "server_share")?
             .try_into()
@@ -339,20 +365,14 @@ impl Session {
             None => {
                 let claim = Claim::sign(&prov, &handle, &self.ks.device, crate::now_secs())
                     .map_err(ClientError::Integrity)?;
-                let done: ProvisionalAppended = self.api.post_json(
-                    &format!("/v1/provisional/{id}/claim"),
-                    &ClaimRequest {
-                        claim: b64e(&claim),
-                    },
-                    true,
-                )?;
+                let index = self.api.post_claim(&id, &claim)?;
                 crate::log::check_own_writes(
                     &self.api,
                     &mut self.ks,
-                    &[done.log_index],
+                    &[index],
                     &[(EntryKind::Claim, claim.as_slice())],
                 )?;
-                (done.log_index, true)
+                (index, true)
             }
         };
         // Re-wrap to this identity's current devices, from its proven key history.

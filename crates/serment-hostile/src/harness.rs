@@ -197,6 +197,9 @@ impl Hostile {
             blob_url,
             listen: "127.0.0.1:0".parse().expect("address"),
             max_blob_bytes: 1 << 30,
+            // Provisional recipients (issue 17) need a relay configured; nothing listens there:
+            // the hostile tests set one-time codes in the database, as the operator can.
+            smtp_url: Some("smtp://127.0.0.1:9".to_owned()),
             ..Config::default()
         };
         let upstream = rt.block_on(async {

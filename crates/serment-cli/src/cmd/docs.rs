@@ -83,7 +83,7 @@ pub(crate) fn put(
         &json!({ "doc_id": r.doc_id.to_string(), "doc_version": r.doc_version, "blob_id": r.blob_id,
                  "sealed_bytes": r.sealed_len, "plaintext_bytes": len,
                  "recipients": r.recipients.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-                 "team": to_team, "team_epoch": team_epoch }),
+                 "team": to_team, "team_epoch": team_epoch, "unregistered": null }),
         &format!(
             "Sealed {} ({len} bytes -> {} stored) for {} device(s)\n  document: {}{team_line}",
             file.display(),

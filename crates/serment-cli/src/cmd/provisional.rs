@@ -148,7 +148,9 @@ pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()>
             if !interactive {
                 emit(
                     ctx.json,
-                    &json!({ "otp_sent": true, "expires_in": ttl }),
+                    &json!({ "otp_sent": true, "expires_in": ttl, "provisional_id": null,
+                             "claim_index": null, "newly_claimed": null, "versions": null,
+                             "wraps": null, "log_entries": null }),
                     &format!(
                         "A one-time code was emailed to the address the lab has for you (valid \
                          {} minutes). Run again with --otp CODE.",
@@ -172,7 +174,7 @@ pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()>
     let o = s.claim(&code, &otp)?;
     emit(
         ctx.json,
-        &json!({ "otp_sent": false, "provisional_id": o.provisional_id.to_string(),
+        &json!({ "otp_sent": false, "expires_in": null, "provisional_id": o.provisional_id.to_string(),
                  "claim_index": o.claim_index, "newly_claimed": o.newly_claimed,
                  "versions": o.versions, "wraps": o.wraps, "log_entries": o.log_entries }),
         &format!(

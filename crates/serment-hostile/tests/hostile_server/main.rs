@@ -32,6 +32,7 @@ mod offline_replica;
 mod parser_confusion;
 mod pq_downgrade;
 mod pq_rewrap;
+mod provisional;
 mod revocation_not_enforced;
 mod rollback_freshness_forks;
 mod stolen_token;
