@@ -218,10 +218,9 @@ fn provisional_a_replayed_one_time_code_is_refused() {
     assert_eq!(status(&e), 403, "{e}");
 }
 
-/// Brute force: 5 wrong attempts kill a code (then 429 with a wait, even for the right code),
-/// and an expired code is refused (403).
+/// Brute force: 5 wrong attempts kill a code (then 429 with a wait, even for the right code).
 #[test]
-fn provisional_brute_force_of_the_one_time_code_is_limited_and_codes_expire() {
+fn provisional_brute_force_of_the_one_time_code_is_limited() {
     let mut w = World::new();
     let (id, code, _) = first(&mut w);
     set_code(&w.h, &id, OTP, in_ten_minutes());
@@ -243,7 +242,13 @@ fn provisional_brute_force_of_the_one_time_code_is_limited_and_codes_expire() {
         429,
         "the 6th attempt, right code, was not refused: {e}"
     );
-    // A fresh code that expired.
+}
+
+/// A one-time code expires: past its time, the right code is refused (403).
+#[test]
+fn provisional_an_expired_one_time_code_is_refused() {
+    let mut w = World::new();
+    let (id, code, _) = first(&mut w);
     set_code(&w.h, &id, OTP, serment_client::now_secs() - 1);
     let e = w
         .patient
