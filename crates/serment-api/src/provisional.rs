@@ -1,4 +1,4 @@
-//! Provisional recipients (PROTOCOL.md §14, issue 17 §1): a lab seals for a patient who has not
+//! Provisional recipients (PROTOCOL.md §15, issue 17 §1): a lab seals for a patient who has not
 //! registered yet; the patient proves an emailed one-time code, receives the server's share and
 //! the escrow, and claims. Binary fields are base64url, ids lowercase hex.
 

@@ -70,7 +70,7 @@ pub(crate) enum Command {
         /// membership chain is verified in the log (PROTOCOL.md §12.3).
         #[arg(long = "to-team", value_name = "NAME")]
         to_team: Option<String>,
-        /// Also seal for a patient who has not registered yet (PROTOCOL.md §14): a provisional
+        /// Also seal for a patient who has not registered yet (PROTOCOL.md §15): a provisional
         /// recipient bound to this contact. The first time, prints a claim code for the patient
         /// (on the receipt, or by SMS); the server emails the one-time code that goes with it.
         /// Once the patient claimed (`serment claim`), seals straight to the patient's devices.
@@ -81,7 +81,7 @@ pub(crate) enum Command {
         )]
         to_unregistered: Option<String>,
     },
-    /// Claim the documents a lab sealed for you before you registered (PROTOCOL.md §14): with
+    /// Claim the documents a lab sealed for you before you registered (PROTOCOL.md §15): with
     /// the claim code of your receipt, the server emails you a one-time code; with both, your
     /// device takes the provisional key, logs the claim, and re-wraps each document to your
     /// devices.

@@ -150,7 +150,7 @@ impl Session {
     }
 
     /// [`Session::put_version`] where the recipients named in `provisional` are provisional
-    /// recipients (PROTOCOL.md §14): their wraps are posted after the commit, to
+    /// recipients (PROTOCOL.md §15): their wraps are posted after the commit, to
     /// `/v1/documents/{id}/versions/{v}/provisional-wraps`, and checked in the log like the
     /// commit's own.
     ///

@@ -954,7 +954,7 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                         fail(e.to_string());
                     }
                 }
-                // Provisional recipients (PROTOCOL.md §14): made by a device certified before
+                // Provisional recipients (PROTOCOL.md §15): made by a device certified before
                 // its record; claimed by a device certified before the claim, under the handle
                 // its record names.
                 Payload::Provisional(p) => {
@@ -993,7 +993,7 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
             r.errors.push(format!("handle {h}: {e}"));
         }
     }
-    // Provisional recipients (PROTOCOL.md §14.3): a record, then at most one claim by its key.
+    // Provisional recipients (PROTOCOL.md §15.3): a record, then at most one claim by its key.
     for (p, chain) in &provisional_chains {
         if let Err(e) = serment_core::provisional::replay_provisional(chain) {
             r.errors.push(format!("provisional recipient {p}: {e}"));

@@ -1,4 +1,4 @@
-//! Provisional recipients (PROTOCOL.md §14, issue 17 §1): a lab seals for a patient who has not
+//! Provisional recipients (PROTOCOL.md §15, issue 17 §1): a lab seals for a patient who has not
 //! registered yet (`put --to-unregistered email:ADDRESS[,ins:INS]`), and the patient claims
 //! (`serment claim --code …`).
 //!
@@ -88,7 +88,7 @@ pub struct ClaimOutcome {
 }
 
 impl Api {
-    /// `POST /v1/documents/{id}/versions/{v}/provisional-wraps` (author only, PROTOCOL.md §14).
+    /// `POST /v1/documents/{id}/versions/{v}/provisional-wraps` (author only, PROTOCOL.md §15).
     ///
     /// # Errors
     /// [`ClientError::Server`].
@@ -109,7 +109,7 @@ impl Api {
 
     /// `POST /v1/provisional/open` (bearer): proves the one-time code `otp` for the provisional
     /// recipient whose claim code has the lookup id `lookup`; the answer carries the server's
-    /// share and the escrow (PROTOCOL.md §14.2). Nothing in it is checked here.
+    /// share and the escrow (PROTOCOL.md §15.2). Nothing in it is checked here.
     ///
     /// # Errors
     /// [`ClientError::Server`]: 403 (wrong, used or expired code), 404, 409 (claimed by another
@@ -266,7 +266,7 @@ impl Session {
         })
     }
 
-    /// `put --to-unregistered CONTACT` (PROTOCOL.md §14.1): seals `content` for the contacts `to`
+    /// `put --to-unregistered CONTACT` (PROTOCOL.md §15.1): seals `content` for the contacts `to`
     /// (handles, may be empty) and for the unregistered `contact`: to its provisional recipient,
     /// or, once it claimed, straight to the claimant's devices.
     ///
@@ -313,7 +313,7 @@ impl Session {
         }
     }
 
-    /// `serment claim --code CLAIM --otp CODE` (PROTOCOL.md §14.3): proves the emailed one-time
+    /// `serment claim --code CLAIM --otp CODE` (PROTOCOL.md §15.3): proves the emailed one-time
     /// code, opens the escrow with the claim code and the server's share, checks the keys are
     /// those of the provisional record in the log, logs the claim (kind 11, signed by the
     /// provisional key and this device) and re-wraps every document of the provisional
@@ -464,7 +464,7 @@ impl Session {
     }
 
     /// Whether the log shows the provisional recipient `id` claimed, and by which handle (the
-    /// lab's view, PROTOCOL.md §14.4).
+    /// lab's view, PROTOCOL.md §15.4).
     ///
     /// # Errors
     /// Log and server errors.

@@ -1,4 +1,4 @@
-//! Provisional recipients (PROTOCOL.md §14, issue 17 §1): sealing for a patient who has not
+//! Provisional recipients (PROTOCOL.md §15, issue 17 §1): sealing for a patient who has not
 //! registered yet, and the claim that binds the provisional recipient to the patient's identity.
 //!
 //! The lab's device makes a provisional key set (an Ed25519 signing key, an X25519 and an X-Wing
@@ -653,7 +653,7 @@ mod tests {
     }
 }
 
-/// A provisional recipient after replaying its chain (PROTOCOL.md §14.3): its record and, once
+/// A provisional recipient after replaying its chain (PROTOCOL.md §15.3): its record and, once
 /// claimed, the claim.
 #[derive(Debug, Clone)]
 pub struct ProvisionalState {

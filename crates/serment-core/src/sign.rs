@@ -41,10 +41,10 @@ pub enum Context {
     /// An erasure tombstone, signed by the requester device (PROTOCOL.md §11.3, kind 9).
     LogErasure,
     /// A provisional recipient's record, signed by the lab device that made it (PROTOCOL.md
-    /// §11.3, kind 10; §14).
+    /// §11.3, kind 10; §15).
     LogProvisional,
     /// A claim of a provisional recipient, signed by the provisional key and the claimant's
-    /// device (PROTOCOL.md §11.3, kind 11; §14).
+    /// device (PROTOCOL.md §11.3, kind 11; §15).
     LogClaim,
 }
 

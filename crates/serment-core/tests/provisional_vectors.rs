@@ -1,4 +1,4 @@
-//! Vectors of provisional recipients (PROTOCOL.md §14.5): a record (log entry kind 10), its
+//! Vectors of provisional recipients (PROTOCOL.md §15.5): a record (log entry kind 10), its
 //! escrow, a claim code and a claim (kind 11) from fixed seeds, with negative cases, each with the
 //! error it must give.
 //!

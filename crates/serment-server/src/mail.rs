@@ -1,4 +1,4 @@
-//! One-time codes by email (issue 17 §1, PROTOCOL.md §14): the SMTP transport of `lettre`, on
+//! One-time codes by email (issue 17 §1, PROTOCOL.md §15): the SMTP transport of `lettre`, on
 //! tokio, TLS by rustls with the ring provider. The mail carries the code and its lifetime only:
 //! no document id, no claim code, no name.
 

@@ -83,7 +83,7 @@ pub(crate) fn upload(
 }
 
 /// [`upload`] with more recipients (`extra`), of which those in `provisional` are provisional
-/// recipients (PROTOCOL.md §14).
+/// recipients (PROTOCOL.md §15).
 pub(crate) fn upload_with(
     s: &mut Session,
     split: &SplitBundle,

@@ -1,5 +1,5 @@
 //! `serment put … --to-unregistered`, `import-fhir … --to-unregistered` and `serment claim`
-//! (PROTOCOL.md §14, issue 17 §1).
+//! (PROTOCOL.md §15, issue 17 §1).
 
 use std::io::IsTerminal;
 use std::path::Path;

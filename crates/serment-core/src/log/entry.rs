@@ -66,10 +66,10 @@ pub enum EntryKind {
     Bundle = 8,
     /// An erasure tombstone, signed by the requester device (PROTOCOL.md §11.3.2).
     Erasure = 9,
-    /// A provisional recipient's record, signed by the lab device (PROTOCOL.md §14).
+    /// A provisional recipient's record, signed by the lab device (PROTOCOL.md §15).
     Provisional = 10,
     /// A claim of a provisional recipient, signed by its key and the claimant's device
-    /// (PROTOCOL.md §14).
+    /// (PROTOCOL.md §15).
     Claim = 11,
 }
 
@@ -129,7 +129,7 @@ pub enum Subject {
     Team(String),
     /// The patient's page: every web bundle entry, one chain (PROTOCOL.md §11.3).
     WebBundle,
-    /// A provisional recipient, by its id: its record and its claim (PROTOCOL.md §14).
+    /// A provisional recipient, by its id: its record and its claim (PROTOCOL.md §15).
     Provisional(KeyId),
 }
 

@@ -1,4 +1,4 @@
-//! Provisional recipients (issue 17 §1, PROTOCOL.md §14, THREAT_MODEL.md "Provisional
+//! Provisional recipients (issue 17 §1, PROTOCOL.md §15, THREAT_MODEL.md "Provisional
 //! recipients"): the server claims one on its own, a second claim, a claim without the claim
 //! code, the server swapping the provisional key before the lab seals, a replayed one-time code,
 //! and brute force of the code. The operator sets one-time codes in its own database (it knows

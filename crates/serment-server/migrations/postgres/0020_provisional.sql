@@ -1,4 +1,4 @@
--- Issue 17 §1: provisional recipients (PROTOCOL.md §14); see migrations/sqlite/0020_provisional.sql.
+-- Issue 17 §1: provisional recipients (PROTOCOL.md §15); see migrations/sqlite/0020_provisional.sql.
 CREATE TABLE provisionals (
     provisional_id   TEXT    NOT NULL PRIMARY KEY,
     lab_identity     TEXT    NOT NULL,

@@ -1,4 +1,4 @@
--- Issue 17 §1: provisional recipients (PROTOCOL.md §14). One row per provisional recipient: the
+-- Issue 17 §1: provisional recipients (PROTOCOL.md §15). One row per provisional recipient: the
 -- lab identity that made it, its contact tag (keyed by the lab: no personal data), the lookup id
 -- of its claim code, the email the one-time codes go to (never in the log), the server share S
 -- and the escrow (AES-GCM under a key of the claim code and S: opaque to the server), and the

@@ -222,7 +222,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "smtp_url",
         unit: "URL",
-        doc: "The SMTP relay that emails the one-time codes of provisional recipients (a lab's `put --to-unregistered`, a patient's `serment claim`; PROTOCOL.md §14). `smtp://HOST:PORT` sends in plain text (a relay on loopback only), `?tls=required` adds STARTTLS, `smtps://` is TLS from the start (rustls, Mozilla's roots); `USER:PASSWORD@` logs in. The mail holds the one-time code only, never a document id. Unset: the provisional routes answer `503 smtp_not_configured`. Prefer the variable or a TOML file: a password in a flag shows in the process list.",
+        doc: "The SMTP relay that emails the one-time codes of provisional recipients (a lab's `put --to-unregistered`, a patient's `serment claim`; PROTOCOL.md §15). `smtp://HOST:PORT` sends in plain text (a relay on loopback only), `?tls=required` adds STARTTLS, `smtps://` is TLS from the start (rustls, Mozilla's roots); `USER:PASSWORD@` logs in. The mail holds the one-time code only, never a document id. Unset: the provisional routes answer `503 smtp_not_configured`. Prefer the variable or a TOML file: a password in a flag shows in the process list.",
     },
     Setting {
         key: "smtp_from",

@@ -475,7 +475,7 @@ pub(crate) async fn add_wraps(
     // may wrap it for its own identity's other devices (the catch-up of a linked device), and
     // for nobody else.
     let catch_up = row.author_device != caller.device_id;
-    // §14: a device of the identity that claimed a provisional recipient holding a wrap of the
+    // §15: a device of the identity that claimed a provisional recipient holding a wrap of the
     // version re-wraps it for its own identity's devices, itself included.
     let holds_wrap = !catch_up
         || meta

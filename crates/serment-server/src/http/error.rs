@@ -58,7 +58,7 @@ pub(crate) enum ApiError {
     /// 429 `too_many_requests`: a per-device budget (pairing slots) is spent; retry later.
     TooManyRequests(String),
     /// 429 `too_many_requests` with `Retry-After` (seconds): a one-time code budget (per
-    /// provisional recipient, or per code) is spent (PROTOCOL.md §14).
+    /// provisional recipient, or per code) is spent (PROTOCOL.md §15).
     RetryAfter(String, u64),
     /// 503 `smtp_not_configured`: the provisional routes need `smtp_url` (issue 17 §1).
     SmtpNotConfigured,

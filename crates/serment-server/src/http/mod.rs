@@ -17,7 +17,7 @@
 //! | `GET /v1/documents/{doc_id}/accesses` | [`documents::accesses`] |
 //! | `POST /v1/documents/{doc_id}/erase` | [`erasure::erase`]: the author's tombstone (§11.3.2) |
 //! | `POST /v1/pairing`, `GET /v1/pairing/{slot}`, `POST …/join`, `POST …/finish` | [`pairing`]: the device-pairing relay (§4.1) |
-//! | `POST /v1/provisional`, `GET /v1/provisional`, `POST /v1/provisional/code`, `POST /v1/provisional/open`, `POST /v1/provisional/{id}/claim`, `GET /v1/provisional/{id}/wraps`, `POST /v1/documents/{doc_id}/versions/{v}/provisional-wraps`, `GET /v1/log/provisional/{id}` | [`provisional`]: recipients who have not registered yet (§14) |
+//! | `POST /v1/provisional`, `GET /v1/provisional`, `POST /v1/provisional/code`, `POST /v1/provisional/open`, `POST /v1/provisional/{id}/claim`, `GET /v1/provisional/{id}/wraps`, `POST /v1/documents/{doc_id}/versions/{v}/provisional-wraps`, `GET /v1/log/provisional/{id}` | [`provisional`]: recipients who have not registered yet (§15) |
 //! | `GET /`, `/assets/{app.js,style.css,icon.svg}` | [`web`]: the patient's page |
 //! | `GET /metrics` | [`crate::telemetry::metrics`]: Prometheus metrics, behind `metrics_token` |
 //!
@@ -101,7 +101,7 @@ pub(crate) struct AppState {
         (name = "documents", description = "Sealed blobs, versions, wraps and accesses (§8.3)"),
         (name = "log", description = "Transparency log: checkpoints, proofs, histories, witnesses (§11)"),
         (name = "teams", description = "Care teams: signed, logged membership and epoch keys (§12)"),
-        (name = "provisional", description = "Recipients who have not registered yet: escrow, one-time codes, claims (§14)"),
+        (name = "provisional", description = "Recipients who have not registered yet: escrow, one-time codes, claims (§15)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -255,7 +255,7 @@ pub(crate) fn router(state: AppState) -> Router {
             )),
         )
         .route("/v1/pairing/{slot}/finish", post(pairing::finish))
-        // Provisional recipients (§14): asking for and proving a one-time code are throttled per
+        // Provisional recipients (§15): asking for and proving a one-time code are throttled per
         // address like the login routes (every refusal a failure), and per recipient inside.
         .route(
             "/v1/provisional",

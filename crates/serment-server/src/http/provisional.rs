@@ -1,4 +1,4 @@
-//! Provisional recipients (PROTOCOL.md §14, issue 17 §1). A lab's device registers a provisional
+//! Provisional recipients (PROTOCOL.md §15, issue 17 §1). A lab's device registers a provisional
 //! recipient (its record is logged, kind 10) with the escrow of its secrets and the server's
 //! share `S`; it wraps documents to it like to any device. The patient, with the claim code of
 //! the receipt, asks for a one-time code by email, proves it to receive `S` and the escrow, and
@@ -127,7 +127,7 @@ async fn budget(
     }
 }
 
-/// Registers a provisional recipient (PROTOCOL.md §14.1): its record is logged (kind 10).
+/// Registers a provisional recipient (PROTOCOL.md §15.1): its record is logged (kind 10).
 #[utoipa::path(
     post, path = "/v1/provisional", tag = "provisional",
     security(("bearer" = [])),
@@ -195,7 +195,7 @@ pub(crate) async fn create(
     ))
 }
 
-/// The caller identity's provisional recipients for a contact tag (PROTOCOL.md §14.1).
+/// The caller identity's provisional recipients for a contact tag (PROTOCOL.md §15.1).
 #[utoipa::path(
     get, path = "/v1/provisional", tag = "provisional",
     security(("bearer" = [])),
@@ -219,7 +219,7 @@ pub(crate) async fn list(
 }
 
 /// Emails a one-time code to the contact of the provisional recipient a claim code names
-/// (PROTOCOL.md §14.2). No authentication (the patient may not be registered yet); throttled.
+/// (PROTOCOL.md §15.2). No authentication (the patient may not be registered yet); throttled.
 #[utoipa::path(
     post, path = "/v1/provisional/code", tag = "provisional",
     request_body = SendCodeRequest,
@@ -280,7 +280,7 @@ pub(crate) async fn send_code(
 }
 
 /// Proves a one-time code: the answer is the server's share and the escrow (PROTOCOL.md
-/// §14.2). Throttled per address and per provisional recipient.
+/// §15.2). Throttled per address and per provisional recipient.
 #[utoipa::path(
     post, path = "/v1/provisional/open", tag = "provisional",
     security(("bearer" = [])),
@@ -358,7 +358,7 @@ pub(crate) async fn open(
 }
 
 /// Claims a provisional recipient (kind 11): the claim is signed by the provisional key and by
-/// the calling device. One claim per recipient, after a proven one-time code (PROTOCOL.md §14.3).
+/// the calling device. One claim per recipient, after a proven one-time code (PROTOCOL.md §15.3).
 #[utoipa::path(
     post, path = "/v1/provisional/{id}/claim", tag = "provisional",
     security(("bearer" = [])),
@@ -427,7 +427,7 @@ pub(crate) async fn claim(
 }
 
 /// Every wrap to a claimed provisional recipient, for a device of the identity that claimed it
-/// to re-wrap (PROTOCOL.md §14.3).
+/// to re-wrap (PROTOCOL.md §15.3).
 #[utoipa::path(
     get, path = "/v1/provisional/{id}/wraps", tag = "provisional",
     security(("bearer" = [])),
@@ -542,7 +542,7 @@ pub(crate) async fn add_wraps(
     ))
 }
 
-/// A provisional recipient's chain (its record, its claim) with proofs (PROTOCOL.md §14.4).
+/// A provisional recipient's chain (its record, its claim) with proofs (PROTOCOL.md §15.4).
 #[utoipa::path(get, path = "/v1/log/provisional/{id}", tag = "log",
     params(("id" = String, Path, description = "Provisional recipient id, 64 hex"), ("size" = Option<u64>, Query, description = "A published tree size")),
     responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]

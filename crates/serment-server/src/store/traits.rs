@@ -580,7 +580,7 @@ pub(crate) trait TeamStore: Send + Sync {
     ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError>;
 }
 
-/// Provisional recipients (issue 17 §1, PROTOCOL.md §14): their rows, one-time codes, wraps and
+/// Provisional recipients (issue 17 §1, PROTOCOL.md §15): their rows, one-time codes, wraps and
 /// claims. The record (kind 10) and the claim (kind 11) are appended to the log in the
 /// transaction that writes their rows.
 #[async_trait::async_trait]

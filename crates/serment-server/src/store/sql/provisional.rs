@@ -1,4 +1,4 @@
-//! Provisional recipients (issue 17 §1, PROTOCOL.md §14), written once for every SQL backend
+//! Provisional recipients (issue 17 §1, PROTOCOL.md §15), written once for every SQL backend
 //! (included by each backend module; `super` is the backend). SQL uses `$N` placeholders.
 
 use serment_core::log::entry::{EntryKind, Subject};
@@ -202,7 +202,7 @@ impl ProvisionalStore for Db {
         .await?;
         if proven.is_none() {
             return Err(StoreError::Forbidden(
-                "prove the emailed one-time code before claiming (PROTOCOL.md §14)",
+                "prove the emailed one-time code before claiming (PROTOCOL.md §15)",
             ));
         }
         sqlx::query("UPDATE provisionals SET claimed_identity = $2 WHERE provisional_id = $1")
