@@ -438,6 +438,8 @@ pub(crate) fn derive(
         })
         .collect();
 
+    // Provisional recipients seen so far (their wraps are not restored as rows).
+    let mut provisional: std::collections::HashSet<KeyId> = std::collections::HashSet::new();
     for (i, bytes) in entries.iter().enumerate() {
         let idx = i as u64;
         let e = LogEntry::decode(bytes).map_err(|err| bad(format!("entry {i}: {err}")))?;
@@ -536,7 +538,10 @@ pub(crate) fn derive(
                         },
                     );
                     None
-                } else if will_erase.contains(&w.doc_id) {
+                } else if will_erase.contains(&w.doc_id) || provisional.contains(&w.recipient) {
+                    // A wrap to a provisional recipient (PROTOCOL.md §15) stays in the log only:
+                    // its row (email, server share, escrow) is not in a backup, so the recipient
+                    // cannot be claimed on the restored server (docs/BACKUP.md).
                     Some(w.recipient)
                 } else {
                     if let std::collections::btree_map::Entry::Vacant(slot) =
@@ -589,6 +594,11 @@ pub(crate) fn derive(
                 Some(KeyId::of(KeyKind::Device, &t.signer_key))
             }
             Payload::Bundle(_) => None,
+            Payload::Provisional(p) => {
+                provisional.insert(p.id());
+                Some(p.lab_device())
+            }
+            Payload::Claim(c) => Some(c.device_id()),
             Payload::Erasure(t) => {
                 // verify_contents accepted this tombstone as the author's own (a forged one is
                 // a problem, and the restore was refused): nothing of the document comes back.

@@ -43,12 +43,12 @@ mod log;
 #[path = "../sql/pairing.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod pairing;
-#[path = "../sql/restore.rs"]
-#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
-mod restore;
 #[path = "../sql/provisional.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod provisional;
+#[path = "../sql/restore.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod restore;
 #[path = "../sql/rows.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod rows;
