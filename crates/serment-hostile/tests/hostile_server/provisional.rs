@@ -257,3 +257,37 @@ fn provisional_an_expired_one_time_code_is_refused() {
         .unwrap_err();
     assert_eq!(status(&e), 403, "{e}");
 }
+
+/// The cost of a claim of 100 documents (issue 17's closing note): wall time, wraps and log
+/// entries, printed. A measurement, not a speed test: run with `--ignored --nocapture`.
+#[test]
+#[ignore = "measurement: cargo test -p serment-hostile --test hostile_server provisional_claim_of_100 -- --ignored --nocapture"]
+fn provisional_claim_of_100_documents_costs() {
+    let mut w = World::new();
+    let (id, code, _) = first(&mut w);
+    for i in 1..100u32 {
+        let body = format!("result {i}");
+        put_unregistered(&mut w, body.as_bytes()).unwrap();
+    }
+    let size_before = w.h.sql("SELECT COUNT(*) FROM log_entries")[0][0]
+        .1
+        .clone()
+        .unwrap();
+    set_code(&w.h, &id, OTP, in_ten_minutes());
+    let t = std::time::Instant::now();
+    let o = w.patient.claim(&code, OTP).unwrap();
+    let took = t.elapsed();
+    let size_after = w.h.sql("SELECT COUNT(*) FROM log_entries")[0][0]
+        .1
+        .clone()
+        .unwrap();
+    assert_eq!((o.versions, o.wraps, o.log_entries), (100, 100, 101));
+    println!(
+        "claim of 100 documents: {:.2} s, {} wraps, {} log entries (log {} -> {} entries, access entries included)",
+        took.as_secs_f64(),
+        o.wraps,
+        o.log_entries,
+        String::from_utf8_lossy(&size_before),
+        String::from_utf8_lossy(&size_after)
+    );
+}
