@@ -192,6 +192,18 @@ struct PublicState {
     replica: Option<ReplicaAnchor>,
 }
 
+/// The care-team part of the keystore's state (PROTOCOL.md §9 `teams` and `team_states`), as
+/// [`Keystore::team_view`] returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct TeamView {
+    /// Team name → the head verified last (`<index>:<leaf hash hex>`).
+    #[serde(default)]
+    pub teams: BTreeMap<String, String>,
+    /// Team name → the state replayed at that head.
+    #[serde(default)]
+    pub team_states: BTreeMap<String, crate::team_state::HeldTeam>,
+}
+
 /// What the keystore remembers of the offline replica (PROTOCOL.md §14): the manifest file
 /// [`crate::replica`] wrote last. Inside the encrypted keystore, so whoever can write the
 /// replica's directory cannot roll it back to an older sync or swap another device's in.
@@ -420,6 +432,22 @@ impl Keystore {
             store: Store::Memory,
             ..self
         }
+    }
+
+    /// The care teams as this device verified them last (heads and held states, PROTOCOL.md
+    /// §12.4): what an offline open restores from the replica's record (§14), so that the team
+    /// verification it replays asks exactly what it asked when it was recorded.
+    pub fn team_view(&self) -> TeamView {
+        TeamView {
+            teams: self.state.teams.clone(),
+            team_states: self.state.team_states.clone(),
+        }
+    }
+
+    /// Replaces the care-team heads and held states with `view` (see [`Keystore::team_view`]).
+    pub fn set_team_view(&mut self, view: TeamView) {
+        self.state.teams = view.teams;
+        self.state.team_states = view.team_states;
     }
 
     /// The offline replica's anchor, if this device wrote one (PROTOCOL.md §14).

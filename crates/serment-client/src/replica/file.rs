@@ -315,13 +315,19 @@ pub(super) struct Exchange {
 }
 
 /// A version file's plaintext: `pin_len u32 || pin (the checkpoint note pinned before the
-/// open, UTF-8; empty for none) || count u32 || count × (path_len u16 || path || status u16 ||
-/// body_len u32 || body)`.
-pub(super) fn encode_version(pin: Option<&str>, exchanges: &[Exchange]) -> Result<Vec<u8>> {
+/// open, UTF-8; empty for none) || teams_len u32 || teams (the keystore's care-team view before
+/// the open, JSON) || count u32 || count × (path_len u16 || path || status u16 || body_len u32 ||
+/// body)`.
+pub(super) fn encode_version(
+    pin: Option<&str>,
+    teams: &[u8],
+    exchanges: &[Exchange],
+) -> Result<Vec<u8>> {
     let too_big = || ClientError::Input("a replica record over the format's limits".into());
     let pin = pin.unwrap_or("").as_bytes();
     let mut w = Writer::with_capacity(
         64 + pin.len()
+            + teams.len()
             + exchanges
                 .iter()
                 .map(|e| 8 + e.path.len() + e.body.len())
@@ -329,6 +335,8 @@ pub(super) fn encode_version(pin: Option<&str>, exchanges: &[Exchange]) -> Resul
     );
     w.u32(u32::try_from(pin.len()).map_err(|_| too_big())?)
         .bytes(pin);
+    w.u32(u32::try_from(teams.len()).map_err(|_| too_big())?)
+        .bytes(teams);
     w.u32(u32::try_from(exchanges.len()).map_err(|_| too_big())?);
     for e in exchanges {
         w.u16(u16::try_from(e.path.len()).map_err(|_| too_big())?)
@@ -340,13 +348,18 @@ pub(super) fn encode_version(pin: Option<&str>, exchanges: &[Exchange]) -> Resul
     Ok(w.into_vec())
 }
 
-pub(super) fn decode_version(p: &[u8]) -> Result<(Option<String>, Vec<Exchange>)> {
+/// A decoded version record: the pin, the care-team view (JSON), the exchanges.
+pub(super) type VersionRecord = (Option<String>, Vec<u8>, Vec<Exchange>);
+
+pub(super) fn decode_version(p: &[u8]) -> Result<VersionRecord> {
     let bad = |_| tampered("a replica version file does not decode");
     let mut r = Reader::new(p, "replica version");
     let n = r.u32().map_err(bad)? as usize;
     let pin = std::str::from_utf8(r.take(n).map_err(bad)?)
         .map_err(|_| tampered("a replica version file does not decode"))?;
     let pin = (!pin.is_empty()).then(|| pin.to_owned());
+    let n = r.u32().map_err(bad)? as usize;
+    let teams = r.take(n).map_err(bad)?.to_vec();
     let count = r.u32().map_err(bad)?;
     let mut out = Vec::new();
     for _ in 0..count {
@@ -360,7 +373,7 @@ pub(super) fn decode_version(p: &[u8]) -> Result<(Option<String>, Vec<Exchange>)
         out.push(Exchange { path, status, body });
     }
     r.finish().map_err(bad)?;
-    Ok((pin, out))
+    Ok((pin, teams, out))
 }
 
 #[cfg(test)]
@@ -404,8 +417,9 @@ mod tests {
                 body: vec![1, 2, 3],
             },
         ];
-        let p = encode_version(Some("pin"), &ex).unwrap();
-        let (pin, back) = decode_version(&p).unwrap();
+        let p = encode_version(Some("pin"), b"{}", &ex).unwrap();
+        let (pin, teams, back) = decode_version(&p).unwrap();
+        assert_eq!(teams, b"{}");
         assert_eq!(pin.as_deref(), Some("pin"));
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].body, vec![1, 2, 3]);

@@ -331,6 +331,8 @@ impl Session {
     ) -> Result<ReplicaVersion> {
         let base = self.api.base().to_owned();
         let pin = self.ks.log_state(&base).and_then(|s| s.checkpoint.clone());
+        let teams = serde_json::to_vec(&self.ks.team_view())
+            .map_err(|e| ClientError::Input(e.to_string()))?;
         let rec = Arc::new(Recorder {
             inner: Arc::clone(self.api.http()),
             base: base.clone(),
@@ -340,7 +342,7 @@ impl Session {
         let r = self.get(doc, Some(version), &mut std::io::sink());
         self.api.set_http(inner);
         let r = r?;
-        let plain = encode_version(pin.as_deref(), &rec.take())?;
+        let plain = encode_version(pin.as_deref(), &teams, &rec.take())?;
         let mut v = ReplicaVersion {
             doc_id: doc.to_string(),
             doc_version: version,
@@ -453,7 +455,9 @@ pub fn get_offline(
              another document's, or an older copy)",
         ));
     }
-    let (pin, exchanges) = decode_version(&ReplicaKey::of(&ks).open(&name, &file)?)?;
+    let (pin, teams, exchanges) = decode_version(&ReplicaKey::of(&ks).open(&name, &file)?)?;
+    let teams: crate::keystore::TeamView = serde_json::from_slice(&teams)
+        .map_err(|_| tampered("a replica version file does not decode"))?;
     let base = manifest.server.clone();
     let mut ks = ks.detached();
     let mut st = ks
@@ -462,6 +466,7 @@ pub fn get_offline(
         .ok_or(ClientError::NotRegistered)?;
     st.checkpoint = pin;
     ks.set_log_state(&base, st);
+    ks.set_team_view(teams);
     let api = Api::offline(&base, Arc::new(Replay::new(&base, exchanges)), &ks.device);
     let mut s = Session::new(ks, api);
     let result = s.get_to_file(doc, Some(v), path, overwrite)?;

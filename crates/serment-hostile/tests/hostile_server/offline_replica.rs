@@ -81,3 +81,30 @@ fn a_held_document_restored_after_its_erasure_is_removed_from_the_replica() {
     );
     assert!(!dir.path().join(format!("{d}-v1.srpl")).exists());
 }
+
+/// A document shared with a care team (PROTOCOL.md §12.3) is synced like any other, and opens
+/// offline: the team's chain and epoch key, verified at sync, are replayed with the rest, even
+/// though the keystore's held team state moved on after the recording.
+#[test]
+fn a_document_shared_with_a_care_team_opens_offline() {
+    const TEAM: &str = "cardio-offline";
+    let mut w = World::new();
+    w.lab.team_new(TEAM).unwrap();
+    w.lab.team_add(TEAM, GP, false).unwrap();
+    let r = w.put(b"{\"team\":1}", "team report", &[]);
+    w.lab.share_to_team(&r.doc_id, 1, TEAM).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rep = w.gp.sync_replica(dir.path()).unwrap();
+    assert_eq!(rep.added, vec![format!("{}/1", r.doc_id)], "{rep:?}");
+    // The team changes after the sync: the GP's held team state moves on.
+    w.lab.team_add(TEAM, PATIENT, false).unwrap();
+    let r2 = w.put(b"{\"team\":2}", "after", &[]);
+    w.lab.share_to_team(&r2.doc_id, 1, TEAM).unwrap();
+    read(&mut w.gp, &r2.doc_id, None).unwrap();
+    let out = dir.path().join("out.json");
+    let got =
+        serment_client::replica::get_offline(w.gp.ks, dir.path(), &r.doc_id, None, &out, false)
+            .unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), b"{\"team\":1}");
+    assert_eq!(got.result.author, LAB);
+}
