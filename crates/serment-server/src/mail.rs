@@ -14,8 +14,10 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Why a mail could not be built or sent. The messages name no address and no code.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    /// `smtp_url` is not an SMTP URL lettre accepts.
-    #[error("not an SMTP URL (smtp://HOST[:PORT][?tls=required] or smtps://HOST[:PORT])")]
+    /// `smtp_url` is not an SMTP URL lettre accepts, nor `file:///DIR`.
+    #[error(
+        "not an SMTP URL (smtp://HOST[:PORT][?tls=required], smtps://HOST[:PORT], or file:///DIR)"
+    )]
     Url,
     /// `smtp_from` or the recipient is not an email address.
     #[error("{0} is not an email address")]
@@ -29,8 +31,17 @@ pub enum MailError {
 /// nor the address.
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Transport,
     from: Mailbox,
+}
+
+/// Where mails go.
+#[derive(Clone)]
+enum Transport {
+    /// An SMTP relay.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `file:///DIR`: each mail written to a new file in DIR (the demo, tests; never a relay).
+    Dir(std::path::PathBuf),
 }
 
 impl std::fmt::Debug for Mailer {
@@ -46,10 +57,16 @@ impl Mailer {
     /// # Errors
     /// [`MailError::Url`], [`MailError::Address`].
     pub fn new(url: &str, from: &str) -> Result<Mailer, MailError> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|_| MailError::Url)?
-            .timeout(Some(SMTP_TIMEOUT))
-            .build();
+        let transport = match url.strip_prefix("file://") {
+            Some(dir) if dir.starts_with('/') => Transport::Dir(std::path::PathBuf::from(dir)),
+            Some(_) => return Err(MailError::Url),
+            None => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|_| MailError::Url)?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+        };
         let from = from
             .parse::<Mailbox>()
             .map_err(|_| MailError::Address("smtp_from"))?;
@@ -79,10 +96,20 @@ impl Mailer {
             .header(ContentType::TEXT_PLAIN)
             .body(body)
             .map_err(|e| MailError::Send(e.to_string()))?;
-        self.transport
-            .send(msg)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError::Send(e.to_string()))
+        match &self.transport {
+            Transport::Smtp(t) => t
+                .send(msg)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+            Transport::Dir(dir) => {
+                let mut name = [0u8; 16];
+                serment_core::rng::fill(&mut name).map_err(|e| MailError::Send(e.to_string()))?;
+                let path = dir.join(format!("{}.eml", hex::encode(name)));
+                tokio::fs::write(&path, msg.formatted())
+                    .await
+                    .map_err(|e| MailError::Send(e.to_string()))
+            }
+        }
     }
 }

@@ -143,9 +143,13 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         .map_err(|e| CliError::Server(e.to_string()))?;
     let transport = Transport::default().with_ca_pem(&pki.ca_pem)?;
     let rt = runtime()?;
+    // One-time codes of the provisional recipient (issue 17) are "mailed" into this directory.
+    let mail_dir = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail_dir).map_err(|e| CliError::io(&mail_dir, e))?;
     let config = Config {
         data_dir: data_dir.clone(),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        smtp_url: Some(format!("file://{}", mail_dir.display())),
         ..Config::default()
     };
     let running = rt.block_on(async {
@@ -337,6 +341,14 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             [&first, &second],
         )?;
         failures.extend(team.failures.iter().cloned());
+        let provisional_claimed =
+            match super::demo_provisional::run(&mut lab, &mut new_party, &mail_dir, &first) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    failures.push(format!("provisional recipient: {e}"));
+                    false
+                }
+            };
         let report = super::log::run_verify_log(&url, &transport, None)?;
         Ok(json!({
             "tls": url.starts_with("https://"),
@@ -359,6 +371,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             "team_devices_read": team.devices_read,
             "removed_member_denied": team.removed_member_denied,
             "removed_member_exit": team.removed_member_exit,
+            "provisional_claimed": provisional_claimed,
             "witness_key": witness_key,
             "inputs": per_input,
             "warnings": warnings,
@@ -406,7 +419,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         .as_array()
         .map_or(0, |d| d.iter().filter(|d| d["kem"] == "X-Wing").count());
     let mut text = format!(
-        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  key wraps post-quantum (X-Wing): {hybrid}/{documents} documents\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  care team {}: {} member device(s) read the report; after a removal (epoch {}), members {}; the removed member's read of a new report refused: {} (exit {})\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
+        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  key wraps post-quantum (X-Wing): {hybrid}/{documents} documents\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  care team {}: {} member device(s) read the report; after a removal (epoch {}), members {}; the removed member's read of a new report refused: {} (exit {})\n  a patient not yet registered claimed the lab's report and read it: {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
         inputs.len(),
         field(&summary, "server_url").as_str().unwrap_or("?"),
         field(&summary, "tls"),
@@ -423,6 +436,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         field(&summary, "team_members"),
         field(&summary, "removed_member_denied"),
         field(&summary, "removed_member_exit"),
+        field(&summary, "provisional_claimed"),
         needles.len(),
         hits.len(),
         field(&summary, "seconds").as_f64().unwrap_or(0.0),

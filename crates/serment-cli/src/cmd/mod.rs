@@ -4,6 +4,7 @@ pub(crate) mod agent;
 mod agent_serve;
 pub(crate) mod backup;
 mod demo;
+mod demo_provisional;
 mod demo_team;
 mod demo_tls;
 mod device;

@@ -85,7 +85,7 @@ impl Setting {
             "backup_interval_secs" => {
                 format!("{MIN_BACKUP_INTERVAL_SECS} to {MAX_BACKUP_INTERVAL_SECS}")
             }
-            "smtp_url" => "smtp://HOST[:PORT][?tls=required] or smtps://HOST[:PORT], optionally with USER:PASSWORD@".into(),
+            "smtp_url" => "smtp://HOST[:PORT][?tls=required] or smtps://HOST[:PORT], optionally with USER:PASSWORD@; file:///DIR for the demo".into(),
             "smtp_from" => "an email address".into(),
             _ => String::new(),
         }
@@ -222,7 +222,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "smtp_url",
         unit: "URL",
-        doc: "The SMTP relay that emails the one-time codes of provisional recipients (a lab's `put --to-unregistered`, a patient's `serment claim`; PROTOCOL.md §15). `smtp://HOST:PORT` sends in plain text (a relay on loopback only), `?tls=required` adds STARTTLS, `smtps://` is TLS from the start (rustls, Mozilla's roots); `USER:PASSWORD@` logs in. The mail holds the one-time code only, never a document id. Unset: the provisional routes answer `503 smtp_not_configured`. Prefer the variable or a TOML file: a password in a flag shows in the process list.",
+        doc: "The SMTP relay that emails the one-time codes of provisional recipients (a lab's `put --to-unregistered`, a patient's `serment claim`; PROTOCOL.md §15). `smtp://HOST:PORT` sends in plain text (a relay on loopback only), `?tls=required` adds STARTTLS, `smtps://` is TLS from the start (rustls, Mozilla's roots); `USER:PASSWORD@` logs in. `file:///DIR` writes each mail to a new file in DIR instead (what `serment demo` uses; not for a real deployment). The mail holds the one-time code only, never a document id. Unset: the provisional routes answer `503 smtp_not_configured`. Prefer the variable or a TOML file: a password in a flag shows in the process list.",
     },
     Setting {
         key: "smtp_from",
