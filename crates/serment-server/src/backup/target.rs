@@ -74,8 +74,26 @@ impl Target {
         // rustls over ring as the process default, as for the blob store (store/object.rs).
         #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // A SHA-256 checksum on every PUT: S3 (and moto) require one to write into a bucket with
+        // Object Lock, and it makes the service check the bytes it stored.
+        // S3 asks an upload into a bucket with a default Object Lock retention to name its
+        // checksum algorithm (`x-amz-sdk-checksum-algorithm`, as the AWS SDKs send it beside
+        // `x-amz-checksum-sha256`); object_store sends only the checksum. The client options
+        // replace the environment's, so `AWS_ALLOW_HTTP` (loopback test servers) is read again.
+        let mut headers = object_store::HeaderMap::new();
+        headers.insert(
+            "x-amz-sdk-checksum-algorithm",
+            object_store::HeaderValue::from_static("SHA256"),
+        );
+        let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
+            .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+            .with_client_options(
+                object_store::ClientOptions::new()
+                    .with_default_headers(headers)
+                    .with_allow_http(allow_http),
+            )
             .build()
             .map_err(|e| err(&e.to_string()))?;
         Ok(Target::S3 {
