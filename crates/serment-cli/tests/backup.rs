@@ -348,3 +348,124 @@ fn first_newest_note(dir: &Path) -> Vec<u8> {
     v.sort();
     std::fs::read(v.last().unwrap()).unwrap()
 }
+
+/// Runs one SQL statement on a data directory's SQLite file (the live store, as an attacker with
+/// the server's disk alters it).
+fn sql(data: &Path, statement: &str) {
+    let path = data.join("serment.db");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            use sqlx::ConnectOptions as _;
+            let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .connect()
+                .await
+                .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        });
+}
+
+/// R12: the live store altered *before* the backup copied it (two versions' `blob_id` swapped:
+/// each blob hashes to its own name, so the manifest faithfully names the wrong bytes): only the
+/// sealed-blob check (`check_sealed`: the header names the version, binds the logged wraps'
+/// header hash, the author's signature) names it; and a witness quorum nobody cosigned is named.
+#[test]
+fn a_store_altered_before_backup_and_an_uncosigned_quorum_are_named() {
+    let (w, server) = world();
+    let a = put(&w, "SECRET-SWAP-A-", 2_000);
+    let b = put(&w, "SECRET-SWAP-B-", 3_000);
+    sql(
+        &w.data,
+        &format!(
+            "UPDATE documents SET blob_id = CASE doc_id \
+             WHEN '{a}' THEN (SELECT blob_id FROM documents WHERE doc_id = '{b}') \
+             ELSE (SELECT blob_id FROM documents WHERE doc_id = '{a}') END \
+             WHERE doc_id IN ('{a}', '{b}')"
+        ),
+    );
+    let t = w.root.join("backup");
+    let (log_key, _) = backup_once(&w, &t);
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 4, "{v}");
+    let p = problems(&v).join("\n");
+    // The swap names at least one version (the other one's bytes may be the same object).
+    assert!(
+        [&a, &b]
+            .iter()
+            .any(|d| p.contains(&format!("document {d} version 1: its header names another"))),
+        "{p}"
+    );
+    // A quorum of one witness that never cosigned (another log's key, as a witness's).
+    let other = ServerProc::start(&w.root.join("other"), &["--init"]);
+    let witness: serde_json::Value = ureq::get(&format!("{}/v1/log/key", other.url))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_json()
+        .unwrap();
+    other.stop();
+    let (code, v) = verify(
+        &w.root,
+        &t,
+        &log_key,
+        &[
+            "--witness",
+            witness["vkey"].as_str().unwrap(),
+            "--quorum",
+            "1",
+        ],
+    );
+    assert_eq!(code, 4, "{v}");
+    assert!(
+        problems(&v).join("\n").contains("\"cosigned checkpoint\""),
+        "{v}"
+    );
+    server.stop();
+}
+
+/// R12: `backup` of a store older than its target (the log shrank: an older copy of the data
+/// directory brought back) is refused, naming both sizes; the target is left as it was.
+#[test]
+fn backing_up_a_store_older_than_its_backup_is_refused() {
+    let (w, server) = world();
+    put(&w, "SECRET-OLD-", 1_000);
+    // An older copy of the data directory (the server idle: the database and its WAL agree).
+    let old = w.root.join("data-old");
+    for f in files_under(&w.data) {
+        let dest = old.join(f.strip_prefix(&w.data).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
+    }
+    put(&w, "SECRET-NEW-", 1_000);
+    let t = w.root.join("backup");
+    let (log_key, _) = backup_once(&w, &t);
+    let (code, v) = run(
+        &w.root,
+        &[
+            "backup",
+            "--once",
+            "--to",
+            &url(&t),
+            "--data-dir",
+            old.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 4, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("older than its backup"),
+        "{v}"
+    );
+    let (code, v) = verify(&w.root, &t, &log_key, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["report"]["manifests"], 1, "{v}");
+    server.stop();
+}

@@ -789,6 +789,21 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// R12: a wrap whose sharer device has no record in the log is named, even when its own
+    /// signature is intact (the sharer's key comes from the log, never from the wrap).
+    #[test]
+    fn a_wrap_by_an_unknown_sharer_is_named() {
+        let (entries, doc) = log_with_tombstone(true);
+        // Only the wrap: the author's device record is absent.
+        let mut r = Report::default();
+        check_contents(entries.get(2..3).unwrap(), &HashMap::new(), &[], &mut r);
+        assert!(
+            r.problems.iter().any(|p| p.what == "entry 0"
+                && p.detail == format!("wrap of document {doc} not signed by its sharer")),
+            "{r:?}"
+        );
+    }
+
     /// R3: the author's own tombstone exempts the document's blobs.
     #[test]
     fn the_authors_tombstone_exempts_the_documents_blobs() {
