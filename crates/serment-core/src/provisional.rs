@@ -479,6 +479,9 @@ fn escrow_key(code: &ClaimCode, share: &[u8; SERVER_SHARE_LEN], id: &KeyId) -> R
 ///
 /// # Errors
 /// [`Error::InvalidField`] if `provisional` has no hybrid key.
+// ring (native) takes the `Vec` itself (`Extend`), the wasm AES-GCM shim a slice it auto-derefs
+// to: the explicit `&mut *buf` serves both.
+#[allow(clippy::explicit_auto_deref)]
 pub fn seal_escrow(
     provisional: &DeviceSecret,
     code: &ClaimCode,
