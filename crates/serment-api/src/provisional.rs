@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct CreateProvisionalRequest {
     /// The provisional record (kind 10 payload, `"SRMQ"`), signed by the calling device.
     pub record: String,
-    /// The escrow (`"SRME"`): the provisional secrets under a key of the claim code and the share.
+    /// The escrow (`"SRMF"`): the provisional secrets under a key of the claim code and the share.
     pub escrow: String,
     /// The server share S (32 bytes).
     pub server_share: String,
@@ -86,7 +86,7 @@ pub struct OpenedProvisional {
     pub provisional_id: String,
     /// The server share S (32 bytes).
     pub server_share: String,
-    /// The escrow (`"SRME"`).
+    /// The escrow (`"SRMF"`).
     pub escrow: String,
 }
 
@@ -95,7 +95,7 @@ pub struct OpenedProvisional {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
-    /// The claim (`"SRMK"`), signed by the provisional key and the calling device.
+    /// The claim (`"SRMJ"`), signed by the provisional key and the calling device.
     pub claim: String,
 }
 

@@ -23,7 +23,7 @@
 //!   signature [64]         // lab device over sig_input("log-provisional", all bytes before it)
 //! }                        // 1424 bytes
 //! Claim (kind 11) {
-//!   magic "SRMK", format_version u16 = 1, suite_id u16 = 1,
+//!   magic "SRMJ", format_version u16 = 1, suite_id u16 = 1,
 //!   provisional_key [32],  // the provisional signing key claimed
 //!   handle str8,           // the claimant's handle
 //!   device_key [32],       // Ed25519 key of the claimant's device
@@ -381,7 +381,7 @@ pub struct Claim {
 }
 
 impl Claim {
-    const MAGIC: &'static [u8; 4] = b"SRMK";
+    const MAGIC: &'static [u8; 4] = b"SRMJ";
 
     /// The provisional recipient's id.
     pub fn provisional_id(&self) -> KeyId {
@@ -452,7 +452,7 @@ impl Claim {
     }
 }
 
-const ESCROW_MAGIC: &[u8; 4] = b"SRME";
+const ESCROW_MAGIC: &[u8; 4] = b"SRMF";
 
 fn escrow_key(code: &ClaimCode, share: &[u8; SERVER_SHARE_LEN], id: &KeyId) -> Result<LessSafeKey> {
     let k = Zeroizing::new(labeled_hash(
@@ -467,7 +467,7 @@ fn escrow_key(code: &ClaimCode, share: &[u8; SERVER_SHARE_LEN], id: &KeyId) -> R
 /// Seals the provisional secrets under `K(C, S, provisional_id)`:
 ///
 /// ```text
-/// ProvisionalEscrow { magic "SRME", format_version u16 = 1, suite_id u16 = 3,
+/// ProvisionalEscrow { magic "SRMF", format_version u16 = 1, suite_id u16 = 3,
 ///                     provisional_id [32], sealed [112] }
 /// sealed = AES-256-GCM(K, nonce = 12 zero bytes, aad = the 40 bytes before it,
 ///                      signing_seed [32] || x25519_secret [32] || xwing_seed [32])
