@@ -69,7 +69,11 @@ fn derive(passphrase: &[u8], salt: &[u8; 16], p: KdfParams) -> Result<LessSafeKe
 }
 
 /// The raw 32-byte Argon2id output (zeroized on drop).
-fn derive_raw(passphrase: &[u8], salt: &[u8; 16], p: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+pub(crate) fn derive_raw(
+    passphrase: &[u8],
+    salt: &[u8; 16],
+    p: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>> {
     p.check()?;
     let params =
         Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(|_| Error::WeakKdf {
@@ -85,7 +89,7 @@ fn derive_raw(passphrase: &[u8], salt: &[u8; 16], p: KdfParams) -> Result<Zeroiz
 }
 
 /// The AES-256-GCM key of raw key bytes.
-fn aead_key(raw: &[u8; 32]) -> Result<LessSafeKey> {
+pub(crate) fn aead_key(raw: &[u8; 32]) -> Result<LessSafeKey> {
     let unbound = UnboundKey::new(&AES_256_GCM, raw).map_err(|_| Error::KeystoreDecrypt)?;
     Ok(LessSafeKey::new(unbound))
 }

@@ -29,6 +29,7 @@ pub mod keystore;
 pub mod log;
 pub mod pairing;
 pub mod provisional;
+pub mod recovery;
 pub mod rng;
 pub mod sign;
 pub mod stream;

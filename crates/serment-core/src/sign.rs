@@ -46,6 +46,8 @@ pub enum Context {
     /// A claim of a provisional recipient, signed by the provisional key and the claimant's
     /// device (PROTOCOL.md §11.3, kind 11; §15).
     LogClaim,
+    /// A recovery entry, signed by the identity key (PROTOCOL.md §11.3, kind 12).
+    LogRecovery,
 }
 
 impl Context {
@@ -68,6 +70,7 @@ impl Context {
             Context::LogErasure => "log-erasure",
             Context::LogProvisional => "log-provisional",
             Context::LogClaim => "log-claim",
+            Context::LogRecovery => "log-recovery",
         }
     }
 }

@@ -8,7 +8,7 @@
 //!   suite_id     u16 = 1
 //!   kind         u8          // 1 device, 2 rotation, 3 revocation, 4 wrap, 5 removal, 6 access,
 //!                            // 7 team change, 8 web bundle, 9 erasure, 10 provisional
-//!                            // recipient, 11 claim
+//!                            // recipient, 11 claim, 12 recovery
 //!   logged_at    u64         // server time of the append, seconds since the Unix epoch
 //!   prev_index   u64         // index of the previous entry with the same subject, or 2^64 - 1
 //!   prev_hash    [32]        // its leaf hash, or 32 zero bytes
@@ -71,6 +71,8 @@ pub enum EntryKind {
     /// A claim of a provisional recipient, signed by its key and the claimant's device
     /// (PROTOCOL.md §15).
     Claim = 11,
+    /// A recovery with a recovery code, signed by the identity key (PROTOCOL.md §4.2).
+    Recovery = 12,
 }
 
 impl EntryKind {
@@ -91,6 +93,7 @@ impl EntryKind {
             9 => EntryKind::Erasure,
             10 => EntryKind::Provisional,
             11 => EntryKind::Claim,
+            12 => EntryKind::Recovery,
             _ => {
                 return Err(Error::InvalidField {
                     field: "log entry kind",
@@ -100,7 +103,7 @@ impl EntryKind {
         })
     }
     /// A lowercase name: `device`, `rotation`, `revocation`, `wrap`, `removal`, `access`,
-    /// `team`, `bundle`, `erasure`, `provisional`, `claim`.
+    /// `team`, `bundle`, `erasure`, `provisional`, `claim`, `recovery`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::Device => "device",
@@ -114,6 +117,7 @@ impl EntryKind {
             EntryKind::Erasure => "erasure",
             EntryKind::Provisional => "provisional",
             EntryKind::Claim => "claim",
+            EntryKind::Recovery => "recovery",
         }
     }
 }
@@ -288,6 +292,9 @@ pub enum Payload {
     /// A claim (both signatures checked; whether the provisional key is the record's and the
     /// device the handle's is the reader's check).
     Claim(crate::provisional::Claim),
+    /// A verified recovery entry (its identity signature checked; whether that key is current
+    /// is the key history's check, [`super::history::replay_keys`]).
+    Recovery(Recovery),
 }
 
 /// A decoded log entry.
@@ -403,6 +410,7 @@ impl LogEntry {
             EntryKind::Claim => {
                 Payload::Claim(crate::provisional::Claim::decode_verified(&payload_bytes)?)
             }
+            EntryKind::Recovery => Payload::Recovery(Recovery::decode_verified(&payload_bytes)?),
         };
         Ok(LogEntry {
             kind,
@@ -427,6 +435,7 @@ impl LogEntry {
             Payload::Erasure(e) => Subject::Document(e.doc_id),
             Payload::Provisional(p) => Subject::Provisional(p.id()),
             Payload::Claim(c) => Subject::Provisional(c.provisional_id()),
+            Payload::Recovery(r) => Subject::Handle(r.handle.clone()),
         }
     }
 }
@@ -565,6 +574,100 @@ impl Revocation {
             handle,
             identity_key,
             device_id,
+            at,
+        })
+    }
+
+    /// The identity id that signed.
+    pub fn identity_id(&self) -> KeyId {
+        KeyId::of(KeyKind::Identity, &self.identity_key)
+    }
+}
+
+/// A recovery with a recovery code (payload of kind 12, PROTOCOL.md §4.2): the identity says
+/// which recovery device was used and which device it enrolled.
+///
+/// ```text
+/// Recovery { magic "SRMY", format_version u16, suite_id u16, handle str8, identity_key [32],
+///            recovery_device [32], new_device [32], at u64, signature [64] }
+///            // sig_input("log-recovery", all bytes before the signature), identity key
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// The handle.
+    pub handle: String,
+    /// The identity key that signed.
+    pub identity_key: [u8; 32],
+    /// The recovery device whose escrow was opened (burnt by this recovery).
+    pub recovery_device: KeyId,
+    /// The device the recovery enrolled.
+    pub new_device: KeyId,
+    /// When, seconds since the Unix epoch (author's clock).
+    pub at: u64,
+}
+
+impl Recovery {
+    const MAGIC: &'static [u8; 4] = b"SRMY";
+
+    /// Builds and signs a recovery entry.
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] for an invalid handle.
+    pub fn sign(
+        handle: &str,
+        identity: &IdentitySecret,
+        recovery_device: &KeyId,
+        new_device: &KeyId,
+        at: u64,
+    ) -> Result<Vec<u8>> {
+        validate_handle(handle)?;
+        let mut w = Writer::with_capacity(256);
+        w.bytes(Self::MAGIC)
+            .u16(FORMAT_VERSION)
+            .u16(RECORD_SUITE_ID)
+            .str8("handle", handle)?
+            .bytes(&identity.public_key())
+            .bytes(recovery_device.as_bytes())
+            .bytes(new_device.as_bytes())
+            .u64(at);
+        let s = sign::sign(identity.signing_key(), Context::LogRecovery, w.as_slice());
+        w.bytes(&s);
+        Ok(w.into_vec())
+    }
+
+    /// Decodes a recovery entry and verifies its signature.
+    ///
+    /// # Errors
+    /// Format errors; [`Error::BadSignature`].
+    pub fn decode_verified(bytes: &[u8]) -> Result<Recovery> {
+        const WHAT: &str = "recovery";
+        let mut r = Reader::new(bytes, WHAT);
+        r.magic(Self::MAGIC)?;
+        crate::check_version(WHAT, r.u16()?, r.u16()?)?;
+        let handle = r.str8("handle", MAX_HANDLE_LEN)?.to_owned();
+        validate_handle(&handle)?;
+        let identity_key: [u8; 32] = r.array()?;
+        let recovery_device = KeyId::from_bytes(r.array()?);
+        let new_device = KeyId::from_bytes(r.array()?);
+        let at = r.u64()?;
+        let signed_len = bytes.len() - r.remaining();
+        let s = take_sig(&mut r)?;
+        r.finish()?;
+        let signed = bytes
+            .get(..signed_len)
+            .ok_or(Error::Truncated { what: WHAT })?;
+        sign::verify(&identity_key, Context::LogRecovery, signed, &s, WHAT)?;
+        if recovery_device == new_device {
+            return Err(Error::InvalidField {
+                field: "recovery",
+                reason: "the new device is the recovery device",
+            });
+        }
+        Ok(Recovery {
+            handle,
+            identity_key,
+            recovery_device,
+            new_device,
             at,
         })
     }

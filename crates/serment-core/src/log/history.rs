@@ -83,6 +83,9 @@ pub struct KeyHistory {
     /// with one (PROTOCOL.md §7.1). A classical wrap to it logged at or after that index is a
     /// downgrade.
     pub hybrid_since: Vec<(KeyId, u64)>,
+    /// Every recovery entry of the chain (kind 12, PROTOCOL.md §4.2), oldest first: its log
+    /// index and the entry. Each was signed by the identity key current at that point.
+    pub recoveries: Vec<(u64, super::entry::Recovery)>,
 }
 
 impl KeyHistory {
@@ -117,6 +120,7 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
     let mut revoked: Vec<KeyId> = Vec::new();
     let mut rotated_out: Vec<KeyId> = Vec::new();
     let mut hybrid_since: Vec<(KeyId, u64)> = Vec::new();
+    let mut recoveries = Vec::new();
     for e in chain {
         match &e.entry.payload {
             Payload::Device(rec) => {
@@ -184,6 +188,14 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
                 }
                 revoked.push(rev.device_id);
             }
+            Payload::Recovery(rec) => {
+                // The recovery device named was certified under this identity (current, or
+                // revoked by the recovery that burnt it, which may be logged first).
+                if rec.handle != handle || identity != Some(rec.identity_key) {
+                    return Err(broken("a recovery signed by a key that is not current"));
+                }
+                recoveries.push((e.index, rec.clone()));
+            }
             _ => return Err(broken("an entry of a document in a handle's chain")),
         }
     }
@@ -198,6 +210,7 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
         retired: revoked.into_iter().chain(rotated_out).collect(),
         head: last.link(),
         hybrid_since,
+        recoveries,
     })
 }
 
