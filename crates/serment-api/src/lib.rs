@@ -16,6 +16,7 @@ pub mod documents;
 pub mod log;
 pub mod pairing;
 pub mod provisional;
+pub mod recovery;
 pub mod teams;
 
 pub use directory::{
@@ -36,6 +37,8 @@ pub use teams::{
     TeamChangeRequest, TeamKeyHandoverRequest, TeamKeyHandoverResponse, TeamKeysResponse,
     TeamLogQuery, TeamWrapRequest, TeamsResponse,
 };
+
+pub use recovery::{EscrowResponse, PutEscrowRequest, RecoveryRequest};
 
 pub use pairing::{
     FinishPairingRequest, OpenPairingRequest, PairingMessageRequest, PairingResponse,

@@ -343,6 +343,22 @@ impl Session {
     /// # Errors
     /// Integrity, log, server and transport errors.
     pub fn catch_up(&mut self, new: &DeviceRecord) -> Result<(usize, usize)> {
+        self.catch_up_with(new, false)
+    }
+
+    /// [`Session::catch_up`]; with `unknown_authors_ok`, a wrap whose author this session
+    /// cannot resolve (the recovery device's session in `serment recover` knows no contacts,
+    /// PROTOCOL.md §4.2) is re-wrapped without its signature check: the new device checks the
+    /// document's signature by its author on every read, so a forged wrap only yields a
+    /// document that does not open.
+    ///
+    /// # Errors
+    /// As [`Session::catch_up`].
+    pub(crate) fn catch_up_with(
+        &mut self,
+        new: &DeviceRecord,
+        unknown_authors_ok: bool,
+    ) -> Result<(usize, usize)> {
         let recipient = Recipient::from(new);
         let listed = self.api.list_documents()?;
         let cp = self.sync_log()?;
@@ -400,9 +416,13 @@ impl Session {
                 skipped += 1;
                 continue;
             }
-            let signer = self.wrap_signer(&w, &author)?;
-            w.verify_signature(&signer)
-                .map_err(ClientError::Integrity)?;
+            match self.wrap_signer(&w, &author) {
+                Ok(signer) => w
+                    .verify_signature(&signer)
+                    .map_err(ClientError::Integrity)?,
+                Err(ClientError::UnknownAuthor(_)) if unknown_authors_ok => {}
+                Err(e) => return Err(e),
+            }
             if w.doc_id != doc_id || w.doc_version != v.doc_version {
                 return Err(ClientError::Integrity(
                     serment_core::Error::ContextMismatch(
@@ -509,6 +529,11 @@ impl Session {
     pub(crate) fn own_device_in_log(&mut self, device: &KeyId) -> Result<Option<DeviceRecord>> {
         if *device == self.ks.device.id() {
             return Ok(Some(self.ks.own_device_record()?));
+        }
+        // The recovery device whose catch-up enrolled this device (PROTOCOL.md §4.2): proven
+        // current when it did, then revoked by the recovery that burnt it.
+        if let Some(r) = self.ks.recovered_from().filter(|r| r.device_id() == *device) {
+            return Ok(Some(r));
         }
         let handle = self.ks.handle().to_owned();
         let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;

@@ -190,6 +190,19 @@ struct PublicState {
     /// manifest must be, so that an older or another manifest put in its place is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replica: Option<ReplicaAnchor>,
+    /// The recovery device this device made with `serment id recovery-code` (PROTOCOL.md
+    /// §4.2), hex: revoked when a new code replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovery_device: Option<String>,
+    /// The record (base64url) of the recovery device whose escrow enrolled this device
+    /// (`serment recover`), proven current in the log when it did: its catch-up wraps to this
+    /// device stay trusted after the recovery revoked it (PROTOCOL.md §4.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovered_from: Option<String>,
+    /// The log index of the newest recovery entry of this handle this device has shown a
+    /// warning for (PROTOCOL.md §4.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recoveries_seen: Option<u64>,
 }
 
 /// The care-team part of the keystore's state (PROTOCOL.md §9 `teams` and `team_states`), as
@@ -801,5 +814,58 @@ impl Keystore {
     /// As [`Keystore::own_record`].
     pub fn own_device_record(&self) -> Result<DeviceRecord> {
         DeviceRecord::decode_verified(&self.own_record()?).map_err(ClientError::Integrity)
+    }
+
+    /// A keystore held in memory for `identity` and `device` under `handle` (nothing is ever
+    /// written): the recovery device's session during `serment recover` (PROTOCOL.md §4.2).
+    pub fn in_memory_for(
+        identity: IdentitySecret,
+        device: DeviceSecret,
+        handle: &str,
+        created_at: u64,
+    ) -> Keystore {
+        Keystore {
+            store: Store::Memory,
+            identity,
+            state: PublicState {
+                handle: handle.to_owned(),
+                display_name: handle.to_owned(),
+                created_at,
+                hybrid_since: device.hybrid_secret().map(|_| 0),
+                ..PublicState::default()
+            },
+            device,
+        }
+    }
+
+    /// The recovery device this device made (PROTOCOL.md §4.2).
+    pub fn recovery_device(&self) -> Option<KeyId> {
+        self.state
+            .recovery_device
+            .as_deref()
+            .and_then(|h| KeyId::from_hex(h).ok())
+    }
+    /// Records the recovery device this device made.
+    pub fn set_recovery_device(&mut self, device: Option<&KeyId>) {
+        self.state.recovery_device = device.map(KeyId::to_string);
+    }
+
+    /// The recovery device whose escrow enrolled this device, as proven in the log then.
+    pub fn recovered_from(&self) -> Option<DeviceRecord> {
+        let b = crate::api::b64d(self.state.recovered_from.as_deref()?, "recovered_from").ok()?;
+        DeviceRecord::decode_verified(&b).ok()
+    }
+    /// Records the recovery device whose escrow enrolled this device.
+    pub fn set_recovered_from(&mut self, record: &[u8]) {
+        self.state.recovered_from = Some(crate::api::b64e(record));
+    }
+
+    /// The newest recovery entry index this device has warned about.
+    pub fn recoveries_seen(&self) -> Option<u64> {
+        self.state.recoveries_seen
+    }
+    /// Records that recovery entries up to `index` were shown.
+    pub fn set_recoveries_seen(&mut self, index: u64) {
+        self.state.recoveries_seen = Some(index);
     }
 }

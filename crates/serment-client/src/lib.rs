@@ -29,6 +29,7 @@ pub mod keystore;
 pub mod log;
 pub mod log_api;
 pub mod provisional;
+pub mod recovery;
 #[cfg(feature = "native")]
 pub mod replica;
 pub mod sharing;

@@ -34,6 +34,7 @@ pub(crate) use extract::RecordCache;
 mod log;
 mod pairing;
 mod provisional;
+mod recovery;
 pub(crate) mod replay;
 mod teams;
 pub(crate) mod throttle;
@@ -92,6 +93,7 @@ pub(crate) struct AppState {
         pairing::open, pairing::show, pairing::join, pairing::finish,
         provisional::create, provisional::list, provisional::send_code, provisional::open,
         provisional::claim, provisional::wraps, provisional::add_wraps, provisional::history,
+        recovery::put_escrow, recovery::get_escrow, recovery::post_recovery,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -282,6 +284,17 @@ pub(crate) fn router(state: AppState) -> Router {
             post(provisional::add_wraps),
         )
         .route("/v1/log/provisional/{id}", get(provisional::history))
+        // Recovery (PROTOCOL.md §4.2): every escrow fetch takes a token of the address's login
+        // budget, a 404 a failure token too.
+        .route("/v1/recovery/escrow", post(recovery::put_escrow))
+        .route(
+            "/v1/recovery/escrow/{handle}",
+            get(recovery::get_escrow).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
+        .route("/v1/log/recoveries", post(recovery::post_recovery))
         // Inside the body limit: the digest check buffers at most `max_json_bytes`.
         .layer(axum::middleware::from_fn(extract::content_digest))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a

@@ -35,7 +35,7 @@ pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
 pub(crate) use traits::{CodeCheck, NewProvisional, ProvisionalRow};
 pub(crate) use traits::{
     DirectoryStore, DocumentStore, ErasureStore, GuardStore, LogStore, MetaStore, NonceUse,
-    PairingStore, PoolUse, ProvisionalStore, RestoreStore,
+    PairingStore, PoolUse, ProvisionalStore, RecoveryStore, RestoreStore,
 };
 
 /// The name of the database file inside the data directory.

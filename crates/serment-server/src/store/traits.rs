@@ -472,6 +472,38 @@ pub(crate) trait RestoreStore: Send + Sync {
     async fn restore_rows(&self, plan: &super::restore::RestorePlan) -> Result<(), StoreError>;
 }
 
+/// Recovery escrows and recovery entries (PROTOCOL.md §4.2, issue 17 §2).
+#[async_trait::async_trait]
+pub(crate) trait RecoveryStore: Send + Sync {
+    /// Stores (or replaces) the escrow of `handle`, naming `recovery_device`, which must be a
+    /// current device of `identity_id` under `handle`: [`StoreError::Conflict`] otherwise.
+    async fn put_escrow(
+        &self,
+        handle: &str,
+        identity_id: &KeyId,
+        recovery_device: &KeyId,
+        escrow: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The escrow of `handle` and the recovery device it names, if any.
+    async fn escrow(&self, handle: &str) -> Result<Option<(KeyId, Vec<u8>)>, StoreError>;
+
+    /// Appends a recovery entry (kind 12) about `handle`, whose current identity must be
+    /// `identity_id` and whose `new_device` must be a current device of it
+    /// ([`StoreError::Conflict`] otherwise), and deletes the escrow naming `recovery_device`
+    /// (burnt). Returns the entry's index.
+    async fn append_recovery(
+        &self,
+        handle: &str,
+        identity_id: &KeyId,
+        recovery_device: &KeyId,
+        new_device: &KeyId,
+        entry: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+}
+
 /// A whole metadata backend.
 #[async_trait::async_trait]
 pub(crate) trait MetaStore:
@@ -482,6 +514,7 @@ pub(crate) trait MetaStore:
     + LogStore
     + PairingStore
     + ProvisionalStore
+    + RecoveryStore
     + TeamStore
     + GuardStore
     + std::fmt::Debug

@@ -46,6 +46,9 @@ mod pairing;
 #[path = "../sql/provisional.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod provisional;
+#[path = "../sql/recovery.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod recovery;
 #[path = "../sql/restore.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod restore;

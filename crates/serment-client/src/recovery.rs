@@ -1,0 +1,392 @@
+//! Recovery when every device is lost (PROTOCOL.md §4.2, issue 17 §2): the recovery code
+//! (`serment id recovery-code`) and `serment recover`.
+//!
+//! Design: a recovery code opens an escrow of the identity key and of the keys of one more
+//! device of the identity, the *recovery device*: a normal, logged suite-3 device that every
+//! sender wraps to and that the creating device catches up, so that it can catch up the device a
+//! recovery enrols with the existing catch-up (§4.1). The escrow lives on the server, sealed
+//! under an Argon2id key of the code (floor enforced, `serment_core::recovery`). `recover`
+//! opens it, enrols a new device signed by the identity key, checks in the proven key history
+//! that the identity key is the handle's current one, that the recovery device is current (a
+//! burnt or stale escrow is not) and that the new device is logged, has the recovery device
+//! catch it up, logs a recovery entry (kind 12) that every other device sees, revokes the
+//! recovery device (the code is burnt) and makes a new code.
+
+use serment_api::{AppendedResponse, EscrowResponse, PutEscrowRequest, RecoveryRequest};
+use serment_core::KeyId;
+use serment_core::identity::{DeviceRecord, DeviceSecret, IdentitySecret};
+use serment_core::keystore::KdfParams;
+use serment_core::log::entry::{EntryKind, Recovery};
+use serment_core::recovery::{self, EscrowSecrets, RecoveryCode};
+
+use crate::api::{Api, b64d, b64e, key_id};
+use crate::error::{ClientError, Result};
+use crate::vault::Session;
+
+impl Api {
+    /// `POST /v1/recovery/escrow`: stores or replaces this handle's escrow.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (409: the recovery device is not a current device of this
+    /// identity).
+    pub fn put_escrow(&self, escrow: &[u8], recovery_device: &KeyId) -> Result<()> {
+        let resp = self.post_json_raw(
+            "/v1/recovery/escrow",
+            &PutEscrowRequest {
+                escrow: b64e(escrow),
+                recovery_device: recovery_device.to_string(),
+            },
+            true,
+        )?;
+        Self::check(resp)?;
+        Ok(())
+    }
+
+    /// `GET /v1/recovery/escrow/{handle}` (no authentication): the escrow and the recovery
+    /// device the server says it names (checked by the caller).
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] for an invalid handle; [`ClientError::Server`] (404: no escrow;
+    /// 429: too many requests); [`ClientError::BadResponse`].
+    pub fn escrow(&self, handle: &str) -> Result<(KeyId, Vec<u8>)> {
+        serment_core::identity::validate_handle(handle)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let r: EscrowResponse = self.get_json(&format!("/v1/recovery/escrow/{handle}"), false)?;
+        if r.handle != handle {
+            return Err(ClientError::BadResponse(
+                "the escrow served is for another handle".into(),
+            ));
+        }
+        Ok((
+            key_id(&r.recovery_device, "recovery_device")?,
+            b64d(&r.escrow, "escrow")?,
+        ))
+    }
+
+    /// `POST /v1/log/recoveries`: returns the log indices appended.
+    ///
+    /// # Errors
+    /// Server and transport errors.
+    pub fn post_recovery(&self, entry: &[u8]) -> Result<Vec<u64>> {
+        let v: AppendedResponse = self.post_json(
+            "/v1/log/recoveries",
+            &RecoveryRequest {
+                recovery: b64e(entry),
+            },
+            true,
+        )?;
+        Ok(v.log_indices)
+    }
+}
+
+/// What [`Session::new_recovery_code`] did.
+#[derive(Debug)]
+pub struct NewRecoveryCode {
+    /// The code: show it once, never store it.
+    pub code: RecoveryCode,
+    /// The new recovery device.
+    pub recovery_device: KeyId,
+    /// Document versions re-wrapped for it (one logged wrap each).
+    pub caught_up: usize,
+    /// Team epoch keys handed over to it.
+    pub team_keys: usize,
+    /// The recovery device this code replaced, revoked (logged).
+    pub revoked_previous: Option<KeyId>,
+}
+
+/// An escrow error as a client error: a wrong code is the keystore's (exit 3); anything the
+/// server could have done to the escrow (weakened parameters, another format, version or suite,
+/// a truncated escrow) is an integrity failure (exit 4).
+fn escrow_err(e: serment_core::Error) -> ClientError {
+    match e {
+        serment_core::Error::KeystoreDecrypt => ClientError::Keystore(e),
+        other => ClientError::Integrity(other),
+    }
+}
+
+impl Session {
+    /// `serment id recovery-code` (PROTOCOL.md §4.2): creates a recovery device (a suite-3 device
+    /// record signed by the identity key, logged and checked current in the proven history),
+    /// catches it up and hands it the team keys, seals the escrow of the identity key and its
+    /// keys under a fresh code with Argon2id `params`, stores it on the server, and revokes the
+    /// recovery device this device made before (the previous code no longer works).
+    ///
+    /// # Errors
+    /// [`ClientError::Keystore`] for `params` below the floor; [`ClientError::OwnWriteMissing`]
+    /// if the log does not show the new record; log, server and transport errors.
+    pub fn new_recovery_code(&mut self, params: KdfParams) -> Result<NewRecoveryCode> {
+        params.check().map_err(ClientError::Keystore)?;
+        let handle = self.ks.handle().to_owned();
+        let device = DeviceSecret::generate();
+        let record = self
+            .ks
+            .identity
+            .sign_device_record(&handle, &device, crate::now_secs())
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let rec = DeviceRecord::decode_verified(&record).map_err(ClientError::Integrity)?;
+        self.api.register_device(&record)?;
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        if !hist.devices.iter().any(|d| d.bytes == record) {
+            return Err(ClientError::OwnWriteMissing(
+                "the recovery device's record is not current in the log's history of this handle"
+                    .into(),
+            ));
+        }
+        let (caught_up, _) = self.catch_up(&rec)?;
+        let team_keys = self.hand_over_team_keys(&rec)?;
+        let code = RecoveryCode::generate().map_err(ClientError::Integrity)?;
+        let escrow = recovery::seal_escrow(
+            &code,
+            &handle,
+            &EscrowSecrets {
+                identity: IdentitySecret::from_seed(&self.ks.identity.to_seed()),
+                device,
+            },
+            params,
+        )
+        .map_err(ClientError::Keystore)?;
+        self.api.put_escrow(&escrow, &rec.device_id())?;
+        // The previous code is burnt once its recovery device is revoked (logged).
+        let previous = self.ks.recovery_device();
+        self.ks.set_recovery_device(Some(&rec.device_id()));
+        self.ks.save()?;
+        let mut revoked_previous = None;
+        if let Some(prev) = previous.filter(|p| *p != rec.device_id())
+            && hist.devices.iter().any(|d| d.device_id() == prev)
+        {
+            self.revoke_device(&prev)?;
+            revoked_previous = Some(prev);
+        }
+        Ok(NewRecoveryCode {
+            code,
+            recovery_device: rec.device_id(),
+            caught_up,
+            team_keys,
+            revoked_previous,
+        })
+    }
+
+    /// Recovery entries (kind 12) of this handle logged after the newest this device has shown,
+    /// from the proven key history; marks them shown (saved). A device warns about each on its
+    /// next command (PROTOCOL.md §4.2).
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn unseen_recoveries(&mut self) -> Result<Vec<(u64, Recovery)>> {
+        let handle = self.ks.handle().to_owned();
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let seen = self.ks.recoveries_seen();
+        let me = self.ks.device.id();
+        let out: Vec<(u64, Recovery)> = hist
+            .recoveries
+            .into_iter()
+            .filter(|(i, r)| seen.is_none_or(|s| *i > s) && r.new_device != me)
+            .collect();
+        if let Some((i, _)) = out.last() {
+            self.ks.set_recoveries_seen(*i);
+            self.ks.save()?;
+        }
+        Ok(out)
+    }
+}
+
+/// What `serment recover` did.
+#[cfg(feature = "native")]
+#[derive(Debug)]
+pub struct Recovered {
+    /// The session of the new device, logged in.
+    pub session: Session,
+    /// The recovery device whose escrow was opened (now revoked: the code is burnt).
+    pub used_recovery_device: KeyId,
+    /// The recovery entry's log index.
+    pub recovery_index: u64,
+    /// Document versions the recovery device re-wrapped for the new device.
+    pub caught_up: usize,
+    /// Team epoch keys handed over to the new device.
+    pub team_keys: usize,
+    /// Old devices revoked (`--revoke-others`).
+    pub revoked: Vec<KeyId>,
+    /// The new identity id, if the identity key was rotated (`--rotate`).
+    pub rotated_to: Option<KeyId>,
+    /// The code that replaces the used one, and its recovery device.
+    pub new_code: NewRecoveryCode,
+}
+
+/// Options of [`recover`].
+#[cfg(feature = "native")]
+#[derive(Debug, Clone, Copy)]
+pub struct RecoverOptions {
+    /// Argon2id parameters of the new keystore.
+    pub keystore_params: KdfParams,
+    /// Argon2id parameters of the new escrow.
+    pub escrow_params: KdfParams,
+    /// Revoke every other device of the identity (the lost ones).
+    pub revoke_others: bool,
+    /// Rotate the identity key (kind 2) after the recovery.
+    pub rotate: bool,
+}
+
+#[cfg(feature = "native")]
+/// `serment recover` (PROTOCOL.md §4.2): on a new machine, opens `handle`'s escrow with `code`
+/// (parameters below the floor, an unknown version or suite refused before any work), enrols a
+/// new device (record signed by the identity key, registered, checked current in the proven key
+/// history with the identity key and the recovery device), has the recovery device catch it up,
+/// logs the recovery entry (kind 12; checked in the log), revokes the recovery device (the code
+/// is burnt) and, as asked, the other devices and the identity key, then makes a new code.
+/// Writes the new keystore at `path`; on any failure after it was written, removes it.
+///
+/// # Errors
+/// [`ClientError::KeystoreExists`]; [`ClientError::Keystore`] for a wrong code (or an escrow
+/// of another handle); [`ClientError::Integrity`] for weakened parameters, an unknown format,
+/// an escrow whose keys are not the handle's current identity and recovery device in the log;
+/// [`ClientError::OwnWriteMissing`] when the new device or the recovery entry is not in the
+/// log; server (404: no escrow) and transport errors.
+pub fn recover(
+    path: &std::path::Path,
+    passphrase: zeroize::Zeroizing<String>,
+    server: &str,
+    transport: &crate::transport::Transport,
+    handle: &str,
+    code: &RecoveryCode,
+    opts: RecoverOptions,
+) -> Result<Recovered> {
+    if path.exists() {
+        return Err(ClientError::KeystoreExists(path.display().to_string()));
+    }
+    let api = Api::with_transport(server, transport)?;
+    let (served_device, escrow) = api.escrow(handle)?;
+    recovery::escrow_params(&escrow).map_err(escrow_err)?;
+    let secrets = recovery::open_escrow(code, handle, &escrow).map_err(escrow_err)?;
+    let used = secrets.device.id();
+    if served_device != used {
+        return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
+            "the escrow names another recovery device than the one it holds",
+        )));
+    }
+    let device = DeviceSecret::generate();
+    let created_at = crate::now_secs();
+    let record = secrets
+        .identity
+        .sign_device_record(handle, &device, created_at)
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    let new_rec = DeviceRecord::decode_verified(&record).map_err(ClientError::Integrity)?;
+    let identity_pub = secrets.identity.public_key();
+    api.register_device(&record)?;
+    let mut ks = crate::keystore::Keystore::create_joined(
+        path,
+        passphrase,
+        IdentitySecret::from_seed(&secrets.identity.to_seed()),
+        device,
+        handle,
+        handle,
+        created_at,
+        opts.keystore_params,
+    )?;
+    ks.set_server(api.base(), true);
+    ks.set_server_ca(transport.ca_pem());
+    let stage = (|| {
+        let mut s = Session::connect_with(ks, Some(api.base()), transport)?;
+        let hist = crate::log::key_history(&s.api, &mut s.ks, handle, None)?;
+        if hist.identity_key != identity_pub {
+            return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
+                "the escrow's identity key is not the handle's current one in the log (an escrow of another identity, or from before a rotation)",
+            )));
+        }
+        let Some(r_rec) = hist.devices.iter().find(|d| d.device_id() == used).cloned() else {
+            return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
+                "the escrow's recovery device is not a current device of the handle in the log (a burnt code, or a substituted escrow)",
+            )));
+        };
+        if !hist.devices.iter().any(|d| d.bytes == record) {
+            return Err(ClientError::OwnWriteMissing(
+                "this device's record is not current in the log's history of its handle".into(),
+            ));
+        }
+        s.ks.set_recovered_from(&r_rec.bytes);
+        s.ks.save()?;
+        // The recovery device catches the new one up (§4.1), in a session of its own.
+        let mut r_ks = crate::keystore::Keystore::in_memory_for(
+            secrets.identity,
+            secrets.device,
+            handle,
+            r_rec.created_at,
+        );
+        if let Some(l) = s.ks.log_state(s.api.base()) {
+            r_ks.set_log_state(s.api.base(), l.clone());
+        }
+        let r_api = Api::with_transport(s.api.base(), transport)?;
+        let mut r = Session::connect_over(r_ks, r_api)?;
+        let (caught_up, _) = r.catch_up_with(&new_rec, true)?;
+        let team_keys = r.hand_over_team_keys(&new_rec)?;
+        Ok((s, hist, caught_up, team_keys))
+    })();
+    let (mut s, hist, caught_up, team_keys) = match stage {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing half-recovered stays behind: the keystore goes (what the log shows
+            // stays; a new attempt enrols another device, the code still works).
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+    };
+    // From here the keystore stays, whatever fails: the code is burnt below, and this device
+    // is the way back in (`serment id recovery-code` makes a new code if the last step fails).
+    {
+        // The recovery entry, by the new device, checked in the log.
+        let entry = Recovery::sign(
+            handle,
+            &s.ks.identity,
+            &used,
+            &new_rec.device_id(),
+            crate::now_secs(),
+        )
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+        let idx = s.api.post_recovery(&entry)?;
+        crate::log::check_own_writes(
+            &s.api,
+            &mut s.ks,
+            &idx,
+            &[(EntryKind::Recovery, entry.as_slice())],
+        )?;
+        let recovery_index = idx.first().copied().unwrap_or_default();
+        s.ks.set_recoveries_seen(recovery_index);
+        // Burn the used code: its recovery device is revoked.
+        s.revoke_device(&used)?;
+        let mut revoked = vec![];
+        let mut rotated_to = None;
+        if opts.rotate {
+            // The rotation re-certifies this device only: every other one (the lost ones, the
+            // recovery device) is retired with the old key.
+            s.rotate_identity()?;
+            rotated_to = Some(s.ks.identity.id());
+            revoked.extend(
+                hist.devices
+                    .iter()
+                    .map(DeviceRecord::device_id)
+                    .filter(|d| *d != used && *d != new_rec.device_id()),
+            );
+        } else if opts.revoke_others {
+            for d in hist
+                .devices
+                .iter()
+                .map(DeviceRecord::device_id)
+                .filter(|d| *d != used && *d != new_rec.device_id())
+            {
+                s.revoke_device(&d)?;
+                revoked.push(d);
+            }
+        }
+        let new_code = s.new_recovery_code(opts.escrow_params)?;
+        s.ks.save()?;
+        Ok(Recovered {
+            session: s,
+            used_recovery_device: used,
+            recovery_index,
+            caught_up,
+            team_keys,
+            revoked,
+            rotated_to,
+            new_code,
+        })
+    }
+}
