@@ -232,6 +232,11 @@ pub(crate) enum Command {
     /// Link a second device (a short one-time code), join as one, list your devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// On a new machine, when every device (or the passphrase) is lost: enrol a new device with
+    /// the recovery code `serment id recovery-code` showed (PROTOCOL.md §4.2). Creates the
+    /// keystore (passphrase as for `id new`); reads every document sent before; the recovery is
+    /// logged, seen by your other devices; the used code is burnt and a new one is shown once.
+    Recover(RecoverArgs),
     /// Revoke one of your devices (a signed log entry); it can no longer log in or receive keys.
     /// Revoking another device also rotates the identity key, which every linked device holds
     /// (PROTOCOL.md §4.1): the other devices are re-certified under the new key.
@@ -389,12 +394,46 @@ pub(crate) enum IdCommand {
     /// the identity, logged; from then on wraps to this device are hybrid, and classical ones
     /// made later are refused (PROTOCOL.md §7.1). New identities have one already.
     Upgrade,
+    /// Make a recovery code (shown once; replaces the previous one, which stops working): a
+    /// recovery device of this identity, logged and caught up, whose keys and the identity key
+    /// are escrowed on the server under the code (Argon2id). `serment recover --code` uses it on
+    /// a new machine when every device is lost (PROTOCOL.md §4.2).
+    RecoveryCode {
+        /// Escrow KDF cost: `default` (Argon2id 64 MiB, t=3) or `floor` (19 MiB, t=2). The
+        /// code carries 128 random bits, so the cost only slows a server that guesses.
+        #[arg(long, value_enum, default_value_t = KdfCost::Default)]
+        kdf: KdfCost,
+    },
     /// Write this device's record (signed by the identity key) to a file, for `seal --to-record`.
     ExportRecord {
         /// The file to write.
         #[arg(short, long)]
         output: PathBuf,
     },
+}
+
+/// `serment recover`.
+#[derive(Debug, Args)]
+pub(crate) struct RecoverArgs {
+    /// The recovery code, e.g. 7K3M-Q9ZX-... (8 groups of 4; case, spaces and dashes ignored).
+    #[arg(long)]
+    pub(crate) code: String,
+    /// Your handle.
+    #[arg(long)]
+    pub(crate) handle: String,
+    /// Server base URL.
+    #[arg(long, env = "SERMENT_SERVER")]
+    pub(crate) server: String,
+    /// Keystore KDF cost, as for `id new` (the new code's escrow uses the same).
+    #[arg(long, value_enum, default_value_t = KdfCost::Default)]
+    pub(crate) kdf: KdfCost,
+    /// Revoke every other device of the identity (the lost ones), each a logged revocation.
+    #[arg(long)]
+    pub(crate) revoke_others: bool,
+    /// Rotate the identity key (logged, kind 2): every other device is retired, and whoever
+    /// holds the old key (a thief of the old code and escrow) can certify nothing more.
+    #[arg(long)]
+    pub(crate) rotate: bool,
 }
 
 #[derive(Debug, Subcommand)]

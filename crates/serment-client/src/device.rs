@@ -532,7 +532,11 @@ impl Session {
         }
         // The recovery device whose catch-up enrolled this device (PROTOCOL.md §4.2): proven
         // current when it did, then revoked by the recovery that burnt it.
-        if let Some(r) = self.ks.recovered_from().filter(|r| r.device_id() == *device) {
+        if let Some(r) = self
+            .ks
+            .recovered_from()
+            .filter(|r| r.device_id() == *device)
+        {
             return Ok(Some(r));
         }
         let handle = self.ks.handle().to_owned();

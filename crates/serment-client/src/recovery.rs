@@ -259,9 +259,11 @@ pub fn recover(
     let secrets = recovery::open_escrow(code, handle, &escrow).map_err(escrow_err)?;
     let used = secrets.device.id();
     if served_device != used {
-        return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
-            "the escrow names another recovery device than the one it holds",
-        )));
+        return Err(ClientError::Integrity(
+            serment_core::Error::ContextMismatch(
+                "the escrow names another recovery device than the one it holds",
+            ),
+        ));
     }
     let device = DeviceSecret::generate();
     let created_at = crate::now_secs();
@@ -288,14 +290,18 @@ pub fn recover(
         let mut s = Session::connect_with(ks, Some(api.base()), transport)?;
         let hist = crate::log::key_history(&s.api, &mut s.ks, handle, None)?;
         if hist.identity_key != identity_pub {
-            return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
-                "the escrow's identity key is not the handle's current one in the log (an escrow of another identity, or from before a rotation)",
-            )));
+            return Err(ClientError::Integrity(
+                serment_core::Error::ContextMismatch(
+                    "the escrow's identity key is not the handle's current one in the log (an escrow of another identity, or from before a rotation)",
+                ),
+            ));
         }
         let Some(r_rec) = hist.devices.iter().find(|d| d.device_id() == used).cloned() else {
-            return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
-                "the escrow's recovery device is not a current device of the handle in the log (a burnt code, or a substituted escrow)",
-            )));
+            return Err(ClientError::Integrity(
+                serment_core::Error::ContextMismatch(
+                    "the escrow's recovery device is not a current device of the handle in the log (a burnt code, or a substituted escrow)",
+                ),
+            ));
         };
         if !hist.devices.iter().any(|d| d.bytes == record) {
             return Err(ClientError::OwnWriteMissing(

@@ -73,7 +73,10 @@ fn symbol_value(c: char) -> Option<u8> {
         'I' | 'L' => '1',
         other => other,
     };
-    ALPHABET.iter().position(|&a| char::from(a) == c).map(|p| p as u8)
+    ALPHABET
+        .iter()
+        .position(|&a| char::from(a) == c)
+        .map(|p| p as u8)
 }
 
 impl RecoveryCode {
@@ -117,7 +120,9 @@ impl RecoveryCode {
             if i > 0 && i % 4 == 0 {
                 out.push('-');
             }
-            out.push(char::from(ALPHABET.get(usize::from(v)).copied().unwrap_or(b'0')));
+            out.push(char::from(
+                ALPHABET.get(usize::from(v)).copied().unwrap_or(b'0'),
+            ));
         }
         out
     }

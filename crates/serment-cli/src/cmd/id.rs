@@ -15,6 +15,7 @@ use crate::output::emit;
 pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
     match cmd {
         IdCommand::ExportRecord { output } => super::offline::export_record(ctx, &output),
+        IdCommand::RecoveryCode { kdf } => super::recover::recovery_code(ctx, kdf),
         IdCommand::New { name, display, kdf } => {
             let path = ctx.keystore_path()?;
             // Everything that can be checked is checked before the passphrase is asked for.

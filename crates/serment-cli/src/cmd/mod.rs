@@ -15,6 +15,7 @@ mod id;
 pub(crate) mod log;
 mod offline;
 mod provisional;
+mod recover;
 mod replica;
 pub(crate) mod restore;
 mod serve;
@@ -189,6 +190,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Web(c) => web::run(&ctx, c),
         Command::Audit(a) => log::audit(&ctx, a),
         Command::Device(c) => device::run(&ctx, c),
+        Command::Recover(a) => recover::recover(&ctx, a),
         Command::RevokeDevice(a) => log::revoke(&ctx, a),
         Command::Erase(a) => erase::run(&ctx, a),
         Command::RotateIdentity => log::rotate(&ctx),

@@ -200,3 +200,32 @@ pub fn link_new_device(
     assert_eq!(joined["device_fingerprint"], linked["device_fingerprint"]);
     (code, joined, linked)
 }
+
+/// Runs `serment --json ARGS` and returns (exit code, JSON stdout, the recovery code it showed on
+/// stderr, if any: `serment id recovery-code`, `serment recover`).
+pub fn run_code(home: &Path, args: &[&str]) -> (i32, serde_json::Value, Option<String>) {
+    let out = Command::new(bin())
+        .arg("--json")
+        .args(args)
+        .env("SERMENT_HOME", home)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .env_remove("SERMENT_SERVER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("not JSON: {stdout}\nstderr: {stderr}"));
+    let code = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("serment: recovery code: "))
+        .map(str::to_owned);
+    (out.status.code().unwrap_or(-1), v, code)
+}
+
+/// `serment id recovery-code --kdf floor` on `home`: the code shown.
+pub fn recovery_code(home: &Path) -> String {
+    let (c, v, code) = run_code(home, &["id", "recovery-code", "--kdf", "floor"]);
+    assert_eq!(c, 0, "id recovery-code failed: {v}");
+    code.expect("id recovery-code showed no code")
+}

@@ -1,0 +1,128 @@
+//! `serment id recovery-code` and `serment recover` (PROTOCOL.md §4.2, issue 17 §2).
+
+use serde_json::json;
+use serment_client::ClientError;
+use serment_client::recovery::{NewRecoveryCode, RecoverOptions};
+use serment_core::keystore::KdfParams;
+use serment_core::recovery::RecoveryCode;
+
+use super::{Ctx, passphrase};
+use crate::cli::{KdfCost, RecoverArgs};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+fn params(kdf: KdfCost) -> KdfParams {
+    match kdf {
+        KdfCost::Default => KdfParams::DEFAULT,
+        KdfCost::Floor => KdfParams::FLOOR,
+    }
+}
+
+/// The code, to the user's eyes only: on stderr (stdout stays one JSON object), once.
+fn show_code(c: &NewRecoveryCode) {
+    eprintln!(
+        "serment: recovery code: {}\n  Shown once: write it down (8 groups of 4) and keep it \
+         offline. With it, `serment recover --handle <you> --code <code>` on a new machine gets \
+         your documents back when every device is lost; anyone holding it can do the same, so \
+         treat it like a key. `serment id recovery-code` replaces it.",
+        c.code.display().as_str()
+    );
+}
+
+/// `serment id recovery-code`.
+pub(crate) fn recovery_code(ctx: &Ctx, kdf: KdfCost) -> CliResult<()> {
+    let mut s = ctx.session()?;
+    let out = s.new_recovery_code(params(kdf))?;
+    show_code(&out);
+    emit(
+        ctx.json,
+        &json!({ "recovery_device": out.recovery_device.to_string(), "caught_up": out.caught_up,
+                 "team_keys": out.team_keys,
+                 "revoked_previous": out.revoked_previous.map(|d| d.to_string()) }),
+        &format!(
+            "Recovery device {} created (logged), {} document version(s) re-wrapped for it, {} \
+             team key(s) handed over; its escrow is on the server{}",
+            out.recovery_device.short(),
+            out.caught_up,
+            out.team_keys,
+            out.revoked_previous.map_or_else(String::new, |d| format!(
+                "\n  The previous code no longer works (recovery device {} revoked).",
+                d.short()
+            ))
+        ),
+    );
+    Ok(())
+}
+
+/// `serment recover`.
+pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
+    let path = ctx.keystore_path()?;
+    // Everything that can be checked is checked before the passphrase is asked for.
+    if path.exists() {
+        return Err(ClientError::KeystoreExists(path.display().to_string()).into());
+    }
+    serment_core::identity::validate_handle(&a.handle)
+        .map_err(|e| CliError::Input(format!("--handle {:?}: {e}", a.handle)))?;
+    let code = RecoveryCode::parse(&a.code).map_err(|e| CliError::Input(format!("--code: {e}")))?;
+    super::lock_keystore(&path)?;
+    let r = serment_client::recovery::recover(
+        &path,
+        passphrase(true)?,
+        &a.server,
+        &ctx.transport()?,
+        &a.handle,
+        &code,
+        RecoverOptions {
+            keystore_params: params(a.kdf),
+            escrow_params: params(a.kdf),
+            revoke_others: a.revoke_others,
+            rotate: a.rotate,
+        },
+    )
+    .map_err(|e| match e {
+        ClientError::Keystore(serment_core::Error::KeystoreDecrypt) => CliError::Passphrase(
+            "the recovery code does not open this handle's escrow (a wrong code, a code already \
+             used and replaced, or an escrow that is not this handle's)"
+                .into(),
+        ),
+        other => other.into(),
+    })?;
+    show_code(&r.new_code);
+    let ks = &r.session.ks;
+    let fp = serment_client::contacts::fingerprint(&ks.identity.id());
+    emit(
+        ctx.json,
+        &json!({ "handle": a.handle, "identity_id": ks.identity.id().to_string(),
+                 "device_id": ks.device.id().to_string(), "fingerprint": fp,
+                 "keystore": path.display().to_string(), "server": r.session.api.base(),
+                 "used_recovery_device": r.used_recovery_device.to_string(),
+                 "recovery_index": r.recovery_index, "caught_up": r.caught_up,
+                 "team_keys": r.team_keys,
+                 "revoked": r.revoked.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                 "rotated": r.rotated_to.is_some(),
+                 "new_recovery_device": r.new_code.recovery_device.to_string() }),
+        &format!(
+            "Recovered {:?} as device {}\n  keystore:    {}\n  fingerprint: {fp}\n  {} \
+             document version(s) re-wrapped for this device; the recovery is logged (index {}), \
+             your other devices will see it.\n  The code you used is burnt; a new one is shown \
+             above.{}{}\n  Pin your contacts again: `serment contact add HANDLE`, and compare \
+             their fingerprints.",
+            a.handle,
+            ks.device.id(),
+            path.display(),
+            r.caught_up,
+            r.recovery_index,
+            if r.revoked.is_empty() {
+                String::new()
+            } else {
+                format!("\n  Revoked {} old device(s).", r.revoked.len())
+            },
+            if r.rotated_to.is_some() {
+                "\n  The identity key was rotated: tell your contacts to verify the new fingerprint."
+            } else {
+                ""
+            }
+        ),
+    );
+    Ok(())
+}
