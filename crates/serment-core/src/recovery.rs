@@ -62,8 +62,8 @@ fn check_bytes(secret: &[u8; 16]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(CHECK_LABEL);
     h.update(secret);
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
+    let d: [u8; 32] = h.finalize().into();
+    d.first_chunk::<4>().copied().unwrap_or_default()
 }
 
 fn symbol_value(c: char) -> Option<u8> {
@@ -104,9 +104,9 @@ impl RecoveryCode {
     /// The code as shown: 32 Crockford base32 characters (the 16 bytes and a 4-byte check, 160
     /// bits) in 8 groups of 4 joined by `-`.
     pub fn display(&self) -> Zeroizing<String> {
-        let mut all = Zeroizing::new([0u8; 20]);
-        all[..16].copy_from_slice(self.0.as_ref());
-        all[16..].copy_from_slice(&check_bytes(&self.0));
+        let mut all = Zeroizing::new(Vec::with_capacity(20));
+        all.extend_from_slice(self.0.as_ref());
+        all.extend_from_slice(&check_bytes(&self.0));
         let mut out = Zeroizing::new(String::with_capacity(39));
         // 160 bits, 5 at a time, most significant first.
         for i in 0..32usize {
@@ -161,10 +161,12 @@ impl RecoveryCode {
         if n != 32 {
             return Err(bad("expected 32 characters (8 groups of 4)"));
         }
-        let mut secret = Zeroizing::new([0u8; 16]);
-        secret.copy_from_slice(&all[..16]);
+        let (head, tail) = all
+            .split_first_chunk::<16>()
+            .ok_or(bad("expected 32 characters (8 groups of 4)"))?;
+        let secret = Zeroizing::new(*head);
         let check = check_bytes(&secret);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&check[..], &all[16..])) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&check[..], tail)) {
             return Err(bad(
                 "the check does not match: a character is mistyped or a group is missing",
             ));
