@@ -838,6 +838,12 @@ impl Keystore {
         }
     }
 
+    /// Sets the creation time this device's record carries (the recovery device's session,
+    /// once its logged record is known).
+    pub(crate) fn set_created_at(&mut self, created_at: u64) {
+        self.state.created_at = created_at;
+    }
+
     /// The recovery device this device made (PROTOCOL.md §4.2).
     pub fn recovery_device(&self) -> Option<KeyId> {
         self.state

@@ -265,19 +265,42 @@ pub fn recover(
             ),
         ));
     }
+    // Before anything is enrolled: the escrow's keys must be the handle's current identity key
+    // and a current recovery device in the proven key history (the log key pinned on this
+    // first contact, as `register` does). A burnt code's escrow (its recovery device revoked),
+    // one from before a rotation, or another identity's are refused here.
+    let identity_pub = secrets.identity.public_key();
+    let mut r_ks = crate::keystore::Keystore::in_memory_for(
+        secrets.identity,
+        secrets.device,
+        handle,
+        0,
+    );
+    crate::log::pin_log_key(&api, &mut r_ks)?;
+    let hist = crate::log::key_history(&api, &mut r_ks, handle, None)?;
+    if hist.identity_key != identity_pub {
+        return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
+            "the escrow's identity key is not the handle's current one in the log (an escrow of another identity, or from before a rotation)",
+        )));
+    }
+    let Some(r_rec) = hist.devices.iter().find(|d| d.device_id() == used).cloned() else {
+        return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
+            "the escrow's recovery device is not a current device of the handle in the log (a burnt code, or a replayed or substituted escrow)",
+        )));
+    };
+    r_ks.set_created_at(r_rec.created_at);
     let device = DeviceSecret::generate();
     let created_at = crate::now_secs();
-    let record = secrets
+    let record = r_ks
         .identity
         .sign_device_record(handle, &device, created_at)
         .map_err(|e| ClientError::Input(e.to_string()))?;
     let new_rec = DeviceRecord::decode_verified(&record).map_err(ClientError::Integrity)?;
-    let identity_pub = secrets.identity.public_key();
     api.register_device(&record)?;
     let mut ks = crate::keystore::Keystore::create_joined(
         path,
         passphrase,
-        IdentitySecret::from_seed(&secrets.identity.to_seed()),
+        IdentitySecret::from_seed(&r_ks.identity.to_seed()),
         device,
         handle,
         handle,
@@ -286,24 +309,16 @@ pub fn recover(
     )?;
     ks.set_server(api.base(), true);
     ks.set_server_ca(transport.ca_pem());
+    if let Some(l) = r_ks.log_state(api.base()) {
+        ks.set_log_state(api.base(), l.clone());
+    }
     let stage = (|| {
         let mut s = Session::connect_with(ks, Some(api.base()), transport)?;
+        // The new device trusts itself recovered only once its record is current in the
+        // proven history, under the same identity key.
         let hist = crate::log::key_history(&s.api, &mut s.ks, handle, None)?;
-        if hist.identity_key != identity_pub {
-            return Err(ClientError::Integrity(
-                serment_core::Error::ContextMismatch(
-                    "the escrow's identity key is not the handle's current one in the log (an escrow of another identity, or from before a rotation)",
-                ),
-            ));
-        }
-        let Some(r_rec) = hist.devices.iter().find(|d| d.device_id() == used).cloned() else {
-            return Err(ClientError::Integrity(
-                serment_core::Error::ContextMismatch(
-                    "the escrow's recovery device is not a current device of the handle in the log (a burnt code, or a substituted escrow)",
-                ),
-            ));
-        };
-        if !hist.devices.iter().any(|d| d.bytes == record) {
+        if hist.identity_key != identity_pub || !hist.devices.iter().any(|d| d.bytes == record)
+        {
             return Err(ClientError::OwnWriteMissing(
                 "this device's record is not current in the log's history of its handle".into(),
             ));
@@ -311,12 +326,6 @@ pub fn recover(
         s.ks.set_recovered_from(&r_rec.bytes);
         s.ks.save()?;
         // The recovery device catches the new one up (§4.1), in a session of its own.
-        let mut r_ks = crate::keystore::Keystore::in_memory_for(
-            secrets.identity,
-            secrets.device,
-            handle,
-            r_rec.created_at,
-        );
         if let Some(l) = s.ks.log_state(s.api.base()) {
             r_ks.set_log_state(s.api.base(), l.clone());
         }
