@@ -270,23 +270,23 @@ pub fn recover(
     // first contact, as `register` does). A burnt code's escrow (its recovery device revoked),
     // one from before a rotation, or another identity's are refused here.
     let identity_pub = secrets.identity.public_key();
-    let mut r_ks = crate::keystore::Keystore::in_memory_for(
-        secrets.identity,
-        secrets.device,
-        handle,
-        0,
-    );
+    let mut r_ks =
+        crate::keystore::Keystore::in_memory_for(secrets.identity, secrets.device, handle, 0);
     crate::log::pin_log_key(&api, &mut r_ks)?;
     let hist = crate::log::key_history(&api, &mut r_ks, handle, None)?;
     if hist.identity_key != identity_pub {
-        return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
-            "the escrow's identity key is not the handle's current one in the log (an escrow of another identity, or from before a rotation)",
-        )));
+        return Err(ClientError::Integrity(
+            serment_core::Error::ContextMismatch(
+                "the escrow's identity key is not the handle's current one in the log (an escrow of another identity, or from before a rotation)",
+            ),
+        ));
     }
     let Some(r_rec) = hist.devices.iter().find(|d| d.device_id() == used).cloned() else {
-        return Err(ClientError::Integrity(serment_core::Error::ContextMismatch(
-            "the escrow's recovery device is not a current device of the handle in the log (a burnt code, or a replayed or substituted escrow)",
-        )));
+        return Err(ClientError::Integrity(
+            serment_core::Error::ContextMismatch(
+                "the escrow's recovery device is not a current device of the handle in the log (a burnt code, or a replayed or substituted escrow)",
+            ),
+        ));
     };
     r_ks.set_created_at(r_rec.created_at);
     let device = DeviceSecret::generate();
@@ -317,8 +317,7 @@ pub fn recover(
         // The new device trusts itself recovered only once its record is current in the
         // proven history, under the same identity key.
         let hist = crate::log::key_history(&s.api, &mut s.ks, handle, None)?;
-        if hist.identity_key != identity_pub || !hist.devices.iter().any(|d| d.bytes == record)
-        {
+        if hist.identity_key != identity_pub || !hist.devices.iter().any(|d| d.bytes == record) {
             return Err(ClientError::OwnWriteMissing(
                 "this device's record is not current in the log's history of its handle".into(),
             ));

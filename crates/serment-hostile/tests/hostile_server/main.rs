@@ -33,6 +33,7 @@ mod parser_confusion;
 mod pq_downgrade;
 mod pq_rewrap;
 mod provisional;
+mod recovery;
 mod revocation_not_enforced;
 mod rollback_freshness_forks;
 mod stolen_token;
