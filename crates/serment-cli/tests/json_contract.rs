@@ -423,6 +423,34 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         &ok(&patient, &["device", "catch-up", &phone_id]),
     );
     c("device list", &ok(&patient, &["device", "list"]));
+    // Issue 17 §2: a recovery code, and a recovery on a new machine with it.
+    let (st, made, code) = run_code(&patient, &["id", "recovery-code", "--kdf", "floor"]);
+    assert_eq!(st, 0, "{made}");
+    c("id recovery-code", &made);
+    let (st, recovered, _) = run_code(
+        &root.join("patient-new"),
+        &[
+            "recover",
+            "--code",
+            &code.expect("a code shown"),
+            "--handle",
+            "patient-j",
+            "--server",
+            &server.url,
+            "--kdf",
+            "floor",
+        ],
+    );
+    assert_eq!(st, 0, "{recovered}");
+    c("recover", &recovered);
+    // The other device sees it.
+    let listed = ok(&patient, &["device", "list"]);
+    assert_eq!(
+        listed["new_recoveries"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    c("device list", &listed);
     c("rotate-identity", &ok(&gp, &["rotate-identity"]));
     let dev = ok(&gp, &["id", "show"])["device_id"]
         .as_str()

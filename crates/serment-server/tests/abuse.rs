@@ -710,3 +710,38 @@ async fn sweeping_pairing_slots_is_throttled_per_address() {
         .unwrap()
         .unwrap();
 }
+
+/// Issue 17 §2: fetching recovery escrows (`GET /v1/recovery/escrow/{handle}`, no
+/// authentication) takes a token of the address's login budget: a burst from one address gets
+/// 429, another address is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetching_recovery_escrows_is_throttled_per_address() {
+    const LIMIT: u32 = 5;
+    let running = Running::start("escrow-throttle", |c| {
+        c.auth_requests_per_minute = LIMIT;
+    })
+    .await;
+    let addr = running.addr;
+    let guesser = [127, 0, 0, 4];
+    let mut statuses = Vec::new();
+    for i in 0..LIMIT + 2 {
+        let (s, _, _) = request_from(
+            guesser,
+            addr,
+            "GET",
+            &format!("/v1/recovery/escrow/patient-{i}"),
+            None,
+        )
+        .await;
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 404).count(),
+        LIMIT as usize,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let (s, _, body) = request(addr, "GET", "/v1/recovery/escrow/patient-0", None).await;
+    assert_eq!(s, 404, "{}", String::from_utf8_lossy(&body));
+    running.stop().await;
+}

@@ -125,6 +125,28 @@ fn join(ctx: &Ctx, code: &str, server: &str, kdf: KdfCost) -> CliResult<()> {
 fn list(ctx: &Ctx) -> CliResult<()> {
     let mut s = ctx.session()?;
     let devices = s.device_list()?;
+    // Recoveries logged since this device last looked (PROTOCOL.md §4.2): a recovery code was
+    // used, by the user on a new machine, or by whoever holds the code.
+    let recoveries = s.unseen_recoveries()?;
+    for (i, r) in &recoveries {
+        eprintln!(
+            "serment: WARNING: a recovery code of {} was used at {} (log index {i}): it enrolled \
+             device {}. If it was not you, revoke it (`serment revoke-device {}`) and make a new \
+             code (`serment id recovery-code`).",
+            s.ks.handle(),
+            super::rfc3339(r.at),
+            r.new_device,
+            r.new_device
+        );
+    }
+    let recoveries: Vec<serde_json::Value> = recoveries
+        .iter()
+        .map(|(i, r)| {
+            json!({ "log_index": i, "new_device": r.new_device.to_string(),
+                    "recovery_device": r.recovery_device.to_string(),
+                    "at": super::rfc3339(r.at) })
+        })
+        .collect();
     let rows: Vec<serde_json::Value> = devices
         .iter()
         .map(|d| {
@@ -150,7 +172,7 @@ fn list(ctx: &Ctx) -> CliResult<()> {
         .join("\n");
     emit(
         ctx.json,
-        &json!({ "handle": s.ks.handle(), "devices": rows }),
+        &json!({ "handle": s.ks.handle(), "devices": rows, "new_recoveries": recoveries }),
         &text,
     );
     Ok(())

@@ -128,7 +128,8 @@ pub(crate) fn register(ctx: &Ctx, server: &str) -> CliResult<()> {
                  "device_id": s.ks.device.id().to_string(), "log_key": log_key }),
         &format!(
             "Registered {} with {}\n  pinned transparency log key: {}\n  Compare it with the key the \
-             server's operator publishes (`serment serve` prints it at startup).",
+             server's operator publishes (`serment serve` prints it at startup).\n  Make a \
+             recovery code now, in case every device is lost: `serment id recovery-code`.",
             s.ks.handle(),
             s.api.base(),
             log_key.as_deref().unwrap_or("(none)")
