@@ -23,7 +23,7 @@ impl RecoveryStore for Db {
         let recovery_device = recovery_device.to_string();
         let mut tx = self.begin().await?;
         let current: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM devices WHERE device_id = $1 AND identity_id = $2 AND handle = $3 \
+            "SELECT CAST(1 AS BIGINT) FROM devices WHERE device_id = $1 AND identity_id = $2 AND handle = $3 \
              AND revoked = 0",
         )
         .bind(&recovery_device)
@@ -77,7 +77,7 @@ impl RecoveryStore for Db {
         let new_device = new_device.to_string();
         let mut tx = self.begin().await?;
         let current: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM devices WHERE device_id = $1 AND identity_id = $2 AND handle = $3 \
+            "SELECT CAST(1 AS BIGINT) FROM devices WHERE device_id = $1 AND identity_id = $2 AND handle = $3 \
              AND revoked = 0",
         )
         .bind(&new_device)
