@@ -519,6 +519,16 @@ pub(crate) fn derive(
                 }
                 Some(r.device_id)
             }
+            // A recovery (kind 12, PROTOCOL.md §4.2): in the handle's chain, its device column
+            // the device it enrolled, as `store::sql::recovery` writes it. The escrows are not
+            // in the backup: after a restore, users make a new recovery code.
+            Payload::Recovery(r) => {
+                histories
+                    .entry(r.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                Some(r.new_device)
+            }
             Payload::Wrap(w) => {
                 let doc = w.doc_id.to_string();
                 if let Some(team) = epoch_team.get(&w.recipient) {
