@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutEscrowRequest {
-    /// The escrow (`"SRMQ"`, PROTOCOL.md §4.2), base64url.
+    /// The escrow (`"SRMU"`, PROTOCOL.md §4.2), base64url.
     pub escrow: String,
     /// The recovery device it holds the keys of (64 hex): a current device of the caller's
     /// identity.

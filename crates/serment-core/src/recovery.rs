@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! RecoveryEscrow {
-//!   magic [4] = "SRMQ", format_version u16 = 1, suite_id u16 = 1,
+//!   magic [4] = "SRMU", format_version u16 = 1, suite_id u16 = 1,
 //!   m_cost_kib u32, t_cost u32, p_cost u32, salt [16], nonce [12],   // the 48-byte header
 //!   ciphertext [130 + 16]          // AES-256-GCM of the plaintext below
 //! }
@@ -37,7 +37,7 @@ use crate::identity::{DeviceSecret, IdentitySecret};
 use crate::keystore::{KdfParams, aead_key, derive_raw};
 use crate::{FORMAT_VERSION, RECORD_SUITE_ID};
 
-const MAGIC: &[u8; 4] = b"SRMQ";
+const MAGIC: &[u8; 4] = b"SRMU";
 /// The escrow header's length, in bytes.
 pub const ESCROW_HEADER_LEN: usize = 4 + 2 + 2 + 4 + 4 + 4 + 16 + 12;
 const PLAINTEXT_VERSION: u16 = 1;

@@ -58,7 +58,7 @@ fn escrow_with(plain: &[u8], code: &[u8; 16], handle: &str, m: u32, t: u32, p: u
     let salt = [7u8; 16];
     let nonce = [9u8; 12];
     let mut out = Vec::new();
-    out.extend_from_slice(b"SRMQ");
+    out.extend_from_slice(b"SRMU");
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&m.to_be_bytes());
