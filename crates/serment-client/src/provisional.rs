@@ -195,6 +195,23 @@ impl Session {
     /// serves a record this identity did not make, for another contact, or not in the log;
     /// server errors (503 `smtp_not_configured` when the server sends no email).
     pub fn unregistered_target(&mut self, contact: &str) -> Result<UnregisteredTarget> {
+        self.unregistered_target_with(contact, false)
+    }
+
+    /// As [`Session::unregistered_target`]; with `new_claim_code`, an unclaimed provisional
+    /// recipient of the contact is not reused: a new one is made and its claim code returned
+    /// (review S14, PROTOCOL.md §15.1 "Re-issue"): for a receipt the patient lost, a claim code
+    /// nobody saw (a run that failed before printing it), or a recipient locked after too many
+    /// wrong one-time codes (§15.2). Documents sealed to the old recipient stay there (the lab
+    /// sends them again). A contact that claimed goes to the claimant, as without the flag.
+    ///
+    /// # Errors
+    /// As [`Session::unregistered_target`].
+    pub fn unregistered_target_with(
+        &mut self,
+        contact: &str,
+        new_claim_code: bool,
+    ) -> Result<UnregisteredTarget> {
         let contact = Contact::parse(contact).map_err(|e| ClientError::Input(e.to_string()))?;
         let key = contact_key(&self.ks.identity.to_seed());
         let tag = contact.tag(&key);
@@ -217,16 +234,22 @@ impl Session {
                     found: st.record.lab_device().to_string(),
                 }));
             }
-            return Ok(match st.claim {
-                Some((c, _)) => UnregisteredTarget::Claimed {
-                    handle: c.handle,
-                    provisional_id: id,
-                },
-                None => UnregisteredTarget::Provisional {
-                    record: st.record,
-                    new_code: None,
-                },
-            });
+            match st.claim {
+                Some((c, _)) => {
+                    return Ok(UnregisteredTarget::Claimed {
+                        handle: c.handle,
+                        provisional_id: id,
+                    });
+                }
+                None if !new_claim_code => {
+                    return Ok(UnregisteredTarget::Provisional {
+                        record: st.record,
+                        new_code: None,
+                    });
+                }
+                // Re-issue: a new recipient below; the server lists it last from now on.
+                None => {}
+            }
         }
         // A new provisional recipient: keys, claim code C, server share S, escrow under both.
         let prov = serment_core::identity::DeviceSecret::generate();

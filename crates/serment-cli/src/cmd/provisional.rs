@@ -56,16 +56,29 @@ impl Resolved {
             ),
             (None, None) => format!(
                 "\n  sealed for the patient's provisional recipient {} (not claimed yet: the \
-                 claim code printed the first time opens this document too)",
+                 claim code printed the first time opens this document too; if it was lost, \
+                 run again with --new-claim-code)",
                 self.provisional_id.short()
             ),
         }
     }
 }
 
-/// Resolves `contact` (`email:ADDRESS[,ins:INS]`) for this session.
+/// Resolves `contact` (`email:ADDRESS[,ins:INS]`) for this session; `new_claim_code` makes a
+/// new provisional recipient even if an unclaimed one exists (review S14: a lost receipt, a code
+/// nobody saw, a locked recipient). A claim code made here is written to stderr at once, before
+/// any upload: a run that fails later does not lose it.
 pub(crate) fn resolve(s: &mut Session, contact: &str) -> CliResult<Resolved> {
-    Ok(match s.unregistered_target(contact)? {
+    resolve_with(s, contact, false)
+}
+
+/// As [`resolve`]; `new_claim_code`: see above.
+pub(crate) fn resolve_with(
+    s: &mut Session,
+    contact: &str,
+    new_claim_code: bool,
+) -> CliResult<Resolved> {
+    Ok(match s.unregistered_target_with(contact, new_claim_code)? {
         UnregisteredTarget::Claimed {
             handle,
             provisional_id,
@@ -80,13 +93,26 @@ pub(crate) fn resolve(s: &mut Session, contact: &str) -> CliResult<Resolved> {
                 claimed_by: Some(handle),
             }
         }
-        UnregisteredTarget::Provisional { record, new_code } => Resolved {
-            recipients: vec![record.recipient()],
-            provisional: vec![record.id()],
-            provisional_id: record.id(),
-            claim_code: new_code.map(|c| c.display()),
-            claimed_by: None,
-        },
+        UnregisteredTarget::Provisional { record, new_code } => {
+            let claim_code = new_code.map(|c| c.display());
+            if let Some(c) = &claim_code {
+                // Before the upload (review S14): if it fails, the code is not lost.
+                eprintln!(
+                    "CLAIM CODE for {} (provisional recipient {}), shown now in case the upload \
+                     fails: {}",
+                    contact,
+                    record.id().short(),
+                    c.as_str()
+                );
+            }
+            Resolved {
+                recipients: vec![record.recipient()],
+                provisional: vec![record.id()],
+                provisional_id: record.id(),
+                claim_code,
+                claimed_by: None,
+            }
+        }
     })
 }
 
@@ -98,6 +124,19 @@ pub(crate) fn put(
     title: Option<String>,
     mime: Option<String>,
     contact: &str,
+) -> CliResult<()> {
+    put_with(ctx, file, to, title, mime, contact, false)
+}
+
+/// As [`put`]; `new_claim_code` re-issues (`put --new-claim-code`, review S14).
+pub(crate) fn put_with(
+    ctx: &Ctx,
+    file: &Path,
+    to: &[String],
+    title: Option<String>,
+    mime: Option<String>,
+    contact: &str,
+    new_claim_code: bool,
 ) -> CliResult<()> {
     let f = std::fs::File::open(file).map_err(|e| CliError::io(file, e))?;
     let len = f.metadata().map_err(|e| CliError::io(file, e))?.len();
@@ -113,7 +152,7 @@ pub(crate) fn put(
         ..Metadata::default()
     };
     let mut recipients = s.recipients(to)?;
-    let u = resolve(&mut s, contact)?;
+    let u = resolve_with(&mut s, contact, new_claim_code)?;
     recipients.extend_from_slice(&u.recipients);
     let doc_id = serment_core::DocId::random().map_err(|e| CliError::Input(e.to_string()))?;
     let r = s.put_version_with(f, meta, doc_id, 1, &recipients, &u.provisional)?;
@@ -143,7 +182,15 @@ pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()>
     let otp = match otp {
         Some(o) => Zeroizing::new(o),
         None => {
-            let ttl = s.api.request_claim_otp(&code)?;
+            let ttl = match s.api.request_claim_otp(&code) {
+                Ok(ttl) => ttl,
+                // Review S2: claimed already (by this identity, if the claim resumes; the server
+                // refuses another identity): resume the re-wraps, no one-time code needed.
+                Err(serment_client::ClientError::Server { status: 409, .. }) => {
+                    return finish_claim(ctx, &mut s, &code, "");
+                }
+                Err(e) => return Err(e.into()),
+            };
             let interactive = !ctx.json && std::io::stdin().is_terminal();
             if !interactive {
                 emit(
@@ -171,7 +218,11 @@ pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()>
             Zeroizing::new(line.trim().to_owned())
         }
     };
-    let o = s.claim(&code, &otp)?;
+    finish_claim(ctx, &mut s, &code, &otp)
+}
+
+fn finish_claim(ctx: &Ctx, s: &mut Session, code: &ClaimCode, otp: &str) -> CliResult<()> {
+    let o = s.claim(code, otp)?;
     emit(
         ctx.json,
         &json!({ "otp_sent": false, "expires_in": null, "provisional_id": o.provisional_id.to_string(),

@@ -5,7 +5,7 @@
 //! every code it sends; no SMTP server here).
 
 use serment_client::ClientError;
-use serment_client::provisional::UnregisteredPut;
+use serment_client::provisional::{UnregisteredPut, UnregisteredTarget};
 use serment_core::KeyId;
 use serment_core::identity::DeviceSecret;
 use serment_core::ids::labeled_hash;
@@ -190,8 +190,8 @@ fn provisional_the_server_swaps_the_provisional_key_before_the_lab_seals() {
     );
     w.h.sql_exec(&format!(
         "INSERT INTO provisionals (provisional_id, lab_identity, lab_device, contact_tag, lookup, \
-         email, server_share, escrow, created_at) VALUES ('{sid}', '{}', '{}', '{tag}', \
-         '{}', 'ana@patients.example', {}, {}, 1900000000)",
+         email, server_share, escrow, created_at, record_index) VALUES ('{sid}', '{}', '{}', \
+         '{tag}', '{}', 'ana@patients.example', {}, {}, 1900000000, 1000000)",
         w.lab.ks.identity.id(),
         evil.ks.device.id(),
         hex::encode([7u8; 32]),
@@ -290,4 +290,148 @@ fn provisional_claim_of_100_documents_costs() {
         String::from_utf8_lossy(&size_before),
         String::from_utf8_lossy(&size_after)
     );
+}
+
+/// Review S14: the lab's claim code was never seen (the run failed before printing it) or the
+/// patient lost the receipt. Without a re-issue, every later result goes to the same recipient
+/// whose code nobody has. With `new_claim_code`, the lab makes a new recipient; later puts use it
+/// (the newest), and the new code opens them.
+#[test]
+fn provisional_a_lost_claim_code_is_reissued_and_opens_later_results() {
+    let mut w = World::new();
+    let (old_id, lost, _) = first(&mut w);
+    drop(lost);
+    // Without the flag: the old recipient, no code to show.
+    match w.lab.unregistered_target(CONTACT).unwrap() {
+        UnregisteredTarget::Provisional { record, new_code } => {
+            assert_eq!(record.id(), old_id);
+            assert!(new_code.is_none());
+        }
+        other => panic!("expected the old provisional recipient, got {other:?}"),
+    }
+    let (new_id, code) = match w.lab.unregistered_target_with(CONTACT, true).unwrap() {
+        UnregisteredTarget::Provisional {
+            record,
+            new_code: Some(c),
+        } => (record.id(), c),
+        other => panic!("expected a re-issued claim code, got {other:?}"),
+    };
+    assert_ne!(new_id, old_id, "a re-issue makes a new recipient");
+    let next = put_unregistered(&mut w, b"Ferritin 80 ng/mL").unwrap();
+    assert_eq!(
+        next.provisional_id, new_id,
+        "later puts use the re-issued one"
+    );
+    assert!(next.claim_code.is_none());
+    set_code(&w.h, &new_id, OTP, in_ten_minutes());
+    let o = w.patient.claim(&code, OTP).unwrap();
+    assert_eq!(o.provisional_id, new_id);
+    let (got, _) = read(&mut w.patient, &next.put.doc_id, None).unwrap();
+    assert_eq!(got, b"Ferritin 80 ng/mL");
+}
+
+/// Review S2: a claim interrupted after it was logged (here: its re-wrap never reached the
+/// server) resumes: the claimant identity reopens the recipient without a one-time code (the
+/// emailed one is used up) and re-wraps what is missing.
+#[test]
+fn provisional_an_interrupted_claim_resumes_without_a_one_time_code() {
+    let mut w = World::new();
+    let (id, code, doc) = first(&mut w);
+    set_code(&w.h, &id, OTP, in_ten_minutes());
+    assert!(w.patient.claim(&code, OTP).unwrap().newly_claimed);
+    // The re-wrap is lost (the operator drops the row: the claim's second half never happened).
+    let device = w.patient.ks.device.id();
+    let gone = w.h.sql_exec(&format!(
+        "DELETE FROM wraps WHERE doc_id = '{doc}' AND recipient_device = '{device}'"
+    ));
+    assert_eq!(gone, 1);
+    assert!(read(&mut w.patient, &doc, None).is_err());
+    let o = w.patient.claim(&code, "").unwrap();
+    assert!(!o.newly_claimed);
+    assert_eq!(o.versions, 1);
+    let (got, _) = read(&mut w.patient, &doc, None).unwrap();
+    assert_eq!(got, b"Hemoglobin 13.9 g/dL");
+    // Another identity still needs a code, and cannot reopen a claimed recipient.
+    let e = w.gp.api.open_provisional(&code.lookup(), "").unwrap_err();
+    assert_eq!(status(&e), 409, "{e}");
+}
+
+/// Review S2: the lab resolved the contact to its provisional recipient, the patient claimed,
+/// then the lab posts its wrap: refused (409), never accepted and stranded.
+#[test]
+fn provisional_a_wrap_to_a_claimed_recipient_is_refused() {
+    let mut w = World::new();
+    let (id, code, _) = first(&mut w);
+    let record = match w.lab.unregistered_target(CONTACT).unwrap() {
+        UnregisteredTarget::Provisional { record, .. } => record,
+        other => panic!("expected the provisional recipient, got {other:?}"),
+    };
+    set_code(&w.h, &id, OTP, in_ten_minutes());
+    w.patient.claim(&code, OTP).unwrap();
+    let body: &[u8] = b"Potassium 4.1 mmol/L";
+    let doc = serment_core::DocId::random().unwrap();
+    let e = w
+        .lab
+        .put_version_with(
+            body,
+            meta(body, "late"),
+            doc,
+            1,
+            &[record.recipient()],
+            &[record.id()],
+        )
+        .unwrap_err();
+    assert_eq!(status(&e), 409, "a wrap to a claimed recipient: {e}");
+    // The lab resolves again: the claimant.
+    assert!(matches!(
+        w.lab.unregistered_target(CONTACT).unwrap(),
+        UnregisteredTarget::Claimed { .. }
+    ));
+}
+
+/// Review S16: wrong one-time codes count over the recipient's life; a new code does not reset
+/// them. After 20 (4 codes x 5), even the right code of a fresh code is refused: locked until
+/// the lab re-issues.
+#[test]
+fn provisional_wrong_codes_across_new_codes_lock_the_recipient() {
+    let mut w = World::new();
+    let (id, code, _) = first(&mut w);
+    let mut n = 0u32;
+    for _round in 0..4 {
+        set_code(&w.h, &id, OTP, in_ten_minutes());
+        // The per-minute budget is not what this test is about: refill it.
+        w.h.sql_exec("DELETE FROM login_buckets");
+        for _ in 0..5 {
+            let guess = format!("{:08}", 90_000_000 + n);
+            n += 1;
+            let e = w
+                .patient
+                .api
+                .open_provisional(&code.lookup(), &guess)
+                .unwrap_err();
+            assert_eq!(status(&e), 403, "{e}");
+        }
+    }
+    set_code(&w.h, &id, OTP, in_ten_minutes());
+    w.h.sql_exec("DELETE FROM login_buckets");
+    let e = w
+        .patient
+        .api
+        .open_provisional(&code.lookup(), OTP)
+        .unwrap_err();
+    assert_eq!(status(&e), 403, "a locked recipient opened: {e}");
+    assert!(e.to_string().contains("locked"), "{e}");
+    // The lab re-issues: a new recipient, a new budget.
+    let (new_id, new_code) = match w.lab.unregistered_target_with(CONTACT, true).unwrap() {
+        UnregisteredTarget::Provisional {
+            record,
+            new_code: Some(c),
+        } => (record.id(), c),
+        other => panic!("expected a re-issued claim code, got {other:?}"),
+    };
+    set_code(&w.h, &new_id, OTP, in_ten_minutes());
+    w.patient
+        .api
+        .open_provisional(&new_code.lookup(), OTP)
+        .unwrap();
 }

@@ -43,6 +43,19 @@ pub(crate) const MAX_CODE_ATTEMPTS: u32 = 5;
 pub(crate) const CODE_SENDS_PER_MINUTE: u32 = 3;
 /// Attempts at proving a code per provisional recipient per minute.
 pub(crate) const OPENS_PER_MINUTE: u32 = 10;
+/// Wrong one-time codes a provisional recipient takes over its whole life, whatever the code
+/// (review S16: a new code does not reset it). Past it the recipient is locked: no code is sent
+/// or proven, and the lab re-issues a claim code (`put --to-unregistered CONTACT
+/// --new-claim-code`, PROTOCOL.md §15.2). 20 guesses at 8 digits: a thief's chance is 2 in 10^7.
+pub(crate) const MAX_CODE_FAILURES: u32 = 20;
+
+/// The refusal of a locked recipient (review S16).
+fn locked() -> ApiError {
+    ApiError::Forbidden(
+        "this claim code is locked after too many wrong one-time codes: ask the lab for a new \
+         claim code (the lab runs `put --to-unregistered CONTACT --new-claim-code`)",
+    )
+}
 
 fn mailer(state: &AppState) -> Result<Mailer, ApiError> {
     let url = state
@@ -240,8 +253,13 @@ pub(crate) async fn send_code(
     let row = by_lookup(&state, &req.lookup).await?;
     if row.claimed_identity.is_some() {
         return Err(ApiError::Conflict(
-            "this provisional recipient is already claimed".into(),
+            "this provisional recipient is already claimed (its claimant resumes with `serment \
+             claim --code CLAIM`, no one-time code needed)"
+                .into(),
         ));
+    }
+    if row.failures >= u64::from(MAX_CODE_FAILURES) {
+        return Err(locked());
     }
     budget(
         &state,
@@ -308,6 +326,17 @@ pub(crate) async fn open(
             "this provisional recipient is claimed by another identity".into(),
         ));
     }
+    if row.claimed_identity == Some(caller.identity_id) {
+        // Review S2: the claimant identity resumes an interrupted claim (its re-wraps) without
+        // a one-time code: the claim in the log already gave it the provisional key's documents,
+        // and the share alone opens nothing without the claim code.
+        tracing::info!("provisional recipient reopened by its claimant");
+        return Ok(Json(OpenedProvisional {
+            provisional_id: row.id.to_string(),
+            server_share: b64_encode(&row.server_share),
+            escrow: b64_encode(&row.escrow),
+        }));
+    }
     budget(
         &state,
         "provisional-open",
@@ -329,6 +358,7 @@ pub(crate) async fn open(
             &code_hash(&row.id, &req.code),
             now(),
             MAX_CODE_ATTEMPTS,
+            MAX_CODE_FAILURES,
         )
         .await?;
     match check {
@@ -339,6 +369,7 @@ pub(crate) async fn open(
                 "no live one-time code (expired, used, or never sent): ask for a new one",
             ));
         }
+        CodeCheck::Locked => return Err(locked()),
         CodeCheck::Exhausted => {
             let wait = 60 / u64::from(CODE_SENDS_PER_MINUTE);
             return Err(ApiError::RetryAfter(
@@ -517,13 +548,19 @@ pub(crate) async fn add_wraps(
     )
     .await?;
     for w in &wraps {
-        let made_by_caller = meta
-            .provisional(&w.recipient)
-            .await?
-            .is_some_and(|p| p.lab_identity == caller.identity_id);
-        if !made_by_caller {
+        let p = meta.provisional(&w.recipient).await?;
+        let Some(p) = p.filter(|p| p.lab_identity == caller.identity_id) else {
             return Err(ApiError::Forbidden(
                 "a recipient is not a provisional recipient the caller's identity made",
+            ));
+        };
+        // Review S2: a wrap to a claimed recipient would be stranded (the claimant re-wrapped
+        // once, at its claim): refused, the lab seals to the claimant instead.
+        if p.claimed_identity.is_some() {
+            return Err(ApiError::Conflict(
+                "claimed: this provisional recipient was claimed; seal to the claimant instead \
+                 (put --to-unregistered CONTACT names them)"
+                    .into(),
             ));
         }
     }

@@ -648,13 +648,16 @@ pub(crate) trait ProvisionalStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Counts one attempt against the live code of `id` and says whether `code_hash` is it. A
-    /// proven code is used up (single use). At most `max_attempts` attempts per code.
+    /// proven code is used up (single use). At most `max_attempts` attempts per code, and at
+    /// most `max_failures` wrong ones over the recipient's life, whatever the code (review S16):
+    /// past it, [`CodeCheck::Locked`] even for the right code.
     async fn try_provisional_code(
         &self,
         id: &KeyId,
         code_hash: &[u8; 32],
         now: u64,
         max_attempts: u32,
+        max_failures: u32,
     ) -> Result<CodeCheck, StoreError>;
 
     /// Appends a claim (kind 11) of `id` by `claimant_identity`'s device and records it, if
@@ -733,6 +736,8 @@ pub(crate) struct ProvisionalRow {
     pub(crate) escrow: Vec<u8>,
     /// The identity that claimed it.
     pub(crate) claimed_identity: Option<KeyId>,
+    /// Wrong one-time codes over its whole life (review S16; never reset by a new code).
+    pub(crate) failures: u64,
 }
 
 impl std::fmt::Debug for ProvisionalRow {
@@ -755,4 +760,6 @@ pub(crate) enum CodeCheck {
     NoCode,
     /// The code's attempts are spent: it is dead.
     Exhausted,
+    /// The recipient's lifetime budget of wrong codes is spent: locked until the lab re-issues.
+    Locked,
 }

@@ -11,7 +11,7 @@ use crate::store::log_service::LogAppender;
 use crate::store::{CodeCheck, NewProvisional, ProvisionalRow, ProvisionalStore, StoreError};
 
 const ROW_COLUMNS: &str =
-    "provisional_id, lab_identity, email, server_share, escrow, claimed_identity";
+    "provisional_id, lab_identity, email, server_share, escrow, claimed_identity, failures";
 
 fn provisional_row(r: &<super::DB as sqlx::Database>::Row) -> Result<ProvisionalRow, StoreError> {
     let claimed: Option<String> = r.try_get("claimed_identity")?;
@@ -24,6 +24,7 @@ fn provisional_row(r: &<super::DB as sqlx::Database>::Row) -> Result<Provisional
         claimed_identity: claimed
             .map(|c| key_id(&c, "claimed_identity"))
             .transpose()?,
+        failures: to_u64(r.try_get("failures")?)?,
     })
 }
 
@@ -60,6 +61,11 @@ impl ProvisionalStore for Db {
                 p.now,
             )
             .await?;
+        sqlx::query("UPDATE provisionals SET record_index = $2 WHERE provisional_id = $1")
+            .bind(&id)
+            .bind(to_i64(index)?)
+            .execute(&mut *tx)
+            .await?;
         log.finish(&mut tx, &self.log, &[]).await?;
         tx.commit().await?;
         Ok(index)
@@ -72,7 +78,7 @@ impl ProvisionalStore for Db {
     ) -> Result<Vec<KeyId>, StoreError> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT provisional_id FROM provisionals WHERE lab_identity = $1 AND contact_tag = $2 \
-             ORDER BY created_at, provisional_id",
+             ORDER BY COALESCE(record_index, -1), created_at, provisional_id",
         )
         .bind(lab_identity.to_string())
         .bind(contact_tag)
@@ -130,9 +136,18 @@ impl ProvisionalStore for Db {
         code_hash: &[u8; 32],
         now: u64,
         max_attempts: u32,
+        max_failures: u32,
     ) -> Result<CodeCheck, StoreError> {
         let id = id.to_string();
         let mut tx = self.begin().await?;
+        let failures: Option<i64> =
+            sqlx::query_scalar("SELECT failures FROM provisionals WHERE provisional_id = $1")
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if to_u64(failures.unwrap_or(0))? >= u64::from(max_failures) {
+            return Ok(CodeCheck::Locked);
+        }
         let row = sqlx::query(
             "SELECT code_hash, expires_at, attempts, used FROM provisional_codes \
              WHERE provisional_id = $1",
@@ -162,6 +177,14 @@ impl ProvisionalStore for Db {
         .bind(i64::from(right))
         .execute(&mut *tx)
         .await?;
+        if !right {
+            sqlx::query(
+                "UPDATE provisionals SET failures = failures + 1 WHERE provisional_id = $1",
+            )
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(if right {
             CodeCheck::Proven
