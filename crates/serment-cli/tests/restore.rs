@@ -323,3 +323,129 @@ fn restore_after_ransomware_brings_back_every_document_and_refuses_a_silent_loss
     // The lab, which never pinned past the backup... also saw the tail (it wrote it).
     server.stop();
 }
+
+/// Review S9 and S7: one blob missing from the backup's newest increment (what an operator with
+/// the server deletes before the strike) refuses the restore but names `restorable_until`, the
+/// newest checkpoint whose prefix verifies; `--until` it needs `--accept-loss`, then restores
+/// every older document, names the range lost and the problem left out; and the author's
+/// erasure logged in that lost range still erases (the document does not come back).
+#[test]
+fn a_bad_tail_restores_until_the_last_good_checkpoint_and_its_erasures_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let port = free_port();
+    let server = serve_on(&data, port, true);
+    let (lab, patient) = (root.join("lab"), root.join("patient"));
+    ok(&lab, &["id", "new", "--name", "labo-r1"]);
+    ok(&patient, &["id", "new", "--name", "patient-r1"]);
+    ok(&lab, &["register", "--server", &server.url]);
+    ok(&patient, &["register", "--server", &server.url]);
+    ok(&lab, &["contact", "add", "patient-r1"]);
+    ok(&patient, &["contact", "add", "labo-r1"]);
+    let old = put(&lab, root, "OLD-", 2_000);
+    let (erased, _) = put(&lab, root, "ERASED-LATER-", 3_000);
+    let good = root.join("backup");
+    let b = backup_once(root, &data, &good);
+    let size1 = b["increment"]["size"].as_u64().unwrap();
+    let blobs_before: std::collections::BTreeSet<_> =
+        files_under(&good.join("blobs")).into_iter().collect();
+    // The tail: a new document and the author's erasure of an older one.
+    let (fresh, _) = put(&lab, root, "FRESH-", 4_000);
+    ok(
+        &lab,
+        &["erase", &erased, "--reason", "sent-in-error", "--yes"],
+    );
+    let b = backup_once(root, &data, &good);
+    let size2 = b["increment"]["size"].as_u64().unwrap();
+    assert!(size2 > size1, "{b}");
+    let key = root.join("log.key.offline");
+    std::fs::copy(data.join("log.key"), &key).unwrap();
+    server.stop();
+
+    // The tail's blob deleted from (a copy of) the backup.
+    let bad = root.join("bad");
+    for f in files_under(&good) {
+        let dest = bad.join(f.strip_prefix(&good).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(&dest, std::fs::read(&f).unwrap()).unwrap();
+    }
+    let new_blobs: Vec<_> = files_under(&good.join("blobs"))
+        .into_iter()
+        .filter(|f| !blobs_before.contains(f))
+        .collect();
+    assert_eq!(new_blobs.len(), 1, "{new_blobs:?}");
+    std::fs::remove_file(bad.join(new_blobs[0].strip_prefix(&good).unwrap())).unwrap();
+
+    let restored = root.join("restored");
+    let (code, v) = restore(root, &bad, &restored, &key, &["--accept-loss"]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["report"]["restorable_until"], size1, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--until {size1}")),
+        "{v}"
+    );
+    assert!(!restored.exists());
+    // --until a size that is no checkpoint: exit 2.
+    let (code, v) = restore(root, &bad, &restored, &key, &["--until", "1"]);
+    assert_eq!(code, 2, "{v}");
+    // --until without --accept-loss: the loss is named and refused.
+    let s1 = size1.to_string();
+    let (code, v) = restore(root, &bad, &restored, &key, &["--until", &s1]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["report"]["lost"]["from"], size1, "{v}");
+    assert_eq!(v["report"]["lost"]["to"], size2, "{v}");
+    assert!(!restored.exists());
+    let (code, v) = restore(
+        root,
+        &bad,
+        &restored,
+        &key,
+        &["--until", &s1, "--accept-loss"],
+    );
+    assert_eq!(code, 0, "{v}");
+    let r = &v["restored"];
+    assert_eq!(r["size"], size1, "{v}");
+    assert_eq!(r["until"], size1, "{v}");
+    assert_eq!(r["lost"]["from"], size1, "{v}");
+    assert_eq!(r["lost"]["to"], size2, "{v}");
+    assert!(
+        r["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "missing" && p["what"].as_str().unwrap().contains(&fresh)),
+        "{v}"
+    );
+    assert_eq!(r["erased_after"], serde_json::json!([erased]), "{v}");
+    assert_eq!(r["versions"], 1, "{v}");
+
+    // The restored store holds the old document only: the erased one does not come back, the
+    // fresh one (its blob missing) is lost with the tail.
+    assert_eq!(doc_ids(&restored), vec![old.0.clone()]);
+}
+
+/// The document ids of a restored data directory's SQLite store.
+fn doc_ids(data: &Path) -> Vec<String> {
+    let path = data.join("serment.db");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            use sqlx::ConnectOptions as _;
+            let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .read_only(true)
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query_scalar::<_, String>("SELECT DISTINCT doc_id FROM documents ORDER BY doc_id")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        })
+}

@@ -52,6 +52,11 @@ pub(crate) struct RestoreArgs {
     /// is named.
     #[arg(long)]
     pub(crate) accept_loss: bool,
+    /// Restore only the log's first SIZE entries (a checkpoint size of the backup: a refused
+    /// restore names the largest one that verifies as `restorable_until`), leaving out a tail
+    /// that does not verify; needs --accept-loss, the range lost is named.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) until: Option<u64>,
 }
 
 fn read_seed(a: &RestoreArgs) -> CliResult<(Zeroizing<[u8; 32]>, bool)> {
@@ -107,6 +112,7 @@ pub(crate) fn run(ctx: &Ctx, a: RestoreArgs) -> CliResult<()> {
             .map(super::backup::read_note)
             .transpose()?,
         accept_loss: a.accept_loss,
+        until: a.until,
         write_key_file: from_file,
     };
     let dest = Destination {
@@ -140,6 +146,20 @@ pub(crate) fn run(ctx: &Ctx, a: RestoreArgs) -> CliResult<()> {
             l.from, l.to
         ));
     }
+    for p in &done.skipped {
+        text.push_str(&format!(
+            "\n  LEFT OUT (after --until): {}: {}: {}",
+            p.kind.to_uppercase(),
+            p.what,
+            p.detail
+        ));
+    }
+    for d in &done.erased_after {
+        text.push_str(&format!(
+            "\n  ERASED IN THE LOST RANGE: document {d} left out (its author's tombstone is \
+             after the restored log: the author may erase it again to log it)"
+        ));
+    }
     if !done.anchored {
         text.push_str(
             "\n  UNANCHORED: nothing proves the backup is the newest one written; give \
@@ -167,14 +187,24 @@ fn restore_error(ctx: &Ctx, target: &Target, e: RestoreError) -> CliError {
     };
     match e {
         RestoreError::Backup(b) => super::backup::backup_error(target, b),
-        RestoreError::Invalid(ref r) => {
-            list(r);
+        RestoreError::Invalid {
+            ref report,
+            restorable_until,
+        } => {
+            list(report);
+            let mut v = serde_json::to_value(report).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("restorable_until".into(), json!(restorable_until));
+            }
+            let hint = restorable_until.map_or(String::new(), |s| {
+                format!("; the first {s} entries verify: --until {s} --accept-loss restores them")
+            });
             CliError::BackupInvalid {
                 message: format!(
-                    "{} problem(s) in the backup (listed above): nothing restored",
-                    r.problems.len()
+                    "{} problem(s) in the backup (listed above): nothing restored{hint}",
+                    report.problems.len()
                 ),
-                report: Some(Box::new(serde_json::to_value(r).unwrap_or_default())),
+                report: Some(Box::new(v)),
             }
         }
         RestoreError::Loss { lost, ref report } => {
@@ -192,7 +222,9 @@ fn restore_error(ctx: &Ctx, target: &Target, e: RestoreError) -> CliError {
             message: e.to_string(),
             report: None,
         },
-        RestoreError::NotEmpty(_) | RestoreError::Key(_) => CliError::Input(e.to_string()),
+        RestoreError::NotEmpty(_) | RestoreError::Key(_) | RestoreError::Until(..) => {
+            CliError::Input(e.to_string())
+        }
         RestoreError::Io(_) => CliError::Local(e.to_string()),
         RestoreError::Store(_) => CliError::Server(e.to_string()),
     }

@@ -60,6 +60,11 @@ pub struct Options {
     /// Bring up a log older than a checkpoint the backup or `pinned` proves (the lost range is
     /// named in the result).
     pub accept_loss: bool,
+    /// Restore only the prefix `0..until` (a checkpoint size of the backup), leaving out a tail
+    /// that does not verify (review S9): problems in entries at or after it, and in blobs or
+    /// team key wraps only the tail needs, are reported ([`Restored::skipped`]), not fatal.
+    /// Everything after it is a loss, so `accept_loss` is needed.
+    pub until: Option<u64>,
     /// Write the log key into the data directory as `log.key` (0600): true when the operator
     /// gave it as a file, false when `serve` will read it from `SERMENT_LOG_KEY`.
     pub write_key_file: bool,
@@ -99,6 +104,14 @@ pub struct Restored {
     pub lost: Option<Lost>,
     /// Whether a pinned checkpoint proved the backup is not older than what clients saw.
     pub anchored: bool,
+    /// The `--until` size, when given.
+    pub until: Option<u64>,
+    /// With `--until`: the backup's problems left behind with the tail (not restored).
+    pub skipped: Vec<super::verify::Problem>,
+    /// Documents (ids) whose author's erasure tombstone is in the backup but after the restored
+    /// size (review S7): none of their rows or blobs is restored, though the restored log does
+    /// not hold the tombstone (the author may erase again: it is logged anew).
+    pub erased_after: Vec<String>,
 }
 
 /// Why a restore did not happen. Nothing `serve` would start on is left in any case.
@@ -108,8 +121,17 @@ pub enum RestoreError {
     #[error(transparent)]
     Backup(#[from] BackupError),
     /// The backup does not verify (the report names every problem).
-    #[error("the backup does not verify: {} problem(s)", .0.problems.len())]
-    Invalid(Box<Report>),
+    #[error("the backup does not verify: {} problem(s)", .report.problems.len())]
+    Invalid {
+        /// The problems.
+        report: Box<Report>,
+        /// The largest checkpoint size whose prefix verifies on its own, if any: `--until` it
+        /// (with `--accept-loss`) restores that prefix (review S9).
+        restorable_until: Option<u64>,
+    },
+    /// `--until` names no checkpoint of the backup.
+    #[error("--until {0}: {1}")]
+    Until(u64, String),
     /// The backup is older than a checkpoint it or the pinned note proves.
     #[error(
         "the backup lacks entries {}..{} that a checkpoint proves the log held: restoring would \
@@ -160,8 +182,25 @@ pub async fn restore(
         pinned: opts.pinned.clone(),
     };
     let (report, contents) = verify_contents(target, &trust).await?;
-    let lost = judge(&report, &contents, &trust, opts.accept_loss)?;
-    let (plan, blobs) = derive(&contents, report.size, &signer, &trust)?;
+    let (size, lost, skipped) = match opts.until {
+        None => (
+            report.size,
+            judge(&report, &contents, &trust, opts.accept_loss)?,
+            Vec::new(),
+        ),
+        Some(until) => judge_until(&report, &contents, &trust, until, opts.accept_loss)?,
+    };
+    let n = usize::try_from(size).unwrap_or(usize::MAX);
+    let prefix = contents.entries.get(..n).unwrap_or_default();
+    let team_keys = super::verify::prefix_team_keys(prefix, &contents.team_keys);
+    // Review S7: an author's tombstone the backup holds after the restored size still erases.
+    let in_prefix = super::verify::authored_erasures(prefix);
+    let mut erased_after: Vec<DocId> = super::verify::authored_erasures(&contents.entries)
+        .into_iter()
+        .filter(|d| !in_prefix.contains(d))
+        .collect();
+    erased_after.sort();
+    let (plan, blobs) = derive(&contents, size, &signer, &trust, &team_keys, &erased_after)?;
     let tmp = staging_dir(&dest.data_dir)?;
     let result = write(&tmp, seed, &signer, dest, opts, &plan, &blobs, &contents).await;
     match result {
@@ -190,6 +229,9 @@ pub async fn restore(
                 blob_bytes,
                 lost,
                 anchored: report.anchored,
+                until: opts.until,
+                skipped,
+                erased_after: erased_after.iter().map(ToString::to_string).collect(),
             })
         }
         Err(e) => {
@@ -250,7 +292,10 @@ fn judge(
             || (p.kind == "missing" && p.what.starts_with("entries "))
     };
     if report.manifests == 0 || report.problems.iter().any(|p| !is_loss(p)) {
-        return Err(RestoreError::Invalid(Box::new(report.clone())));
+        return Err(RestoreError::Invalid {
+            report: Box::new(report.clone()),
+            restorable_until: restorable_until(contents, trust, report.size),
+        });
     }
     let pinned = trust
         .pinned
@@ -273,6 +318,76 @@ fn judge(
             report: Box::new(report.clone()),
         })
     }
+}
+
+/// `--until SIZE`: the prefix alone must verify ([`super::verify::check_prefix`]); the rest of
+/// the backup's problems are returned as skipped; everything after `until` that a checkpoint or
+/// the pinned note proves is a loss, refused without `accept_loss`.
+fn judge_until(
+    report: &Report,
+    contents: &Contents,
+    trust: &Trust,
+    until: u64,
+    accept_loss: bool,
+) -> Result<(u64, Option<Lost>, Vec<super::verify::Problem>), RestoreError> {
+    if !contents.notes.contains_key(&until) {
+        let sizes: Vec<String> = contents.notes.keys().map(ToString::to_string).collect();
+        return Err(RestoreError::Until(
+            until,
+            format!(
+                "no verified checkpoint of this size in the backup (verified sizes: {})",
+                if sizes.is_empty() {
+                    "none".into()
+                } else {
+                    sizes.join(", ")
+                }
+            ),
+        ));
+    }
+    let problems = super::verify::check_prefix(contents, until, trust);
+    if report.manifests == 0 || !problems.is_empty() {
+        let mut r = report.clone();
+        r.problems = problems;
+        return Err(RestoreError::Invalid {
+            report: Box::new(r),
+            restorable_until: restorable_until(contents, trust, until),
+        });
+    }
+    let pinned = trust
+        .pinned
+        .as_deref()
+        .and_then(|t| SignedCheckpoint::parse(t).ok())
+        .map_or(0, |s| s.checkpoint.size);
+    let to = contents
+        .max_size
+        .max(pinned)
+        .max(contents.entries.len() as u64);
+    let lost = (to > until).then_some(Lost { from: until, to });
+    match lost {
+        Some(lost) if !accept_loss => Err(RestoreError::Loss {
+            lost,
+            report: Box::new(report.clone()),
+        }),
+        _ => Ok((until, lost, report.problems.clone())),
+    }
+}
+
+/// The largest checkpoint size, at most `max`, whose prefix verifies on its own (a binary
+/// search over the verified checkpoints: each probe checks the prefix's blobs once).
+fn restorable_until(contents: &Contents, trust: &Trust, max: u64) -> Option<u64> {
+    let sizes: Vec<u64> = contents.notes.range(1..=max).map(|(s, _)| *s).collect();
+    let (mut lo, mut hi, mut best) = (0usize, sizes.len(), None);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let s = *sizes.get(mid)?;
+        if super::verify::check_prefix(contents, s, trust).is_empty() {
+            best = Some(s);
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    best
 }
 
 fn plan_erased(contents: &Contents, size: u64) -> u64 {
@@ -404,6 +519,8 @@ pub(crate) fn derive(
     size: u64,
     signer: &NoteSigner,
     trust: &Trust,
+    team_keys: &[(String, Vec<u8>)],
+    erased_after: &[DocId],
 ) -> Result<(RestorePlan, Vec<(DocId, u32)>), RestoreError> {
     let bad = |s: String| RestoreError::Inconsistent(s);
     let n = usize::try_from(size).map_err(|_| bad("size".into()))?;
@@ -436,6 +553,7 @@ pub(crate) fn derive(
             Payload::Erasure(t) => Some(t.doc_id),
             _ => None,
         })
+        .chain(erased_after.iter().copied())
         .collect();
 
     // Provisional recipients seen so far (their wraps are not restored as rows).
@@ -688,9 +806,14 @@ pub(crate) fn derive(
                 .collect(),
         });
     }
-    for (key, bytes) in &c.team_keys {
+    for (key, bytes) in team_keys {
         let w = TeamKeyWrap::decode(bytes).map_err(|err| bad(format!("{key}: {err}")))?;
-        if team_chains.contains_key(&w.team) {
+        let epoch = plan
+            .teams
+            .iter()
+            .find(|t| t.name == w.team)
+            .map(|t| t.epoch);
+        if epoch.is_some_and(|e| w.epoch <= e) {
             plan.team_key_wraps
                 .push((w.team, w.epoch, w.recipient.to_string(), bytes.clone()));
         }

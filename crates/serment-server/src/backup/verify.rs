@@ -470,6 +470,124 @@ fn check_pinned(trust: &Trust, tree: &MemoryTree, at: u64, r: &mut Report) {
     }
 }
 
+/// The problems of the prefix `0..size` of a backup alone (`restore --until`, review S9): its
+/// entries present, a verified checkpoint of exactly `size` (log-signed, its root the entries'),
+/// the witness quorum and the pinned checkpoint as for the whole backup (a pinned checkpoint
+/// past `size` is a loss, judged by the caller), and every wrap, blob and team key wrap the
+/// prefix names checked as [`verify`] checks them. Blobs and team key wraps only the tail needs
+/// are not looked at. Returns the problems (empty: the prefix restores).
+pub(crate) fn check_prefix(c: &Contents, size: u64, trust: &Trust) -> Vec<Problem> {
+    let mut r = Report::default();
+    let n = usize::try_from(size).unwrap_or(usize::MAX);
+    let Some(entries) = c.entries.get(..n) else {
+        r.problem(
+            "missing",
+            format!("entries {}..{size}", c.entries.len()),
+            "no segment of the backup holds them",
+        );
+        return r.problems;
+    };
+    if !c.notes.contains_key(&size) {
+        r.problem(
+            "missing",
+            format!("checkpoint {size}"),
+            "no checkpoint of this size is signed by the log key and matches the entries",
+        );
+    }
+    if trust.quorum > 0
+        && !c.notes.values().any(|t| {
+            SignedCheckpoint::parse(t)
+                .is_ok_and(|s| s.cosigned_by(&trust.witnesses) >= trust.quorum)
+        })
+    {
+        r.problem(
+            "missing",
+            "cosigned checkpoint",
+            format!(
+                "no checkpoint of the backup is cosigned by {} of the witnesses",
+                trust.quorum
+            ),
+        );
+    }
+    if let Some(text) = &trust.pinned {
+        let mut tree = MemoryTree::new();
+        for e in entries {
+            if tree.push_entry(e).is_err() {
+                break;
+            }
+        }
+        match SignedCheckpoint::parse(text).and_then(|s| {
+            s.verify_log_signature(&trust.log_key)?;
+            Ok(s)
+        }) {
+            Ok(s) if s.checkpoint.size > size => {}
+            Ok(s) if tree.root_at(s.checkpoint.size).ok() == Some(s.checkpoint.root) => {}
+            Ok(s) => r.problem(
+                "altered",
+                format!("entries 0..{}", s.checkpoint.size),
+                "the backup's log is a fork of the pinned checkpoint",
+            ),
+            Err(e) => r.problem("invalid", "pinned checkpoint", e.to_string()),
+        }
+    }
+    let team_keys = prefix_team_keys(entries, &c.team_keys);
+    check_contents(entries, &c.blobs, &team_keys, &mut r);
+    r.problems
+}
+
+/// The team key wraps whose sharer has a device record in `entries` (the others belong to a
+/// later part of the log).
+pub(crate) fn prefix_team_keys(
+    entries: &[Vec<u8>],
+    team_keys: &[(String, Vec<u8>)],
+) -> Vec<(String, Vec<u8>)> {
+    let devices: HashSet<KeyId> = entries
+        .iter()
+        .filter_map(|e| LogEntry::decode(e).ok())
+        .filter_map(|e| match e.payload {
+            Payload::Device(d) => Some(d.device_id()),
+            _ => None,
+        })
+        .collect();
+    team_keys
+        .iter()
+        .filter(|(_, b)| TeamKeyWrap::decode(b).is_ok_and(|w| devices.contains(&w.sharer)))
+        .cloned()
+        .collect()
+}
+
+/// The documents erased by a tombstone of `entries` that the document's author signed (review
+/// R3's check, [`AuthorLog::erasure_check`]); forged tombstones are left out.
+pub(crate) fn authored_erasures(entries: &[Vec<u8>]) -> HashSet<DocId> {
+    let mut log = AuthorLog::default();
+    let mut out = HashSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        let Ok(decoded) = LogEntry::decode(e) else {
+            continue;
+        };
+        if let Subject::Handle(h) = decoded.subject() {
+            log.chains.entry(h).or_default().push(ChainEntry {
+                index: i as u64,
+                bytes: e.clone(),
+                entry: decoded.clone(),
+            });
+        }
+        match decoded.payload {
+            Payload::Device(d) => {
+                log.handles.insert(d.device_id(), d.handle.clone());
+            }
+            Payload::Wrap(w) => {
+                log.first_sharer.entry(w.doc_id).or_insert(w.sharer);
+            }
+            Payload::Erasure(t) if log.erasure_check(&t).is_ok() => {
+                out.insert(t.doc_id);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Decodes the entries and checks every wrap, blob and team key wrap against the keys the log
 /// itself records.
 fn check_contents(
