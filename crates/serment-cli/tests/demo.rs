@@ -61,6 +61,7 @@ fn assert_clean(v: &serde_json::Value) {
     assert_eq!(v["removed_member_denied"], true, "{v}");
     // Issue 17 §1: a patient who had not registered claimed the lab's report and read it.
     assert_eq!(v["provisional_claimed"], true, "{v}");
+    assert_eq!(v["recovered_device_reads"], true, "{v}");
     let exit = v["removed_member_exit"].as_i64().unwrap();
     assert!(exit == 4 || exit == 6, "{v}");
     assert!(v["failures"].as_array().unwrap().is_empty(), "{v}");

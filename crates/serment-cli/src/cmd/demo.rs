@@ -349,6 +349,20 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
                     false
                 }
             };
+        let recovered_device_reads = match super::demo_recovery::run(
+            &mut lab,
+            &mut new_party,
+            &homes,
+            &url,
+            &transport,
+            &first,
+        ) {
+            Ok(ok) => ok,
+            Err(e) => {
+                failures.push(format!("recovery: {e}"));
+                false
+            }
+        };
         let report = super::log::run_verify_log(&url, &transport, None)?;
         Ok(json!({
             "tls": url.starts_with("https://"),
@@ -372,6 +386,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
             "removed_member_denied": team.removed_member_denied,
             "removed_member_exit": team.removed_member_exit,
             "provisional_claimed": provisional_claimed,
+            "recovered_device_reads": recovered_device_reads,
             "witness_key": witness_key,
             "inputs": per_input,
             "warnings": warnings,
@@ -419,7 +434,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         .as_array()
         .map_or(0, |d| d.iter().filter(|d| d["kem"] == "X-Wing").count());
     let mut text = format!(
-        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  key wraps post-quantum (X-Wing): {hybrid}/{documents} documents\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  care team {}: {} member device(s) read the report; after a removal (epoch {}), members {}; the removed member's read of a new report refused: {} (exit {})\n  a patient not yet registered claimed the lab's report and read it: {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
+        "Serment demo: {} input bundle(s), server {} (TLS with a throwaway CA: {})\n  documents sealed and uploaded: {documents}\n  verified by patient and GP:    {verified}\n  key wraps post-quantum (X-Wing): {hybrid}/{documents} documents\n  plaintext bytes: {}   stored (sealed) bytes: {}\n  access events recorded: {}   proven in the patient's audit: {}\n  transparency log: {} entries, verify-log {}, witness cosigned {}\n  care team {}: {} member device(s) read the report; after a removal (epoch {}), members {}; the removed member's read of a new report refused: {} (exit {})\n  a patient not yet registered claimed the lab's report and read it: {}\n  a patient who lost every device recovered with the recovery code and read the reports sent before and after: {}\n  sensitive strings searched in the server's files: {}   hits: {}\n  time: {:.2} s",
         inputs.len(),
         field(&summary, "server_url").as_str().unwrap_or("?"),
         field(&summary, "tls"),
@@ -437,6 +452,7 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         field(&summary, "removed_member_denied"),
         field(&summary, "removed_member_exit"),
         field(&summary, "provisional_claimed"),
+        field(&summary, "recovered_device_reads"),
         needles.len(),
         hits.len(),
         field(&summary, "seconds").as_f64().unwrap_or(0.0),
@@ -458,11 +474,22 @@ pub(crate) fn run(ctx: &Ctx, a: DemoArgs) -> CliResult<()> {
         && field(&summary, "failures")
             .as_array()
             .is_some_and(Vec::is_empty);
-    if verified != documents || !hits.is_empty() || documents == 0 || !log_ok || !team_ok {
+    // Issue 17: the patient who had not registered, and the one who lost every device.
+    let patients_ok = field(&summary, "provisional_claimed").as_bool() == Some(true)
+        && field(&summary, "recovered_device_reads").as_bool() == Some(true);
+    if verified != documents
+        || !hits.is_empty()
+        || documents == 0
+        || !log_ok
+        || !team_ok
+        || !patients_ok
+    {
         return Err(CliError::DemoFailed(format!(
-            "{verified}/{documents} verified, {} plaintext hit(s), care team {}",
+            "{verified}/{documents} verified, {} plaintext hit(s), care team {}, unregistered \
+             patient and recovery {}",
             hits.len(),
-            if team_ok { "ok" } else { "FAILED" }
+            if team_ok { "ok" } else { "FAILED" },
+            if patients_ok { "ok" } else { "FAILED" }
         )));
     }
     Ok(())

@@ -5,6 +5,7 @@ mod agent_serve;
 pub(crate) mod backup;
 mod demo;
 mod demo_provisional;
+mod demo_recovery;
 mod demo_team;
 mod demo_tls;
 mod device;
