@@ -80,6 +80,12 @@ pub(crate) enum Command {
             conflicts_with = "to_team"
         )]
         to_unregistered: Option<String>,
+        /// With --to-unregistered: make a new provisional recipient and claim code for the
+        /// contact even if an unclaimed one exists (the patient lost the receipt, a failed run's
+        /// code was not kept, or the claim code is locked after wrong one-time codes). Earlier
+        /// documents stay with the old recipient: send them again.
+        #[arg(long = "new-claim-code", requires = "to_unregistered")]
+        new_claim_code: bool,
     },
     /// Claim the documents a lab sealed for you before you registered (PROTOCOL.md §15): with
     /// the claim code of your receipt, the server emails you a one-time code; with both, your
@@ -168,6 +174,10 @@ pub(crate) enum Command {
         /// Also seal for a patient who has not registered yet, as `put --to-unregistered`.
         #[arg(long = "to-unregistered", value_name = "email:ADDRESS[,ins:INS]")]
         to_unregistered: Option<String>,
+        /// With --to-unregistered: a new provisional recipient and claim code, as `put
+        /// --new-claim-code`.
+        #[arg(long = "new-claim-code", requires = "to_unregistered")]
+        new_claim_code: bool,
         /// Import even if a reference does not resolve inside the bundle (each one is
         /// reported as a warning). Without it a dangling reference is an error (exit 2).
         #[arg(long)]

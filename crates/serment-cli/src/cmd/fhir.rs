@@ -139,13 +139,14 @@ pub(crate) fn import(
     bundle: &Path,
     to: &[String],
     to_unregistered: Option<&str>,
+    new_claim_code: bool,
     allow_dangling: bool,
 ) -> CliResult<()> {
     let (_, split) = read_bundle(bundle, allow_dangling)?;
     let mut s = ctx.session()?;
     let (extra, provisional, unregistered) = match to_unregistered {
         Some(c) => {
-            let u = super::provisional::resolve(&mut s, c)?;
+            let u = super::provisional::resolve_with(&mut s, c, new_claim_code)?;
             (u.recipients.clone(), u.provisional.clone(), Some(u))
         }
         None => (Vec::new(), Vec::new(), None),

@@ -63,7 +63,8 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             mime,
             to_team: _,
             to_unregistered: Some(contact),
-        } => provisional::put(&ctx, &file, &to, title, mime, &contact),
+            new_claim_code,
+        } => provisional::put_with(&ctx, &file, &to, title, mime, &contact, new_claim_code),
         Command::Claim { code, otp } => provisional::claim(&ctx, &code, otp),
         Command::Put {
             file,
@@ -72,6 +73,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             mime,
             to_team,
             to_unregistered: None,
+            new_claim_code: _,
         } => {
             let op = agent::Op::Put {
                 file: agent::absolute(&file)?,
@@ -123,12 +125,14 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             bundle,
             to,
             to_unregistered,
+            new_claim_code,
             allow_dangling,
         } => fhir::import(
             &ctx,
             &bundle,
             &to,
             to_unregistered.as_deref(),
+            new_claim_code,
             allow_dangling,
         ),
         Command::Seal {

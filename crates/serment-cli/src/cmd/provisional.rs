@@ -68,11 +68,6 @@ impl Resolved {
 /// new provisional recipient even if an unclaimed one exists (review S14: a lost receipt, a code
 /// nobody saw, a locked recipient). A claim code made here is written to stderr at once, before
 /// any upload: a run that fails later does not lose it.
-pub(crate) fn resolve(s: &mut Session, contact: &str) -> CliResult<Resolved> {
-    resolve_with(s, contact, false)
-}
-
-/// As [`resolve`]; `new_claim_code`: see above.
 pub(crate) fn resolve_with(
     s: &mut Session,
     contact: &str,
@@ -117,18 +112,6 @@ pub(crate) fn resolve_with(
 }
 
 /// `serment put FILE [--to …] --to-unregistered CONTACT`.
-pub(crate) fn put(
-    ctx: &Ctx,
-    file: &Path,
-    to: &[String],
-    title: Option<String>,
-    mime: Option<String>,
-    contact: &str,
-) -> CliResult<()> {
-    put_with(ctx, file, to, title, mime, contact, false)
-}
-
-/// As [`put`]; `new_claim_code` re-issues (`put --new-claim-code`, review S14).
 pub(crate) fn put_with(
     ctx: &Ctx,
     file: &Path,
