@@ -469,3 +469,47 @@ fn backing_up_a_store_older_than_its_backup_is_refused() {
     assert_eq!(v["report"]["manifests"], 1, "{v}");
     server.stop();
 }
+
+/// Review W1: the log's own verifier key given as a witness (as is, or re-typed as a
+/// cosignature key) is refused before any work, by `verify-backup` and by `restore`: the
+/// server holds that key, its "cosignatures" prove nothing.
+#[test]
+fn the_logs_own_key_is_refused_as_a_witness() {
+    use serment_core::log::note::{KEY_TYPE_COSIGNATURE_V1, VerifierKey};
+    let (w, server) = world();
+    put(&w, "SECRET-W1-", 1_000);
+    let t = w.root.join("backup");
+    let (log_key, _) = backup_once(&w, &t);
+    let mut retyped = VerifierKey::parse(&log_key).unwrap();
+    retyped.key_type = KEY_TYPE_COSIGNATURE_V1;
+    let retyped = retyped.encode();
+    for k in [log_key.as_str(), retyped.as_str()] {
+        let (code, v) = verify(&w.root, &t, &log_key, &["--witness", k, "--quorum", "1"]);
+        assert_eq!(code, 2, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the log's own key"),
+            "{v}"
+        );
+    }
+    let key = w.data.join("log.key");
+    let (code, v) = run(
+        &w.root,
+        &[
+            "restore",
+            "--from",
+            &url(&t),
+            "--data-dir",
+            w.root.join("restored").to_str().unwrap(),
+            "--log-key-file",
+            key.to_str().unwrap(),
+            "--witness",
+            &retyped,
+        ],
+    );
+    assert_eq!(code, 2, "{v}");
+    assert!(!w.root.join("restored").exists());
+    server.stop();
+}

@@ -172,6 +172,7 @@ pub(crate) fn verify_backup(ctx: &Ctx, a: VerifyBackupArgs) -> CliResult<()> {
         quorum: a.quorum.unwrap_or(a.witnesses.len()),
         pinned: a.checkpoint.as_ref().map(read_note).transpose()?,
     };
+    trust.check_witnesses().map_err(CliError::Input)?;
     if trust.quorum > trust.witnesses.len() {
         return Err(CliError::Input(format!(
             "--quorum {} is more than the {} --witness key(s) given",

@@ -222,9 +222,10 @@ fn restore_error(ctx: &Ctx, target: &Target, e: RestoreError) -> CliError {
             message: e.to_string(),
             report: None,
         },
-        RestoreError::NotEmpty(_) | RestoreError::Key(_) | RestoreError::Until(..) => {
-            CliError::Input(e.to_string())
-        }
+        RestoreError::NotEmpty(_)
+        | RestoreError::Key(_)
+        | RestoreError::Until(..)
+        | RestoreError::Witness(_) => CliError::Input(e.to_string()),
         RestoreError::Io(_) => CliError::Local(e.to_string()),
         RestoreError::Store(_) => CliError::Server(e.to_string()),
     }

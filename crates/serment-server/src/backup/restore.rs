@@ -129,6 +129,9 @@ pub enum RestoreError {
         /// (with `--accept-loss`) restores that prefix (review S9).
         restorable_until: Option<u64>,
     },
+    /// A witness key is the log's own (review W1).
+    #[error("{0}")]
+    Witness(String),
     /// `--until` names no checkpoint of the backup.
     #[error("--until {0}: {1}")]
     Until(u64, String),
@@ -181,6 +184,7 @@ pub async fn restore(
         quorum: opts.quorum,
         pinned: opts.pinned.clone(),
     };
+    trust.check_witnesses().map_err(RestoreError::Witness)?;
     let (report, contents) = verify_contents(target, &trust).await?;
     let (size, lost, skipped) = match opts.until {
         None => (

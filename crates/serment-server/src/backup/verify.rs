@@ -41,6 +41,28 @@ pub struct Trust {
     pub pinned: Option<String>,
 }
 
+impl Trust {
+    /// Refuses a witness key whose public key is the log's own (review W1): the server holds
+    /// the log key, so "cosignatures" by it (under any key type or name) prove nothing a
+    /// witness proves.
+    ///
+    /// # Errors
+    /// A message naming the witness key.
+    pub fn check_witnesses(&self) -> Result<(), String> {
+        match self
+            .witnesses
+            .iter()
+            .find(|w| w.public_key == self.log_key.public_key)
+        {
+            Some(w) => Err(format!(
+                "--witness {}: it is the log's own key; a log cannot witness itself",
+                w.encode()
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One problem found, with what it names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -256,6 +278,7 @@ pub(crate) async fn verify_contents(
                     }
                 }
                 if trust.quorum > 0
+                    && trust.check_witnesses().is_ok()
                     && note.cosigned_by(&trust.witnesses) >= trust.quorum
                     && size >= r.cosigned_size
                 {
