@@ -51,6 +51,20 @@ pub(crate) enum CliError {
         /// `verify-backup`'s whole report (`--json` prints it beside the error, in the one object).
         report: Option<Box<serde_json::Value>>,
     },
+    /// `sync` refused versions or documents whose checks failed (listed above, or in `report`
+    /// with `--json`); the rest was synced and the replica's manifest written (PROTOCOL.md §14).
+    #[error(
+        "SYNC INCOMPLETE: {refused} version(s) or document(s) refused and not stored (listed \
+         above); everything else is synced"
+    )]
+    SyncRefused {
+        /// How many refusals.
+        refused: usize,
+        /// The exit code: 4 when any check refused, else that of the first refusal.
+        exit: i32,
+        /// The whole sync report (`--json` prints it beside the error, in the one object).
+        report: Box<serde_json::Value>,
+    },
     /// `audit` found accesses the reading device did not co-sign (PROTOCOL.md §11.5).
     #[error(
         "{0} access(es) in the log were not co-signed by the reading device: a stolen credential \
@@ -87,7 +101,7 @@ impl CliError {
             | CliError::LogInvalid { .. }
             | CliError::BackupInvalid { .. }
             | CliError::BundleNotLogged(_) => 4,
-            CliError::Agent { exit, .. } => *exit,
+            CliError::Agent { exit, .. } | CliError::SyncRefused { exit, .. } => *exit,
         }
     }
 
@@ -108,6 +122,7 @@ impl CliError {
             CliError::LogInvalid { .. } => "log_invalid",
             CliError::BackupInvalid { .. } => "backup_invalid",
             CliError::BundleNotLogged(_) => "bundle_not_logged",
+            CliError::SyncRefused { .. } => "sync_refused",
             CliError::Agent { .. } => "agent",
         }
         .into()

@@ -105,6 +105,9 @@ fn main() {
                     } => {
                         serde_json::json!({ "error": error, "verified": false, "report": report })
                     }
+                    error::CliError::SyncRefused { report, .. } => {
+                        serde_json::json!({ "error": error, "report": report })
+                    }
                     _ => serde_json::json!({ "error": error }),
                 };
                 output::json_line(v);

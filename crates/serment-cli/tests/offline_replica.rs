@@ -2,8 +2,9 @@
 //! syncs, the server is killed, the GP lists and opens the reports synced before with the same
 //! checks as online; nothing synced after is invented; an erased document is gone from the
 //! replica after the next sync and stays gone; a replica file altered, swapped or older is
-//! refused (exit 4); the replica holds no plaintext; a blob that does not verify at sync time is
-//! not stored and the previous replica stays in force.
+//! refused (exit 4); the replica holds no plaintext; a blob that does not verify at sync time, or
+//! a document from an author the GP has not pinned, is not stored and is named (exit 4), and the
+//! sync stores the rest all the same (review S5).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -44,6 +45,22 @@ fn offline_ids(gp: &Path) -> Vec<String> {
 
 fn replica_file(gp: &Path, doc: &str) -> PathBuf {
     gp.join("replica").join(format!("{doc}-v1.srpl"))
+}
+
+/// Runs `serment ARGS` without `--json`: (exit code, stdout, stderr).
+fn run_text(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .env("SERMENT_HOME", home)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .env_remove("SERMENT_SERVER")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
@@ -117,9 +134,9 @@ fn a_gp_reads_synced_reports_with_the_server_down_and_nothing_else() {
     assert_eq!(v["added"].as_array().unwrap().len(), 2, "{v}");
     assert_ne!(std::fs::read(replica_file(&gp, &a)).unwrap(), older_a);
 
-    // Uploaded after the last sync: C. Then D, whose blob the server alters: the sync that meets
-    // it refuses (4) and the previous replica stays in force (C and D absent).
-    let c = put(&lab, &small, "dr-offline");
+    // Then D, whose blob the server alters, Y, a good report uploaded with it, and S, from a
+    // patient the GP has not pinned (the first contact): the sync refuses D and S (exit 4, each
+    // named with its check), stores nothing of them, and stores Y all the same (review S5).
     let big: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
     let big_file = root.join("big.bin");
     std::fs::write(&big_file, &big).unwrap();
@@ -131,26 +148,59 @@ fn a_gp_reads_synced_reports_with_the_server_down_and_nothing_else() {
         v["doc_id"].as_str().unwrap().to_owned(),
         v["blob_id"].as_str().unwrap().to_owned(),
     );
+    let y = put(&lab, &small, "dr-offline");
+    let stranger = party(root, "patient-unpinned", &srv.url);
+    ok(&stranger, &["contact", "add", "dr-offline"]);
+    let s = put(&stranger, &small, "dr-offline");
     let blob_path = find_file(&data.join("blobs"), &blob).expect("a large blob is a file");
     let mut bytes = std::fs::read(&blob_path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     std::fs::write(&blob_path, &bytes).unwrap();
-    let before = std::fs::read(&manifest).unwrap();
     let (code, v) = run(&gp, &["sync"]);
     assert_eq!(
         code, 4,
-        "a blob that does not verify is refused at sync: {v}"
+        "a version that does not verify is refused at sync: {v}"
     );
-    assert_eq!(
-        std::fs::read(&manifest).unwrap(),
-        before,
-        "the manifest is unchanged"
-    );
+    assert_eq!(v["error"]["code"], "sync_refused", "{v}");
+    let rep = &v["report"];
+    assert_eq!(rep["added"], serde_json::json!([format!("{y}/1")]), "{v}");
+    let mut refused: Vec<(String, String, String)> = rep["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            assert_eq!(x["doc_version"], 1, "{x}");
+            (
+                x["doc_id"].as_str().unwrap().to_owned(),
+                x["check"].as_str().unwrap().to_owned(),
+                x["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    refused.sort();
+    let mut want_refused = vec![
+        (d.clone(), "open".to_owned(), "integrity".to_owned()),
+        (s.clone(), "open".to_owned(), "unknown_author".to_owned()),
+    ];
+    want_refused.sort();
+    assert_eq!(refused, want_refused, "{v}");
+    for (doc, what) in [(&d, "the altered blob"), (&s, "the unpinned author")] {
+        assert!(!replica_file(&gp, doc).exists(), "nothing stored of {what}");
+    }
+    // The text says which and why, and how to accept the author.
+    let (code, out, err) = run_text(&gp, &["sync"]);
+    assert_eq!(code, 4, "{out}{err}");
     assert!(
-        !replica_file(&gp, &d).exists(),
-        "nothing stored of the altered blob"
+        out.contains(&format!("REFUSED, not stored: {d}/1: open check")),
+        "{out}"
     );
+    assert!(out.contains("serment contact add"), "{out}");
+    assert!(err.contains("SYNC INCOMPLETE"), "{err}");
+    want.push(y.clone());
+    want.sort();
+    // Uploaded after the last sync: C.
+    let c = put(&lab, &small, "dr-offline");
 
     // The server goes down (killed).
     drop(srv);
@@ -182,11 +232,19 @@ fn a_gp_reads_synced_reports_with_the_server_down_and_nothing_else() {
     let (code, _) = run(&gp, &["get", &a, "-o", root.join("x").to_str().unwrap()]);
     assert_eq!(code, 5);
 
+    // Y, synced beside the refused ones, opens offline.
+    let oy = root.join("y.json");
+    ok(&gp, &["get", "--offline", &y, "-o", oy.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(&oy).unwrap(),
+        b"{\"resourceType\":\"Observation\",\"n\":2}"
+    );
     // Erased, uploaded after the sync, refused at sync: not in the replica (6), no file.
     for (doc, name) in [
         (&b, "erased"),
         (&c, "after the sync"),
         (&d, "refused at sync"),
+        (&s, "unpinned author"),
     ] {
         let o = root.join(format!("{name}.out"));
         let (code, v) = run(&gp, &["get", "--offline", doc, "-o", o.to_str().unwrap()]);

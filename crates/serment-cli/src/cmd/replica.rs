@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use serment_client::replica::{self, Manifest};
 
 use super::{Ctx, doc_id};
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::output::{emit, safe};
 
 /// `<home>/replica`, beside the keystore.
@@ -69,15 +69,81 @@ pub(crate) fn sync(ctx: &Ctx) -> CliResult<()> {
             r.skipped.join(", ")
         ));
     }
-    emit(
-        ctx.json,
-        &json!({ "replica_dir": dir.display().to_string(), "server": m.server,
-                 "versions": m.versions.len(), "added": r.added, "kept": r.kept,
-                 "erased": r.erased, "skipped": r.skipped, "rebuilt": r.rebuilt,
-                 "replica": replica_json(m) }),
-        &text,
-    );
-    Ok(())
+    if !r.unlisted_kept.is_empty() {
+        let ids: Vec<String> = r
+            .unlisted_kept
+            .iter()
+            .map(|u| {
+                if u.erasure_checked {
+                    u.doc_id.clone()
+                } else {
+                    format!(
+                        "{} (its log refused to this device: not checked for an erasure)",
+                        u.doc_id
+                    )
+                }
+            })
+            .collect();
+        text.push_str(&format!(
+            "\n  no longer listed for this device (removed as a recipient, or hidden by the \
+             server), kept as verified: {}",
+            ids.join(", ")
+        ));
+    }
+    for x in &r.refused {
+        let what = x
+            .doc_version
+            .map_or_else(|| x.doc_id.clone(), |v| format!("{}/{v}", x.doc_id));
+        let hint = if x.code == "unknown_author" {
+            " (add the author as a contact: `serment contact add HANDLE`)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "\n  REFUSED, not stored: {what}: {} check: {}{hint}",
+            x.check.name(),
+            x.message
+        ));
+    }
+    let refused: Vec<Value> = r
+        .refused
+        .iter()
+        .map(|x| {
+            json!({ "doc_id": x.doc_id, "doc_version": x.doc_version, "check": x.check.name(),
+                    "code": x.code, "message": x.message })
+        })
+        .collect();
+    let unlisted: Vec<Value> = r
+        .unlisted_kept
+        .iter()
+        .map(|u| json!({ "doc_id": u.doc_id, "erasure_checked": u.erasure_checked }))
+        .collect();
+    let out = json!({ "replica_dir": dir.display().to_string(), "server": m.server,
+                      "versions": m.versions.len(), "added": r.added, "kept": r.kept,
+                      "erased": r.erased, "skipped": r.skipped, "rebuilt": r.rebuilt,
+                      "refused": refused, "unlisted_kept": unlisted,
+                      "replica": replica_json(m) });
+    if r.refused.is_empty() {
+        emit(ctx.json, &out, &text);
+        return Ok(());
+    }
+    // Something was refused: the rest is synced and the manifest written, but a timer must see
+    // it. Exit 4 when any check refused (integrity, unknown author, withheld, log), else the
+    // first refusal's code (5: the server or the network failed on that version).
+    let exit = if r.refused.iter().any(|x| x.exit_code == 4) {
+        4
+    } else {
+        r.refused.first().map_or(4, |x| x.exit_code)
+    };
+    // With --json the report goes out in the error object (one object on stdout).
+    if !ctx.json {
+        emit(false, &Value::Null, &text);
+    }
+    Err(CliError::SyncRefused {
+        refused: r.refused.len(),
+        exit,
+        report: Box::new(out),
+    })
 }
 
 /// `serment ls --offline`.

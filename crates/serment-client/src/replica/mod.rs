@@ -7,8 +7,8 @@
 //! Design: no second verifier. `sync` opens each new version with the online
 //! [`Session::get`] (every check: the log proofs of the wrap, the author's records, the
 //! document's signature and chunk hashes), through a transport that records each `GET`
-//! answer; a version that does not verify is not stored, and the sync stops (the previous
-//! replica stays as it was). An offline `get` runs the same [`Session::get`] again over a
+//! answer; a version that does not verify is not stored and is reported ([`Refused`]), and the
+//! sync goes on with the others (one bad document must not freeze the replica). An offline `get` runs the same [`Session::get`] again over a
 //! transport that replays those answers, with the session's pin set, in memory only, to the
 //! checkpoint pinned when the version was recorded. Each file is AES-256-GCM sealed, bound to
 //! its own name (a file put in another's place does not open), and its SHA-256 is in the
@@ -157,6 +157,112 @@ pub struct SyncReport {
     pub skipped: Vec<String>,
     /// Whether the previous replica could not be read (none, or refused) and was rebuilt.
     pub rebuilt: bool,
+    /// Versions and documents whose check failed this sync: nothing of them was stored (a
+    /// version held from an earlier sync stays held). The CLI exits non-zero when any.
+    pub refused: Vec<Refused>,
+    /// Documents held but no longer listed for this device (removed as a recipient, left a
+    /// care team, or hidden by the server), kept with what was verified when they were synced.
+    pub unlisted_kept: Vec<UnlistedKept>,
+}
+
+/// Which check of a sync refused a version or document ([`Refused::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncCheck {
+    /// The document's proven chain, checked before anything new of it is stored (a hidden
+    /// newer version, a chain that does not check out): every new version of it refused.
+    Chain,
+    /// The open of one version with every check of the online `get`.
+    Open,
+    /// The tombstone check of a held document (its proven chain): the document is kept.
+    Erasure,
+}
+
+impl SyncCheck {
+    /// The name used in `serment sync --json` (docs/JSON.md): `chain`, `open`, `erasure`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncCheck::Chain => "chain",
+            SyncCheck::Open => "open",
+            SyncCheck::Erasure => "erasure",
+        }
+    }
+}
+
+/// A version (or a whole document, `doc_version: None`) that a sync did not store because a
+/// check failed; the rest of the sync went on.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The document (hex id).
+    pub doc_id: String,
+    /// The version refused; `None` when the check is of the document (chain, erasure).
+    pub doc_version: Option<u32>,
+    /// The check that failed.
+    pub check: SyncCheck,
+    /// The error's stable code ([`ClientError::code`]: `integrity`, `unknown_author`,
+    /// `withheld`, `log_history`, `server`, ...).
+    pub code: &'static str,
+    /// The error's CLI exit code ([`ClientError::exit_code`]: 4 for a check, 5 server/network).
+    pub exit_code: i32,
+    /// The error's message.
+    pub message: String,
+}
+
+impl Refused {
+    fn new(doc_id: &str, doc_version: Option<u32>, check: SyncCheck, e: &ClientError) -> Refused {
+        Refused {
+            doc_id: doc_id.to_owned(),
+            doc_version,
+            check,
+            code: e.code(),
+            exit_code: e.exit_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A held document no longer listed for this device, kept in the replica (PROTOCOL.md §14).
+#[derive(Debug, Clone)]
+pub struct UnlistedKept {
+    /// The document (hex id).
+    pub doc_id: String,
+    /// Whether its proven chain could be read and shows no tombstone; `false` when the server
+    /// refuses this device its log (403/404: no longer a participant), so an erasure could
+    /// not be checked.
+    pub erasure_checked: bool,
+}
+
+/// Whether `e`, met while syncing one document, concerns the whole sync rather than that
+/// document: local I/O and keystore errors, this device revoked, and the log's own view (its
+/// key, a rollback, a fork, a consistency proof, the witnesses). Those stop the sync and the
+/// previous replica stays in force; every other error refuses only that document's version.
+fn stops_the_sync(e: &ClientError) -> bool {
+    use serment_core::Error as E;
+    matches!(
+        e,
+        ClientError::Io { .. }
+            | ClientError::OutputExists(_)
+            | ClientError::Keystore(_)
+            | ClientError::NoKeystore(_)
+            | ClientError::KeystoreExists(_)
+            | ClientError::DeviceRevoked
+            | ClientError::NotRegistered
+            | ClientError::LogKeyChanged { .. }
+            | ClientError::SplitView(_)
+            | ClientError::Log(
+                E::Rollback { .. } | E::Fork { .. } | E::NoQuorum { .. } | E::BadConsistencyProof
+            )
+    )
+}
+
+/// The server refuses this device a document's log: it is no longer a participant.
+fn not_a_participant(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Server {
+            status: 403 | 404,
+            ..
+        }
+    )
 }
 
 impl Session {
@@ -168,10 +274,18 @@ impl Session {
     /// never stored again. The manifest is written last, then its hash in the keystore: a sync
     /// that fails leaves the previous replica in force.
     ///
+    /// A version whose check fails (its open, or its document's proven chain) is not stored and
+    /// is named in [`SyncReport::refused`]; the other versions are synced and the manifest is
+    /// written all the same, so that one document this device cannot verify (an author not
+    /// pinned, an author device since revoked, a blob altered) does not freeze the replica. A
+    /// held document no longer listed whose log the server refuses (403/404: removed as a
+    /// recipient) is kept ([`SyncReport::unlisted_kept`]).
+    ///
     /// # Errors
-    /// The errors of [`Session::get`] for a version that does not verify ([`ClientError::Integrity`],
-    /// [`ClientError::Log`], [`ClientError::Withheld`], ...), server and transport errors,
-    /// [`ClientError::Io`].
+    /// Errors that concern the whole sync (the previous replica stays in force): the listing
+    /// (server, transport), the log's own view ([`ClientError::Log`] rollback, fork, quorum,
+    /// consistency; [`ClientError::LogKeyChanged`], [`ClientError::SplitView`]), this device
+    /// revoked, [`ClientError::Keystore`], [`ClientError::Io`].
     pub fn sync_replica(&mut self, dir: &Path) -> Result<SyncReport> {
         create_private_dir(dir)?;
         let base = self.api.base().to_owned();
@@ -203,20 +317,40 @@ impl Session {
                 continue;
             }
             let doc = DocId::from_hex(id).map_err(|_| tampered("a replica entry's doc id"))?;
-            if crate::log::proven_erasure(&self.api, &mut self.ks, &doc)?.is_some() {
-                next.erased.insert(id.clone());
-                report.erased.push(id.clone());
-            } else if !listed {
+            let erasure_checked = match crate::log::proven_erasure(&self.api, &mut self.ks, &doc) {
+                Ok(Some(_)) => {
+                    next.erased.insert(id.clone());
+                    report.erased.push(id.clone());
+                    continue;
+                }
+                Ok(None) => true,
+                Err(e) if stops_the_sync(&e) => return Err(e),
+                // Removed as a recipient (kind 5) or gone from the care team: the server no
+                // longer shows this device the document's log. Kept, as verified.
+                Err(e) if !listed && not_a_participant(&e) => false,
+                Err(e) => {
+                    report
+                        .refused
+                        .push(Refused::new(id, None, SyncCheck::Erasure, &e));
+                    false
+                }
+            };
+            if !listed {
                 for v in old.versions.values().filter(|v| &v.doc_id == id) {
                     next.versions
                         .insert(key_of(&v.doc_id, v.doc_version), v.clone());
                 }
+                report.unlisted_kept.push(UnlistedKept {
+                    doc_id: id.clone(),
+                    erasure_checked,
+                });
             }
         }
         let mut checked: BTreeSet<String> = BTreeSet::new();
+        let mut bad_chain: BTreeSet<String> = BTreeSet::new();
         for d in &listed {
             let k = key_of(&d.doc_id, d.doc_version);
-            if next.erased.contains(&d.doc_id) {
+            if next.erased.contains(&d.doc_id) || bad_chain.contains(&d.doc_id) {
                 continue;
             }
             if let Some(v) = old.versions.get(&k)
@@ -242,20 +376,35 @@ impl Session {
                     .map(|x| x.doc_version)
                     .max();
                 let me = self.ks.device.id();
-                match crate::log::newest_logged_version_synced(&self.api, &mut self.ks, &doc, &me) {
+                let chain = match crate::log::newest_logged_version_synced(
+                    &self.api,
+                    &mut self.ks,
+                    &doc,
+                    &me,
+                ) {
                     Ok((_, logged)) if logged > listed_newest => {
-                        return Err(ClientError::Log(serment_core::Error::History {
+                        Err(ClientError::Log(serment_core::Error::History {
                             reason: "the server's listing hides a newer version of the document \
                                      that the log proves",
-                        }));
+                        }))
                     }
-                    Ok(_) => {}
+                    Ok(_) => Ok(()),
                     Err(ClientError::Erased { doc_id, .. }) => {
                         next.erased.insert(doc_id.clone());
                         report.erased.push(doc_id);
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = chain {
+                    if stops_the_sync(&e) {
+                        return Err(e);
+                    }
+                    report
+                        .refused
+                        .push(Refused::new(&d.doc_id, None, SyncCheck::Chain, &e));
+                    bad_chain.insert(d.doc_id.clone());
+                    continue;
                 }
             }
             match self.record_version(&key, dir, &doc, d.doc_version, d.size) {
@@ -267,7 +416,15 @@ impl Session {
                     next.erased.insert(doc_id.clone());
                     report.erased.push(doc_id);
                 }
-                Err(e) => return Err(e),
+                Err(e) if stops_the_sync(&e) => return Err(e),
+                // Not stored (`record_version` writes a file only once the open verified);
+                // reported, and the sync goes on.
+                Err(e) => report.refused.push(Refused::new(
+                    &d.doc_id,
+                    Some(d.doc_version),
+                    SyncCheck::Open,
+                    &e,
+                )),
             }
         }
         let erased = next.erased.clone();
