@@ -19,6 +19,13 @@ pub enum MailError {
         "not an SMTP URL (smtp://HOST[:PORT][?tls=required], smtps://HOST[:PORT], or file:///DIR)"
     )]
     Url,
+    /// Plain `smtp://` (no `tls=required`) to a host that is not a loopback address (review S8):
+    /// the one-time codes would cross the network in clear.
+    #[error(
+        "plain smtp:// sends the one-time codes in clear: only to a loopback relay; add \
+         ?tls=required or use smtps://"
+    )]
+    PlainRemote,
     /// `smtp_from` or the recipient is not an email address.
     #[error("{0} is not an email address")]
     Address(&'static str),
@@ -60,6 +67,7 @@ impl Mailer {
         let transport = match url.strip_prefix("file://") {
             Some(dir) if dir.starts_with('/') => Transport::Dir(std::path::PathBuf::from(dir)),
             Some(_) => return Err(MailError::Url),
+            None if plain_to_remote(url) => return Err(MailError::PlainRemote),
             None => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|_| MailError::Url)?
@@ -110,6 +118,61 @@ impl Mailer {
                     .await
                     .map_err(|e| MailError::Send(e.to_string()))
             }
+        }
+    }
+}
+
+/// Whether `url` is plain `smtp://` without `tls=required` to a host that is not loopback
+/// (`localhost`, 127.0.0.0/8, `[::1]`): refused (review S8, docs/CONFIG.md `smtp_url`).
+fn plain_to_remote(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("smtp://") else {
+        return false;
+    };
+    if rest
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv == "tls=required"))
+    {
+        return false;
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(h) => h.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    !(host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_smtp_is_refused_unless_the_relay_is_on_loopback() {
+        for bad in [
+            "smtp://relay.example.org",
+            "smtp://user:pw@relay.example.org:25",
+            "smtp://10.0.0.5:2525?tls=opportunistic",
+        ] {
+            assert!(
+                matches!(
+                    Mailer::new(bad, "lab@example.org"),
+                    Err(MailError::PlainRemote)
+                ),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost",
+            "smtp://[::1]:25",
+            "smtp://relay.example.org?tls=required",
+            "smtps://relay.example.org",
+        ] {
+            assert!(Mailer::new(ok, "lab@example.org").is_ok(), "{ok}");
         }
     }
 }
