@@ -437,7 +437,8 @@ pub(crate) struct RecoverArgs {
     /// Keystore KDF cost, as for `id new` (the new code's escrow uses the same).
     #[arg(long, value_enum, default_value_t = KdfCost::Default)]
     pub(crate) kdf: KdfCost,
-    /// Revoke every other device of the identity (the lost ones), each a logged revocation.
+    /// Retire every other device of the identity (the lost ones): implies --rotate, since
+    /// they held the identity key (as `device revoke` of another device rotates it).
     #[arg(long)]
     pub(crate) revoke_others: bool,
     /// Rotate the identity key (logged, kind 2): every other device is retired, and whoever

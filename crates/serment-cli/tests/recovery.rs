@@ -141,6 +141,9 @@ fn recovery_code_brings_back_a_lost_machine() {
     );
     assert_eq!(c, 0, "{rec3}");
     assert_eq!(rec3["revoked"].as_array().unwrap().len(), 2, "{rec3}");
+    // S13: the lost devices held the identity key, so --revoke-others rotates it (a record the
+    // old key signs for a thief's device is no longer current).
+    assert_eq!(rec3["rotated"], true, "--revoke-others rotates: {rec3}");
     let (c, v) = run(&p2, &["ls"]);
     assert_eq!(c, 3, "a device revoked by the recovery: {v}");
     ok(&p3, &["contact", "add", "labo-r"]);
@@ -150,5 +153,78 @@ fn recovery_code_brings_back_a_lost_machine() {
         std::fs::read(&out3).unwrap(),
         b"HbA1c 6.1 % (before the loss)"
     );
+    server.stop();
+}
+
+/// S11 (REVIEW3): a routine rotation of the identity key kills the recovery code; the device
+/// says so (`device list --json` `recovery: "stale"`, a warning on the rotation command) instead
+/// of letting the patient find out when every device is lost.
+#[test]
+fn a_rotation_makes_the_recovery_code_stale_and_device_list_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let server = ServerProc::start(&root.join("data"), &[]);
+    let p1 = root.join("p1");
+    ok(&p1, &["id", "new", "--name", "patient-s", "--kdf", "floor"]);
+    ok(&p1, &["register", "--server", &server.url]);
+    assert_eq!(ok(&p1, &["device", "list"])["recovery"], "none");
+    let code = recovery_code(&p1);
+    assert_eq!(ok(&p1, &["device", "list"])["recovery"], "usable");
+    ok(&p1, &["rotate-identity"]);
+    let list = ok(&p1, &["device", "list"]);
+    assert_eq!(list["recovery"], "stale", "{list}");
+    // It is truly dead: the escrow's identity key is no longer the handle's.
+    let (c, v, _) = run_code(
+        &root.join("p2"),
+        &recover_args(&server.url, "patient-s", &code),
+    );
+    assert_eq!(c, 4, "a code from before a rotation: {v}");
+    let _ = recovery_code(&p1);
+    assert_eq!(ok(&p1, &["device", "list"])["recovery"], "usable");
+    server.stop();
+}
+
+/// S1 (REVIEW3): a thief with the code opens the escrow (no login needed) and registers a device
+/// signed by the escrowed identity key, posting no recovery entry. The patient's next `device
+/// list` names it (`new_devices`) and warns; before the fix only a kind-12 entry was warned about.
+#[test]
+fn a_device_enrolled_with_the_escrowed_key_without_a_recovery_entry_is_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let server = ServerProc::start(&root.join("data"), &[]);
+    let p1 = root.join("p1");
+    ok(&p1, &["id", "new", "--name", "patient-t", "--kdf", "floor"]);
+    ok(&p1, &["register", "--server", &server.url]);
+    let code = recovery_code(&p1);
+    let first = ok(&p1, &["device", "list"]);
+    assert_eq!(first["new_devices"].as_array().unwrap().len(), 0, "{first}");
+
+    // The thief, with the code only.
+    let api = serment_client::api::Api::new(&server.url).unwrap();
+    let (_, escrow) = api.escrow("patient-t").unwrap();
+    let code = serment_core::recovery::RecoveryCode::parse(&code).unwrap();
+    let secrets = serment_core::recovery::open_escrow(&code, "patient-t", &escrow).unwrap();
+    let thief = serment_core::identity::DeviceSecret::generate();
+    let record = secrets
+        .identity
+        .sign_device_record("patient-t", &thief, serment_client::now_secs())
+        .unwrap();
+    api.register_device(&record).unwrap();
+    let thief_id = thief.id().to_string();
+
+    let list = ok(&p1, &["device", "list"]);
+    assert_eq!(
+        list["new_recoveries"].as_array().unwrap().len(),
+        0,
+        "{list}"
+    );
+    assert_eq!(
+        list["new_devices"].as_array().unwrap(),
+        &vec![serde_json::Value::String(thief_id)],
+        "the thief's device must be named: {list}"
+    );
+    // Warned once.
+    let again = ok(&p1, &["device", "list"]);
+    assert_eq!(again["new_devices"].as_array().unwrap().len(), 0, "{again}");
     server.stop();
 }

@@ -203,6 +203,15 @@ struct PublicState {
     /// warning for (PROTOCOL.md §4.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     recoveries_seen: Option<u64>,
+    /// The identity id (hex) the escrow of [`Self::recovery_device`] holds: once the identity
+    /// key rotates, that escrow is stale (its identity key is no longer the handle's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovery_identity: Option<String>,
+    /// The devices of this handle (hex ids) this device has made, linked or already warned
+    /// about (REVIEW3 S1): any other device in the proven history is warned about once.
+    /// Absent until the first `device list`, which takes the devices current then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    known_devices: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The care-team part of the keystore's state (PROTOCOL.md §9 `teams` and `team_states`), as
@@ -851,9 +860,20 @@ impl Keystore {
             .as_deref()
             .and_then(|h| KeyId::from_hex(h).ok())
     }
-    /// Records the recovery device this device made.
+    /// Records the recovery device this device made, and the identity id its escrow holds
+    /// (the current one).
     pub fn set_recovery_device(&mut self, device: Option<&KeyId>) {
         self.state.recovery_device = device.map(KeyId::to_string);
+        self.state.recovery_identity = device.map(|_| self.identity.id().to_string());
+    }
+
+    /// The identity id the escrow of [`Self::recovery_device`] holds (absent in keystores
+    /// written before it was kept).
+    pub fn recovery_identity(&self) -> Option<KeyId> {
+        self.state
+            .recovery_identity
+            .as_deref()
+            .and_then(|h| KeyId::from_hex(h).ok())
     }
 
     /// The recovery device whose escrow enrolled this device, as proven in the log then.
@@ -864,6 +884,23 @@ impl Keystore {
     /// Records the recovery device whose escrow enrolled this device.
     pub fn set_recovered_from(&mut self, record: &[u8]) {
         self.state.recovered_from = Some(crate::api::b64e(record));
+    }
+
+    /// The devices this device knows of (made, linked, or warned about), if recorded yet.
+    #[must_use]
+    pub fn known_devices(&self) -> Option<Vec<KeyId>> {
+        self.state
+            .known_devices
+            .as_ref()
+            .map(|s| s.iter().filter_map(|h| KeyId::from_hex(h).ok()).collect())
+    }
+    /// Adds devices to those this device knows of (starting the set if absent).
+    pub fn add_known_devices(&mut self, devices: &[KeyId]) {
+        let set = self
+            .state
+            .known_devices
+            .get_or_insert_with(Default::default);
+        set.extend(devices.iter().map(KeyId::to_string));
     }
 
     /// The newest recovery entry index this device has warned about.

@@ -94,6 +94,32 @@ pub struct NewRecoveryCode {
     pub revoked_previous: Option<KeyId>,
 }
 
+/// Whether the recovery code this device made can still recover the identity (S11: a rotation
+/// of the identity key, or the recovery device retired, makes it useless without a word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryStatus {
+    /// This device made no recovery code.
+    None,
+    /// The code's recovery device is current in the proven key history and its escrow holds
+    /// the current identity key.
+    Usable,
+    /// The identity key rotated since the code was made, or its recovery device is no longer
+    /// current: the code can no longer recover (`serment id recovery-code` makes a new one).
+    Stale,
+}
+
+impl RecoveryStatus {
+    /// `"none"`, `"usable"` or `"stale"` (the `--json` value).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Usable => "usable",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 /// An escrow error as a client error: a wrong code is the keystore's (exit 3); anything the
 /// server could have done to the escrow (weakened parameters, another format, version or suite,
 /// a truncated escrow) is an integrity failure (exit 4).
@@ -149,6 +175,7 @@ impl Session {
         // The previous code is burnt once its recovery device is revoked (logged).
         let previous = self.ks.recovery_device();
         self.ks.set_recovery_device(Some(&rec.device_id()));
+        self.ks.add_known_devices(&[rec.device_id()]);
         self.ks.save()?;
         let mut revoked_previous = None;
         if let Some(prev) = previous.filter(|p| *p != rec.device_id())
@@ -164,6 +191,57 @@ impl Session {
             team_keys,
             revoked_previous,
         })
+    }
+
+    /// Whether the recovery code this device made still works, from the proven key history
+    /// (PROTOCOL.md §4.2): its recovery device current and the identity key unchanged since.
+    /// Another device of the identity replacing the server's escrow is not seen here.
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn recovery_status(&mut self) -> Result<RecoveryStatus> {
+        let Some(r) = self.ks.recovery_device() else {
+            return Ok(RecoveryStatus::None);
+        };
+        let handle = self.ks.handle().to_owned();
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let current = hist.devices.iter().any(|d| d.device_id() == r);
+        let same_identity = self
+            .ks
+            .recovery_identity()
+            .is_none_or(|i| i == self.ks.identity.id());
+        Ok(if current && same_identity {
+            RecoveryStatus::Usable
+        } else {
+            RecoveryStatus::Stale
+        })
+    }
+
+    /// Devices current in this handle's proven key history that this device did not make, link
+    /// or already warn about (REVIEW3 S1: a device enrolled with a stolen identity key, e.g.
+    /// from a recovery escrow opened with a stolen code, without any recovery entry). Marks
+    /// them known (saved). The first call takes the devices current then as known.
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn unseen_devices(&mut self) -> Result<Vec<KeyId>> {
+        let handle = self.ks.handle().to_owned();
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let current: Vec<KeyId> = hist.devices.iter().map(DeviceRecord::device_id).collect();
+        let me = self.ks.device.id();
+        let out: Vec<KeyId> = match self.ks.known_devices() {
+            None => vec![],
+            Some(known) => current
+                .iter()
+                .filter(|d| **d != me && !known.contains(d))
+                .copied()
+                .collect(),
+        };
+        if self.ks.known_devices().is_none() || !out.is_empty() {
+            self.ks.add_known_devices(&current);
+            self.ks.save()?;
+        }
+        Ok(out)
     }
 
     /// Recovery entries (kind 12) of this handle logged after the newest this device has shown,
@@ -220,7 +298,8 @@ pub struct RecoverOptions {
     pub keystore_params: KdfParams,
     /// Argon2id parameters of the new escrow.
     pub escrow_params: KdfParams,
-    /// Revoke every other device of the identity (the lost ones).
+    /// Retire every other device of the identity (the lost ones): implies [`Self::rotate`],
+    /// since they held the identity key (PROTOCOL.md §4.1).
     pub revoke_others: bool,
     /// Rotate the identity key (kind 2) after the recovery.
     pub rotate: bool,
@@ -368,7 +447,10 @@ pub fn recover(
         s.revoke_device(&used)?;
         let mut revoked = vec![];
         let mut rotated_to = None;
-        if opts.rotate {
+        // Revoking the lost devices without a rotation would leave their identity key live
+        // (linked devices hold it, PROTOCOL.md §4.1; main's `device revoke` rule): whoever has a
+        // lost device could still certify new devices. `--revoke-others` therefore rotates.
+        if opts.rotate || opts.revoke_others {
             // The rotation re-certifies this device only: every other one (the lost ones, the
             // recovery device) is retired with the old key.
             s.rotate_identity()?;
@@ -379,16 +461,6 @@ pub fn recover(
                     .map(DeviceRecord::device_id)
                     .filter(|d| *d != used && *d != new_rec.device_id()),
             );
-        } else if opts.revoke_others {
-            for d in hist
-                .devices
-                .iter()
-                .map(DeviceRecord::device_id)
-                .filter(|d| *d != used && *d != new_rec.device_id())
-            {
-                s.revoke_device(&d)?;
-                revoked.push(d);
-            }
         }
         let new_code = s.new_recovery_code(opts.escrow_params)?;
         s.ks.save()?;

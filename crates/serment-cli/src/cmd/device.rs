@@ -53,6 +53,9 @@ fn link(ctx: &Ctx) -> CliResult<()> {
         PAIRING_TTL_SECS
     );
     let out = s.link_finish(pending, Duration::from_secs(PAIRING_TTL_SECS))?;
+    // A device this device linked is not warned about (REVIEW3 S1).
+    s.ks.add_known_devices(&[out.device_id]);
+    s.ks.save()?;
     // The new device prints the same fingerprint (`device join`): a person compares the two.
     let device_fp = serment_client::contacts::fingerprint(&out.device_id);
     emit(
@@ -139,6 +142,8 @@ fn list(ctx: &Ctx) -> CliResult<()> {
             r.new_device
         );
     }
+    let recovered: Vec<serment_core::KeyId> =
+        recoveries.iter().map(|(_, r)| r.new_device).collect();
     let recoveries: Vec<serde_json::Value> = recoveries
         .iter()
         .map(|(i, r)| {
@@ -147,6 +152,22 @@ fn list(ctx: &Ctx) -> CliResult<()> {
                     "at": super::rfc3339(r.at) })
         })
         .collect();
+    // Any other new device of this identity, recovery entry or not (REVIEW3 S1: a device
+    // enrolled with a stolen identity key logs no recovery entry).
+    let unseen = s.unseen_devices()?;
+    for d in unseen.iter().filter(|d| !recovered.contains(d)) {
+        eprintln!(
+            "serment: WARNING: device {d} was added to {} and this device did not link it. If it \
+             is not one of yours, revoke it (`serment revoke-device {d}`: the identity key \
+             rotates) and make a new recovery code (`serment id recovery-code`).",
+            s.ks.handle()
+        );
+    }
+    let new_devices: Vec<String> = unseen.iter().map(ToString::to_string).collect();
+    let recovery = s.recovery_status()?;
+    if recovery == serment_client::recovery::RecoveryStatus::Stale {
+        super::recover::warn_stale_code();
+    }
     let rows: Vec<serde_json::Value> = devices
         .iter()
         .map(|d| {
@@ -172,7 +193,8 @@ fn list(ctx: &Ctx) -> CliResult<()> {
         .join("\n");
     emit(
         ctx.json,
-        &json!({ "handle": s.ks.handle(), "devices": rows, "new_recoveries": recoveries }),
+        &json!({ "handle": s.ks.handle(), "devices": rows, "new_recoveries": recoveries,
+                 "new_devices": new_devices, "recovery": recovery.as_str() }),
         &text,
     );
     Ok(())

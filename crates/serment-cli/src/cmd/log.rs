@@ -415,6 +415,7 @@ pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
     // identity key rotates; only this device and the ones the user keeps are re-certified.
     let keep = devices_to_keep(&a, &active, &dev, &s.ks.device.id())?;
     let out = s.revoke_and_rotate(&dev, &keep)?;
+    super::recover::check_code_after_rotation(&mut s)?;
     let fp = serment_client::contacts::fingerprint(&out.identity_id);
     let dropped: Vec<String> = out.dropped.iter().map(ToString::to_string).collect();
     emit(
@@ -523,6 +524,7 @@ pub(crate) fn read_answer() -> CliResult<String> {
 pub(crate) fn rotate(ctx: &Ctx) -> CliResult<()> {
     let mut s = ctx.session()?;
     let idx = s.rotate_identity()?;
+    super::recover::check_code_after_rotation(&mut s)?;
     let fp = serment_client::contacts::fingerprint(&s.ks.identity.id());
     emit(
         ctx.json,

@@ -29,6 +29,23 @@ fn show_code(c: &NewRecoveryCode) {
     );
 }
 
+/// S11: the recovery code this device made no longer works (the identity key rotated, or its
+/// recovery device was retired): said on stderr by the rotation commands and `device list`.
+pub(crate) fn warn_stale_code() {
+    eprintln!(
+        "serment: WARNING: your recovery code NO LONGER WORKS (the identity key rotated, or its \
+         recovery device was retired). Run `serment id recovery-code` now to make a new one."
+    );
+}
+
+/// After a command that may have rotated the identity key: warns when the code went stale.
+pub(crate) fn check_code_after_rotation(s: &mut serment_client::vault::Session) -> CliResult<()> {
+    if s.recovery_status()? == serment_client::recovery::RecoveryStatus::Stale {
+        warn_stale_code();
+    }
+    Ok(())
+}
+
 /// `serment id recovery-code`.
 pub(crate) fn recovery_code(ctx: &Ctx, kdf: KdfCost) -> CliResult<()> {
     let mut s = ctx.session()?;
@@ -46,7 +63,9 @@ pub(crate) fn recovery_code(ctx: &Ctx, kdf: KdfCost) -> CliResult<()> {
             out.caught_up,
             out.team_keys,
             out.revoked_previous.map_or_else(String::new, |d| format!(
-                "\n  The previous code no longer works (recovery device {} revoked).",
+                "\n  The previous code can no longer enrol a device (recovery device {} \
+                 revoked). A copy of its escrow still holds the identity key: if that code may \
+                 have been seen, also run `serment id rotate`.",
                 d.short()
             ))
         ),
@@ -104,8 +123,8 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
         &format!(
             "Recovered {:?} as device {}\n  keystore:    {}\n  fingerprint: {fp}\n  {} \
              document version(s) re-wrapped for this device; the recovery is logged (index {}), \
-             your other devices will see it.\n  The code you used is burnt; a new one is shown \
-             above.{}{}\n  Pin your contacts again: `serment contact add HANDLE`, and compare \
+             your other devices will see it.\n  The code you used can no longer enrol a device; \
+             a new one is shown above.{}{}\n  Pin your contacts again: `serment contact add HANDLE`, and compare \
              their fingerprints.",
             a.handle,
             ks.device.id(),
@@ -120,7 +139,8 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
             if r.rotated_to.is_some() {
                 "\n  The identity key was rotated: tell your contacts to verify the new fingerprint."
             } else {
-                ""
+                "\n  The identity key was not rotated: if the code may have been seen by \
+                 someone else, run `serment id rotate` (a copy of its escrow holds the key)."
             }
         ),
     );
