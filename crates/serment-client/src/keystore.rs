@@ -849,6 +849,7 @@ impl Keystore {
 
     /// Sets the creation time this device's record carries (the recovery device's session,
     /// once its logged record is known).
+    #[cfg(feature = "native")]
     pub(crate) fn set_created_at(&mut self, created_at: u64) {
         self.state.created_at = created_at;
     }

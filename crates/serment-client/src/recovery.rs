@@ -16,7 +16,9 @@ use serment_api::{AppendedResponse, EscrowResponse, PutEscrowRequest, RecoveryRe
 use serment_core::KeyId;
 use serment_core::identity::{DeviceRecord, DeviceSecret, IdentitySecret};
 use serment_core::keystore::KdfParams;
-use serment_core::log::entry::{EntryKind, Recovery};
+#[cfg(feature = "native")]
+use serment_core::log::entry::EntryKind;
+use serment_core::log::entry::Recovery;
 use serment_core::recovery::{self, EscrowSecrets, RecoveryCode};
 
 use crate::api::{Api, b64d, b64e, key_id};
@@ -123,6 +125,7 @@ impl RecoveryStatus {
 /// An escrow error as a client error: a wrong code is the keystore's (exit 3); anything the
 /// server could have done to the escrow (weakened parameters, another format, version or suite,
 /// a truncated escrow) is an integrity failure (exit 4).
+#[cfg(feature = "native")]
 fn escrow_err(e: serment_core::Error) -> ClientError {
     match e {
         serment_core::Error::KeystoreDecrypt => ClientError::Keystore(e),
