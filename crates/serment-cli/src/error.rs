@@ -66,11 +66,31 @@ pub(crate) enum CliError {
         report: Box<serde_json::Value>,
     },
     /// `audit` found accesses the reading device did not co-sign (PROTOCOL.md §11.5).
+    /// With `--json`, the audit's report rides beside the error (one object on stdout).
     #[error(
-        "{0} access(es) in the log were not co-signed by the reading device: a stolen credential \
-         or the server's own record (listed above)"
+        "{count} access(es) in the log were not co-signed by the reading device: a stolen \
+         credential or the server's own record (listed above)"
     )]
-    Unreceipted(usize),
+    Unreceipted {
+        /// How many.
+        count: usize,
+        /// The audit's report (`serment audit --json`'s object).
+        report: Box<serde_json::Value>,
+    },
+    /// `audit` found sealed documents downloaded by this device's recovery device (REVIEW3 S1):
+    /// no honest flow downloads a blob as the recovery device (a recovery only fetches its key
+    /// wraps to re-wrap them), so whoever holds the recovery code read them.
+    #[error(
+        "{count} sealed document(s) were downloaded by your recovery device (listed above): \
+         someone used your recovery code to read them. If it was not you, run `serment id \
+         rotate` and then `serment id recovery-code`"
+    )]
+    RecoveryDeviceRead {
+        /// How many.
+        count: usize,
+        /// The audit's report, as for [`CliError::Unreceipted`].
+        report: Box<serde_json::Value>,
+    },
     /// `web verify`: the page served matches no bundle entry of the log (its hash, hex).
     #[error(
         "the page this server serves (bundle hash {0}) is in no bundle entry of the log: it may \
@@ -97,7 +117,8 @@ impl CliError {
             CliError::Passphrase(_) => 3,
             CliError::Io { .. } | CliError::Local(_) => 1,
             CliError::DemoFailed(_) => 7,
-            CliError::Unreceipted(_)
+            CliError::Unreceipted { .. }
+            | CliError::RecoveryDeviceRead { .. }
             | CliError::LogInvalid { .. }
             | CliError::BackupInvalid { .. }
             | CliError::BundleNotLogged(_) => 4,
@@ -118,7 +139,8 @@ impl CliError {
             CliError::Passphrase(_) => "passphrase",
             CliError::Io { .. } | CliError::Local(_) => "io",
             CliError::DemoFailed(_) => "demo_failed",
-            CliError::Unreceipted(_) => "unreceipted_access",
+            CliError::Unreceipted { .. } => "unreceipted_access",
+            CliError::RecoveryDeviceRead { .. } => "recovery_device_read",
             CliError::LogInvalid { .. } => "log_invalid",
             CliError::BackupInvalid { .. } => "backup_invalid",
             CliError::BundleNotLogged(_) => "bundle_not_logged",

@@ -105,7 +105,9 @@ fn main() {
                     } => {
                         serde_json::json!({ "error": error, "verified": false, "report": report })
                     }
-                    error::CliError::SyncRefused { report, .. } => {
+                    error::CliError::SyncRefused { report, .. }
+                    | error::CliError::Unreceipted { report, .. }
+                    | error::CliError::RecoveryDeviceRead { report, .. } => {
                         serde_json::json!({ "error": error, "report": report })
                     }
                     _ => serde_json::json!({ "error": error }),

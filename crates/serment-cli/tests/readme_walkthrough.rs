@@ -11,7 +11,11 @@
 //!   `serve --tls-cert/--tls-key` with a private CA (issue 10 §1), as a newcomer's trial does;
 //! - the server the walkthrough starts with `serment serve ... &` listens on a free loopback port
 //!   (`--listen 127.0.0.1:0` is appended), and its URL replaces the README's;
-//! - `<DOC_ID>` is the document the walkthrough's `put` uploaded;
+//! - `$PWD` is that working directory (the server's trial mail directory, `file://$PWD/mail`);
+//! - `<DOC_ID>` is the document the walkthrough's first `put` uploaded; `<CLAIM_CODE>` the claim
+//!   code its `put --to-unregistered` printed (issue 17 §1); `<OTP>` the one-time code in the
+//!   newest mail the server wrote; `<RECOVERY_CODE>` the code `id recovery-code` showed on stderr
+//!   (issue 17 §2);
 //! - every `serment` command gets the global `--json`, so that its answer can be checked.
 //!
 //! Each step must exit with the code the README expects (0, unless the line carries a
@@ -182,12 +186,33 @@ impl Drop for Background {
     }
 }
 
+/// The one-time code of the newest mail the trial server wrote into `dir` (`file://DIR`).
+fn newest_otp(dir: &Path) -> String {
+    let newest = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("the server wrote no mail into {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("the server wrote no mail");
+    let text = std::fs::read_to_string(&newest).unwrap();
+    let at = text
+        .find("one-time code is: ")
+        .unwrap_or_else(|| panic!("no one-time code in the mail {text}"));
+    let code: String = text[at + 18..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(code.len(), 8, "an 8-digit one-time code: {text}");
+    code
+}
+
 /// Fills the placeholders of one word.
-fn fill(word: &str, home: &Path, vars: &BTreeMap<String, String>) -> String {
+fn fill(word: &str, home: &Path, cwd: &Path, vars: &BTreeMap<String, String>) -> String {
     let mut w = word.to_owned();
     if let Some(rest) = w.strip_prefix("~/") {
         w = home.join(rest).display().to_string();
     }
+    w = w.replace("$PWD", &cwd.display().to_string());
     for (k, v) in vars {
         w = w.replace(k, v);
     }
@@ -220,13 +245,19 @@ fn readme_walkthrough_runs_as_written_and_ends_with_a_clean_audit() {
     let mut servers = Vec::new();
     // (SERMENT_HOME, command) of every audit run, with its exit code.
     let mut audits: Vec<(String, i32)> = Vec::new();
+    // Issue 17's two flows ran to their end.
+    let (mut claimed, mut recovered) = (false, false);
 
     for step in &steps {
-        let words: Vec<String> = step.words.iter().map(|w| fill(w, &home, &vars)).collect();
+        let words: Vec<String> = step
+            .words
+            .iter()
+            .map(|w| fill(w, &home, &cwd, &vars))
+            .collect();
         let step_env: Vec<(String, String)> = step
             .env
             .iter()
-            .map(|(k, v)| (k.clone(), fill(v, &home, &vars)))
+            .map(|(k, v)| (k.clone(), fill(v, &home, &cwd, &vars)))
             .collect();
         if words[0] == "export" {
             for w in &words[1..] {
@@ -295,6 +326,38 @@ fn readme_walkthrough_runs_as_written_and_ends_with_a_clean_audit() {
                 let id = v["doc_id"].as_str().expect("put answers doc_id");
                 vars.insert("<DOC_ID>".into(), id.to_owned());
             }
+            "put" if words.iter().any(|w| w == "--to-unregistered") => {
+                let code = v["unregistered"]["claim_code"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("`{}` printed no claim code: {v}", step.line));
+                vars.insert("<CLAIM_CODE>".into(), code.to_owned());
+            }
+            "claim" if v["otp_sent"] == true => {
+                vars.insert("<OTP>".into(), newest_otp(&cwd.join("mail")));
+            }
+            "claim" => {
+                assert!(
+                    v["provisional_id"].is_string() && v["otp_sent"] == false,
+                    "`{}` did not claim: {v}",
+                    step.line
+                );
+                claimed = true;
+            }
+            "id" if words.get(2).is_some_and(|w| w == "recovery-code") => {
+                let code = stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("serment: recovery code: "))
+                    .unwrap_or_else(|| panic!("`{}` showed no recovery code: {stderr}", step.line));
+                vars.insert("<RECOVERY_CODE>".into(), code.trim().to_owned());
+            }
+            "recover" => recovered = v["device_id"].is_string(),
+            // Every `ls` lists something: the claimed patient's too (what the lab sealed for
+            // the contact, now wrapped to the patient's own device).
+            "ls" => assert!(
+                v["documents"].as_array().is_some_and(|d| !d.is_empty()),
+                "`{}` lists nothing: {v}",
+                step.line
+            ),
             "audit" => {
                 assert_eq!(v["unreceipted"], 0, "`{}`: {v}", step.line);
                 audits.push((serment_home, code));
@@ -316,6 +379,14 @@ fn readme_walkthrough_runs_as_written_and_ends_with_a_clean_audit() {
     assert!(
         vars.contains_key("<DOC_ID>"),
         "the walkthrough uploads no document"
+    );
+    assert!(
+        claimed,
+        "the walkthrough must show a patient who had not registered claiming (issue 17 §1)"
+    );
+    assert!(
+        recovered,
+        "the walkthrough must show a recovery on a new machine (issue 17 §2)"
     );
     // It ends with a clean audit by each of the three users.
     for who in [".serment-lab", ".serment-patient", ".serment-gp"] {

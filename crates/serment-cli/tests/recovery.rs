@@ -212,6 +212,24 @@ fn a_device_enrolled_with_the_escrowed_key_without_a_recovery_entry_is_warned_ab
     api.register_device(&record).unwrap();
     let thief_id = thief.id().to_string();
 
+    // `ls`, the command a patient runs every day, warns too (REVIEW3 S1), and keeps warning
+    // until `device list` has shown the device.
+    for _ in 0..2 {
+        let out = std::process::Command::new(bin())
+            .args(["ls"])
+            .env("SERMENT_HOME", &p1)
+            .env("SERMENT_PASSPHRASE", PASS)
+            .env_remove("SERMENT_SERVER")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ls failed: {stderr}");
+        assert!(
+            stderr.contains("WARNING: patient-t has 1 device(s) that this device did not link"),
+            "ls must warn about the thief's device: {stderr}"
+        );
+    }
+
     let list = ok(&p1, &["device", "list"]);
     assert_eq!(
         list["new_recoveries"].as_array().unwrap().len(),
@@ -226,5 +244,94 @@ fn a_device_enrolled_with_the_escrowed_key_without_a_recovery_entry_is_warned_ab
     // Warned once.
     let again = ok(&p1, &["device", "list"]);
     assert_eq!(again["new_devices"].as_array().unwrap().len(), 0, "{again}");
+    let out = std::process::Command::new(bin())
+        .args(["ls"])
+        .env("SERMENT_HOME", &p1)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .env_remove("SERMENT_SERVER")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("did not link"),
+        "seen in `device list`: `ls` stops warning"
+    );
+    server.stop();
+}
+
+/// REVIEW3 S1: a thief holding the recovery code opens the escrow (fetchable without logging in)
+/// and reads as the recovery device, co-signing each access like an honest device. The patient's
+/// `audit` names every such download and exits 4.
+#[test]
+fn a_read_made_as_the_recovery_device_is_flagged_by_audit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let server = ServerProc::start(&root.join("data"), &[]);
+    let (lab, p1) = (root.join("lab"), root.join("p1"));
+    ok(&lab, &["id", "new", "--name", "labo-s1", "--kdf", "floor"]);
+    ok(
+        &p1,
+        &["id", "new", "--name", "patient-s1", "--kdf", "floor"],
+    );
+    ok(&lab, &["register", "--server", &server.url]);
+    ok(&p1, &["register", "--server", &server.url]);
+    let code = recovery_code(&p1);
+    ok(&lab, &["contact", "add", "patient-s1"]);
+    ok(&p1, &["contact", "add", "labo-s1"]);
+    let report = root.join("cr.txt");
+    std::fs::write(&report, b"Ferritine 12 ng/mL").unwrap();
+    let put = ok(
+        &lab,
+        &["put", report.to_str().unwrap(), "--to", "patient-s1"],
+    );
+    let doc = serment_core::DocId::from_hex(put["doc_id"].as_str().unwrap()).unwrap();
+    ok(
+        &p1,
+        &[
+            "get",
+            &doc.to_string(),
+            "-o",
+            root.join("mine.txt").to_str().unwrap(),
+        ],
+    );
+    // The patient's own reads are not flagged.
+    let clean = ok(&p1, &["audit"]);
+    assert_eq!(clean["recovery_device_reads"], 0, "{clean}");
+
+    // The thief: the escrow, the code, then a co-signed download as the recovery device.
+    let mut api = serment_client::api::Api::new(&server.url).unwrap();
+    let (_, escrow) = api.escrow("patient-s1").unwrap();
+    let code = serment_core::recovery::RecoveryCode::parse(&code).unwrap();
+    let secrets = serment_core::recovery::open_escrow(&code, "patient-s1", &escrow).unwrap();
+    api.login(&secrets.device).unwrap();
+    let origin = api
+        .log_checkpoint(None)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let receipt = serment_core::log::entry::Receipt::sign(
+        &secrets.device,
+        &origin,
+        &doc,
+        1,
+        serment_core::log::entry::AccessWhat::Blob,
+        serment_client::now_secs(),
+    )
+    .unwrap();
+    let mut sealed = Vec::new();
+    std::io::Read::read_to_end(
+        &mut api.download_blob_with(&doc, 1, Some(&receipt)).unwrap(),
+        &mut sealed,
+    )
+    .unwrap();
+    assert!(!sealed.is_empty());
+
+    let (exit, v) = run(&p1, &["audit"]);
+    assert_eq!(
+        exit, 4,
+        "audit must fail on a read by the recovery device: {v}"
+    );
+    assert_eq!(v["error"]["code"], "recovery_device_read", "{v}");
     server.stop();
 }

@@ -228,6 +228,20 @@ impl Session {
     /// # Errors
     /// Log errors.
     pub fn unseen_devices(&mut self) -> Result<Vec<KeyId>> {
+        self.new_devices(true)
+    }
+
+    /// [`Session::unseen_devices`] without marking them known: what every other command warns
+    /// about until `serment device list` shows them (REVIEW3 S1). The first call still records
+    /// the devices current then as known.
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn peek_unseen_devices(&mut self) -> Result<Vec<KeyId>> {
+        self.new_devices(false)
+    }
+
+    fn new_devices(&mut self, mark: bool) -> Result<Vec<KeyId>> {
         let handle = self.ks.handle().to_owned();
         let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
         let current: Vec<KeyId> = hist.devices.iter().map(DeviceRecord::device_id).collect();
@@ -240,7 +254,7 @@ impl Session {
                 .copied()
                 .collect(),
         };
-        if self.ks.known_devices().is_none() || !out.is_empty() {
+        if self.ks.known_devices().is_none() || (mark && !out.is_empty()) {
             self.ks.add_known_devices(&current);
             self.ks.save()?;
         }
@@ -254,6 +268,18 @@ impl Session {
     /// # Errors
     /// Log errors.
     pub fn unseen_recoveries(&mut self) -> Result<Vec<(u64, Recovery)>> {
+        self.new_recoveries(true)
+    }
+
+    /// [`Session::unseen_recoveries`] without marking them shown (REVIEW3 S1).
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn peek_unseen_recoveries(&mut self) -> Result<Vec<(u64, Recovery)>> {
+        self.new_recoveries(false)
+    }
+
+    fn new_recoveries(&mut self, mark: bool) -> Result<Vec<(u64, Recovery)>> {
         let handle = self.ks.handle().to_owned();
         let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
         let seen = self.ks.recoveries_seen();
@@ -263,7 +289,7 @@ impl Session {
             .into_iter()
             .filter(|(i, r)| seen.is_none_or(|s| *i > s) && r.new_device != me)
             .collect();
-        if let Some((i, _)) = out.last() {
+        if let (true, Some((i, _))) = (mark, out.last()) {
             self.ks.set_recoveries_seen(*i);
             self.ks.save()?;
         }

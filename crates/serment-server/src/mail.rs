@@ -113,13 +113,34 @@ impl Mailer {
             Transport::Dir(dir) => {
                 let mut name = [0u8; 16];
                 serment_core::rng::fill(&mut name).map_err(|e| MailError::Send(e.to_string()))?;
-                let path = dir.join(format!("{}.eml", hex::encode(name)));
-                tokio::fs::write(&path, msg.formatted())
+                let name = hex::encode(name);
+                write_mail(dir, &name, &msg.formatted())
                     .await
                     .map_err(|e| MailError::Send(e.to_string()))
             }
         }
     }
+}
+
+/// Writes one mail into `dir` (`file:///DIR`), created if absent (0700): the mail holds a
+/// one-time code, so the file is 0600, written under a temporary name and renamed to
+/// `NAME.eml` once complete (a reader never sees half a mail).
+async fn write_mail(dir: &std::path::Path, name: &str, mail: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder.create(dir).await?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .await?;
+    f.write_all(mail).await?;
+    f.sync_all().await?;
+    drop(f);
+    tokio::fs::rename(&tmp, dir.join(format!("{name}.eml"))).await
 }
 
 /// Whether `url` is plain `smtp://` without `tls=required` to a host that is not loopback

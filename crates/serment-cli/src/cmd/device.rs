@@ -125,6 +125,37 @@ fn join(ctx: &Ctx, code: &str, server: &str, kdf: KdfCost) -> CliResult<()> {
     Ok(())
 }
 
+/// REVIEW3 S1: on the commands a user runs every day (`ls`, `get`), one line on stderr when the
+/// identity gained a device this device did not link, or a recovery code was used, since the
+/// user last looked with `serment device list` (which shows them and marks them seen), and when
+/// this device's recovery code went stale. A failure to check is itself a warning, never an
+/// error: the command's own checks are unchanged.
+pub(crate) fn warn_identity_changes(s: &mut serment_client::vault::Session) {
+    let recoveries = s.peek_unseen_recoveries();
+    let devices = s.peek_unseen_devices();
+    match (recoveries, devices) {
+        (Ok(r), Ok(d)) if !r.is_empty() || !d.is_empty() => eprintln!(
+            "serment: WARNING: {} has {} device(s) that this device did not link{}. If one is \
+             not yours, someone holds your identity key or your recovery code: run `serment \
+             device list` to see them.",
+            s.ks.handle(),
+            d.len(),
+            if r.is_empty() {
+                String::new()
+            } else {
+                format!(", and a recovery code was used {} time(s)", r.len())
+            }
+        ),
+        (Ok(_), Ok(_)) => {}
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("serment: WARNING: could not check this identity's devices in the log: {e}");
+        }
+    }
+    if s.recovery_status().ok() == Some(serment_client::recovery::RecoveryStatus::Stale) {
+        super::recover::warn_stale_code();
+    }
+}
+
 fn list(ctx: &Ctx) -> CliResult<()> {
     let mut s = ctx.session()?;
     let devices = s.device_list()?;

@@ -109,6 +109,7 @@ pub(crate) fn get(
     let r = s.get_to_file(&id, version, output, force)?;
     // The verified metadata `get` cached for `ls`.
     s.ks.save()?;
+    super::device::warn_identity_changes(&mut s);
     super::print_rotation_notices(&serment_client::contacts::rotation_notices(
         &s.ks,
         [&r.author],
@@ -186,6 +187,7 @@ fn human_size(n: u64) -> String {
 pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
     let mut s = ctx.session()?;
     let docs = s.list()?;
+    super::device::warn_identity_changes(&mut s);
     let authors = known_devices(&s);
     let mut text = String::new();
     let mut rows = Vec::new();

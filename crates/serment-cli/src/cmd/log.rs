@@ -268,6 +268,9 @@ pub(crate) fn fetched(what: &str) -> &'static str {
     }
 }
 
+/// The flag printed under a download by this device's recovery device (REVIEW3 S1).
+const BY_RECOVERY_DEVICE: &str = "READ BY YOUR RECOVERY DEVICE: whoever holds your recovery code";
+
 /// The flag printed beside an access the reading device did not co-sign.
 const NOT_COSIGNED: &str =
     "NOT CO-SIGNED by the reading device: a stolen credential or the server's own record";
@@ -292,6 +295,12 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
     };
     let lines: Vec<&AuditLine> = per_doc.iter().flat_map(|(_, l)| l).collect();
     let unreceipted = lines.iter().filter(|l| !l.receipted).count();
+    // REVIEW3 S1: a download of a sealed document by the recovery device this device made. No
+    // honest flow does that (a recovery fetches only the recovery device's key wraps, to re-wrap
+    // them for the new device), so whoever holds the recovery code is reading.
+    let recovery = s.ks.recovery_device().map(|d| d.to_string());
+    let by_recovery = |l: &AuditLine| l.what == "blob" && recovery.as_deref() == Some(&l.device_id);
+    let recovery_reads = lines.iter().filter(|l| by_recovery(l)).count();
     let origin = serment_client::log::trust(&s.api, &s.ks)?.log_key.name;
     if a.fhir {
         let bundle = json!({
@@ -342,25 +351,47 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
                         format!("\n    {NOT_COSIGNED}")
                     }
                 ));
+                if by_recovery(l) {
+                    text.push_str(&format!("    {BY_RECOVERY_DEVICE}\n"));
+                }
             }
         }
-        emit(
-            ctx.json,
-            &json!({ "accesses": lines.iter().map(|l| json!({
+        let report = json!({ "accesses": lines.iter().map(|l| json!({
                          "at": rfc3339(l.at), "logged_at": rfc3339(l.logged_at), "doc_id": l.doc_id,
                          "doc_version": l.doc_version, "what": l.what, "device_id": l.device_id,
                          "handle": l.handle, "receipted": l.receipted, "log_index": l.index,
                          "checkpoint_size": l.checkpoint_size })).collect::<Vec<_>>(),
                      "unreceipted": unreceipted,
+                     "recovery_device_reads": recovery_reads,
                      "unlisted": unlisted.iter().collect::<Vec<_>>(),
-                     "documents": per_doc.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>() }),
-            text.trim_end(),
-        );
+                     "documents": per_doc.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>() });
+        // With `--json` and an alarm, the report rides in the error's object: one object.
+        if ctx.json && (unreceipted > 0 || recovery_reads > 0) {
+            return Err(audit_alarm(unreceipted, recovery_reads, report));
+        }
+        emit(ctx.json, &report, text.trim_end());
     }
-    if unreceipted > 0 {
-        return Err(CliError::Unreceipted(unreceipted));
+    if unreceipted > 0 || recovery_reads > 0 {
+        return Err(audit_alarm(unreceipted, recovery_reads, Value::Null));
     }
     Ok(())
+}
+
+/// The error `audit` exits with (4): accesses the reader did not co-sign first, then downloads by
+/// the recovery device.
+fn audit_alarm(unreceipted: usize, recovery_reads: usize, report: Value) -> CliError {
+    let report = Box::new(report);
+    if unreceipted > 0 {
+        CliError::Unreceipted {
+            count: unreceipted,
+            report,
+        }
+    } else {
+        CliError::RecoveryDeviceRead {
+            count: recovery_reads,
+            report,
+        }
+    }
 }
 
 pub(crate) fn revoke(ctx: &Ctx, a: RevokeArgs) -> CliResult<()> {
