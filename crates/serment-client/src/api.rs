@@ -335,9 +335,28 @@ impl Api {
 
     /// Logs in with the device key: challenge, signature, token (PROTOCOL.md §8.2).
     ///
+    /// The server allows so many login requests a minute per address and device
+    /// (`auth_requests_per_minute`, 429 past it): a lab running one `serment put` per result
+    /// meets it. Natively, a 429 is retried after 1, 2 then 4 seconds (the budget refills every
+    /// second); then the 429 is the answer. In the browser, the first 429 is.
+    ///
     /// # Errors
-    /// [`ClientError::Server`] (401 when the device is unknown), [`ClientError::BadResponse`].
+    /// [`ClientError::Server`] (401 when the device is unknown, 429 when the login budget stays
+    /// spent), [`ClientError::BadResponse`].
     pub fn login(&mut self, device: &serment_core::identity::DeviceSecret) -> Result<()> {
+        #[cfg(feature = "native")]
+        for wait in [1, 2, 4] {
+            match self.login_once(device) {
+                Err(ClientError::Server { status: 429, .. }) => {
+                    std::thread::sleep(std::time::Duration::from_secs(wait));
+                }
+                other => return other,
+            }
+        }
+        self.login_once(device)
+    }
+
+    fn login_once(&mut self, device: &serment_core::identity::DeviceSecret) -> Result<()> {
         let id = device.id().to_string();
         let c: ChallengeResponse = self.post_json(
             "/v1/auth/challenge",
