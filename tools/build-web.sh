@@ -27,7 +27,9 @@ else
 fi
 target_dir="${CARGO_TARGET_DIR:-target}/wasm-web"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-RUSTFLAGS="--remap-path-prefix=$PWD=/serment --remap-path-prefix=$cargo_home=/cargo" \
+# simd128: WebAssembly SIMD, as .cargo/config.toml sets for every wasm build (this RUSTFLAGS
+# replaces that file's flags, so it repeats it).
+RUSTFLAGS="-C target-feature=+simd128 --remap-path-prefix=$PWD=/serment --remap-path-prefix=$cargo_home=/cargo" \
     CARGO_TARGET_DIR="$target_dir" \
     cargo build --release --locked -p serment-wasm --target wasm32-unknown-unknown
 wasm-bindgen --target web --no-typescript --out-dir "$out" \

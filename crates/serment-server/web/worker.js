@@ -9,7 +9,19 @@
 import init, { Client } from '/assets/serment_wasm.js';
 
 // The module is fetched with Subresource Integrity: the server fills in its SHA-384.
-const ready = init({ module_or_path: fetch('/assets/serment_wasm_bg.wasm', { integrity: '{{WASM_SRI}}' }) });
+// The module uses WebAssembly SIMD (PROTOCOL.md §2.1): a browser without it cannot compile it,
+// and is told so rather than shown the engine's message. The probe is the smallest module with a
+// SIMD instruction (i8x16.splat, as wasm-feature-detect's).
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1,
+  0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+const ready = init({ module_or_path: fetch('/assets/serment_wasm_bg.wasm', { integrity: '{{WASM_SRI}}' }) })
+  .catch((err) => {
+    if (!WebAssembly.validate(SIMD_PROBE)) {
+      throw new Error('Ce navigateur est trop ancien pour ouvrir vos documents ici (il lui faut '
+        + 'WebAssembly SIMD : Chrome 91, Firefox 89, Safari 16.4 ou plus récent).');
+    }
+    throw err;
+  });
 let client = null;
 
 const subtle = self.crypto && self.crypto.subtle;
