@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/provisional` (bearer, the lab's device): a new provisional recipient.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProvisionalRequest {
@@ -68,7 +68,7 @@ pub struct CodeSent {
 }
 
 /// `POST /v1/provisional/open` (bearer, throttled per address): prove the one-time code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OpenProvisionalRequest {
@@ -79,7 +79,7 @@ pub struct OpenProvisionalRequest {
 }
 
 /// The server's share and the escrow, released for a proven one-time code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpenedProvisional {
     /// The provisional recipient's id (hex).
@@ -119,4 +119,79 @@ pub struct ProvisionalWrap {
 pub struct ProvisionalWraps {
     /// Every wrap to the provisional recipient, in log order.
     pub wraps: Vec<ProvisionalWrap>,
+}
+
+/// What `Debug` shows of a secret field (REVIEW3 S10): its length, never its value.
+struct Redacted(usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<redacted, {} chars>", self.0)
+    }
+}
+
+// The server share, the contact's address and the one-time code are secrets or personal data:
+// `Debug` (logs, panics, error chains) shows their length only.
+impl std::fmt::Debug for CreateProvisionalRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateProvisionalRequest")
+            .field("record", &self.record)
+            .field("escrow", &self.escrow)
+            .field("server_share", &Redacted(self.server_share.len()))
+            .field("lookup", &self.lookup)
+            .field("email", &Redacted(self.email.len()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OpenProvisionalRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenProvisionalRequest")
+            .field("lookup", &self.lookup)
+            .field("code", &Redacted(self.code.len()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OpenedProvisional {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedProvisional")
+            .field("provisional_id", &self.provisional_id)
+            .field("server_share", &Redacted(self.server_share.len()))
+            .field("escrow", &self.escrow)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_share_no_address_and_no_one_time_code() {
+        let create = CreateProvisionalRequest {
+            record: "rec".into(),
+            escrow: "esc".into(),
+            server_share: "SHARE-SECRET-BYTES".into(),
+            lookup: "ab".into(),
+            email: "ana@example.org".into(),
+        };
+        let open = OpenProvisionalRequest {
+            lookup: "ab".into(),
+            code: "12345678".into(),
+        };
+        let opened = OpenedProvisional {
+            provisional_id: "cd".into(),
+            server_share: "SHARE-SECRET-BYTES".into(),
+            escrow: "esc".into(),
+        };
+        let all = format!("{create:?} {open:?} {opened:?}");
+        for secret in ["SHARE-SECRET-BYTES", "ana@example.org", "12345678"] {
+            assert!(!all.contains(secret), "{secret} in {all}");
+        }
+        assert!(
+            all.contains("rec") && all.contains("<redacted, 8 chars>"),
+            "{all}"
+        );
+    }
 }

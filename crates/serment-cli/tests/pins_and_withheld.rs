@@ -206,28 +206,6 @@ fn verify_log_checks_the_pinned_checkpoint_and_log_key() {
     drop(srv);
 }
 
-/// Runs one SQL statement on the server's live database (WAL: the server keeps running).
-fn sql(data: &Path, statement: &str) -> Vec<String> {
-    let url = format!("sqlite://{}", data.join("serment.db").display());
-    let statement = statement.to_owned();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            use sqlx::Row as _;
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            let rows = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            rows.iter()
-                .map(|r| r.try_get::<String, _>(0).unwrap_or_default())
-                .collect()
-        })
-}
-
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     files_under(dir)
         .into_iter()

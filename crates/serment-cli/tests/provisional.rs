@@ -262,6 +262,16 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     assert_eq!(claimed["wraps"], docs.len(), "one device: one wrap each");
     assert_eq!(claimed["log_entries"], docs.len() + 1);
 
+    // Once claimed, the server keeps no address for it (REVIEW3 S10: no code is sent again).
+    assert_eq!(
+        sql(
+            &root.join("data"),
+            "SELECT email FROM provisionals WHERE claimed_identity IS NOT NULL"
+        ),
+        vec![String::new()],
+        "the claimed recipient's address must be erased"
+    );
+
     // The one-time code is single use: replayed, it is refused.
     let (c, v) = run(&patient, &["claim", "--code", &claim_code, "--otp", &otp]);
     assert_ne!(c, 0, "a replayed one-time code was accepted: {v}");

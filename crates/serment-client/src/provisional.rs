@@ -56,8 +56,7 @@ pub enum UnregisteredTarget {
     },
 }
 
-/// The outcome of [`Session::put_to_unregistered`].
-#[derive(Debug)]
+/// The outcome of [`Session::put_to_unregistered`]. `Debug` leaves the claim code out.
 pub struct UnregisteredPut {
     /// The document put.
     pub put: PutResult,
@@ -67,6 +66,20 @@ pub struct UnregisteredPut {
     pub claim_code: Option<Zeroizing<String>>,
     /// The handle the document went to directly, because the contact claimed.
     pub claimed_by: Option<String>,
+}
+
+impl std::fmt::Debug for UnregisteredPut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnregisteredPut")
+            .field("put", &self.put)
+            .field("provisional_id", &self.provisional_id)
+            .field(
+                "claim_code",
+                &self.claim_code.as_ref().map(|_| "<redacted>"),
+            )
+            .field("claimed_by", &self.claimed_by)
+            .finish()
+    }
 }
 
 /// The outcome of [`Session::claim`].

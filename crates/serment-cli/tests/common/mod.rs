@@ -63,6 +63,28 @@ pub fn ok(home: &Path, args: &[&str]) -> serde_json::Value {
     v
 }
 
+/// Runs one SQL statement on the server's live database (WAL: the server keeps running).
+pub fn sql(data: &Path, statement: &str) -> Vec<String> {
+    let url = format!("sqlite://{}", data.join("serment.db").display());
+    let statement = statement.to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            use sqlx::Row as _;
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            rows.iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap_or_default())
+                .collect()
+        })
+}
+
 /// A `serment serve` child process on a free loopback port.
 pub struct ServerProc {
     pub child: Child,

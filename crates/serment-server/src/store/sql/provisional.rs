@@ -228,11 +228,15 @@ impl ProvisionalStore for Db {
                 "prove the emailed one-time code before claiming (PROTOCOL.md §15)",
             ));
         }
-        sqlx::query("UPDATE provisionals SET claimed_identity = $2 WHERE provisional_id = $1")
-            .bind(&pid)
-            .bind(claimant_identity.to_string())
-            .execute(&mut *tx)
-            .await?;
+        // Data minimisation (REVIEW3 S10): once claimed, no code is ever sent again, so the
+        // contact's address is erased from the row.
+        sqlx::query(
+            "UPDATE provisionals SET claimed_identity = $2, email = '' WHERE provisional_id = $1",
+        )
+        .bind(&pid)
+        .bind(claimant_identity.to_string())
+        .execute(&mut *tx)
+        .await?;
         let mut log = LogAppender::begin(&mut tx).await?;
         let index = log
             .append(
