@@ -385,6 +385,20 @@ fn agent_process_is_not_dumpable_and_dumps_no_core() {
         &["0", "0", "bytes"],
         "RLIMIT_CORE 0: {core}"
     );
+    // The key's pages are locked in RAM (no swap). Root has no RLIMIT_MEMLOCK; a user with
+    // too low a limit gets a warning and `memory_locked: false` instead.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid)).unwrap();
+    let locked_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    if rustix::process::geteuid().as_raw() == 0 {
+        assert!(locked_kb > 0, "the agent locked no memory: {status}");
+    }
+    let st = ok_no_pass(&home, &sock, &["agent", "status"]);
+    assert_eq!(st["memory_locked"], locked_kb > 0, "{st}");
     if rustix::process::geteuid().as_raw() != 0 {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(format!("/proc/{}/status", agent.pid)).unwrap();

@@ -537,7 +537,8 @@ fn status(ctx: &Ctx) -> CliResult<()> {
         _ => emit(
             ctx.json,
             &json!({ "running": false, "locked": true, "socket": shown, "keystore": null,
-                     "pid": null, "ttl_seconds": null, "idle_expires_in_seconds": null }),
+                     "pid": null, "ttl_seconds": null, "idle_expires_in_seconds": null,
+                     "memory_locked": null }),
             &format!("No agent answers at {shown}."),
         ),
     }

@@ -28,6 +28,8 @@ struct Agent {
     key: Option<Arc<DerivedKey>>,
     ttl: Duration,
     last_used: Instant,
+    /// Whether [`lock_memory`] locked the pages holding the key in RAM.
+    memory_locked: bool,
 }
 
 impl Agent {
@@ -47,7 +49,8 @@ impl Agent {
         Answer::Ok {
             json: json!({ "locked": locked, "keystore": self.keystore.display().to_string(),
                           "pid": std::process::id(), "ttl_seconds": self.ttl.as_secs(),
-                          "idle_expires_in_seconds": left }),
+                          "idle_expires_in_seconds": left,
+                          "memory_locked": self.memory_locked }),
             text: if locked {
                 format!(
                     "Agent (pid {}) for {}: locked (idle past its --ttl); `serment agent start` \
@@ -205,6 +208,9 @@ pub(super) fn serve(ctx: &Ctx, ttl_arg: &str) -> CliResult<()> {
             ks.file_key()
                 .ok_or_else(|| CliError::Local("the keystore is not a file".into()))?
         };
+        // The key's page is resident now: locked in RAM with every page this process has
+        // touched, so that neither it nor the keys a command unwraps reach swap.
+        let memory_locked = lock_memory();
         let sock =
             socket_path().ok_or_else(|| CliError::Input("SERMENT_AGENT_SOCK is empty".into()))?;
         let listener = bind(&sock)?;
@@ -214,6 +220,7 @@ pub(super) fn serve(ctx: &Ctx, ttl_arg: &str) -> CliResult<()> {
                 key: Some(key),
                 ttl,
                 last_used: Instant::now(),
+                memory_locked,
             },
             listener,
             sock,
@@ -295,6 +302,26 @@ fn harden() -> CliResult<()> {
         },
     )
     .map_err(|e| CliError::Local(format!("agent: setrlimit(RLIMIT_CORE, 0): {e}")))
+}
+
+/// Locks in RAM every page this process has touched so far, and those its current mappings
+/// fault in later (`mlockall(MCL_CURRENT | MCL_ONFAULT)`): the file key, allocated before, never
+/// reaches swap, nor do the keys a command decrypts on the pages already in use. New mappings
+/// are not locked (`MCL_FUTURE` would make any allocation past `RLIMIT_MEMLOCK` fail). Returns
+/// whether it worked; when the limit is too low (`ulimit -l`, 8 MiB for users on Debian), says
+/// so on stderr and carries on: the agent is then what it was without the lock.
+fn lock_memory() -> bool {
+    use rustix::mm::{MlockAllFlags, mlockall};
+    match mlockall(MlockAllFlags::CURRENT | MlockAllFlags::ONFAULT) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "serment: agent: warning: its memory is not locked in RAM (mlockall: {e}; raise \
+                 `ulimit -l`): its keys may be written to swap, use an encrypted swap."
+            );
+            false
+        }
+    }
 }
 
 /// Reads one passphrase line from `fd` unbuffered (one `read(2)` per byte, so nothing past the
