@@ -415,6 +415,7 @@ mod tests {
             key: Some(key),
             ttl: Duration::from_millis(30),
             last_used: Instant::now(),
+            memory_locked: false,
         };
         std::thread::sleep(Duration::from_millis(60));
         let req = |op| Request {
@@ -494,6 +495,7 @@ mod tests {
             key: Some(key),
             ttl: Duration::from_secs(600),
             last_used: Instant::now(),
+            memory_locked: false,
         };
         let mut req = Request {
             v: 1,
