@@ -215,15 +215,7 @@ fn a_device_enrolled_with_the_escrowed_key_without_a_recovery_entry_is_warned_ab
     // `ls`, the command a patient runs every day, warns too (REVIEW3 S1), and keeps warning
     // until `device list` has shown the device.
     for _ in 0..2 {
-        let out = std::process::Command::new(bin())
-            .args(["ls"])
-            .env("SERMENT_HOME", &p1)
-            .env("SERMENT_PASSPHRASE", PASS)
-            .env_remove("SERMENT_SERVER")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "ls failed: {stderr}");
+        let stderr = ok_stderr(&p1, &["ls"]);
         assert!(
             stderr.contains("WARNING: patient-t has 1 device(s) that this device did not link"),
             "ls must warn about the thief's device: {stderr}"
@@ -244,15 +236,8 @@ fn a_device_enrolled_with_the_escrowed_key_without_a_recovery_entry_is_warned_ab
     // Warned once.
     let again = ok(&p1, &["device", "list"]);
     assert_eq!(again["new_devices"].as_array().unwrap().len(), 0, "{again}");
-    let out = std::process::Command::new(bin())
-        .args(["ls"])
-        .env("SERMENT_HOME", &p1)
-        .env("SERMENT_PASSPHRASE", PASS)
-        .env_remove("SERMENT_SERVER")
-        .output()
-        .unwrap();
     assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("did not link"),
+        !ok_stderr(&p1, &["ls"]).contains("did not link"),
         "seen in `device list`: `ls` stops warning"
     );
     server.stop();
@@ -266,14 +251,12 @@ fn a_read_made_as_the_recovery_device_is_flagged_by_audit() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let server = ServerProc::start(&root.join("data"), &[]);
-    let (lab, p1) = (root.join("lab"), root.join("p1"));
-    ok(&lab, &["id", "new", "--name", "labo-s1", "--kdf", "floor"]);
-    ok(
-        &p1,
-        &["id", "new", "--name", "patient-s1", "--kdf", "floor"],
-    );
-    ok(&lab, &["register", "--server", &server.url]);
-    ok(&p1, &["register", "--server", &server.url]);
+    let [lab, p1] = <[_; 2]>::try_from(registered(
+        root,
+        &server.url,
+        &[("lab", "labo-s1"), ("p1", "patient-s1")],
+    ))
+    .unwrap();
     let code = recovery_code(&p1);
     ok(&lab, &["contact", "add", "patient-s1"]);
     ok(&p1, &["contact", "add", "labo-s1"]);

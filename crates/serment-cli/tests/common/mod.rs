@@ -63,6 +63,35 @@ pub fn ok(home: &Path, args: &[&str]) -> serde_json::Value {
     v
 }
 
+/// Runs `serment ARGS` (text output) with SERMENT_HOME=home, asserts success, returns stderr:
+/// the warnings a user sees.
+pub fn ok_stderr(home: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .env("SERMENT_HOME", home)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .env_remove("SERMENT_SERVER")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "serment {args:?} failed: {stderr}");
+    stderr
+}
+
+/// For each `(directory, handle)`: an identity at the KDF floor in `root/directory`, registered
+/// on `url`. Returns the homes, in order.
+pub fn registered(root: &Path, url: &str, users: &[(&str, &str)]) -> Vec<PathBuf> {
+    users
+        .iter()
+        .map(|(dir, handle)| {
+            let home = root.join(dir);
+            ok(&home, &["id", "new", "--name", handle, "--kdf", "floor"]);
+            ok(&home, &["register", "--server", url]);
+            home
+        })
+        .collect()
+}
+
 /// Runs one SQL statement on the server's live database (WAL: the server keeps running).
 pub fn sql(data: &Path, statement: &str) -> Vec<String> {
     let url = format!("sqlite://{}", data.join("serment.db").display());
