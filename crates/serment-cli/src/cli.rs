@@ -438,7 +438,7 @@ pub(crate) struct RecoverArgs {
     #[arg(long, value_enum, default_value_t = KdfCost::Default)]
     pub(crate) kdf: KdfCost,
     /// Retire every other device of the identity (the lost ones): implies --rotate, since
-    /// they held the identity key (as `device revoke` of another device rotates it).
+    /// they held the identity key (as `revoke-device` of another device rotates it).
     #[arg(long)]
     pub(crate) revoke_others: bool,
     /// Rotate the identity key (logged, kind 2): every other device is retired, and whoever

@@ -82,8 +82,8 @@ pub(crate) enum CliError {
     /// wraps to re-wrap them), so whoever holds the recovery code read them.
     #[error(
         "{count} sealed document(s) were downloaded by your recovery device (listed above): \
-         someone used your recovery code to read them. If it was not you, run `serment id \
-         rotate` and then `serment id recovery-code`"
+         someone used your recovery code to read them. If it was not you, run `serment \
+         rotate-identity` and then `serment id recovery-code`"
     )]
     RecoveryDeviceRead {
         /// How many.

@@ -310,8 +310,13 @@ fn lost_data_is_withheld_and_unshared_is_not_shared() {
     let log = srv.log();
     assert!(log.contains("ERROR"), "{log}");
     assert!(log.contains("DATA MISSING"), "{log}");
-    assert!(log.contains("sealed blob of document"), "{log}");
-    assert!(log.contains("key wrap of document"), "{log}");
+    // What to restore, by blob id and log index; never a document id (the newcomer's H26).
+    assert!(log.contains("no stored blob"), "{log}");
+    assert!(log.contains("the wraps table has no row"), "{log}");
+    assert!(
+        !log.contains(doc),
+        "a document id in the server's log: {log}"
+    );
 
     // A document shared with the GP only: not shared with the patient (exit 6), no alarm.
     let v = put(root, &lab, "gp.json", b"{\"gp\":1}", "dr-lost");

@@ -81,6 +81,12 @@ fn recovery_code_brings_back_a_lost_machine() {
     let new_code = new_code.expect("recover shows the new code");
     assert_ne!(new_code, code);
 
+    // The devices current at the recovery (the lost machine, not revoked here, and the new
+    // code's recovery device) are known to the new device: its `ls` raises no "did not link"
+    // alarm of its own making (the newcomer's H3).
+    let stderr = ok_stderr(&p2, &["ls"]);
+    assert!(!stderr.contains("did not link"), "{stderr}");
+
     // The new device reads the document sent before the loss (once the lab is pinned again).
     ok(&p2, &["contact", "add", "labo-r"]);
     let out = root.join("old-back.txt");

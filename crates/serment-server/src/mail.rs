@@ -93,8 +93,10 @@ impl Mailer {
             "Your Serment one-time code is: {code}\n\n\
              It is valid for {} minutes and can be used once. Enter it with the claim code \
              printed on your receipt (serment claim --code ... --otp ...).\n\n\
-             If you did not ask for it, ignore this mail: without the receipt's claim code \
-             nobody can use it.\n",
+             If you did not ask for it: only someone holding the claim code printed on your \
+             receipt can ask for this mail, so someone else may have your receipt. Do not give \
+             this code to anyone, and tell the laboratory that gave you the receipt: it can \
+             issue you a new claim code.\n",
             ttl_secs / 60
         );
         let msg = Message::builder()

@@ -65,7 +65,7 @@ pub(crate) fn recovery_code(ctx: &Ctx, kdf: KdfCost) -> CliResult<()> {
             out.revoked_previous.map_or_else(String::new, |d| format!(
                 "\n  The previous code can no longer enrol a device (recovery device {} \
                  revoked). A copy of its escrow still holds the identity key: if that code may \
-                 have been seen, also run `serment id rotate`.",
+                 have been seen, also run `serment rotate-identity`.",
                 d.short()
             ))
         ),
@@ -140,7 +140,7 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
                 "\n  The identity key was rotated: tell your contacts to verify the new fingerprint."
             } else {
                 "\n  The identity key was not rotated: if the code may have been seen by \
-                 someone else, run `serment id rotate` (a copy of its escrow holds the key)."
+                 someone else, run `serment rotate-identity` (a copy of its escrow holds the key)."
             }
         ),
     );

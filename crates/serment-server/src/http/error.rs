@@ -79,10 +79,11 @@ impl ApiError {
     }
 
     /// Logs at ERROR that the server lost (or withholds) data its log proves, and returns
-    /// [`ApiError::DataMissing`] naming `what` (e.g. "the sealed blob of document … version 1").
+    /// [`ApiError::DataMissing`] naming `what` (e.g. "the sealed blob of document … version 1")
+    /// to the client. The log line carries `detail` only (a blob id, a log index: enough to
+    /// restore it), never `what`'s document id (the server's logs name no document).
     pub(crate) fn data_missing(what: String, detail: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(
-            missing = %what,
             detail = %detail,
             "DATA MISSING: the transparency log proves it exists, but the store cannot produce it \
              (restore it from a backup)"
