@@ -337,9 +337,12 @@ fn provisional_a_lost_claim_code_is_reissued_and_opens_later_results() {
 fn provisional_an_interrupted_claim_resumes_without_a_one_time_code() {
     let mut w = World::new();
     let (id, code, doc) = first(&mut w);
+    // A second result for the same contact, whose re-wrap survives the interruption: the
+    // resumed claim meets a version it already re-wrapped (the newcomer's H1: refused 403).
+    let second = put_unregistered(&mut w, b"Ferritin 80 ng/mL").unwrap();
     set_code(&w.h, &id, OTP, in_ten_minutes());
     assert!(w.patient.claim(&code, OTP).unwrap().newly_claimed);
-    // The re-wrap is lost (the operator drops the row: the claim's second half never happened).
+    // The first re-wrap is lost (the operator drops the row: the claim was cut short).
     let device = w.patient.ks.device.id();
     let gone = w.h.sql_exec(&format!(
         "DELETE FROM wraps WHERE doc_id = '{doc}' AND recipient_device = '{device}'"
@@ -348,9 +351,14 @@ fn provisional_an_interrupted_claim_resumes_without_a_one_time_code() {
     assert!(read(&mut w.patient, &doc, None).is_err());
     let o = w.patient.claim(&code, "").unwrap();
     assert!(!o.newly_claimed);
-    assert_eq!(o.versions, 1);
+    assert_eq!(
+        o.versions, 1,
+        "the lost re-wrap only; the kept one answered 409, skipped"
+    );
     let (got, _) = read(&mut w.patient, &doc, None).unwrap();
     assert_eq!(got, b"Hemoglobin 13.9 g/dL");
+    let (got, _) = read(&mut w.patient, &second.put.doc_id, None).unwrap();
+    assert_eq!(got, b"Ferritin 80 ng/mL");
     // Another identity still needs a code, and cannot reopen a claimed recipient.
     let e = w.gp.api.open_provisional(&code.lookup(), "").unwrap_err();
     assert_eq!(status(&e), 409, "{e}");

@@ -511,6 +511,14 @@ pub(crate) async fn add_wraps(
     .await?;
     if catch_up {
         for w in &wraps {
+            // A device that holds its own wrap already and sends another for itself: a resumed
+            // claim re-wrapping a version it had done (§15; the newcomer's H1). A duplicate,
+            // answered 409 as for any recipient that holds a wrap, not refused as a catch-up.
+            if w.recipient == caller.device_id && holds_wrap {
+                return Err(ApiError::Conflict(
+                    "this device already holds a wrap of this version".into(),
+                ));
+            }
             let same_identity = meta
                 .device(&w.recipient)
                 .await?
