@@ -895,6 +895,17 @@ impl Keystore {
             .as_ref()
             .map(|s| s.iter().filter_map(|h| KeyId::from_hex(h).ok()).collect())
     }
+    /// A device this device made or linked itself (a recovery device, a linked device): added
+    /// to those it knows of when it keeps that list; when it does not yet, nothing (the first
+    /// check takes every current device as known, this one included). Starting the list with
+    /// this device alone would make every other current device look unknown (REVIEW3 S1's
+    /// alarm, the newcomer's H3).
+    pub fn add_own_device(&mut self, device: KeyId) {
+        if let Some(set) = self.state.known_devices.as_mut() {
+            set.insert(device.to_string());
+        }
+    }
+
     /// Adds devices to those this device knows of (starting the set if absent).
     pub fn add_known_devices(&mut self, devices: &[KeyId]) {
         let set = self

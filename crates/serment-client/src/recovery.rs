@@ -179,13 +179,8 @@ impl Session {
         let previous = self.ks.recovery_device();
         self.ks.set_recovery_device(Some(&rec.device_id()));
         // The recovery device is this device's own doing: never a device "it did not link"
-        // (REVIEW3 S1's alarm). Without a record of the devices known so far, those current now
-        // are the baseline, as `unseen_devices` would take them.
-        if self.ks.known_devices().is_none() {
-            let current: Vec<KeyId> = hist.devices.iter().map(DeviceRecord::device_id).collect();
-            self.ks.add_known_devices(&current);
-        }
-        self.ks.add_known_devices(&[rec.device_id()]);
+        // (REVIEW3 S1's alarm).
+        self.ks.add_own_device(rec.device_id());
         self.ks.save()?;
         let mut revoked_previous = None;
         if let Some(prev) = previous.filter(|p| *p != rec.device_id())

@@ -44,17 +44,24 @@ fn link(ctx: &Ctx) -> CliResult<()> {
     let pending = s.link_start()?;
     // The code is for the user's eyes: on stderr, so that stdout stays one JSON object.
     eprintln!(
-        "serment: pairing code: {}\n  On the new device run: serment device join --server {} --code {}\n  \
-         The code works once, for {} s. Compare nothing else: a wrong code, or a server that \
-         tampers with the pairing, makes it fail and enrols nothing.",
+        "serment: pairing code: {}\n  On the new device run: serment device join --server {} --code {}{}\n  \
+         The code works once, for {} s. A wrong code, or a server that tampers with the \
+         pairing, makes it fail and enrols nothing; both devices then print the new device's \
+         fingerprint: compare them.",
         pending.code.display().as_str(),
         s.api.base(),
         pending.code.display().as_str(),
+        // The newcomer's H9: the new device must trust the same private CA as this one.
+        if s.ks.server_ca().is_some() {
+            " --ca-cert <your organisation's CA file, as given to `register`>"
+        } else {
+            ""
+        },
         PAIRING_TTL_SECS
     );
     let out = s.link_finish(pending, Duration::from_secs(PAIRING_TTL_SECS))?;
     // A device this device linked is not warned about (REVIEW3 S1).
-    s.ks.add_known_devices(&[out.device_id]);
+    s.ks.add_own_device(out.device_id);
     s.ks.save()?;
     // The new device prints the same fingerprint (`device join`): a person compares the two.
     let device_fp = serment_client::contacts::fingerprint(&out.device_id);

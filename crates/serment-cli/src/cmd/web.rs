@@ -41,9 +41,11 @@ pub(crate) fn run(ctx: &Ctx, c: WebCommand) -> CliResult<()> {
 /// The verdict and whether the log key was the keystore's pin.
 fn verdict(ctx: &Ctx, a: &WebVerifyArgs) -> CliResult<(BundleVerdict, bool)> {
     let transport = ctx.transport()?;
-    let api = Api::with_transport(&a.server, &transport)?;
     if ctx.keystore_path()?.exists() {
         let mut ks = ctx.keystore()?;
+        // The private CA `register --ca-cert` recorded, as every other command uses it.
+        let transport = serment_client::vault::effective_transport(&ks, &transport)?;
+        let api = Api::with_transport(&a.server, &transport)?;
         if let Some(pinned) = ks.log_state(api.base()).map(|s| s.vkey.clone()) {
             if let Some(k) = &a.log_key
                 && *k != pinned
@@ -59,6 +61,7 @@ fn verdict(ctx: &Ctx, a: &WebVerifyArgs) -> CliResult<(BundleVerdict, bool)> {
             return Ok((v, true));
         }
     }
+    let api = Api::with_transport(&a.server, &transport)?;
     let vkey = match &a.log_key {
         Some(k) => k.clone(),
         None => api.log_key()?,
