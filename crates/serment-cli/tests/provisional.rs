@@ -252,6 +252,14 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     let typo: String = typo.into_iter().collect();
     let (c, v) = run(&patient, &["claim", "--code", &typo, "--otp", &otp]);
     assert_eq!(c, 2, "{v}");
+    // A wrong one-time code is a wrong secret: exit 3, as a wrong passphrase (not 5, "server").
+    let wrong = if otp == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let (c, v) = run(&patient, &["claim", "--code", &claim_code, "--otp", wrong]);
+    assert_eq!(c, 3, "{v}");
 
     let claimed = ok(&patient, &["claim", "--code", &claim_code, "--otp", &otp]);
     assert_eq!(claimed["newly_claimed"], true, "{claimed}");
@@ -272,8 +280,17 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
         "the claimed recipient's address must be erased"
     );
 
-    // The one-time code is single use: replayed, it is refused.
-    let (c, v) = run(&patient, &["claim", "--code", &claim_code, "--otp", &otp]);
+    // Run again by the patient, the claim is a resume with nothing left to do (review S2: the
+    // claimant needs no code); replayed by another identity, code and all, it is refused.
+    let again = ok(&patient, &["claim", "--code", &claim_code, "--otp", &otp]);
+    assert_eq!(
+        (&again["newly_claimed"], &again["versions"]),
+        (&serde_json::Value::Bool(false), &serde_json::json!(0)),
+        "{again}"
+    );
+    let [thief] =
+        <[_; 1]>::try_from(registered(root, &server.url, &[("thief", "thief-p")])).unwrap();
+    let (c, v) = run(&thief, &["claim", "--code", &claim_code, "--otp", &otp]);
     assert_ne!(c, 0, "a replayed one-time code was accepted: {v}");
 
     // The patient reads every document (the lab's handle is on the receipt: pinned first).

@@ -169,9 +169,11 @@ impl ClientError {
     /// substitution, 5 server or network, 6 not found, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
+            // Not registered: a step the user skipped (`serment register`), not a server fault.
             ClientError::Input(_)
             | ClientError::UnknownContact(_)
-            | ClientError::NotAuthor { .. } => 2,
+            | ClientError::NotAuthor { .. }
+            | ClientError::NotRegistered => 2,
             ClientError::Keystore(_)
             | ClientError::NoKeystore(_)
             | ClientError::KeystoreExists(_)
@@ -193,8 +195,7 @@ impl ClientError {
             ClientError::Server { status: 404, .. } => 6,
             ClientError::Server { .. }
             | ClientError::Transport(_)
-            | ClientError::BadResponse(_)
-            | ClientError::NotRegistered => 5,
+            | ClientError::BadResponse(_) => 5,
             ClientError::Io { .. } | ClientError::OutputExists(_) => 1,
         }
     }

@@ -205,7 +205,16 @@ pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()>
 }
 
 fn finish_claim(ctx: &Ctx, s: &mut Session, code: &ClaimCode, otp: &str) -> CliResult<()> {
-    let o = s.claim(code, otp)?;
+    let o = s.claim(code, otp).map_err(|e| match e {
+        // A wrong, used or expired one-time code is a wrong secret, like a wrong passphrase
+        // (exit 3), not a server or network failure (the newcomer's H17).
+        serment_client::ClientError::Server {
+            status: 403,
+            message,
+            ..
+        } if message.contains("one-time code") => CliError::Passphrase(message),
+        other => other.into(),
+    })?;
     emit(
         ctx.json,
         &json!({ "otp_sent": false, "expires_in": null, "provisional_id": o.provisional_id.to_string(),
