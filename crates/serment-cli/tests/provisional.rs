@@ -18,33 +18,11 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use common::*;
-
-/// The SMTP server's URL and maildir, or `None` (skip) outside CI.
-pub fn smtp() -> Option<(String, PathBuf)> {
-    match (
-        std::env::var("SERMENT_TEST_SMTP_URL"),
-        std::env::var("SERMENT_TEST_MAILDIR"),
-    ) {
-        (Ok(u), Ok(d)) => Some((u, PathBuf::from(d))),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!(
-                "CI=true but SERMENT_TEST_SMTP_URL / SERMENT_TEST_MAILDIR are not set (.ci/smtp.sh)"
-            )
-        }
-        _ => {
-            eprintln!(
-                "SKIP: SERMENT_TEST_SMTP_URL and SERMENT_TEST_MAILDIR not set (source .ci/smtp.sh; required when CI=true)"
-            );
-            None
-        }
-    }
-}
 
 /// A server whose every log line (RUST_LOG=info) is kept.
 struct LoggedServer {
@@ -99,46 +77,6 @@ impl Drop for LoggedServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// The one-time code of the newest mail to `to` not in `seen`, waiting up to 20 s.
-pub fn otp_from_maildir(maildir: &Path, to: &str, seen: &mut HashSet<PathBuf>) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        for sub in ["new", "cur"] {
-            let Ok(rd) = std::fs::read_dir(maildir.join(sub)) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let p = e.path();
-                if seen.contains(&p) {
-                    continue;
-                }
-                let Ok(text) = std::fs::read_to_string(&p) else {
-                    continue;
-                };
-                if !text.contains(to) {
-                    continue;
-                }
-                let Some(pos) = text.find("one-time code is: ") else {
-                    continue;
-                };
-                let code: String = text[pos + 18..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                seen.insert(p);
-                assert_eq!(code.len(), 8, "{text}");
-                return code;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no one-time code mail to {to} in {}",
-            maildir.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -22,6 +22,11 @@ use common::*;
 
 /// A server on a fixed port, so that a restored one answers at the address clients registered.
 fn serve_on(data: &Path, port: u16, init: bool) -> ServerProc {
+    serve_on_with(data, port, init, &[])
+}
+
+/// [`serve_on`] with more `serve` arguments.
+fn serve_on_with(data: &Path, port: u16, init: bool, extra: &[&str]) -> ServerProc {
     let mut cmd = Command::new(bin());
     cmd.args([
         "serve",
@@ -33,6 +38,7 @@ fn serve_on(data: &Path, port: u16, init: bool) -> ServerProc {
     if init {
         cmd.arg("--init");
     }
+    cmd.args(extra);
     let mut child = cmd
         .env("RUST_LOG", "warn")
         .env_remove("SERMENT_LOG_KEY")
@@ -426,6 +432,110 @@ fn a_bad_tail_restores_until_the_last_good_checkpoint_and_its_erasures_hold() {
     // The restored store holds the old document only: the erased one does not come back, the
     // fresh one (its blob missing) is lost with the tail.
     assert_eq!(doc_ids(&restored), vec![old.0.clone()]);
+}
+
+/// Review S3: a document sealed to a patient who has not registered yet (a provisional
+/// recipient) and a user's recovery code survive a restore: their rows (not in the log) are in
+/// the backup as log-key-signed objects, the restored server lets the patient claim with the
+/// receipt's code and the emailed one-time code and read, and lets the user recover with the
+/// code. Needs the SMTP server (`.ci/smtp.sh`): skips without it unless `CI=true`.
+#[test]
+fn provisional_recipients_and_recovery_codes_survive_a_restore() {
+    let Some((smtp_url, maildir)) = smtp() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let port = free_port();
+    let mail = [
+        "--smtp-url",
+        smtp_url.as_str(),
+        "--smtp-from",
+        "results@lab.example",
+    ];
+    let server = serve_on_with(&data, port, true, &mail);
+    let (lab, user) = (root.join("lab"), root.join("user"));
+    ok(&lab, &["id", "new", "--name", "labo-s3", "--kdf", "floor"]);
+    ok(&lab, &["register", "--server", &server.url]);
+    ok(&user, &["id", "new", "--name", "user-s3", "--kdf", "floor"]);
+    ok(&user, &["register", "--server", &server.url]);
+    let code = recovery_code(&user);
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).unwrap();
+    let email = format!("s3.{}@patients.example", hex::encode(rnd));
+    let contact = format!("email:{email}");
+    let report = root.join("result.txt");
+    std::fs::write(&report, b"Creatinine 80 umol/L (before the strike)").unwrap();
+    let p = ok(
+        &lab,
+        &[
+            "put",
+            report.to_str().unwrap(),
+            "--to-unregistered",
+            &contact,
+        ],
+    );
+    let claim_code = p["unregistered"]["claim_code"].as_str().unwrap().to_owned();
+    let doc = p["doc_id"].as_str().unwrap().to_owned();
+    let good = root.join("backup");
+    let b = backup_once(root, &data, &good);
+    assert_eq!(b["increment"]["side_rows"], 2, "{b}");
+    // Nothing new: a second pass writes nothing (the rows are content-addressed).
+    let again = backup_once(root, &data, &good);
+    assert!(again["increment"].is_null(), "{again}");
+    let key = root.join("log.key.offline");
+    std::fs::copy(data.join("log.key"), &key).unwrap();
+    server.stop();
+    std::fs::remove_dir_all(&data).unwrap();
+
+    let (c, v) = restore(root, &good, &data, &key, &[]);
+    assert_eq!(c, 0, "{v}");
+    let r = &v["restored"];
+    assert_eq!(r["provisionals"], 1, "{v}");
+    assert_eq!(r["provisional_wraps"], 1, "{v}");
+    assert_eq!(r["escrows"], 1, "{v}");
+    assert_eq!(r["unclaimable"], serde_json::json!([]), "{v}");
+    assert_eq!(r["escrows_lost"], serde_json::json!([]), "{v}");
+
+    let server = serve_on_with(&data, port, false, &mail);
+    // The patient registers on the restored server and claims.
+    let patient = root.join("patient");
+    ok(
+        &patient,
+        &["id", "new", "--name", "ana-s3", "--kdf", "floor"],
+    );
+    ok(&patient, &["register", "--server", &server.url]);
+    let sent = ok(&patient, &["claim", "--code", &claim_code]);
+    assert_eq!(sent["otp_sent"], true, "{sent}");
+    let otp = otp_from_maildir(&maildir, &email, &mut std::collections::HashSet::new());
+    let claimed = ok(&patient, &["claim", "--code", &claim_code, "--otp", &otp]);
+    assert_eq!(claimed["newly_claimed"], true, "{claimed}");
+    ok(&patient, &["contact", "add", "labo-s3"]);
+    let out = root.join("result.out");
+    ok(&patient, &["get", &doc, "-o", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"Creatinine 80 umol/L (before the strike)"
+    );
+    // The user lost their machine: the recovery code made before the backup still works.
+    let fresh = root.join("user-again");
+    let (c, v, _) = run_code(
+        &fresh,
+        &[
+            "recover",
+            "--code",
+            &code,
+            "--handle",
+            "user-s3",
+            "--server",
+            &server.url,
+            "--kdf",
+            "floor",
+        ],
+    );
+    assert_eq!(c, 0, "recover on the restored server: {v}");
+    server.stop();
 }
 
 /// The document ids of a restored data directory's SQLite store.

@@ -103,13 +103,15 @@ pub(crate) fn backup(ctx: &Ctx, a: BackupArgs) -> CliResult<()> {
                     let text = match &s {
                         Some(s) => format!(
                             "backup increment {} to {}: checkpoint of {} entries, {} new \
-                             entries, {} blob(s), {} team key wrap(s), {} bytes",
+                             entries, {} blob(s), {} team key wrap(s), {} provisional/escrow \
+                             row(s), {} bytes",
                             s.seq,
                             target.describe(),
                             s.size,
                             s.entries,
                             s.blobs,
                             s.team_keys,
+                            s.side_rows,
                             s.bytes
                         ),
                         None => format!("backup {}: nothing new", target.describe()),

@@ -154,6 +154,25 @@ pub(crate) fn run(ctx: &Ctx, a: RestoreArgs) -> CliResult<()> {
             p.detail
         ));
     }
+    if done.provisionals > 0 || done.escrows > 0 {
+        text.push_str(&format!(
+            "\n  {} provisional recipient(s) with {} wrap(s), {} recovery escrow(s) restored",
+            done.provisionals, done.provisional_wraps, done.escrows
+        ));
+    }
+    for u in &done.unclaimable {
+        text.push_str(&format!(
+            "\n  UNCLAIMABLE: provisional recipient {} of lab identity {} ({} wrap(s)): its row \
+             is not in the backup; the lab sends to the contact again (put --to-unregistered)",
+            u.provisional_id, u.lab_identity, u.wraps
+        ));
+    }
+    for h in &done.escrows_lost {
+        text.push_str(&format!(
+            "\n  RECOVERY CODE LOST: {h}: its escrow names a device the restored log does not \
+             hold as current; the user makes a new code (serment id recovery-code)"
+        ));
+    }
     for d in &done.erased_after {
         text.push_str(&format!(
             "\n  ERASED IN THE LOST RANGE: document {d} left out (its author's tombstone is \

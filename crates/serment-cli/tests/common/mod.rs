@@ -280,3 +280,69 @@ pub fn recovery_code(home: &Path) -> String {
     assert_eq!(c, 0, "id recovery-code failed: {v}");
     code.expect("id recovery-code showed no code")
 }
+
+/// The SMTP server's URL and maildir, or `None` (skip) outside CI.
+pub fn smtp() -> Option<(String, PathBuf)> {
+    match (
+        std::env::var("SERMENT_TEST_SMTP_URL"),
+        std::env::var("SERMENT_TEST_MAILDIR"),
+    ) {
+        (Ok(u), Ok(d)) => Some((u, PathBuf::from(d))),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "CI=true but SERMENT_TEST_SMTP_URL / SERMENT_TEST_MAILDIR are not set (.ci/smtp.sh)"
+            )
+        }
+        _ => {
+            eprintln!(
+                "SKIP: SERMENT_TEST_SMTP_URL and SERMENT_TEST_MAILDIR not set (source .ci/smtp.sh; required when CI=true)"
+            );
+            None
+        }
+    }
+}
+
+/// The one-time code of the newest mail to `to` not in `seen`, waiting up to 20 s.
+pub fn otp_from_maildir(
+    maildir: &Path,
+    to: &str,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> String {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for sub in ["new", "cur"] {
+            let Ok(rd) = std::fs::read_dir(maildir.join(sub)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if seen.contains(&p) {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
+                if !text.contains(to) {
+                    continue;
+                }
+                let Some(pos) = text.find("one-time code is: ") else {
+                    continue;
+                };
+                let code: String = text[pos + 18..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                seen.insert(p);
+                assert_eq!(code.len(), 8, "{text}");
+                return code;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no one-time code mail to {to} in {}",
+            maildir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

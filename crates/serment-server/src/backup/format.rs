@@ -105,6 +105,18 @@ pub fn team_key_key(wrap: &[u8]) -> String {
     format!("teamkeys/{}", hex::encode(sha256(wrap)))
 }
 
+/// The key of a backed-up provisional recipient row: `provisionals/<SHA-256 of its bytes, hex>`
+/// ([`super::side::ProvisionalObject`]).
+pub fn provisional_key(bytes: &[u8]) -> String {
+    format!("provisionals/{}", hex::encode(sha256(bytes)))
+}
+
+/// The key of a backed-up recovery escrow row: `escrows/<SHA-256 of its bytes, hex>`
+/// ([`super::side::EscrowObject`]).
+pub fn escrow_key(bytes: &[u8]) -> String {
+    format!("escrows/{}", hex::encode(sha256(bytes)))
+}
+
 /// What an object of a manifest holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -126,6 +138,10 @@ pub enum ObjectKind {
     },
     /// A team key wrap (PROTOCOL.md §12.3).
     TeamKey,
+    /// A provisional recipient's server-only row (review S3, [`super::side`]).
+    Provisional,
+    /// A recovery escrow row (review S3, [`super::side`]).
+    Escrow,
 }
 
 /// One object named by a manifest.
@@ -181,6 +197,8 @@ impl Manifest {
                 ObjectKind::Entries { start, end } => ("entries", format!(" {start} {end}")),
                 ObjectKind::Blob { doc, version } => ("blob", format!(" {doc} {version}")),
                 ObjectKind::TeamKey => ("teamkey", String::new()),
+                ObjectKind::Provisional => ("provisional", String::new()),
+                ObjectKind::Escrow => ("escrow", String::new()),
             };
             let _ = writeln!(
                 s,
@@ -302,6 +320,8 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
         let o = match (parts.first().copied(), rest) {
             (Some("checkpoint"), p @ [_, _, _]) => obj(ObjectKind::Checkpoint, p)?,
             (Some("teamkey"), p @ [_, _, _]) => obj(ObjectKind::TeamKey, p)?,
+            (Some("provisional"), p @ [_, _, _]) => obj(ObjectKind::Provisional, p)?,
+            (Some("escrow"), p @ [_, _, _]) => obj(ObjectKind::Escrow, p)?,
             (Some("entries"), p @ [_, _, _, start, end]) => {
                 let start = num((*start).to_owned(), "start")?;
                 let end = num((*end).to_owned(), "end")?;
@@ -325,6 +345,8 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             ObjectKind::Entries { start, end } => segment_key(*start, *end),
             ObjectKind::Blob { .. } => blob_key(&h),
             ObjectKind::TeamKey => format!("teamkeys/{h}"),
+            ObjectKind::Provisional => format!("provisionals/{h}"),
+            ObjectKind::Escrow => format!("escrows/{h}"),
         };
         if o.key != expected {
             return Err(bad(

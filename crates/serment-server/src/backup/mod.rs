@@ -7,6 +7,7 @@
 
 pub mod format;
 pub mod restore;
+pub mod side;
 mod take;
 pub mod target;
 pub mod verify;
@@ -69,6 +70,8 @@ pub struct IncrementSummary {
     pub blobs: u64,
     /// New team key wraps.
     pub team_keys: u64,
+    /// New or changed provisional recipient and recovery escrow rows (review S3).
+    pub side_rows: u64,
     /// Bytes written (objects other than the manifest and checkpoint).
     pub bytes: u64,
 }

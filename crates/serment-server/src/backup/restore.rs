@@ -30,8 +30,8 @@ use super::verify::{Contents, Report, Trust, verify_contents};
 use super::{BackupError, Target};
 use crate::store::log_service::{PendingEntry, subject_key};
 use crate::store::restore::{
-    AccessPlan, CheckpointPlan, DevicePlan, RestorePlan, TeamPlan, TeamWrapPlan, VersionPlan,
-    WrapPlan,
+    AccessPlan, CheckpointPlan, DevicePlan, ProvisionalPlan, RestorePlan, TeamPlan, TeamWrapPlan,
+    VersionPlan, WrapPlan,
 };
 use crate::store::{Store, log_key};
 
@@ -112,6 +112,38 @@ pub struct Restored {
     /// size (review S7): none of their rows or blobs is restored, though the restored log does
     /// not hold the tombstone (the author may erase again: it is logged anew).
     pub erased_after: Vec<String>,
+    /// Provisional recipients restored with their server-only row (review S3).
+    pub provisionals: u64,
+    /// Wraps to them.
+    pub provisional_wraps: u64,
+    /// Recovery escrows restored (review S3).
+    pub escrows: u64,
+    /// Provisional recipients the log records but whose row the backup lacks (a backup taken
+    /// before rows were backed up, or the object lost): they cannot be claimed on the restored
+    /// server; the lab re-issues to the contact (`put --to-unregistered` again).
+    pub unclaimable: Vec<Unclaimable>,
+    /// Handles whose newest backed-up recovery escrow names a device that is not current in the
+    /// restored log (a lost tail, a revocation): not restored; the user makes a new recovery
+    /// code (`serment id recovery-code`).
+    pub escrows_lost: Vec<String>,
+}
+
+/// A provisional recipient that cannot be claimed after the restore (review S3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unclaimable {
+    /// Its id.
+    pub provisional_id: String,
+    /// The lab identity that made it (to re-issue).
+    pub lab_identity: String,
+    /// The wraps to it left out.
+    pub wraps: u64,
+}
+
+/// What [`derive`] could not restore (review S3), reported by [`Restored`].
+#[derive(Debug, Default)]
+pub(crate) struct SideLoss {
+    unclaimable: Vec<Unclaimable>,
+    escrows_lost: Vec<String>,
 }
 
 /// Why a restore did not happen. Nothing `serve` would start on is left in any case.
@@ -204,7 +236,8 @@ pub async fn restore(
         .filter(|d| !in_prefix.contains(d))
         .collect();
     erased_after.sort();
-    let (plan, blobs) = derive(&contents, size, &signer, &trust, &team_keys, &erased_after)?;
+    let (plan, blobs, side_loss) =
+        derive(&contents, size, &signer, &trust, &team_keys, &erased_after)?;
     let tmp = staging_dir(&dest.data_dir)?;
     let result = write(&tmp, seed, &signer, dest, opts, &plan, &blobs, &contents).await;
     match result {
@@ -236,6 +269,11 @@ pub async fn restore(
                 until: opts.until,
                 skipped,
                 erased_after: erased_after.iter().map(ToString::to_string).collect(),
+                provisionals: plan.provisionals.len() as u64,
+                provisional_wraps: plan.provisional_wraps.len() as u64,
+                escrows: plan.escrows.len() as u64,
+                unclaimable: side_loss.unclaimable,
+                escrows_lost: side_loss.escrows_lost,
             })
         }
         Err(e) => {
@@ -516,8 +554,8 @@ struct Dev {
     revoked: bool,
 }
 
-/// Derives every row from the verified contents, up to `size` entries; returns the plan and
-/// the document versions whose blobs to write.
+/// Derives every row from the verified contents, up to `size` entries; returns the plan, the
+/// document versions whose blobs to write, and what of the non-log rows could not be restored.
 pub(crate) fn derive(
     c: &Contents,
     size: u64,
@@ -525,7 +563,7 @@ pub(crate) fn derive(
     trust: &Trust,
     team_keys: &[(String, Vec<u8>)],
     erased_after: &[DocId],
-) -> Result<(RestorePlan, Vec<(DocId, u32)>), RestoreError> {
+) -> Result<(RestorePlan, Vec<(DocId, u32)>, SideLoss), RestoreError> {
     let bad = |s: String| RestoreError::Inconsistent(s);
     let n = usize::try_from(size).map_err(|_| bad("size".into()))?;
     let entries = c
@@ -560,8 +598,16 @@ pub(crate) fn derive(
         .chain(erased_after.iter().copied())
         .collect();
 
-    // Provisional recipients seen so far (their wraps are not restored as rows).
-    let mut provisional: std::collections::HashSet<KeyId> = std::collections::HashSet::new();
+    // Review S3: provisional recipients seen so far; those whose row the backup holds are
+    // restored (with their wraps, into `provisional_wraps`), the others are reported.
+    let objects: HashMap<&str, &super::side::ProvisionalObject> =
+        c.provisionals.iter().map(|p| (p.id.as_str(), p)).collect();
+    let mut provisional: HashSet<KeyId> = HashSet::new();
+    let mut prov_plans: BTreeMap<KeyId, ProvisionalPlan> = BTreeMap::new();
+    let mut unclaimable: BTreeMap<KeyId, Unclaimable> = BTreeMap::new();
+    let mut prov_wraps: BTreeMap<(DocId, u32, KeyId), WrapPlan> = BTreeMap::new();
+    // (handle, recovery device, logged at) of every recovery entry: the escrow it opened is burnt.
+    let mut recoveries: Vec<(String, KeyId, u64)> = Vec::new();
     for (i, bytes) in entries.iter().enumerate() {
         let idx = i as u64;
         let e = LogEntry::decode(bytes).map_err(|err| bad(format!("entry {i}: {err}")))?;
@@ -649,6 +695,7 @@ pub(crate) fn derive(
                     .entry(r.handle.clone())
                     .or_default()
                     .push(chain_entry());
+                recoveries.push((r.handle.clone(), r.recovery_device, at));
                 Some(r.new_device)
             }
             Payload::Wrap(w) => {
@@ -670,10 +717,31 @@ pub(crate) fn derive(
                         },
                     );
                     None
-                } else if will_erase.contains(&w.doc_id) || provisional.contains(&w.recipient) {
-                    // A wrap to a provisional recipient (PROTOCOL.md §15) stays in the log only:
-                    // its row (email, server share, escrow) is not in a backup, so the recipient
-                    // cannot be claimed on the restored server (docs/BACKUP.md).
+                } else if will_erase.contains(&w.doc_id) {
+                    Some(w.recipient)
+                } else if provisional.contains(&w.recipient) {
+                    // A wrap to a provisional recipient (PROTOCOL.md §15): into
+                    // `provisional_wraps` when its row is restored, else reported (review S3).
+                    if prov_plans.contains_key(&w.recipient) {
+                        if let std::collections::btree_map::Entry::Vacant(slot) =
+                            versions.entry((w.doc_id, w.doc_version))
+                        {
+                            slot.insert(version_of(c, &devices, w.doc_id, w.doc_version, at)?);
+                        }
+                        prov_wraps.insert(
+                            (w.doc_id, w.doc_version, w.recipient),
+                            WrapPlan {
+                                doc_id: doc,
+                                doc_version: w.doc_version,
+                                recipient: w.recipient.to_string(),
+                                sharer: w.sharer.to_string(),
+                                wrap: e.payload_bytes.clone(),
+                                log_idx: idx,
+                            },
+                        );
+                    } else if let Some(u) = unclaimable.get_mut(&w.recipient) {
+                        u.wraps += 1;
+                    }
                     Some(w.recipient)
                 } else {
                     if let std::collections::btree_map::Entry::Vacant(slot) =
@@ -697,6 +765,7 @@ pub(crate) fn derive(
             }
             Payload::Removal(r) => {
                 wraps.remove(&(r.doc_id, r.doc_version, r.recipient));
+                prov_wraps.remove(&(r.doc_id, r.doc_version, r.recipient));
                 Some(r.recipient)
             }
             Payload::Access(a) => {
@@ -727,16 +796,60 @@ pub(crate) fn derive(
             }
             Payload::Bundle(_) => None,
             Payload::Provisional(p) => {
-                provisional.insert(p.id());
+                let id = p.id();
+                provisional.insert(id);
+                let lab_identity = devices
+                    .get(&p.lab_device())
+                    .map(|d| d.identity.to_string())
+                    .unwrap_or_default();
+                match objects.get(id.to_string().as_str()) {
+                    Some(o) => {
+                        prov_plans.insert(
+                            id,
+                            ProvisionalPlan {
+                                object: (*o).clone(),
+                                lab_identity,
+                                lab_device: p.lab_device().to_string(),
+                                contact_tag: hex::encode(p.contact_tag),
+                                created_at: at,
+                                record_index: idx,
+                                claimed_identity: None,
+                            },
+                        );
+                    }
+                    None => {
+                        unclaimable.insert(
+                            id,
+                            Unclaimable {
+                                provisional_id: id.to_string(),
+                                lab_identity,
+                                wraps: 0,
+                            },
+                        );
+                    }
+                }
                 Some(p.lab_device())
             }
-            Payload::Claim(c) => Some(c.device_id()),
+            Payload::Claim(cl) => {
+                // The claimant's identity when it claimed, as the server recorded it.
+                if let (Some(pp), Some(d)) = (
+                    prov_plans.get_mut(&cl.provisional_id()),
+                    devices.get(&cl.device_id()),
+                ) {
+                    pp.claimed_identity = Some(d.identity.to_string());
+                }
+                // A claimed recipient lacking its row is no loss for the patient (its wraps
+                // were re-wrapped to their devices at the claim).
+                unclaimable.remove(&cl.provisional_id());
+                Some(cl.device_id())
+            }
             Payload::Erasure(t) => {
                 // verify_contents accepted this tombstone as the author's own (a forged one is
                 // a problem, and the restore was refused): nothing of the document comes back.
                 erased.insert(t.doc_id);
                 versions.retain(|(d, _), _| *d != t.doc_id);
                 wraps.retain(|(d, _, _), _| *d != t.doc_id);
+                prov_wraps.retain(|(d, _, _), _| *d != t.doc_id);
                 team_wraps.retain(|(d, _, _), _| *d != t.doc_id);
                 accesses.retain(|(d, _)| *d != t.doc_id);
                 Some(t.requester_device)
@@ -845,7 +958,41 @@ pub(crate) fn derive(
     plan.wraps = wraps.into_values().collect();
     plan.team_wraps = team_wraps.into_values().collect();
     plan.accesses = accesses.into_iter().map(|(_, a)| a).collect();
-    Ok((plan, keys))
+    plan.provisionals = prov_plans.into_values().collect();
+    plan.provisional_wraps = prov_wraps.into_values().collect();
+
+    // Recovery escrows (review S3): the newest backed-up row of each handle, restored only if
+    // the restored log still makes its recovery device a current device of that identity and
+    // handle (what `put_escrow` required) and no recovery entry logged at or after it burnt it.
+    let mut newest: BTreeMap<&str, &super::side::EscrowObject> = BTreeMap::new();
+    for e in &c.escrows {
+        newest.insert(e.handle.as_str(), e);
+    }
+    let mut escrows_lost = Vec::new();
+    for (handle, e) in newest {
+        let burnt = recoveries.iter().any(|(h, d, at)| {
+            h == handle && d.to_string() == e.recovery_device && *at >= e.updated_at
+        });
+        if burnt {
+            continue;
+        }
+        let current = plan.devices.iter().any(|d| {
+            d.device_id == e.recovery_device
+                && d.identity_id == e.identity_id
+                && d.handle == handle
+                && !d.revoked
+        });
+        if current {
+            plan.escrows.push(e.clone());
+        } else {
+            escrows_lost.push(handle.to_owned());
+        }
+    }
+    let loss = SideLoss {
+        unclaimable: unclaimable.into_values().collect(),
+        escrows_lost,
+    };
+    Ok((plan, keys, loss))
 }
 
 /// A version's row from its verified blob: the author device its header names, that device's

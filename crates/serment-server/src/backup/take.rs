@@ -11,7 +11,8 @@ use serment_core::log::note::SignedCheckpoint;
 
 use super::format::{
     MAX_MANIFEST_LEN, Manifest, ObjectKind, ObjectRef, blob_key, checkpoint_key, encode_segment,
-    manifest_key, parse_manifest_key, segment_key, sha256, team_key_key,
+    escrow_key, manifest_key, parse_manifest_key, provisional_key, segment_key, sha256,
+    team_key_key,
 };
 use super::target::Fetched;
 use super::{BackupError, IncrementSummary, Target};
@@ -29,6 +30,8 @@ pub(crate) struct BackupState {
     last_note: Option<Vec<u8>>,
     versions: HashSet<(DocId, u32)>,
     team_keys: HashSet<String>,
+    /// Keys of the provisional and escrow objects already copied (review S3).
+    side: HashSet<String>,
 }
 
 /// Reads every manifest of `target`, checking each signature with the log key and the chain.
@@ -98,6 +101,9 @@ pub(crate) async fn load_state(
                 ObjectKind::TeamKey => {
                     st.team_keys.insert(o.key.clone());
                 }
+                ObjectKind::Provisional | ObjectKind::Escrow => {
+                    st.side.insert(o.key.clone());
+                }
                 ObjectKind::Checkpoint => {
                     st.last_note = match target.get_bounded(&o.key, o.len).await? {
                         Fetched::Bytes(b) if sha256(&b) == o.sha256 => Some(b),
@@ -139,7 +145,19 @@ pub(crate) async fn take_increment(
             log: size,
         });
     }
-    if size == st.size && st.last_note.as_deref() == Some(note.as_bytes()) {
+    // Review S3: provisional recipients' rows and recovery escrows are not in the log; each
+    // new or changed row is one object (content-addressed: an unchanged row is copied once).
+    let mut side: Vec<(ObjectKind, String, Vec<u8>)> = Vec::new();
+    for p in meta.backup_provisionals().await.map_err(store_err)? {
+        let bytes = p.encode();
+        side.push((ObjectKind::Provisional, provisional_key(&bytes), bytes));
+    }
+    for e in meta.backup_escrows().await.map_err(store_err)? {
+        let bytes = e.encode();
+        side.push((ObjectKind::Escrow, escrow_key(&bytes), bytes));
+    }
+    side.retain(|(_, key, _)| !st.side.contains(key));
+    if size == st.size && st.last_note.as_deref() == Some(note.as_bytes()) && side.is_empty() {
         return Ok(None);
     }
     let mut objects = Vec::new();
@@ -229,6 +247,19 @@ pub(crate) async fn take_increment(
         target.put_new(&key, wrap).await?;
         new_team_keys.push(key);
     }
+    let mut new_side = Vec::new();
+    for (kind, key, bytes) in side {
+        objects.push(ObjectRef {
+            kind,
+            key: key.clone(),
+            sha256: sha256(&bytes),
+            len: bytes.len() as u64,
+        });
+        summary.side_rows += 1;
+        summary.bytes += bytes.len() as u64;
+        target.put_new(&key, bytes).await?;
+        new_side.push(key);
+    }
     let note_bytes = note.into_bytes();
     let key = checkpoint_key(size, &note_bytes);
     objects.insert(
@@ -259,5 +290,6 @@ pub(crate) async fn take_increment(
     st.last_note = Some(note_bytes);
     st.versions.extend(new_versions);
     st.team_keys.extend(new_team_keys);
+    st.side.extend(new_side);
     Ok(Some(summary))
 }

@@ -142,6 +142,10 @@ pub(crate) struct Contents {
     pub(crate) blobs: HashMap<(DocId, u32), (String, Vec<u8>)>,
     /// The team key wraps (object key, bytes).
     pub(crate) team_keys: Vec<(String, Vec<u8>)>,
+    /// Provisional recipients' rows that decoded, in manifest order (review S3).
+    pub(crate) provisionals: Vec<super::side::ProvisionalObject>,
+    /// Recovery escrow rows that decoded, in manifest order: a later one of a handle is newer.
+    pub(crate) escrows: Vec<super::side::EscrowObject>,
     /// Every checkpoint note whose log signature verified and whose root the entries give, by
     /// size (cosignature lines as backed up).
     pub(crate) notes: BTreeMap<u64, String>,
@@ -170,6 +174,8 @@ pub(crate) async fn verify_contents(
     let mut segments: BTreeMap<u64, (u64, Vec<Vec<u8>>)> = BTreeMap::new();
     let mut blobs: HashMap<(DocId, u32), (String, Vec<u8>)> = HashMap::new();
     let mut team_keys = Vec::new();
+    let mut provisionals = Vec::new();
+    let mut escrows = Vec::new();
     for v in &manifests {
         for o in &v.manifest.objects {
             if o.kind == ObjectKind::Checkpoint {
@@ -224,6 +230,16 @@ pub(crate) async fn verify_contents(
                     blobs.insert((*doc, *version), (o.key.clone(), bytes));
                 }
                 ObjectKind::TeamKey => team_keys.push((o.key.clone(), bytes)),
+                ObjectKind::Provisional => {
+                    match super::side::ProvisionalObject::decode(&o.key, &bytes) {
+                        Ok(p) => provisionals.push(p),
+                        Err(e) => r.problem("invalid", what, e.to_string()),
+                    }
+                }
+                ObjectKind::Escrow => match super::side::EscrowObject::decode(&o.key, &bytes) {
+                    Ok(e) => escrows.push(e),
+                    Err(e) => r.problem("invalid", what, e.to_string()),
+                },
                 ObjectKind::Checkpoint => {}
             }
         }
@@ -318,6 +334,8 @@ pub(crate) async fn verify_contents(
             entries,
             blobs,
             team_keys,
+            provisionals,
+            escrows,
             notes,
             max_size,
         },

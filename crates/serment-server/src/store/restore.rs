@@ -72,6 +72,20 @@ pub(crate) struct AccessPlan {
     pub(crate) nonce: String,
 }
 
+/// One provisional recipient (review S3): its backed-up server-only fields, and what its
+/// verified kind-10 record and claim entry say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProvisionalPlan {
+    pub(crate) object: crate::backup::side::ProvisionalObject,
+    pub(crate) lab_identity: String,
+    pub(crate) lab_device: String,
+    /// Hex, as stored.
+    pub(crate) contact_tag: String,
+    pub(crate) created_at: u64,
+    pub(crate) record_index: u64,
+    pub(crate) claimed_identity: Option<String>,
+}
+
 /// One team: its current epoch, head and members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TeamPlan {
@@ -116,4 +130,10 @@ pub(crate) struct RestorePlan {
     /// (team, epoch, recipient device, wrap).
     pub(crate) team_key_wraps: Vec<(String, u32, String, Vec<u8>)>,
     pub(crate) team_wraps: Vec<TeamWrapPlan>,
+    /// Provisional recipients whose row the backup holds (review S3).
+    pub(crate) provisionals: Vec<ProvisionalPlan>,
+    /// Wraps to those provisional recipients (`recipient` is the provisional id).
+    pub(crate) provisional_wraps: Vec<WrapPlan>,
+    /// Recovery escrows still valid in the restored log (review S3).
+    pub(crate) escrows: Vec<crate::backup::side::EscrowObject>,
 }

@@ -470,6 +470,15 @@ pub(crate) trait RestoreStore: Send + Sync {
     /// [`StoreError::Conflict`] if the database is not marked by [`Self::restore_mark`];
     /// [`StoreError::Backend`] (a row already present included: nothing is written then).
     async fn restore_rows(&self, plan: &super::restore::RestorePlan) -> Result<(), StoreError>;
+
+    /// Every provisional recipient's server-only fields, for the backup (review S3): what the
+    /// log does not hold (docs/BACKUP.md §1).
+    async fn backup_provisionals(
+        &self,
+    ) -> Result<Vec<crate::backup::side::ProvisionalObject>, StoreError>;
+
+    /// Every recovery escrow row, for the backup (review S3).
+    async fn backup_escrows(&self) -> Result<Vec<crate::backup::side::EscrowObject>, StoreError>;
 }
 
 /// Recovery escrows and recovery entries (PROTOCOL.md §4.2, issue 17 §2).

@@ -6,7 +6,10 @@
 
 use sqlx::QueryBuilder;
 
-use super::{DB, Db, to_i64};
+use sqlx::Row as _;
+
+use super::{DB, Db, to_i64, to_u64};
+use crate::backup::side::{EscrowObject, ProvisionalObject};
 use crate::store::log_service::LogTx as _;
 use crate::store::restore::{RESTORING_ORIGIN, RestorePlan};
 use crate::store::{RestoreStore, StoreError};
@@ -20,7 +23,15 @@ impl RestoreStore for Db {
     async fn restore_target_empty(&self) -> Result<bool, StoreError> {
         let mut n: i64 = 0;
         // Constant table names only.
-        for t in ["log_entries", "devices", "documents", "blobs", "teams"] {
+        for t in [
+            "log_entries",
+            "devices",
+            "documents",
+            "blobs",
+            "teams",
+            "provisionals",
+            "recovery_escrows",
+        ] {
             let c: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}")))
                     .fetch_one(&self.pool)
@@ -28,6 +39,46 @@ impl RestoreStore for Db {
             n += c;
         }
         Ok(n == 0)
+    }
+
+    async fn backup_provisionals(&self) -> Result<Vec<ProvisionalObject>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT provisional_id, lookup, email, server_share, escrow FROM provisionals \
+             ORDER BY provisional_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProvisionalObject {
+                    id: r.try_get("provisional_id")?,
+                    lookup: r.try_get("lookup")?,
+                    email: r.try_get("email")?,
+                    server_share: r.try_get("server_share")?,
+                    escrow: r.try_get("escrow")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn backup_escrows(&self) -> Result<Vec<EscrowObject>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT handle, identity_id, recovery_device, escrow, updated_at \
+             FROM recovery_escrows ORDER BY handle",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EscrowObject {
+                    handle: r.try_get("handle")?,
+                    identity_id: r.try_get("identity_id")?,
+                    recovery_device: r.try_get("recovery_device")?,
+                    escrow: r.try_get("escrow")?,
+                    updated_at: to_u64(r.try_get("updated_at")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn restore_mark(&self) -> Result<(), StoreError> {
@@ -183,6 +234,54 @@ impl RestoreStore for Db {
             .bind(w.sharer.as_str())
             .bind(w.wrap.as_slice())
             .bind(to_i64(w.log_idx)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Review S3: provisional recipients (their wraps reference them and a restored version),
+        // then recovery escrows.
+        for pr in &p.provisionals {
+            sqlx::query(
+                "INSERT INTO provisionals (provisional_id, lab_identity, lab_device, contact_tag, \
+                 lookup, email, server_share, escrow, created_at, claimed_identity, \
+                 record_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(pr.object.id.as_str())
+            .bind(pr.lab_identity.as_str())
+            .bind(pr.lab_device.as_str())
+            .bind(pr.contact_tag.as_str())
+            .bind(pr.object.lookup.as_str())
+            .bind(pr.object.email.as_str())
+            .bind(pr.object.server_share.as_slice())
+            .bind(pr.object.escrow.as_slice())
+            .bind(to_i64(pr.created_at)?)
+            .bind(pr.claimed_identity.as_deref())
+            .bind(to_i64(pr.record_index)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for w in &p.provisional_wraps {
+            sqlx::query(
+                "INSERT INTO provisional_wraps (doc_id, doc_version, provisional_id, wrap, \
+                 log_idx) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(w.doc_id.as_str())
+            .bind(i64::from(w.doc_version))
+            .bind(w.recipient.as_str())
+            .bind(w.wrap.as_slice())
+            .bind(to_i64(w.log_idx)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for e in &p.escrows {
+            sqlx::query(
+                "INSERT INTO recovery_escrows (handle, identity_id, recovery_device, escrow, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(e.handle.as_str())
+            .bind(e.identity_id.as_str())
+            .bind(e.recovery_device.as_str())
+            .bind(e.escrow.as_slice())
+            .bind(to_i64(e.updated_at)?)
             .execute(&mut *tx)
             .await?;
         }
