@@ -25,11 +25,10 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::drill::{free_port, get_doc as get, lab_and_patient, put_to, ransack, serve_on};
 use common::*;
 
 /// As in `object_storage.rs`: moto reads the access key from the SigV4 header but does not check
@@ -101,60 +100,8 @@ fn status(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> u16 {
     }
 }
 
-fn serve_on(data: &Path, port: u16, extra: &[&str]) -> ServerProc {
-    let mut child = Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .env_remove("SERMENT_LOG_KEY")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(u) = line.strip_prefix("serment: listening on ") {
-            break u.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    ServerProc {
-        child,
-        url,
-        data_dir: data.to_path_buf(),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn put(home: &Path, root: &Path, marker: &str, len: usize) -> (String, Vec<u8>) {
-    let f = root.join(format!("{marker}.txt"));
-    let content: Vec<u8> = marker.bytes().cycle().take(len).collect();
-    std::fs::write(&f, &content).unwrap();
-    let v = ok(home, &["put", f.to_str().unwrap(), "--to", "patient-d1"]);
-    (v["doc_id"].as_str().unwrap().to_owned(), content)
-}
-
-fn get(home: &Path, root: &Path, doc: &str) -> (i32, serde_json::Value, Option<Vec<u8>>) {
-    let out = root.join(format!("out-{doc}-{}", free_port()));
-    let (code, v) = run(home, &["get", doc, "-o", out.to_str().unwrap()]);
-    (code, v, std::fs::read(&out).ok())
+    put_to(home, root, marker, len, "patient-d1")
 }
 
 /// The server's current checkpoint note (what a client pins).
@@ -201,13 +148,7 @@ fn ransomware_drill() {
             .unwrap();
         v["vkey"].as_str().unwrap().to_owned()
     };
-    let (lab, patient) = (root.join("lab"), root.join("patient"));
-    ok(&lab, &["id", "new", "--name", "labo-d1"]);
-    ok(&patient, &["id", "new", "--name", "patient-d1"]);
-    ok(&lab, &["register", "--server", &server.url]);
-    ok(&patient, &["register", "--server", &server.url]);
-    ok(&lab, &["contact", "add", "patient-d1"]);
-    ok(&patient, &["contact", "add", "labo-d1"]);
+    let (lab, patient) = lab_and_patient(root, &server.url, "labo-d1", "patient-d1");
     // Every size class: inline (<= 256 KiB), uploaded, several chunks (a few MiB in all).
     let docs = [
         put(&lab, root, "INLINE-", 2_000),
@@ -256,12 +197,7 @@ fn ransomware_drill() {
     std::fs::copy(data.join("log.key"), &key).unwrap();
 
     // The attack. 1. Every file of the data directory overwritten with random bytes.
-    for f in files_under(&data) {
-        let len = std::fs::metadata(&f).unwrap().len().max(64) as usize;
-        let mut junk = vec![0u8; len];
-        getrandom::fill(&mut junk).unwrap();
-        std::fs::write(&f, junk).unwrap();
-    }
+    ransack(&data);
     server.stop();
     // 2. With the server's own bucket credentials, on the backup objects.
     let objects = versions(&endpoint, &bucket, "srv/");

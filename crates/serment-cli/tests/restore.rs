@@ -14,62 +14,21 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+use common::drill::{self, free_port, get_doc as get, lab_and_patient, ransack};
 use common::*;
 
-/// A server on a fixed port, so that a restored one answers at the address clients registered.
+/// A server on a fixed port (common::drill), `--init` for a new one.
 fn serve_on(data: &Path, port: u16, init: bool) -> ServerProc {
     serve_on_with(data, port, init, &[])
 }
 
 /// [`serve_on`] with more `serve` arguments.
 fn serve_on_with(data: &Path, port: u16, init: bool, extra: &[&str]) -> ServerProc {
-    let mut cmd = Command::new(bin());
-    cmd.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--data-dir",
-    ])
-    .arg(data);
-    if init {
-        cmd.arg("--init");
-    }
-    cmd.args(extra);
-    let mut child = cmd
-        .env("RUST_LOG", "warn")
-        .env_remove("SERMENT_LOG_KEY")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(u) = line.strip_prefix("serment: listening on ") {
-            break u.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    ServerProc {
-        child,
-        url,
-        data_dir: data.to_path_buf(),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let mut args = if init { vec!["--init"] } else { Vec::new() };
+    args.extend_from_slice(extra);
+    drill::serve_on(data, port, &args)
 }
 
 fn url(dir: &Path) -> String {
@@ -77,17 +36,7 @@ fn url(dir: &Path) -> String {
 }
 
 fn put(home: &Path, root: &Path, marker: &str, len: usize) -> (String, Vec<u8>) {
-    let f = root.join(format!("{marker}.txt"));
-    let content: Vec<u8> = marker.bytes().cycle().take(len).collect();
-    std::fs::write(&f, &content).unwrap();
-    let v = ok(home, &["put", f.to_str().unwrap(), "--to", "patient-r1"]);
-    (v["doc_id"].as_str().unwrap().to_owned(), content)
-}
-
-fn get(home: &Path, root: &Path, doc: &str) -> (i32, serde_json::Value, Option<Vec<u8>>) {
-    let out = root.join(format!("out-{doc}-{}", free_port()));
-    let (code, v) = run(home, &["get", doc, "-o", out.to_str().unwrap()]);
-    (code, v, std::fs::read(&out).ok())
+    drill::put_to(home, root, marker, len, "patient-r1")
 }
 
 fn restore(
@@ -146,13 +95,7 @@ fn restore_after_ransomware_brings_back_every_document_and_refuses_a_silent_loss
     let data = root.join("data");
     let port = free_port();
     let server = serve_on(&data, port, true);
-    let (lab, patient) = (root.join("lab"), root.join("patient"));
-    ok(&lab, &["id", "new", "--name", "labo-r1"]);
-    ok(&patient, &["id", "new", "--name", "patient-r1"]);
-    ok(&lab, &["register", "--server", &server.url]);
-    ok(&patient, &["register", "--server", &server.url]);
-    ok(&lab, &["contact", "add", "patient-r1"]);
-    ok(&patient, &["contact", "add", "labo-r1"]);
+    let (lab, patient) = lab_and_patient(root, &server.url, "labo-r1", "patient-r1");
     // Every size class: inline, uploaded, several chunks.
     let docs = [
         put(&lab, root, "INLINE-", 2_000),
@@ -177,12 +120,7 @@ fn restore_after_ransomware_brings_back_every_document_and_refuses_a_silent_loss
     server.stop();
 
     // Ransomware: every file of the data directory overwritten with random bytes.
-    for f in files_under(&data) {
-        let len = std::fs::metadata(&f).unwrap().len().max(64) as usize;
-        let mut junk = vec![0u8; len];
-        getrandom::fill(&mut junk).unwrap();
-        std::fs::write(&f, junk).unwrap();
-    }
+    ransack(&data);
 
     // Refused: a destination that is not empty; no log key.
     let (code, v) = restore(root, &good, &data, &key, &[]);
@@ -342,13 +280,7 @@ fn a_bad_tail_restores_until_the_last_good_checkpoint_and_its_erasures_hold() {
     let data = root.join("data");
     let port = free_port();
     let server = serve_on(&data, port, true);
-    let (lab, patient) = (root.join("lab"), root.join("patient"));
-    ok(&lab, &["id", "new", "--name", "labo-r1"]);
-    ok(&patient, &["id", "new", "--name", "patient-r1"]);
-    ok(&lab, &["register", "--server", &server.url]);
-    ok(&patient, &["register", "--server", &server.url]);
-    ok(&lab, &["contact", "add", "patient-r1"]);
-    ok(&patient, &["contact", "add", "labo-r1"]);
+    let (lab, _patient) = lab_and_patient(root, &server.url, "labo-r1", "patient-r1");
     let old = put(&lab, root, "OLD-", 2_000);
     let (erased, _) = put(&lab, root, "ERASED-LATER-", 3_000);
     let good = root.join("backup");
@@ -432,6 +364,93 @@ fn a_bad_tail_restores_until_the_last_good_checkpoint_and_its_erasures_hold() {
     // The restored store holds the old document only: the erased one does not come back, the
     // fresh one (its blob missing) is lost with the tail.
     assert_eq!(doc_ids(&restored), vec![old.0.clone()]);
+}
+
+/// Issue 12 §3 on PostgreSQL: the server's database is dropped (its schema, `CASCADE`) and its
+/// data directory ransacked; `restore --database-url` into a fresh database brings back every
+/// acknowledged document (reads and verifies), the patient's pinned checkpoint raises nothing,
+/// `verify-log` passes, the erased document stays erased; a restore into a database that is not
+/// empty is refused (exit 2). Skips without `SERMENT_TEST_DATABASE_URL` unless `CI=true`.
+#[test]
+fn the_drill_on_postgresql_restores_into_a_fresh_database_after_it_is_dropped() {
+    let Some(pg) = drill::pg_url("the PostgreSQL drill") else {
+        return;
+    };
+    let (schema, db) = drill::fresh_schema(&pg, "serment_drill");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let port = free_port();
+    let server = serve_on_with(&data, port, true, &["--database-url", &db]);
+    let (lab, patient) = lab_and_patient(root, &server.url, "labo-r1", "patient-r1");
+    let docs = [
+        put(&lab, root, "PG-INLINE-", 2_000),
+        put(&lab, root, "PG-UPLOADED-", 300_000),
+    ];
+    let (erased, _) = put(&lab, root, "PG-ERASED-", 3_000);
+    ok(
+        &lab,
+        &["erase", &erased, "--reason", "sent-in-error", "--yes"],
+    );
+    let (code, v, _) = get(&patient, root, &docs[1].0);
+    assert_eq!(code, 0, "{v}");
+    let good = root.join("backup");
+    let d = data.to_str().unwrap();
+    ok(
+        root,
+        &[
+            "backup",
+            "--once",
+            "--to",
+            &url(&good),
+            "--data-dir",
+            d,
+            "--database-url",
+            &db,
+        ],
+    );
+    let pinned = root.join("pinned.note");
+    std::fs::write(&pinned, newest_note(&good)).unwrap();
+    let key = root.join("log.key.offline");
+    std::fs::copy(data.join("log.key"), &key).unwrap();
+
+    // The attacker drops the database and ransacks the data directory (the blobs).
+    pg_exec_drop(&pg, &schema);
+    ransack(&data);
+    server.stop();
+
+    let (schema2, db2) = drill::fresh_schema(&pg, "serment_drill");
+    let restored = root.join("restored");
+    let note = pinned.to_str().unwrap();
+    let args = ["--database-url", db2.as_str(), "--checkpoint", note];
+    let (code, v) = restore(root, &good, &restored, &key, &args);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["restored"]["versions"], 2, "{v}");
+    assert_eq!(v["restored"]["erased"], 1, "{v}");
+    assert_eq!(v["restored"]["anchored"], true, "{v}");
+    // The same database again (a fresh data directory): not empty, refused.
+    let (code, v) = restore(root, &good, &root.join("other"), &key, &args);
+    assert_eq!(code, 2, "{v}");
+
+    let server = serve_on_with(&restored, port, false, &["--database-url", &db2]);
+    for (doc, content) in &docs {
+        let (code, v, got) = get(&patient, root, doc);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(got.as_deref(), Some(&content[..]), "{doc}");
+    }
+    let (code, v, got) = get(&patient, root, &erased);
+    assert_ne!(code, 0, "{v}");
+    assert!(got.is_none());
+    for home in [&lab, &patient] {
+        let v = ok(home, &["verify-log", "--server", &server.url]);
+        assert_eq!(v["verified"], true, "{v}");
+    }
+    server.stop();
+    pg_exec_drop(&pg, &schema2);
+}
+
+fn pg_exec_drop(pg: &str, schema: &str) {
+    drill::pg_exec(pg, &format!("DROP SCHEMA {schema} CASCADE"));
 }
 
 /// Review S3: a document sealed to a patient who has not registered yet (a provisional

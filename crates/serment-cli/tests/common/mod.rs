@@ -7,6 +7,8 @@
     unreachable_pub
 )]
 
+pub mod drill;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -139,6 +139,10 @@ pub struct Unclaimable {
     pub wraps: u64,
 }
 
+/// What [`derive`] gives: the plan, the document versions whose blobs to write, and what of the
+/// non-log rows could not be restored.
+pub(crate) type Derived = (RestorePlan, Vec<(DocId, u32)>, SideLoss);
+
 /// What [`derive`] could not restore (review S3), reported by [`Restored`].
 #[derive(Debug, Default)]
 pub(crate) struct SideLoss {
@@ -563,7 +567,7 @@ pub(crate) fn derive(
     trust: &Trust,
     team_keys: &[(String, Vec<u8>)],
     erased_after: &[DocId],
-) -> Result<(RestorePlan, Vec<(DocId, u32)>, SideLoss), RestoreError> {
+) -> Result<Derived, RestoreError> {
     let bad = |s: String| RestoreError::Inconsistent(s);
     let n = usize::try_from(size).map_err(|_| bad("size".into()))?;
     let entries = c
