@@ -493,8 +493,8 @@ async fn fill(
     if !store.meta().restore_target_empty().await.map_err(st)? {
         return Err(RestoreError::NotEmpty(
             dest.database_url
-                .clone()
-                .unwrap_or_else(|| "the database".into()),
+                .as_deref()
+                .map_or_else(|| "the database".into(), without_credentials),
         ));
     }
     store.meta().restore_mark().await.map_err(st)?;
@@ -1051,5 +1051,37 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// `url` with any `user:password@` taken out, for messages (REVIEW3 S10, REVIEW4 T18): a
+/// `postgres://serment:SECRET@db/serment` names its database as `postgres://db/serment`.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => "the database".into(),
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    #[test]
+    fn a_database_url_is_named_without_its_password() {
+        assert_eq!(
+            super::without_credentials(
+                "postgres://serment:s3cret@db.example:5432/serment?sslmode=require"
+            ),
+            "postgres://db.example:5432/serment?sslmode=require"
+        );
+        assert_eq!(
+            super::without_credentials("postgres://db/x"),
+            "postgres://db/x"
+        );
+        assert_eq!(super::without_credentials("not a url"), "the database");
     }
 }
