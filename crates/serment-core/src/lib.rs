@@ -32,6 +32,7 @@ pub mod provisional;
 pub mod recovery;
 pub mod rng;
 pub mod sign;
+pub mod social;
 pub mod stream;
 pub mod suite;
 pub mod team;

@@ -227,10 +227,6 @@ pub fn seal_escrow_with(
     salt: [u8; 16],
     nonce: [u8; 12],
 ) -> Result<Vec<u8>> {
-    let hybrid = secrets.device.hybrid_secret().ok_or(Error::InvalidField {
-        field: "recovery device",
-        reason: "it must have an X-Wing key",
-    })?;
     let mut h = Writer::with_capacity(ESCROW_LEN);
     h.bytes(MAGIC)
         .u16(FORMAT_VERSION)
@@ -242,12 +238,7 @@ pub fn seal_escrow_with(
         .bytes(&nonce);
     let header = h.into_vec();
     let key = aead_key(&*derive_raw(code.secret(), &salt, params)?)?;
-    let mut body = Zeroizing::new(Vec::with_capacity(PLAINTEXT_LEN + 16));
-    body.extend_from_slice(&PLAINTEXT_VERSION.to_be_bytes());
-    body.extend_from_slice(secrets.identity.to_seed().as_ref());
-    body.extend_from_slice(secrets.device.signing_seed().as_ref());
-    body.extend_from_slice(secrets.device.encryption_secret().as_ref());
-    body.extend_from_slice(hybrid.as_ref());
+    let body = encode_plaintext(secrets)?;
     let mut sealed = body.to_vec();
     key.seal_in_place_append_tag(
         Nonce::assume_unique_for_key(nonce),
@@ -314,8 +305,37 @@ pub fn open_escrow(code: &RecoveryCode, handle: &str, escrow: &[u8]) -> Result<E
         .map_err(|_| Error::KeystoreDecrypt)?
         .len();
     body.truncate(len);
+    decode_plaintext(&body)
+}
+
+/// The escrow plaintext (PROTOCOL.md §4.2), shared with the social recovery escrow (§4.3):
+/// `u16 1 || identity_seed [32] || device_signing_seed [32] || device_x25519 [32] ||
+/// device_xwing_seed [32]`, 130 bytes.
+///
+/// # Errors
+/// [`Error::InvalidField`] for a device without an X-Wing key.
+pub(crate) fn encode_plaintext(secrets: &EscrowSecrets) -> Result<Zeroizing<Vec<u8>>> {
+    let hybrid = secrets.device.hybrid_secret().ok_or(Error::InvalidField {
+        field: "recovery device",
+        reason: "it must have an X-Wing key",
+    })?;
+    let mut body = Zeroizing::new(Vec::with_capacity(PLAINTEXT_LEN + 16));
+    body.extend_from_slice(&PLAINTEXT_VERSION.to_be_bytes());
+    body.extend_from_slice(secrets.identity.to_seed().as_ref());
+    body.extend_from_slice(secrets.device.signing_seed().as_ref());
+    body.extend_from_slice(secrets.device.encryption_secret().as_ref());
+    body.extend_from_slice(hybrid.as_ref());
+    Ok(body)
+}
+
+/// The length of [`encode_plaintext`]'s output, in bytes.
+pub(crate) const ESCROW_PLAINTEXT_LEN: usize = PLAINTEXT_LEN;
+
+/// Decodes an escrow plaintext (after the AEAD opened it): any malformation is the uniform
+/// [`Error::KeystoreDecrypt`].
+pub(crate) fn decode_plaintext(body: &[u8]) -> Result<EscrowSecrets> {
     let corrupt = |_| Error::KeystoreDecrypt;
-    let mut r = Reader::new(&body, "recovery escrow plaintext");
+    let mut r = Reader::new(body, "recovery escrow plaintext");
     if r.u16().map_err(corrupt)? != PLAINTEXT_VERSION {
         return Err(Error::UnsupportedVersion {
             what: "recovery escrow plaintext",

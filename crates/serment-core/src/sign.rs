@@ -48,6 +48,20 @@ pub enum Context {
     LogClaim,
     /// A recovery entry, signed by the identity key (PROTOCOL.md §11.3, kind 12).
     LogRecovery,
+    /// A social recovery share wrapped to a device, signed by the device that wrapped it
+    /// (PROTOCOL.md §4.3).
+    RecoveryShare,
+    /// A recovery contacts entry, signed by the identity key (PROTOCOL.md §4.3, kind 13).
+    LogRecoveryContacts,
+    /// A social recovery request, signed by the requesting new device (PROTOCOL.md §4.3,
+    /// kind 14).
+    LogRecoveryRequest,
+    /// A contact's approval of a recovery request, signed by the contact's device (PROTOCOL.md
+    /// §4.3, kind 15).
+    LogRecoveryApproval,
+    /// A veto of a recovery request, signed by a device of the identity (PROTOCOL.md §4.3,
+    /// kind 16).
+    LogRecoveryVeto,
 }
 
 impl Context {
@@ -71,6 +85,11 @@ impl Context {
             Context::LogProvisional => "log-provisional",
             Context::LogClaim => "log-claim",
             Context::LogRecovery => "log-recovery",
+            Context::RecoveryShare => "recovery-share",
+            Context::LogRecoveryContacts => "log-recovery-contacts",
+            Context::LogRecoveryRequest => "log-recovery-request",
+            Context::LogRecoveryApproval => "log-recovery-approval",
+            Context::LogRecoveryVeto => "log-recovery-veto",
         }
     }
 }

@@ -8,7 +8,8 @@
 //!   suite_id     u16 = 1
 //!   kind         u8          // 1 device, 2 rotation, 3 revocation, 4 wrap, 5 removal, 6 access,
 //!                            // 7 team change, 8 web bundle, 9 erasure, 10 provisional
-//!                            // recipient, 11 claim, 12 recovery
+//!                            // recipient, 11 claim, 12 recovery, 13 recovery contacts,
+//!                            // 14 recovery request, 15 recovery approval, 16 recovery veto
 //!   logged_at    u64         // server time of the append, seconds since the Unix epoch
 //!   prev_index   u64         // index of the previous entry with the same subject, or 2^64 - 1
 //!   prev_hash    [32]        // its leaf hash, or 32 zero bytes
@@ -73,6 +74,14 @@ pub enum EntryKind {
     Claim = 11,
     /// A recovery with a recovery code, signed by the identity key (PROTOCOL.md §4.2).
     Recovery = 12,
+    /// A handle's recovery contacts, signed by its identity key (PROTOCOL.md §4.3).
+    RecoveryContacts = 13,
+    /// A social recovery request, signed by the requesting new device (PROTOCOL.md §4.3).
+    RecoveryRequest = 14,
+    /// A contact's approval of a request, signed by the contact's device (PROTOCOL.md §4.3).
+    RecoveryApproval = 15,
+    /// A veto of a request, signed by a device of the identity (PROTOCOL.md §4.3).
+    RecoveryVeto = 16,
 }
 
 impl EntryKind {
@@ -94,6 +103,10 @@ impl EntryKind {
             10 => EntryKind::Provisional,
             11 => EntryKind::Claim,
             12 => EntryKind::Recovery,
+            13 => EntryKind::RecoveryContacts,
+            14 => EntryKind::RecoveryRequest,
+            15 => EntryKind::RecoveryApproval,
+            16 => EntryKind::RecoveryVeto,
             _ => {
                 return Err(Error::InvalidField {
                     field: "log entry kind",
@@ -103,7 +116,8 @@ impl EntryKind {
         })
     }
     /// A lowercase name: `device`, `rotation`, `revocation`, `wrap`, `removal`, `access`,
-    /// `team`, `bundle`, `erasure`, `provisional`, `claim`, `recovery`.
+    /// `team`, `bundle`, `erasure`, `provisional`, `claim`, `recovery`, `recovery-contacts`,
+    /// `recovery-request`, `recovery-approval`, `recovery-veto`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::Device => "device",
@@ -118,6 +132,10 @@ impl EntryKind {
             EntryKind::Provisional => "provisional",
             EntryKind::Claim => "claim",
             EntryKind::Recovery => "recovery",
+            EntryKind::RecoveryContacts => "recovery-contacts",
+            EntryKind::RecoveryRequest => "recovery-request",
+            EntryKind::RecoveryApproval => "recovery-approval",
+            EntryKind::RecoveryVeto => "recovery-veto",
         }
     }
 }
@@ -135,6 +153,9 @@ pub enum Subject {
     WebBundle,
     /// A provisional recipient, by its id: its record and its claim (PROTOCOL.md §15).
     Provisional(KeyId),
+    /// A handle's social recovery chain: its contacts entries, the requests to recover it,
+    /// their approvals and vetoes (kinds 13-16, PROTOCOL.md §4.3), apart from its key history.
+    Social(String),
 }
 
 /// A link to the previous entry of the same subject.
@@ -295,6 +316,14 @@ pub enum Payload {
     /// A verified recovery entry (its identity signature checked; whether that key is current
     /// is the key history's check, [`super::history::replay_keys`]).
     Recovery(Recovery),
+    /// A verified contacts entry (whether its identity key is current is the reader's check).
+    RecoveryContacts(super::social::RecoveryContacts),
+    /// A verified recovery request (self-signed by the new device).
+    RecoveryRequest(super::social::RecoveryRequest),
+    /// A verified approval (whether the device is the contact's is the reader's check).
+    RecoveryApproval(super::social::RecoveryApproval),
+    /// A verified veto (whether the device is the identity's is the reader's check).
+    RecoveryVeto(super::social::RecoveryVeto),
 }
 
 /// A decoded log entry.
@@ -411,6 +440,18 @@ impl LogEntry {
                 Payload::Claim(crate::provisional::Claim::decode_verified(&payload_bytes)?)
             }
             EntryKind::Recovery => Payload::Recovery(Recovery::decode_verified(&payload_bytes)?),
+            EntryKind::RecoveryContacts => Payload::RecoveryContacts(
+                super::social::RecoveryContacts::decode_verified(&payload_bytes)?,
+            ),
+            EntryKind::RecoveryRequest => Payload::RecoveryRequest(
+                super::social::RecoveryRequest::decode_verified(&payload_bytes)?,
+            ),
+            EntryKind::RecoveryApproval => Payload::RecoveryApproval(
+                super::social::RecoveryApproval::decode_verified(&payload_bytes)?,
+            ),
+            EntryKind::RecoveryVeto => Payload::RecoveryVeto(
+                super::social::RecoveryVeto::decode_verified(&payload_bytes)?,
+            ),
         };
         Ok(LogEntry {
             kind,
@@ -436,6 +477,10 @@ impl LogEntry {
             Payload::Provisional(p) => Subject::Provisional(p.id()),
             Payload::Claim(c) => Subject::Provisional(c.provisional_id()),
             Payload::Recovery(r) => Subject::Handle(r.handle.clone()),
+            Payload::RecoveryContacts(c) => Subject::Social(c.handle.clone()),
+            Payload::RecoveryRequest(r) => Subject::Social(r.handle.clone()),
+            Payload::RecoveryApproval(a) => Subject::Social(a.handle.clone()),
+            Payload::RecoveryVeto(v) => Subject::Social(v.handle.clone()),
         }
     }
 }

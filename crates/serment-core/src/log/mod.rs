@@ -8,6 +8,7 @@
 //! - [`erasure`]: erasure tombstones (kind 9) and their reason codes;
 //! - [`note`]: checkpoints as signed notes, verifier keys, cosignatures;
 //! - [`history`]: per-subject chains and the replay of a handle's key history;
+//! - [`social`]: the social recovery entries (kinds 13-16) and their chain's replay;
 //! - [`pin`]: the checks a client or witness makes on a new checkpoint (rollback, fork, quorum).
 //!
 //! Everything here is pure: the server stores nodes and entries, clients fetch them, and both call
@@ -19,4 +20,5 @@ pub mod erasure;
 pub mod history;
 pub mod note;
 pub mod pin;
+pub mod social;
 pub mod tree;
