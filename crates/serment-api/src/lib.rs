@@ -17,6 +17,7 @@ pub mod log;
 pub mod pairing;
 pub mod provisional;
 pub mod recovery;
+pub mod social;
 pub mod teams;
 
 pub use directory::{
@@ -39,6 +40,10 @@ pub use teams::{
 };
 
 pub use recovery::{EscrowResponse, PutEscrowRequest, RecoveryRequest};
+pub use social::{
+    PostApprovalRequest, PostRecoveryRequest, PostVetoRequest, PutContactsRequest,
+    RecoveryRequestCreated, SharesResponse, SocialRecoveryResponse,
+};
 
 pub use pairing::{
     FinishPairingRequest, OpenPairingRequest, PairingMessageRequest, PairingResponse,

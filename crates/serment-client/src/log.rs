@@ -816,6 +816,7 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     let mut team_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
     let mut team_epochs: HashSet<KeyId> = HashSet::new();
     let mut provisional_chains: BTreeMap<KeyId, Vec<ChainEntry>> = BTreeMap::new();
+    let mut social_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
     let mut nonces = HashSet::new();
     // Per document: the author (the record of the sharer of its first wrap: handle and identity
     // key), and whether a tombstone (kind 9) erased it (PROTOCOL.md §11.3.2).
@@ -972,11 +973,25 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                 },
                 // Their signatures are checked at decode; replay_keys checks the signer is current.
                 Payload::Rotation(_) | Payload::Revocation(_) | Payload::Recovery(_) => {}
+                // Social recovery (PROTOCOL.md §4.3): approvals and vetoes by devices certified
+                // before them; a request is self-signed by a device not certified yet; a
+                // contacts entry's identity key is checked against the key history below.
+                Payload::RecoveryApproval(a) => match devices.get(&a.device_id()) {
+                    Some(d) if d.handle == a.contact => {}
+                    Some(_) => fail("an approval under another handle than its device's".into()),
+                    None => fail("an approval by a device not certified before it".into()),
+                },
+                Payload::RecoveryVeto(v) => match devices.get(&v.device_id()) {
+                    Some(d) if d.handle == v.handle => {}
+                    _ => fail("a veto by a device not certified under its handle before it".into()),
+                },
+                Payload::RecoveryContacts(_) | Payload::RecoveryRequest(_) => {}
             }
             match subject {
                 Subject::Handle(h) => chains.entry(h).or_default().push(ce),
                 Subject::Team(t) => team_chains.entry(t).or_default().push(ce),
                 Subject::Provisional(p) => provisional_chains.entry(p).or_default().push(ce),
+                Subject::Social(h) => social_chains.entry(h).or_default().push(ce),
                 Subject::Document(_) | Subject::WebBundle => {}
             }
         }
@@ -998,6 +1013,12 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     for (p, chain) in &provisional_chains {
         if let Err(e) = serment_core::provisional::replay_provisional(chain) {
             r.errors.push(format!("provisional recipient {p}: {e}"));
+        }
+    }
+    // Social recovery (PROTOCOL.md §4.3): every handle's social chain replays.
+    for (h, chain) in &social_chains {
+        if let Err(e) = serment_core::log::social::replay_social(h, chain) {
+            r.errors.push(format!("social recovery of {h}: {e}"));
         }
     }
     // Care teams (PROTOCOL.md §12.4): every team's chain replays against the key histories.

@@ -75,6 +75,7 @@ async fn check_log(srv: &TestServer) -> u64 {
             Subject::Team(t) => format!("t:{t}"),
             Subject::WebBundle => "w:bundle".to_owned(),
             Subject::Provisional(p) => format!("p:{p}"),
+            Subject::Social(h) => format!("s:{h}"),
         };
         let subject: String = r.get("subject");
         assert_eq!(subject, key, "subject column of entry {i}");

@@ -702,6 +702,13 @@ pub(crate) fn derive(
                 recoveries.push((r.handle.clone(), r.recovery_device, at));
                 Some(r.new_device)
             }
+            // Social recovery (kinds 13-16, PROTOCOL.md §4.3): the handle's social chain, its
+            // device column as `store::sql::social` writes it. The escrows, share wraps and
+            // requests are not in the backup: after a restore, users name their contacts again.
+            Payload::RecoveryContacts(c) => Some(c.recovery_device),
+            Payload::RecoveryRequest(r) => Some(r.device_id()),
+            Payload::RecoveryApproval(a) => Some(a.device_id()),
+            Payload::RecoveryVeto(v) => Some(v.device_id()),
             Payload::Wrap(w) => {
                 let doc = w.doc_id.to_string();
                 if let Some(team) = epoch_team.get(&w.recipient) {

@@ -18,7 +18,8 @@ use serment_core::log::tree::{self, Hash, NodeId, Recorder};
 
 use crate::store::{LogRead, StoreError};
 
-/// The text key of a subject: `h:<handle>`, `d:<doc id hex>`, `t:<team name>` or `w:bundle`.
+/// The text key of a subject: `h:<handle>`, `d:<doc id hex>`, `t:<team name>`, `w:bundle`,
+/// `p:<provisional id hex>` or `s:<handle>` (the handle's social recovery chain).
 pub(crate) fn subject_key(s: &Subject) -> String {
     match s {
         Subject::Handle(h) => format!("h:{h}"),
@@ -26,6 +27,7 @@ pub(crate) fn subject_key(s: &Subject) -> String {
         Subject::Team(t) => format!("t:{t}"),
         Subject::WebBundle => "w:bundle".to_owned(),
         Subject::Provisional(p) => format!("p:{p}"),
+        Subject::Social(h) => format!("s:{h}"),
     }
 }
 

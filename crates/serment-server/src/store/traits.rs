@@ -513,6 +513,123 @@ pub(crate) trait RecoveryStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// A handle's recovery contacts as the server keeps them (PROTOCOL.md §4.3).
+#[derive(Debug, Clone)]
+pub(crate) struct SocialRow {
+    /// `serment_core::social::contacts_hash` of the current contacts entry, hex.
+    pub(crate) contacts_hash: String,
+    /// K.
+    pub(crate) threshold: u32,
+    /// Seconds.
+    pub(crate) waiting_period: u64,
+    /// The social escrow.
+    pub(crate) escrow: Vec<u8>,
+}
+
+/// A recovery request as the server keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct SocialRequestRow {
+    /// The handle it recovers.
+    pub(crate) handle: String,
+    /// The contacts entry it relies on (hex hash).
+    pub(crate) contacts_hash: String,
+    /// The requesting device (hex id).
+    pub(crate) new_device: String,
+    /// Server time of its append.
+    pub(crate) logged_at: u64,
+    /// Whether a veto was logged.
+    pub(crate) vetoed: bool,
+    /// Distinct contacts that approved it.
+    pub(crate) approvals: u32,
+}
+
+/// A contacts entry to log with its escrow and share wraps.
+#[derive(Debug)]
+pub(crate) struct NewSocial<'a> {
+    /// The handle.
+    pub(crate) handle: &'a str,
+    /// Its identity (the entry's signer).
+    pub(crate) identity_id: &'a KeyId,
+    /// The social recovery device: a current device of the identity under the handle.
+    pub(crate) recovery_device: &'a KeyId,
+    /// Hex hash of the entry.
+    pub(crate) contacts_hash: &'a str,
+    /// K.
+    pub(crate) threshold: u8,
+    /// Seconds.
+    pub(crate) waiting_period: u64,
+    /// The escrow.
+    pub(crate) escrow: &'a [u8],
+    /// The entry payload (kind 13).
+    pub(crate) entry: &'a [u8],
+    /// `(recipient device hex, sharer device hex, contact handle, wrap)`.
+    pub(crate) shares: Vec<(String, String, String, Vec<u8>)>,
+    /// Server time.
+    pub(crate) now: u64,
+}
+
+/// Social recovery (PROTOCOL.md §4.3, issue 17 §2): the entries of kinds 13-16 appended to the
+/// handle's social chain with the rows that serve the ciphertexts.
+#[async_trait::async_trait]
+pub(crate) trait SocialStore: Send + Sync {
+    /// Appends a contacts entry (kind 13) and replaces the handle's escrow and distribution
+    /// shares. [`StoreError::Conflict`] if the recovery device is not a current device of the
+    /// identity under the handle. Returns the entry's index.
+    async fn put_social(&self, s: &NewSocial<'_>) -> Result<u64, StoreError>;
+
+    /// The handle's current contacts row.
+    async fn social(&self, handle: &str) -> Result<Option<SocialRow>, StoreError>;
+
+    /// The share wraps of `handle` to `recipient` under `request_id` (`""`: the distribution).
+    async fn social_shares(
+        &self,
+        handle: &str,
+        request_id: &str,
+        recipient: &str,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Appends a request (kind 14); [`StoreError::Conflict`] unless it relies on the handle's
+    /// current contacts entry, or if the request exists.
+    async fn append_social_request(
+        &self,
+        handle: &str,
+        request_id: &str,
+        contacts_hash: &str,
+        new_device: &str,
+        entry: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// A request by id.
+    async fn social_request(&self, request_id: &str)
+    -> Result<Option<SocialRequestRow>, StoreError>;
+
+    /// Appends an approval (kind 15) and stores the re-wrapped share (one per contact device
+    /// and request: [`StoreError::Conflict`] for a second).
+    #[allow(clippy::too_many_arguments)]
+    async fn append_social_approval(
+        &self,
+        handle: &str,
+        request_id: &str,
+        contact: &str,
+        sharer: &str,
+        recipient: &str,
+        share: &[u8],
+        entry: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Appends a veto (kind 16) by `device` and marks the request vetoed.
+    async fn append_social_veto(
+        &self,
+        handle: &str,
+        request_id: &str,
+        device: &str,
+        entry: &[u8],
+        now: u64,
+    ) -> Result<u64, StoreError>;
+}
+
 /// A whole metadata backend.
 #[async_trait::async_trait]
 pub(crate) trait MetaStore:
@@ -524,6 +641,7 @@ pub(crate) trait MetaStore:
     + PairingStore
     + ProvisionalStore
     + RecoveryStore
+    + SocialStore
     + TeamStore
     + GuardStore
     + std::fmt::Debug

@@ -49,6 +49,9 @@ mod provisional;
 #[path = "../sql/recovery.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod recovery;
+#[path = "../sql/social.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod social;
 #[path = "../sql/restore.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod restore;
