@@ -35,6 +35,7 @@ mod log;
 mod pairing;
 mod provisional;
 mod recovery;
+mod social;
 pub(crate) mod replay;
 mod teams;
 pub(crate) mod throttle;
@@ -94,6 +95,8 @@ pub(crate) struct AppState {
         provisional::create, provisional::list, provisional::send_code, provisional::open,
         provisional::claim, provisional::wraps, provisional::add_wraps, provisional::history,
         recovery::put_escrow, recovery::get_escrow, recovery::post_recovery,
+        social::put_contacts, social::shares, social::post_request, social::post_approval,
+        social::post_veto, social::get_request, social::history,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -104,6 +107,7 @@ pub(crate) struct AppState {
         (name = "log", description = "Transparency log: checkpoints, proofs, histories, witnesses (§11)"),
         (name = "teams", description = "Care teams: signed, logged membership and epoch keys (§12)"),
         (name = "provisional", description = "Recipients who have not registered yet: escrow, one-time codes, claims (§15)"),
+        (name = "recovery", description = "Social recovery, k-of-n: contacts, requests, approvals, vetoes (§4.3)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -295,6 +299,27 @@ pub(crate) fn router(state: AppState) -> Router {
             )),
         )
         .route("/v1/log/recoveries", post(recovery::post_recovery))
+        // Social recovery (PROTOCOL.md §4.3): the unauthenticated routes of the new machine
+        // take a token of the address's login budget, as the escrow fetch does.
+        .route("/v1/recovery/contacts", post(social::put_contacts))
+        .route("/v1/recovery/shares/{handle}", get(social::shares))
+        .route(
+            "/v1/recovery/requests",
+            post(social::post_request).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
+        .route(
+            "/v1/recovery/requests/{id}",
+            get(social::get_request).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::auth_throttle,
+            )),
+        )
+        .route("/v1/recovery/approvals", post(social::post_approval))
+        .route("/v1/recovery/vetoes", post(social::post_veto))
+        .route("/v1/log/social/{handle}", get(social::history))
         // Inside the body limit: the digest check buffers at most `max_json_bytes`.
         .layer(axum::middleware::from_fn(extract::content_digest))
         // The tower-http limit is the one in force; axum's own 2 MB default would cap it below a
