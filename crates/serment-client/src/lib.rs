@@ -33,6 +33,8 @@ pub mod recovery;
 #[cfg(feature = "native")]
 pub mod replica;
 pub mod sharing;
+#[cfg(feature = "native")]
+pub mod social;
 pub mod team;
 mod team_keys;
 pub mod team_state;

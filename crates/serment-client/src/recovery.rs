@@ -375,6 +375,41 @@ pub fn recover(
             ),
         ));
     }
+    enrol_recovered(
+        path,
+        passphrase,
+        api,
+        transport,
+        handle,
+        secrets,
+        DeviceSecret::generate(),
+        None,
+        opts,
+    )
+}
+
+/// Steps 3-8 of a recovery (PROTOCOL.md §4.2), shared by the recovery code and social recovery
+/// (§4.3): with the escrow's `secrets` opened, checks them against the proven key history,
+/// enrols `device` as the new device, has the recovery device catch it up, logs the recovery
+/// entry (kind 12), burns the recovery device, and makes a new code. `log_state`: the log pin
+/// to start from (social recovery pinned it at the request), else the log key is pinned now.
+///
+/// # Errors
+/// As [`recover`].
+#[cfg(feature = "native")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn enrol_recovered(
+    path: &std::path::Path,
+    passphrase: zeroize::Zeroizing<String>,
+    api: Api,
+    transport: &crate::transport::Transport,
+    handle: &str,
+    secrets: EscrowSecrets,
+    device: DeviceSecret,
+    log_state: Option<crate::keystore::LogState>,
+    opts: RecoverOptions,
+) -> Result<Recovered> {
+    let used = secrets.device.id();
     // Before anything is enrolled: the escrow's keys must be the handle's current identity key
     // and a current recovery device in the proven key history (the log key pinned on this
     // first contact, as `register` does). A burnt code's escrow (its recovery device revoked),
@@ -382,7 +417,10 @@ pub fn recover(
     let identity_pub = secrets.identity.public_key();
     let mut r_ks =
         crate::keystore::Keystore::in_memory_for(secrets.identity, secrets.device, handle, 0);
-    crate::log::pin_log_key(&api, &mut r_ks)?;
+    match log_state {
+        Some(l) => r_ks.set_log_state(api.base(), l),
+        None => crate::log::pin_log_key(&api, &mut r_ks)?,
+    }
     let hist = crate::log::key_history(&api, &mut r_ks, handle, None)?;
     if hist.identity_key != identity_pub {
         return Err(ClientError::Integrity(
@@ -399,7 +437,6 @@ pub fn recover(
         ));
     };
     r_ks.set_created_at(r_rec.created_at);
-    let device = DeviceSecret::generate();
     let created_at = crate::now_secs();
     let record = r_ks
         .identity
