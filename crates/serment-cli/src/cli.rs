@@ -247,6 +247,11 @@ pub(crate) enum Command {
     /// keystore (passphrase as for `id new`); reads every document sent before; the recovery is
     /// logged, seen by your other devices; the used code is burnt and a new one is shown once.
     Recover(RecoverArgs),
+    /// Social recovery (PROTOCOL.md §4.3): as a recovery contact, approve a request to recover
+    /// someone (check it with them by phone first); on one of your devices, veto a request to
+    /// recover you.
+    #[command(subcommand)]
+    Recovery(RecoveryCommand),
     /// Revoke one of your devices (a signed log entry); it can no longer log in or receive keys.
     /// Revoking another device also rotates the identity key, which every linked device holds
     /// (PROTOCOL.md §4.1): the other devices are re-certified under the new key.
@@ -414,6 +419,10 @@ pub(crate) enum IdCommand {
         #[arg(long, value_enum, default_value_t = KdfCost::Default)]
         kdf: KdfCost,
     },
+    /// Social recovery, k-of-n (PROTOCOL.md §4.3): trusted contacts (a GP, a relative) who,
+    /// K of them together, can let you back in when every device is lost.
+    #[command(subcommand)]
+    RecoveryContacts(RecoveryContactsCommand),
     /// Write this device's record (signed by the identity key) to a file, for `seal --to-record`.
     ExportRecord {
         /// The file to write.
@@ -422,18 +431,77 @@ pub(crate) enum IdCommand {
     },
 }
 
+/// `serment id recovery-contacts`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecoveryContactsCommand {
+    /// Name your recovery contacts (replaces any previous set, whose secret is burnt): a fresh
+    /// secret protects an escrow of your identity key; it is split K-of-n (Shamir) and each
+    /// share is wrapped to every current device of its contact, taken from their key history
+    /// in the log. The set is a logged entry signed by your identity key.
+    Add {
+        /// The contacts' handles (2 to 16, not yours).
+        #[arg(required = true, num_args = 1..)]
+        handles: Vec<String>,
+        /// How many contacts must approve a recovery (2 ≤ K ≤ number of contacts).
+        #[arg(long)]
+        threshold: u8,
+        /// How long after a request your devices can still veto it: `72h` (default), `3d`,
+        /// `30m`, `90s`, or seconds.
+        #[arg(long, default_value = "72h")]
+        waiting_period: String,
+    },
+    /// Show your current recovery contacts, as the log holds them.
+    List,
+}
+
+/// `serment recovery`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecoveryCommand {
+    /// As a recovery contact of HANDLE: show the request (who, the new device's fingerprint,
+    /// when), then approve it: a logged approval, and your share re-wrapped to that device.
+    /// Call the person first and compare the fingerprint.
+    Approve {
+        /// The handle to recover.
+        #[arg(long)]
+        handle: String,
+        /// The request id they read to you (32 hex).
+        #[arg(long)]
+        request: String,
+    },
+    /// On one of your devices: veto a request to recover you (logged); its completion is
+    /// refused.
+    Veto {
+        /// The request id (`serment device list` shows pending ones).
+        #[arg(long)]
+        request: String,
+    },
+}
+
 /// `serment recover`.
 #[derive(Debug, Args)]
 pub(crate) struct RecoverArgs {
     /// The recovery code, e.g. 7K3M-Q9ZX-... (8 groups of 4; case, spaces and dashes ignored).
+    /// `-` reads it from standard input; without --code on a terminal it is asked for
+    /// (hidden), so it stays out of the shell history and the process list.
+    #[arg(long, conflicts_with = "social")]
+    pub(crate) code: Option<String>,
+    /// Recover with your recovery contacts instead of a code: logs a request and prints its id
+    /// and this machine's fingerprint for your contacts (`serment recovery approve`). Then,
+    /// after K approvals and the waiting period: `serment recover --social --complete`.
     #[arg(long)]
-    pub(crate) code: String,
-    /// Your handle.
+    pub(crate) social: bool,
+    /// With --social: complete the pending request of this machine.
+    #[arg(long, requires = "social")]
+    pub(crate) complete: bool,
+    /// With --complete: the request id (checked against the pending request).
+    #[arg(long, requires = "complete")]
+    pub(crate) request: Option<String>,
+    /// Your handle (not needed with --complete).
     #[arg(long)]
-    pub(crate) handle: String,
-    /// Server base URL.
+    pub(crate) handle: Option<String>,
+    /// Server base URL (not needed with --complete).
     #[arg(long, env = "SERMENT_SERVER")]
-    pub(crate) server: String,
+    pub(crate) server: Option<String>,
     /// Keystore KDF cost, as for `id new` (the new code's escrow uses the same).
     #[arg(long, value_enum, default_value_t = KdfCost::Default)]
     pub(crate) kdf: KdfCost,

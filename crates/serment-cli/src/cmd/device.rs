@@ -202,6 +202,15 @@ fn list(ctx: &Ctx) -> CliResult<()> {
         );
     }
     let new_devices: Vec<String> = unseen.iter().map(ToString::to_string).collect();
+    // Requests to recover this identity with its recovery contacts (PROTOCOL.md §4.3).
+    let pending: Vec<serde_json::Value> = super::social::warn_pending(&mut s)?
+        .iter()
+        .map(|p| {
+            json!({ "request_id": p.request_id, "new_device": p.new_device.to_string(),
+                    "fingerprint": p.fingerprint, "approvals": p.approvals.len(),
+                    "threshold": p.threshold, "ready_at": super::rfc3339(p.ready_at) })
+        })
+        .collect();
     let recovery = s.recovery_status()?;
     if recovery == serment_client::recovery::RecoveryStatus::Stale {
         super::recover::warn_stale_code();
@@ -232,7 +241,8 @@ fn list(ctx: &Ctx) -> CliResult<()> {
     emit(
         ctx.json,
         &json!({ "handle": s.ks.handle(), "devices": rows, "new_recoveries": recoveries,
-                 "new_devices": new_devices, "recovery": recovery.as_str() }),
+                 "new_devices": new_devices, "recovery": recovery.as_str(),
+                 "pending_recovery_requests": pending }),
         &text,
     );
     Ok(())

@@ -16,6 +16,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
     match cmd {
         IdCommand::ExportRecord { output } => super::offline::export_record(ctx, &output),
         IdCommand::RecoveryCode { kdf } => super::recover::recovery_code(ctx, kdf),
+        IdCommand::RecoveryContacts(c) => super::social::contacts(ctx, c),
         IdCommand::New { name, display, kdf } => {
             let path = ctx.keystore_path()?;
             // Everything that can be checked is checked before the passphrase is asked for.

@@ -20,6 +20,7 @@ mod recover;
 mod replica;
 pub(crate) mod restore;
 mod serve;
+mod social;
 mod team;
 mod tls;
 mod version;
@@ -196,6 +197,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Audit(a) => log::audit(&ctx, a),
         Command::Device(c) => device::run(&ctx, c),
         Command::Recover(a) => recover::recover(&ctx, a),
+        Command::Recovery(c) => social::run(&ctx, c),
         Command::RevokeDevice(a) => log::revoke(&ctx, a),
         Command::Erase(a) => erase::run(&ctx, a),
         Command::RotateIdentity => log::rotate(&ctx),

@@ -73,6 +73,40 @@ pub(crate) fn recovery_code(ctx: &Ctx, kdf: KdfCost) -> CliResult<()> {
     Ok(())
 }
 
+/// A secret given on the command line (REVIEW3 S10): `-` reads one line from standard input;
+/// absent, it is asked for on the terminal without echo (rpassword, as the keystore prompt);
+/// absent and no terminal: an input error naming `flag`.
+pub(crate) fn secret_arg(
+    given: Option<&str>,
+    flag: &str,
+    prompt: &str,
+) -> CliResult<zeroize::Zeroizing<String>> {
+    use std::io::IsTerminal as _;
+    match given {
+        Some("-") => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::Input(format!("{flag} -: cannot read standard input: {e}")))?;
+            let t = zeroize::Zeroizing::new(line.trim().to_owned());
+            if t.is_empty() {
+                return Err(CliError::Input(format!("{flag} -: standard input is empty")));
+            }
+            Ok(t)
+        }
+        Some(v) => Ok(zeroize::Zeroizing::new(v.to_owned())),
+        None if std::io::stdin().is_terminal() => {
+            let v = zeroize::Zeroizing::new(rpassword::prompt_password(prompt).map_err(|e| {
+                CliError::Input(format!("{flag}: cannot read from the terminal: {e}"))
+            })?);
+            Ok(v)
+        }
+        None => Err(CliError::Input(format!(
+            "{flag} is required (give `{flag} -` to read it from standard input)"
+        ))),
+    }
+}
+
 /// `serment recover`.
 pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     let path = ctx.keystore_path()?;
@@ -80,16 +114,28 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     if path.exists() {
         return Err(ClientError::KeystoreExists(path.display().to_string()).into());
     }
-    serment_core::identity::validate_handle(&a.handle)
-        .map_err(|e| CliError::Input(format!("--handle {:?}: {e}", a.handle)))?;
-    let code = RecoveryCode::parse(&a.code).map_err(|e| CliError::Input(format!("--code: {e}")))?;
+    if a.social {
+        return super::social::recover_social(ctx, a);
+    }
+    let handle = a
+        .handle
+        .clone()
+        .ok_or_else(|| CliError::Input("--handle is required".into()))?;
+    let server = a
+        .server
+        .clone()
+        .ok_or_else(|| CliError::Input("--server (or SERMENT_SERVER) is required".into()))?;
+    serment_core::identity::validate_handle(&handle)
+        .map_err(|e| CliError::Input(format!("--handle {handle:?}: {e}")))?;
+    let typed = secret_arg(a.code.as_deref(), "--code", "Recovery code: ")?;
+    let code = RecoveryCode::parse(&typed).map_err(|e| CliError::Input(format!("--code: {e}")))?;
     super::lock_keystore(&path)?;
     let r = serment_client::recovery::recover(
         &path,
         passphrase(true)?,
-        &a.server,
+        &server,
         &ctx.transport()?,
-        &a.handle,
+        &handle,
         &code,
         RecoverOptions {
             keystore_params: params(a.kdf),
@@ -111,7 +157,7 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     let fp = serment_client::contacts::fingerprint(&ks.identity.id());
     emit(
         ctx.json,
-        &json!({ "handle": a.handle, "identity_id": ks.identity.id().to_string(),
+        &json!({ "handle": handle, "identity_id": ks.identity.id().to_string(),
                  "device_id": ks.device.id().to_string(), "fingerprint": fp,
                  "keystore": path.display().to_string(), "server": r.session.api.base(),
                  "used_recovery_device": r.used_recovery_device.to_string(),
@@ -126,7 +172,7 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
              your other devices will see it.\n  The code you used can no longer enrol a device; \
              a new one is shown above.{}{}\n  Pin your contacts again: `serment contact add HANDLE`, and compare \
              their fingerprints.",
-            a.handle,
+            handle,
             ks.device.id(),
             path.display(),
             r.caught_up,
