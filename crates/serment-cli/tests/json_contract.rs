@@ -451,6 +451,83 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         "{listed}"
     );
     c("device list", &listed);
+    // Issue 17 §2: social recovery, 2 of 2 contacts, no waiting period; a first request
+    // vetoed, a second completed.
+    let social_args = |handle_dir: &str| {
+        (
+            root.join(handle_dir),
+            vec![
+                "recover".to_owned(),
+                "--social".to_owned(),
+                "--handle".to_owned(),
+                "patient-j".to_owned(),
+                "--server".to_owned(),
+                server.url.clone(),
+                "--kdf".to_owned(),
+                "floor".to_owned(),
+            ],
+        )
+    };
+    c(
+        "id recovery-contacts add",
+        &ok(
+            &patient,
+            &[
+                "id",
+                "recovery-contacts",
+                "add",
+                "gp-j",
+                "labo-j",
+                "--threshold",
+                "2",
+                "--waiting-period",
+                "0s",
+            ],
+        ),
+    );
+    c(
+        "id recovery-contacts list",
+        &ok(&patient, &["id", "recovery-contacts", "list"]),
+    );
+    let (dir1, args) = social_args("patient-social1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let asked = ok(&dir1, &args);
+    c("recover --social", &asked);
+    let id1 = asked["request_id"].as_str().unwrap().to_owned();
+    c(
+        "recovery approve",
+        &ok(
+            &gp,
+            &["recovery", "approve", "--handle", "patient-j", "--request", &id1],
+        ),
+    );
+    let listed = ok(&patient, &["device", "list"]);
+    assert_eq!(
+        listed["pending_recovery_requests"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    c("device list", &listed);
+    c(
+        "recovery veto",
+        &ok(&patient, &["recovery", "veto", "--request", &id1]),
+    );
+    let (dir2, args) = social_args("patient-social2");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let id2 = ok(&dir2, &args)["request_id"].as_str().unwrap().to_owned();
+    for who in [&gp, &lab] {
+        ok(
+            who,
+            &["recovery", "approve", "--handle", "patient-j", "--request", &id2],
+        );
+    }
+    c(
+        "recover --social --complete",
+        &ok(
+            &dir2,
+            &["recover", "--social", "--complete", "--kdf", "floor"],
+        ),
+    );
     c("rotate-identity", &ok(&gp, &["rotate-identity"]));
     let dev = ok(&gp, &["id", "show"])["device_id"]
         .as_str()

@@ -87,6 +87,25 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `POST /v1/recovery/approvals` (bearer): an approval payload (kind 15) and the share
+    /// re-wrapped to the request's device. Returns the log indices.
+    ///
+    /// # Errors
+    /// Server (403, 404, 409) and transport errors.
+    pub fn post_recovery_approval(&self, approval: &[u8], share: &[u8]) -> Result<Vec<u64>> {
+        let a: AppendedResponse = self.post_json(
+            "/v1/recovery/approvals",
+            &PostApprovalRequest {
+                approval: b64e(approval),
+                share: b64e(share),
+            },
+            true,
+        )?;
+        Ok(a.log_indices)
+    }
+}
+
 /// The proven social state of `handle`.
 fn proven_social(
     api: &Api,
@@ -489,18 +508,11 @@ impl Session {
             &mut serment_core::rng::os_rng(),
         )
         .map_err(ClientError::Integrity)?;
-        let a: AppendedResponse = self.api.post_json(
-            "/v1/recovery/approvals",
-            &PostApprovalRequest {
-                approval: b64e(&approval),
-                share: b64e(&rewrap),
-            },
-            true,
-        )?;
+        let indices = self.api.post_recovery_approval(&approval, &rewrap)?;
         crate::log::check_own_writes(
             &self.api,
             &mut self.ks,
-            &a.log_indices,
+            &indices,
             &[(EntryKind::RecoveryApproval, approval.as_slice())],
         )?;
         self.ks.save()?;

@@ -125,7 +125,8 @@ pub(crate) fn contacts(ctx: &Ctx, c: RecoveryContactsCommand) -> CliResult<()> {
             let cur = s.recovery_contacts()?;
             let (value, text) = match cur {
                 None => (
-                    json!({ "contacts": [], "threshold": null, "log_index": null }),
+                    json!({ "contacts": [], "threshold": null, "log_index": null,
+                            "waiting_period_secs": null, "recovery_device": null }),
                     "No recovery contacts (`serment id recovery-contacts add HANDLE… --threshold K`)."
                         .to_owned(),
                 ),

@@ -35,6 +35,7 @@ mod pq_rewrap;
 mod provisional;
 mod recovery;
 mod revocation_not_enforced;
+mod social_recovery;
 mod rollback_freshness_forks;
 mod stolen_token;
 mod storage_tampering;
