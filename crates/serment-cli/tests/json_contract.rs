@@ -498,12 +498,22 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         "recovery approve",
         &ok(
             &gp,
-            &["recovery", "approve", "--handle", "patient-j", "--request", &id1],
+            &[
+                "recovery",
+                "approve",
+                "--handle",
+                "patient-j",
+                "--request",
+                &id1,
+            ],
         ),
     );
     let listed = ok(&patient, &["device", "list"]);
     assert_eq!(
-        listed["pending_recovery_requests"].as_array().unwrap().len(),
+        listed["pending_recovery_requests"]
+            .as_array()
+            .unwrap()
+            .len(),
         1,
         "{listed}"
     );
@@ -518,7 +528,14 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     for who in [&gp, &lab] {
         ok(
             who,
-            &["recovery", "approve", "--handle", "patient-j", "--request", &id2],
+            &[
+                "recovery",
+                "approve",
+                "--handle",
+                "patient-j",
+                "--request",
+                &id2,
+            ],
         );
     }
     c(

@@ -66,13 +66,12 @@ impl Api {
         handle: &str,
     ) -> Result<Vec<ChainEntry>> {
         let cp = crate::log::sync(self, ks, 0)?;
-        let h: HistoryResponse = match self
-            .get_json(&format!("/v1/log/social/{handle}?size={}", cp.size), false)
-        {
-            Ok(h) => h,
-            Err(ClientError::Server { status: 404, .. }) => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
+        let h: HistoryResponse =
+            match self.get_json(&format!("/v1/log/social/{handle}?size={}", cp.size), false) {
+                Ok(h) => h,
+                Err(ClientError::Server { status: 404, .. }) => return Ok(vec![]),
+                Err(e) => return Err(e),
+            };
         let cp = crate::log::accept_note(self, ks, &h.checkpoint)?;
         if cp.size != h.size {
             return Err(ClientError::Log(serment_core::Error::BadInclusionProof));
@@ -197,7 +196,10 @@ fn view(handle: &str, r: &RequestState, c: &RecoveryContacts) -> RequestView {
         approvals,
         threshold: c.threshold,
         vetoed: !r.vetoes.is_empty(),
-        ready_at: r.logged_at.max(r.request.at).saturating_add(c.waiting_period),
+        ready_at: r
+            .logged_at
+            .max(r.request.at)
+            .saturating_add(c.waiting_period),
     }
 }
 
@@ -398,7 +400,12 @@ impl Session {
             .requests
             .iter()
             .filter(|r| r.request.contacts_hash == h && r.vetoes.is_empty())
-            .filter(|r| !hist.devices.iter().any(|d| d.device_id() == r.request.device_id()))
+            .filter(|r| {
+                !hist
+                    .devices
+                    .iter()
+                    .any(|d| d.device_id() == r.request.device_id())
+            })
             .map(|r| view(handle, r, &c))
             .collect())
     }
@@ -452,9 +459,9 @@ impl Session {
                     .into(),
             ));
         }
-        let got: SharesResponse =
-            self.api
-                .get_json(&format!("/v1/recovery/shares/{handle}"), true)?;
+        let got: SharesResponse = self
+            .api
+            .get_json(&format!("/v1/recovery/shares/{handle}"), true)?;
         let ctx0 = ShareContext {
             handle,
             contacts_hash: &ch,
@@ -549,7 +556,11 @@ impl Session {
             &[(EntryKind::RecoveryVeto, veto.as_slice())],
         )?;
         self.ks.save()?;
-        let c = st.contacts.as_ref().map(|x| x.1.clone()).ok_or_else(not_logged)?;
+        let c = st
+            .contacts
+            .as_ref()
+            .map(|x| x.1.clone())
+            .ok_or_else(not_logged)?;
         let mut v = view(&handle, &r, &c);
         v.vetoed = true;
         Ok(v)
@@ -672,6 +683,9 @@ pub fn request_recovery(
     };
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| ClientError::Input(format!("pending request: {e}")))?;
+    if let Some(dir) = pending.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
+    }
     crate::fsutil::write_atomic(&pending, &json)?;
     Ok(RequestMade {
         request_id: made.request_id,
@@ -756,8 +770,7 @@ pub fn complete_recovery_at(
         ));
     }
     // A veto by a current device of the identity ends the request.
-    if r
-        .vetoes
+    if r.vetoes
         .iter()
         .any(|(_, v)| hist.devices.iter().any(|d| d.device_id() == v.device_id()))
     {
@@ -765,7 +778,10 @@ pub fn complete_recovery_at(
     }
     // The waiting period, by this machine's clock, from the later of the request's log time and
     // its own signed time: a server that lies about time can delay, not shorten it.
-    let ready_at = r.logged_at.max(r.request.at).saturating_add(c.waiting_period);
+    let ready_at = r
+        .logged_at
+        .max(r.request.at)
+        .saturating_add(c.waiting_period);
     if now < ready_at {
         return Err(ClientError::Input(format!(
             "the waiting period ends in {} s (any device of {handle} can veto until then)",
@@ -849,15 +865,13 @@ pub fn complete_recovery_at(
             "the escrow holds another recovery device than the contacts entry names",
         ));
     }
-    let device = DeviceSecret::from_secrets(
-        &ks.device.signing_seed(),
-        &ks.device.encryption_secret(),
-    )
-    .and_then(|d| match ks.device.hybrid_secret() {
-        Some(h) => d.with_hybrid_secret(&h),
-        None => Ok(d),
-    })
-    .map_err(ClientError::Integrity)?;
+    let device =
+        DeviceSecret::from_secrets(&ks.device.signing_seed(), &ks.device.encryption_secret())
+            .and_then(|d| match ks.device.hybrid_secret() {
+                Some(h) => d.with_hybrid_secret(&h),
+                None => Ok(d),
+            })
+            .map_err(ClientError::Integrity)?;
     let log_state = ks.log_state(api.base()).cloned();
     let recovered = crate::recovery::enrol_recovered(
         path, passphrase, api, transport, &handle, secrets, device, log_state, opts,

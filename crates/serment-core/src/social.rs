@@ -196,10 +196,14 @@ impl SocialSecret {
                 .recover(parsed.iter())
                 .map_err(|_| not_enough)?,
         );
-        let arr: [u8; SECRET_LEN] = secret.as_slice().try_into().map_err(|_| Error::InvalidField {
-            field: "recovery shares",
-            reason: "shares of another length",
-        })?;
+        let arr: [u8; SECRET_LEN] =
+            secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::InvalidField {
+                    field: "recovery shares",
+                    reason: "shares of another length",
+                })?;
         Ok(SocialSecret(Zeroizing::new(arr)))
     }
 }
@@ -430,19 +434,16 @@ pub fn wrap_share(
                     field: "recovery contact device key",
                     reason: "not a valid X25519 public key",
                 })?;
-            let (enc, ct) = hpke::single_shot_seal_with_rng::<
-                ChaCha20Poly1305,
-                HkdfSha256,
-                X25519HkdfSha256,
-            >(
-                &OpModeS::Base,
-                &pk,
-                &info,
-                share.0.as_ref(),
-                ctx.contacts_hash,
-                rng,
-            )
-            .map_err(failed)?;
+            let (enc, ct) =
+                hpke::single_shot_seal_with_rng::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
+                    &OpModeS::Base,
+                    &pk,
+                    &info,
+                    share.0.as_ref(),
+                    ctx.contacts_hash,
+                    rng,
+                )
+                .map_err(failed)?;
             (enc.to_bytes().to_vec(), ct)
         }
     };
@@ -475,7 +476,10 @@ impl ShareWrap {
         let version = r.u16()?;
         let suite = r.u16()?;
         if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { what: WHAT, version });
+            return Err(Error::UnsupportedVersion {
+                what: WHAT,
+                version,
+            });
         }
         let kem = match suite {
             RECORD_SUITE_ID => WrapKem::X25519,
@@ -642,10 +646,7 @@ mod tests {
                 Share::from_bytes(shares[a].as_bytes()).unwrap(),
                 Share::from_bytes(shares[b].as_bytes()).unwrap(),
             ];
-            assert_eq!(
-                SocialSecret::combine(2, &two).unwrap().as_bytes(),
-                &[5; 32]
-            );
+            assert_eq!(SocialSecret::combine(2, &two).unwrap().as_bytes(), &[5; 32]);
         }
         let one = [Share::from_bytes(shares[0].as_bytes()).unwrap()];
         assert!(SocialSecret::combine(2, &one).is_err());

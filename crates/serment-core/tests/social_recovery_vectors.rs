@@ -272,12 +272,14 @@ fn social_recovery_vectors() {
     assert_eq!(r.approvals[0].1.device_id(), i.contacts[0].1.id());
     assert_eq!(r.vetoes.len(), 1);
     assert_eq!(r.vetoes[0].1.device_id(), i.owner_device.id());
-    assert!(matches!(chain[2].entry.payload, Payload::RecoveryApproval(_)));
+    assert!(matches!(
+        chain[2].entry.payload,
+        Payload::RecoveryApproval(_)
+    ));
     // An approval before its request breaks the chain's replay.
     let mut swapped: Vec<ChainEntry> = Vec::new();
     for (n, (k, p)) in [&items[0], &items[2], &items[1]].iter().enumerate() {
-        let bytes =
-            encode_entry(*k, AT, swapped.last().map(ChainEntry::link), p).unwrap();
+        let bytes = encode_entry(*k, AT, swapped.last().map(ChainEntry::link), p).unwrap();
         swapped.push(ChainEntry {
             index: n as u64,
             entry: LogEntry::decode(&bytes).unwrap(),

@@ -85,12 +85,14 @@ pub(crate) fn secret_arg(
     match given {
         Some("-") => {
             let mut line = zeroize::Zeroizing::new(String::new());
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| CliError::Input(format!("{flag} -: cannot read standard input: {e}")))?;
+            std::io::stdin().read_line(&mut line).map_err(|e| {
+                CliError::Input(format!("{flag} -: cannot read standard input: {e}"))
+            })?;
             let t = zeroize::Zeroizing::new(line.trim().to_owned());
             if t.is_empty() {
-                return Err(CliError::Input(format!("{flag} -: standard input is empty")));
+                return Err(CliError::Input(format!(
+                    "{flag} -: standard input is empty"
+                )));
             }
             Ok(t)
         }

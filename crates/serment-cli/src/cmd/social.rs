@@ -205,7 +205,9 @@ pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
             .clone()
             .ok_or_else(|| CliError::Input("--server (or SERMENT_SERVER) is required".into()))?;
         if pending_path(&path).exists() {
-            return Err(ClientError::KeystoreExists(pending_path(&path).display().to_string()).into());
+            return Err(
+                ClientError::KeystoreExists(pending_path(&path).display().to_string()).into(),
+            );
         }
         super::lock_keystore(&path)?;
         let r = serment_client::social::request_recovery(
@@ -242,9 +244,8 @@ pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     super::lock_keystore(&path)?;
     let pass = passphrase(false)?;
     if let Some(req) = &a.request {
-        let raw = std::fs::read(pending_path(&path)).map_err(|_| {
-            ClientError::NoKeystore(pending_path(&path).display().to_string())
-        })?;
+        let raw = std::fs::read(pending_path(&path))
+            .map_err(|_| ClientError::NoKeystore(pending_path(&path).display().to_string()))?;
         if !String::from_utf8_lossy(&raw).contains(req.trim()) {
             return Err(CliError::Input(format!(
                 "--request {req}: this machine's pending request is another one"

@@ -350,7 +350,9 @@ pub fn request_id(payload: &[u8]) -> [u8; REQUEST_ID_LEN] {
     h.update(b"serment/v1/recovery-request\0");
     h.update(payload);
     let d: [u8; 32] = h.finalize().into();
-    d.first_chunk::<REQUEST_ID_LEN>().copied().unwrap_or_default()
+    d.first_chunk::<REQUEST_ID_LEN>()
+        .copied()
+        .unwrap_or_default()
 }
 
 /// A contact's approval of a request (kind 15), signed by the contact's device.
@@ -573,7 +575,9 @@ pub fn replay_social(handle: &str, chain: &[ChainEntry]) -> Result<SocialState> 
     let mut contacts_hashes: Vec<[u8; 32]> = Vec::new();
     for e in chain {
         if e.entry.subject() != Subject::Social(handle.to_owned()) {
-            return Err(broken("an entry of the social chain is about another subject"));
+            return Err(broken(
+                "an entry of the social chain is about another subject",
+            ));
         }
         match &e.entry.payload {
             Payload::RecoveryContacts(c) => {

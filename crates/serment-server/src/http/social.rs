@@ -383,7 +383,9 @@ pub(crate) async fn get_request(
             ready_at - now()
         )));
     }
-    let shares = meta.social_shares(&row.handle, &id, &row.new_device).await?;
+    let shares = meta
+        .social_shares(&row.handle, &id, &row.new_device)
+        .await?;
     Ok(Json(SocialRecoveryResponse {
         handle: row.handle,
         escrow: b64_encode(&social.escrow),

@@ -33,11 +33,11 @@ use crate::config::BlobLocation;
 pub(crate) use batcher::{CommitJob, JobCommit};
 pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
 pub(crate) use traits::{CodeCheck, NewProvisional, ProvisionalRow};
-pub(crate) use traits::{NewSocial, SocialRequestRow, SocialRow};
 pub(crate) use traits::{
     DirectoryStore, DocumentStore, ErasureStore, GuardStore, LogStore, MetaStore, NonceUse,
     PairingStore, PoolUse, ProvisionalStore, RecoveryStore, RestoreStore, SocialStore,
 };
+pub(crate) use traits::{NewSocial, SocialRequestRow, SocialRow};
 
 /// The name of the database file inside the data directory.
 pub(crate) const DB_FILE: &str = "serment.db";

@@ -601,8 +601,10 @@ pub(crate) trait SocialStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 
     /// A request by id.
-    async fn social_request(&self, request_id: &str)
-    -> Result<Option<SocialRequestRow>, StoreError>;
+    async fn social_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<SocialRequestRow>, StoreError>;
 
     /// Appends an approval (kind 15) and stores the re-wrapped share (one per contact device
     /// and request: [`StoreError::Conflict`] for a second).

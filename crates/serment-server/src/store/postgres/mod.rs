@@ -49,15 +49,15 @@ mod provisional;
 #[path = "../sql/recovery.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod recovery;
-#[path = "../sql/social.rs"]
-#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
-mod social;
 #[path = "../sql/restore.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod restore;
 #[path = "../sql/rows.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod rows;
+#[path = "../sql/social.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
+mod social;
 #[path = "../sql/teams.rs"]
 #[allow(clippy::duplicate_mod)] // on purpose: one SQL source, compiled per backend
 mod teams;
