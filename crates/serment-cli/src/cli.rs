@@ -93,10 +93,13 @@ pub(crate) enum Command {
     /// devices.
     Claim {
         /// The claim code printed on the receipt (XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX).
+        /// `-` reads it from standard input; without --code on a terminal it is asked for
+        /// (hidden), so it stays out of the shell history and the process list.
         #[arg(long)]
-        code: String,
-        /// The one-time code the server emailed. Without it, asks for one (and prompts for it on
-        /// a terminal; otherwise exits 0 once it is sent).
+        code: Option<String>,
+        /// The one-time code the server emailed (`-`: read from standard input, after the claim
+        /// code if both are `-`). Without it, asks for one (and prompts for it, hidden, on a
+        /// terminal; otherwise exits 0 once it is sent).
         #[arg(long)]
         otp: Option<String>,
     },

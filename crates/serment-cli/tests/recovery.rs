@@ -71,6 +71,53 @@ fn recovery_code_brings_back_a_lost_machine() {
     let (c, v, _) = run_code(&p2, &recover_args(&server.url, "patient-r", &other));
     assert_eq!(c, 3, "a wrong code: {v}");
     assert!(!p2.join("keystore.srmk").exists());
+    // REVIEW3 S10: `--code -` reads the code from standard input (the wrong code above: exit
+    // 3, so it was read and used); without --code and without a terminal: exit 2.
+    let from_stdin = |input: &str, args: &[&str]| -> (i32, serde_json::Value) {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(bin())
+            .arg("--json")
+            .args(args)
+            .env("SERMENT_HOME", &p2)
+            .env("SERMENT_PASSPHRASE", PASS)
+            .env_remove("SERMENT_SERVER")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    };
+    let base = [
+        "recover",
+        "--handle",
+        "patient-r",
+        "--server",
+        &server.url,
+        "--kdf",
+        "floor",
+    ];
+    let mut with_dash = base.to_vec();
+    with_dash.extend(["--code", "-"]);
+    let (c, v) = from_stdin(&format!("{other}\n"), &with_dash);
+    assert_eq!(c, 3, "--code - reads the code from standard input: {v}");
+    let (c, v) = from_stdin("", &base);
+    assert_eq!(c, 2, "no --code and no terminal: {v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("--code"),
+        "{v}"
+    );
+    assert!(!p2.join("keystore.srmk").exists());
     let (c, v, _) = run_code(&p2, &recover_args(&server.url, "nobody-r", &code));
     assert_eq!(c, 6, "no escrow for this handle: {v}");
 

@@ -66,7 +66,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             to_unregistered: Some(contact),
             new_claim_code,
         } => provisional::put_with(&ctx, &file, &to, title, mime, &contact, new_claim_code),
-        Command::Claim { code, otp } => provisional::claim(&ctx, &code, otp),
+        Command::Claim { code, otp } => provisional::claim(&ctx, code.as_deref(), otp),
         Command::Put {
             file,
             to,

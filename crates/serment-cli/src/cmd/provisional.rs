@@ -159,11 +159,18 @@ pub(crate) fn put_with(
 }
 
 /// `serment claim --code CLAIM [--otp CODE]`.
-pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()> {
-    let code = ClaimCode::parse(code).map_err(|e| CliError::Input(e.to_string()))?;
+pub(crate) fn claim(ctx: &Ctx, code: Option<&str>, otp: Option<String>) -> CliResult<()> {
+    // REVIEW3 S10: `-` reads a secret from standard input; an absent code is asked for, hidden.
+    let typed = super::recover::secret_arg(code, "--code", "Claim code: ")?;
+    let code = ClaimCode::parse(&typed).map_err(|e| CliError::Input(e.to_string()))?;
+    let otp = match otp.as_deref() {
+        Some("-") => Some(super::recover::secret_arg(Some("-"), "--otp", "")?),
+        Some(o) => Some(Zeroizing::new(o.to_owned())),
+        None => None,
+    };
     let mut s = ctx.session()?;
     let otp = match otp {
-        Some(o) => Zeroizing::new(o),
+        Some(o) => o,
         None => {
             let ttl = match s.api.request_claim_otp(&code) {
                 Ok(ttl) => ttl,
@@ -193,11 +200,10 @@ pub(crate) fn claim(ctx: &Ctx, code: &str, otp: Option<String>) -> CliResult<()>
                 "A one-time code was emailed to the address the lab has for you (valid {} minutes).",
                 ttl / 60
             );
-            eprint!("One-time code: ");
-            let mut line = Zeroizing::new(String::new());
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| CliError::Input(format!("reading the one-time code: {e}")))?;
+            let line = Zeroizing::new(
+                rpassword::prompt_password("One-time code: ")
+                    .map_err(|e| CliError::Input(format!("reading the one-time code: {e}")))?,
+            );
             Zeroizing::new(line.trim().to_owned())
         }
     };
