@@ -278,11 +278,14 @@ pub fn seal_social_escrow_with(
     let header = h.into_vec();
     let body = encode_plaintext(secrets)?;
     let mut sealed = Zeroizing::new(body.to_vec());
+    // The buffer as a plain `Vec` (ring's generic argument natively, the RustCrypto shim's
+    // `&mut Vec<u8>` on wasm32), still zeroized on drop by `sealed`.
+    let buf: &mut Vec<u8> = &mut sealed;
     escrow_key(secret)?
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(&escrow_aad(&header, handle)?),
-            &mut *sealed,
+            buf,
         )
         .map_err(|_| Error::KeystoreDecrypt)?;
     let mut out = header;
