@@ -100,7 +100,7 @@ for _ in $(seq 1 "$BIG_FILES"); do
 done
 rm -f "$WORK/big.bin"
 stop_server
-echo "data: $SMALL x 4 KiB, $MID x 300 KiB, $BIG_FILES x $BIG_MIB MiB documents; $(du_mib "$DATA") MiB on disk" | tee "$OUT/data.txt" >&2
+echo "$SMALL x 4 KiB, $MID x 300 KiB, $BIG_FILES x $BIG_MIB MiB documents; $(du_mib "$DATA") MiB on disk" | tee "$OUT/data.txt" >&2
 
 # 2. Initial backup.
 load "initial: serment backup"
