@@ -309,6 +309,46 @@ async fn commit_checks_header_and_wraps() {
     assert_eq!(s, StatusCode::CREATED);
 }
 
+/// One bad wrap signature among many (issue 14 §2): the wraps' signatures are verified in one
+/// batch, which fails; the one-by-one fallback then refuses the offending wrap with its own error
+/// (M130), whichever position it holds, and nothing is committed. The same wraps unaltered
+/// commit.
+#[tokio::test]
+async fn one_bad_wrap_signature_among_many_is_refused_with_its_own_error() {
+    let srv = TestServer::new().await;
+    let lab = User::new("lab");
+    let tl = srv.enroll(&lab).await;
+    let readers: Vec<User> = (0..5).map(|i| User::new(&format!("reader{i}"))).collect();
+    for r in &readers {
+        srv.enroll(r).await;
+    }
+    let to: Vec<&User> = readers.iter().collect();
+    let doc_id = DocId::random().unwrap();
+    let (blob, sealed) = seal_for(&lab, doc_id, 1, &to, b"potassium 4.1 mmol/L");
+    let wraps = all_wraps(&sealed);
+    assert_eq!(wraps.len(), 6);
+    let body = |w: Vec<String>| json!({"doc_id": doc_id.to_string(), "doc_version": 1, "blob": b64(&blob), "wraps": w});
+    for bad in [0, 3, 5] {
+        let mut w = wraps.clone();
+        let mut bytes = unb64(&w[bad]);
+        let at = bytes.len() - 40; // inside the signature's R
+        bytes[at] ^= 0x01;
+        w[bad] = b64(&bytes);
+        let (s, v) = srv.post("/v1/documents", Some(&tl), body(w)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["error"]["code"], "invalid_record", "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            format!("wraps[{bad}]: key wrap: signature verification failed"),
+            "{v}"
+        );
+    }
+    let (_, v) = srv.get("/v1/documents", Some(&tl)).await;
+    assert_eq!(v["documents"].as_array().unwrap().len(), 0, "{v}");
+    let (s, v) = srv.post("/v1/documents", Some(&tl), body(wraps)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
 #[tokio::test]
 async fn wrong_content_types_are_415() {
     let srv = TestServer::new().await;

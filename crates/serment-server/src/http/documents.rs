@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serment_core::document::Header;
+use serment_core::ids::KeyKind;
 use serment_core::log::entry::{Payload, Subject};
 use serment_core::wrap::WrappedKey;
 use serment_core::{DocId, KeyId};
@@ -25,7 +26,8 @@ use super::types::{
     DocumentsResponse, VersionResponse, VersionSummary,
 };
 use crate::store::{
-    AccessKind, BlobId, CommitJob, MAX_INLINE_BLOB, MAX_WRAPS, NewWrap, VersionRow, now,
+    AccessKind, BlobId, CommitJob, MAX_INLINE_BLOB, MAX_WRAPS, NewWrap, ReaderWrap, VersionRead,
+    VersionRow, now,
 };
 
 /// Reads and decodes the sealed header at the start of a stored blob.
@@ -44,8 +46,10 @@ pub(crate) struct WrapContext {
 }
 
 /// Decodes and checks wraps (§7): 1..=[`MAX_WRAPS`], each for this document, version and header,
-/// made and signed by the calling device, recipients distinct. Runs the signature checks on the
-/// blocking pool (up to 1024 Ed25519 verifications).
+/// made and signed by the calling device, recipients distinct. The signatures are verified in one
+/// batch ([`super::sigbatch`]); if the batch fails, one by one, so that the offending wrap is
+/// refused with its own error. Runs on the blocking pool past [`INLINE_VERIFY_MAX`] wraps (up to
+/// 1024 Ed25519 verifications).
 pub(crate) async fn check_wraps(
     raw: Vec<String>,
     ctx: WrapContext,
@@ -57,35 +61,16 @@ pub(crate) async fn check_wraps(
     }
     let n = raw.len();
     let check = move || {
-        let mut seen = HashSet::with_capacity(raw.len());
-        let mut out = Vec::with_capacity(raw.len());
-        for (i, s) in raw.iter().enumerate() {
-            let bytes = b64_decode(&format!("wraps[{i}]"), s)?;
-            let bad = |why: &str| ApiError::InvalidRecord(format!("wraps[{i}]: {why}"));
-            let wrap = WrappedKey::decode(&bytes).map_err(|e| bad(&e.to_string()))?;
-            if wrap.doc_id != ctx.doc_id || wrap.doc_version != ctx.doc_version {
-                return Err(bad("names another document or version"));
-            }
-            if wrap.header_hash != ctx.header_hash {
-                return Err(bad("is bound to another sealed header"));
-            }
-            if wrap.sharer != ctx.sharer {
-                return Err(bad("sharer is not the calling device"));
-            }
-            wrap.verify_signature(&ctx.sharer_signing_key)
-                .map_err(|e| bad(&e.to_string()))?;
-            if !seen.insert(wrap.recipient) {
-                return Err(ApiError::BadRequest(format!(
-                    "wraps[{i}]: duplicate recipient device"
-                )));
-            }
-            out.push(NewWrap {
-                recipient: wrap.recipient,
-                sharer: wrap.sharer,
-                bytes,
-            });
+        // Fast path: every wrap well formed and bound to this version, and every signature
+        // verified in one batch.
+        if let Ok((out, signed)) = decode_wraps(&raw, &ctx, Signatures::Batch)
+            && super::sigbatch::all_valid(&signed)
+        {
+            return Ok(out);
         }
-        Ok(out)
+        // Otherwise every check again, one wrap after the other: the first wrap that fails is
+        // refused with its own error (M130).
+        decode_wraps(&raw, &ctx, Signatures::EachNow).map(|(out, _)| out)
     };
     // A few verifications (~50 µs each) cost less than a hand-off to the blocking pool.
     if n <= INLINE_VERIFY_MAX {
@@ -94,6 +79,70 @@ pub(crate) async fn check_wraps(
     tokio::task::spawn_blocking(check)
         .await
         .map_err(|e| ApiError::internal("wrap verification task failed", &e))?
+}
+
+/// How [`decode_wraps`] checks the wraps' signatures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signatures {
+    /// Returns them, for one batch.
+    Batch,
+    /// Verifies each in turn (`verify_strict`), refusing the first that fails.
+    EachNow,
+}
+
+/// Decodes `raw` and checks each wrap in order (decoding, document, version, header, sharer,
+/// signature if [`Signatures::EachNow`], distinct recipients): the first failure is the error.
+/// Returns the wraps and, for [`Signatures::Batch`], their signatures to verify.
+fn decode_wraps<'k>(
+    raw: &[String],
+    ctx: &'k WrapContext,
+    sigs: Signatures,
+) -> Result<(Vec<NewWrap>, Vec<super::sigbatch::Signed<'k>>), ApiError> {
+    let mut seen = HashSet::with_capacity(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
+    let mut signed = Vec::new();
+    // What `verify_signature` checks besides the signature: the key is the sharer's.
+    let key_is_sharer = KeyId::of(KeyKind::Device, &ctx.sharer_signing_key) == ctx.sharer;
+    for (i, s) in raw.iter().enumerate() {
+        let bytes = b64_decode(&format!("wraps[{i}]"), s)?;
+        let bad = |why: &str| ApiError::InvalidRecord(format!("wraps[{i}]: {why}"));
+        let wrap = WrappedKey::decode(&bytes).map_err(|e| bad(&e.to_string()))?;
+        if wrap.doc_id != ctx.doc_id || wrap.doc_version != ctx.doc_version {
+            return Err(bad("names another document or version"));
+        }
+        if wrap.header_hash != ctx.header_hash {
+            return Err(bad("is bound to another sealed header"));
+        }
+        if wrap.sharer != ctx.sharer {
+            return Err(bad("sharer is not the calling device"));
+        }
+        match sigs {
+            Signatures::EachNow => wrap
+                .verify_signature(&ctx.sharer_signing_key)
+                .map_err(|e| bad(&e.to_string()))?,
+            Signatures::Batch if !key_is_sharer => return Err(bad("signed by another key")),
+            Signatures::Batch => {
+                let (message, signature) =
+                    wrap.signed_message().map_err(|e| bad(&e.to_string()))?;
+                signed.push(super::sigbatch::Signed {
+                    public_key: &ctx.sharer_signing_key,
+                    message,
+                    signature,
+                });
+            }
+        }
+        if !seen.insert(wrap.recipient) {
+            return Err(ApiError::BadRequest(format!(
+                "wraps[{i}]: duplicate recipient device"
+            )));
+        }
+        out.push(NewWrap {
+            recipient: wrap.recipient,
+            sharer: wrap.sharer,
+            bytes,
+        });
+    }
+    Ok((out, signed))
 }
 
 /// The most wraps verified on the request's own task; more go to the blocking pool.
@@ -275,30 +324,22 @@ pub(crate) fn version_path((doc_id, v): &(String, String)) -> Result<(DocId, u32
     Ok((parse_doc_id(doc_id)?, parse_version(v)?))
 }
 
-/// Loads a version and the caller's wrap (own, else a team's) with its log index; 404 if the version does not exist; if the caller
-/// neither holds a wrap nor belongs to the author identity, [`not_shared_or_missing`].
+/// Loads a version and the caller's wrap (own, else a team's) with its log entry, in one query
+/// (issue 14 §2); 404 if the version does not exist; if the caller neither holds a wrap nor
+/// belongs to the author identity, [`not_shared_or_missing`].
 pub(crate) async fn authorize_read(
     state: &AppState,
     caller: &AuthDevice,
     doc_id: &DocId,
     version: u32,
-) -> Result<(VersionRow, Option<(Vec<u8>, Option<u64>)>), ApiError> {
+) -> Result<(VersionRow, Option<ReaderWrap>), ApiError> {
     let meta = state.store.meta();
-    let Some(row) = meta.version(doc_id, version).await? else {
+    let Some(VersionRead { row, wrap }) = meta
+        .version_for_reader(doc_id, version, &caller.device_id)
+        .await?
+    else {
         let missing = ApiError::NotFound("no such document version");
         return Err(super::erasure::gone_or(state, doc_id, missing).await);
-    };
-    // With its log index, so that `get_version` need not load it again (issue 14 §2).
-    let wrap = match meta
-        .wrap_with_index(doc_id, version, &caller.device_id)
-        .await?
-    {
-        Some(w) => Some(w),
-        // A member of a team the version is shared with (PROTOCOL.md §12.5).
-        None => {
-            meta.team_wrap_for(doc_id, version, &caller.device_id)
-                .await?
-        }
     };
     if wrap.is_none() && row.author_identity != caller.identity_id {
         return Err(not_shared_or_missing(state, caller, doc_id, Some(version)).await);
@@ -389,39 +430,32 @@ pub(crate) async fn get_version(
     let receipt = super::log::receipt_header(&headers)?;
     // Validated before the access is recorded: a bad request leaves no log entry.
     super::log::check_size(&state, q.size).await?;
-    // The caller's own wrap, else the wrap to a team it belongs to (PROTOCOL.md §12.5), loaded
-    // once, by the authorization itself.
+    // The caller's own wrap, else the wrap to a team it belongs to (PROTOCOL.md §12.5), and its
+    // log entry, loaded once, by the authorization itself.
     let (row, found) = authorize_read(&state, &caller, &doc_id, version).await?;
     let mut access_index = None;
     let mut wrap_entry = None;
     let mut log_size = 0;
     let wrap = match found {
-        Some((wrap, idx)) => {
-            access_index = Some(
-                super::log::record_access(
-                    &state,
-                    &caller,
-                    &doc_id,
-                    version,
-                    AccessKind::Wrap,
-                    receipt,
-                )
-                .await?,
-            );
-            let size = match q.size {
-                Some(s) => s,
-                None => state.store.meta().log_size().await?,
-            };
+        Some(ReaderWrap { bytes, entry }) => {
+            let index = super::log::record_access(
+                &state,
+                &caller,
+                &doc_id,
+                version,
+                AccessKind::Wrap,
+                receipt,
+            )
+            .await?;
+            access_index = Some(index);
+            // The access's own transaction signed the checkpoint of `index + 1` entries: a
+            // published size, read without another query.
+            let size = q.size.unwrap_or(index + 1);
             log_size = size;
-            if let Some(idx) = idx.filter(|i| *i < size)
-                && let Some(entry) = state.store.meta().log_entry(idx).await?
-            {
-                wrap_entry = Some(
-                    super::log::prove(&state, crate::store::LogRead { index: idx, entry }, size)
-                        .await?,
-                );
+            if let Some(entry) = entry.filter(|e| e.index < size) {
+                wrap_entry = Some(super::log::prove(&state, entry, size).await?);
             }
-            Some(wrap)
+            Some(bytes)
         }
         None => None,
     };

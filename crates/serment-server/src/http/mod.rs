@@ -36,6 +36,7 @@ mod pairing;
 mod provisional;
 mod recovery;
 pub(crate) mod replay;
+mod sigbatch;
 mod social;
 mod teams;
 pub(crate) mod throttle;

@@ -162,6 +162,26 @@ pub(crate) struct VersionRow {
     pub(crate) created_at: u64,
 }
 
+/// A version as one reader sees it ([`DocumentStore::version_for_reader`]): the row and the
+/// wrap the reader opens it with, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionRead {
+    /// The version.
+    pub(crate) row: VersionRow,
+    /// The reader's wrap: its own, else the newest wrap to a care team its handle is a current
+    /// member of (PROTOCOL.md §12.5); `None` if it holds neither.
+    pub(crate) wrap: Option<ReaderWrap>,
+}
+
+/// A wrap a reader holds, with its log entry.
+#[derive(Debug, Clone)]
+pub(crate) struct ReaderWrap {
+    /// The wrap's bytes as stored.
+    pub(crate) bytes: Vec<u8>,
+    /// Its wrap entry (kind 4) in the log; `None` for a row written before wraps were logged.
+    pub(crate) entry: Option<LogRead>,
+}
+
 /// A key wrap to store, already decoded and checked by the caller.
 #[derive(Debug)]
 pub(crate) struct NewWrap {

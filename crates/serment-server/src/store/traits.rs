@@ -17,7 +17,8 @@ use serment_core::{DocId, KeyId};
 use super::log_service::NewTeamChange;
 use super::{
     AccessRow, BlobId, CommitJob, DeviceRow, ErasedDocument, JobCommit, LogRead, NewAccess,
-    NewDevice, NewErasure, NewWrap, PairingRow, Registered, RotatedDevice, StoreError, VersionRow,
+    NewDevice, NewErasure, NewWrap, PairingRow, Registered, RotatedDevice, StoreError, VersionRead,
+    VersionRow,
 };
 
 /// The directory (PROTOCOL.md §8.1), login (§8.2) and identity changes that the log records
@@ -199,6 +200,17 @@ pub(crate) trait DocumentStore: Send + Sync {
         doc_id: &DocId,
         doc_version: u32,
     ) -> Result<Option<VersionRow>, StoreError>;
+
+    /// A version and the wrap `device_id` reads it with (its own, else the newest wrap to a care
+    /// team whose current members include the handle of the unrevoked device, PROTOCOL.md
+    /// §12.5), with that wrap's log entry: the read path's one query (issue 14 §2). `None` if
+    /// the version does not exist.
+    async fn version_for_reader(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &KeyId,
+    ) -> Result<Option<VersionRead>, StoreError>;
 
     /// The versions a device may read: authored by its identity, holding a wrap for it, or
     /// shared with a care team its handle is a member of (a team wrap, PROTOCOL.md §12.3).
@@ -731,15 +743,6 @@ pub(crate) trait TeamStore: Send + Sync {
         wrap: &[u8],
         now: u64,
     ) -> Result<u64, StoreError>;
-
-    /// The newest wrap of a version to a team whose current members include the handle of
-    /// the unrevoked device `device_id`, with its log index.
-    async fn team_wrap_for(
-        &self,
-        doc_id: &DocId,
-        doc_version: u32,
-        device_id: &KeyId,
-    ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError>;
 }
 
 /// Provisional recipients (issue 17 §1, PROTOCOL.md §15): their rows, one-time codes, wraps and

@@ -10,8 +10,8 @@ use super::commit_batch::{WrapRow, insert_wrap_rows, known_devices};
 use super::{Db, Tx, VERSION_COLUMNS, backend, key_id_at, to_i64, to_u32, to_u64, version_row};
 use crate::store::log_service::LogAppender;
 use crate::store::{
-    AccessRow, BlobId, CommitJob, DocumentStore, JobCommit, MAX_ACCESS_ROWS, MAX_WRAPS, NewAccess,
-    NewWrap, StoreError, VersionRow,
+    AccessRow, BlobId, CommitJob, DocumentStore, JobCommit, LogRead, MAX_ACCESS_ROWS, MAX_WRAPS,
+    NewAccess, NewWrap, ReaderWrap, StoreError, VersionRead, VersionRow,
 };
 
 #[async_trait::async_trait]
@@ -224,6 +224,61 @@ impl DocumentStore for Db {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(version_row).transpose()
+    }
+
+    async fn version_for_reader(
+        &self,
+        doc_id: &DocId,
+        doc_version: u32,
+        device_id: &KeyId,
+    ) -> Result<Option<VersionRead>, StoreError> {
+        // The version, left-joined with the reader's candidate wraps (its own first, then the
+        // newest to a team it belongs to) and the chosen wrap's log entry: one statement.
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS}, x.wrap AS reader_wrap, x.log_idx AS reader_idx, \
+               e.entry AS reader_entry \
+             FROM documents d JOIN blobs b ON b.blob_id = d.blob_id \
+             LEFT JOIN (\
+               SELECT 0 AS pri, w.wrap, w.log_idx FROM wraps w \
+                 WHERE w.doc_id = $1 AND w.doc_version = $2 AND w.recipient_device = $3 \
+               UNION ALL \
+               SELECT 1 AS pri, tw.wrap, tw.log_idx FROM team_wraps tw \
+                 JOIN team_members m ON m.team = tw.team \
+                 JOIN devices dv ON dv.handle = m.handle \
+                 WHERE tw.doc_id = $1 AND tw.doc_version = $2 AND dv.device_id = $3 \
+                 AND dv.revoked = 0\
+             ) x ON 1 = 1 \
+             LEFT JOIN log_entries e ON e.idx = x.log_idx \
+             WHERE d.doc_id = $1 AND d.doc_version = $2 \
+             ORDER BY x.pri, x.log_idx DESC LIMIT 1"
+        );
+        // Only VERSION_COLUMNS, a constant, is interpolated; values are bound.
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(doc_id.to_string())
+            .bind(i64::from(doc_version))
+            .bind(device_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let wrap = match r.try_get::<Option<Vec<u8>>, _>("reader_wrap")? {
+            None => None,
+            Some(bytes) => {
+                let idx: Option<i64> = r.try_get("reader_idx")?;
+                let entry: Option<Vec<u8>> = r.try_get("reader_entry")?;
+                let entry = match (idx, entry) {
+                    (Some(i), Some(entry)) => Some(LogRead {
+                        index: to_u64(i)?,
+                        entry,
+                    }),
+                    _ => None,
+                };
+                Some(ReaderWrap { bytes, entry })
+            }
+        };
+        Ok(Some(VersionRead {
+            row: version_row(&r)?,
+            wrap,
+        }))
     }
 
     /// The versions a device may read: authored by its identity, or holding a wrap for it.

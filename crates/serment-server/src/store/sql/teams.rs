@@ -295,31 +295,4 @@ impl TeamStore for Db {
         tx.commit().await?;
         Ok(idx)
     }
-
-    async fn team_wrap_for(
-        &self,
-        doc_id: &DocId,
-        doc_version: u32,
-        device_id: &KeyId,
-    ) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError> {
-        let device_id = device_id.to_string();
-        let device_id = device_id.as_str();
-        let row = sqlx::query(
-            "SELECT tw.wrap, tw.log_idx FROM team_wraps tw \
-             JOIN team_members m ON m.team = tw.team \
-             JOIN devices d ON d.handle = m.handle \
-             WHERE tw.doc_id = $1 AND tw.doc_version = $2 AND d.device_id = $3 AND d.revoked = 0 \
-             ORDER BY tw.log_idx DESC LIMIT 1",
-        )
-        .bind(doc_id.to_string())
-        .bind(i64::from(doc_version))
-        .bind(device_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            let idx: i64 = r.try_get("log_idx")?;
-            Ok((r.try_get("wrap")?, Some(to_u64(idx)?)))
-        })
-        .transpose()
-    }
 }
