@@ -231,6 +231,10 @@ pub(crate) enum Command {
     Web(crate::cmd::web::WebCommand),
     /// Audit a server's whole transparency log: recompute the tree, check every signature.
     VerifyLog(crate::cmd::log::VerifyLogArgs),
+    /// Print the newest checkpoint this keystore verified for its server (a signed note), without
+    /// contacting the server: what `verify-backup --checkpoint` and `restore --checkpoint` take
+    /// after an attack, when the server's own checkpoint is not to be trusted.
+    PinnedCheckpoint(crate::cmd::log::PinnedCheckpointArgs),
     /// Back up a server's store to storage it cannot erase (docs/BACKUP.md): continuous, or
     /// one increment with --once.
     Backup(crate::cmd::backup::BackupArgs),

@@ -298,6 +298,14 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     );
     c("accesses", &ok(&patient, &["accesses", &doc]));
     c("audit", &ok(&patient, &["audit"]));
+    let pinned = ok(&patient, &["pinned-checkpoint"]);
+    assert!(
+        pinned["checkpoint"]
+            .as_str()
+            .is_some_and(|n| n.lines().nth(1) == Some(pinned["size"].to_string().as_str())),
+        "{pinned}"
+    );
+    c("pinned-checkpoint", &pinned);
     c(
         "verify-log",
         &ok(&patient, &["verify-log", "--server", &server.url]),

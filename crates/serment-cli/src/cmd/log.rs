@@ -268,6 +268,61 @@ pub(crate) fn fetched(what: &str) -> &'static str {
     }
 }
 
+/// `serment pinned-checkpoint`: the keystore's newest verified checkpoint, offline.
+#[derive(Debug, Args)]
+pub(crate) struct PinnedCheckpointArgs {
+    /// Write the note to this file (created, never overwritten) instead of stdout.
+    #[arg(short = 'o', long)]
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// Prints (or writes) the checkpoint note this keystore last verified for its server, from the
+/// keystore alone: the server may be the attacked one (docs/BACKUP.md, restore runbook).
+pub(crate) fn pinned_checkpoint(ctx: &Ctx, a: &PinnedCheckpointArgs) -> CliResult<()> {
+    let ks = ctx.keystore()?;
+    let server = ks
+        .server()
+        .ok_or(serment_client::ClientError::NotRegistered)?
+        .to_owned();
+    let state = ks.log_state(&server);
+    let note = state.and_then(|s| s.checkpoint.clone()).ok_or_else(|| {
+        CliError::Input(format!(
+            "this keystore has verified no checkpoint of {server} yet (run any online command first)"
+        ))
+    })?;
+    let size = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse::<u64>().ok())
+        .ok_or_else(|| CliError::Local("the pinned checkpoint note is malformed".into()))?;
+    if let Some(path) = &a.output {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| CliError::io(path, e))?;
+        f.write_all(note.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| CliError::io(path, e))?;
+    }
+    let text = match &a.output {
+        Some(path) => format!(
+            "checkpoint of {size} entries for {server} written to {}",
+            path.display()
+        ),
+        None => note.trim_end().to_owned(),
+    };
+    emit(
+        ctx.json,
+        &json!({ "server": server, "size": size, "checkpoint": note,
+                 "log_key": state.map(|s| s.vkey.clone()),
+                 "output": a.output.as_ref().map(|p| p.display().to_string()) }),
+        &text,
+    );
+    Ok(())
+}
+
 /// The flag printed under a download by this device's recovery device (REVIEW3 S1).
 const BY_RECOVERY_DEVICE: &str = "READ BY YOUR RECOVERY DEVICE: whoever holds your recovery code";
 

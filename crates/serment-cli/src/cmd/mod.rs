@@ -190,6 +190,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Demo(a) => demo::run(&ctx, a),
         Command::Witness(a) => log::witness(&ctx, a),
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
+        Command::PinnedCheckpoint(a) => log::pinned_checkpoint(&ctx, &a),
         Command::Backup(a) => backup::backup(&ctx, a),
         Command::VerifyBackup(a) => backup::verify_backup(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
