@@ -211,21 +211,6 @@ impl WrappedKey {
         &self.bytes
     }
 
-    /// The sharer's signature and the exact message it signs (`sig_input("wrap", body)`,
-    /// PROTOCOL.md §3, §7), for a verifier that checks several signatures in one batch (the
-    /// server, issue 14 §2). [`WrappedKey::verify_signature`] is the one-by-one check.
-    ///
-    /// # Errors
-    /// [`Error::Truncated`] if the stored bytes are shorter than the wrap's length (not for a
-    /// wrap from [`WrappedKey::decode`]).
-    pub fn signed_message(&self) -> Result<(Vec<u8>, [u8; 64])> {
-        let signed = self
-            .bytes
-            .get(..self.kem.wrap_len() - 64)
-            .ok_or(Error::Truncated { what: "key wrap" })?;
-        Ok((sign::sig_input(Context::Wrap, signed), self.signature))
-    }
-
     /// Verifies the sharer's signature over the received bytes. The caller checks that
     /// `sharer_signing_key` belongs to the device [`WrappedKey::sharer`] names and is allowed to share.
     ///

@@ -1061,15 +1061,16 @@ mod tests {
     }
 }
 
-/// `url` with any `user:password@` taken out, for messages (REVIEW3 S10, REVIEW4 T18): a
-/// `postgres://serment:SECRET@db/serment` names its database as `postgres://db/serment`.
+/// `url` with any `user:password@` and any query (`?password=...`) taken out, for messages
+/// (REVIEW3 S10, REVIEW4 T18): `postgres://serment:SECRET@db/serment?sslmode=require` names
+/// its database as `postgres://db/serment`. Everything up to the last `@` goes, so a password
+/// holding a `/` does not survive either.
 fn without_credentials(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(authority_end);
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
+            let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
         }
         None => "the database".into(),
     }
@@ -1083,7 +1084,11 @@ mod credential_tests {
             super::without_credentials(
                 "postgres://serment:s3cret@db.example:5432/serment?sslmode=require"
             ),
-            "postgres://db.example:5432/serment?sslmode=require"
+            "postgres://db.example:5432/serment"
+        );
+        assert_eq!(
+            super::without_credentials("postgres://u:a/b@c@db/x?password=p"),
+            "postgres://db/x"
         );
         assert_eq!(
             super::without_credentials("postgres://db/x"),

@@ -10,7 +10,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serment_core::document::Header;
-use serment_core::ids::KeyKind;
 use serment_core::log::entry::{Payload, Subject};
 use serment_core::wrap::WrappedKey;
 use serment_core::{DocId, KeyId};
@@ -46,10 +45,11 @@ pub(crate) struct WrapContext {
 }
 
 /// Decodes and checks wraps (§7): 1..=[`MAX_WRAPS`], each for this document, version and header,
-/// made and signed by the calling device, recipients distinct. The signatures are verified in one
-/// batch ([`super::sigbatch`]); if the batch fails, one by one, so that the offending wrap is
-/// refused with its own error. Runs on the blocking pool past [`INLINE_VERIFY_MAX`] wraps (up to
-/// 1024 Ed25519 verifications).
+/// made and signed by the calling device, recipients distinct. Each signature is verified on its
+/// own with `verify_strict`, the rule every client and auditor applies to the log: no batch
+/// verification, whose equation accepts signatures `verify_strict` refuses (a signer could then
+/// log an entry every audit rejects; THREAT_MODEL.md, "Batch verification", REVIEW4 T13). Runs on
+/// the blocking pool past [`INLINE_VERIFY_MAX`] wraps (up to 1024 Ed25519 verifications).
 pub(crate) async fn check_wraps(
     raw: Vec<String>,
     ctx: WrapContext,
@@ -60,18 +60,7 @@ pub(crate) async fn check_wraps(
         )));
     }
     let n = raw.len();
-    let check = move || {
-        // Fast path: every wrap well formed and bound to this version, and every signature
-        // verified in one batch.
-        if let Ok((out, signed)) = decode_wraps(&raw, &ctx, Signatures::Batch)
-            && super::sigbatch::all_valid(&signed)
-        {
-            return Ok(out);
-        }
-        // Otherwise every check again, one wrap after the other: the first wrap that fails is
-        // refused with its own error (M130).
-        decode_wraps(&raw, &ctx, Signatures::EachNow).map(|(out, _)| out)
-    };
+    let check = move || decode_wraps(&raw, &ctx);
     // A few verifications (~50 µs each) cost less than a hand-off to the blocking pool.
     if n <= INLINE_VERIFY_MAX {
         return check();
@@ -81,28 +70,11 @@ pub(crate) async fn check_wraps(
         .map_err(|e| ApiError::internal("wrap verification task failed", &e))?
 }
 
-/// How [`decode_wraps`] checks the wraps' signatures.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Signatures {
-    /// Returns them, for one batch.
-    Batch,
-    /// Verifies each in turn (`verify_strict`), refusing the first that fails.
-    EachNow,
-}
-
 /// Decodes `raw` and checks each wrap in order (decoding, document, version, header, sharer,
-/// signature if [`Signatures::EachNow`], distinct recipients): the first failure is the error.
-/// Returns the wraps and, for [`Signatures::Batch`], their signatures to verify.
-fn decode_wraps<'k>(
-    raw: &[String],
-    ctx: &'k WrapContext,
-    sigs: Signatures,
-) -> Result<(Vec<NewWrap>, Vec<super::sigbatch::Signed<'k>>), ApiError> {
+/// signature, distinct recipients): the first failure is the error, naming its wrap.
+fn decode_wraps(raw: &[String], ctx: &WrapContext) -> Result<Vec<NewWrap>, ApiError> {
     let mut seen = HashSet::with_capacity(raw.len());
     let mut out = Vec::with_capacity(raw.len());
-    let mut signed = Vec::new();
-    // What `verify_signature` checks besides the signature: the key is the sharer's.
-    let key_is_sharer = KeyId::of(KeyKind::Device, &ctx.sharer_signing_key) == ctx.sharer;
     for (i, s) in raw.iter().enumerate() {
         let bytes = b64_decode(&format!("wraps[{i}]"), s)?;
         let bad = |why: &str| ApiError::InvalidRecord(format!("wraps[{i}]: {why}"));
@@ -116,21 +88,8 @@ fn decode_wraps<'k>(
         if wrap.sharer != ctx.sharer {
             return Err(bad("sharer is not the calling device"));
         }
-        match sigs {
-            Signatures::EachNow => wrap
-                .verify_signature(&ctx.sharer_signing_key)
-                .map_err(|e| bad(&e.to_string()))?,
-            Signatures::Batch if !key_is_sharer => return Err(bad("signed by another key")),
-            Signatures::Batch => {
-                let (message, signature) =
-                    wrap.signed_message().map_err(|e| bad(&e.to_string()))?;
-                signed.push(super::sigbatch::Signed {
-                    public_key: &ctx.sharer_signing_key,
-                    message,
-                    signature,
-                });
-            }
-        }
+        wrap.verify_signature(&ctx.sharer_signing_key)
+            .map_err(|e| bad(&e.to_string()))?;
         if !seen.insert(wrap.recipient) {
             return Err(ApiError::BadRequest(format!(
                 "wraps[{i}]: duplicate recipient device"
@@ -142,7 +101,7 @@ fn decode_wraps<'k>(
             bytes,
         });
     }
-    Ok((out, signed))
+    Ok(out)
 }
 
 /// The most wraps verified on the request's own task; more go to the blocking pool.

@@ -36,7 +36,6 @@ mod pairing;
 mod provisional;
 mod recovery;
 pub(crate) mod replay;
-mod sigbatch;
 mod social;
 mod teams;
 pub(crate) mod throttle;
