@@ -518,8 +518,14 @@ pub(crate) struct RecoverArgs {
     pub(crate) revoke_others: bool,
     /// Rotate the identity key (logged, kind 2): every other device is retired, and whoever
     /// holds the old key (a thief of the old code and escrow) can certify nothing more.
+    /// The default of `--social --complete` (see `--keep-identity`).
     #[arg(long)]
     pub(crate) rotate: bool,
+    /// With --social --complete: keep the identity key instead of rotating it (the default
+    /// rotates: the escrow the K contacts' shares opened holds the identity seed, and a copy
+    /// of it served to anyone would otherwise stay a key to the identity; REVIEW4 T1).
+    #[arg(long, requires = "complete", conflicts_with_all = ["rotate", "revoke_others"])]
+    pub(crate) keep_identity: bool,
 }
 
 #[derive(Debug, Subcommand)]

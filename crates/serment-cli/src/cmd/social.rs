@@ -115,7 +115,9 @@ pub(crate) fn contacts(ctx: &Ctx, c: RecoveryContactsCommand) -> CliResult<()> {
                     out.recovery_device.short(),
                     out.caught_up,
                     out.revoked_previous.map_or_else(String::new, |d| format!(
-                        "\n  The previous contacts can no longer recover you (device {} revoked).",
+                        "\n  The previous set's escrow is deleted and its device {} revoked; if a request of \
+                         it was ever approved and served, its escrow still holds your identity \
+                         key: run `serment rotate-identity`.",
                         d.short()
                     ))
                 ),
@@ -260,11 +262,21 @@ pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
             keystore_params: kdf(a.kdf),
             escrow_params: kdf(a.kdf),
             revoke_others: a.revoke_others,
-            rotate: a.rotate,
+            // REVIEW4 T1: a social recovery rotates by default (the escrow's seed was opened
+            // by shares K contacts hold); `--keep-identity` keeps it, and says so below.
+            rotate: a.rotate || !a.keep_identity,
         },
     )?;
     let rec = &r.recovered;
     let ks = &rec.session.ks;
+    if rec.rotated_to.is_none() {
+        eprintln!(
+            "serment: WARNING: the identity key was NOT rotated (--keep-identity): the escrow \
+             this recovery opened holds it, and whoever got a copy of that escrow (K of your \
+             recovery contacts, with their shares) can still act as you. Run `serment rotate-identity` \
+             unless you trust every one of them."
+        );
+    }
     eprintln!(
         "serment: recovery code: {}\n  Shown once: write it down. Your recovery contacts must \
          be named again (`serment id recovery-contacts add …`): this recovery used their set.",

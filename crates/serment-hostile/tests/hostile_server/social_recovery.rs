@@ -359,3 +359,62 @@ fn social_recovery_not_in_the_log_is_refused() {
     w.h.clear_hooks();
     assert_eq!(active_devices(&mut w.patient), before);
 }
+
+/// REVIEW4 T1: once a social recovery completed (kind 12 logged), the server serves its escrow
+/// to nobody again -- not for the completed request, not to K contacts combining their
+/// distribution shares later -- and a new request for the burnt set is refused.
+#[test]
+fn social_recovery_escrow_is_not_served_again_after_the_recovery() {
+    let mut w = World::new();
+    let (mut relative, _friend) = name_contacts(&mut w, 0);
+    let (path, id) = request(&w.h, "new-machine");
+    w.gp.approve_recovery(PATIENT, &id).unwrap();
+    relative.approve_recovery(PATIENT, &id).unwrap();
+    // Before the completion the qualifying request is served (what the new machine fetches).
+    let (status, _) = w.h.call(
+        Method::GET,
+        &format!("/v1/recovery/requests/{id}"),
+        None,
+        Vec::new(),
+    );
+    assert_eq!(status, 200);
+    complete(&path).unwrap();
+    // After it: the same request is refused, and the server holds neither the escrow nor any
+    // share wrap of the handle (contacts' distribution shares included).
+    let (status, body) = w.h.call(
+        Method::GET,
+        &format!("/v1/recovery/requests/{id}"),
+        None,
+        Vec::new(),
+    );
+    assert!(
+        status == 409 || status == 410 || status == 404,
+        "{status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        w.h.sql(&format!(
+            "SELECT handle FROM social_escrows WHERE handle = '{PATIENT}'"
+        ))
+        .is_empty(),
+        "the escrow row outlived the recovery"
+    );
+    assert!(
+        w.h.sql(&format!(
+            "SELECT share FROM social_shares WHERE handle = '{PATIENT}'"
+        ))
+        .is_empty(),
+        "share wraps outlived the recovery"
+    );
+    // K contacts without a fresh request get nothing: a new request for the burnt set is refused.
+    let path2 = w.h.keystore_path("second-machine");
+    let e = social::request_recovery(
+        &path2,
+        pass(),
+        w.h.url(),
+        &Transport::default(),
+        PATIENT,
+        KdfParams::FLOOR,
+    );
+    assert!(e.is_err(), "a request for a burnt set was logged");
+}

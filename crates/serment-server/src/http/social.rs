@@ -365,7 +365,7 @@ pub(crate) async fn get_request(
         .await?
         .filter(|s| s.contacts_hash == row.contacts_hash)
         .ok_or(ApiError::Conflict(
-            "the handle's recovery contacts changed since this request".into(),
+            "the handle's recovery contacts changed since this request, or a completed recovery burnt them".into(),
         ))?;
     if row.vetoed {
         return Err(ApiError::Conflict("the request was vetoed".into()));

@@ -96,6 +96,23 @@ impl RecoveryStore for Db {
             .bind(recovery_device.to_string())
             .execute(&mut *tx)
             .await?;
+        // REVIEW4 T1: a social recovery (the social recovery device named) burns its contacts
+        // set the same way: the escrow and every share wrap of the handle (the contacts'
+        // distribution shares and the requests' re-wraps) are deleted with the kind-12 append,
+        // so no request -- this one again or a later one -- is served the escrow any more.
+        let burnt =
+            sqlx::query("DELETE FROM social_escrows WHERE handle = $1 AND recovery_device = $2")
+                .bind(handle)
+                .bind(recovery_device.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if burnt > 0 {
+            sqlx::query("DELETE FROM social_shares WHERE handle = $1")
+                .bind(handle)
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut log = LogAppender::begin(&mut tx).await?;
         let idx = log
             .append(
