@@ -170,7 +170,8 @@ impl SocialSecret {
     /// Combines `threshold` or more shares with distinct `x` back into the secret.
     ///
     /// # Errors
-    /// [`Error::InvalidField`] for fewer than `threshold` distinct shares. Shares of another
+    /// [`Error::InvalidField`] for fewer than `threshold` distinct shares, or two shares with
+    /// the same `x`. Shares of another
     /// secret (or forged ones) give another secret, which the escrow's AEAD and hash then refuse.
     pub fn combine(threshold: u8, shares: &[Share]) -> Result<SocialSecret> {
         let not_enough = Error::InvalidField {
@@ -182,6 +183,14 @@ impl SocialSecret {
         xs.dedup();
         if threshold < 2 || xs.len() < usize::from(threshold) {
             return Err(not_enough);
+        }
+        // REVIEW4 T9: interpolating two points at the same x gives a wrong secret, not an
+        // error: refuse them (the caller keeps one share per contact).
+        if xs.len() != shares.len() {
+            return Err(Error::InvalidField {
+                field: "recovery shares",
+                reason: "two shares with the same x",
+            });
         }
         let parsed = shares
             .iter()
@@ -659,6 +668,16 @@ mod tests {
             Share::from_bytes(shares[0].as_bytes()).unwrap(),
         ];
         assert!(SocialSecret::combine(2, &dup).is_err());
+        // REVIEW4 T9: two shares with the same x and different y (one of them forged) beside
+        // a good pair are an error, never a wrong secret.
+        let mut forged = *shares[0].as_bytes();
+        forged[1] ^= 0x55;
+        let clash = [
+            Share::from_bytes(shares[0].as_bytes()).unwrap(),
+            Share::from_bytes(shares[1].as_bytes()).unwrap(),
+            Share::from_bytes(&forged).unwrap(),
+        ];
+        assert!(SocialSecret::combine(2, &clash).is_err());
         assert!(s.split(1, 3, &mut rng).is_err());
         assert!(s.split(4, 3, &mut rng).is_err());
         assert!(s.split(2, 17, &mut rng).is_err());
