@@ -384,6 +384,7 @@ pub fn recover(
         secrets,
         DeviceSecret::generate(),
         None,
+        None,
         opts,
     )
 }
@@ -407,6 +408,7 @@ pub(crate) fn enrol_recovered(
     secrets: EscrowSecrets,
     device: DeviceSecret,
     log_state: Option<crate::keystore::LogState>,
+    record_at: Option<u64>,
     opts: RecoverOptions,
 ) -> Result<Recovered> {
     let used = secrets.device.id();
@@ -437,7 +439,10 @@ pub(crate) fn enrol_recovered(
         ));
     };
     r_ks.set_created_at(r_rec.created_at);
-    let created_at = crate::now_secs();
+    // REVIEW4 T3: a social recovery's device is fixed by its request, so its record is made
+    // deterministic (`record_at` = the request's signed time; Ed25519 is deterministic): a
+    // re-run after a failure past the registration sends the very same record ("unchanged").
+    let created_at = record_at.unwrap_or_else(crate::now_secs);
     let record = r_ks
         .identity
         .sign_device_record(handle, &device, created_at)

@@ -778,6 +778,7 @@ pub fn complete_recovery_at(
     }
     // The waiting period, by this machine's clock, from the later of the request's log time and
     // its own signed time: a server that lies about time can delay, not shorten it.
+    let record_at = r.request.at;
     let ready_at = r
         .logged_at
         .max(r.request.at)
@@ -874,7 +875,16 @@ pub fn complete_recovery_at(
             .map_err(ClientError::Integrity)?;
     let log_state = ks.log_state(api.base()).cloned();
     let recovered = crate::recovery::enrol_recovered(
-        path, passphrase, api, transport, &handle, secrets, device, log_state, opts,
+        path,
+        passphrase,
+        api,
+        transport,
+        &handle,
+        secrets,
+        device,
+        log_state,
+        Some(record_at),
+        opts,
     )?;
     let _ = std::fs::remove_file(&pending);
     approved_by.sort();

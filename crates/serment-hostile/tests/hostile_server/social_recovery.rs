@@ -418,3 +418,29 @@ fn social_recovery_escrow_is_not_served_again_after_the_recovery() {
     );
     assert!(e.is_err(), "a request for a burnt set was logged");
 }
+
+/// REVIEW4 T3: a completion that fails after its device record is registered (here the first
+/// login of the new device) can be run again: the same record is sent (deterministic for the
+/// request), the server answers "unchanged", and the recovery completes.
+#[test]
+fn social_recovery_interrupted_completion_completes_on_a_second_run() {
+    let mut w = World::new();
+    let (mut relative, _friend) = name_contacts(&mut w, 0);
+    let (path, id) = request(&w.h, "new-machine");
+    w.gp.approve_recovery(PATIENT, &id).unwrap();
+    relative.approve_recovery(PATIENT, &id).unwrap();
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = failed.clone();
+    w.h.on_request("POST /v1/auth/challenge", move |x| {
+        if !f.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            x.answered = true;
+            x.status = 503;
+            x.set_json(&json!({ "error": { "code": "unavailable", "message": "cut" } }));
+        }
+    });
+    assert!(complete(&path).is_err(), "the first run must fail");
+    assert!(failed.load(std::sync::atomic::Ordering::SeqCst));
+    w.h.clear_hooks();
+    let r = complete(&path).unwrap();
+    assert_eq!(r.request_id, id);
+}
