@@ -211,6 +211,22 @@ fn social_recovery_forged_approval_is_not_counted() {
         &mut serment_core::rng::os_rng(),
     )
     .unwrap();
+    // REVIEW4 T5: the honest server refuses a non-contact's approval (403), logs nothing.
+    let entries = |w: &World| w.h.sql("SELECT idx FROM log_entries").len();
+    let logged = entries(&w);
+    match mallory.api.post_recovery_approval(&approval, &wrap) {
+        Err(ClientError::Server { status: 403, .. }) => {}
+        other => panic!("a non-contact's approval must get 403, got {other:?}"),
+    }
+    assert_eq!(entries(&w), logged, "the refused approval was logged");
+    // A hostile server (its own rows: Mallory's device given RELATIVE's distribution share)
+    // logs it anyway; the client does not count it.
+    let mdev = mallory.ks.device.id().to_string();
+    w.h.sql_exec(&format!(
+        "INSERT INTO social_shares (handle, request_id, recipient, sharer, contact, share) \
+         SELECT handle, request_id, '{mdev}', sharer, 'mallory', share FROM social_shares \
+         WHERE handle = '{PATIENT}' AND request_id = '' AND contact = '{RELATIVE}' LIMIT 1"
+    ));
     mallory
         .api
         .post_recovery_approval(&approval, &wrap)

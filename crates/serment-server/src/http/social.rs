@@ -269,6 +269,22 @@ pub(crate) async fn post_approval(
             "share: not wrapped for this request's device and contacts".into(),
         ));
     }
+    // REVIEW4 T5: only a device the current contacts entry names may approve, at its contact's
+    // position: it holds a distribution share wrap of that entry (checked against the entry at
+    // `put_social`), whose `x` the re-wrap must carry. Sybils get 403 and nothing is logged.
+    let named = state
+        .store
+        .meta()
+        .social_shares(&a.handle, "", &caller.device_id.to_string())
+        .await?
+        .iter()
+        .filter_map(|b| ShareWrap::decode(b).ok())
+        .any(|d| d.contacts_hash == w.contacts_hash && d.share_x == w.share_x);
+    if !named {
+        return Err(ApiError::Forbidden(
+            "only a device the current recovery contacts entry names may approve, at its position",
+        ));
+    }
     let idx = state
         .store
         .meta()
