@@ -859,8 +859,45 @@ pub fn complete_recovery_at(
             "fewer valid shares than the threshold (shares not signed by an approving contact's device)",
         ));
     }
-    let secret = SocialSecret::combine(c.threshold, &shares).map_err(ClientError::Integrity)?;
-    let secrets = open_social_escrow(&secret, &handle, &escrow).map_err(ClientError::Integrity)?;
+    // REVIEW4 T2: one approving contact re-wrapping a wrong share must not block the recovery:
+    // K-subsets of the valid shares are tried (lexicographic order, at most C(16, 8) = 12870
+    // AEAD opens) until the escrow opens; `approved_by` names the contacts whose shares did.
+    let k = usize::from(c.threshold);
+    let mut idx: Vec<usize> = (0..k).collect();
+    let (secrets, used) = loop {
+        let subset = idx
+            .iter()
+            .filter_map(|&i| shares.get(i))
+            .map(|sh| Share::from_bytes(sh.as_bytes()))
+            .collect::<serment_core::Result<Vec<Share>>>()
+            .map_err(ClientError::Integrity)?;
+        let opened = SocialSecret::combine(c.threshold, &subset)
+            .and_then(|secret| open_social_escrow(&secret, &handle, &escrow));
+        match opened {
+            Ok(secrets) => break (secrets, idx.clone()),
+            Err(e) => {
+                // The next K-subset of 0..n, or none left.
+                let n = shares.len();
+                let Some(i) = (0..k)
+                    .rev()
+                    .find(|&i| idx.get(i).is_some_and(|&v| v < n - k + i))
+                else {
+                    return Err(ClientError::Integrity(e));
+                };
+                if let Some(v) = idx.get_mut(i) {
+                    *v += 1;
+                }
+                let base = idx.get(i).copied().unwrap_or(0);
+                for (j, v) in idx.iter_mut().enumerate().skip(i + 1) {
+                    *v = base + (j - i);
+                }
+            }
+        }
+    };
+    let mut approved_by: Vec<String> = used
+        .iter()
+        .filter_map(|&i| approved_by.get(i).cloned())
+        .collect();
     if secrets.device.id() != c.recovery_device {
         return Err(integrity(
             "the escrow holds another recovery device than the contacts entry names",

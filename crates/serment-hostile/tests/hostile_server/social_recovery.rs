@@ -460,3 +460,45 @@ fn social_recovery_interrupted_completion_completes_on_a_second_run() {
     let r = complete(&path).unwrap();
     assert_eq!(r.request_id, id);
 }
+
+/// REVIEW4 T2: a named contact approving with a wrong share (its own device, its own `x`,
+/// random `y`) beside K honest approvals does not block the recovery: a K-subset opens the
+/// escrow, and the contacts whose shares were used are named.
+#[test]
+fn social_recovery_a_contact_re_wrapping_a_wrong_share_does_not_block_it() {
+    let mut w = World::new();
+    let (mut relative, mut friend) = name_contacts(&mut w, 0);
+    let (path, id) = request(&w.h, "new-machine");
+    w.gp.approve_recovery(PATIENT, &id).unwrap();
+    relative.approve_recovery(PATIENT, &id).unwrap();
+    // FRIEND (position 3) approves with a share of another secret at x = 3.
+    let req = social_request_of(&mut friend, &id);
+    let approval = serment_core::log::social::RecoveryApproval::sign(
+        PATIENT,
+        &req.id,
+        &req.device_id(),
+        FRIEND,
+        &friend.ks.device,
+        1,
+    )
+    .unwrap();
+    let fake = serment_core::social::SocialSecret::from_bytes([9; 32])
+        .split(2, 3, &mut serment_core::rng::os_rng())
+        .unwrap();
+    assert_eq!(fake[2].x(), 3);
+    let wrap = serment_core::social::wrap_share(
+        &fake[2],
+        serment_core::social::ShareContext {
+            handle: PATIENT,
+            contacts_hash: &req.contacts_hash,
+            request_id: &req.id,
+        },
+        &req.recipient(),
+        &friend.ks.device,
+        &mut serment_core::rng::os_rng(),
+    )
+    .unwrap();
+    friend.api.post_recovery_approval(&approval, &wrap).unwrap();
+    let r = complete(&path).unwrap();
+    assert_eq!(r.approved_by, vec![GP.to_owned(), RELATIVE.to_owned()]);
+}
