@@ -196,10 +196,9 @@ fn view(handle: &str, r: &RequestState, c: &RecoveryContacts) -> RequestView {
         approvals,
         threshold: c.threshold,
         vetoed: !r.vetoes.is_empty(),
-        ready_at: r
-            .logged_at
-            .max(r.request.at)
-            .saturating_add(c.waiting_period),
+        // REVIEW4 T21: the earliest moment anyone can complete (the server's gate counts from
+        // the log time), never a requester-chosen later one.
+        ready_at: r.logged_at.saturating_add(c.waiting_period),
     }
 }
 

@@ -502,3 +502,29 @@ fn social_recovery_a_contact_re_wrapping_a_wrong_share_does_not_block_it() {
     let r = complete(&path).unwrap();
     assert_eq!(r.approved_by, vec![GP.to_owned(), RELATIVE.to_owned()]);
 }
+
+/// REVIEW4 T21: a request signed with a time far from the server's clock (a year ahead, so
+/// the patient would be shown "veto possible until next year") is refused (400), and the
+/// pending view's deadline is the request's log time plus the waiting period.
+#[test]
+fn social_recovery_request_dated_in_the_future_is_refused() {
+    let mut w = World::new();
+    let (_relative, _friend) = name_contacts(&mut w, 3600);
+    let (_path, id) = request(&w.h, "new-machine");
+    let pending = w.patient.pending_recovery_requests(PATIENT).unwrap();
+    assert_eq!(pending[0].ready_at, pending[0].logged_at + 3600);
+    let req = social_request_of(&mut w.gp, &id);
+    let dev = serment_core::identity::DeviceSecret::generate();
+    let year = 365 * 24 * 3600;
+    let entry = serment_core::log::social::RecoveryRequest::sign(
+        PATIENT,
+        &req.contacts_hash,
+        &dev,
+        req.at + year,
+    )
+    .unwrap();
+    let body =
+        serde_json::to_vec(&json!({ "request": serment_client::api::b64e(&entry) })).unwrap();
+    let (status, body) = w.h.call(Method::POST, "/v1/recovery/requests", None, body);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+}

@@ -192,6 +192,14 @@ pub(crate) async fn post_request(
 ) -> Result<(StatusCode, Json<RecoveryRequestCreated>), ApiError> {
     let entry = b64_decode("request", &req.request)?;
     let r = RecoveryRequest::decode_verified(&entry).map_err(|e| invalid("request", e))?;
+    // REVIEW4 T21: the request's signed time must be near the server's clock (10 min either
+    // way): a request dated next year would show the patient a veto deadline next year while
+    // the escrow is served at `logged_at + waiting period`.
+    if now().abs_diff(r.at) > 600 {
+        return Err(ApiError::BadRequest(
+            "request: its time is more than 10 minutes from the server's clock".into(),
+        ));
+    }
     let id = hex::encode(r.id);
     let idx = state
         .store
