@@ -526,6 +526,12 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         "{listed}"
     );
     c("device list", &listed);
+    // `ls`, run every day, warns about it too (REVIEW4 T7): the veto window must not pass unseen.
+    let stderr = ok_stderr(&patient, &["ls"]);
+    assert!(
+        stderr.contains("someone asked to recover patient-j"),
+        "{stderr}"
+    );
     c(
         "recovery veto",
         &ok(&patient, &["recovery", "veto", "--request", &id1]),

@@ -134,8 +134,9 @@ fn join(ctx: &Ctx, code: &str, server: &str, kdf: KdfCost) -> CliResult<()> {
 
 /// REVIEW3 S1: on the commands a user runs every day (`ls`, `get`), one line on stderr when the
 /// identity gained a device this device did not link, or a recovery code was used, since the
-/// user last looked with `serment device list` (which shows them and marks them seen), and when
-/// this device's recovery code went stale. A failure to check is itself a warning, never an
+/// user last looked with `serment device list` (which shows them and marks them seen), when
+/// this device's recovery code went stale, and for each pending social recovery request of this
+/// identity (REVIEW4 T7). A failure to check is itself a warning, never an
 /// error: the command's own checks are unchanged.
 pub(crate) fn warn_identity_changes(s: &mut serment_client::vault::Session) {
     let recoveries = s.peek_unseen_recoveries();
@@ -160,6 +161,11 @@ pub(crate) fn warn_identity_changes(s: &mut serment_client::vault::Session) {
     }
     if s.recovery_status().ok() == Some(serment_client::recovery::RecoveryStatus::Stale) {
         super::recover::warn_stale_code();
+    }
+    // A pending social recovery request of this identity: its veto window must not pass unseen
+    // (REVIEW4 T7). `warn_pending` prints each one.
+    if let Err(e) = super::social::warn_pending(s) {
+        eprintln!("serment: WARNING: could not check for pending recovery requests: {e}");
     }
 }
 
