@@ -31,8 +31,8 @@ use serment_core::keystore::KdfParams;
 use serment_core::log::entry::{EntryKind, Subject};
 use serment_core::log::history::{ChainEntry, KeyHistory, check_chain};
 use serment_core::log::social::{
-    Contact, ContactsBody, RecoveryApproval, RecoveryContacts, RecoveryRequest, RecoveryVeto,
-    RequestState, SocialState, replay_social,
+    Contact, ContactsBody, RecoveryApproval, RecoveryContacts, RecoveryVeto, RequestState,
+    SocialRecoveryRequest, SocialState, replay_social,
 };
 use serment_core::recovery::EscrowSecrets;
 use serment_core::social::{
@@ -650,7 +650,7 @@ pub fn request_recovery(
     let st = proven_social(&api, &mut ks, handle)?;
     let hist = crate::log::key_history(&api, &mut ks, handle, None)?;
     let (_, c, ch) = current_contacts(&st, &hist)?;
-    let entry = RecoveryRequest::sign(handle, &ch, &ks.device, crate::now_secs())
+    let entry = SocialRecoveryRequest::sign(handle, &ch, &ks.device, crate::now_secs())
         .map_err(|e| ClientError::Input(e.to_string()))?;
     let made: RecoveryRequestCreated = api.post_json(
         "/v1/recovery/requests",
@@ -665,7 +665,7 @@ pub fn request_recovery(
         &made.log_indices,
         &[(EntryKind::RecoveryRequest, entry.as_slice())],
     )?;
-    let req = RecoveryRequest::decode_verified(&entry).map_err(ClientError::Integrity)?;
+    let req = SocialRecoveryRequest::decode_verified(&entry).map_err(ClientError::Integrity)?;
     if made.request_id != hex::encode(req.id) {
         return Err(ClientError::BadResponse(
             "the server answered another request id".into(),

@@ -22,7 +22,7 @@ use serment_core::identity::{DeviceSecret, IdentitySecret};
 use serment_core::log::entry::{EntryKind, LogEntry, Payload, Subject, encode_entry};
 use serment_core::log::history::{ChainEntry, check_chain};
 use serment_core::log::social::{
-    Contact, ContactsBody, RecoveryApproval, RecoveryContacts, RecoveryRequest, RecoveryVeto,
+    Contact, ContactsBody, RecoveryApproval, RecoveryContacts, RecoveryVeto, SocialRecoveryRequest,
     replay_social,
 };
 use serment_core::recovery::EscrowSecrets;
@@ -122,8 +122,8 @@ fn generate() -> Value {
         &mut ChaCha20Rng::from_seed([0x78; 32]),
     )
     .unwrap();
-    let entry14 = RecoveryRequest::sign(HANDLE, &ch, &i.new_device, AT + 10).unwrap();
-    let req = RecoveryRequest::decode_verified(&entry14).unwrap();
+    let entry14 = SocialRecoveryRequest::sign(HANDLE, &ch, &i.new_device, AT + 10).unwrap();
+    let req = SocialRecoveryRequest::decode_verified(&entry14).unwrap();
     let entry15 = RecoveryApproval::sign(
         HANDLE,
         &req.id,
@@ -244,7 +244,7 @@ fn social_recovery_vectors() {
     assert!(unwrap_share(&w, ctx, &i.contacts[1].1).is_err());
 
     // The four entries, as one social chain.
-    let req = RecoveryRequest::decode_verified(&hx(&v, "request_entry_hex")).unwrap();
+    let req = SocialRecoveryRequest::decode_verified(&hx(&v, "request_entry_hex")).unwrap();
     assert_eq!(hex::encode(req.id), v["request_id_hex"]);
     assert_eq!(req.device_id(), i.new_device.id());
     let items = [
@@ -318,7 +318,7 @@ fn social_recovery_vectors() {
         let e = match n["on"].as_str().unwrap() {
             "escrow" => open_social_escrow(&i.secret, HANDLE, &bad).map(|_| ()),
             "contacts" => RecoveryContacts::decode_verified(&bad).map(|_| ()),
-            "request" => RecoveryRequest::decode_verified(&bad).map(|_| ()),
+            "request" => SocialRecoveryRequest::decode_verified(&bad).map(|_| ()),
             "approval" => RecoveryApproval::decode_verified(&bad).map(|_| ()),
             _ => RecoveryVeto::decode_verified(&bad).map(|_| ()),
         }

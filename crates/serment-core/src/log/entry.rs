@@ -319,7 +319,7 @@ pub enum Payload {
     /// A verified contacts entry (whether its identity key is current is the reader's check).
     RecoveryContacts(super::social::RecoveryContacts),
     /// A verified recovery request (self-signed by the new device).
-    RecoveryRequest(super::social::RecoveryRequest),
+    RecoveryRequest(super::social::SocialRecoveryRequest),
     /// A verified approval (whether the device is the contact's is the reader's check).
     RecoveryApproval(super::social::RecoveryApproval),
     /// A verified veto (whether the device is the identity's is the reader's check).
@@ -444,7 +444,7 @@ impl LogEntry {
                 super::social::RecoveryContacts::decode_verified(&payload_bytes)?,
             ),
             EntryKind::RecoveryRequest => Payload::RecoveryRequest(
-                super::social::RecoveryRequest::decode_verified(&payload_bytes)?,
+                super::social::SocialRecoveryRequest::decode_verified(&payload_bytes)?,
             ),
             EntryKind::RecoveryApproval => Payload::RecoveryApproval(
                 super::social::RecoveryApproval::decode_verified(&payload_bytes)?,

@@ -10,7 +10,7 @@
 //!     recovery_device[32] threshold:u8 waiting_period:u64 escrow_hash[32]
 //!     n:u8 { contact:str8 m:u8 device[32]×m }×n at:u64 sig[64] }
 //!     // the identity key, sig_input("log-recovery-contacts", all bytes before sig)
-//! kind 14 RecoveryRequest { "SRMI" u16 1 u16 3 handle:str8 contacts_hash[32]
+//! kind 14 SocialRecoveryRequest { "SRMI" u16 1 u16 3 handle:str8 contacts_hash[32]
 //!     signing_key[32] encryption_key[32] hybrid_key[1216] at:u64 sig[64] }
 //!     // the new device's signing_key, sig_input("log-recovery-request", …)
 //! kind 15 RecoveryApproval { "SRMO" u16 1 u16 1 handle:str8 request_id[16] new_device[32]
@@ -227,7 +227,7 @@ impl RecoveryContacts {
 /// A recovery request (kind 14): a new device asks to recover `handle`, signed by that
 /// device's own signing key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveryRequest {
+pub struct SocialRecoveryRequest {
     /// The handle to recover.
     pub handle: String,
     /// `serment_core::social::contacts_hash` of the contacts entry it relies on.
@@ -244,7 +244,7 @@ pub struct RecoveryRequest {
     pub id: [u8; REQUEST_ID_LEN],
 }
 
-impl RecoveryRequest {
+impl SocialRecoveryRequest {
     const MAGIC: &'static [u8; 4] = b"SRMI";
     const WHAT: &'static str = "recovery request";
 
@@ -284,7 +284,7 @@ impl RecoveryRequest {
     ///
     /// # Errors
     /// Format errors; [`Error::BadSignature`].
-    pub fn decode_verified(bytes: &[u8]) -> Result<RecoveryRequest> {
+    pub fn decode_verified(bytes: &[u8]) -> Result<SocialRecoveryRequest> {
         let mut r = Reader::new(bytes, Self::WHAT);
         r.magic(Self::MAGIC)?;
         let version = r.u16()?;
@@ -318,7 +318,7 @@ impl RecoveryRequest {
             &s,
             Self::WHAT,
         )?;
-        Ok(RecoveryRequest {
+        Ok(SocialRecoveryRequest {
             handle,
             contacts_hash,
             signing_key,
@@ -536,7 +536,7 @@ pub struct RequestState {
     /// The server's time of its append (the envelope's `logged_at`).
     pub logged_at: u64,
     /// The request.
-    pub request: RecoveryRequest,
+    pub request: SocialRecoveryRequest,
     /// Whether it relies on the newest contacts entry of the chain before it.
     pub current_contacts: bool,
     /// Approvals of it (signatures checked; the approver's key is the reader's check), with

@@ -240,7 +240,10 @@ fn social_recovery_forged_approval_is_not_counted() {
 }
 
 /// The request as the proven social chain shows it, read by any party.
-fn social_request_of(s: &mut Session, id: &str) -> serment_core::log::social::RecoveryRequest {
+fn social_request_of(
+    s: &mut Session,
+    id: &str,
+) -> serment_core::log::social::SocialRecoveryRequest {
     let chain = s.api.proven_social_chain(&mut s.ks, PATIENT).unwrap();
     let st = serment_core::log::social::replay_social(PATIENT, &chain).unwrap();
     let rid: [u8; 16] = hex::decode(id).unwrap().try_into().unwrap();
@@ -516,7 +519,7 @@ fn social_recovery_request_dated_in_the_future_is_refused() {
     let req = social_request_of(&mut w.gp, &id);
     let dev = serment_core::identity::DeviceSecret::generate();
     let year = 365 * 24 * 3600;
-    let entry = serment_core::log::social::RecoveryRequest::sign(
+    let entry = serment_core::log::social::SocialRecoveryRequest::sign(
         PATIENT,
         &req.contacts_hash,
         &dev,

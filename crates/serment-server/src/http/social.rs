@@ -15,7 +15,7 @@ use serment_api::{
 use serment_core::identity::{DeviceRecord, validate_handle};
 use serment_core::log::entry::Subject;
 use serment_core::log::social::{
-    RecoveryApproval, RecoveryContacts, RecoveryRequest, RecoveryVeto,
+    RecoveryApproval, RecoveryContacts, RecoveryVeto, SocialRecoveryRequest,
 };
 use serment_core::social::{SOCIAL_ESCROW_LEN, ShareWrap, contacts_hash, escrow_hash};
 
@@ -191,7 +191,7 @@ pub(crate) async fn post_request(
     ApiJson(req): ApiJson<PostRecoveryRequest>,
 ) -> Result<(StatusCode, Json<RecoveryRequestCreated>), ApiError> {
     let entry = b64_decode("request", &req.request)?;
-    let r = RecoveryRequest::decode_verified(&entry).map_err(|e| invalid("request", e))?;
+    let r = SocialRecoveryRequest::decode_verified(&entry).map_err(|e| invalid("request", e))?;
     // REVIEW4 T21: the request's signed time must be near the server's clock (10 min either
     // way): a request dated next year would show the patient a veto deadline next year while
     // the escrow is served at `logged_at + waiting period`.
