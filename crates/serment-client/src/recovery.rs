@@ -96,6 +96,18 @@ pub struct NewRecoveryCode {
     pub revoked_previous: Option<KeyId>,
 }
 
+/// What changed in this identity that `ls` and `get` warn about (REVIEW3 S1), from one proven
+/// key history ([`Session::peek_identity_changes`]).
+#[derive(Debug, Clone)]
+pub struct IdentityChanges {
+    /// Current devices this device did not make, link or already show.
+    pub new_devices: Vec<KeyId>,
+    /// Recovery entries (kind 12) not shown yet, with their log indices.
+    pub recoveries: Vec<(u64, Recovery)>,
+    /// Whether the recovery code this device made still works.
+    pub recovery: RecoveryStatus,
+}
+
 /// Whether the recovery code this device made can still recover the identity (S11: a rotation
 /// of the identity key, or the recovery device retired, makes it useless without a word).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,21 +217,47 @@ impl Session {
     /// # Errors
     /// Log errors.
     pub fn recovery_status(&mut self) -> Result<RecoveryStatus> {
-        let Some(r) = self.ks.recovery_device() else {
+        if self.ks.recovery_device().is_none() {
             return Ok(RecoveryStatus::None);
-        };
+        }
+        let hist = self.own_key_history()?;
+        Ok(self.status_in(&hist))
+    }
+
+    /// What `ls` and `get` warn about (REVIEW3 S1), from one proven key history: the devices
+    /// [`Session::peek_unseen_devices`] and the recoveries [`Session::peek_unseen_recoveries`]
+    /// name, and [`Session::recovery_status`]. Marks nothing seen.
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn peek_identity_changes(&mut self) -> Result<IdentityChanges> {
+        let hist = self.own_key_history()?;
+        Ok(IdentityChanges {
+            new_devices: self.new_devices_in(&hist, false)?,
+            recoveries: self.new_recoveries_in(&hist, false)?,
+            recovery: self.status_in(&hist),
+        })
+    }
+
+    fn own_key_history(&mut self) -> Result<serment_core::log::history::KeyHistory> {
         let handle = self.ks.handle().to_owned();
-        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        crate::log::key_history(&self.api, &mut self.ks, &handle, None)
+    }
+
+    fn status_in(&self, hist: &serment_core::log::history::KeyHistory) -> RecoveryStatus {
+        let Some(r) = self.ks.recovery_device() else {
+            return RecoveryStatus::None;
+        };
         let current = hist.devices.iter().any(|d| d.device_id() == r);
         let same_identity = self
             .ks
             .recovery_identity()
             .is_none_or(|i| i == self.ks.identity.id());
-        Ok(if current && same_identity {
+        if current && same_identity {
             RecoveryStatus::Usable
         } else {
             RecoveryStatus::Stale
-        })
+        }
     }
 
     /// Devices current in this handle's proven key history that this device did not make, link
@@ -244,8 +282,15 @@ impl Session {
     }
 
     fn new_devices(&mut self, mark: bool) -> Result<Vec<KeyId>> {
-        let handle = self.ks.handle().to_owned();
-        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let hist = self.own_key_history()?;
+        self.new_devices_in(&hist, mark)
+    }
+
+    fn new_devices_in(
+        &mut self,
+        hist: &serment_core::log::history::KeyHistory,
+        mark: bool,
+    ) -> Result<Vec<KeyId>> {
         let current: Vec<KeyId> = hist.devices.iter().map(DeviceRecord::device_id).collect();
         let me = self.ks.device.id();
         let out: Vec<KeyId> = match self.ks.known_devices() {
@@ -282,14 +327,22 @@ impl Session {
     }
 
     fn new_recoveries(&mut self, mark: bool) -> Result<Vec<(u64, Recovery)>> {
-        let handle = self.ks.handle().to_owned();
-        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let hist = self.own_key_history()?;
+        self.new_recoveries_in(&hist, mark)
+    }
+
+    fn new_recoveries_in(
+        &mut self,
+        hist: &serment_core::log::history::KeyHistory,
+        mark: bool,
+    ) -> Result<Vec<(u64, Recovery)>> {
         let seen = self.ks.recoveries_seen();
         let me = self.ks.device.id();
         let out: Vec<(u64, Recovery)> = hist
             .recoveries
-            .into_iter()
+            .iter()
             .filter(|(i, r)| seen.is_none_or(|s| *i > s) && r.new_device != me)
+            .cloned()
             .collect();
         if let (true, Some((i, _))) = (mark, out.last()) {
             self.ks.set_recoveries_seen(*i);

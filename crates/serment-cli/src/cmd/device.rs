@@ -139,28 +139,32 @@ fn join(ctx: &Ctx, code: &str, server: &str, kdf: KdfCost) -> CliResult<()> {
 /// identity (REVIEW4 T7). A failure to check is itself a warning, never an
 /// error: the command's own checks are unchanged.
 pub(crate) fn warn_identity_changes(s: &mut serment_client::vault::Session) {
-    let recoveries = s.peek_unseen_recoveries();
-    let devices = s.peek_unseen_devices();
-    match (recoveries, devices) {
-        (Ok(r), Ok(d)) if !r.is_empty() || !d.is_empty() => eprintln!(
-            "serment: WARNING: {} has {} device(s) that this device did not link{}. If one is \
-             not yours, someone holds your identity key or your recovery code: run `serment \
-             device list` to see them.",
-            s.ks.handle(),
-            d.len(),
-            if r.is_empty() {
-                String::new()
-            } else {
-                format!(", and a recovery code was used {} time(s)", r.len())
+    match s.peek_identity_changes() {
+        Ok(c) => {
+            if !c.recoveries.is_empty() || !c.new_devices.is_empty() {
+                eprintln!(
+                    "serment: WARNING: {} has {} device(s) that this device did not link{}. If \
+                     one is not yours, someone holds your identity key or your recovery code: \
+                     run `serment device list` to see them.",
+                    s.ks.handle(),
+                    c.new_devices.len(),
+                    if c.recoveries.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", and a recovery code was used {} time(s)",
+                            c.recoveries.len()
+                        )
+                    }
+                );
             }
-        ),
-        (Ok(_), Ok(_)) => {}
-        (Err(e), _) | (_, Err(e)) => {
+            if c.recovery == serment_client::recovery::RecoveryStatus::Stale {
+                super::recover::warn_stale_code();
+            }
+        }
+        Err(e) => {
             eprintln!("serment: WARNING: could not check this identity's devices in the log: {e}");
         }
-    }
-    if s.recovery_status().ok() == Some(serment_client::recovery::RecoveryStatus::Stale) {
-        super::recover::warn_stale_code();
     }
     // A pending social recovery request of this identity: its veto window must not pass unseen
     // (REVIEW4 T7). `warn_pending` prints each one.
