@@ -33,6 +33,16 @@ pub struct DirectoryResponse {
     pub records: Vec<String>,
 }
 
+/// `GET /v1/devices/{device_id}` (§8.1): the record of a registered, unrevoked device, which
+/// names its handle. Unverified as served: the client decodes and verifies it, and proves the
+/// handle's devices in the log before relying on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceRecordResponse {
+    /// The signed device record (§4), base64url.
+    pub record: String,
+}
+
 /// `POST /v1/auth/challenge` (§8.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -21,8 +21,8 @@ pub mod social;
 pub mod teams;
 
 pub use directory::{
-    ChallengeRequest, ChallengeResponse, DirectoryResponse, RegisterDeviceRequest,
-    RegisterDeviceResponse, TokenRequest, TokenResponse,
+    ChallengeRequest, ChallengeResponse, DeviceRecordResponse, DirectoryResponse,
+    RegisterDeviceRequest, RegisterDeviceResponse, TokenRequest, TokenResponse,
 };
 pub use documents::{
     AccessEntry, AccessesResponse, AddWrapsRequest, AddWrapsResponse, BlobResponse, CommitProof,

@@ -384,6 +384,8 @@ pub(crate) struct ServeArgs {
     pub(crate) smtp_url: Option<String>,
     #[arg(long, env = "SERMENT_SMTP_FROM", value_name = "ADDRESS", help = help("smtp_from"))]
     pub(crate) smtp_from: Option<String>,
+    #[arg(long, env = "SERMENT_PROVISIONAL_ADDRESS_DAYS", value_name = "DAYS", help = help("provisional_address_days"))]
+    pub(crate) provisional_address_days: Option<u64>,
     /// Create a new, empty store when the data directory does not exist or is empty (needed on
     /// the first start unless --data-dir, SERMENT_DATA_DIR or the TOML `data_dir` names it; later
     /// starts need no flag).

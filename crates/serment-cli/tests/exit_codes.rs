@@ -79,6 +79,31 @@ fn each_exit_code_with_its_json_error() {
             .contains("at least 8")
     );
     assert!(!lab.join("keystore.srmk").exists());
+    // 3: long enough but common, a pattern, or the handle itself (the newcomer's H18): refused,
+    // saying why, without the passphrase in the message; nothing created.
+    for weak in [
+        "12345678",
+        "password1",
+        "azertyuiop",
+        "labo-biomed2024",
+        "aaaaaaaaaaaa",
+    ] {
+        let (code, out, _) = raw(
+            &lab,
+            &["--json", "id", "new", "--name", "labo-biomed"],
+            Some(weak),
+        );
+        assert_eq!(code, 3, "{weak}: {out}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(error_code(&v), "passphrase", "{weak}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("too easy to guess"), "{weak}: {message}");
+        assert!(
+            !message.contains(weak),
+            "the passphrase in the message: {message}"
+        );
+        assert!(!lab.join("keystore.srmk").exists(), "{weak}");
+    }
     // 3: no passphrase and no terminal to ask on.
     let (code, _, err) = raw(&lab, &["id", "new", "--name", "labo"], None);
     assert_eq!(code, 3, "{err}");

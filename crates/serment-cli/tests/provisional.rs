@@ -207,6 +207,8 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     assert_eq!(claimed["versions"], docs.len(), "{claimed}");
     assert_eq!(claimed["wraps"], docs.len(), "one device: one wrap each");
     assert_eq!(claimed["log_entries"], docs.len() + 1);
+    // The claim names the lab, proven in the log, and pins it (the newcomer's H27).
+    assert_eq!(claimed["lab"], "labo-p", "{claimed}");
 
     // Once claimed, the server keeps no address for it (REVIEW3 S10: no code is sent again).
     assert_eq!(
@@ -283,4 +285,77 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
             "the server logged {secret}:\n{log}"
         );
     }
+}
+
+/// The newcomer's H19: the contact address of a provisional recipient nobody claims is not kept
+/// forever. Past `provisional_address_days` the server's maintenance erases it (here: the row
+/// aged by hand, then the tick that runs when the server starts), and a one-time code request
+/// for its claim code gets 410, telling the patient to ask the lab for a new claim code.
+#[test]
+fn an_unclaimed_address_is_erased_after_the_retention() {
+    let Some((smtp_url, _maildir)) = smtp() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let (lab, patient) = (root.join("lab"), root.join("patient"));
+    let email = format!("{}@patients.example", unique("old."));
+    let claim_code = {
+        let server = LoggedServer::start(&data, &smtp_url);
+        ok(&lab, &["id", "new", "--name", "labo-r", "--kdf", "floor"]);
+        ok(&lab, &["register", "--server", &server.url]);
+        let r = root.join("r.txt");
+        std::fs::write(&r, b"Glucose 5.1 mmol/L").unwrap();
+        let p = ok(
+            &lab,
+            &[
+                "put",
+                r.to_str().unwrap(),
+                "--to-unregistered",
+                &format!("email:{email}"),
+            ],
+        );
+        p["unregistered"]["claim_code"].as_str().unwrap().to_owned()
+    }; // the server stops here
+    let count = |sql_text: &str| sql(&data, sql_text).len();
+    assert_eq!(
+        count(&format!(
+            "SELECT provisional_id FROM provisionals WHERE email = '{email}'"
+        )),
+        1
+    );
+    // 91 days pass (the default retention is 90).
+    sql(
+        &data,
+        "UPDATE provisionals SET created_at = created_at - 91 * 86400",
+    );
+    let server = LoggedServer::start(&data, &smtp_url);
+    // The first maintenance tick runs as the server starts, beside it: wait for it (5 s at most).
+    let kept = || {
+        count(&format!(
+            "SELECT provisional_id FROM provisionals WHERE email = '{email}'"
+        ))
+    };
+    for _ in 0..50 {
+        if kept() == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        kept(),
+        0,
+        "the address of the unclaimed recipient must be erased"
+    );
+    ok(
+        &patient,
+        &["id", "new", "--name", "ana-r", "--kdf", "floor"],
+    );
+    ok(&patient, &["register", "--server", &server.url]);
+    let (code, v) = run(&patient, &["claim", "--code", &claim_code]);
+    assert_ne!(code, 0, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too old"), "{v}");
+    assert!(message.contains("new claim code"), "{v}");
 }

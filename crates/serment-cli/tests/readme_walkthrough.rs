@@ -341,6 +341,9 @@ fn readme_walkthrough_runs_as_written_and_ends_with_a_clean_audit() {
                     "`{}` did not claim: {v}",
                     step.line
                 );
+                // The claim names the lab's handle the log shows for the device that sealed
+                // the documents (the newcomer's H27): the one the README then adds.
+                assert_eq!(v["lab"], "labo-biomed", "`{}`: {v}", step.line);
                 claimed = true;
             }
             "id" if words.get(2).is_some_and(|w| w == "recovery-code") => {

@@ -45,8 +45,9 @@ pub fn b64e(b: &[u8]) -> String {
 pub use serment_api::{AccessEntry, CommitProof, ErrorBody, VersionResponse, VersionSummary};
 use serment_api::{
     AccessesResponse, AddWrapsRequest, AddWrapsResponse, BlobResponse, ChallengeRequest,
-    ChallengeResponse, CommitRequest, DirectoryResponse, DocumentsResponse, HealthResponse,
-    RECEIPT_HEADER, RegisterDeviceRequest, RegisterDeviceResponse, TokenRequest, TokenResponse,
+    ChallengeResponse, CommitRequest, DeviceRecordResponse, DirectoryResponse, DocumentsResponse,
+    HealthResponse, RECEIPT_HEADER, RegisterDeviceRequest, RegisterDeviceResponse, TokenRequest,
+    TokenResponse,
 };
 
 /// A connection to one server, with the session token once logged in.
@@ -331,6 +332,16 @@ impl Api {
             return Err(ClientError::BadResponse("too many device records".into()));
         }
         d.records.iter().map(|r| b64d(r, "record")).collect()
+    }
+
+    /// `GET /v1/devices/{device_id}`: the raw record of a registered, unrevoked device,
+    /// unverified (the caller decodes it and proves the handle it names in the log).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (404 for an unknown or revoked device), [`ClientError::BadResponse`].
+    pub fn device_record(&self, device: &KeyId) -> Result<Vec<u8>> {
+        let d: DeviceRecordResponse = self.get_json(&format!("/v1/devices/{device}"), false)?;
+        b64d(&d.record, "record")
     }
 
     /// Logs in with the device key: challenge, signature, token (PROTOCOL.md §8.2).

@@ -98,6 +98,14 @@ pub struct ClaimOutcome {
     pub wraps: usize,
     /// Log entries this call appended: the claim (if new) and the wraps.
     pub log_entries: usize,
+    /// The handle under which the log holds the lab device that made the provisional recipient
+    /// (the newcomer's H27: the patient is told whom to add as a contact to read the documents).
+    /// The server names the handle; the client checks that the device is current in that
+    /// handle's proven key history. Not pinned: the patient compares it with the handle on the
+    /// receipt, then runs `contact add` (a dishonest server can log one device key under a second
+    /// identity, visible to any auditor of the log, and name that one). `None` when the device is
+    /// no longer registered (revoked since).
+    pub lab: Option<String>,
 }
 
 impl Api {
@@ -488,6 +496,7 @@ impl Session {
             versions += 1;
             posted += wraps.len();
         }
+        let lab = self.provisional_lab(&r.lab_device_key)?;
         self.ks.save()?;
         Ok(ClaimOutcome {
             provisional_id: id,
@@ -496,7 +505,41 @@ impl Session {
             versions,
             wraps: posted,
             log_entries: posted + usize::from(newly_claimed),
+            lab,
         })
+    }
+
+    /// The handle of the lab device that made a provisional recipient (the newcomer's H27), for
+    /// [`ClaimOutcome::lab`]. The device's key comes from the record proven in the log, whose
+    /// escrow the patient's claim code opened. The server says which handle the device belongs
+    /// to: the device record it serves must be that device's, signed by its identity, and the
+    /// device current in the handle's proven key history. `None` if the server knows no such
+    /// current device.
+    fn provisional_lab(&mut self, lab_device_key: &[u8; 32]) -> Result<Option<String>> {
+        let device = KeyId::of(serment_core::ids::KeyKind::Device, lab_device_key);
+        let raw = match self.api.device_record(&device) {
+            Ok(raw) => raw,
+            Err(ClientError::Server { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let record = serment_core::identity::DeviceRecord::decode_verified(&raw)
+            .map_err(ClientError::Integrity)?;
+        if record.signing_key != *lab_device_key {
+            return Err(integrity(
+                "the server answered another device's record for the lab's device",
+            ));
+        }
+        let history = crate::log::key_history(&self.api, &mut self.ks, &record.handle, None)?;
+        if !history
+            .devices
+            .iter()
+            .any(|d| d.signing_key == *lab_device_key)
+        {
+            return Err(integrity(
+                "the lab's device is not a current device of the handle the server named for it",
+            ));
+        }
+        Ok(Some(record.handle))
     }
 
     /// Whether the log shows the provisional recipient `id` claimed, and by which handle (the

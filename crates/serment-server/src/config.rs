@@ -64,6 +64,8 @@ pub const MAX_REPLAY_CACHE_ENTRIES: usize = 16 * 1024 * 1024;
 pub const MIN_PENDING_GRACE_SECS: u64 = 60;
 /// The longest accepted `pending_upload_grace_secs` (30 days).
 pub const MAX_PENDING_GRACE_SECS: u64 = 30 * 86_400;
+/// The longest accepted `provisional_address_days` (three years).
+pub const MAX_PROVISIONAL_ADDRESS_DAYS: u64 = 3 * 365;
 
 /// The server's settings. Build it with [`Config::default`], [`Config::load`], or field by field.
 ///
@@ -160,6 +162,11 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The `From:` address of the one-time code emails. Default `serment@localhost`.
     pub smtp_from: String,
+    /// Days an unclaimed provisional recipient's contact address is kept (the newcomer's H19,
+    /// data minimisation): past it the maintenance tick erases the address, no one-time code can
+    /// be sent for that claim code any more (410), and the lab issues a new one
+    /// (`put --to-unregistered CONTACT --new-claim-code`). A claim erases it at once. Default 90.
+    pub provisional_address_days: u64,
 }
 
 /// The shortest accepted `backup_interval_secs`.
@@ -241,6 +248,7 @@ impl Default for Config {
             backup_interval_secs: 10,
             smtp_url: None,
             smtp_from: "serment@localhost".to_owned(),
+            provisional_address_days: 90,
         }
     }
 }
@@ -486,6 +494,12 @@ impl Config {
             return Err(invalid(
                 "pending_upload_grace_secs",
                 format!("must be between {MIN_PENDING_GRACE_SECS} and {MAX_PENDING_GRACE_SECS}"),
+            ));
+        }
+        if !(1..=MAX_PROVISIONAL_ADDRESS_DAYS).contains(&self.provisional_address_days) {
+            return Err(invalid(
+                "provisional_address_days",
+                format!("must be between 1 and {MAX_PROVISIONAL_ADDRESS_DAYS}"),
             ));
         }
         if self.max_pending_uploads == 0 {

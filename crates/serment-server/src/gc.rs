@@ -12,7 +12,9 @@
 //!
 //! The same task is the maintenance tick of the state shared across instances (issue 11 §4):
 //! every [`MAINTENANCE`] it drops expired request nonces (bounded by `replay_cache_entries`,
-//! [`crate::http::replay`]) and login buckets that have refilled ([`crate::http::throttle`]).
+//! [`crate::http::replay`]) and login buckets that have refilled ([`crate::http::throttle`]),
+//! and erases the contact address of provisional recipients left unclaimed longer than
+//! `provisional_address_days` (the newcomer's H19).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,12 +39,14 @@ impl Drop for GcTask {
 }
 
 /// Starts the periodic collector over `store` with a grace period of `grace_secs`, and the
-/// maintenance tick (at most `max_nonces` request nonces kept, the buckets of `throttle`).
+/// maintenance tick (at most `max_nonces` request nonces kept, the buckets of `throttle`,
+/// unclaimed provisional addresses kept `address_days`).
 pub(crate) fn spawn(
     store: Store,
     grace_secs: u64,
     throttle: Arc<Throttle>,
     max_nonces: u64,
+    address_days: u64,
 ) -> GcTask {
     let period = Duration::from_secs((grace_secs / 4).clamp(15, 300));
     let handle = tokio::spawn(async move {
@@ -54,7 +58,7 @@ pub(crate) fn spawn(
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = maintenance.tick() => {
-                    maintain(&store, &throttle, max_nonces).await;
+                    maintain(&store, &throttle, max_nonces, address_days).await;
                     continue;
                 }
             }
@@ -81,9 +85,31 @@ pub(crate) async fn collect(store: &Store, now: u64, grace_secs: u64) -> Result<
     store.collect_pending(before, BATCH).await
 }
 
-/// One maintenance tick: expired nonces and refilled login buckets dropped (failures logged,
-/// retried at the next tick).
-async fn maintain(store: &Store, throttle: &Throttle, max_nonces: u64) {
+/// Erases the contact address of every provisional recipient unclaimed `address_days` after
+/// it was made (the newcomer's H19). Returns how many were erased.
+///
+/// # Errors
+/// [`StoreError`] if the database fails.
+pub(crate) async fn erase_stale_addresses(
+    store: &Store,
+    now: u64,
+    address_days: u64,
+) -> Result<u64, StoreError> {
+    let before = now.saturating_sub(address_days.saturating_mul(86_400));
+    store.meta().erase_unclaimed_addresses(before).await
+}
+
+/// One maintenance tick: expired nonces and refilled login buckets dropped, stale unclaimed
+/// addresses erased (failures logged, retried at the next tick).
+async fn maintain(store: &Store, throttle: &Throttle, max_nonces: u64, address_days: u64) {
+    match erase_stale_addresses(store, crate::store::now(), address_days).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            erased = n,
+            "addresses of unclaimed provisional recipients erased (provisional_address_days)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "unclaimed addresses could not be erased"),
+    }
     if let Err(e) = crate::http::replay::prune(store, crate::store::now(), max_nonces).await {
         tracing::warn!(error = %e, "request nonces could not be pruned");
     }

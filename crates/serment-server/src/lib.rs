@@ -306,6 +306,7 @@ impl Server {
             self.config.pending_upload_grace_secs,
             Arc::clone(&self.throttle),
             self.config.replay_cache_entries as u64,
+            self.config.provisional_address_days,
         );
         Ok(RunningServer {
             router: self.router(),

@@ -146,7 +146,7 @@ pub(crate) fn import(
     let mut s = ctx.session()?;
     let (extra, provisional, unregistered) = match to_unregistered {
         Some(c) => {
-            let u = super::provisional::resolve_with(&mut s, c, new_claim_code)?;
+            let u = super::provisional::resolve_with(&mut s, c, new_claim_code, ctx.json)?;
             (u.recipients.clone(), u.provisional.clone(), Some(u))
         }
         None => (Vec::new(), Vec::new(), None),

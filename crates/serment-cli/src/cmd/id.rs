@@ -7,7 +7,7 @@ use serment_client::keystore::Keystore;
 use serment_client::vault::Session;
 use serment_core::keystore::KdfParams;
 
-use super::{Ctx, passphrase};
+use super::{Ctx, passphrase_for};
 use crate::cli::{ContactCommand, IdCommand, KdfCost};
 use crate::error::{CliError, CliResult};
 use crate::output::emit;
@@ -26,11 +26,12 @@ pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
             serment_core::identity::validate_handle(&name)
                 .map_err(|e| CliError::Input(format!("--name {name:?}: {e}")))?;
             super::lock_keystore(&path)?;
+            let display_name = display.as_deref().unwrap_or(&name);
             let ks = Keystore::create(
                 &path,
-                passphrase(true)?,
+                passphrase_for(true, &[&name, display_name])?,
                 &name,
-                display.as_deref().unwrap_or(&name),
+                display_name,
                 match kdf {
                     KdfCost::Default => KdfParams::DEFAULT,
                     KdfCost::Floor => KdfParams::FLOOR,

@@ -367,17 +367,57 @@ fn acquire_lock(
 /// The shortest passphrase accepted for a new keystore, in characters.
 pub(crate) const MIN_PASSPHRASE_CHARS: usize = 8;
 
-/// The passphrase: `SERMENT_PASSPHRASE`, or a prompt on the terminal. With `confirm` (a new
-/// keystore), the rules are stated before the prompt, checked before asking for it again, and the
-/// passphrase is typed twice. Every failure is a [`CliError::Passphrase`] (exit 3).
-pub(crate) fn passphrase(confirm: bool) -> CliResult<Zeroizing<String>> {
-    let check = |p: &str| {
-        if confirm && p.chars().count() < MIN_PASSPHRASE_CHARS {
-            return Err(CliError::Passphrase(format!(
-                "use a passphrase of at least {MIN_PASSPHRASE_CHARS} characters"
-            )));
+/// The weakest passphrase accepted for a new keystore, as zxcvbn scores it: `Three`, more than
+/// 10^8 guesses. A stolen keystore file is attacked offline, each guess paying the keystore's
+/// Argon2id (64 MiB, t=3 by default; PROTOCOL.md §5): `12345678`, `password1` or a handle with
+/// a digit fall within minutes, a few unrelated words do not (the newcomer's H18; NIST SP
+/// 800-63B §3.1.1.2 asks that new secrets be checked against lists of common ones).
+const MIN_PASSPHRASE_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Refuses a new keystore's passphrase shorter than [`MIN_PASSPHRASE_CHARS`] or weaker than
+/// [`MIN_PASSPHRASE_SCORE`] (zxcvbn: common passwords, words, names, dates, keyboard patterns,
+/// sequences, repeats, and `context`: the handle and display name), saying why and what to do.
+///
+/// # Errors
+/// [`CliError::Passphrase`] (exit 3), whose message never contains the passphrase.
+pub(crate) fn check_new_passphrase(p: &str, context: &[&str]) -> CliResult<()> {
+    if p.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(CliError::Passphrase(format!(
+            "use a passphrase of at least {MIN_PASSPHRASE_CHARS} characters"
+        )));
+    }
+    let estimate = zxcvbn::zxcvbn(p, context);
+    if estimate.score() < MIN_PASSPHRASE_SCORE {
+        let mut why = String::new();
+        if let Some(w) = estimate.feedback().and_then(|f| f.warning()) {
+            why.push_str(&format!(" ({w})"));
         }
-        Ok(())
+        return Err(CliError::Passphrase(format!(
+            "this passphrase is too easy to guess: about 10^{:.0} guesses, when a stolen keystore \
+             must resist more than 10^8{why}. Use four or more unrelated words, or a longer \
+             passphrase of your own",
+            estimate.guesses_log10()
+        )));
+    }
+    Ok(())
+}
+
+/// The passphrase: `SERMENT_PASSPHRASE`, or a prompt on the terminal. With `confirm` (a new
+/// keystore), the rules are stated before the prompt, the passphrase checked by
+/// [`check_new_passphrase`] before asking for it again, and typed twice. Every failure is a
+/// [`CliError::Passphrase`] (exit 3).
+pub(crate) fn passphrase(confirm: bool) -> CliResult<Zeroizing<String>> {
+    passphrase_for(confirm, &[])
+}
+
+/// As [`passphrase`]; `context` (the handle, the display name) counts as guessable when a new
+/// passphrase is checked.
+pub(crate) fn passphrase_for(confirm: bool, context: &[&str]) -> CliResult<Zeroizing<String>> {
+    let check = |p: &str| {
+        if confirm {
+            check_new_passphrase(p, context)?;
+        }
+        Ok::<(), CliError>(())
     };
     if let Ok(p) = std::env::var("SERMENT_PASSPHRASE") {
         if p.is_empty() {
@@ -388,9 +428,9 @@ pub(crate) fn passphrase(confirm: bool) -> CliResult<Zeroizing<String>> {
     }
     if confirm {
         eprintln!(
-            "Choose a passphrase for the new keystore: at least {MIN_PASSPHRASE_CHARS} characters \
-             (a few unrelated words are best). It cannot be recovered: without it the keystore \
-             cannot be opened."
+            "Choose a passphrase for the new keystore: at least {MIN_PASSPHRASE_CHARS} characters, \
+             not a common password or pattern (four unrelated words are best). It cannot be \
+             recovered: without it the keystore cannot be opened."
         );
     }
     let prompt = if confirm {

@@ -45,14 +45,12 @@ impl Resolved {
             (Some(h), _) => {
                 format!("\n  the patient claimed (handle {h}): sealed directly to their devices")
             }
-            (None, Some(code)) => format!(
-                "\n  sealed for a provisional recipient (not yet registered) {}\n  \
-                 CLAIM CODE for the patient, shown once (print it on the receipt or send it by \
-                 SMS):\n      {}\n  The patient runs `serment claim --code {}`; the server \
-                 emails the one-time code.",
+            // The code itself was printed once, before the upload (`resolve_with`, the
+            // newcomer's H20: it is not printed a second time).
+            (None, Some(_)) => format!(
+                "\n  sealed for a provisional recipient (not yet registered) {}: its CLAIM CODE is \
+                 the one printed above, shown once",
                 self.provisional_id.short(),
-                code.as_str(),
-                code.as_str()
             ),
             (None, None) => format!(
                 "\n  sealed for the patient's provisional recipient {} (not claimed yet: the \
@@ -66,12 +64,15 @@ impl Resolved {
 
 /// Resolves `contact` (`email:ADDRESS[,ins:INS]`) for this session; `new_claim_code` makes a
 /// new provisional recipient even if an unclaimed one exists (review S14: a lost receipt, a code
-/// nobody saw, a locked recipient). A claim code made here is written to stderr at once, before
-/// any upload: a run that fails later does not lose it.
+/// nobody saw, a locked recipient). A claim code made here is printed at once, before any
+/// upload, so that a run that fails later does not lose it, and only there (the newcomer's H20:
+/// it was printed twice): on standard output with what to do with it, or, with `--json` (whose
+/// standard output is one JSON object, `unregistered.claim_code`), on standard error.
 pub(crate) fn resolve_with(
     s: &mut Session,
     contact: &str,
     new_claim_code: bool,
+    json: bool,
 ) -> CliResult<Resolved> {
     Ok(match s.unregistered_target_with(contact, new_claim_code)? {
         UnregisteredTarget::Claimed {
@@ -92,13 +93,29 @@ pub(crate) fn resolve_with(
             let claim_code = new_code.map(|c| c.display());
             if let Some(c) = &claim_code {
                 // Before the upload (review S14): if it fails, the code is not lost.
-                eprintln!(
-                    "CLAIM CODE for {} (provisional recipient {}), shown now in case the upload \
-                     fails: {}",
-                    contact,
-                    record.id().short(),
-                    c.as_str()
-                );
+                if json {
+                    eprintln!(
+                        "CLAIM CODE for {contact} (provisional recipient {}), shown now in case \
+                         the upload fails: {}",
+                        record.id().short(),
+                        c.as_str()
+                    );
+                } else {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(
+                        out,
+                        "CLAIM CODE for {contact} (provisional recipient {}), shown once: print \
+                         it on the sampling receipt or send it by SMS, never by email, with this \
+                         lab's handle, {}:\n    {}\n  The patient registers, then runs \
+                         `serment claim --code CODE`; the server emails them a one-time code, \
+                         and `claim` names the lab's handle to compare with the receipt's.",
+                        record.id().short(),
+                        s.ks.handle(),
+                        c.as_str()
+                    );
+                    let _ = out.flush();
+                }
             }
             Resolved {
                 recipients: vec![record.recipient()],
@@ -135,7 +152,7 @@ pub(crate) fn put_with(
         ..Metadata::default()
     };
     let mut recipients = s.recipients(to)?;
-    let u = resolve_with(&mut s, contact, new_claim_code)?;
+    let u = resolve_with(&mut s, contact, new_claim_code, ctx.json)?;
     recipients.extend_from_slice(&u.recipients);
     let doc_id = serment_core::DocId::random().map_err(|e| CliError::Input(e.to_string()))?;
     let r = s.put_version_with(f, meta, doc_id, 1, &recipients, &u.provisional)?;
@@ -187,7 +204,7 @@ pub(crate) fn claim(ctx: &Ctx, code: Option<&str>, otp: Option<String>) -> CliRe
                     ctx.json,
                     &json!({ "otp_sent": true, "expires_in": ttl, "provisional_id": null,
                              "claim_index": null, "newly_claimed": null, "versions": null,
-                             "wraps": null, "log_entries": null }),
+                             "wraps": null, "log_entries": null, "lab": null }),
                     &format!(
                         "A one-time code was emailed to the address the lab has for you (valid \
                          {} minutes). Run again with --otp CODE.",
@@ -221,14 +238,24 @@ fn finish_claim(ctx: &Ctx, s: &mut Session, code: &ClaimCode, otp: &str) -> CliR
         } if message.contains("one-time code") => CliError::Passphrase(message),
         other => other.into(),
     })?;
+    let lab = match &o.lab {
+        Some(h) => format!(
+            "\n  sent by {h} (the log holds the lab's device under that handle): if it is the \
+             handle on your receipt, `serment contact add {h}` to read them"
+        ),
+        None => "\n  the lab's device that sent them is no longer registered: ask the lab for \
+                 its handle, then `serment contact add HANDLE`"
+            .to_owned(),
+    };
     emit(
         ctx.json,
         &json!({ "otp_sent": false, "expires_in": null, "provisional_id": o.provisional_id.to_string(),
                  "claim_index": o.claim_index, "newly_claimed": o.newly_claimed,
-                 "versions": o.versions, "wraps": o.wraps, "log_entries": o.log_entries }),
+                 "versions": o.versions, "wraps": o.wraps, "log_entries": o.log_entries,
+                 "lab": o.lab }),
         &format!(
             "{} provisional recipient {} (log entry {})\n  re-wrapped {} document version(s) \
-             to your devices ({} key wraps, {} log entries): `serment ls` lists them",
+             to your devices ({} key wraps, {} log entries): `serment ls` lists them{lab}",
             if o.newly_claimed {
                 "Claimed"
             } else {

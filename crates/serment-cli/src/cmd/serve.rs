@@ -119,6 +119,7 @@ fn apply_flags(c: &mut Config, a: ServeArgs) {
         c.smtp_url = a.smtp_url;
     }
     set(&mut c.smtp_from, a.smtp_from);
+    set(&mut c.provisional_address_days, a.provisional_address_days);
     if let Some(t) = a.metrics_token {
         c.metrics_token = Some(serment_server::config::MetricsToken::new(t));
     }

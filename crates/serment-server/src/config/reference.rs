@@ -87,6 +87,7 @@ impl Setting {
             }
             "smtp_url" => "smtp://HOST[:PORT][?tls=required] or smtps://HOST[:PORT], optionally with USER:PASSWORD@; file:///DIR for the demo".into(),
             "smtp_from" => "an email address".into(),
+            "provisional_address_days" => format!("1 to {MAX_PROVISIONAL_ADDRESS_DAYS}"),
             _ => String::new(),
         }
     }
@@ -228,6 +229,11 @@ pub const SETTINGS: &[Setting] = &[
         key: "smtp_from",
         unit: "address",
         doc: "The `From:` address of the one-time code emails.",
+    },
+    Setting {
+        key: "provisional_address_days",
+        unit: "days",
+        doc: "How long the contact address of a provisional recipient nobody has claimed is kept. Past it the server erases the address (checked every 30 s), answers 410 to a one-time code request for that claim code, and the lab issues a new claim code (`put --to-unregistered CONTACT --new-claim-code`). A claim erases the address at once.",
     },
 ];
 

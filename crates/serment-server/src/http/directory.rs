@@ -11,8 +11,8 @@ use super::extract::{
     ApiJson, ApiPath, b64_array, b64_decode, b64_encode, parse_key_id, secret_hash,
 };
 use super::types::{
-    ChallengeRequest, ChallengeResponse, DirectoryResponse, RegisterDeviceRequest,
-    RegisterDeviceResponse, TokenRequest, TokenResponse,
+    ChallengeRequest, ChallengeResponse, DeviceRecordResponse, DirectoryResponse,
+    RegisterDeviceRequest, RegisterDeviceResponse, TokenRequest, TokenResponse,
 };
 use crate::store::{NewDevice, Registered, now};
 
@@ -91,6 +91,34 @@ pub(crate) async fn directory(
     Ok(Json(DirectoryResponse {
         handle,
         records: records.iter().map(|r| b64_encode(r)).collect(),
+    }))
+}
+
+/// The record of a registered, unrevoked device (§8.1): which handle a device belongs to, for a
+/// client that met the device's key in a proven log entry (the lab device of a provisional
+/// recipient, PROTOCOL.md §15.4). Public, like the directory and the log that holds the record.
+#[utoipa::path(
+    get, path = "/v1/devices/{device_id}", tag = "directory",
+    params(("device_id" = String, Path, description = "Device id, 64 hex")),
+    responses(
+        (status = 200, body = DeviceRecordResponse),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Unknown or revoked device", body = ErrorBody),
+    )
+)]
+pub(crate) async fn device(
+    State(state): State<AppState>,
+    ApiPath(device_id): ApiPath<String>,
+) -> Result<Json<DeviceRecordResponse>, ApiError> {
+    let device_id = parse_key_id("device_id", &device_id)?;
+    let row = state
+        .store
+        .meta()
+        .device(&device_id)
+        .await?
+        .ok_or(ApiError::NotFound("unknown or revoked device"))?;
+    Ok(Json(DeviceRecordResponse {
+        record: b64_encode(&row.record),
     }))
 }
 

@@ -6,6 +6,7 @@
 //! | `GET /openapi.json` | [`openapi_json`] |
 //! | `POST /v1/devices` | [`directory::register_device`] |
 //! | `GET /v1/directory/{handle}` | [`directory::directory`] |
+//! | `GET /v1/devices/{device_id}` | [`directory::device`]: which handle a device belongs to |
 //! | `POST /v1/auth/challenge` | [`directory::challenge`] |
 //! | `POST /v1/auth/token` | [`directory::token`] |
 //! | `POST /v1/blobs` | [`blobs::upload`] |
@@ -82,7 +83,8 @@ pub(crate) struct AppState {
     info(title = "Serment API", description = "End-to-end encrypted health-document vault (PROTOCOL.md §8). The server sees only sealed blobs, key wraps and signed device records."),
     paths(
         healthz,
-        directory::register_device, directory::directory, directory::challenge, directory::token,
+        directory::register_device, directory::directory, directory::device, directory::challenge,
+        directory::token,
         blobs::upload, blobs::download,
         documents::commit, documents::list, documents::get_version, documents::add_wraps,
         documents::accesses,
@@ -182,6 +184,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .route("/v1/devices", post(directory::register_device))
+        .route("/v1/devices/{device_id}", get(directory::device))
         .route("/v1/directory/{handle}", get(directory::directory))
         .route(
             "/v1/auth/challenge",

@@ -240,6 +240,7 @@ pub(crate) async fn list(
         (status = 202, body = CodeSent),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "Already claimed", body = ErrorBody),
+        (status = 410, description = "Unclaimed past provisional_address_days: the address was erased", body = ErrorBody),
         (status = 429, description = "Too many codes: Retry-After", body = ErrorBody),
         (status = 502, description = "The SMTP relay refused the mail", body = ErrorBody),
         (status = 503, description = "No smtp_url", body = ErrorBody),
@@ -260,6 +261,15 @@ pub(crate) async fn send_code(
     }
     if row.failures >= u64::from(MAX_CODE_FAILURES) {
         return Err(locked());
+    }
+    if row.email.is_empty() {
+        // The newcomer's H19: unclaimed for `provisional_address_days`, the address was erased.
+        return Err(ApiError::Erased(
+            "this claim code is too old: its contact address was erased (provisional_address_days); \
+             ask the lab for a new claim code (the lab runs `put --to-unregistered CONTACT \
+             --new-claim-code`)"
+                .into(),
+        ));
     }
     budget(
         &state,

@@ -233,9 +233,10 @@ async fn throttled(state: AppState, req: Request, next: Next, take_request: bool
             peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
             route = %path,
             retry_after,
-            "login throttled"
+            "{} throttled",
+            what(&path)
         );
-        return too_many(retry_after);
+        return too_many(what(&path), retry_after);
     }
     let resp = next
         .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
@@ -249,8 +250,9 @@ async fn throttled(state: AppState, req: Request, next: Next, take_request: bool
             device = %prefix(device.as_ref()),
             peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
             route = %path,
-            reason = reason(status),
-            "login failed"
+            reason = reason(&path, status),
+            "{} failed",
+            what(&path)
         );
     }
     resp
@@ -268,7 +270,32 @@ fn prefix(d: Option<&KeyId>) -> String {
     )
 }
 
-fn reason(status: StatusCode) -> &'static str {
+/// What a throttled route does, for the log line (the newcomer's H16: a claim or a recovery
+/// look-up refused was logged as "login failed", sending an operator after the wrong thing).
+fn what(path: &str) -> &'static str {
+    if path.starts_with("/v1/auth/") {
+        "login"
+    } else if path.starts_with("/v1/pairing") {
+        "pairing"
+    } else if path.starts_with("/v1/provisional") {
+        "claim"
+    } else if path.starts_with("/v1/recovery") {
+        "recovery"
+    } else {
+        "request"
+    }
+}
+
+fn reason(path: &str, status: StatusCode) -> &'static str {
+    if !path.starts_with("/v1/auth/") {
+        return match status {
+            StatusCode::NOT_FOUND => "unknown slot, code, escrow or request",
+            StatusCode::FORBIDDEN => "refused: wrong or used code, or not allowed",
+            StatusCode::BAD_REQUEST => "malformed request",
+            StatusCode::CONFLICT => "conflict: claimed, used or completed already",
+            _ => "refused request",
+        };
+    }
     match status {
         StatusCode::UNAUTHORIZED => "bad signature, or unknown, used or expired challenge",
         StatusCode::NOT_FOUND => "unknown device",
@@ -279,11 +306,11 @@ fn reason(status: StatusCode) -> &'static str {
 }
 
 /// `429 too_many_requests` with `Retry-After: <secs>`.
-fn too_many(retry_after: u64) -> Response {
+fn too_many(what: &str, retry_after: u64) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
             code: "too_many_requests".to_owned(),
-            message: format!("too many login attempts: retry in {retry_after} s"),
+            message: format!("too many {what} attempts: retry in {retry_after} s"),
         },
     };
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();

@@ -3,9 +3,9 @@
 
 pub(crate) use serment_api::{
     AccessEntry, AccessesResponse, AddWrapsRequest, AddWrapsResponse, BlobResponse,
-    ChallengeRequest, ChallengeResponse, CommitProof, CommitRequest, DirectoryResponse,
-    DocumentsResponse, HealthResponse, RegisterDeviceRequest, RegisterDeviceResponse, TokenRequest,
-    TokenResponse, VersionResponse, VersionSummary,
+    ChallengeRequest, ChallengeResponse, CommitProof, CommitRequest, DeviceRecordResponse,
+    DirectoryResponse, DocumentsResponse, HealthResponse, RegisterDeviceRequest,
+    RegisterDeviceResponse, TokenRequest, TokenResponse, VersionResponse, VersionSummary,
 };
 
 use crate::store::{AccessRow, VersionRow};

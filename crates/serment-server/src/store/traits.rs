@@ -820,6 +820,11 @@ pub(crate) trait ProvisionalStore: Send + Sync {
         id: &KeyId,
     ) -> Result<Vec<(DocId, u32, Vec<u8>, u64)>, StoreError>;
 
+    /// Erases the contact address of every unclaimed provisional recipient created before
+    /// `created_before` (seconds since the Unix epoch; the newcomer's H19). Returns how many
+    /// addresses were erased.
+    async fn erase_unclaimed_addresses(&self, created_before: u64) -> Result<u64, StoreError>;
+
     /// Whether a provisional recipient claimed by `identity` holds a wrap of the version.
     async fn claimed_wrap_of(
         &self,

@@ -9,7 +9,8 @@ use serment_core::{DocId, KeyId};
 
 use super::{Harness, device, job};
 use crate::store::{
-    AccessKind, BlobId, NewAccess, NewDevice, NewWrap, Registered, RotatedDevice, StoreError,
+    AccessKind, BlobId, NewAccess, NewDevice, NewProvisional, NewWrap, Registered, RotatedDevice,
+    StoreError,
 };
 
 /// Challenges expire, are single use, and are capped per device and in all.
@@ -585,4 +586,50 @@ pub(crate) async fn log(h: &dyn Harness) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(m.log_size().await.unwrap(), size);
+}
+
+/// The addresses of provisional recipients left unclaimed are erased once older than the
+/// retention (the newcomer's H19); younger ones stay.
+pub(crate) async fn unclaimed_addresses(h: &dyn Harness) {
+    let m = h.meta();
+    let (lab_device, lab_identity) = device(&*m, "lab").await;
+    let mut ids = Vec::new();
+    for (n, created) in [(1u8, 1_000u64), (2, 5_000)] {
+        let id = DeviceSecret::generate().id();
+        let (lookup, share, escrow, record) = ([n; 32], [n; 32], [n; 64], [n; 40]);
+        m.create_provisional(&NewProvisional {
+            id,
+            lab_identity,
+            lab_device,
+            contact_tag: hex::encode([n; 32]),
+            lookup: hex::encode(lookup),
+            email: &format!("patient{n}@example.org"),
+            server_share: &share,
+            escrow: &escrow,
+            record: &record,
+            now: created,
+        })
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    assert_eq!(
+        m.erase_unclaimed_addresses(1_000).await.unwrap(),
+        0,
+        "none older"
+    );
+    assert_eq!(m.erase_unclaimed_addresses(2_000).await.unwrap(), 1);
+    assert_eq!(
+        m.erase_unclaimed_addresses(2_000).await.unwrap(),
+        0,
+        "erased once"
+    );
+    let old = m.provisional(&ids[0]).await.unwrap().unwrap();
+    let young = m.provisional(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(old.email, "", "the old address must be erased");
+    assert_eq!(
+        young.email, "patient2@example.org",
+        "a younger address stays"
+    );
+    assert_eq!(old.server_share, vec![1u8; 32], "only the address goes");
 }

@@ -92,7 +92,8 @@ macro_rules! meta_contract_tests {
     ($open:path) => {
         meta_contract_tests!(@each $open,
             challenges, sessions, directory, batch, chain_heads, documents, pending_uploads, log,
-            nonces, nonce_floor_capped, login_buckets, team_races, team_key_handover);
+            nonces, nonce_floor_capped, login_buckets, team_races, team_key_handover,
+            unclaimed_addresses);
     };
     (@each $open:path, $($name:ident),*) => {
         $(

@@ -318,6 +318,17 @@ impl ProvisionalStore for Db {
             .collect()
     }
 
+    async fn erase_unclaimed_addresses(&self, created_before: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE provisionals SET email = '' \
+             WHERE claimed_identity IS NULL AND email <> '' AND created_at < $1",
+        )
+        .bind(to_i64(created_before)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn claimed_wrap_of(
         &self,
         identity: &KeyId,
