@@ -161,6 +161,40 @@ fn provisional_a_claim_without_the_claim_code_is_refused() {
     assert!(w.patient.claim(&code, OTP).unwrap().newly_claimed);
 }
 
+/// REVIEW5 U10: a proven one-time code is bound to the identity that proved it. Mallory holds
+/// the receipt's claim code and a copy of the server's share and escrow (a bucket reader who
+/// found the receipt): she opens the provisional key but cannot pass the emailed-code gate, so
+/// she waits for the patient to prove the code and races the patient's claim. Her claim is
+/// refused (403); the patient's goes through and she reads.
+#[test]
+fn provisional_a_claim_by_another_identity_after_the_patients_code_is_refused() {
+    let mut w = World::new();
+    let (id, code, doc) = first(&mut w);
+    set_code(&w.h, &id, OTP, in_ten_minutes());
+    // The patient proves the code: the first half of `claim`.
+    let opened = w.patient.api.open_provisional(&code.lookup(), OTP).unwrap();
+    let share: [u8; 32] = serment_client::api::b64d(&opened.server_share, "s")
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let escrow = serment_client::api::b64d(&opened.escrow, "e").unwrap();
+    let prov = open_escrow(&escrow, &code, &share).unwrap();
+    // Mallory, with the same claim code, share and escrow, posts a valid claim first.
+    let mallory = w.h.party("mallory");
+    let now = serment_client::now_secs();
+    let stolen = Claim::sign(&prov, "mallory", &mallory.ks.device, now).unwrap();
+    let e = mallory.api.post_claim(&id, &stolen).unwrap_err();
+    assert_eq!(status(&e), 403, "{e}");
+    // The patient's own claim passes; the claim resumes and she reads.
+    let handle = w.patient.ks.handle().to_owned();
+    let hers = Claim::sign(&prov, &handle, &w.patient.ks.device, now).unwrap();
+    w.patient.api.post_claim(&id, &hers).unwrap();
+    let o = w.patient.claim(&code, "").unwrap();
+    assert!(!o.newly_claimed);
+    let (got, _) = read(&mut w.patient, &doc, None).unwrap();
+    assert_eq!(got, b"Hemoglobin 13.9 g/dL");
+}
+
 /// The server swaps the provisional key before the lab's second result: it logs a record of its
 /// own (signed by a device it registered) for the lab's identity and the same contact tag, and
 /// lists it first. The lab refuses: the record's signer is not a device of its own identity.

@@ -366,6 +366,7 @@ pub(crate) async fn open(
         .try_provisional_code(
             &row.id,
             &code_hash(&row.id, &req.code),
+            &caller.identity_id,
             now(),
             MAX_CODE_ATTEMPTS,
             MAX_CODE_FAILURES,

@@ -782,18 +782,20 @@ pub(crate) trait ProvisionalStore: Send + Sync {
     /// Counts one attempt against the live code of `id` and says whether `code_hash` is it. A
     /// proven code is used up (single use). At most `max_attempts` attempts per code, and at
     /// most `max_failures` wrong ones over the recipient's life, whatever the code (review S16):
-    /// past it, [`CodeCheck::Locked`] even for the right code.
+    /// past it, [`CodeCheck::Locked`] even for the right code. A proven code is bound to
+    /// `prover`, the identity that proved it (REVIEW5 U10): only that identity may then claim.
     async fn try_provisional_code(
         &self,
         id: &KeyId,
         code_hash: &[u8; 32],
+        prover: &KeyId,
         now: u64,
         max_attempts: u32,
         max_failures: u32,
     ) -> Result<CodeCheck, StoreError>;
 
     /// Appends a claim (kind 11) of `id` by `claimant_identity`'s device and records it, if
-    /// the recipient is unclaimed and its one-time code was proven. [`StoreError::Conflict`]
+    /// the recipient is unclaimed and its one-time code was proven by `claimant_identity`. [`StoreError::Conflict`]
     /// for a second claim, [`StoreError::Forbidden`] without a proven code.
     async fn claim_provisional(
         &self,

@@ -134,6 +134,7 @@ impl ProvisionalStore for Db {
         &self,
         id: &KeyId,
         code_hash: &[u8; 32],
+        prover: &KeyId,
         now: u64,
         max_attempts: u32,
         max_failures: u32,
@@ -169,12 +170,15 @@ impl ProvisionalStore for Db {
             return Ok(CodeCheck::Exhausted);
         }
         let right = bool::from(stored.as_slice().ct_eq(&code_hash[..]));
+        // REVIEW5 U10: the proof is bound to the identity that made it.
         sqlx::query(
-            "UPDATE provisional_codes SET attempts = attempts + 1, used = $2 \
+            "UPDATE provisional_codes SET attempts = attempts + 1, used = $2, \
+             proven_by = CASE WHEN $2 = 1 THEN $3 ELSE proven_by END \
              WHERE provisional_id = $1",
         )
         .bind(&id)
         .bind(i64::from(right))
+        .bind(prover.to_string())
         .execute(&mut *tx)
         .await?;
         if !right {
@@ -217,15 +221,19 @@ impl ProvisionalStore for Db {
             }
             Some((None,)) => {}
         }
+        // REVIEW5 U10: proven by this identity, not by whoever proved it first.
         let proven: Option<i64> = sqlx::query_scalar(
-            "SELECT used FROM provisional_codes WHERE provisional_id = $1 AND used = 1",
+            "SELECT used FROM provisional_codes \
+             WHERE provisional_id = $1 AND used = 1 AND proven_by = $2",
         )
         .bind(&pid)
+        .bind(claimant_identity.to_string())
         .fetch_optional(&mut *tx)
         .await?;
         if proven.is_none() {
             return Err(StoreError::Forbidden(
-                "prove the emailed one-time code before claiming (PROTOCOL.md §15)",
+                "prove the emailed one-time code with this identity before claiming \
+                 (PROTOCOL.md §15)",
             ));
         }
         // Data minimisation (REVIEW3 S10): once claimed, no code is ever sent again, so the
