@@ -2,7 +2,7 @@
 # bench/compare.sh — `serment seal` / `serment open` against `age`, `rage` and `cp`, side by side,
 # on random files of 256 MiB and 2 GiB (issue 4; docs/PERFORMANCE.md).
 #
-# Public tools only. It installs what it lacks: age and GNU time (Debian packages, apt-get) and
+# Public tools only. It installs what it lacks: age, GNU time and eatmydata (Debian packages, apt-get) and
 # rage (crates.io, `cargo install rage --locked`). It builds `serment` in release unless
 # SERMENT=/path/to/serment is given. Run it with the machine otherwise quiet: it prints the load
 # average before and after, and absolute times on a shared machine are noise — compare the ratios.
@@ -40,6 +40,7 @@ need_apt() {
 need_apt age age
 need_apt age-keygen age
 need_apt bc bc
+need_apt eatmydata eatmydata
 [ -x /usr/bin/time ] || need_apt /usr/bin/time time
 if [ "${SKIP_RAGE:-0}" != 1 ] && ! command -v rage >/dev/null 2>&1; then
     say "installing rage (cargo install rage --locked)"
@@ -131,6 +132,16 @@ for SIZE in $SIZES; do
             "$SERMENT" --home "recip-$kdf" open in.srmc -o out.bin --author-record "sender-$kdf.rec"
         cmp -s in.bin out.bin || { say "serment round trip differs"; exit 1; }
     done
+    # What the durable write costs (issue 14 §4: the agent target against age, which does not
+    # fsync): the floor-KDF rows again with fsync made a no-op by eatmydata (LD_PRELOAD, Debian's
+    # package). A measurement only: serment itself always fsyncs (PROTOCOL.md §6.3).
+    if command -v eatmydata >/dev/null 2>&1; then
+        measure "serment seal (floor kdf, no fsync)" in.srmc eatmydata \
+            "$SERMENT" --home sender-floor seal in.bin -o in.srmc --to-record recip-floor.rec
+        measure "serment open (floor kdf, no fsync)" out.bin eatmydata \
+            "$SERMENT" --home recip-floor open in.srmc -o out.bin --author-record sender-floor.rec
+        cmp -s in.bin out.bin || { say "serment (no fsync) round trip differs"; exit 1; }
+    fi
     # Through the agent: no passphrase, no Argon2id; the command runs in the agent's process, so
     # the RSS column is the client's only (the agent's own memory is not in it).
     measure "serment seal (agent)" in.srmc env -u SERMENT_PASSPHRASE \
@@ -152,7 +163,7 @@ say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Ratios: "vs age" is age's time over ours (> 1: we are faster); "vs cp" and "vs cp+fsync" are
 # ours over cp's (serment fsyncs before it renames, PROTOCOL.md §6.3: cp + fsync is the fair floor).
 say ""
-printf '%-6s %-28s %9s %9s %8s %8s %11s\n' "MiB" "what" "wall s" "RSS MiB" "vs age" "vs cp" "vs cp+fsync"
+printf '%-6s %-36s %9s %9s %8s %8s %11s\n' "MiB" "what" "wall s" "RSS MiB" "vs age" "vs cp" "vs cp+fsync"
 awk -F'\t' '
     { size[NR]=$1; name[NR]=$2; wall[NR]=$3; rss[NR]=$4; key=$1 "|" $2; w[key]=$3 }
     END {
@@ -162,6 +173,6 @@ awk -F'\t' '
             if (ref != "" && n !~ /^age/) va = sprintf("%.2fx", ref / wall[i])
             if (n !~ /^cp/ && n !~ /unlock/) vc = sprintf("%.2fx", wall[i] / w[s "|cp"])
             if (n !~ /^cp/ && n !~ /unlock/) vf = sprintf("%.2fx", wall[i] / w[s "|cp + fsync"])
-            printf "%-6s %-28s %9.3f %9.1f %8s %8s %11s\n", s, n, wall[i], rss[i] / 1024, va, vc, vf
+            printf "%-6s %-36s %9.3f %9.1f %8s %8s %11s\n", s, n, wall[i], rss[i] / 1024, va, vc, vf
         }
     }' "$RESULTS"

@@ -109,6 +109,12 @@ def main():
             v = c.get(n)
             rows.append((f"256 MiB {n}: age's time / ours (agent target >= 2x)",
                          f"{v[1]} ({v[0]:.3f} s)" if v else "missing"))
+        # What the fsync costs (compare.sh's eatmydata rows, when eatmydata was there).
+        for n in ("serment seal (floor kdf, no fsync)", "serment open (floor kdf, no fsync)"):
+            v = c.get(n)
+            if v:
+                rows.append((f"256 MiB {n}: age's time / ours (measurement only)",
+                             f"{v[1]} ({v[0]:.3f} s)"))
     print("| row | value |")
     print("|---|---|")
     for k, v in rows:
