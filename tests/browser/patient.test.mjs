@@ -72,6 +72,15 @@ test('log in, list, open a FHIR report, its access timeline, a tampered document
     assert.equal(await page.textContent('#who'), 'patient-web');
     await page.screenshot({ path: join(artifacts, 'page-list.png'), fullPage: true });
 
+    // REVIEW5 U13: a pending request to recover this account, shown above the list with the new
+    // device's fingerprint, and vetoed from the page (a signed log entry by this device).
+    const rec = env('SERMENT_RECOVERY_REQUEST');
+    await page.waitForSelector(`#recoveries .recovery[data-request="${rec}"]`);
+    assert.match(await page.textContent('#recoveries'), /récupération de votre compte est en cours/);
+    await page.screenshot({ path: join(artifacts, 'page-recovery.png'), fullPage: true });
+    await page.click(`#recoveries button.veto[data-request="${rec}"]`);
+    await page.waitForSelector('#recoveries', { state: 'hidden', timeout: 60000 });
+
     // A FHIR lab report, decrypted in the browser, shown as a table matching the bundle.
     await page.click('table.docs button.open >> text="Lipid Panel"');
     await page.waitForSelector('table.lab tbody tr');

@@ -162,6 +162,48 @@ fn the_patient_reads_results_in_chromium() {
     }
     ok(&lab, &["contact", "add", "patient-web"]);
     ok(&patient, &["contact", "add", "labo-web"]);
+    // REVIEW5 U13: someone asks to recover the patient's account with her recovery contacts
+    // (the lab and a GP, 2 of 2, the default waiting period): the page must show it and veto it.
+    let gp = t.join("gp");
+    ok(&gp, &["id", "new", "--name", "gp-web", "--kdf", "floor"]);
+    ok(
+        &gp,
+        &[
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "register",
+            "--server",
+            &server.url,
+        ],
+    );
+    ok(
+        &patient,
+        &[
+            "id",
+            "recovery-contacts",
+            "add",
+            "labo-web",
+            "gp-web",
+            "--threshold",
+            "2",
+        ],
+    );
+    let asked = ok(
+        &t.join("thief"),
+        &[
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "recover",
+            "--social",
+            "--handle",
+            "patient-web",
+            "--server",
+            &server.url,
+            "--kdf",
+            "floor",
+        ],
+    );
+    let request_id = asked["request_id"].as_str().unwrap().to_owned();
     let imported = ok(
         &lab,
         &[
@@ -198,8 +240,11 @@ fn the_patient_reads_results_in_chromium() {
         .env("SERMENT_TAMPERED_DOC", put["doc_id"].as_str().unwrap())
         .env("SERMENT_DOCUMENTS", (fhir_docs + 1).to_string())
         .env("SERMENT_NEW_HANDLE", "patiente-page")
+        .env("SERMENT_RECOVERY_REQUEST", &request_id)
         .output()
         .unwrap();
+    // The page's veto is in the log: no device of the patient sees the request pending any more.
+    let listed = ok(&patient, &["device", "list"]);
     let server_url = server.url.clone();
     server.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -209,7 +254,13 @@ fn the_patient_reads_results_in_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("# pass 2"), "{stdout}");
+    assert_eq!(
+        listed["pending_recovery_requests"].as_array().map(Vec::len),
+        Some(0),
+        "the page's veto did not reach the log: {listed}"
+    );
     for png in [
+        "page-recovery.png",
         "page-list.png",
         "page-report.png",
         "page-integrity.png",

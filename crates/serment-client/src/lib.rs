@@ -33,7 +33,6 @@ pub mod recovery;
 #[cfg(feature = "native")]
 pub mod replica;
 pub mod sharing;
-#[cfg(feature = "native")]
 pub mod social;
 pub mod team;
 mod team_keys;

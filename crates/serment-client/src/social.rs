@@ -20,6 +20,8 @@
 //!   veto by a current device of the identity; the waiting period over by this machine's clock
 //!   from the request's log time; the escrow's hash the entry's.
 
+// The new machine's side (request, completion) is native only: its imports are unused elsewhere.
+#![cfg_attr(not(feature = "native"), allow(unused_imports))]
 use serde::{Deserialize, Serialize};
 use serment_api::{
     AppendedResponse, HistoryResponse, PostApprovalRequest, PostRecoveryRequest, PostVetoRequest,
@@ -43,6 +45,7 @@ use serment_core::wrap::Recipient;
 
 use crate::api::{Api, b64d, b64e};
 use crate::error::{ClientError, Result};
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 use crate::recovery::{RecoverOptions, Recovered};
 use crate::vault::Session;
 
@@ -576,6 +579,7 @@ fn not_logged() -> ClientError {
 
 /// The state a recovery request leaves on the new machine until it completes: the new device's
 /// keys, sealed under the passphrase like a keystore (`<keystore>.recovery-pending`).
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 #[derive(Debug, Serialize, Deserialize)]
 struct PendingFile {
     version: u32,
@@ -588,6 +592,7 @@ struct PendingFile {
 }
 
 /// Where a pending request is kept for the keystore at `path`.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 pub fn pending_path(path: &std::path::Path) -> std::path::PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".recovery-pending");
@@ -595,6 +600,7 @@ pub fn pending_path(path: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// What [`request_recovery`] did.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 #[derive(Debug, Clone)]
 pub struct RequestMade {
     /// The request id (32 hex) contacts approve.
@@ -621,6 +627,7 @@ pub struct RequestMade {
 /// # Errors
 /// [`ClientError::KeystoreExists`] if a keystore or a pending request exists at `path`;
 /// [`ClientError::Integrity`]; server (404: no contacts) and transport errors.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 pub fn request_recovery(
     path: &std::path::Path,
     passphrase: zeroize::Zeroizing<String>,
@@ -698,6 +705,7 @@ pub fn request_recovery(
 }
 
 /// What [`complete_recovery`] did, besides the enrolment.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 #[derive(Debug)]
 pub struct SocialRecovered {
     /// The enrolment (§4.2 steps 4-8).
@@ -717,6 +725,7 @@ pub struct SocialRecovered {
 /// passphrase; [`ClientError::Integrity`] when any rule fails (too few approvals, a veto, the
 /// waiting period, a substituted contact key, an unlogged request, a swapped escrow): nothing
 /// is enrolled then; server and transport errors.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 pub fn complete_recovery(
     path: &std::path::Path,
     passphrase: zeroize::Zeroizing<String>,
@@ -727,6 +736,7 @@ pub fn complete_recovery(
 }
 
 /// [`complete_recovery`] with `now` as this machine's clock (tests).
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 #[doc(hidden)]
 pub fn complete_recovery_at(
     path: &std::path::Path,

@@ -173,6 +173,50 @@ function renderTimeline(entries) {
       a.receipted ? '' : el('span', { class: 'badge warn' }, 'sans reçu : attesté par le serveur seul')))));
 }
 
+// A request to recover this account (social recovery, PROTOCOL.md §4.3; REVIEW5 U13): shown
+// above everything, with a veto, for as long as it is pending. Recovering an account that is
+// not the patient's own request is a takeover; the veto is this device's signed log entry.
+function renderRecoveries(requests) {
+  const box = $('recoveries');
+  if (requests.length === 0) {
+    box.replaceChildren();
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  box.replaceChildren(...requests.map((r) => {
+    const veto = el('button', { type: 'button', class: 'veto', 'data-request': r.request_id }, 'Bloquer cette récupération');
+    const msg = el('div', { 'aria-live': 'polite' });
+    veto.addEventListener('click', async () => {
+      veto.disabled = true;
+      try {
+        const { requests: left, payload } = await call('veto', { requestId: r.request_id });
+        await savePayload(payload);
+        renderRecoveries(left);
+      } catch (err) {
+        veto.disabled = false;
+        failure(msg, err);
+      }
+    });
+    return el('div', { class: 'integrity-error recovery', role: 'alert', 'data-request': r.request_id },
+      el('strong', {}, 'Une récupération de votre compte est en cours. '),
+      `Un nouvel appareil (empreinte ${r.fingerprint}) a demandé le ${date(r.logged_at)} à récupérer votre compte avec vos contacts de confiance `
+      + `(${r.approvals.length} accord(s) sur ${r.threshold} nécessaires). Il pourra lire tous vos documents à partir du ${date(r.ready_at)}. `
+      + 'Si ce n’est pas vous, bloquez-la maintenant.', el('p', {}, veto), msg);
+  }));
+}
+
+async function checkRecoveries() {
+  try {
+    const { requests, payload } = await call('recoveries');
+    await savePayload(payload);
+    renderRecoveries(requests);
+  } catch (err) {
+    $('recoveries').hidden = false;
+    failure($('recoveries'), err);
+  }
+}
+
 // --- flows ----------------------------------------------------------------------------------
 async function loggedIn(handle, payload) {
   await savePayload(payload);
@@ -181,6 +225,7 @@ async function loggedIn(handle, payload) {
   $('register').hidden = true;
   $('documents').hidden = false;
   $('logout').hidden = false;
+  await checkRecoveries();
   await renderList();
 }
 

@@ -100,6 +100,12 @@ const ops = {
   },
   export: ({ passphrase }) => ({ file: need().export_keystore(passphrase) }),
   timeline: ({ docId }) => ({ entries: JSON.parse(need().timeline(docId)), payload: need().payload() }),
+  // Pending recoveries of this account (REVIEW5 U13), and the veto, as `serment recovery veto`.
+  recoveries: () => ({ requests: JSON.parse(need().recovery_requests()), payload: need().payload() }),
+  veto: ({ requestId }) => {
+    need().veto(requestId);
+    return { requests: JSON.parse(need().recovery_requests()), payload: need().payload() };
+  },
   logout: () => {
     if (client) client.free();
     client = null;

@@ -313,6 +313,48 @@ impl Client {
         serde_json::to_string(&lines).map_err(|e| JsError::new(&e.to_string()))
     }
 
+    /// Pending recoveries of this identity (PROTOCOL.md §4.3; REVIEW5 U13: the page is where
+    /// most patients are, and a request to recover their account must reach them within its
+    /// waiting period): a JSON array of `{request_id, fingerprint, logged_at, ready_at,
+    /// approvals, threshold}`, each request proven in the handle's social chain, not vetoed and
+    /// not from a current device of this identity (`Session::pending_recovery_requests`).
+    ///
+    /// # Errors
+    /// Anything in the log that does not check out.
+    pub fn recovery_requests(&mut self) -> Result<String, JsError> {
+        let handle = self.session.ks.handle().to_owned();
+        let pending = self
+            .session
+            .pending_recovery_requests(&handle)
+            .map_err(js)?;
+        let list: Vec<_> = pending
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "request_id": r.request_id,
+                    "fingerprint": r.fingerprint,
+                    "logged_at": r.logged_at,
+                    "ready_at": r.ready_at,
+                    "approvals": r.approvals,
+                    "threshold": r.threshold,
+                })
+            })
+            .collect();
+        Ok(serde_json::Value::Array(list).to_string())
+    }
+
+    /// Vetoes a recovery of this identity (PROTOCOL.md §4.3, kind 16, signed by this device and
+    /// checked as an own write in the log), as `serment recovery veto` does.
+    ///
+    /// # Errors
+    /// A request not in the proven log, a refused or unlogged veto, transport errors.
+    pub fn veto(&mut self, request_id: &str) -> Result<(), JsError> {
+        self.session
+            .veto_recovery(request_id)
+            .map(|_| ())
+            .map_err(js)
+    }
+
     /// The newest version of each document this device can read, not opened: a JSON array of
     /// `{doc_id, version}`, for the worker to open each with [`Client::open_begin`] before
     /// [`Client::documents`] lists them.

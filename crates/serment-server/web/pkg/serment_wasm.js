@@ -326,6 +326,35 @@ export class Client {
         return takeFromExternrefTable0(ret[0]);
     }
     /**
+     * Pending recoveries of this identity (PROTOCOL.md §4.3; REVIEW5 U13: the page is where
+     * most patients are, and a request to recover their account must reach them within its
+     * waiting period): a JSON array of `{request_id, fingerprint, logged_at, ready_at,
+     * approvals, threshold}`, each request proven in the handle's social chain, not vetoed and
+     * not from a current device of this identity (`Session::pending_recovery_requests`).
+     *
+     * # Errors
+     * Anything in the log that does not check out.
+     * @returns {string}
+     */
+    recovery_requests() {
+        let deferred2_0;
+        let deferred2_1;
+        try {
+            const ret = wasm.client_recovery_requests(this.__wbg_ptr);
+            var ptr1 = ret[0];
+            var len1 = ret[1];
+            if (ret[3]) {
+                ptr1 = 0; len1 = 0;
+                throw takeFromExternrefTable0(ret[2]);
+            }
+            deferred2_0 = ptr1;
+            deferred2_1 = len1;
+            return getStringFromWasm0(ptr1, len1);
+        } finally {
+            wasm.__wbindgen_free(deferred2_0, deferred2_1, 1);
+        }
+    }
+    /**
      * Creates a new identity and device in this browser (as `serment id new`: an Ed25519
      * identity key, a device with an X-Wing key), registers it with `origin` (as `serment
      * register`: the device record posted, the log key pinned, the record checked in the log)
@@ -444,6 +473,22 @@ export class Client {
             return getStringFromWasm0(ptr1, len1);
         } finally {
             wasm.__wbindgen_free(deferred2_0, deferred2_1, 1);
+        }
+    }
+    /**
+     * Vetoes a recovery of this identity (PROTOCOL.md §4.3, kind 16, signed by this device and
+     * checked as an own write in the log), as `serment recovery veto` does.
+     *
+     * # Errors
+     * A request not in the proven log, a refused or unlogged veto, transport errors.
+     * @param {string} request_id
+     */
+    veto(request_id) {
+        const ptr0 = passStringToWasm0(request_id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.client_veto(this.__wbg_ptr, ptr0, len0);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
         }
     }
 }
