@@ -215,7 +215,6 @@ test('create an identity in the page: register, an empty list, the keystore file
     await page.click('#register-button');
     await page.waitForSelector('#register-message .error');
     await page.screenshot({ path: join(artifacts, 'page-register.png'), fullPage: true });
-
     await page.fill('#new-passphrase2', passphrase);
     await page.click('#register-button');
     // Registered and logged in: its own handle, no document yet, the keystore file offered.

@@ -28,6 +28,7 @@ pub mod identity_admin;
 pub mod keystore;
 pub mod log;
 pub mod log_api;
+pub mod passphrase;
 pub mod provisional;
 pub mod recovery;
 #[cfg(feature = "native")]

@@ -152,14 +152,14 @@ impl Client {
     /// CLI's default Argon2id cost, is kept for [`Client::keystore_file`]; the passphrase is not.
     ///
     /// # Errors
-    /// A handle that is not valid, a passphrase under 8 characters, a handle taken by another
-    /// identity (the server's 409), transport, server and log errors.
+    /// A handle that is not valid, a passphrase the CLI's rule refuses
+    /// (`serment_client::passphrase::weakness`: under 8 characters, or easy to guess, the
+    /// handle counted as guessable), a handle taken by another identity (the server's 409),
+    /// transport, server and log errors.
     pub fn register(origin: &str, handle: &str, passphrase: String) -> Result<Client, JsError> {
         let passphrase = Zeroizing::new(passphrase);
-        if passphrase.chars().count() < 8 {
-            return Err(JsError::new(
-                "use a passphrase of at least 8 characters (a few unrelated words are best)",
-            ));
+        if let Some(why) = serment_client::passphrase::weakness(&passphrase, &[handle]) {
+            return Err(JsError::new(&why));
         }
         let ks = Keystore::create_in_memory(handle, handle).map_err(js)?;
         let api = Api::with_http(origin, Arc::new(XhrTransport));
@@ -197,13 +197,13 @@ impl Client {
     /// browser, or to keep a copy).
     ///
     /// # Errors
-    /// A passphrase under 8 characters; the keystore state cannot be encoded.
+    /// A passphrase the CLI's rule refuses (`serment_client::passphrase::weakness`); the
+    /// keystore state cannot be encoded.
     pub fn export_keystore(&self, passphrase: String) -> Result<Vec<u8>, JsError> {
         let passphrase = Zeroizing::new(passphrase);
-        if passphrase.chars().count() < 8 {
-            return Err(JsError::new(
-                "use a passphrase of at least 8 characters (a few unrelated words are best)",
-            ));
+        let handle = self.session.ks.handle();
+        if let Some(why) = serment_client::passphrase::weakness(&passphrase, &[handle]) {
+            return Err(JsError::new(&why));
         }
         self.session
             .ks

@@ -364,42 +364,19 @@ fn acquire_lock(
     }
 }
 
-/// The shortest passphrase accepted for a new keystore, in characters.
-pub(crate) const MIN_PASSPHRASE_CHARS: usize = 8;
+pub(crate) use serment_client::passphrase::MIN_PASSPHRASE_CHARS;
 
-/// The weakest passphrase accepted for a new keystore, as zxcvbn scores it: `Three`, more than
-/// 10^8 guesses. A stolen keystore file is attacked offline, each guess paying the keystore's
-/// Argon2id (64 MiB, t=3 by default; PROTOCOL.md §5): `12345678`, `password1` or a handle with
-/// a digit fall within minutes, a few unrelated words do not (the newcomer's H18; NIST SP
-/// 800-63B §3.1.1.2 asks that new secrets be checked against lists of common ones).
-const MIN_PASSPHRASE_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
-
-/// Refuses a new keystore's passphrase shorter than [`MIN_PASSPHRASE_CHARS`] or weaker than
-/// [`MIN_PASSPHRASE_SCORE`] (zxcvbn: common passwords, words, names, dates, keyboard patterns,
-/// sequences, repeats, and `context`: the handle and display name), saying why and what to do.
+/// Refuses a new keystore's passphrase that `serment_client::passphrase::weakness` refuses (too
+/// short, or zxcvbn's 10^8 guesses or fewer; `context`: the handle and display name), saying
+/// why and what to do.
 ///
 /// # Errors
 /// [`CliError::Passphrase`] (exit 3), whose message never contains the passphrase.
 pub(crate) fn check_new_passphrase(p: &str, context: &[&str]) -> CliResult<()> {
-    if p.chars().count() < MIN_PASSPHRASE_CHARS {
-        return Err(CliError::Passphrase(format!(
-            "use a passphrase of at least {MIN_PASSPHRASE_CHARS} characters"
-        )));
+    match serment_client::passphrase::weakness(p, context) {
+        Some(why) => Err(CliError::Passphrase(why)),
+        None => Ok(()),
     }
-    let estimate = zxcvbn::zxcvbn(p, context);
-    if estimate.score() < MIN_PASSPHRASE_SCORE {
-        let mut why = String::new();
-        if let Some(w) = estimate.feedback().and_then(|f| f.warning()) {
-            why.push_str(&format!(" ({w})"));
-        }
-        return Err(CliError::Passphrase(format!(
-            "this passphrase is too easy to guess: about 10^{:.0} guesses, when a stolen keystore \
-             must resist more than 10^8{why}. Use four or more unrelated words, or a longer \
-             passphrase of your own",
-            estimate.guesses_log10()
-        )));
-    }
-    Ok(())
 }
 
 /// The passphrase: `SERMENT_PASSPHRASE`, or a prompt on the terminal. With `confirm` (a new

@@ -70,7 +70,8 @@ export class Client {
      * browser, or to keep a copy).
      *
      * # Errors
-     * A passphrase under 8 characters; the keystore state cannot be encoded.
+     * A passphrase the CLI's rule refuses (`serment_client::passphrase::weakness`); the
+     * keystore state cannot be encoded.
      * @param {string} passphrase
      * @returns {Uint8Array}
      */
@@ -362,8 +363,10 @@ export class Client {
      * CLI's default Argon2id cost, is kept for [`Client::keystore_file`]; the passphrase is not.
      *
      * # Errors
-     * A handle that is not valid, a passphrase under 8 characters, a handle taken by another
-     * identity (the server's 409), transport, server and log errors.
+     * A handle that is not valid, a passphrase the CLI's rule refuses
+     * (`serment_client::passphrase::weakness`: under 8 characters, or easy to guess, the
+     * handle counted as guessable), a handle taken by another identity (the server's 409),
+     * transport, server and log errors.
      * @param {string} origin
      * @param {string} handle
      * @param {string} passphrase
