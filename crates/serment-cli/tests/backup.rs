@@ -513,3 +513,41 @@ fn the_logs_own_key_is_refused_as_a_witness() {
     assert!(!w.root.join("restored").exists());
     server.stop();
 }
+
+/// REVIEW5 U8: the bucket policy the README gives the backup's credentials denies every
+/// `PutObject` that is not a conditional create: in a versioned bucket an unconditional one
+/// shadows a locked object with a new current version, which is what Serment reads.
+#[test]
+fn the_documented_backup_policy_denies_unconditional_writes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let after = readme
+        .split("**The backup's credentials may only create objects**")
+        .nth(1)
+        .expect("the README's backup policy section");
+    let json = after
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the policy block");
+    let policy: serde_json::Value = serde_json::from_str(json).expect("the policy is JSON");
+    let statements = policy["Statement"].as_array().unwrap();
+    let denies_unconditional_put = statements.iter().any(|s| {
+        s["Effect"] == "Deny"
+            && (s["Action"] == "s3:PutObject"
+                || s["Action"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "s3:PutObject")))
+            && s["Condition"]["Null"]["s3:if-none-match"] == "true"
+    });
+    assert!(denies_unconditional_put, "{json}");
+    // And nothing that deletes or shortens retention is allowed.
+    for s in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        let actions = s["Action"].to_string();
+        assert!(
+            !actions.contains("Delete") && !actions.contains("Retention"),
+            "{actions}"
+        );
+    }
+}

@@ -503,6 +503,30 @@ fn provisional_recipients_and_recovery_codes_survive_a_restore() {
     // Nothing new: a second pass writes nothing (the rows are content-addressed).
     let again = backup_once(root, &data, &good);
     assert!(again["increment"].is_null(), "{again}");
+    // Review T10: whoever reads the bucket finds neither the patient's address, nor the server
+    // share `S`, nor the claim lookup (the side objects are sealed under the log key).
+    let row = sql(
+        &data,
+        "SELECT email || ' ' || hex(server_share) || ' ' || lookup FROM provisionals",
+    );
+    let fields: Vec<&str> = row[0].split(' ').collect();
+    let share = hex::decode(fields[1]).unwrap();
+    assert_eq!(fields[0], email);
+    assert!(share.len() >= 16, "{row:?}");
+    for f in files_under(&good) {
+        let bytes = std::fs::read(&f).unwrap();
+        for (what, secret) in [
+            ("email", email.as_bytes()),
+            ("S", share.as_slice()),
+            ("lookup", fields[2].as_bytes()),
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "{what} in clear in {}",
+                f.display()
+            );
+        }
+    }
     let key = root.join("log.key.offline");
     std::fs::copy(data.join("log.key"), &key).unwrap();
     server.stop();
@@ -554,6 +578,98 @@ fn provisional_recipients_and_recovery_codes_survive_a_restore() {
         ],
     );
     assert_eq!(c, 0, "recover on the restored server: {v}");
+    server.stop();
+}
+
+/// Review T11: a user's social recovery contacts (escrow and share wraps: server rows, not in
+/// the log) survive a restore: after it, a new machine asks, both contacts approve and the
+/// recovery completes. Before T11 the restored server had no contacts set (409 on the request).
+#[test]
+fn a_social_recovery_set_survives_a_restore_and_a_recovery_completes_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let port = free_port();
+    let server = serve_on(&data, port, true);
+    let homes: Vec<_> = ["user-t11", "gp-t11", "labo-t11"]
+        .iter()
+        .map(|name| {
+            let home = root.join(name);
+            ok(&home, &["id", "new", "--name", name, "--kdf", "floor"]);
+            ok(&home, &["register", "--server", &server.url]);
+            home
+        })
+        .collect();
+    let (user, gp, lab) = (&homes[0], &homes[1], &homes[2]);
+    for (home, other) in [
+        (user, "gp-t11"),
+        (user, "labo-t11"),
+        (gp, "user-t11"),
+        (lab, "user-t11"),
+    ] {
+        ok(home, &["contact", "add", other]);
+    }
+    ok(
+        user,
+        &[
+            "id",
+            "recovery-contacts",
+            "add",
+            "gp-t11",
+            "labo-t11",
+            "--threshold",
+            "2",
+            "--waiting-period",
+            "0s",
+        ],
+    );
+    let good = root.join("backup");
+    let b = backup_once(root, &data, &good);
+    assert_eq!(b["increment"]["side_rows"], 1, "{b}");
+    let key = root.join("log.key.offline");
+    std::fs::copy(data.join("log.key"), &key).unwrap();
+    server.stop();
+    ransack(&data);
+    std::fs::remove_dir_all(&data).unwrap();
+
+    let (c, v) = restore(root, &good, &data, &key, &[]);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["restored"]["social"], 1, "{v}");
+    assert_eq!(v["restored"]["social_lost"], serde_json::json!([]), "{v}");
+
+    let server = serve_on(&data, port, false);
+    let fresh = root.join("user-again");
+    let asked = ok(
+        &fresh,
+        &[
+            "recover",
+            "--social",
+            "--handle",
+            "user-t11",
+            "--server",
+            &server.url,
+            "--kdf",
+            "floor",
+        ],
+    );
+    let id = asked["request_id"].as_str().unwrap().to_owned();
+    for who in [gp, lab] {
+        ok(
+            who,
+            &[
+                "recovery",
+                "approve",
+                "--handle",
+                "user-t11",
+                "--request",
+                &id,
+            ],
+        );
+    }
+    ok(
+        &fresh,
+        &["recover", "--social", "--complete", "--kdf", "floor"],
+    );
     server.stop();
 }
 

@@ -270,19 +270,32 @@ impl Server {
         async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The last time the backup was up to date: a failing backup says how far behind it
+            // is at every tick (REVIEW5 U6: a stalled backup must not look like a quiet one).
+            let mut up_to_date = store::now();
             loop {
                 tick.tick().await;
                 match backup.increment(&store, store::now()).await {
-                    Ok(Some(s)) => tracing::info!(
-                        seq = s.seq,
-                        size = s.size,
-                        entries = s.entries,
-                        blobs = s.blobs,
-                        "backup increment written"
-                    ),
-                    Ok(None) => {}
+                    Ok(Some(s)) => {
+                        up_to_date = store::now();
+                        tracing::info!(
+                            seq = s.seq,
+                            size = s.size,
+                            entries = s.entries,
+                            blobs = s.blobs,
+                            "backup increment written"
+                        );
+                    }
+                    Ok(None) => up_to_date = store::now(),
                     Err(e) => {
-                        tracing::error!(error = %e, target = %backup.target().describe(), "backup increment failed")
+                        let behind_secs = store::now().saturating_sub(up_to_date);
+                        tracing::error!(
+                            error = %e,
+                            target = %backup.target().describe(),
+                            behind_secs,
+                            "backup increment failed: the backup has not been up to date for \
+                             {behind_secs} s"
+                        );
                     }
                 }
             }

@@ -173,6 +173,18 @@ pub(crate) fn run(ctx: &Ctx, a: RestoreArgs) -> CliResult<()> {
              hold as current; the user makes a new code (serment id recovery-code)"
         ));
     }
+    if done.social > 0 {
+        text.push_str(&format!(
+            "\n  {} social recovery contact set(s) restored",
+            done.social
+        ));
+    }
+    for h in &done.social_lost {
+        text.push_str(&format!(
+            "\n  RECOVERY CONTACTS LOST: {h}: the backup holds no set its contacts entry binds; \
+             the user names contacts again (serment id recovery-contacts add)"
+        ));
+    }
     for d in &done.erased_after {
         text.push_str(&format!(
             "\n  ERASED IN THE LOST RANGE: document {d} left out (its author's tombstone is \

@@ -117,6 +117,12 @@ pub fn escrow_key(bytes: &[u8]) -> String {
     format!("escrows/{}", hex::encode(sha256(bytes)))
 }
 
+/// The key of a backed-up social recovery set: `social/<SHA-256 of its bytes, hex>`
+/// ([`super::side::SocialObject`], review T11).
+pub fn social_key(bytes: &[u8]) -> String {
+    format!("social/{}", hex::encode(sha256(bytes)))
+}
+
 /// What an object of a manifest holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -142,6 +148,8 @@ pub enum ObjectKind {
     Provisional,
     /// A recovery escrow row (review S3, [`super::side`]).
     Escrow,
+    /// A handle's social recovery set: escrow and share wraps (review T11, [`super::side`]).
+    Social,
 }
 
 /// One object named by a manifest.
@@ -199,6 +207,7 @@ impl Manifest {
                 ObjectKind::TeamKey => ("teamkey", String::new()),
                 ObjectKind::Provisional => ("provisional", String::new()),
                 ObjectKind::Escrow => ("escrow", String::new()),
+                ObjectKind::Social => ("social", String::new()),
             };
             let _ = writeln!(
                 s,
@@ -322,6 +331,7 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             (Some("teamkey"), p @ [_, _, _]) => obj(ObjectKind::TeamKey, p)?,
             (Some("provisional"), p @ [_, _, _]) => obj(ObjectKind::Provisional, p)?,
             (Some("escrow"), p @ [_, _, _]) => obj(ObjectKind::Escrow, p)?,
+            (Some("social"), p @ [_, _, _]) => obj(ObjectKind::Social, p)?,
             (Some("entries"), p @ [_, _, _, start, end]) => {
                 let start = num((*start).to_owned(), "start")?;
                 let end = num((*end).to_owned(), "end")?;
@@ -347,6 +357,7 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             ObjectKind::TeamKey => format!("teamkeys/{h}"),
             ObjectKind::Provisional => format!("provisionals/{h}"),
             ObjectKind::Escrow => format!("escrows/{h}"),
+            ObjectKind::Social => format!("social/{h}"),
         };
         if o.key != expected {
             return Err(bad(

@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use futures_util::StreamExt as _;
 use serde::Serialize;
-use serment_core::document::Header;
 use serment_core::ids::KeyKind;
 use serment_core::log::entry::{AccessWhat, LogEntry, Payload};
 use serment_core::log::history::ChainEntry;
@@ -25,7 +25,6 @@ use serment_core::log::tree::{self, Hash, NodeId};
 use serment_core::team::{TeamKeyWrap, epoch_id, replay_team};
 use serment_core::{DocId, KeyId};
 
-use super::format::sha256;
 use super::verify::{Contents, Report, Trust, verify_contents};
 use super::{BackupError, Target};
 use crate::store::log_service::{PendingEntry, subject_key};
@@ -126,6 +125,13 @@ pub struct Restored {
     /// restored log (a lost tail, a revocation): not restored; the user makes a new recovery
     /// code (`serment id recovery-code`).
     pub escrows_lost: Vec<String>,
+    /// Social recovery sets restored (review T11).
+    pub social: u64,
+    /// Handles whose newest contacts entry in the restored log has no backed-up set that it
+    /// binds (a backup taken before sets were backed up, the object lost, or the recovery device
+    /// no longer current): their contacts can no longer recover them; the user names contacts
+    /// again (`serment id recovery-contacts add`).
+    pub social_lost: Vec<String>,
 }
 
 /// A provisional recipient that cannot be claimed after the restore (review S3).
@@ -148,6 +154,7 @@ pub(crate) type Derived = (RestorePlan, Vec<(DocId, u32)>, SideLoss);
 pub(crate) struct SideLoss {
     unclaimable: Vec<Unclaimable>,
     escrows_lost: Vec<String>,
+    social_lost: Vec<String>,
 }
 
 /// Why a restore did not happen. Nothing `serve` would start on is left in any case.
@@ -221,8 +228,8 @@ pub async fn restore(
         pinned: opts.pinned.clone(),
     };
     trust.check_witnesses().map_err(RestoreError::Witness)?;
-    let (report, contents) = verify_contents(target, &trust).await?;
-    let (size, lost, skipped) = match opts.until {
+    let (report, mut contents) = verify_contents(target, &trust).await?;
+    let (size, lost, mut skipped) = match opts.until {
         None => (
             report.size,
             judge(&report, &contents, &trust, opts.accept_loss)?,
@@ -230,6 +237,7 @@ pub async fn restore(
         ),
         Some(until) => judge_until(&report, &contents, &trust, until, opts.accept_loss)?,
     };
+    skipped.extend(open_side(&mut contents, seed, opts.until)?);
     let n = usize::try_from(size).unwrap_or(usize::MAX);
     let prefix = contents.entries.get(..n).unwrap_or_default();
     let team_keys = super::verify::prefix_team_keys(prefix, &contents.team_keys);
@@ -243,7 +251,10 @@ pub async fn restore(
     let (plan, blobs, side_loss) =
         derive(&contents, size, &signer, &trust, &team_keys, &erased_after)?;
     let tmp = staging_dir(&dest.data_dir)?;
-    let result = write(&tmp, seed, &signer, dest, opts, &plan, &blobs, &contents).await;
+    let result = write(
+        target, &tmp, seed, &signer, dest, opts, &plan, &blobs, &contents,
+    )
+    .await;
     match result {
         Ok(blob_bytes) => {
             std::fs::rename(&tmp, &dest.data_dir).map_err(|e| {
@@ -278,6 +289,8 @@ pub async fn restore(
                 escrows: plan.escrows.len() as u64,
                 unclaimable: side_loss.unclaimable,
                 escrows_lost: side_loss.escrows_lost,
+                social: plan.social.len() as u64,
+                social_lost: side_loss.social_lost,
             })
         }
         Err(e) => {
@@ -285,6 +298,52 @@ pub async fn restore(
             Err(e)
         }
     }
+}
+
+/// Opens the side objects (review T10: sealed under the log key's side key) into
+/// `provisionals` and `escrows`. One that does not open refuses the restore: a manifest the log
+/// key signed names it, so only the log key's holder wrote it.
+///
+/// With `--until SIZE` only the objects of manifests of size at most `SIZE` are taken (REVIEW5
+/// U14: the poisoned tail's side objects would otherwise replace good ones); the others are
+/// returned, to be listed in `restored.skipped`.
+fn open_side(
+    contents: &mut Contents,
+    seed: &[u8; 32],
+    until: Option<u64>,
+) -> Result<Vec<super::verify::Problem>, RestoreError> {
+    use super::format::ObjectKind;
+    use super::side::{EscrowObject, ProvisionalObject, SideKey, SocialObject};
+    let key = SideKey::from_log_seed(seed).map_err(|e| RestoreError::Key(e.to_string()))?;
+    let bad = |e: super::format::FormatError| RestoreError::Inconsistent(e.to_string());
+    let mut skipped = Vec::new();
+    for o in &contents.side {
+        if until.is_some_and(|u| o.manifest_size > u) {
+            skipped.push(super::verify::Problem {
+                kind: "tail",
+                what: o.key.clone(),
+                detail: format!(
+                    "named by a manifest of size {}, after the restored size: not restored",
+                    o.manifest_size
+                ),
+            });
+            continue;
+        }
+        let (kind, name, bytes) = (&o.kind, &o.key, &o.bytes);
+        match kind {
+            ObjectKind::Provisional => contents
+                .provisionals
+                .push(ProvisionalObject::open(&key, name, bytes).map_err(bad)?),
+            ObjectKind::Escrow => contents
+                .escrows
+                .push(EscrowObject::open(&key, name, bytes).map_err(bad)?),
+            ObjectKind::Social => contents
+                .social
+                .push(SocialObject::open(&key, name, bytes).map_err(bad)?),
+            _ => {}
+        }
+    }
+    Ok(skipped)
 }
 
 /// Whether `dir` exists and holds anything.
@@ -337,7 +396,13 @@ fn judge(
         (p.kind == "lost" && p.what.starts_with("entries "))
             || (p.kind == "missing" && p.what.starts_with("entries "))
     };
-    if report.manifests == 0 || report.problems.iter().any(|p| !is_loss(p)) {
+    // Junk under `manifests/` (REVIEW5 U7, U12) names nothing that is restored: not counted.
+    if report.manifests == 0
+        || report
+            .problems
+            .iter()
+            .any(|p| !is_loss(p) && p.kind != "junk")
+    {
         return Err(RestoreError::Invalid {
             report: Box::new(report.clone()),
             restorable_until: restorable_until(contents, trust, report.size),
@@ -451,6 +516,7 @@ fn plan_erased(contents: &Contents, size: u64) -> u64 {
 /// checks the store's own checkpoint. Returns the blob bytes written.
 #[allow(clippy::too_many_arguments)]
 async fn write(
+    target: &Target,
     tmp: &Path,
     seed: &[u8; 32],
     signer: &NoteSigner,
@@ -471,12 +537,13 @@ async fn write(
     )
     .await
     .map_err(|e| RestoreError::Store(e.to_string()))?;
-    let r = fill(&store, signer, dest, plan, blobs, contents).await;
+    let r = fill(target, &store, signer, dest, plan, blobs, contents).await;
     store.close().await;
     r
 }
 
 async fn fill(
+    target: &Target,
     store: &Store,
     signer: &NoteSigner,
     dest: &Destination,
@@ -498,19 +565,33 @@ async fn fill(
         ));
     }
     store.meta().restore_mark().await.map_err(st)?;
+    // The blobs, read again from the backup (never held: memory does not grow with the
+    // backup's size, docs/BACKUP.md §7), streamed into the blob store, several at a time; the
+    // store refuses bytes whose SHA-256 is not the one verified (a target changed since).
     let mut bytes = 0u64;
+    let mut jobs = Vec::with_capacity(blobs.len());
     for key in blobs {
-        let Some((_, b)) = contents.blobs.get(key) else {
+        let Some(b) = contents.blobs.get(key) else {
             return Err(RestoreError::Inconsistent(
                 "a verified blob vanished".into(),
             ));
         };
-        store
-            .put_blob(b.clone())
-            .await
-            .map_err(|e| RestoreError::Store(e.to_string()))?;
-        bytes += b.len() as u64;
+        jobs.push(b.clone());
     }
+    let mut puts = futures_util::stream::iter(jobs)
+        .map(|b| {
+            let (target, store) = (target.clone(), store.clone());
+            let task = tokio::spawn(async move { put_verified_blob(&target, &store, &b).await });
+            async move {
+                task.await
+                    .map_err(|e| RestoreError::Store(format!("writing a blob: {e}")))?
+            }
+        })
+        .buffer_unordered(super::verify::OBJECTS_IN_FLIGHT);
+    while let Some(done) = puts.next().await {
+        bytes += done?;
+    }
+    drop(puts);
     store.meta().restore_rows(plan).await.map_err(st)?;
     // The store's own view: its newest checkpoint is the verified one.
     let note = store
@@ -531,6 +612,33 @@ async fn fill(
     }
     store.meta().durable().await.map_err(st)?;
     Ok(bytes)
+}
+
+/// Streams a verified blob from the backup into the store, refusing other bytes than the ones
+/// [`verify_contents`] checked (their SHA-256 and length). Returns its length.
+async fn put_verified_blob(
+    target: &Target,
+    store: &Store,
+    b: &super::verify::BlobCheck,
+) -> Result<u64, RestoreError> {
+    use super::target::Streamed;
+    let changed = || {
+        RestoreError::Inconsistent(format!(
+            "{} changed in the backup since it was verified",
+            b.key
+        ))
+    };
+    let stream = match target.get_stream(&b.key, b.len).await? {
+        Streamed::Stream(s) => s,
+        Streamed::Missing | Streamed::TooLarge => return Err(changed()),
+    };
+    let stream = stream.map(|r| r.map_err(|e| e.to_string())).boxed();
+    match store.put_blob_stream(stream, b.len, b.id).await {
+        Ok(_) => Ok(b.len),
+        Err(crate::store::BlobError::DigestMismatch)
+        | Err(crate::store::BlobError::TooLarge { .. }) => Err(changed()),
+        Err(e) => Err(RestoreError::Store(e.to_string())),
+    }
 }
 
 fn write_key(dir: &Path, seed: &[u8; 32]) -> Result<(), RestoreError> {
@@ -612,6 +720,12 @@ pub(crate) fn derive(
     let mut prov_wraps: BTreeMap<(DocId, u32, KeyId), WrapPlan> = BTreeMap::new();
     // (handle, recovery device, logged at) of every recovery entry: the escrow it opened is burnt.
     let mut recoveries: Vec<(String, KeyId, u64)> = Vec::new();
+    // Review T11: the newest contacts entry of each handle (contacts hash hex, recovery device,
+    // escrow hash), the requests, approvals (request id, device) and vetoes (request id, handle).
+    let mut social_entries: BTreeMap<String, (String, KeyId, [u8; 32])> = BTreeMap::new();
+    let mut social_requests: Vec<crate::store::restore::SocialRequestPlan> = Vec::new();
+    let mut approvals: HashSet<(String, String)> = HashSet::new();
+    let mut vetoes: HashSet<(String, String)> = HashSet::new();
     for (i, bytes) in entries.iter().enumerate() {
         let idx = i as u64;
         let e = LogEntry::decode(bytes).map_err(|err| bad(format!("entry {i}: {err}")))?;
@@ -703,12 +817,40 @@ pub(crate) fn derive(
                 Some(r.new_device)
             }
             // Social recovery (kinds 13-16, PROTOCOL.md §4.3): the handle's social chain, its
-            // device column as `store::sql::social` writes it. The escrows, share wraps and
-            // requests are not in the backup: after a restore, users name their contacts again.
-            Payload::RecoveryContacts(c) => Some(c.recovery_device),
-            Payload::RecoveryRequest(r) => Some(r.device_id()),
-            Payload::RecoveryApproval(a) => Some(a.device_id()),
-            Payload::RecoveryVeto(v) => Some(v.device_id()),
+            // device column as `store::sql::social` writes it.
+            // Review T11: the sets (escrow, share wraps) come from the backup's social objects,
+            // restored only where the newest contacts entry of the handle binds them; the
+            // requests are derived from these entries.
+            Payload::RecoveryContacts(c) => {
+                social_entries.insert(
+                    c.handle.clone(),
+                    (
+                        hex::encode(serment_core::social::contacts_hash(&e.payload_bytes)),
+                        c.recovery_device,
+                        c.escrow_hash,
+                    ),
+                );
+                Some(c.recovery_device)
+            }
+            Payload::RecoveryRequest(r) => {
+                social_requests.push(crate::store::restore::SocialRequestPlan {
+                    request_id: hex::encode(r.id),
+                    handle: r.handle.clone(),
+                    contacts_hash: hex::encode(r.contacts_hash),
+                    new_device: r.device_id().to_string(),
+                    logged_at: at,
+                    vetoed: false,
+                });
+                Some(r.device_id())
+            }
+            Payload::RecoveryApproval(a) => {
+                approvals.insert((hex::encode(a.request_id), a.device_id().to_string()));
+                Some(a.device_id())
+            }
+            Payload::RecoveryVeto(v) => {
+                vetoes.insert((hex::encode(v.request_id), v.handle.clone()));
+                Some(v.device_id())
+            }
             Payload::Wrap(w) => {
                 let doc = w.doc_id.to_string();
                 if let Some(team) = epoch_team.get(&w.recipient) {
@@ -999,9 +1141,64 @@ pub(crate) fn derive(
             escrows_lost.push(handle.to_owned());
         }
     }
+    // Social recovery sets (review T11): the newest backed-up set of each handle whose newest
+    // contacts entry in the restored log binds it (its contacts hash, recovery device and
+    // escrow hash), whose recovery device is a current device of that identity and handle, and
+    // that no recovery entry (kind 12) logged at or after it burnt. Share wraps: the
+    // distribution, and the re-wraps of an approval the restored log holds. Every handle with
+    // a contacts entry and no such set is listed in `social_lost`.
+    let mut newest_social: BTreeMap<&str, &super::side::SocialObject> = BTreeMap::new();
+    for o in &c.social {
+        newest_social.insert(o.handle.as_str(), o);
+    }
+    let mut social_lost = Vec::new();
+    for (handle, (ch, device, escrow_hash)) in &social_entries {
+        let device = device.to_string();
+        let Some(o) = newest_social.get(handle.as_str()).copied().filter(|o| {
+            o.contacts_hash == *ch
+                && o.recovery_device == device
+                && serment_core::social::escrow_hash(&o.escrow) == *escrow_hash
+        }) else {
+            social_lost.push(handle.clone());
+            continue;
+        };
+        let burnt = recoveries
+            .iter()
+            .any(|(h, d, at)| h == handle && d.to_string() == device && *at >= o.updated_at);
+        if burnt {
+            continue;
+        }
+        let current = plan.devices.iter().any(|d| {
+            d.device_id == device
+                && d.identity_id == o.identity_id
+                && d.handle == *handle
+                && !d.revoked
+        });
+        if !current {
+            social_lost.push(handle.clone());
+            continue;
+        }
+        let requested: HashSet<&str> = social_requests
+            .iter()
+            .filter(|r| r.handle == *handle)
+            .map(|r| r.request_id.as_str())
+            .collect();
+        let mut o = o.clone();
+        o.shares.retain(|sh| {
+            sh.request_id.is_empty()
+                || (requested.contains(sh.request_id.as_str())
+                    && approvals.contains(&(sh.request_id.clone(), sh.sharer.clone())))
+        });
+        plan.social.push(o);
+    }
+    for r in &mut social_requests {
+        r.vetoed = vetoes.contains(&(r.request_id.clone(), r.handle.clone()));
+    }
+    plan.social_requests = social_requests;
     let loss = SideLoss {
         unclaimable: unclaimable.into_values().collect(),
         escrows_lost,
+        social_lost,
     };
     Ok((plan, keys, loss))
 }
@@ -1016,22 +1213,24 @@ fn version_of(
     at: u64,
 ) -> Result<VersionPlan, RestoreError> {
     let what = format!("document {doc} version {version}");
-    let (_, bytes) = c
+    let blob = c
         .blobs
         .get(&(doc, version))
         .ok_or_else(|| RestoreError::Inconsistent(format!("{what}: no blob in the backup")))?;
-    let header = Header::decode(bytes.get(..Header::LEN).unwrap_or_default())
+    let sealed = blob
+        .sealed
+        .as_ref()
         .map_err(|e| RestoreError::Inconsistent(format!("{what}: {e}")))?;
-    let author = devices.get(&header.author_device).ok_or_else(|| {
+    let author = devices.get(&sealed.author_device).ok_or_else(|| {
         RestoreError::Inconsistent(format!("{what}: its author device is not in the log"))
     })?;
     Ok(VersionPlan {
         doc_id: doc.to_string(),
         doc_version: version,
-        author_device: header.author_device.to_string(),
+        author_device: sealed.author_device.to_string(),
         author_identity: author.identity.to_string(),
-        blob_id: hex::encode(sha256(bytes)),
-        size: bytes.len() as u64,
+        blob_id: hex::encode(blob.id),
+        size: blob.len,
         created_at: at,
     })
 }
@@ -1040,6 +1239,50 @@ fn version_of(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Bounded memory means `restore` reads each blob twice (to verify, then to write): bytes
+    /// that changed in the target between the two reads are refused by the blob store (their
+    /// SHA-256 or length is not the verified one), never written under the verified id.
+    #[tokio::test]
+    async fn a_blob_changed_after_verification_is_not_written() {
+        let dir = crate::store::blobs::tests::tmpdir("restore-reread");
+        let backup = dir.join("backup");
+        let target = Target::parse(&format!("file://{}", backup.display())).unwrap();
+        let store = Store::open_with(&dir, None, None, true).await.unwrap();
+        let verified = b"the bytes verify-backup checked".to_vec();
+        let id = super::super::format::sha256(&verified);
+        let key = super::super::format::blob_key(&hex::encode(id));
+        let check = |len: u64| super::super::verify::BlobCheck {
+            key: key.clone(),
+            id,
+            len,
+            sealed: Err("not a document".into()),
+        };
+        // Other bytes of the same length under the verified name: refused.
+        let mut swapped = verified.clone();
+        if let Some(b) = swapped.first_mut() {
+            *b ^= 1;
+        }
+        target.put_new(&key, swapped).await.unwrap();
+        let err = put_verified_blob(&target, &store, &check(verified.len() as u64))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("changed in the backup"), "{err}");
+        let id_text = crate::store::BlobId::of_digest(id);
+        assert!(store.blob(&id_text).await.is_err(), "nothing written");
+        // The verified bytes: written, under their id.
+        let good = Target::parse(&format!("file://{}", dir.join("good").display())).unwrap();
+        good.put_new(&key, verified.clone()).await.unwrap();
+        assert_eq!(
+            put_verified_blob(&good, &store, &check(verified.len() as u64))
+                .await
+                .unwrap(),
+            verified.len() as u64
+        );
+        assert!(store.blob(&id_text).await.is_ok());
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     /// Atomic restore into a database: once marked, and until the one transaction of rows
     /// commits, the store refuses to open (so `serve` never starts on a half-restored database),

@@ -11,7 +11,7 @@ use serment_core::log::note::SignedCheckpoint;
 
 use super::format::{
     MAX_MANIFEST_LEN, Manifest, ObjectKind, ObjectRef, blob_key, checkpoint_key, encode_segment,
-    escrow_key, manifest_key, parse_manifest_key, provisional_key, segment_key, sha256,
+    escrow_key, manifest_key, parse_manifest_key, provisional_key, segment_key, sha256, social_key,
     team_key_key,
 };
 use super::target::Fetched;
@@ -56,7 +56,16 @@ pub(crate) async fn load_state(
             tracing::warn!(key, "backup target: not a manifest name, ignored");
             continue;
         };
-        let bytes = match target.get_bounded(&key, MAX_MANIFEST_LEN as u64).await? {
+        // An object that cannot be read (REVIEW5 U12: a directory, an archived or SSE-C
+        // object anyone able to create objects can leave) is junk too, never a stop.
+        let fetched = match target.get_bounded(&key, MAX_MANIFEST_LEN as u64).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "backup target: unreadable, ignored");
+                continue;
+            }
+        };
+        let bytes = match fetched {
             Fetched::Bytes(b) if sha256(&b) == hash => b,
             Fetched::Missing => continue,
             _ => {
@@ -101,7 +110,7 @@ pub(crate) async fn load_state(
                 ObjectKind::TeamKey => {
                     st.team_keys.insert(o.key.clone());
                 }
-                ObjectKind::Provisional | ObjectKind::Escrow => {
+                ObjectKind::Provisional | ObjectKind::Escrow | ObjectKind::Social => {
                     st.side.insert(o.key.clone());
                 }
                 ObjectKind::Checkpoint => {
@@ -118,6 +127,46 @@ pub(crate) async fn load_state(
         st.next_seq = st.next_seq.saturating_add(1);
     }
     Ok(st)
+}
+
+/// Copies the blob of one document version into the target; `None` if the version was erased
+/// since (issue 12 §5: no row, nothing to copy).
+async fn copy_blob(
+    store: &Store,
+    target: &Target,
+    doc: DocId,
+    version: u32,
+) -> Result<Option<ObjectRef>, BackupError> {
+    let Some(row) = store
+        .meta()
+        .version(&doc, version)
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(None);
+    };
+    let body = store.blob(&row.blob_id).await.map_err(store_err)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(body.len).unwrap_or(0));
+    let mut stream = body.stream;
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.map_err(store_err)?);
+    }
+    let hash = sha256(&bytes);
+    if hex::encode(hash) != row.blob_id.as_str() {
+        return Err(BackupError::Store(format!(
+            "blob {} does not hash to its id",
+            row.blob_id
+        )));
+    }
+    let key = blob_key(row.blob_id.as_str());
+    let o = ObjectRef {
+        kind: ObjectKind::Blob { doc, version },
+        key: key.clone(),
+        sha256: hash,
+        len: bytes.len() as u64,
+    };
+    target.put_new(&key, bytes).await?;
+    Ok(Some(o))
 }
 
 fn store_err(e: impl std::fmt::Display) -> BackupError {
@@ -147,14 +196,28 @@ pub(crate) async fn take_increment(
     }
     // Review S3: provisional recipients' rows and recovery escrows are not in the log; each
     // new or changed row is one object (content-addressed: an unchanged row is copied once).
+    // Review T10: sealed under a key derived from the log key, which the bucket never holds.
+    let seed = zeroize::Zeroizing::new(store.log_signer().signing_key().to_bytes());
+    let side_key = super::side::SideKey::from_log_seed(&seed).map_err(store_err)?;
     let mut side: Vec<(ObjectKind, String, Vec<u8>)> = Vec::new();
     for p in meta.backup_provisionals().await.map_err(store_err)? {
-        let bytes = p.encode();
+        let bytes = side_key
+            .seal(&zeroize::Zeroizing::new(p.encode()))
+            .map_err(store_err)?;
         side.push((ObjectKind::Provisional, provisional_key(&bytes), bytes));
     }
     for e in meta.backup_escrows().await.map_err(store_err)? {
-        let bytes = e.encode();
+        let bytes = side_key
+            .seal(&zeroize::Zeroizing::new(e.encode()))
+            .map_err(store_err)?;
         side.push((ObjectKind::Escrow, escrow_key(&bytes), bytes));
+    }
+    // Review T11: each handle's social recovery set (escrow and share wraps).
+    for o in meta.backup_social().await.map_err(store_err)? {
+        let bytes = side_key
+            .seal(&zeroize::Zeroizing::new(o.encode()))
+            .map_err(store_err)?;
+        side.push((ObjectKind::Social, social_key(&bytes), bytes));
     }
     side.retain(|(_, key, _)| !st.side.contains(key));
     if size == st.size && st.last_note.as_deref() == Some(note.as_bytes()) && side.is_empty() {
@@ -199,37 +262,28 @@ pub(crate) async fn take_increment(
         summary.entries += end - start;
         start = end;
     }
-    for (doc, version) in &new_versions {
-        // A version erased since (issue 12 §5) has no row: nothing to copy.
-        let Some(row) = meta.version(doc, *version).await.map_err(store_err)? else {
-            continue;
-        };
-        let body = store.blob(&row.blob_id).await.map_err(store_err)?;
-        let mut bytes = Vec::with_capacity(usize::try_from(body.len).unwrap_or(0));
-        let mut stream = body.stream;
-        while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk.map_err(store_err)?);
+    // Blobs, several at a time (each `put_new` of a directory target is two fsyncs; of a
+    // bucket, one round trip), in order so the manifest lists them as the log names them.
+    let mut copies = futures_util::stream::iter(new_versions.clone())
+        .map(|(doc, version)| {
+            let (store, target) = (store.clone(), target.clone());
+            let task = tokio::spawn(async move { copy_blob(&store, &target, doc, version).await });
+            async move {
+                task.await
+                    .map_err(|e| BackupError::Store(format!("copying a blob: {e}")))?
+            }
+        })
+        .buffered(super::verify::OBJECTS_IN_FLIGHT);
+    while let Some(copied) = copies.next().await {
+        if let Some(o) = copied? {
+            summary.blobs += 1;
+            summary.bytes += o.len;
+            objects.push(o);
         }
-        if hex::encode(sha256(&bytes)) != row.blob_id.as_str() {
-            return Err(BackupError::Store(format!(
-                "blob {} does not hash to its id",
-                row.blob_id
-            )));
-        }
-        let key = blob_key(row.blob_id.as_str());
-        objects.push(ObjectRef {
-            kind: ObjectKind::Blob {
-                doc: *doc,
-                version: *version,
-            },
-            key: key.clone(),
-            sha256: sha256(&bytes),
-            len: bytes.len() as u64,
-        });
-        summary.blobs += 1;
-        summary.bytes += bytes.len() as u64;
-        target.put_new(&key, bytes).await?;
     }
+    drop(copies);
+    // Team key wraps and side rows: small objects, also several at a time.
+    let mut small: Vec<(String, Vec<u8>)> = Vec::new();
     let mut new_team_keys = Vec::new();
     for wrap in meta.all_team_key_wraps().await.map_err(store_err)? {
         let key = team_key_key(&wrap);
@@ -244,7 +298,7 @@ pub(crate) async fn take_increment(
         });
         summary.team_keys += 1;
         summary.bytes += wrap.len() as u64;
-        target.put_new(&key, wrap).await?;
+        small.push((key.clone(), wrap));
         new_team_keys.push(key);
     }
     let mut new_side = Vec::new();
@@ -257,9 +311,16 @@ pub(crate) async fn take_increment(
         });
         summary.side_rows += 1;
         summary.bytes += bytes.len() as u64;
-        target.put_new(&key, bytes).await?;
+        small.push((key.clone(), bytes));
         new_side.push(key);
     }
+    let mut puts = futures_util::stream::iter(small)
+        .map(|(key, bytes)| async move { target.put_new(&key, bytes).await })
+        .buffer_unordered(super::verify::OBJECTS_IN_FLIGHT);
+    while let Some(put) = puts.next().await {
+        put?;
+    }
+    drop(puts);
     let note_bytes = note.into_bytes();
     let key = checkpoint_key(size, &note_bytes);
     objects.insert(

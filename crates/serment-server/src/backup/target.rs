@@ -27,6 +27,20 @@ pub enum Fetched {
     Bytes(Vec<u8>),
 }
 
+/// What [`Target::get_stream`] found.
+pub(crate) enum Streamed {
+    /// No such object.
+    Missing,
+    /// The object is larger than the bound (not read).
+    TooLarge,
+    /// Its bytes, in pieces of at most [`READ_BUF`] bytes (never more than the bound in all).
+    Stream(futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, BackupError>>),
+}
+
+/// The size of the reads of [`Target::get_stream`] from a directory: memory per object read
+/// is this, whatever the object's size.
+pub(crate) const READ_BUF: usize = 256 * 1024;
+
 /// A backup target.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -112,6 +126,7 @@ impl Target {
     /// # Errors
     /// [`BackupError::Exists`] if it exists with other bytes; [`BackupError::Target`] on I/O.
     pub async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, BackupError> {
+        let bytes = axum::body::Bytes::from(bytes);
         let created = match self {
             Target::Dir(dir) => {
                 let (dir, key2) = (dir.clone(), key.to_owned());
@@ -139,9 +154,10 @@ impl Target {
             }
         };
         if !created {
-            let existing = self.get(key).await?;
-            if existing.as_deref() != Some(bytes.as_slice()) {
-                return Err(BackupError::Exists(key.to_owned()));
+            // Bounded: other bytes than ours, of whatever size, are not read past our length.
+            match self.get_bounded(key, bytes.len() as u64).await? {
+                Fetched::Bytes(existing) if existing.as_slice() == bytes.as_ref() => {}
+                _ => return Err(BackupError::Exists(key.to_owned())),
             }
         }
         Ok(created)
@@ -183,7 +199,7 @@ impl Target {
         match self {
             Target::Dir(dir) => {
                 use tokio::io::AsyncReadExt as _;
-                let f = match tokio::fs::File::open(dir.join(key)).await {
+                let f = match open_regular(&dir.join(key)).await {
                     Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Ok(Fetched::Missing);
@@ -226,6 +242,52 @@ impl Target {
                         Ok(Fetched::Bytes(bytes))
                     }
                     Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Missing),
+                    Err(e) => Err(io(&e)),
+                }
+            }
+        }
+    }
+
+    /// The bytes of `key` as a stream of pieces, if it holds at most `max` bytes (a longer object
+    /// is cut after `max + 1` bytes: the reader sees it is too long without holding it). Memory
+    /// is one piece at a time, whatever the object's size (docs/BACKUP.md §7, bounded memory).
+    ///
+    /// # Errors
+    /// [`BackupError::Target`] on I/O (opening; reading errors come through the stream).
+    pub(crate) async fn get_stream(&self, key: &str, max: u64) -> Result<Streamed, BackupError> {
+        let owned = key.to_owned();
+        let io = move |e: &dyn std::fmt::Display| BackupError::Target(format!("{owned}: {e}"));
+        match self {
+            Target::Dir(dir) => {
+                use tokio::io::AsyncReadExt as _;
+                let f = match open_regular(&dir.join(key)).await {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(Streamed::Missing);
+                    }
+                    Err(e) => return Err(io(&e)),
+                };
+                if f.metadata().await.map_err(|e| io(&e))?.len() > max {
+                    return Ok(Streamed::TooLarge);
+                }
+                let reader = f.take(max.saturating_add(1));
+                let s = tokio_util::io::ReaderStream::with_capacity(reader, READ_BUF)
+                    .map(move |r| r.map_err(|e| io(&e)));
+                Ok(Streamed::Stream(s.boxed()))
+            }
+            Target::S3 { store, prefix, .. } => {
+                let path = Self::object_path(prefix, key);
+                match store.head(&path).await {
+                    Ok(m) if m.size > max => return Ok(Streamed::TooLarge),
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => return Ok(Streamed::Missing),
+                    Err(e) => return Err(io(&e)),
+                }
+                match store.get(&path).await {
+                    Ok(r) => Ok(Streamed::Stream(
+                        r.into_stream().map(move |c| c.map_err(|e| io(&e))).boxed(),
+                    )),
+                    Err(object_store::Error::NotFound { .. }) => Ok(Streamed::Missing),
                     Err(e) => Err(io(&e)),
                 }
             }
@@ -280,6 +342,16 @@ impl Target {
             Target::S3 { url, .. } => url.clone(),
         }
     }
+}
+
+/// Opens `path` for reading only if it is a regular file (REVIEW5 U12): a FIFO would block the
+/// reader for ever, a directory fails later; both are refused before `open`.
+async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let meta = tokio::fs::symlink_metadata(path).await?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    tokio::fs::File::open(path).await
 }
 
 /// Writes `dir/key` once: a temporary file in `dir/.tmp`, written, fsynced and made read-only,

@@ -8,6 +8,9 @@
 //! blob id), not just the first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
 
 use serde::Serialize;
 use serment_core::document::{Header, Trailer};
@@ -18,13 +21,14 @@ use serment_core::log::note::{SignedCheckpoint, VerifierKey};
 use serment_core::log::tree::MemoryTree;
 use serment_core::sign::{self, Context};
 use serment_core::stream::{TAG_LEN, chunk_plain_len};
+use serment_core::suite::CiphertextHasher;
 use serment_core::team::TeamKeyWrap;
 use serment_core::{DocId, KeyId};
 
 use super::format::{
-    MAX_MANIFEST_LEN, Manifest, ObjectKind, decode_segment, parse_manifest_key, sha256,
+    MAX_MANIFEST_LEN, Manifest, ObjectKind, ObjectRef, decode_segment, parse_manifest_key, sha256,
 };
-use super::target::Fetched;
+use super::target::{Fetched, Streamed};
 use super::{BackupError, Target};
 
 /// What the operator trusts: the log key, the witnesses and their quorum, and optionally a
@@ -116,6 +120,17 @@ impl Report {
     }
 }
 
+/// A side object whose head checked (review T10: sealed; `restore` opens it).
+#[derive(Debug)]
+pub(crate) struct SideRef {
+    pub(crate) kind: ObjectKind,
+    pub(crate) key: String,
+    pub(crate) bytes: Vec<u8>,
+    /// The size of the manifest that named it: `restore --until` takes only objects of
+    /// manifests at or before the restored size (REVIEW5 U14).
+    pub(crate) manifest_size: u64,
+}
+
 /// A verified manifest and the raw bytes of its checkpoint.
 struct Verified {
     manifest: Manifest,
@@ -138,12 +153,19 @@ pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupErro
 pub(crate) struct Contents {
     /// The entries contiguous from 0, each in a segment whose SHA-256 a signed manifest names.
     pub(crate) entries: Vec<Vec<u8>>,
-    /// The blobs by document version (object key, bytes).
-    pub(crate) blobs: HashMap<(DocId, u32), (String, Vec<u8>)>,
+    /// What the check of each blob found, by document version: its bytes were read once, in
+    /// pieces, and dropped (docs/BACKUP.md §7: memory does not grow with the backup's size).
+    pub(crate) blobs: HashMap<(DocId, u32), BlobCheck>,
     /// The team key wraps (object key, bytes).
     pub(crate) team_keys: Vec<(String, Vec<u8>)>,
-    /// Provisional recipients' rows that decoded, in manifest order (review S3).
+    /// The side objects whose head checked, in manifest order (kind, key, bytes): sealed under
+    /// the log key's side key (review T10), opened by `restore` into the two fields below.
+    pub(crate) side: Vec<SideRef>,
+    /// Provisional recipients' rows, opened by `restore`, in manifest order (review S3).
     pub(crate) provisionals: Vec<super::side::ProvisionalObject>,
+    /// Social recovery sets, opened by `restore`, in manifest order: a later one of a handle is
+    /// newer (review T11).
+    pub(crate) social: Vec<super::side::SocialObject>,
     /// Recovery escrow rows that decoded, in manifest order: a later one of a handle is newer.
     pub(crate) escrows: Vec<super::side::EscrowObject>,
     /// Every checkpoint note whose log signature verified and whose root the entries give, by
@@ -171,30 +193,43 @@ pub(crate) async fn verify_contents(
     }
 
     // Objects: each must be present with the SHA-256 and length its manifest names.
+    // Blobs come after the entries (their checks need the logged device keys), streamed; the
+    // other objects (entry segments, team key wraps, side rows: small) are read here, several
+    // at a time, in manifest order.
     let mut segments: BTreeMap<u64, (u64, Vec<Vec<u8>>)> = BTreeMap::new();
-    let mut blobs: HashMap<(DocId, u32), (String, Vec<u8>)> = HashMap::new();
+    let mut blob_refs: Vec<(u64, ObjectRef)> = Vec::new();
     let mut team_keys = Vec::new();
-    let mut provisionals = Vec::new();
-    let mut escrows = Vec::new();
+    let mut side = Vec::new();
+    let mut small: Vec<(u64, u64, ObjectRef)> = Vec::new();
     for v in &manifests {
         for o in &v.manifest.objects {
-            if o.kind == ObjectKind::Checkpoint {
-                continue;
+            match o.kind {
+                ObjectKind::Checkpoint => {}
+                ObjectKind::Blob { .. } => blob_refs.push((v.manifest.seq, o.clone())),
+                _ => small.push((v.manifest.seq, v.manifest.size, o.clone())),
             }
+        }
+    }
+    let mut fetched = futures_util::stream::iter(small)
+        .map(|(seq, msize, o)| async move {
+            let f = target.get_bounded(&o.key, o.len).await;
+            (seq, msize, o, f)
+        })
+        .buffered(OBJECTS_IN_FLIGHT);
+    while let Some((seq, msize, o, got)) = fetched.next().await {
+        {
+            let o = &o;
             let what = match &o.kind {
                 ObjectKind::Entries { start, end } => format!("entries {start}..{end}"),
-                ObjectKind::Blob { doc, version } => {
-                    format!("blob {} (document {doc} version {version})", o.key)
-                }
                 _ => o.key.clone(),
             };
-            let bytes = match target.get_bounded(&o.key, o.len).await? {
+            let bytes = match got? {
                 Fetched::Bytes(b) => b,
                 Fetched::Missing => {
                     r.problem(
                         "missing",
                         what,
-                        format!("{} named by manifest {}", o.key, v.manifest.seq),
+                        format!("{} named by manifest {seq}", o.key),
                     );
                     continue;
                 }
@@ -202,7 +237,7 @@ pub(crate) async fn verify_contents(
                     r.problem(
                         "altered",
                         what,
-                        format!("{} is longer than manifest {} names", o.key, v.manifest.seq),
+                        format!("{} is longer than manifest {seq} names", o.key),
                     );
                     continue;
                 }
@@ -211,10 +246,7 @@ pub(crate) async fn verify_contents(
                 r.problem(
                     "altered",
                     what,
-                    format!(
-                        "{} does not hash to what manifest {} names",
-                        o.key, v.manifest.seq
-                    ),
+                    format!("{} does not hash to what manifest {seq} names", o.key),
                 );
                 continue;
             }
@@ -226,24 +258,31 @@ pub(crate) async fn verify_contents(
                     Ok(_) => r.problem("invalid", what, "segment range differs from its name"),
                     Err(e) => r.problem("invalid", what, e.to_string()),
                 },
-                ObjectKind::Blob { doc, version } => {
-                    blobs.insert((*doc, *version), (o.key.clone(), bytes));
-                }
+                ObjectKind::Blob { .. } => {}
                 ObjectKind::TeamKey => team_keys.push((o.key.clone(), bytes)),
-                ObjectKind::Provisional => {
-                    match super::side::ProvisionalObject::decode(&o.key, &bytes) {
-                        Ok(p) => provisionals.push(p),
+                // Sealed under the log key's side key (review T10): without the key, only
+                // their head is checked here; `restore` opens them.
+                ObjectKind::Provisional | ObjectKind::Escrow | ObjectKind::Social => {
+                    let magic = match o.kind {
+                        ObjectKind::Provisional => super::side::PROVISIONAL_MAGIC,
+                        ObjectKind::Escrow => super::side::ESCROW_MAGIC,
+                        _ => super::side::SOCIAL_MAGIC,
+                    };
+                    match super::side::check_head(&o.key, magic, &bytes) {
+                        Ok(_) => side.push(SideRef {
+                            kind: o.kind.clone(),
+                            key: o.key.clone(),
+                            bytes,
+                            manifest_size: msize,
+                        }),
                         Err(e) => r.problem("invalid", what, e.to_string()),
                     }
                 }
-                ObjectKind::Escrow => match super::side::EscrowObject::decode(&o.key, &bytes) {
-                    Ok(e) => escrows.push(e),
-                    Err(e) => r.problem("invalid", what, e.to_string()),
-                },
                 ObjectKind::Checkpoint => {}
             }
         }
     }
+    drop(fetched);
 
     // Entries: contiguous from 0, hashed into the tree.
     let max_size = manifests.iter().map(|v| v.manifest.size).max().unwrap_or(0);
@@ -327,6 +366,7 @@ pub(crate) async fn verify_contents(
     let before = r.problems.len();
     check_pinned(trust, &tree, at, &mut r);
     r.anchored = trust.pinned.is_some() && r.problems.len() == before;
+    let blobs = check_blobs(target, blob_refs, &entries, &mut r).await?;
     check_contents(&entries, &blobs, &team_keys, &mut r);
     Ok((
         r,
@@ -334,12 +374,292 @@ pub(crate) async fn verify_contents(
             entries,
             blobs,
             team_keys,
-            provisionals,
-            escrows,
+            side,
+            provisionals: Vec::new(),
+            escrows: Vec::new(),
+            social: Vec::new(),
             notes,
             max_size,
         },
     ))
+}
+
+/// The most junk objects under `manifests/` named one by one (REVIEW5 U7).
+const MAX_JUNK: usize = 1000;
+
+/// How many objects are read (and, by `restore`, written) at once: enough to hide a bucket's
+/// per-request latency, few enough that memory stays a few pieces per object
+/// ([`super::target::READ_BUF`]), whatever the backup's size.
+pub(crate) const OBJECTS_IN_FLIGHT: usize = 8;
+
+/// What the check of one blob found (its bytes are gone).
+#[derive(Debug, Clone)]
+pub(crate) struct BlobCheck {
+    /// Its object key.
+    pub(crate) key: String,
+    /// The SHA-256 of its bytes (checked against the manifest: its blob id).
+    pub(crate) id: [u8; 32],
+    /// Its length.
+    pub(crate) len: u64,
+    /// Its header and whether the rest verified, or why the header does not decode.
+    pub(crate) sealed: Result<Sealed, String>,
+}
+
+/// A blob's header as checked, and whether its chunks, trailer and author signature verified
+/// (with the author device's key from the whole backup's log: a device's key is its id's).
+#[derive(Debug, Clone)]
+pub(crate) struct Sealed {
+    doc: DocId,
+    version: u32,
+    header_hash: [u8; 32],
+    pub(crate) author_device: KeyId,
+    body: Result<(), String>,
+}
+
+/// Reads every blob, [`OBJECTS_IN_FLIGHT`] at a time, each streamed through its SHA-256 and
+/// [`SealedCheck`]: missing, longer or altered objects are problems; the others are returned
+/// checked, their bytes dropped. A later manifest naming a version again wins, as before.
+async fn check_blobs(
+    target: &Target,
+    refs: Vec<(u64, ObjectRef)>,
+    entries: &[Vec<u8>],
+    r: &mut Report,
+) -> Result<HashMap<(DocId, u32), BlobCheck>, BackupError> {
+    let devices: Arc<HashMap<KeyId, [u8; 32]>> = Arc::new(
+        entries
+            .iter()
+            .filter_map(|e| LogEntry::decode(e).ok())
+            .filter_map(|e| match e.payload {
+                Payload::Device(d) => Some((d.device_id(), d.signing_key)),
+                _ => None,
+            })
+            .collect(),
+    );
+    let mut out = HashMap::new();
+    let mut checks = futures_util::stream::iter(refs)
+        .map(|(seq, o)| {
+            let (target, devices) = (target.clone(), Arc::clone(&devices));
+            // A task each: hashing runs on every core while other objects are read.
+            let task = tokio::spawn(async move {
+                let checked = check_blob(&target, &o, &devices).await;
+                (seq, o, checked)
+            });
+            async move {
+                task.await
+                    .map_err(|e| BackupError::Target(format!("blob check: {e}")))
+            }
+        })
+        .buffered(OBJECTS_IN_FLIGHT);
+    while let Some(done) = checks.next().await {
+        let (seq, o, checked) = done?;
+        let ObjectKind::Blob { doc, version } = o.kind else {
+            continue;
+        };
+        let what = format!("blob {} (document {doc} version {version})", o.key);
+        match checked? {
+            BlobRead::Missing => {
+                r.problem(
+                    "missing",
+                    what,
+                    format!("{} named by manifest {seq}", o.key),
+                );
+            }
+            BlobRead::TooLarge => r.problem(
+                "altered",
+                what,
+                format!("{} is longer than manifest {seq} names", o.key),
+            ),
+            BlobRead::Read(c) if c.id != o.sha256 || c.len != o.len => r.problem(
+                "altered",
+                what,
+                format!("{} does not hash to what manifest {seq} names", o.key),
+            ),
+            BlobRead::Read(c) => {
+                out.insert((doc, version), c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+enum BlobRead {
+    Missing,
+    TooLarge,
+    Read(BlobCheck),
+}
+
+/// Streams one blob through its checks.
+async fn check_blob(
+    target: &Target,
+    o: &ObjectRef,
+    devices: &HashMap<KeyId, [u8; 32]>,
+) -> Result<BlobRead, BackupError> {
+    let mut stream = match target.get_stream(&o.key, o.len).await? {
+        Streamed::Missing => return Ok(BlobRead::Missing),
+        Streamed::TooLarge => return Ok(BlobRead::TooLarge),
+        Streamed::Stream(s) => s,
+    };
+    let mut check = SealedCheck::default();
+    while let Some(piece) = stream.next().await {
+        check.update(&piece?);
+        if check.len > o.len {
+            return Ok(BlobRead::TooLarge);
+        }
+    }
+    Ok(BlobRead::Read(check.finish(o.key.clone(), devices)))
+}
+
+/// Checks a sealed document without its key (PROTOCOL.md §6.1), fed its bytes in pieces of any
+/// size: memory is one chunk (64 KiB and its tag) and the trailer, whatever the document's size.
+/// [`BlobCheck::check`] then checks the header against the log.
+#[derive(Default)]
+pub(crate) struct SealedCheck {
+    sha: sha2::Sha256,
+    len: u64,
+    pending: Vec<u8>,
+    header: Option<(Header, CiphertextHasher)>,
+    chunk: u64,
+    failed: Option<String>,
+}
+
+impl SealedCheck {
+    pub(crate) fn update(&mut self, piece: &[u8]) {
+        use sha2::Digest as _;
+        self.sha.update(piece);
+        self.len = self.len.saturating_add(piece.len() as u64);
+        if self.failed.is_some() {
+            return;
+        }
+        self.pending.extend_from_slice(piece);
+        let mut used = 0usize;
+        loop {
+            let rest = self.pending.get(used..).unwrap_or_default();
+            let Some((h, ct)) = self.header.as_mut() else {
+                let Some(head) = rest.get(..Header::LEN) else {
+                    break;
+                };
+                match Header::decode(head) {
+                    Ok(h) => {
+                        let ct = h.suite.ciphertext_hasher();
+                        self.header = Some((h, ct));
+                        used += Header::LEN;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.failed = Some(e.to_string());
+                        break;
+                    }
+                }
+            };
+            if self.chunk >= h.chunks() {
+                // The trailer: what is left, bounded.
+                if rest.len() > Trailer::MAX_LEN {
+                    self.failed = Some("its trailer is too long".into());
+                }
+                break;
+            }
+            let len = chunk_plain_len(h.padded_len, self.chunk) + TAG_LEN;
+            let Some(chunk) = rest.get(..len) else {
+                break;
+            };
+            let Ok(i) = u32::try_from(self.chunk) else {
+                self.failed = Some("too many chunks".into());
+                break;
+            };
+            ct.update(&h.suite.chunk_hash(i, chunk));
+            self.chunk += 1;
+            used += len;
+        }
+        self.pending.drain(..used.min(self.pending.len()));
+        if self.failed.is_some() {
+            self.pending = Vec::new();
+        }
+    }
+
+    /// What the bytes fed were; the author's signature checked with `devices`' key.
+    pub(crate) fn finish(self, key: String, devices: &HashMap<KeyId, [u8; 32]>) -> BlobCheck {
+        use sha2::Digest as _;
+        let id: [u8; 32] = self.sha.finalize().into();
+        let sealed = match self.header {
+            None => Err(self
+                .failed
+                .unwrap_or_else(|| "shorter than a header".to_owned())),
+            Some((h, ct)) => {
+                let body = match self.failed {
+                    Some(why) => Err(why),
+                    None if self.chunk < h.chunks() => Err("truncated".to_owned()),
+                    None => trailer_signature(&h, ct, &self.pending, devices),
+                };
+                Ok(Sealed {
+                    doc: h.doc_id,
+                    version: h.doc_version,
+                    header_hash: h.hash(),
+                    author_device: h.author_device,
+                    body,
+                })
+            }
+        };
+        BlobCheck {
+            key,
+            id,
+            len: self.len,
+            sealed,
+        }
+    }
+}
+
+/// The trailer after the last chunk and the author device's signature over the header hash,
+/// the ciphertext hash and the recipients.
+fn trailer_signature(
+    header: &Header,
+    ct: CiphertextHasher,
+    trailer: &[u8],
+    devices: &HashMap<KeyId, [u8; 32]>,
+) -> Result<(), String> {
+    let author = devices
+        .get(&header.author_device)
+        .ok_or("its author device is not in the log")?;
+    let trailer = Trailer::decode(trailer).map_err(|e| e.to_string())?;
+    let mut signed = Vec::with_capacity(66 + 32 * trailer.recipients.len());
+    signed.extend_from_slice(&header.hash());
+    signed.extend_from_slice(&ct.finalize());
+    signed.extend_from_slice(&(trailer.recipients.len() as u16).to_be_bytes());
+    for id in &trailer.recipients {
+        signed.extend_from_slice(id.as_bytes());
+    }
+    sign::verify(
+        author,
+        Context::Document,
+        &signed,
+        &trailer.signature,
+        "document",
+    )
+    .map_err(|_| "the author's signature does not verify".to_string())
+}
+
+impl BlobCheck {
+    /// The checks of a blob against the log (its entries so far): the header names the
+    /// version, its hash is the one every logged wrap binds, its author device is in the log,
+    /// and the chunks, trailer and signature verified.
+    fn check(
+        &self,
+        doc: DocId,
+        version: u32,
+        wrap_hashes: &HashSet<[u8; 32]>,
+        devices: &HashMap<KeyId, [u8; 32]>,
+    ) -> Result<(), String> {
+        let s = self.sealed.as_ref().map_err(Clone::clone)?;
+        if s.doc != doc || s.version != version {
+            return Err("its header names another document or version".into());
+        }
+        if wrap_hashes.iter().any(|h| *h != s.header_hash) {
+            return Err("its header hash is not the one the logged wraps bind".into());
+        }
+        if !devices.contains_key(&s.author_device) {
+            return Err("its author device is not in the log".into());
+        }
+        s.body.clone()
+    }
 }
 
 fn segments_next(segments: &BTreeMap<u64, (u64, Vec<Vec<u8>>)>, at: u64, max: u64) -> u64 {
@@ -356,38 +676,63 @@ async fn read_manifests(
     let pk = trust.log_key.public_key;
     // First every name and its bytes (bounded), so that junk is one problem and never a chain
     // position: the chain is walked over names that parse, in number order.
-    let mut named: Vec<(u64, String, Vec<u8>)> = Vec::new();
+    // Each object's signature is checked as soon as it is read and its bytes dropped (REVIEW5
+    // U7): junk under `manifests/`, however much of it, is never held in memory.
+    //
+    // What anyone able to create objects can leave under `manifests/` (REVIEW5 U7, U12): a name
+    // that is no manifest name, an object that cannot be read (a directory, a FIFO, an archived
+    // or SSE-C object), one larger than any manifest, one that does not hash to its name, one
+    // not signed by the log key, a signed manifest copied under another number: each is one
+    // problem of kind `junk`, which `restore` does not count against the backup (no signed
+    // manifest names it, so it changes nothing that is restored), and never a chain position.
+    // At most `MAX_JUNK` are named; the rest are counted in one more.
+    let mut named: Vec<(u64, [u8; 32], Manifest)> = Vec::new();
+    let mut junk = 0usize;
+    let mut junk_problem = |r: &mut Report, what: String, detail: String| {
+        junk += 1;
+        if junk <= MAX_JUNK {
+            r.problem("junk", what, detail);
+        }
+    };
     for key in target.list("manifests").await? {
         let Some((num, hash)) = parse_manifest_key(&key) else {
-            r.problem("invalid", key.clone(), "not a manifest name");
+            junk_problem(r, key.clone(), "not a manifest name".into());
             continue;
         };
-        match target.get_bounded(&key, MAX_MANIFEST_LEN as u64).await? {
-            Fetched::Missing => r.problem("missing", key.clone(), "vanished while read"),
-            Fetched::TooLarge => r.problem("invalid", key.clone(), "larger than any manifest"),
-            Fetched::Bytes(b) if sha256(&b) != hash => {
-                r.problem(
-                    "altered",
-                    format!("manifest {num}"),
-                    format!("{key} does not hash to its name"),
-                );
+        let what = format!("manifest {num}");
+        match target.get_bounded(&key, MAX_MANIFEST_LEN as u64).await {
+            Err(e) => junk_problem(r, what, format!("{key} cannot be read: {e}")),
+            Ok(Fetched::Missing) => junk_problem(r, what, format!("{key} vanished while read")),
+            Ok(Fetched::TooLarge) => {
+                junk_problem(r, what, format!("{key} is larger than any manifest"));
             }
-            Fetched::Bytes(b) => named.push((num, key, b)),
+            Ok(Fetched::Bytes(b)) if sha256(&b) != hash => {
+                junk_problem(r, what, format!("{key} does not hash to its name"));
+            }
+            Ok(Fetched::Bytes(b)) => match Manifest::parse_verified(&key, &b, &pk) {
+                Ok(m) if m.seq != num => junk_problem(
+                    r,
+                    what,
+                    format!("{key} is a copy of manifest {} (replayed)", m.seq),
+                ),
+                Ok(m) => named.push((num, hash, m)),
+                Err(e) => junk_problem(r, what, format!("{key}: {}", e.reason)),
+            },
         }
+    }
+    if junk > MAX_JUNK {
+        r.problem(
+            "junk",
+            "manifests/",
+            format!("and {} more objects that are no manifest", junk - MAX_JUNK),
+        );
     }
     let mut out: Vec<Verified> = Vec::new();
     let mut prev_hash: Option<[u8; 32]> = None;
     let mut prev_size = 0u64;
     let mut expected = 0u64;
-    for (num, key, bytes) in named {
+    for (num, hash, m) in named {
         let what = format!("manifest {num}");
-        let m = match Manifest::parse_verified(&key, &bytes, &pk) {
-            Ok(m) => m,
-            Err(e) => {
-                r.problem("altered", what, e.reason);
-                continue;
-            }
-        };
         if num > expected {
             // One problem for the whole gap, whatever its length.
             let last = num - 1;
@@ -439,7 +784,8 @@ async fn read_manifests(
             );
         }
         prev_size = prev_size.max(m.size);
-        prev_hash = Some(sha256(&bytes));
+        // The name's hash is the bytes' (checked above).
+        prev_hash = Some(hash);
         let (mut note, mut note_text) = (None, None);
         if let Some(cp) = m.checkpoint() {
             match target.get_bounded(&cp.key, cp.len).await? {
@@ -633,7 +979,7 @@ pub(crate) fn authored_erasures(entries: &[Vec<u8>]) -> HashSet<DocId> {
 /// itself records.
 fn check_contents(
     entries: &[Vec<u8>],
-    blobs: &HashMap<(DocId, u32), (String, Vec<u8>)>,
+    blobs: &HashMap<(DocId, u32), BlobCheck>,
     team_keys: &[(String, Vec<u8>)],
     r: &mut Report,
 ) {
@@ -703,7 +1049,7 @@ fn check_contents(
             continue;
         }
         let what = format!("document {doc} version {version}");
-        let Some((key, bytes)) = blobs.get(&(*doc, *version)) else {
+        let Some(blob) = blobs.get(&(*doc, *version)) else {
             r.problem(
                 "missing",
                 format!("blob of {what}"),
@@ -711,9 +1057,13 @@ fn check_contents(
             );
             continue;
         };
-        match check_sealed(bytes, *doc, *version, hashes, &devices) {
+        match blob.check(*doc, *version, hashes, &devices) {
             Ok(()) => r.blobs += 1,
-            Err(why) => r.problem("altered", format!("blob {key}"), format!("{what}: {why}")),
+            Err(why) => r.problem(
+                "altered",
+                format!("blob {}", blob.key),
+                format!("{what}: {why}"),
+            ),
         }
     }
     for (key, bytes) in team_keys {
@@ -763,59 +1113,6 @@ impl AuthorLog {
         t.verify(&requester.signing_key)
             .map_err(|_| "its signature does not verify")
     }
-}
-
-/// Checks a sealed document without its key (PROTOCOL.md §6.1): the header names the version,
-/// its hash is the one every logged wrap binds, and the author device's trailer signature covers
-/// the header hash and the hash of every ciphertext chunk.
-fn check_sealed(
-    bytes: &[u8],
-    doc: DocId,
-    version: u32,
-    wrap_hashes: &HashSet<[u8; 32]>,
-    devices: &HashMap<KeyId, [u8; 32]>,
-) -> Result<(), String> {
-    let header = Header::decode(bytes.get(..Header::LEN).ok_or("shorter than a header")?)
-        .map_err(|e| e.to_string())?;
-    if header.doc_id != doc || header.doc_version != version {
-        return Err("its header names another document or version".into());
-    }
-    let hh = header.hash();
-    if wrap_hashes.iter().any(|h| *h != hh) {
-        return Err("its header hash is not the one the logged wraps bind".into());
-    }
-    let author = devices
-        .get(&header.author_device)
-        .ok_or("its author device is not in the log")?;
-    let mut ct = header.suite.ciphertext_hasher();
-    let mut off = Header::LEN;
-    for i in 0..header.chunks() {
-        let len = chunk_plain_len(header.padded_len, i) + TAG_LEN;
-        let chunk = bytes.get(off..off + len).ok_or("truncated")?;
-        ct.update(
-            &header
-                .suite
-                .chunk_hash(u32::try_from(i).map_err(|_| "too many chunks")?, chunk),
-        );
-        off += len;
-    }
-    let trailer =
-        Trailer::decode(bytes.get(off..).unwrap_or_default()).map_err(|e| e.to_string())?;
-    let mut signed = Vec::with_capacity(66 + 32 * trailer.recipients.len());
-    signed.extend_from_slice(&hh);
-    signed.extend_from_slice(&ct.finalize());
-    signed.extend_from_slice(&(trailer.recipients.len() as u16).to_be_bytes());
-    for id in &trailer.recipients {
-        signed.extend_from_slice(id.as_bytes());
-    }
-    sign::verify(
-        author,
-        Context::Document,
-        &signed,
-        &trailer.signature,
-        "document",
-    )
-    .map_err(|_| "the author's signature does not verify".to_string())
 }
 
 #[cfg(test)]

@@ -464,15 +464,22 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Stores a blob's bytes in the blob store (content-addressed: bytes already there are
-    /// kept), for `serment restore`; its row is written with the restored rows. Returns its id.
+    /// Streams a blob's bytes into the blob store for `serment restore`, refusing them unless
+    /// they are `len` bytes whose SHA-256 is `expected` ([`BlobError::DigestMismatch`],
+    /// [`BlobError::TooLarge`]): memory is one piece of the stream at a time.
     ///
     /// # Errors
-    /// [`BlobError`] if the blob store fails.
-    pub(crate) async fn put_blob(&self, bytes: Vec<u8>) -> Result<BlobId, BlobError> {
-        let len = bytes.len() as u64;
-        let once = futures_util::stream::once(async move { Ok::<_, String>(Bytes::from(bytes)) });
-        let staged = self.blobs.stage(Box::pin(once), len, None).await?;
+    /// [`BlobError`] if the blob store fails or the bytes are not the expected ones.
+    pub(crate) async fn put_blob_stream(
+        &self,
+        body: ByteStream<String>,
+        len: u64,
+        expected: [u8; 32],
+    ) -> Result<BlobId, BlobError> {
+        let staged = self.blobs.stage(body, len, Some(expected)).await?;
+        if staged.size() != len {
+            return Err(BlobError::DigestMismatch);
+        }
         let id = staged.id().clone();
         staged.commit().await?;
         Ok(id)

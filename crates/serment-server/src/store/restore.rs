@@ -136,4 +136,21 @@ pub(crate) struct RestorePlan {
     pub(crate) provisional_wraps: Vec<WrapPlan>,
     /// Recovery escrows still valid in the restored log (review S3).
     pub(crate) escrows: Vec<crate::backup::side::EscrowObject>,
+    /// Social recovery sets the restored log backs, with the share wraps it backs (review T11).
+    pub(crate) social: Vec<crate::backup::side::SocialObject>,
+    /// Social recovery requests, derived from the log (kinds 14 and 16).
+    pub(crate) social_requests: Vec<SocialRequestPlan>,
+}
+
+/// A `social_requests` row, from a kind-14 entry and the kind-16 vetoes of it (review T11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SocialRequestPlan {
+    /// Hex.
+    pub(crate) request_id: String,
+    pub(crate) handle: String,
+    /// Hex.
+    pub(crate) contacts_hash: String,
+    pub(crate) new_device: String,
+    pub(crate) logged_at: u64,
+    pub(crate) vetoed: bool,
 }

@@ -491,6 +491,10 @@ pub(crate) trait RestoreStore: Send + Sync {
 
     /// Every recovery escrow row, for the backup (review S3).
     async fn backup_escrows(&self) -> Result<Vec<crate::backup::side::EscrowObject>, StoreError>;
+
+    /// Every handle's social recovery set (escrow row and share wraps), for the backup
+    /// (review T11).
+    async fn backup_social(&self) -> Result<Vec<crate::backup::side::SocialObject>, StoreError>;
 }
 
 /// Recovery escrows and recovery entries (PROTOCOL.md §4.2, issue 17 §2).

@@ -8,8 +8,8 @@ use sqlx::QueryBuilder;
 
 use sqlx::Row as _;
 
-use super::{DB, Db, to_i64, to_u64};
-use crate::backup::side::{EscrowObject, ProvisionalObject};
+use super::{DB, Db, to_i64, to_u32, to_u64};
+use crate::backup::side::{EscrowObject, ProvisionalObject, SocialObject, SocialShare};
 use crate::store::log_service::LogTx as _;
 use crate::store::restore::{RESTORING_ORIGIN, RestorePlan};
 use crate::store::{RestoreStore, StoreError};
@@ -79,6 +79,50 @@ impl RestoreStore for Db {
                 })
             })
             .collect()
+    }
+
+    async fn backup_social(&self) -> Result<Vec<SocialObject>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT handle, identity_id, recovery_device, contacts_hash, threshold, \
+             waiting_period, escrow, updated_at FROM social_escrows ORDER BY handle",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(SocialObject {
+                    handle: r.try_get("handle")?,
+                    identity_id: r.try_get("identity_id")?,
+                    recovery_device: r.try_get("recovery_device")?,
+                    contacts_hash: r.try_get("contacts_hash")?,
+                    threshold: to_u32(r.try_get("threshold")?)?,
+                    waiting_period: to_u64(r.try_get("waiting_period")?)?,
+                    escrow: r.try_get("escrow")?,
+                    updated_at: to_u64(r.try_get("updated_at")?)?,
+                    shares: Vec::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let shares = sqlx::query(
+            "SELECT handle, request_id, recipient, sharer, contact, share FROM social_shares \
+             ORDER BY handle, request_id, recipient, sharer",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &shares {
+            let handle: String = r.try_get("handle")?;
+            if let Some(o) = out.iter_mut().find(|o| o.handle == handle) {
+                o.shares.push(SocialShare {
+                    request_id: r.try_get("request_id")?,
+                    recipient: r.try_get("recipient")?,
+                    sharer: r.try_get("sharer")?,
+                    contact: r.try_get("contact")?,
+                    share: r.try_get("share")?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn restore_mark(&self) -> Result<(), StoreError> {
@@ -282,6 +326,53 @@ impl RestoreStore for Db {
             .bind(e.recovery_device.as_str())
             .bind(e.escrow.as_slice())
             .bind(to_i64(e.updated_at)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Review T11: social recovery sets the log backs, their share wraps, and the requests
+        // derived from the log.
+        for o in &p.social {
+            sqlx::query(
+                "INSERT INTO social_escrows (handle, identity_id, recovery_device, contacts_hash, \
+                 threshold, waiting_period, escrow, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(o.handle.as_str())
+            .bind(o.identity_id.as_str())
+            .bind(o.recovery_device.as_str())
+            .bind(o.contacts_hash.as_str())
+            .bind(i64::from(o.threshold))
+            .bind(to_i64(o.waiting_period)?)
+            .bind(o.escrow.as_slice())
+            .bind(to_i64(o.updated_at)?)
+            .execute(&mut *tx)
+            .await?;
+            for sh in &o.shares {
+                sqlx::query(
+                    "INSERT INTO social_shares (handle, request_id, recipient, sharer, contact, \
+                     share) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(o.handle.as_str())
+                .bind(sh.request_id.as_str())
+                .bind(sh.recipient.as_str())
+                .bind(sh.sharer.as_str())
+                .bind(sh.contact.as_str())
+                .bind(sh.share.as_slice())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for r in &p.social_requests {
+            sqlx::query(
+                "INSERT INTO social_requests (request_id, handle, contacts_hash, new_device, \
+                 logged_at, vetoed) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(r.request_id.as_str())
+            .bind(r.handle.as_str())
+            .bind(r.contacts_hash.as_str())
+            .bind(r.new_device.as_str())
+            .bind(to_i64(r.logged_at)?)
+            .bind(i64::from(r.vetoed))
             .execute(&mut *tx)
             .await?;
         }
