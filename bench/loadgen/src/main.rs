@@ -246,6 +246,31 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Context switches (voluntary + involuntary) of a process's live threads so far, from
+/// `/proc/PID/task/*/status` (a thread that exited meanwhile is not counted). Each hand-off
+/// between threads (a tokio worker waking a database connection's thread and back) costs one
+/// or two; unlike CPU time, the count does not grow when other processes load the machine.
+fn context_switches(pid: &str) -> Option<u64> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(s) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        total += s
+            .lines()
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches:")
+                    || l.starts_with("nonvoluntary_ctxt_switches:")
+            })
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
 /// Resets a process's peak RSS to its current RSS (Linux: `clear_refs` 5).
 fn reset_hwm(pid: &str) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -426,6 +451,7 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
     let stop = Arc::new(AtomicBool::new(false));
     let spid = server.pid();
     let (server_cpu0, client_cpu0) = (cpu_seconds(&spid), cpu_seconds("self"));
+    let server_cs0 = context_switches(&spid);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.seconds);
     let results: Vec<ClientResult> = std::thread::scope(|sc| {
@@ -507,6 +533,9 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
     let elapsed = start.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds(&spid).zip(server_cpu0).map(|(b, a)| b - a);
     let client_cpu = cpu_seconds("self").zip(client_cpu0).map(|(b, a)| b - a);
+    let server_cs = context_switches(&spid)
+        .zip(server_cs0)
+        .map(|(b, a)| b.saturating_sub(a));
     let server_hwm = vm_hwm_kib(&spid);
     let mut all: Vec<u64> = results
         .iter()
@@ -526,6 +555,8 @@ fn ingest_phase(o: &Opts, plain_pool: Option<usize>) -> Res<Value> {
         // CPU per document, all threads, user + system: where the 2 cores went.
         "server_cpu_ms_per_doc": server_cpu.map(|c| c * 1000.0 / docs.max(1) as f64),
         "clients_cpu_ms_per_doc": client_cpu.map(|c| c * 1000.0 / docs.max(1) as f64),
+        // Thread hand-offs per document: independent of the machine's load.
+        "server_context_switches_per_doc": server_cs.map(|c| c as f64 / docs.max(1) as f64),
         "server_peak_rss_kib": server_hwm,
     }))
 }

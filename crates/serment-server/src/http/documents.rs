@@ -206,6 +206,7 @@ pub(crate) async fn commit(
             inline,
             created_at,
             wraps,
+            log_from: req.log_from,
         })
         .await?;
     // No document id in the log (issue 17 §1): ids are linkable across requests.
@@ -219,11 +220,9 @@ pub(crate) async fn commit(
             ));
         }
         Some(from) => {
-            let consistency = if from == 0 || from == done.size {
-                Vec::new()
-            } else {
-                meta.log_consistency(from, done.size).await?
-            };
+            // Proven by the commit's own transaction, from the nodes it read anyway (empty for
+            // 0 and for the new size itself).
+            let consistency = &done.consistency;
             Some(CommitProof {
                 checkpoint: done.note.to_string(),
                 entries: done

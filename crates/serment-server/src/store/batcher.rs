@@ -36,6 +36,10 @@ pub(crate) struct CommitJob {
     pub(crate) inline: Option<Vec<u8>>,
     pub(crate) created_at: u64,
     pub(crate) wraps: Vec<NewWrap>,
+    /// The log size the client last verified (`log_from`): the batch proves its checkpoint
+    /// consistent with it, from the nodes it already reads, instead of the handler reading them
+    /// again after the commit.
+    pub(crate) log_from: Option<u64>,
 }
 
 /// What a commit wrote: its wrap entries, proven against the checkpoint of its transaction.
@@ -50,6 +54,9 @@ pub(crate) struct JobCommit {
     /// True if the version was already stored exactly as sent (a retry whose first answer was
     /// lost): nothing was written, and `proven` holds the entries appended then.
     pub(crate) replayed: bool,
+    /// The consistency proof from the job's `log_from` to `size` (RFC 9162 §2.1.4); empty if it
+    /// asked for none, or `log_from` is 0, `size` or beyond it.
+    pub(crate) consistency: Vec<Hash>,
 }
 
 /// What the batch decided for one job.

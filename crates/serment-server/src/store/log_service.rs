@@ -105,6 +105,9 @@ pub(crate) struct LogCommit {
     pub(crate) proven: Vec<(LogRead, Vec<Hash>)>,
     /// The older entries asked for, with their inclusion proofs against that checkpoint.
     pub(crate) also_proven: Vec<(LogRead, Vec<Hash>)>,
+    /// The consistency proofs asked for ([`LogAppender::prove_consistency_from`]), from each
+    /// older size (strictly between 0 and `size`) to `size`.
+    pub(crate) consistency: HashMap<u64, Vec<Hash>>,
 }
 
 /// Appends entries inside one write transaction (PROTOCOL.md §11.2–§11.4).
@@ -121,6 +124,7 @@ pub(crate) struct LogAppender {
     new_nodes: Vec<(NodeId, Hash)>,
     heads: HashMap<String, Option<PrevLink>>,
     pending: Vec<PendingEntry>,
+    consistency_from: Vec<u64>,
 }
 
 impl LogAppender {
@@ -139,7 +143,15 @@ impl LogAppender {
             new_nodes: Vec::new(),
             heads: HashMap::new(),
             pending: Vec::new(),
+            consistency_from: Vec::new(),
         })
+    }
+
+    /// Asks [`LogAppender::finish`] for consistency proofs from each of `sizes` to the new
+    /// size, read with the nodes of the inclusion proofs (one read for all). Sizes of 0, of
+    /// the new size or beyond it get none.
+    pub(crate) fn prove_consistency_from(&mut self, sizes: impl IntoIterator<Item = u64>) {
+        self.consistency_from.extend(sizes);
     }
 
     /// Reads the chain heads (latest entry) of `subjects` from the log itself, so that
@@ -265,6 +277,13 @@ impl LogAppender {
         {
             need.extend(Recorder::nodes(|r| tree::inclusion_proof(idx, size, r)).map_err(core)?);
         }
+        let mut froms: Vec<u64> = std::mem::take(&mut self.consistency_from);
+        froms.retain(|&f| f > 0 && f < size);
+        froms.sort_unstable();
+        froms.dedup();
+        for &f in &froms {
+            need.extend(Recorder::nodes(|r| tree::consistency_proof(f, size, r)).map_err(core)?);
+        }
         need.retain(|n| !self.nodes.contains_key(n));
         need.sort_by_key(|n| (n.level, n.index));
         need.dedup();
@@ -288,11 +307,17 @@ impl LogAppender {
             let proof = tree::inclusion_proof(e.index, size, &self.nodes).map_err(core)?;
             also_proven.push((e, proof));
         }
+        let mut consistency = HashMap::with_capacity(froms.len());
+        for f in froms {
+            let proof = tree::consistency_proof(f, size, &self.nodes).map_err(core)?;
+            consistency.insert(f, proof);
+        }
         Ok(LogCommit {
             size,
             note,
             proven,
             also_proven,
+            consistency,
         })
     }
 }

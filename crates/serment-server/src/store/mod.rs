@@ -16,6 +16,7 @@ pub(crate) mod blobs;
 mod contract;
 pub(crate) mod log_key;
 pub(crate) mod log_service;
+pub(crate) mod nonce_batch;
 pub(crate) mod object;
 mod postgres;
 pub(crate) mod restore;

@@ -2,6 +2,8 @@
 //! §4): request nonces and login buckets, on every backend.
 #![allow(clippy::unwrap_used, clippy::float_cmp)]
 
+use std::sync::Arc;
+
 use serment_core::KeyId;
 
 use super::Harness;
@@ -142,6 +144,42 @@ pub(crate) async fn nonce_floor_capped(h: &dyn Harness) {
         NonceUse::BelowFloor,
         "the floor did rise to the clock"
     );
+}
+
+/// Requests arriving together share a batch (issue 14 §2) and are decided as if one after the
+/// other: a pair sent many times at once is accepted once, the others are replays; distinct
+/// pairs in the same burst are each accepted; a pair already stored stays refused however many
+/// times it comes back in one batch.
+pub(crate) async fn nonce_batches(h: &dyn Harness) {
+    let m = h.meta();
+    let (k, j) = (KeyId::from_bytes([5; 32]), KeyId::from_bytes([6; 32]));
+    let now = 3_000_000;
+    let burst = |key: KeyId, nonces: Vec<String>| {
+        let m = Arc::clone(&m);
+        async move {
+            futures_util::future::join_all(nonces.iter().map(|n| {
+                let m = Arc::clone(&m);
+                async move { m.use_nonce(&key, n, now, now, WINDOW).await.unwrap() }
+            }))
+            .await
+        }
+    };
+    let same = burst(k, vec!["same".to_owned(); 12]).await;
+    assert_eq!(same.iter().filter(|u| **u == NonceUse::Fresh).count(), 1);
+    assert_eq!(
+        same.iter().filter(|u| **u == NonceUse::Replayed).count(),
+        11
+    );
+    let mixed: Vec<String> = (0..12).map(|i| format!("x{}", i % 6)).collect();
+    let mixed = burst(j, mixed).await;
+    assert_eq!(mixed.iter().filter(|u| **u == NonceUse::Fresh).count(), 6);
+    assert_eq!(
+        mixed.iter().filter(|u| **u == NonceUse::Replayed).count(),
+        6
+    );
+    let again = burst(k, vec!["same".to_owned(); 4]).await;
+    assert!(again.iter().all(|u| *u == NonceUse::Replayed), "{again:?}");
+    assert_eq!(h.count("request_nonces").await, 7);
 }
 
 /// Login buckets: a conditional take never goes past the budget, the bucket refills with time,

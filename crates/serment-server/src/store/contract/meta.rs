@@ -526,8 +526,15 @@ pub(crate) async fn log(h: &dyn Harness) {
     let doc = DocId::random().unwrap();
     let c1 = m.commit_version(job(doc, 1, lab, &[lab.0])).await.unwrap();
     let old = SignedCheckpoint::parse(&c1.note).unwrap().checkpoint;
-    let c2 = m.commit_version(job(doc, 2, lab, &[lab.0])).await.unwrap();
+    // The commit proves its checkpoint consistent with the size the client last saw, in the
+    // batch's own transaction (PROTOCOL.md §8.3 `log_from`).
+    let mut j2 = job(doc, 2, lab, &[lab.0]);
+    j2.log_from = Some(old.size);
+    let c2 = m.commit_version(j2).await.unwrap();
     let new = SignedCheckpoint::parse(&c2.note).unwrap().checkpoint;
+    assert!(!c2.consistency.is_empty());
+    tree::verify_consistency(old.size, &old.root, new.size, &new.root, &c2.consistency).unwrap();
+    assert_eq!(c1.consistency, Vec::<tree::Hash>::new(), "none asked");
     let size = m.log_size().await.unwrap();
     assert_eq!(size, new.size);
     let latest = SignedCheckpoint::parse(&m.log_note(None).await.unwrap().unwrap()).unwrap();
@@ -541,6 +548,7 @@ pub(crate) async fn log(h: &dyn Harness) {
     );
     let proof = m.log_consistency(old.size, new.size).await.unwrap();
     tree::verify_consistency(old.size, &old.root, new.size, &new.root, &proof).unwrap();
+    assert_eq!(proof, c2.consistency);
     let entries = m.log_entries(0, size).await.unwrap();
     assert_eq!(entries.len() as u64, size);
     for (i, e) in entries.iter().enumerate() {

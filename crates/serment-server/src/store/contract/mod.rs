@@ -83,6 +83,7 @@ pub(crate) fn job(doc: DocId, v: u32, author: (KeyId, KeyId), to: &[KeyId]) -> C
                 bytes: format!("wrap for {r} of {doc} v{v}").into_bytes(),
             })
             .collect(),
+        log_from: None,
     }
 }
 
@@ -92,7 +93,7 @@ macro_rules! meta_contract_tests {
     ($open:path) => {
         meta_contract_tests!(@each $open,
             challenges, sessions, directory, batch, chain_heads, documents, pending_uploads, log,
-            nonces, nonce_floor_capped, login_buckets, team_races, team_key_handover,
+            nonces, nonce_floor_capped, nonce_batches, login_buckets, team_races, team_key_handover,
             unclaimed_addresses);
     };
     (@each $open:path, $($name:ident),*) => {

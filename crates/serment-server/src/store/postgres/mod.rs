@@ -19,6 +19,7 @@ use serment_core::log::note::NoteSigner;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::store::batcher::Committer;
+use crate::store::nonce_batch::NonceBatcher;
 use crate::store::{MetaStore, StoreError};
 
 // The SQL written once for every backend; `super` in these files is this module.
@@ -92,6 +93,8 @@ pub(crate) struct Db {
     log: Arc<NoteSigner>,
     /// The queue of document commits, written in batches.
     committer: Committer,
+    /// The queue of request nonces, written in batches.
+    nonces: NonceBatcher,
 }
 
 impl Db {
@@ -117,11 +120,15 @@ impl Db {
             writer: pool.clone(),
             signer: Arc::clone(&log),
         });
+        let nonces = NonceBatcher::start(guards::SqlNonces {
+            writer: pool.clone(),
+        });
         let db = Db {
             writer: pool.clone(),
             pool,
             log,
             committer,
+            nonces,
         };
         db.log_init(&db.log).await?;
         Ok(db)

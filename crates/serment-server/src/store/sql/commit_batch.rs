@@ -2,10 +2,10 @@
 //! (included by each backend module; `super` is the backend): the [`BatchWriter`] behind the
 //! backend-neutral batcher ([`crate::store::batcher`]).
 //!
-//! A batch checks all its jobs against the database with one query per table (`IN` lists),
-//! decides each job on its own, appends the wrap entries of the accepted jobs in memory
-//! ([`LogAppender`]) and writes everything with multi-row inserts: about a dozen statements
-//! however many jobs it holds. The transaction holds the backend's log lock ([`Db::begin_on`]).
+//! A batch checks all its jobs against the database with one query (an `IN` list per table,
+//! joined by `UNION ALL`), decides each job on its own, appends the wrap entries of the
+//! accepted jobs in memory ([`LogAppender`]) and writes everything with multi-row inserts:
+//! about ten statements however many jobs it holds. The transaction holds the backend's log lock ([`Db::begin_on`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -56,64 +56,120 @@ async fn select_in(
     Ok(out)
 }
 
+/// [`CHECKS`] tags.
+const STORED_VERSION: i64 = 0;
+const TOMBSTONE: i64 = 1;
+const KNOWN_DEVICE: i64 = 2;
+
+/// What a batch reads before deciding its jobs, each a `SELECT … WHERE <col>` completed with
+/// ` IN (ids)` and yielding `(t, a, b, c)`: its tag, a text, an integer and a nullable text.
+/// Typed casts, so that the `UNION ALL` of any subset has one type per column on every backend.
+const CHECKS: [&str; 4] = [
+    // The stored versions of the batch's documents, and their owners.
+    "SELECT CAST(0 AS BIGINT) AS t, doc_id AS a, CAST(doc_version AS BIGINT) AS b, \
+     author_identity AS c FROM documents WHERE doc_id",
+    // Their tombstones.
+    "SELECT CAST(1 AS BIGINT) AS t, subject AS a, CAST(0 AS BIGINT) AS b, CAST(NULL AS TEXT) AS c \
+     FROM log_entries WHERE kind = 9 AND subject",
+    // The recipients that are registered devices.
+    "SELECT CAST(2 AS BIGINT) AS t, device_id AS a, CAST(0 AS BIGINT) AS b, \
+     CAST(NULL AS TEXT) AS c FROM devices WHERE device_id",
+    // The blobs referenced, and whether the collector is deleting them.
+    "SELECT CAST(3 AS BIGINT) AS t, blob_id AS a, CAST(deleting AS BIGINT) AS b, \
+     CAST(NULL AS TEXT) AS c FROM blobs WHERE blob_id",
+];
+
+/// Reads [`CHECKS`] for the ids of `lists` (one list per check), as one `UNION ALL` statement
+/// per round of [`IN_CHUNK`] ids of each list (one round for any batch of ordinary size),
+/// instead of one statement per check: each is a round trip to the database (on SQLite, to
+/// the connection's thread and back).
+async fn read_checks(
+    tx: &mut Tx,
+    lists: [&[String]; 4],
+) -> Result<Vec<(i64, String, i64, Option<String>)>, StoreError> {
+    let rounds = lists
+        .iter()
+        .map(|l| l.len().div_ceil(IN_CHUNK))
+        .max()
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for round in 0..rounds {
+        let mut q = QueryBuilder::<DB>::new("");
+        let mut first = true;
+        for (head, list) in CHECKS.iter().zip(lists) {
+            let Some(part) = list.chunks(IN_CHUNK).nth(round) else {
+                continue;
+            };
+            if !first {
+                q.push(" UNION ALL ");
+            }
+            first = false;
+            q.push(*head);
+            q.push(" IN (");
+            let mut sep = q.separated(", ");
+            for id in part {
+                sep.push_bind(id.as_str());
+            }
+            q.push(")");
+        }
+        for r in q.build().fetch_all(&mut **tx).await? {
+            out.push((
+                r.try_get("t")?,
+                r.try_get("a")?,
+                r.try_get("b")?,
+                r.try_get("c")?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Commits `jobs` in one transaction. The outer error fails the whole batch (nothing written);
 /// the inner ones are each job's own refusal.
 async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) -> BatchResult {
     let mut tx = Db::begin_on(writer).await?;
 
-    // What the database already holds about these documents and recipients.
+    // What the database already holds about these documents, recipients and blobs, in one
+    // statement (per round of `IN` chunks).
     let mut doc_ids: Vec<String> = jobs.iter().map(|j| j.doc_id.to_string()).collect();
     doc_ids.sort();
     doc_ids.dedup();
-    let mut owners: HashMap<String, String> = HashMap::new();
-    let mut versions: HashSet<(String, u32)> = HashSet::new();
-    for r in select_in(
-        &mut tx,
-        "SELECT doc_id, doc_version, author_identity FROM documents WHERE doc_id",
-        &doc_ids,
-    )
-    .await?
-    {
-        let doc: String = r.try_get("doc_id")?;
-        versions.insert((doc.clone(), to_u32(r.try_get("doc_version")?)?));
-        owners.insert(doc, r.try_get("author_identity")?);
-    }
-    // Erased documents (PROTOCOL.md §11.3.2): their tombstone is appended under the same log
-    // lock, so no version can follow it.
     let subjects: Vec<String> = doc_ids.iter().map(|d| format!("d:{d}")).collect();
-    let mut erased: HashSet<String> = HashSet::new();
-    for r in select_in(
-        &mut tx,
-        "SELECT subject FROM log_entries WHERE kind = 9 AND subject",
-        &subjects,
-    )
-    .await?
-    {
-        let s: String = r.try_get("subject")?;
-        erased.extend(s.strip_prefix("d:").map(str::to_owned));
-    }
     let mut recipients: Vec<String> = jobs
         .iter()
         .flat_map(|j| j.wraps.iter().map(|w| w.recipient.to_string()))
         .collect();
     recipients.sort();
     recipients.dedup();
-    let known = known_devices(&mut tx, &recipients).await?;
-    // The blobs referenced, and whether the collector is deleting them (its tombstone is set
-    // under the same log lock, so this read cannot miss one).
     let mut blob_ids: Vec<String> = jobs.iter().map(|j| j.blob_id.to_string()).collect();
     blob_ids.sort();
     blob_ids.dedup();
+    let mut owners: HashMap<String, String> = HashMap::new();
+    let mut versions: HashSet<(String, u32)> = HashSet::new();
+    let mut erased: HashSet<String> = HashSet::new();
+    let mut known: HashSet<String> = HashSet::new();
     let mut deleting: HashMap<String, bool> = HashMap::new();
-    for r in select_in(
-        &mut tx,
-        "SELECT blob_id, deleting FROM blobs WHERE blob_id",
-        &blob_ids,
-    )
-    .await?
-    {
-        let flag: i64 = r.try_get("deleting")?;
-        deleting.insert(r.try_get("blob_id")?, flag != 0);
+    let lists = [&doc_ids[..], &subjects[..], &recipients[..], &blob_ids[..]];
+    for (check, a, b, c) in read_checks(&mut tx, lists).await? {
+        match check {
+            STORED_VERSION => {
+                versions.insert((a.clone(), to_u32(b)?));
+                let owner =
+                    c.ok_or_else(|| StoreError::Backend("a version without author".into()))?;
+                owners.insert(a, owner);
+            }
+            // Erased documents (PROTOCOL.md §11.3.2): their tombstone is appended under the
+            // same log lock, so no version can follow it.
+            TOMBSTONE => erased.extend(a.strip_prefix("d:").map(str::to_owned)),
+            KNOWN_DEVICE => {
+                known.insert(a);
+            }
+            // Whether the collector is deleting the blob (its tombstone is set under the same
+            // log lock, so this read cannot miss one).
+            _ => {
+                deleting.insert(a, b != 0);
+            }
+        }
     }
 
     // Each job decided in order, as if committed one after the other.
@@ -226,6 +282,12 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
         })
         .flatten()
         .collect();
+    log.prove_consistency_from(
+        jobs.iter()
+            .zip(&decided)
+            .filter(|(_, d)| d.is_ok())
+            .filter_map(|(j, _)| j.log_from),
+    );
     let done = log.finish(&mut tx, signer, &replays).await?;
     tx.commit().await?;
 
@@ -234,11 +296,17 @@ async fn commit_batch(writer: &Pool, signer: &NoteSigner, jobs: &[CommitJob]) ->
     let mut also = done.also_proven.into_iter();
     let mut out: Vec<Result<JobCommit, StoreError>> = Vec::with_capacity(jobs.len());
     for (i, (d, idx)) in decided.into_iter().zip(indices).enumerate() {
+        let consistency = jobs
+            .get(i)
+            .and_then(|j| j.log_from)
+            .and_then(|f| done.consistency.get(&f).cloned())
+            .unwrap_or_default();
         let commit = |proven: Vec<(LogRead, Vec<Hash>)>, replayed| JobCommit {
             size: done.size,
             note: Arc::clone(&note),
             proven,
             replayed,
+            consistency,
         };
         out.push(match d {
             Err(e) => Err(e),

@@ -4,17 +4,122 @@
 //!
 //! Guarantees without a transaction:
 //! - a nonce is accepted by one atomic `INSERT … ON CONFLICT`: two instances inserting the same
-//!   pair at once, one wins (the unique key), the other sees a conflict;
+//!   pair at once, one wins (the unique key), the other sees a conflict. The requests waiting at
+//!   one moment share one multi-row insert ([`crate::store::nonce_batch`]), decided as if one
+//!   after the other;
 //! - the floor is raised **before** the rows under it are deleted, so a pair is always either
 //!   still stored or refused by the floor;
 //! - a login token is taken by one conditional upsert on its bucket's row, so the budget holds
 //!   when a burst is spread over instances.
 
-use serment_core::KeyId;
-use sqlx::AssertSqlSafe;
+use std::collections::HashSet;
 
-use super::{Db, to_i64, to_u64};
+use serment_core::KeyId;
+use sqlx::{AssertSqlSafe, QueryBuilder, Row as _};
+
+use super::{DB, Db, Pool, to_i64, to_u64};
+use crate::store::nonce_batch::{NonceReq, NonceWriter};
 use crate::store::{GuardStore, NonceUse, StoreError};
+
+/// Pairs per multi-row insert (3 parameters each).
+const NONCE_CHUNK: usize = 256;
+
+/// The backend's [`NonceWriter`]: request nonces in batches, on the write pool.
+#[derive(Clone)]
+pub(super) struct SqlNonces {
+    pub(super) writer: Pool,
+}
+
+impl NonceWriter for SqlNonces {
+    /// Pairs seen for the first time in the batch are inserted together (one statement per
+    /// [`NONCE_CHUNK`]); a pair repeated in the batch is inserted alone afterwards, in queue
+    /// order, so it meets the row its first occurrence wrote (a replay). The floor is read only
+    /// if a pair was refused, to tell a replay from a stale request.
+    async fn use_nonces(&self, reqs: &[NonceReq]) -> Result<Vec<NonceUse>, StoreError> {
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(reqs.len());
+        let (mut first, mut again) = (Vec::with_capacity(reqs.len()), Vec::new());
+        for r in reqs {
+            if seen.insert((r.key_id.as_str(), r.nonce.as_str())) {
+                first.push(r);
+            } else {
+                again.push(r);
+            }
+        }
+        // The pairs a statement inserted (or reused, expired).
+        let mut fresh: HashSet<(String, String)> = HashSet::new();
+        for part in first.chunks(NONCE_CHUNK) {
+            insert_nonces(&self.writer, part, &mut fresh).await?;
+        }
+        let mut again_fresh = Vec::with_capacity(again.len());
+        for r in again {
+            let mut one = HashSet::new();
+            insert_nonces(&self.writer, &[r], &mut one).await?;
+            again_fresh.push(!one.is_empty());
+        }
+        let mut out: Vec<Option<NonceUse>> = Vec::with_capacity(reqs.len());
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(reqs.len());
+        let mut again_fresh = again_fresh.into_iter();
+        for r in reqs {
+            let is_fresh = if seen.insert((r.key_id.as_str(), r.nonce.as_str())) {
+                fresh.contains(&(r.key_id.clone(), r.nonce.clone()))
+            } else {
+                again_fresh.next().unwrap_or(false)
+            };
+            out.push(is_fresh.then_some(NonceUse::Fresh));
+        }
+        let floor: Option<i64> = if out.iter().any(Option::is_none) {
+            Some(
+                sqlx::query_scalar("SELECT floor FROM request_nonce_floor WHERE id = 1")
+                    .fetch_one(&self.writer)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(out
+            .into_iter()
+            .zip(reqs)
+            .map(|(u, r)| {
+                u.unwrap_or(match floor {
+                    Some(f) if r.created <= f => NonceUse::BelowFloor,
+                    _ => NonceUse::Replayed,
+                })
+            })
+            .collect())
+    }
+}
+
+/// One atomic multi-row `INSERT … ON CONFLICT` of distinct pairs: a pair is inserted if its
+/// `created` is above the floor and it is not stored, or stored but expired (its row is reused).
+/// Adds the pairs it wrote to `fresh`. A stored pair's expiry is judged against the earliest
+/// `expired_before` of the statement (a row is reused only if it expired for every request).
+async fn insert_nonces(
+    writer: &Pool,
+    reqs: &[&NonceReq],
+    fresh: &mut HashSet<(String, String)>,
+) -> Result<(), StoreError> {
+    let Some(expired_before) = reqs.iter().map(|r| r.expired_before).min() else {
+        return Ok(());
+    };
+    let mut q = QueryBuilder::<DB>::new("WITH v (k, n, c) AS (");
+    q.push_values(reqs, |mut b, r| {
+        b.push_bind(r.key_id.as_str())
+            .push_bind(r.nonce.as_str())
+            .push_bind(r.created);
+    });
+    q.push(
+        ") INSERT INTO request_nonces (key_id, nonce, created) \
+         SELECT k, n, c FROM v WHERE c > (SELECT floor FROM request_nonce_floor WHERE id = 1) \
+         ON CONFLICT (key_id, nonce) DO UPDATE SET created = excluded.created \
+         WHERE request_nonces.created < ",
+    );
+    q.push_bind(expired_before);
+    q.push(" RETURNING key_id, nonce");
+    for row in q.build().fetch_all(writer).await? {
+        fresh.insert((row.try_get("key_id")?, row.try_get("nonce")?));
+    }
+    Ok(())
+}
 
 /// The refilled level of a stored bucket at `excluded.at_ms` ($5: capacity, $6: tokens per ms).
 const LEVEL: &str = "CASE WHEN login_buckets.tokens + (CASE WHEN excluded.at_ms > login_buckets.at_ms \
@@ -37,31 +142,14 @@ impl GuardStore for Db {
         now: u64,
         window_secs: u64,
     ) -> Result<NonceUse, StoreError> {
-        let created = to_i64(created)?;
-        let expired_before = to_i64(now.saturating_sub(window_secs))?;
-        let done = sqlx::query(
-            "INSERT INTO request_nonces (key_id, nonce, created) \
-             SELECT $1, $2, $3 WHERE $3 > (SELECT floor FROM request_nonce_floor WHERE id = 1) \
-             ON CONFLICT (key_id, nonce) DO UPDATE SET created = excluded.created \
-             WHERE request_nonces.created < $4",
-        )
-        .bind(key_id.to_string())
-        .bind(nonce)
-        .bind(created)
-        .bind(expired_before)
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() > 0 {
-            return Ok(NonceUse::Fresh);
-        }
-        let floor: i64 = sqlx::query_scalar("SELECT floor FROM request_nonce_floor WHERE id = 1")
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(if created <= floor {
-            NonceUse::BelowFloor
-        } else {
-            NonceUse::Replayed
-        })
+        self.nonces
+            .check(NonceReq {
+                key_id: key_id.to_string(),
+                nonce: nonce.to_owned(),
+                created: to_i64(created)?,
+                expired_before: to_i64(now.saturating_sub(window_secs))?,
+            })
+            .await
     }
 
     async fn prune_nonces(

@@ -18,6 +18,7 @@ use serment_core::log::note::NoteSigner;
 use std::sync::Arc;
 
 use crate::store::batcher::Committer;
+use crate::store::nonce_batch::NonceBatcher;
 use crate::store::{MetaStore, StoreError};
 
 // The SQL written once for every backend; `super` in these files is this module.
@@ -91,6 +92,8 @@ pub(crate) struct Db {
     log: Arc<NoteSigner>,
     /// The queue of document commits, written in batches through `writer`.
     committer: Committer,
+    /// The queue of request nonces, written in batches through `writer`.
+    nonces: NonceBatcher,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -111,13 +114,18 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // No ping before each checkout (sqlx's default): a connection to a local file cannot
+        // have been dropped by a peer, and the ping is a round trip to the connection's worker
+        // thread, two context switches on every acquire (issue 14 §2).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await.map_err(backend)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let wal_sync = Arc::new(group_sync::WalSync::new(path));
@@ -125,12 +133,16 @@ impl Db {
             writer: writer.clone(),
             signer: Arc::clone(&log),
         });
+        let nonces = NonceBatcher::start(guards::SqlNonces {
+            writer: writer.clone(),
+        });
         let db = Db {
             pool,
             writer,
             wal_sync,
             log,
             committer,
+            nonces,
         };
         db.log_init(&db.log).await?;
         Ok(db)
