@@ -41,8 +41,8 @@ pub use teams::{
 
 pub use recovery::{EscrowResponse, PutEscrowRequest, RecoveryRequest};
 pub use social::{
-    PostApprovalRequest, PostRecoveryRequest, PostVetoRequest, PutContactsRequest,
-    RecoveryRequestCreated, SharesResponse, SocialRecoveryResponse,
+    FetchRecoveryRequest, PostApprovalRequest, PostRecoveryRequest, PostVetoRequest,
+    PutContactsRequest, RecoveryRequestCreated, SharesResponse, SocialRecoveryResponse,
 };
 
 pub use pairing::{

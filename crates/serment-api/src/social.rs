@@ -70,9 +70,25 @@ pub struct PostVetoRequest {
     pub veto: String,
 }
 
-/// `GET /v1/recovery/requests/{id}` (no authentication, throttled per address): the escrow and
-/// the shares re-wrapped to the request's new device, once the server sees enough approvals, the
-/// waiting period over and no veto (the client checks all of it again in the log).
+/// `POST /v1/recovery/requests/{id}` (throttled per address): the request's own device proves
+/// it holds the request's signing key (REVIEW4 T1: the escrow is served to that device only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FetchRecoveryRequest {
+    /// The request's signing key (the new device's), base64url: its device id must be the
+    /// request's.
+    pub signing_key: String,
+    /// Seconds since the Unix epoch, within 5 minutes of the server's clock.
+    pub at: u64,
+    /// Ed25519 by that key over `sig_input("recovery-fetch", request_id || u64 at)`,
+    /// base64url (PROTOCOL.md §4.3).
+    pub signature: String,
+}
+
+/// The answer to [`FetchRecoveryRequest`]: the escrow and the shares re-wrapped to the
+/// request's new device, once the server sees enough approvals, the waiting period over and no
+/// veto (the client checks all of it again in the log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SocialRecoveryResponse {

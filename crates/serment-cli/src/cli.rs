@@ -455,7 +455,8 @@ pub(crate) enum RecoveryContactsCommand {
         #[arg(long)]
         threshold: u8,
         /// How long after a request your devices can still veto it: `72h` (default), `3d`,
-        /// `30m`, `90s`, or seconds.
+        /// `36h`, or seconds; at least 24 hours (the protocol's floor: a shorter one is
+        /// refused, by this client, the server and your contacts' clients).
         #[arg(long, default_value = "72h")]
         waiting_period: String,
     },
@@ -511,6 +512,12 @@ pub(crate) struct RecoverArgs {
     /// Server base URL (not needed with --complete).
     #[arg(long, env = "SERMENT_SERVER")]
     pub(crate) server: Option<String>,
+    /// The server's log key as its operator publishes it (the line `serment serve` prints):
+    /// pinned instead of whatever the server serves to this new machine (not with --complete,
+    /// which uses the pin taken at the request). Without it the key served is pinned and
+    /// printed, to compare.
+    #[arg(long, conflicts_with = "complete")]
+    pub(crate) log_key: Option<String>,
     /// Keystore KDF cost, as for `id new` (the new code's escrow uses the same).
     #[arg(long, value_enum, default_value_t = KdfCost::Default)]
     pub(crate) kdf: KdfCost,

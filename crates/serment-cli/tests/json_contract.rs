@@ -459,8 +459,8 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         "{listed}"
     );
     c("device list", &listed);
-    // Issue 17 §2: social recovery, 2 of 2 contacts, no waiting period; a first request
-    // vetoed, a second completed.
+    // Issue 17 §2: social recovery, 2 of 2 contacts, the floor's waiting period (24 h: the
+    // test moves both clocks); a first request vetoed, a second completed.
     let social_args = |handle_dir: &str| {
         (
             root.join(handle_dir),
@@ -489,7 +489,7 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
                 "--threshold",
                 "2",
                 "--waiting-period",
-                "0s",
+                "24h",
             ],
         ),
     );
@@ -554,7 +554,8 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     }
     c(
         "recover --social --complete",
-        &ok(
+        &complete_social_after_the_wait(
+            &root.join("data"),
             &dir2,
             &["recover", "--social", "--complete", "--kdf", "floor"],
         ),

@@ -371,3 +371,126 @@ fn a_read_made_as_the_recovery_device_is_flagged_by_audit() {
     assert_eq!(v["error"]["code"], "recovery_device_read", "{v}");
     server.stop();
 }
+
+/// REVIEW4 T4: K colluding recovery contacts (here both of a 2-of-2 set) make a request, approve
+/// it, open the social escrow (their own client enrols nothing) and read as the *social*
+/// recovery device, co-signing each access like an honest device. The patient's `audit` names
+/// the download and exits 4, as for the recovery code's device (M140).
+#[test]
+fn a_read_made_as_the_social_recovery_device_is_flagged_by_audit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let server = ServerProc::start(&root.join("data"), &[]);
+    let [lab, gp, p1] = <[_; 3]>::try_from(registered(
+        root,
+        &server.url,
+        &[("lab", "labo-s4"), ("gp", "gp-s4"), ("p1", "patient-s4")],
+    ))
+    .unwrap();
+    ok(
+        &p1,
+        &[
+            "id",
+            "recovery-contacts",
+            "add",
+            "labo-s4",
+            "gp-s4",
+            "--threshold",
+            "2",
+            "--waiting-period",
+            "24h",
+        ],
+    );
+    ok(&lab, &["contact", "add", "patient-s4"]);
+    ok(&p1, &["contact", "add", "labo-s4"]);
+    let report = root.join("cr.txt");
+    std::fs::write(&report, b"Ferritine 12 ng/mL").unwrap();
+    let put = ok(
+        &lab,
+        &["put", report.to_str().unwrap(), "--to", "patient-s4"],
+    );
+    let doc = serment_core::DocId::from_hex(put["doc_id"].as_str().unwrap()).unwrap();
+    ok(
+        &p1,
+        &[
+            "get",
+            &doc.to_string(),
+            "-o",
+            root.join("mine.txt").to_str().unwrap(),
+        ],
+    );
+    let clean = ok(&p1, &["audit"]);
+    assert_eq!(clean["recovery_device_reads"], 0, "{clean}");
+
+    // The colluding contacts: a request, their two approvals, the escrow opened.
+    let pass = zeroize::Zeroizing::new("the contacts' passphrase".to_owned());
+    let path = root.join("colluders").join("keystore");
+    let transport = serment_client::transport::Transport::default();
+    let made = serment_client::social::request_recovery(
+        &path,
+        pass.clone(),
+        &server.url,
+        &transport,
+        "patient-s4",
+        serment_core::keystore::KdfParams::FLOOR,
+    )
+    .unwrap();
+    for who in [&lab, &gp] {
+        ok(
+            who,
+            &[
+                "recovery",
+                "approve",
+                "--handle",
+                "patient-s4",
+                "--request",
+                &made.request_id,
+            ],
+        );
+    }
+    // Past the waiting period (24 h): the server's clock moved in its database, theirs here.
+    sql(
+        &root.join("data"),
+        "UPDATE social_requests SET logged_at = logged_at - 86401",
+    );
+    let secrets = serment_client::social::open_pending_escrow(
+        &path,
+        &pass,
+        &transport,
+        serment_client::now_secs() + 86401,
+    )
+    .unwrap();
+    let mut api = serment_client::api::Api::new(&server.url).unwrap();
+    api.login(&secrets.device).unwrap();
+    let origin = api
+        .log_checkpoint(None)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let receipt = serment_core::log::entry::Receipt::sign(
+        &secrets.device,
+        &origin,
+        &doc,
+        1,
+        serment_core::log::entry::AccessWhat::Blob,
+        serment_client::now_secs(),
+    )
+    .unwrap();
+    let mut sealed = Vec::new();
+    std::io::Read::read_to_end(
+        &mut api.download_blob_with(&doc, 1, Some(&receipt)).unwrap(),
+        &mut sealed,
+    )
+    .unwrap();
+    assert!(!sealed.is_empty());
+
+    let (exit, v) = run(&p1, &["audit"]);
+    assert_eq!(
+        exit, 4,
+        "audit must fail on a read by the social recovery device: {v}"
+    );
+    assert_eq!(v["error"]["code"], "recovery_device_read", "{v}");
+    server.stop();
+}

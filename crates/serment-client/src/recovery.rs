@@ -413,6 +413,50 @@ pub fn recover(
     code: &RecoveryCode,
     opts: RecoverOptions,
 ) -> Result<Recovered> {
+    recover_pinned(
+        path, passphrase, server, transport, handle, code, opts, None,
+    )
+}
+
+/// A pin given by the user for a new machine's first contact (REVIEW4 T17): the log's
+/// verifier key as the operator publishes it (`serment serve` prints it), instead of whatever
+/// the server serves.
+///
+/// # Errors
+/// [`ClientError::Input`] for a key that does not parse.
+#[cfg(feature = "native")]
+pub fn expected_log_state(log_key: Option<&str>) -> Result<Option<crate::keystore::LogState>> {
+    let Some(k) = log_key else {
+        return Ok(None);
+    };
+    let k = k.trim();
+    serment_core::log::note::VerifierKey::parse(k)
+        .map_err(|e| ClientError::Input(format!("--log-key: {e}")))?;
+    Ok(Some(crate::keystore::LogState {
+        vkey: k.to_owned(),
+        ..crate::keystore::LogState::default()
+    }))
+}
+
+/// [`recover`] with the log key pinned in advance (`log_key`, REVIEW4 T17): a server serving
+/// another log key, or checkpoints it did not sign, is refused before anything is enrolled.
+///
+/// # Errors
+/// As [`recover`]; [`ClientError::Input`] for a malformed `log_key`; log errors for a server
+/// whose log is not the pinned one.
+#[cfg(feature = "native")]
+#[allow(clippy::too_many_arguments)]
+pub fn recover_pinned(
+    path: &std::path::Path,
+    passphrase: zeroize::Zeroizing<String>,
+    server: &str,
+    transport: &crate::transport::Transport,
+    handle: &str,
+    code: &RecoveryCode,
+    opts: RecoverOptions,
+    log_key: Option<&str>,
+) -> Result<Recovered> {
+    let pinned = expected_log_state(log_key)?;
     if path.exists() {
         return Err(ClientError::KeystoreExists(path.display().to_string()));
     }
@@ -436,7 +480,7 @@ pub fn recover(
         handle,
         secrets,
         DeviceSecret::generate(),
-        None,
+        pinned,
         None,
         opts,
     )

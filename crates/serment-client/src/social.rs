@@ -24,13 +24,14 @@
 #![cfg_attr(not(feature = "native"), allow(unused_imports))]
 use serde::{Deserialize, Serialize};
 use serment_api::{
-    AppendedResponse, HistoryResponse, PostApprovalRequest, PostRecoveryRequest, PostVetoRequest,
-    PutContactsRequest, RecoveryRequestCreated, SharesResponse, SocialRecoveryResponse,
+    AppendedResponse, FetchRecoveryRequest, HistoryResponse, PostApprovalRequest,
+    PostRecoveryRequest, PostVetoRequest, PutContactsRequest, RecoveryRequestCreated,
+    SharesResponse, SocialRecoveryResponse,
 };
 use serment_core::KeyId;
 use serment_core::identity::{DeviceRecord, DeviceSecret, IdentitySecret};
 use serment_core::keystore::KdfParams;
-use serment_core::log::entry::{EntryKind, Subject};
+use serment_core::log::entry::{EntryKind, Payload, Subject};
 use serment_core::log::history::{ChainEntry, KeyHistory, check_chain};
 use serment_core::log::social::{
     Contact, ContactsBody, RecoveryApproval, RecoveryContacts, RecoveryVeto, RequestState,
@@ -39,12 +40,13 @@ use serment_core::log::social::{
 use serment_core::recovery::EscrowSecrets;
 use serment_core::social::{
     Share, ShareContext, ShareWrap, SocialSecret, contacts_hash, escrow_hash, open_social_escrow,
-    seal_social_escrow, unwrap_share, wrap_share,
+    seal_social_escrow, sign_fetch, unwrap_share, wrap_share,
 };
 use serment_core::wrap::Recipient;
 
 use crate::api::{Api, b64d, b64e};
 use crate::error::{ClientError, Result};
+use crate::recovery::RecoveryStatus;
 #[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
 use crate::recovery::{RecoverOptions, Recovered};
 use crate::vault::Session;
@@ -108,6 +110,44 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `POST /v1/recovery/contacts` (bearer): a contacts entry (kind 13), its escrow and one
+    /// share wrap per named device. Returns the log indices.
+    ///
+    /// # Errors
+    /// Server (400, 403, 409) and transport errors.
+    pub fn put_recovery_contacts(
+        &self,
+        entry: &[u8],
+        escrow: &[u8],
+        shares: Vec<String>,
+    ) -> Result<Vec<u64>> {
+        let a: AppendedResponse = self.post_json(
+            "/v1/recovery/contacts",
+            &PutContactsRequest {
+                contacts: b64e(entry),
+                escrow: b64e(escrow),
+                shares,
+            },
+            true,
+        )?;
+        Ok(a.log_indices)
+    }
+
+    /// `POST /v1/recovery/vetoes` (bearer): a veto payload (kind 16). Returns the log indices.
+    ///
+    /// # Errors
+    /// Server (403, 404) and transport errors.
+    pub fn post_recovery_veto(&self, veto: &[u8]) -> Result<Vec<u64>> {
+        let a: AppendedResponse = self.post_json(
+            "/v1/recovery/vetoes",
+            &PostVetoRequest { veto: b64e(veto) },
+            true,
+        )?;
+        Ok(a.log_indices)
+    }
+}
+
 /// The proven social state of `handle`.
 fn proven_social(
     api: &Api,
@@ -132,6 +172,13 @@ fn current_contacts(
     if c.identity_key != hist.identity_key {
         return Err(integrity(
             "the recovery contacts entry is not signed by the handle's current identity key",
+        ));
+    }
+    // REVIEW4 T8: the protocol's floor, whatever the server logged: no request against such an
+    // entry, no approval of one, no completion.
+    if serment_core::social::check_waiting_period(c.waiting_period).is_err() {
+        return Err(integrity(
+            "the recovery contacts entry's waiting period is below the floor of 24 hours",
         ));
     }
     Ok((i, c, h))
@@ -185,7 +232,17 @@ pub struct RequestView {
     pub ready_at: u64,
 }
 
-fn view(handle: &str, r: &RequestState, c: &RecoveryContacts) -> RequestView {
+/// Whether a veto of `r` counts: signed by a device current in the handle's proven key
+/// history (REVIEW4 T7). A veto by any other key (a forged one, a revoked device's) is ignored
+/// everywhere, in the views as in the completion, so that it cannot silence the warning about a
+/// pending takeover.
+fn vetoed_by_a_current_device(r: &RequestState, hist: &KeyHistory) -> bool {
+    r.vetoes
+        .iter()
+        .any(|(_, v)| hist.devices.iter().any(|d| d.device_id() == v.device_id()))
+}
+
+fn view(handle: &str, r: &RequestState, c: &RecoveryContacts, hist: &KeyHistory) -> RequestView {
     let mut approvals: Vec<String> = r.approvals.iter().map(|(_, a)| a.contact.clone()).collect();
     approvals.sort();
     approvals.dedup();
@@ -198,10 +255,66 @@ fn view(handle: &str, r: &RequestState, c: &RecoveryContacts) -> RequestView {
         logged_at: r.logged_at,
         approvals,
         threshold: c.threshold,
-        vetoed: !r.vetoes.is_empty(),
+        vetoed: vetoed_by_a_current_device(r, hist),
         // REVIEW4 T21: the earliest moment anyone can complete (the server's gate counts from
         // the log time), never a requester-chosen later one.
         ready_at: r.logged_at.saturating_add(c.waiting_period),
+    }
+}
+
+/// The previous set's social recovery device to revoke when a new set is named (its secret is
+/// burnt), if any. REVIEW5 U17: only the recovery device of an entry signed by this identity's
+/// own key (a hostile server cannot sign one: a forged self-signed entry naming the user's
+/// phone, or this very device, gets nothing revoked), current, and neither the new set's device
+/// nor this device.
+fn previous_to_revoke(
+    before: &SocialState,
+    own_identity_key: &[u8; 32],
+    hist: &KeyHistory,
+    new_device: &KeyId,
+    this_device: &KeyId,
+) -> Option<KeyId> {
+    let (_, prev, _) = before.contacts.as_ref()?;
+    let ok = prev.identity_key == *own_identity_key
+        && prev.recovery_device != *new_device
+        && prev.recovery_device != *this_device
+        && hist
+            .devices
+            .iter()
+            .any(|d| d.device_id() == prev.recovery_device);
+    ok.then_some(prev.recovery_device)
+}
+
+/// The requests of `st` neither vetoed (by a current device) nor completed (their device not
+/// yet current in the handle's proven key history), relying on the current contacts entry.
+fn pending_in(handle: &str, st: &SocialState, hist: &KeyHistory) -> Vec<RequestView> {
+    let Some((_, c, h)) = &st.contacts else {
+        return vec![];
+    };
+    st.requests
+        .iter()
+        .filter(|r| r.request.contacts_hash == *h && !vetoed_by_a_current_device(r, hist))
+        .filter(|r| {
+            !hist
+                .devices
+                .iter()
+                .any(|d| d.device_id() == r.request.device_id())
+        })
+        .map(|r| view(handle, r, c, hist))
+        .collect()
+}
+
+/// Whether a contacts entry can still recover the identity (REVIEW4 T6): signed by the current
+/// identity key (its escrow holds that seed) and its social recovery device current.
+fn contacts_status(c: &RecoveryContacts, hist: &KeyHistory) -> RecoveryStatus {
+    let current = hist
+        .devices
+        .iter()
+        .any(|d| d.device_id() == c.recovery_device);
+    if c.identity_key == hist.identity_key && current {
+        RecoveryStatus::Usable
+    } else {
+        RecoveryStatus::Stale
     }
 }
 
@@ -230,6 +343,8 @@ impl Session {
         let n = u8::try_from(contacts.len())
             .map_err(|_| ClientError::Input("at most 16 recovery contacts".into()))?;
         serment_core::social::check_threshold(threshold, n)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        serment_core::social::check_waiting_period(waiting_period)
             .map_err(|e| ClientError::Input(e.to_string()))?;
         let handle = self.ks.handle().to_owned();
         // Every contact's devices from its proven key history (never a directory answer).
@@ -328,36 +443,28 @@ impl Session {
             }
         }
         let n_wraps = wraps.len();
-        let r: AppendedResponse = self.api.post_json(
-            "/v1/recovery/contacts",
-            &PutContactsRequest {
-                contacts: b64e(&entry),
-                escrow: b64e(&escrow),
-                shares: wraps,
-            },
-            true,
-        )?;
+        let log_indices = self.api.put_recovery_contacts(&entry, &escrow, wraps)?;
         crate::log::check_own_writes(
             &self.api,
             &mut self.ks,
-            &r.log_indices,
+            &log_indices,
             &[(EntryKind::RecoveryContacts, entry.as_slice())],
         )?;
         self.ks.save()?;
         // The previous set's recovery device is revoked: its escrow's secret is burnt.
         let mut revoked_previous = None;
-        if let Some((_, prev, _)) = before.contacts
-            && prev.recovery_device != rec.device_id()
-            && hist
-                .devices
-                .iter()
-                .any(|d| d.device_id() == prev.recovery_device)
-        {
-            self.revoke_device(&prev.recovery_device)?;
-            revoked_previous = Some(prev.recovery_device);
+        if let Some(prev) = previous_to_revoke(
+            &before,
+            &self.ks.identity.public_key(),
+            &hist,
+            &rec.device_id(),
+            &self.ks.device.id(),
+        ) {
+            self.revoke_device(&prev)?;
+            revoked_previous = Some(prev);
         }
         Ok(ContactsSet {
-            index: r.log_indices.first().copied().unwrap_or_default(),
+            index: log_indices.first().copied().unwrap_or_default(),
             recovery_device: rec.device_id(),
             contacts: list,
             threshold,
@@ -386,6 +493,25 @@ impl Session {
         Ok(Some((i, c)))
     }
 
+    /// Every social recovery device this handle's proven social chain names (the kind-13
+    /// entries, the current set's and earlier ones): no honest flow downloads a document as one
+    /// (a recovery re-wraps its key wraps), so `audit` flags every blob download by them, as by
+    /// the recovery code's device (REVIEW4 T4).
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn social_recovery_devices(&mut self) -> Result<Vec<KeyId>> {
+        let handle = self.ks.handle().to_owned();
+        let chain = self.api.proven_social_chain(&mut self.ks, &handle)?;
+        Ok(chain
+            .iter()
+            .filter_map(|e| match &e.entry.payload {
+                Payload::RecoveryContacts(c) => Some(c.recovery_device),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Requests to recover `handle` (this identity's own, or one this user is a contact of)
     /// that are neither vetoed nor completed (their device not yet current in the handle's
     /// proven key history), from the proven social chain: what `device list` warns about.
@@ -394,22 +520,37 @@ impl Session {
     /// Log errors.
     pub fn pending_recovery_requests(&mut self, handle: &str) -> Result<Vec<RequestView>> {
         let st = proven_social(&self.api, &mut self.ks, handle)?;
-        let Some((_, c, h)) = st.contacts.clone() else {
+        if st.contacts.is_none() {
             return Ok(vec![]);
-        };
+        }
         let hist = crate::log::key_history(&self.api, &mut self.ks, handle, None)?;
-        Ok(st
-            .requests
-            .iter()
-            .filter(|r| r.request.contacts_hash == h && r.vetoes.is_empty())
-            .filter(|r| {
-                !hist
-                    .devices
-                    .iter()
-                    .any(|d| d.device_id() == r.request.device_id())
-            })
-            .map(|r| view(handle, r, &c))
-            .collect())
+        Ok(pending_in(handle, &st, &hist))
+    }
+
+    /// What `device list`, `ls` and `get` warn about for this identity's own social recovery,
+    /// from one proven social chain and key history: the pending requests (as
+    /// [`Session::pending_recovery_requests`]) and whether its recovery contacts still work
+    /// (REVIEW4 T6: a rotation of the identity key, or the social recovery device retired,
+    /// makes the set useless without a word: the entry is signed by the old key and the escrow
+    /// holds the old seed), with the current entry when there is one (to name the same contacts
+    /// again).
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn own_social_status(
+        &mut self,
+    ) -> Result<(Vec<RequestView>, RecoveryStatus, Option<RecoveryContacts>)> {
+        let handle = self.ks.handle().to_owned();
+        let st = proven_social(&self.api, &mut self.ks, &handle)?;
+        let Some((_, c, _)) = st.contacts.clone() else {
+            return Ok((vec![], RecoveryStatus::None, None));
+        };
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        Ok((
+            pending_in(&handle, &st, &hist),
+            contacts_status(&c, &hist),
+            Some(c),
+        ))
     }
 
     /// A request as the proven log shows it (for a contact to check before approving).
@@ -422,7 +563,8 @@ impl Session {
         let st = proven_social(&self.api, &mut self.ks, handle)?;
         let r = st.request(&id).ok_or_else(not_logged)?;
         let (_, c, _) = st.contacts.as_ref().ok_or_else(not_logged)?;
-        Ok(view(handle, r, c))
+        let hist = crate::log::key_history(&self.api, &mut self.ks, handle, None)?;
+        Ok(view(handle, r, c, &hist))
     }
 
     /// `serment recovery approve --handle H --request ID` (PROTOCOL.md §4.3): checks the request
@@ -445,7 +587,7 @@ impl Session {
                 "the request relies on recovery contacts that are no longer current",
             ));
         }
-        if !r.vetoes.is_empty() {
+        if vetoed_by_a_current_device(&r, &hist) {
             return Err(ClientError::Input(
                 "a device of this identity vetoed the request".into(),
             ));
@@ -525,7 +667,7 @@ impl Session {
             &[(EntryKind::RecoveryApproval, approval.as_slice())],
         )?;
         self.ks.save()?;
-        let mut v = view(handle, &r, &c);
+        let mut v = view(handle, &r, &c, &hist);
         if !v.approvals.contains(&me) {
             v.approvals.push(me);
             v.approvals.sort();
@@ -546,15 +688,11 @@ impl Session {
         let r = st.request(&rid).ok_or_else(not_logged)?.clone();
         let veto = RecoveryVeto::sign(&handle, &rid, &self.ks.device, crate::now_secs())
             .map_err(|e| ClientError::Input(e.to_string()))?;
-        let a: AppendedResponse = self.api.post_json(
-            "/v1/recovery/vetoes",
-            &PostVetoRequest { veto: b64e(&veto) },
-            true,
-        )?;
+        let indices = self.api.post_recovery_veto(&veto)?;
         crate::log::check_own_writes(
             &self.api,
             &mut self.ks,
-            &a.log_indices,
+            &indices,
             &[(EntryKind::RecoveryVeto, veto.as_slice())],
         )?;
         self.ks.save()?;
@@ -563,7 +701,8 @@ impl Session {
             .as_ref()
             .map(|x| x.1.clone())
             .ok_or_else(not_logged)?;
-        let mut v = view(&handle, &r, &c);
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let mut v = view(&handle, &r, &c, &hist);
         v.vetoed = true;
         Ok(v)
     }
@@ -617,6 +756,9 @@ pub struct RequestMade {
     pub threshold: u8,
     /// The waiting period, seconds.
     pub waiting_period: u64,
+    /// The log's verifier key this machine pinned (REVIEW4 T17: to compare with the one the
+    /// operator publishes, when it was not given in advance).
+    pub log_key: String,
 }
 
 /// `serment recover --social --handle H --server URL` (PROTOCOL.md §4.3): pins the log key,
@@ -636,6 +778,26 @@ pub fn request_recovery(
     handle: &str,
     params: KdfParams,
 ) -> Result<RequestMade> {
+    request_recovery_pinned(path, passphrase, server, transport, handle, params, None)
+}
+
+/// [`request_recovery`] with the log key pinned in advance (`log_key`, REVIEW4 T17; see
+/// [`crate::recovery::expected_log_state`]): a server serving another log key is refused
+/// ([`ClientError::LogKeyChanged`]) before anything is requested.
+///
+/// # Errors
+/// As [`request_recovery`]; [`ClientError::Input`] for a malformed `log_key`.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
+pub fn request_recovery_pinned(
+    path: &std::path::Path,
+    passphrase: zeroize::Zeroizing<String>,
+    server: &str,
+    transport: &crate::transport::Transport,
+    handle: &str,
+    params: KdfParams,
+    log_key: Option<&str>,
+) -> Result<RequestMade> {
+    let pinned = crate::recovery::expected_log_state(log_key)?;
     let pending = pending_path(path);
     if path.exists() {
         return Err(ClientError::KeystoreExists(path.display().to_string()));
@@ -653,6 +815,9 @@ pub fn request_recovery(
         handle,
         crate::now_secs(),
     );
+    if let Some(l) = pinned {
+        ks.set_log_state(api.base(), l);
+    }
     crate::log::pin_log_key(&api, &mut ks)?;
     let st = proven_social(&api, &mut ks, handle)?;
     let hist = crate::log::key_history(&api, &mut ks, handle, None)?;
@@ -701,7 +866,73 @@ pub fn request_recovery(
         contacts: c.contacts.iter().map(|k| k.handle.clone()).collect(),
         threshold: c.threshold,
         waiting_period: c.waiting_period,
+        log_key: ks
+            .log_state(api.base())
+            .map(|l| l.vkey.clone())
+            .unwrap_or_default(),
     })
+}
+
+/// The pending request next to `path`, and the new device's in-memory keystore.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
+fn open_pending(
+    path: &std::path::Path,
+    passphrase: &zeroize::Zeroizing<String>,
+) -> Result<(PendingFile, crate::keystore::Keystore)> {
+    let pending = pending_path(path);
+    let raw = std::fs::read(&pending)
+        .map_err(|_| ClientError::NoKeystore(pending.display().to_string()))?;
+    let file: PendingFile = serde_json::from_slice(&raw)
+        .map_err(|e| ClientError::Input(format!("{}: {e}", pending.display())))?;
+    if file.version != 1 {
+        return Err(ClientError::Input(format!(
+            "{}: unknown version",
+            pending.display()
+        )));
+    }
+    let ks = crate::keystore::Keystore::open_bytes(
+        &b64d(&file.keystore, "keystore")?,
+        passphrase.clone(),
+    )?;
+    Ok((file, ks))
+}
+
+/// `POST /v1/recovery/requests/{id}`: the escrow and the shares re-wrapped to this device. The
+/// server serves them only to the request's device, on a fresh proof signed with its key
+/// (REVIEW4 T1; the real clock: the server checks the proof's time against its own).
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
+fn fetch_request(
+    api: &Api,
+    ks: &crate::keystore::Keystore,
+    rid: &[u8; 16],
+) -> Result<SocialRecoveryResponse> {
+    let at = crate::now_secs();
+    api.post_json(
+        &format!("/v1/recovery/requests/{}", hex::encode(rid)),
+        &FetchRecoveryRequest {
+            signing_key: b64e(&ks.device.signing_public_key()),
+            at,
+            signature: b64e(&sign_fetch(&ks.device, rid, at)),
+        },
+        false,
+    )
+}
+
+/// The fetch of [`complete_recovery`] alone, for the pending request next to `path`, with no
+/// check of the answer (tests of the server's gate).
+///
+/// # Errors
+/// As [`complete_recovery`]'s first steps; server errors (403, 409).
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
+#[doc(hidden)]
+pub fn fetch_pending(
+    path: &std::path::Path,
+    passphrase: &zeroize::Zeroizing<String>,
+    transport: &crate::transport::Transport,
+) -> Result<SocialRecoveryResponse> {
+    let (file, ks) = open_pending(path, passphrase)?;
+    let api = Api::with_transport(&file.server, transport)?;
+    fetch_request(&api, &ks, &parse_request_id(&file.request_id)?)
 }
 
 /// What [`complete_recovery`] did, besides the enrolment.
@@ -746,20 +977,82 @@ pub fn complete_recovery_at(
     now: u64,
 ) -> Result<SocialRecovered> {
     let pending = pending_path(path);
-    let raw = std::fs::read(&pending)
-        .map_err(|_| ClientError::NoKeystore(pending.display().to_string()))?;
-    let file: PendingFile = serde_json::from_slice(&raw)
-        .map_err(|e| ClientError::Input(format!("{}: {e}", pending.display())))?;
-    if file.version != 1 {
-        return Err(ClientError::Input(format!(
-            "{}: unknown version",
-            pending.display()
-        )));
-    }
-    let mut ks = crate::keystore::Keystore::open_bytes(
-        &b64d(&file.keystore, "keystore")?,
-        passphrase.clone(),
+    let o = open_recovery(path, &passphrase, transport, now)?;
+    let Opened {
+        file,
+        ks,
+        api,
+        secrets,
+        mut approved_by,
+        record_at,
+    } = o;
+    let handle = file.handle.clone();
+    let device =
+        DeviceSecret::from_secrets(&ks.device.signing_seed(), &ks.device.encryption_secret())
+            .and_then(|d| match ks.device.hybrid_secret() {
+                Some(h) => d.with_hybrid_secret(&h),
+                None => Ok(d),
+            })
+            .map_err(ClientError::Integrity)?;
+    let log_state = ks.log_state(api.base()).cloned();
+    let recovered = crate::recovery::enrol_recovered(
+        path,
+        passphrase,
+        api,
+        transport,
+        &handle,
+        secrets,
+        device,
+        log_state,
+        Some(record_at),
+        opts,
     )?;
+    let _ = std::fs::remove_file(&pending);
+    approved_by.sort();
+    Ok(SocialRecovered {
+        recovered,
+        approved_by,
+        request_id: file.request_id,
+    })
+}
+
+/// What [`open_recovery`] opened: every rule checked, nothing enrolled yet.
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
+struct Opened {
+    file: PendingFile,
+    ks: crate::keystore::Keystore,
+    api: Api,
+    secrets: EscrowSecrets,
+    approved_by: Vec<String>,
+    record_at: u64,
+}
+
+/// The escrow of the pending request next to `path`, opened after every check of
+/// [`complete_recovery`], without enrolling anything: what a requester who does not mean to
+/// enrol (K colluding contacts, a thief's client) holds once the escrow is served. Tests of
+/// what the owner then sees (`audit`).
+///
+/// # Errors
+/// As [`complete_recovery`].
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
+#[doc(hidden)]
+pub fn open_pending_escrow(
+    path: &std::path::Path,
+    passphrase: &zeroize::Zeroizing<String>,
+    transport: &crate::transport::Transport,
+    now: u64,
+) -> Result<EscrowSecrets> {
+    Ok(open_recovery(path, passphrase, transport, now)?.secrets)
+}
+
+#[cfg(feature = "native")] // the new machine's side: native only (the page does not recover)
+fn open_recovery(
+    path: &std::path::Path,
+    passphrase: &zeroize::Zeroizing<String>,
+    transport: &crate::transport::Transport,
+    now: u64,
+) -> Result<Opened> {
+    let (file, mut ks) = open_pending(path, passphrase)?;
     let handle = file.handle.clone();
     let rid = parse_request_id(&file.request_id)?;
     let api = Api::with_transport(&file.server, transport)?;
@@ -779,10 +1072,7 @@ pub fn complete_recovery_at(
         ));
     }
     // A veto by a current device of the identity ends the request.
-    if r.vetoes
-        .iter()
-        .any(|(_, v)| hist.devices.iter().any(|d| d.device_id() == v.device_id()))
-    {
+    if vetoed_by_a_current_device(&r, &hist) {
         return Err(integrity("a device of this identity vetoed the request"));
     }
     // The waiting period, by this machine's clock, from the later of the request's log time and
@@ -826,8 +1116,7 @@ pub fn complete_recovery_at(
             "fewer valid approvals in the log than the contacts entry's threshold",
         ));
     }
-    let got: SocialRecoveryResponse =
-        api.get_json(&format!("/v1/recovery/requests/{}", file.request_id), false)?;
+    let got = fetch_request(&api, &ks, &rid)?;
     let escrow = b64d(&got.escrow, "escrow")?;
     if escrow_hash(&escrow) != c.escrow_hash {
         return Err(integrity(
@@ -903,7 +1192,7 @@ pub fn complete_recovery_at(
             }
         }
     };
-    let mut approved_by: Vec<String> = used
+    let approved_by: Vec<String> = used
         .iter()
         .filter_map(|&i| approved_by.get(i).cloned())
         .collect();
@@ -912,31 +1201,144 @@ pub fn complete_recovery_at(
             "the escrow holds another recovery device than the contacts entry names",
         ));
     }
-    let device =
-        DeviceSecret::from_secrets(&ks.device.signing_seed(), &ks.device.encryption_secret())
-            .and_then(|d| match ks.device.hybrid_secret() {
-                Some(h) => d.with_hybrid_secret(&h),
-                None => Ok(d),
-            })
-            .map_err(ClientError::Integrity)?;
-    let log_state = ks.log_state(api.base()).cloned();
-    let recovered = crate::recovery::enrol_recovered(
-        path,
-        passphrase,
+    Ok(Opened {
+        file,
+        ks,
         api,
-        transport,
-        &handle,
         secrets,
-        device,
-        log_state,
-        Some(record_at),
-        opts,
-    )?;
-    let _ = std::fs::remove_file(&pending);
-    approved_by.sort();
-    Ok(SocialRecovered {
-        recovered,
         approved_by,
-        request_id: file.request_id,
+        record_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use serment_core::log::entry::PrevLink;
+    use serment_core::social::MIN_WAITING_PERIOD;
+
+    /// REVIEW4 T8: a contacts entry whose waiting period is below the protocol's floor is
+    /// refused by every reader of it (the new machine's request, a contact's approval, the
+    /// completion), whatever the server logged.
+    #[test]
+    fn a_contacts_entry_below_the_floor_is_refused_by_its_readers() {
+        let identity = IdentitySecret::generate();
+        let entry = |wait: u64| {
+            let contacts = [
+                Contact {
+                    handle: "gp-x".into(),
+                    devices: vec![DeviceSecret::generate().id()],
+                },
+                Contact {
+                    handle: "relative-x".into(),
+                    devices: vec![DeviceSecret::generate().id()],
+                },
+            ];
+            let bytes = RecoveryContacts::sign(
+                &ContactsBody {
+                    handle: "patient-x",
+                    recovery_device: DeviceSecret::generate().id(),
+                    threshold: 2,
+                    waiting_period: wait,
+                    escrow_hash: [0; 32],
+                    contacts: &contacts,
+                    at: 1,
+                },
+                &identity,
+            )
+            .unwrap();
+            SocialState {
+                contacts: Some((
+                    0,
+                    RecoveryContacts::decode_verified(&bytes).unwrap(),
+                    [0; 32],
+                )),
+                requests: vec![],
+            }
+        };
+        let hist = KeyHistory {
+            handle: "patient-x".into(),
+            identity_key: identity.public_key(),
+            identity_keys: vec![identity.public_key()],
+            devices: vec![],
+            retired: vec![],
+            head: PrevLink {
+                index: 0,
+                leaf_hash: [0; 32],
+            },
+            hybrid_since: vec![],
+            recoveries: vec![],
+        };
+        // REVIEW5 U17: a previous set signed by another key (a hostile server's forgery naming
+        // a device of the user) gets nothing revoked; the user's own previous set does.
+        let named = |by: &IdentitySecret, device: KeyId| {
+            let contacts = [
+                Contact {
+                    handle: "gp-x".into(),
+                    devices: vec![DeviceSecret::generate().id()],
+                },
+                Contact {
+                    handle: "relative-x".into(),
+                    devices: vec![DeviceSecret::generate().id()],
+                },
+            ];
+            let bytes = RecoveryContacts::sign(
+                &ContactsBody {
+                    handle: "patient-x",
+                    recovery_device: device,
+                    threshold: 2,
+                    waiting_period: MIN_WAITING_PERIOD,
+                    escrow_hash: [0; 32],
+                    contacts: &contacts,
+                    at: 1,
+                },
+                by,
+            )
+            .unwrap();
+            SocialState {
+                contacts: Some((
+                    0,
+                    RecoveryContacts::decode_verified(&bytes).unwrap(),
+                    [0; 32],
+                )),
+                requests: vec![],
+            }
+        };
+        let mut with_phone = hist.clone();
+        let phone_record = DeviceSecret::generate();
+        let rec = DeviceRecord::decode_verified(
+            &identity
+                .sign_device_record("patient-x", &phone_record, 1)
+                .unwrap(),
+        )
+        .unwrap();
+        let phone_id = rec.device_id();
+        with_phone.devices.push(rec);
+        let (new, this) = (DeviceSecret::generate().id(), DeviceSecret::generate().id());
+        let forged = named(&IdentitySecret::generate(), phone_id);
+        assert_eq!(
+            previous_to_revoke(&forged, &identity.public_key(), &with_phone, &new, &this),
+            None,
+            "a forged previous set made the client revoke the user's device"
+        );
+        let own = named(&identity, phone_id);
+        assert_eq!(
+            previous_to_revoke(&own, &identity.public_key(), &with_phone, &new, &this),
+            Some(phone_id)
+        );
+        assert_eq!(
+            previous_to_revoke(&own, &identity.public_key(), &with_phone, &new, &phone_id),
+            None,
+            "never this device"
+        );
+        assert!(current_contacts(&entry(MIN_WAITING_PERIOD), &hist).is_ok());
+        match current_contacts(&entry(MIN_WAITING_PERIOD - 1), &hist) {
+            Err(ClientError::Integrity(serment_core::Error::ContextMismatch(m))) => {
+                assert!(m.contains("floor"), "{m}");
+            }
+            other => panic!("an entry below the floor must be refused, got {other:?}"),
+        }
+    }
 }

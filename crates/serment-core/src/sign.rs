@@ -62,6 +62,9 @@ pub enum Context {
     /// A veto of a recovery request, signed by a device of the identity (PROTOCOL.md §4.3,
     /// kind 16).
     LogRecoveryVeto,
+    /// A requesting device's proof, to fetch its social recovery's escrow and shares
+    /// (PROTOCOL.md §4.3).
+    RecoveryFetch,
 }
 
 impl Context {
@@ -90,6 +93,7 @@ impl Context {
             Context::LogRecoveryRequest => "log-recovery-request",
             Context::LogRecoveryApproval => "log-recovery-approval",
             Context::LogRecoveryVeto => "log-recovery-veto",
+            Context::RecoveryFetch => "recovery-fetch",
         }
     }
 }

@@ -217,6 +217,25 @@ impl SocialSecret {
     }
 }
 
+/// The floor of a contacts entry's waiting period (PROTOCOL.md §4.3, REVIEW4 T8): 24 hours, in
+/// seconds. The owner's client names no contacts below it, the server logs no entry below it,
+/// a contact's client approves no request relying on one, and the completing client refuses one.
+pub const MIN_WAITING_PERIOD: u64 = 24 * 3600;
+
+/// Checks a contacts entry's waiting period against [`MIN_WAITING_PERIOD`].
+///
+/// # Errors
+/// [`Error::InvalidField`].
+pub fn check_waiting_period(waiting_period: u64) -> Result<()> {
+    if waiting_period < MIN_WAITING_PERIOD {
+        return Err(Error::InvalidField {
+            field: "waiting period",
+            reason: "below the floor of 24 hours (PROTOCOL.md §4.3)",
+        });
+    }
+    Ok(())
+}
+
 /// Checks `2 <= threshold <= n <= 16` (PROTOCOL.md §4.3).
 ///
 /// # Errors
@@ -369,6 +388,45 @@ pub fn contacts_hash(payload: &[u8]) -> [u8; 32] {
     h.update(b"serment/v1/recovery-contacts\0");
     h.update(payload);
     h.finalize().into()
+}
+
+/// The bytes a requesting device signs to fetch its request's escrow and shares
+/// (PROTOCOL.md §4.3): `request_id || u64 at` (big-endian).
+fn fetch_body(request_id: &[u8; REQUEST_ID_LEN], at: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(REQUEST_ID_LEN + 8);
+    b.extend_from_slice(request_id);
+    b.extend_from_slice(&at.to_be_bytes());
+    b
+}
+
+/// The fetch proof (PROTOCOL.md §4.3, REVIEW4 T1): the request's own device signs
+/// `sig_input("recovery-fetch", request_id || u64 at)`, so that the server hands the escrow of
+/// a qualifying request to that device only, never to whoever asks.
+pub fn sign_fetch(device: &DeviceSecret, request_id: &[u8; REQUEST_ID_LEN], at: u64) -> [u8; 64] {
+    sign::sign(
+        device.signing_key(),
+        Context::RecoveryFetch,
+        &fetch_body(request_id, at),
+    )
+}
+
+/// Verifies a fetch proof made by [`sign_fetch`] with `signing_key`.
+///
+/// # Errors
+/// [`Error::BadSignature`].
+pub fn verify_fetch(
+    signing_key: &[u8; 32],
+    request_id: &[u8; REQUEST_ID_LEN],
+    at: u64,
+    signature: &[u8],
+) -> Result<()> {
+    sign::verify(
+        signing_key,
+        Context::RecoveryFetch,
+        &fetch_body(request_id, at),
+        signature,
+        "recovery fetch proof",
+    )
 }
 
 fn share_info(

@@ -28,7 +28,7 @@ use serment_core::log::social::{
 use serment_core::recovery::EscrowSecrets;
 use serment_core::social::{
     Share, ShareContext, ShareWrap, SocialSecret, contacts_hash, escrow_hash, open_social_escrow,
-    seal_social_escrow_with, unwrap_share, wrap_share,
+    seal_social_escrow_with, sign_fetch, unwrap_share, verify_fetch, wrap_share,
 };
 use serment_core::wrap::Recipient;
 
@@ -154,6 +154,8 @@ fn generate() -> Value {
         "request_id_hex": hex::encode(req.id),
         "approval_entry_hex": hex::encode(&entry15),
         "veto_entry_hex": hex::encode(&entry16),
+        "fetch_at": AT + 100,
+        "fetch_signature_hex": hex::encode(sign_fetch(&i.new_device, &req.id, AT + 100)),
         "unknown_kind_entry_hex": hex::encode(&unknown_kind),
         "negative": [
             {"what": "escrow: suite 3 (byte 7)", "on": "escrow", "offset": 7, "value": 3, "error": "unsupported_suite"},
@@ -247,6 +249,13 @@ fn social_recovery_vectors() {
     let req = SocialRecoveryRequest::decode_verified(&hx(&v, "request_entry_hex")).unwrap();
     assert_eq!(hex::encode(req.id), v["request_id_hex"]);
     assert_eq!(req.device_id(), i.new_device.id());
+    // The fetch proof (REVIEW4 T1): by the request's key, for this request and time only.
+    let at = v["fetch_at"].as_u64().unwrap();
+    let sig = hx(&v, "fetch_signature_hex");
+    verify_fetch(&req.signing_key, &req.id, at, &sig).unwrap();
+    assert!(verify_fetch(&req.signing_key, &req.id, at + 1, &sig).is_err());
+    assert!(verify_fetch(&req.signing_key, &[0; 16], at, &sig).is_err());
+    assert!(verify_fetch(&i.contacts[0].1.signing_public_key(), &req.id, at, &sig).is_err());
     let items = [
         (EntryKind::RecoveryContacts, c13.clone()),
         (EntryKind::RecoveryRequest, hx(&v, "request_entry_hex")),

@@ -213,7 +213,8 @@ fn list(ctx: &Ctx) -> CliResult<()> {
     }
     let new_devices: Vec<String> = unseen.iter().map(ToString::to_string).collect();
     // Requests to recover this identity with its recovery contacts (PROTOCOL.md §4.3).
-    let pending: Vec<serde_json::Value> = super::social::warn_pending(&mut s)?
+    let (pending, recovery_contacts) = super::social::warn_pending(&mut s)?;
+    let pending: Vec<serde_json::Value> = pending
         .iter()
         .map(|p| {
             json!({ "request_id": p.request_id, "new_device": p.new_device.to_string(),
@@ -252,6 +253,7 @@ fn list(ctx: &Ctx) -> CliResult<()> {
         ctx.json,
         &json!({ "handle": s.ks.handle(), "devices": rows, "new_recoveries": recoveries,
                  "new_devices": new_devices, "recovery": recovery.as_str(),
+                 "recovery_contacts": recovery_contacts.as_str(),
                  "pending_recovery_requests": pending }),
         &text,
     );

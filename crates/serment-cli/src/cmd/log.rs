@@ -324,7 +324,7 @@ pub(crate) fn pinned_checkpoint(ctx: &Ctx, a: &PinnedCheckpointArgs) -> CliResul
 }
 
 /// The flag printed under a download by this device's recovery device (REVIEW3 S1).
-const BY_RECOVERY_DEVICE: &str = "READ BY YOUR RECOVERY DEVICE: whoever holds your recovery code";
+const BY_RECOVERY_DEVICE: &str = "READ BY YOUR RECOVERY DEVICE: whoever holds your recovery code, or K of your recovery contacts";
 
 /// The flag printed beside an access the reading device did not co-sign.
 const NOT_COSIGNED: &str =
@@ -353,8 +353,15 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
     // REVIEW3 S1: a download of a sealed document by the recovery device this device made. No
     // honest flow does that (a recovery fetches only the recovery device's key wraps, to re-wrap
     // them for the new device), so whoever holds the recovery code is reading.
-    let recovery = s.ks.recovery_device().map(|d| d.to_string());
-    let by_recovery = |l: &AuditLine| l.what == "blob" && recovery.as_deref() == Some(&l.device_id);
+    // REVIEW4 T4: the same for the social recovery devices (kind 13) of this handle, whose
+    // escrow K contacts can open.
+    let recovery: Vec<String> =
+        s.ks.recovery_device()
+            .into_iter()
+            .chain(s.social_recovery_devices()?)
+            .map(|d| d.to_string())
+            .collect();
+    let by_recovery = |l: &AuditLine| l.what == "blob" && recovery.contains(&l.device_id);
     let recovery_reads = lines.iter().filter(|l| by_recovery(l)).count();
     let origin = serment_client::log::trust(&s.api, &s.ks)?.log_key.name;
     if a.fhir {

@@ -109,6 +109,22 @@ pub(crate) fn secret_arg(
     }
 }
 
+/// REVIEW4 T17: the log key a new machine pinned on its first contact, with what to do about
+/// it when it was not given in advance (`--log-key`).
+pub(crate) fn warn_log_pin(server: &str, vkey: Option<&str>, given: bool) {
+    let vkey = vkey.unwrap_or("(none)");
+    if given {
+        eprintln!("serment: log key of {server} pinned as given: {vkey}");
+    } else {
+        eprintln!(
+            "serment: this machine pinned the log key {server} served: {vkey}\n  Compare it with \
+             the one your server's operator publishes (the line `serment serve` prints). If they \
+             differ, this server can show you a log of its own making: delete this keystore and \
+             start again with `--log-key KEY`."
+        );
+    }
+}
+
 /// `serment recover`.
 pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     let path = ctx.keystore_path()?;
@@ -132,7 +148,7 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     let typed = secret_arg(a.code.as_deref(), "--code", "Recovery code: ")?;
     let code = RecoveryCode::parse(&typed).map_err(|e| CliError::Input(format!("--code: {e}")))?;
     super::lock_keystore(&path)?;
-    let r = serment_client::recovery::recover(
+    let r = serment_client::recovery::recover_pinned(
         &path,
         passphrase(true)?,
         &server,
@@ -145,6 +161,7 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
             revoke_others: a.revoke_others,
             rotate: a.rotate,
         },
+        a.log_key.as_deref(),
     )
     .map_err(|e| match e {
         ClientError::Keystore(serment_core::Error::KeystoreDecrypt) => CliError::Passphrase(
@@ -156,6 +173,11 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     })?;
     show_code(&r.new_code);
     let ks = &r.session.ks;
+    warn_log_pin(
+        r.session.api.base(),
+        ks.log_state(r.session.api.base()).map(|l| l.vkey.as_str()),
+        a.log_key.is_some(),
+    );
     let fp = serment_client::contacts::fingerprint(&ks.identity.id());
     emit(
         ctx.json,

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use serment_client::ClientError;
-use serment_client::recovery::RecoverOptions;
+use serment_client::recovery::{RecoverOptions, RecoveryStatus};
 use serment_client::social::{RequestView, pending_path};
 use serment_core::keystore::KdfParams;
 
@@ -53,10 +53,14 @@ fn request_json(v: &RequestView) -> serde_json::Value {
 }
 
 /// Warns on stderr about requests to recover this identity (every command of its devices that
-/// calls it; `device list` does).
-pub(crate) fn warn_pending(s: &mut serment_client::vault::Session) -> CliResult<Vec<RequestView>> {
+/// calls it: `device list`, `ls`, `get`), and when its recovery contacts no longer work (REVIEW4
+/// T6: the identity key rotated, or their recovery device was retired), with the command that
+/// names the same contacts again. Returns the pending requests and the contacts' status.
+pub(crate) fn warn_pending(
+    s: &mut serment_client::vault::Session,
+) -> CliResult<(Vec<RequestView>, RecoveryStatus)> {
     let handle = s.ks.handle().to_owned();
-    let pending = s.pending_recovery_requests(&handle)?;
+    let (pending, status, contacts) = s.own_social_status()?;
     for p in &pending {
         eprintln!(
             "serment: WARNING: someone asked to recover {handle} with your recovery contacts \
@@ -71,7 +75,19 @@ pub(crate) fn warn_pending(s: &mut serment_client::vault::Session) -> CliResult<
             rfc3339(p.ready_at)
         );
     }
-    Ok(pending)
+    if let (RecoveryStatus::Stale, Some(c)) = (status, contacts) {
+        let handles: Vec<&str> = c.contacts.iter().map(|k| k.handle.as_str()).collect();
+        eprintln!(
+            "serment: WARNING: your recovery contacts can no longer recover {handle}: the \
+             identity key rotated, or their recovery device was retired, since they were named. \
+             Name them again: `serment id recovery-contacts add {} --threshold {} \
+             --waiting-period {}s`.",
+            handles.join(" "),
+            c.threshold,
+            c.waiting_period
+        );
+    }
+    Ok((pending, status))
 }
 
 /// `serment id recovery-contacts …`.
@@ -193,6 +209,26 @@ pub(crate) fn run(ctx: &Ctx, c: RecoveryCommand) -> CliResult<()> {
     Ok(())
 }
 
+/// Tests only, in debug builds: `SERMENT_TEST_CLOCK_OFFSET_SECS` moves the completing client's
+/// clock forward, so that a test completes a recovery whose waiting period (at least 24 hours,
+/// PROTOCOL.md §4.3) it cannot wait out; the test moves the server's clock in its database.
+/// Release builds ignore it. It weakens nothing the threat model relies on: the completing
+/// client's own wait binds only an honest requester (REVIEW4 T16); the server's gate is
+/// untouched by it.
+fn test_clock_offset() -> u64 {
+    #[cfg(debug_assertions)]
+    {
+        std::env::var("SERMENT_TEST_CLOCK_OFFSET_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        0
+    }
+}
+
 /// `serment recover --social [--complete]`.
 pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     let path = ctx.keystore_path()?;
@@ -212,14 +248,16 @@ pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
             );
         }
         super::lock_keystore(&path)?;
-        let r = serment_client::social::request_recovery(
+        let r = serment_client::social::request_recovery_pinned(
             &path,
             passphrase(true)?,
             &server,
             &transport,
             &handle,
             kdf(a.kdf),
+            a.log_key.as_deref(),
         )?;
+        super::recover::warn_log_pin(&server, Some(&r.log_key), a.log_key.is_some());
         emit(
             ctx.json,
             &json!({ "handle": handle, "request_id": r.request_id, "log_index": r.index,
@@ -254,7 +292,7 @@ pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
             )));
         }
     }
-    let r = serment_client::social::complete_recovery(
+    let r = serment_client::social::complete_recovery_at(
         &path,
         pass,
         &transport,
@@ -266,6 +304,7 @@ pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
             // by shares K contacts hold); `--keep-identity` keeps it, and says so below.
             rotate: a.rotate || !a.keep_identity,
         },
+        serment_client::now_secs().saturating_add(test_clock_offset()),
     )?;
     let rec = &r.recovered;
     let ks = &rec.session.ks;

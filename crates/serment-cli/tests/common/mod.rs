@@ -40,12 +40,18 @@ pub fn shared_fhir() -> Option<PathBuf> {
 
 /// Runs `serment --json ARGS` with SERMENT_HOME=home; returns (exit code, parsed JSON stdout).
 pub fn run(home: &Path, args: &[&str]) -> (i32, serde_json::Value) {
+    run_env(home, args, &[])
+}
+
+/// [`run`] with more environment variables.
+pub fn run_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, serde_json::Value) {
     let out = Command::new(bin())
         .arg("--json")
         .args(args)
         .env("SERMENT_HOME", home)
         .env("SERMENT_PASSPHRASE", PASS)
         .env_remove("SERMENT_SERVER")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -61,6 +67,24 @@ pub fn run(home: &Path, args: &[&str]) -> (i32, serde_json::Value) {
 /// Runs and asserts success.
 pub fn ok(home: &Path, args: &[&str]) -> serde_json::Value {
     let (code, v) = run(home, args);
+    assert_eq!(code, 0, "serment {args:?} failed: {v}");
+    v
+}
+
+/// The waiting period of social recovery is at least 24 hours (PROTOCOL.md §4.3): a test
+/// moves the server's clock (every request logged a day and a second ago, in its database) and
+/// runs `recover --social --complete` with the completing client's clock moved as far (a
+/// debug-build test setting, `SERMENT_TEST_CLOCK_OFFSET_SECS`).
+pub fn complete_social_after_the_wait(
+    data: &Path,
+    home: &Path,
+    args: &[&str],
+) -> serde_json::Value {
+    sql(
+        data,
+        "UPDATE social_requests SET logged_at = logged_at - 86401",
+    );
+    let (code, v) = run_env(home, args, &[("SERMENT_TEST_CLOCK_OFFSET_SECS", "86401")]);
     assert_eq!(code, 0, "serment {args:?} failed: {v}");
     v
 }

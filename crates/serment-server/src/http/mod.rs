@@ -98,7 +98,7 @@ pub(crate) struct AppState {
         provisional::claim, provisional::wraps, provisional::add_wraps, provisional::history,
         recovery::put_escrow, recovery::get_escrow, recovery::post_recovery,
         social::put_contacts, social::shares, social::post_request, social::post_approval,
-        social::post_veto, social::get_request, social::history,
+        social::post_veto, social::fetch_request, social::history,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -315,7 +315,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/recovery/requests/{id}",
-            get(social::get_request).layer(axum::middleware::from_fn_with_state(
+            post(social::fetch_request).layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 throttle::auth_throttle,
             )),

@@ -9,19 +9,23 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serment_api::{
-    AppendedResponse, HistoryResponse, PostApprovalRequest, PostRecoveryRequest, PostVetoRequest,
-    PutContactsRequest, RecoveryRequestCreated, SharesResponse, SizeQuery, SocialRecoveryResponse,
+    AppendedResponse, FetchRecoveryRequest, HistoryResponse, PostApprovalRequest,
+    PostRecoveryRequest, PostVetoRequest, PutContactsRequest, RecoveryRequestCreated,
+    SharesResponse, SizeQuery, SocialRecoveryResponse,
 };
 use serment_core::identity::{DeviceRecord, validate_handle};
+use serment_core::ids::{KeyId, KeyKind};
 use serment_core::log::entry::Subject;
 use serment_core::log::social::{
     RecoveryApproval, RecoveryContacts, RecoveryVeto, SocialRecoveryRequest,
 };
-use serment_core::social::{SOCIAL_ESCROW_LEN, ShareWrap, contacts_hash, escrow_hash};
+use serment_core::social::{
+    SOCIAL_ESCROW_LEN, ShareWrap, check_waiting_period, contacts_hash, escrow_hash, verify_fetch,
+};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery, AuthDevice, b64_decode, b64_encode};
+use super::extract::{ApiJson, ApiPath, ApiQuery, AuthDevice, b64_array, b64_decode, b64_encode};
 use crate::store::{NewSocial, now};
 
 /// The handle of the caller's own verified record.
@@ -71,6 +75,8 @@ pub(crate) async fn put_contacts(
 ) -> Result<(StatusCode, Json<AppendedResponse>), ApiError> {
     let entry = b64_decode("contacts", &req.contacts)?;
     let c = RecoveryContacts::decode_verified(&entry).map_err(|e| invalid("contacts", e))?;
+    // REVIEW4 T8: the protocol's floor on the waiting period (clients refuse such an entry too).
+    check_waiting_period(c.waiting_period).map_err(|e| invalid("contacts", e))?;
     let handle = caller_handle(&state, &caller).await?;
     if c.identity_id() != caller.identity_id || c.handle != handle {
         return Err(ApiError::Forbidden(
@@ -363,27 +369,46 @@ pub(crate) async fn post_veto(
 }
 
 /// A request's escrow and the shares re-wrapped to its device, once K contacts approved, the
-/// waiting period is over and no device vetoed (no authentication; throttled per address).
+/// waiting period is over and no device vetoed; only to the request's own device, which signs a
+/// fresh fetch proof with the request's key (REVIEW4 T1; throttled per address).
 #[utoipa::path(
-    get, path = "/v1/recovery/requests/{id}", tag = "recovery",
+    post, path = "/v1/recovery/requests/{id}", tag = "recovery",
     params(("id" = String, Path, description = "The request id (32 hex)")),
+    request_body = FetchRecoveryRequest,
     responses(
         (status = 200, body = SocialRecoveryResponse),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "The proof is not by the request's device, or not fresh", body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 409, description = "Vetoed, too few approvals, the waiting period not over, or the contacts changed", body = ErrorBody),
         (status = 429, body = ErrorBody),
     )
 )]
-pub(crate) async fn get_request(
+pub(crate) async fn fetch_request(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<FetchRecoveryRequest>,
 ) -> Result<Json<SocialRecoveryResponse>, ApiError> {
-    request_id_param(&id)?;
+    let rid = request_id_param(&id)?;
     let meta = state.store.meta();
     let row = meta
         .social_request(&id)
         .await?
         .ok_or(ApiError::NotFound("no such recovery request"))?;
+    // REVIEW4 T1: the escrow of a qualifying request goes to the device that made the request,
+    // never to whoever asks (K contacts holding distribution shares, say): a fresh proof signed
+    // by the request's key.
+    let key: [u8; 32] = b64_array("signing_key", &req.signing_key)?;
+    let signature = b64_decode("signature", &req.signature)?;
+    let fresh = now().abs_diff(req.at) <= 300;
+    if !fresh
+        || KeyId::of(KeyKind::Device, &key).to_string() != row.new_device
+        || verify_fetch(&key, &rid, req.at, &signature).is_err()
+    {
+        return Err(ApiError::Forbidden(
+            "only the request's own device, with a fresh proof signed by its key, fetches the escrow",
+        ));
+    }
     let social = meta
         .social(&row.handle)
         .await?
