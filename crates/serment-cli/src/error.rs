@@ -23,6 +23,10 @@ pub(crate) enum CliError {
     /// A passphrase could not be read, or is refused for a new keystore.
     #[error("passphrase: {0}")]
     Passphrase(String),
+    /// A wrong, used or expired one-time code (a wrong secret, like a passphrase: exit 3; the
+    /// newcomer's N9: it read "passphrase: wrong one-time code").
+    #[error("{0}")]
+    WrongCode(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,
@@ -114,7 +118,7 @@ impl CliError {
             CliError::Client(c) => c.exit_code(),
             CliError::Server(_) => 5,
             CliError::Fhir { .. } | CliError::Input(_) | CliError::NotAuthor(_) => 2,
-            CliError::Passphrase(_) => 3,
+            CliError::Passphrase(_) | CliError::WrongCode(_) => 3,
             CliError::Io { .. } | CliError::Local(_) => 1,
             CliError::DemoFailed(_) => 7,
             CliError::Unreceipted { .. }
@@ -137,6 +141,7 @@ impl CliError {
             CliError::Input(_) => "input",
             CliError::NotAuthor(_) => "not_author",
             CliError::Passphrase(_) => "passphrase",
+            CliError::WrongCode(_) => "wrong_code",
             CliError::Io { .. } | CliError::Local(_) => "io",
             CliError::DemoFailed(_) => "demo_failed",
             CliError::Unreceipted { .. } => "unreceipted_access",

@@ -198,6 +198,8 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     };
     let (c, v) = run(&patient, &["claim", "--code", &claim_code, "--otp", wrong]);
     assert_eq!(c, 3, "{v}");
+    // Said as what it is, not as a keystore passphrase (the newcomer's N9).
+    assert_eq!(v["error"]["code"], "wrong_code", "{v}");
 
     let claimed = ok(&patient, &["claim", "--code", &claim_code, "--otp", &otp]);
     assert_eq!(claimed["newly_claimed"], true, "{claimed}");

@@ -48,7 +48,7 @@ fn estimated_weakness(passphrase: &str, context: &[&str]) -> Option<String> {
         .map(|w| format!(" ({w})"))
         .unwrap_or_default();
     Some(format!(
-        "this passphrase is too easy to guess: about 10^{:.0} guesses, when a stolen keystore \
+        "this passphrase is too easy to guess: about 10^{:.1} guesses, when a stolen keystore \
          must resist more than 10^8{why}. Use four or more unrelated words, or a longer \
          passphrase of your own",
         estimate.guesses_log10()

@@ -235,7 +235,10 @@ fn finish_claim(ctx: &Ctx, s: &mut Session, code: &ClaimCode, otp: &str) -> CliR
             status: 403,
             message,
             ..
-        } if message.contains("one-time code") => CliError::Passphrase(message),
+        } if message.contains("one-time code") => CliError::WrongCode(format!(
+            "{message}: check the code in the newest email, or run `serment claim --code ...` \
+             without --otp for a new one"
+        )),
         other => other.into(),
     })?;
     let lab = match &o.lab {

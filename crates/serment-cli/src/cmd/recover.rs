@@ -6,7 +6,7 @@ use serment_client::recovery::{NewRecoveryCode, RecoverOptions};
 use serment_core::keystore::KdfParams;
 use serment_core::recovery::RecoveryCode;
 
-use super::{Ctx, passphrase};
+use super::Ctx;
 use crate::cli::{KdfCost, RecoverArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::emit;
@@ -150,7 +150,7 @@ pub(crate) fn recover(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
     super::lock_keystore(&path)?;
     let r = serment_client::recovery::recover_pinned(
         &path,
-        passphrase(true)?,
+        super::passphrase_for(true, &[&handle])?,
         &server,
         &ctx.transport()?,
         &handle,

@@ -250,7 +250,7 @@ pub(crate) fn recover_social(ctx: &Ctx, a: RecoverArgs) -> CliResult<()> {
         super::lock_keystore(&path)?;
         let r = serment_client::social::request_recovery_pinned(
             &path,
-            passphrase(true)?,
+            super::passphrase_for(true, &[&handle])?,
             &server,
             &transport,
             &handle,

@@ -356,16 +356,24 @@ async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
 
 /// Writes `dir/key` once: a temporary file in `dir/.tmp`, written, fsynced and made read-only,
 /// then hard-linked to its name (which fails if the name exists: never a rewrite), then the
-/// directory is fsynced. Returns false if the name already existed.
+/// directory is fsynced. Returns false if the name already existed. Directories are made 0700
+/// and files 0400, like the server's data directory (the newcomer's N10: the backup holds the
+/// log's entries, sealed documents and side objects, readable by no other local user).
 fn put_file(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, BackupError> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let io = |e: std::io::Error| BackupError::Target(format!("{key}: {e}"));
     let dest = dir.join(key);
     let parent = dest
         .parent()
         .ok_or_else(|| BackupError::Target(format!("{key}: no parent directory")))?;
-    std::fs::create_dir_all(parent).map_err(io)?;
+    let private_dirs = || {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b
+    };
+    private_dirs().create(parent).map_err(io)?;
     let tmpdir = dir.join(".tmp");
-    std::fs::create_dir_all(&tmpdir).map_err(io)?;
+    private_dirs().create(&tmpdir).map_err(io)?;
     let mut name = [0u8; 16];
     getrandom::fill(&mut name).map_err(|_| BackupError::Target("no randomness".into()))?;
     let tmp = tmpdir.join(hex::encode(name));
@@ -373,6 +381,7 @@ fn put_file(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, BackupError> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
         let mut perm = f.metadata()?.permissions();
@@ -416,6 +425,11 @@ mod tests {
         assert_eq!(t.get("manifests/0").await.unwrap().unwrap(), b"one");
         let meta = std::fs::metadata(dir.join("manifests/0")).unwrap();
         assert!(meta.permissions().readonly());
+        // Readable by the server's user only (the newcomer's N10).
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o400);
+        let sub = std::fs::metadata(dir.join("manifests")).unwrap();
+        assert_eq!(sub.permissions().mode() & 0o777, 0o700);
         assert_eq!(t.list("manifests").await.unwrap(), vec!["manifests/0"]);
         assert!(Target::parse("file://relative/dir").is_err());
         assert!(Target::parse("http://x").is_err());
