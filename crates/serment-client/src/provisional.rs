@@ -104,7 +104,7 @@ pub struct ClaimOutcome {
     /// handle's proven key history. Not pinned: the patient compares it with the handle on the
     /// receipt, then runs `contact add` (a dishonest server can log one device key under a second
     /// identity, visible to any auditor of the log, and name that one). `None` when the device is
-    /// no longer registered (revoked since).
+    /// no longer registered (revoked since), or when the server did not answer the look-up.
     pub lab: Option<String>,
 }
 
@@ -496,7 +496,15 @@ impl Session {
             versions += 1;
             posted += wraps.len();
         }
-        let lab = self.provisional_lab(&r.lab_device_key)?;
+        // The claim and its re-wraps are done and saved first: naming the lab is a look-up
+        // after them, and a server that refuses it (or a network cut) must not fail the claim.
+        // A device record that does not check out is still an error (the server lied).
+        self.ks.save()?;
+        let lab = match self.provisional_lab(&r.lab_device_key) {
+            Ok(lab) => lab,
+            Err(ClientError::Server { .. } | ClientError::Transport(_)) => None,
+            Err(e) => return Err(e),
+        };
         self.ks.save()?;
         Ok(ClaimOutcome {
             provisional_id: id,
