@@ -25,6 +25,15 @@ pub struct CheckpointResponse {
     pub checkpoint: String,
 }
 
+/// `GET /v1/log/loss-statements` (PROTOCOL.md §11.11): what restores from a backup said they
+/// could not bring back, oldest first; empty for a log never restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LossStatementsResponse {
+    /// Each statement's exact text, signed by the log key (the label `loss-statement`).
+    pub statements: Vec<String>,
+}
+
 /// One entry with its inclusion proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

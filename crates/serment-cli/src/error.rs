@@ -155,6 +155,20 @@ impl CliError {
         .into()
     }
 
+    /// What to do next, when the error alone does not say (printed after it).
+    pub(crate) fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Client(ClientError::Log(
+                serment_core::Error::Rollback { .. } | serment_core::Error::Fork { .. },
+            )) => Some(
+                "if your server's operator announced a restore from a backup, `serment \
+                 accept-rollback` shows what the server says was lost (docs/BACKUP.md §7); \
+                 otherwise treat this as an attack on the log",
+            ),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         CliError::Io {
             path: path.as_ref().display().to_string(),

@@ -93,7 +93,10 @@ fn main() {
                     message.push_str(": ");
                     message.push_str(c);
                 }
-                let error = serde_json::json!({ "code": e.code(), "message": message });
+                let mut error = serde_json::json!({ "code": e.code(), "message": message });
+                if let (Some(h), Some(o)) = (e.hint(), error.as_object_mut()) {
+                    o.insert("hint".into(), h.into());
+                }
                 // One object, always: a failed `verify-log` carries its report beside the error.
                 let v = match &e {
                     error::CliError::LogInvalid { report, .. } => {
@@ -117,6 +120,9 @@ fn main() {
                 eprintln!("serment: error: {e}");
                 for c in &causes {
                     eprintln!("  caused by: {c}");
+                }
+                if let Some(h) = e.hint() {
+                    eprintln!("  next: {h}");
                 }
             }
             std::process::exit(e.exit_code());

@@ -80,32 +80,6 @@ impl Drop for LoggedServer {
     }
 }
 
-/// The fields docs/JSON.md documents for `serment <command>`.
-fn documented(command: &str) -> std::collections::BTreeSet<String> {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/JSON.md"))
-            .unwrap();
-    let head = format!("### `serment {command}`");
-    let mut out = std::collections::BTreeSet::new();
-    let mut inside = false;
-    for l in text.lines() {
-        if l.starts_with("### ") || l.starts_with("## ") {
-            inside = l == head;
-            continue;
-        }
-        let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-        if inside && cols.len() >= 4 && cols[1].starts_with('`') {
-            out.insert(cols[1].trim_matches('`').to_owned());
-        }
-    }
-    assert!(!out.is_empty(), "docs/JSON.md documents no {head}");
-    out
-}
-
-fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
-    v.as_object().unwrap().keys().cloned().collect()
-}
-
 fn unique(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).unwrap();

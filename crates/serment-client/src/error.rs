@@ -222,6 +222,7 @@ impl ClientError {
                 serment_core::Error::BadInclusionProof => "log_bad_inclusion_proof",
                 serment_core::Error::BadConsistencyProof => "log_bad_consistency_proof",
                 serment_core::Error::History { .. } => "log_history",
+                serment_core::Error::LossStatement { .. } => "loss_statement_refused",
                 _ => "log",
             },
             ClientError::LogKeyChanged { .. } => "log_key_changed",

@@ -144,6 +144,24 @@ pub struct LogState {
     /// `<index>:<leaf hash hex>`. A later history must still contain it (no truncation).
     #[serde(default)]
     pub doc_heads: BTreeMap<String, String>,
+    /// The loss statements this client accepted (`serment accept-rollback`, PROTOCOL.md
+    /// §11.11), oldest first: one is never accepted twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_losses: Vec<AcceptedLoss>,
+}
+
+/// A loss statement this client accepted (PROTOCOL.md §11.11), with the pin it gave up: the
+/// evidence that the server's log was rolled back, and by whose declaration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AcceptedLoss {
+    /// The statement's id (SHA-256 of its text, hex).
+    pub statement: String,
+    /// The restored size it names.
+    pub restored_size: u64,
+    /// The checkpoint note this client had pinned before (larger than the restored size).
+    pub pinned_before: String,
+    /// When the user accepted it (seconds since the Unix epoch).
+    pub at: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -922,5 +940,17 @@ impl Keystore {
     /// Records that recovery entries up to `index` were shown.
     pub fn set_recoveries_seen(&mut self, index: u64) {
         self.state.recoveries_seen = Some(index);
+    }
+    /// Forgets which recovery entries were shown (their indices were lost in a restore,
+    /// PROTOCOL.md §11.11).
+    pub fn clear_recoveries_seen(&mut self) {
+        self.state.recoveries_seen = None;
+    }
+
+    /// Forgets the head and held state of `team` (its chain verified into a range a restore
+    /// lost, PROTOCOL.md §11.11): the next verification replays the whole chain.
+    pub fn forget_team(&mut self, team: &str) {
+        self.state.teams.remove(team);
+        self.state.team_states.remove(team);
     }
 }

@@ -33,6 +33,7 @@ pub mod provisional;
 pub mod recovery;
 #[cfg(feature = "native")]
 pub mod replica;
+pub mod rollback;
 pub mod sharing;
 pub mod social;
 pub mod team;

@@ -9,6 +9,9 @@ use crate::error::{ClientError, Result};
 
 /// The most hashes accepted in one proof.
 const MAX_PROOF: usize = serment_core::log::tree::MAX_PROOF_HASHES;
+/// The most loss statements a client looks at (the newest): a log restored more often than this
+/// has an operator problem no client can sort out.
+pub const MAX_LOSS_STATEMENTS: usize = 64;
 /// The most entries accepted in one history.
 pub const MAX_HISTORY: usize = 100_000;
 
@@ -67,6 +70,18 @@ impl Api {
         };
         let c: CheckpointResponse = self.get_json(&path, false)?;
         Ok(c.checkpoint)
+    }
+
+    /// `GET /v1/log/loss-statements` (PROTOCOL.md §11.11): the texts, oldest first, at most
+    /// [`MAX_LOSS_STATEMENTS`] (the newest kept); unverified.
+    ///
+    /// # Errors
+    /// Server, transport and format errors.
+    pub fn log_loss_statements(&self) -> Result<Vec<String>> {
+        let r: serment_api::log::LossStatementsResponse =
+            self.get_json("/v1/log/loss-statements", false)?;
+        let skip = r.statements.len().saturating_sub(MAX_LOSS_STATEMENTS);
+        Ok(r.statements.into_iter().skip(skip).collect())
     }
 
     /// `GET /v1/log/consistency`: a consistency proof.

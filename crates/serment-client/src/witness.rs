@@ -28,6 +28,9 @@ pub struct WitnessState {
     /// How many checkpoints this witness has cosigned.
     #[serde(default)]
     pub cosigned: u64,
+    /// The loss statements this witness accepted (ids, PROTOCOL.md §11.11): never twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_losses: Vec<String>,
 }
 
 /// A witness with its key and state.
@@ -100,6 +103,70 @@ impl Witness {
         let b = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| ClientError::Input(e.to_string()))?;
         crate::fsutil::write_atomic(&p, &b)
+    }
+
+    /// Accepts a restore's loss (PROTOCOL.md §11.11): with `restored_size` the size the log's
+    /// operator announced, the server's newest loss statement that verifies with the pinned log
+    /// key, covers the last checkpoint cosigned and was not accepted before, and whose restored
+    /// tree head the served log extends, moves this witness back to the restored checkpoint
+    /// (the log-signed note of that size, which must be the statement's tree head). The next
+    /// [`Witness::step`] cosigns from there. Returns the statement's id.
+    ///
+    /// # Errors
+    /// [`ClientError::Input`] when nothing was cosigned or the served log extends the last
+    /// checkpoint cosigned (nothing to accept); [`ClientError::Log`] for a statement that does
+    /// not apply, a size other than the statement's, a note that does not verify.
+    pub fn accept_rollback(&mut self, api: &Api, restored_size: u64) -> Result<String> {
+        let (Some(vkey), Some(last)) = (&self.state.log_vkey, &self.state.checkpoint) else {
+            return Err(ClientError::Input(
+                "this witness has cosigned nothing: there is no rollback to accept".into(),
+            ));
+        };
+        let log_key = VerifierKey::parse(vkey).map_err(ClientError::Log)?;
+        let last = SignedCheckpoint::parse(last)
+            .map_err(ClientError::Log)?
+            .checkpoint;
+        let served =
+            SignedCheckpoint::parse(&api.log_checkpoint(None)?).map_err(ClientError::Log)?;
+        served
+            .verify_log_signature(&log_key)
+            .map_err(ClientError::Log)?;
+        let served = served.checkpoint;
+        if crate::rollback::extends(api, &last, &served) {
+            return Err(ClientError::Input(format!(
+                "nothing to accept: the log ({} entries) extends the last checkpoint cosigned \
+                 ({} entries)",
+                served.size, last.size
+            )));
+        }
+        let accepted: Vec<&str> = self
+            .state
+            .accepted_losses
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let statement =
+            crate::rollback::covering_statement(api, &log_key, &last, &served, &accepted)?;
+        let restored = &statement.statement.restored;
+        if restored.size != restored_size {
+            return Err(ClientError::Log(serment_core::Error::LossStatement {
+                reason: "the restored size given is not the one the server's statement names",
+            }));
+        }
+        let note = api.log_checkpoint(Some(restored.size))?;
+        let signed = SignedCheckpoint::parse(&note).map_err(ClientError::Log)?;
+        signed
+            .verify_log_signature(&log_key)
+            .map_err(ClientError::Log)?;
+        if &signed.checkpoint != restored {
+            return Err(ClientError::Log(serment_core::Error::LossStatement {
+                reason: "the served checkpoint of the restored size is not the statement's",
+            }));
+        }
+        self.state.checkpoint = Some(note);
+        self.state.accepted_losses.push(statement.id());
+        self.save()?;
+        Ok(statement.id())
     }
 
     /// One round: fetch the latest checkpoint, verify the log's signature (log key pinned on first

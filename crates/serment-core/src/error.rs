@@ -144,6 +144,12 @@ pub enum Error {
         /// The size of the offending checkpoint.
         size: u64,
     },
+    /// A restore's loss statement that is malformed or does not apply (PROTOCOL.md §11.11).
+    #[error("loss statement refused: {reason}")]
+    LossStatement {
+        /// Why.
+        reason: &'static str,
+    },
     /// A checkpoint without enough witness cosignatures (PROTOCOL.md §11.7).
     #[error("checkpoint cosigned by {have} trusted witness(es), {need} required")]
     NoQuorum {

@@ -65,6 +65,8 @@ pub enum Context {
     /// A requesting device's proof, to fetch its social recovery's escrow and shares
     /// (PROTOCOL.md §4.3).
     RecoveryFetch,
+    /// A restore's loss statement, signed by the log key (PROTOCOL.md §11.11).
+    LossStatement,
 }
 
 impl Context {
@@ -94,6 +96,7 @@ impl Context {
             Context::LogRecoveryApproval => "log-recovery-approval",
             Context::LogRecoveryVeto => "log-recovery-veto",
             Context::RecoveryFetch => "recovery-fetch",
+            Context::LossStatement => "loss-statement",
         }
     }
 }

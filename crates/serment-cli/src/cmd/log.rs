@@ -34,6 +34,11 @@ pub(crate) struct WitnessArgs {
     /// Cosign once and exit.
     #[arg(long)]
     pub(crate) once: bool,
+    /// After an announced restore with loss (PROTOCOL.md §11.11): the restored log size the
+    /// log's operator announced. Checks the server's loss statement, moves this witness back to
+    /// the restored checkpoint, and exits; run the witness again to cosign from there.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) accept_rollback: Option<u64>,
 }
 
 /// `serment verify-log`.
@@ -95,6 +100,19 @@ pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
     let api = Api::with_transport(&a.server, &ctx.transport()?)?;
     let mut w = Witness::open(&a.data_dir, &a.name)?;
     eprintln!("serment witness: key {}", w.vkey());
+    if let Some(size) = a.accept_rollback {
+        let id = w.accept_rollback(&api, size)?;
+        emit(
+            ctx.json,
+            &json!({ "vkey": w.vkey(), "accepted_loss": id, "restored_size": size }),
+            &format!(
+                "witness {}: accepted the loss statement {id}: the log restored at {size} \
+                 entries is cosigned from there on",
+                w.vkey()
+            ),
+        );
+        return Ok(());
+    }
     loop {
         match w.step(&api) {
             Ok(Some(size)) => {

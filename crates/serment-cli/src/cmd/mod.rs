@@ -19,6 +19,7 @@ mod provisional;
 mod recover;
 mod replica;
 pub(crate) mod restore;
+pub(crate) mod rollback;
 mod serve;
 mod social;
 mod team;
@@ -194,6 +195,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
         Command::Backup(a) => backup::backup(&ctx, a),
         Command::VerifyBackup(a) => backup::verify_backup(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
+        Command::AcceptRollback(a) => rollback::run(&ctx, a),
         Command::Web(c) => web::run(&ctx, c),
         Command::Audit(a) => log::audit(&ctx, a),
         Command::Device(c) => device::run(&ctx, c),

@@ -146,6 +146,15 @@ pub(crate) fn run(ctx: &Ctx, a: RestoreArgs) -> CliResult<()> {
             l.from, l.to
         ));
     }
+    text.push_str(&format!(
+        "\n  Loss statement {} written (PROTOCOL.md §11.11): any client or witness that verified \
+         more than {size} entries (a write after the newest backed-up increment is enough) \
+         reports LOG ROLLBACK. Announce the restored size {size} to your users; each runs \
+         `serment accept-rollback --restored {size}`, each witness operator `serment witness \
+         ... --accept-rollback {size}`.",
+        &done.loss_statement.id[..16],
+        size = done.loss_statement.restored_size,
+    ));
     for p in &done.skipped {
         text.push_str(&format!(
             "\n  LEFT OUT (after --until): {}: {}: {}",

@@ -372,3 +372,30 @@ pub fn otp_from_maildir(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The fields docs/JSON.md documents for `serment <command>`.
+pub fn documented(command: &str) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/JSON.md"),
+    )
+    .unwrap();
+    let head = format!("### `serment {command}`");
+    let mut out = std::collections::BTreeSet::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if l.starts_with("### ") || l.starts_with("## ") {
+            inside = l == head;
+            continue;
+        }
+        let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+        if inside && cols.len() >= 4 && cols[1].starts_with('`') {
+            out.insert(cols[1].trim_matches('`').to_owned());
+        }
+    }
+    assert!(!out.is_empty(), "docs/JSON.md documents no {head}");
+    out
+}
+
+pub fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}

@@ -9,6 +9,7 @@
 //! - [`note`]: checkpoints as signed notes, verifier keys, cosignatures;
 //! - [`history`]: per-subject chains and the replay of a handle's key history;
 //! - [`social`]: the social recovery entries (kinds 13-16) and their chain's replay;
+//! - [`loss`]: a restore's signed statement of the entries it could not bring back;
 //! - [`pin`]: the checks a client or witness makes on a new checkpoint (rollback, fork, quorum).
 //!
 //! Everything here is pure: the server stores nodes and entries, clients fetch them, and both call
@@ -18,6 +19,7 @@ pub mod bundle;
 pub mod entry;
 pub mod erasure;
 pub mod history;
+pub mod loss;
 pub mod note;
 pub mod pin;
 pub mod social;

@@ -132,6 +132,22 @@ pub struct Restored {
     /// no longer current): their contacts can no longer recover them; the user names contacts
     /// again (`serment id recovery-contacts add`).
     pub social_lost: Vec<String>,
+    /// The loss statement this restore wrote and the restored server serves (PROTOCOL.md
+    /// §11.11): every restore writes one, since the backup cannot know what clients verified
+    /// after its newest increment.
+    pub loss_statement: LossStatementInfo,
+}
+
+/// The loss statement of a restore (JSON: docs/JSON.md, `restore.loss_statement`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LossStatementInfo {
+    /// Its id: SHA-256 of its text, hex.
+    pub id: String,
+    /// The restored size: clients and witnesses that verified past it accept the loss with
+    /// `serment accept-rollback --restored SIZE` / `serment witness ... --accept-rollback SIZE`.
+    pub restored_size: u64,
+    /// One past the last entry a checkpoint known to the restore proves.
+    pub lost_to: u64,
 }
 
 /// A provisional recipient that cannot be claimed after the restore (review S3).
@@ -248,8 +264,11 @@ pub async fn restore(
         .filter(|d| !in_prefix.contains(d))
         .collect();
     erased_after.sort();
-    let (plan, blobs, side_loss) =
+    let (mut plan, blobs, side_loss) =
         derive(&contents, size, &signer, &trust, &team_keys, &erased_after)?;
+    let statement = loss_statement(&plan, &signer, &contents, &trust, lost)?;
+    plan.loss_statements
+        .push((plan.size, statement.text.clone()));
     let tmp = staging_dir(&dest.data_dir)?;
     let result = write(
         target, &tmp, seed, &signer, dest, opts, &plan, &blobs, &contents,
@@ -291,6 +310,11 @@ pub async fn restore(
                 escrows_lost: side_loss.escrows_lost,
                 social: plan.social.len() as u64,
                 social_lost: side_loss.social_lost,
+                loss_statement: LossStatementInfo {
+                    id: statement.id(),
+                    restored_size: statement.statement.restored.size,
+                    lost_to: statement.statement.lost_to,
+                },
             })
         }
         Err(e) => {
@@ -298,6 +322,44 @@ pub async fn restore(
             Err(e)
         }
     }
+}
+
+/// The restore's loss statement (PROTOCOL.md §11.11): the restored tree head, the end of the
+/// range a checkpoint known to the restore proves (the backup's newest or the operator's pinned
+/// note; the restored size when none is larger), that checkpoint as its proof, signed by the log
+/// key.
+fn loss_statement(
+    plan: &crate::store::restore::RestorePlan,
+    signer: &serment_core::log::note::NoteSigner,
+    contents: &Contents,
+    trust: &Trust,
+    lost: Option<Lost>,
+) -> Result<serment_core::log::loss::SignedLossStatement, RestoreError> {
+    use serment_core::log::loss::LossStatement;
+    use serment_core::log::note::Checkpoint;
+    let to = lost.map_or(plan.size, |l| l.to.max(plan.size));
+    let pinned = trust
+        .pinned
+        .as_ref()
+        .filter(|n| SignedCheckpoint::parse(n).is_ok_and(|c| c.checkpoint.size == to));
+    let proof = (to > plan.size)
+        .then(|| contents.notes.get(&to).or(pinned).cloned())
+        .flatten();
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LossStatement {
+        restored: Checkpoint {
+            origin: signer.name().to_owned(),
+            size: plan.size,
+            root: plan.root,
+        },
+        lost_to: to,
+        proof,
+        time,
+    }
+    .sign(signer.signing_key())
+    .map_err(|e| RestoreError::Inconsistent(format!("the loss statement: {e}")))
 }
 
 /// Opens the side objects (review T10: sealed under the log key's side key) into
@@ -529,14 +591,10 @@ async fn write(
     if opts.write_key_file {
         write_key(tmp, seed)?;
     }
-    let store = Store::open_with(
-        tmp,
-        dest.blob_url.as_deref(),
-        dest.database_url.as_deref(),
-        true,
-    )
-    .await
-    .map_err(|e| RestoreError::Store(e.to_string()))?;
+    let store =
+        Store::open_for_restore(tmp, dest.blob_url.as_deref(), dest.database_url.as_deref())
+            .await
+            .map_err(|e| RestoreError::Store(e.to_string()))?;
     let r = fill(target, &store, signer, dest, plan, blobs, contents).await;
     store.close().await;
     r
@@ -591,6 +649,12 @@ async fn fill(
     while let Some(done) = puts.next().await {
         bytes += done?;
     }
+    // Written without a per-blob fsync (the staging directory serves nothing yet): all made
+    // durable at once, before any row names them.
+    store
+        .sync_blobs()
+        .await
+        .map_err(|e| RestoreError::Store(format!("syncing the blobs: {e}")))?;
     drop(puts);
     store.meta().restore_rows(plan).await.map_err(st)?;
     // The store's own view: its newest checkpoint is the verified one.

@@ -33,8 +33,9 @@ pub(crate) const MAX_STORED_COSIGNATURES: u64 = 4 * MAX_SIGNATURES as u64;
 // The bodies of the log routes, shared with every client (crates/serment-api).
 pub(crate) use serment_api::log::{
     AppendedResponse, CheckpointResponse, ConsistencyQuery, ConsistencyResponse,
-    CosignatureRequest, EntriesQuery, EntriesResponse, HistoryResponse, LogKeyResponse, ProofQuery,
-    ProvenEntry, RECEIPT_HEADER, RemovalRequest, RevocationRequest, RotationRequest, SizeQuery,
+    CosignatureRequest, EntriesQuery, EntriesResponse, HistoryResponse, LogKeyResponse,
+    LossStatementsResponse, ProofQuery, ProvenEntry, RECEIPT_HEADER, RemovalRequest,
+    RevocationRequest, RotationRequest, SizeQuery,
 };
 
 fn b64_hashes(p: &[Hash]) -> Vec<String> {
@@ -104,6 +105,18 @@ pub(crate) async fn checkpoint(
 ) -> Result<Json<CheckpointResponse>, ApiError> {
     let (_, note) = proof_size(&state, q.size).await?;
     Ok(Json(CheckpointResponse { checkpoint: note }))
+}
+
+/// The loss statements restores wrote (§11.11), oldest first: a client that verified past a
+/// restored size shows them and moves its pin back only on its user's explicit command.
+#[utoipa::path(get, path = "/v1/log/loss-statements", tag = "log",
+    responses((status = 200, body = LossStatementsResponse)))]
+pub(crate) async fn loss_statements(
+    State(state): State<AppState>,
+) -> Result<Json<LossStatementsResponse>, ApiError> {
+    Ok(Json(LossStatementsResponse {
+        statements: state.store.meta().log_loss_statements().await?,
+    }))
 }
 
 /// A consistency proof (RFC 9162 §2.1.4).

@@ -88,7 +88,7 @@ pub(crate) struct AppState {
         blobs::upload, blobs::download,
         documents::commit, documents::list, documents::get_version, documents::add_wraps,
         documents::accesses,
-        log::key, log::checkpoint, log::consistency, log::proof, log::entries, log::identity,
+        log::key, log::checkpoint, log::loss_statements, log::consistency, log::proof, log::entries, log::identity,
         log::document, log::bundles, log::cosign, log::revoke, log::rotate, log::remove,
         erasure::erase,
         teams::post_change, teams::team_log, teams::keys, teams::hand_over_keys, teams::list,
@@ -225,6 +225,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/documents/{doc_id}/erase", post(erasure::erase))
         .route("/v1/log/key", get(log::key))
         .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/loss-statements", get(log::loss_statements))
         .route("/v1/log/consistency", get(log::consistency))
         .route("/v1/log/proof", get(log::proof))
         .route("/v1/log/entries", get(log::entries))

@@ -145,6 +145,12 @@ pub(crate) trait BlobStore: Send + Sync + fmt::Debug {
     /// Deletes a stored blob (the garbage collector, after its row is gone). A blob already
     /// missing is not an error.
     async fn remove(&self, id: &BlobId) -> Result<(), BlobError>;
+
+    /// Makes every blob written so far durable, for a store that defers it (see
+    /// [`FsBlobStore::with_durability`]); the default has nothing to do.
+    async fn sync_all(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
 }
 
 /// Deletes a temporary file on drop unless [`TempFile::keep`] was called.
@@ -178,6 +184,32 @@ impl Drop for TempFile {
 pub(crate) struct FsBlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// Fsync each blob and its directories before it is acknowledged (the default). False only
+    /// for `serment restore`'s staging directory, which calls [`BlobStore::sync_all`] once
+    /// before it commits anything that names a blob.
+    durable: bool,
+}
+
+/// Makes everything under `dir` durable: `syncfs(2)` of its file system on Linux, else an
+/// fsync of every file and directory below it.
+fn sync_tree(dir: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::syncfs(std::fs::File::open(dir)?)?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                sync_tree(&e.path())?;
+            } else {
+                std::fs::File::open(e.path())?.sync_all()?;
+            }
+        }
+        std::fs::File::open(dir)?.sync_all()
+    }
 }
 
 /// Fsyncs a directory so a rename or a new entry in it is durable.
@@ -199,6 +231,7 @@ impl FsBlobStore {
         let store = FsBlobStore {
             blobs: dir.join(BLOBS_DIR),
             tmp: dir.join(TMP_DIR),
+            durable: true,
         };
         tokio::fs::create_dir_all(&store.blobs).await?;
         if !clean_tmp {
@@ -212,6 +245,13 @@ impl FsBlobStore {
             }
         }
         Ok(store)
+    }
+
+    /// This store, fsyncing each blob (`durable`, the default) or leaving it to one
+    /// [`BlobStore::sync_all`] at the end (`serment restore`).
+    pub(crate) fn with_durability(mut self, durable: bool) -> FsBlobStore {
+        self.durable = durable;
+        self
     }
 
     fn path(&self, id: &BlobId) -> PathBuf {
@@ -260,15 +300,20 @@ impl StagedBlob for FsStaged {
             return Ok(false);
         }
         let shard = self.store.blobs.join(self.id.shard());
+        let durable = self.store.durable;
         if !tokio::fs::try_exists(&shard).await? {
             tokio::fs::create_dir_all(&shard).await?;
-            sync_dir(&self.store.blobs).await?;
+            if durable {
+                sync_dir(&self.store.blobs).await?;
+            }
         }
         // rename(2) replaces an existing target; only this process writes under `blobs/` and
         // the bytes are the same, so a concurrent twin loses nothing.
         tokio::fs::rename(&tmp_path, &final_path).await?;
         self.tmp.keep();
-        sync_dir(&shard).await?;
+        if durable {
+            sync_dir(&shard).await?;
+        }
         Ok(true)
     }
 }
@@ -309,7 +354,9 @@ impl BlobStore for FsBlobStore {
             file.write_all(&chunk).await?;
         }
         file.flush().await?;
-        file.get_mut().sync_all().await?;
+        if self.durable {
+            file.get_mut().sync_all().await?;
+        }
         drop(file);
 
         let digest: [u8; 32] = hasher.finalize().into();
@@ -322,6 +369,16 @@ impl BlobStore for FsBlobStore {
             size,
             tmp: guard,
         }))
+    }
+
+    /// One `syncfs(2)` of the file system holding `blobs/`: every file and directory written
+    /// without an fsync reaches the disk (Linux; elsewhere, a walk that fsyncs each).
+    async fn sync_all(&self) -> Result<(), BlobError> {
+        let dir = self.blobs.clone();
+        tokio::task::spawn_blocking(move || sync_tree(&dir))
+            .await
+            .map_err(|e| BlobError::Io(io::Error::other(e)))??;
+        Ok(())
     }
 
     async fn get(&self, id: &BlobId) -> Result<(ByteStream<io::Error>, u64), BlobError> {

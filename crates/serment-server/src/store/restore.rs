@@ -140,6 +140,9 @@ pub(crate) struct RestorePlan {
     pub(crate) social: Vec<crate::backup::side::SocialObject>,
     /// Social recovery requests, derived from the log (kinds 14 and 16).
     pub(crate) social_requests: Vec<SocialRequestPlan>,
+    /// The loss statements to serve (PROTOCOL.md §11.11), oldest first: (restored size, the
+    /// signed text). The restore's own is the last.
+    pub(crate) loss_statements: Vec<(u64, String)>,
 }
 
 /// A `social_requests` row, from a kind-14 entry and the kind-16 vetoes of it (review T11).

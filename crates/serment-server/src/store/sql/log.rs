@@ -298,6 +298,14 @@ impl LogStore for Db {
         signed.encode().map(Some).map_err(core)
     }
 
+    async fn log_loss_statements(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT statement FROM loss_statements ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// The number of cosignature lines stored for the checkpoint of `size`.
     async fn log_cosignature_count(&self, size: u64) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_cosignatures WHERE size = $1")

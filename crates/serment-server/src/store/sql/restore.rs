@@ -376,6 +376,16 @@ impl RestoreStore for Db {
             .execute(&mut *tx)
             .await?;
         }
+        for (seq, (restored_size, text)) in p.loss_statements.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO loss_statements (seq, restored_size, statement) VALUES ($1, $2, $3)",
+            )
+            .bind(to_i64(seq as u64)?)
+            .bind(to_i64(*restored_size)?)
+            .bind(text.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.insert_nodes(&p.nodes).await?;
         tx.insert_entries(&p.entries).await?;
         for c in &p.checkpoints {

@@ -1,0 +1,101 @@
+//! `serment accept-rollback [--restored SIZE]` (PROTOCOL.md §11.11, docs/BACKUP.md §7): after
+//! the server was restored from a backup that lacks entries this device verified, shows what the
+//! server's loss statement says was lost and, only with the restored size the operator
+//! announced, moves this device's pin back to the restored log.
+
+use clap::Args;
+use serde_json::json;
+use serment_client::api::Api;
+use serment_client::rollback::{self, RollbackReview};
+
+use super::{Ctx, rfc3339};
+use crate::error::{CliError, CliResult};
+use crate::output::emit;
+
+/// `serment accept-rollback`.
+#[derive(Debug, Args)]
+pub(crate) struct AcceptRollbackArgs {
+    /// The restored log size your server's operator announced (`serment restore` prints it).
+    /// Without it nothing changes: the command shows what the server says was lost.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) restored: Option<u64>,
+}
+
+/// Runs `serment accept-rollback`.
+pub(crate) fn run(ctx: &Ctx, a: AcceptRollbackArgs) -> CliResult<()> {
+    let mut ks = ctx.keystore()?;
+    let server = ks
+        .server()
+        .ok_or_else(|| CliError::Input("this keystore is not registered with a server".into()))?
+        .to_owned();
+    let transport = serment_client::vault::effective_transport(&ks, &ctx.transport()?)?;
+    let api = Api::with_transport(&server, &transport)?;
+    let r = match a.restored {
+        None => rollback::review(&api, &ks)?,
+        Some(size) => {
+            let r = rollback::accept(&api, &mut ks, size)?;
+            ks.save()?;
+            r
+        }
+    };
+    let mut j = json!(r);
+    if let Some(o) = j.as_object_mut() {
+        o.remove("statement_time");
+        o.insert("written".into(), rfc3339(r.statement_time).into());
+    }
+    emit(ctx.json, &j, &text(&server, &r));
+    Ok(())
+}
+
+fn list(what: &str, items: &[String]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    format!("\n  {what}: {}", items.join(", "))
+}
+
+fn text(server: &str, r: &RollbackReview) -> String {
+    let proved = if r.lost_to > r.restored_size {
+        format!(
+            "; the backup proved entries up to {}, the rest it never saw",
+            r.lost_to
+        )
+    } else {
+        String::new()
+    };
+    let what = format!(
+        "The server {server} says its log was restored from a backup (loss statement {}, \
+         written {}).\n  This device verified {} log entries; the restored log holds {} (it \
+         has {} now): entries {}..{} that this device verified are gone{proved}.{}{}{}",
+        &r.statement_id[..16],
+        rfc3339(r.statement_time),
+        r.pinned_size,
+        r.restored_size,
+        r.served_size,
+        r.restored_size,
+        r.pinned_size,
+        list(
+            "documents with history in the lost range (their authors send or erase them again)",
+            &r.documents
+        ),
+        list(
+            "contacts whose key history is verified again on next use",
+            &r.contacts
+        ),
+        list("care teams verified again on next use", &r.teams),
+    );
+    if r.accepted {
+        format!(
+            "{what}\nAccepted: this device now follows the restored log ({} entries). The \
+             checkpoint it gave up is kept in the keystore as evidence.",
+            r.served_size
+        )
+    } else {
+        format!(
+            "{what}\nNothing changed. Only if your server's operator announced this restore, \
+             with the restored size {0}, run:\n  serment accept-rollback --restored {0}\n\
+             Otherwise treat it as an attack: the log was rolled back (docs/THREAT_MODEL.md).",
+            r.restored_size
+        )
+    }
+}

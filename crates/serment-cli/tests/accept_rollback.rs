@@ -1,0 +1,313 @@
+//! `serment accept-rollback` through the real binary (PROTOCOL.md §11.11, issue 12, newcomer
+//! N12): a server lost after its newest backed-up increment is restored; the clients that
+//! verified the lost tail (the lab that wrote it, the patient who read it) report LOG ROLLBACK,
+//! with a hint to the command; the command shows the server's loss statement and what this
+//! device lost, changes nothing without the announced restored size, refuses another size, and
+//! with it follows the restored log, on which everyone writes and reads again.
+//!
+//! Hostile cases (the server holds the log key, so the checks that do not rest on it matter
+//! most): no statement; a statement signed by another key; one signed by the log key that
+//! does not reach back before the pin, or names a tree head the served log does not extend; the
+//! accepted statement served again after the client moved on (a replay).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::path::Path;
+
+use common::drill::{self, free_port, get_doc as get, lab_and_patient};
+use common::*;
+use serment_core::log::loss::{LossStatement, SignedLossStatement};
+use serment_core::log::note::{KEY_TYPE_ED25519, NoteSigner};
+
+fn url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+fn put(home: &Path, root: &Path, marker: &str) -> String {
+    drill::put_to(home, root, marker, 2_000, "patient-ar").0
+}
+
+fn backup_once(root: &Path, data: &Path, to: &Path) -> serde_json::Value {
+    ok(
+        root,
+        &[
+            "backup",
+            "--once",
+            "--to",
+            &url(to),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    )
+}
+
+/// Copies a stopped server's data directory (a snapshot to serve again later).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The log key's seed and signer, from the operator's offline copy of `log.key`.
+fn log_signer(key: &Path, origin: &str) -> NoteSigner {
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(std::fs::read_to_string(key).unwrap().trim(), &mut seed).unwrap();
+    NoteSigner::new(origin, KEY_TYPE_ED25519, &seed).unwrap()
+}
+
+/// Replaces the loss statements a stopped server serves.
+fn set_statements(data: &Path, texts: &[String]) {
+    sql(data, "DELETE FROM loss_statements");
+    for (i, t) in texts.iter().enumerate() {
+        sql(
+            data,
+            &format!(
+                "INSERT INTO loss_statements (seq, restored_size, statement) VALUES ({i}, 0, '{t}')"
+            ),
+        );
+    }
+}
+
+fn refused(v: &serde_json::Value, what: &str) {
+    let m = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains(what), "expected {what:?} in {v}");
+}
+
+#[test]
+fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let data = root.join("data");
+    let port = free_port();
+    let server = drill::serve_on(&data, port, &["--init"]);
+    let (lab, patient) = lab_and_patient(root, &server.url, "labo-ar", "patient-ar");
+    let kept = put(&lab, root, "KEPT-");
+    let good = root.join("backup");
+    backup_once(root, &data, &good);
+    let key = root.join("log.key.offline");
+    std::fs::copy(data.join("log.key"), &key).unwrap();
+    // The tail no increment copied: the lab writes it, the patient reads it.
+    let lost = put(&lab, root, "LOST-");
+    let (code, v, _) = get(&patient, root, &lost);
+    assert_eq!(code, 0, "{v}");
+    // A witness cosigned the tail too.
+    let wdir = root.join("witness");
+    let server_url = server.url.clone();
+    let witness = |extra: &[&str]| {
+        let mut args = vec![
+            "witness",
+            "--server",
+            server_url.as_str(),
+            "--data-dir",
+            wdir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(root, &args)
+    };
+    let (code, v) = witness(&["--once"]);
+    assert_eq!(code, 0, "{v}");
+    server.stop();
+
+    // The restore: the backup verifies whole (it cannot know the tail), and still writes its
+    // loss statement.
+    let restored = root.join("restored");
+    let v = ok(
+        root,
+        &[
+            "restore",
+            "--from",
+            &url(&good),
+            "--data-dir",
+            restored.to_str().unwrap(),
+            "--log-key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    let size = v["restored"]["size"].as_u64().unwrap();
+    assert_eq!(
+        keys(&v["restored"]["loss_statement"]),
+        ["id", "lost_to", "restored_size"].map(String::from).into(),
+        "{v}"
+    );
+    assert_eq!(
+        v["restored"]["loss_statement"]["restored_size"], size,
+        "{v}"
+    );
+    let statement_id = v["restored"]["loss_statement"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(statement_id.len(), 64, "{v}");
+    let snapshot = root.join("snapshot");
+    copy_dir(&restored, &snapshot);
+    let statement = sql(&restored, "SELECT statement FROM loss_statements")
+        .pop()
+        .unwrap();
+    let origin = statement
+        .lines()
+        .find_map(|l| l.strip_prefix("origin "))
+        .unwrap()
+        .to_owned();
+    let server = drill::serve_on(&restored, port, &[]);
+
+    // Both clients that saw the tail: LOG ROLLBACK, and the way forward named.
+    for home in [&patient, &lab] {
+        let (code, v, _) = get(home, root, &kept);
+        assert_eq!(code, 4, "{v}");
+        assert_eq!(v["error"]["code"], "log_rollback", "{v}");
+        assert!(
+            v["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("accept-rollback"),
+            "{v}"
+        );
+    }
+    // The witness too: it stops cosigning, and follows only with the announced size.
+    let (code, v) = witness(&["--once"]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["code"], "log_rollback", "{v}");
+    let wrong = (size + 1).to_string();
+    let (code, v) = witness(&["--accept-rollback", &wrong]);
+    assert_eq!(code, 4, "{v}");
+    refused(&v, "not the one the server's statement names");
+    let (code, v) = witness(&["--accept-rollback", &size.to_string()]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["accepted_loss"], statement_id.as_str(), "{v}");
+
+    // The review changes nothing and says what is lost: the document written in the tail.
+    let v = ok(&patient, &["accept-rollback"]);
+    assert_eq!(keys(&v), documented("accept-rollback"), "{v}");
+    assert_eq!(v["accepted"], false, "{v}");
+    assert_eq!(v["restored_size"], size, "{v}");
+    assert_eq!(v["statement_id"], statement_id.as_str(), "{v}");
+    assert!(v["pinned_size"].as_u64().unwrap() > size, "{v}");
+    assert!(
+        v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == lost.as_str()),
+        "{v}"
+    );
+    let (code, v, _) = get(&patient, root, &kept);
+    assert_eq!(v["error"]["code"], "log_rollback", "{v} {code}");
+    // Another size than the statement's (not what the operator announced): refused.
+    let (code, v) = run(&patient, &["accept-rollback", "--restored", &wrong]);
+    assert_eq!(code, 4, "{v}");
+    refused(&v, "not the one the server's statement names");
+    let (_, v, _) = get(&patient, root, &kept);
+    assert_eq!(v["error"]["code"], "log_rollback", "{v}");
+
+    // Accepted with the announced size: both follow the restored log.
+    let s = size.to_string();
+    for home in [&patient, &lab] {
+        let v = ok(home, &["accept-rollback", "--restored", &s]);
+        assert_eq!(keys(&v), documented("accept-rollback"), "{v}");
+        assert_eq!(v["accepted"], true, "{v}");
+    }
+    let (code, v, _) = get(&patient, root, &kept);
+    assert_eq!(code, 0, "{v}");
+    let (code, v, _) = get(&patient, root, &lost);
+    assert_ne!(code, 0, "the lost document cannot come back: {v}");
+    assert_ne!(v["error"]["code"], "log_rollback", "{v}");
+    // The log grows past the old pins: no LOG FORK, writes and reads go on.
+    let after = put(&lab, root, "AFTER-");
+    let after2 = put(&lab, root, "AFTER2-");
+    for d in [&after, &after2] {
+        let (code, v, _) = get(&patient, root, d);
+        assert_eq!(code, 0, "{v}");
+    }
+    let v = ok(&patient, &["verify-log", "--server", &server.url]);
+    assert_eq!(v["verified"], true, "{v}");
+    // The witness cosigns the restored log as it grows.
+    let (code, v) = witness(&["--once"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["cosigned"].as_u64().unwrap() >= 2, "{v}");
+    // Accepting again: nothing to accept.
+    let (code, v) = run(&patient, &["accept-rollback", "--restored", &s]);
+    assert_eq!(code, 2, "{v}");
+    refused(&v, "nothing to accept");
+    server.stop();
+
+    // Replay: the server rolled back again to the very same restore, statement and all.
+    let server = drill::serve_on(&snapshot, port, &[]);
+    let (_, v, _) = get(&patient, root, &kept);
+    assert_eq!(v["error"]["code"], "log_rollback", "{v}");
+    let (code, v) = run(&patient, &["accept-rollback", "--restored", &s]);
+    assert_eq!(code, 4, "{v}");
+    refused(&v, "already accepted");
+    let (code, v) = witness(&["--accept-rollback", &s]);
+    assert_eq!(code, 4, "{v}");
+    refused(&v, "already accepted");
+    server.stop();
+
+    // Forged statements, served by the snapshot to the lab's pin after AFTER2 (past `size`).
+    let signer = log_signer(&key, &origin);
+    // A statement signed by another key under the log's name.
+    let other = NoteSigner::new(&origin, KEY_TYPE_ED25519, &[0x5a; 32]).unwrap();
+    let base = SignedLossStatement::verify(&statement, &signer.verifier())
+        .unwrap()
+        .statement;
+    let fresh = |st: &LossStatement, by: &NoteSigner| st.sign(by.signing_key()).unwrap().text;
+    let mut later = base.clone();
+    later.time += 1;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("no statement", String::new(), "no loss statement"),
+        ("another key", fresh(&later, &other), "no loss statement"),
+        (
+            "a restored size at the pin: it does not reach back before it",
+            {
+                let mut st = later.clone();
+                st.restored.size = 10_000;
+                st.lost_to = 10_000;
+                fresh(&st, &signer)
+            },
+            "no loss statement",
+        ),
+        (
+            "a tree head the served log does not extend",
+            {
+                let mut st = later.clone();
+                st.restored.root = [0x77; 32];
+                fresh(&st, &signer)
+            },
+            "does not extend",
+        ),
+    ];
+    for (what, text, expect) in cases {
+        let snap = root.join(format!("snap-{}", what.len()));
+        copy_dir(&snapshot, &snap);
+        let texts: Vec<String> = if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![text]
+        };
+        set_statements(&snap, &texts);
+        let server = drill::serve_on(&snap, port, &[]);
+        let (_, v, _) = get(&lab, root, &kept);
+        assert_eq!(v["error"]["code"], "log_rollback", "{what}: {v}");
+        let (code, v) = run(&lab, &["accept-rollback", "--restored", &s]);
+        assert_eq!(code, 4, "{what}: {v}");
+        refused(&v, expect);
+        server.stop();
+    }
+    // The lab's pin never moved: the restored log still reads.
+    let server = drill::serve_on(&restored, port, &[]);
+    let (code, v, _) = get(&lab, root, &after2);
+    assert_eq!(code, 0, "{v}");
+    server.stop();
+}

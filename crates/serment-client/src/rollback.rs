@@ -1,0 +1,238 @@
+//! The way forward after an announced restore with loss (PROTOCOL.md §11.11, issue 12): a
+//! server restored from a backup serves a shorter log than the one this client verified, so the
+//! client reports LOG ROLLBACK (and LOG FORK once the restored log has grown past its pin). The
+//! restore wrote a loss statement signed by the log key; [`review`] finds the one that covers
+//! this client's pin and says what the client loses, and [`accept`] moves the pin back to the
+//! restored tree **only** with the restored size the operator announced out of band, and never
+//! twice for one statement.
+//!
+//! Nothing here trusts the server: the statement must verify with the pinned log key, reach back
+//! before the pin, not be contradicted by it, and the served tree must extend the restored tree
+//! head it names (with the witness quorum this client requires). Since the server holds the log
+//! key, the user's explicit command and the witnesses' own acceptance are what stop a
+//! compromised server from rolling clients back with a statement of its own.
+
+use serde::Serialize;
+use serment_core::log::loss::SignedLossStatement;
+use serment_core::log::note::{Checkpoint, VerifierKey};
+use serment_core::log::pin::check_advance;
+
+use crate::api::Api;
+use crate::error::{ClientError, Result};
+use crate::keystore::{AcceptedLoss, Keystore};
+
+fn refused(reason: &'static str) -> ClientError {
+    ClientError::Log(serment_core::Error::LossStatement { reason })
+}
+
+/// What [`review`] found and [`accept`] did (JSON: docs/JSON.md, `accept-rollback`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReview {
+    /// The size of the checkpoint this client had verified.
+    pub pinned_size: u64,
+    /// The size of the checkpoint the server serves now.
+    pub served_size: u64,
+    /// The restored size the statement names: entries from it up to `pinned_size` that this
+    /// client verified are gone from the server.
+    pub restored_size: u64,
+    /// One past the last entry a checkpoint known to the restore proves.
+    pub lost_to: u64,
+    /// When the restore wrote the statement (seconds since the Unix epoch).
+    pub statement_time: u64,
+    /// The statement's id (SHA-256 of its text, hex).
+    pub statement_id: String,
+    /// Documents (ids) whose newest history entry this client verified is in the lost range:
+    /// versions, wraps or erasures of them may be gone (their authors send or erase again).
+    pub documents: Vec<String>,
+    /// Contacts (handles) whose key history this client verified into the lost range: a
+    /// rotation or a device of theirs may be gone; their next look-up verifies them again.
+    pub contacts: Vec<String>,
+    /// Care teams whose chain this client verified into the lost range.
+    pub teams: Vec<String>,
+    /// Whether the pin was moved ([`accept`]); false for [`review`].
+    pub accepted: bool,
+}
+
+/// The index of a `<index>:<leaf hash hex>` head.
+fn head_index(head: &str) -> Option<u64> {
+    head.split_once(':').and_then(|(i, _)| i.parse().ok())
+}
+
+/// Finds the loss statement that covers this client's pin, without changing anything.
+///
+/// # Errors
+/// [`ClientError::NotRegistered`] (nothing pinned for this server); [`ClientError::LogKeyChanged`];
+/// [`ClientError::Input`] when the served log extends the pin (nothing to accept);
+/// [`ClientError::Log`] with [`serment_core::Error::LossStatement`] when no statement the server
+/// serves verifies and covers the pin (the rollback stays what it looks like: an attack), or it
+/// was already accepted (a replay), or the served tree does not extend its restored tree head;
+/// the checkpoint's own errors (signature, witness quorum).
+pub fn review(api: &Api, ks: &Keystore) -> Result<RollbackReview> {
+    find(api, ks).map(|(r, _, _)| r)
+}
+
+/// Accepts the loss: checks everything [`review`] does, that `restored_size` (the size the
+/// operator announced) is the statement's, then forgets every head this client verified at or
+/// past the restored size, pins the served checkpoint, and records the statement (and the pin it
+/// replaces, as evidence) so that it is never accepted again. The caller saves the keystore.
+///
+/// # Errors
+/// Those of [`review`]; [`ClientError::Log`] when `restored_size` is not the statement's.
+pub fn accept(api: &Api, ks: &mut Keystore, restored_size: u64) -> Result<RollbackReview> {
+    let (mut r, note, statement) = find(api, ks)?;
+    if restored_size != r.restored_size {
+        return Err(refused(
+            "the restored size given is not the one the server's statement names: \
+             check the size your operator announced",
+        ));
+    }
+    let base = api.base().to_owned();
+    let mut st = ks
+        .log_state(&base)
+        .cloned()
+        .ok_or(ClientError::NotRegistered)?;
+    let lost = |h: &str| head_index(h).is_none_or(|i| i >= r.restored_size);
+    st.doc_heads.retain(|_, h| !lost(h));
+    st.accepted_losses.push(AcceptedLoss {
+        statement: statement.id(),
+        restored_size: r.restored_size,
+        pinned_before: st.checkpoint.clone().unwrap_or_default(),
+        at: crate::now_secs(),
+    });
+    st.checkpoint = Some(note);
+    ks.set_log_state(&base, st);
+    let contacts: Vec<(String, crate::keystore::PinnedContact)> = ks
+        .contacts()
+        .iter()
+        .filter(|(_, c)| c.log_head.as_deref().is_some_and(lost))
+        .map(|(h, c)| (h.clone(), c.clone()))
+        .collect();
+    for (h, mut c) in contacts {
+        c.log_head = None;
+        ks.pin(&h, c);
+    }
+    for t in &r.teams {
+        ks.forget_team(t);
+    }
+    if ks.recoveries_seen().is_some_and(|i| i >= r.restored_size) {
+        ks.clear_recoveries_seen();
+    }
+    r.accepted = true;
+    Ok(r)
+}
+
+/// The review, the served note to pin, and the statement.
+fn find(api: &Api, ks: &Keystore) -> Result<(RollbackReview, String, SignedLossStatement)> {
+    let st = ks.log_state(api.base()).ok_or(ClientError::NotRegistered)?;
+    let pinned = crate::log::pinned(api, ks)?.ok_or(ClientError::NotRegistered)?;
+    let served_key = api.log_key()?;
+    if served_key != st.vkey {
+        return Err(ClientError::LogKeyChanged {
+            pinned: st.vkey.clone(),
+            served: served_key,
+        });
+    }
+    let log_key = VerifierKey::parse(&st.vkey).map_err(ClientError::Keystore)?;
+    let trust = crate::log::trust(api, ks)?;
+    let note = api.log_checkpoint(None)?;
+    let served = trust
+        .verify_note(&note)
+        .map_err(ClientError::Log)?
+        .checkpoint;
+    if extends(api, &pinned, &served) {
+        return Err(ClientError::Input(format!(
+            "nothing to accept: the server's log ({} entries) extends the checkpoint this client \
+             verified ({} entries)",
+            served.size, pinned.size
+        )));
+    }
+    let accepted: Vec<&str> = st
+        .accepted_losses
+        .iter()
+        .map(|a| a.statement.as_str())
+        .collect();
+    let statement = covering_statement(api, &log_key, &pinned, &served, &accepted)?;
+    let restored = &statement.statement.restored;
+    let lost = |h: &str| head_index(h).is_none_or(|i| i >= restored.size);
+    let r = RollbackReview {
+        pinned_size: pinned.size,
+        served_size: served.size,
+        restored_size: restored.size,
+        lost_to: statement.statement.lost_to,
+        statement_time: statement.statement.time,
+        statement_id: statement.id(),
+        documents: st
+            .doc_heads
+            .iter()
+            .filter(|(_, h)| lost(h))
+            .map(|(d, _)| d.clone())
+            .collect(),
+        contacts: ks
+            .contacts()
+            .iter()
+            .filter(|(_, c)| c.log_head.as_deref().is_some_and(lost))
+            .map(|(h, _)| h.clone())
+            .collect(),
+        teams: ks
+            .team_names()
+            .into_iter()
+            .filter(|t| ks.team_head(t).is_some_and(lost))
+            .collect(),
+        accepted: false,
+    };
+    Ok((r, note, statement))
+}
+
+/// The newest statement the server serves that verifies with `log_key`, covers `pinned`, was not
+/// accepted before (`accepted`: ids), and whose restored tree head `served` extends. Shared by
+/// clients ([`accept`]) and witnesses ([`crate::witness::Witness::accept_rollback`]).
+///
+/// # Errors
+/// [`ClientError::Log`] with [`serment_core::Error::LossStatement`]; server errors.
+pub(crate) fn covering_statement(
+    api: &Api,
+    log_key: &VerifierKey,
+    pinned: &Checkpoint,
+    served: &Checkpoint,
+    accepted: &[&str],
+) -> Result<SignedLossStatement> {
+    let texts = api.log_loss_statements()?;
+    let statement = texts
+        .iter()
+        .rev()
+        .filter_map(|t| SignedLossStatement::verify(t, log_key).ok())
+        .find(|s| s.covers(pinned).is_ok())
+        .ok_or(refused(
+            "the server serves no loss statement, signed by its log key, that covers the \
+             checkpoint this client verified: the rollback is not an announced restore",
+        ))?;
+    if accepted.contains(&statement.id().as_str()) {
+        return Err(refused(
+            "this loss statement was already accepted once: served again, it rolls the log back \
+             a second time (a replay)",
+        ));
+    }
+    if !extends(api, &statement.statement.restored, served) {
+        return Err(refused(
+            "the served log does not extend the tree head the statement says was restored",
+        ));
+    }
+    Ok(statement)
+}
+
+/// Whether `new` extends `old` (same tree, or a larger one with a consistency proof the server
+/// gives and that verifies). A proof the server cannot give counts as no.
+pub(crate) fn extends(api: &Api, old: &Checkpoint, new: &Checkpoint) -> bool {
+    if new.size < old.size {
+        return false;
+    }
+    let proof = if new.size > old.size && old.size > 0 {
+        match api.log_consistency(old.size, new.size) {
+            Ok(p) => p,
+            Err(_) => return false,
+        }
+    } else {
+        Vec::new()
+    };
+    check_advance(Some(old), new, &proof).is_ok()
+}
