@@ -245,7 +245,7 @@ pub(crate) enum Command {
     /// directory or database; a backup older than a proven checkpoint needs --accept-loss.
     Restore(crate::cmd::restore::RestoreArgs),
     /// After an announced restore from a backup (LOG ROLLBACK or LOG FORK): show what the
-    /// server's loss statement says this device lost, and with --restored SIZE (the size the
+    /// server's loss statement says this device lost, and with --statement ID (the id the
     /// operator announced) follow the restored log (PROTOCOL.md §11.11).
     AcceptRollback(crate::cmd::rollback::AcceptRollbackArgs),
     /// Show who opened your documents, each line proven in the log (--fhir: FHIR R4 AuditEvents).

@@ -161,9 +161,9 @@ impl CliError {
             CliError::Client(ClientError::Log(
                 serment_core::Error::Rollback { .. } | serment_core::Error::Fork { .. },
             )) => Some(
-                "if your server's operator announced a restore from a backup, `serment \
-                 accept-rollback` shows what the server says was lost (docs/BACKUP.md §7); \
-                 otherwise treat this as an attack on the log",
+                "if your server's operator announced a restore from a backup (with a loss \
+                 statement id), `serment accept-rollback` shows what the server says was lost \
+                 (docs/BACKUP.md §7); otherwise treat this as an attack on the log",
             ),
             _ => None,
         }

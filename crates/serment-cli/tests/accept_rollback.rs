@@ -2,13 +2,18 @@
 //! N12): a server lost after its newest backed-up increment is restored; the clients that
 //! verified the lost tail (the lab that wrote it, the patient who read it) report LOG ROLLBACK,
 //! with a hint to the command; the command shows the server's loss statement and what this
-//! device lost, changes nothing without the announced restored size, refuses another size, and
-//! with it follows the restored log, on which everyone writes and reads again.
+//! device lost, changes nothing without the statement id the operator announced, refuses
+//! another id, and with it follows the restored log, on which everyone writes and reads again.
+//! A revocation the patient made in the lost range (with its identity rotation) does not come
+//! back silently: the lab's next send to the patient is refused until the lab confirms the
+//! patient again (REVIEW6 V3).
 //!
 //! Hostile cases (the server holds the log key, so the checks that do not rest on it matter
-//! most): no statement; a statement signed by another key; one signed by the log key that
-//! does not reach back before the pin, or names a tree head the served log does not extend; the
-//! accepted statement served again after the client moved on (a replay).
+//! most): no statement; a statement signed by another key; one signed by the log key that does
+//! not reach back before the pin (also exactly at it), or names a tree head the served log does
+//! not extend; the accepted statement served again after the client moved on (a replay), or
+//! re-signed with a new time (another id than the announced one, REVIEW6 V1); the announced
+//! statement served to a client that verified the log after it was written (REVIEW6 V1 B).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -94,12 +99,20 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     let port = free_port();
     let server = drill::serve_on(&data, port, &["--init"]);
     let (lab, patient) = lab_and_patient(root, &server.url, "labo-ar", "patient-ar");
+    // The patient's second device, linked before the backup.
+    let phone = root.join("phone");
+    let (_, joined, _) = link_new_device(&patient, &phone, &server.url);
+    let phone_id = joined["device_id"].as_str().unwrap().to_owned();
     let kept = put(&lab, root, "KEPT-");
     let good = root.join("backup");
     backup_once(root, &data, &good);
     let key = root.join("log.key.offline");
     std::fs::copy(data.join("log.key"), &key).unwrap();
-    // The tail no increment copied: the lab writes it, the patient reads it.
+    // The tail no increment copied: the patient revokes the phone (the identity key rotates),
+    // the lab refreshes the patient and writes, the patient reads.
+    let rev = ok(&patient, &["revoke-device", &phone_id, "--yes"]);
+    assert_eq!(rev["rotated"], true, "{rev}");
+    ok(&lab, &["contact", "add", "patient-ar"]);
     let lost = put(&lab, root, "LOST-");
     let (code, v, _) = get(&patient, root, &lost);
     assert_eq!(code, 0, "{v}");
@@ -176,15 +189,16 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
             "{v}"
         );
     }
-    // The witness too: it stops cosigning, and follows only with the announced size.
+    // The witness too: it stops cosigning, and follows only with the announced id.
     let (code, v) = witness(&["--once"]);
     assert_eq!(code, 4, "{v}");
     assert_eq!(v["error"]["code"], "log_rollback", "{v}");
-    let wrong = (size + 1).to_string();
-    let (code, v) = witness(&["--accept-rollback", &wrong]);
+    let wrong = "0123456789abcdef";
+    let (code, v) = witness(&["--accept-rollback", wrong]);
     assert_eq!(code, 4, "{v}");
-    refused(&v, "not the one the server's statement names");
-    let (code, v) = witness(&["--accept-rollback", &size.to_string()]);
+    refused(&v, "not the one announced");
+    let announced = &statement_id[..16];
+    let (code, v) = witness(&["--accept-rollback", announced]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["accepted_loss"], statement_id.as_str(), "{v}");
 
@@ -205,17 +219,22 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     );
     let (code, v, _) = get(&patient, root, &kept);
     assert_eq!(v["error"]["code"], "log_rollback", "{v} {code}");
-    // Another size than the statement's (not what the operator announced): refused.
-    let (code, v) = run(&patient, &["accept-rollback", "--restored", &wrong]);
+    // Another id than the one the operator announced: refused; too short: a usage error.
+    let (code, v) = run(&patient, &["accept-rollback", "--statement", wrong]);
     assert_eq!(code, 4, "{v}");
-    refused(&v, "not the one the server's statement names");
+    refused(&v, "not the one announced");
+    let (code, v) = run(
+        &patient,
+        &["accept-rollback", "--statement", &statement_id[..8]],
+    );
+    assert_eq!(code, 2, "{v}");
     let (_, v, _) = get(&patient, root, &kept);
     assert_eq!(v["error"]["code"], "log_rollback", "{v}");
 
-    // Accepted with the announced size: both follow the restored log.
-    let s = size.to_string();
+    // Accepted with the announced id: both follow the restored log.
+    let s = announced;
     for home in [&patient, &lab] {
-        let v = ok(home, &["accept-rollback", "--restored", &s]);
+        let v = ok(home, &["accept-rollback", "--statement", s]);
         assert_eq!(keys(&v), documented("accept-rollback"), "{v}");
         assert_eq!(v["accepted"], true, "{v}");
     }
@@ -224,6 +243,20 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     let (code, v, _) = get(&patient, root, &lost);
     assert_ne!(code, 0, "the lost document cannot come back: {v}");
     assert_ne!(v["error"]["code"], "log_rollback", "{v}");
+    // The patient's revocation (and rotation) was lost: the lab's next send to the patient is
+    // refused, naming the restore, until the lab confirms the patient again out of band.
+    let probe = root.join("probe.txt");
+    std::fs::write(&probe, b"probe").unwrap();
+    let (code, v) = run(
+        &lab,
+        &["put", probe.to_str().unwrap(), "--to", "patient-ar"],
+    );
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["code"], "restored_devices", "{v}");
+    // Confirmed (the fingerprint changed back to the restored key: shown, then confirmed).
+    let (code, v) = run(&lab, &["contact", "verify", "patient-ar", "--confirm"]);
+    assert!(code == 0 || code == 2, "{v}");
+    ok(&lab, &["contact", "verify", "patient-ar", "--confirm"]);
     // The log grows past the old pins: no LOG FORK, writes and reads go on.
     let after = put(&lab, root, "AFTER-");
     let after2 = put(&lab, root, "AFTER2-");
@@ -238,7 +271,7 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     assert_eq!(code, 0, "{v}");
     assert!(v["cosigned"].as_u64().unwrap() >= 2, "{v}");
     // Accepting again: nothing to accept.
-    let (code, v) = run(&patient, &["accept-rollback", "--restored", &s]);
+    let (code, v) = run(&patient, &["accept-rollback", "--statement", s]);
     assert_eq!(code, 2, "{v}");
     refused(&v, "nothing to accept");
     server.stop();
@@ -247,49 +280,89 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     let server = drill::serve_on(&snapshot, port, &[]);
     let (_, v, _) = get(&patient, root, &kept);
     assert_eq!(v["error"]["code"], "log_rollback", "{v}");
-    let (code, v) = run(&patient, &["accept-rollback", "--restored", &s]);
+    let (code, v) = run(&patient, &["accept-rollback", "--statement", s]);
     assert_eq!(code, 4, "{v}");
     refused(&v, "already accepted");
-    let (code, v) = witness(&["--accept-rollback", &s]);
+    let (code, v) = witness(&["--accept-rollback", s]);
     assert_eq!(code, 4, "{v}");
     refused(&v, "already accepted");
     server.stop();
 
-    // Forged statements, served by the snapshot to the lab's pin after AFTER2 (past `size`).
+    // Forged statements, served by the snapshot to the lab's pin (past `size`). Each is given
+    // with its own id, as if announced: the checks after the id must refuse it.
     let signer = log_signer(&key, &origin);
-    // A statement signed by another key under the log's name.
     let other = NoteSigner::new(&origin, KEY_TYPE_ED25519, &[0x5a; 32]).unwrap();
     let base = SignedLossStatement::verify(&statement, &signer.verifier())
         .unwrap()
         .statement;
-    let fresh = |st: &LossStatement, by: &NoteSigner| st.sign(by.signing_key()).unwrap().text;
+    let sign = |st: &LossStatement, by: &NoteSigner| {
+        let signed = st.sign(by.signing_key()).unwrap();
+        (signed.text.clone(), signed.id())
+    };
+    let lab_pin: u64 = {
+        let out = root.join("lab-pin.note");
+        ok(&lab, &["pinned-checkpoint", "-o", out.to_str().unwrap()]);
+        let text = std::fs::read_to_string(&out).unwrap();
+        text.lines().nth(1).unwrap().parse().unwrap()
+    };
+    assert!(lab_pin > size);
     let mut later = base.clone();
     later.time += 1;
-    let cases: Vec<(&str, String, &str)> = vec![
-        ("no statement", String::new(), "no loss statement"),
-        ("another key", fresh(&later, &other), "no loss statement"),
+    let at = |n: u64| {
+        let mut st = later.clone();
+        st.restored.size = n;
+        st.lost_to = n;
+        st
+    };
+    let cases: Vec<(&str, (String, String), &str)> = vec![
         (
-            "a restored size at the pin: it does not reach back before it",
-            {
-                let mut st = later.clone();
-                st.restored.size = 10_000;
-                st.lost_to = 10_000;
-                fresh(&st, &signer)
-            },
+            "no statement",
+            (String::new(), statement_id.clone()),
+            "no loss statement",
+        ),
+        ("another key", sign(&later, &other), "no loss statement"),
+        (
+            "a restored size past the pin: it does not reach back before it",
+            sign(&at(lab_pin + 1), &signer),
+            "no loss statement",
+        ),
+        (
+            "a restored size exactly at the pin: nothing of it was lost",
+            sign(&at(lab_pin), &signer),
             "no loss statement",
         ),
         (
             "a tree head the served log does not extend",
-            {
-                let mut st = later.clone();
-                st.restored.root = [0x77; 32];
-                fresh(&st, &signer)
-            },
+            sign(
+                &{
+                    let mut st = later.clone();
+                    st.restored.root = [0x77; 32];
+                    st
+                },
+                &signer,
+            ),
             "does not extend",
         ),
+        (
+            "the announced statement, re-signed with a new time (another id)",
+            (sign(&later, &signer).0, statement_id.clone()),
+            "not the one announced",
+        ),
+        (
+            "a statement written an hour before the lab last verified the log",
+            sign(
+                &{
+                    let mut st = later.clone();
+                    st.time = base.time - 3_600;
+                    st
+                },
+                &signer,
+            ),
+            "written before this device last verified",
+        ),
     ];
-    for (what, text, expect) in cases {
-        let snap = root.join(format!("snap-{}", what.len()));
+    for (i, (what, (text, id), expect)) in cases.into_iter().enumerate() {
+        let snap = root.join(format!("snap-{i}"));
         copy_dir(&snapshot, &snap);
         let texts: Vec<String> = if text.is_empty() {
             Vec::new()
@@ -300,9 +373,12 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
         let server = drill::serve_on(&snap, port, &[]);
         let (_, v, _) = get(&lab, root, &kept);
         assert_eq!(v["error"]["code"], "log_rollback", "{what}: {v}");
-        let (code, v) = run(&lab, &["accept-rollback", "--restored", &s]);
+        let (code, v) = run(&lab, &["accept-rollback", "--statement", &id]);
         assert_eq!(code, 4, "{what}: {v}");
         refused(&v, expect);
+        // The witness, which cosigned the restored log past `size`, likewise.
+        let (code, v) = witness(&["--accept-rollback", &id]);
+        assert_eq!(code, 4, "witness, {what}: {v}");
         server.stop();
     }
     // The lab's pin never moved: the restored log still reads.

@@ -98,6 +98,21 @@ pub fn fetch(api: &Api, handle: &str, pinned: Option<&PinnedContact>) -> Result<
 /// [`ClientError::KeySubstitution`] when the pinned key is not in the history, or the directory
 /// serves other keys than the log.
 pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)> {
+    add_with(api, ks, handle, false)
+}
+
+/// [`add`]; `confirmed` when the user confirmed the contact out of band (`serment contact
+/// verify --confirm`): devices that came back with a restore's lost range
+/// ([`ClientError::RestoredDevices`]) are then pinned.
+///
+/// # Errors
+/// As [`add`]; [`ClientError::RestoredDevices`] unless `confirmed`.
+pub fn add_with(
+    api: &Api,
+    ks: &mut Keystore,
+    handle: &str,
+    confirmed: bool,
+) -> Result<(Contact, bool)> {
     serment_core::identity::validate_handle(handle)
         .map_err(|e| ClientError::Input(e.to_string()))?;
     let existing = ks.contacts().get(handle).cloned();
@@ -111,7 +126,19 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
     let current = KeyId::of(serment_core::ids::KeyKind::Identity, &hist.identity_key);
     if let Some(p) = &existing {
         let pinned_key = hex_key(&p.identity_key)?;
-        if !hist.identity_keys.contains(&pinned_key) {
+        // REVIEW6 V3/V5: after an accepted loss, a key the contact rotated to in the lost range
+        // is gone from the log: fail closed, naming the restore, until the user confirms.
+        if !hist.identity_keys.contains(&pinned_key) && p.lost_from.is_some() && !confirmed {
+            return Err(ClientError::RestoredDevices {
+                handle: handle.to_owned(),
+                devices: hist
+                    .devices
+                    .iter()
+                    .map(|d| d.device_id().to_string())
+                    .collect(),
+            });
+        }
+        if !hist.identity_keys.contains(&pinned_key) && (p.lost_from.is_none() || !confirmed) {
             return Err(ClientError::KeySubstitution {
                 handle: handle.to_owned(),
                 pinned: KeyId::of(serment_core::ids::KeyKind::Identity, &pinned_key).to_string(),
@@ -122,6 +149,25 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
     if hist.devices.is_empty() {
         return Err(ClientError::NoActiveDevice(handle.to_owned()));
     }
+    // REVIEW6 V3: after an accepted loss, a device current now that was not when this device
+    // last verified the contact may be one revoked in the lost range.
+    if let Some(p) = existing
+        .as_ref()
+        .filter(|p| p.lost_from.is_some() && !confirmed)
+    {
+        let back: Vec<String> = hist
+            .devices
+            .iter()
+            .filter(|d| !p.records.contains(&b64e(&d.bytes)))
+            .map(|d| d.device_id().to_string())
+            .collect();
+        if !back.is_empty() {
+            return Err(ClientError::RestoredDevices {
+                handle: handle.to_owned(),
+                devices: back,
+            });
+        }
+    }
     // The directory must agree with the log: same identity, same devices.
     let log_pin = PinnedContact {
         identity_key: hex::encode(hist.identity_key),
@@ -130,6 +176,7 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
         verified: false,
         log_head: None,
         rotated_from: None,
+        lost_from: None,
     };
     let served = fetch(api, handle, Some(&log_pin))?;
     let mut a: Vec<&[u8]> = served.devices.iter().map(|d| d.bytes.as_slice()).collect();
@@ -175,6 +222,7 @@ pub fn add(api: &Api, ks: &mut Keystore, handle: &str) -> Result<(Contact, bool)
                     .is_some_and(|e| e.identity_key == hex::encode(hist.identity_key)),
             log_head: Some(crate::log::format_head(&hist.head)),
             rotated_from,
+            lost_from: None,
         },
     );
     Ok((contact, new))

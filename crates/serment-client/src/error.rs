@@ -51,6 +51,23 @@ pub enum ClientError {
         /// Served identity id (hex).
         served: String,
     },
+    /// After an accepted loss (PROTOCOL.md §11.11): the restored log shows current devices of a
+    /// contact that were not current when this device last verified it, in the range the restore
+    /// lost; each may have been revoked there (a stolen device back). Nothing is wrapped to them
+    /// until the user checks with the contact and confirms (`serment contact verify HANDLE
+    /// --confirm`).
+    #[error(
+        "{handle}'s devices {devices:?} were not current when this device last verified {handle}, \
+         in the log range the restore lost: a revocation may have been lost with it. Ask \
+         {handle} (out of band) whether they still hold them; if so, run `serment contact verify \
+         {handle} --confirm`, else ask them to revoke them again"
+    )]
+    RestoredDevices {
+        /// The contact.
+        handle: String,
+        /// The device ids (hex).
+        devices: Vec<String>,
+    },
     /// A document was authored by a device that belongs to no pinned contact.
     #[error(
         "the author device {0} belongs to no pinned contact: add the author as a contact first"
@@ -181,6 +198,7 @@ impl ClientError {
             ClientError::NoActiveDevice(_) | ClientError::TeamKeyRevoked { .. } => 6,
             ClientError::Integrity(_)
             | ClientError::KeySubstitution { .. }
+            | ClientError::RestoredDevices { .. }
             | ClientError::UnknownAuthor(_)
             | ClientError::Log(_)
             | ClientError::LogKeyChanged { .. }
@@ -214,6 +232,7 @@ impl ClientError {
             ClientError::BadResponse(_) => "bad_response",
             ClientError::UnknownContact(_) => "unknown_contact",
             ClientError::KeySubstitution { .. } => "key_substitution",
+            ClientError::RestoredDevices { .. } => "restored_devices",
             ClientError::UnknownAuthor(_) => "unknown_author",
             ClientError::Log(e) => match e {
                 serment_core::Error::Rollback { .. } => "log_rollback",

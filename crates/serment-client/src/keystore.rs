@@ -48,6 +48,12 @@ pub struct PinnedContact {
     /// [`Keystore::mark_verified`]. While set, every use of the contact shows both fingerprints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_from: Option<String>,
+    /// Set when this device accepted a restore's loss (PROTOCOL.md §11.11) after verifying this
+    /// contact's key history into the lost range: the restored size. Until the contact is
+    /// verified again, a current device not in `records` is refused
+    /// ([`crate::ClientError::RestoredDevices`]): its revocation may have been lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_from: Option<u64>,
 }
 
 /// The sealed metadata of a document version this device sealed or opened and verified
@@ -148,6 +154,11 @@ pub struct LogState {
     /// §11.11), oldest first: one is never accepted twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted_losses: Vec<AcceptedLoss>,
+    /// When this client last moved `checkpoint` forward (its own clock, seconds since the Unix
+    /// epoch): a loss statement written well before it cannot explain losing that checkpoint
+    /// (PROTOCOL.md §11.11). Absent in keystores written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advanced_at: Option<u64>,
 }
 
 /// A loss statement this client accepted (PROTOCOL.md §11.11), with the pin it gave up: the
@@ -802,6 +813,12 @@ impl Keystore {
     /// Records the log index of the record that first advertised this device's hybrid key.
     pub fn set_hybrid_since(&mut self, index: u64) {
         self.state.hybrid_since = Some(index);
+    }
+
+    /// Forgets that index (the record was in a range a restore lost, PROTOCOL.md §11.11): the
+    /// device keeps its X-Wing key, and `serment id upgrade` logs its hybrid record again.
+    pub fn clear_hybrid_since(&mut self) {
+        self.state.hybrid_since = None;
     }
 
     /// When this device was revoked by this keystore (seconds since the Unix epoch), if it was.

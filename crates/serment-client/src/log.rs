@@ -172,6 +172,7 @@ fn accept_note_with(
         && let Some(mut st) = ks.log_state(api.base()).cloned()
     {
         st.checkpoint = Some(note.to_owned());
+        st.advanced_at = Some(crate::now_secs());
         ks.set_log_state(api.base(), st);
     }
     Ok(new)

@@ -25,6 +25,40 @@ fn refused(reason: &'static str) -> ClientError {
     ClientError::Log(serment_core::Error::LossStatement { reason })
 }
 
+/// The fewest hex digits of a statement id a user must give (64 bits: a server cannot make
+/// another statement that shares them).
+pub const MIN_ANNOUNCED_ID_LEN: usize = 16;
+
+/// How much older than this client's (or witness's) last advance a statement may be and still
+/// explain the loss: the clocks of the restoring host and the client may differ.
+pub const STATEMENT_CLOCK_MARGIN_SECS: u64 = 600;
+
+/// How far ahead of this client's clock a statement's time may be.
+const STATEMENT_FUTURE_SECS: u64 = 24 * 3600;
+
+/// Checks that `announced` (an id prefix the operator announced) names `statement`.
+///
+/// # Errors
+/// [`ClientError::Input`] for a malformed id; [`ClientError::Log`] for another statement.
+pub(crate) fn check_announced(statement: &SignedLossStatement, announced: &str) -> Result<()> {
+    let announced = announced.trim().to_ascii_lowercase();
+    if announced.len() < MIN_ANNOUNCED_ID_LEN
+        || announced.len() > 64
+        || !announced.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(ClientError::Input(format!(
+            "the announced loss statement id must be {MIN_ANNOUNCED_ID_LEN} to 64 hex digits"
+        )));
+    }
+    if !statement.id().starts_with(&announced) {
+        return Err(refused(
+            "the server's loss statement is not the one announced: its id differs from the \
+             one your operator gave (a different restore, or a rollback of the server's own)",
+        ));
+    }
+    Ok(())
+}
+
 /// What [`review`] found and [`accept`] did (JSON: docs/JSON.md, `accept-rollback`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackReview {
@@ -49,6 +83,9 @@ pub struct RollbackReview {
     pub contacts: Vec<String>,
     /// Care teams whose chain this client verified into the lost range.
     pub teams: Vec<String>,
+    /// This device's post-quantum upgrade (`serment id upgrade`) was logged in the lost range:
+    /// senders see its classical record again until the user runs `serment id upgrade` anew.
+    pub hybrid_lost: bool,
     /// Whether the pin was moved ([`accept`]); false for [`review`].
     pub accepted: bool,
 }
@@ -71,21 +108,18 @@ pub fn review(api: &Api, ks: &Keystore) -> Result<RollbackReview> {
     find(api, ks).map(|(r, _, _)| r)
 }
 
-/// Accepts the loss: checks everything [`review`] does, that `restored_size` (the size the
-/// operator announced) is the statement's, then forgets every head this client verified at or
-/// past the restored size, pins the served checkpoint, and records the statement (and the pin it
-/// replaces, as evidence) so that it is never accepted again. The caller saves the keystore.
+/// Accepts the loss: checks everything [`review`] does, that `announced` (the statement id
+/// the operator announced out of band, at least [`MIN_ANNOUNCED_ID_LEN`] hex digits of it) is
+/// the statement's, then forgets every head this client verified at or past the restored size,
+/// pins the served checkpoint, and records the statement (and the pin it replaces, as
+/// evidence) so that it is never accepted again. The caller saves the keystore.
 ///
 /// # Errors
-/// Those of [`review`]; [`ClientError::Log`] when `restored_size` is not the statement's.
-pub fn accept(api: &Api, ks: &mut Keystore, restored_size: u64) -> Result<RollbackReview> {
+/// Those of [`review`]; [`ClientError::Input`] for an id too short or not hex;
+/// [`ClientError::Log`] when the statement is not the announced one.
+pub fn accept(api: &Api, ks: &mut Keystore, announced: &str) -> Result<RollbackReview> {
     let (mut r, note, statement) = find(api, ks)?;
-    if restored_size != r.restored_size {
-        return Err(refused(
-            "the restored size given is not the one the server's statement names: \
-             check the size your operator announced",
-        ));
-    }
+    check_announced(&statement, announced)?;
     let base = api.base().to_owned();
     let mut st = ks
         .log_state(&base)
@@ -100,7 +134,14 @@ pub fn accept(api: &Api, ks: &mut Keystore, restored_size: u64) -> Result<Rollba
         at: crate::now_secs(),
     });
     st.checkpoint = Some(note);
+    st.advanced_at = Some(crate::now_secs());
+    if ks.hybrid_since().is_some_and(|i| i >= r.restored_size) {
+        r.hybrid_lost = true;
+    }
     ks.set_log_state(&base, st);
+    if r.hybrid_lost {
+        ks.clear_hybrid_since();
+    }
     let contacts: Vec<(String, crate::keystore::PinnedContact)> = ks
         .contacts()
         .iter()
@@ -109,6 +150,7 @@ pub fn accept(api: &Api, ks: &mut Keystore, restored_size: u64) -> Result<Rollba
         .collect();
     for (h, mut c) in contacts {
         c.log_head = None;
+        c.lost_from = Some(r.restored_size);
         ks.pin(&h, c);
     }
     for t in &r.teams {
@@ -151,7 +193,7 @@ fn find(api: &Api, ks: &Keystore) -> Result<(RollbackReview, String, SignedLossS
         .iter()
         .map(|a| a.statement.as_str())
         .collect();
-    let statement = covering_statement(api, &log_key, &pinned, &served, &accepted)?;
+    let statement = covering_statement(api, &log_key, &pinned, &served, &accepted, st.advanced_at)?;
     let restored = &statement.statement.restored;
     let lost = |h: &str| head_index(h).is_none_or(|i| i >= restored.size);
     let r = RollbackReview {
@@ -178,6 +220,7 @@ fn find(api: &Api, ks: &Keystore) -> Result<(RollbackReview, String, SignedLossS
             .into_iter()
             .filter(|t| ks.team_head(t).is_some_and(lost))
             .collect(),
+        hybrid_lost: ks.hybrid_since().is_some_and(|i| i >= restored.size),
         accepted: false,
     };
     Ok((r, note, statement))
@@ -195,17 +238,32 @@ pub(crate) fn covering_statement(
     pinned: &Checkpoint,
     served: &Checkpoint,
     accepted: &[&str],
+    advanced_at: Option<u64>,
 ) -> Result<SignedLossStatement> {
     let texts = api.log_loss_statements()?;
+    let now = crate::now_secs();
     let statement = texts
         .iter()
         .rev()
         .filter_map(|t| SignedLossStatement::verify(t, log_key).ok())
+        .filter(|s| s.statement.time > 0 && s.statement.time <= now + STATEMENT_FUTURE_SECS)
         .find(|s| s.covers(pinned).is_ok())
         .ok_or(refused(
             "the server serves no loss statement, signed by its log key, that covers the \
              checkpoint this client verified: the rollback is not an announced restore",
         ))?;
+    if advanced_at.is_some_and(|at| {
+        statement
+            .statement
+            .time
+            .saturating_add(STATEMENT_CLOCK_MARGIN_SECS)
+            < at
+    }) {
+        return Err(refused(
+            "the loss statement was written before this device last verified the log: that \
+             restore cannot explain losing what was verified after it",
+        ));
+    }
     if accepted.contains(&statement.id().as_str()) {
         return Err(refused(
             "this loss statement was already accepted once: served again, it rolls the log back \

@@ -31,6 +31,10 @@ pub struct WitnessState {
     /// The loss statements this witness accepted (ids, PROTOCOL.md §11.11): never twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted_losses: Vec<String>,
+    /// When this witness last cosigned (its own clock, seconds since the Unix epoch): a loss
+    /// statement written well before it cannot explain losing what it cosigned after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosigned_at: Option<u64>,
 }
 
 /// A witness with its key and state.
@@ -105,18 +109,19 @@ impl Witness {
         crate::fsutil::write_atomic(&p, &b)
     }
 
-    /// Accepts a restore's loss (PROTOCOL.md §11.11): with `restored_size` the size the log's
-    /// operator announced, the server's newest loss statement that verifies with the pinned log
-    /// key, covers the last checkpoint cosigned and was not accepted before, and whose restored
-    /// tree head the served log extends, moves this witness back to the restored checkpoint
-    /// (the log-signed note of that size, which must be the statement's tree head). The next
-    /// [`Witness::step`] cosigns from there. Returns the statement's id.
+    /// Accepts a restore's loss (PROTOCOL.md §11.11): with `announced` the statement id the
+    /// log's operator announced (at least 16 hex digits of it), the server's newest loss
+    /// statement that verifies with the pinned log key, covers the last checkpoint cosigned, was
+    /// written after it (within the clock margin), was not accepted before, is the announced one,
+    /// and whose restored tree head the served log extends, moves this witness back to the
+    /// restored checkpoint (the log-signed note of that size, which must be the statement's tree
+    /// head). The next [`Witness::step`] cosigns from there. Returns the statement's id.
     ///
     /// # Errors
     /// [`ClientError::Input`] when nothing was cosigned or the served log extends the last
     /// checkpoint cosigned (nothing to accept); [`ClientError::Log`] for a statement that does
     /// not apply, a size other than the statement's, a note that does not verify.
-    pub fn accept_rollback(&mut self, api: &Api, restored_size: u64) -> Result<String> {
+    pub fn accept_rollback(&mut self, api: &Api, announced: &str) -> Result<String> {
         let (Some(vkey), Some(last)) = (&self.state.log_vkey, &self.state.checkpoint) else {
             return Err(ClientError::Input(
                 "this witness has cosigned nothing: there is no rollback to accept".into(),
@@ -145,14 +150,16 @@ impl Witness {
             .iter()
             .map(String::as_str)
             .collect();
-        let statement =
-            crate::rollback::covering_statement(api, &log_key, &last, &served, &accepted)?;
+        let statement = crate::rollback::covering_statement(
+            api,
+            &log_key,
+            &last,
+            &served,
+            &accepted,
+            self.state.cosigned_at,
+        )?;
+        crate::rollback::check_announced(&statement, announced)?;
         let restored = &statement.statement.restored;
-        if restored.size != restored_size {
-            return Err(ClientError::Log(serment_core::Error::LossStatement {
-                reason: "the restored size given is not the one the server's statement names",
-            }));
-        }
         let note = api.log_checkpoint(Some(restored.size))?;
         let signed = SignedCheckpoint::parse(&note).map_err(ClientError::Log)?;
         signed
@@ -208,6 +215,7 @@ impl Witness {
         api.post_cosignature(&self.vkey(), new.size, &sig.line())?;
         self.state.checkpoint = Some(note);
         self.state.cosigned += 1;
+        self.state.cosigned_at = Some(crate::now_secs());
         self.save()?;
         Ok(Some(new.size))
     }

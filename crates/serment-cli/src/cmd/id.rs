@@ -179,7 +179,7 @@ pub(crate) fn contact(ctx: &Ctx, cmd: ContactCommand) -> CliResult<()> {
             let (mut ks, shown_before) = match ctx.session() {
                 Ok(mut s) => {
                     let before = contacts::pinned(&s.ks, &name)?.fingerprint();
-                    contacts::add(&s.api, &mut s.ks, &name)?;
+                    contacts::add_with(&s.api, &mut s.ks, &name, confirm)?;
                     s.ks.save()?;
                     (s.ks, Some(before))
                 }

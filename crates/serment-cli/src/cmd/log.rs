@@ -34,11 +34,12 @@ pub(crate) struct WitnessArgs {
     /// Cosign once and exit.
     #[arg(long)]
     pub(crate) once: bool,
-    /// After an announced restore with loss (PROTOCOL.md §11.11): the restored log size the
-    /// log's operator announced. Checks the server's loss statement, moves this witness back to
-    /// the restored checkpoint, and exits; run the witness again to cosign from there.
-    #[arg(long, value_name = "SIZE")]
-    pub(crate) accept_rollback: Option<u64>,
+    /// After an announced restore (PROTOCOL.md §11.11): the loss statement id the log's
+    /// operator announced (at least its first 16 hex digits). Checks the server's loss
+    /// statement, moves this witness back to the restored checkpoint, and exits; run the witness
+    /// again to cosign from there.
+    #[arg(long, value_name = "ID")]
+    pub(crate) accept_rollback: Option<String>,
 }
 
 /// `serment verify-log`.
@@ -100,14 +101,14 @@ pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
     let api = Api::with_transport(&a.server, &ctx.transport()?)?;
     let mut w = Witness::open(&a.data_dir, &a.name)?;
     eprintln!("serment witness: key {}", w.vkey());
-    if let Some(size) = a.accept_rollback {
-        let id = w.accept_rollback(&api, size)?;
+    if let Some(announced) = a.accept_rollback.as_deref() {
+        let id = w.accept_rollback(&api, announced)?;
         emit(
             ctx.json,
-            &json!({ "vkey": w.vkey(), "accepted_loss": id, "restored_size": size }),
+            &json!({ "vkey": w.vkey(), "accepted_loss": id }),
             &format!(
-                "witness {}: accepted the loss statement {id}: the log restored at {size} \
-                 entries is cosigned from there on",
+                "witness {}: accepted the loss statement {id}: the restored log is cosigned \
+                 from there on",
                 w.vkey()
             ),
         );

@@ -147,12 +147,12 @@ pub(crate) fn run(ctx: &Ctx, a: RestoreArgs) -> CliResult<()> {
         ));
     }
     text.push_str(&format!(
-        "\n  Loss statement {} written (PROTOCOL.md §11.11): any client or witness that verified \
-         more than {size} entries (a write after the newest backed-up increment is enough) \
-         reports LOG ROLLBACK. Announce the restored size {size} to your users; each runs \
-         `serment accept-rollback --restored {size}`, each witness operator `serment witness \
-         ... --accept-rollback {size}`.",
-        &done.loss_statement.id[..16],
+        "\n  Loss statement {id} written (PROTOCOL.md §11.11): any client or witness that \
+         verified more than {size} entries (a write after the newest backed-up increment is \
+         enough) reports LOG ROLLBACK. Announce this id (at least its first 16 digits) to your \
+         users and witness operators out of band; each runs `serment accept-rollback \
+         --statement {id}`, each witness `serment witness ... --accept-rollback {id}`.",
+        id = done.loss_statement.id,
         size = done.loss_statement.restored_size,
     ));
     for p in &done.skipped {

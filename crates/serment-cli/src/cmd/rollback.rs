@@ -1,7 +1,7 @@
-//! `serment accept-rollback [--restored SIZE]` (PROTOCOL.md §11.11, docs/BACKUP.md §7): after
+//! `serment accept-rollback [--statement ID]` (PROTOCOL.md §11.11, docs/BACKUP.md §7): after
 //! the server was restored from a backup that lacks entries this device verified, shows what the
-//! server's loss statement says was lost and, only with the restored size the operator
-//! announced, moves this device's pin back to the restored log.
+//! server's loss statement says was lost and, only with the statement id the operator announced,
+//! moves this device's pin back to the restored log.
 
 use clap::Args;
 use serde_json::json;
@@ -15,10 +15,11 @@ use crate::output::emit;
 /// `serment accept-rollback`.
 #[derive(Debug, Args)]
 pub(crate) struct AcceptRollbackArgs {
-    /// The restored log size your server's operator announced (`serment restore` prints it).
-    /// Without it nothing changes: the command shows what the server says was lost.
-    #[arg(long, value_name = "SIZE")]
-    pub(crate) restored: Option<u64>,
+    /// The loss statement id your server's operator announced (`serment restore` prints it;
+    /// at least its first 16 hex digits). Without it nothing changes: the command shows what
+    /// the server says was lost.
+    #[arg(long, value_name = "ID")]
+    pub(crate) statement: Option<String>,
 }
 
 /// Runs `serment accept-rollback`.
@@ -30,10 +31,10 @@ pub(crate) fn run(ctx: &Ctx, a: AcceptRollbackArgs) -> CliResult<()> {
         .to_owned();
     let transport = serment_client::vault::effective_transport(&ks, &ctx.transport()?)?;
     let api = Api::with_transport(&server, &transport)?;
-    let r = match a.restored {
+    let r = match a.statement.as_deref() {
         None => rollback::review(&api, &ks)?,
-        Some(size) => {
-            let r = rollback::accept(&api, &mut ks, size)?;
+        Some(id) => {
+            let r = rollback::accept(&api, &mut ks, id)?;
             ks.save()?;
             r
         }
@@ -84,6 +85,14 @@ fn text(server: &str, r: &RollbackReview) -> String {
         ),
         list("care teams verified again on next use", &r.teams),
     );
+    let what = if r.hybrid_lost {
+        format!(
+            "{what}\n  This device's post-quantum upgrade was in the lost range: run `serment id \
+             upgrade` again."
+        )
+    } else {
+        what
+    };
     if r.accepted {
         format!(
             "{what}\nAccepted: this device now follows the restored log ({} entries). The \
@@ -92,10 +101,11 @@ fn text(server: &str, r: &RollbackReview) -> String {
         )
     } else {
         format!(
-            "{what}\nNothing changed. Only if your server's operator announced this restore, \
-             with the restored size {0}, run:\n  serment accept-rollback --restored {0}\n\
+            "{what}\nNothing changed. The statement's id is {}. Only if your server's operator \
+             announced a restore with this very id (compare it with their announcement, not \
+             with this message), run `serment accept-rollback --statement <the announced id>`. \
              Otherwise treat it as an attack: the log was rolled back (docs/THREAT_MODEL.md).",
-            r.restored_size
+            r.statement_id
         )
     }
 }

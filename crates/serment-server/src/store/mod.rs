@@ -341,7 +341,8 @@ impl Store {
                 FsBlobStore::open_with(&dir, serving)
                     .await
                     .map_err(|e| backend(Box::new(e)))?
-                    .with_durability(durable_blobs),
+                    .with_durability(durable_blobs)
+                    .map_err(|e| backend(Box::new(e)))?,
             ),
             BlobLocation::S3 { url } => {
                 let s3 =

@@ -345,8 +345,8 @@ pub(crate) trait LogStore: Send + Sync {
     /// One entry.
     async fn log_entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// The loss statements restores wrote (PROTOCOL.md §11.11), oldest first, each its signed
-    /// text: empty for a log never restored with a loss.
+    /// The newest 64 loss statements restores wrote (PROTOCOL.md §11.11), oldest first, each
+    /// its signed text: empty for a log never restored.
     async fn log_loss_statements(&self) -> Result<Vec<String>, StoreError>;
 
     /// Logs the patient's page's bundle (PROTOCOL.md §11.3, kind 8) unless the newest bundle

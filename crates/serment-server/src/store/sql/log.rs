@@ -299,11 +299,12 @@ impl LogStore for Db {
     }
 
     async fn log_loss_statements(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT statement FROM loss_statements ORDER BY seq")
+        let mut newest: Vec<String> =
+            sqlx::query_scalar("SELECT statement FROM loss_statements ORDER BY seq DESC LIMIT 64")
                 .fetch_all(&self.pool)
-                .await?,
-        )
+                .await?;
+        newest.reverse();
+        Ok(newest)
     }
 
     /// The number of cosignature lines stored for the checkpoint of `size`.
