@@ -116,6 +116,16 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     let lost = put(&lab, root, "LOST-");
     let (code, v, _) = get(&patient, root, &lost);
     assert_eq!(code, 0, "{v}");
+    // The lab also shares the older document with a GP: the patient, reading it again,
+    // verifies its history up to that wrap, in the tail: the acceptance must forget that head
+    // for the document to read again.
+    let gp = root.join("gp");
+    ok(&gp, &["id", "new", "--name", "gp-ar", "--kdf", "floor"]);
+    ok(&gp, &["register", "--server", &server.url]);
+    ok(&lab, &["contact", "add", "gp-ar"]);
+    ok(&lab, &["share", &kept, "--to", "gp-ar"]);
+    let (code, v, _) = get(&patient, root, &kept);
+    assert_eq!(code, 0, "{v}");
     // A witness cosigned the tail too.
     let wdir = root.join("witness");
     let server_url = server.url.clone();
