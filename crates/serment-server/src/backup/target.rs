@@ -464,7 +464,7 @@ fn put_file(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, BackupError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
