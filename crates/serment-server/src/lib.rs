@@ -273,11 +273,13 @@ impl Server {
             // The last time the backup was up to date: a failing backup says how far behind it
             // is at every tick (REVIEW5 U6: a stalled backup must not look like a quiet one).
             let mut up_to_date = store::now();
+            telemetry::backup_up_to_date(up_to_date);
             loop {
                 tick.tick().await;
                 match backup.increment(&store, store::now()).await {
                     Ok(Some(s)) => {
                         up_to_date = store::now();
+                        telemetry::backup_up_to_date(up_to_date);
                         tracing::info!(
                             seq = s.seq,
                             size = s.size,
@@ -286,8 +288,12 @@ impl Server {
                             "backup increment written"
                         );
                     }
-                    Ok(None) => up_to_date = store::now(),
+                    Ok(None) => {
+                        up_to_date = store::now();
+                        telemetry::backup_up_to_date(up_to_date);
+                    }
                     Err(e) => {
+                        telemetry::backup_failed();
                         let behind_secs = store::now().saturating_sub(up_to_date);
                         tracing::error!(
                             error = %e,

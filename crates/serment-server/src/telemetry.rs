@@ -12,6 +12,9 @@
 //! | `serment_db_pool_max_connections` | gauge | |
 //! | `serment_blob_bytes` | gauge (bytes of every recorded blob, inline or in the blob store) | |
 //! | `serment_blob_upload_bytes_total` | counter (bytes this instance stored through `POST /v1/blobs`) | |
+//! | `serment_backup_up_to_date_timestamp_seconds` | gauge (Unix time the `serve --backup-url` loop of this process last found its target up to date, or started; 0: no backup loop) | |
+//! | `serment_backup_lag_seconds` | gauge (seconds since then, computed at the scrape: it grows even when the loop is stuck; 0: no backup loop) | |
+//! | `serment_backup_consecutive_failures` | gauge (increments failed in a row; 0 after one succeeds) | |
 //!
 //! Counters and histograms count this process (every server it runs); gauges are read from the
 //! shared database at each scrape. Metrics reveal traffic patterns: the route answers 404 unless
@@ -51,6 +54,9 @@ pub(crate) struct Telemetry {
     blob_bytes: IntGauge,
     pool: IntGaugeVec,
     pool_max: IntGauge,
+    backup_up_to_date: IntGauge,
+    backup_lag: IntGauge,
+    backup_failures: IntGauge,
 }
 
 impl Telemetry {
@@ -98,6 +104,25 @@ impl Telemetry {
             "serment_db_pool_max_connections",
             "The most database connections this instance's pools may open.",
         )?;
+        // REVIEW5 U6 (3): a stalled backup must be seen by the site's alerting, not only in a
+        // log line at every tick.
+        let backup_up_to_date = IntGauge::new(
+            "serment_backup_up_to_date_timestamp_seconds",
+            "Unix time the backup loop of this process last found its target up to date (or \
+             started); 0: no backup loop.",
+        )?;
+        let backup_lag = IntGauge::new(
+            "serment_backup_lag_seconds",
+            "Seconds since the backup loop last found its target up to date (at the scrape); 0: \
+             no backup loop.",
+        )?;
+        let backup_failures = IntGauge::new(
+            "serment_backup_consecutive_failures",
+            "Backup increments failed in a row.",
+        )?;
+        registry.register(Box::new(backup_up_to_date.clone()))?;
+        registry.register(Box::new(backup_lag.clone()))?;
+        registry.register(Box::new(backup_failures.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(batch_jobs.clone()))?;
@@ -116,7 +141,26 @@ impl Telemetry {
             blob_bytes,
             pool,
             pool_max,
+            backup_up_to_date,
+            backup_lag,
+            backup_failures,
         })
+    }
+}
+
+/// The backup loop found its target up to date at `now` (or started).
+pub(crate) fn backup_up_to_date(now: u64) {
+    if let Some(t) = get() {
+        t.backup_up_to_date
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
+        t.backup_failures.set(0);
+    }
+}
+
+/// An increment of the backup loop failed.
+pub(crate) fn backup_failed() {
+    if let Some(t) = get() {
+        t.backup_failures.inc();
     }
 }
 
@@ -209,6 +253,12 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
         .with_label_values(&["idle"])
         .set(i64::from(pool.idle));
     t.pool_max.set(i64::from(pool.max));
+    let up_to_date = t.backup_up_to_date.get();
+    t.backup_lag.set(if up_to_date > 0 {
+        gauge(crate::store::now()).saturating_sub(up_to_date).max(0)
+    } else {
+        0
+    });
     match TextEncoder::new().encode_to_string(&t.registry.gather()) {
         Ok(body) => (
             [(

@@ -166,3 +166,43 @@ async fn metrics_move_with_traffic_and_name_no_id_or_handle() {
         assert!(!after.contains(&s), "{s} leaked into /metrics");
     }
 }
+
+/// REVIEW5 U6 (3): a backup loop that fails is visible to the site's alerting on `/metrics`:
+/// its failures in a row, when it was last up to date, and the lag since (computed at the
+/// scrape, so it grows even if the loop is stuck).
+#[tokio::test]
+async fn a_failing_backup_loop_is_on_the_metrics() {
+    use serment_server::backup::{Backup, Target};
+    let dir = TempDir::new("metrics-backup");
+    let data = dir.path().join("data");
+    let mut config = test_config(&data);
+    config.metrics_token = Some(MetricsToken::new(TOKEN));
+    let server = Server::open(config).await.unwrap();
+    let router = server.router();
+    // A file where the target's directory should be: every increment fails.
+    let target_dir = dir.path().join("backup");
+    std::fs::write(&target_dir, b"not a directory").unwrap();
+    let target = Target::parse(&format!("file://{}", target_dir.display())).unwrap();
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let task = tokio::spawn(
+        server.backup_loop(Backup::new(target), std::time::Duration::from_millis(100)),
+    );
+    let srv = TestServer { dir, data, router };
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let (s, text) = scrape(&srv, Some(TOKEN)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        sample(&text, "serment_backup_consecutive_failures", &[]) >= 2.0,
+        "{text}"
+    );
+    let at = sample(&text, "serment_backup_up_to_date_timestamp_seconds", &[]);
+    assert!(at >= start as f64 && at <= start as f64 + 1.0, "{text}");
+    assert!(
+        sample(&text, "serment_backup_lag_seconds", &[]) >= 1.0,
+        "{text}"
+    );
+    task.abort();
+}

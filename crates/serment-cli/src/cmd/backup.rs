@@ -67,12 +67,13 @@ pub(crate) fn backup_error(target: &Target, e: BackupError) -> CliError {
             CliError::Local(e.to_string())
         }
         BackupError::Target(_) | BackupError::Store(_) => CliError::Server(e.to_string()),
-        BackupError::Exists(_) | BackupError::Chain(_) | BackupError::LogShrank { .. } => {
-            CliError::BackupInvalid {
-                message: e.to_string(),
-                report: None,
-            }
-        }
+        BackupError::Exists(_)
+        | BackupError::Taken(_)
+        | BackupError::Chain(_)
+        | BackupError::LogShrank { .. } => CliError::BackupInvalid {
+            message: e.to_string(),
+            report: None,
+        },
     }
 }
 
@@ -186,13 +187,28 @@ pub(crate) fn verify_backup(ctx: &Ctx, a: VerifyBackupArgs) -> CliResult<()> {
     let report = rt
         .block_on(verify::verify(&target, &trust))
         .map_err(|e| backup_error(&target, e))?;
+    // The newcomer's N13: without witness keys nothing about cosignatures was checked; say
+    // so rather than "cosigned up to" the size.
+    let cosigned = if trust.quorum == 0 {
+        if trust.witnesses.is_empty() {
+            "no witness keys given: cosignatures not checked".to_owned()
+        } else {
+            "--quorum 0: cosignatures not checked".to_owned()
+        }
+    } else {
+        format!(
+            "cosigned by {} of the {} witness(es) up to {}",
+            trust.quorum,
+            trust.witnesses.len(),
+            report.cosigned_size
+        )
+    };
     let mut text = format!(
-        "backup {}: {} manifest(s), entries 0..{} verified (cosigned up to {}), {} blob(s), {} \
-         erased, {} team key wrap(s)",
+        "backup {}: {} manifest(s), entries 0..{} verified ({cosigned}), {} blob(s), {} erased, \
+         {} team key wrap(s)",
         target.describe(),
         report.manifests,
         report.size,
-        report.cosigned_size,
         report.blobs,
         report.erased,
         report.team_keys
@@ -223,10 +239,14 @@ pub(crate) fn verify_backup(ctx: &Ctx, a: VerifyBackupArgs) -> CliResult<()> {
         crate::output::line(&text);
     }
     Err(CliError::BackupInvalid {
-        message: format!(
-            "{} problem(s) in the backup (listed above)",
-            report.problems.len()
-        ),
+        message: if report.problems.iter().any(|p| p.kind == verify::WRONG_KEY) {
+            "the backup is not signed by this --log-key (above): give the server's log key".into()
+        } else {
+            format!(
+                "{} problem(s) in the backup (listed above)",
+                report.problems.len()
+            )
+        },
         report: Some(Box::new(
             serde_json::to_value(&report).unwrap_or(serde_json::Value::Null),
         )),

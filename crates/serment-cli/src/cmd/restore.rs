@@ -200,11 +200,21 @@ pub(crate) fn run(ctx: &Ctx, a: RestoreArgs) -> CliResult<()> {
              after the restored log: the author may erase it again to log it)"
         ));
     }
-    if !done.anchored {
-        text.push_str(
+    match (done.anchored, &a.checkpoint, &done.lost) {
+        (true, _, _) => {}
+        // The newcomer's N11: the note was given and used; the backup is behind it.
+        (false, Some(_), Some(_)) => text.push_str(
+            "\n  BEHIND THE PINNED CHECKPOINT: the note given with --checkpoint is newer than the \
+             backup; the restored log is behind it (the LOST range above)",
+        ),
+        (false, Some(_), None) => text.push_str(
+            "\n  NOT ANCHORED BY --checkpoint: the restored log does not reach the note given \
+             with --checkpoint",
+        ),
+        (false, None, _) => text.push_str(
             "\n  UNANCHORED: nothing proves the backup is the newest one written; give \
              --checkpoint with a checkpoint note a client pinned",
-        );
+        ),
     }
     emit(ctx.json, &json!({ "restored": done }), &text);
     Ok(())
@@ -239,11 +249,22 @@ fn restore_error(ctx: &Ctx, target: &Target, e: RestoreError) -> CliError {
             let hint = restorable_until.map_or(String::new(), |s| {
                 format!("; the first {s} entries verify: --until {s} --accept-loss restores them")
             });
+            // The newcomer's N16: a wrong log key is not a backup altered or lost.
+            let wrong_key = report
+                .problems
+                .iter()
+                .any(|p| p.kind == serment_server::backup::verify::WRONG_KEY);
             CliError::BackupInvalid {
-                message: format!(
-                    "{} problem(s) in the backup (listed above): nothing restored{hint}",
-                    report.problems.len()
-                ),
+                message: if wrong_key {
+                    "the backup is not signed by this log key (above): nothing restored; give \
+                     the server's log.key"
+                        .into()
+                } else {
+                    format!(
+                        "{} problem(s) in the backup (listed above): nothing restored{hint}",
+                        report.problems.len()
+                    )
+                },
                 report: Some(Box::new(v)),
             }
         }

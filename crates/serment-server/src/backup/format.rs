@@ -94,6 +94,38 @@ pub fn blob_key(blob_id: &str) -> String {
     format!("blobs/{blob_id}")
 }
 
+/// The most other names an object is tried under when its own name is taken (REVIEW5 U6).
+pub const MAX_ALT_NAMES: u32 = 16;
+
+/// The `n`th name of an object whose own name is `key`: `key` itself for 0, else `<key>.<n>`
+/// (docs/BACKUP.md §2). Every name but a manifest's is predictable before the backup writes it
+/// (an entry range, a blob id any user knows, a public checkpoint's hash): anyone able to create
+/// objects in the target can take it first with other bytes (REVIEW5 U6). The backup then writes
+/// under the next name and the manifest names that one, so a taken name never blocks it.
+pub fn alt_key(key: &str, n: u32) -> String {
+    if n == 0 {
+        key.to_owned()
+    } else {
+        format!("{key}.{n}")
+    }
+}
+
+/// The object's own name and the number of its alternative name (0: its own name) of a key
+/// [`alt_key`] made; `None` unless the suffix is `.<n>`, `n` in `1..=MAX_ALT_NAMES` without a
+/// leading zero. Own names never hold a `.`.
+pub fn split_alt(key: &str) -> Option<(&str, u32)> {
+    let Some((base, n)) = key.rsplit_once('.') else {
+        return Some((key, 0));
+    };
+    if n.is_empty() || n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse()
+        .ok()
+        .filter(|n| (1..=MAX_ALT_NAMES).contains(n))
+        .map(|n| (base, n))
+}
+
 /// The key of a checkpoint note of `size` entries with these exact bytes (its cosignature lines
 /// included): `checkpoints/<size>-<SHA-256 of the note, hex>`.
 pub fn checkpoint_key(size: u64, note: &[u8]) -> String {
@@ -157,12 +189,21 @@ pub enum ObjectKind {
 pub struct ObjectRef {
     /// What it holds.
     pub kind: ObjectKind,
-    /// Its key under the target's prefix.
+    /// Its key under the target's prefix: its own name, or an alternative one ([`alt_key`])
+    /// when its own name was taken.
     pub key: String,
     /// SHA-256 of its bytes.
     pub sha256: [u8; 32],
     /// Its length in bytes.
     pub len: u64,
+}
+
+impl ObjectRef {
+    /// Its own name (the key without an [`alt_key`] suffix) and the number of the alternative
+    /// name it is under (0: its own name).
+    pub fn own_key(&self) -> (&str, u32) {
+        split_alt(&self.key).unwrap_or((self.key.as_str(), 0))
+    }
 }
 
 /// One increment's manifest (docs/BACKUP.md §3).
@@ -270,6 +311,29 @@ impl Manifest {
         }
         Ok(m)
     }
+
+    /// Parses a manifest strictly **without** checking its signature: only to say which log a
+    /// manifest that does not verify with the log key given claims to be for (the newcomer's
+    /// N16: the wrong log key, rather than a backup altered). Nothing it says is trusted.
+    ///
+    /// # Errors
+    /// [`FormatError`] naming the line at fault.
+    pub fn parse_unverified(name: &str, bytes: &[u8]) -> Result<Manifest, FormatError> {
+        if bytes.len() > MAX_MANIFEST_LEN {
+            return Err(bad(name, "too large"));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| bad(name, "not UTF-8"))?;
+        let body_end = text
+            .rfind("signature ")
+            .filter(|&i| i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
+            .ok_or_else(|| bad(name, "no signature line"))?;
+        let body = text.get(..body_end).unwrap_or_default();
+        let m = parse_body(name, body)?;
+        if m.body() != body {
+            return Err(bad(name, "not in canonical form"));
+        }
+        Ok(m)
+    }
 }
 
 fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
@@ -348,7 +412,8 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             _ => return Err(bad(name, format!("unknown line {line:?}"))),
         };
         // Every key is determined by what the line says (review R11): a manifest, even signed,
-        // never makes a reader open `../x` or `/etc/...`.
+        // never makes a reader open `../x` or `/etc/...`; only an alternative name's suffix
+        // `.<n>` may follow (REVIEW5 U6).
         let h = hex::encode(o.sha256);
         let expected = match &o.kind {
             ObjectKind::Checkpoint => format!("checkpoints/{size:020}-{h}"),
@@ -359,7 +424,7 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             ObjectKind::Escrow => format!("escrows/{h}"),
             ObjectKind::Social => format!("social/{h}"),
         };
-        if o.key != expected {
+        if split_alt(&o.key).map(|(own, _)| own) != Some(expected.as_str()) {
             return Err(bad(
                 name,
                 format!("object key {:?} is not {expected:?}", o.key),
@@ -530,6 +595,54 @@ mod tests {
         for bad_key in ["../x", "/etc/hostname", "blobs/../../x"] {
             let mut m = sample();
             m.objects[2].key = bad_key.to_owned();
+            let err = Manifest::parse_verified("m", &m.sign(&key), &pk).unwrap_err();
+            assert!(err.reason.contains("object key"), "{bad_key}: {err}");
+        }
+    }
+
+    /// REVIEW5 U6: a manifest may name an object under its own name followed by `.<n>` (an
+    /// alternative name, when its own was taken), and under nothing else.
+    #[test]
+    fn an_alternative_name_is_accepted_and_nothing_else() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let pk = key.verifying_key().to_bytes();
+        let own = blob_key(&"ab".repeat(32));
+        for good in [
+            alt_key(&own, 1),
+            alt_key(&own, 2),
+            alt_key(&own, MAX_ALT_NAMES),
+        ] {
+            let mut m = sample();
+            m.objects[2].key = good.clone();
+            let parsed = Manifest::parse_verified("m", &m.sign(&key), &pk).unwrap();
+            assert_eq!(parsed.objects[2].key, good);
+            assert_eq!(parsed.objects[2].own_key().0, own);
+        }
+        let seg = segment_key(1, 3);
+        let mut m = sample();
+        m.objects[1].key = alt_key(&seg, 3);
+        assert_eq!(
+            Manifest::parse_verified("m", &m.sign(&key), &pk)
+                .unwrap()
+                .objects[1]
+                .own_key(),
+            (seg.as_str(), 3)
+        );
+        let too_far = format!("{own}.{}", MAX_ALT_NAMES + 1);
+        for bad_key in [
+            format!("{own}.0"),
+            format!("{own}.01"),
+            format!("{own}."),
+            format!("{own}.1.1"),
+            format!("{own}.x"),
+            format!("{own}.-1"),
+            format!("{own}.1/x"),
+            format!("{own}./../x"),
+            too_far,
+            format!("{}.1", blob_key(&"cd".repeat(32))),
+        ] {
+            let mut m = sample();
+            m.objects[2].key = bad_key.clone();
             let err = Manifest::parse_verified("m", &m.sign(&key), &pk).unwrap_err();
             assert!(err.reason.contains("object key"), "{bad_key}: {err}");
         }

@@ -38,6 +38,15 @@ pub enum BackupError {
     /// written by something else (never overwritten).
     #[error("backup target: {0} exists with other contents (never overwritten): run verify-backup")]
     Exists(String),
+    /// An object's own name and every alternative name (docs/BACKUP.md §2) hold other bytes:
+    /// someone able to create objects in the target took them all (REVIEW5 U6).
+    #[error(
+        "backup target: {0} and its {max} alternative names {0}.1..{0}.{max} all hold other \
+         contents, created by someone else able to write the target: run verify-backup, and move \
+         the backup to a new prefix or directory (a full backup)",
+        max = format::MAX_ALT_NAMES
+    )]
+    Taken(String),
     /// The target's manifests are not one chain signed by this log key.
     #[error("backup target: {0}: run verify-backup")]
     Chain(String),

@@ -15,6 +15,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 
 use super::BackupError;
+use super::format::{MAX_ALT_NAMES, alt_key};
 
 /// What [`Target::get_bounded`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,9 +125,49 @@ impl Target {
     /// Creates `key` with `bytes` unless it exists. Returns whether it was created now.
     ///
     /// # Errors
-    /// [`BackupError::Exists`] if it exists with other bytes; [`BackupError::Target`] on I/O.
+    /// [`BackupError::Exists`] if it exists with other bytes (or is no object this target can
+    /// read: a FIFO, a directory, an archived object); [`BackupError::Target`] on I/O.
     pub async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, BackupError> {
+        self.put_new_bytes(key, axum::body::Bytes::from(bytes))
+            .await
+    }
+
+    /// Creates the object under its own name `key`, or, when that name holds other bytes
+    /// (taken by anyone able to create objects in the target: REVIEW5 U6), under the first of
+    /// `key.1`, `key.2`, ... ([`alt_key`], at most [`MAX_ALT_NAMES`]) that is free or holds
+    /// these bytes (an increment redone after a crash takes the same name again). Returns the
+    /// key the bytes are under: the manifest names it.
+    ///
+    /// # Errors
+    /// [`BackupError::Taken`] if every name holds other bytes; [`BackupError::Target`] on I/O.
+    pub async fn put_unblockable(&self, key: &str, bytes: Vec<u8>) -> Result<String, BackupError> {
         let bytes = axum::body::Bytes::from(bytes);
+        for n in 0..=MAX_ALT_NAMES {
+            let name = alt_key(key, n);
+            match self.put_new_bytes(&name, bytes.clone()).await {
+                Ok(_) => {
+                    if n > 0 {
+                        tracing::warn!(
+                            key,
+                            written = name,
+                            "backup target: the object's name is taken by other contents \
+                             (run verify-backup); written under another name"
+                        );
+                    }
+                    return Ok(name);
+                }
+                Err(BackupError::Exists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(BackupError::Taken(key.to_owned()))
+    }
+
+    async fn put_new_bytes(
+        &self,
+        key: &str,
+        bytes: axum::body::Bytes,
+    ) -> Result<bool, BackupError> {
         let created = match self {
             Target::Dir(dir) => {
                 let (dir, key2) = (dir.clone(), key.to_owned());
@@ -154,10 +195,16 @@ impl Target {
             }
         };
         if !created {
-            // Bounded: other bytes than ours, of whatever size, are not read past our length.
-            match self.get_bounded(key, bytes.len() as u64).await? {
-                Fetched::Bytes(existing) if existing.as_slice() == bytes.as_ref() => {}
-                _ => return Err(BackupError::Exists(key.to_owned())),
+            // Bounded: other bytes than ours, of whatever size, are not read past our length
+            // (REVIEW5 U6). What cannot be read at all (a FIFO, a directory, a symlink, an
+            // archived or SSE-C object) is not ours either.
+            match self.get_bounded(key, bytes.len() as u64).await {
+                Ok(Fetched::Bytes(existing)) if existing.as_slice() == bytes.as_ref() => {}
+                Ok(_) => return Err(BackupError::Exists(key.to_owned())),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "backup target: an existing object cannot be read");
+                    return Err(BackupError::Exists(key.to_owned()));
+                }
             }
         }
         Ok(created)
@@ -344,14 +391,25 @@ impl Target {
     }
 }
 
-/// Opens `path` for reading only if it is a regular file (REVIEW5 U12): a FIFO would block the
-/// reader for ever, a directory fails later; both are refused before `open`.
+/// Opens `path` for reading only if it is a regular file (REVIEW5 U12, U6): a FIFO would block
+/// the reader for ever, a directory fails later, a symlink points anywhere; each is refused.
+/// Opened without following a symlink and without blocking (a FIFO put in place of a file
+/// between the check and the `open` does not block it), then checked again on the open file.
 async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let not_regular = || std::io::Error::other("not a regular file");
     let meta = tokio::fs::symlink_metadata(path).await?;
     if !meta.file_type().is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+        return Err(not_regular());
     }
-    tokio::fs::File::open(path).await
+    let f = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .await?;
+    if !f.metadata().await?.file_type().is_file() {
+        return Err(not_regular());
+    }
+    Ok(f)
 }
 
 /// Writes `dir/key` once: a temporary file in `dir/.tmp`, written, fsynced and made read-only,
@@ -406,7 +464,7 @@ fn put_file(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, BackupError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -433,6 +491,53 @@ mod tests {
         assert_eq!(t.list("manifests").await.unwrap(), vec!["manifests/0"]);
         assert!(Target::parse("file://relative/dir").is_err());
         assert!(Target::parse("http://x").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// REVIEW5 U6: an object's own name taken (other bytes), then a FIFO, a directory and a
+    /// huge sparse file under its next names: it is written under the first free name, without
+    /// blocking on the FIFO or reading the huge file; again (an increment redone) it lands on the
+    /// same name; with every name taken, a clear error.
+    #[tokio::test]
+    async fn a_taken_name_is_written_under_the_next_one_and_never_blocks() {
+        use super::super::format::{MAX_ALT_NAMES, alt_key};
+        let dir = crate::store::blobs::tests::tmpdir("backup-taken");
+        let t = Target::parse(&format!("file://{}", dir.display())).unwrap();
+        let blobs = dir.join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::write(blobs.join("x"), b"othr").unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(blobs.join("x.1"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        std::fs::create_dir(blobs.join("x.2")).unwrap();
+        std::fs::File::create(blobs.join("x.3"))
+            .unwrap()
+            .set_len((64 << 20) + 1)
+            .unwrap();
+        let put = |key: &'static str| {
+            let t = t.clone();
+            async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(20),
+                    t.put_unblockable(key, b"ours".to_vec()),
+                )
+                .await
+                .expect("blocked")
+            }
+        };
+        assert_eq!(put("blobs/x").await.unwrap(), "blobs/x.4");
+        assert_eq!(std::fs::read(blobs.join("x.4")).unwrap(), b"ours");
+        assert_eq!(put("blobs/x").await.unwrap(), "blobs/x.4");
+        // Its own name free: its own name.
+        assert_eq!(put("blobs/y").await.unwrap(), "blobs/y");
+        for n in 0..=MAX_ALT_NAMES {
+            std::fs::write(dir.join(alt_key("blobs/z", n)), b"junk").unwrap();
+        }
+        let err = put("blobs/z").await.unwrap_err();
+        assert!(matches!(err, BackupError::Taken(_)), "{err}");
+        assert!(err.to_string().contains("new prefix"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -26,7 +26,8 @@ use serment_core::team::TeamKeyWrap;
 use serment_core::{DocId, KeyId};
 
 use super::format::{
-    MAX_MANIFEST_LEN, Manifest, ObjectKind, ObjectRef, decode_segment, parse_manifest_key, sha256,
+    MAX_MANIFEST_LEN, Manifest, ObjectKind, ObjectRef, alt_key, decode_segment, parse_manifest_key,
+    sha256,
 };
 use super::target::{Fetched, Streamed};
 use super::{BackupError, Target};
@@ -88,6 +89,9 @@ pub struct Report {
     /// The size of the newest such checkpoint cosigned by the witness quorum (equals `size`
     /// when no quorum is required).
     pub cosigned_size: u64,
+    /// Whether cosignatures were checked at all: false without witness keys or with a quorum of
+    /// 0 (then `cosigned_size` is `size`; the newcomer's N13).
+    pub cosignatures_checked: bool,
     /// Its note (with cosignature lines), if any.
     pub checkpoint: Option<String>,
     /// Entries verified.
@@ -180,11 +184,15 @@ pub(crate) async fn verify_contents(
     target: &Target,
     trust: &Trust,
 ) -> Result<(Report, Contents), BackupError> {
-    let mut r = Report::default();
+    let mut r = Report {
+        cosignatures_checked: trust.quorum > 0,
+        ..Report::default()
+    };
     let mut notes = BTreeMap::new();
     let manifests = read_manifests(target, trust, &mut r).await?;
     r.manifests = manifests.len() as u64;
-    if manifests.is_empty() {
+    name_taken(&manifests, &mut r);
+    if manifests.is_empty() && !r.problems.iter().any(|p| p.kind == WRONG_KEY) {
         r.problem(
             "lost",
             "backup",
@@ -386,6 +394,39 @@ pub(crate) async fn verify_contents(
 
 /// The most junk objects under `manifests/` named one by one (REVIEW5 U7).
 const MAX_JUNK: usize = 1000;
+
+/// The problem kind of a backup none of whose manifests is signed by the log key given, while
+/// they are manifests of another log (the newcomer's N16: most likely the wrong log key).
+pub const WRONG_KEY: &str = "wrong_key";
+
+/// REVIEW5 U6: an object a manifest names under an alternative name ([`alt_key`]) means its
+/// own name, and the alternative names before the one used, held other contents when the backup
+/// wrote it (taken by someone able to create objects in the target). Each such name is one
+/// problem of kind `junk`: no manifest names it, nothing restored depends on it, and `restore`
+/// does not count it against the backup.
+fn name_taken(manifests: &[Verified], r: &mut Report) {
+    let mut taken: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    for v in manifests {
+        for o in &v.manifest.objects {
+            let (own, n) = o.own_key();
+            for i in 0..n {
+                taken
+                    .entry(alt_key(own, i))
+                    .or_insert_with(|| (o.key.clone(), v.manifest.seq));
+            }
+        }
+    }
+    for (name, (written, seq)) in taken {
+        r.problem(
+            "junk",
+            name,
+            format!(
+                "held other contents when the backup wrote its object (made by someone able to \
+                 create objects in the target): manifest {seq} names the object under {written}"
+            ),
+        );
+    }
+}
 
 /// How many objects are read (and, by `restore`, written) at once: enough to hide a bucket's
 /// per-request latency, few enough that memory stays a few pieces per object
@@ -687,6 +728,7 @@ async fn read_manifests(
     // manifest names it, so it changes nothing that is restored), and never a chain position.
     // At most `MAX_JUNK` are named; the rest are counted in one more.
     let mut named: Vec<(u64, [u8; 32], Manifest)> = Vec::new();
+    let mut foreign: Vec<(String, String, Manifest)> = Vec::new();
     let mut junk = 0usize;
     let mut junk_problem = |r: &mut Report, what: String, detail: String| {
         junk += 1;
@@ -716,8 +758,22 @@ async fn read_manifests(
                     format!("{key} is a copy of manifest {} (replayed)", m.seq),
                 ),
                 Ok(m) => named.push((num, hash, m)),
-                Err(e) => junk_problem(r, what, format!("{key}: {}", e.reason)),
+                Err(e) => match Manifest::parse_unverified(&key, &b) {
+                    // A manifest of another log: junk, unless no manifest is of this log key
+                    // (then most likely the wrong key was given; N16).
+                    Ok(m) if m.origin != trust.log_key.name && foreign.len() < MAX_JUNK => {
+                        foreign.push((key.clone(), e.reason, m));
+                    }
+                    _ => junk_problem(r, what, format!("{key}: {}", e.reason)),
+                },
             },
+        }
+    }
+    if named.is_empty() && !foreign.is_empty() {
+        wrong_key(target, trust, &foreign, r).await;
+    } else {
+        for (key, reason, m) in foreign {
+            junk_problem(r, format!("manifest {}", m.seq), format!("{key}: {reason}"));
         }
     }
     if junk > MAX_JUNK {
@@ -821,6 +877,64 @@ async fn read_manifests(
         });
     }
     Ok(out)
+}
+
+/// The one problem of a backup none of whose manifests is signed by the log key given, while
+/// `foreign` (at least one) are manifests of another log (the newcomer's N16): it names both
+/// logs and their key ids (the other's from the signature line of its checkpoint note), and
+/// says what it means either way. Nothing of `foreign` is trusted: it only names.
+async fn wrong_key(
+    target: &Target,
+    trust: &Trust,
+    foreign: &[(String, String, Manifest)],
+    r: &mut Report,
+) {
+    let origins: std::collections::BTreeSet<&str> =
+        foreign.iter().map(|(_, _, m)| m.origin.as_str()).collect();
+    let mut theirs = Vec::new();
+    for origin in origins {
+        let mut id = None;
+        // The key id on the signature line of the checkpoint note of one of its manifests.
+        for (_, _, m) in foreign
+            .iter()
+            .filter(|(_, _, m)| m.origin == origin)
+            .take(4)
+        {
+            let Some(cp) = m.checkpoint() else { continue };
+            if let Ok(Fetched::Bytes(b)) = target.get_bounded(&cp.key, cp.len.min(1 << 16)).await
+                && let Ok(note) = SignedCheckpoint::parse(&String::from_utf8_lossy(&b))
+            {
+                id = note
+                    .signatures
+                    .iter()
+                    .find(|s| s.name == origin)
+                    .and_then(|s| s.key_id());
+            }
+            if id.is_some() {
+                break;
+            }
+        }
+        theirs.push(match id {
+            Some(id) => format!("{origin} (key id {id:08x})"),
+            None => origin.to_owned(),
+        });
+    }
+    let ours = &trust.log_key;
+    r.problem(
+        WRONG_KEY,
+        "log key",
+        format!(
+            "the backup is not signed by this log key: its {} manifest(s) are for the log {}, \
+             this key ({}) is for the log {} (key id {:08x}). Is it this server's log key? With \
+             the right key the backup may verify; if this key is the right one, every manifest of \
+             the backup was replaced",
+            foreign.len(),
+            theirs.join(", "),
+            ours.encode(),
+            ours.name,
+            ours.id()
+        ),
+    );
 }
 
 /// `--checkpoint NOTE`: the backup must reach the pinned checkpoint and agree with it.
