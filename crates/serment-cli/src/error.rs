@@ -162,7 +162,8 @@ impl CliError {
                 serment_core::Error::Rollback { .. } | serment_core::Error::Fork { .. },
             )) => Some(
                 "if your server's operator announced a restore from a backup (with a loss \
-                 statement id), `serment accept-rollback` shows what the server says was lost \
+                 statement id), `serment accept-rollback` (a witness: `serment witness ... \
+                 --accept-rollback ID`) shows or accepts what the server says was lost \
                  (docs/BACKUP.md §7); otherwise treat this as an attack on the log",
             ),
             _ => None,

@@ -267,6 +267,23 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     let (code, v) = run(&lab, &["contact", "verify", "patient-ar", "--confirm"]);
     assert!(code == 0 || code == 2, "{v}");
     ok(&lab, &["contact", "verify", "patient-ar", "--confirm"]);
+    // The GP registered in the tail: the restored server does not know it, and it is told.
+    let v = ok(&gp, &["accept-rollback"]);
+    assert_eq!(v["registration_lost"], true, "{v}");
+    // Someone else takes the lost handle with a new key (newcomer 6 N1): the lab, which
+    // verified the GP in the tail, refuses it, and a confirmation does not let it in.
+    let imp = root.join("impostor");
+    ok(&imp, &["id", "new", "--name", "gp-ar", "--kdf", "floor"]);
+    ok(&imp, &["register", "--server", &server.url]);
+    let to_gp = ["put", probe.to_str().unwrap(), "--to", "gp-ar"];
+    let (code, v) = run(&lab, &to_gp);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["code"], "key_substitution", "{v}");
+    let (code, v) = run(&lab, &["contact", "verify", "gp-ar", "--confirm"]);
+    assert_ne!(code, 0, "{v}");
+    let (code, v) = run(&lab, &to_gp);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["code"], "key_substitution", "{v}");
     // The log grows past the old pins: no LOG FORK, writes and reads go on.
     let after = put(&lab, root, "AFTER-");
     let after2 = put(&lab, root, "AFTER2-");

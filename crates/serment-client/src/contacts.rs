@@ -127,8 +127,17 @@ pub fn add_with(
     if let Some(p) = &existing {
         let pinned_key = hex_key(&p.identity_key)?;
         // REVIEW6 V3/V5: after an accepted loss, a key the contact rotated to in the lost range
-        // is gone from the log: fail closed, naming the restore, until the user confirms.
-        if !hist.identity_keys.contains(&pinned_key) && p.lost_from.is_some() && !confirmed {
+        // is gone from the log. The restored history may stand in for it only if it holds a
+        // key this device knew for the contact before (the one it rotated from), and only once
+        // the user confirms; a history of keys this device never saw is another identity
+        // (newcomer 6 N1: a handle whose registration was lost, taken by someone else).
+        let known_before = p
+            .rotated_from
+            .as_deref()
+            .and_then(|k| hex_key(k).ok())
+            .is_some_and(|k| hist.identity_keys.contains(&k));
+        let restored_stand_in = p.lost_from.is_some() && known_before;
+        if !hist.identity_keys.contains(&pinned_key) && restored_stand_in && !confirmed {
             return Err(ClientError::RestoredDevices {
                 handle: handle.to_owned(),
                 devices: hist
@@ -138,7 +147,7 @@ pub fn add_with(
                     .collect(),
             });
         }
-        if !hist.identity_keys.contains(&pinned_key) && (p.lost_from.is_none() || !confirmed) {
+        if !hist.identity_keys.contains(&pinned_key) && (!restored_stand_in || !confirmed) {
             return Err(ClientError::KeySubstitution {
                 handle: handle.to_owned(),
                 pinned: KeyId::of(serment_core::ids::KeyKind::Identity, &pinned_key).to_string(),

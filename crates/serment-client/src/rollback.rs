@@ -86,6 +86,9 @@ pub struct RollbackReview {
     /// This device's post-quantum upgrade (`serment id upgrade`) was logged in the lost range:
     /// senders see its classical record again until the user runs `serment id upgrade` anew.
     pub hybrid_lost: bool,
+    /// This device is not registered on the restored server (its registration was in the lost
+    /// range): `serment register` again, before someone else takes the handle.
+    pub registration_lost: bool,
     /// Whether the pin was moved ([`accept`]); false for [`review`].
     pub accepted: bool,
 }
@@ -221,6 +224,10 @@ fn find(api: &Api, ks: &Keystore) -> Result<(RollbackReview, String, SignedLossS
             .filter(|t| ks.team_head(t).is_some_and(lost))
             .collect(),
         hybrid_lost: ks.hybrid_since().is_some_and(|i| i >= restored.size),
+        registration_lost: matches!(
+            api.device_record(&ks.device.id()),
+            Err(ClientError::Server { status: 404, .. })
+        ),
         accepted: false,
     };
     Ok((r, note, statement))

@@ -58,7 +58,8 @@ fn list(what: &str, items: &[String]) -> String {
 fn text(server: &str, r: &RollbackReview) -> String {
     let proved = if r.lost_to > r.restored_size {
         format!(
-            "; the backup proved entries up to {}, the rest it never saw",
+            "; a checkpoint known to the restore (the backup's, or one an operator gave) proves \
+             entries up to {}",
             r.lost_to
         )
     } else {
@@ -85,6 +86,15 @@ fn text(server: &str, r: &RollbackReview) -> String {
         ),
         list("care teams verified again on next use", &r.teams),
     );
+    let what = if r.registration_lost {
+        format!(
+            "{what}\n  This device's registration was in the lost range: the restored server does \
+             not know it. Run `serment register --server {server}` now, before anyone else takes \
+             your handle."
+        )
+    } else {
+        what
+    };
     let what = if r.hybrid_lost {
         format!(
             "{what}\n  This device's post-quantum upgrade was in the lost range: run `serment id \
