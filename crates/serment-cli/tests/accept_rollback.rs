@@ -25,45 +25,13 @@ mod common;
 
 use std::path::Path;
 
-use common::drill::{self, free_port, get_doc as get, lab_and_patient};
+use common::drill::{self, backup_once, free_port, get_doc as get, lab_and_patient, url};
 use common::*;
 use serment_core::log::loss::{LossStatement, SignedLossStatement};
 use serment_core::log::note::{KEY_TYPE_ED25519, NoteSigner};
 
-fn url(dir: &Path) -> String {
-    format!("file://{}", dir.display())
-}
-
 fn put(home: &Path, root: &Path, marker: &str) -> String {
     drill::put_to(home, root, marker, 2_000, "patient-ar").0
-}
-
-fn backup_once(root: &Path, data: &Path, to: &Path) -> serde_json::Value {
-    ok(
-        root,
-        &[
-            "backup",
-            "--once",
-            "--to",
-            &url(to),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    )
-}
-
-/// Copies a stopped server's data directory (a snapshot to serve again later).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 /// The log key's seed and signer, from the operator's offline copy of `log.key`.

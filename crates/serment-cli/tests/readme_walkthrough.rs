@@ -35,7 +35,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{PASS, bin};
+use common::{PASS, bin, copy_dir};
 
 /// One command line of the walkthrough.
 #[derive(Debug, Clone)]
@@ -161,19 +161,6 @@ fn parse_steps(block: &[String]) -> Vec<Step> {
         });
     }
     steps
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 /// A background server started by the walkthrough, killed at the end.

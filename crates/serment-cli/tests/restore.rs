@@ -16,7 +16,7 @@ mod common;
 
 use std::path::Path;
 
-use common::drill::{self, free_port, get_doc as get, lab_and_patient, ransack};
+use common::drill::{self, backup_once, free_port, get_doc as get, lab_and_patient, ransack, url};
 use common::*;
 
 /// A server on a fixed port (common::drill), `--init` for a new one.
@@ -29,10 +29,6 @@ fn serve_on_with(data: &Path, port: u16, init: bool, extra: &[&str]) -> ServerPr
     let mut args = if init { vec!["--init"] } else { Vec::new() };
     args.extend_from_slice(extra);
     drill::serve_on(data, port, &args)
-}
-
-fn url(dir: &Path) -> String {
-    format!("file://{}", dir.display())
 }
 
 fn put(home: &Path, root: &Path, marker: &str, len: usize) -> (String, Vec<u8>) {
@@ -62,20 +58,6 @@ fn restore(
     ];
     args.extend_from_slice(extra);
     run(root, &args)
-}
-
-fn backup_once(root: &Path, data: &Path, to: &Path) -> serde_json::Value {
-    ok(
-        root,
-        &[
-            "backup",
-            "--once",
-            "--to",
-            &url(to),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    )
 }
 
 /// The newest checkpoint note of a backup (what the server served when it was taken).

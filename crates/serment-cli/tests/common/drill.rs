@@ -142,3 +142,23 @@ pub fn fresh_schema(url: &str, prefix: &str) -> (String, String) {
     let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
     (schema, scoped)
 }
+
+/// A `file://` URL of a local directory (a backup target).
+pub fn url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+/// `serment backup --once --to file://TO --data-dir DATA`, which must succeed.
+pub fn backup_once(root: &Path, data: &Path, to: &Path) -> serde_json::Value {
+    super::ok(
+        root,
+        &[
+            "backup",
+            "--once",
+            "--to",
+            &url(to),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    )
+}

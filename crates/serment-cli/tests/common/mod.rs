@@ -399,3 +399,17 @@ pub fn documented(command: &str) -> std::collections::BTreeSet<String> {
 pub fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
 }
+
+/// Copies a directory tree (a stopped server's data directory, to serve again later).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
