@@ -344,11 +344,11 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
             "not the one announced",
         ),
         (
-            "a statement written an hour before the lab last verified the log",
+            "a statement written two hours before the lab last verified the log",
             sign(
                 &{
                     let mut st = later.clone();
-                    st.time = base.time - 3_600;
+                    st.time = base.time - 7_200;
                     st
                 },
                 &signer,

@@ -3,14 +3,15 @@
 //! client reports LOG ROLLBACK (and LOG FORK once the restored log has grown past its pin). The
 //! restore wrote a loss statement signed by the log key; [`review`] finds the one that covers
 //! this client's pin and says what the client loses, and [`accept`] moves the pin back to the
-//! restored tree **only** with the restored size the operator announced out of band, and never
+//! restored tree **only** with the statement id the operator announced out of band, and never
 //! twice for one statement.
 //!
-//! Nothing here trusts the server: the statement must verify with the pinned log key, reach back
-//! before the pin, not be contradicted by it, and the served tree must extend the restored tree
-//! head it names (with the witness quorum this client requires). Since the server holds the log
-//! key, the user's explicit command and the witnesses' own acceptance are what stop a
-//! compromised server from rolling clients back with a statement of its own.
+//! Every field of a statement is the word of whoever holds the log key, which lives with the
+//! server. The checks here (the pinned log key, a statement that reaches back before the pin and
+//! was written after this client last advanced it, never accepted before, whose tree head the
+//! served log extends) refuse what the key holder cannot explain by a restore; what stops it from
+//! rolling clients back with a statement of its own is the user's explicit command with the id
+//! announced out of band (and, past the restored size, the witnesses' own acceptance).
 
 use serde::Serialize;
 use serment_core::log::loss::SignedLossStatement;
@@ -31,7 +32,7 @@ pub const MIN_ANNOUNCED_ID_LEN: usize = 16;
 
 /// How much older than this client's (or witness's) last advance a statement may be and still
 /// explain the loss: the clocks of the restoring host and the client may differ.
-pub const STATEMENT_CLOCK_MARGIN_SECS: u64 = 600;
+pub const STATEMENT_CLOCK_MARGIN_SECS: u64 = 3600;
 
 /// How far ahead of this client's clock a statement's time may be.
 const STATEMENT_FUTURE_SECS: u64 = 24 * 3600;
