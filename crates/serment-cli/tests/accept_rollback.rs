@@ -381,4 +381,35 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     let (code, v, _) = get(&lab, root, &after2);
     assert_eq!(code, 0, "{v}");
     server.stop();
+
+    // REVIEW6 V6: a backup of the restored server carries its loss statement (verified as it
+    // is read), and a restore of that backup serves it again before its own.
+    let good2 = root.join("backup2");
+    let b = backup_once(root, &restored, &good2);
+    let vkey = b["log_key"].as_str().unwrap().to_owned();
+    let v = ok(
+        root,
+        &["verify-backup", "--from", &url(&good2), "--log-key", &vkey],
+    );
+    assert_eq!(v["verified"], true, "{v}");
+    let restored2 = root.join("restored2");
+    let v = ok(
+        root,
+        &[
+            "restore",
+            "--from",
+            &url(&good2),
+            "--data-dir",
+            restored2.to_str().unwrap(),
+            "--log-key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    let texts = sql(
+        &restored2,
+        "SELECT statement FROM loss_statements ORDER BY seq",
+    );
+    assert_eq!(texts.len(), 2, "{v}");
+    assert_eq!(texts[0], statement);
+    assert_ne!(texts[1], statement);
 }

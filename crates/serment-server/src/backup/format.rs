@@ -155,6 +155,12 @@ pub fn social_key(bytes: &[u8]) -> String {
     format!("social/{}", hex::encode(sha256(bytes)))
 }
 
+/// The key of a backed-up loss statement: `loss/<SHA-256 of its text, hex>` (PROTOCOL.md
+/// §11.11, REVIEW6 V6).
+pub fn loss_key(bytes: &[u8]) -> String {
+    format!("loss/{}", hex::encode(sha256(bytes)))
+}
+
 /// What an object of a manifest holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -182,6 +188,9 @@ pub enum ObjectKind {
     Escrow,
     /// A handle's social recovery set: escrow and share wraps (review T11, [`super::side`]).
     Social,
+    /// A loss statement an earlier restore wrote (PROTOCOL.md §11.11): public and signed by the
+    /// log key, so stored as its text, not sealed (REVIEW6 V6).
+    Loss,
 }
 
 /// One object named by a manifest.
@@ -249,6 +258,7 @@ impl Manifest {
                 ObjectKind::Provisional => ("provisional", String::new()),
                 ObjectKind::Escrow => ("escrow", String::new()),
                 ObjectKind::Social => ("social", String::new()),
+                ObjectKind::Loss => ("loss", String::new()),
             };
             let _ = writeln!(
                 s,
@@ -396,6 +406,7 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             (Some("provisional"), p @ [_, _, _]) => obj(ObjectKind::Provisional, p)?,
             (Some("escrow"), p @ [_, _, _]) => obj(ObjectKind::Escrow, p)?,
             (Some("social"), p @ [_, _, _]) => obj(ObjectKind::Social, p)?,
+            (Some("loss"), p @ [_, _, _]) => obj(ObjectKind::Loss, p)?,
             (Some("entries"), p @ [_, _, _, start, end]) => {
                 let start = num((*start).to_owned(), "start")?;
                 let end = num((*end).to_owned(), "end")?;
@@ -423,6 +434,7 @@ fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
             ObjectKind::Provisional => format!("provisionals/{h}"),
             ObjectKind::Escrow => format!("escrows/{h}"),
             ObjectKind::Social => format!("social/{h}"),
+            ObjectKind::Loss => format!("loss/{h}"),
         };
         if split_alt(&o.key).map(|(own, _)| own) != Some(expected.as_str()) {
             return Err(bad(

@@ -267,6 +267,17 @@ pub async fn restore(
     let (mut plan, blobs, side_loss) =
         derive(&contents, size, &signer, &trust, &team_keys, &erased_after)?;
     let statement = loss_statement(&plan, &signer, &contents, &trust, lost)?;
+    // REVIEW6 V6: the statements of earlier restores the backup holds come back first, oldest
+    // first, each once; only those whose restored size the restored log reaches (a client
+    // still pinned before an earlier restore needs that one), never from a manifest after the
+    // restored size (`--until`).
+    let mut seen = HashSet::new();
+    for (msize, st) in &contents.loss_statements {
+        if *msize <= plan.size && st.statement.restored.size <= plan.size && seen.insert(st.id()) {
+            plan.loss_statements
+                .push((st.statement.restored.size, st.text.clone()));
+        }
+    }
     plan.loss_statements
         .push((plan.size, statement.text.clone()));
     let tmp = staging_dir(&dest.data_dir)?;

@@ -11,8 +11,8 @@ use serment_core::log::note::SignedCheckpoint;
 
 use super::format::{
     MAX_MANIFEST_LEN, Manifest, ObjectKind, ObjectRef, blob_key, checkpoint_key, encode_segment,
-    escrow_key, manifest_key, parse_manifest_key, provisional_key, segment_key, sha256, social_key,
-    team_key_key,
+    escrow_key, loss_key, manifest_key, parse_manifest_key, provisional_key, segment_key, sha256,
+    social_key, team_key_key,
 };
 use super::target::Fetched;
 use super::{BackupError, IncrementSummary, Target};
@@ -111,7 +111,10 @@ pub(crate) async fn load_state(
                 ObjectKind::TeamKey => {
                     st.team_keys.insert(o.own_key().0.to_owned());
                 }
-                ObjectKind::Provisional | ObjectKind::Escrow | ObjectKind::Social => {
+                ObjectKind::Provisional
+                | ObjectKind::Escrow
+                | ObjectKind::Social
+                | ObjectKind::Loss => {
                     st.side.insert(o.own_key().0.to_owned());
                 }
                 ObjectKind::Checkpoint => {
@@ -220,6 +223,12 @@ pub(crate) async fn take_increment(
             .seal(&zeroize::Zeroizing::new(o.encode()))
             .map_err(store_err)?;
         side.push((ObjectKind::Social, social_key(&bytes), bytes));
+    }
+    // REVIEW6 V6: the loss statements of earlier restores (public, signed: not sealed), so that
+    // a restore of this backup serves them again.
+    for text in meta.log_loss_statements().await.map_err(store_err)? {
+        let bytes = text.into_bytes();
+        side.push((ObjectKind::Loss, loss_key(&bytes), bytes));
     }
     side.retain(|(_, key, _)| !st.side.contains(key));
     if size == st.size && st.last_note.as_deref() == Some(note.as_bytes()) && side.is_empty() {

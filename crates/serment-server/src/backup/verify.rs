@@ -172,6 +172,9 @@ pub(crate) struct Contents {
     pub(crate) social: Vec<super::side::SocialObject>,
     /// Recovery escrow rows that decoded, in manifest order: a later one of a handle is newer.
     pub(crate) escrows: Vec<super::side::EscrowObject>,
+    /// Loss statements of earlier restores whose log-key signature verified, in manifest order,
+    /// with the size of the manifest that named each (REVIEW6 V6).
+    pub(crate) loss_statements: Vec<(u64, serment_core::log::loss::SignedLossStatement)>,
     /// Every checkpoint note whose log signature verified and whose root the entries give, by
     /// size (cosignature lines as backed up).
     pub(crate) notes: BTreeMap<u64, String>,
@@ -208,6 +211,7 @@ pub(crate) async fn verify_contents(
     let mut blob_refs: Vec<(u64, ObjectRef)> = Vec::new();
     let mut team_keys = Vec::new();
     let mut side = Vec::new();
+    let mut loss_statements = Vec::new();
     let mut small: Vec<(u64, u64, ObjectRef)> = Vec::new();
     for v in &manifests {
         for o in &v.manifest.objects {
@@ -284,6 +288,16 @@ pub(crate) async fn verify_contents(
                             manifest_size: msize,
                         }),
                         Err(e) => r.problem("invalid", what, e.to_string()),
+                    }
+                }
+                ObjectKind::Loss => {
+                    let text = String::from_utf8(bytes).unwrap_or_default();
+                    match serment_core::log::loss::SignedLossStatement::verify(
+                        &text,
+                        &trust.log_key,
+                    ) {
+                        Ok(st) => loss_statements.push((msize, st)),
+                        Err(e) => r.problem("invalid", what, format!("loss statement: {e}")),
                     }
                 }
                 ObjectKind::Checkpoint => {}
@@ -386,6 +400,7 @@ pub(crate) async fn verify_contents(
             provisionals: Vec::new(),
             escrows: Vec::new(),
             social: Vec::new(),
+            loss_statements,
             notes,
             max_size,
         },
