@@ -401,9 +401,10 @@ async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
     if !meta.file_type().is_file() {
         return Err(not_regular());
     }
+    let flags = (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits();
     let f = tokio::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .custom_flags(i32::try_from(flags).map_err(std::io::Error::other)?)
         .open(path)
         .await?;
     if !f.metadata().await?.file_type().is_file() {
