@@ -25,7 +25,7 @@ mod common;
 
 use std::path::Path;
 
-use common::drill::{self, backup_once, free_port, get_doc as get, lab_and_patient, url};
+use common::drill::{self, backup_once, free_port, get_doc as get, lab_and_patient, restore, url};
 use common::*;
 use serment_core::log::loss::{LossStatement, SignedLossStatement};
 use serment_core::log::note::{KEY_TYPE_ED25519, NoteSigner};
@@ -115,18 +115,8 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     // The restore: the backup verifies whole (it cannot know the tail), and still writes its
     // loss statement.
     let restored = root.join("restored");
-    let v = ok(
-        root,
-        &[
-            "restore",
-            "--from",
-            &url(&good),
-            "--data-dir",
-            restored.to_str().unwrap(),
-            "--log-key-file",
-            key.to_str().unwrap(),
-        ],
-    );
+    let (code, v) = restore(root, &good, &restored, &key, &[]);
+    assert_eq!(code, 0, "{v}");
     let size = v["restored"]["size"].as_u64().unwrap();
     assert_eq!(
         keys(&v["restored"]["loss_statement"]),
@@ -393,18 +383,8 @@ fn a_client_that_saw_the_lost_tail_follows_the_restored_log_only_when_told() {
     );
     assert_eq!(v["verified"], true, "{v}");
     let restored2 = root.join("restored2");
-    let v = ok(
-        root,
-        &[
-            "restore",
-            "--from",
-            &url(&good2),
-            "--data-dir",
-            restored2.to_str().unwrap(),
-            "--log-key-file",
-            key.to_str().unwrap(),
-        ],
-    );
+    let (code, v) = restore(root, &good2, &restored2, &key, &[]);
+    assert_eq!(code, 0, "{v}");
     let texts = sql(
         &restored2,
         "SELECT statement FROM loss_statements ORDER BY seq",

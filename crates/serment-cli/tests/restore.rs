@@ -16,7 +16,9 @@ mod common;
 
 use std::path::Path;
 
-use common::drill::{self, backup_once, free_port, get_doc as get, lab_and_patient, ransack, url};
+use common::drill::{
+    self, backup_once, free_port, get_doc as get, lab_and_patient, ransack, restore, url,
+};
 use common::*;
 
 /// A server on a fixed port (common::drill), `--init` for a new one.
@@ -33,31 +35,6 @@ fn serve_on_with(data: &Path, port: u16, init: bool, extra: &[&str]) -> ServerPr
 
 fn put(home: &Path, root: &Path, marker: &str, len: usize) -> (String, Vec<u8>) {
     drill::put_to(home, root, marker, len, "patient-r1")
-}
-
-fn restore(
-    root: &Path,
-    from: &Path,
-    to: &Path,
-    key: &Path,
-    extra: &[&str],
-) -> (i32, serde_json::Value) {
-    let (f, t, k) = (
-        url(from),
-        to.display().to_string(),
-        key.display().to_string(),
-    );
-    let mut args = vec![
-        "restore",
-        "--from",
-        f.as_str(),
-        "--data-dir",
-        t.as_str(),
-        "--log-key-file",
-        k.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    run(root, &args)
 }
 
 /// The newest checkpoint note of a backup (what the server served when it was taken).

@@ -162,3 +162,30 @@ pub fn backup_once(root: &Path, data: &Path, to: &Path) -> serde_json::Value {
         ],
     )
 }
+
+/// `serment restore --from file://FROM --data-dir TO --log-key-file KEY EXTRA...`: (exit code,
+/// JSON).
+pub fn restore(
+    root: &Path,
+    from: &Path,
+    to: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value) {
+    let (f, t, k) = (
+        url(from),
+        to.display().to_string(),
+        key.display().to_string(),
+    );
+    let mut args = vec![
+        "restore",
+        "--from",
+        f.as_str(),
+        "--data-dir",
+        t.as_str(),
+        "--log-key-file",
+        k.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    super::run(root, &args)
+}

@@ -296,15 +296,7 @@ impl Manifest {
         bytes: &[u8],
         log_public_key: &[u8; 32],
     ) -> Result<Manifest, FormatError> {
-        if bytes.len() > MAX_MANIFEST_LEN {
-            return Err(bad(name, "too large"));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| bad(name, "not UTF-8"))?;
-        let body_end = text
-            .rfind("signature ")
-            .filter(|&i| i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
-            .ok_or_else(|| bad(name, "no signature line"))?;
-        let (body, sig_line) = text.split_at(body_end);
+        let (body, sig_line) = split_signed(name, bytes)?;
         let sig_hex = sig_line
             .strip_prefix("signature ")
             .and_then(|s| s.strip_suffix('\n'))
@@ -329,21 +321,27 @@ impl Manifest {
     /// # Errors
     /// [`FormatError`] naming the line at fault.
     pub fn parse_unverified(name: &str, bytes: &[u8]) -> Result<Manifest, FormatError> {
-        if bytes.len() > MAX_MANIFEST_LEN {
-            return Err(bad(name, "too large"));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| bad(name, "not UTF-8"))?;
-        let body_end = text
-            .rfind("signature ")
-            .filter(|&i| i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
-            .ok_or_else(|| bad(name, "no signature line"))?;
-        let body = text.get(..body_end).unwrap_or_default();
+        let (body, _) = split_signed(name, bytes)?;
         let m = parse_body(name, body)?;
         if m.body() != body {
             return Err(bad(name, "not in canonical form"));
         }
         Ok(m)
     }
+}
+
+/// A manifest's bytes, bounded and UTF-8, split before its last `signature ` line: (the body the
+/// signature covers, the signature line).
+fn split_signed<'a>(name: &str, bytes: &'a [u8]) -> Result<(&'a str, &'a str), FormatError> {
+    if bytes.len() > MAX_MANIFEST_LEN {
+        return Err(bad(name, "too large"));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| bad(name, "not UTF-8"))?;
+    let body_end = text
+        .rfind("signature ")
+        .filter(|&i| i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
+        .ok_or_else(|| bad(name, "no signature line"))?;
+    Ok(text.split_at(body_end))
 }
 
 fn parse_body(name: &str, body: &str) -> Result<Manifest, FormatError> {
