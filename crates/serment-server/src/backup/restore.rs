@@ -244,16 +244,125 @@ pub async fn restore(
         pinned: opts.pinned.clone(),
     };
     trust.check_witnesses().map_err(RestoreError::Witness)?;
-    let (report, mut contents) = verify_contents(target, &trust).await?;
+    let tmp = staging_dir(&dest.data_dir)?;
+    match restore_into(target, &tmp, seed, &signer, &trust, dest, opts).await {
+        Ok(restored) => {
+            std::fs::rename(&tmp, &dest.data_dir).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&tmp);
+                RestoreError::Io(format!(
+                    "moving the restored data directory to {}: {e}",
+                    dest.data_dir.display()
+                ))
+            })?;
+            if let Some(parent) = dest.data_dir.parent()
+                && let Ok(d) = std::fs::File::open(parent)
+            {
+                let _ = d.sync_all();
+            }
+            Ok(restored)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Opens the store in the staging directory `tmp` (and the database and blob store) and
+/// restores into it.
+async fn restore_into(
+    target: &Target,
+    tmp: &Path,
+    seed: &[u8; 32],
+    signer: &NoteSigner,
+    trust: &Trust,
+    dest: &Destination,
+    opts: &Options,
+) -> Result<Restored, RestoreError> {
+    if opts.write_key_file {
+        write_key(tmp, seed)?;
+    }
+    let store =
+        Store::open_for_restore(tmp, dest.blob_url.as_deref(), dest.database_url.as_deref())
+            .await
+            .map_err(|e| RestoreError::Store(e.to_string()))?;
+    let r = restore_store(target, &store, seed, signer, trust, dest, opts).await;
+    store.close().await;
+    r
+}
+
+/// Verifies the backup while writing its blobs into `store` (one read of the backup), judges
+/// it, derives the rows and writes them.
+async fn restore_store(
+    target: &Target,
+    store: &Store,
+    seed: &[u8; 32],
+    signer: &NoteSigner,
+    trust: &Trust,
+    dest: &Destination,
+    opts: &Options,
+) -> Result<Restored, RestoreError> {
+    let st = |e: crate::store::StoreError| RestoreError::Store(e.to_string());
+    if store.log_signer().name() != signer.name() {
+        return Err(RestoreError::Key(
+            "SERMENT_LOG_KEY holds another key than the one given".into(),
+        ));
+    }
+    if !store.meta().restore_target_empty().await.map_err(st)? {
+        return Err(RestoreError::NotEmpty(
+            dest.database_url
+                .as_deref()
+                .map_or_else(|| "the database".into(), without_credentials),
+        ));
+    }
+    // Marked before the first blob is written: `serve` refuses the database until the rows
+    // commit.
+    store.meta().restore_mark().await.map_err(st)?;
+    let (report, mut contents) = verify_contents(target, trust, Some(store)).await?;
+    let r = plan_and_fill(
+        target,
+        store,
+        seed,
+        signer,
+        trust,
+        opts,
+        &report,
+        &mut contents,
+    )
+    .await;
+    if r.is_err() && dest.blob_url.is_some() {
+        // A refused restore leaves no blob in a bucket it wrote (a data directory's are in the
+        // staging directory, removed whole).
+        for b in contents.blobs.values().filter(|b| b.written) {
+            let _ = store.remove_restored_blob(b.id).await;
+        }
+    }
+    r
+}
+
+/// Judges the verified backup (refusing it, or naming the loss accepted), derives the rows
+/// and writes them with the blobs not written yet.
+#[allow(clippy::too_many_arguments)]
+async fn plan_and_fill(
+    target: &Target,
+    store: &Store,
+    seed: &[u8; 32],
+    signer: &NoteSigner,
+    trust: &Trust,
+    opts: &Options,
+    report: &Report,
+    contents: &mut Contents,
+) -> Result<Restored, RestoreError> {
     let (size, lost, mut skipped) = match opts.until {
         None => (
             report.size,
-            judge(&report, &contents, &trust, opts.accept_loss)?,
+            judge(report, contents, trust, opts.accept_loss)?,
             Vec::new(),
         ),
-        Some(until) => judge_until(&report, &contents, &trust, until, opts.accept_loss)?,
+        Some(until) => judge_until(report, contents, trust, until, opts.accept_loss)?,
     };
-    skipped.extend(open_side(&mut contents, seed, opts.until)?);
+    skipped.extend(open_side(contents, seed, opts.until)?);
+    let contents = &*contents;
     let n = usize::try_from(size).unwrap_or(usize::MAX);
     let prefix = contents.entries.get(..n).unwrap_or_default();
     let team_keys = super::verify::prefix_team_keys(prefix, &contents.team_keys);
@@ -265,8 +374,8 @@ pub async fn restore(
         .collect();
     erased_after.sort();
     let (mut plan, blobs, side_loss) =
-        derive(&contents, size, &signer, &trust, &team_keys, &erased_after)?;
-    let statement = loss_statement(&plan, &signer, &contents, &trust, lost)?;
+        derive(contents, size, signer, trust, &team_keys, &erased_after)?;
+    let statement = loss_statement(&plan, signer, contents, trust, lost)?;
     // REVIEW6 V6: the statements of earlier restores the backup holds come back first, oldest
     // first, each once; only those whose restored size the restored log reaches (a client
     // still pinned before an earlier restore needs that one), never from a manifest after the
@@ -280,59 +389,35 @@ pub async fn restore(
     }
     plan.loss_statements
         .push((plan.size, statement.text.clone()));
-    let tmp = staging_dir(&dest.data_dir)?;
-    let result = write(
-        target, &tmp, seed, &signer, dest, opts, &plan, &blobs, &contents,
-    )
-    .await;
-    match result {
-        Ok(blob_bytes) => {
-            std::fs::rename(&tmp, &dest.data_dir).map_err(|e| {
-                let _ = std::fs::remove_dir_all(&tmp);
-                RestoreError::Io(format!(
-                    "moving the restored data directory to {}: {e}",
-                    dest.data_dir.display()
-                ))
-            })?;
-            if let Some(parent) = dest.data_dir.parent()
-                && let Ok(d) = std::fs::File::open(parent)
-            {
-                let _ = d.sync_all();
-            }
-            Ok(Restored {
-                size: plan.size,
-                root: hex::encode(plan.root),
-                devices: plan.devices.len() as u64,
-                versions: plan.versions.len() as u64,
-                wraps: plan.wraps.len() as u64,
-                erased: plan_erased(&contents, plan.size),
-                teams: plan.teams.len() as u64,
-                team_keys: plan.team_key_wraps.len() as u64,
-                blob_bytes,
-                lost,
-                anchored: report.anchored,
-                until: opts.until,
-                skipped,
-                erased_after: erased_after.iter().map(ToString::to_string).collect(),
-                provisionals: plan.provisionals.len() as u64,
-                provisional_wraps: plan.provisional_wraps.len() as u64,
-                escrows: plan.escrows.len() as u64,
-                unclaimable: side_loss.unclaimable,
-                escrows_lost: side_loss.escrows_lost,
-                social: plan.social.len() as u64,
-                social_lost: side_loss.social_lost,
-                loss_statement: LossStatementInfo {
-                    id: statement.id(),
-                    restored_size: statement.statement.restored.size,
-                    lost_to: statement.statement.lost_to,
-                },
-            })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
-        }
-    }
+    let blob_bytes = fill(target, store, &plan, &blobs, contents).await?;
+    Ok(Restored {
+        size: plan.size,
+        root: hex::encode(plan.root),
+        devices: plan.devices.len() as u64,
+        versions: plan.versions.len() as u64,
+        wraps: plan.wraps.len() as u64,
+        erased: plan_erased(contents, plan.size),
+        teams: plan.teams.len() as u64,
+        team_keys: plan.team_key_wraps.len() as u64,
+        blob_bytes,
+        lost,
+        anchored: report.anchored,
+        until: opts.until,
+        skipped,
+        erased_after: erased_after.iter().map(ToString::to_string).collect(),
+        provisionals: plan.provisionals.len() as u64,
+        provisional_wraps: plan.provisional_wraps.len() as u64,
+        escrows: plan.escrows.len() as u64,
+        unclaimable: side_loss.unclaimable,
+        escrows_lost: side_loss.escrows_lost,
+        social: plan.social.len() as u64,
+        social_lost: side_loss.social_lost,
+        loss_statement: LossStatementInfo {
+            id: statement.id(),
+            restored_size: statement.statement.restored.size,
+            lost_to: statement.statement.lost_to,
+        },
+    })
 }
 
 /// The restore's loss statement (PROTOCOL.md §11.11): the restored tree head, the end of the
@@ -585,67 +670,46 @@ fn plan_erased(contents: &Contents, size: u64) -> u64 {
         .count() as u64
 }
 
-/// Opens the store in `tmp` (and the database and blob store), writes blobs then rows, and
-/// checks the store's own checkpoint. Returns the blob bytes written.
-#[allow(clippy::too_many_arguments)]
-async fn write(
-    target: &Target,
-    tmp: &Path,
-    seed: &[u8; 32],
-    signer: &NoteSigner,
-    dest: &Destination,
-    opts: &Options,
-    plan: &RestorePlan,
-    blobs: &[(DocId, u32)],
-    contents: &Contents,
-) -> Result<u64, RestoreError> {
-    if opts.write_key_file {
-        write_key(tmp, seed)?;
-    }
-    let store =
-        Store::open_for_restore(tmp, dest.blob_url.as_deref(), dest.database_url.as_deref())
-            .await
-            .map_err(|e| RestoreError::Store(e.to_string()))?;
-    let r = fill(target, &store, signer, dest, plan, blobs, contents).await;
-    store.close().await;
-    r
-}
-
+/// Writes the blobs of `blobs` that [`verify_contents`] did not write as it checked them,
+/// removes those it wrote that the plan does not restore, makes them all durable, writes the
+/// rows and checks the store's own checkpoint. Returns the blob bytes restored.
 async fn fill(
     target: &Target,
     store: &Store,
-    signer: &NoteSigner,
-    dest: &Destination,
     plan: &RestorePlan,
     blobs: &[(DocId, u32)],
     contents: &Contents,
 ) -> Result<u64, RestoreError> {
     let st = |e: crate::store::StoreError| RestoreError::Store(e.to_string());
-    if store.log_signer().name() != signer.name() {
-        return Err(RestoreError::Key(
-            "SERMENT_LOG_KEY holds another key than the one given".into(),
-        ));
-    }
-    if !store.meta().restore_target_empty().await.map_err(st)? {
-        return Err(RestoreError::NotEmpty(
-            dest.database_url
-                .as_deref()
-                .map_or_else(|| "the database".into(), without_credentials),
-        ));
-    }
-    store.meta().restore_mark().await.map_err(st)?;
-    // The blobs, read again from the backup (never held: memory does not grow with the
-    // backup's size, docs/BACKUP.md §7), streamed into the blob store, several at a time; the
-    // store refuses bytes whose SHA-256 is not the one verified (a target changed since).
+    // A blob not written yet (its document has a tombstone in the backup, after the restored
+    // size or not authored: it is restored) is read again from the backup (never held: memory
+    // does not grow with the backup's size, docs/BACKUP.md §7), streamed into the blob store,
+    // several at a time; the store refuses bytes whose SHA-256 is not the one verified (a
+    // target changed since).
     let mut bytes = 0u64;
-    let mut jobs = Vec::with_capacity(blobs.len());
+    let mut jobs = Vec::new();
+    let mut wanted = HashSet::with_capacity(blobs.len());
     for key in blobs {
         let Some(b) = contents.blobs.get(key) else {
             return Err(RestoreError::Inconsistent(
                 "a verified blob vanished".into(),
             ));
         };
-        jobs.push(b.clone());
+        wanted.insert(b.id);
+        if b.written {
+            bytes += b.len;
+        } else {
+            jobs.push(b.clone());
+        }
+    }
+    // Written as they were checked, but not restored (after `--until`): removed.
+    for b in contents.blobs.values() {
+        if b.written && !wanted.contains(&b.id) {
+            store
+                .remove_restored_blob(b.id)
+                .await
+                .map_err(|e| RestoreError::Store(format!("removing {}: {e}", b.key)))?;
+        }
     }
     let mut puts = futures_util::stream::iter(jobs)
         .map(|b| {
@@ -1315,9 +1379,10 @@ fn version_of(
 mod tests {
     use super::*;
 
-    /// Bounded memory means `restore` reads each blob twice (to verify, then to write): bytes
-    /// that changed in the target between the two reads are refused by the blob store (their
-    /// SHA-256 or length is not the verified one), never written under the verified id.
+    /// A blob `restore` reads a second time (one it did not write as it verified it: its
+    /// document has a tombstone in the backup that does not erase it from the restored prefix):
+    /// bytes that changed in the target between the two reads are refused by the blob store
+    /// (their SHA-256 or length is not the verified one), never written under the verified id.
     #[tokio::test]
     async fn a_blob_changed_after_verification_is_not_written() {
         let dir = crate::store::blobs::tests::tmpdir("restore-reread");
@@ -1332,6 +1397,7 @@ mod tests {
             id,
             len,
             sealed: Err("not a document".into()),
+            written: false,
         };
         // Other bytes of the same length under the verified name: refused.
         let mut swapped = verified.clone();

@@ -245,27 +245,15 @@ impl Target {
         let io = |e: &dyn std::fmt::Display| BackupError::Target(format!("{key}: {e}"));
         match self {
             Target::Dir(dir) => {
-                use tokio::io::AsyncReadExt as _;
-                let f = match open_regular(&dir.join(key)).await {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok(Fetched::Missing);
-                    }
-                    Err(e) => return Err(io(&e)),
-                };
-                let len = f.metadata().await.map_err(|e| io(&e))?.len();
-                if len > max {
-                    return Ok(Fetched::TooLarge);
-                }
-                let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-                f.take(max.saturating_add(1))
-                    .read_to_end(&mut bytes)
-                    .await
-                    .map_err(|e| io(&e))?;
-                if bytes.len() as u64 > max {
-                    return Ok(Fetched::TooLarge);
-                }
-                Ok(Fetched::Bytes(bytes))
+                let path = dir.join(key);
+                tokio::task::spawn_blocking(move || match open_regular(&path)? {
+                    None => Ok(Fetched::Missing),
+                    Some((_, len)) if len > max => Ok(Fetched::TooLarge),
+                    Some((f, len)) => read_whole(f, len, max),
+                })
+                .await
+                .map_err(|e| io(&e))?
+                .map_err(|e| io(&e))
             }
             Target::S3 { store, prefix, .. } => {
                 let path = Self::object_path(prefix, key);
@@ -307,20 +295,42 @@ impl Target {
         match self {
             Target::Dir(dir) => {
                 use tokio::io::AsyncReadExt as _;
-                let f = match open_regular(&dir.join(key)).await {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok(Streamed::Missing);
+                // One trip to the blocking pool opens the file and, when it is small (most
+                // blobs of a backup), reads it whole.
+                let path = dir.join(key);
+                let opened = tokio::task::spawn_blocking(move || {
+                    Ok::<_, std::io::Error>(match open_regular(&path)? {
+                        None => Opened::Missing,
+                        Some((_, len)) if len > max => Opened::TooLarge,
+                        Some((f, len)) if len <= READ_BUF as u64 => {
+                            match read_whole(f, len, max)? {
+                                Fetched::Bytes(b) => Opened::Whole(b),
+                                Fetched::TooLarge => Opened::TooLarge,
+                                Fetched::Missing => Opened::Missing,
+                            }
+                        }
+                        Some((f, _)) => Opened::File(f),
+                    })
+                })
+                .await
+                .map_err(|e| io(&e))?
+                .map_err(|e| io(&e))?;
+                match opened {
+                    Opened::Missing => Ok(Streamed::Missing),
+                    Opened::TooLarge => Ok(Streamed::TooLarge),
+                    Opened::Whole(b) => Ok(Streamed::Stream(
+                        futures_util::stream::once(std::future::ready(Ok(
+                            axum::body::Bytes::from(b),
+                        )))
+                        .boxed(),
+                    )),
+                    Opened::File(f) => {
+                        let reader = tokio::fs::File::from_std(f).take(max.saturating_add(1));
+                        let s = tokio_util::io::ReaderStream::with_capacity(reader, READ_BUF)
+                            .map(move |r| r.map_err(|e| io(&e)));
+                        Ok(Streamed::Stream(s.boxed()))
                     }
-                    Err(e) => return Err(io(&e)),
-                };
-                if f.metadata().await.map_err(|e| io(&e))?.len() > max {
-                    return Ok(Streamed::TooLarge);
                 }
-                let reader = f.take(max.saturating_add(1));
-                let s = tokio_util::io::ReaderStream::with_capacity(reader, READ_BUF)
-                    .map(move |r| r.map_err(|e| io(&e)));
-                Ok(Streamed::Stream(s.boxed()))
             }
             Target::S3 { store, prefix, .. } => {
                 let path = Self::object_path(prefix, key);
@@ -391,26 +401,55 @@ impl Target {
     }
 }
 
-/// Opens `path` for reading only if it is a regular file (REVIEW5 U12, U6): a FIFO would block
-/// the reader for ever, a directory fails later, a symlink points anywhere; each is refused.
-/// Opened without following a symlink and without blocking (a FIFO put in place of a file
-/// between the check and the `open` does not block it), then checked again on the open file.
-async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
+/// What [`open_regular`] found, read whole when small, for [`Target::get_stream`].
+enum Opened {
+    Missing,
+    TooLarge,
+    Whole(Vec<u8>),
+    File(std::fs::File),
+}
+
+/// Opens a file of a directory target for reading, with its length; `None` if it does not
+/// exist. Only a regular file: never through a symbolic link, never blocking on a FIFO (a
+/// target anyone can create objects in may hold either). Blocking: called on the blocking pool,
+/// one trip for all its system calls.
+fn open_regular(path: &Path) -> std::io::Result<Option<(std::fs::File, u64)>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let not_regular = || std::io::Error::other("not a regular file");
-    let meta = tokio::fs::symlink_metadata(path).await?;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     if !meta.file_type().is_file() {
         return Err(not_regular());
     }
     let flags = (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits();
-    let f = tokio::fs::OpenOptions::new()
+    let f = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(i32::try_from(flags).map_err(std::io::Error::other)?)
         .open(path)
-        .await?;
-    if !f.metadata().await?.file_type().is_file() {
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
         return Err(not_regular());
     }
-    Ok(f)
+    Ok(Some((f, meta.len())))
+}
+
+/// Reads an opened file of `len` bytes whole, never past `max + 1` bytes (it may grow).
+fn read_whole(f: std::fs::File, len: u64, max: u64) -> std::io::Result<Fetched> {
+    use std::io::Read as _;
+    let mut bytes = Vec::with_capacity(usize::try_from(len.min(max)).unwrap_or(0));
+    f.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Ok(Fetched::TooLarge);
+    }
+    Ok(Fetched::Bytes(bytes))
 }
 
 /// Writes `dir/key` once: a temporary file in `dir/.tmp`, written, fsynced and made read-only,

@@ -31,6 +31,7 @@ use super::format::{
 };
 use super::target::{Fetched, Streamed};
 use super::{BackupError, Target};
+use crate::store::{BlobError, Store};
 
 /// What the operator trusts: the log key, the witnesses and their quorum, and optionally a
 /// checkpoint a client pinned.
@@ -148,7 +149,7 @@ struct Verified {
 /// [`BackupError::Target`] only when the target cannot be read at all; everything missing or
 /// altered is a [`Problem`] of the report.
 pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupError> {
-    Ok(verify_contents(target, trust).await?.0)
+    Ok(verify_contents(target, trust, None).await?.0)
 }
 
 /// What [`verify_contents`] read and checked, for `restore` (the same bytes the report is
@@ -183,9 +184,16 @@ pub(crate) struct Contents {
 }
 
 /// [`verify`], keeping what it checked for `restore`.
+///
+/// With `dest` (`serment restore`), each blob is also written into that store as it is read
+/// and checked (the backup is read once): committed only when it hashes to its manifest's id
+/// and its chunks, trailer and author signature verified ([`BlobCheck::written`]); never for a
+/// document an erasure tombstone of the backup names (erased bytes never reach the
+/// destination). The restore decides afterwards which of them it keeps.
 pub(crate) async fn verify_contents(
     target: &Target,
     trust: &Trust,
+    dest: Option<&Store>,
 ) -> Result<(Report, Contents), BackupError> {
     let mut r = Report {
         cosignatures_checked: trust.quorum > 0,
@@ -388,7 +396,20 @@ pub(crate) async fn verify_contents(
     let before = r.problems.len();
     check_pinned(trust, &tree, at, &mut r);
     r.anchored = trust.pinned.is_some() && r.problems.len() == before;
-    let blobs = check_blobs(target, blob_refs, &entries, &mut r).await?;
+    let dest = dest.map(|store| BlobDest {
+        store: store.clone(),
+        skip: Arc::new(
+            entries
+                .iter()
+                .filter_map(|e| LogEntry::decode(e).ok())
+                .filter_map(|e| match e.payload {
+                    Payload::Erasure(t) => Some(t.doc_id),
+                    _ => None,
+                })
+                .collect(),
+        ),
+    });
+    let blobs = check_blobs(target, blob_refs, &entries, dest, &mut r).await?;
     check_contents(&entries, &blobs, &team_keys, &mut r);
     Ok((
         r,
@@ -459,6 +480,9 @@ pub(crate) struct BlobCheck {
     pub(crate) len: u64,
     /// Its header and whether the rest verified, or why the header does not decode.
     pub(crate) sealed: Result<Sealed, String>,
+    /// Whether `restore` wrote it into its destination as it was checked
+    /// ([`verify_contents`]'s `dest`).
+    pub(crate) written: bool,
 }
 
 /// A blob's header as checked, and whether its chunks, trailer and author signature verified
@@ -472,13 +496,23 @@ pub(crate) struct Sealed {
     body: Result<(), String>,
 }
 
+/// Where [`verify_contents`] writes the blobs it checks for `restore`: the destination store,
+/// and the documents whose blobs it must not write (an erasure tombstone names them).
+#[derive(Clone)]
+struct BlobDest {
+    store: Store,
+    skip: Arc<HashSet<DocId>>,
+}
+
 /// Reads every blob, [`OBJECTS_IN_FLIGHT`] at a time, each streamed through its SHA-256 and
-/// [`SealedCheck`]: missing, longer or altered objects are problems; the others are returned
-/// checked, their bytes dropped. A later manifest naming a version again wins, as before.
+/// [`SealedCheck`] (and into `dest`, when given): missing, longer or altered objects are
+/// problems; the others are returned checked, their bytes dropped. A later manifest naming a
+/// version again wins, as before.
 async fn check_blobs(
     target: &Target,
     refs: Vec<(u64, ObjectRef)>,
     entries: &[Vec<u8>],
+    dest: Option<BlobDest>,
     r: &mut Report,
 ) -> Result<HashMap<(DocId, u32), BlobCheck>, BackupError> {
     let devices: Arc<HashMap<KeyId, [u8; 32]>> = Arc::new(
@@ -494,10 +528,16 @@ async fn check_blobs(
     let mut out = HashMap::new();
     let mut checks = futures_util::stream::iter(refs)
         .map(|(seq, o)| {
-            let (target, devices) = (target.clone(), Arc::clone(&devices));
+            let (target, devices, dest) = (target.clone(), Arc::clone(&devices), dest.clone());
             // A task each: hashing runs on every core while other objects are read.
             let task = tokio::spawn(async move {
-                let checked = check_blob(&target, &o, &devices).await;
+                let store = match (&dest, &o.kind) {
+                    (Some(d), ObjectKind::Blob { doc, .. }) if !d.skip.contains(doc) => {
+                        Some(&d.store)
+                    }
+                    _ => None,
+                };
+                let checked = check_blob(&target, &o, &devices, store).await;
                 (seq, o, checked)
             });
             async move {
@@ -544,33 +584,77 @@ enum BlobRead {
     Read(BlobCheck),
 }
 
-/// Streams one blob through its checks.
+/// Streams one blob through its checks, and into `dest` when given: the bytes are staged as
+/// they stream by and committed only if the blob is the one its manifest names and verified.
 async fn check_blob(
     target: &Target,
     o: &ObjectRef,
     devices: &HashMap<KeyId, [u8; 32]>,
+    dest: Option<&Store>,
 ) -> Result<BlobRead, BackupError> {
     let mut stream = match target.get_stream(&o.key, o.len).await? {
         Streamed::Missing => return Ok(BlobRead::Missing),
         Streamed::TooLarge => return Ok(BlobRead::TooLarge),
         Streamed::Stream(s) => s,
     };
-    let mut check = SealedCheck::default();
-    while let Some(piece) = stream.next().await {
-        check.update(&piece?);
-        if check.len > o.len {
-            return Ok(BlobRead::TooLarge);
+    let Some(store) = dest else {
+        let mut check = SealedCheck::default();
+        while let Some(piece) = stream.next().await {
+            check.update(&piece?);
+            if check.len > o.len {
+                return Ok(BlobRead::TooLarge);
+            }
         }
+        return Ok(BlobRead::Read(check.finish(o.key.clone(), devices)));
+    };
+    // The blob store hashes the bytes it stages (their id): the check leaves the SHA-256 to it.
+    let check = Arc::new(std::sync::Mutex::new(SealedCheck::without_id()));
+    let feed = Arc::clone(&check);
+    let body = stream
+        .map(move |piece| {
+            let piece = piece.map_err(|e| e.to_string())?;
+            feed.lock()
+                .map_err(|_| "a blob check panicked".to_owned())?
+                .update(&piece);
+            Ok(piece)
+        })
+        .boxed();
+    let staged = match store.stage_blob(body, o.len).await {
+        Ok(staged) => staged,
+        Err(BlobError::TooLarge { .. }) => return Ok(BlobRead::TooLarge),
+        Err(BlobError::Body(e)) => return Err(BackupError::Target(e)),
+        Err(e) => return Err(BackupError::Store(format!("writing {}: {e}", o.key))),
+    };
+    let check = std::mem::take(
+        &mut *check
+            .lock()
+            .map_err(|_| BackupError::Target("a blob check panicked".into()))?,
+    );
+    let mut checked = check.finish(o.key.clone(), devices);
+    checked.id = hex::decode(staged.id().as_str())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .unwrap_or_default();
+    checked.len = staged.size();
+    if checked.id == o.sha256
+        && checked.len == o.len
+        && checked.sealed.as_ref().is_ok_and(|s| s.body.is_ok())
+    {
+        staged
+            .commit()
+            .await
+            .map_err(|e| BackupError::Store(format!("writing {}: {e}", o.key)))?;
+        checked.written = true;
     }
-    Ok(BlobRead::Read(check.finish(o.key.clone(), devices)))
+    Ok(BlobRead::Read(checked))
 }
 
 /// Checks a sealed document without its key (PROTOCOL.md §6.1), fed its bytes in pieces of any
 /// size: memory is one chunk (64 KiB and its tag) and the trailer, whatever the document's size.
 /// [`BlobCheck::check`] then checks the header against the log.
-#[derive(Default)]
 pub(crate) struct SealedCheck {
-    sha: sha2::Sha256,
+    /// The SHA-256 of the bytes (the blob id), unless someone else hashes them.
+    sha: Option<sha2::Sha256>,
     len: u64,
     pending: Vec<u8>,
     header: Option<(Header, CiphertextHasher)>,
@@ -578,10 +662,35 @@ pub(crate) struct SealedCheck {
     failed: Option<String>,
 }
 
+impl Default for SealedCheck {
+    /// A check that also hashes the bytes with SHA-256 (the blob id).
+    fn default() -> SealedCheck {
+        SealedCheck {
+            sha: Some(sha2::Sha256::default()),
+            len: 0,
+            pending: Vec::new(),
+            header: None,
+            chunk: 0,
+            failed: None,
+        }
+    }
+}
+
 impl SealedCheck {
+    /// A check that leaves the blob id to the caller (whose blob store hashes the same bytes):
+    /// [`BlobCheck::id`] is then all zeros.
+    fn without_id() -> SealedCheck {
+        SealedCheck {
+            sha: None,
+            ..SealedCheck::default()
+        }
+    }
+
     pub(crate) fn update(&mut self, piece: &[u8]) {
         use sha2::Digest as _;
-        self.sha.update(piece);
+        if let Some(sha) = self.sha.as_mut() {
+            sha.update(piece);
+        }
         self.len = self.len.saturating_add(piece.len() as u64);
         if self.failed.is_some() {
             return;
@@ -635,7 +744,7 @@ impl SealedCheck {
     /// What the bytes fed were; the author's signature checked with `devices`' key.
     pub(crate) fn finish(self, key: String, devices: &HashMap<KeyId, [u8; 32]>) -> BlobCheck {
         use sha2::Digest as _;
-        let id: [u8; 32] = self.sha.finalize().into();
+        let id: [u8; 32] = self.sha.map(|s| s.finalize().into()).unwrap_or_default();
         let sealed = match self.header {
             None => Err(self
                 .failed
@@ -660,6 +769,7 @@ impl SealedCheck {
             id,
             len: self.len,
             sealed,
+            written: false,
         }
     }
 }

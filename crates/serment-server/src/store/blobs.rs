@@ -218,11 +218,6 @@ fn sync_tree(fd: &std::fs::File, dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Fsyncs a directory so a rename or a new entry in it is durable.
-async fn sync_dir(dir: &Path) -> io::Result<()> {
-    tokio::fs::File::open(dir).await?.sync_all().await
-}
-
 impl FsBlobStore {
     /// Creates `blobs/` and `tmp/` under `dir` if missing and deletes leftover `tmp/*.part`
     /// files (uploads interrupted by a crash).
@@ -310,31 +305,40 @@ impl StagedBlob for FsStaged {
             )));
         };
         let final_path = self.store.path(&self.id);
-        if let Ok(m) = tokio::fs::metadata(&final_path).await {
-            // Content-addressed: the same bytes are already stored; the guard deletes the copy.
-            // Not trusted blindly where nothing was fsynced (a restore into a blob directory a
-            // crashed earlier run left behind, REVIEW6 V4): a file of another length is torn,
-            // and replaced below.
-            if self.store.durable || m.len() == self.size {
-                return Ok(false);
-            }
-        }
         let shard = self.store.blobs.join(self.id.shard());
-        let durable = self.store.durable;
-        if !tokio::fs::try_exists(&shard).await? {
-            tokio::fs::create_dir_all(&shard).await?;
-            if durable {
-                sync_dir(&self.store.blobs).await?;
+        let blobs = self.store.blobs.clone();
+        let (durable, size) = (self.store.durable, self.size);
+        // One trip to the blocking pool for all of it (a restore commits thousands of blobs).
+        let created = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+            if let Ok(m) = std::fs::metadata(&final_path) {
+                // Content-addressed: the same bytes are already stored; the guard deletes the
+                // copy. Not trusted blindly where nothing was fsynced (a restore into a blob
+                // directory a crashed earlier run left behind, REVIEW6 V4): a file of another
+                // length is torn, and replaced below.
+                if durable || m.len() == size {
+                    return Ok(false);
+                }
             }
+            if !shard.try_exists()? {
+                std::fs::create_dir_all(&shard)?;
+                if durable {
+                    std::fs::File::open(&blobs)?.sync_all()?;
+                }
+            }
+            // rename(2) replaces an existing target; only this process writes under `blobs/`
+            // and the bytes are the same, so a concurrent twin loses nothing.
+            std::fs::rename(&tmp_path, &final_path)?;
+            if durable {
+                std::fs::File::open(&shard)?.sync_all()?;
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(|e| BlobError::Io(io::Error::other(e)))??;
+        if created {
+            self.tmp.keep();
         }
-        // rename(2) replaces an existing target; only this process writes under `blobs/` and
-        // the bytes are the same, so a concurrent twin loses nothing.
-        tokio::fs::rename(&tmp_path, &final_path).await?;
-        self.tmp.keep();
-        if durable {
-            sync_dir(&shard).await?;
-        }
-        Ok(true)
+        Ok(created)
     }
 }
 
@@ -349,21 +353,14 @@ impl BlobStore for FsBlobStore {
         let mut name = [0u8; 16];
         getrandom::fill(&mut name).map_err(|_| BlobError::Rng)?;
         let tmp_path = self.tmp.join(format!("{}.part", hex::encode(name)));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .await?;
-        // Body chunks are small (tens of KiB); gathering them costs one blocking-pool round
-        // trip per 256 KiB instead of one per chunk.
-        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
-        let guard = TempFile {
-            path: Some(tmp_path),
-        };
-
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut body = body;
+        // The first WRITE_BUF bytes are gathered: a body that ends within them (most blobs) is
+        // written, and fsynced when durable, in one trip to the blocking pool.
+        let mut head: Vec<Bytes> = Vec::new();
+        let mut held = 0usize;
+        let mut ended = true;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(BlobError::Body)?;
             size = size.saturating_add(chunk.len() as u64);
@@ -371,13 +368,54 @@ impl BlobStore for FsBlobStore {
                 return Err(BlobError::TooLarge { limit });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await?;
+            held += chunk.len();
+            head.push(chunk);
+            if held >= WRITE_BUF {
+                ended = false;
+                break;
+            }
         }
-        file.flush().await?;
-        if self.durable {
-            file.get_mut().sync_all().await?;
+        let guard = TempFile {
+            path: Some(tmp_path.clone()),
+        };
+        let durable = self.durable;
+        let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp_path)?;
+            for c in &head {
+                file.write_all(c)?;
+            }
+            if ended && durable {
+                file.sync_all()?;
+            }
+            Ok(file)
+        })
+        .await
+        .map_err(|e| BlobError::Io(io::Error::other(e)))??;
+        if !ended {
+            // Body chunks are small (tens of KiB); gathering them costs one blocking-pool round
+            // trip per 256 KiB instead of one per chunk.
+            let mut file =
+                tokio::io::BufWriter::with_capacity(WRITE_BUF, tokio::fs::File::from_std(file));
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(BlobError::Body)?;
+                size = size.saturating_add(chunk.len() as u64);
+                if size > limit {
+                    return Err(BlobError::TooLarge { limit });
+                }
+                hasher.update(&chunk);
+                file.write_all(&chunk).await?;
+            }
+            file.flush().await?;
+            if durable {
+                file.get_mut().sync_all().await?;
+            }
+        } else {
+            drop(file);
         }
-        drop(file);
 
         let digest: [u8; 32] = hasher.finalize().into();
         if expected.is_some_and(|e| e != digest) {

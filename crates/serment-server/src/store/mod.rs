@@ -32,7 +32,7 @@ use serment_core::{DocId, KeyId};
 use crate::config::BlobLocation;
 
 pub(crate) use batcher::{CommitJob, JobCommit};
-pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore};
+pub(crate) use blobs::{BlobError, BlobId, BlobStore, ByteStream, FsBlobStore, StagedBlob};
 pub(crate) use traits::{CodeCheck, NewProvisional, ProvisionalRow};
 pub(crate) use traits::{
     DirectoryStore, DocumentStore, ErasureStore, GuardStore, LogStore, MetaStore, NonceUse,
@@ -518,6 +518,30 @@ impl Store {
         let id = staged.id().clone();
         staged.commit().await?;
         Ok(id)
+    }
+
+    /// Streams a blob's bytes into the blob store for `serment restore` without making them
+    /// visible: the caller checks what [`StagedBlob::id`] and [`StagedBlob::size`] say (and the
+    /// bytes' other checks, made as they streamed by) before [`StagedBlob::commit`]; dropping it
+    /// discards them. At most `limit` bytes ([`BlobError::TooLarge`]).
+    ///
+    /// # Errors
+    /// [`BlobError`] if the blob store or the stream fails.
+    pub(crate) async fn stage_blob(
+        &self,
+        body: ByteStream<String>,
+        limit: u64,
+    ) -> Result<Box<dyn StagedBlob>, BlobError> {
+        self.blobs.stage(body, limit, None).await
+    }
+
+    /// Removes a blob [`Store::stage_blob`] committed that the restore does not keep (no row
+    /// names it yet).
+    ///
+    /// # Errors
+    /// [`BlobError`] if the blob store fails.
+    pub(crate) async fn remove_restored_blob(&self, id: [u8; 32]) -> Result<(), BlobError> {
+        self.blobs.remove(&BlobId::of_digest(id)).await
     }
 
     /// Closes the database connections (after the server stopped).
