@@ -1226,6 +1226,7 @@ fn check_contents(
     let mut log = AuthorLog::default();
     let mut headers: BTreeMap<(DocId, u32), HashSet<[u8; 32]>> = BTreeMap::new();
     let mut erased: HashSet<DocId> = HashSet::new();
+    let mut wraps = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let decoded = match LogEntry::decode(e) {
             Ok(d) => d,
@@ -1265,22 +1266,23 @@ fn check_contents(
             },
             Payload::Rotation(_) | Payload::Revocation(_) => {}
             Payload::Wrap(w) => {
-                match devices.get(&w.sharer) {
-                    Some(k) if w.verify_signature(k).is_ok() => {}
-                    _ => r.problem(
-                        "invalid",
-                        format!("entry {i}"),
-                        format!("wrap of document {} not signed by its sharer", w.doc_id),
-                    ),
-                }
                 log.first_sharer.entry(w.doc_id).or_insert(w.sharer);
                 headers
                     .entry((w.doc_id, w.doc_version))
                     .or_default()
                     .insert(w.header_hash);
+                // The sharer's key as logged before this entry; the signature is checked below.
+                wraps.push((i, devices.get(&w.sharer).copied(), w));
             }
             _ => {}
         }
+    }
+    for (i, doc) in unsigned_wraps(&wraps) {
+        r.problem(
+            "invalid",
+            format!("entry {i}"),
+            format!("wrap of document {doc} not signed by its sharer"),
+        );
     }
     for ((doc, version), hashes) in &headers {
         if erased.contains(doc) {
@@ -1314,6 +1316,32 @@ fn check_contents(
             Err(e) => r.problem("invalid", key.clone(), e.to_string()),
         }
     }
+}
+
+/// The wraps (entry index, their sharer's logged key if any, the wrap) whose signature does not
+/// verify, by entry index and document: the signatures (one per wrap, most of a backup's
+/// Ed25519 checks) are checked on every core.
+fn unsigned_wraps(
+    wraps: &[(usize, Option<[u8; 32]>, serment_core::wrap::WrappedKey)],
+) -> Vec<(usize, DocId)> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let per = wraps.len().div_ceil(threads).max(1);
+    let bad = |part: &[(usize, Option<[u8; 32]>, serment_core::wrap::WrappedKey)]| {
+        part.iter()
+            .filter(|(_, key, w)| !key.is_some_and(|k| w.verify_signature(&k).is_ok()))
+            .map(|(i, _, w)| (*i, w.doc_id))
+            .collect::<Vec<_>>()
+    };
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = wraps
+            .chunks(per)
+            .map(|part| scope.spawn(move || bad(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// What an erasure check needs from the entries before the tombstone: each handle's key chain,
@@ -1363,6 +1391,78 @@ mod tests {
     use serment_core::log::erasure::ErasureReason;
     use serment_core::wrap::{Recipient, wrap_dek};
     use zeroize::Zeroizing;
+
+    /// `restore` writes each blob into its destination as it checks it (one read of the
+    /// backup): only a blob that hashes to what its manifest names and whose chunks, trailer and
+    /// author signature verify is committed; the others leave nothing in the store.
+    #[tokio::test]
+    #[allow(clippy::panic)]
+    async fn a_blob_is_written_as_it_is_checked_only_when_it_verifies() {
+        use serment_core::document::{Metadata, SealInput, seal};
+        let dir = crate::store::blobs::tests::tmpdir("verify-write");
+        let target = Target::parse(&format!("file://{}", dir.join("backup").display())).unwrap();
+        let store = Store::open_for_restore(&dir.join("dest"), None, None)
+            .await
+            .unwrap();
+        let author = DeviceSecret::from_test_seed(&[7; 32]);
+        let devices = HashMap::from([(author.id(), author.signing_public_key())]);
+        let doc = DocId::from_bytes([9; 16]);
+        let content = vec![0x5a; 300 * 1024];
+        let mut blob = Vec::new();
+        seal(
+            SealInput {
+                doc_id: doc,
+                doc_version: 1,
+                author: &author,
+                recipients: &[],
+                metadata: Metadata {
+                    content_length: content.len() as u64,
+                    ..Metadata::default()
+                },
+            },
+            &content[..],
+            &mut blob,
+        )
+        .unwrap();
+        let mut flipped = blob.clone();
+        if let Some(b) = flipped.get_mut(Header::LEN + 1000) {
+            *b ^= 1;
+        }
+        let stored = |bytes: &[u8]| {
+            let id = crate::store::BlobId::of(bytes);
+            let store = store.clone();
+            async move { store.blob(&id).await.is_ok() }
+        };
+        // (what the object holds, the SHA-256 its manifest names, written?)
+        let cases = [
+            // The genuine bytes where the manifest names others.
+            (&blob, sha256(b"other bytes"), false),
+            // Altered, with a manifest naming its hash: the author's signature catches it.
+            (&flipped, sha256(&flipped), false),
+            (&blob, sha256(&blob), true),
+        ];
+        for (n, (bytes, named, written)) in cases.into_iter().enumerate() {
+            let key = format!("blobs/case-{n}");
+            target.put_new(&key, bytes.clone()).await.unwrap();
+            let o = ObjectRef {
+                kind: ObjectKind::Blob { doc, version: 1 },
+                key,
+                sha256: named,
+                len: bytes.len() as u64,
+            };
+            let BlobRead::Read(c) = check_blob(&target, &o, &devices, Some(&store))
+                .await
+                .unwrap()
+            else {
+                panic!("case {n}: not read");
+            };
+            assert_eq!(c.written, written, "case {n}");
+            assert_eq!(stored(bytes).await, written, "case {n}: in the store");
+            assert_eq!(c.id, sha256(bytes), "case {n}: the id the store computed");
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     /// A log: the author's device record, a stranger's (another identity the server could make
     /// up), a wrap of one document by the author, then a tombstone by `eraser`.
