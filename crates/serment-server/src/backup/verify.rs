@@ -71,7 +71,8 @@ impl Trust {
 /// One problem found, with what it names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// `missing`, `altered`, `chain`, `lost` or `invalid`.
+    /// `missing`, `altered`, `chain`, `lost`, `invalid`, `junk`, [`WRONG_KEY`] or [`SHADOWED`]
+    /// (docs/JSON.md).
     pub kind: &'static str,
     /// What it is about, e.g. `entries 10..20`, `blob <id>`, `manifest 3`.
     pub what: String,
