@@ -516,7 +516,8 @@ fn the_logs_own_key_is_refused_as_a_witness() {
 
 /// REVIEW5 U8: the bucket policy the README gives the backup's credentials denies every
 /// `PutObject` that is not a conditional create: in a versioned bucket an unconditional one
-/// shadows a locked object with a new current version, which is what Serment reads.
+/// shadows a locked object with a new current version; and it lets the readers list versions
+/// and read one by id (they read the oldest).
 #[test]
 fn the_documented_backup_policy_denies_unconditional_writes() {
     let readme =
@@ -542,6 +543,16 @@ fn the_documented_backup_policy_denies_unconditional_writes() {
             && s["Condition"]["Null"]["s3:if-none-match"] == "true"
     });
     assert!(denies_unconditional_put, "{json}");
+    // The readers read each object's oldest version (docs/BACKUP.md §4): listing versions and
+    // reading one by id are allowed.
+    let allowed: String = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .map(|s| s["Action"].to_string())
+        .collect();
+    for action in ["s3:ListBucketVersions", "s3:GetObjectVersion"] {
+        assert!(allowed.contains(&format!("\"{action}\"")), "{json}");
+    }
     // And nothing that deletes or shortens retention is allowed.
     for s in statements.iter().filter(|s| s["Effect"] == "Allow") {
         let actions = s["Action"].to_string();

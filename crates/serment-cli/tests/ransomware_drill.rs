@@ -13,7 +13,10 @@
 //! `s3:PutObjectRetention`, `s3:PutObject` only with `If-None-Match`) is not exercised here, and
 //! moto lets compliance retention be shortened. Those refusals need a real S3 (AWS, or a server
 //! that enforces compliance mode); what moto does enforce is asserted: a locked object version
-//! cannot be deleted, and a conditional write never replaces an object.
+//! cannot be deleted, and a conditional write never replaces an object. What the policy refuses
+//! and moto lets through, a write without `If-None-Match` (a new current version) and a plain
+//! delete (a delete marker), is done on purpose (REVIEW5 U8): `verify-backup` names each shadowed
+//! key and the restore reads every object's oldest version.
 //!
 //! Skips with a message when `AWS_ENDPOINT_URL` is unset; fails when `CI=true`.
 #![allow(
@@ -228,11 +231,74 @@ fn ransomware_drill() {
     }
     // MOTO CANNOT TEST: shortening compliance retention. moto accepts it; AWS refuses it to
     // everyone (compliance mode), and the README's policy does not grant s3:PutObjectRetention.
-    // MOTO CANNOT TEST: an unconditional overwrite (a new version) or a plain delete (a delete
-    // marker): moto does not enforce the README's bucket policy that refuses both to the backup's
-    // credentials. Either would be *detected* (verify-backup names the object: backup.rs) and the
-    // locked versions stay; neither is attempted here, so that the restore below reads the bucket
-    // as AWS with the policy would leave it.
+    // 3. REVIEW5 U8: what the README's policy refuses where the provider enforces it, and moto
+    // does not: writes *without* If-None-Match. Junk as a new current version over the first
+    // manifest, the first entry segment and a blob, and a delete marker over a checkpoint note;
+    // the locked versions stay. A plain GET now reads the junk (and finds no checkpoint); the
+    // readers read each key's oldest version, and `verify-backup` names every shadowed key.
+    let first = |dir: &str| {
+        objects
+            .iter()
+            .map(|(k, _)| k.clone())
+            .find(|k| k.starts_with(&format!("srv/{dir}/")))
+            .unwrap_or_else(|| panic!("no object under {dir}/: {objects:?}"))
+    };
+    let shadowed = [first("manifests"), first("entries"), first("blobs")];
+    for k in &shadowed {
+        let s = status(
+            ureq::put(&format!("{endpoint}/{bucket}/{k}"))
+                .header("authorization", AUTH)
+                .header("x-amz-sdk-checksum-algorithm", "SHA256")
+                .send(&b"ransom note: pay to get your backup back"[..]),
+        );
+        assert_eq!(s, 200, "the unconditional write over {k} ({s})");
+        let now = ureq::get(&format!("{endpoint}/{bucket}/{k}"))
+            .header("authorization", AUTH)
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_vec()
+            .unwrap();
+        assert!(now.starts_with(b"ransom note"), "{k} is not shadowed");
+    }
+    let marked = first("checkpoints");
+    let s = status(
+        ureq::delete(&format!("{endpoint}/{bucket}/{marked}"))
+            .header("authorization", AUTH)
+            .call(),
+    );
+    assert!(s < 300, "a delete marker over {marked} ({s})");
+    let (code, v) = run(
+        root,
+        &[
+            "verify-backup",
+            "--from",
+            &backup_url,
+            "--log-key",
+            &log_vkey,
+            "--checkpoint",
+            pinned.to_str().unwrap(),
+        ],
+    );
+    // Exit 4 (someone wrote into the bucket with the backup's credentials), and nothing but the
+    // shadowed keys: every object verified from its oldest version.
+    assert_eq!(code, 4, "{v}");
+    let mut named: Vec<String> = v["report"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["kind"], "shadowed", "{v}");
+            format!("srv/{}", p["what"].as_str().unwrap())
+        })
+        .collect();
+    named.sort();
+    let mut expected = shadowed.to_vec();
+    expected.push(marked);
+    expected.sort();
+    assert_eq!(named, expected, "{v}");
+    assert_eq!(v["report"]["size"].as_u64(), Some(note_size(&seen)), "{v}");
+    assert_eq!(v["report"]["anchored"], true, "{v}");
     let (k, id) = &objects[0];
     let s = status(
         ureq::put(&format!("{endpoint}/{bucket}/{k}?retention&versionId={id}"))
@@ -246,7 +312,7 @@ fn ransomware_drill() {
     );
     eprintln!("MOTO CANNOT TEST: shortening compliance retention answered {s} (AWS: 403)");
 
-    // 3. Restore into a fresh location, and serve it.
+    // 4. Restore into a fresh location (from the oldest versions), and serve it.
     let restored = root.join("restored");
     let k = key.to_str().unwrap();
     let (code, v) = run(
@@ -269,7 +335,7 @@ fn ransomware_drill() {
     assert_eq!(v["restored"]["erased"], 1, "{v}");
     let size1 = v["restored"]["size"].as_u64().unwrap();
     let server = serve_on(&restored, port, &[]);
-    // 4. Every acknowledged document reads and verifies; pins raise nothing; the log verifies;
+    // 5. Every acknowledged document reads and verifies; pins raise nothing; the log verifies;
     // the erased document does not come back.
     for (doc, content) in &docs {
         let (code, v, got) = get(&patient, root, doc);
@@ -284,7 +350,7 @@ fn ransomware_drill() {
         assert_eq!(v["verified"], true, "{v}");
     }
 
-    // 5. Round 2: the last writes are lost on purpose (the restored server runs without its
+    // 6. Round 2: the last writes are lost on purpose (the restored server runs without its
     // backup, the patient reads a new document, the server is lost again).
     let (late, _) = put(&lab, root, "LATE-", 1_000);
     let (code, v, _) = get(&patient, root, &late);

@@ -11,6 +11,7 @@ pub mod side;
 mod take;
 pub mod target;
 pub mod verify;
+pub mod versions;
 
 pub use target::Target;
 

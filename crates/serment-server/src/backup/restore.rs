@@ -555,11 +555,12 @@ fn judge(
             || (p.kind == "missing" && p.what.starts_with("entries "))
     };
     // Junk under `manifests/` (REVIEW5 U7, U12) names nothing that is restored: not counted.
+    // Nor a shadowed object (REVIEW5 U8): its oldest version is what was read and verified.
     if report.manifests == 0
         || report
             .problems
             .iter()
-            .any(|p| !is_loss(p) && p.kind != "junk")
+            .any(|p| !is_loss(p) && p.kind != "junk" && p.kind != super::verify::SHADOWED)
     {
         return Err(RestoreError::Invalid {
             report: Box::new(report.clone()),

@@ -4,6 +4,9 @@
 //! Both only ever create objects: an object that exists is never rewritten. Creating one that
 //! exists with the same bytes is a no-op (an increment redone after a crash); with other bytes it
 //! is an error ([`BackupError::Exists`]).
+//!
+//! A bucket's objects are read from their oldest version ([`super::versions`], REVIEW5 U8): an
+//! unconditional `PutObject` over a key (a new current version) is never what is read.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,10 +15,14 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+use object_store::{
+    GetOptions, GetResult, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
+};
 
 use super::BackupError;
 use super::format::{MAX_ALT_NAMES, alt_key};
+pub use super::versions::ShadowedKeys;
+use super::versions::{Lookup, Oldest, Versions};
 
 /// What [`Target::get_bounded`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +55,8 @@ pub enum Target {
     /// A local directory: files created with `O_EXCL` semantics (hard link of a fsynced,
     /// read-only temporary file), the directory fsynced after each.
     Dir(PathBuf),
-    /// An S3-compatible bucket: `PutObject` with `If-None-Match: *`.
+    /// An S3-compatible bucket: `PutObject` with `If-None-Match: *`; every object read from its
+    /// oldest version (REVIEW5 U8).
     S3 {
         /// The bucket client.
         store: Arc<dyn ObjectStore>,
@@ -56,6 +64,8 @@ pub enum Target {
         prefix: ObjectPath,
         /// The URL as given.
         url: String,
+        /// The version listing of the bucket: which version of a key is read.
+        versions: Arc<Versions>,
     },
 }
 
@@ -101,20 +111,21 @@ impl Target {
             object_store::HeaderValue::from_static("SHA256"),
         );
         let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
-        let store = AmazonS3Builder::from_env()
+        let options = object_store::ClientOptions::new()
+            .with_default_headers(headers)
+            .with_allow_http(allow_http);
+        let builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
-            .with_client_options(
-                object_store::ClientOptions::new()
-                    .with_default_headers(headers)
-                    .with_allow_http(allow_http),
-            )
-            .build()
-            .map_err(|e| err(&e.to_string()))?;
+            .with_client_options(options.clone());
+        let store = builder.clone().build().map_err(|e| err(&e.to_string()))?;
+        let versions = Versions::new(&store, &builder, &options, bucket, prefix.as_ref())
+            .map_err(|e| err(&e))?;
         Ok(Target::S3 {
             store: Arc::new(store),
             prefix,
             url: url.to_owned(),
+            versions: Arc::new(versions),
         })
     }
 
@@ -221,8 +232,17 @@ impl Target {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(BackupError::Target(format!("{key}: {e}"))),
             },
-            Target::S3 { store, prefix, .. } => {
-                match store.get(&Self::object_path(prefix, key)).await {
+            Target::S3 {
+                store,
+                prefix,
+                versions,
+                ..
+            } => {
+                let path = Self::object_path(prefix, key);
+                let Some(o) = locate(store, versions, &path, key).await? else {
+                    return Ok(None);
+                };
+                match read_version(store, &path, o).await {
                     Ok(r) => Ok(Some(
                         r.bytes()
                             .await
@@ -255,17 +275,21 @@ impl Target {
                 .map_err(|e| io(&e))?
                 .map_err(|e| io(&e))
             }
-            Target::S3 { store, prefix, .. } => {
+            Target::S3 {
+                store,
+                prefix,
+                versions,
+                ..
+            } => {
                 let path = Self::object_path(prefix, key);
-                match store.head(&path).await {
-                    Ok(m) if m.size > max => return Ok(Fetched::TooLarge),
-                    Ok(_) => {}
-                    Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
-                    Err(e) => return Err(io(&e)),
-                }
-                match store.get(&path).await {
+                let o = match locate(store, versions, &path, key).await? {
+                    None => return Ok(Fetched::Missing),
+                    Some(o) if o.size > max => return Ok(Fetched::TooLarge),
+                    Some(o) => o,
+                };
+                match read_version(store, &path, o).await {
                     Ok(r) => {
-                        // Write-once objects do not change between head and get; bounded anyway.
+                        // A version does not change between listing and get; bounded anyway.
                         let mut bytes = Vec::new();
                         let mut stream = r.into_stream();
                         while let Some(chunk) = stream.next().await {
@@ -332,15 +356,19 @@ impl Target {
                     }
                 }
             }
-            Target::S3 { store, prefix, .. } => {
+            Target::S3 {
+                store,
+                prefix,
+                versions,
+                ..
+            } => {
                 let path = Self::object_path(prefix, key);
-                match store.head(&path).await {
-                    Ok(m) if m.size > max => return Ok(Streamed::TooLarge),
-                    Ok(_) => {}
-                    Err(object_store::Error::NotFound { .. }) => return Ok(Streamed::Missing),
-                    Err(e) => return Err(io(&e)),
-                }
-                match store.get(&path).await {
+                let o = match locate(store, versions, &path, key).await? {
+                    None => return Ok(Streamed::Missing),
+                    Some(o) if o.size > max => return Ok(Streamed::TooLarge),
+                    Some(o) => o,
+                };
+                match read_version(store, &path, o).await {
                     Ok(r) => Ok(Streamed::Stream(
                         r.into_stream().map(move |c| c.map_err(|e| io(&e))).boxed(),
                     )),
@@ -371,7 +399,16 @@ impl Target {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(BackupError::Target(format!("{dir}: {e}"))),
             },
-            Target::S3 { store, prefix, .. } => {
+            Target::S3 {
+                store,
+                prefix,
+                versions,
+                ..
+            } => {
+                // Every key with an object version, its oldest remembered for the reads.
+                if let Some(keys) = versions.list_dir(dir).await? {
+                    return Ok(keys);
+                }
                 let base = Self::object_path(prefix, dir);
                 let mut list = store.list(Some(&base));
                 let mut v = Vec::new();
@@ -392,6 +429,16 @@ impl Target {
         Ok(keys)
     }
 
+    /// The keys of a bucket read so far that have versions after their first one (REVIEW5 U8:
+    /// written without `If-None-Match`, by someone holding the backup's credentials); their
+    /// oldest version is what was read. Empty for a directory.
+    pub fn shadowed(&self) -> ShadowedKeys {
+        match self {
+            Target::Dir(_) => ShadowedKeys::default(),
+            Target::S3 { versions, .. } => versions.shadowed(),
+        }
+    }
+
     /// The URL or directory, for messages.
     pub fn describe(&self) -> String {
         match self {
@@ -399,6 +446,41 @@ impl Target {
             Target::S3 { url, .. } => url.clone(),
         }
     }
+}
+
+/// The version of the object at `path` (`key`, relative) that is read: its oldest (REVIEW5 U8),
+/// or, on a service without version listing, the current one (`None`: no such object).
+async fn locate(
+    store: &Arc<dyn ObjectStore>,
+    versions: &Versions,
+    path: &ObjectPath,
+    key: &str,
+) -> Result<Option<Oldest>, BackupError> {
+    match versions.lookup(key).await? {
+        Lookup::Found(o) => Ok(Some(o)),
+        Lookup::Missing => Ok(None),
+        Lookup::Unsupported => match store.head(path).await {
+            Ok(m) => Ok(Some(Oldest {
+                version: None,
+                size: m.size,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(BackupError::Target(format!("{key}: {e}"))),
+        },
+    }
+}
+
+/// A GET of that version.
+async fn read_version(
+    store: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    o: Oldest,
+) -> object_store::Result<GetResult> {
+    let opts = GetOptions {
+        version: o.version,
+        ..GetOptions::default()
+    };
+    store.get_opts(path, opts).await
 }
 
 /// What [`open_regular`] found, read whole when small, for [`Target::get_stream`].
@@ -504,7 +586,12 @@ fn put_file(dir: &Path, key: &str, bytes: &[u8]) -> Result<bool, BackupError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
 
@@ -532,6 +619,172 @@ mod tests {
         assert!(Target::parse("file://relative/dir").is_err());
         assert!(Target::parse("http://x").is_err());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A fresh bucket on the S3 test server (`.ci/s3.sh`), with versioning when `versioned`,
+    /// and its target under `srv/`; `None` (with a message) without a server, outside CI.
+    async fn s3_target(name: &str, versioned: bool) -> Option<Target> {
+        let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but AWS_ENDPOINT_URL is not set: .ci/run must start the S3 test server"
+            );
+            eprintln!("skipped: no S3 test server (`source .ci/s3.sh` starts moto)");
+            return None;
+        };
+        let mut r = [0u8; 6];
+        getrandom::fill(&mut r).unwrap();
+        let bucket = format!("serment-{name}-{}", hex::encode(r));
+        // Bucket settings are outside object_store's API; moto accepts unsigned requests.
+        // reqwest has no crypto provider of its own: ring, as `Target::parse` installs it.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let status = http
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .expect("the S3 test server answers")
+            .status();
+        assert!(status.is_success(), "create bucket {bucket}: {status}");
+        if versioned {
+            let status = http
+                .put(format!("{endpoint}/{bucket}?versioning"))
+                .body("<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>")
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(status.is_success(), "versioning {bucket}: {status}");
+        }
+        Some(Target::parse(&format!("s3://{bucket}/srv")).unwrap())
+    }
+
+    /// REVIEW5 U8: in a versioned bucket, objects over which someone wrote without
+    /// `If-None-Match` (a new version, two, a delete marker) are read from their oldest version
+    /// by `list`, `get`, `get_bounded` and `get_stream`, listed across pages, and named by
+    /// `shadowed` with how many entries came after; a key that is a prefix of another is read
+    /// alone; an increment redone over a shadowed object is accepted (the oldest holds its
+    /// bytes). A bucket without versioning reads as before.
+    #[tokio::test]
+    async fn a_bucket_is_read_from_the_oldest_versions() {
+        let Some(t) = s3_target("versions", true).await else {
+            return;
+        };
+        let Target::S3 {
+            store,
+            prefix,
+            versions,
+            ..
+        } = &t
+        else {
+            unreachable!()
+        };
+        versions.set_page_keys(7);
+        for i in 0..30 {
+            let key = format!("entries/{i:03}");
+            assert!(
+                t.put_new(&key, format!("entry {i}").into_bytes())
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(t.put_new("blobs/x", b"ours x".to_vec()).await.unwrap());
+        assert!(t.put_new("blobs/x.1", b"ours x.1".to_vec()).await.unwrap());
+        let junk = |k: &str| {
+            let path = Target::object_path(prefix, k);
+            let store = Arc::clone(store);
+            async move {
+                store
+                    .put(&path, PutPayload::from_static(b"junk written over it"))
+                    .await
+                    .unwrap();
+            }
+        };
+        junk("entries/007").await;
+        junk("entries/029").await;
+        junk("entries/029").await;
+        junk("blobs/x").await;
+        store
+            .delete(&Target::object_path(prefix, "entries/013"))
+            .await
+            .unwrap();
+        // What a plain read now gives: the junk.
+        let current = store
+            .get(&Target::object_path(prefix, "blobs/x"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&current[..], b"junk written over it");
+
+        let keys = t.list("entries").await.unwrap();
+        assert_eq!(keys.len(), 30, "{keys:?}");
+        assert_eq!(keys[13], "entries/013");
+        assert_eq!(t.get("entries/007").await.unwrap().unwrap(), b"entry 7");
+        assert_eq!(
+            t.get_bounded("entries/029", 100).await.unwrap(),
+            Fetched::Bytes(b"entry 29".to_vec())
+        );
+        assert_eq!(
+            t.get_bounded("entries/013", 100).await.unwrap(),
+            Fetched::Bytes(b"entry 13".to_vec())
+        );
+        // The bound is the oldest version's length, not the junk's.
+        assert_eq!(
+            t.get_bounded("entries/007", 7).await.unwrap(),
+            Fetched::Bytes(b"entry 7".to_vec())
+        );
+        // Keys not listed before: looked up one by one.
+        let Streamed::Stream(s) = t.get_stream("blobs/x", 100).await.unwrap() else {
+            panic!("blobs/x not found");
+        };
+        let got: Vec<axum::body::Bytes> = s.map(Result::unwrap).collect().await;
+        assert_eq!(got.concat(), b"ours x");
+        assert_eq!(
+            t.get_bounded("blobs/x.1", 100).await.unwrap(),
+            Fetched::Bytes(b"ours x.1".to_vec())
+        );
+        assert_eq!(
+            t.get_bounded("blobs/y", 100).await.unwrap(),
+            Fetched::Missing
+        );
+        assert!(matches!(
+            t.get_stream("blobs/x", 5).await.unwrap(),
+            Streamed::TooLarge
+        ));
+        // An increment redone: the same bytes are in place (the oldest version).
+        assert!(!t.put_new("blobs/x", b"ours x".to_vec()).await.unwrap());
+        let shadowed = t.shadowed();
+        let named: Vec<(&str, u64)> = shadowed
+            .named
+            .iter()
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("blobs/x", 1),
+                ("entries/007", 1),
+                ("entries/013", 1),
+                ("entries/029", 2)
+            ]
+        );
+        assert!(!shadowed.more);
+
+        // No versioning: read plainly (version id `null`), nothing shadowed.
+        let Some(t) = s3_target("unversioned", false).await else {
+            return;
+        };
+        assert!(t.put_new("entries/000", b"entry".to_vec()).await.unwrap());
+        assert_eq!(t.list("entries").await.unwrap(), vec!["entries/000"]);
+        assert_eq!(t.get("entries/000").await.unwrap().unwrap(), b"entry");
+        assert_eq!(
+            t.get_bounded("entries/000", 5).await.unwrap(),
+            Fetched::Bytes(b"entry".to_vec())
+        );
+        assert_eq!(t.shadowed(), ShadowedKeys::default());
     }
 
     /// REVIEW5 U6: an object's own name taken (other bytes), then a FIFO, a directory and a

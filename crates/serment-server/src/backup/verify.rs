@@ -72,7 +72,8 @@ impl Trust {
 /// One problem found, with what it names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// `missing`, `altered`, `chain`, `lost` or `invalid`.
+    /// `missing`, `altered`, `chain`, `lost`, `invalid`, `junk`, [`WRONG_KEY`] or [`SHADOWED`]
+    /// (docs/JSON.md).
     pub kind: &'static str,
     /// What it is about, e.g. `entries 10..20`, `blob <id>`, `manifest 3`.
     pub what: String,
@@ -411,6 +412,7 @@ pub(crate) async fn verify_contents(
     });
     let blobs = check_blobs(target, blob_refs, &entries, dest, &mut r).await?;
     check_contents(&entries, &blobs, &team_keys, &mut r);
+    shadowed(target, &mut r);
     Ok((
         r,
         Contents {
@@ -434,6 +436,37 @@ const MAX_JUNK: usize = 1000;
 /// The problem kind of a backup none of whose manifests is signed by the log key given, while
 /// they are manifests of another log (the newcomer's N16: most likely the wrong log key).
 pub const WRONG_KEY: &str = "wrong_key";
+
+/// The problem kind of an object of a bucket with versions after its first one (REVIEW5 U8):
+/// written without `If-None-Match` by someone holding the backup's credentials. Its oldest
+/// version (the one the backup wrote) is what was read and checked; `restore` does not count it.
+pub const SHADOWED: &str = "shadowed";
+
+/// REVIEW5 U8: one problem of kind [`SHADOWED`] per key read with later versions, naming it.
+fn shadowed(target: &Target, r: &mut Report) {
+    let s = target.shadowed();
+    for (key, later) in s.named {
+        r.problem(
+            SHADOWED,
+            key,
+            format!(
+                "{later} later version(s) or delete marker(s) over the object (written without \
+                 If-None-Match, by someone holding the backup's credentials: the bucket policy \
+                 is not enforced, README \"Backup\"); its oldest version was read"
+            ),
+        );
+    }
+    if s.more {
+        r.problem(
+            SHADOWED,
+            "bucket",
+            format!(
+                "more objects are shadowed than the {} named",
+                super::versions::MAX_SHADOWED_NAMED
+            ),
+        );
+    }
+}
 
 /// REVIEW5 U6: an object a manifest names under an alternative name ([`alt_key`]) means its
 /// own name, and the alternative names before the one used, held other contents when the backup
