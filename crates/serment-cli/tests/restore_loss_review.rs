@@ -9,6 +9,7 @@
 //!   it never opened either; the patient's names both (one opened, one only listed).
 //! - N11: after the acceptance, `get` of a lost document names the statement and whom to ask,
 //!   not a bare 404.
+//! - N12: the restored `serve` says at start that it serves a loss statement, with its id.
 //! - N5: the patient's offline replica keeps the lost document from the old log but marks it
 //!   lost (`sync`, `ls --offline`, `get --offline`): never shown as verified under the restored
 //!   checkpoint; `audit` says it was lost in the restore, not hidden.
@@ -30,6 +31,50 @@ fn put(home: &Path, root: &Path, marker: &str) -> String {
     drill::put_to(home, root, marker, 2_000, "patient-lr").0
 }
 
+/// `serment --json serve` on `127.0.0.1:port`: the server, its JSON startup line, and the
+/// startup lines of its standard error (those before the JSON line).
+fn serve_json(data: &Path, port: u16, extra: &[&str]) -> (ServerProc, serde_json::Value, String) {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin())
+        .args(["--json", "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env_remove("SERMENT_LOG_KEY")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines() {
+            let _ = tx.send(l.unwrap_or_default());
+        }
+    });
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || for _ in out.lines() {});
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    // The startup lines on stderr are written before the JSON line.
+    let mut stderr = String::new();
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(300)) {
+        stderr.push_str(&l);
+        stderr.push('\n');
+    }
+    std::thread::spawn(move || for _ in rx {});
+    let url = v["listening"].as_str().unwrap().to_owned();
+    let server = ServerProc {
+        child,
+        url,
+        data_dir: data.to_path_buf(),
+    };
+    (server, v, stderr)
+}
+
 fn ids(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .unwrap()
@@ -44,7 +89,12 @@ fn each_user_is_told_what_the_restore_lost_and_the_replica_never_calls_it_verifi
     let root = tmp.path();
     let data = root.join("data");
     let port = free_port();
-    let server = drill::serve_on(&data, port, &["--init"]);
+    let (server, v, _) = serve_json(&data, port, &["--init"]);
+    assert_eq!(
+        v["loss_statements"],
+        serde_json::json!({ "count": 0, "newest": null }),
+        "{v}"
+    );
     let (lab, patient) = lab_and_patient(root, &server.url, "labo-lr", "patient-lr");
     let kept = put(&lab, root, "KEPT-");
     let (code, v, _) = get(&patient, root, &kept);
@@ -71,7 +121,19 @@ fn each_user_is_told_what_the_restore_lost_and_the_replica_never_calls_it_verifi
         .as_str()
         .unwrap()
         .to_owned();
-    let server = drill::serve_on(&restored, port, &[]);
+    // N12: the restored server says, at every start, that it serves a loss statement, and its
+    // id (an operator who lost the restore's output can still announce it).
+    let (server, v, stderr) = serve_json(&restored, port, &[]);
+    assert_eq!(v["loss_statements"]["count"], 1, "{v}");
+    assert_eq!(
+        v["loss_statements"]["newest"]["id"],
+        statement.as_str(),
+        "{v}"
+    );
+    assert!(
+        stderr.contains("loss statement(s); the newest") && stderr.contains(&statement),
+        "{stderr}"
+    );
 
     // N2: the author is told about every document it sealed in the lost range, read or not.
     let v = ok(&lab, &["accept-rollback"]);
