@@ -61,12 +61,33 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthResponse {
-    /// Always `ok`.
+    /// `ok`; `degraded` when this process's backup loop (`serve --backup-url`) lags (`backup`).
+    /// The answer stays 200 either way: clients read their limits here, and a load balancer
+    /// must not take the service down over a backup problem (`GET /healthz/backup` answers 503).
     pub status: String,
     /// Largest sealed blob accepted by `POST /v1/blobs`, in bytes (clients check before uploading).
     pub max_blob_bytes: u64,
     /// Largest JSON request body, in bytes.
     pub max_json_bytes: u64,
+    /// The backup loop of this process, when it runs one (REVIEW5 U6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupHealth>,
+}
+
+/// The state of the `serve --backup-url` loop (`GET /healthz`, `GET /healthz/backup`;
+/// docs/BACKUP.md §5, REVIEW5 U6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupHealth {
+    /// `ok`: the loop found its target up to date within `max_lag_seconds`; `lagging`: not for
+    /// longer (its increments fail, or one hangs); `off`: this process runs no backup loop.
+    pub state: String,
+    /// Seconds since the loop last found its target up to date (or started); 0 when off.
+    pub lag_seconds: u64,
+    /// The lag past which the state is `lagging`: three backup intervals, at least 120 s.
+    pub max_lag_seconds: u64,
+    /// Increments failed in a row (0 after one succeeds).
+    pub consecutive_failures: u64,
 }
 
 /// The JSON error body.

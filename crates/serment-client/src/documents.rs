@@ -234,6 +234,17 @@ impl Session {
             .map(|(_, w)| (EntryKind::Wrap, w.as_slice()))
             .collect();
         crate::log::check_own_commit(&self.api, &mut self.ks, &committed, &expected)?;
+        // Where this version lies in the log, proven just above: a restore that loses it tells
+        // its author (PROTOCOL.md §11.11, newcomer 6 N2).
+        if let (Some(first), Some(st)) = (
+            committed
+                .log_indices
+                .as_deref()
+                .and_then(|i| i.iter().min()),
+            self.ks.log_state_mut(self.api.base()),
+        ) {
+            st.record_authored(&doc_id.to_string(), doc_version, *first);
+        }
         let prov: Vec<Vec<u8>> = sealed
             .wraps
             .iter()
@@ -430,8 +441,26 @@ impl Session {
             Err(ClientError::Server { code, .. }) if code == "erased" => {
                 Err(self.erased_or_withheld(doc_id))
             }
+            // Not found, and named by a restore's loss statement this device accepted: the
+            // statement and the author to ask, not a bare 404 (newcomer 6 N11).
+            Err(e @ ClientError::Server { status: 404, .. }) => {
+                Err(self.lost_in_restore(doc_id).unwrap_or(e))
+            }
             r => r.map_err(ClientError::on_read),
         }
+    }
+
+    /// [`ClientError::LostInRestore`] when a loss statement this device accepted names
+    /// `doc_id`.
+    pub(crate) fn lost_in_restore(&self, doc_id: &DocId) -> Option<ClientError> {
+        let id = doc_id.to_string();
+        let (a, author) = self.ks.log_state(self.api.base())?.lost_document(&id)?;
+        Some(ClientError::lost_in_restore(
+            &id,
+            &a.statement,
+            author,
+            self.ks.handle(),
+        ))
     }
 
     /// The error for a server that says `doc_id` is erased: [`ClientError::Erased`] when the log
@@ -666,7 +695,7 @@ impl Session {
     /// # Errors
     /// [`ClientError::Log`], server errors.
     pub fn list(&mut self) -> Result<Vec<VersionSummary>> {
-        self.sync_log()?;
+        let cp = self.sync_log()?;
         let docs = self.api.list_documents()?;
         // A version this device verified (sealed, or opened) keeps the author it verified: a
         // listing that names another is the server contradicting a signature.
@@ -682,6 +711,17 @@ impl Session {
                     ),
                 ));
             }
+        }
+        // Each version listed, with the checkpoint verified when it first was: a restore that
+        // loses it tells this device (PROTOCOL.md §11.11, newcomer 6 N2).
+        let mut new = false;
+        if let Some(st) = self.ks.log_state_mut(self.api.base()) {
+            for d in &docs {
+                new |= st.record_listed(&d.doc_id, d.doc_version, cp.size, &d.author_device);
+            }
+        }
+        if new {
+            self.save_pin()?;
         }
         Ok(docs)
     }

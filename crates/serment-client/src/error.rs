@@ -157,6 +157,20 @@ pub enum ClientError {
         /// The reason's name (`patient-request`, `sent-in-error`, `retention-ended`, `other`).
         reason: &'static str,
     },
+    /// The document was lost in a restore this device accepted (PROTOCOL.md §11.11): the
+    /// accepted loss statement named it, and the restored server does not serve it (404).
+    #[error(
+        "document {doc_id} was lost in the restore you accepted (loss statement {statement}): \
+         {next}"
+    )]
+    LostInRestore {
+        /// The document (hex).
+        doc_id: String,
+        /// The accepted loss statement's id (hex).
+        statement: String,
+        /// What to do: ask its author (by handle, when this device knows it) to send it again.
+        next: String,
+    },
     /// The offline replica holds no copy of the document asked for (never synced, synced after,
     /// or erased: PROTOCOL.md §14).
     #[error("not in the offline replica: {0}")]
@@ -208,6 +222,7 @@ impl ClientError {
             ClientError::Server { code, .. } if code == "data_missing" => 4,
             ClientError::NotShared(_)
             | ClientError::Erased { .. }
+            | ClientError::LostInRestore { .. }
             | ClientError::NotInReplica(_) => 6,
             ClientError::Server { code, .. } if code == "not_shared" => 6,
             ClientError::Server { status: 404, .. } => 6,
@@ -254,6 +269,7 @@ impl ClientError {
             ClientError::DeviceRevoked => "device_revoked",
             ClientError::NotShared(_) => "not_shared",
             ClientError::Erased { .. } => "erased",
+            ClientError::LostInRestore { .. } => "lost_in_restore",
             ClientError::NotInReplica(_) => "not_in_replica",
             ClientError::Withheld(_) => "withheld",
             ClientError::Input(_) => "input",
@@ -275,6 +291,23 @@ impl ClientError {
                 ClientError::NotShared(message)
             }
             other => other,
+        }
+    }
+
+    /// [`ClientError::LostInRestore`] for `doc_id`, named by the accepted statement `statement`
+    /// with the author handle `author` (`""` unknown) as this device (`own`) knew it.
+    pub(crate) fn lost_in_restore(doc_id: &str, statement: &str, author: &str, own: &str) -> Self {
+        let next = if author.is_empty() {
+            "ask its author to send it again".to_owned()
+        } else if author == own {
+            "this device sealed it: send it again".to_owned()
+        } else {
+            format!("ask {author} to send it again")
+        };
+        ClientError::LostInRestore {
+            doc_id: doc_id.to_owned(),
+            statement: statement.get(..16).unwrap_or(statement).to_owned(),
+            next,
         }
     }
 

@@ -159,6 +159,87 @@ pub struct LogState {
     /// (PROTOCOL.md §11.11). Absent in keystores written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advanced_at: Option<u64>,
+    /// The document versions this device sealed (`<doc_id>/<version>`), by the log index of
+    /// the commit's first wrap entry, proven in the log when it was made (PROTOCOL.md §11.11):
+    /// after a restore, those at or past the restored size are the ones its author must send
+    /// again. At most [`MAX_DOC_POSITIONS`], the lowest indices dropped first. Absent in
+    /// keystores written before it existed (nothing was recorded then).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authored: BTreeMap<String, u64>,
+    /// The document versions a listing showed this device (`<doc_id>/<version>`), by the size
+    /// of the checkpoint it had verified when one first did, and the author device the listing
+    /// named (PROTOCOL.md §11.11): a version first listed at or past a restored size, that the
+    /// restored server no longer lists, was lost. At most [`MAX_DOC_POSITIONS`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listed: BTreeMap<String, ListedVersion>,
+}
+
+/// The most entries [`LogState::authored`] and [`LogState::listed`] each keep: a lost range is
+/// the tail of the log, so the oldest go first.
+pub const MAX_DOC_POSITIONS: usize = 10_000;
+
+/// A document version a listing showed this device ([`LogState::listed`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ListedVersion {
+    /// The size of the checkpoint this device had verified when a listing first showed it.
+    pub at: u64,
+    /// The author device the listing named (hex; the server's word, for display only).
+    #[serde(default)]
+    pub author_device: String,
+}
+
+impl LogState {
+    /// Records a version this device sealed, its first wrap at log index `index`.
+    pub fn record_authored(&mut self, doc_id: &str, version: u32, index: u64) {
+        self.authored.insert(format!("{doc_id}/{version}"), index);
+        while self.authored.len() > MAX_DOC_POSITIONS {
+            let lowest = self
+                .authored
+                .iter()
+                .min_by_key(|(_, i)| **i)
+                .map(|(k, _)| k.clone());
+            match lowest {
+                Some(k) => self.authored.remove(&k),
+                None => break,
+            };
+        }
+    }
+
+    /// Records a version a listing showed, unless recorded already; returns whether it was new.
+    pub fn record_listed(&mut self, doc_id: &str, version: u32, at: u64, author: &str) -> bool {
+        let key = format!("{doc_id}/{version}");
+        if self.listed.contains_key(&key) {
+            return false;
+        }
+        self.listed.insert(
+            key,
+            ListedVersion {
+                at,
+                author_device: author.to_owned(),
+            },
+        );
+        while self.listed.len() > MAX_DOC_POSITIONS {
+            let lowest = self
+                .listed
+                .iter()
+                .min_by_key(|(_, v)| v.at)
+                .map(|(k, _)| k.clone());
+            match lowest {
+                Some(k) => self.listed.remove(&k),
+                None => break,
+            };
+        }
+        true
+    }
+
+    /// The newest accepted loss statement that names `doc_id` among the documents it lost for
+    /// this device, and the author it recorded (`""` when unknown).
+    pub fn lost_document(&self, doc_id: &str) -> Option<(&AcceptedLoss, &str)> {
+        self.accepted_losses
+            .iter()
+            .rev()
+            .find_map(|a| a.documents.get(doc_id).map(|h| (a, h.as_str())))
+    }
 }
 
 /// A loss statement this client accepted (PROTOCOL.md §11.11), with the pin it gave up: the
@@ -173,6 +254,12 @@ pub struct AcceptedLoss {
     pub pinned_before: String,
     /// When the user accepted it (seconds since the Unix epoch).
     pub at: u64,
+    /// The documents (hex ids) this device knew of whose history the restore lost
+    /// (`serment accept-rollback`'s `documents`), each with its author's handle as this device
+    /// knew it (`""` when unknown): `get`, `sync` and `audit` name the statement for them.
+    /// Absent in keystores written before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub documents: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -712,6 +799,10 @@ impl Keystore {
     pub fn log_state(&self, server: &str) -> Option<&LogState> {
         self.state.logs.get(server)
     }
+    /// The log state pinned for `server`, to update in place.
+    pub fn log_state_mut(&mut self, server: &str) -> Option<&mut LogState> {
+        self.state.logs.get_mut(server)
+    }
     /// Pins or updates the log state of `server`.
     pub fn set_log_state(&mut self, server: &str, state: LogState) {
         self.state.logs.insert(server.to_owned(), state);
@@ -740,6 +831,17 @@ impl Keystore {
             .documents
             .keys()
             .filter_map(|k| k.split_once('/').map(|(d, _)| d))
+    }
+
+    /// The cached metadata of any version of a document, if this device sealed or opened one.
+    pub fn known_document_any(&self, doc_id: &str) -> Option<&KnownDocument> {
+        let from = format!("{doc_id}/");
+        self.state
+            .documents
+            .range(from.clone()..)
+            .take_while(|(k, _)| k.starts_with(&from))
+            .map(|(_, d)| d)
+            .next()
     }
 
     /// The cached metadata of a document version, if this device sealed or opened it.

@@ -13,6 +13,8 @@
 //! rolling clients back with a statement of its own is the user's explicit command with the id
 //! announced out of band (and, past the restored size, the witnesses' own acceptance).
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use serment_core::log::loss::SignedLossStatement;
 use serment_core::log::note::{Checkpoint, VerifierKey};
@@ -20,7 +22,7 @@ use serment_core::log::pin::check_advance;
 
 use crate::api::Api;
 use crate::error::{ClientError, Result};
-use crate::keystore::{AcceptedLoss, Keystore};
+use crate::keystore::{AcceptedLoss, Keystore, LogState};
 
 fn refused(reason: &'static str) -> ClientError {
     ClientError::Log(serment_core::Error::LossStatement { reason })
@@ -76,9 +78,15 @@ pub struct RollbackReview {
     pub statement_time: u64,
     /// The statement's id (SHA-256 of its text, hex).
     pub statement_id: String,
-    /// Documents (ids) whose newest history entry this client verified is in the lost range:
-    /// versions, wraps or erasures of them may be gone (their authors send or erase again).
+    /// Documents (ids) with history in the lost range, as far as this device knows: those it
+    /// sealed there (the log index of the commit, proven when it was made), those whose history
+    /// it verified into it (get, share, audit), and those a listing first showed it there that
+    /// the restored server no longer lists. Versions, wraps or erasures of them may be gone
+    /// (their authors send or erase again).
     pub documents: Vec<String>,
+    /// Among `documents`, those this device sealed in the lost range: gone from the server, it
+    /// must send them again (newcomer 6 N2).
+    pub authored: Vec<String>,
     /// Contacts (handles) whose key history this client verified into the lost range: a
     /// rotation or a device of theirs may be gone; their next look-up verifies them again.
     pub contacts: Vec<String>,
@@ -97,6 +105,43 @@ pub struct RollbackReview {
 /// The index of a `<index>:<leaf hash hex>` head.
 fn head_index(head: &str) -> Option<u64> {
     head.split_once(':').and_then(|(i, _)| i.parse().ok())
+}
+
+/// The document id of a `<doc_id>/<version>` key.
+fn doc_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(d, _)| d)
+}
+
+/// The handle of the author of `doc_id` as this device knows it: itself for a version it
+/// sealed, else the pinned contact holding the author device its cache or a listing names.
+fn author_of(ks: &Keystore, st: &LogState, doc_id: &str) -> Option<String> {
+    let from = format!("{doc_id}/");
+    if st.authored.keys().any(|k| k.starts_with(&from)) {
+        return Some(ks.handle().to_owned());
+    }
+    let device = ks
+        .known_document_any(doc_id)
+        .map(|k| k.author_device.clone())
+        .filter(|d| !d.is_empty())
+        .or_else(|| {
+            st.listed
+                .iter()
+                .find(|(k, _)| k.starts_with(&from))
+                .map(|(_, v)| v.author_device.clone())
+        })?;
+    if device == ks.device.id().to_string() {
+        return Some(ks.handle().to_owned());
+    }
+    ks.contacts().keys().find_map(|h| {
+        crate::contacts::pinned(ks, h)
+            .ok()
+            .filter(|c| {
+                c.devices
+                    .iter()
+                    .any(|d| d.device_id().to_string() == device)
+            })
+            .map(|_| h.clone())
+    })
 }
 
 /// Finds the loss statement that covers this client's pin, without changing anything.
@@ -130,12 +175,21 @@ pub fn accept(api: &Api, ks: &mut Keystore, announced: &str) -> Result<RollbackR
         .cloned()
         .ok_or(ClientError::NotRegistered)?;
     let lost = |h: &str| head_index(h).is_none_or(|i| i >= r.restored_size);
+    let documents = r
+        .documents
+        .iter()
+        .map(|d| (d.clone(), author_of(ks, &st, d).unwrap_or_default()))
+        .collect();
     st.doc_heads.retain(|_, h| !lost(h));
+    st.authored.retain(|_, i| *i < r.restored_size);
+    st.listed
+        .retain(|k, v| v.at < r.restored_size || !r.documents.iter().any(|d| doc_of(k) == d));
     st.accepted_losses.push(AcceptedLoss {
         statement: statement.id(),
         restored_size: r.restored_size,
         pinned_before: st.checkpoint.clone().unwrap_or_default(),
         at: crate::now_secs(),
+        documents,
     });
     st.checkpoint = Some(note);
     st.advanced_at = Some(crate::now_secs());
@@ -200,6 +254,43 @@ fn find(api: &Api, ks: &Keystore) -> Result<(RollbackReview, String, SignedLossS
     let statement = covering_statement(api, &log_key, &pinned, &served, &accepted, st.advanced_at)?;
     let restored = &statement.statement.restored;
     let lost = |h: &str| head_index(h).is_none_or(|i| i >= restored.size);
+    let authored: BTreeSet<String> = st
+        .authored
+        .iter()
+        .filter(|(_, i)| **i >= restored.size)
+        .map(|(k, _)| doc_of(k).to_owned())
+        .collect();
+    let mut documents: BTreeSet<String> = st
+        .doc_heads
+        .iter()
+        .filter(|(_, h)| lost(h))
+        .map(|(d, _)| d.clone())
+        .chain(authored.iter().cloned())
+        .collect();
+    // Versions first listed at or past the restored size: lost unless the restored server
+    // still lists them (a listing it cannot give, for a device it no longer knows, lists none).
+    let listed_late: Vec<&String> = st
+        .listed
+        .iter()
+        .filter(|(_, v)| v.at >= restored.size)
+        .map(|(k, _)| k)
+        .collect();
+    if !listed_late.is_empty() {
+        let now: BTreeSet<String> = api
+            .list_documents()
+            .map(|l| {
+                l.iter()
+                    .map(|d| format!("{}/{}", d.doc_id, d.doc_version))
+                    .collect()
+            })
+            .unwrap_or_default();
+        documents.extend(
+            listed_late
+                .into_iter()
+                .filter(|k| !now.contains(*k))
+                .map(|k| doc_of(k).to_owned()),
+        );
+    }
     let r = RollbackReview {
         pinned_size: pinned.size,
         served_size: served.size,
@@ -207,12 +298,8 @@ fn find(api: &Api, ks: &Keystore) -> Result<(RollbackReview, String, SignedLossS
         lost_to: statement.statement.lost_to,
         statement_time: statement.statement.time,
         statement_id: statement.id(),
-        documents: st
-            .doc_heads
-            .iter()
-            .filter(|(_, h)| lost(h))
-            .map(|(d, _)| d.clone())
-            .collect(),
+        documents: documents.into_iter().collect(),
+        authored: authored.into_iter().collect(),
         contacts: ks
             .contacts()
             .iter()

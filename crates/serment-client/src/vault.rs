@@ -272,6 +272,7 @@ impl Session {
             documents: Vec::new(),
             unlisted: unlisted.iter().cloned().collect(),
             unavailable: Vec::new(),
+            lost: Vec::new(),
         };
         for id in listed.union(&known) {
             let doc = DocId::from_hex(id)
@@ -280,7 +281,18 @@ impl Session {
                 Ok(lines) => out.documents.push((doc, lines)),
                 Err(ClientError::Server {
                     status: 403 | 404, ..
-                }) if unlisted.contains(id) => out.unavailable.push(doc),
+                }) if unlisted.contains(id) => {
+                    // Named by a loss statement this device accepted: lost in the restore, not
+                    // hidden (newcomer 6 N5).
+                    match self
+                        .ks
+                        .log_state(self.api.base())
+                        .and_then(|s| s.lost_document(id))
+                    {
+                        Some((a, _)) => out.lost.push((doc, a.statement.clone())),
+                        None => out.unavailable.push(doc),
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -343,6 +355,9 @@ pub struct AuditAll {
     pub unlisted: Vec<String>,
     /// Unlisted documents the server no longer serves at all.
     pub unavailable: Vec<DocId>,
+    /// Unlisted documents the server no longer serves that a loss statement this device
+    /// accepted names (PROTOCOL.md §11.11), with the statement's id: lost in the restore.
+    pub lost: Vec<(DocId, String)>,
 }
 
 /// The server refused this device as revoked: believed only if the log proves it (the history

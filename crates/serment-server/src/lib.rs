@@ -108,6 +108,8 @@ pub struct Server {
     tls: Option<TlsConfig>,
     /// Login throttle, shared by every router of this server.
     throttle: Arc<http::throttle::Throttle>,
+    /// The state of this server's backup loop, for `GET /healthz` (REVIEW5 U6).
+    backup_health: Arc<backup::Health>,
 }
 
 impl Server {
@@ -151,6 +153,7 @@ impl Server {
             records: Arc::default(),
             tls,
             throttle,
+            backup_health: Arc::default(),
         })
     }
 
@@ -203,6 +206,29 @@ impl Server {
         Ok(out)
     }
 
+    /// The loss statements this server serves (PROTOCOL.md §11.11, written by restores), oldest
+    /// first, each verified with this server's log key (one that does not verify is left out):
+    /// `serve` logs them at start, so that an operator who lost the restore's output can still
+    /// announce the newest id (newcomer 6 N12).
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`].
+    pub async fn loss_statements(
+        &self,
+    ) -> Result<Vec<serment_core::log::loss::SignedLossStatement>, ServerError> {
+        let texts = self
+            .store
+            .meta()
+            .log_loss_statements()
+            .await
+            .map_err(|e| ServerError::Storage(Box::new(e)))?;
+        let key = self.store.log_signer().verifier();
+        Ok(texts
+            .iter()
+            .filter_map(|t| serment_core::log::loss::SignedLossStatement::verify(t, &key).ok())
+            .collect())
+    }
+
     /// The hex bundle hash of the page this binary serves (PROTOCOL.md §11.3, kind 8).
     ///
     /// # Errors
@@ -223,6 +249,7 @@ impl Server {
             openapi: self.openapi.clone(),
             records: Arc::clone(&self.records),
             throttle: Arc::clone(&self.throttle),
+            backup: Arc::clone(&self.backup_health),
         });
         if self.tls.is_some() {
             router.layer(axum::middleware::map_response(http::web::hsts))
@@ -260,14 +287,33 @@ impl Server {
 
     /// A task taking an increment every `interval` (the `serve --backup-url` loop), logging each
     /// increment and each failure (a failure is retried at the next tick, reading the target's
-    /// manifests again). Runs until dropped.
+    /// manifests again), `lagging` on `GET /healthz` past [`backup::max_lag_secs`]. Runs until
+    /// dropped.
     pub fn backup_loop(
+        &self,
+        backup: backup::Backup,
+        interval: std::time::Duration,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let max_lag = std::time::Duration::from_secs(backup::max_lag_secs(interval.as_secs()));
+        self.backup_loop_with(backup, interval, max_lag)
+    }
+
+    /// [`Server::backup_loop`] with the lag past which the loop is `lagging` (REVIEW5 U6): then
+    /// `GET /healthz` says `degraded`, `GET /healthz/backup` answers 503, and a warning is logged
+    /// once (again after the loop has caught up). The lag is watched beside the loop, so an
+    /// increment that hangs (a FIFO in a file target) is seen too.
+    pub fn backup_loop_with(
         &self,
         mut backup: backup::Backup,
         interval: std::time::Duration,
+        max_lag: std::time::Duration,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let store = self.store.clone();
-        async move {
+        let health = Arc::clone(&self.backup_health);
+        let watched = Arc::clone(&self.backup_health);
+        let target = backup.target().describe();
+        health.start(store::now(), max_lag.as_secs());
+        let work = async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The last time the backup was up to date: a failing backup says how far behind it
@@ -280,6 +326,7 @@ impl Server {
                     Ok(Some(s)) => {
                         up_to_date = store::now();
                         telemetry::backup_up_to_date(up_to_date);
+                        health.up_to_date(up_to_date);
                         tracing::info!(
                             seq = s.seq,
                             size = s.size,
@@ -291,9 +338,11 @@ impl Server {
                     Ok(None) => {
                         up_to_date = store::now();
                         telemetry::backup_up_to_date(up_to_date);
+                        health.up_to_date(up_to_date);
                     }
                     Err(e) => {
                         telemetry::backup_failed();
+                        health.failed();
                         let behind_secs = store::now().saturating_sub(up_to_date);
                         tracing::error!(
                             error = %e,
@@ -305,6 +354,39 @@ impl Server {
                     }
                 }
             }
+        };
+        // Watches the lag beside the loop: one warning when it starts lagging (not one per
+        // tick), one line when it caught up.
+        let watch = async move {
+            let mut tick = tokio::time::interval(interval.min(std::time::Duration::from_secs(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut warned = false;
+            loop {
+                tick.tick().await;
+                let Some(r) = watched.report(store::now()) else {
+                    continue;
+                };
+                let lagging = r.state == "lagging";
+                if lagging && !warned {
+                    tracing::warn!(
+                        target_url = %target,
+                        lag_secs = r.lag_seconds,
+                        max_lag_secs = r.max_lag_seconds,
+                        failures = r.consecutive_failures,
+                        "BACKUP LAGGING: the backup has not been up to date for {} s (more than \
+                         {} s): writes since are not in it; GET /healthz says degraded, GET \
+                         /healthz/backup answers 503",
+                        r.lag_seconds,
+                        r.max_lag_seconds
+                    );
+                } else if !lagging && warned {
+                    tracing::info!(target_url = %target, "backup up to date again");
+                }
+                warned = lagging;
+            }
+        };
+        async move {
+            futures_util::future::join(work, watch).await;
         }
     }
 

@@ -364,6 +364,13 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
                      lists nor serves it (hidden, or this device was removed as a recipient)"
                 );
             }
+            for (d, statement) in &all.lost {
+                eprintln!(
+                    "serment: note: {d} was lost in the restore you accepted (loss statement {}): \
+                     its author sends it again",
+                    statement.get(..16).unwrap_or(statement)
+                );
+            }
             (all.documents, all.unlisted.into_iter().collect())
         }
     };

@@ -90,6 +90,18 @@ pub(crate) fn sync(ctx: &Ctx) -> CliResult<()> {
             ids.join(", ")
         ));
     }
+    if !r.lost_kept.is_empty() {
+        let ids: Vec<String> = r
+            .lost_kept
+            .iter()
+            .map(|(d, st)| format!("{d} (statement {})", st.get(..16).unwrap_or(st)))
+            .collect();
+        text.push_str(&format!(
+            "\n  lost in the restore you accepted, kept from the old log (not in the restored \
+             one; their authors send them again): {}",
+            ids.join(", ")
+        ));
+    }
     for x in &r.refused {
         let what = x
             .doc_version
@@ -122,6 +134,9 @@ pub(crate) fn sync(ctx: &Ctx) -> CliResult<()> {
                       "versions": m.versions.len(), "added": r.added, "kept": r.kept,
                       "erased": r.erased, "skipped": r.skipped, "rebuilt": r.rebuilt,
                       "refused": refused, "unlisted_kept": unlisted,
+                      "lost_kept": r.lost_kept.iter()
+                          .map(|(d, st)| json!({ "doc_id": d, "statement": st }))
+                          .collect::<Vec<_>>(),
                       "replica": replica_json(m) });
     if r.refused.is_empty() {
         emit(ctx.json, &out, &text);
@@ -154,8 +169,9 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
     let mut text = String::new();
     let mut rows = Vec::new();
     for v in m.versions.values() {
+        let lost = m.lost.get(&v.doc_id);
         text.push_str(&format!(
-            "{}  v{}  {}  {}  {}  {} bytes  by {}\n",
+            "{}  v{}  {}  {}  {}  {} bytes  by {}{}\n",
             v.doc_id,
             v.doc_version,
             v.created
@@ -170,8 +186,13 @@ pub(crate) fn ls(ctx: &Ctx) -> CliResult<()> {
             ),
             v.content_length,
             safe(&v.author),
+            lost.map_or_else(String::new, |st| format!(
+                "  LOST in the restore you accepted (statement {}): kept from the old log",
+                st.get(..16).unwrap_or(st)
+            )),
         ));
         rows.push(json!({
+            "lost_in_restore": lost,
             "doc_id": v.doc_id, "doc_version": v.doc_version, "author": v.author,
             "author_device": v.author_device, "sealed_bytes": v.sealed_bytes,
             "title": v.title, "mime_type": v.mime_type, "resource_type": v.resource_type,
@@ -210,7 +231,8 @@ pub(crate) fn get(
         &json!({ "doc_id": id.to_string(), "doc_version": r.opened.header.doc_version,
                  "author": r.author, "verified": true, "kem": r.kem.name(),
                  "output": output.display().to_string(), "bytes": m.content_length,
-                 "metadata": m, "offline": true, "replica": replica_json(&got.manifest) }),
+                 "metadata": m, "offline": true, "replica": replica_json(&got.manifest),
+                 "lost_in_restore": got.lost.as_ref().map(|(st, _)| st) }),
         &format!(
             "Verified document {id} v{} signed by {} (offline)\n  title: {}\n  wrote {} bytes to {}\n  {}",
             r.opened.header.doc_version,
@@ -218,7 +240,16 @@ pub(crate) fn get(
             safe(m.title.as_deref().unwrap_or("-")),
             m.content_length,
             output.display(),
-            age_text(&got.manifest)
+            // Never shown as verified under the restored checkpoint (newcomer 6 N5).
+            match &got.lost {
+                Some((st, size)) => format!(
+                    "LOST in the restore you accepted (loss statement {}): verified against the \
+                     checkpoint of {size} entries of the old log this device gave up, not the \
+                     restored log; ask its author to send it again",
+                    st.get(..16).unwrap_or(st)
+                ),
+                None => age_text(&got.manifest),
+            }
         ),
     );
     Ok(())

@@ -30,7 +30,11 @@ pub(crate) fn run(ctx: &Ctx, a: AcceptRollbackArgs) -> CliResult<()> {
         .ok_or_else(|| CliError::Input("this keystore is not registered with a server".into()))?
         .to_owned();
     let transport = serment_client::vault::effective_transport(&ks, &ctx.transport()?)?;
-    let api = Api::with_transport(&server, &transport)?;
+    let mut api = Api::with_transport(&server, &transport)?;
+    // Logged in when the restored server still knows this device: the review compares what
+    // it lists now with what listings showed this device in the lost range. A device it does
+    // not know (its registration was lost) is told so, and every such version counts as lost.
+    let _ = api.login(&ks.device);
     let r = match a.statement.as_deref() {
         None => rollback::review(&api, &ks)?,
         Some(id) => {
@@ -65,10 +69,16 @@ fn text(server: &str, r: &RollbackReview) -> String {
     } else {
         String::new()
     };
+    let others: Vec<String> = r
+        .documents
+        .iter()
+        .filter(|d| !r.authored.contains(d))
+        .cloned()
+        .collect();
     let what = format!(
         "The server {server} says its log was restored from a backup (loss statement {}, \
          written {}).\n  This device verified {} log entries; the restored log holds {} (it \
-         has {} now): entries {}..{} that this device verified are gone{proved}.{}{}{}",
+         has {} now): entries {}..{} that this device verified are gone{proved}.{}{}{}{}",
         &r.statement_id[..16],
         rfc3339(r.statement_time),
         r.pinned_size,
@@ -77,8 +87,13 @@ fn text(server: &str, r: &RollbackReview) -> String {
         r.restored_size,
         r.pinned_size,
         list(
+            "documents this device sealed in the lost range (gone from the server: send them \
+             again)",
+            &r.authored
+        ),
+        list(
             "documents with history in the lost range (their authors send or erase them again)",
-            &r.documents
+            &others
         ),
         list(
             "contacts whose key history is verified again on next use",

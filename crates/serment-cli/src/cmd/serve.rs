@@ -43,6 +43,7 @@ pub(crate) fn run(ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
         // bundle: a restart or another instance of the same version appends nothing.
         let (bundle_index, _) = server.log_web_bundle().await.map_err(open_error)?;
         let bundle_hash = Server::web_bundle_hash().map_err(open_error)?;
+        let losses = server.loss_statements().await.map_err(open_error)?;
         let backup = config_backup(&server);
         let running = server
             .bind()
@@ -55,11 +56,35 @@ pub(crate) fn run(ctx: &Ctx, a: ServeArgs) -> CliResult<()> {
             running.log_verifier_key()
         );
         eprintln!("serment: patient page bundle {bundle_hash} is log entry {bundle_index}");
+        // A restored server says so at every start, with the id to announce (newcomer 6 N12).
+        let newest = losses.last().map(|l| {
+            serde_json::json!({ "id": l.id(), "restored_size": l.statement.restored.size,
+                                "lost_to": l.statement.lost_to,
+                                "written": super::rfc3339(l.statement.time) })
+        });
+        if let (Some(l), Some(n)) = (losses.last(), &newest) {
+            eprintln!(
+                "serment: this log was restored from a backup: it serves {} loss statement(s); \
+                 the newest (restored size {}, written {}) has id {}: announce it to the users \
+                 and witness operators out of band (serment accept-rollback --statement ID)",
+                losses.len(),
+                l.statement.restored.size,
+                n["written"].as_str().unwrap_or_default(),
+                l.id()
+            );
+            tracing::warn!(
+                statements = losses.len(),
+                newest_id = %l.id(),
+                restored_size = l.statement.restored.size,
+                "serving loss statements: clients that saw the lost entries need the newest id"
+            );
+        }
         if json {
             crate::output::json_line(serde_json::json!({
                 "listening": running.url(), "data_dir": config_dir.display().to_string(),
                 "log_key": running.log_verifier_key(), "tls": running.is_tls(),
-                "web_bundle": { "bundle_hash": bundle_hash, "log_index": bundle_index } }));
+                "web_bundle": { "bundle_hash": bundle_hash, "log_index": bundle_index },
+                "loss_statements": { "count": losses.len(), "newest": newest } }));
         }
         if let Some((task, url)) = backup {
             eprintln!("serment: backup to {url}");

@@ -233,6 +233,11 @@ pub struct Manifest {
     /// Documents whose erasure the log proved (PROTOCOL.md §11.3.2): never stored again.
     #[serde(default)]
     pub erased: BTreeSet<String>,
+    /// Documents held that a restore this device accepted lost (PROTOCOL.md §11.11, §14):
+    /// document id → the accepted loss statement's id. Their versions stay held, verified
+    /// against the checkpoint this device gave up, never under the restored one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lost: BTreeMap<String, String>,
 }
 
 impl Manifest {

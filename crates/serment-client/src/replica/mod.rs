@@ -163,6 +163,10 @@ pub struct SyncReport {
     /// Documents held but no longer listed for this device (removed as a recipient, left a
     /// care team, or hidden by the server), kept with what was verified when they were synced.
     pub unlisted_kept: Vec<UnlistedKept>,
+    /// Documents held that a restore this device accepted lost (the accepted loss statement
+    /// names them and the restored server no longer lists them): kept from the old log, marked
+    /// lost in the manifest ([`Manifest::lost`]), with the statement's id.
+    pub lost_kept: Vec<(String, String)>,
 }
 
 /// Which check of a sync refused a version or document ([`Refused::check`]).
@@ -314,6 +318,22 @@ impl Session {
         for id in &held {
             let listed = listed_ids.contains(id);
             if listed && !hinted.contains(id) {
+                continue;
+            }
+            // Lost in a restore this device accepted (newcomer 6 N5): not a removal nor a
+            // server hiding it. Kept from the old log, marked lost, never verified anew.
+            let lost = self
+                .ks
+                .log_state(&base)
+                .and_then(|s| s.lost_document(id))
+                .map(|(a, _)| a.statement.clone());
+            if let Some(statement) = lost.filter(|_| !listed) {
+                for v in old.versions.values().filter(|v| &v.doc_id == id) {
+                    next.versions
+                        .insert(key_of(&v.doc_id, v.doc_version), v.clone());
+                }
+                next.lost.insert(id.clone(), statement.clone());
+                report.lost_kept.push((id.clone(), statement));
                 continue;
             }
             let doc = DocId::from_hex(id).map_err(|_| tampered("a replica entry's doc id"))?;
@@ -563,6 +583,10 @@ pub struct OfflineGet {
     pub result: GetResult,
     /// The replica's manifest (its checkpoint and sync time).
     pub manifest: Manifest,
+    /// For a document a restore this device accepted lost ([`Manifest::lost`]): the loss
+    /// statement's id and the size of the checkpoint (of the old log) the version was verified
+    /// against, which the manifest's checkpoint does not hold.
+    pub lost: Option<(String, u64)>,
 }
 
 /// `serment get --offline` (PROTOCOL.md §14): opens `doc` (its newest version held, or
@@ -613,6 +637,13 @@ pub fn get_offline(
         ));
     }
     let (pin, teams, exchanges) = decode_version(&ReplicaKey::of(&ks).open(&name, &file)?)?;
+    let lost = manifest.lost.get(&id).map(|statement| {
+        let size = pin
+            .as_deref()
+            .and_then(|n| serment_core::log::note::SignedCheckpoint::parse(n).ok())
+            .map_or(0, |c| c.checkpoint.size);
+        (statement.clone(), size)
+    });
     let teams: crate::keystore::TeamView = serde_json::from_slice(&teams)
         .map_err(|_| tampered("a replica version file does not decode"))?;
     let base = manifest.server.clone();
@@ -627,7 +658,11 @@ pub fn get_offline(
     let api = Api::offline(&base, Arc::new(Replay::new(&base, exchanges)), &ks.device);
     let mut s = Session::new(ks, api);
     let result = s.get_to_file(doc, Some(v), path, overwrite)?;
-    Ok(OfflineGet { result, manifest })
+    Ok(OfflineGet {
+        result,
+        manifest,
+        lost,
+    })
 }
 
 /// The replica directory of a keystore at `keystore`: `replica/` beside it.

@@ -172,3 +172,61 @@ impl Backup {
         r
     }
 }
+
+/// The lag past which a `serve --backup-url` loop is `lagging` (`GET /healthz`, REVIEW5 U6):
+/// three intervals (a failed increment or two is retried at the next tick), and at least two
+/// minutes, twice the recovery point objective of issue 12 §1.
+pub fn max_lag_secs(interval_secs: u64) -> u64 {
+    interval_secs.saturating_mul(3).max(120)
+}
+
+/// The state of this process's backup loop, shared with `GET /healthz` (REVIEW5 U6): the time
+/// it last found its target up to date, its failures in a row, and the lag past which it is
+/// `lagging`. The lag is computed when read, so it grows even while an increment hangs.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    running: std::sync::atomic::AtomicBool,
+    up_to_date: std::sync::atomic::AtomicU64,
+    failures: std::sync::atomic::AtomicU64,
+    max_lag: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    /// A loop starts at `now`, `lagging` past `max_lag` seconds.
+    pub(crate) fn start(&self, now: u64, max_lag: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.up_to_date.store(now, Relaxed);
+        self.failures.store(0, Relaxed);
+        self.max_lag.store(max_lag, Relaxed);
+        self.running.store(true, Relaxed);
+    }
+
+    /// The loop found its target up to date at `now`.
+    pub(crate) fn up_to_date(&self, now: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.up_to_date.store(now, Relaxed);
+        self.failures.store(0, Relaxed);
+    }
+
+    /// An increment failed.
+    pub(crate) fn failed(&self) {
+        self.failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The state at `now`; `None` when this process runs no backup loop.
+    pub(crate) fn report(&self, now: u64) -> Option<serment_api::BackupHealth> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.running.load(Relaxed) {
+            return None;
+        }
+        let lag = now.saturating_sub(self.up_to_date.load(Relaxed));
+        let max_lag = self.max_lag.load(Relaxed);
+        Some(serment_api::BackupHealth {
+            state: if lag > max_lag { "lagging" } else { "ok" }.to_owned(),
+            lag_seconds: lag,
+            max_lag_seconds: max_lag,
+            consecutive_failures: self.failures.load(Relaxed),
+        })
+    }
+}

@@ -3,6 +3,7 @@
 //! | route | handler |
 //! |---|---|
 //! | `GET /healthz` | [`healthz`] |
+//! | `GET /healthz/backup` | [`healthz_backup`]: 503 while the backup loop lags (REVIEW5 U6) |
 //! | `GET /openapi.json` | [`openapi_json`] |
 //! | `POST /v1/devices` | [`directory::register_device`] |
 //! | `GET /v1/directory/{handle}` | [`directory::directory`] |
@@ -60,7 +61,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use crate::config::Config;
 use crate::store::Store;
 use error::{ApiError, ErrorBody, ErrorDetail};
-use types::HealthResponse;
+use types::{BackupHealth, HealthResponse};
 
 /// Shared state of every handler (cheap to clone; no global statics).
 #[derive(Debug, Clone)]
@@ -75,6 +76,8 @@ pub(crate) struct AppState {
     pub(crate) records: Arc<RecordCache>,
     /// Login throttle per address and per device (shared by every router of the server).
     pub(crate) throttle: Arc<throttle::Throttle>,
+    /// The state of the server's backup loop (REVIEW5 U6).
+    pub(crate) backup: Arc<crate::backup::Health>,
 }
 
 /// The OpenAPI 3.1 description of the API.
@@ -82,7 +85,7 @@ pub(crate) struct AppState {
 #[openapi(
     info(title = "Serment API", description = "End-to-end encrypted health-document vault (PROTOCOL.md §8). The server sees only sealed blobs, key wraps and signed device records."),
     paths(
-        healthz,
+        healthz, healthz_backup,
         directory::register_device, directory::directory, directory::device, directory::challenge,
         directory::token,
         blobs::upload, blobs::download,
@@ -127,14 +130,41 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Liveness probe.
+/// Liveness probe, with the size limits clients check and the backup loop's state: `status`
+/// is `degraded` while the backup lags (still 200: a load balancer must not take the service
+/// down over a backup problem; `GET /healthz/backup` answers 503 then).
 #[utoipa::path(get, path = "/healthz", tag = "directory", responses((status = 200, body = HealthResponse)))]
 pub(crate) async fn healthz(State(state): State<AppState>) -> axum::Json<HealthResponse> {
+    let backup = state.backup.report(crate::store::now());
+    let lagging = backup.as_ref().is_some_and(|b| b.state == "lagging");
     axum::Json(HealthResponse {
-        status: "ok".to_owned(),
+        status: if lagging { "degraded" } else { "ok" }.to_owned(),
         max_blob_bytes: state.config.max_blob_bytes,
         max_json_bytes: state.config.max_json_bytes as u64,
+        backup,
     })
+}
+
+/// The backup loop's state for monitoring (REVIEW5 U6): 200 while it is up to date, 503 when
+/// it lags past its limit or this process runs no backup loop (`state` says which).
+#[utoipa::path(get, path = "/healthz/backup", tag = "directory", responses(
+    (status = 200, body = BackupHealth, description = "the backup loop is up to date"),
+    (status = 503, body = BackupHealth, description = "it lags (`lagging`), or there is none (`off`)")))]
+pub(crate) async fn healthz_backup(State(state): State<AppState>) -> Response {
+    match state.backup.report(crate::store::now()) {
+        Some(b) if b.state == "ok" => axum::Json(b).into_response(),
+        Some(b) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(b)).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(BackupHealth {
+                state: "off".to_owned(),
+                lag_seconds: 0,
+                max_lag_seconds: 0,
+                consecutive_failures: 0,
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// The OpenAPI 3.1 document.
@@ -182,6 +212,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let max_json = state.config.max_json_bytes;
     let json_routes = Router::new()
         .route("/healthz", get(healthz))
+        .route("/healthz/backup", get(healthz_backup))
         .route("/openapi.json", get(openapi_json))
         .route("/v1/devices", post(directory::register_device))
         .route("/v1/devices/{device_id}", get(directory::device))
@@ -377,6 +408,7 @@ mod tests {
         let paths = v["paths"].as_object().unwrap();
         for p in [
             "/healthz",
+            "/healthz/backup",
             "/v1/devices",
             "/v1/directory/{handle}",
             "/v1/auth/challenge",

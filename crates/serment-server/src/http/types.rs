@@ -2,7 +2,7 @@
 //! server and every client; re-exported here with the conversions from the store's rows.
 
 pub(crate) use serment_api::{
-    AccessEntry, AccessesResponse, AddWrapsRequest, AddWrapsResponse, BlobResponse,
+    AccessEntry, AccessesResponse, AddWrapsRequest, AddWrapsResponse, BackupHealth, BlobResponse,
     ChallengeRequest, ChallengeResponse, CommitProof, CommitRequest, DeviceRecordResponse,
     DirectoryResponse, DocumentsResponse, HealthResponse, RegisterDeviceRequest,
     RegisterDeviceResponse, TokenRequest, TokenResponse, VersionResponse, VersionSummary,
