@@ -315,11 +315,13 @@ async fn restore_store(
                 .map_or_else(|| "the database".into(), without_credentials),
         ));
     }
-    // Marked before the first blob is written: `serve` refuses the database until the rows
-    // commit.
-    store.meta().restore_mark().await.map_err(st)?;
-    let (report, mut contents) = verify_contents(target, trust, Some(store)).await?;
-    let r = plan_and_fill(
+    // One read of the backup: the blobs are written as they are checked, into the staging data
+    // directory's blob store (the restore's own, removed whole on failure). A blob store of
+    // its own (`--blob-url`) may hold others' blobs (a shared bucket): the restore writes
+    // there only after the backup verified, and never deletes from it (REVIEW7 H1).
+    let stage = dest.blob_url.is_none().then_some(store);
+    let (report, mut contents) = verify_contents(target, trust, stage).await?;
+    plan_and_fill(
         target,
         store,
         seed,
@@ -329,15 +331,7 @@ async fn restore_store(
         &report,
         &mut contents,
     )
-    .await;
-    if r.is_err() && dest.blob_url.is_some() {
-        // A refused restore leaves no blob in a bucket it wrote (a data directory's are in the
-        // staging directory, removed whole).
-        for b in contents.blobs.values().filter(|b| b.written) {
-            let _ = store.remove_restored_blob(b.id).await;
-        }
-    }
-    r
+    .await
 }
 
 /// Judges the verified backup (refusing it, or naming the loss accepted), derives the rows
@@ -682,8 +676,11 @@ async fn fill(
     contents: &Contents,
 ) -> Result<u64, RestoreError> {
     let st = |e: crate::store::StoreError| RestoreError::Store(e.to_string());
-    // A blob not written yet (its document has a tombstone in the backup, after the restored
-    // size or not authored: it is restored) is read again from the backup (never held: memory
+    // `serve` refuses the database from now until the rows commit.
+    store.meta().restore_mark().await.map_err(st)?;
+    // A blob not written yet (into a blob store of its own, `--blob-url`: every blob; else one
+    // whose document has a tombstone in the backup, after the restored size or not authored:
+    // it is restored) is read again from the backup (never held: memory
     // does not grow with the backup's size, docs/BACKUP.md §7), streamed into the blob store,
     // several at a time; the store refuses bytes whose SHA-256 is not the one verified (a
     // target changed since).

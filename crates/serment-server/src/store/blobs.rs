@@ -375,26 +375,29 @@ impl BlobStore for FsBlobStore {
                 break;
             }
         }
-        let guard = TempFile {
-            path: Some(tmp_path.clone()),
-        };
         let durable = self.durable;
-        let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
-            use std::io::Write as _;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp_path)?;
-            for c in &head {
-                file.write_all(c)?;
-            }
-            if ended && durable {
-                file.sync_all()?;
-            }
-            Ok(file)
-        })
-        .await
-        .map_err(|e| BlobError::Io(io::Error::other(e)))??;
+        // The guard goes with the job: if this future is dropped while the job runs (a client
+        // gone), the file it creates is removed when the job's result is dropped (REVIEW7 L2).
+        let (file, guard) =
+            tokio::task::spawn_blocking(move || -> io::Result<(std::fs::File, TempFile)> {
+                use std::io::Write as _;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp_path)?;
+                let guard = TempFile {
+                    path: Some(tmp_path),
+                };
+                for c in &head {
+                    file.write_all(c)?;
+                }
+                if ended && durable {
+                    file.sync_all()?;
+                }
+                Ok((file, guard))
+            })
+            .await
+            .map_err(|e| BlobError::Io(io::Error::other(e)))??;
         if !ended {
             // Body chunks are small (tens of KiB); gathering them costs one blocking-pool round
             // trip per 256 KiB instead of one per chunk.
