@@ -197,7 +197,8 @@ async fn end_to_end_over_tcp() {
         .collect();
     assert_eq!(what, ["wrap", "blob"]);
 
-    // A client that announces 200 000 bytes, sends 50 000 and hangs up leaves nothing behind.
+    // A client that announces 200 000 bytes, sends 100 000 and hangs up leaves nothing behind
+    // (past the first 64 KiB, which the blob store gathers before it creates its file).
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut head = format!(
         "POST /v1/blobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ta}\r\n\
@@ -208,7 +209,7 @@ async fn end_to_end_over_tcp() {
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(&[7u8; 50_000]).await.unwrap();
+    s.write_all(&[7u8; 100_000]).await.unwrap();
     s.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(count_files(&data.join("tmp")), 1, "upload in progress");

@@ -26,6 +26,9 @@ const BLOBS_DIR: &str = "blobs";
 const TMP_DIR: &str = "tmp";
 /// Upload bytes gathered before each write to the temporary file.
 const WRITE_BUF: usize = 256 * 1024;
+/// The bytes [`FsBlobStore::stage`] gathers before it creates its file: a body that ends within
+/// them (most blobs, a restore's thousands of small ones) is written in one blocking-pool trip.
+const GATHER: usize = 64 * 1024;
 
 /// A blob id: SHA-256 of the blob, 64 lowercase hex characters.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -356,7 +359,7 @@ impl BlobStore for FsBlobStore {
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut body = body;
-        // The first WRITE_BUF bytes are gathered: a body that ends within them (most blobs) is
+        // The first GATHER bytes are gathered: a body that ends within them (most blobs) is
         // written, and fsynced when durable, in one trip to the blocking pool.
         let mut head: Vec<Bytes> = Vec::new();
         let mut held = 0usize;
@@ -370,7 +373,7 @@ impl BlobStore for FsBlobStore {
             hasher.update(&chunk);
             held += chunk.len();
             head.push(chunk);
-            if held >= WRITE_BUF {
+            if held >= GATHER {
                 ended = false;
                 break;
             }
