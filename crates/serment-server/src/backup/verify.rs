@@ -411,9 +411,22 @@ pub(crate) async fn verify_contents(
                 })
                 .collect(),
         ),
+        inline_left: Arc::new(std::sync::atomic::AtomicU64::new(INLINE_BUDGET)),
     });
+    // The log's own checks (most of the backup's Ed25519 work: a signature per wrap) run on
+    // the blocking pool beside the blob pass, which reads and hashes.
+    let (entries, team_keys) = (Arc::new(entries), Arc::new(team_keys));
+    let log = {
+        let (e, t) = (Arc::clone(&entries), Arc::clone(&team_keys));
+        tokio::task::spawn_blocking(move || check_log(&e, &t))
+    };
     let blobs = check_blobs(target, blob_refs, &entries, dest, &mut r).await?;
-    check_contents(&entries, &blobs, &team_keys, &mut r);
+    log.await
+        .map_err(|e| BackupError::Target(format!("log check: {e}")))?
+        .check_blobs_against(&blobs, &mut r);
+    // Both checks are done: the last references.
+    let entries = Arc::try_unwrap(entries).unwrap_or_else(|e| (*e).clone());
+    let team_keys = Arc::try_unwrap(team_keys).unwrap_or_else(|t| (*t).clone());
     shadowed(target, &mut r);
     Ok((
         r,
@@ -518,6 +531,10 @@ pub(crate) struct BlobCheck {
     /// Whether `restore` wrote it into its destination as it was checked
     /// ([`verify_contents`]'s `dest`).
     pub(crate) written: bool,
+    /// Its bytes, verified, when `restore` keeps them for its database instead of writing a
+    /// file: a blob of at most [`crate::store::MAX_INLINE_BLOB`] bytes, which the server itself
+    /// keeps inline in its database ([`BlobDest::inline_left`]).
+    pub(crate) inline: Option<axum::body::Bytes>,
 }
 
 /// A blob's header as checked, and whether its chunks, trailer and author signature verified
@@ -537,6 +554,31 @@ pub(crate) struct Sealed {
 struct BlobDest {
     store: Store,
     skip: Arc<HashSet<DocId>>,
+    /// The bytes of small blobs the restore may still hold for its database rows
+    /// ([`BlobCheck::inline`]); past them, small blobs are written as files like the others.
+    inline_left: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// At most this many bytes of small blobs are held in memory for the restore's database
+/// ([`BlobDest::inline_left`]): memory stays bounded whatever the backup's size.
+const INLINE_BUDGET: u64 = 256 << 20;
+
+impl BlobDest {
+    /// Takes `len` bytes of the inline budget, if that many are left.
+    fn reserve_inline(&self, len: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.inline_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(len)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `len` bytes of the inline budget.
+    fn release_inline(&self, len: u64) {
+        self.inline_left
+            .fetch_add(len, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Reads every blob, [`OBJECTS_IN_FLIGHT`] at a time, each streamed through its SHA-256 and
@@ -566,13 +608,11 @@ async fn check_blobs(
             let (target, devices, dest) = (target.clone(), Arc::clone(&devices), dest.clone());
             // A task each: hashing runs on every core while other objects are read.
             let task = AbortOnDrop(tokio::spawn(async move {
-                let store = match (&dest, &o.kind) {
-                    (Some(d), ObjectKind::Blob { doc, .. }) if !d.skip.contains(doc) => {
-                        Some(&d.store)
-                    }
+                let stage = match (&dest, &o.kind) {
+                    (Some(d), ObjectKind::Blob { doc, .. }) if !d.skip.contains(doc) => Some(d),
                     _ => None,
                 };
-                let checked = check_blob(&target, &o, &devices, store).await;
+                let checked = check_blob(&target, &o, &devices, stage).await;
                 (seq, o, checked)
             }));
             async move {
@@ -631,14 +671,57 @@ enum BlobRead {
     Read(BlobCheck),
 }
 
+/// Whether a checked blob is the one its manifest names (SHA-256 and length), its header names
+/// the version the manifest does, and its chunks, trailer and signature verified: only such a
+/// blob goes into a restore's destination (M200-M202).
+fn verified_as_named(checked: &BlobCheck, o: &ObjectRef) -> bool {
+    let named = match o.kind {
+        ObjectKind::Blob { doc, version } => Some((doc, version)),
+        _ => None,
+    };
+    checked.id == o.sha256
+        && checked.len == o.len
+        && checked
+            .sealed
+            .as_ref()
+            .is_ok_and(|s| s.body.is_ok() && Some((s.doc, s.version)) == named)
+}
+
 /// Streams one blob through its checks, and into `dest` when given: the bytes are staged as
 /// they stream by and committed only if the blob is the one its manifest names and verified.
+/// A small blob (at most [`crate::store::MAX_INLINE_BLOB`] bytes, within the budget) is read
+/// whole instead and, if it verified, kept for the restore's database: no file.
 async fn check_blob(
     target: &Target,
     o: &ObjectRef,
     devices: &HashMap<KeyId, [u8; 32]>,
-    dest: Option<&Store>,
+    dest: Option<&BlobDest>,
 ) -> Result<BlobRead, BackupError> {
+    if let Some(d) = dest
+        && o.len <= crate::store::MAX_INLINE_BLOB as u64
+        && d.reserve_inline(o.len)
+    {
+        let bytes = match target.get_bounded(&o.key, o.len).await {
+            Ok(Fetched::Bytes(b)) => b,
+            other => {
+                d.release_inline(o.len);
+                return Ok(match other? {
+                    Fetched::Missing => BlobRead::Missing,
+                    _ => BlobRead::TooLarge,
+                });
+            }
+        };
+        let mut check = SealedCheck::default();
+        check.update(&bytes);
+        let mut checked = check.finish(o.key.clone(), devices);
+        if verified_as_named(&checked, o) {
+            checked.inline = Some(axum::body::Bytes::from(bytes));
+        } else {
+            d.release_inline(o.len);
+        }
+        return Ok(BlobRead::Read(checked));
+    }
+    let dest = dest.map(|d| &d.store);
     let mut stream = match target.get_stream(&o.key, o.len).await? {
         Streamed::Missing => return Ok(BlobRead::Missing),
         Streamed::TooLarge => return Ok(BlobRead::TooLarge),
@@ -683,17 +766,7 @@ async fn check_blob(
         .and_then(|v| <[u8; 32]>::try_from(v).ok())
         .unwrap_or_default();
     checked.len = staged.size();
-    let named = match o.kind {
-        ObjectKind::Blob { doc, version } => Some((doc, version)),
-        _ => None,
-    };
-    if checked.id == o.sha256
-        && checked.len == o.len
-        && checked
-            .sealed
-            .as_ref()
-            .is_ok_and(|s| s.body.is_ok() && Some((s.doc, s.version)) == named)
-    {
+    if verified_as_named(&checked, o) {
         // The store is the restore's own (a fresh staging data directory): a blob already
         // there is one this run wrote under another name of the backup.
         staged
@@ -826,6 +899,7 @@ impl SealedCheck {
             len: self.len,
             sealed,
             written: false,
+            inline: None,
         }
     }
 }
@@ -1278,6 +1352,32 @@ fn check_contents(
     team_keys: &[(String, Vec<u8>)],
     r: &mut Report,
 ) {
+    check_log(entries, team_keys).check_blobs_against(blobs, r);
+}
+
+/// What the entries and the team key wraps say without the blobs ([`check_log`]): computed
+/// beside the blob pass (most of a backup's Ed25519 checks are the wraps'), then applied to
+/// its result ([`LogChecked::check_blobs_against`]).
+struct LogChecked {
+    /// Each logged device's signing key.
+    devices: HashMap<KeyId, [u8; 32]>,
+    /// The header hashes the logged wraps of each document version bind.
+    headers: BTreeMap<(DocId, u32), HashSet<[u8; 32]>>,
+    /// The documents an author's tombstone erased.
+    erased: HashSet<DocId>,
+    /// The entries' and wraps' problems (reported before the blobs'), then the team key
+    /// wraps' (after them), in the order found.
+    entry_problems: Vec<Problem>,
+    team_key_problems: Vec<Problem>,
+    /// Team key wraps verified.
+    team_keys: u64,
+}
+
+/// Decodes the entries and checks every wrap's and tombstone's signature, and every team key
+/// wrap's, against the keys the log itself records: everything [`check_contents`] checks but
+/// the blobs.
+fn check_log(entries: &[Vec<u8>], team_keys: &[(String, Vec<u8>)]) -> LogChecked {
+    let mut r = Report::default();
     let mut devices: HashMap<KeyId, [u8; 32]> = HashMap::new();
     let mut log = AuthorLog::default();
     let mut headers: BTreeMap<(DocId, u32), HashSet<[u8; 32]>> = BTreeMap::new();
@@ -1340,29 +1440,7 @@ fn check_contents(
             format!("wrap of document {doc} not signed by its sharer"),
         );
     }
-    for ((doc, version), hashes) in &headers {
-        if erased.contains(doc) {
-            r.erased += 1;
-            continue;
-        }
-        let what = format!("document {doc} version {version}");
-        let Some(blob) = blobs.get(&(*doc, *version)) else {
-            r.problem(
-                "missing",
-                format!("blob of {what}"),
-                "no blob in the backup",
-            );
-            continue;
-        };
-        match blob.check(*doc, *version, hashes, &devices) {
-            Ok(()) => r.blobs += 1,
-            Err(why) => r.problem(
-                "altered",
-                format!("blob {}", blob.key),
-                format!("{what}: {why}"),
-            ),
-        }
-    }
+    let entry_problems = std::mem::take(&mut r.problems);
     for (key, bytes) in team_keys {
         match TeamKeyWrap::decode(bytes) {
             Ok(w) => match devices.get(&w.sharer) {
@@ -1371,6 +1449,48 @@ fn check_contents(
             },
             Err(e) => r.problem("invalid", key.clone(), e.to_string()),
         }
+    }
+    LogChecked {
+        devices,
+        headers,
+        erased,
+        entry_problems,
+        team_key_problems: r.problems,
+        team_keys: r.team_keys,
+    }
+}
+
+impl LogChecked {
+    /// Adds to `r` the entries' problems, then checks every logged document version's blob
+    /// (present, its header the one the wraps bind, its author device logged, its chunks,
+    /// trailer and signature verified), then adds the team key wraps' problems and count.
+    fn check_blobs_against(self, blobs: &HashMap<(DocId, u32), BlobCheck>, r: &mut Report) {
+        r.problems.extend(self.entry_problems);
+        for ((doc, version), hashes) in &self.headers {
+            if self.erased.contains(doc) {
+                r.erased += 1;
+                continue;
+            }
+            let what = format!("document {doc} version {version}");
+            let Some(blob) = blobs.get(&(*doc, *version)) else {
+                r.problem(
+                    "missing",
+                    format!("blob of {what}"),
+                    "no blob in the backup",
+                );
+                continue;
+            };
+            match blob.check(*doc, *version, hashes, &self.devices) {
+                Ok(()) => r.blobs += 1,
+                Err(why) => r.problem(
+                    "altered",
+                    format!("blob {}", blob.key),
+                    format!("{what}: {why}"),
+                ),
+            }
+        }
+        r.problems.extend(self.team_key_problems);
+        r.team_keys += self.team_keys;
     }
 }
 
@@ -1458,20 +1578,33 @@ mod tests {
 
     /// `restore` writes each blob into its destination as it checks it (one read of the
     /// backup): only a blob that hashes to what its manifest names and whose chunks, trailer and
-    /// author signature verify is committed; the others leave nothing in the store.
+    /// author signature verify is committed; the others leave nothing in the store. A small
+    /// blob is held for the restore's database row under the same rule, never written as a file.
     #[tokio::test]
-    #[allow(clippy::panic)]
     async fn a_blob_is_written_as_it_is_checked_only_when_it_verifies() {
+        // 300 KiB: staged as a file; 4 KiB: read whole and held for the database row.
+        for (size, inline) in [(300 * 1024, false), (4 * 1024, true)] {
+            blob_cases(size, inline).await;
+        }
+    }
+
+    #[allow(clippy::panic)]
+    async fn blob_cases(size: usize, inline: bool) {
         use serment_core::document::{Metadata, SealInput, seal};
         let dir = crate::store::blobs::tests::tmpdir("verify-write");
         let target = Target::parse(&format!("file://{}", dir.join("backup").display())).unwrap();
         let store = Store::open_for_restore(&dir.join("dest"), None, None)
             .await
             .unwrap();
+        let dest = BlobDest {
+            store: store.clone(),
+            skip: Arc::new(HashSet::new()),
+            inline_left: Arc::new(std::sync::atomic::AtomicU64::new(INLINE_BUDGET)),
+        };
         let author = DeviceSecret::from_test_seed(&[7; 32]);
         let devices = HashMap::from([(author.id(), author.signing_public_key())]);
         let doc = DocId::from_bytes([9; 16]);
-        let content = vec![0x5a; 300 * 1024];
+        let content = vec![0x5a; size];
         let mut blob = Vec::new();
         seal(
             SealInput {
@@ -1497,7 +1630,7 @@ mod tests {
             let store = store.clone();
             async move { store.blob(&id).await.is_ok() }
         };
-        // (what the object holds, the SHA-256 its manifest names, written?)
+        // (what the object holds, the SHA-256 its manifest names, kept?)
         let cases = [
             // The genuine bytes where the manifest names others.
             (&blob, sha256(b"other bytes"), 1, false),
@@ -1507,7 +1640,7 @@ mod tests {
             (&blob, sha256(&blob), 2, false),
             (&blob, sha256(&blob), 1, true),
         ];
-        for (n, (bytes, named, version, written)) in cases.into_iter().enumerate() {
+        for (n, (bytes, named, version, kept)) in cases.into_iter().enumerate() {
             let key = format!("blobs/case-{n}");
             target.put_new(&key, bytes.clone()).await.unwrap();
             let o = ObjectRef {
@@ -1516,16 +1649,32 @@ mod tests {
                 sha256: named,
                 len: bytes.len() as u64,
             };
-            let BlobRead::Read(c) = check_blob(&target, &o, &devices, Some(&store))
+            let BlobRead::Read(c) = check_blob(&target, &o, &devices, Some(&dest))
                 .await
                 .unwrap()
             else {
                 panic!("case {n}: not read");
             };
-            assert_eq!(c.written, written, "case {n}");
-            assert_eq!(stored(bytes).await, written, "case {n}: in the store");
-            assert_eq!(c.id, sha256(bytes), "case {n}: the id the store computed");
+            // A small blob is never a file: it is held (verified) or dropped.
+            assert_eq!(c.written, kept && !inline, "{size} case {n}: written");
+            assert_eq!(
+                c.inline.as_deref(),
+                (kept && inline).then_some(&bytes[..]),
+                "{size} case {n}: held"
+            );
+            assert_eq!(
+                stored(bytes).await,
+                kept && !inline,
+                "{size} case {n}: a file"
+            );
+            assert_eq!(c.id, sha256(bytes), "{size} case {n}: the id computed");
         }
+        // What a held blob took of the budget is all that is gone from it.
+        let held = if inline { blob.len() as u64 } else { 0 };
+        assert_eq!(
+            dest.inline_left.load(std::sync::atomic::Ordering::SeqCst),
+            INLINE_BUDGET - held
+        );
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -299,7 +299,7 @@ impl Store {
         database_url: Option<&str>,
         serving: bool,
     ) -> Result<Store, StoreError> {
-        Self::open_inner(data_dir, blob_url, database_url, serving, true).await
+        Self::open_inner(data_dir, blob_url, database_url, serving, false).await
     }
 
     /// [`Store::open`] for `serment restore`, which writes thousands of blobs into a staging
@@ -311,7 +311,7 @@ impl Store {
         blob_url: Option<&str>,
         database_url: Option<&str>,
     ) -> Result<Store, StoreError> {
-        Self::open_inner(data_dir, blob_url, database_url, true, false).await
+        Self::open_inner(data_dir, blob_url, database_url, true, true).await
     }
 
     /// Makes every blob written so far durable (after [`Store::open_for_restore`]: one
@@ -329,8 +329,10 @@ impl Store {
         blob_url: Option<&str>,
         database_url: Option<&str>,
         serving: bool,
-        durable_blobs: bool,
+        restoring: bool,
     ) -> Result<Store, StoreError> {
+        // A restore's blobs are made durable at once (`Store::sync_blobs`), not one by one.
+        let durable_blobs = !restoring;
         let backend = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Backend(e);
         let location = match blob_url {
             None => BlobLocation::Dir(data_dir.to_owned()),
@@ -360,7 +362,12 @@ impl Store {
                 .ok_or_else(|| StoreError::Backend("unsupported database_url".into()))?,
         };
         let meta: Arc<dyn MetaStore> = match url {
-            DatabaseUrl::Sqlite(path) => Arc::new(sqlite::Db::open(&path, log).await?),
+            // Only the restore's own file, in its staging directory (removed whole if the
+            // restore fails or dies), goes without a journal on disk: never a `sqlite://`
+            // file given elsewhere.
+            DatabaseUrl::Sqlite(path) => Arc::new(
+                sqlite::Db::open_with(&path, log, restoring && database_url.is_none()).await?,
+            ),
             DatabaseUrl::Postgres(url) => Arc::new(postgres::Db::open(&url, log).await?),
         };
         Ok(Store::new(meta, blobs))

@@ -143,6 +143,10 @@ pub(crate) struct RestorePlan {
     /// The loss statements to serve (PROTOCOL.md §11.11), oldest first: (restored size, the
     /// signed text). The restore's own is the last.
     pub(crate) loss_statements: Vec<(u64, String)>,
+    /// The verified bytes of small blobs, by blob id (hex), stored inline in their `blobs`
+    /// row as the server stores them (at most [`crate::store::MAX_INLINE_BLOB`] bytes each);
+    /// the other blobs are files of the blob store.
+    pub(crate) inline: std::collections::HashMap<String, axum::body::Bytes>,
 }
 
 /// A `social_requests` row, from a kind-14 entry and the kind-16 vetoes of it (review T11).

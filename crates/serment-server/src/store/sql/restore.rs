@@ -169,11 +169,13 @@ impl RestoreStore for Db {
                 .iter()
                 .map(|v| Ok((v, to_i64(v.size)?, to_i64(v.created_at)?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut q = QueryBuilder::<DB>::new("INSERT INTO blobs (blob_id, size, created_at) ");
+            let mut q =
+                QueryBuilder::<DB>::new("INSERT INTO blobs (blob_id, size, created_at, data) ");
             q.push_values(&rows, |mut b, (v, size, at)| {
                 b.push_bind(v.blob_id.as_str())
                     .push_bind(*size)
-                    .push_bind(*at);
+                    .push_bind(*at)
+                    .push_bind(p.inline.get(&v.blob_id).map(|d| d.as_ref()));
             });
             // Two versions may hold the same bytes.
             q.push(" ON CONFLICT (blob_id) DO NOTHING");

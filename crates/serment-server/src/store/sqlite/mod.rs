@@ -79,6 +79,9 @@ const ARRIVAL_ORDER: &str = "rowid";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The page cache of each connection of a restore's database ([`Db::open_with`]), in KiB.
+const RESTORE_CACHE_KIB: u32 = 128 * 1024;
+
 /// The SQLite metadata database.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
@@ -105,15 +108,40 @@ impl From<sqlx::Error> for StoreError {
 impl Db {
     /// Opens or creates the database file, runs the migrations and publishes the checkpoint of
     /// the current log size, signed with `log`.
+    #[cfg(test)]
     pub(crate) async fn open(path: &Path, log: Arc<NoteSigner>) -> Result<Db, StoreError> {
+        Self::open_with(path, log, false).await
+    }
+
+    /// [`Db::open`]; for `serment restore` (`restoring`), the database a restore fills in its
+    /// staging data directory, which nothing reads until the restore has renamed it into place
+    /// (and a restore that fails or is killed is removed whole): a rollback journal kept in
+    /// memory and `synchronous=FULL`, so the one large transaction of its rows is written
+    /// once into the file and fsynced at its commit, instead of into the WAL and then again
+    /// into the file at the checkpoint (374 MB twice for the benchmark's 82,266 entries,
+    /// docs/BACKUP.md §8); a page cache of [`RESTORE_CACHE_KIB`] for its indexes. `serve`
+    /// opens the file in WAL mode again (the mode is the file's, set by the first connection).
+    pub(crate) async fn open_with(
+        path: &Path,
+        log: Arc<NoteSigner>,
+        restoring: bool,
+    ) -> Result<Db, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Durability comes from `durable()` (group commit), not from an fsync per commit.
-            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let options = if restoring {
+            options
+                .journal_mode(SqliteJournalMode::Memory)
+                .synchronous(SqliteSynchronous::Full)
+                .pragma("cache_size", format!("-{RESTORE_CACHE_KIB}"))
+        } else {
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                // Durability comes from `durable()` (group commit), not from an fsync per commit.
+                .synchronous(SqliteSynchronous::Normal)
+        };
         // No ping before each checkout (sqlx's default): a connection to a local file cannot
         // have been dropped by a peer, and the ping is a round trip to the connection's worker
         // thread, two context switches on every acquire (issue 14 §2).
