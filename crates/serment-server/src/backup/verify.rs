@@ -648,7 +648,7 @@ async fn check_blobs(
                 format!("{} does not hash to what manifest {seq} names", o.key),
             ),
             BlobRead::Read(c) => {
-                out.insert((doc, version), c);
+                out.insert((doc, version), *c);
             }
         }
     }
@@ -668,7 +668,8 @@ impl<T> Drop for AbortOnDrop<T> {
 enum BlobRead {
     Missing,
     TooLarge,
-    Read(BlobCheck),
+    /// Boxed: a check is large, the other variants empty.
+    Read(Box<BlobCheck>),
 }
 
 /// Whether a checked blob is the one its manifest names (SHA-256 and length), its header names
@@ -719,7 +720,7 @@ async fn check_blob(
         } else {
             d.release_inline(o.len);
         }
-        return Ok(BlobRead::Read(checked));
+        return Ok(BlobRead::Read(Box::new(checked)));
     }
     let dest = dest.map(|d| &d.store);
     let mut stream = match target.get_stream(&o.key, o.len).await? {
@@ -735,7 +736,9 @@ async fn check_blob(
                 return Ok(BlobRead::TooLarge);
             }
         }
-        return Ok(BlobRead::Read(check.finish(o.key.clone(), devices)));
+        return Ok(BlobRead::Read(Box::new(
+            check.finish(o.key.clone(), devices),
+        )));
     };
     // The blob store hashes the bytes it stages (their id): the check leaves the SHA-256 to it.
     let check = Arc::new(std::sync::Mutex::new(SealedCheck::without_id()));
@@ -775,7 +778,7 @@ async fn check_blob(
             .map_err(|e| BackupError::Store(format!("writing {}: {e}", o.key)))?;
         checked.written = true;
     }
-    Ok(BlobRead::Read(checked))
+    Ok(BlobRead::Read(Box::new(checked)))
 }
 
 /// Checks a sealed document without its key (PROTOCOL.md §6.1), fed its bytes in pieces of any
