@@ -124,8 +124,14 @@ fn a_restore_gives_back_each_users_lost_registration_and_revocations() {
         "{out}"
     );
 
-    // The patient follows the restored log first: the erased document is live again.
-    ok(&patient, &["accept-rollback", "--statement", announced]);
+    // The patient follows the restored log first: the erased document is live again. Its pin
+    // may not be past the restored size (its read of the tail did not move it): then it has
+    // nothing to accept (exit 2).
+    let (code, v) = run(&patient, &["accept-rollback", "--statement", announced]);
+    assert!(
+        code == 0 || (code == 2 && message(&v).contains("nothing to accept")),
+        "{v}"
+    );
     let (code, v, _) = get(&patient, root, &erased);
     assert_eq!(code, 0, "the restore brought the erased document back: {v}");
 
