@@ -225,7 +225,7 @@ pub(crate) enum Command {
     /// Run the end-to-end demo: lab, GP and patient on an embedded server.
     Demo(DemoArgs),
     /// Run a witness: poll a server's log, check consistency, cosign checkpoints (PROTOCOL.md §11.8).
-    Witness(crate::cmd::log::WitnessArgs),
+    Witness(crate::cmd::witness::WitnessArgs),
     /// The patient's page: check that the page a server serves is a bundle it logged.
     #[command(subcommand)]
     Web(crate::cmd::web::WebCommand),

@@ -210,5 +210,14 @@ fn each_user_is_told_what_the_restore_lost_and_the_replica_never_calls_it_verifi
         "{err}"
     );
     assert!(!err.contains("no longer lists nor serves"), "{err}");
+    // `audit --json` has the same (item 3 of the brief: it had no field for them).
+    let v = ok(&patient, &["audit"]);
+    assert!(
+        v["lost_in_restore"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({ "doc_id": opened, "statement": statement })),
+        "{v}"
+    );
     server.stop();
 }

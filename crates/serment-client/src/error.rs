@@ -171,6 +171,16 @@ pub enum ClientError {
         /// What to do: ask its author (by handle, when this device knows it) to send it again.
         next: String,
     },
+    /// This device's registration was in the range a restore lost (PROTOCOL.md §11.11): the
+    /// restored server does not know it (newcomer 6 N3). The message says what to do.
+    #[error("{message}")]
+    RegistrationLost {
+        /// The accepted loss statement's id (its first 16 hex digits), if this device
+        /// accepted one.
+        statement: Option<String>,
+        /// The whole message, with what to do.
+        message: String,
+    },
     /// The offline replica holds no copy of the document asked for (never synced, synced after,
     /// or erased: PROTOCOL.md §14).
     #[error("not in the offline replica: {0}")]
@@ -204,7 +214,8 @@ impl ClientError {
             ClientError::Input(_)
             | ClientError::UnknownContact(_)
             | ClientError::NotAuthor { .. }
-            | ClientError::NotRegistered => 2,
+            | ClientError::NotRegistered
+            | ClientError::RegistrationLost { .. } => 2,
             ClientError::Keystore(_)
             | ClientError::NoKeystore(_)
             | ClientError::KeystoreExists(_)
@@ -263,6 +274,7 @@ impl ClientError {
             ClientError::OwnWriteMissing(_) => "own_write_missing",
             ClientError::SplitView(_) => "split_view",
             ClientError::NotRegistered => "not_registered",
+            ClientError::RegistrationLost { .. } => "registration_lost",
             ClientError::NotAuthor { .. } => "not_author",
             ClientError::NoActiveDevice(_) => "no_active_device",
             ClientError::TeamKeyRevoked { .. } => "team_key_revoked",
@@ -292,6 +304,29 @@ impl ClientError {
             }
             other => other,
         }
+    }
+
+    /// [`ClientError::RegistrationLost`] for a device the restored `server` does not know:
+    /// after the loss statement `statement` (id, hex) was accepted, or (`None`) before any
+    /// was, from a server that serves loss statements.
+    pub(crate) fn registration_lost(server: &str, statement: Option<&str>) -> Self {
+        let statement = statement.map(|s| s.get(..16).unwrap_or(s).to_owned());
+        let message = match &statement {
+            Some(id) => format!(
+                "this device's registration was lost in the restore you accepted (loss \
+                 statement {id}): the restored server does not know this device. Run `serment \
+                 register --server {server}` again now (the same keys; your contacts see no \
+                 change); until then anyone may take your handle"
+            ),
+            None => format!(
+                "the server {server} does not know this device, and it says its log was restored \
+                 from a backup: this device's registration is in the lost range. Run `serment \
+                 accept-rollback` to see what was lost; accepting with the id your operator \
+                 announced (`--statement ID`) registers this device again. Do it now: until then \
+                 anyone may take your handle"
+            ),
+        };
+        ClientError::RegistrationLost { statement, message }
     }
 
     /// [`ClientError::LostInRestore`] for `doc_id`, named by the accepted statement `statement`

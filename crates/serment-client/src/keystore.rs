@@ -172,6 +172,37 @@ pub struct LogState {
     /// restored server no longer lists, was lost. At most [`MAX_DOC_POSITIONS`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub listed: BTreeMap<String, ListedVersion>,
+    /// The revocations, recipient removals and erasures this device logged, each with the log
+    /// index proven when it was made (PROTOCOL.md §11.11): after an accepted restore lost one,
+    /// `serment accept-rollback --statement` logs the same signed entry again, so that what
+    /// this device revoked does not come back. At most [`MAX_DOC_POSITIONS`], the lowest
+    /// indices dropped first. Absent in keystores written before it existed (nothing was
+    /// recorded then; `#[serde(default)]` is the migration).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_revocations: Vec<OwnRevocation>,
+}
+
+/// A revocation, removal or erasure this device logged ([`LogState::own_revocations`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OwnRevocation {
+    /// The log entry kind: 3 (device revocation), 5 (recipient removal) or 9 (erasure).
+    pub kind: u8,
+    /// The log index of the entry, proven when it was logged.
+    pub index: u64,
+    /// The signed entry as sent (base64): logged again as is after a restore lost it.
+    pub entry: String,
+    /// The accepted loss statement (id, hex) whose restore lost this entry, until it is
+    /// logged again (or found moot); `None` for an entry the served log holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
+}
+
+impl OwnRevocation {
+    /// The signed bytes, or `None` when the keystore holds no valid base64.
+    #[must_use]
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        crate::api::b64d(&self.entry, "entry").ok()
+    }
 }
 
 /// The most entries [`LogState::authored`] and [`LogState::listed`] each keep: a lost range is
@@ -202,6 +233,23 @@ impl LogState {
                 Some(k) => self.authored.remove(&k),
                 None => break,
             };
+        }
+    }
+
+    /// Records a revocation, removal or erasure this device logged (`kind`: its entry kind
+    /// byte) at log index `index`.
+    pub fn record_own_revocation(&mut self, kind: u8, index: u64, entry: &[u8]) {
+        self.own_revocations
+            .retain(|r| r.index != index || r.lost.is_some());
+        self.own_revocations.push(OwnRevocation {
+            kind,
+            index,
+            entry: crate::api::b64e(entry),
+            lost: None,
+        });
+        self.own_revocations.sort_by_key(|r| r.index);
+        while self.own_revocations.len() > MAX_DOC_POSITIONS {
+            self.own_revocations.remove(0);
         }
     }
 

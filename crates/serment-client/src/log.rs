@@ -323,7 +323,30 @@ pub fn check_own_writes(
         .map(|idx| api.log_proof(*idx, cp.size))
         .collect::<Result<Vec<_>>>()?;
     check_proven_writes(&cp, indices, &entries, expected)?;
+    record_own_revocations(api, ks, indices, expected);
     Ok(cp)
+}
+
+/// Records the revocations, removals and erasures among `expected` (proven at `indices`) in
+/// the keystore's log state, so that a restore that loses them has them logged again
+/// (PROTOCOL.md §11.11). The caller saves the keystore.
+fn record_own_revocations(
+    api: &Api,
+    ks: &mut Keystore,
+    indices: &[u64],
+    expected: &[(EntryKind, &[u8])],
+) {
+    let Some(st) = ks.log_state_mut(api.base()) else {
+        return;
+    };
+    for (idx, (kind, bytes)) in indices.iter().zip(expected) {
+        if matches!(
+            kind,
+            EntryKind::Revocation | EntryKind::Removal | EntryKind::Erasure
+        ) {
+            st.record_own_revocation(*kind as u8, *idx, bytes);
+        }
+    }
 }
 
 /// Checks a commit's own wrap entries (§11.7) with the proofs its answer carries: the checkpoint
@@ -784,6 +807,15 @@ pub struct LogReport {
     /// The keystore's pinned checkpoint this audit was checked against
     /// ([`verify_log_pinned`]): its size, `None` without a pin.
     pub pinned_size: Option<u64>,
+    /// The signed note of [`LogReport::checkpoint`], as served.
+    #[serde(skip)]
+    pub note: Option<String>,
+    /// [`verify_log_and_advance`]: the size the keystore's pin was moved forward to (the
+    /// audited checkpoint), `None` when it was not moved.
+    pub pin_moved_to: Option<u64>,
+    /// [`verify_log_and_advance`]: why a newer audited checkpoint did not move the pin (the
+    /// witness quorum the keystore requires, for one), `None` otherwise.
+    pub pin_kept: Option<String>,
 }
 
 impl LogReport {
@@ -808,6 +840,7 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     let mut r = LogReport {
         size: cp.size,
         checkpoint: Some(cp.clone()),
+        note: Some(note.clone()),
         ..LogReport::default()
     };
     let mut tree = MemoryTree::new();
@@ -1066,6 +1099,33 @@ pub fn verify_log_pinned(api: &Api, ks: &Keystore) -> Result<LogReport> {
         check_advance(Some(o), new, &proof).map_err(log_err)?;
     }
     r.pinned_size = old.map(|o| o.size);
+    Ok(r)
+}
+
+/// [`verify_log_pinned`], then, when the whole log verified and its checkpoint is newer than
+/// the pin, moves the keystore's pin forward to it with the checks of every other pin update
+/// ([`accept_note`]: the log key, the witness quorum this keystore requires, consistency with
+/// the pin). A checkpoint that fails them leaves the pin where it was, the reason in
+/// [`LogReport::pin_kept`] (newcomer 6 N4: `pinned-checkpoint` then gives the newest checkpoint
+/// this keystore verified). The caller saves the keystore.
+///
+/// # Errors
+/// Those of [`verify_log_pinned`].
+pub fn verify_log_and_advance(api: &Api, ks: &mut Keystore) -> Result<LogReport> {
+    let mut r = verify_log_pinned(api, ks)?;
+    let newer = r
+        .checkpoint
+        .as_ref()
+        .is_some_and(|c| r.pinned_size.is_some_and(|p| c.size > p));
+    if r.verified()
+        && newer
+        && let Some(note) = r.note.clone()
+    {
+        match accept_note(api, ks, &note) {
+            Ok(cp) => r.pin_moved_to = Some(cp.size),
+            Err(e) => r.pin_kept = Some(e.to_string()),
+        }
+    }
     Ok(r)
 }
 

@@ -63,7 +63,7 @@ pub(crate) fn check_announced(statement: &SignedLossStatement, announced: &str) 
 }
 
 /// What [`review`] found and [`accept`] did (JSON: docs/JSON.md, `accept-rollback`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RollbackReview {
     /// The size of the checkpoint this client had verified.
     pub pinned_size: u64,
@@ -98,8 +98,106 @@ pub struct RollbackReview {
     /// This device is not registered on the restored server (its registration was in the lost
     /// range): `serment register` again, before someone else takes the handle.
     pub registration_lost: bool,
+    /// This device was registered again on the restored server by the acceptance
+    /// ([`restore_own_writes`]): the same keys, so the handle is its own again at once.
+    pub registered_again: bool,
+    /// The device revocations, recipient removals and erasures this device logged in the lost
+    /// range: the restored log no longer holds them, so what they revoked is live again until
+    /// they are logged again ([`restore_own_writes`], run by the acceptance).
+    pub revocations: Vec<LostRevocation>,
     /// Whether the pin was moved ([`accept`]); false for [`review`].
     pub accepted: bool,
+}
+
+/// A revocation, removal or erasure this device logged in a lost range ([`RollbackReview`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LostRevocation {
+    /// `device_revocation`, `recipient_removal` or `erasure`.
+    pub kind: &'static str,
+    /// What it revoked: a device id; `<doc_id>/<version> <device id>`; a document id (hex).
+    pub subject: String,
+    /// Its log index in the log the restore lost.
+    pub lost_index: u64,
+    /// Its log index once logged again (the same signed entry), proven in the restored log.
+    pub logged_again: Option<u64>,
+    /// Why it was not logged again, when the restored server refused it as moot (what it
+    /// revoked is itself gone from the restored server).
+    pub not_needed: Option<String>,
+}
+
+/// The kind name and subject of a recorded revocation, removal or erasure, with what to post.
+enum OwnWrite {
+    Revocation(serment_core::KeyId),
+    Removal(serment_core::DocId, u32, serment_core::KeyId),
+    Erasure(serment_core::DocId),
+}
+
+impl OwnWrite {
+    fn decode(kind: u8, bytes: &[u8]) -> Option<OwnWrite> {
+        use serment_core::log::entry::{EntryKind, Removal, Revocation};
+        match kind {
+            k if k == EntryKind::Revocation as u8 => Revocation::decode_verified(bytes)
+                .ok()
+                .map(|r| OwnWrite::Revocation(r.device_id)),
+            k if k == EntryKind::Removal as u8 => Removal::decode(bytes)
+                .ok()
+                .map(|r| OwnWrite::Removal(r.doc_id, r.doc_version, r.recipient)),
+            k if k == EntryKind::Erasure as u8 => {
+                serment_core::log::erasure::Erasure::decode(bytes)
+                    .ok()
+                    .map(|e| OwnWrite::Erasure(e.doc_id))
+            }
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> serment_core::log::entry::EntryKind {
+        use serment_core::log::entry::EntryKind;
+        match self {
+            OwnWrite::Revocation(_) => EntryKind::Revocation,
+            OwnWrite::Removal(..) => EntryKind::Removal,
+            OwnWrite::Erasure(_) => EntryKind::Erasure,
+        }
+    }
+
+    fn describe(&self, index: u64) -> LostRevocation {
+        let (kind, subject) = match self {
+            OwnWrite::Revocation(d) => ("device_revocation", d.to_string()),
+            OwnWrite::Removal(doc, v, d) => ("recipient_removal", format!("{doc}/{v} {d}")),
+            OwnWrite::Erasure(doc) => ("erasure", doc.to_string()),
+        };
+        LostRevocation {
+            kind,
+            subject,
+            lost_index: index,
+            logged_again: None,
+            not_needed: None,
+        }
+    }
+
+    fn post(&self, api: &Api, bytes: &[u8]) -> Result<Vec<u64>> {
+        match self {
+            OwnWrite::Revocation(_) => api.revoke(bytes),
+            OwnWrite::Removal(doc, v, _) => api.remove_recipient(doc, *v, bytes),
+            OwnWrite::Erasure(doc) => api.erase(doc, bytes),
+        }
+    }
+}
+
+/// The revocations, removals and erasures of `st` logged at or past `restored_size` and not
+/// yet marked lost (or, with `pending`, those marked lost and not yet logged again).
+fn lost_revocations(st: &LogState, restored_size: u64, pending: bool) -> Vec<LostRevocation> {
+    st.own_revocations
+        .iter()
+        .filter(|o| {
+            if pending {
+                o.lost.is_some()
+            } else {
+                o.lost.is_none() && o.index >= restored_size
+            }
+        })
+        .filter_map(|o| Some(OwnWrite::decode(o.kind, &o.bytes()?)?.describe(o.index)))
+        .collect()
 }
 
 /// The index of a `<index>:<leaf hash hex>` head.
@@ -184,6 +282,11 @@ pub fn accept(api: &Api, ks: &mut Keystore, announced: &str) -> Result<RollbackR
     st.authored.retain(|_, i| *i < r.restored_size);
     st.listed
         .retain(|k, v| v.at < r.restored_size || !r.documents.iter().any(|d| doc_of(k) == d));
+    for o in &mut st.own_revocations {
+        if o.lost.is_none() && o.index >= r.restored_size {
+            o.lost = Some(statement.id());
+        }
+    }
     st.accepted_losses.push(AcceptedLoss {
         statement: statement.id(),
         restored_size: r.restored_size,
@@ -219,6 +322,150 @@ pub fn accept(api: &Api, ks: &mut Keystore, announced: &str) -> Result<RollbackR
     }
     r.accepted = true;
     Ok(r)
+}
+
+/// After [`accept`] (the pin moved, the keystore saved), puts back what this device itself
+/// wrote in the lost range and must not stay lost (newcomer 6 N3; issue 12): registers this
+/// device again when the restored server does not know it (the same keys and record: the
+/// handle is its own again at once, before anyone else takes it; the user's consent is the
+/// announced statement id they gave), then logs again, byte for byte, each revocation,
+/// removal and erasure it logged in the lost range, checking each in the restored log. One
+/// the restored server refuses as moot (404, 409, 410: what it revoked is gone too) is
+/// reported, not retried. Fills `r`'s `registered_again` and `revocations`; the caller saves
+/// the keystore, also on error (what was done stays recorded; running
+/// `serment accept-rollback --statement ID` again finishes the rest).
+///
+/// # Errors
+/// [`ClientError::RegistrationLost`] when another identity took the handle first; server,
+/// transport and log errors ([`ClientError::OwnWriteMissing`] when an entry logged again is
+/// not in the log as sent).
+pub fn restore_own_writes(api: &mut Api, ks: &mut Keystore, r: &mut RollbackReview) -> Result<()> {
+    let base = api.base().to_owned();
+    let statement = ks
+        .log_state(&base)
+        .and_then(|st| st.accepted_losses.last())
+        .map(|a| a.statement.clone())
+        .unwrap_or_default();
+    if ks.revoked_at().is_none()
+        && matches!(
+            api.device_record(&ks.device.id()),
+            Err(ClientError::Server { status: 404, .. })
+        )
+    {
+        r.registration_lost = true;
+        let record = ks.own_record()?;
+        match api.register_device(&record) {
+            Ok(()) => {}
+            Err(ClientError::Server {
+                status: 409,
+                message,
+                ..
+            }) => {
+                let id = statement.get(..16).unwrap_or(&statement).to_owned();
+                return Err(ClientError::RegistrationLost {
+                    message: format!(
+                        "this device's registration was lost in the restore you accepted (loss \
+                         statement {id}), and registering it again was refused ({message}): \
+                         another identity took your handle on the restored server first. Tell \
+                         your contacts out of band (their clients refuse its key), and register \
+                         under a new handle"
+                    ),
+                    statement: Some(id),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        let handle = ks.handle().to_owned();
+        let hist = crate::log::key_history(api, ks, &handle, None)?;
+        if hist.identity_key != ks.identity.public_key()
+            || !hist.devices.iter().any(|d| d.bytes == record)
+        {
+            return Err(ClientError::OwnWriteMissing(
+                "this device's record, registered again, is not current in the log's history of \
+                 its handle"
+                    .into(),
+            ));
+        }
+        r.registered_again = true;
+    }
+    let pending: Vec<crate::keystore::OwnRevocation> = ks
+        .log_state(&base)
+        .map(|st| {
+            st.own_revocations
+                .iter()
+                .filter(|o| o.lost.is_some())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    api.login(&ks.device)?;
+    for o in pending {
+        let write = o
+            .bytes()
+            .and_then(|b| Some((OwnWrite::decode(o.kind, &b)?, b)));
+        let mut row = None;
+        if let Some((w, bytes)) = write {
+            let mut lr = w.describe(o.index);
+            match w.post(api, &bytes) {
+                Ok(idx) => {
+                    crate::log::check_own_writes(api, ks, &idx, &[(w.kind(), &bytes)])?;
+                    lr.logged_again = idx.first().copied();
+                }
+                Err(ClientError::Server {
+                    status: 404 | 409 | 410,
+                    message,
+                    ..
+                }) => lr.not_needed = Some(message),
+                Err(e) => return Err(e),
+            }
+            row = Some(lr);
+        }
+        if let Some(st) = ks.log_state_mut(&base) {
+            st.own_revocations
+                .retain(|x| !(x.lost.is_some() && x.index == o.index && x.entry == o.entry));
+        }
+        if let Some(lr) = row {
+            match r
+                .revocations
+                .iter_mut()
+                .find(|x| x.lost_index == lr.lost_index && x.subject == lr.subject)
+            {
+                Some(x) => *x = lr,
+                None => r.revocations.push(lr),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When `announced` names the loss statement this device accepted last, and the acceptance
+/// left something for [`restore_own_writes`] to do (its registration, or revocations not yet
+/// logged again): the review to finish it with (`accepted` true, only the statement's fields
+/// and the pending revocations filled). `None` otherwise.
+#[must_use]
+pub fn unfinished(api: &Api, ks: &Keystore, announced: &str) -> Option<RollbackReview> {
+    let st = ks.log_state(api.base())?;
+    let last = st.accepted_losses.last()?;
+    let announced = announced.trim().to_ascii_lowercase();
+    if announced.len() < MIN_ANNOUNCED_ID_LEN || !last.statement.starts_with(&announced) {
+        return None;
+    }
+    let revocations = lost_revocations(st, 0, true);
+    let unregistered = ks.revoked_at().is_none()
+        && matches!(
+            api.device_record(&ks.device.id()),
+            Err(ClientError::Server { status: 404, .. })
+        );
+    (unregistered || !revocations.is_empty()).then(|| RollbackReview {
+        restored_size: last.restored_size,
+        statement_id: last.statement.clone(),
+        revocations,
+        accepted: true,
+        ..RollbackReview::default()
+    })
 }
 
 /// The review, the served note to pin, and the statement.
@@ -316,6 +563,8 @@ fn find(api: &Api, ks: &Keystore) -> Result<(RollbackReview, String, SignedLossS
             api.device_record(&ks.device.id()),
             Err(ClientError::Server { status: 404, .. })
         ),
+        registered_again: false,
+        revocations: lost_revocations(st, restored.size, false),
         accepted: false,
     };
     Ok((r, note, statement))

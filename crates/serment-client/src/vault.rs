@@ -160,6 +160,20 @@ impl Session {
         if let Err(e) = api.login(&ks.device) {
             return Err(match e {
                 ClientError::DeviceRevoked => revoked_per_log(&api, &mut ks),
+                // Unknown to a restored server: this device's registration was in the lost
+                // range (newcomer 6 N3), whether or not it accepted the restore yet.
+                ClientError::Server { status: 404, .. }
+                    if ks
+                        .log_state(api.base())
+                        .is_some_and(|st| !st.accepted_losses.is_empty())
+                        || api.log_loss_statements().is_ok_and(|l| !l.is_empty()) =>
+                {
+                    let statement = ks
+                        .log_state(api.base())
+                        .and_then(|st| st.accepted_losses.last())
+                        .map(|a| a.statement.clone());
+                    ClientError::registration_lost(api.base(), statement.as_deref())
+                }
                 other => other,
             });
         }

@@ -1,14 +1,12 @@
-//! `serment witness`, `verify-log`, `audit`, `revoke-device`, `rotate-identity`, `witnesses`
+//! `serment verify-log`, `audit`, `revoke-device`, `rotate-identity`, `witnesses`
 //! (PROTOCOL.md §11).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
 use serment_client::api::Api;
 use serment_client::log::{AuditLine, LogReport};
-use serment_client::witness::Witness;
 use serment_core::log::note::VerifierKey;
 use serment_core::log::pin::LogTrust;
 
@@ -16,39 +14,17 @@ use super::{Ctx, doc_id, rfc3339};
 use crate::error::{CliError, CliResult};
 use crate::output::emit;
 
-/// `serment witness`.
-#[derive(Debug, Args)]
-pub(crate) struct WitnessArgs {
-    /// Server base URL.
-    #[arg(long, env = "SERMENT_SERVER")]
-    pub(crate) server: String,
-    /// Witness data directory (key and state).
-    #[arg(long)]
-    pub(crate) data_dir: PathBuf,
-    /// Witness name (key name in cosignature lines).
-    #[arg(long, default_value = "witness.serment.local/w1")]
-    pub(crate) name: String,
-    /// Poll interval in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    pub(crate) interval_ms: u64,
-    /// Cosign once and exit.
-    #[arg(long)]
-    pub(crate) once: bool,
-    /// After an announced restore (PROTOCOL.md §11.11): the loss statement id the log's
-    /// operator announced (at least its first 16 hex digits). Checks the server's loss
-    /// statement, moves this witness back to the restored checkpoint, and exits; run the witness
-    /// again to cosign from there.
-    #[arg(long, value_name = "ID")]
-    pub(crate) accept_rollback: Option<String>,
-}
-
 /// `serment verify-log`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyLogArgs {
-    /// Server base URL.
+    /// Server base URL (default: the server this keystore is registered with). With a
+    /// keystore that pinned this server's log, the log must extend the pinned checkpoint, and
+    /// a newer checkpoint verified here (and cosigned as the keystore requires) becomes the
+    /// pin (`serment pinned-checkpoint` prints it).
     #[arg(long, env = "SERMENT_SERVER")]
-    pub(crate) server: String,
-    /// The log's verifier key, as `serment serve` prints it (default: the server's, trusted).
+    pub(crate) server: Option<String>,
+    /// The log's verifier key, as `serment serve` prints it (default: the server's, trusted;
+    /// an auditor without a keystore gives it).
     #[arg(long)]
     pub(crate) log_key: Option<String>,
 }
@@ -97,49 +73,6 @@ pub(crate) struct WitnessesArgs {
     pub(crate) quorum: usize,
 }
 
-pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
-    let api = Api::with_transport(&a.server, &ctx.transport()?)?;
-    let mut w = Witness::open(&a.data_dir, &a.name)?;
-    eprintln!("serment witness: key {}", w.vkey());
-    if let Some(announced) = a.accept_rollback.as_deref() {
-        let id = w.accept_rollback(&api, announced)?;
-        emit(
-            ctx.json,
-            &json!({ "vkey": w.vkey(), "accepted_loss": id }),
-            &format!(
-                "witness {}: accepted the loss statement {id}: the restored log is cosigned \
-                 from there on",
-                w.vkey()
-            ),
-        );
-        return Ok(());
-    }
-    loop {
-        match w.step(&api) {
-            Ok(Some(size)) => {
-                if !ctx.json {
-                    eprintln!("serment witness: cosigned checkpoint of {size} entries");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if a.once {
-            emit(
-                ctx.json,
-                &json!({ "vkey": w.vkey(), "cosigned": w.state.cosigned }),
-                &format!(
-                    "witness {}: {} checkpoint(s) cosigned",
-                    w.vkey(),
-                    w.state.cosigned
-                ),
-            );
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(a.interval_ms.max(10)));
-    }
-}
-
 /// Runs a full audit of `server`'s log.
 pub(crate) fn run_verify_log(
     server: &str,
@@ -167,7 +100,7 @@ fn verify_log_with_pins(ctx: &Ctx, server: &str, log_key: Option<&str>) -> CliRe
     if !ctx.keystore_path()?.exists() {
         return run_verify_log(server, &transport, log_key);
     }
-    let ks = ctx.keystore()?;
+    let mut ks = ctx.keystore()?;
     // The private CA recorded at `register`, unless --ca-cert names one.
     let transport = serment_client::vault::effective_transport(&ks, &transport)?;
     let api = Api::with_transport(server, &transport)?;
@@ -181,11 +114,36 @@ fn verify_log_with_pins(ctx: &Ctx, server: &str, log_key: Option<&str>) -> CliRe
             "--log-key {k} is not the log key pinned in the keystore for {server} ({pinned})"
         )));
     }
-    Ok(serment_client::log::verify_log_pinned(&api, &ks)?)
+    let r = serment_client::log::verify_log_and_advance(&api, &mut ks)?;
+    if r.pin_moved_to.is_some() {
+        ks.save()?;
+    }
+    Ok(r)
 }
 
 pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
-    let r = verify_log_with_pins(ctx, &a.server, a.log_key.as_deref())?;
+    let server = match a.server {
+        Some(s) => s,
+        None => {
+            let path = ctx.keystore_path()?;
+            if !path.exists() {
+                return Err(CliError::Input(
+                    "give --server URL (no keystore here names one: an auditor without a \
+                     keystore gives --server and --log-key)"
+                        .into(),
+                ));
+            }
+            ctx.keystore()?
+                .server()
+                .ok_or_else(|| {
+                    CliError::Input(
+                        "this keystore is not registered with a server: give --server URL".into(),
+                    )
+                })?
+                .to_owned()
+        }
+    };
+    let r = verify_log_with_pins(ctx, &server, a.log_key.as_deref())?;
     let v = serde_json::to_value(&r).unwrap_or(Value::Null);
     let mut text = format!(
         "log of {} entries: root {}, {} handle(s), {} device(s), kinds {:?}",
@@ -202,6 +160,18 @@ pub(crate) fn verify_log(ctx: &Ctx, a: VerifyLogArgs) -> CliResult<()> {
     if let Some(p) = r.pinned_size {
         text.push_str(&format!(
             "\n  extends the checkpoint of {p} entries pinned in your keystore, same log key"
+        ));
+    }
+    if let Some(n) = r.pin_moved_to {
+        text.push_str(&format!(
+            "\n  your keystore's pin moved forward to this checkpoint of {n} entries \
+             (`serment pinned-checkpoint` prints it)"
+        ));
+    }
+    if let Some(why) = &r.pin_kept {
+        text.push_str(&format!(
+            "\n  your keystore's pin stays at {} entries: {why}",
+            r.pinned_size.unwrap_or_default()
         ));
     }
     if r.unreceipted_accesses > 0 {
@@ -315,15 +285,7 @@ pub(crate) fn pinned_checkpoint(ctx: &Ctx, a: &PinnedCheckpointArgs) -> CliResul
         .and_then(|l| l.parse::<u64>().ok())
         .ok_or_else(|| CliError::Local("the pinned checkpoint note is malformed".into()))?;
     if let Some(path) = &a.output {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| CliError::io(path, e))?;
-        f.write_all(note.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| CliError::io(path, e))?;
+        write_new_note(path, &note)?;
     }
     let text = match &a.output {
         Some(path) => format!(
@@ -342,6 +304,31 @@ pub(crate) fn pinned_checkpoint(ctx: &Ctx, a: &PinnedCheckpointArgs) -> CliResul
     Ok(())
 }
 
+/// Writes a checkpoint note to `path`, a new file (`pinned-checkpoint -o`, `witness
+/// --export-checkpoint`): an existing file is never written over, and is told apart from other
+/// I/O errors (newcomer 6 N12).
+pub(crate) fn write_new_note(path: &std::path::Path, note: &str) -> CliResult<()> {
+    use std::io::Write as _;
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(CliError::Input(format!(
+                "{} already exists: a checkpoint note is never written over an existing file \
+                 (it may be the one a restore needs); give a new file name",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(CliError::io(path, e)),
+    };
+    f.write_all(note.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CliError::io(path, e))
+}
+
 /// The flag printed under a download by this device's recovery device (REVIEW3 S1).
 const BY_RECOVERY_DEVICE: &str = "READ BY YOUR RECOVERY DEVICE: whoever holds your recovery code, or K of your recovery contacts";
 
@@ -351,6 +338,7 @@ const NOT_COSIGNED: &str =
 
 pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
     let mut s = ctx.session()?;
+    let mut lost_in_restore = Vec::new();
     let (per_doc, unlisted) = match &a.doc {
         Some(d) => {
             let d = doc_id(d)?;
@@ -370,6 +358,7 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
                      its author sends it again",
                     statement.get(..16).unwrap_or(statement)
                 );
+                lost_in_restore.push(json!({ "doc_id": d.to_string(), "statement": statement }));
             }
             (all.documents, all.unlisted.into_iter().collect())
         }
@@ -452,6 +441,7 @@ pub(crate) fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult<()> {
                      "unreceipted": unreceipted,
                      "recovery_device_reads": recovery_reads,
                      "unlisted": unlisted.iter().collect::<Vec<_>>(),
+                     "lost_in_restore": lost_in_restore,
                      "documents": per_doc.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>() });
         // With `--json` and an alarm, the report rides in the error's object: one object.
         if ctx.json && (unreceipted > 0 || recovery_reads > 0) {

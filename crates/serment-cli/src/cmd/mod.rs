@@ -26,6 +26,7 @@ mod team;
 mod tls;
 mod version;
 pub(crate) mod web;
+pub(crate) mod witness;
 
 use std::path::PathBuf;
 
@@ -189,7 +190,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             offline::open(&ctx, &input, &output, force, author_record.as_deref())
         }
         Command::Demo(a) => demo::run(&ctx, a),
-        Command::Witness(a) => log::witness(&ctx, a),
+        Command::Witness(a) => witness::witness(&ctx, a),
         Command::VerifyLog(a) => log::verify_log(&ctx, a),
         Command::PinnedCheckpoint(a) => log::pinned_checkpoint(&ctx, &a),
         Command::Backup(a) => backup::backup(&ctx, a),

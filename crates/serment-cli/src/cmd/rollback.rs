@@ -38,8 +38,25 @@ pub(crate) fn run(ctx: &Ctx, a: AcceptRollbackArgs) -> CliResult<()> {
     let r = match a.statement.as_deref() {
         None => rollback::review(&api, &ks)?,
         Some(id) => {
-            let r = rollback::accept(&api, &mut ks, id)?;
+            let mut r = match rollback::accept(&api, &mut ks, id) {
+                Ok(r) => r,
+                // Accepted before, with something left undone (a registration refused, a
+                // revocation not logged again for a network error): finish it.
+                Err(e) => match rollback::unfinished(&api, &ks, id) {
+                    Some(r) => r,
+                    None => return Err(e.into()),
+                },
+            };
             ks.save()?;
+            // The user's consent to what follows is the announced id they gave: this
+            // device's registration, and its revocations, removals and erasures the restore
+            // lost, are put back (newcomer 6 N3; issue 12).
+            let done = rollback::restore_own_writes(&mut api, &mut ks, &mut r);
+            ks.save()?;
+            if let Err(e) = done {
+                crate::output::note(&text(&server, &r));
+                return Err(e.into());
+            }
             r
         }
     };
@@ -75,40 +92,84 @@ fn text(server: &str, r: &RollbackReview) -> String {
         .filter(|d| !r.authored.contains(d))
         .cloned()
         .collect();
-    let what = format!(
-        "The server {server} says its log was restored from a backup (loss statement {}, \
+    // `rollback::unfinished`: accepted before, only what it left undone is finished now.
+    let what = if r.accepted && r.pinned_size == 0 {
+        format!(
+            "Loss statement {} was accepted before on {server}; finishing what that left undone.",
+            r.statement_id.get(..16).unwrap_or(&r.statement_id)
+        )
+    } else {
+        format!(
+            "The server {server} says its log was restored from a backup (loss statement {}, \
          written {}).\n  This device verified {} log entries; the restored log holds {} (it \
          has {} now): entries {}..{} that this device verified are gone{proved}.{}{}{}{}",
-        &r.statement_id[..16],
-        rfc3339(r.statement_time),
-        r.pinned_size,
-        r.restored_size,
-        r.served_size,
-        r.restored_size,
-        r.pinned_size,
-        list(
-            "documents this device sealed in the lost range (gone from the server: send them \
+            &r.statement_id[..16],
+            rfc3339(r.statement_time),
+            r.pinned_size,
+            r.restored_size,
+            r.served_size,
+            r.restored_size,
+            r.pinned_size,
+            list(
+                "documents this device sealed in the lost range (gone from the server: send them \
              again)",
-            &r.authored
-        ),
-        list(
-            "documents with history in the lost range (their authors send or erase them again)",
-            &others
-        ),
-        list(
-            "contacts whose key history is verified again on next use",
-            &r.contacts
-        ),
-        list("care teams verified again on next use", &r.teams),
-    );
-    let what = if r.registration_lost {
+                &r.authored
+            ),
+            list(
+                "documents with history in the lost range (their authors send or erase them again)",
+                &others
+            ),
+            list(
+                "contacts whose key history is verified again on next use",
+                &r.contacts
+            ),
+            list("care teams verified again on next use", &r.teams),
+        )
+    };
+    let what = if r.registered_again {
         format!(
-            "{what}\n  This device's registration was in the lost range: the restored server does \
-             not know it. Run `serment register --server {server}` now, before anyone else takes \
-             your handle."
+            "{what}\n  This device's registration was in the lost range: it is registered again \
+             (the same keys), and your handle is yours again on the restored server."
+        )
+    } else if r.registration_lost {
+        format!(
+            "{what}\n  This device's registration is in the lost range: the restored server does \
+             not know it, and until it is registered again anyone may take your handle. Run \
+             `serment register --server {server}` again now (accepting with --statement does it)."
         )
     } else {
         what
+    };
+    let what = if r.revocations.is_empty() {
+        what
+    } else {
+        let rows: Vec<String> = r
+            .revocations
+            .iter()
+            .map(|l| {
+                let state = match (&l.logged_again, &l.not_needed) {
+                    (Some(i), _) => format!("logged again (log entry {i})"),
+                    (None, Some(why)) => {
+                        format!("not logged again, moot on the restored server: {why}")
+                    }
+                    (None, None) if r.accepted => "NOT YET logged again: run `serment \
+                        accept-rollback --statement <the announced id>` again"
+                        .to_owned(),
+                    (None, None) => "lost: accepting with --statement logs it again".to_owned(),
+                };
+                format!(
+                    "\n    {} {} (log entry {}): {state}",
+                    l.kind.replace('_', " "),
+                    l.subject,
+                    l.lost_index
+                )
+            })
+            .collect();
+        format!(
+            "{what}\n  This device's revocations, removals and erasures in the lost range (what \
+             they revoked is live again on the restored server until they are logged again):{}",
+            rows.concat()
+        )
     };
     let what = if r.hybrid_lost {
         format!(
