@@ -341,8 +341,8 @@ const WRITEBACK_EVERY: std::time::Duration = std::time::Duration::from_millis(50
 /// Runs `pass` (which writes blobs into `store` without a per-blob fsync) while flushing what
 /// it wrote so far every [`WRITEBACK_EVERY`] ([`Store::sync_blobs`]: one `syncfs(2)`), so the
 /// disk writes while the restore checks: the final flush before the rows commit is then only
-/// the tail's (on the benchmark's VM the disk wrote about 270 MB/s: 2.2 GB of blobs were 8 s of
-/// a final `syncfs` when the kernel held them all dirty, docs/BACKUP.md §8). A flush that
+/// the tail's (the benchmark's VM writes 270 to 450 MB/s: 2.2 GB of blobs the kernel held
+/// dirty until the end were 5 to 8 s of a final `syncfs`, docs/BACKUP.md §8). A flush that
 /// fails fails the restore: `syncfs` reports a writeback error once per file descriptor, so
 /// one an interim flush saw would not be seen again at the end.
 async fn with_writeback<T>(
