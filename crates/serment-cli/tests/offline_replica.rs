@@ -47,22 +47,6 @@ fn replica_file(gp: &Path, doc: &str) -> PathBuf {
     gp.join("replica").join(format!("{doc}-v1.srpl"))
 }
 
-/// Runs `serment ARGS` without `--json`: (exit code, stdout, stderr).
-fn run_text(home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(bin())
-        .args(args)
-        .env("SERMENT_HOME", home)
-        .env("SERMENT_PASSPHRASE", PASS)
-        .env_remove("SERMENT_SERVER")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     files_under(dir)
         .into_iter()

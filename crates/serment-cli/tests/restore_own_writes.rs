@@ -31,22 +31,6 @@ fn message(v: &serde_json::Value) -> &str {
     v["error"]["message"].as_str().unwrap_or_default()
 }
 
-/// `serment ARGS` in text mode: (exit code, stdout, stderr).
-fn text(home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(bin())
-        .args(args)
-        .env("SERMENT_HOME", home)
-        .env("SERMENT_PASSPHRASE", PASS)
-        .env_remove("SERMENT_SERVER")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_restore_gives_back_each_users_lost_registration_and_revocations() {
     let tmp = tempfile::tempdir().unwrap();
@@ -100,7 +84,7 @@ fn a_restore_gives_back_each_users_lost_registration_and_revocations() {
     assert_eq!(keys(&v), documented("accept-rollback"), "{v}");
     assert_eq!(v["registration_lost"], true, "{v}");
     assert_eq!(v["registered_again"], false, "{v}");
-    let (code, out, _) = text(gp, &["accept-rollback"]);
+    let (code, out, _) = run_text(gp, &["accept-rollback"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("registration is in the lost range")
@@ -117,7 +101,7 @@ fn a_restore_gives_back_each_users_lost_registration_and_revocations() {
     assert_eq!(revs[0]["subject"], erased.as_str(), "{v}");
     assert_eq!(revs[0]["logged_again"], serde_json::Value::Null, "{v}");
     assert_eq!(v["registration_lost"], false, "{v}");
-    let (_, out, _) = text(&lab, &["accept-rollback"]);
+    let (_, out, _) = run_text(&lab, &["accept-rollback"]);
     assert!(
         out.contains(&format!("erasure {erased}"))
             && out.contains("accepting with --statement logs it again"),
@@ -202,7 +186,7 @@ fn verify_log_moves_the_pin_and_a_witness_exports_its_checkpoint() {
     assert_eq!(v["report"]["pinned_size"], before, "{v}");
     assert_eq!(v["report"]["pin_moved_to"], size, "{v}");
     assert_eq!(ok(&lab, &["pinned-checkpoint"])["size"], size);
-    let (_, out, _) = text(&lab, &["verify-log"]);
+    let (_, out, _) = run_text(&lab, &["verify-log"]);
     assert!(
         out.contains(&format!("extends the checkpoint of {size} entries")),
         "{out}"

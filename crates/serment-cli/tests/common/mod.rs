@@ -89,6 +89,22 @@ pub fn complete_social_after_the_wait(
     v
 }
 
+/// Runs `serment ARGS` without `--json` with SERMENT_HOME=home: (exit code, stdout, stderr).
+pub fn run_text(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env("SERMENT_HOME", home)
+        .env("SERMENT_PASSPHRASE", PASS)
+        .env_remove("SERMENT_SERVER")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `serment ARGS` (text output) with SERMENT_HOME=home, asserts success, returns stderr:
 /// the warnings a user sees.
 pub fn ok_stderr(home: &Path, args: &[&str]) -> String {
