@@ -22,8 +22,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::drill::{self, backup_once, free_port, get_doc as get, lab_and_patient, restore};
 use common::*;
 
