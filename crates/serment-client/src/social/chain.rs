@@ -18,21 +18,32 @@ pub(super) fn integrity(msg: &'static str) -> ClientError {
 
 impl Api {
     /// `GET /v1/log/social/{handle}?size=N`: the handle's social chain (kinds 13-16), each
-    /// entry proven against a checkpoint that extends the pinned one, checked whole. An empty
-    /// chain when the server has none (404).
+    /// entry proven against a checkpoint that extends the pinned one, checked whole, and still
+    /// holding the head this keystore verified last for `handle` (REVIEW5 U2:
+    /// [`crate::keystore::LogState::social_heads`], pinned here to the new head; the caller
+    /// saves the keystore). An empty chain when the server has none (404) and nothing is
+    /// pinned.
     ///
     /// # Errors
-    /// Log, server and transport errors.
+    /// Log (a chain that no longer holds the pinned head: truncated or rewritten), server and
+    /// transport errors.
     pub fn proven_social_chain(
         &self,
         ks: &mut crate::keystore::Keystore,
         handle: &str,
     ) -> Result<Vec<ChainEntry>> {
+        let known = ks
+            .log_state(self.base())
+            .and_then(|s| s.social_heads.get(handle))
+            .and_then(|h| crate::log::parse_head(h));
         let cp = crate::log::sync(self, ks, 0)?;
         let h: HistoryResponse =
             match self.get_json(&format!("/v1/log/social/{handle}?size={}", cp.size), false) {
                 Ok(h) => h,
-                Err(ClientError::Server { status: 404, .. }) => return Ok(vec![]),
+                Err(ClientError::Server { status: 404, .. }) if known.is_none() => {
+                    return Ok(vec![]);
+                }
+                Err(ClientError::Server { status: 404, .. }) => return Err(truncated()),
                 Err(e) => return Err(e),
             };
         let cp = crate::log::accept_note(self, ks, &h.checkpoint)?;
@@ -45,18 +56,37 @@ impl Api {
             .map(|pe| crate::log::verify_proven(&cp, pe))
             .collect::<Result<Vec<_>>>()?;
         check_chain(&chain, &Subject::Social(handle.to_owned())).map_err(ClientError::Log)?;
+        if let Some(head) = known
+            && !chain.iter().any(|e| e.link() == head)
+        {
+            return Err(truncated());
+        }
+        if let (Some(last), Some(st)) = (chain.last(), ks.log_state_mut(self.base())) {
+            st.social_heads
+                .insert(handle.to_owned(), crate::log::format_head(&last.link()));
+        }
         Ok(chain)
     }
 }
 
-/// The proven social state of `handle`.
+fn truncated() -> ClientError {
+    ClientError::Log(serment_core::Error::History {
+        reason: "the social recovery chain no longer holds the entry verified before \
+                 (truncated or rewritten: a request, an approval or a veto hidden)",
+    })
+}
+
+/// The proven social state of `handle` (its contacts entries checked against the identity keys
+/// of its proven key history, REVIEW5 U16) and that key history.
 pub(super) fn proven_social(
     api: &Api,
     ks: &mut crate::keystore::Keystore,
     handle: &str,
-) -> Result<SocialState> {
+) -> Result<(SocialState, KeyHistory)> {
     let chain = api.proven_social_chain(ks, handle)?;
-    replay_social(handle, &chain).map_err(ClientError::Log)
+    let hist = crate::log::key_history(api, ks, handle, None)?;
+    let st = replay_social(handle, &chain, Some(&hist)).map_err(ClientError::Log)?;
+    Ok((st, hist))
 }
 
 /// The newest contacts entry, checked against the handle's proven key history: signed by its
@@ -106,9 +136,18 @@ pub struct RequestView {
     pub threshold: u8,
     /// Whether a device vetoed it.
     pub vetoed: bool,
-    /// When the waiting period ends (seconds since the epoch).
+    /// When the waiting period ends at the earliest (seconds since the epoch): counted from
+    /// the earlier of the server's log time and the request's own signed time (REVIEW5 U9).
     pub ready_at: u64,
+    /// The server's log time is ahead of this machine's clock by more than [`CLOCK_SKEW`]
+    /// (REVIEW5 U9: only a server lying about time logs one; the deadline it implies is not to
+    /// be believed).
+    pub logged_in_future: bool,
 }
+
+/// How far a log time may be ahead of this machine's clock before a view flags it (10
+/// minutes, the server's own bound on a request's signed time).
+pub const CLOCK_SKEW: u64 = 600;
 
 /// Whether a veto of `r` counts: signed by a device current in the handle's proven key
 /// history (REVIEW4 T7). A veto by any other key (a forged one, a revoked device's) is ignored
@@ -140,8 +179,13 @@ pub(super) fn view(
         threshold: c.threshold,
         vetoed: vetoed_by_a_current_device(r, hist),
         // REVIEW4 T21: the earliest moment anyone can complete (the server's gate counts from
-        // the log time), never a requester-chosen later one.
-        ready_at: r.logged_at.saturating_add(c.waiting_period),
+        // the log time), never a requester-chosen later one. REVIEW5 U9: nor a later one the
+        // server chose (its envelope's `logged_at` is unchecked): the earlier of the two times.
+        ready_at: r
+            .logged_at
+            .min(r.request.at)
+            .saturating_add(c.waiting_period),
+        logged_in_future: r.logged_at > crate::now_secs().saturating_add(CLOCK_SKEW),
     }
 }
 
@@ -248,12 +292,14 @@ mod tests {
                     [0; 32],
                 )),
                 requests: vec![],
+                forged_contacts: vec![],
             }
         };
         let hist = KeyHistory {
             handle: "patient-x".into(),
             identity_key: identity.public_key(),
             identity_keys: vec![identity.public_key()],
+            identity_since: vec![0],
             devices: vec![],
             retired: vec![],
             head: PrevLink {
@@ -296,6 +342,7 @@ mod tests {
                     [0; 32],
                 )),
                 requests: vec![],
+                forged_contacts: vec![],
             }
         };
         let mut with_phone = hist.clone();

@@ -44,7 +44,7 @@ use crate::api::{Api, b64d, b64e};
 use crate::error::{ClientError, Result};
 use crate::recovery::RecoveryStatus;
 use crate::vault::Session;
-pub use chain::RequestView;
+pub use chain::{CLOCK_SKEW, RequestView};
 use chain::{
     contacts_status, current_contacts, integrity, pending_in, previous_to_revoke, proven_social,
     vetoed_by_a_current_device, view,
@@ -113,6 +113,26 @@ impl Api {
         )?;
         Ok(a.log_indices)
     }
+}
+
+/// What an integrity error says of a contacts entry this identity did not sign (REVIEW5 U16).
+const FORGED_CONTACTS: &str = "the server's log holds a recovery contacts entry this identity \
+    did not sign (only a hostile server logs one): report it to the operator and name your \
+    contacts again";
+
+/// What [`Session::own_social_status`] found.
+#[derive(Debug, Clone)]
+pub struct OwnSocialStatus {
+    /// The pending requests on the current contacts entry (as
+    /// [`Session::pending_recovery_requests`]).
+    pub pending: Vec<RequestView>,
+    /// Whether the current contacts entry can still recover the identity.
+    pub status: RecoveryStatus,
+    /// The current contacts entry (the newest this identity signed), if any.
+    pub contacts: Option<RecoveryContacts>,
+    /// The log indices of contacts entries in the social chain that this identity did not sign
+    /// (REVIEW5 U16): never current, each an integrity problem to report.
+    pub forged_contacts: Vec<u64>,
 }
 
 /// What [`Session::set_recovery_contacts`] did.
@@ -195,7 +215,7 @@ impl Session {
                 devices,
             ));
         }
-        let before = proven_social(&self.api, &mut self.ks, &handle)?;
+        let (before, _) = proven_social(&self.api, &mut self.ks, &handle)?;
         // The social recovery device, as the recovery code's (§4.2).
         let device = DeviceSecret::generate();
         let record = self
@@ -304,11 +324,22 @@ impl Session {
     /// errors.
     pub fn recovery_contacts(&mut self) -> Result<Option<(u64, RecoveryContacts)>> {
         let handle = self.ks.handle().to_owned();
-        let st = proven_social(&self.api, &mut self.ks, &handle)?;
+        let (st, hist) = proven_social(&self.api, &mut self.ks, &handle)?;
+        // REVIEW5 U16: a contacts entry this identity did not sign, newer than its own newest
+        // (never current for any reader, but the server's latest word on the contacts): an
+        // error until the user names contacts again (`warn_pending` and `verify-log` keep
+        // reporting it after).
+        let newest_own = st.contacts.as_ref().map(|c| c.0);
+        if st
+            .forged_contacts
+            .iter()
+            .any(|i| newest_own.is_none_or(|own| *i > own))
+        {
+            return Err(integrity(FORGED_CONTACTS));
+        }
         if st.contacts.is_none() {
             return Ok(None);
         }
-        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
         let (i, c, _) = current_contacts(&st, &hist)?;
         Ok(Some((i, c)))
     }
@@ -339,11 +370,10 @@ impl Session {
     /// # Errors
     /// Log errors.
     pub fn pending_recovery_requests(&mut self, handle: &str) -> Result<Vec<RequestView>> {
-        let st = proven_social(&self.api, &mut self.ks, handle)?;
+        let (st, hist) = proven_social(&self.api, &mut self.ks, handle)?;
         if st.contacts.is_none() {
             return Ok(vec![]);
         }
-        let hist = crate::log::key_history(&self.api, &mut self.ks, handle, None)?;
         Ok(pending_in(handle, &st, &hist))
     }
 
@@ -355,22 +385,29 @@ impl Session {
     /// holds the old seed), with the current entry when there is one (to name the same contacts
     /// again).
     ///
+    /// REVIEW5 U16: with the contacts entries the server logged that this identity did not
+    /// sign ([`OwnSocialStatus::forged_contacts`]), never current, to warn about.
+    ///
     /// # Errors
     /// Log errors.
-    pub fn own_social_status(
-        &mut self,
-    ) -> Result<(Vec<RequestView>, RecoveryStatus, Option<RecoveryContacts>)> {
+    pub fn own_social_status(&mut self) -> Result<OwnSocialStatus> {
         let handle = self.ks.handle().to_owned();
-        let st = proven_social(&self.api, &mut self.ks, &handle)?;
+        let (st, hist) = proven_social(&self.api, &mut self.ks, &handle)?;
+        let forged_contacts = st.forged_contacts.clone();
         let Some((_, c, _)) = st.contacts.clone() else {
-            return Ok((vec![], RecoveryStatus::None, None));
+            return Ok(OwnSocialStatus {
+                pending: vec![],
+                status: RecoveryStatus::None,
+                contacts: None,
+                forged_contacts,
+            });
         };
-        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
-        Ok((
-            pending_in(&handle, &st, &hist),
-            contacts_status(&c, &hist),
-            Some(c),
-        ))
+        Ok(OwnSocialStatus {
+            pending: pending_in(&handle, &st, &hist),
+            status: contacts_status(&c, &hist),
+            contacts: Some(c),
+            forged_contacts,
+        })
     }
 
     /// A request as the proven log shows it (for a contact to check before approving).
@@ -380,10 +417,9 @@ impl Session {
     /// in the proven log; log errors.
     pub fn recovery_request(&mut self, handle: &str, id: &str) -> Result<RequestView> {
         let id = parse_request_id(id)?;
-        let st = proven_social(&self.api, &mut self.ks, handle)?;
+        let (st, hist) = proven_social(&self.api, &mut self.ks, handle)?;
         let r = st.request(&id).ok_or_else(not_logged)?;
         let (_, c, _) = st.contacts.as_ref().ok_or_else(not_logged)?;
-        let hist = crate::log::key_history(&self.api, &mut self.ks, handle, None)?;
         Ok(view(handle, r, c, &hist))
     }
 
@@ -398,8 +434,7 @@ impl Session {
     /// [`ClientError::Server`] for a request not in the log; server (409: vetoed) errors.
     pub fn approve_recovery(&mut self, handle: &str, id: &str) -> Result<RequestView> {
         let rid = parse_request_id(id)?;
-        let st = proven_social(&self.api, &mut self.ks, handle)?;
-        let hist = crate::log::key_history(&self.api, &mut self.ks, handle, None)?;
+        let (st, hist) = proven_social(&self.api, &mut self.ks, handle)?;
         let (_, c, ch) = current_contacts(&st, &hist)?;
         let r = st.request(&rid).ok_or_else(not_logged)?.clone();
         if r.request.contacts_hash != ch {
@@ -410,6 +445,18 @@ impl Session {
         if vetoed_by_a_current_device(&r, &hist) {
             return Err(ClientError::Input(
                 "a device of this identity vetoed the request".into(),
+            ));
+        }
+        // REVIEW5 U15: no approval of a request whose completion window is over.
+        if !serment_core::social::request_within_window(
+            r.logged_at.min(r.request.at),
+            c.waiting_period,
+            crate::now_secs(),
+        ) {
+            return Err(ClientError::Input(
+                "the request's completion window (7 days after its waiting period) is over: the \
+                 requester must make a new request"
+                    .into(),
             ));
         }
         let me = self.ks.handle().to_owned();
@@ -487,6 +534,13 @@ impl Session {
             &[(EntryKind::RecoveryApproval, approval.as_slice())],
         )?;
         self.ks.save()?;
+        check_no_veto_before(
+            &self.api,
+            &mut self.ks,
+            handle,
+            &rid,
+            indices.first().copied().unwrap_or_default(),
+        )?;
         let mut v = view(handle, &r, &c, &hist);
         if !v.approvals.contains(&me) {
             v.approvals.push(me);
@@ -504,7 +558,7 @@ impl Session {
     pub fn veto_recovery(&mut self, id: &str) -> Result<RequestView> {
         let rid = parse_request_id(id)?;
         let handle = self.ks.handle().to_owned();
-        let st = proven_social(&self.api, &mut self.ks, &handle)?;
+        let (st, hist) = proven_social(&self.api, &mut self.ks, &handle)?;
         let r = st.request(&rid).ok_or_else(not_logged)?.clone();
         let veto = RecoveryVeto::sign(&handle, &rid, &self.ks.device, crate::now_secs())
             .map_err(|e| ClientError::Input(e.to_string()))?;
@@ -521,11 +575,83 @@ impl Session {
             .as_ref()
             .map(|x| x.1.clone())
             .ok_or_else(not_logged)?;
-        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
         let mut v = view(&handle, &r, &c, &hist);
         v.vetoed = true;
         Ok(v)
     }
+}
+
+impl Session {
+    /// `serment recovery veto --all-pending` (REVIEW5 U1): a veto of every request to recover
+    /// this handle that [`Session::own_social_status`] shows pending, signed by this device, all
+    /// checked in the log at once. Returns the requests vetoed (none: nothing logged).
+    ///
+    /// # Errors
+    /// Log, server and transport errors; [`ClientError::OwnWriteMissing`].
+    pub fn veto_all_pending(&mut self) -> Result<Vec<RequestView>> {
+        let handle = self.ks.handle().to_owned();
+        let (st, hist) = proven_social(&self.api, &mut self.ks, &handle)?;
+        let mut pending = pending_in(&handle, &st, &hist);
+        let mut indices = Vec::with_capacity(pending.len());
+        let mut vetoes = Vec::with_capacity(pending.len());
+        for p in &pending {
+            let rid = parse_request_id(&p.request_id)?;
+            let veto = RecoveryVeto::sign(&handle, &rid, &self.ks.device, crate::now_secs())
+                .map_err(|e| ClientError::Input(e.to_string()))?;
+            indices.extend(self.api.post_recovery_veto(&veto)?);
+            vetoes.push(veto);
+        }
+        if !vetoes.is_empty() {
+            let expected: Vec<(EntryKind, &[u8])> = vetoes
+                .iter()
+                .map(|v| (EntryKind::RecoveryVeto, v.as_slice()))
+                .collect();
+            crate::log::check_own_writes(&self.api, &mut self.ks, &indices, &expected)?;
+        }
+        self.ks.save()?;
+        for p in &mut pending {
+            p.vetoed = true;
+        }
+        Ok(pending)
+    }
+}
+
+/// REVIEW5 U3: after a contact's approval is proven at `approved_at`, the handle's social
+/// chain must show it, with no veto by a current device of the identity logged before it. The
+/// chain is whole up to the approval (each entry links the one before it), so a server that
+/// showed this contact the chain without a veto (its tail) cannot keep hiding it once the
+/// approval is logged after it, short of forking the handle's chain, which `verify-log`
+/// reports. The share was already re-wrapped by then: the error tells the contact to warn the
+/// owner. Pins the chain's head and saves the keystore.
+fn check_no_veto_before(
+    api: &Api,
+    ks: &mut crate::keystore::Keystore,
+    handle: &str,
+    rid: &[u8; 16],
+    approved_at: u64,
+) -> Result<()> {
+    let (st, hist) = proven_social(api, ks, handle)?;
+    ks.save()?;
+    let r = st.request(rid).ok_or(integrity(
+        "the social chain served after the approval does not hold the request",
+    ))?;
+    if !r.approvals.iter().any(|(i, _)| *i == approved_at) {
+        return Err(integrity(
+            "the social chain served after the approval does not hold it",
+        ));
+    }
+    let vetoed_before = r.vetoes.iter().any(|(i, v)| {
+        *i < approved_at && hist.devices.iter().any(|d| d.device_id() == v.device_id())
+    });
+    if vetoed_before {
+        return Err(integrity(
+            "the request had been VETOED by a device of the identity before this approval was \
+             logged: the server hid the veto from this device when it approved, and the share was \
+             re-wrapped to the requesting device. Warn the owner by another channel now and \
+             report the server",
+        ));
+    }
+    Ok(())
 }
 
 fn not_logged() -> ClientError {

@@ -120,8 +120,7 @@ pub fn request_recovery_pinned(
         ks.set_log_state(api.base(), l);
     }
     crate::log::pin_log_key(&api, &mut ks)?;
-    let st = proven_social(&api, &mut ks, handle)?;
-    let hist = crate::log::key_history(&api, &mut ks, handle, None)?;
+    let (st, hist) = proven_social(&api, &mut ks, handle)?;
     let (_, c, ch) = current_contacts(&st, &hist)?;
     let entry = SocialRecoveryRequest::sign(handle, &ch, &ks.device, crate::now_secs())
         .map_err(|e| ClientError::Input(e.to_string()))?;
@@ -349,14 +348,13 @@ fn open_recovery(
     let rid = parse_request_id(&file.request_id)?;
     let api = Api::with_transport(&file.server, transport)?;
     // The proven social chain and key histories, before anything is opened.
-    let st = proven_social(&api, &mut ks, &handle)?;
+    let (st, hist) = proven_social(&api, &mut ks, &handle)?;
     let r = st.request(&rid).cloned().ok_or(integrity(
         "the request is not in the proven log (a recovery the log does not show is refused)",
     ))?;
     if r.request.device_id() != ks.device.id() {
         return Err(integrity("the logged request names another device"));
     }
-    let hist = crate::log::key_history(&api, &mut ks, &handle, None)?;
     let (_, c, ch) = current_contacts(&st, &hist)?;
     if r.request.contacts_hash != ch {
         return Err(integrity(
@@ -379,6 +377,14 @@ fn open_recovery(
             "the waiting period ends in {} s (any device of {handle} can veto until then)",
             ready_at - now
         )));
+    }
+    // REVIEW5 U15: and no later than its completion window after it.
+    if now > ready_at.saturating_add(serment_core::social::REQUEST_COMPLETION_WINDOW) {
+        return Err(ClientError::Input(
+            "the request's completion window (7 days after its waiting period) is over: make a \
+             new request"
+                .into(),
+        ));
     }
     // Approvals: distinct contacts of the entry, each by one of its named devices that is
     // current in its proven key history.
