@@ -434,11 +434,7 @@ pub(crate) async fn fetch_request(
     }
     // REVIEW5 U15: a request is completable for REQUEST_COMPLETION_WINDOW after its waiting
     // period, no longer: an abandoned recovery does not stay open for ever.
-    if !serment_core::social::request_within_window(
-        row.logged_at,
-        social.waiting_period,
-        now(),
-    ) {
+    if !serment_core::social::request_within_window(row.logged_at, social.waiting_period, now()) {
         return Err(ApiError::Conflict(
             "the request's completion window (7 days after its waiting period) is over: make a new request".into(),
         ));
