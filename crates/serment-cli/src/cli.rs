@@ -486,8 +486,16 @@ pub(crate) enum RecoveryCommand {
     /// refused.
     Veto {
         /// The request id (`serment device list` shows pending ones).
+        #[arg(
+            long,
+            required_unless_present = "all_pending",
+            conflicts_with = "all_pending"
+        )]
+        request: Option<String>,
+        /// Veto every pending request to recover you (REVIEW5 U1: many requests filed by a
+        /// stranger, one veto entry each).
         #[arg(long)]
-        request: String,
+        all_pending: bool,
     },
 }
 

@@ -536,6 +536,10 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
         "recovery veto",
         &ok(&patient, &["recovery", "veto", "--request", &id1]),
     );
+    // REVIEW5 U1: nothing left pending, so nothing vetoed.
+    let all = ok(&patient, &["recovery", "veto", "--all-pending"]);
+    assert_eq!(all["request_ids"], serde_json::json!([]), "{all}");
+    c("recovery veto --all-pending", &all);
     let (dir2, args) = social_args("patient-social2");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let id2 = ok(&dir2, &args)["request_id"].as_str().unwrap().to_owned();

@@ -150,6 +150,12 @@ pub struct LogState {
     /// `<index>:<leaf hash hex>`. A later history must still contain it (no truncation).
     #[serde(default)]
     pub doc_heads: BTreeMap<String, String>,
+    /// The head of each handle's social recovery chain (PROTOCOL.md §4.3) verified last, by
+    /// handle: `<index>:<leaf hash hex>`. A later chain must still contain it (REVIEW5 U2: a
+    /// server hiding a request, a veto or an approval by serving a truncated chain). Absent in
+    /// keystores written before it existed (nothing pinned then).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub social_heads: BTreeMap<String, String>,
     /// The loss statements this client accepted (`serment accept-rollback`, PROTOCOL.md
     /// §11.11), oldest first: one is never accepted twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

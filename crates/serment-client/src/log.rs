@@ -1009,7 +1009,8 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
                 Payload::Rotation(_) | Payload::Revocation(_) | Payload::Recovery(_) => {}
                 // Social recovery (PROTOCOL.md §4.3): approvals and vetoes by devices certified
                 // before them; a request is self-signed by a device not certified yet; a
-                // contacts entry's identity key is checked against the key history below.
+                // contacts entry's identity key is checked against the key history below
+                // (`replay_social`'s `forged_contacts`).
                 Payload::RecoveryApproval(a) => match devices.get(&a.device_id()) {
                     Some(d) if d.handle == a.contact => {}
                     Some(_) => fail("an approval under another handle than its device's".into()),
@@ -1038,9 +1039,13 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
     }
     r.handles = chains.len();
     r.devices = devices.len();
+    let mut histories: HashMap<&str, KeyHistory> = HashMap::new();
     for (h, chain) in &chains {
-        if let Err(e) = replay_keys(h, chain) {
-            r.errors.push(format!("handle {h}: {e}"));
+        match replay_keys(h, chain) {
+            Ok(k) => {
+                histories.insert(h.as_str(), k);
+            }
+            Err(e) => r.errors.push(format!("handle {h}: {e}")),
         }
     }
     // Provisional recipients (PROTOCOL.md §15.3): a record, then at most one claim by its key.
@@ -1049,10 +1054,20 @@ pub fn verify_log(api: &Api, t: &LogTrust) -> Result<LogReport> {
             r.errors.push(format!("provisional recipient {p}: {e}"));
         }
     }
-    // Social recovery (PROTOCOL.md §4.3): every handle's social chain replays.
+    // Social recovery (PROTOCOL.md §4.3): every handle's social chain replays, and each of its
+    // contacts entries is signed by the handle's identity key current at its index (REVIEW5
+    // U16: the honest server logs no other).
     for (h, chain) in &social_chains {
-        if let Err(e) = serment_core::log::social::replay_social(h, chain) {
-            r.errors.push(format!("social recovery of {h}: {e}"));
+        match serment_core::log::social::replay_social(h, chain, histories.get(h.as_str())) {
+            Ok(st) => {
+                for i in st.forged_contacts {
+                    r.errors.push(format!(
+                        "social recovery of {h}: the recovery contacts entry at log index {i} \
+                         is not signed by the handle's identity key current there"
+                    ));
+                }
+            }
+            Err(e) => r.errors.push(format!("social recovery of {h}: {e}")),
         }
     }
     // Care teams (PROTOCOL.md §12.4): every team's chain replays against the key histories.

@@ -279,6 +279,7 @@ pub fn accept(api: &Api, ks: &mut Keystore, announced: &str) -> Result<RollbackR
         .map(|d| (d.clone(), author_of(ks, &st, d).unwrap_or_default()))
         .collect();
     st.doc_heads.retain(|_, h| !lost(h));
+    st.social_heads.retain(|_, h| !lost(h));
     st.authored.retain(|_, i| *i < r.restored_size);
     st.listed
         .retain(|k, v| v.at < r.restored_size || !r.documents.iter().any(|d| doc_of(k) == d));

@@ -222,6 +222,28 @@ impl SocialSecret {
 /// a contact's client approves no request relying on one, and the completing client refuses one.
 pub const MIN_WAITING_PERIOD: u64 = 24 * 3600;
 
+/// How long a request stays completable once its waiting period is over, in seconds (7 days,
+/// PROTOCOL.md §4.3, REVIEW5 U15): its completion window is `[logged_at + waiting_period,
+/// logged_at + waiting_period + REQUEST_COMPLETION_WINDOW]`. Past it the server serves nothing
+/// for it (410) and the completing client refuses it: an abandoned recovery does not stay
+/// completable for ever.
+pub const REQUEST_COMPLETION_WINDOW: u64 = 7 * 24 * 3600;
+
+/// The most *open* requests (logged on the current contacts entry, not vetoed, completion
+/// window not over) the server keeps for one handle (PROTOCOL.md §4.3, REVIEW5 U1): a request
+/// needs no account, so without a cap anyone floods the owner's social chain, warnings and
+/// vetoes. Beyond it the server answers 429 until the owner vetoes (`serment recovery veto
+/// --all-pending`) or the requests' windows end.
+pub const MAX_OPEN_REQUESTS: u32 = 3;
+
+/// Whether a request logged at `logged_at` on an entry with `waiting_period` can still be
+/// completed at `now` (REVIEW5 U15): before the end of its completion window.
+pub fn request_within_window(logged_at: u64, waiting_period: u64, now: u64) -> bool {
+    now <= logged_at
+        .saturating_add(waiting_period)
+        .saturating_add(REQUEST_COMPLETION_WINDOW)
+}
+
 /// Checks a contacts entry's waiting period against [`MIN_WAITING_PERIOD`].
 ///
 /// # Errors

@@ -19,8 +19,9 @@ use rand_core::SeedableRng;
 use serde_json::{Value, json};
 use serment_core::Error;
 use serment_core::identity::{DeviceSecret, IdentitySecret};
+use serment_core::log::entry::PrevLink;
 use serment_core::log::entry::{EntryKind, LogEntry, Payload, Subject, encode_entry};
-use serment_core::log::history::{ChainEntry, check_chain};
+use serment_core::log::history::{ChainEntry, KeyHistory, check_chain};
 use serment_core::log::social::{
     Contact, ContactsBody, RecoveryApproval, RecoveryContacts, RecoveryVeto, SocialRecoveryRequest,
     replay_social,
@@ -262,11 +263,14 @@ fn social_recovery_vectors() {
         (EntryKind::RecoveryApproval, hx(&v, "approval_entry_hex")),
         (EntryKind::RecoveryVeto, hx(&v, "veto_entry_hex")),
     ];
+    // The social chain starts at log index 1: the handle's first device record, at 0, made
+    // the identity key current.
+    let keys = key_history(&i.identity);
     let mut chain: Vec<ChainEntry> = Vec::new();
     for (n, (k, p)) in items.iter().enumerate() {
         let bytes = encode_entry(*k, AT + n as u64, chain.last().map(ChainEntry::link), p).unwrap();
         chain.push(ChainEntry {
-            index: n as u64,
+            index: 1 + n as u64,
             entry: LogEntry::decode(&bytes).unwrap(),
             bytes,
         });
@@ -274,7 +278,8 @@ fn social_recovery_vectors() {
     check_chain(&chain, &Subject::Social(HANDLE.into())).unwrap();
     // Their subject is not the handle's key history (S17).
     assert!(check_chain(&chain, &Subject::Handle(HANDLE.into())).is_err());
-    let st = replay_social(HANDLE, &chain).unwrap();
+    let st = replay_social(HANDLE, &chain, Some(&keys)).unwrap();
+    assert!(st.forged_contacts.is_empty());
     let r = st.request(&req.id).unwrap();
     assert!(r.current_contacts);
     assert_eq!(r.approvals.len(), 1);
@@ -290,15 +295,53 @@ fn social_recovery_vectors() {
     for (n, (k, p)) in [&items[0], &items[2], &items[1]].iter().enumerate() {
         let bytes = encode_entry(*k, AT, swapped.last().map(ChainEntry::link), p).unwrap();
         swapped.push(ChainEntry {
-            index: n as u64,
+            index: 1 + n as u64,
             entry: LogEntry::decode(&bytes).unwrap(),
             bytes,
         });
     }
     assert!(matches!(
-        replay_social(HANDLE, &swapped),
+        replay_social(HANDLE, &swapped, Some(&keys)),
         Err(Error::History { .. })
     ));
+
+    // REVIEW5 U16: a contacts entry self-signed by another key, logged after the request (what
+    // only a hostile server logs), is never the current one: the request stays on the current
+    // set, and the forged entry is reported. Without the handle's key history every contacts
+    // entry is unproven.
+    let forged = RecoveryContacts::sign(
+        &ContactsBody {
+            handle: HANDLE,
+            recovery_device: i.new_device.id(),
+            threshold: 2,
+            waiting_period: 86_400,
+            escrow_hash: [7; 32],
+            contacts: &c.contacts,
+            at: AT,
+        },
+        &IdentitySecret::from_seed(&[0x99; 32]),
+    )
+    .unwrap();
+    let mut with_forged = chain.clone();
+    let bytes = encode_entry(
+        EntryKind::RecoveryContacts,
+        AT + 9,
+        with_forged.last().map(ChainEntry::link),
+        &forged,
+    )
+    .unwrap();
+    with_forged.push(ChainEntry {
+        index: 1 + items.len() as u64,
+        entry: LogEntry::decode(&bytes).unwrap(),
+        bytes,
+    });
+    let st = replay_social(HANDLE, &with_forged, Some(&keys)).unwrap();
+    assert_eq!(st.forged_contacts, vec![1 + items.len() as u64]);
+    assert_eq!(st.contacts.as_ref().map(|c| c.0), Some(1));
+    assert!(st.request(&req.id).unwrap().current_contacts);
+    let st = replay_social(HANDLE, &chain, None).unwrap();
+    assert!(st.contacts.is_none());
+    assert_eq!(st.forged_contacts, vec![1]);
 
     // An entry of an unknown kind is refused (§11.3), never skipped.
     assert!(matches!(
@@ -336,5 +379,24 @@ fn social_recovery_vectors() {
         if key == "escrow_hex" {
             assert_ne!(hex::encode(escrow_hash(&bad)), v["escrow_hash_hex"]);
         }
+    }
+}
+
+/// The key history of [`HANDLE`]: `identity` current from log index 0 (its first device
+/// record), nothing else the social replay reads.
+fn key_history(identity: &IdentitySecret) -> KeyHistory {
+    KeyHistory {
+        handle: HANDLE.into(),
+        identity_key: identity.public_key(),
+        identity_keys: vec![identity.public_key()],
+        identity_since: vec![0],
+        devices: vec![],
+        retired: vec![],
+        head: PrevLink {
+            index: 0,
+            leaf_hash: [0; 32],
+        },
+        hybrid_since: vec![],
+        recoveries: vec![],
     }
 }

@@ -167,7 +167,7 @@ pub(crate) fn warn_identity_changes(s: &mut serment_client::vault::Session) {
         }
     }
     // A pending social recovery request of this identity: its veto window must not pass unseen
-    // (REVIEW4 T7). `warn_pending` prints each one.
+    // (REVIEW4 T7). `warn_pending` prints them (the newest, and a count).
     if let Err(e) = super::social::warn_pending(s) {
         eprintln!("serment: WARNING: could not check for pending recovery requests: {e}");
     }

@@ -52,20 +52,46 @@ fn request_json(v: &RequestView) -> serde_json::Value {
             "threshold": v.threshold, "vetoed": v.vetoed, "ready_at": rfc3339(v.ready_at) })
 }
 
+/// How many pending requests [`warn_pending`] prints one line for (the newest): beyond, a
+/// count and `--all-pending` (REVIEW5 U1: a flood of requests must not bury the real one in
+/// thousands of lines).
+const PENDING_LINES: usize = 3;
+
 /// Warns on stderr about requests to recover this identity (every command of its devices that
 /// calls it: `device list`, `ls`, `get`), and when its recovery contacts no longer work (REVIEW4
 /// T6: the identity key rotated, or their recovery device was retired), with the command that
-/// names the same contacts again. Returns the pending requests and the contacts' status.
+/// names the same contacts again; and about contacts entries the server logged that this
+/// identity did not sign (REVIEW5 U16). Saves the keystore: the social chain's head it
+/// verified is pinned (REVIEW5 U2). Returns the pending requests and the contacts' status.
 pub(crate) fn warn_pending(
     s: &mut serment_client::vault::Session,
 ) -> CliResult<(Vec<RequestView>, RecoveryStatus)> {
     let handle = s.ks.handle().to_owned();
-    let (pending, status, contacts) = s.own_social_status()?;
-    for p in &pending {
+    let o = s.own_social_status()?;
+    s.ks.save()?;
+    if !o.forged_contacts.is_empty() {
+        let at: Vec<String> = o.forged_contacts.iter().map(u64::to_string).collect();
+        eprintln!(
+            "serment: WARNING: the server's log holds {} recovery contacts entr{} for {handle} \
+             that your identity did not sign (log index {}): only a hostile server logs one. \
+             They are ignored; report this to the operator, and check the requests below.",
+            at.len(),
+            if at.len() == 1 { "y" } else { "ies" },
+            at.join(", ")
+        );
+    }
+    if o.pending.len() > PENDING_LINES {
+        eprintln!(
+            "serment: WARNING: {} pending requests to recover {handle} (the newest {PENDING_LINES} \
+             below). If none is yours, veto them all: `serment recovery veto --all-pending`.",
+            o.pending.len()
+        );
+    }
+    for p in o.pending.iter().rev().take(PENDING_LINES) {
         eprintln!(
             "serment: WARNING: someone asked to recover {handle} with your recovery contacts \
              (request {}, new device {}, at {}; {} of {} approvals). If it is not you, veto it \
-             now: `serment recovery veto --request {}` (possible until {}).",
+             now: `serment recovery veto --request {}` (completable from {}).",
             p.request_id,
             p.fingerprint,
             rfc3339(p.logged_at),
@@ -74,8 +100,17 @@ pub(crate) fn warn_pending(
             p.request_id,
             rfc3339(p.ready_at)
         );
+        if p.logged_in_future {
+            eprintln!(
+                "serment: WARNING: the server logged request {} at {}, ahead of this machine's \
+                 clock: a server lying about time. Do not wait for any deadline: veto it now if \
+                 it is not you.",
+                p.request_id,
+                rfc3339(p.logged_at)
+            );
+        }
     }
-    if let (RecoveryStatus::Stale, Some(c)) = (status, contacts) {
+    if let (RecoveryStatus::Stale, Some(c)) = (o.status, o.contacts) {
         let handles: Vec<&str> = c.contacts.iter().map(|k| k.handle.as_str()).collect();
         eprintln!(
             "serment: WARNING: your recovery contacts can no longer recover {handle}: the \
@@ -87,7 +122,7 @@ pub(crate) fn warn_pending(
             c.waiting_period
         );
     }
-    Ok((pending, status))
+    Ok((o.pending, o.status))
 }
 
 /// `serment id recovery-contacts …`.
@@ -188,7 +223,15 @@ pub(crate) fn run(ctx: &Ctx, c: RecoveryCommand) -> CliResult<()> {
             );
             (s.approve_recovery(&handle, &request)?, "approved")
         }
-        RecoveryCommand::Veto { request } => (s.veto_recovery(&request)?, "vetoed"),
+        RecoveryCommand::Veto {
+            all_pending: true, ..
+        } => return veto_all(ctx, &mut s),
+        RecoveryCommand::Veto { request, .. } => {
+            let request = request.ok_or_else(|| {
+                CliError::Input("--request ID or --all-pending is required".into())
+            })?;
+            (s.veto_recovery(&request)?, "vetoed")
+        }
     };
     let mut j = request_json(&v);
     if let Some(o) = j.as_object_mut() {
@@ -205,6 +248,28 @@ pub(crate) fn run(ctx: &Ctx, c: RecoveryCommand) -> CliResult<()> {
             v.threshold,
             if v.vetoed { ", vetoed" } else { "" }
         ),
+    );
+    Ok(())
+}
+
+/// `serment recovery veto --all-pending` (REVIEW5 U1): one veto per pending request to
+/// recover this identity, each checked in the log.
+fn veto_all(ctx: &Ctx, s: &mut serment_client::vault::Session) -> CliResult<()> {
+    let vetoed = s.veto_all_pending()?;
+    let ids: Vec<&str> = vetoed.iter().map(|v| v.request_id.as_str()).collect();
+    emit(
+        ctx.json,
+        &json!({ "action": "vetoed", "handle": s.ks.handle(), "request_ids": ids }),
+        &if ids.is_empty() {
+            format!("No pending request to recover {}", s.ks.handle())
+        } else {
+            format!(
+                "Vetoed {} pending request(s) to recover {} (logged): {}",
+                ids.len(),
+                s.ks.handle(),
+                ids.join(", ")
+            )
+        },
     );
     Ok(())
 }

@@ -73,6 +73,9 @@ pub struct KeyHistory {
     pub identity_key: [u8; 32],
     /// Every identity key the handle held, oldest first (the last is current).
     pub identity_keys: Vec<[u8; 32]>,
+    /// The log index of the entry that made each of `identity_keys` current (its first device
+    /// record, or its rotation), in the same order.
+    pub identity_since: Vec<u64>,
     /// The current devices: certified by the current identity key and not revoked, oldest first.
     pub devices: Vec<DeviceRecord>,
     /// Devices revoked, and devices of rotated-away identities not certified again since.
@@ -92,6 +95,17 @@ impl KeyHistory {
     /// The current identity id.
     pub fn identity_id(&self) -> KeyId {
         KeyId::of(KeyKind::Identity, &self.identity_key)
+    }
+
+    /// The identity key current just before log index `index` (the key an entry logged there
+    /// must be signed by), or `None` before the handle's first device record.
+    pub fn identity_key_at(&self, index: u64) -> Option<[u8; 32]> {
+        self.identity_keys
+            .iter()
+            .zip(&self.identity_since)
+            .take_while(|(_, since)| **since < index)
+            .last()
+            .map(|(k, _)| *k)
     }
 
     /// The log index of `device`'s first record with a hybrid key, if it has had one.
@@ -116,6 +130,7 @@ impl KeyHistory {
 pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
     let mut identity: Option<[u8; 32]> = None;
     let mut keys: Vec<[u8; 32]> = Vec::new();
+    let mut since: Vec<u64> = Vec::new();
     let mut devices: Vec<DeviceRecord> = Vec::new();
     let mut revoked: Vec<KeyId> = Vec::new();
     let mut rotated_out: Vec<KeyId> = Vec::new();
@@ -131,6 +146,7 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
                     None => {
                         identity = Some(rec.identity_key);
                         keys.push(rec.identity_key);
+                        since.push(e.index);
                     }
                     Some(k) if k == rec.identity_key => {}
                     Some(_) if keys.contains(&rec.identity_key) => {
@@ -176,6 +192,7 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
                 rotated_out.extend(devices.drain(..).map(|d| d.device_id()));
                 identity = Some(rot.new_identity_key);
                 keys.push(rot.new_identity_key);
+                since.push(e.index);
             }
             Payload::Revocation(rev) => {
                 if rev.handle != handle || identity != Some(rev.identity_key) {
@@ -206,6 +223,7 @@ pub fn replay_keys(handle: &str, chain: &[ChainEntry]) -> Result<KeyHistory> {
         handle: handle.to_owned(),
         identity_key,
         identity_keys: keys,
+        identity_since: since,
         devices,
         retired: revoked.into_iter().chain(rotated_out).collect(),
         head: last.link(),

@@ -24,7 +24,7 @@
 use sha2::{Digest, Sha256};
 
 use super::entry::{Payload, Subject};
-use super::history::ChainEntry;
+use super::history::{ChainEntry, KeyHistory};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::{
@@ -549,11 +549,15 @@ pub struct RequestState {
 /// A handle's social chain, replayed.
 #[derive(Debug, Clone, Default)]
 pub struct SocialState {
-    /// The newest contacts entry: its log index, the entry and its payload hash
-    /// (`serment_core::social::contacts_hash`).
+    /// The newest contacts entry signed by the handle's identity key current at its log index:
+    /// its log index, the entry and its payload hash (`serment_core::social::contacts_hash`).
     pub contacts: Option<(u64, RecoveryContacts, [u8; 32])>,
     /// Every request, oldest first.
     pub requests: Vec<RequestState>,
+    /// The log indices of contacts entries signed by any other key (REVIEW5 U16: only a
+    /// hostile server logs one; the honest one checks the signer). They are never current:
+    /// every reader must show them as an integrity problem, and `verify-log` reports them.
+    pub forged_contacts: Vec<u64>,
 }
 
 impl SocialState {
@@ -565,11 +569,19 @@ impl SocialState {
 
 /// Replays a handle's social chain (checked with [`super::history::check_chain`] against
 /// [`Subject::Social`]): every entry is of kinds 13-16 and names the handle; an approval or a
-/// veto names a request logged before it.
+/// veto names a request logged before it. `keys` is the handle's replayed key history (`None`
+/// when it has none): a contacts entry counts only if signed by the identity key current at its
+/// log index ([`KeyHistory::identity_key_at`]); any other is listed in
+/// [`SocialState::forged_contacts`] and never becomes current (REVIEW5 U16: a self-signed
+/// entry by any key would otherwise make every request on the real set stale, hiding it).
 ///
 /// # Errors
 /// [`Error::History`].
-pub fn replay_social(handle: &str, chain: &[ChainEntry]) -> Result<SocialState> {
+pub fn replay_social(
+    handle: &str,
+    chain: &[ChainEntry],
+    keys: Option<&KeyHistory>,
+) -> Result<SocialState> {
     let broken = |reason| Error::History { reason };
     let mut st = SocialState::default();
     let mut contacts_hashes: Vec<[u8; 32]> = Vec::new();
@@ -583,7 +595,12 @@ pub fn replay_social(handle: &str, chain: &[ChainEntry]) -> Result<SocialState> 
             Payload::RecoveryContacts(c) => {
                 let h = crate::social::contacts_hash(&e.entry.payload_bytes);
                 contacts_hashes.push(h);
-                st.contacts = Some((e.index, c.clone(), h));
+                let signer = keys.and_then(|k| k.identity_key_at(e.index));
+                if c.handle == handle && signer == Some(c.identity_key) {
+                    st.contacts = Some((e.index, c.clone(), h));
+                } else {
+                    st.forged_contacts.push(e.index);
+                }
             }
             Payload::RecoveryRequest(r) => {
                 let current = st.contacts.as_ref().is_some_and(|c| c.2 == r.contacts_hash);

@@ -171,6 +171,18 @@ pub(crate) fn operator_append_device(
     payload: &[u8],
     device_id: &str,
 ) -> u64 {
+    operator_append_at(h, subject, kind, payload, device_id, 1_800_000_000)
+}
+
+/// [`operator_append_device`] with the envelope's `logged_at` (the server's unchecked time).
+pub(crate) fn operator_append_at(
+    h: &Hostile,
+    subject: &str,
+    kind: EntryKind,
+    payload: &[u8],
+    device_id: &str,
+    logged_at: u64,
+) -> u64 {
     let int = |v: &Option<Vec<u8>>| -> u64 {
         String::from_utf8(v.clone().unwrap())
             .unwrap()
@@ -187,7 +199,7 @@ pub(crate) fn operator_append_device(
             index: int(&r[0].1),
             leaf_hash: r[1].1.clone().unwrap().try_into().unwrap(),
         });
-    let entry = encode_entry(kind, 1_800_000_000, prev, payload).unwrap();
+    let entry = encode_entry(kind, logged_at, prev, payload).unwrap();
     let leaf = tree::leaf_hash(&entry);
     let mut map: HashMap<NodeId, tree::Hash> = h
         .sql("SELECT level, idx, hash FROM log_nodes")
@@ -213,7 +225,7 @@ pub(crate) fn operator_append_device(
     }
     h.sql_exec(&format!(
         "INSERT INTO log_entries (idx, kind, subject, device_id, entry, leaf_hash, logged_at) \
-         VALUES ({n}, {}, '{subject}', '{device_id}', {}, {}, 1800000000)",
+         VALUES ({n}, {}, '{subject}', '{device_id}', {}, {}, {logged_at})",
         kind as u8,
         h.bytes_literal(&entry),
         h.bytes_literal(&leaf)

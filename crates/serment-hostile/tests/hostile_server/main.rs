@@ -37,6 +37,8 @@ mod recovery;
 mod revocation_not_enforced;
 mod rollback_freshness_forks;
 mod social_recovery;
+mod social_recovery_limits;
+mod social_recovery_views;
 mod stolen_token;
 mod storage_tampering;
 mod unauthenticated_key_material;

@@ -18,22 +18,22 @@ use zeroize::Zeroizing;
 
 use crate::common::{GP, LAB, PATIENT, World, content, read};
 
-const RELATIVE: &str = "relative-of-patient";
-const FRIEND: &str = "friend-of-patient";
+pub(crate) const RELATIVE: &str = "relative-of-patient";
+pub(crate) const FRIEND: &str = "friend-of-patient";
 
-const OPTS: RecoverOptions = RecoverOptions {
+pub(crate) const OPTS: RecoverOptions = RecoverOptions {
     keystore_params: KdfParams::FLOOR,
     escrow_params: KdfParams::FLOOR,
     revoke_others: false,
     rotate: false,
 };
 
-fn pass() -> Zeroizing<String> {
+pub(crate) fn pass() -> Zeroizing<String> {
     Zeroizing::new("passphrase of the new machine".to_owned())
 }
 
 /// The patient names GP, RELATIVE and FRIEND, 2 of 3, with `wait` seconds of waiting period.
-fn name_contacts(w: &mut World, wait: u64) -> (Session, Session) {
+pub(crate) fn name_contacts(w: &mut World, wait: u64) -> (Session, Session) {
     let relative = w.h.party(RELATIVE);
     let friend = w.h.party(FRIEND);
     let set = w
@@ -49,7 +49,7 @@ fn name_contacts(w: &mut World, wait: u64) -> (Session, Session) {
 }
 
 /// The new machine's request: returns its keystore path and the request id.
-fn request(h: &Hostile, name: &str) -> (std::path::PathBuf, String) {
+pub(crate) fn request(h: &Hostile, name: &str) -> (std::path::PathBuf, String) {
     let path = h.keystore_path(name);
     let r = social::request_recovery(
         &path,
@@ -66,7 +66,7 @@ fn request(h: &Hostile, name: &str) -> (std::path::PathBuf, String) {
 
 /// The test moves the clocks past the waiting period (at least 24 hours, REVIEW4 T8): the
 /// server's, in its database (every request logged over `WAIT` seconds ago).
-fn elapse(h: &Hostile) {
+pub(crate) fn elapse(h: &Hostile) {
     let cutoff = serment_client::now_secs() - WAIT - 1;
     h.sql_exec(&format!(
         "UPDATE social_requests SET logged_at = {cutoff} WHERE logged_at > {cutoff}"
@@ -75,7 +75,10 @@ fn elapse(h: &Hostile) {
 
 /// `recover --social --complete` with both clocks past the waiting period: the server's
 /// ([`elapse`]) and the completing client's (`now` moved forward).
-fn complete(h: &Hostile, path: &std::path::Path) -> Result<SocialRecovered, ClientError> {
+pub(crate) fn complete(
+    h: &Hostile,
+    path: &std::path::Path,
+) -> Result<SocialRecovered, ClientError> {
     elapse(h);
     social::complete_recovery_at(
         path,
@@ -86,11 +89,11 @@ fn complete(h: &Hostile, path: &std::path::Path) -> Result<SocialRecovered, Clie
     )
 }
 
-fn active_devices(s: &mut Session) -> usize {
+pub(crate) fn active_devices(s: &mut Session) -> usize {
     s.device_list().unwrap().iter().filter(|d| d.active).count()
 }
 
-fn integrity_msg(e: &ClientError) -> String {
+pub(crate) fn integrity_msg(e: &ClientError) -> String {
     match e {
         ClientError::Integrity(serment_core::Error::ContextMismatch(m)) => (*m).to_owned(),
         other => panic!("expected an integrity error, got {other:?}"),
@@ -259,12 +262,12 @@ fn social_recovery_forged_approval_is_not_counted() {
 }
 
 /// The request as the proven social chain shows it, read by any party.
-fn social_request_of(
+pub(crate) fn social_request_of(
     s: &mut Session,
     id: &str,
 ) -> serment_core::log::social::SocialRecoveryRequest {
     let chain = s.api.proven_social_chain(&mut s.ks, PATIENT).unwrap();
-    let st = serment_core::log::social::replay_social(PATIENT, &chain).unwrap();
+    let st = serment_core::log::social::replay_social(PATIENT, &chain, None).unwrap();
     let rid: [u8; 16] = hex::decode(id).unwrap().try_into().unwrap();
     st.request(&rid).unwrap().request.clone()
 }
@@ -769,16 +772,17 @@ fn social_recovery_contacts_after_an_identity_rotation_are_reported_stale() {
     use serment_client::recovery::RecoveryStatus;
     let mut w = World::new();
     assert_eq!(
-        w.patient.own_social_status().unwrap().1,
+        w.patient.own_social_status().unwrap().status,
         RecoveryStatus::None
     );
     let (_relative, _friend) = name_contacts(&mut w, WAIT);
     assert_eq!(
-        w.patient.own_social_status().unwrap().1,
+        w.patient.own_social_status().unwrap().status,
         RecoveryStatus::Usable
     );
     w.patient.rotate_identity().unwrap();
-    let (_, status, contacts) = w.patient.own_social_status().unwrap();
+    let o = w.patient.own_social_status().unwrap();
+    let (status, contacts) = (o.status, o.contacts);
     assert_eq!(
         status,
         RecoveryStatus::Stale,
@@ -804,7 +808,7 @@ fn social_recovery_contacts_after_an_identity_rotation_are_reported_stale() {
         .set_recovery_contacts(&handles, c.threshold, c.waiting_period)
         .unwrap();
     assert_eq!(
-        w.patient.own_social_status().unwrap().1,
+        w.patient.own_social_status().unwrap().status,
         RecoveryStatus::Usable
     );
 }

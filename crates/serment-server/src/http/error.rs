@@ -222,6 +222,7 @@ impl From<StoreError> for ApiError {
                 "a version holds at most {} wraps",
                 crate::store::MAX_WRAPS
             )),
+            StoreError::OverCap(m) => ApiError::TooManyRequests(m.to_owned()),
             StoreError::Backend(e) => ApiError::internal("storage failure", &e),
         }
     }

@@ -189,7 +189,7 @@ pub(crate) async fn shares(
         (status = 201, body = RecoveryRequestCreated),
         (status = 400, body = ErrorBody),
         (status = 409, description = "No recovery contacts for this handle, or not the current ones", body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 429, description = "Throttled, or the handle has as many open requests as the server keeps (3)", body = ErrorBody),
     )
 )]
 pub(crate) async fn post_request(
@@ -380,7 +380,7 @@ pub(crate) async fn post_veto(
         (status = 400, body = ErrorBody),
         (status = 403, description = "The proof is not by the request's device, or not fresh", body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "Vetoed, too few approvals, the waiting period not over, or the contacts changed", body = ErrorBody),
+        (status = 409, description = "Vetoed, too few approvals, the waiting period not over, its completion window over, or the contacts changed", body = ErrorBody),
         (status = 429, body = ErrorBody),
     )
 )]
@@ -432,6 +432,13 @@ pub(crate) async fn fetch_request(
             ready_at - now()
         )));
     }
+    // REVIEW5 U15: a request is completable for REQUEST_COMPLETION_WINDOW after its waiting
+    // period, no longer: an abandoned recovery does not stay open for ever.
+    if !serment_core::social::request_within_window(row.logged_at, social.waiting_period, now()) {
+        return Err(ApiError::Conflict(
+            "the request's completion window (7 days after its waiting period) is over: make a new request".into(),
+        ));
+    }
     let shares = meta
         .social_shares(&row.handle, &id, &row.new_device)
         .await?;
@@ -443,7 +450,9 @@ pub(crate) async fn fetch_request(
 }
 
 /// A handle's social recovery chain (kinds 13-16) with inclusion proofs against checkpoint
-/// `size` (no authentication: contacts and the new machine read it).
+/// `size` (no authentication: contacts and the new machine read it). Not throttled: the login
+/// budget counts a 404 (no contacts, the common case, read on every `ls`) as a failure; the
+/// chain's growth is bounded by the cap of open requests instead (REVIEW5 U1).
 #[utoipa::path(
     get, path = "/v1/log/social/{handle}", tag = "log",
     params(("handle" = String, Path, description = "The handle"),

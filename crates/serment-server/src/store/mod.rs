@@ -70,6 +70,9 @@ pub(crate) enum StoreError {
     /// A version would hold more than [`MAX_WRAPS`] wraps.
     #[error("too many wraps")]
     TooManyWraps,
+    /// A per-subject cap is reached (REVIEW5 U1: open recovery requests of one handle).
+    #[error("over a cap: {0}")]
+    OverCap(&'static str),
     /// The document was erased (PROTOCOL.md §11.3.2).
     #[error("the document was erased")]
     Erased,

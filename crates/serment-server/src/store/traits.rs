@@ -637,7 +637,10 @@ pub(crate) trait SocialStore: Send + Sync {
     ) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// Appends a request (kind 14); [`StoreError::Conflict`] unless it relies on the handle's
-    /// current contacts entry, or if the request exists.
+    /// current contacts entry, or if the request exists; [`StoreError::OverCap`] when the handle
+    /// already has `serment_core::social::MAX_OPEN_REQUESTS` open requests (on the current
+    /// contacts, not vetoed, completion window not over), counted in the same transaction
+    /// (REVIEW5 U1).
     async fn append_social_request(
         &self,
         handle: &str,

@@ -4,6 +4,7 @@
 //! writes its rows.
 
 use serment_core::log::entry::{EntryKind, Subject};
+use serment_core::social::{MAX_OPEN_REQUESTS, REQUEST_COMPLETION_WINDOW};
 
 use super::{Db, conflict_on_unique, to_i64, to_u32, to_u64};
 use crate::store::log_service::LogAppender;
@@ -128,14 +129,38 @@ impl SocialStore for Db {
         now: u64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT contacts_hash FROM social_escrows WHERE handle = $1")
-                .bind(handle)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if current.as_deref() != Some(contacts_hash) {
+        let current: Option<(String, i64)> = sqlx::query_as(
+            "SELECT contacts_hash, waiting_period FROM social_escrows WHERE handle = $1",
+        )
+        .bind(handle)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((current, waiting_period)) = current else {
             return Err(StoreError::Conflict(
                 "the request does not rely on the handle's current recovery contacts",
+            ));
+        };
+        if current != contacts_hash {
+            return Err(StoreError::Conflict(
+                "the request does not rely on the handle's current recovery contacts",
+            ));
+        }
+        // REVIEW5 U1: at most MAX_OPEN_REQUESTS open requests per handle (on the current
+        // contacts, not vetoed, completion window not over), counted in this transaction.
+        let window = to_u64(waiting_period)?.saturating_add(REQUEST_COMPLETION_WINDOW);
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM social_requests WHERE handle = $1 AND contacts_hash = $2 \
+             AND vetoed = 0 AND logged_at >= $3",
+        )
+        .bind(handle)
+        .bind(contacts_hash)
+        .bind(to_i64(now.saturating_sub(window))?)
+        .fetch_one(&mut *tx)
+        .await?;
+        if open >= i64::from(MAX_OPEN_REQUESTS) {
+            return Err(StoreError::OverCap(
+                "this handle has as many open recovery requests as the server keeps (3): its \
+                 owner can veto them, or they expire 7 days after their waiting period",
             ));
         }
         sqlx::query(
