@@ -83,7 +83,8 @@ pub(crate) enum Command {
         /// With --to-unregistered: make a new provisional recipient and claim code for the
         /// contact even if an unclaimed one exists (the patient lost the receipt, a failed run's
         /// code was not kept, or the claim code is locked after wrong one-time codes). Earlier
-        /// documents stay with the old recipient: send them again.
+        /// documents stay with the old recipient: send them again. Refused (exit 2) once the
+        /// contact has claimed: its documents go straight to the claimant's devices.
         #[arg(long = "new-claim-code", requires = "to_unregistered")]
         new_claim_code: bool,
     },
@@ -431,6 +432,14 @@ pub(crate) enum IdCommand {
         /// code carries 128 random bits, so the cost only slows a server that guesses.
         #[arg(long, value_enum, default_value_t = KdfCost::Default)]
         kdf: KdfCost,
+        /// The code replaced was seen, photographed or lost: first rotate the identity key,
+        /// retiring the earlier codes' recovery devices (your other devices are re-certified).
+        /// Every earlier escrow stays in the server's backups for their whole retention and
+        /// holds the identity key of its time: without a rotation the old code still opens
+        /// your current identity key from any copy of a backup. Asked on a terminal when a
+        /// code is replaced.
+        #[arg(long)]
+        rotate: bool,
     },
     /// Social recovery, k-of-n (PROTOCOL.md §4.3): trusted contacts (a GP, a relative) who,
     /// K of them together, can let you back in when every device is lost.

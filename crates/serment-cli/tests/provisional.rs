@@ -233,6 +233,24 @@ fn lab_sends_to_an_unregistered_patient_who_claims_and_reads() {
     );
     assert_eq!(p3["unregistered"]["claimed_by"], "ana-p", "{p3}");
     assert!(p3["unregistered"]["claim_code"].is_null());
+    // Newcomer 5 N21: --new-claim-code for a contact that claimed is refused, saying why,
+    // rather than ignored.
+    let (code, v) = run(
+        &lab,
+        &[
+            "put",
+            r3.to_str().unwrap(),
+            "--to-unregistered",
+            &contact,
+            "--new-claim-code",
+        ],
+    );
+    assert_eq!(code, 2, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("was claimed by ana-p") && msg.contains("without --new-claim-code"),
+        "{v}"
+    );
     let out = root.join("r3.out");
     ok(
         &patient,

@@ -622,6 +622,38 @@ impl Session {
             .into_iter()
             .filter(|d| d.device_id() != *device && d.device_id() != me)
             .partition(|d| keep.contains(&d.device_id()));
+        self.rotate_certifying(&handle, &others, &dropped)
+    }
+
+    /// Rotates the identity key (PROTOCOL.md §4.1), re-certifying this device and every other
+    /// current device of the identity except those in `drop` (REVIEW5 U18: the recovery
+    /// devices of a replaced code, whose escrow copies in the backups hold the old key). The
+    /// writes are checked in the log; the keystore then holds the new key.
+    ///
+    /// # Errors
+    /// Log, server and transport errors.
+    pub fn rotate_dropping(&mut self, drop: &[KeyId]) -> Result<RevokeOutcome> {
+        let handle = self.ks.handle().to_owned();
+        let hist = crate::log::key_history(&self.api, &mut self.ks, &handle, None)?;
+        let me = self.ks.device.id();
+        let (dropped, others): (Vec<DeviceRecord>, Vec<DeviceRecord>) = hist
+            .devices
+            .into_iter()
+            .filter(|d| d.device_id() != me)
+            .partition(|d| drop.contains(&d.device_id()));
+        self.rotate_certifying(&handle, &others, &dropped)
+    }
+
+    /// The rotation of [`Session::revoke_and_rotate`] and [`Session::rotate_dropping`]: a new
+    /// identity key certifies this device and `others`; `dropped` (and any device not named)
+    /// is retired by the server.
+    fn rotate_certifying(
+        &mut self,
+        handle: &str,
+        others: &[DeviceRecord],
+        dropped: &[DeviceRecord],
+    ) -> Result<RevokeOutcome> {
+        let handle = handle.to_owned();
         let new = IdentitySecret::generate();
         let now = crate::now_secs();
         let rot = serment_core::log::entry::Rotation::sign(&handle, &self.ks.identity, &new, now)
@@ -630,7 +662,7 @@ impl Session {
             new.sign_device_record(&handle, &self.ks.device, self.ks.created_at())
                 .map_err(|e| ClientError::Input(e.to_string()))?,
         ];
-        for d in &others {
+        for d in others {
             records.push(
                 new.sign_record_for(
                     &handle,

@@ -178,20 +178,23 @@ pub struct LogState {
     /// restored server no longer lists, was lost. At most [`MAX_DOC_POSITIONS`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub listed: BTreeMap<String, ListedVersion>,
-    /// The revocations, recipient removals and erasures this device logged, each with the log
-    /// index proven when it was made (PROTOCOL.md §11.11): after an accepted restore lost one,
-    /// `serment accept-rollback --statement` logs the same signed entry again, so that what
-    /// this device revoked does not come back. At most [`MAX_DOC_POSITIONS`], the lowest
-    /// indices dropped first. Absent in keystores written before it existed (nothing was
+    /// The revocations, recipient removals, erasures, identity rotations and care-team
+    /// changes this device logged, each with the log index proven when it was made
+    /// (PROTOCOL.md §11.11): after an accepted restore lost one, `serment accept-rollback
+    /// --statement` logs the same signed entry again, so that what this device revoked does not
+    /// come back. At most [`MAX_DOC_POSITIONS`], the lowest indices dropped first (and at most
+    /// [`MAX_OWN_TEAM_CHANGES`] team changes, whose key wraps make them large). Absent in keystores written before it existed (nothing was
     /// recorded then; `#[serde(default)]` is the migration).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub own_revocations: Vec<OwnRevocation>,
 }
 
-/// A revocation, removal or erasure this device logged ([`LogState::own_revocations`]).
+/// A revocation, removal, erasure, identity rotation or team change this device logged
+/// ([`LogState::own_revocations`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OwnRevocation {
-    /// The log entry kind: 3 (device revocation), 5 (recipient removal) or 9 (erasure).
+    /// The log entry kind: 2 (identity rotation), 3 (device revocation), 5 (recipient
+    /// removal), 7 (care-team change) or 9 (erasure).
     pub kind: u8,
     /// The log index of the entry, proven when it was logged.
     pub index: u64,
@@ -201,6 +204,11 @@ pub struct OwnRevocation {
     /// logged again (or found moot); `None` for an entry the served log holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// What was sent with the entry and is sent again with it (base64 each): the device
+    /// records, signed by the new identity key, of a rotation (kind 2); the epoch key wraps of
+    /// a team change (kind 7). Empty for the other kinds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub with: Vec<String>,
 }
 
 impl OwnRevocation {
@@ -209,7 +217,20 @@ impl OwnRevocation {
     pub fn bytes(&self) -> Option<Vec<u8>> {
         crate::api::b64d(&self.entry, "entry").ok()
     }
+
+    /// The bytes of [`OwnRevocation::with`], or `None` when one is not valid base64.
+    #[must_use]
+    pub fn with_bytes(&self) -> Option<Vec<Vec<u8>>> {
+        self.with
+            .iter()
+            .map(|w| crate::api::b64d(w, "with").ok())
+            .collect()
+    }
 }
+
+/// The most care-team changes [`LogState::own_revocations`] keeps (their key wraps make each
+/// one up to tens of kilobytes): the oldest go first.
+pub const MAX_OWN_TEAM_CHANGES: usize = 256;
 
 /// The most entries [`LogState::authored`] and [`LogState::listed`] each keep: a lost range is
 /// the tail of the log, so the oldest go first.
@@ -242,9 +263,10 @@ impl LogState {
         }
     }
 
-    /// Records a revocation, removal or erasure this device logged (`kind`: its entry kind
-    /// byte) at log index `index`.
-    pub fn record_own_revocation(&mut self, kind: u8, index: u64, entry: &[u8]) {
+    /// Records a revocation, removal, erasure, rotation or team change this device logged
+    /// (`kind`: its entry kind byte) at log index `index`, with what was sent with it (`with`:
+    /// [`OwnRevocation::with`]).
+    pub fn record_own_revocation(&mut self, kind: u8, index: u64, entry: &[u8], with: &[&[u8]]) {
         self.own_revocations
             .retain(|r| r.index != index || r.lost.is_some());
         self.own_revocations.push(OwnRevocation {
@@ -252,10 +274,36 @@ impl LogState {
             index,
             entry: crate::api::b64e(entry),
             lost: None,
+            with: with.iter().map(|w| crate::api::b64e(w)).collect(),
         });
         self.own_revocations.sort_by_key(|r| r.index);
         while self.own_revocations.len() > MAX_DOC_POSITIONS {
             self.own_revocations.remove(0);
+        }
+        let team = serment_core::log::entry::EntryKind::Team as u8;
+        while self
+            .own_revocations
+            .iter()
+            .filter(|r| r.kind == team)
+            .count()
+            > MAX_OWN_TEAM_CHANGES
+        {
+            match self.own_revocations.iter().position(|r| r.kind == team) {
+                Some(i) => self.own_revocations.remove(i),
+                None => break,
+            };
+        }
+    }
+
+    /// Sets what was sent with the own write recorded at `index` ([`OwnRevocation::with`]):
+    /// the key wraps of a team change, known to the caller of the check that recorded it.
+    pub fn set_own_write_with(&mut self, index: u64, with: &[Vec<u8>]) {
+        if let Some(r) = self
+            .own_revocations
+            .iter_mut()
+            .find(|r| r.index == index && r.lost.is_none())
+        {
+            r.with = with.iter().map(|w| crate::api::b64e(w)).collect();
         }
     }
 

@@ -327,9 +327,10 @@ pub fn check_own_writes(
     Ok(cp)
 }
 
-/// Records the revocations, removals and erasures among `expected` (proven at `indices`) in
-/// the keystore's log state, so that a restore that loses them has them logged again
-/// (PROTOCOL.md §11.11). The caller saves the keystore.
+/// Records the revocations, removals, erasures, identity rotations (with the device records
+/// sent with each) and team changes among `expected` (proven at `indices`) in the keystore's
+/// log state, so that a restore that loses them has them logged again (PROTOCOL.md §11.11).
+/// The caller saves the keystore.
 fn record_own_revocations(
     api: &Api,
     ks: &mut Keystore,
@@ -339,12 +340,21 @@ fn record_own_revocations(
     let Some(st) = ks.log_state_mut(api.base()) else {
         return;
     };
-    for (idx, (kind, bytes)) in indices.iter().zip(expected) {
-        if matches!(
-            kind,
-            EntryKind::Revocation | EntryKind::Removal | EntryKind::Erasure
-        ) {
-            st.record_own_revocation(*kind as u8, *idx, bytes);
+    for (i, (idx, (kind, bytes))) in indices.iter().zip(expected).enumerate() {
+        match kind {
+            EntryKind::Revocation | EntryKind::Removal | EntryKind::Erasure | EntryKind::Team => {
+                st.record_own_revocation(*kind as u8, *idx, bytes, &[]);
+            }
+            EntryKind::Rotation => {
+                let records: Vec<&[u8]> = expected
+                    .iter()
+                    .skip(i + 1)
+                    .take_while(|(k, _)| *k == EntryKind::Device)
+                    .map(|(_, b)| *b)
+                    .collect();
+                st.record_own_revocation(*kind as u8, *idx, bytes, &records);
+            }
+            _ => {}
         }
     }
 }

@@ -224,10 +224,12 @@ impl Session {
     /// (review S14, PROTOCOL.md §15.1 "Re-issue"): for a receipt the patient lost, a claim code
     /// nobody saw (a run that failed before printing it), or a recipient locked after too many
     /// wrong one-time codes (§15.2). Documents sealed to the old recipient stay there (the lab
-    /// sends them again). A contact that claimed goes to the claimant, as without the flag.
+    /// sends them again). A contact that claimed is refused with the flag (newcomer 5 N21: a
+    /// new code would reach no one; without the flag it goes to the claimant).
     ///
     /// # Errors
-    /// As [`Session::unregistered_target`].
+    /// As [`Session::unregistered_target`]; [`ClientError::Input`] with `new_claim_code` for a
+    /// contact that claimed.
     pub fn unregistered_target_with(
         &mut self,
         contact: &str,
@@ -256,6 +258,20 @@ impl Session {
                 }));
             }
             match st.claim {
+                // Newcomer 5 N21: the flag was ignored here, and the document went to the
+                // claimant without a word.
+                Some((c, _)) if new_claim_code => {
+                    return Err(ClientError::Input(format!(
+                        "--new-claim-code: this contact's provisional recipient {} was claimed \
+                         by {h} (the claim is in the log): documents sent to this contact go \
+                         straight to {h}'s devices, and a new claim code would reach no one. \
+                         Send without --new-claim-code. If {h} is not your patient (the \
+                         receipt was lost or stolen), do not send to this contact: ask the \
+                         patient for their handle and send with --to HANDLE",
+                        id.short(),
+                        h = c.handle
+                    )));
+                }
                 Some((c, _)) => {
                     return Ok(UnregisteredTarget::Claimed {
                         handle: c.handle,

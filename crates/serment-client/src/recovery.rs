@@ -94,6 +94,14 @@ pub struct NewRecoveryCode {
     pub team_keys: usize,
     /// The recovery device this code replaced, revoked (logged).
     pub revoked_previous: Option<KeyId>,
+    /// Whether a code existed before this one (this keystore made one, or the server held an
+    /// escrow for the handle): its escrow stays in the backups for their whole retention.
+    pub replaced: bool,
+    /// With `rotate` ([`Session::new_recovery_code_with`]): the new identity key's id, and the
+    /// devices the rotation retired (the earlier codes' recovery devices).
+    pub rotated_to: Option<KeyId>,
+    /// The devices the rotation retired.
+    pub dropped: Vec<KeyId>,
 }
 
 /// What changed in this identity that `ls` and `get` warn about (REVIEW3 S1), from one proven
@@ -156,8 +164,41 @@ impl Session {
     /// [`ClientError::Keystore`] for `params` below the floor; [`ClientError::OwnWriteMissing`]
     /// if the log does not show the new record; log, server and transport errors.
     pub fn new_recovery_code(&mut self, params: KdfParams) -> Result<NewRecoveryCode> {
+        self.new_recovery_code_with(params, false)
+    }
+
+    /// [`Session::new_recovery_code`]; with `rotate`, first rotates the identity key,
+    /// re-certifying every current device of the identity except the recovery devices of the
+    /// codes replaced (this keystore's, and the one the server's escrow names) (REVIEW5 U18).
+    /// An earlier code's escrow is never gone: the backups keep every escrow object for their
+    /// whole retention (Object Lock), and it holds the identity key of its time. After the
+    /// rotation that key and that recovery device are retired in the log, so an exposed or lost
+    /// code opens nothing usable; without it, the old code still opens the current identity
+    /// key from any copy of the backup until the retention ends.
+    ///
+    /// # Errors
+    /// As [`Session::new_recovery_code`], and those of [`Session::rotate_dropping`].
+    pub fn new_recovery_code_with(
+        &mut self,
+        params: KdfParams,
+        rotate: bool,
+    ) -> Result<NewRecoveryCode> {
         params.check().map_err(ClientError::Keystore)?;
         let handle = self.ks.handle().to_owned();
+        let mut earlier: Vec<KeyId> = self.ks.recovery_device().into_iter().collect();
+        match self.api.escrow(&handle) {
+            Ok((d, _)) => earlier.push(d),
+            Err(ClientError::Server { status: 404, .. }) => {}
+            Err(_) if !rotate => {}
+            Err(e) => return Err(e),
+        }
+        let replaced = !earlier.is_empty();
+        let (rotated_to, dropped) = if rotate {
+            let out = self.rotate_dropping(&earlier)?;
+            (Some(out.identity_id), out.dropped)
+        } else {
+            (None, Vec::new())
+        };
         let device = DeviceSecret::generate();
         let record = self
             .ks
@@ -207,6 +248,9 @@ impl Session {
             caught_up,
             team_keys,
             revoked_previous,
+            replaced,
+            rotated_to,
+            dropped,
         })
     }
 

@@ -101,20 +101,24 @@ pub struct RollbackReview {
     /// This device was registered again on the restored server by the acceptance
     /// ([`restore_own_writes`]): the same keys, so the handle is its own again at once.
     pub registered_again: bool,
-    /// The device revocations, recipient removals and erasures this device logged in the lost
-    /// range: the restored log no longer holds them, so what they revoked is live again until
-    /// they are logged again ([`restore_own_writes`], run by the acceptance).
+    /// The device revocations, recipient removals, erasures, identity rotations and care-team
+    /// changes this device logged in the lost range: the restored log no longer holds them, so what they revoked
+    /// (a rotation: every device it did not keep, and the old identity key) is live again
+    /// until they are logged again ([`restore_own_writes`], run by the acceptance).
     pub revocations: Vec<LostRevocation>,
     /// Whether the pin was moved ([`accept`]); false for [`review`].
     pub accepted: bool,
 }
 
-/// A revocation, removal or erasure this device logged in a lost range ([`RollbackReview`]).
+/// A revocation, removal, erasure or identity rotation this device logged in a lost range
+/// ([`RollbackReview`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct LostRevocation {
-    /// `device_revocation`, `recipient_removal` or `erasure`.
+    /// `device_revocation`, `recipient_removal`, `erasure`, `identity_rotation` or
+    /// `team_change`.
     pub kind: &'static str,
-    /// What it revoked: a device id; `<doc_id>/<version> <device id>`; a document id (hex).
+    /// What it revoked: a device id; `<doc_id>/<version> <device id>`; a document id (hex);
+    /// `<old identity id> -> <new identity id>`; `<team>: <what> (epoch N)`.
     pub subject: String,
     /// Its log index in the log the restore lost.
     pub lost_index: u64,
@@ -123,19 +127,38 @@ pub struct LostRevocation {
     /// Why it was not logged again, when the restored server refused it as moot (what it
     /// revoked is itself gone from the restored server).
     pub not_needed: Option<String>,
+    /// Why it cannot be logged again, and what to do, when the restored log no longer allows
+    /// it (an identity rotation whose old key is not the handle's on the restored server).
+    pub cannot: Option<String>,
 }
 
-/// The kind name and subject of a recorded revocation, removal or erasure, with what to post.
+/// The kind name and subject of a recorded revocation, removal, erasure, identity rotation or
+/// team change, with what to post.
 enum OwnWrite {
     Revocation(serment_core::KeyId),
     Removal(serment_core::DocId, u32, serment_core::KeyId),
     Erasure(serment_core::DocId),
+    /// A rotation: the keys it rotates from and to, and the device records (signed by the new
+    /// key) sent with it.
+    Rotation {
+        old: [u8; 32],
+        new: [u8; 32],
+        records: Vec<Vec<u8>>,
+    },
+    /// A care-team change: its team, the command that makes it again, what it does, and the
+    /// epoch key wraps sent with it.
+    Team {
+        team: String,
+        redo: String,
+        what: String,
+        wraps: Vec<Vec<u8>>,
+    },
 }
 
 impl OwnWrite {
-    fn decode(kind: u8, bytes: &[u8]) -> Option<OwnWrite> {
-        use serment_core::log::entry::{EntryKind, Removal, Revocation};
-        match kind {
+    fn decode(o: &crate::keystore::OwnRevocation, bytes: &[u8]) -> Option<OwnWrite> {
+        use serment_core::log::entry::{EntryKind, Removal, Revocation, Rotation};
+        match o.kind {
             k if k == EntryKind::Revocation as u8 => Revocation::decode_verified(bytes)
                 .ok()
                 .map(|r| OwnWrite::Revocation(r.device_id)),
@@ -147,6 +170,45 @@ impl OwnWrite {
                     .ok()
                     .map(|e| OwnWrite::Erasure(e.doc_id))
             }
+            k if k == EntryKind::Rotation as u8 => {
+                let r = Rotation::decode_verified(bytes).ok()?;
+                Some(OwnWrite::Rotation {
+                    old: r.old_identity_key,
+                    new: r.new_identity_key,
+                    records: o.with_bytes()?,
+                })
+            }
+            k if k == EntryKind::Team as u8 => {
+                use serment_core::team::{TeamChange, TeamOp, TeamRole};
+                let c = TeamChange::decode_verified(bytes).ok()?.body;
+                let (t, m) = (&c.team, &c.member);
+                let (what, redo) = match c.op {
+                    TeamOp::Create => ("create".to_owned(), format!("serment team new {t}")),
+                    TeamOp::Add => (
+                        format!("add {m}"),
+                        if c.role == TeamRole::Admin {
+                            format!("serment team add {t} {m} --admin")
+                        } else {
+                            format!("serment team add {t} {m}")
+                        },
+                    ),
+                    TeamOp::Remove => (
+                        format!("remove {m}"),
+                        format!("serment team remove {t} {m}"),
+                    ),
+                    TeamOp::GrantAdmin => (
+                        format!("grant admin to {m}"),
+                        format!("serment team add {t} {m} --admin"),
+                    ),
+                    TeamOp::Rotate => ("rotate".to_owned(), format!("serment team rotate {t}")),
+                };
+                Some(OwnWrite::Team {
+                    team: c.team.clone(),
+                    redo,
+                    what: format!("{what} (epoch {})", c.epoch),
+                    wraps: o.with_bytes()?,
+                })
+            }
             _ => None,
         }
     }
@@ -157,14 +219,23 @@ impl OwnWrite {
             OwnWrite::Revocation(_) => EntryKind::Revocation,
             OwnWrite::Removal(..) => EntryKind::Removal,
             OwnWrite::Erasure(_) => EntryKind::Erasure,
+            OwnWrite::Rotation { .. } => EntryKind::Rotation,
+            OwnWrite::Team { .. } => EntryKind::Team,
         }
     }
 
     fn describe(&self, index: u64) -> LostRevocation {
+        let id = |k: &[u8; 32]| {
+            serment_core::KeyId::of(serment_core::ids::KeyKind::Identity, k).to_string()
+        };
         let (kind, subject) = match self {
             OwnWrite::Revocation(d) => ("device_revocation", d.to_string()),
             OwnWrite::Removal(doc, v, d) => ("recipient_removal", format!("{doc}/{v} {d}")),
             OwnWrite::Erasure(doc) => ("erasure", doc.to_string()),
+            OwnWrite::Rotation { old, new, .. } => {
+                ("identity_rotation", format!("{} -> {}", id(old), id(new)))
+            }
+            OwnWrite::Team { team, what, .. } => ("team_change", format!("{team}: {what}")),
         };
         LostRevocation {
             kind,
@@ -172,16 +243,82 @@ impl OwnWrite {
             lost_index: index,
             logged_again: None,
             not_needed: None,
+            cannot: None,
         }
     }
 
-    fn post(&self, api: &Api, bytes: &[u8]) -> Result<Vec<u64>> {
+    /// Posts the write again; returns the log indices and the entries to find there.
+    fn post(&self, api: &Api, ks: &mut Keystore, bytes: &[u8]) -> Result<Posted> {
+        use serment_core::log::entry::EntryKind;
+        let one = |idx: Vec<u64>| Posted::Logged(idx, vec![(self.kind(), bytes.to_vec())]);
         match self {
-            OwnWrite::Revocation(_) => api.revoke(bytes),
-            OwnWrite::Removal(doc, v, _) => api.remove_recipient(doc, *v, bytes),
-            OwnWrite::Erasure(doc) => api.erase(doc, bytes),
+            OwnWrite::Revocation(_) => api.revoke(bytes).map(one),
+            OwnWrite::Removal(doc, v, _) => api.remove_recipient(doc, *v, bytes).map(one),
+            OwnWrite::Erasure(doc) => api.erase(doc, bytes).map(one),
+            OwnWrite::Team { team, wraps, .. } => api
+                .post_json::<serment_api::AppendedResponse>(
+                    &format!("/v1/teams/{team}/changes"),
+                    &serment_api::TeamChangeRequest {
+                        change: crate::api::b64e(bytes),
+                        key_wraps: wraps.iter().map(|w| crate::api::b64e(w)).collect(),
+                    },
+                    true,
+                )
+                .map(|r| one(r.log_indices)),
+            OwnWrite::Rotation { old, new, records } => {
+                // Valid again only where the restored log's identity key for this handle is
+                // the one it rotates from; the records are sent for the devices current there.
+                let handle = ks.handle().to_owned();
+                let hist = crate::log::key_history(api, ks, &handle, None)?;
+                if hist.identity_key == *new {
+                    return Ok(Posted::Moot(
+                        "the restored log already holds this rotation".into(),
+                    ));
+                }
+                if hist.identity_key != *old {
+                    return Ok(Posted::Cannot(format!(
+                        "the restored log binds {handle} to another identity key than the one \
+                         this rotation replaced: it cannot be logged again. Ask your server's \
+                         operator, and check `serment device list` for devices of yours that \
+                         are current again"
+                    )));
+                }
+                let current: Vec<Vec<u8>> = records
+                    .iter()
+                    .filter(|r| {
+                        serment_core::identity::DeviceRecord::decode_verified(r).is_ok_and(|d| {
+                            hist.devices.iter().any(|c| c.device_id() == d.device_id())
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                if current.is_empty() {
+                    return Ok(Posted::Cannot(
+                        "none of the devices this rotation kept is current in the restored log: \
+                         it cannot be logged again"
+                            .into(),
+                    ));
+                }
+                let idx = api.rotate(bytes, &current)?;
+                let mut expected = vec![(EntryKind::Rotation, bytes.to_vec())];
+                expected.extend(current.into_iter().map(|r| (EntryKind::Device, r)));
+                Ok(Posted::Logged(idx, expected))
+            }
         }
     }
+}
+
+/// What posting a lost write again gave.
+enum Posted {
+    /// Logged at these indices, as these entries.
+    Logged(
+        Vec<u64>,
+        Vec<(serment_core::log::entry::EntryKind, Vec<u8>)>,
+    ),
+    /// Not needed: the restored log makes it moot.
+    Moot(String),
+    /// Not possible: why, and what to do.
+    Cannot(String),
 }
 
 /// The revocations, removals and erasures of `st` logged at or past `restored_size` and not
@@ -196,7 +333,7 @@ fn lost_revocations(st: &LogState, restored_size: u64, pending: bool) -> Vec<Los
                 o.lost.is_none() && o.index >= restored_size
             }
         })
-        .filter_map(|o| Some(OwnWrite::decode(o.kind, &o.bytes()?)?.describe(o.index)))
+        .filter_map(|o| Some(OwnWrite::decode(o, &o.bytes()?)?.describe(o.index)))
         .collect()
 }
 
@@ -329,8 +466,11 @@ pub fn accept(api: &Api, ks: &mut Keystore, announced: &str) -> Result<RollbackR
 /// wrote in the lost range and must not stay lost (newcomer 6 N3; issue 12): registers this
 /// device again when the restored server does not know it (the same keys and record: the
 /// handle is its own again at once, before anyone else takes it; the user's consent is the
-/// announced statement id they gave), then logs again, byte for byte, each revocation,
-/// removal and erasure it logged in the lost range, checking each in the restored log. One
+/// announced statement id they gave), then logs again, byte for byte and in log order, each
+/// identity rotation (with the kept records current in the restored log), revocation, removal,
+/// care-team change (with its key wraps) and erasure it logged in the lost range, checking each
+/// in the restored log; one the restored log no longer takes is reported (`cannot`, with what
+/// to do). One
 /// the restored server refuses as moot (404, 409, 410: what it revoked is gone too) is
 /// reported, not retried. Fills `r`'s `registered_again` and `revocations`; the caller saves
 /// the keystore, also on error (what was done stays recorded; running
@@ -341,6 +481,7 @@ pub fn accept(api: &Api, ks: &mut Keystore, announced: &str) -> Result<RollbackR
 /// transport and log errors ([`ClientError::OwnWriteMissing`] when an entry logged again is
 /// not in the log as sent).
 pub fn restore_own_writes(api: &mut Api, ks: &mut Keystore, r: &mut RollbackReview) -> Result<()> {
+    use serment_core::log::entry::EntryKind;
     let base = api.base().to_owned();
     let statement = ks
         .log_state(&base)
@@ -363,6 +504,26 @@ pub fn restore_own_writes(api: &mut Api, ks: &mut Keystore, r: &mut RollbackRevi
                 ..
             }) => {
                 let id = statement.get(..16).unwrap_or(&statement).to_owned();
+                let rotation = EntryKind::Rotation as u8;
+                if let Some(o) = ks.log_state(&base).and_then(|st| {
+                    st.own_revocations
+                        .iter()
+                        .find(|o| o.kind == rotation && o.lost.is_some())
+                }) {
+                    return Err(ClientError::RegistrationLost {
+                        message: format!(
+                            "this device's registration and the identity rotation it logged \
+                             (log entry {}) were both lost in the restore you accepted (loss \
+                             statement {id}): the restored server binds your handle to the \
+                             identity key from before the rotation, which this device no longer \
+                             holds, so neither can be logged again from here ({message}). The \
+                             devices that rotation revoked are current again: ask your server's \
+                             operator to revoke them, and tell your contacts out of band",
+                            o.index
+                        ),
+                        statement: Some(id),
+                    });
+                }
                 return Err(ClientError::RegistrationLost {
                     message: format!(
                         "this device's registration was lost in the restore you accepted (loss \
@@ -404,22 +565,49 @@ pub fn restore_own_writes(api: &mut Api, ks: &mut Keystore, r: &mut RollbackRevi
     }
     api.login(&ks.device)?;
     for o in pending {
-        let write = o
-            .bytes()
-            .and_then(|b| Some((OwnWrite::decode(o.kind, &b)?, b)));
+        let write = o.bytes().and_then(|b| Some((OwnWrite::decode(&o, &b)?, b)));
         let mut row = None;
         if let Some((w, bytes)) = write {
             let mut lr = w.describe(o.index);
-            match w.post(api, &bytes) {
-                Ok(idx) => {
-                    crate::log::check_own_writes(api, ks, &idx, &[(w.kind(), &bytes)])?;
+            match w.post(api, ks, &bytes) {
+                Ok(Posted::Logged(idx, expected)) => {
+                    let expected: Vec<(serment_core::log::entry::EntryKind, &[u8])> =
+                        expected.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+                    crate::log::check_own_writes(api, ks, &idx, &expected)?;
                     lr.logged_again = idx.first().copied();
                 }
+                Ok(Posted::Moot(why)) => lr.not_needed = Some(why),
+                Ok(Posted::Cannot(why)) => lr.cannot = Some(why),
                 Err(ClientError::Server {
                     status: 404 | 409 | 410,
                     message,
                     ..
-                }) => lr.not_needed = Some(message),
+                }) if matches!(
+                    w,
+                    OwnWrite::Revocation(_) | OwnWrite::Removal(..) | OwnWrite::Erasure(_)
+                ) =>
+                {
+                    lr.not_needed = Some(message);
+                }
+                // A team change that no longer follows the restored chain (another admin's
+                // change was lost before it, or came first): the review names the command that
+                // makes it again.
+                Err(ClientError::Server {
+                    status: 403 | 404 | 409,
+                    message,
+                    ..
+                }) => {
+                    lr.cannot = Some(match &w {
+                        OwnWrite::Team { redo, .. } => format!(
+                            "the restored server refused it ({message}): it cannot be logged \
+                             again as it was; make the change again: `{redo}`"
+                        ),
+                        _ => format!(
+                            "the restored server refused it ({message}): it cannot be logged \
+                             again"
+                        ),
+                    });
+                }
                 Err(e) => return Err(e),
             }
             row = Some(lr);

@@ -307,12 +307,20 @@ impl Session {
             &r.log_indices,
             &[(EntryKind::Team, change)],
         )?;
-        r.log_indices
+        let idx = r
+            .log_indices
             .first()
             .copied()
             .ok_or(ClientError::OwnWriteMissing(
                 "no log index for the team change".into(),
-            ))
+            ))?;
+        // Kept with the change, so that a restore that loses it logs it again with its key
+        // wraps (PROTOCOL.md §11.11).
+        let base = self.api.base().to_owned();
+        if let Some(st) = self.ks.log_state_mut(&base) {
+            st.set_own_write_with(idx, key_wraps);
+        }
+        Ok(idx)
     }
 
     #[allow(clippy::too_many_arguments)]

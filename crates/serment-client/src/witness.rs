@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serment_core::log::note::{
-    Checkpoint, KEY_TYPE_COSIGNATURE_V1, NoteSigner, SignedCheckpoint, VerifierKey,
+    Checkpoint, KEY_TYPE_COSIGNATURE_V1, NoteSignature, NoteSigner, SignedCheckpoint, VerifierKey,
 };
 use serment_core::log::pin::check_advance;
 
@@ -35,6 +35,99 @@ pub struct WitnessState {
     /// statement written well before it cannot explain losing what it cosigned after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosigned_at: Option<u64>,
+    /// This witness's own cosignature line of [`WitnessState::checkpoint`], as posted to the
+    /// log (C2SP `cosignature/v1`); `None` in states written before it was kept, and after
+    /// [`Witness::accept_rollback`] until the next cosignature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosignature: Option<String>,
+}
+
+/// The newest checkpoint a witness cosigned, as [`export_checkpoint`] gives it.
+#[derive(Debug, Clone)]
+pub struct ExportedCheckpoint {
+    /// The log-signed note with this witness's own cosignature line added.
+    pub note: String,
+    /// Its tree size.
+    pub size: u64,
+    /// The log's verifier key the witness pinned.
+    pub log_vkey: Option<String>,
+    /// The witness's verifier key (type 0x04), whose line the note carries.
+    pub witness_vkey: String,
+}
+
+/// The newest checkpoint the witness in `dir` cosigned, from its data directory alone (no
+/// server; nothing is created or changed in `dir`), with the witness's own cosignature line
+/// (PROTOCOL.md §11.8): the one it posted, or, for a state that did not keep it (written
+/// before it was kept, or just moved back by [`Witness::accept_rollback`]), one made now
+/// with its key (`witness.key`) and `name`, exactly as [`Witness::step`] makes it. The line
+/// is checked against the key before the note is given.
+///
+/// # Errors
+/// [`ClientError::Input`] for a directory without a witness state, a state that cosigned
+/// nothing, or a key file that is not the witness's; [`ClientError::Log`] for a malformed note
+/// or line; [`ClientError::Io`].
+pub fn export_checkpoint(dir: &Path, name: &str) -> Result<ExportedCheckpoint> {
+    let sp = dir.join("witness.json");
+    let state: WitnessState = match std::fs::read(&sp) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| ClientError::Input(format!("{}: {e}", sp.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ClientError::Input(format!(
+                "{} holds no witness state (witness.json): this is not a witness's data \
+                 directory, or it never cosigned",
+                dir.display()
+            )));
+        }
+        Err(e) => return Err(ClientError::io(&sp, e)),
+    };
+    let note = state.checkpoint.as_deref().ok_or_else(|| {
+        ClientError::Input(format!(
+            "the witness in {} has cosigned no checkpoint yet",
+            dir.display()
+        ))
+    })?;
+    let mut signed = SignedCheckpoint::parse(note).map_err(ClientError::Log)?;
+    let kp = dir.join("witness.key");
+    let seed = match std::fs::read_to_string(&kp) {
+        Ok(t) => {
+            let mut s = zeroize::Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(t.trim(), &mut s[..])
+                .map_err(|_| ClientError::Input("witness.key: expected 64 hex digits".into()))?;
+            s
+        }
+        Err(e) => return Err(ClientError::io(&kp, e)),
+    };
+    let stored = state
+        .cosignature
+        .as_deref()
+        .map(NoteSignature::parse_line)
+        .transpose()
+        .map_err(ClientError::Log)?;
+    let name = stored.as_ref().map_or(name, |l| l.name.as_str()).to_owned();
+    let signer = NoteSigner::new(&name, KEY_TYPE_COSIGNATURE_V1, &seed)
+        .map_err(|e| ClientError::Input(format!("witness name: {e}")))?;
+    let line = match stored {
+        Some(l) => l,
+        None => signer
+            .cosign(&signed.checkpoint, crate::now_secs())
+            .map_err(ClientError::Log)?,
+    };
+    let witness = signer.verifier();
+    signed.verify_cosignature(&line, &witness).map_err(|_| {
+        ClientError::Input(format!(
+            "the cosignature kept in {} is not this witness's key's (witness.key changed?)",
+            sp.display()
+        ))
+    })?;
+    // The note as served may carry this witness's line already (the log adds posted
+    // cosignatures): it is then kept once.
+    signed.push_cosignature(line);
+    Ok(ExportedCheckpoint {
+        note: signed.encode().map_err(ClientError::Log)?,
+        size: signed.checkpoint.size,
+        log_vkey: state.log_vkey,
+        witness_vkey: witness.encode(),
+    })
 }
 
 /// A witness with its key and state.
@@ -171,6 +264,7 @@ impl Witness {
             }));
         }
         self.state.checkpoint = Some(note);
+        self.state.cosignature = None;
         self.state.accepted_losses.push(statement.id());
         self.save()?;
         Ok(statement.id())
@@ -214,6 +308,7 @@ impl Witness {
             .map_err(ClientError::Log)?;
         api.post_cosignature(&self.vkey(), new.size, &sig.line())?;
         self.state.checkpoint = Some(note);
+        self.state.cosignature = Some(sig.line());
         self.state.cosigned += 1;
         self.state.cosigned_at = Some(crate::now_secs());
         self.save()?;

@@ -15,7 +15,7 @@ use crate::output::emit;
 pub(crate) fn run(ctx: &Ctx, cmd: IdCommand) -> CliResult<()> {
     match cmd {
         IdCommand::ExportRecord { output } => super::offline::export_record(ctx, &output),
-        IdCommand::RecoveryCode { kdf } => super::recover::recovery_code(ctx, kdf),
+        IdCommand::RecoveryCode { kdf, rotate } => super::recover::recovery_code(ctx, kdf, rotate),
         IdCommand::RecoveryContacts(c) => super::social::contacts(ctx, c),
         IdCommand::New { name, display, kdf } => {
             let path = ctx.keystore_path()?;

@@ -46,28 +46,62 @@ pub(crate) fn check_code_after_rotation(s: &mut serment_client::vault::Session) 
     Ok(())
 }
 
-/// `serment id recovery-code`.
-pub(crate) fn recovery_code(ctx: &Ctx, kdf: KdfCost) -> CliResult<()> {
+/// `serment id recovery-code [--rotate]` (REVIEW5 U18: a replaced code still opens the
+/// identity key of its time from the backups; `--rotate`, or "yes" at the prompt on a terminal
+/// when a code is replaced, retires that key first).
+pub(crate) fn recovery_code(ctx: &Ctx, kdf: KdfCost, rotate: bool) -> CliResult<()> {
+    use std::io::IsTerminal as _;
     let mut s = ctx.session()?;
-    let out = s.new_recovery_code(params(kdf))?;
+    let rotate = rotate
+        || (s.ks.recovery_device().is_some()
+            && std::io::stdin().is_terminal()
+            && {
+                eprint!(
+                    "serment: this replaces your recovery code. Its escrow stays in the server's backups \
+             until their retention ends, and opens your identity key with the old code. Was the \
+             old code seen by anyone, photographed or lost? Then the identity key rotates first \
+             (your other devices are re-certified) [y/N] "
+                );
+                super::log::read_answer()?.eq_ignore_ascii_case("y")
+            });
+    let out = s.new_recovery_code_with(params(kdf), rotate)?;
     show_code(&out);
+    let dropped: Vec<String> = out.dropped.iter().map(ToString::to_string).collect();
+    let in_backups = out.replaced && out.rotated_to.is_none();
     emit(
         ctx.json,
         &json!({ "recovery_device": out.recovery_device.to_string(), "caught_up": out.caught_up,
                  "team_keys": out.team_keys,
-                 "revoked_previous": out.revoked_previous.map(|d| d.to_string()) }),
+                 "revoked_previous": out.revoked_previous.map(|d| d.to_string()),
+                 "rotated_to": out.rotated_to.map(|d| d.to_string()), "dropped": dropped,
+                 "previous_code_opens_backups": in_backups }),
         &format!(
             "Recovery device {} created (logged), {} document version(s) re-wrapped for it, {} \
-             team key(s) handed over; its escrow is on the server{}",
+             team key(s) handed over; its escrow is on the server{}{}{}",
             out.recovery_device.short(),
             out.caught_up,
             out.team_keys,
             out.revoked_previous.map_or_else(String::new, |d| format!(
-                "\n  The previous code can no longer enrol a device (recovery device {} \
-                 revoked). A copy of its escrow still holds the identity key: if that code may \
-                 have been seen, also run `serment rotate-identity`.",
+                "\n  The previous code can no longer enrol a device (recovery device {} revoked).",
                 d.short()
-            ))
+            )),
+            out.rotated_to.map_or_else(String::new, |i| format!(
+                "\n  The identity key rotated first (new fingerprint {}): every earlier escrow, \
+                 in the backups too, holds a retired key; retired devices: {}.",
+                serment_client::contacts::fingerprint(&i),
+                if dropped.is_empty() {
+                    "none".to_owned()
+                } else {
+                    dropped.join(", ")
+                }
+            )),
+            if in_backups {
+                "\n  The previous code's escrow stays in the server's backups until their \
+                 retention ends, and opens your current identity key: if that code may have \
+                 been seen or lost, run `serment id recovery-code --rotate` now."
+            } else {
+                ""
+            }
         ),
     );
     Ok(())

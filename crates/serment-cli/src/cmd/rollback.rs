@@ -152,6 +152,10 @@ fn text(server: &str, r: &RollbackReview) -> String {
                     (None, Some(why)) => {
                         format!("not logged again, moot on the restored server: {why}")
                     }
+                    (None, None) if l.cannot.is_some() => format!(
+                        "CANNOT be logged again: {}",
+                        l.cannot.as_deref().unwrap_or_default()
+                    ),
                     (None, None) if r.accepted => "NOT YET logged again: run `serment \
                         accept-rollback --statement <the announced id>` again"
                         .to_owned(),
@@ -166,8 +170,9 @@ fn text(server: &str, r: &RollbackReview) -> String {
             })
             .collect();
         format!(
-            "{what}\n  This device's revocations, removals and erasures in the lost range (what \
-             they revoked is live again on the restored server until they are logged again):{}",
+            "{what}\n  This device's revocations, removals, erasures, identity rotations and \
+             team changes in the lost range (what they revoked is live again on the restored \
+             server until they are logged again):{}",
             rows.concat()
         )
     };

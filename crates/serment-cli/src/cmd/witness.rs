@@ -12,7 +12,7 @@ use serment_client::witness::Witness;
 
 use super::Ctx;
 use super::log::write_new_note;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::output::emit;
 
 /// `serment witness`.
@@ -43,16 +43,17 @@ pub(crate) struct WitnessArgs {
     /// again to cosign from there.
     #[arg(long, value_name = "ID")]
     pub(crate) accept_rollback: Option<String>,
-    /// Write the newest checkpoint this witness cosigned (the log-signed note, from its data
-    /// directory alone, without the server) to FILE, a new file (never overwritten), and exit:
-    /// a restore's `--checkpoint` takes the largest among your users' and witnesses' notes.
+    /// Write the newest checkpoint this witness cosigned (the log-signed note with this
+    /// witness's own cosignature line, from its data directory alone, without the server) to
+    /// FILE, a new file (never overwritten), and exit: a restore's `--checkpoint` takes the
+    /// largest among your users' and witnesses' notes.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["accept_rollback", "once"])]
     pub(crate) export_checkpoint: Option<PathBuf>,
 }
 
 pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
     if let Some(out) = &a.export_checkpoint {
-        return export_witness_checkpoint(ctx, &a.data_dir, out);
+        return export_witness_checkpoint(ctx, &a.data_dir, &a.name, out);
     }
     let server = a.server.as_deref().unwrap_or_default();
     let api = Api::with_transport(server, &ctx.transport()?)?;
@@ -98,49 +99,26 @@ pub(crate) fn witness(ctx: &Ctx, a: WitnessArgs) -> CliResult<()> {
 }
 
 /// `serment witness --export-checkpoint FILE`: the newest checkpoint the witness in `dir`
-/// cosigned, from its `witness.json` alone (newcomer 6 N4). Creates nothing in `dir`.
+/// cosigned, with the witness's own cosignature line, from its data directory alone (newcomer
+/// 6 N4; [`serment_client::witness::export_checkpoint`]). Creates nothing in `dir`.
 fn export_witness_checkpoint(
     ctx: &Ctx,
     dir: &std::path::Path,
+    name: &str,
     out: &std::path::Path,
 ) -> CliResult<()> {
-    let sp = dir.join("witness.json");
-    let bytes = match std::fs::read(&sp) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(CliError::Input(format!(
-                "{} holds no witness state (witness.json): this is not a witness's data \
-                 directory, or it never cosigned",
-                dir.display()
-            )));
-        }
-        Err(e) => return Err(CliError::io(&sp, e)),
-    };
-    let state: serment_client::witness::WitnessState = serde_json::from_slice(&bytes)
-        .map_err(|e| CliError::Local(format!("{}: {e}", sp.display())))?;
-    let note = state.checkpoint.ok_or_else(|| {
-        CliError::Input(format!(
-            "the witness in {} has cosigned no checkpoint yet",
-            dir.display()
-        ))
-    })?;
-    let size = note
-        .lines()
-        .nth(1)
-        .and_then(|l| l.parse::<u64>().ok())
-        .ok_or_else(|| {
-            CliError::Local(format!(
-                "{}: the checkpoint note is malformed",
-                sp.display()
-            ))
-        })?;
-    write_new_note(out, &note)?;
+    let e = serment_client::witness::export_checkpoint(dir, name)?;
+    write_new_note(out, &e.note)?;
     emit(
         ctx.json,
-        &json!({ "size": size, "log_key": state.log_vkey, "output": out.display().to_string() }),
+        &json!({ "size": e.size, "log_key": e.log_vkey, "witness": e.witness_vkey,
+                 "output": out.display().to_string() }),
         &format!(
-            "checkpoint of {size} entries this witness cosigned written to {}",
-            out.display()
+            "checkpoint of {} entries this witness cosigned written to {}, with its cosignature \
+             (witness key {})",
+            e.size,
+            out.display(),
+            e.witness_vkey
         ),
     );
     Ok(())

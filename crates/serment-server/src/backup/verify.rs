@@ -1257,18 +1257,40 @@ async fn wrong_key(
     );
 }
 
+/// The `--checkpoint` note, parsed, its log signature verified, and every cosignature line
+/// of a given witness key (its name and key id: a witness's own export carries one, PROTOCOL.md
+/// §11.8) verified: a line that names a witness the operator trusts and does not verify is an
+/// altered note, never ignored. Lines of other keys are left alone, as in any note.
+pub(crate) fn pinned_note(text: &str, trust: &Trust) -> Result<SignedCheckpoint, String> {
+    let s = SignedCheckpoint::parse(text).map_err(|e| e.to_string())?;
+    s.verify_log_signature(&trust.log_key)
+        .map_err(|e| e.to_string())?;
+    for w in &trust.witnesses {
+        for line in s
+            .signatures
+            .iter()
+            .filter(|l| l.name == w.name && l.key_id() == Some(w.id()))
+        {
+            if s.verify_cosignature(line, w).is_err() {
+                return Err(format!(
+                    "the cosignature of witness {} on the note does not verify (an altered note)",
+                    w.name
+                ));
+            }
+        }
+    }
+    Ok(s)
+}
+
 /// `--checkpoint NOTE`: the backup must reach the pinned checkpoint and agree with it.
 fn check_pinned(trust: &Trust, tree: &MemoryTree, at: u64, r: &mut Report) {
     let Some(text) = &trust.pinned else {
         return;
     };
-    let pinned = match SignedCheckpoint::parse(text).and_then(|s| {
-        s.verify_log_signature(&trust.log_key)?;
-        Ok(s)
-    }) {
+    let pinned = match pinned_note(text, trust) {
         Ok(s) => s.checkpoint,
         Err(e) => {
-            r.problem("invalid", "pinned checkpoint", e.to_string());
+            r.problem("invalid", "pinned checkpoint", e);
             return;
         }
     };
@@ -1337,10 +1359,7 @@ pub(crate) fn check_prefix(c: &Contents, size: u64, trust: &Trust) -> Vec<Proble
                 break;
             }
         }
-        match SignedCheckpoint::parse(text).and_then(|s| {
-            s.verify_log_signature(&trust.log_key)?;
-            Ok(s)
-        }) {
+        match pinned_note(text, trust) {
             Ok(s) if s.checkpoint.size > size => {}
             Ok(s) if tree.root_at(s.checkpoint.size).ok() == Some(s.checkpoint.root) => {}
             Ok(s) => r.problem(
@@ -1348,7 +1367,7 @@ pub(crate) fn check_prefix(c: &Contents, size: u64, trust: &Trust) -> Vec<Proble
                 format!("entries 0..{}", s.checkpoint.size),
                 "the backup's log is a fork of the pinned checkpoint",
             ),
-            Err(e) => r.problem("invalid", "pinned checkpoint", e.to_string()),
+            Err(e) => r.problem("invalid", "pinned checkpoint", e),
         }
     }
     let team_keys = prefix_team_keys(entries, &c.team_keys);
