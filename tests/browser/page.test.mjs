@@ -1,6 +1,6 @@
 // Issue 13 §4: the patient's page in real Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core), against a `serment serve` over TLS started by
-// crates/serment-cli/tests/browser.rs, which passes SERMENT_URL and SERMENT_ARTIFACTS.
+// crates/serment-cli/tests/cli/browser.rs, which passes SERMENT_URL and SERMENT_ARTIFACTS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';

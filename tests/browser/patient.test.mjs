@@ -1,5 +1,5 @@
 // Issue 13 §4: the patient's flows in real Chromium, against a `serment serve` over TLS with a
-// lab and a patient set up by crates/serment-cli/tests/browser.rs (the_patient_reads_results_in_
+// lab and a patient set up by crates/serment-cli/tests/cli/browser.rs (the_patient_reads_results_in_
 // chromium), which passes the patient's keystore file and passphrase, the FHIR bundle the lab
 // imported, and the id of a document whose blob it tampered with on the server's disk.
 import { test } from 'node:test';

@@ -20,7 +20,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use common::drill::{self, backup_once, free_port, get_doc as get, lab_and_patient, restore};
 use common::*;

@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -598,8 +598,8 @@ fn every_documented_command_prints_exactly_its_documented_fields() {
     );
 
     // `demo` and `witness` are long-running or have tests of their own (demo.rs); `claim` needs
-    // the SMTP server: tests/provisional.rs checks its fields against this page; `accept-rollback`
-    // needs a restored server: tests/accept_rollback.rs checks its fields;
+    // the SMTP server: tests/cli/provisional.rs checks its fields against this page; `accept-rollback`
+    // needs a restored server: tests/cli/accept_rollback.rs checks its fields;
     // every other documented command was run.
     let documented: BTreeSet<String> = contract.keys().cloned().collect();
     let missing: Vec<_> = documented

@@ -10,7 +10,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,7 +21,7 @@ use common::*;
 
 /// The page's own script, plus one line: what a targeted attack would add.
 const TAMPERED_APP_JS: &str = concat!(
-    include_str!("../../serment-server/web/app.js"),
+    include_str!("../../../serment-server/web/app.js"),
     "\nfetch('/v1/exfiltrate');\n"
 );
 

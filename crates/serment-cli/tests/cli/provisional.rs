@@ -14,7 +14,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

@@ -26,7 +26,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

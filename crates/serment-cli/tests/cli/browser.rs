@@ -15,7 +15,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
