@@ -475,13 +475,14 @@ async fn plan_and_fill(
         Some(rows) => rows?,
         None => derive_rows(contents, size, signer, trust)?,
     };
-    settle_versions(&mut derived, &contents.blobs)?;
+    let corrected = settle_versions(&mut derived, &contents.blobs)?;
     let Derived {
         mut plan,
         blobs,
         side_loss,
         ..
     } = derived;
+    plan.authors_corrected = corrected;
     if plan.size != size {
         return Err(RestoreError::Inconsistent(format!(
             "the rows were derived for {} entries, the backup verified {size}",
@@ -978,15 +979,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// The restore's own database gets the bulk of its rows early, still marked, without the
-    /// document versions; the finishing transaction writes them (the small blob's bytes inline)
-    /// and the log's origin, once every reference resolves.
+    /// The restore's own database gets the bulk of its rows early, with a version's author
+    /// guessed (its first sharer), still marked; the finishing transaction writes the author
+    /// the checked blob named, the small blob's bytes and the log's origin.
     #[tokio::test]
-    async fn rows_written_early_are_finished_with_the_versions_once_references_resolve() {
+    async fn rows_written_early_are_finished_with_the_checked_author_and_inline_bytes() {
         use crate::store::restore::{DevicePlan, VersionPlan};
         use serment_core::ids::KeyKind;
         let dir = crate::store::blobs::tests::tmpdir("restore-early");
-        let store = Store::open_for_restore(&dir, None, None).await.unwrap();
+        let store = Store::open_with(&dir, None, None, true).await.unwrap();
         let (a, b) = (
             serment_core::KeyId::of(KeyKind::Device, &[1; 32]),
             serment_core::KeyId::of(KeyKind::Device, &[2; 32]),
@@ -1019,17 +1020,14 @@ mod tests {
         };
         store.meta().restore_mark().await.unwrap();
         store.meta().restore_rows_early(&plan).await.unwrap();
-        assert!(store.meta().version(&doc, 1).await.unwrap().is_none());
-        // A version row that names a device no row holds: refused at the finish.
-        plan.versions.first_mut().unwrap().author_device =
-            serment_core::KeyId::of(KeyKind::Device, &[9; 32]).to_string();
-        let err = store.meta().restore_rows_finish(&plan).await.unwrap_err();
-        assert!(err.to_string().contains("foreign key"), "{err}");
+        let v = store.meta().version(&doc, 1).await.unwrap().unwrap();
+        assert_eq!(v.author_device, a);
         plan.versions.first_mut().unwrap().author_device = b.to_string();
+        plan.authors_corrected = vec![0];
         plan.inline.insert(blob_id.clone(), bytes.clone());
         store.meta().restore_rows_finish(&plan).await.unwrap();
         let v = store.meta().version(&doc, 1).await.unwrap().unwrap();
-        assert_eq!(v.author_device, b, "the settled author");
+        assert_eq!(v.author_device, b, "the checked author replaces the guess");
         assert_eq!(
             store.meta().blob_inline(&id).await.unwrap().as_deref(),
             Some(&bytes[..]),

@@ -487,15 +487,12 @@ pub(crate) trait RestoreStore: Send + Sync {
     /// [`StoreError::Backend`] (a row already present included: nothing is written then).
     async fn restore_rows(&self, plan: &super::restore::RestorePlan) -> Result<(), StoreError>;
 
-    /// Writes, in one transaction that commits, every row of `plan` but its document versions
-    /// (their blobs' rows, inline bytes included, and the versions' own), its loss statements
-    /// and the log's head, into a database marked by [`Self::restore_mark`]: `restore` writes
-    /// the bulk of its own staging database while the blob pass runs (docs/BACKUP.md §7); the
-    /// versions need the checked blobs (their author device). The database stays marked: `serve`
-    /// refuses it until [`Self::restore_rows_finish`] commits. Only for the restore's own SQLite
-    /// database, which checks references at the end of each restore transaction instead of at
-    /// each row; never for a database the operator named (`--database-url`): a refused restore
-    /// must leave that one as it was (REVIEW7 M1).
+    /// Writes, in one transaction that commits, every row of `plan` but its small blobs'
+    /// inline bytes, its loss statements and the log's head, into a database marked by
+    /// [`Self::restore_mark`]: `restore` writes the bulk of its own staging database while the
+    /// blob pass runs (docs/BACKUP.md §7). The database stays marked: `serve` refuses it until
+    /// [`Self::restore_rows_finish`] commits. Never for a database the operator named
+    /// (`--database-url`): a refused restore must leave that one as it was (REVIEW7 M1).
     ///
     /// # Errors
     /// [`StoreError::Backend`] (a row already present included: nothing is written then).
@@ -504,9 +501,8 @@ pub(crate) trait RestoreStore: Send + Sync {
         plan: &super::restore::RestorePlan,
     ) -> Result<(), StoreError>;
 
-    /// Writes what [`Self::restore_rows_early`] left out (the document versions, the loss
-    /// statements), checks that every row's references resolve, and writes the log's origin,
-    /// in one transaction.
+    /// Writes what [`Self::restore_rows_early`] left out (the inline bytes, the loss
+    /// statements) and the log's origin, in one transaction.
     ///
     /// # Errors
     /// As [`Self::restore_rows`].

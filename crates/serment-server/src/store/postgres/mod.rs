@@ -150,13 +150,6 @@ impl Db {
     }
 }
 
-/// PostgreSQL checks every reference as each row is written (a restore into it writes all its
-/// rows in one transaction, [`crate::store::RestoreStore::restore_rows`]): nothing left to check.
-#[allow(clippy::unused_async)]
-async fn check_references(_tx: &mut Tx) -> Result<(), StoreError> {
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl MetaStore for Db {
     /// Nothing to wait for: a PostgreSQL commit is durable when it returns.

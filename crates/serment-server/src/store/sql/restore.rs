@@ -135,7 +135,7 @@ impl RestoreStore for Db {
 
     async fn restore_rows(&self, p: &RestorePlan) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        bulk_rows(&mut tx, p, false).await?;
+        bulk_rows(&mut tx, p, true).await?;
         tail_rows(&mut tx, p, self.log.name(), false).await?;
         tx.commit().await?;
         Ok(())
@@ -143,7 +143,7 @@ impl RestoreStore for Db {
 
     async fn restore_rows_early(&self, p: &RestorePlan) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        bulk_rows(&mut tx, p, true).await?;
+        bulk_rows(&mut tx, p, false).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -156,45 +156,11 @@ impl RestoreStore for Db {
     }
 }
 
-/// The document versions' rows of `p`: each blob's row (its bytes inline when `p.inline` holds
-/// them), then the version's.
-async fn version_rows(tx: &mut super::Tx, p: &RestorePlan) -> Result<(), StoreError> {
-    for rows in p.versions.chunks(ROWS) {
-        let rows = rows
-            .iter()
-            .map(|v| Ok((v, to_i64(v.size)?, to_i64(v.created_at)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut q = QueryBuilder::<DB>::new("INSERT INTO blobs (blob_id, size, created_at, data) ");
-        q.push_values(&rows, |mut b, (v, size, at)| {
-            b.push_bind(v.blob_id.as_str())
-                .push_bind(*size)
-                .push_bind(*at)
-                .push_bind(p.inline.get(&v.blob_id).map(|d| d.as_ref()));
-        });
-        // Two versions may hold the same bytes.
-        q.push(" ON CONFLICT (blob_id) DO NOTHING");
-        q.build().execute(&mut **tx).await?;
-        let mut q = QueryBuilder::<DB>::new(
-            "INSERT INTO documents \
-                 (doc_id, doc_version, author_device, author_identity, blob_id, created_at) ",
-        );
-        q.push_values(&rows, |mut b, (v, _, at)| {
-            b.push_bind(v.doc_id.as_str())
-                .push_bind(i64::from(v.doc_version))
-                .push_bind(v.author_device.as_str())
-                .push_bind(v.author_identity.as_str())
-                .push_bind(v.blob_id.as_str())
-                .push_bind(*at);
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Every row of `p` but its loss statements and the log's head, and, if `early`, but its
-/// document versions (written by [`tail_rows`], once their blobs are checked: the other rows
-/// reference them, which the restore's own SQLite database checks at the end, [`super::check_references`]).
-async fn bulk_rows(tx: &mut super::Tx, p: &RestorePlan, early: bool) -> Result<(), StoreError> {
+/// Every row of `p` but its loss statements and the log's head: devices, handles, blobs (with
+/// their inline bytes only if `inline`), documents, wraps, accesses, teams, provisional
+/// recipients, escrows, social recovery rows, the tree's nodes, the entries and the
+/// checkpoints.
+async fn bulk_rows(tx: &mut super::Tx, p: &RestorePlan, inline: bool) -> Result<(), StoreError> {
     // What log_init wrote at open (the empty tree's checkpoint) makes way for the log's.
     sqlx::query("DELETE FROM log_checkpoints")
         .execute(&mut **tx)
@@ -224,8 +190,39 @@ async fn bulk_rows(tx: &mut super::Tx, p: &RestorePlan, early: bool) -> Result<(
         });
         q.build().execute(&mut **tx).await?;
     }
-    if !early {
-        version_rows(tx, p).await?;
+    for rows in p.versions.chunks(ROWS) {
+        let rows = rows
+            .iter()
+            .map(|v| Ok((v, to_i64(v.size)?, to_i64(v.created_at)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut q = QueryBuilder::<DB>::new("INSERT INTO blobs (blob_id, size, created_at, data) ");
+        q.push_values(&rows, |mut b, (v, size, at)| {
+            b.push_bind(v.blob_id.as_str())
+                .push_bind(*size)
+                .push_bind(*at)
+                .push_bind(
+                    p.inline
+                        .get(&v.blob_id)
+                        .filter(|_| inline)
+                        .map(|d| d.as_ref()),
+                );
+        });
+        // Two versions may hold the same bytes.
+        q.push(" ON CONFLICT (blob_id) DO NOTHING");
+        q.build().execute(&mut **tx).await?;
+        let mut q = QueryBuilder::<DB>::new(
+            "INSERT INTO documents \
+                 (doc_id, doc_version, author_device, author_identity, blob_id, created_at) ",
+        );
+        q.push_values(&rows, |mut b, (v, _, at)| {
+            b.push_bind(v.doc_id.as_str())
+                .push_bind(i64::from(v.doc_version))
+                .push_bind(v.author_device.as_str())
+                .push_bind(v.author_identity.as_str())
+                .push_bind(v.blob_id.as_str())
+                .push_bind(*at);
+        });
+        q.build().execute(&mut **tx).await?;
     }
     for rows in p.wraps.chunks(ROWS) {
         let rows = rows
@@ -433,21 +430,42 @@ async fn bulk_rows(tx: &mut super::Tx, p: &RestorePlan, early: bool) -> Result<(
     Ok(())
 }
 
-/// The rest of `p`: if `early` (the rows written early by [`bulk_rows`]), its document
-/// versions; its loss statements; a check that every row's references resolve; and the log's
-/// head, which replaces the restoring marker.
+/// The rest of `p`: if `inline` (the rows written early by [`bulk_rows`]), its corrected
+/// authors and the inline bytes of its small blobs; its loss statements; and the log's head,
+/// which replaces the restoring marker.
 ///
 /// # Errors
-/// [`StoreError::Conflict`] if the database is not marked as being restored, or a reference
-/// does not resolve.
+/// [`StoreError::Conflict`] if the database is not marked as being restored.
 async fn tail_rows(
     tx: &mut super::Tx,
     p: &RestorePlan,
     origin: &str,
-    early: bool,
+    inline: bool,
 ) -> Result<(), StoreError> {
-    if early {
-        version_rows(tx, p).await?;
+    if inline {
+        for v in p
+            .authors_corrected
+            .iter()
+            .filter_map(|i| p.versions.get(*i))
+        {
+            sqlx::query(
+                "UPDATE documents SET author_device = $1, author_identity = $2 \
+                 WHERE doc_id = $3 AND doc_version = $4",
+            )
+            .bind(v.author_device.as_str())
+            .bind(v.author_identity.as_str())
+            .bind(v.doc_id.as_str())
+            .bind(i64::from(v.doc_version))
+            .execute(&mut **tx)
+            .await?;
+        }
+        for (blob_id, data) in &p.inline {
+            sqlx::query("UPDATE blobs SET data = $1 WHERE blob_id = $2")
+                .bind(data.as_ref())
+                .bind(blob_id.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     for (seq, (restored_size, text)) in p.loss_statements.iter().enumerate() {
         sqlx::query(
@@ -459,7 +477,6 @@ async fn tail_rows(
         .execute(&mut **tx)
         .await?;
     }
-    super::check_references(tx).await?;
     let marked = sqlx::query(
         "UPDATE log_head SET size = $1, root = $2, origin = $3 WHERE id = 1 AND origin = $4",
     )

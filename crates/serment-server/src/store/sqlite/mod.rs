@@ -129,10 +129,7 @@ impl Db {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
-            // The restore's own database checks references at the end of each of its
-            // transactions instead ([`check_references`]): the rows it writes early name
-            // document versions it writes last.
-            .foreign_keys(!restoring)
+            .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let options = if restoring {
             options
@@ -188,24 +185,6 @@ impl Db {
     /// [`Db::begin_on`] this database's writer.
     async fn begin(&self) -> Result<Tx, StoreError> {
         Self::begin_on(&self.writer).await
-    }
-}
-
-/// Refuses a restore transaction whose rows name what no row holds (`PRAGMA foreign_key_check`):
-/// the restore's own database checks references here, once, instead of at each row
-/// ([`Db::open_with`]).
-///
-/// # Errors
-/// [`StoreError::Conflict`] naming the check, if any reference does not resolve.
-async fn check_references(tx: &mut Tx) -> Result<(), StoreError> {
-    let dangling = sqlx::query("PRAGMA foreign_key_check")
-        .fetch_optional(&mut **tx)
-        .await?;
-    match dangling {
-        Some(_) => Err(StoreError::Conflict(
-            "a restored row names a row the restore did not write (foreign key check)",
-        )),
-        None => Ok(()),
     }
 }
 
