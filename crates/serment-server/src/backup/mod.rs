@@ -5,7 +5,6 @@
 //! ([`format`]). [`Backup`] takes increments from a server's store; [`verify::verify`] checks a
 //! backup against the log key alone, trusting nothing the backup claims.
 
-mod derive;
 pub mod format;
 pub mod restore;
 pub mod side;

@@ -1,34 +1,37 @@
 //! `serment restore` (issue 12 §2, docs/BACKUP.md §7): rebuilds a server from a backup it first
-//! verifies ([`super::verify::read_log`] and [`super::verify::BlobPass::check`], the same checks
-//! as `verify-backup`).
+//! verifies ([`super::verify::verify_contents`], the same checks as `verify-backup`).
 //!
-//! Nothing is taken because the backup says so: every row is **derived** ([`super::derive`])
-//! from the verified log entries (devices, handles, rotations, revocations, wraps, removals,
-//! accesses, team changes, erasures), the verified blobs' headers (a version's author device) and
-//! the team key wraps whose signatures verified; the tree is rebuilt and its root must equal the
-//! verified checkpoint's. An erasure tombstone the document's author signed removes the
-//! document: its blobs, still in the locked bucket, are not restored.
+//! Nothing is taken because the backup says so: every row is **derived** from the verified log
+//! entries (devices, handles, rotations, revocations, wraps, removals, accesses, team changes,
+//! erasures), the verified blobs' headers (a version's author device) and the team key wraps
+//! whose signatures verified; the tree is rebuilt and its root must equal the verified
+//! checkpoint's. An erasure tombstone the document's author signed removes the document: its
+//! blobs, still in the locked bucket, are not restored.
 //!
 //! Atomic: the data directory is built beside the destination and renamed into place at the end;
 //! the database is marked ([`crate::store::restore::RESTORING_ORIGIN`], which `serve` refuses)
-//! before its rows are written, and the transaction that writes the last of them removes the
-//! mark. Into the restore's own database (in the staging directory) the bulk of the rows is
-//! written while the blobs are read and checked; into a database the operator named
-//! (`--database-url`), every row in one transaction, once the backup is judged (REVIEW7 M1).
+//! before its rows are written in one transaction that also removes the mark.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use serment_core::DocId;
-use serment_core::log::entry::{LogEntry, Payload};
+use serment_core::ids::KeyKind;
+use serment_core::log::entry::{AccessWhat, LogEntry, Payload};
+use serment_core::log::history::ChainEntry;
 use serment_core::log::note::{NoteSigner, SignedCheckpoint, VerifierKey};
+use serment_core::log::tree::{self, Hash, NodeId};
+use serment_core::team::{TeamKeyWrap, epoch_id, replay_team};
+use serment_core::{DocId, KeyId};
 
-use super::derive::{Derived, derive, settle_versions};
-use super::verify::{Contents, Report, Trust, read_log};
+use super::verify::{Contents, Report, Trust, verify_contents};
 use super::{BackupError, Target};
-use crate::store::restore::RestorePlan;
+use crate::store::log_service::{PendingEntry, subject_key};
+use crate::store::restore::{
+    AccessPlan, CheckpointPlan, DevicePlan, ProvisionalPlan, RestorePlan, TeamPlan, TeamWrapPlan,
+    VersionPlan, WrapPlan,
+};
 use crate::store::{Store, log_key};
 
 /// Where to restore: a data directory (it receives `log.key` when the key comes from a file,
@@ -156,6 +159,18 @@ pub struct Unclaimable {
     pub lab_identity: String,
     /// The wraps to it left out.
     pub wraps: u64,
+}
+
+/// What [`derive`] gives: the plan, the document versions whose blobs to write, and what of the
+/// non-log rows could not be restored.
+pub(crate) type Derived = (RestorePlan, Vec<(DocId, u32)>, SideLoss);
+
+/// What [`derive`] could not restore (review S3), reported by [`Restored`].
+#[derive(Debug, Default)]
+pub(crate) struct SideLoss {
+    unclaimable: Vec<Unclaimable>,
+    escrows_lost: Vec<String>,
+    social_lost: Vec<String>,
 }
 
 /// Why a restore did not happen. Nothing `serve` would start on is left in any case.
@@ -305,106 +320,19 @@ async fn restore_store(
     // its own (`--blob-url`) may hold others' blobs (a shared bucket): the restore writes
     // there only after the backup verified, and never deletes from it (REVIEW7 H1).
     let stage = dest.blob_url.is_none().then_some(store);
-    let (report, mut contents, pass) = read_log(target, trust).await?;
-    // Opened now, refused (if one does not open) only once the backup is judged.
-    let side = open_side(&mut contents, seed, opts.until);
-    // The restore's own database (in the staging directory, removed whole on failure) gets
-    // its rows while the blob pass runs: they need only the entries, and `size` is final
-    // before the blobs are read. A database the operator named (`--database-url`) gets them
-    // only after the backup is judged (REVIEW7 M1: a refused restore leaves it as it was),
-    // and so does a restore `--until` a size (judged first, against the prefix alone).
-    let (entries, team_keys) = (
-        std::sync::Arc::clone(&contents.entries),
-        std::sync::Arc::clone(&contents.team_keys),
-    );
-    let early = (dest.database_url.is_none() && opts.until.is_none()).then(|| {
-        let rows = early_rows(
-            store.clone(),
-            std::mem::take(&mut contents),
-            report.size,
-            signer.clone(),
-            trust.clone(),
-        );
-        super::verify::AbortOnDrop(tokio::spawn(rows))
-    });
-    let (report, blobs) =
-        with_writeback(store, pass.check(target, report, entries, team_keys, stage)).await??;
-    let early = match early {
-        Some(mut task) => {
-            let (c, rows) = (&mut task.0)
-                .await
-                .map_err(|e| RestoreError::Store(format!("writing the rows: {e}")))??;
-            contents = c;
-            Some(rows)
-        }
-        None => None,
-    };
-    contents.blobs = blobs;
+    let (report, mut contents) =
+        with_writeback(store, verify_contents(target, trust, stage)).await??;
     plan_and_fill(
-        target, store, signer, trust, opts, &report, &contents, side, early,
+        target,
+        store,
+        seed,
+        signer,
+        trust,
+        opts,
+        &report,
+        &mut contents,
     )
     .await
-}
-
-/// Derives the rows of the first `size` entries and writes them (all but the small blobs'
-/// bytes, the loss statements and the log's head:
-/// [`crate::store::RestoreStore::restore_rows_early`]) into the restore's own database, marked
-/// first. Gives `contents` back with what was derived and written, or why not (reported only
-/// if the backup is judged restorable: a refusal names the backup's problems instead).
-///
-/// # Errors
-/// The derivation's thread failing (the contents are lost with it).
-async fn early_rows(
-    store: Store,
-    contents: Contents,
-    size: u64,
-    signer: NoteSigner,
-    trust: Trust,
-) -> Result<(Contents, Result<Early, RestoreError>), RestoreError> {
-    let st = |e: crate::store::StoreError| RestoreError::Store(e.to_string());
-    let (contents, derived) = tokio::task::spawn_blocking(move || {
-        let derived = derive_rows(&contents, size, &signer, &trust);
-        (contents, derived)
-    })
-    .await
-    .map_err(|e| RestoreError::Store(format!("deriving the rows: {e}")))?;
-    let written = async {
-        let derived = derived?;
-        store.meta().restore_mark().await.map_err(st)?;
-        store
-            .meta()
-            .restore_rows_early(&derived.0.plan)
-            .await
-            .map_err(st)?;
-        Ok(derived)
-    }
-    .await;
-    Ok((contents, written))
-}
-
-/// The rows [`early_rows`] derived and wrote, and the documents erased after the size.
-type Early = (Derived, Vec<DocId>);
-
-/// Derives the rows of the first `size` entries ([`derive`]), with the team key wraps and the
-/// authors' tombstones after `size` (review S7) that it needs.
-fn derive_rows(
-    contents: &Contents,
-    size: u64,
-    signer: &NoteSigner,
-    trust: &Trust,
-) -> Result<Early, RestoreError> {
-    let n = usize::try_from(size).unwrap_or(usize::MAX);
-    let prefix = contents.entries.get(..n).unwrap_or_default();
-    let team_keys = super::verify::prefix_team_keys(prefix, &contents.team_keys);
-    // Review S7: an author's tombstone the backup holds after the restored size still erases.
-    let in_prefix = super::verify::authored_erasures(prefix);
-    let mut erased_after: Vec<DocId> = super::verify::authored_erasures(&contents.entries)
-        .into_iter()
-        .filter(|d| !in_prefix.contains(d))
-        .collect();
-    erased_after.sort();
-    let derived = derive(contents, size, signer, trust, &team_keys, &erased_after)?;
-    Ok((derived, erased_after))
 }
 
 /// How often [`with_writeback`] flushes the blobs written so far.
@@ -447,19 +375,17 @@ async fn with_writeback<T>(
 }
 
 /// Judges the verified backup (refusing it, or naming the loss accepted), derives the rows
-/// (or takes those [`early_rows`] derived and wrote) and writes them with the blobs not written
-/// yet.
+/// and writes them with the blobs not written yet.
 #[allow(clippy::too_many_arguments)]
 async fn plan_and_fill(
     target: &Target,
     store: &Store,
+    seed: &[u8; 32],
     signer: &NoteSigner,
     trust: &Trust,
     opts: &Options,
     report: &Report,
-    contents: &Contents,
-    side: Result<Vec<super::verify::Problem>, RestoreError>,
-    early: Option<Result<Early, RestoreError>>,
+    contents: &mut Contents,
 ) -> Result<Restored, RestoreError> {
     let (size, lost, mut skipped) = match opts.until {
         None => (
@@ -469,26 +395,20 @@ async fn plan_and_fill(
         ),
         Some(until) => judge_until(report, contents, trust, until, opts.accept_loss)?,
     };
-    skipped.extend(side?);
-    let written = early.is_some();
-    let (mut derived, erased_after) = match early {
-        Some(rows) => rows?,
-        None => derive_rows(contents, size, signer, trust)?,
-    };
-    let corrected = settle_versions(&mut derived, &contents.blobs)?;
-    let Derived {
-        mut plan,
-        blobs,
-        side_loss,
-        ..
-    } = derived;
-    plan.authors_corrected = corrected;
-    if plan.size != size {
-        return Err(RestoreError::Inconsistent(format!(
-            "the rows were derived for {} entries, the backup verified {size}",
-            plan.size
-        )));
-    }
+    skipped.extend(open_side(contents, seed, opts.until)?);
+    let contents = &*contents;
+    let n = usize::try_from(size).unwrap_or(usize::MAX);
+    let prefix = contents.entries.get(..n).unwrap_or_default();
+    let team_keys = super::verify::prefix_team_keys(prefix, &contents.team_keys);
+    // Review S7: an author's tombstone the backup holds after the restored size still erases.
+    let in_prefix = super::verify::authored_erasures(prefix);
+    let mut erased_after: Vec<DocId> = super::verify::authored_erasures(&contents.entries)
+        .into_iter()
+        .filter(|d| !in_prefix.contains(d))
+        .collect();
+    erased_after.sort();
+    let (mut plan, blobs, side_loss) =
+        derive(contents, size, signer, trust, &team_keys, &erased_after)?;
     let statement = loss_statement(&plan, signer, contents, trust, lost)?;
     // REVIEW6 V6: the statements of earlier restores the backup holds come back first, oldest
     // first, each once; only those whose restored size the restored log reaches (a client
@@ -503,7 +423,7 @@ async fn plan_and_fill(
     }
     plan.loss_statements
         .push((plan.size, statement.text.clone()));
-    let blob_bytes = fill(target, store, &mut plan, &blobs, contents, written).await?;
+    let blob_bytes = fill(target, store, &mut plan, &blobs, contents).await?;
     Ok(Restored {
         size: plan.size,
         root: hex::encode(plan.root),
@@ -794,14 +714,10 @@ async fn fill(
     plan: &mut RestorePlan,
     blobs: &[(DocId, u32)],
     contents: &Contents,
-    written: bool,
 ) -> Result<u64, RestoreError> {
     let st = |e: crate::store::StoreError| RestoreError::Store(e.to_string());
-    // `serve` refuses the database from now until the rows commit ([`early_rows`] marked it
-    // before it wrote the bulk of the rows).
-    if !written {
-        store.meta().restore_mark().await.map_err(st)?;
-    }
+    // `serve` refuses the database from now until the rows commit.
+    store.meta().restore_mark().await.map_err(st)?;
     // A blob not written yet (into a blob store of its own, `--blob-url`: every blob; else one
     // whose document has a tombstone in the backup, after the restored size or not authored:
     // it is restored) is read again from the backup (never held: memory
@@ -857,11 +773,7 @@ async fn fill(
         .await
         .map_err(|e| RestoreError::Store(format!("syncing the blobs: {e}")))?;
     drop(puts);
-    if written {
-        store.meta().restore_rows_finish(plan).await.map_err(st)?;
-    } else {
-        store.meta().restore_rows(plan).await.map_err(st)?;
-    }
+    store.meta().restore_rows(plan).await.map_err(st)?;
     // The store's own view: its newest checkpoint is the verified one.
     let note = store
         .meta()
@@ -927,6 +839,583 @@ fn write_key(dir: &Path, seed: &[u8; 32]) -> Result<(), RestoreError> {
     f.sync_all().map_err(io)
 }
 
+struct Dev {
+    identity: KeyId,
+    handle: String,
+    record: Vec<u8>,
+    created_at: u64,
+    revoked: bool,
+}
+
+/// Derives every row from the verified contents, up to `size` entries; returns the plan, the
+/// document versions whose blobs to write, and what of the non-log rows could not be restored.
+pub(crate) fn derive(
+    c: &Contents,
+    size: u64,
+    signer: &NoteSigner,
+    trust: &Trust,
+    team_keys: &[(String, Vec<u8>)],
+    erased_after: &[DocId],
+) -> Result<Derived, RestoreError> {
+    let bad = |s: String| RestoreError::Inconsistent(s);
+    let n = usize::try_from(size).map_err(|_| bad("size".into()))?;
+    let entries = c
+        .entries
+        .get(..n)
+        .ok_or_else(|| bad(format!("the backup holds fewer than {size} entries")))?;
+    let mut plan = RestorePlan {
+        size,
+        ..RestorePlan::default()
+    };
+    let mut nodes: HashMap<NodeId, Hash> = HashMap::new();
+    let mut devices: BTreeMap<KeyId, Dev> = BTreeMap::new();
+    let mut device_order: Vec<KeyId> = Vec::new();
+    let mut handles: BTreeMap<String, KeyId> = BTreeMap::new();
+    let mut versions: BTreeMap<(DocId, u32), VersionPlan> = BTreeMap::new();
+    let mut wraps: BTreeMap<(DocId, u32, KeyId), WrapPlan> = BTreeMap::new();
+    let mut team_wraps: BTreeMap<(DocId, u32, String), TeamWrapPlan> = BTreeMap::new();
+    let mut accesses: Vec<(DocId, AccessPlan)> = Vec::new();
+    let mut erased: HashSet<DocId> = HashSet::new();
+    let mut histories: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+    let mut team_chains: BTreeMap<String, Vec<ChainEntry>> = BTreeMap::new();
+    let mut epoch_team: HashMap<KeyId, String> = HashMap::new();
+    // The documents a tombstone of these entries erases: their versions get no row (their
+    // blobs, absent or not, are not restored).
+    let will_erase: HashSet<DocId> = entries
+        .iter()
+        .filter_map(|b| LogEntry::decode(b).ok())
+        .filter_map(|e| match e.payload {
+            Payload::Erasure(t) => Some(t.doc_id),
+            _ => None,
+        })
+        .chain(erased_after.iter().copied())
+        .collect();
+
+    // Review S3: provisional recipients seen so far; those whose row the backup holds are
+    // restored (with their wraps, into `provisional_wraps`), the others are reported.
+    let objects: HashMap<&str, &super::side::ProvisionalObject> =
+        c.provisionals.iter().map(|p| (p.id.as_str(), p)).collect();
+    let mut provisional: HashSet<KeyId> = HashSet::new();
+    let mut prov_plans: BTreeMap<KeyId, ProvisionalPlan> = BTreeMap::new();
+    let mut unclaimable: BTreeMap<KeyId, Unclaimable> = BTreeMap::new();
+    let mut prov_wraps: BTreeMap<(DocId, u32, KeyId), WrapPlan> = BTreeMap::new();
+    // (handle, recovery device, logged at) of every recovery entry: the escrow it opened is burnt.
+    let mut recoveries: Vec<(String, KeyId, u64)> = Vec::new();
+    // Review T11: the newest contacts entry of each handle (contacts hash hex, recovery device,
+    // escrow hash), the requests, approvals (request id, device) and vetoes (request id, handle).
+    let mut social_entries: BTreeMap<String, (String, KeyId, [u8; 32])> = BTreeMap::new();
+    let mut social_requests: Vec<crate::store::restore::SocialRequestPlan> = Vec::new();
+    let mut approvals: HashSet<(String, String)> = HashSet::new();
+    let mut vetoes: HashSet<(String, String)> = HashSet::new();
+    for (i, bytes) in entries.iter().enumerate() {
+        let idx = i as u64;
+        let e = LogEntry::decode(bytes).map_err(|err| bad(format!("entry {i}: {err}")))?;
+        let subject = e.subject();
+        let leaf = tree::leaf_hash(bytes);
+        for (node, hash) in
+            tree::append(idx, leaf, &nodes).map_err(|err| bad(format!("tree: {err}")))?
+        {
+            nodes.insert(node, hash);
+            plan.nodes.push((node, hash));
+        }
+        let chain_entry = || ChainEntry {
+            index: idx,
+            bytes: bytes.clone(),
+            entry: e.clone(),
+        };
+        let at = e.logged_at;
+        let device_col: Option<KeyId> = match &e.payload {
+            Payload::Device(d) => {
+                histories
+                    .entry(d.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                let id = d.device_id();
+                let ident = d.identity_id();
+                match devices.get_mut(&id) {
+                    None => {
+                        devices.insert(
+                            id,
+                            Dev {
+                                identity: ident,
+                                handle: d.handle.clone(),
+                                record: e.payload_bytes.clone(),
+                                created_at: at,
+                                revoked: false,
+                            },
+                        );
+                        device_order.push(id);
+                        handles.entry(d.handle.clone()).or_insert(ident);
+                    }
+                    Some(dev) => {
+                        // Re-certified by a rotation (a new identity), or the hybrid upgrade.
+                        if dev.identity != ident {
+                            dev.identity = ident;
+                            dev.revoked = false;
+                        }
+                        dev.record = e.payload_bytes.clone();
+                    }
+                }
+                Some(id)
+            }
+            Payload::Rotation(r) => {
+                histories
+                    .entry(r.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                let old = KeyId::of(KeyKind::Identity, &r.old_identity_key);
+                let new = KeyId::of(KeyKind::Identity, &r.new_identity_key);
+                handles.insert(r.handle.clone(), new);
+                for d in devices.values_mut().filter(|d| d.identity == old) {
+                    d.revoked = true;
+                }
+                for v in versions.values_mut() {
+                    if v.author_identity == old.to_string() {
+                        v.author_identity = new.to_string();
+                    }
+                }
+                None
+            }
+            Payload::Revocation(r) => {
+                histories
+                    .entry(r.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                if let Some(d) = devices.get_mut(&r.device_id) {
+                    d.revoked = true;
+                }
+                Some(r.device_id)
+            }
+            // A recovery (kind 12, PROTOCOL.md §4.2): in the handle's chain, its device column
+            // the device it enrolled, as `store::sql::recovery` writes it. The escrows are not
+            // in the backup: after a restore, users make a new recovery code.
+            Payload::Recovery(r) => {
+                histories
+                    .entry(r.handle.clone())
+                    .or_default()
+                    .push(chain_entry());
+                recoveries.push((r.handle.clone(), r.recovery_device, at));
+                Some(r.new_device)
+            }
+            // Social recovery (kinds 13-16, PROTOCOL.md §4.3): the handle's social chain, its
+            // device column as `store::sql::social` writes it.
+            // Review T11: the sets (escrow, share wraps) come from the backup's social objects,
+            // restored only where the newest contacts entry of the handle binds them; the
+            // requests are derived from these entries.
+            Payload::RecoveryContacts(c) => {
+                social_entries.insert(
+                    c.handle.clone(),
+                    (
+                        hex::encode(serment_core::social::contacts_hash(&e.payload_bytes)),
+                        c.recovery_device,
+                        c.escrow_hash,
+                    ),
+                );
+                Some(c.recovery_device)
+            }
+            Payload::RecoveryRequest(r) => {
+                social_requests.push(crate::store::restore::SocialRequestPlan {
+                    request_id: hex::encode(r.id),
+                    handle: r.handle.clone(),
+                    contacts_hash: hex::encode(r.contacts_hash),
+                    new_device: r.device_id().to_string(),
+                    logged_at: at,
+                    vetoed: false,
+                });
+                Some(r.device_id())
+            }
+            Payload::RecoveryApproval(a) => {
+                approvals.insert((hex::encode(a.request_id), a.device_id().to_string()));
+                Some(a.device_id())
+            }
+            Payload::RecoveryVeto(v) => {
+                vetoes.insert((hex::encode(v.request_id), v.handle.clone()));
+                Some(v.device_id())
+            }
+            Payload::Wrap(w) => {
+                let doc = w.doc_id.to_string();
+                if let Some(team) = epoch_team.get(&w.recipient) {
+                    team_wraps.retain(|(d, v, t), _| {
+                        !(*d == w.doc_id && *v == w.doc_version && t == team)
+                    });
+                    team_wraps.insert(
+                        (w.doc_id, w.doc_version, team.clone()),
+                        TeamWrapPlan {
+                            doc_id: doc,
+                            doc_version: w.doc_version,
+                            epoch_id: w.recipient.to_string(),
+                            team: team.clone(),
+                            sharer: w.sharer.to_string(),
+                            wrap: e.payload_bytes.clone(),
+                            log_idx: idx,
+                        },
+                    );
+                    None
+                } else if will_erase.contains(&w.doc_id) {
+                    Some(w.recipient)
+                } else if provisional.contains(&w.recipient) {
+                    // A wrap to a provisional recipient (PROTOCOL.md §15): into
+                    // `provisional_wraps` when its row is restored, else reported (review S3).
+                    if prov_plans.contains_key(&w.recipient) {
+                        if let std::collections::btree_map::Entry::Vacant(slot) =
+                            versions.entry((w.doc_id, w.doc_version))
+                        {
+                            slot.insert(version_of(c, &devices, w.doc_id, w.doc_version, at)?);
+                        }
+                        prov_wraps.insert(
+                            (w.doc_id, w.doc_version, w.recipient),
+                            WrapPlan {
+                                doc_id: doc,
+                                doc_version: w.doc_version,
+                                recipient: w.recipient.to_string(),
+                                sharer: w.sharer.to_string(),
+                                wrap: e.payload_bytes.clone(),
+                                log_idx: idx,
+                            },
+                        );
+                    } else if let Some(u) = unclaimable.get_mut(&w.recipient) {
+                        u.wraps += 1;
+                    }
+                    Some(w.recipient)
+                } else {
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        versions.entry((w.doc_id, w.doc_version))
+                    {
+                        slot.insert(version_of(c, &devices, w.doc_id, w.doc_version, at)?);
+                    }
+                    wraps.insert(
+                        (w.doc_id, w.doc_version, w.recipient),
+                        WrapPlan {
+                            doc_id: doc,
+                            doc_version: w.doc_version,
+                            recipient: w.recipient.to_string(),
+                            sharer: w.sharer.to_string(),
+                            wrap: e.payload_bytes.clone(),
+                            log_idx: idx,
+                        },
+                    );
+                    Some(w.recipient)
+                }
+            }
+            Payload::Removal(r) => {
+                wraps.remove(&(r.doc_id, r.doc_version, r.recipient));
+                prov_wraps.remove(&(r.doc_id, r.doc_version, r.recipient));
+                Some(r.recipient)
+            }
+            Payload::Access(a) => {
+                accesses.push((
+                    a.doc_id,
+                    AccessPlan {
+                        doc_id: a.doc_id.to_string(),
+                        doc_version: a.doc_version,
+                        device_id: a.device_id.to_string(),
+                        what: match a.what {
+                            AccessWhat::Wrap => "wrap",
+                            AccessWhat::Blob => "blob",
+                        },
+                        at,
+                        nonce: hex::encode(a.nonce),
+                    },
+                ));
+                Some(a.device_id)
+            }
+            Payload::Team(t) => {
+                let b = &t.body;
+                epoch_team.insert(epoch_id(&b.team, b.epoch, &b.epoch_key), b.team.clone());
+                team_chains
+                    .entry(b.team.clone())
+                    .or_default()
+                    .push(chain_entry());
+                Some(KeyId::of(KeyKind::Device, &t.signer_key))
+            }
+            Payload::Bundle(_) => None,
+            Payload::Provisional(p) => {
+                let id = p.id();
+                provisional.insert(id);
+                let lab_identity = devices
+                    .get(&p.lab_device())
+                    .map(|d| d.identity.to_string())
+                    .unwrap_or_default();
+                match objects.get(id.to_string().as_str()) {
+                    Some(o) => {
+                        prov_plans.insert(
+                            id,
+                            ProvisionalPlan {
+                                object: (*o).clone(),
+                                lab_identity,
+                                lab_device: p.lab_device().to_string(),
+                                contact_tag: hex::encode(p.contact_tag),
+                                created_at: at,
+                                record_index: idx,
+                                claimed_identity: None,
+                            },
+                        );
+                    }
+                    None => {
+                        unclaimable.insert(
+                            id,
+                            Unclaimable {
+                                provisional_id: id.to_string(),
+                                lab_identity,
+                                wraps: 0,
+                            },
+                        );
+                    }
+                }
+                Some(p.lab_device())
+            }
+            Payload::Claim(cl) => {
+                // The claimant's identity when it claimed, as the server recorded it.
+                if let (Some(pp), Some(d)) = (
+                    prov_plans.get_mut(&cl.provisional_id()),
+                    devices.get(&cl.device_id()),
+                ) {
+                    pp.claimed_identity = Some(d.identity.to_string());
+                }
+                // A claimed recipient lacking its row is no loss for the patient (its wraps
+                // were re-wrapped to their devices at the claim).
+                unclaimable.remove(&cl.provisional_id());
+                Some(cl.device_id())
+            }
+            Payload::Erasure(t) => {
+                // verify_contents accepted this tombstone as the author's own (a forged one is
+                // a problem, and the restore was refused): nothing of the document comes back.
+                erased.insert(t.doc_id);
+                versions.retain(|(d, _), _| *d != t.doc_id);
+                wraps.retain(|(d, _, _), _| *d != t.doc_id);
+                prov_wraps.retain(|(d, _, _), _| *d != t.doc_id);
+                team_wraps.retain(|(d, _, _), _| *d != t.doc_id);
+                accesses.retain(|(d, _)| *d != t.doc_id);
+                Some(t.requester_device)
+            }
+        };
+        plan.entries.push(PendingEntry {
+            idx,
+            kind: e.kind as u8,
+            subject: subject_key(&subject),
+            device_id: device_col.map(|d| d.to_string()),
+            entry: bytes.clone(),
+            leaf,
+            logged_at: at,
+        });
+    }
+    plan.root = tree::root(size, &nodes).map_err(|err| bad(format!("tree: {err}")))?;
+
+    // The checkpoints: re-signed by the log key (Ed25519 is deterministic: the very line the
+    // server wrote), with the cosignature lines the backup kept (only the given witnesses'
+    // when keys are given). The newest must be of `size` and sign the rebuilt root.
+    for (s, text) in c.notes.range(..=size) {
+        let sc = SignedCheckpoint::parse(text).map_err(|err| bad(err.to_string()))?;
+        let note = signer
+            .sign_checkpoint(&sc.checkpoint)
+            .and_then(|n| n.encode())
+            .map_err(|err| bad(err.to_string()))?;
+        let cosignatures = sc
+            .signatures
+            .iter()
+            .filter(|sig| sig.name != signer.name())
+            .filter(|sig| {
+                trust.witnesses.is_empty()
+                    || trust
+                        .witnesses
+                        .iter()
+                        .any(|w| sc.verify_cosignature(sig, w).is_ok())
+            })
+            .filter_map(|sig| sig.key_id().map(|k| (sig.name.clone(), k, sig.line())))
+            .collect();
+        plan.checkpoints.push(CheckpointPlan {
+            size: *s,
+            note,
+            cosignatures,
+        });
+    }
+    match c.notes.get(&size).map(|t| SignedCheckpoint::parse(t)) {
+        Some(Ok(sc)) if sc.checkpoint.root == plan.root => {}
+        _ => {
+            return Err(bad(format!(
+                "the rebuilt tree of {size} entries does not have the verified checkpoint's root"
+            )));
+        }
+    }
+
+    // Teams: each chain replayed as clients replay it (PROTOCOL.md §12.4).
+    for (name, chain) in &team_chains {
+        let state = replay_team(name, chain, &histories)
+            .map_err(|err| bad(format!("team {name}: {err}")))?;
+        let cur = state
+            .current()
+            .ok_or_else(|| bad(format!("team {name}: no epoch")))?;
+        plan.teams.push(TeamPlan {
+            name: name.clone(),
+            epoch: cur.epoch,
+            epoch_id: cur.id.to_string(),
+            head_idx: state.head.index,
+            members: state
+                .members
+                .iter()
+                .map(|m| (m.handle.clone(), m.admin))
+                .collect(),
+        });
+    }
+    for (key, bytes) in team_keys {
+        let w = TeamKeyWrap::decode(bytes).map_err(|err| bad(format!("{key}: {err}")))?;
+        let epoch = plan
+            .teams
+            .iter()
+            .find(|t| t.name == w.team)
+            .map(|t| t.epoch);
+        if epoch.is_some_and(|e| w.epoch <= e) {
+            plan.team_key_wraps
+                .push((w.team, w.epoch, w.recipient.to_string(), bytes.clone()));
+        }
+    }
+
+    plan.devices = device_order
+        .iter()
+        .filter_map(|id| {
+            devices.get(id).map(|d| DevicePlan {
+                device_id: id.to_string(),
+                identity_id: d.identity.to_string(),
+                handle: d.handle.clone(),
+                record: d.record.clone(),
+                created_at: d.created_at,
+                revoked: d.revoked,
+            })
+        })
+        .collect();
+    plan.handles = handles
+        .into_iter()
+        .map(|(h, i)| (h, i.to_string()))
+        .collect();
+    let keys: Vec<(DocId, u32)> = versions.keys().copied().collect();
+    plan.versions = versions.into_values().collect();
+    plan.wraps = wraps.into_values().collect();
+    plan.team_wraps = team_wraps.into_values().collect();
+    plan.accesses = accesses.into_iter().map(|(_, a)| a).collect();
+    plan.provisionals = prov_plans.into_values().collect();
+    plan.provisional_wraps = prov_wraps.into_values().collect();
+
+    // Recovery escrows (review S3): the newest backed-up row of each handle, restored only if
+    // the restored log still makes its recovery device a current device of that identity and
+    // handle (what `put_escrow` required) and no recovery entry logged at or after it burnt it.
+    let mut newest: BTreeMap<&str, &super::side::EscrowObject> = BTreeMap::new();
+    for e in &c.escrows {
+        newest.insert(e.handle.as_str(), e);
+    }
+    let mut escrows_lost = Vec::new();
+    for (handle, e) in newest {
+        let burnt = recoveries.iter().any(|(h, d, at)| {
+            h == handle && d.to_string() == e.recovery_device && *at >= e.updated_at
+        });
+        if burnt {
+            continue;
+        }
+        let current = plan.devices.iter().any(|d| {
+            d.device_id == e.recovery_device
+                && d.identity_id == e.identity_id
+                && d.handle == handle
+                && !d.revoked
+        });
+        if current {
+            plan.escrows.push(e.clone());
+        } else {
+            escrows_lost.push(handle.to_owned());
+        }
+    }
+    // Social recovery sets (review T11): the newest backed-up set of each handle whose newest
+    // contacts entry in the restored log binds it (its contacts hash, recovery device and
+    // escrow hash), whose recovery device is a current device of that identity and handle, and
+    // that no recovery entry (kind 12) logged at or after it burnt. Share wraps: the
+    // distribution, and the re-wraps of an approval the restored log holds. Every handle with
+    // a contacts entry and no such set is listed in `social_lost`.
+    let mut newest_social: BTreeMap<&str, &super::side::SocialObject> = BTreeMap::new();
+    for o in &c.social {
+        newest_social.insert(o.handle.as_str(), o);
+    }
+    let mut social_lost = Vec::new();
+    for (handle, (ch, device, escrow_hash)) in &social_entries {
+        let device = device.to_string();
+        let Some(o) = newest_social.get(handle.as_str()).copied().filter(|o| {
+            o.contacts_hash == *ch
+                && o.recovery_device == device
+                && serment_core::social::escrow_hash(&o.escrow) == *escrow_hash
+        }) else {
+            social_lost.push(handle.clone());
+            continue;
+        };
+        let burnt = recoveries
+            .iter()
+            .any(|(h, d, at)| h == handle && d.to_string() == device && *at >= o.updated_at);
+        if burnt {
+            continue;
+        }
+        let current = plan.devices.iter().any(|d| {
+            d.device_id == device
+                && d.identity_id == o.identity_id
+                && d.handle == *handle
+                && !d.revoked
+        });
+        if !current {
+            social_lost.push(handle.clone());
+            continue;
+        }
+        let requested: HashSet<&str> = social_requests
+            .iter()
+            .filter(|r| r.handle == *handle)
+            .map(|r| r.request_id.as_str())
+            .collect();
+        let mut o = o.clone();
+        o.shares.retain(|sh| {
+            sh.request_id.is_empty()
+                || (requested.contains(sh.request_id.as_str())
+                    && approvals.contains(&(sh.request_id.clone(), sh.sharer.clone())))
+        });
+        plan.social.push(o);
+    }
+    for r in &mut social_requests {
+        r.vetoed = vetoes.contains(&(r.request_id.clone(), r.handle.clone()));
+    }
+    plan.social_requests = social_requests;
+    let loss = SideLoss {
+        unclaimable: unclaimable.into_values().collect(),
+        escrows_lost,
+        social_lost,
+    };
+    Ok((plan, keys, loss))
+}
+
+/// A version's row from its verified blob: the author device its header names, that device's
+/// identity at this point of the log.
+fn version_of(
+    c: &Contents,
+    devices: &BTreeMap<KeyId, Dev>,
+    doc: DocId,
+    version: u32,
+    at: u64,
+) -> Result<VersionPlan, RestoreError> {
+    let what = format!("document {doc} version {version}");
+    let blob = c
+        .blobs
+        .get(&(doc, version))
+        .ok_or_else(|| RestoreError::Inconsistent(format!("{what}: no blob in the backup")))?;
+    let sealed = blob
+        .sealed
+        .as_ref()
+        .map_err(|e| RestoreError::Inconsistent(format!("{what}: {e}")))?;
+    let author = devices.get(&sealed.author_device).ok_or_else(|| {
+        RestoreError::Inconsistent(format!("{what}: its author device is not in the log"))
+    })?;
+    Ok(VersionPlan {
+        doc_id: doc.to_string(),
+        doc_version: version,
+        author_device: sealed.author_device.to_string(),
+        author_identity: author.identity.to_string(),
+        blob_id: hex::encode(blob.id),
+        size: blob.len,
+        created_at: at,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -976,66 +1465,6 @@ mod tests {
         );
         assert!(store.blob(&id_text).await.is_ok());
         store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// The restore's own database gets the bulk of its rows early, with a version's author
-    /// guessed (its first sharer), still marked; the finishing transaction writes the author
-    /// the checked blob named, the small blob's bytes and the log's origin.
-    #[tokio::test]
-    async fn rows_written_early_are_finished_with_the_checked_author_and_inline_bytes() {
-        use crate::store::restore::{DevicePlan, VersionPlan};
-        use serment_core::ids::KeyKind;
-        let dir = crate::store::blobs::tests::tmpdir("restore-early");
-        let store = Store::open_with(&dir, None, None, true).await.unwrap();
-        let (a, b) = (
-            serment_core::KeyId::of(KeyKind::Device, &[1; 32]),
-            serment_core::KeyId::of(KeyKind::Device, &[2; 32]),
-        );
-        let ident = serment_core::KeyId::of(KeyKind::Identity, &[3; 32]);
-        let doc = DocId::from_bytes([7; 16]);
-        let device = |id: serment_core::KeyId| DevicePlan {
-            device_id: id.to_string(),
-            identity_id: ident.to_string(),
-            handle: "lab".into(),
-            record: vec![1],
-            created_at: 1,
-            revoked: false,
-        };
-        let bytes = axum::body::Bytes::from_static(b"sealed bytes");
-        let id = crate::store::BlobId::of(&bytes);
-        let blob_id = id.to_string();
-        let mut plan = RestorePlan {
-            devices: vec![device(a), device(b)],
-            versions: vec![VersionPlan {
-                doc_id: doc.to_string(),
-                doc_version: 1,
-                author_device: a.to_string(),
-                author_identity: ident.to_string(),
-                blob_id: blob_id.clone(),
-                size: bytes.len() as u64,
-                created_at: 1,
-            }],
-            ..RestorePlan::default()
-        };
-        store.meta().restore_mark().await.unwrap();
-        store.meta().restore_rows_early(&plan).await.unwrap();
-        let v = store.meta().version(&doc, 1).await.unwrap().unwrap();
-        assert_eq!(v.author_device, a);
-        plan.versions.first_mut().unwrap().author_device = b.to_string();
-        plan.authors_corrected = vec![0];
-        plan.inline.insert(blob_id.clone(), bytes.clone());
-        store.meta().restore_rows_finish(&plan).await.unwrap();
-        let v = store.meta().version(&doc, 1).await.unwrap().unwrap();
-        assert_eq!(v.author_device, b, "the checked author replaces the guess");
-        assert_eq!(
-            store.meta().blob_inline(&id).await.unwrap().as_deref(),
-            Some(&bytes[..]),
-            "the small blob is inline"
-        );
-        store.close().await;
-        // The mark is gone: `serve` opens it.
-        Store::open(&dir, None, None).await.unwrap().close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
 

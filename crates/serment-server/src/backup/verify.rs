@@ -157,17 +157,13 @@ pub async fn verify(target: &Target, trust: &Trust) -> Result<Report, BackupErro
 /// about, never read again).
 #[derive(Debug, Default)]
 pub(crate) struct Contents {
-    /// The entries contiguous from 0, each in a segment whose SHA-256 a signed manifest names
-    /// (shared with the checks that run beside the blob pass).
-    pub(crate) entries: Arc<Vec<Vec<u8>>>,
+    /// The entries contiguous from 0, each in a segment whose SHA-256 a signed manifest names.
+    pub(crate) entries: Vec<Vec<u8>>,
     /// What the check of each blob found, by document version: its bytes were read once, in
     /// pieces, and dropped (docs/BACKUP.md §7: memory does not grow with the backup's size).
     pub(crate) blobs: HashMap<(DocId, u32), BlobCheck>,
     /// The team key wraps (object key, bytes).
-    pub(crate) team_keys: Arc<Vec<(String, Vec<u8>)>>,
-    /// Each document version's blob as the manifests name it (SHA-256, length; a later
-    /// manifest's wins, as in [`Self::blobs`]), known before the blobs are read.
-    pub(crate) blob_names: HashMap<(DocId, u32), ([u8; 32], u64)>,
+    pub(crate) team_keys: Vec<(String, Vec<u8>)>,
     /// The side objects whose head checked, in manifest order (kind, key, bytes): sealed under
     /// the log key's side key (review T10), opened by `restore` into the two fields below.
     pub(crate) side: Vec<SideRef>,
@@ -200,38 +196,6 @@ pub(crate) async fn verify_contents(
     trust: &Trust,
     dest: Option<&Store>,
 ) -> Result<(Report, Contents), BackupError> {
-    let (r, mut contents, blobs) = read_log(target, trust).await?;
-    let (r, checked) = blobs
-        .check(
-            target,
-            r,
-            Arc::clone(&contents.entries),
-            Arc::clone(&contents.team_keys),
-            dest,
-        )
-        .await?;
-    contents.blobs = checked;
-    Ok((r, contents))
-}
-
-/// The blobs a backup's manifests name, to check after [`read_log`] ([`BlobPass::check`]).
-pub(crate) struct BlobPass {
-    refs: Vec<(u64, ObjectRef)>,
-    /// The documents an erasure of any verified segment names (REVIEW7 M3): never written.
-    erased: HashSet<DocId>,
-}
-
-/// The first part of [`verify_contents`]: the manifests, the entries, the checkpoints and the
-/// other small objects, read and checked; the blobs (and the checks that need them) come after,
-/// in [`BlobPass::check`]. `restore` derives its rows from what this returns while the blob
-/// pass runs: the report's `size` is final here (the blob pass adds only problems).
-///
-/// # Errors
-/// As [`verify`].
-pub(crate) async fn read_log(
-    target: &Target,
-    trust: &Trust,
-) -> Result<(Report, Contents, BlobPass), BackupError> {
     let mut r = Report {
         cosignatures_checked: trust.quorum > 0,
         ..Report::default()
@@ -433,29 +397,43 @@ pub(crate) async fn read_log(
     let before = r.problems.len();
     check_pinned(trust, &tree, at, &mut r);
     r.anchored = trust.pinned.is_some() && r.problems.len() == before;
-    // Every segment that hashed to its manifest's name, after a gap too (REVIEW7 M3).
-    let erased = segments
-        .values()
-        .flat_map(|(_, es)| es)
-        .filter_map(|e| LogEntry::decode(e).ok())
-        .filter_map(|e| match e.payload {
-            Payload::Erasure(t) => Some(t.doc_id),
-            _ => None,
-        })
-        .collect();
-    Ok((
-        r,
-        Contents {
-            entries: Arc::new(entries),
-            blobs: HashMap::new(),
-            blob_names: blob_refs
-                .iter()
-                .filter_map(|(_, o)| match o.kind {
-                    ObjectKind::Blob { doc, version } => Some(((doc, version), (o.sha256, o.len))),
+    let dest = dest.map(|store| BlobDest {
+        store: store.clone(),
+        // Every segment that hashed to its manifest's name, after a gap too (REVIEW7 M3).
+        skip: Arc::new(
+            segments
+                .values()
+                .flat_map(|(_, es)| es)
+                .filter_map(|e| LogEntry::decode(e).ok())
+                .filter_map(|e| match e.payload {
+                    Payload::Erasure(t) => Some(t.doc_id),
                     _ => None,
                 })
                 .collect(),
-            team_keys: Arc::new(team_keys),
+        ),
+        inline_left: Arc::new(std::sync::atomic::AtomicU64::new(INLINE_BUDGET)),
+    });
+    // The log's own checks (most of the backup's Ed25519 work: a signature per wrap) run on
+    // the blocking pool beside the blob pass, which reads and hashes.
+    let (entries, team_keys) = (Arc::new(entries), Arc::new(team_keys));
+    let log = {
+        let (e, t) = (Arc::clone(&entries), Arc::clone(&team_keys));
+        tokio::task::spawn_blocking(move || check_log(&e, &t))
+    };
+    let blobs = check_blobs(target, blob_refs, &entries, dest, &mut r).await?;
+    log.await
+        .map_err(|e| BackupError::Target(format!("log check: {e}")))?
+        .check_blobs_against(&blobs, &mut r);
+    // Both checks are done: the last references.
+    let entries = Arc::try_unwrap(entries).unwrap_or_else(|e| (*e).clone());
+    let team_keys = Arc::try_unwrap(team_keys).unwrap_or_else(|t| (*t).clone());
+    shadowed(target, &mut r);
+    Ok((
+        r,
+        Contents {
+            entries,
+            blobs,
+            team_keys,
             side,
             provisionals: Vec::new(),
             escrows: Vec::new(),
@@ -464,47 +442,7 @@ pub(crate) async fn read_log(
             notes,
             max_size,
         },
-        BlobPass {
-            refs: blob_refs,
-            erased,
-        },
     ))
-}
-
-impl BlobPass {
-    /// The second part of [`verify_contents`]: every blob read and checked (and, with `dest`,
-    /// written as it is: see [`verify_contents`]), beside the log's own checks (the wraps' and
-    /// team key wraps' signatures); their problems are added to `r`, and the objects shadowed
-    /// by later versions. Returns the report and each blob's check.
-    ///
-    /// # Errors
-    /// As [`verify`].
-    pub(crate) async fn check(
-        self,
-        target: &Target,
-        mut r: Report,
-        entries: Arc<Vec<Vec<u8>>>,
-        team_keys: Arc<Vec<(String, Vec<u8>)>>,
-        dest: Option<&Store>,
-    ) -> Result<(Report, HashMap<(DocId, u32), BlobCheck>), BackupError> {
-        let dest = dest.map(|store| BlobDest {
-            store: store.clone(),
-            skip: Arc::new(self.erased),
-            inline_left: Arc::new(std::sync::atomic::AtomicU64::new(INLINE_BUDGET)),
-        });
-        // The log's own checks (most of the backup's Ed25519 work: a signature per wrap) run
-        // on the blocking pool beside the blob pass, which reads and hashes.
-        let log = {
-            let e = Arc::clone(&entries);
-            tokio::task::spawn_blocking(move || check_log(&e, &team_keys))
-        };
-        let blobs = check_blobs(target, self.refs, &entries, dest, &mut r).await?;
-        log.await
-            .map_err(|e| BackupError::Target(format!("log check: {e}")))?
-            .check_blobs_against(&blobs, &mut r);
-        shadowed(target, &mut r);
-        Ok((r, blobs))
-    }
 }
 
 /// The most junk objects under `manifests/` named one by one (REVIEW5 U7).
@@ -603,11 +541,11 @@ pub(crate) struct BlobCheck {
 /// (with the author device's key from the whole backup's log: a device's key is its id's).
 #[derive(Debug, Clone)]
 pub(crate) struct Sealed {
-    pub(crate) doc: DocId,
-    pub(crate) version: u32,
-    pub(crate) header_hash: [u8; 32],
+    doc: DocId,
+    version: u32,
+    header_hash: [u8; 32],
     pub(crate) author_device: KeyId,
-    pub(crate) body: Result<(), String>,
+    body: Result<(), String>,
 }
 
 /// Where [`verify_contents`] writes the blobs it checks for `restore`: the destination store,
@@ -719,7 +657,7 @@ async fn check_blobs(
 
 /// A task aborted when its handle is dropped: a check that returns early (an error) leaves no
 /// blob check running behind it, writing into a staging directory being removed (REVIEW7 M2).
-pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

@@ -147,10 +147,6 @@ pub(crate) struct RestorePlan {
     /// row as the server stores them (at most [`crate::store::MAX_INLINE_BLOB`] bytes each);
     /// the other blobs are files of the blob store.
     pub(crate) inline: std::collections::HashMap<String, axum::body::Bytes>,
-    /// The versions (indexes in `versions`) whose author the checked blob named otherwise than
-    /// the first guess the rows were written with early
-    /// ([`super::RestoreStore::restore_rows_early`]): corrected when the rows are finished.
-    pub(crate) authors_corrected: Vec<usize>,
 }
 
 /// A `social_requests` row, from a kind-14 entry and the kind-16 vetoes of it (review T11).

@@ -487,30 +487,6 @@ pub(crate) trait RestoreStore: Send + Sync {
     /// [`StoreError::Backend`] (a row already present included: nothing is written then).
     async fn restore_rows(&self, plan: &super::restore::RestorePlan) -> Result<(), StoreError>;
 
-    /// Writes, in one transaction that commits, every row of `plan` but its small blobs'
-    /// inline bytes, its loss statements and the log's head, into a database marked by
-    /// [`Self::restore_mark`]: `restore` writes the bulk of its own staging database while the
-    /// blob pass runs (docs/BACKUP.md §7). The database stays marked: `serve` refuses it until
-    /// [`Self::restore_rows_finish`] commits. Never for a database the operator named
-    /// (`--database-url`): a refused restore must leave that one as it was (REVIEW7 M1).
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] (a row already present included: nothing is written then).
-    async fn restore_rows_early(
-        &self,
-        plan: &super::restore::RestorePlan,
-    ) -> Result<(), StoreError>;
-
-    /// Writes what [`Self::restore_rows_early`] left out (the inline bytes, the loss
-    /// statements) and the log's origin, in one transaction.
-    ///
-    /// # Errors
-    /// As [`Self::restore_rows`].
-    async fn restore_rows_finish(
-        &self,
-        plan: &super::restore::RestorePlan,
-    ) -> Result<(), StoreError>;
-
     /// Every provisional recipient's server-only fields, for the backup (review S3): what the
     /// log does not hold (docs/BACKUP.md §1).
     async fn backup_provisionals(
